@@ -1,0 +1,533 @@
+//! Avro schemas and the wire codec.
+//!
+//! Every record on a sendtrace topic is Avro *single-object encoding*
+//! (`C3 01`, the 8-byte CRC-64-AVRO fingerprint of the writer schema, the datum),
+//! so a reader can tell which schema version wrote it and resolve it against its own.
+//! Old writer schemas are kept in `avro/history/` and listed in `*_HISTORY`.
+
+use crate::event::{BounceClass, Channel, Event, EventType, MessageClass, TimeSource};
+use crate::money::Money;
+use crate::raw::{DeadLetter, RawEnvelope};
+use apache_avro::rabin::Rabin;
+use apache_avro::types::Value;
+use apache_avro::Schema;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
+
+pub const EVENT_SCHEMA: &str = include_str!("../avro/event.avsc");
+pub const RAW_ENVELOPE_SCHEMA: &str = include_str!("../avro/raw_envelope.avsc");
+pub const DEAD_LETTER_SCHEMA: &str = include_str!("../avro/dead_letter.avsc");
+
+/// Every event schema a producer may have written with, oldest first; the last is current.
+pub const EVENT_HISTORY: &[&str] = &[EVENT_SCHEMA];
+pub const RAW_ENVELOPE_HISTORY: &[&str] = &[RAW_ENVELOPE_SCHEMA];
+pub const DEAD_LETTER_HISTORY: &[&str] = &[DEAD_LETTER_SCHEMA];
+
+const MAGIC: [u8; 2] = [0xC3, 0x01];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("not Avro single-object encoded (bad magic)")]
+    BadMagic,
+    #[error("written with an unknown schema (fingerprint {0})")]
+    UnknownSchema(String),
+    #[error("Avro: {0}")]
+    Avro(String),
+    #[error("field `{0}` missing or of the wrong type")]
+    Field(&'static str),
+}
+
+impl CodecError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            CodecError::BadMagic => "bad_magic",
+            CodecError::UnknownSchema(_) => "unknown_schema",
+            CodecError::Avro(_) => "invalid_avro",
+            CodecError::Field(_) => "invalid_field",
+        }
+    }
+}
+
+/// One record type's codec: its current schema and every schema that ever wrote it.
+pub struct Codec {
+    current: Schema,
+    fingerprint: [u8; 8],
+    writers: HashMap<[u8; 8], Schema>,
+}
+
+fn fingerprint(schema: &Schema) -> [u8; 8] {
+    let fp = schema.fingerprint::<Rabin>();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&fp.bytes[..8]);
+    out
+}
+
+impl Codec {
+    /// Panics only on a malformed schema compiled into the binary (tested below).
+    fn new(history: &[&str]) -> Codec {
+        let schemas: Vec<Schema> = history
+            .iter()
+            .map(|s| Schema::parse_str(s).expect("built-in Avro schema parses"))
+            .collect();
+        let current = schemas.last().expect("at least one schema").clone();
+        Codec {
+            fingerprint: fingerprint(&current),
+            writers: schemas.into_iter().map(|s| (fingerprint(&s), s)).collect(),
+            current,
+        }
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.current
+    }
+
+    pub fn encode(&self, value: Value) -> Result<Vec<u8>, CodecError> {
+        #[allow(deprecated)]
+        let datum = apache_avro::to_avro_datum(&self.current, value).map_err(|e| CodecError::Avro(e.to_string()))?;
+        let mut out = Vec::with_capacity(10 + datum.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&self.fingerprint);
+        out.extend_from_slice(&datum);
+        Ok(out)
+    }
+
+    /// Decodes a record written with any known schema version into the current shape.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Value, CodecError> {
+        if bytes.len() < 10 || bytes[..2] != MAGIC {
+            return Err(CodecError::BadMagic);
+        }
+        let mut fp = [0u8; 8];
+        fp.copy_from_slice(&bytes[2..10]);
+        let writer = self.writers.get(&fp).ok_or_else(|| CodecError::UnknownSchema(hex::encode(fp)))?;
+        let mut body = &bytes[10..];
+        #[allow(deprecated)] // the replacement's builder API is still settling; same behaviour
+        apache_avro::from_avro_datum(writer, &mut body, Some(&self.current)).map_err(|e| CodecError::Avro(e.to_string()))
+    }
+}
+
+pub static EVENT_CODEC: LazyLock<Codec> = LazyLock::new(|| Codec::new(EVENT_HISTORY));
+pub static RAW_ENVELOPE_CODEC: LazyLock<Codec> = LazyLock::new(|| Codec::new(RAW_ENVELOPE_HISTORY));
+pub static DEAD_LETTER_CODEC: LazyLock<Codec> = LazyLock::new(|| Codec::new(DEAD_LETTER_HISTORY));
+
+// ---- Value building -------------------------------------------------------
+
+fn opt_str(v: &Option<String>) -> Value {
+    match v {
+        Some(s) => Value::Union(1, Box::new(Value::String(s.clone()))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+fn opt_enum(v: Option<(u32, &str)>) -> Value {
+    match v {
+        Some((i, s)) => Value::Union(1, Box::new(Value::Enum(i, s.to_string()))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+fn str_map(m: &BTreeMap<String, String>) -> Value {
+    Value::Map(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+}
+
+fn record(fields: Vec<(&str, Value)>) -> Value {
+    Value::Record(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+/// Big-endian two's complement, as Avro's `decimal` wants. Always 16 bytes: the
+/// Avro library checks that the byte length can hold the declared precision (38).
+fn decimal_bytes(mantissa: i128) -> Vec<u8> {
+    mantissa.to_be_bytes().to_vec()
+}
+
+fn decimal_from_bytes(b: &[u8]) -> Option<i128> {
+    if b.is_empty() || b.len() > 16 {
+        return None;
+    }
+    let fill = if b[0] & 0x80 != 0 { 0xFF } else { 0x00 };
+    let mut buf = [fill; 16];
+    buf[16 - b.len()..].copy_from_slice(b);
+    Some(i128::from_be_bytes(buf))
+}
+
+pub fn event_to_value(e: &Event) -> Value {
+    let cost = match &e.cost {
+        Some(m) => Value::Union(
+            1,
+            Box::new(record(vec![
+                ("amount", Value::Decimal(apache_avro::Decimal::from(decimal_bytes(m.mantissa_at_scale())))),
+                ("unit", Value::String(m.unit.clone())),
+            ])),
+        ),
+        None => Value::Union(0, Box::new(Value::Null)),
+    };
+    record(vec![
+        ("event_id", Value::String(e.event_id.clone())),
+        ("tenant", Value::String(e.tenant.clone())),
+        ("channel", Value::Enum(e.channel.index(), e.channel.as_str().into())),
+        ("provider", Value::String(e.provider.clone())),
+        ("provider_message_id", Value::String(e.provider_message_id.clone())),
+        ("provider_event_id", opt_str(&e.provider_event_id)),
+        ("provider_event_name", Value::String(e.provider_event_name.clone())),
+        ("delivery_key", Value::String(e.delivery_key.clone())),
+        ("recipient", Value::String(e.recipient.clone())),
+        ("broadcast_id", opt_str(&e.broadcast_id)),
+        ("sequence_id", opt_str(&e.sequence_id)),
+        ("contact_id", opt_str(&e.contact_id)),
+        ("template_key", opt_str(&e.template_key)),
+        ("message_class", opt_enum(e.message_class.map(|c| (c.index(), c.as_str())))),
+        ("labels", Value::Array(e.labels.iter().map(|l| Value::String(l.clone())).collect())),
+        ("metadata", str_map(&e.metadata)),
+        ("event_type", Value::Enum(e.event_type.index(), e.event_type.as_str().into())),
+        ("bounce_class", opt_enum(e.bounce_class.map(|c| (c.index(), c.as_str())))),
+        ("occurred_at", Value::TimestampMillis(e.occurred_at)),
+        ("received_at", Value::TimestampMillis(e.received_at)),
+        ("time_source", Value::Enum(e.time_source.index(), e.time_source.as_str().into())),
+        ("click_url", opt_str(&e.click_url)),
+        ("user_agent", opt_str(&e.user_agent)),
+        ("ip", opt_str(&e.ip)),
+        ("error_code", opt_str(&e.error_code)),
+        ("error_reason", opt_str(&e.error_reason)),
+        ("cost", cost),
+        ("raw_topic", Value::String(e.raw_topic.clone())),
+        ("raw_partition", Value::Int(e.raw_partition)),
+        ("raw_offset", Value::Long(e.raw_offset)),
+    ])
+}
+
+// ---- Value reading --------------------------------------------------------
+
+struct Fields(HashMap<String, Value>);
+
+fn unwrap_union(v: Value) -> Value {
+    match v {
+        Value::Union(_, inner) => *inner,
+        other => other,
+    }
+}
+
+impl Fields {
+    fn of(v: Value) -> Result<Fields, CodecError> {
+        match v {
+            Value::Record(fs) => Ok(Fields(fs.into_iter().map(|(k, v)| (k, unwrap_union(v))).collect())),
+            _ => Err(CodecError::Field("<record>")),
+        }
+    }
+    fn take(&mut self, k: &'static str) -> Result<Value, CodecError> {
+        self.0.remove(k).ok_or(CodecError::Field(k))
+    }
+    fn string(&mut self, k: &'static str) -> Result<String, CodecError> {
+        match self.take(k)? {
+            Value::String(s) => Ok(s),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
+    fn opt_string(&mut self, k: &'static str) -> Result<Option<String>, CodecError> {
+        match self.take(k)? {
+            Value::String(s) => Ok(Some(s)),
+            Value::Null => Ok(None),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
+    fn symbol(&mut self, k: &'static str) -> Result<Option<String>, CodecError> {
+        match self.take(k)? {
+            Value::Enum(_, s) => Ok(Some(s)),
+            Value::Null => Ok(None),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
+    fn long(&mut self, k: &'static str) -> Result<i64, CodecError> {
+        match self.take(k)? {
+            Value::Long(n) | Value::TimestampMillis(n) => Ok(n),
+            Value::Int(n) => Ok(n as i64),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
+    fn int(&mut self, k: &'static str) -> Result<i32, CodecError> {
+        match self.take(k)? {
+            Value::Int(n) => Ok(n),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
+    fn bytes(&mut self, k: &'static str) -> Result<Vec<u8>, CodecError> {
+        match self.take(k)? {
+            Value::Bytes(b) => Ok(b),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
+    fn str_map(&mut self, k: &'static str) -> Result<BTreeMap<String, String>, CodecError> {
+        match self.take(k)? {
+            Value::Map(m) => m
+                .into_iter()
+                .map(|(k2, v)| match v {
+                    Value::String(s) => Ok((k2, s)),
+                    _ => Err(CodecError::Field(k)),
+                })
+                .collect(),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
+}
+
+fn parse_sym<T>(s: Option<String>, parse: fn(&str) -> Option<T>, k: &'static str) -> Result<Option<T>, CodecError> {
+    match s {
+        None => Ok(None),
+        Some(s) => parse(&s).map(Some).ok_or(CodecError::Field(k)),
+    }
+}
+
+pub fn event_from_value(v: Value) -> Result<Event, CodecError> {
+    let mut f = Fields::of(v)?;
+    let cost = match f.take("cost")? {
+        Value::Null => None,
+        rec => {
+            let mut c = Fields::of(rec)?;
+            let amount = match c.take("amount")? {
+                Value::Decimal(d) => {
+                    let b: Vec<u8> = Vec::try_from(d).map_err(|_| CodecError::Field("cost"))?;
+                    decimal_from_bytes(&b).ok_or(CodecError::Field("cost"))?
+                }
+                _ => return Err(CodecError::Field("cost")),
+            };
+            Some(Money::from_mantissa(amount, c.string("unit")?).ok_or(CodecError::Field("cost"))?)
+        }
+    };
+    let labels = match f.take("labels")? {
+        Value::Array(a) => a
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(CodecError::Field("labels")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(CodecError::Field("labels")),
+    };
+    Ok(Event {
+        event_id: f.string("event_id")?,
+        tenant: f.string("tenant")?,
+        channel: parse_sym(f.symbol("channel")?, Channel::parse, "channel")?.ok_or(CodecError::Field("channel"))?,
+        provider: f.string("provider")?,
+        provider_message_id: f.string("provider_message_id")?,
+        provider_event_id: f.opt_string("provider_event_id")?,
+        provider_event_name: f.string("provider_event_name")?,
+        delivery_key: f.string("delivery_key")?,
+        recipient: f.string("recipient")?,
+        broadcast_id: f.opt_string("broadcast_id")?,
+        sequence_id: f.opt_string("sequence_id")?,
+        contact_id: f.opt_string("contact_id")?,
+        template_key: f.opt_string("template_key")?,
+        message_class: parse_sym(f.symbol("message_class")?, MessageClass::parse, "message_class")?,
+        labels,
+        metadata: f.str_map("metadata")?,
+        event_type: parse_sym(f.symbol("event_type")?, EventType::parse, "event_type")?.unwrap_or(EventType::Unknown),
+        bounce_class: parse_sym(f.symbol("bounce_class")?, BounceClass::parse, "bounce_class")?,
+        occurred_at: f.long("occurred_at")?,
+        received_at: f.long("received_at")?,
+        time_source: parse_sym(f.symbol("time_source")?, TimeSource::parse, "time_source")?
+            .ok_or(CodecError::Field("time_source"))?,
+        click_url: f.opt_string("click_url")?,
+        user_agent: f.opt_string("user_agent")?,
+        ip: f.opt_string("ip")?,
+        error_code: f.opt_string("error_code")?,
+        error_reason: f.opt_string("error_reason")?,
+        cost,
+        raw_topic: f.string("raw_topic")?,
+        raw_partition: f.int("raw_partition")?,
+        raw_offset: f.long("raw_offset")?,
+    })
+}
+
+pub fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
+    EVENT_CODEC.encode(event_to_value(e))
+}
+
+pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
+    event_from_value(EVENT_CODEC.decode(bytes)?)
+}
+
+pub fn encode_raw(r: &RawEnvelope) -> Result<Vec<u8>, CodecError> {
+    RAW_ENVELOPE_CODEC.encode(record(vec![
+        ("request_id", Value::String(r.request_id.clone())),
+        ("tenant", Value::String(r.tenant.clone())),
+        ("provider", Value::String(r.provider.clone())),
+        ("route", Value::String(r.route.clone())),
+        ("url", Value::String(r.url.clone())),
+        ("content_type", Value::String(r.content_type.clone())),
+        ("received_at", Value::TimestampMillis(r.received_at)),
+        ("headers", str_map(&r.headers)),
+        ("body", Value::Bytes(r.body.clone())),
+    ]))
+}
+
+pub fn decode_raw(bytes: &[u8]) -> Result<RawEnvelope, CodecError> {
+    let mut f = Fields::of(RAW_ENVELOPE_CODEC.decode(bytes)?)?;
+    Ok(RawEnvelope {
+        request_id: f.string("request_id")?,
+        tenant: f.string("tenant")?,
+        provider: f.string("provider")?,
+        route: f.string("route")?,
+        url: f.string("url")?,
+        content_type: f.string("content_type")?,
+        received_at: f.long("received_at")?,
+        headers: f.str_map("headers")?,
+        body: f.bytes("body")?,
+    })
+}
+
+pub fn encode_dead_letter(d: &DeadLetter) -> Result<Vec<u8>, CodecError> {
+    DEAD_LETTER_CODEC.encode(record(vec![
+        ("reason_code", Value::String(d.reason_code.clone())),
+        ("reason", Value::String(d.reason.clone())),
+        ("stage", Value::String(d.stage.clone())),
+        ("raw_topic", Value::String(d.raw_topic.clone())),
+        ("raw_partition", Value::Int(d.raw_partition)),
+        ("raw_offset", Value::Long(d.raw_offset)),
+        ("tenant", opt_str(&d.tenant)),
+        ("provider", opt_str(&d.provider)),
+        ("failed_at", Value::TimestampMillis(d.failed_at)),
+        ("raw", Value::Bytes(d.raw.clone())),
+    ]))
+}
+
+pub fn decode_dead_letter(bytes: &[u8]) -> Result<DeadLetter, CodecError> {
+    let mut f = Fields::of(DEAD_LETTER_CODEC.decode(bytes)?)?;
+    Ok(DeadLetter {
+        reason_code: f.string("reason_code")?,
+        reason: f.string("reason")?,
+        stage: f.string("stage")?,
+        raw_topic: f.string("raw_topic")?,
+        raw_partition: f.int("raw_partition")?,
+        raw_offset: f.long("raw_offset")?,
+        tenant: f.opt_string("tenant")?,
+        provider: f.opt_string("provider")?,
+        failed_at: f.long("failed_at")?,
+        raw: f.bytes("raw")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apache_avro::schema_compatibility::SchemaCompatibility;
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+
+    pub(crate) fn sample_event() -> Event {
+        Event {
+            event_id: "e1".into(),
+            tenant: "acme".into(),
+            channel: Channel::Sms,
+            provider: "twilio".into(),
+            provider_message_id: "SM1".into(),
+            provider_event_id: None,
+            provider_event_name: "delivered".into(),
+            delivery_key: "dk".into(),
+            recipient: "+15550001111".into(),
+            broadcast_id: Some("b".into()),
+            sequence_id: None,
+            contact_id: None,
+            template_key: Some("t".into()),
+            message_class: Some(MessageClass::Marketing),
+            labels: vec!["x".into()],
+            metadata: [("k".to_string(), "v".to_string())].into(),
+            event_type: EventType::Delivered,
+            bounce_class: Some(BounceClass::Soft),
+            occurred_at: 1_700_000_000_123,
+            received_at: 1_700_000_000_456,
+            time_source: TimeSource::Received,
+            click_url: None,
+            user_agent: None,
+            ip: None,
+            error_code: Some("30003".into()),
+            error_reason: None,
+            cost: Some(Money::new(Decimal::from_str("-0.0075").unwrap(), "USD")),
+            raw_topic: "raw".into(),
+            raw_partition: 3,
+            raw_offset: 42,
+        }
+    }
+
+    #[test]
+    fn event_round_trips_through_avro() {
+        let e = sample_event();
+        let bytes = encode_event(&e).unwrap();
+        assert_eq!(&bytes[..2], &MAGIC);
+        assert_eq!(decode_event(&bytes).unwrap(), e);
+    }
+
+    #[test]
+    fn raw_and_dead_letter_round_trip() {
+        let r = RawEnvelope {
+            request_id: "r".into(),
+            tenant: "t".into(),
+            provider: "ses".into(),
+            route: "/webhooks/ses/{tenant}".into(),
+            url: "/webhooks/ses/t".into(),
+            content_type: "text/plain".into(),
+            received_at: 5,
+            headers: [("x-amz-sns-message-type".to_string(), "Notification".to_string())].into(),
+            body: vec![0, 159, 146, 150, 255],
+        };
+        assert_eq!(decode_raw(&encode_raw(&r).unwrap()).unwrap(), r);
+        let d = DeadLetter {
+            reason_code: "invalid_json".into(),
+            reason: "expected value".into(),
+            stage: "normalizer".into(),
+            raw_topic: "raw".into(),
+            raw_partition: 0,
+            raw_offset: 9,
+            tenant: None,
+            provider: Some("ses".into()),
+            failed_at: 1,
+            raw: vec![1, 2],
+        };
+        assert_eq!(decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(), d);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(matches!(decode_event(b"{}"), Err(CodecError::BadMagic)));
+        let mut bytes = encode_event(&sample_event()).unwrap();
+        bytes[5] ^= 0xFF;
+        assert!(matches!(decode_event(&bytes), Err(CodecError::UnknownSchema(_))));
+        let good = encode_event(&sample_event()).unwrap();
+        assert!(decode_event(&good[..good.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn decimal_bytes_round_trip() {
+        for m in [0i128, 1, -1, 127, 128, -128, -129, 75_000_000, i64::MAX as i128 * 1000, -(i64::MAX as i128) * 1000] {
+            assert_eq!(decimal_from_bytes(&decimal_bytes(m)), Some(m), "{m}");
+        }
+    }
+
+    /// The evolution rule: every historic writer schema must be readable by the
+    /// current schema (backward) and the current one by every historic reader (forward).
+    #[test]
+    fn schema_history_is_fully_compatible() {
+        for history in [EVENT_HISTORY, RAW_ENVELOPE_HISTORY, DEAD_LETTER_HISTORY] {
+            let current = Schema::parse_str(history.last().unwrap()).unwrap();
+            for old in history.iter() {
+                let old = Schema::parse_str(old).unwrap();
+                SchemaCompatibility::can_read(&old, &current).expect("current reads old");
+                SchemaCompatibility::can_read(&current, &old).expect("old reads current");
+            }
+        }
+    }
+
+    /// Guards the Rust enums against drifting from the Avro enums.
+    #[test]
+    fn rust_symbols_match_avro_symbols() {
+        let json: serde_json::Value = serde_json::from_str(EVENT_SCHEMA).unwrap();
+        let fields = json["fields"].as_array().unwrap();
+        let symbols = |field: &str| -> Vec<String> {
+            let f = fields.iter().find(|f| f["name"] == field).unwrap();
+            let ty = if f["type"].is_array() { f["type"][1].clone() } else { f["type"].clone() };
+            ty["symbols"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+        };
+        assert_eq!(symbols("event_type"), EventType::SYMBOLS);
+        assert_eq!(symbols("channel"), Channel::SYMBOLS);
+        assert_eq!(symbols("bounce_class"), BounceClass::SYMBOLS);
+        assert_eq!(symbols("message_class"), MessageClass::SYMBOLS);
+        assert_eq!(symbols("time_source"), TimeSource::SYMBOLS);
+    }
+}

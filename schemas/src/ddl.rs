@@ -1,0 +1,1 @@
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[];
