@@ -1,0 +1,12 @@
+//! Plumbing shared by the three services.
+//!
+//! # Layout
+//! * `kafka`: client settings, producers, consumers and topic creation.
+//! * `shutdown`: SIGINT/SIGTERM → one cancellation token.
+//! * `telemetry`: tracing setup, the Prometheus recorder, `/metrics` and `/healthz`.
+//! * `config`: loading a service config from file → `SENDTRACE_*` environment.
+
+pub mod config;
+pub mod kafka;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,71 @@
+//! `normalizer run` (the service) and `normalizer check` (one body → JSON lines).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use normalizer::{check, config::Config, pipeline};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "normalizer", about = "sendtrace normalizer: raw provider payloads → canonical events")]
+struct Cli {
+    /// TOML config file; `SENDTRACE_*` environment variables override it.
+    #[arg(long, global = true, env = "SENDTRACE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Run,
+    /// Normalize one raw webhook body (as the provider POSTs it) and print the events as JSON lines.
+    Check {
+        /// Provider name: ses, sendgrid, mailgun, resend, postmark, twilio, fcm, apns, sender.
+        #[arg(long)]
+        provider: String,
+        /// Tenant to attribute the events to.
+        #[arg(long, default_value = "check")]
+        tenant: String,
+        /// File with the body; `-` for standard input.
+        file: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    runtime::telemetry::init_tracing();
+    let cfg: Config = runtime::config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let shutdown = runtime::shutdown::on_signal();
+            let health = runtime::telemetry::Health::default();
+            let admin = tokio::spawn(runtime::telemetry::serve_admin(cfg.admin_addr.clone(), health.clone(), shutdown.clone()));
+            let result = pipeline::run(cfg, health, shutdown.clone()).await;
+            shutdown.cancel();
+            let _ = admin.await;
+            result
+        }
+        Command::Check { provider, tenant, file } => {
+            let body = if file.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+                b
+            } else {
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            match check::check(&provider, &tenant, body, &cfg.mapping, now) {
+                Ok(events) => {
+                    print!("{}", check::to_json_lines(&events));
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("cannot normalize ({}): {e}", e.code());
+                    std::process::exit(2);
+                }
+            }
+        }
+    }
+}

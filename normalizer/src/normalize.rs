@@ -1,0 +1,12 @@
+//! The one normalization entry point, shared by the running pipeline and `normalizer check`.
+
+use crate::providers::{registry, NormalizeError, NormalizeOptions, RawRecord};
+use schemas::{Event, ProviderId};
+
+/// Maps a stored raw record to events with the provider it names.
+pub fn normalize(raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+    let provider = raw.envelope.provider.as_str();
+    let id: ProviderId = provider.parse().map_err(|_| NormalizeError::UnknownProvider(provider.to_string()))?;
+    let p = registry(id).ok_or_else(|| NormalizeError::UnknownProvider(provider.to_string()))?;
+    p.normalize(raw, opts)
+}

@@ -1,0 +1,91 @@
+//! Why a request is refused or a record cannot be normalized.
+
+/// A request that did not prove it came from the provider. ingest answers 401/403.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("missing header `{0}`")]
+    MissingHeader(&'static str),
+    #[error("header `{0}` does not match the body")]
+    HeaderMismatch(&'static str),
+    #[error("signature does not match")]
+    BadSignature,
+    #[error("timestamp outside the allowed window of {0} s")]
+    StaleTimestamp(i64),
+    #[error("no credentials configured for this tenant and provider")]
+    NotConfigured,
+    #[error("credentials rejected")]
+    BadCredentials,
+    #[error("signing certificate not allowed: {0}")]
+    CertificateNotAllowed(String),
+    #[error("signing certificate unavailable: {0}")]
+    CertificateUnavailable(String),
+    #[error("topic `{0}` is not the one configured for this tenant")]
+    WrongTopic(String),
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
+
+impl VerifyError {
+    /// Bounded code for metric labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::MissingHeader(_) => "missing_header",
+            VerifyError::HeaderMismatch(_) => "header_mismatch",
+            VerifyError::BadSignature => "bad_signature",
+            VerifyError::StaleTimestamp(_) => "stale_timestamp",
+            VerifyError::NotConfigured => "not_configured",
+            VerifyError::BadCredentials => "bad_credentials",
+            VerifyError::CertificateNotAllowed(_) => "certificate_not_allowed",
+            VerifyError::CertificateUnavailable(_) => "certificate_unavailable",
+            VerifyError::WrongTopic(_) => "wrong_topic",
+            VerifyError::Malformed(_) => "malformed",
+        }
+    }
+
+    /// 401 when credentials are missing or wrong, 403 when the request is refused for what it says,
+    /// 400 when it cannot be read at all.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            VerifyError::MissingHeader(_) | VerifyError::BadCredentials | VerifyError::NotConfigured => 401,
+            VerifyError::Malformed(_) => 400,
+            VerifyError::CertificateUnavailable(_) => 503,
+            _ => 403,
+        }
+    }
+}
+
+/// A stored raw record that cannot become events. It goes to the dead-letter topic.
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("invalid form body: {0}")]
+    InvalidForm(String),
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("invalid field `{field}`: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("unsupported message type `{0}`")]
+    Unsupported(String),
+    #[error("no recipients in payload")]
+    NoRecipients,
+    #[error("unknown provider `{0}`")]
+    UnknownProvider(String),
+    #[error("raw record unreadable: {0}")]
+    Envelope(String),
+}
+
+impl NormalizeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            NormalizeError::InvalidJson(_) => "invalid_json",
+            NormalizeError::InvalidForm(_) => "invalid_form",
+            NormalizeError::MissingField(_) => "missing_field",
+            NormalizeError::InvalidField { .. } => "invalid_field",
+            NormalizeError::Unsupported(_) => "unsupported",
+            NormalizeError::NoRecipients => "no_recipients",
+            NormalizeError::UnknownProvider(_) => "unknown_provider",
+            NormalizeError::Envelope(_) => "bad_envelope",
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Sendgrid: not implemented yet (placeholder so the registry compiles).
+
+use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use schemas::{Event, ProviderId};
+
+pub struct Sendgrid;
+
+impl Provider for Sendgrid {
+    fn id(&self) -> ProviderId {
+        ProviderId::Sendgrid
+    }
+    fn kept_headers(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn verify(&self, _req: &RawRequest<'_>, _creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+        Err(VerifyError::NotConfigured)
+    }
+    fn normalize(&self, _raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+        Err(NormalizeError::Unsupported("sendgrid".into()))
+    }
+}

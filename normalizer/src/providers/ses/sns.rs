@@ -1,0 +1,86 @@
+//! The Amazon SNS HTTP(S) envelope: `Notification`, `SubscriptionConfirmation`,
+//! `UnsubscribeConfirmation` (<https://docs.aws.amazon.com/sns/latest/dg/http-notification-json.html>).
+
+use crate::providers::{NormalizeError, RawRequest, TenantCredentials, VerifyError};
+use serde::Deserialize;
+
+pub const HEADER_MESSAGE_TYPE: &str = "x-amz-sns-message-type";
+pub const HEADER_MESSAGE_ID: &str = "x-amz-sns-message-id";
+pub const HEADER_TOPIC_ARN: &str = "x-amz-sns-topic-arn";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Notification,
+    SubscriptionConfirmation,
+    UnsubscribeConfirmation,
+}
+
+/// The fields of an SNS message that we use (unknown fields are ignored).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Envelope {
+    #[serde(rename = "Type")]
+    pub kind_name: String,
+    #[serde(skip, default = "default_kind")]
+    pub kind: MessageKind,
+    pub message_id: String,
+    pub topic_arn: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    pub message: String,
+    pub timestamp: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(rename = "SubscribeURL", default)]
+    pub subscribe_url: Option<String>,
+    #[serde(default)]
+    pub signature_version: Option<String>,
+    #[serde(default)]
+    pub signature: Option<String>,
+    #[serde(rename = "SigningCertURL", default)]
+    pub signing_cert_url: Option<String>,
+}
+
+fn default_kind() -> MessageKind {
+    MessageKind::Notification
+}
+
+fn kind_of(name: &str) -> Option<MessageKind> {
+    match name {
+        "Notification" => Some(MessageKind::Notification),
+        "SubscriptionConfirmation" => Some(MessageKind::SubscriptionConfirmation),
+        "UnsubscribeConfirmation" => Some(MessageKind::UnsubscribeConfirmation),
+        _ => None,
+    }
+}
+
+/// Parses an SNS body.
+pub fn parse(body: &[u8]) -> Result<Envelope, NormalizeError> {
+    let mut env: Envelope = serde_json::from_slice(body).map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;
+    env.kind = kind_of(&env.kind_name).ok_or_else(|| NormalizeError::Unsupported(env.kind_name.clone()))?;
+    Ok(env)
+}
+
+/// Checks an incoming SNS request: headers agree with the body, the topic is the tenant's.
+pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Envelope, VerifyError> {
+    let env = parse(req.body).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    let header_type = req.header(HEADER_MESSAGE_TYPE).ok_or(VerifyError::MissingHeader(HEADER_MESSAGE_TYPE))?;
+    if header_type != env.kind_name {
+        return Err(VerifyError::HeaderMismatch(HEADER_MESSAGE_TYPE));
+    }
+    let header_id = req.header(HEADER_MESSAGE_ID).ok_or(VerifyError::MissingHeader(HEADER_MESSAGE_ID))?;
+    if header_id != env.message_id {
+        return Err(VerifyError::HeaderMismatch(HEADER_MESSAGE_ID));
+    }
+    if let Some(arn) = req.header(HEADER_TOPIC_ARN) {
+        if arn != env.topic_arn {
+            return Err(VerifyError::HeaderMismatch(HEADER_TOPIC_ARN));
+        }
+    }
+    if let Some(expected) = &creds.ses_topic_arn {
+        if expected != &env.topic_arn {
+            return Err(VerifyError::WrongTopic(env.topic_arn.clone()));
+        }
+    }
+    Ok(env)
+}

@@ -1,0 +1,60 @@
+//! Fixture checks shared by every provider's tests: each `<name>.json` (or `.txt`
+//! for form bodies) beside an `<name>.expected.jsonl` must map to exactly those events.
+
+use super::{NormalizeOptions, RawRecord};
+use schemas::RawEnvelope;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A stored raw record for `body`, as ingest would have written it.
+pub fn envelope(provider: &str, body: Vec<u8>, headers: BTreeMap<String, String>) -> RawEnvelope {
+    RawEnvelope {
+        request_id: "test".into(),
+        tenant: "acme".into(),
+        provider: provider.into(),
+        route: format!("/webhooks/{provider}/{{tenant}}"),
+        url: format!("/webhooks/{provider}/acme"),
+        content_type: "application/json".into(),
+        received_at: 1_700_000_000_000,
+        headers,
+        body,
+    }
+}
+
+/// Runs every fixture in `dir` through `crate::normalize::normalize` and compares
+/// each expected field (only the fields the expectation names). Returns how many were checked.
+pub fn check_fixtures(provider: &str, dir: &Path) -> usize {
+    let mut checked = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("fixture dir").flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let Some(stem) = name.strip_suffix(".expected.jsonl") else { continue };
+        let body_path = ["json", "txt", "form"]
+            .iter()
+            .map(|ext| dir.join(format!("{stem}.{ext}")))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no body for {name}"));
+        let body = std::fs::read(&body_path).unwrap();
+        let env = envelope(provider, body, BTreeMap::new());
+        let raw = RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 7 };
+        let events = crate::normalize::normalize(&raw, &NormalizeOptions::default())
+            .unwrap_or_else(|e| panic!("{stem}: {e}"));
+        let expected: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: {e}")))
+            .collect();
+        assert_eq!(events.len(), expected.len(), "{stem}: number of events");
+        for (i, (event, want)) in events.iter().zip(&expected).enumerate() {
+            let got = serde_json::to_value(event).unwrap();
+            for (field, value) in want.as_object().unwrap() {
+                assert_eq!(&got[field], value, "{stem}: event {i}, field `{field}`");
+            }
+            assert_eq!(event.provider, provider);
+        }
+        checked += 1;
+    }
+    checked
+}

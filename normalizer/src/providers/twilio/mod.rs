@@ -1,0 +1,21 @@
+//! Twilio: not implemented yet (placeholder so the registry compiles).
+
+use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use schemas::{Event, ProviderId};
+
+pub struct Twilio;
+
+impl Provider for Twilio {
+    fn id(&self) -> ProviderId {
+        ProviderId::Twilio
+    }
+    fn kept_headers(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn verify(&self, _req: &RawRequest<'_>, _creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+        Err(VerifyError::NotConfigured)
+    }
+    fn normalize(&self, _raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+        Err(NormalizeError::Unsupported("twilio".into()))
+    }
+}

@@ -1,0 +1,104 @@
+//! Kafka clients with the settings every stage needs.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Kafka connection settings, shared by every service config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// Consumer group session timeout. Short values make group joins fast (tansu waits about half of it).
+    pub session_timeout_ms: u32,
+    /// How long a produce may take, including retries, before it is reported failed.
+    pub message_timeout_ms: u32,
+    /// Partitions for topics this service creates.
+    pub partitions: i32,
+    /// Replication factor for topics this service creates.
+    pub replication: i32,
+    /// Extra librdkafka properties (e.g. `security.protocol`).
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            session_timeout_ms: 6000,
+            message_timeout_ms: 5000,
+            partitions: 4,
+            replication: 1,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    fn base(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// An idempotent producer with acks=all: a delivery report means the write is durable.
+    pub fn producer(&self) -> rdkafka::error::KafkaResult<FutureProducer> {
+        let mut c = self.base();
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", self.message_timeout_ms.to_string())
+            .set("linger.ms", "2")
+            .set("compression.type", "none");
+        c.create()
+    }
+
+    /// A consumer that commits only offsets the caller stored (`store_offset`) after its work is done
+    /// (the rdkafka at-least-once pattern): nothing is committed for unfinished work.
+    pub fn consumer(&self, group: &str) -> rdkafka::error::KafkaResult<StreamConsumer> {
+        let mut c = self.base();
+        c.set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", self.session_timeout_ms.to_string())
+            .set("heartbeat.interval.ms", (self.session_timeout_ms / 3).max(100).to_string())
+            .set("partition.assignment.strategy", "range");
+        c.create()
+    }
+
+    /// Creates `topics` if they do not exist (brokers like tansu do not auto-create).
+    /// `compacted` topics get `cleanup.policy=compact`.
+    pub async fn ensure_topics(&self, topics: &[&str], compacted: &[&str]) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self.base().create()?;
+        let new: Vec<NewTopic> = topics
+            .iter()
+            .map(|t| {
+                let nt = NewTopic::new(t, self.partitions, TopicReplication::Fixed(self.replication));
+                if compacted.contains(t) {
+                    nt.set("cleanup.policy", "compact")
+                } else {
+                    nt
+                }
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for r in admin.create_topics(&new, &opts).await? {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, e)) => anyhow::bail!("creating topic {t}: {e}"),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! Logs (tracing), metrics (Prometheus text on `/metrics`) and health (`/healthz`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use tokio_util::sync::CancellationToken;
+
+/// Installs the tracing subscriber (`RUST_LOG`, default `info`; JSON when `SENDTRACE_LOG_JSON=1`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if std::env::var("SENDTRACE_LOG_JSON").as_deref() == Ok("1") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn metrics_handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed (tests); the handle still renders ours.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Readiness shared between a service's work loop and its `/healthz`.
+#[derive(Clone, Default)]
+pub struct Health(Arc<AtomicBool>);
+
+impl Health {
+    pub fn set_ready(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// `/metrics` and `/healthz` routes.
+pub fn router(health: Health) -> Router {
+    let handle = metrics_handle();
+    Router::new()
+        .route("/metrics", get(move || async move { handle.render() }))
+        .route("/healthz", get(healthz))
+        .with_state(health)
+}
+
+async fn healthz(State(h): State<Health>) -> (StatusCode, &'static str) {
+    if h.is_ready() {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    }
+}
+
+/// Serves `/metrics` and `/healthz` on `addr` until `shutdown`.
+pub async fn serve_admin(addr: String, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    tracing::info!(message = "Admin endpoint listening.", %addr);
+    axum::serve(listener, router(health))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
