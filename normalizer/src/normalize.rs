@@ -7,6 +7,5 @@ use schemas::{Event, ProviderId};
 pub fn normalize(raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
     let provider = raw.envelope.provider.as_str();
     let id: ProviderId = provider.parse().map_err(|_| NormalizeError::UnknownProvider(provider.to_string()))?;
-    let p = registry(id).ok_or_else(|| NormalizeError::UnknownProvider(provider.to_string()))?;
-    p.normalize(raw, opts)
+    registry(id).normalize(raw, opts)
 }

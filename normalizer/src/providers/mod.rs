@@ -70,17 +70,17 @@ pub trait Provider: Send + Sync {
 }
 
 /// Every provider, looked up by id.
-pub fn registry(id: ProviderId) -> Option<&'static dyn Provider> {
+pub fn registry(id: ProviderId) -> &'static dyn Provider {
     // One line per provider; the match is exhaustive so a new ProviderId cannot be forgotten.
     match id {
-        ProviderId::Ses => Some(&ses::Ses),
-        ProviderId::Sendgrid => Some(&sendgrid::Sendgrid),
-        ProviderId::Mailgun => Some(&mailgun::Mailgun),
-        ProviderId::Resend => Some(&resend::Resend),
-        ProviderId::Postmark => Some(&postmark::Postmark),
-        ProviderId::Twilio => Some(&twilio::Twilio),
-        ProviderId::Fcm => Some(&fcm::Fcm),
-        ProviderId::Apns => Some(&apns::Apns),
-        ProviderId::Sender => Some(&sender::Sender),
+        ProviderId::Ses => &ses::Ses,
+        ProviderId::Sendgrid => &sendgrid::Sendgrid,
+        ProviderId::Mailgun => &mailgun::Mailgun,
+        ProviderId::Resend => &resend::Resend,
+        ProviderId::Postmark => &postmark::Postmark,
+        ProviderId::Twilio => &twilio::Twilio,
+        ProviderId::Fcm => &fcm::Fcm,
+        ProviderId::Apns => &apns::Apns,
+        ProviderId::Sender => &sender::Sender,
     }
 }
