@@ -1,0 +1,43 @@
+//! `ingest`: clap, logging, and `run`.
+
+use anyhow::Context;
+use clap::Parser;
+use ingest::config::Config;
+use ingest::kafka::KafkaSink;
+use ingest::{app, AppState};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "ingest", about = "sendtrace ingest: verify provider webhooks and store them in Kafka")]
+struct Cli {
+    /// TOML config file; `SENDTRACE_*` environment variables override it.
+    #[arg(long, env = "SENDTRACE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    runtime::telemetry::init_tracing();
+    let cfg: Config = runtime::config::load(cli.config.as_deref())?;
+    let shutdown = runtime::shutdown::on_signal();
+    if cfg.create_topics {
+        cfg.kafka.ensure_topics(&[&cfg.raw_topic], &[]).await.context("creating the raw topic")?;
+    }
+    let sink = Arc::new(KafkaSink::new(cfg.kafka.clone(), cfg.raw_topic.clone())?);
+    let health = runtime::telemetry::Health::default();
+    let state = AppState { config: Arc::new(cfg.clone()), sink: Arc::new(sink.clone()) };
+    let listener = tokio::net::TcpListener::bind(&cfg.listen_addr).await.with_context(|| format!("binding {}", cfg.listen_addr))?;
+    tracing::info!(message = "ingest listening.", addr = %cfg.listen_addr, tenants = cfg.tenants.len());
+    health.set_ready(true);
+    let stop = shutdown.clone();
+    axum::serve(listener, app(state, health.clone()))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    health.set_ready(false);
+    sink.flush(Duration::from_secs(10));
+    tracing::info!(message = "ingest stopped.");
+    Ok(())
+}
