@@ -1,0 +1,21 @@
+//! The aggregator: canonical events → ClickHouse.
+//!
+//! # Layout
+//! * `rules`: status precedence, a pure function (the README repeats its table).
+//! * `state`: per-delivery state in a `DashMap`, idempotent and order-independent.
+//! * `buckets`: day / ISO week / month buckets.
+//! * `batch`: one partition's batch → rows for every table.
+//! * `offsets`: batch manifests in ClickHouse, for exactly-once effect.
+//! * `sinks::clickhouse`: row types and writes with dedup tokens.
+//! * `pipeline`: the Kafka consumer loop.
+//! * `migrate`: versioned, idempotent DDL.
+
+pub mod batch;
+pub mod buckets;
+pub mod config;
+pub mod migrate;
+pub mod offsets;
+pub mod pipeline;
+pub mod rules;
+pub mod sinks;
+pub mod state;

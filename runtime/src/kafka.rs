@@ -65,6 +65,19 @@ impl KafkaConfig {
     /// A consumer that commits only offsets the caller stored (`store_offset`) after its work is done
     /// (the rdkafka at-least-once pattern): nothing is committed for unfinished work.
     pub fn consumer(&self, group: &str) -> rdkafka::error::KafkaResult<StreamConsumer> {
+        self.consumer_settings(group).create()
+    }
+
+    /// As [`KafkaConfig::consumer`], with a context that sees rebalances.
+    pub fn consumer_with_context<C: rdkafka::consumer::ConsumerContext + 'static>(
+        &self,
+        group: &str,
+        context: C,
+    ) -> rdkafka::error::KafkaResult<StreamConsumer<C>> {
+        self.consumer_settings(group).create_with_context(context)
+    }
+
+    fn consumer_settings(&self, group: &str) -> ClientConfig {
         let mut c = self.base();
         c.set("group.id", group)
             .set("enable.auto.commit", "true")
@@ -73,8 +86,10 @@ impl KafkaConfig {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", (self.session_timeout_ms / 3).max(100).to_string())
-            .set("partition.assignment.strategy", "range");
-        c.create()
+            .set("partition.assignment.strategy", "range")
+            // bound what librdkafka prefetches while we wait on a slow sink
+            .set("queued.max.messages.kbytes", "16384");
+        c
     }
 
     /// Creates `topics` if they do not exist (brokers like tansu do not auto-create).

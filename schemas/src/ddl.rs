@@ -1,1 +1,35 @@
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[];
+//! ClickHouse migrations, in order. `aggregator migrate` applies the ones not yet
+//! recorded in `schema_migrations`; each statement is idempotent on its own
+//! (`IF NOT EXISTS`), so a migration interrupted half-way can be re-run.
+
+/// (version, name, SQL). Never edit an applied migration: add a new one.
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "init", include_str!("../clickhouse/0001_init.sql"))];
+
+/// The statements of a migration: separated by a line holding only `;`.
+pub fn statements(sql: &str) -> Vec<String> {
+    sql.split("\n;")
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim()
+                .to_string()
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_ordered_and_split() {
+        let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]));
+        let stmts = statements(MIGRATIONS[0].2);
+        assert_eq!(stmts.len(), 4);
+        assert!(stmts.iter().all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")));
+    }
+}

@@ -1,0 +1,112 @@
+//! One batch of one partition: events in, the rows every table needs out.
+//! Pure given the loaded state, so it can be tested without ClickHouse.
+
+use crate::buckets::{bucket_start, clickhouse_date, Period};
+use crate::sinks::clickhouse::{CounterRow, DeliveryRow, EventRow};
+use crate::state::{DeliveryState, StateStore};
+use schemas::Event;
+use std::collections::BTreeMap;
+
+/// The rows a batch writes.
+#[derive(Debug, Default)]
+pub struct BatchRows {
+    pub events: Vec<EventRow>,
+    pub counters: Vec<CounterRow>,
+    pub deliveries: Vec<DeliveryRow>,
+    /// Events ignored because they were already applied (replays, provider retries).
+    pub duplicates: usize,
+}
+
+/// Applies `events` (with their events-topic offsets) to the state and returns the rows.
+/// Deliveries missing from `store` must have been loaded (or be new) before the call.
+pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_seq: u64, now_ms: i64) -> BatchRows {
+    let mut rows = BatchRows::default();
+    let mut counters: BTreeMap<CounterRow, (u64, i128)> = BTreeMap::new();
+    let mut touched: Vec<String> = Vec::new();
+    for (offset, e) in events {
+        let mut entry = store.map.entry(e.delivery_key.clone()).or_insert_with(|| DeliveryState::new(e));
+        entry.touched = batch_seq;
+        if !entry.apply(e, (*offset).max(0) as u64) {
+            rows.duplicates += 1;
+            continue;
+        }
+        drop(entry);
+        if !touched.contains(&e.delivery_key) {
+            touched.push(e.delivery_key.clone());
+        }
+        rows.events.push(EventRow::from_event(e, partition, *offset));
+        let cost = e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
+        for period in Period::ALL {
+            let key = CounterRow {
+                tenant: e.tenant.clone(),
+                period: period.as_str().into(),
+                bucket_start: clickhouse_date(bucket_start(period, e.occurred_at)),
+                channel: e.channel.as_str().into(),
+                provider: e.provider.clone(),
+                event_type: e.event_type.as_str().into(),
+                bounce_class: e.bounce_class.map(|b| b.as_str()).unwrap_or_default().into(),
+                cost_unit: e.cost.as_ref().map(|c| c.unit.clone()).unwrap_or_default(),
+                events: 0,
+                cost_amount: 0,
+            };
+            let acc = counters.entry(key).or_insert((0, 0));
+            acc.0 += 1;
+            acc.1 += cost;
+        }
+    }
+    rows.counters = counters
+        .into_iter()
+        .map(|(mut k, (n, c))| {
+            k.events = n;
+            k.cost_amount = c;
+            k
+        })
+        .collect();
+    rows.deliveries = touched
+        .iter()
+        .filter_map(|k| store.map.get(k).map(|s| DeliveryRow::from_state(&s, now_ms)))
+        .collect();
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::{EventType, Channel, TimeSource};
+
+    fn ev(id: &str, dk: &str, ty: EventType, t: i64) -> Event {
+        Event {
+            event_id: format!("{:0<32}", id), tenant: "acme".into(), channel: Channel::Email, provider: "ses".into(),
+            provider_message_id: "m".into(), provider_event_id: None, provider_event_name: ty.as_str().into(),
+            delivery_key: dk.into(), recipient: "a@x.io".into(), broadcast_id: None, sequence_id: None, contact_id: None,
+            template_key: None, message_class: None, labels: vec![], metadata: Default::default(), event_type: ty,
+            bounce_class: None, occurred_at: t, received_at: t, time_source: TimeSource::Provider, click_url: None,
+            user_agent: None, ip: None, error_code: None, error_reason: None, cost: None, raw_topic: "raw".into(),
+            raw_partition: 0, raw_offset: 0,
+        }
+    }
+
+    #[test]
+    fn duplicates_are_neither_rows_nor_counts() {
+        let store = StateStore::new(100);
+        let day = 86_400_000;
+        let events = vec![
+            (0, ev("1", "d1", EventType::Sent, day)),
+            (1, ev("2", "d1", EventType::Delivered, day + 5)),
+            (2, ev("2", "d1", EventType::Delivered, day + 5)),
+            (3, ev("3", "d2", EventType::Sent, 2 * day)),
+        ];
+        let rows = apply(&store, 0, &events, 1, 0);
+        assert_eq!(rows.events.len(), 3);
+        assert_eq!(rows.duplicates, 1);
+        assert_eq!(rows.deliveries.len(), 2);
+        let day_total: u64 = rows.counters.iter().filter(|c| c.period == "day").map(|c| c.events).sum();
+        assert_eq!(day_total, 3);
+        let d1 = rows.deliveries.iter().find(|d| d.delivery_key == "d1").unwrap();
+        assert_eq!(d1.status, "delivered");
+        assert_eq!(d1.version, 1);
+        // the same batch again changes nothing
+        let again = apply(&store, 0, &events, 2, 0);
+        assert!(again.events.is_empty() && again.counters.is_empty() && again.deliveries.is_empty());
+    }
+}

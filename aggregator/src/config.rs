@@ -1,0 +1,71 @@
+//! Aggregator configuration: defaults that run against the local stack.
+
+use runtime::kafka::KafkaConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// HTTP interface URL.
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig { url: "http://127.0.0.1:8123".into(), database: "sendtrace".into(), user: "default".into(), password: String::new() }
+    }
+}
+
+impl ClickHouseConfig {
+    /// A client for the configured database (LZ4 compression, the crate's default).
+    pub fn client(&self) -> clickhouse::Client {
+        clickhouse::Client::default()
+            .with_url(&self.url)
+            .with_database(&self.database)
+            .with_user(&self.user)
+            .with_password(&self.password)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    /// Consumer group of the aggregator.
+    pub group_id: String,
+    /// Topic of canonical events.
+    pub events_topic: String,
+    /// Create the events topic at start if missing.
+    pub create_topics: bool,
+    /// Address for `/metrics` and `/healthz`.
+    pub admin_addr: String,
+    /// Most events per batch.
+    pub batch_max_events: usize,
+    /// How long to wait to fill a batch.
+    pub batch_linger_ms: u64,
+    /// Deliveries kept in memory; colder ones are evicted and reloaded from ClickHouse.
+    pub max_deliveries_in_memory: usize,
+    /// Longest pause between ClickHouse retries.
+    pub max_retry_backoff_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            kafka: KafkaConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
+            group_id: "sendtrace-aggregator".into(),
+            events_topic: schemas::topics::EVENTS.into(),
+            create_topics: true,
+            admin_addr: "127.0.0.1:9102".into(),
+            batch_max_events: 2000,
+            batch_linger_ms: 200,
+            max_deliveries_in_memory: 1_000_000,
+            max_retry_backoff_ms: 5000,
+        }
+    }
+}

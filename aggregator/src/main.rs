@@ -1,0 +1,46 @@
+//! `aggregator run` (the service) and `aggregator migrate` (the DDL).
+
+use aggregator::{config::Config, migrate, pipeline};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "aggregator", about = "sendtrace aggregator: canonical events → ClickHouse")]
+struct Cli {
+    /// TOML config file; `SENDTRACE_*` environment variables override it.
+    #[arg(long, global = true, env = "SENDTRACE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Run,
+    /// Apply the ClickHouse migrations (idempotent).
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    runtime::telemetry::init_tracing();
+    let cfg: Config = runtime::config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Migrate => {
+            let applied = migrate::migrate(&cfg.clickhouse).await?;
+            println!("migrations applied now: {applied:?} (database `{}`)", cfg.clickhouse.database);
+            Ok(())
+        }
+        Command::Run => {
+            let shutdown = runtime::shutdown::on_signal();
+            let health = runtime::telemetry::Health::default();
+            let admin = tokio::spawn(runtime::telemetry::serve_admin(cfg.admin_addr.clone(), health.clone(), shutdown.clone()));
+            let result = pipeline::run(cfg, health, shutdown.clone()).await;
+            shutdown.cancel();
+            let _ = admin.await;
+            result
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The consumer loop: events topic → ClickHouse, exactly once in effect.
+//!
+//! Per partition, buffered events form batches. Each batch is written as:
+//! `pending` manifest → events → counters → deliveries → `done` manifest,
+//! every insert with a token derived from the batch's offset range; then the
+//! Kafka offset is stored for commit. A failed write is retried with the same
+//! rows and tokens (backoff, no data dropped); see `offsets` for restarts.
+
+use crate::batch::{self, BatchRows};
+use crate::config::Config;
+use crate::offsets::{self, Cursor};
+use crate::sinks::clickhouse::{insert_rows, load_deliveries, SinkError};
+use crate::state::StateStore;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::ClientContext;
+use runtime::shutdown::CancellationToken;
+use runtime::telemetry::Health;
+use schemas::Event;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Notices rebalances: partition state must then be reloaded from ClickHouse.
+#[derive(Default, Clone)]
+pub struct RebalanceFlag(Arc<AtomicBool>);
+
+impl ClientContext for RebalanceFlag {}
+impl ConsumerContext for RebalanceFlag {
+    fn post_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) | Rebalance::Revoke(_) = r {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Retries `op` with capped exponential backoff until it succeeds or shutdown (→ None).
+async fn retry<T, F, Fut>(what: &str, max_backoff_ms: u64, shutdown: &CancellationToken, mut op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SinkError>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(v) => return Some(v),
+            Err(error) => {
+                metrics::counter!("sendtrace_aggregator_sink_retries_total", "operation" => what.to_string()).increment(1);
+                warn!(message = "ClickHouse operation failed; retrying.", operation = what, %error, backoff_ms = backoff.as_millis() as u64);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_millis(max_backoff_ms));
+    }
+}
+
+struct Partition {
+    cursor: Option<Cursor>,
+    buffer: Vec<(i64, Option<Vec<u8>>)>,
+}
+
+pub struct Aggregator {
+    cfg: Config,
+    client: clickhouse::Client,
+    store: StateStore,
+    partitions: HashMap<i32, Partition>,
+    batch_seq: u64,
+}
+
+impl Aggregator {
+    pub fn new(cfg: Config) -> Self {
+        let client = cfg.clickhouse.client();
+        let store = StateStore::new(cfg.max_deliveries_in_memory);
+        Aggregator { cfg, client, store, partitions: HashMap::new(), batch_seq: 0 }
+    }
+
+    fn reset(&mut self) {
+        // after a rebalance nothing in memory can be trusted: reload on demand
+        self.partitions.clear();
+        self.store.map.clear();
+    }
+
+    /// Processes everything buffered for `p` that can be processed. Returns the last
+    /// offset now applied (to store in Kafka), or None on shutdown.
+    async fn drain_partition(&mut self, p: i32, shutdown: &CancellationToken) -> Option<Option<i64>> {
+        let (group, topic, max_backoff) = (self.cfg.group_id.clone(), self.cfg.events_topic.clone(), self.cfg.max_retry_backoff_ms);
+        let part = self.partitions.entry(p).or_insert(Partition { cursor: None, buffer: Vec::new() });
+        if part.cursor.is_none() {
+            let client = self.client.clone();
+            let c = retry("load_cursor", max_backoff, shutdown, || offsets::load_cursor(&client, &group, &topic, p)).await?;
+            info!(message = "Partition cursor loaded.", partition = p, done_upto = c.done_upto, pending = ?c.pending);
+            part.cursor = Some(c);
+        }
+        let mut applied = None;
+        loop {
+            let part = self.partitions.get_mut(&p)?;
+            let cursor = part.cursor.unwrap_or_default();
+            part.buffer.retain(|(o, _)| *o > cursor.done_upto);
+            if part.buffer.is_empty() {
+                return Some(applied);
+            }
+            let take = match cursor.pending {
+                Some((_, last)) => {
+                    if part.buffer.iter().all(|(o, _)| *o < last) {
+                        return Some(applied); // redo exactly the pending range: wait for its end
+                    }
+                    part.buffer.iter().take_while(|(o, _)| *o <= last).count()
+                }
+                None => part.buffer.len(),
+            };
+            let unit: Vec<(i64, Option<Vec<u8>>)> = part.buffer.drain(..take).collect();
+            let last = self.write_unit(p, unit, shutdown).await?;
+            if let Some(part) = self.partitions.get_mut(&p) {
+                part.cursor = Some(Cursor { done_upto: last, pending: None });
+            }
+            applied = Some(last);
+        }
+    }
+
+    /// Writes one batch of one partition; returns its last offset, or None on shutdown.
+    async fn write_unit(&mut self, p: i32, unit: Vec<(i64, Option<Vec<u8>>)>, shutdown: &CancellationToken) -> Option<i64> {
+        let (first, last) = (unit.first()?.0, unit.last()?.0);
+        let events: Vec<(i64, Event)> = unit
+            .into_iter()
+            .filter_map(|(o, payload)| match schemas::avro::decode_event(payload.as_deref().unwrap_or_default()) {
+                Ok(e) => Some((o, e)),
+                Err(error) => {
+                    metrics::counter!("sendtrace_aggregator_undecodable_total", "reason" => error.code()).increment(1);
+                    warn!(message = "Undecodable event skipped.", partition = p, offset = o, %error);
+                    None
+                }
+            })
+            .collect();
+        let max_backoff = self.cfg.max_retry_backoff_ms;
+        // reload the deliveries this batch touches that are not in memory
+        let mut missing: Vec<String> = events.iter().map(|(_, e)| e.delivery_key.clone()).filter(|k| !self.store.map.contains_key(k)).collect();
+        missing.sort();
+        missing.dedup();
+        for chunk in missing.chunks(500) {
+            let client = self.client.clone();
+            let rows = retry("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, chunk)).await?;
+            metrics::counter!("sendtrace_aggregator_state_reloads_total").increment(rows.len() as u64);
+            for row in rows {
+                self.store.map.insert(row.delivery_key.clone(), row.into_state());
+            }
+        }
+        self.batch_seq += 1;
+        let rows = batch::apply(&self.store, p, &events, self.batch_seq, now_ms());
+        self.write_rows(p, (first, last), &rows, shutdown).await?;
+        metrics::counter!("sendtrace_aggregator_events_total").increment(rows.events.len() as u64);
+        metrics::counter!("sendtrace_aggregator_duplicates_total").increment(rows.duplicates as u64);
+        let evicted = self.store.evict(self.batch_seq);
+        if evicted > 0 {
+            metrics::counter!("sendtrace_aggregator_evictions_total").increment(evicted as u64);
+        }
+        metrics::gauge!("sendtrace_aggregator_deliveries_in_memory").set(self.store.map.len() as f64);
+        Some(last)
+    }
+
+    async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows, shutdown: &CancellationToken) -> Option<()> {
+        let (g, t, mb) = (&self.cfg.group_id, &self.cfg.events_topic, self.cfg.max_retry_backoff_ms);
+        let c = &self.client;
+        let tok = |table: &str| offsets::token(g, t, p, range.0, range.1, table);
+        retry("manifest_pending", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "pending", now_ms())).await?;
+        let (te, tc, td) = (tok("events"), tok("counters"), tok("deliveries"));
+        retry("insert_events", mb, shutdown, || insert_rows(c, "events", &te, &rows.events)).await?;
+        retry("insert_counters", mb, shutdown, || insert_rows(c, "counters", &tc, &rows.counters)).await?;
+        retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
+        retry("manifest_done", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "done", now_ms())).await?;
+        Some(())
+    }
+}
+
+/// Runs until `shutdown`.
+pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if cfg.create_topics {
+        cfg.kafka.ensure_topics(&[&cfg.events_topic], &[]).await?;
+    }
+    let flag = RebalanceFlag::default();
+    let consumer = cfg.kafka.consumer_with_context(&cfg.group_id, flag.clone())?;
+    consumer.subscribe(&[&cfg.events_topic])?;
+    let linger = Duration::from_millis(cfg.batch_linger_ms);
+    let max = cfg.batch_max_events;
+    let topic = cfg.events_topic.clone();
+    let mut agg = Aggregator::new(cfg);
+    health.set_ready(true);
+    info!(message = "Aggregator running.", topic = %topic);
+    'outer: loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        if flag.0.swap(false, Ordering::SeqCst) {
+            agg.reset();
+        }
+        let mut received = 0usize;
+        let push = |agg: &mut Aggregator, m: &rdkafka::message::BorrowedMessage<'_>| {
+            let part = agg.partitions.entry(m.partition()).or_insert(Partition { cursor: None, buffer: Vec::new() });
+            part.buffer.push((m.offset(), m.payload().map(<[u8]>::to_vec)));
+        };
+        match first {
+            Ok(m) => {
+                push(&mut agg, &m);
+                received += 1;
+            }
+            Err(e) => {
+                warn!(message = "Kafka receive failed.", error = %e);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + linger;
+        while received < max {
+            tokio::select! {
+                m = consumer.recv() => match m {
+                    Ok(m) => { push(&mut agg, &m); received += 1; }
+                    Err(e) => { warn!(message = "Kafka receive failed.", error = %e); break }
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let parts: BTreeMap<i32, ()> = agg.partitions.iter().filter(|(_, p)| !p.buffer.is_empty()).map(|(k, _)| (*k, ())).collect();
+        for p in parts.keys() {
+            match agg.drain_partition(*p, &shutdown).await {
+                None => break 'outer,
+                Some(Some(last)) => {
+                    if let Err(e) = consumer.store_offset(&topic, *p, last) {
+                        warn!(message = "Storing offset failed (partition revoked?).", error = %e, partition = p);
+                    }
+                }
+                Some(None) => {}
+            }
+        }
+    }
+    health.set_ready(false);
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        warn!(message = "Final commit failed.", error = %e);
+    }
+    info!(message = "Aggregator stopped.");
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! ClickHouse rows and writes. Every write of a batch carries an
+//! `insert_deduplication_token` derived from the batch's offsets, so a batch
+//! written again after a crash is ignored by ClickHouse instead of counted twice.
+
+use crate::state::DeliveryState;
+use clickhouse::{Client, Row};
+use schemas::{Event, EventType};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("ClickHouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+}
+
+impl SinkError {
+    pub fn code(&self) -> &'static str {
+        "clickhouse"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct EventRow {
+    pub event_id: String,
+    pub tenant: String,
+    pub channel: String,
+    pub provider: String,
+    pub provider_message_id: String,
+    pub provider_event_id: Option<String>,
+    pub provider_event_name: String,
+    pub delivery_key: String,
+    pub recipient: String,
+    pub broadcast_id: Option<String>,
+    pub sequence_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub template_key: Option<String>,
+    pub message_class: String,
+    pub labels: Vec<String>,
+    pub metadata: String,
+    pub event_type: String,
+    pub bounce_class: String,
+    pub occurred_at: i64,
+    pub received_at: i64,
+    pub time_source: String,
+    pub click_url: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub error_code: Option<String>,
+    pub error_reason: Option<String>,
+    pub cost_amount: i128,
+    pub cost_unit: String,
+    pub raw_topic: String,
+    pub raw_partition: i32,
+    pub raw_offset: i64,
+    pub events_partition: i32,
+    pub events_offset: i64,
+}
+
+impl EventRow {
+    pub fn from_event(e: &Event, partition: i32, offset: i64) -> Self {
+        EventRow {
+            event_id: e.event_id.clone(),
+            tenant: e.tenant.clone(),
+            channel: e.channel.as_str().into(),
+            provider: e.provider.clone(),
+            provider_message_id: e.provider_message_id.clone(),
+            provider_event_id: e.provider_event_id.clone(),
+            provider_event_name: e.provider_event_name.clone(),
+            delivery_key: e.delivery_key.clone(),
+            recipient: e.recipient.clone(),
+            broadcast_id: e.broadcast_id.clone(),
+            sequence_id: e.sequence_id.clone(),
+            contact_id: e.contact_id.clone(),
+            template_key: e.template_key.clone(),
+            message_class: e.message_class.map(|m| m.as_str()).unwrap_or_default().into(),
+            labels: e.labels.clone(),
+            metadata: serde_json::to_string(&e.metadata).unwrap_or_else(|_| "{}".into()),
+            event_type: e.event_type.as_str().into(),
+            bounce_class: e.bounce_class.map(|b| b.as_str()).unwrap_or_default().into(),
+            occurred_at: e.occurred_at,
+            received_at: e.received_at,
+            time_source: e.time_source.as_str().into(),
+            click_url: e.click_url.clone(),
+            user_agent: e.user_agent.clone(),
+            ip: e.ip.clone(),
+            error_code: e.error_code.clone(),
+            error_reason: e.error_reason.clone(),
+            cost_amount: e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0),
+            cost_unit: e.cost.as_ref().map(|c| c.unit.clone()).unwrap_or_default(),
+            raw_topic: e.raw_topic.clone(),
+            raw_partition: e.raw_partition,
+            raw_offset: e.raw_offset,
+            events_partition: partition,
+            events_offset: offset,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    pub tenant: String,
+    pub delivery_key: String,
+    pub channel: String,
+    pub provider: String,
+    pub provider_message_id: String,
+    pub recipient: String,
+    pub broadcast_id: Option<String>,
+    pub sequence_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub template_key: Option<String>,
+    pub message_class: String,
+    pub labels: Vec<String>,
+    pub status: String,
+    pub status_at: i64,
+    pub bounce_class: String,
+    pub first_queued_at: Option<i64>,
+    pub first_sent_at: Option<i64>,
+    pub first_delivered_at: Option<i64>,
+    pub last_delivered_at: Option<i64>,
+    pub first_opened_at: Option<i64>,
+    pub last_opened_at: Option<i64>,
+    pub first_clicked_at: Option<i64>,
+    pub last_clicked_at: Option<i64>,
+    pub first_bounced_at: Option<i64>,
+    pub first_complained_at: Option<i64>,
+    pub first_failed_at: Option<i64>,
+    pub first_unsubscribed_at: Option<i64>,
+    pub first_read_at: Option<i64>,
+    pub first_replied_at: Option<i64>,
+    pub open_count: u32,
+    pub click_count: u32,
+    pub soft_bounce_count: u32,
+    pub deferral_count: u32,
+    pub event_count: u32,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+    pub cost_amount: i128,
+    pub cost_unit: String,
+    pub seen_event_hashes: Vec<u64>,
+    pub version: u64,
+    pub updated_at: i64,
+}
+
+/// Attribution priority recorded in ClickHouse is not kept; a reloaded value counts as a send record's
+/// only if the delivery has a `queued` event (send records are the only source of `queued`).
+fn reloaded_prio(row: &DeliveryRow) -> u8 {
+    if row.first_queued_at.is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+impl DeliveryRow {
+    pub fn from_state(s: &DeliveryState, now_ms: i64) -> Self {
+        let status = s.status.unwrap_or(EventType::Unknown);
+        DeliveryRow {
+            tenant: s.tenant.clone(),
+            delivery_key: s.delivery_key.clone(),
+            channel: s.channel.clone(),
+            provider: s.provider.clone(),
+            provider_message_id: s.provider_message_id.clone(),
+            recipient: s.recipient.clone(),
+            broadcast_id: s.broadcast_id.value(),
+            sequence_id: s.sequence_id.value(),
+            contact_id: s.contact_id.value(),
+            template_key: s.template_key.value(),
+            message_class: s.message_class.value().unwrap_or_default(),
+            labels: s.labels.clone(),
+            status: s.status.map(|x| x.as_str()).unwrap_or("unknown").into(),
+            status_at: s.first(status).unwrap_or_default(),
+            bounce_class: s.bounce_class.map(|b| b.as_str()).unwrap_or_default().into(),
+            first_queued_at: s.first(EventType::Queued),
+            first_sent_at: s.first(EventType::Sent),
+            first_delivered_at: s.first(EventType::Delivered),
+            last_delivered_at: s.last(EventType::Delivered),
+            first_opened_at: s.first(EventType::Opened),
+            last_opened_at: s.last(EventType::Opened),
+            first_clicked_at: s.first(EventType::Clicked),
+            last_clicked_at: s.last(EventType::Clicked),
+            first_bounced_at: s.first(EventType::Bounced),
+            first_complained_at: s.first(EventType::Complained),
+            first_failed_at: s.first(EventType::Failed),
+            first_unsubscribed_at: s.first(EventType::Unsubscribed),
+            first_read_at: s.first(EventType::Read),
+            first_replied_at: s.first(EventType::Replied),
+            open_count: s.open_count,
+            click_count: s.click_count,
+            soft_bounce_count: s.soft_bounce_count,
+            deferral_count: s.deferral_count,
+            event_count: s.event_count,
+            last_error: s.last_error.as_ref().map(|(_, r)| r.clone()),
+            last_error_at: s.last_error.as_ref().map(|(t, _)| *t),
+            cost_amount: s.cost.as_ref().map(|(a, _)| *a).unwrap_or(0),
+            cost_unit: s.cost.as_ref().map(|(_, u)| u.clone()).unwrap_or_default(),
+            seen_event_hashes: s.seen.clone(),
+            version: s.version,
+            updated_at: now_ms,
+        }
+    }
+
+    /// Rebuilds the in-memory state from a stored row. Only what the row keeps comes back:
+    /// first/last times of the milestones it has columns for.
+    pub fn into_state(self) -> DeliveryState {
+        use crate::state::Attributed;
+        let prio = reloaded_prio(&self);
+        let mut s = DeliveryState {
+            tenant: self.tenant,
+            delivery_key: self.delivery_key,
+            channel: self.channel,
+            provider: self.provider,
+            provider_message_id: self.provider_message_id,
+            recipient: self.recipient,
+            broadcast_id: Attributed(self.broadcast_id.map(|v| (prio, v))),
+            sequence_id: Attributed(self.sequence_id.map(|v| (prio, v))),
+            contact_id: Attributed(self.contact_id.map(|v| (prio, v))),
+            template_key: Attributed(self.template_key.map(|v| (prio, v))),
+            message_class: Attributed(Some(self.message_class).filter(|m| !m.is_empty()).map(|v| (prio, v))),
+            labels: self.labels,
+            status: EventType::parse(&self.status).filter(|s| *s != EventType::Unknown),
+            status_rank: 0,
+            bounce_class: schemas::BounceClass::parse(&self.bounce_class),
+            open_count: self.open_count,
+            click_count: self.click_count,
+            soft_bounce_count: self.soft_bounce_count,
+            deferral_count: self.deferral_count,
+            event_count: self.event_count,
+            last_error: self.last_error.zip(self.last_error_at).map(|(r, t)| (t, r)),
+            cost: if self.cost_unit.is_empty() { None } else { Some((self.cost_amount, self.cost_unit)) },
+            seen: self.seen_event_hashes,
+            version: self.version,
+            ..Default::default()
+        };
+        if let Some(st) = s.status {
+            s.status_rank = crate::rules::rank(st, s.bounce_class);
+        }
+        let mut set = |t: EventType, first: Option<i64>, last: Option<i64>| {
+            let i = t.index() as usize;
+            s.first_at[i] = first;
+            s.last_at[i] = last.or(first);
+        };
+        set(EventType::Queued, self.first_queued_at, None);
+        set(EventType::Sent, self.first_sent_at, None);
+        set(EventType::Delivered, self.first_delivered_at, self.last_delivered_at);
+        set(EventType::Opened, self.first_opened_at, self.last_opened_at);
+        set(EventType::Clicked, self.first_clicked_at, self.last_clicked_at);
+        set(EventType::Bounced, self.first_bounced_at, None);
+        set(EventType::Complained, self.first_complained_at, None);
+        set(EventType::Failed, self.first_failed_at, None);
+        set(EventType::Unsubscribed, self.first_unsubscribed_at, None);
+        set(EventType::Read, self.first_read_at, None);
+        set(EventType::Replied, self.first_replied_at, None);
+        s
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Row, Serialize, Deserialize)]
+pub struct CounterRow {
+    pub tenant: String,
+    pub period: String,
+    /// Days since the epoch (ClickHouse `Date`).
+    pub bucket_start: u16,
+    pub channel: String,
+    pub provider: String,
+    pub event_type: String,
+    pub bounce_class: String,
+    pub cost_unit: String,
+    pub events: u64,
+    pub cost_amount: i128,
+}
+
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct OffsetRow {
+    pub consumer_group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub state: String,
+    pub written_at: i64,
+}
+
+/// Inserts `rows` into `table` as one INSERT with a dedup token. Nothing is sent for no rows.
+pub async fn insert_rows<T>(client: &Client, table: &str, token: &str, rows: &[T]) -> Result<(), SinkError>
+where
+    T: Row + Serialize + clickhouse::RowWrite,
+    for<'a> T: clickhouse::Row<Value<'a> = T>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let client = client.clone().with_option("insert_deduplication_token", token);
+    let mut insert = client.insert::<T>(table).await?;
+    for r in rows {
+        insert.write(r).await?;
+    }
+    insert.end().await?;
+    Ok(())
+}
+
+/// Reads the stored state of `keys` (FINAL: the latest version of each).
+pub async fn load_deliveries(client: &Client, keys: &[String]) -> Result<Vec<DeliveryRow>, SinkError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query("SELECT ?fields FROM deliveries FINAL WHERE delivery_key IN ?")
+        .bind(keys)
+        .fetch_all::<DeliveryRow>()
+        .await?;
+    Ok(rows)
+}

@@ -1,0 +1,3 @@
+//! Where aggregates go.
+
+pub mod clickhouse;
