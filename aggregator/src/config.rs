@@ -11,11 +11,13 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: String,
     pub password: String,
+    /// Event rows older than this are dropped by ClickHouse (TTL, set at migration); counters outlive them.
+    pub events_ttl_days: u32,
 }
 
 impl Default for ClickHouseConfig {
     fn default() -> Self {
-        ClickHouseConfig { url: "http://127.0.0.1:8123".into(), database: "sendtrace".into(), user: "default".into(), password: String::new() }
+        ClickHouseConfig { url: "http://127.0.0.1:8123".into(), database: "sendtrace".into(), user: "default".into(), password: String::new(), events_ttl_days: 365 }
     }
 }
 

@@ -30,6 +30,8 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> anyhow::Result<Vec<u32>> {
             continue;
         }
         for stmt in schemas::ddl::statements(sql) {
+            let stmt = stmt.replace("{events_ttl_days}", &cfg.events_ttl_days.to_string());
+            // `?` is the crate's bind marker; DDL has none, so take the text as is.
             db.query(&stmt).execute().await?;
         }
         let mut ins = db.insert::<Applied>("schema_migrations").await?;

@@ -1,77 +1,37 @@
 //! The raw-record sink: one Kafka message per accepted request, acknowledged by
-//! all in-sync replicas before the request is answered.
+//! all in-sync replicas (acks=all, idempotent producer) before the request is answered.
 
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use runtime::kafka::KafkaConfig;
-use std::sync::{Arc, RwLock};
+use runtime::kafka::{KafkaConfig, ReplaceableProducer};
+use std::sync::Arc;
 use std::time::Duration;
+
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Where accepted requests go. A trait so routes can be tested without a broker.
 pub trait RawSink: Send + Sync + 'static {
     /// Resolves once the record is durably stored, or fails within `timeout`.
-    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> futures_like::BoxFuture<Result<(), String>>;
+    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), String>>;
 }
 
-pub mod futures_like {
-    pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-}
-
-/// The Kafka sink. If the idempotent producer hits a fatal error it is replaced.
+/// The Kafka sink.
 pub struct KafkaSink {
-    config: KafkaConfig,
     topic: String,
-    producer: RwLock<Arc<FutureProducer>>,
+    producer: ReplaceableProducer,
 }
 
 impl KafkaSink {
-    pub fn new(config: KafkaConfig, topic: String) -> Result<Self, KafkaError> {
-        let producer = Arc::new(config.producer()?);
-        Ok(KafkaSink { config, topic, producer: RwLock::new(producer) })
+    pub fn new(config: KafkaConfig, topic: String) -> rdkafka::error::KafkaResult<Self> {
+        Ok(KafkaSink { topic, producer: ReplaceableProducer::new(config)? })
     }
 
-    fn current(&self) -> Arc<FutureProducer> {
-        // A poisoned lock only means another thread panicked while swapping; the value is still valid.
-        self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn replace_if_fatal(&self, used: &Arc<FutureProducer>) {
-        if used.client().fatal_error().is_none() {
-            return;
-        }
-        let mut guard = self.producer.write().unwrap_or_else(|p| p.into_inner());
-        if Arc::ptr_eq(&guard, used) {
-            match self.config.producer() {
-                Ok(p) => {
-                    tracing::warn!(message = "Kafka producer hit a fatal error; replaced it.");
-                    *guard = Arc::new(p);
-                }
-                Err(error) => tracing::error!(message = "Could not recreate Kafka producer.", %error),
-            }
-        }
-    }
-
-    /// Flushes outstanding records (shutdown).
     pub fn flush(&self, timeout: Duration) {
-        let _ = self.current().flush(timeout);
+        self.producer.flush(timeout);
     }
 }
 
 impl RawSink for Arc<KafkaSink> {
-    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> futures_like::BoxFuture<Result<(), String>> {
+    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), String>> {
         let this = self.clone();
-        Box::pin(async move {
-            let producer = this.current();
-            let record = FutureRecord::to(&this.topic).key(&key).payload(&payload);
-            let result = tokio::time::timeout(timeout, producer.send(record, timeout)).await;
-            match result {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((e, _))) => {
-                    this.replace_if_fatal(&producer);
-                    Err(e.to_string())
-                }
-                Err(_) => Err(format!("no acknowledgement from Kafka within {} ms", timeout.as_millis())),
-            }
-        })
+        Box::pin(async move { this.producer.send(&this.topic, &key, &payload, timeout).await })
     }
 }

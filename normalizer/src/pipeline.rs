@@ -11,7 +11,7 @@ use crate::normalize::normalize;
 use crate::providers::{NormalizeOptions, RawRecord};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
 use runtime::telemetry::Health;
 use std::collections::BTreeMap;
@@ -71,14 +71,15 @@ pub fn handle(topic: &str, partition: i32, offset: i64, payload: Option<&[u8]>, 
 
 /// Produces every record and waits for all acknowledgements; retries until all are
 /// acknowledged or shutdown is requested (then returns false: the batch is not stored).
-async fn produce_all(producer: &FutureProducer, cfg: &Config, out: &[Outgoing], shutdown: &CancellationToken) -> bool {
+async fn produce_all(producer: &ReplaceableProducer, cfg: &Config, out: &[Outgoing], shutdown: &CancellationToken) -> bool {
     let mut backoff = Duration::from_millis(100);
+    let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);
     loop {
         let sends = out.iter().map(|o| {
             let topic = if o.dead_letter { &cfg.dead_letter_topic } else { &cfg.events_topic };
-            producer.send(FutureRecord::to(topic).key(&o.key).payload(&o.payload), Duration::from_secs(5))
+            producer.send(topic, &o.key, &o.payload, timeout)
         });
-        let results = futures_join_all(sends).await;
+        let results = join_all(sends).await;
         let failed = results.iter().filter(|r| r.is_err()).count();
         if failed == 0 {
             return true;
@@ -93,13 +94,29 @@ async fn produce_all(producer: &FutureProducer, cfg: &Config, out: &[Outgoing], 
     }
 }
 
-async fn futures_join_all<F: std::future::Future>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = fs.into_iter().collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        out.push(h.await);
-    }
-    out
+/// Awaits futures in order. The sends are already queued in librdkafka when created
+/// (produce happens on first poll, so poll them all together).
+async fn join_all<F: std::future::Future>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let futs: Vec<_> = fs.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    let mut futs: Vec<Option<_>> = futs.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, res) in futs.iter_mut().zip(results.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *res = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    results.into_iter().flatten().collect()
 }
 
 /// Runs until `shutdown`.
@@ -109,7 +126,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     }
     let consumer = cfg.kafka.consumer(&cfg.group_id)?;
     consumer.subscribe(&[&cfg.raw_topic])?;
-    let producer = cfg.kafka.producer()?;
+    let producer = ReplaceableProducer::new(cfg.kafka.clone())?;
     health.set_ready(true);
     info!(message = "Normalizer running.", raw_topic = %cfg.raw_topic, events_topic = %cfg.events_topic);
     let linger = Duration::from_millis(cfg.batch_linger_ms);

@@ -13,6 +13,7 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(file: Option<&Path>) -> a
         anyhow::ensure!(f.exists(), "config file {} not found", f.display());
         fig = fig.merge(Toml::file(f));
     }
-    fig = fig.merge(Env::prefixed("SENDTRACE_").split("__"));
+    // SENDTRACE_* variables that are not config keys (used by scripts and the CLI) are skipped.
+    fig = fig.merge(Env::prefixed("SENDTRACE_").split("__").ignore(&["config", "tools", "log_json", "home"]));
     Ok(fig.extract()?)
 }

@@ -117,3 +117,58 @@ impl KafkaConfig {
         Ok(())
     }
 }
+
+/// A producer that is replaced after a failed send. A new producer has a new
+/// idempotent producer id, so neither a fatal producer error nor a broker that
+/// restarted without the old id's sequence state (tansu 0.6 then fails every later
+/// write of that id) can wedge a service. Records the old producer still holds have
+/// already been reported failed to their callers.
+pub struct ReplaceableProducer {
+    config: KafkaConfig,
+    current: std::sync::RwLock<std::sync::Arc<FutureProducer>>,
+}
+
+impl ReplaceableProducer {
+    pub fn new(config: KafkaConfig) -> rdkafka::error::KafkaResult<Self> {
+        let p = std::sync::Arc::new(config.producer()?);
+        Ok(ReplaceableProducer { config, current: std::sync::RwLock::new(p) })
+    }
+
+    fn get(&self) -> std::sync::Arc<FutureProducer> {
+        // A poisoned lock only means another thread panicked while swapping; the value is valid.
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn replace(&self, used: &std::sync::Arc<FutureProducer>, error: &str) {
+        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if std::sync::Arc::ptr_eq(&guard, used) {
+            match self.config.producer() {
+                Ok(p) => {
+                    tracing::warn!(message = "Kafka producer replaced after a failed send.", %error);
+                    *guard = std::sync::Arc::new(p);
+                }
+                Err(e) => tracing::error!(message = "Could not recreate Kafka producer.", error = %e),
+            }
+        }
+    }
+
+    /// Sends one record and waits for its acknowledgement (acks=all), at most `timeout`.
+    pub async fn send(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), String> {
+        use rdkafka::producer::FutureRecord;
+        let producer = self.get();
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        let error = match tokio::time::timeout(timeout, producer.send(record, timeout)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err((e, _))) => e.to_string(),
+            Err(_) => format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()),
+        };
+        self.replace(&producer, &error);
+        Err(error)
+    }
+
+    /// Flushes outstanding records (shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        use rdkafka::producer::Producer;
+        let _ = self.get().flush(timeout);
+    }
+}

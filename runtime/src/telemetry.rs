@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 /// Installs the tracing subscriber (`RUST_LOG`, default `info`; JSON when `SENDTRACE_LOG_JSON=1`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = if std::env::var("SENDTRACE_LOG_JSON").as_deref() == Ok("1") {
         builder.json().try_init()
     } else {

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS events
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (tenant, event_id)
-TTL toDateTime(occurred_at) + INTERVAL 365 DAY
+TTL toDateTime(occurred_at) + INTERVAL {events_ttl_days} DAY
 SETTINGS non_replicated_deduplication_window = 10000
 ;
 -- The latest state of each delivery (one message to one recipient).

@@ -1,7 +1,7 @@
 //! Route tests without a broker: a recording sink stands in for Kafka.
 
 use super::*;
-use crate::kafka::futures_like::BoxFuture;
+use crate::kafka::BoxFuture;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;

@@ -1,5 +1,12 @@
-//! Apns: not implemented yet (placeholder so the registry compiles).
+//! Apple Push Notification service. APNs has no delivery webhooks: the sender posts
+//! what APNs answered to `/v1/push-results/{tenant}/apns`
+//! (format and checks in [`super::sender::push_results`]).
+//!
+//! * `map`: an APNs status and response body → outcome.
 
+pub mod map;
+
+use super::sender::push_results;
 use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
 use schemas::{Event, ProviderId};
 
@@ -9,13 +16,19 @@ impl Provider for Apns {
     fn id(&self) -> ProviderId {
         ProviderId::Apns
     }
+
     fn kept_headers(&self) -> &'static [&'static str] {
         &[]
     }
-    fn verify(&self, _req: &RawRequest<'_>, _creds: &TenantCredentials) -> Result<Verified, VerifyError> {
-        Err(VerifyError::NotConfigured)
+
+    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+        push_results::verify(req, creds)
     }
-    fn normalize(&self, _raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
-        Err(NormalizeError::Unsupported("apns".into()))
+
+    fn normalize(&self, raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+        push_results::normalize(raw, map::classify)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,12 @@
-//! Fcm: not implemented yet (placeholder so the registry compiles).
+//! Firebase Cloud Messaging (HTTP v1). FCM has no delivery webhooks: the sender posts
+//! what `projects.messages.send` answered to `/v1/push-results/{tenant}/fcm`
+//! (format and checks in [`super::sender::push_results`]).
+//!
+//! * `map`: an FCM v1 response body → outcome.
 
+pub mod map;
+
+use super::sender::push_results;
 use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
 use schemas::{Event, ProviderId};
 
@@ -9,13 +16,19 @@ impl Provider for Fcm {
     fn id(&self) -> ProviderId {
         ProviderId::Fcm
     }
+
     fn kept_headers(&self) -> &'static [&'static str] {
         &[]
     }
-    fn verify(&self, _req: &RawRequest<'_>, _creds: &TenantCredentials) -> Result<Verified, VerifyError> {
-        Err(VerifyError::NotConfigured)
+
+    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+        push_results::verify(req, creds)
     }
-    fn normalize(&self, _raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
-        Err(NormalizeError::Unsupported("fcm".into()))
+
+    fn normalize(&self, raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+        push_results::normalize(raw, map::classify)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,14 @@
-//! Mailgun: not implemented yet (placeholder so the registry compiles).
+//! Mailgun webhooks: one JSON event per POST, `{"signature": {..}, "event-data": {..}}`.
+//!
+//! * `verify`: the HMAC in the body's `signature` object (it covers timestamp and token only).
+//! * `map`: `event-data` → a draft for its `recipient`.
+
+pub mod map;
+pub mod verify;
 
 use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
 use schemas::{Event, ProviderId};
+use sha2::{Digest, Sha256};
 
 pub struct Mailgun;
 
@@ -9,13 +16,26 @@ impl Provider for Mailgun {
     fn id(&self) -> ProviderId {
         ProviderId::Mailgun
     }
+
     fn kept_headers(&self) -> &'static [&'static str] {
+        // The signature travels in the body.
         &[]
     }
-    fn verify(&self, _req: &RawRequest<'_>, _creds: &TenantCredentials) -> Result<Verified, VerifyError> {
-        Err(VerifyError::NotConfigured)
+
+    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+        verify::verify(req, creds)?;
+        // Events of one message share its Message-Id: key by it so they stay in order.
+        let partition_key = map::message_id_of(req.body).unwrap_or_else(|| hex::encode(Sha256::digest(req.body)));
+        Ok(Verified { partition_key, control: None })
     }
-    fn normalize(&self, _raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
-        Err(NormalizeError::Unsupported("mailgun".into()))
+
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+        Ok(match map::draft(&raw.envelope.body, opts)? {
+            Some((draft, recipients)) => draft.for_recipients(raw, recipients.iter().map(String::as_str)),
+            None => Vec::new(),
+        })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,17 @@
-//! Postmark: not implemented yet (placeholder so the registry compiles).
+//! Postmark webhooks (<https://postmarkapp.com/developer/webhooks/webhooks-overview>).
+//! Postmark does not sign its requests; the webhook URL carries HTTP basic auth
+//! credentials, checked against the tenant's configured user and password.
+//!
+//! * `map`: one webhook JSON record → draft, and the bounce type table.
 
+pub mod map;
+
+use super::signature::constant_time_eq;
 use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use base64::Engine;
 use schemas::{Event, ProviderId};
+
+pub const HEADER_AUTHORIZATION: &str = "authorization";
 
 pub struct Postmark;
 
@@ -9,13 +19,46 @@ impl Provider for Postmark {
     fn id(&self) -> ProviderId {
         ProviderId::Postmark
     }
+
     fn kept_headers(&self) -> &'static [&'static str] {
         &[]
     }
-    fn verify(&self, _req: &RawRequest<'_>, _creds: &TenantCredentials) -> Result<Verified, VerifyError> {
-        Err(VerifyError::NotConfigured)
+
+    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+        check_basic_auth(req.header(HEADER_AUTHORIZATION), creds)?;
+        let record = map::parse(req.body).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        // Every record of one message shares MessageID: key by it so they land together.
+        let key = map::message_id(&record).unwrap_or(req.tenant).to_string();
+        Ok(Verified { partition_key: key, control: None })
     }
-    fn normalize(&self, _raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
-        Err(NormalizeError::Unsupported("postmark".into()))
+
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+        let record = map::parse(&raw.envelope.body)?;
+        let (draft, recipient) = map::draft(&record, opts)?;
+        Ok(vec![draft.for_recipient(raw, &recipient)])
     }
 }
+
+/// `Authorization: Basic base64(user:password)` against the tenant's Postmark credentials.
+pub fn check_basic_auth(header: Option<&str>, creds: &TenantCredentials) -> Result<(), VerifyError> {
+    let (Some(user), Some(password)) = (creds.postmark_user.as_deref(), creds.postmark_password.as_deref()) else {
+        return Err(VerifyError::NotConfigured);
+    };
+    let header = header.ok_or(VerifyError::MissingHeader(HEADER_AUTHORIZATION))?.trim();
+    let (scheme, encoded) = header.split_once(' ').ok_or(VerifyError::BadCredentials)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(VerifyError::BadCredentials);
+    }
+    let presented = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| VerifyError::BadCredentials)?;
+    let expected = format!("{user}:{password}");
+    if constant_time_eq(&presented, expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(VerifyError::BadCredentials)
+    }
+}
+
+#[cfg(test)]
+mod tests;

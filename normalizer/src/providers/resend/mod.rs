@@ -1,4 +1,10 @@
-//! Resend: not implemented yet (placeholder so the registry compiles).
+//! Resend webhooks, delivered through Svix: one JSON event per POST, signed in `svix-*` headers.
+//!
+//! * `svix`: the Svix signature check (HMAC-SHA256 over `id.timestamp.body`).
+//! * `map`: the event → one draft, expanded to every `data.to` recipient.
+
+pub mod map;
+pub mod svix;
 
 use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
 use schemas::{Event, ProviderId};
@@ -9,13 +15,25 @@ impl Provider for Resend {
     fn id(&self) -> ProviderId {
         ProviderId::Resend
     }
+
     fn kept_headers(&self) -> &'static [&'static str] {
-        &[]
+        // svix-id is the event's identity, so normalize needs it too.
+        &[svix::HEADER_ID, svix::HEADER_TIMESTAMP, svix::HEADER_SIGNATURE]
     }
-    fn verify(&self, _req: &RawRequest<'_>, _creds: &TenantCredentials) -> Result<Verified, VerifyError> {
-        Err(VerifyError::NotConfigured)
+
+    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+        let svix_id = svix::verify(req, creds)?;
+        // Events of one email share data.email_id: key by it so they stay in order.
+        let partition_key = map::email_id_of(req.body).unwrap_or_else(|| svix_id.to_string());
+        Ok(Verified { partition_key, control: None })
     }
-    fn normalize(&self, _raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
-        Err(NormalizeError::Unsupported("resend".into()))
+
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+        let svix_id = raw.envelope.headers.get(svix::HEADER_ID).map(String::as_str);
+        let (draft, recipients) = map::draft(&raw.envelope.body, svix_id, opts)?;
+        Ok(draft.for_recipients(raw, recipients.iter().map(String::as_str)))
     }
 }
+
+#[cfg(test)]
+mod tests;

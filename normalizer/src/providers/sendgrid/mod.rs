@@ -1,7 +1,14 @@
-//! Sendgrid: not implemented yet (placeholder so the registry compiles).
+//! Twilio SendGrid Event Webhook: a JSON array of events per POST, signed with ECDSA.
+//!
+//! * `verify`: the Signed Event Webhook check (P-256 / SHA-256 over timestamp ‖ body).
+//! * `map`: one event object → a draft for its `email` recipient.
+
+pub mod map;
+pub mod verify;
 
 use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
 use schemas::{Event, ProviderId};
+use sha2::{Digest, Sha256};
 
 pub struct Sendgrid;
 
@@ -9,13 +16,23 @@ impl Provider for Sendgrid {
     fn id(&self) -> ProviderId {
         ProviderId::Sendgrid
     }
+
     fn kept_headers(&self) -> &'static [&'static str] {
-        &[]
+        &[verify::HEADER_SIGNATURE, verify::HEADER_TIMESTAMP]
     }
-    fn verify(&self, _req: &RawRequest<'_>, _creds: &TenantCredentials) -> Result<Verified, VerifyError> {
-        Err(VerifyError::NotConfigured)
+
+    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+        verify::verify(req, creds)?;
+        // All events of one message share the stripped sg_message_id: key by the first one.
+        let partition_key = map::first_message_id(req.body).unwrap_or_else(|| hex::encode(Sha256::digest(req.body)));
+        Ok(Verified { partition_key, control: None })
     }
-    fn normalize(&self, _raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
-        Err(NormalizeError::Unsupported("sendgrid".into()))
+
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+        let drafts = map::drafts(&raw.envelope.body, opts)?;
+        Ok(drafts.iter().map(|(draft, recipient)| draft.for_recipient(raw, recipient)).collect())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,12 @@ use serde_json::Value;
 /// `mail.messageId` of an SES event, if the message parses.
 pub fn message_id_of(message: &str) -> Option<String> {
     let v: Value = serde_json::from_str(message).ok()?;
-    v.pointer("/mail/messageId")?.as_str().map(str::to_string)
+    message_id_in(&v)
+}
+
+/// `mail.messageId` of a parsed SES event.
+pub fn message_id_in(v: &Value) -> Option<String> {
+    str_at(v, "/mail/messageId").map(str::to_string)
 }
 
 fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
@@ -43,27 +48,33 @@ fn recipients_with<'a>(v: &'a Value, list: &str, field: &str) -> Vec<(&'a str, O
 }
 
 /// Maps one SES event (the SNS `Message`) into drafts with their recipients.
-/// `sns_message_id` identifies the report (stable across SNS retries).
-pub fn drafts(message: &str, sns_message_id: &str, opts: &NormalizeOptions) -> Result<Vec<(EventDraft, Vec<String>)>, NormalizeError> {
+/// `report_id` identifies the report (the SNS MessageId, stable across SNS retries).
+pub fn drafts(message: &str, report_id: &str, opts: &NormalizeOptions) -> Result<Vec<(EventDraft, Vec<String>)>, NormalizeError> {
     let v: Value = serde_json::from_str(message).map_err(|e| NormalizeError::InvalidJson(format!("SNS Message: {e}")))?;
-    let name = str_at(&v, "/eventType")
-        .or_else(|| str_at(&v, "/notificationType"))
+    drafts_of(&v, report_id, opts)
+}
+
+/// Maps one parsed SES event (an SNS `Message`, or an EventBridge `detail`) into drafts.
+/// `report_id` identifies the report: the SNS MessageId or the EventBridge event id.
+pub fn drafts_of(v: &Value, report_id: &str, opts: &NormalizeOptions) -> Result<Vec<(EventDraft, Vec<String>)>, NormalizeError> {
+    let name = str_at(v, "/eventType")
+        .or_else(|| str_at(v, "/notificationType"))
         .ok_or(NormalizeError::MissingField("eventType"))?
         .to_string();
-    let message_id = str_at(&v, "/mail/messageId").ok_or(NormalizeError::MissingField("mail.messageId"))?;
-    let mail_time = time_at(&v, "/mail/timestamp")?;
-    let destination: Vec<String> = strings_at(&v, "/mail/destination").into_iter().map(str::to_string).collect();
+    let message_id = str_at(v, "/mail/messageId").ok_or(NormalizeError::MissingField("mail.messageId"))?;
+    let mail_time = time_at(v, "/mail/timestamp")?;
+    let destination: Vec<String> = strings_at(v, "/mail/destination").into_iter().map(str::to_string).collect();
 
     let mut base = EventDraft::new(Channel::Email, message_id, name.clone(), EventType::Unknown);
-    base.id_source = IdSource::ProviderEventId(sns_message_id.to_string());
-    base.provider_event_id = Some(sns_message_id.to_string());
+    base.id_source = IdSource::ProviderEventId(report_id.to_string());
+    base.provider_event_id = Some(report_id.to_string());
     base.occurred_at = mail_time;
-    base.attribution = attribution(&v, opts);
+    base.attribution = attribution(v, opts);
 
     let with = |event_type: EventType, ptr: &'static str| -> Result<EventDraft, NormalizeError> {
         let mut d = base.clone();
         d.event_type = event_type;
-        if let Some(t) = time_at(&v, ptr)? {
+        if let Some(t) = time_at(v, ptr)? {
             d.occurred_at = Some(t);
         }
         Ok(d)
@@ -74,55 +85,55 @@ pub fn drafts(message: &str, sns_message_id: &str, opts: &NormalizeOptions) -> R
         "Delivery" => {
             let mut d = with(EventType::Delivered, "/delivery/timestamp")?;
             d.error_reason = None;
-            let rcpts: Vec<String> = strings_at(&v, "/delivery/recipients").into_iter().map(str::to_string).collect();
+            let rcpts: Vec<String> = strings_at(v, "/delivery/recipients").into_iter().map(str::to_string).collect();
             vec![(d, if rcpts.is_empty() { destination } else { rcpts })]
         }
         "Bounce" => {
             let mut d = with(EventType::Bounced, "/bounce/timestamp")?;
-            d.bounce_class = Some(match str_at(&v, "/bounce/bounceType") {
+            d.bounce_class = Some(match str_at(v, "/bounce/bounceType") {
                 Some("Permanent") => BounceClass::Hard,
                 Some("Transient") => BounceClass::Soft,
                 _ => BounceClass::Undetermined,
             });
-            d.error_code = str_at(&v, "/bounce/bounceSubType").map(str::to_string);
-            per_recipient(&d, recipients_with(&v, "/bounce/bouncedRecipients", "diagnosticCode"))
+            d.error_code = str_at(v, "/bounce/bounceSubType").map(str::to_string);
+            per_recipient(&d, recipients_with(v, "/bounce/bouncedRecipients", "diagnosticCode"))
         }
         "Complaint" => {
             let mut d = with(EventType::Complained, "/complaint/timestamp")?;
-            d.user_agent = str_at(&v, "/complaint/userAgent").map(str::to_string);
-            d.error_code = str_at(&v, "/complaint/complaintFeedbackType").map(str::to_string);
-            let rcpts = recipients_with(&v, "/complaint/complainedRecipients", "-");
+            d.user_agent = str_at(v, "/complaint/userAgent").map(str::to_string);
+            d.error_code = str_at(v, "/complaint/complaintFeedbackType").map(str::to_string);
+            let rcpts = recipients_with(v, "/complaint/complainedRecipients", "-");
             per_recipient(&d, rcpts)
         }
         "Reject" => {
             let mut d = with(EventType::Failed, "/reject/timestamp")?;
-            d.error_reason = str_at(&v, "/reject/reason").map(str::to_string);
+            d.error_reason = str_at(v, "/reject/reason").map(str::to_string);
             vec![(d, destination)]
         }
         "Rendering Failure" => {
             let mut d = with(EventType::Failed, "/failure/timestamp")?;
-            d.error_reason = str_at(&v, "/failure/errorMessage").map(str::to_string);
+            d.error_reason = str_at(v, "/failure/errorMessage").map(str::to_string);
             d.error_code = Some("rendering_failure".into());
             vec![(d, destination)]
         }
         "Open" => {
             let mut d = with(EventType::Opened, "/open/timestamp")?;
-            d.user_agent = str_at(&v, "/open/userAgent").map(str::to_string);
-            d.ip = str_at(&v, "/open/ipAddress").map(str::to_string);
+            d.user_agent = str_at(v, "/open/userAgent").map(str::to_string);
+            d.ip = str_at(v, "/open/ipAddress").map(str::to_string);
             vec![(d, destination)]
         }
         "Click" => {
             let mut d = with(EventType::Clicked, "/click/timestamp")?;
-            d.user_agent = str_at(&v, "/click/userAgent").map(str::to_string);
-            d.ip = str_at(&v, "/click/ipAddress").map(str::to_string);
-            d.click_url = str_at(&v, "/click/link").map(str::to_string);
+            d.user_agent = str_at(v, "/click/userAgent").map(str::to_string);
+            d.ip = str_at(v, "/click/ipAddress").map(str::to_string);
+            d.click_url = str_at(v, "/click/link").map(str::to_string);
             vec![(d, destination)]
         }
         "DeliveryDelay" => {
             let mut d = with(EventType::Deferred, "/deliveryDelay/timestamp")?;
-            let delay_type = str_at(&v, "/deliveryDelay/delayType").unwrap_or("Undetermined");
+            let delay_type = str_at(v, "/deliveryDelay/delayType").unwrap_or("Undetermined");
             d.error_code = Some(delay_type.to_string());
-            let rcpts = recipients_with(&v, "/deliveryDelay/delayedRecipients", "diagnosticCode");
+            let rcpts = recipients_with(v, "/deliveryDelay/delayedRecipients", "diagnosticCode");
             let rcpts = rcpts
                 .into_iter()
                 .map(|(r, diag)| (r, Some(diag.map_or(delay_type.to_string(), |x| format!("{delay_type}: {x}")))))

@@ -1,9 +1,14 @@
-//! AWS SES, delivered through Amazon SNS (HTTPS subscription).
+//! AWS SES, delivered through Amazon SNS (HTTPS subscription, `/webhooks/ses/{tenant}`)
+//! or Amazon EventBridge (API destination, `/webhooks/ses/{tenant}/eventbridge`).
 //!
-//! * `sns`: the SNS envelope and its checks (headers, topic, signature).
+//! * `sns`: the SNS envelope and its checks (headers, topic, then `signature`).
+//! * `signature`: SNS message signatures and the signing-certificate cache.
+//! * `eventbridge`: the EventBridge envelope and its API-key check.
 //! * `map`: SES event JSON (event publishing and notification styles) → drafts.
 
+pub mod eventbridge;
 pub mod map;
+pub mod signature;
 pub mod sns;
 
 use super::{EventDraft, NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
@@ -21,6 +26,13 @@ impl Provider for Ses {
     }
 
     fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+        // The route decides how the request must authenticate, never the body.
+        if eventbridge::is_route(req.url, req.tenant) {
+            return eventbridge::verify(req, creds);
+        }
+        if eventbridge::looks_like(req.body) {
+            return Err(VerifyError::Malformed(format!("EventBridge event on the SNS route; post it to `…{}`", eventbridge::ROUTE_SUFFIX)));
+        }
         let envelope = sns::verify(req, creds)?;
         let control = match envelope.kind {
             sns::MessageKind::Notification => None,
@@ -37,6 +49,16 @@ impl Provider for Ses {
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+        // Only bodies that passed `verify` are stored, so the body's shape tells the route apart.
+        if eventbridge::looks_like(&raw.envelope.body) {
+            let event = eventbridge::parse(&raw.envelope.body)?;
+            if event.detail.get("mail").is_none() {
+                // An SES event that is not about a message (e.g. "Sending Status Disabled").
+                return Err(NormalizeError::Unsupported(event.detail_type));
+            }
+            let drafts = map::drafts_of(&event.detail, &event.id, opts)?;
+            return Ok(expand(raw, drafts));
+        }
         let envelope = sns::parse(&raw.envelope.body)?;
         if envelope.kind != sns::MessageKind::Notification {
             return Ok(Vec::new());

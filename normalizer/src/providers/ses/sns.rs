@@ -61,7 +61,8 @@ pub fn parse(body: &[u8]) -> Result<Envelope, NormalizeError> {
     Ok(env)
 }
 
-/// Checks an incoming SNS request: headers agree with the body, the topic is the tenant's.
+/// Checks an incoming SNS request: headers agree with the body, the topic is the tenant's,
+/// and (unless the tenant turned it off) the SNS signature holds.
 pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Envelope, VerifyError> {
     let env = parse(req.body).map_err(|e| VerifyError::Malformed(e.to_string()))?;
     let header_type = req.header(HEADER_MESSAGE_TYPE).ok_or(VerifyError::MissingHeader(HEADER_MESSAGE_TYPE))?;
@@ -81,6 +82,10 @@ pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Envelop
         if expected != &env.topic_arn {
             return Err(VerifyError::WrongTopic(env.topic_arn.clone()));
         }
+    }
+    // Last: the checks above are free, this one may fetch a certificate.
+    if creds.ses_verify_signature != Some(false) {
+        super::signature::verify(&env, req.now_ms)?;
     }
     Ok(env)
 }

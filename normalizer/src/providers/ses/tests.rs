@@ -108,3 +108,306 @@ fn subscription_confirmation_is_reported_as_control() {
     let v = Ses.verify(&req, &creds).unwrap();
     assert!(v.control.unwrap().contains("SubscribeURL https://sns."));
 }
+
+// ---- SNS signatures -------------------------------------------------------------------------
+
+mod signed {
+    //! Envelopes signed in the test with the fixed test key (`fixtures/test_signing_key.pem`),
+    //! whose self-signed certificate (`fixtures/test_signing_cert.pem`) a local source serves.
+
+    use super::*;
+    use crate::providers::ses::signature::{self, CertificateCache, CertificateSource};
+    use base64::Engine;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    use rsa::RsaPrivateKey;
+    use serde_json::Value;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Once};
+
+    /// 2030-01-01, inside the test certificate's validity window.
+    pub const NOW_MS: i64 = 1_893_456_000_000;
+    pub const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem";
+
+    pub fn key(name: &str) -> RsaPrivateKey {
+        RsaPrivateKey::from_pkcs8_pem(&String::from_utf8(fixture(name)).unwrap()).unwrap()
+    }
+
+    /// Serves the test certificate for every URL and counts fetches.
+    #[derive(Default)]
+    pub struct LocalSource {
+        pub fetches: AtomicUsize,
+    }
+
+    impl CertificateSource for LocalSource {
+        fn fetch(&self, _url: &str) -> Result<Vec<u8>, String> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(fixture("test_signing_cert.pem"))
+        }
+    }
+
+    /// Installs a [`LocalSource`] as the process-wide source, once for all tests.
+    pub fn install_local_source() {
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| signature::set_certificate_source(Arc::new(LocalSource::default())));
+    }
+
+    /// The documented string to sign, built here independently of `signature::string_to_sign`.
+    fn string_to_sign(v: &Value) -> String {
+        let keys: &[&str] = if v["Type"] == "Notification" {
+            &["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+        } else {
+            &["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+        };
+        keys.iter()
+            .filter_map(|k| v.get(*k).and_then(Value::as_str).map(|val| format!("{k}\n{val}\n")))
+            .collect()
+    }
+
+    /// `fixture` re-signed with `key_name` under `version`, pointing at `cert_url`.
+    pub fn sign(fixture_name: &str, version: &str, key_name: &str, cert_url: &str) -> Vec<u8> {
+        let mut v: Value = serde_json::from_slice(&fixture(fixture_name)).unwrap();
+        v["SignatureVersion"] = version.into();
+        v["SigningCertURL"] = cert_url.into();
+        let text = string_to_sign(&v);
+        let key = key(key_name);
+        let sig = match version {
+            "1" => rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(key).sign(text.as_bytes()).to_vec(),
+            _ => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key).sign(text.as_bytes()).to_vec(),
+        };
+        v["Signature"] = base64::engine::general_purpose::STANDARD.encode(sig).into();
+        serde_json::to_vec_pretty(&v).unwrap()
+    }
+
+    pub fn envelope_of(body: &[u8]) -> sns::Envelope {
+        sns::parse(body).unwrap()
+    }
+
+    pub fn new_cache() -> (Arc<LocalSource>, CertificateCache) {
+        let source = Arc::new(LocalSource::default());
+        (source.clone(), CertificateCache::new(source))
+    }
+}
+
+use signed::{install_local_source, sign, CERT_URL, NOW_MS};
+
+fn verify_signed(body: &[u8]) -> Result<Verified, VerifyError> {
+    install_local_source();
+    let headers = request_headers(body);
+    let req = RawRequest { tenant: "acme", url: "/webhooks/ses/acme", headers: &headers, body, now_ms: NOW_MS };
+    // Default credentials: signature checking is on.
+    Ses.verify(&req, &TenantCredentials::default())
+}
+
+#[test]
+fn signed_notifications_are_accepted_in_both_signature_versions() {
+    for version in ["1", "2"] {
+        for name in ["event_delivery.json", "notification_bounce.json"] {
+            let body = sign(name, version, "test_signing_key.pem", CERT_URL);
+            assert!(verify_signed(&body).is_ok(), "{name} v{version}: {:?}", verify_signed(&body));
+        }
+    }
+}
+
+#[test]
+fn signed_subscription_confirmation_is_accepted() {
+    let url = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-test.pem";
+    for version in ["1", "2"] {
+        let body = sign("subscription_confirmation.json", version, "test_signing_key.pem", url);
+        assert!(verify_signed(&body).unwrap().control.is_some());
+    }
+}
+
+#[test]
+fn tampered_message_is_rejected() {
+    for version in ["1", "2"] {
+        let body = sign("event_delivery.json", version, "test_signing_key.pem", CERT_URL);
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["Message"] = v["Message"].as_str().unwrap().replace("recipient@example.com", "attacker@example.com").into();
+        assert_eq!(verify_signed(&serde_json::to_vec(&v).unwrap()), Err(VerifyError::BadSignature));
+
+        // Dropping the signed Subject changes the string to sign too.
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v.as_object_mut().unwrap().remove("Subject");
+        assert_eq!(verify_signed(&serde_json::to_vec(&v).unwrap()), Err(VerifyError::BadSignature));
+    }
+}
+
+#[test]
+fn signature_version_swap_is_rejected() {
+    let body = sign("event_delivery.json", "1", "test_signing_key.pem", CERT_URL);
+    let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["SignatureVersion"] = "2".into();
+    assert_eq!(verify_signed(&serde_json::to_vec(&v).unwrap()), Err(VerifyError::BadSignature));
+    v["SignatureVersion"] = "3".into();
+    assert!(matches!(verify_signed(&serde_json::to_vec(&v).unwrap()), Err(VerifyError::Malformed(_))));
+}
+
+#[test]
+fn signature_from_another_key_is_rejected() {
+    for version in ["1", "2"] {
+        let body = sign("event_delivery.json", version, "test_other_key.pem", CERT_URL);
+        assert_eq!(verify_signed(&body), Err(VerifyError::BadSignature));
+    }
+}
+
+#[test]
+fn certificate_urls_off_amazon_sns_are_rejected() {
+    for url in [
+        "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem",
+        "https://evil.example.com/SimpleNotificationService-test.pem",
+        "https://sns.us-east-1.amazonaws.com.evil.example.com/SimpleNotificationService-test.pem",
+    ] {
+        let body = sign("event_delivery.json", "1", "test_signing_key.pem", url);
+        assert!(matches!(verify_signed(&body), Err(VerifyError::CertificateNotAllowed(_))), "{url}");
+    }
+}
+
+#[test]
+fn missing_signature_fields_are_rejected() {
+    let body = sign("event_delivery.json", "2", "test_signing_key.pem", CERT_URL);
+    for field in ["Signature", "SigningCertURL", "SignatureVersion"] {
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v.as_object_mut().unwrap().remove(field);
+        let err = verify_signed(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(matches!(&err, VerifyError::Malformed(m) if m.contains(field)), "{field}: {err}");
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["Signature"] = "not base64!".into();
+    assert_eq!(verify_signed(&serde_json::to_vec(&v).unwrap()), Err(VerifyError::BadSignature));
+}
+
+#[test]
+fn unsigned_fixtures_are_rejected_when_checking_is_on() {
+    // The stored fixtures carry fake signatures.
+    assert_eq!(verify_signed(&fixture("event_delivery.json")), Err(VerifyError::BadSignature));
+}
+
+#[test]
+fn certificate_is_fetched_once_then_cached() {
+    let (source, cache) = signed::new_cache();
+    let v1 = signed::envelope_of(&sign("event_delivery.json", "1", "test_signing_key.pem", CERT_URL));
+    let v2 = signed::envelope_of(&sign("event_bounce_multi.json", "2", "test_signing_key.pem", CERT_URL));
+    for env in [&v1, &v2, &v1] {
+        cache.verify(env, NOW_MS).unwrap();
+    }
+    assert_eq!(source.fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let other = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem";
+    let v3 = signed::envelope_of(&sign("event_delivery.json", "1", "test_signing_key.pem", other));
+    cache.verify(&v3, NOW_MS).unwrap();
+    assert_eq!(source.fetches.load(std::sync::atomic::Ordering::SeqCst), 2, "one fetch per URL");
+}
+
+#[test]
+fn failed_fetches_are_unavailable_and_not_cached() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let cache = signature::CertificateCache::new(std::sync::Arc::new(move |_: &str| -> Result<Vec<u8>, String> {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Err("connection refused".into())
+    }));
+    let env = signed::envelope_of(&sign("event_delivery.json", "1", "test_signing_key.pem", CERT_URL));
+    for _ in 0..2 {
+        assert!(matches!(cache.verify(&env, NOW_MS), Err(VerifyError::CertificateUnavailable(m)) if m.contains("refused")));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    let garbage = signature::CertificateCache::new(std::sync::Arc::new(|_: &str| -> Result<Vec<u8>, String> { Ok(b"<html>".to_vec()) }));
+    assert!(matches!(garbage.verify(&env, NOW_MS), Err(VerifyError::CertificateUnavailable(_))));
+}
+
+#[test]
+fn certificate_outside_its_validity_window_is_rejected() {
+    let (_, cache) = signed::new_cache();
+    let env = signed::envelope_of(&sign("event_delivery.json", "1", "test_signing_key.pem", CERT_URL));
+    assert!(matches!(cache.verify(&env, 0), Err(VerifyError::CertificateNotAllowed(_))));
+    assert!(matches!(cache.verify(&env, i64::MAX), Err(VerifyError::CertificateNotAllowed(_))));
+    assert!(cache.verify(&env, NOW_MS).is_ok());
+}
+
+// ---- EventBridge ----------------------------------------------------------------------------
+
+const EVENTBRIDGE_URL: &str = "/webhooks/ses/acme/eventbridge";
+
+fn eventbridge_request<'a>(url: &'a str, headers: &'a BTreeMap<String, String>, body: &'a [u8]) -> RawRequest<'a> {
+    RawRequest { tenant: "acme", url, headers, body, now_ms: NOW_MS }
+}
+
+fn api_key_headers(key: &str) -> BTreeMap<String, String> {
+    [(crate::providers::signature::API_KEY_HEADER.to_string(), key.to_string())].into()
+}
+
+#[test]
+fn eventbridge_route_takes_the_api_key() {
+    let body = fixture("eventbridge_bounce.json");
+    let creds = TenantCredentials { api_key: Some("k-123".into()), ..Default::default() };
+    let good = api_key_headers("k-123");
+    for url in [EVENTBRIDGE_URL, "/webhooks/ses/acme/eventbridge?src=eb", "/webhooks/ses/acme/eventbridge/"] {
+        let ok = Ses.verify(&eventbridge_request(url, &good, &body), &creds).unwrap();
+        assert_eq!(ok.partition_key, "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000", "{url}");
+        assert_eq!(ok.control, None);
+    }
+
+    let wrong = api_key_headers("nope");
+    assert_eq!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &wrong, &body), &creds), Err(VerifyError::BadCredentials));
+    let none = BTreeMap::new();
+    assert_eq!(
+        Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &none, &body), &creds),
+        Err(VerifyError::MissingHeader(crate::providers::signature::API_KEY_HEADER))
+    );
+    assert_eq!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &good, &body), &TenantCredentials::default()), Err(VerifyError::NotConfigured));
+}
+
+#[test]
+fn eventbridge_route_is_the_tenants_last_segment() {
+    assert!(eventbridge::is_route("/webhooks/ses/acme/eventbridge", "acme"));
+    assert!(eventbridge::is_route("/webhooks/ses/acme/eventbridge?x=1", "acme"));
+    assert!(!eventbridge::is_route("/webhooks/ses/acme", "acme"));
+    assert!(!eventbridge::is_route("/webhooks/ses/eventbridge", "eventbridge"), "a tenant named eventbridge");
+    assert!(!eventbridge::is_route("/webhooks/ses/acme?next=/eventbridge", "acme"));
+    assert!(!eventbridge::is_route("/webhooks/ses/xacme/eventbridge", "acme"));
+}
+
+#[test]
+fn eventbridge_route_rejects_other_bodies() {
+    let creds = TenantCredentials { api_key: Some("k".into()), ..Default::default() };
+    let headers = api_key_headers("k");
+    let sns_body = fixture("event_delivery.json");
+    assert!(matches!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &headers, &sns_body), &creds), Err(VerifyError::Malformed(_))));
+    let other_source = br#"{"version":"0","id":"1","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}}"#;
+    assert!(matches!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &headers, other_source), &creds), Err(VerifyError::Malformed(_))));
+}
+
+#[test]
+fn eventbridge_body_on_the_sns_route_is_malformed() {
+    let body = fixture("eventbridge_delivery.json");
+    let headers = api_key_headers("k");
+    let creds = TenantCredentials { api_key: Some("k".into()), ses_verify_signature: Some(false), ..Default::default() };
+    let req = RawRequest { tenant: "acme", url: "/webhooks/ses/acme", headers: &headers, body: &body, now_ms: NOW_MS };
+    assert!(matches!(Ses.verify(&req, &creds), Err(VerifyError::Malformed(m)) if m.contains("eventbridge")));
+}
+
+#[test]
+fn eventbridge_events_use_the_eventbridge_id() {
+    let events = normalize_fixture("eventbridge_delivery.json").unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].provider_event_id.as_deref(), Some("31dd090c-ddea-53d6-b4bf-77dbe3ab44a0"));
+    assert_eq!(events[0].event_type, EventType::Delivered);
+    // Same SES event through SNS: same delivery, different report.
+    let via_sns = normalize_fixture("event_bounce_permanent.json").unwrap();
+    let via_eb = normalize_fixture("eventbridge_bounce.json").unwrap();
+    assert_eq!(via_sns[0].delivery_key, via_eb[0].delivery_key);
+    assert_ne!(via_sns[0].event_id, via_eb[0].event_id);
+    assert_eq!(normalize_fixture("eventbridge_bounce.json").unwrap(), via_eb, "replay gives identical events");
+}
+
+#[test]
+fn eventbridge_events_without_mail_are_unsupported() {
+    let body = br#"{"version":"0","id":"1","detail-type":"Sending Status Disabled","source":"aws.ses","account":"123456789012","time":"2024-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}"#;
+    let env = envelope("ses", body.to_vec(), BTreeMap::new());
+    let err = Ses.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 0 }, &NormalizeOptions::default()).unwrap_err();
+    assert_eq!(err.code(), "unsupported");
+    assert!(err.to_string().contains("Sending Status Disabled"));
+}

@@ -1,0 +1,39 @@
+# Shared settings of the local stack. Every value can be overridden from the environment.
+# Sourced by the devstack and scripts; not executable on its own.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export SENDTRACE_TOOLS="${SENDTRACE_TOOLS:-$HOME/.cache/sendtrace}"   # tansu, python venv (kept across runs)
+export DEVSTACK_DIR="${DEVSTACK_DIR:-$ROOT/.devstack}"                 # data, logs, pids of this checkout
+export KAFKA_PORT="${KAFKA_PORT:-9092}"
+export CLICKHOUSE_PORT="${CLICKHOUSE_PORT:-8123}"
+export INGEST_PORT="${INGEST_PORT:-8080}"
+export NORMALIZER_ADMIN_PORT="${NORMALIZER_ADMIN_PORT:-9101}"
+export AGGREGATOR_ADMIN_PORT="${AGGREGATOR_ADMIN_PORT:-9102}"
+export CARGO_PROFILE="${CARGO_PROFILE:-dev}"
+TANSU="$SENDTRACE_TOOLS/bin/tansu"
+VENV="$SENDTRACE_TOOLS/chvenv"
+if [ "$CARGO_PROFILE" = dev ]; then BIN_DIR="$ROOT/target/debug"; else BIN_DIR="$ROOT/target/$CARGO_PROFILE"; fi
+export BIN_DIR
+export SENDTRACE_KAFKA__BROKERS="${SENDTRACE_KAFKA__BROKERS:-127.0.0.1:$KAFKA_PORT}"
+export SENDTRACE_CLICKHOUSE__URL="${SENDTRACE_CLICKHOUSE__URL:-http://127.0.0.1:$CLICKHOUSE_PORT}"
+CH_URL="$SENDTRACE_CLICKHOUSE__URL"
+
+log() { printf '[devstack] %s\n' "$*" >&2; }
+
+# wait_for <what> <seconds> <command...>: retries the command until it succeeds.
+wait_for() {
+  local what="$1" secs="$2"; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then log "timed out waiting for $what"; return 1; fi
+    sleep 0.3
+  done
+  log "$what is up"
+}
+
+# start <name> <command...>: runs in the background with log and pid files.
+start() {
+  local name="$1"; shift
+  mkdir -p "$DEVSTACK_DIR/logs" "$DEVSTACK_DIR/pids"
+  nohup "$@" >"$DEVSTACK_DIR/logs/$name.log" 2>&1 &
+  echo $! >"$DEVSTACK_DIR/pids/$name.pid"
+}

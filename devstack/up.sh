@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Brings the whole local stack up on loopback: tansu (Kafka API, sqlite storage),
+# the ClickHouse endpoint (chdb), migrations, ingest, normalizer, aggregator.
+# Waits until each is healthy. `devstack/down.sh` stops it.
+#   --infra-only   broker and ClickHouse only (what the tests need)
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+INFRA_ONLY=0; [ "${1:-}" = "--infra-only" ] && INFRA_ONLY=1
+"$ROOT/devstack/setup.sh"
+mkdir -p "$DEVSTACK_DIR/kafka" "$DEVSTACK_DIR/clickhouse"
+
+if ! (exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT) 2>/dev/null; then
+  # tansu resolves sqlite:// paths against its working directory
+  start tansu bash -c "cd '$DEVSTACK_DIR/kafka' && exec '$TANSU' broker --listener-url tcp://127.0.0.1:$KAFKA_PORT \
+    --advertised-listener-url tcp://127.0.0.1:$KAFKA_PORT --storage-engine sqlite://tansu.db"
+fi
+wait_for "kafka (tansu) on :$KAFKA_PORT" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
+
+if ! curl -sf "$CH_URL/ping" >/dev/null; then
+  start clickhouse "$VENV/bin/python" "$ROOT/devstack/clickhouse/server.py" --host 127.0.0.1 \
+    --port "$CLICKHOUSE_PORT" --data-dir "$DEVSTACK_DIR/clickhouse"
+fi
+wait_for "clickhouse endpoint on :$CLICKHOUSE_PORT" 60 curl -sf "$CH_URL/ping"
+[ $INFRA_ONLY = 1 ] && exit 0
+
+"$BIN_DIR/aggregator" --config "$ROOT/devstack/config/aggregator.toml" migrate
+SENDTRACE_LISTEN_ADDR="127.0.0.1:$INGEST_PORT" start ingest "$BIN_DIR/ingest" --config "$ROOT/devstack/config/ingest.toml"
+SENDTRACE_ADMIN_ADDR="127.0.0.1:$NORMALIZER_ADMIN_PORT" start normalizer "$BIN_DIR/normalizer" --config "$ROOT/devstack/config/normalizer.toml" run
+SENDTRACE_ADMIN_ADDR="127.0.0.1:$AGGREGATOR_ADMIN_PORT" start aggregator "$BIN_DIR/aggregator" --config "$ROOT/devstack/config/aggregator.toml" run
+wait_for "ingest on :$INGEST_PORT" 60 curl -sf "http://127.0.0.1:$INGEST_PORT/healthz"
+wait_for "normalizer on :$NORMALIZER_ADMIN_PORT" 60 curl -sf "http://127.0.0.1:$NORMALIZER_ADMIN_PORT/healthz"
+wait_for "aggregator on :$AGGREGATOR_ADMIN_PORT" 60 curl -sf "http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/healthz"
+log "stack is up; logs in $DEVSTACK_DIR/logs"

@@ -1,0 +1,269 @@
+//! SNS message signatures, as in "Verifying the signatures of Amazon SNS messages"
+//! (<https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html>):
+//!
+//! * the string to sign, rebuilt from the envelope's fields;
+//! * the signing-certificate URL, accepted only on `https://sns.<region>.amazonaws.com[.cn]/…pem`;
+//! * the certificate's RSA key, fetched once through a pluggable [`CertificateSource`] and kept
+//!   in a process-wide cache ([`set_certificate_source`] installs the fetcher);
+//! * SHA1withRSA (`SignatureVersion` "1") or SHA256withRSA ("2"), PKCS#1 v1.5.
+//!
+//! Everything here is synchronous because [`crate::providers::Provider::verify`] is: a cache miss
+//! blocks on the source. The running service installs a real HTTPS fetcher at startup.
+
+use super::sns::{Envelope, MessageKind};
+use crate::providers::VerifyError;
+use base64::Engine;
+use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::Verifier;
+use rsa::RsaPublicKey;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use x509_cert::der::{DecodePem, Encode};
+use x509_cert::Certificate;
+
+/// Where signing certificates come from.
+pub trait CertificateSource: Send + Sync {
+    /// The PEM certificate served at `url` (already checked by [`check_certificate_url`]).
+    fn fetch(&self, url: &str) -> Result<Vec<u8>, String>;
+}
+
+/// Any `Fn(&str) -> Result<Vec<u8>, String>`, e.g. a blocking HTTPS GET, is a source.
+impl<F> CertificateSource for F
+where
+    F: Fn(&str) -> Result<Vec<u8>, String> + Send + Sync,
+{
+    fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
+        self(url)
+    }
+}
+
+/// The source until the service installs one: every fetch fails, so verification
+/// answers `CertificateUnavailable` (503) rather than accepting unsigned requests.
+struct Unconfigured;
+
+impl CertificateSource for Unconfigured {
+    fn fetch(&self, _url: &str) -> Result<Vec<u8>, String> {
+        Err("no certificate source configured".into())
+    }
+}
+
+/// Keys kept at most; SNS uses a handful of certificates, so reaching this means churn
+/// and the cache simply starts over.
+const MAX_CACHED_KEYS: usize = 256;
+
+/// The public key of one signing certificate and its validity window (ms since the epoch).
+#[derive(Clone)]
+struct SigningKey {
+    key: RsaPublicKey,
+    not_before_ms: i64,
+    not_after_ms: i64,
+}
+
+/// Signing keys by certificate URL, and the source that fills misses.
+pub struct CertificateCache {
+    source: RwLock<Arc<dyn CertificateSource>>,
+    keys: RwLock<HashMap<String, SigningKey>>,
+}
+
+impl CertificateCache {
+    pub fn new(source: Arc<dyn CertificateSource>) -> Self {
+        CertificateCache { source: RwLock::new(source), keys: RwLock::new(HashMap::new()) }
+    }
+
+    /// Replaces the source and forgets every key fetched through the old one.
+    pub fn set_source(&self, source: Arc<dyn CertificateSource>) {
+        // A poisoned lock only means a panic elsewhere mid-write of a plain value: keep going.
+        *self.source.write().unwrap_or_else(PoisonError::into_inner) = source;
+        self.keys.write().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// Checks the signature of `env` at time `now_ms`.
+    pub fn verify(&self, env: &Envelope, now_ms: i64) -> Result<(), VerifyError> {
+        let version = env.signature_version.as_deref().ok_or_else(|| missing("SignatureVersion"))?;
+        let signature = env.signature.as_deref().ok_or_else(|| missing("Signature"))?;
+        let url = env.signing_cert_url.as_deref().ok_or_else(|| missing("SigningCertURL"))?;
+        let digest = match version {
+            "1" => Digest::Sha1,
+            "2" => Digest::Sha256,
+            other => return Err(VerifyError::Malformed(format!("unsupported SignatureVersion `{other}`"))),
+        };
+        check_certificate_url(url)?;
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(signature.trim())
+            .map_err(|_| VerifyError::BadSignature)?;
+        let signature = Signature::try_from(signature.as_slice()).map_err(|_| VerifyError::BadSignature)?;
+        let text = string_to_sign(env)?;
+
+        let signing = self.key(url)?;
+        if now_ms < signing.not_before_ms || now_ms > signing.not_after_ms {
+            return Err(VerifyError::CertificateNotAllowed("certificate outside its validity window".into()));
+        }
+        let checked = match digest {
+            Digest::Sha1 => VerifyingKey::<sha1::Sha1>::new(signing.key).verify(text.as_bytes(), &signature),
+            Digest::Sha256 => VerifyingKey::<sha2::Sha256>::new(signing.key).verify(text.as_bytes(), &signature),
+        };
+        checked.map_err(|_| VerifyError::BadSignature)
+    }
+
+    /// The key for `url`, from the cache or fetched and parsed once.
+    fn key(&self, url: &str) -> Result<SigningKey, VerifyError> {
+        if let Some(k) = self.keys.read().unwrap_or_else(PoisonError::into_inner).get(url) {
+            return Ok(k.clone());
+        }
+        // Clone the Arc so a slow fetch does not hold the lock.
+        let source = self.source.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let pem = source.fetch(url).map_err(VerifyError::CertificateUnavailable)?;
+        let signing = parse_certificate(&pem)?;
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if keys.len() >= MAX_CACHED_KEYS {
+            keys.clear();
+        }
+        keys.insert(url.to_string(), signing.clone());
+        Ok(signing)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Digest {
+    Sha1,
+    Sha256,
+}
+
+fn missing(field: &str) -> VerifyError {
+    VerifyError::Malformed(format!("missing `{field}`"))
+}
+
+/// The process-wide cache used by [`verify`].
+pub fn global() -> &'static CertificateCache {
+    static CACHE: OnceLock<CertificateCache> = OnceLock::new();
+    CACHE.get_or_init(|| CertificateCache::new(Arc::new(Unconfigured)))
+}
+
+/// Installs the fetcher used for every later cache miss (the service does this at startup).
+pub fn set_certificate_source(source: Arc<dyn CertificateSource>) {
+    global().set_source(source);
+}
+
+/// Checks the signature of `env` with the process-wide cache.
+pub fn verify(env: &Envelope, now_ms: i64) -> Result<(), VerifyError> {
+    global().verify(env, now_ms)
+}
+
+/// Accepts only `https://sns.<region>.amazonaws.com/<name>.pem` (or `.amazonaws.com.cn`),
+/// so a forged message cannot point us at a certificate of its own.
+pub fn check_certificate_url(url: &str) -> Result<(), VerifyError> {
+    let refuse = |why: &str| Err(VerifyError::CertificateNotAllowed(format!("{why}: {url}")));
+    let Some(rest) = url.strip_prefix("https://") else { return refuse("not https") };
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if !is_sns_host(host) {
+        return refuse("not an Amazon SNS host");
+    }
+    if !path.ends_with(".pem") || path.contains(['?', '#', '\\']) {
+        return refuse("not a certificate path");
+    }
+    Ok(())
+}
+
+/// `sns.` + region (`us-east-1`, `us-gov-west-1`, `cn-north-1`…) + `.amazonaws.com` or `.amazonaws.com.cn`.
+/// Anything else in the authority (user info, port, upper case) is refused.
+fn is_sns_host(host: &str) -> bool {
+    let Some(rest) = host.strip_prefix("sns.") else { return false };
+    let Some(region) = rest.strip_suffix(".amazonaws.com").or_else(|| rest.strip_suffix(".amazonaws.com.cn")) else {
+        return false;
+    };
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.first().is_some_and(|p| p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The documented string to sign: selected fields as `Key\nvalue\n`, in byte order of the keys.
+pub fn string_to_sign(env: &Envelope) -> Result<String, VerifyError> {
+    let mut fields: Vec<(&str, &str)> = vec![("Message", &env.message), ("MessageId", &env.message_id)];
+    match env.kind {
+        MessageKind::Notification => {
+            if let Some(subject) = &env.subject {
+                fields.push(("Subject", subject));
+            }
+            fields.push(("Timestamp", &env.timestamp));
+        }
+        MessageKind::SubscriptionConfirmation | MessageKind::UnsubscribeConfirmation => {
+            fields.push(("SubscribeURL", env.subscribe_url.as_deref().ok_or_else(|| missing("SubscribeURL"))?));
+            fields.push(("Timestamp", &env.timestamp));
+            fields.push(("Token", env.token.as_deref().ok_or_else(|| missing("Token"))?));
+        }
+    }
+    fields.push(("TopicArn", &env.topic_arn));
+    fields.push(("Type", &env.kind_name));
+    Ok(fields.iter().map(|(k, v)| format!("{k}\n{v}\n")).collect())
+}
+
+/// The RSA key and validity window of a PEM certificate.
+fn parse_certificate(pem: &[u8]) -> Result<SigningKey, VerifyError> {
+    let unreadable = |e: String| VerifyError::CertificateUnavailable(format!("unreadable certificate: {e}"));
+    let cert = Certificate::from_pem(pem).map_err(|e| unreadable(e.to_string()))?;
+    let tbs = &cert.tbs_certificate;
+    let spki = tbs.subject_public_key_info.to_der().map_err(|e| unreadable(e.to_string()))?;
+    let key = RsaPublicKey::from_public_key_der(&spki).map_err(|e| unreadable(format!("not an RSA key: {e}")))?;
+    let ms = |t: &x509_cert::time::Time| i64::try_from(t.to_unix_duration().as_millis()).unwrap_or(i64::MAX);
+    Ok(SigningKey { key, not_before_ms: ms(&tbs.validity.not_before), not_after_ms: ms(&tbs.validity.not_after) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_urls() {
+        for ok in [
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-f14264b8bc266f8934e6db08d875a5f7.pem",
+            "https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-abc.pem",
+            "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem",
+        ] {
+            assert_eq!(check_certificate_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
+            "https://evil.example.com/SimpleNotificationService-abc.pem",
+            "https://sns.us-east-1.amazonaws.com.evil.example.com/x.pem",
+            "https://sns.us-east-1.amazonaws.com@evil.example.com/x.pem",
+            "https://sns.us-east-1.amazonaws.com:8443/x.pem",
+            "https://sns.evil.amazonaws.com/x.pem",
+            "https://sns..amazonaws.com/x.pem",
+            "https://sns.us-east-1.amazonaws.com/",
+            "https://sns.us-east-1.amazonaws.com/x.pem?y=.pem",
+            "https://SNS.us-east-1.amazonaws.com/x.pem",
+            "https://sns.us-east-1.amazonaws.com",
+            "",
+        ] {
+            assert!(matches!(check_certificate_url(bad), Err(VerifyError::CertificateNotAllowed(_))), "{bad}");
+        }
+    }
+
+    fn envelope(json: &str) -> Envelope {
+        super::super::sns::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn notification_string_to_sign_includes_subject_only_when_present() {
+        let with = envelope(r#"{"Type":"Notification","MessageId":"m","TopicArn":"t","Subject":"s","Message":"x","Timestamp":"ts"}"#);
+        assert_eq!(string_to_sign(&with).unwrap(), "Message\nx\nMessageId\nm\nSubject\ns\nTimestamp\nts\nTopicArn\nt\nType\nNotification\n");
+        let without = envelope(r#"{"Type":"Notification","MessageId":"m","TopicArn":"t","Message":"x","Timestamp":"ts"}"#);
+        assert_eq!(string_to_sign(&without).unwrap(), "Message\nx\nMessageId\nm\nTimestamp\nts\nTopicArn\nt\nType\nNotification\n");
+    }
+
+    #[test]
+    fn confirmation_string_to_sign() {
+        let env = envelope(
+            r#"{"Type":"SubscriptionConfirmation","MessageId":"m","TopicArn":"t","Message":"x","Timestamp":"ts","Token":"k","SubscribeURL":"u"}"#,
+        );
+        assert_eq!(
+            string_to_sign(&env).unwrap(),
+            "Message\nx\nMessageId\nm\nSubscribeURL\nu\nTimestamp\nts\nToken\nk\nTopicArn\nt\nType\nSubscriptionConfirmation\n"
+        );
+        let no_token = envelope(r#"{"Type":"UnsubscribeConfirmation","MessageId":"m","TopicArn":"t","Message":"x","Timestamp":"ts","SubscribeURL":"u"}"#);
+        assert!(matches!(string_to_sign(&no_token), Err(VerifyError::Malformed(_))));
+    }
+}

@@ -1,0 +1,308 @@
+//! Starting the services of one test against the shared broker and ClickHouse.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The infrastructure every test shares.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub brokers: String,
+    pub clickhouse_url: String,
+    pub bin_dir: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+impl Stack {
+    /// From `SENDTRACE_TEST_KAFKA`, `SENDTRACE_TEST_CLICKHOUSE`, `SENDTRACE_BIN_DIR` (defaults: the devstack ports, target/debug).
+    pub fn from_env() -> Stack {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        Stack {
+            brokers: std::env::var("SENDTRACE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+            clickhouse_url: std::env::var("SENDTRACE_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
+            bin_dir: std::env::var("SENDTRACE_BIN_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target/debug")),
+            log_dir: std::env::var("SENDTRACE_TEST_LOGS").map(PathBuf::from).unwrap_or_else(|_| root.join("target/e2e-logs")),
+        }
+    }
+
+    /// Runs a SQL query on the ClickHouse HTTP interface; returns the body (JSONEachRow by default).
+    pub async fn query(&self, database: &str, sql: &str) -> String {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/?database={database}&default_format=JSONEachRow", self.clickhouse_url))
+            .body(sql.to_string())
+            .send()
+            .await
+            .expect("ClickHouse reachable");
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "query failed ({status}): {body}\n{sql}");
+        body
+    }
+
+    /// Rows of a query as JSON values.
+    pub async fn rows(&self, database: &str, sql: &str) -> Vec<serde_json::Value> {
+        self.query(database, sql)
+            .await
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("JSON row"))
+            .collect()
+    }
+
+    /// Creates topics with the admin API (tansu does not auto-create).
+    pub async fn create_topics(&self, topics: &[&str], partitions: i32) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", &self.brokers).create().expect("admin");
+        let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
+        for r in admin.create_topics(&new, &AdminOptions::new()).await.expect("create topics") {
+            if let Err((t, e)) = r {
+                assert_eq!(e, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists, "topic {t}");
+            }
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A child process, killed (SIGKILL) when dropped unless stopped before.
+pub struct Service {
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl Service {
+    pub fn spawn(stack: &Stack, name: &str, bin: &str, args: &[&str], env: &[(String, String)]) -> Service {
+        std::fs::create_dir_all(&stack.log_dir).ok();
+        let log = std::fs::File::create(stack.log_dir.join(format!("{name}.log"))).expect("log file");
+        let mut cmd = Command::new(stack.bin_dir.join(bin));
+        cmd.args(args).stdout(Stdio::null()).stderr(log);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SENDTRACE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {bin}: {e} (run `cargo build --bins` first)"));
+        Service { name: name.to_string(), child: Some(child) }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL: the crash case.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait: the orderly case.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The three services of one test, on their own topics, groups, database and ports.
+pub struct Pipeline {
+    pub stack: Stack,
+    pub name: String,
+    pub raw_topic: String,
+    pub events_topic: String,
+    pub dead_letter_topic: String,
+    pub database: String,
+    pub ingest_url: String,
+    pub ingest: Option<Service>,
+    pub normalizer: Option<Service>,
+    pub aggregator: Option<Service>,
+    pub ingest_config: PathBuf,
+    _dir: tempfile::TempDir,
+    ports: (u16, u16, u16),
+}
+
+/// Tenant secrets used by the tests' ingest config.
+pub const TENANTS_TOML: &str = r#"
+[tenants.acme]
+api_key = "acme-api-key"
+ses_verify_signature = false
+
+[tenants.globex]
+api_key = "globex-api-key"
+ses_verify_signature = false
+"#;
+
+impl Pipeline {
+    /// Unique names for `name`, topics created, database migrated; services not started yet.
+    pub async fn new(stack: &Stack, name: &str) -> Pipeline {
+        Self::with_tenants(stack, name, TENANTS_TOML).await
+    }
+
+    pub async fn with_tenants(stack: &Stack, name: &str, tenants_toml: &str) -> Pipeline {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ingest_config = dir.path().join("ingest.toml");
+        std::fs::write(&ingest_config, tenants_toml).expect("write config");
+        let p = Pipeline {
+            stack: stack.clone(),
+            name: format!("{name}-{id}"),
+            raw_topic: format!("t.{name}.{id}.raw"),
+            events_topic: format!("t.{name}.{id}.events"),
+            dead_letter_topic: format!("t.{name}.{id}.dlq"),
+            database: format!("t_{}_{id}", name.replace('-', "_")),
+            ingest_url: String::new(),
+            ingest: None,
+            normalizer: None,
+            aggregator: None,
+            ingest_config,
+            _dir: dir,
+            ports: (free_port(), free_port(), free_port()),
+        };
+        let mut p = p;
+        p.ingest_url = format!("http://127.0.0.1:{}", p.ports.0);
+        stack.create_topics(&[&p.raw_topic, &p.events_topic, &p.dead_letter_topic], 4).await;
+        p.migrate().await;
+        p
+    }
+
+    fn common_env(&self, brokers: &str) -> Vec<(String, String)> {
+        vec![
+            ("SENDTRACE_KAFKA__BROKERS".into(), brokers.into()),
+            ("SENDTRACE_KAFKA__SESSION_TIMEOUT_MS".into(), "3000".into()),
+            ("SENDTRACE_KAFKA__PARTITIONS".into(), "4".into()),
+            ("SENDTRACE_RAW_TOPIC".into(), self.raw_topic.clone()),
+            ("SENDTRACE_EVENTS_TOPIC".into(), self.events_topic.clone()),
+            ("SENDTRACE_DEAD_LETTER_TOPIC".into(), self.dead_letter_topic.clone()),
+            ("SENDTRACE_CLICKHOUSE__URL".into(), self.stack.clickhouse_url.clone()),
+            ("SENDTRACE_CLICKHOUSE__DATABASE".into(), self.database.clone()),
+            ("SENDTRACE_GROUP_ID".into(), format!("g-{}", self.name)),
+        ]
+    }
+
+    fn env_for(&self, service: &str, brokers: &str) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .common_env(brokers)
+            .into_iter()
+            .filter(|(k, _)| match service {
+                "ingest" => k.starts_with("SENDTRACE_KAFKA") || k == "SENDTRACE_RAW_TOPIC",
+                "normalizer" => !k.starts_with("SENDTRACE_CLICKHOUSE"),
+                _ => k.starts_with("SENDTRACE_KAFKA") || k.starts_with("SENDTRACE_CLICKHOUSE") || k == "SENDTRACE_EVENTS_TOPIC" || k == "SENDTRACE_GROUP_ID",
+            })
+            .collect();
+        match service {
+            "ingest" => env.push(("SENDTRACE_LISTEN_ADDR".into(), format!("127.0.0.1:{}", self.ports.0))),
+            "normalizer" => env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{}", self.ports.1))),
+            _ => env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{}", self.ports.2))),
+        }
+        env
+    }
+
+    pub async fn migrate(&self) {
+        let env = self.env_for("aggregator", &self.stack.brokers);
+        let mut svc = Service::spawn(&self.stack, &format!("{}-migrate", self.name), "aggregator", &["migrate"], &env);
+        let status = svc.child.take().map(|mut c| c.wait().expect("migrate ran"));
+        assert!(status.is_some_and(|s| s.success()), "migrate failed; see {}/{}-migrate.log", self.stack.log_dir.display(), self.name);
+    }
+
+    pub async fn start_ingest_with(&mut self, brokers: &str) {
+        let env = self.env_for("ingest", brokers);
+        let cfg = self.ingest_config.to_string_lossy().to_string();
+        self.ingest = Some(Service::spawn(&self.stack, &format!("{}-ingest", self.name), "ingest", &["--config", &cfg], &env));
+        self.wait_healthy(&format!("{}/healthz", self.ingest_url), "ingest").await;
+    }
+
+    pub async fn start_ingest(&mut self) {
+        let brokers = self.stack.brokers.clone();
+        self.start_ingest_with(&brokers).await;
+    }
+
+    pub async fn start_normalizer(&mut self) {
+        let env = self.env_for("normalizer", &self.stack.brokers);
+        self.normalizer = Some(Service::spawn(&self.stack, &format!("{}-normalizer", self.name), "normalizer", &["run"], &env));
+        self.wait_healthy(&format!("http://127.0.0.1:{}/healthz", self.ports.1), "normalizer").await;
+    }
+
+    pub async fn start_aggregator(&mut self) {
+        let env = self.env_for("aggregator", &self.stack.brokers);
+        self.aggregator = Some(Service::spawn(&self.stack, &format!("{}-aggregator", self.name), "aggregator", &["run"], &env));
+        self.wait_healthy(&format!("http://127.0.0.1:{}/healthz", self.ports.2), "aggregator").await;
+    }
+
+    pub async fn start_all(&mut self) {
+        self.start_ingest().await;
+        self.start_normalizer().await;
+        self.start_aggregator().await;
+    }
+
+    async fn wait_healthy(&self, url: &str, what: &str) {
+        let client = reqwest::Client::new();
+        crate::wait_until(&format!("{what} healthy ({url})"), Duration::from_secs(60), || {
+            let c = client.clone();
+            let url = url.to_string();
+            async move { c.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+    }
+
+    /// POSTs `body` to `path` on ingest; returns status and body text.
+    pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String) {
+        let mut req = reqwest::Client::new().post(format!("{}{path}", self.ingest_url)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        match req.send().await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    /// POSTs an SNS body to the SES route with headers that match it.
+    pub async fn post_sns(&self, tenant: &str, body: &[u8]) -> (u16, String) {
+        let v: serde_json::Value = serde_json::from_slice(body).expect("SNS JSON");
+        let kind = v["Type"].as_str().unwrap_or_default().to_string();
+        let id = v["MessageId"].as_str().unwrap_or_default().to_string();
+        self.post(
+            &format!("/webhooks/ses/{tenant}"),
+            &[("content-type", "text/plain; charset=UTF-8"), ("x-amz-sns-message-type", &kind), ("x-amz-sns-message-id", &id)],
+            body.to_vec(),
+        )
+        .await
+    }
+
+    pub async fn query(&self, sql: &str) -> String {
+        self.stack.query(&self.database, sql).await
+    }
+
+    pub async fn rows(&self, sql: &str) -> Vec<serde_json::Value> {
+        self.stack.rows(&self.database, sql).await
+    }
+
+    /// A single number from a query such as `SELECT count() FROM events FINAL`.
+    pub async fn number(&self, sql: &str) -> u64 {
+        let body = self.stack.query(&self.database, &format!("{sql} FORMAT TabSeparated")).await;
+        body.trim().parse().unwrap_or_else(|_| panic!("not a number: {body:?} from {sql}"))
+    }
+}
