@@ -13,9 +13,11 @@ TANSU="$SENDTRACE_TOOLS/bin/tansu"
 VENV="$SENDTRACE_TOOLS/chvenv"
 if [ "$CARGO_PROFILE" = dev ]; then BIN_DIR="$ROOT/target/debug"; else BIN_DIR="$ROOT/target/$CARGO_PROFILE"; fi
 export BIN_DIR
-export SENDTRACE_KAFKA__BROKERS="${SENDTRACE_KAFKA__BROKERS:-127.0.0.1:$KAFKA_PORT}"
-export SENDTRACE_CLICKHOUSE__URL="${SENDTRACE_CLICKHOUSE__URL:-http://127.0.0.1:$CLICKHOUSE_PORT}"
-CH_URL="$SENDTRACE_CLICKHOUSE__URL"
+KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+CH_URL="http://127.0.0.1:$CLICKHOUSE_PORT"
+# Each service gets only the SENDTRACE_* keys its config knows (unknown keys are refused).
+KAFKA_ENV="SENDTRACE_KAFKA__BROKERS=$KAFKA_BROKERS"
+CH_ENV="SENDTRACE_CLICKHOUSE__URL=$CH_URL"
 
 log() { printf '[devstack] %s\n' "$*" >&2; }
 

@@ -23,10 +23,15 @@ fi
 wait_for "clickhouse endpoint on :$CLICKHOUSE_PORT" 60 curl -sf "$CH_URL/ping"
 [ $INFRA_ONLY = 1 ] && exit 0
 
-"$BIN_DIR/aggregator" --config "$ROOT/devstack/config/aggregator.toml" migrate
-SENDTRACE_LISTEN_ADDR="127.0.0.1:$INGEST_PORT" start ingest "$BIN_DIR/ingest" --config "$ROOT/devstack/config/ingest.toml"
-SENDTRACE_ADMIN_ADDR="127.0.0.1:$NORMALIZER_ADMIN_PORT" start normalizer "$BIN_DIR/normalizer" --config "$ROOT/devstack/config/normalizer.toml" run
-SENDTRACE_ADMIN_ADDR="127.0.0.1:$AGGREGATOR_ADMIN_PORT" start aggregator "$BIN_DIR/aggregator" --config "$ROOT/devstack/config/aggregator.toml" run
+env "$KAFKA_ENV" "$CH_ENV" "$BIN_DIR/aggregator" --config "$ROOT/devstack/config/aggregator.toml" migrate
+# the demo tenant's secrets: generated so that `sample-traffic post` signs with the same ones
+"$BIN_DIR/sample-traffic" --tenant demo --ingest-url "http://127.0.0.1:$INGEST_PORT" config >"$DEVSTACK_DIR/ingest.toml"
+start ingest env "$KAFKA_ENV" SENDTRACE_LISTEN_ADDR="127.0.0.1:$INGEST_PORT" \
+  "$BIN_DIR/ingest" --config "$DEVSTACK_DIR/ingest.toml"
+start normalizer env "$KAFKA_ENV" SENDTRACE_ADMIN_ADDR="127.0.0.1:$NORMALIZER_ADMIN_PORT" \
+  "$BIN_DIR/normalizer" --config "$ROOT/devstack/config/normalizer.toml" run
+start aggregator env "$KAFKA_ENV" "$CH_ENV" SENDTRACE_ADMIN_ADDR="127.0.0.1:$AGGREGATOR_ADMIN_PORT" \
+  "$BIN_DIR/aggregator" --config "$ROOT/devstack/config/aggregator.toml" run
 wait_for "ingest on :$INGEST_PORT" 60 curl -sf "http://127.0.0.1:$INGEST_PORT/healthz"
 wait_for "normalizer on :$NORMALIZER_ADMIN_PORT" 60 curl -sf "http://127.0.0.1:$NORMALIZER_ADMIN_PORT/healthz"
 wait_for "aggregator on :$AGGREGATOR_ADMIN_PORT" 60 curl -sf "http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/healthz"

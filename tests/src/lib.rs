@@ -5,6 +5,7 @@
 //! and runs the three service binaries as child processes (killed on drop).
 
 pub mod kafka;
+pub mod samples;
 pub mod ses;
 pub mod stack;
 
