@@ -6,7 +6,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
 /// Every record currently on `topic` (all partitions), read from the beginning
-/// until nothing new arrives for `quiet`.
+/// until nothing new arrives for `quiet` (counted from at least 5 s after start,
+/// since joining and the first fetch take a moment).
 pub fn read_all(brokers: &str, topic: &str, partitions: i32, quiet: Duration) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -20,8 +21,8 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32, quiet: Duration) ->
     }
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::new();
-    let mut last = Instant::now();
-    while last.elapsed() < quiet {
+    let mut last = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < last || last.elapsed() < quiet {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             out.push((m.key().map(<[u8]>::to_vec), m.payload().unwrap_or_default().to_vec()));
             last = Instant::now();

@@ -1,0 +1,10 @@
+# One image with the three services and the migrate command (production shape; used by docker-compose.yml).
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --bins -p ingest -p normalizer -p aggregator
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/ingest /src/target/release/normalizer /src/target/release/aggregator /usr/local/bin/
+USER nobody

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets up and runs every test on a fresh machine: installs the stack's parts (cached in
+# ~/.cache/sendtrace), builds, starts a private broker + ClickHouse endpoint on test ports,
+# runs the ClickHouse endpoint's tests and the whole Rust workspace's tests (unit, route,
+# provider fixtures, end-to-end), then stops the test stack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KAFKA_PORT="${TEST_KAFKA_PORT:-19092}" CLICKHOUSE_PORT="${TEST_CLICKHOUSE_PORT:-18123}"
+export DEVSTACK_DIR="${TEST_DEVSTACK_DIR:-$PWD/target/test-stack}"
+source devstack/env.sh
+devstack/down.sh --clean >/dev/null 2>&1 || true
+trap 'devstack/down.sh --clean' EXIT
+devstack/up.sh --infra-only
+
+log "ClickHouse endpoint tests"
+(cd devstack/clickhouse && "$VENV/bin/python" -m unittest -q test_server)
+
+export SENDTRACE_TEST_KAFKA="$KAFKA_BROKERS" SENDTRACE_TEST_CLICKHOUSE="$CH_URL" SENDTRACE_BIN_DIR="$BIN_DIR"
+export SENDTRACE_TANSU="$TANSU" SENDTRACE_TEST_LOGS="$PWD/target/e2e-logs"
+log "Rust tests (logs of end-to-end services in target/e2e-logs)"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi

@@ -1,0 +1,54 @@
+//! docker-compose.yml cannot run here (no Docker engine); this keeps it valid:
+//! it parses, every service has an image, a health check (long-running ones),
+//! dependencies name real services with valid conditions, and the services get
+//! configuration keys their config structs accept.
+
+use std::collections::BTreeSet;
+
+fn compose() -> serde_yaml::Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker-compose.yml")).unwrap();
+    let mut v: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    v.apply_merge().expect("merge keys resolve");
+    v
+}
+
+#[test]
+fn compose_file_is_consistent() {
+    let v = compose();
+    let services = v["services"].as_mapping().expect("services");
+    let names: BTreeSet<String> = services.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+    for expected in ["kafka", "clickhouse", "migrate", "ingest", "normalizer", "aggregator"] {
+        assert!(names.contains(expected), "service {expected}");
+    }
+    for (name, svc) in services {
+        let name = name.as_str().unwrap();
+        assert!(svc.get("image").is_some() || svc.get("build").is_some(), "{name}: image or build");
+        if name != "migrate" {
+            assert!(svc["healthcheck"]["test"].is_sequence(), "{name}: health check");
+        }
+        if let Some(deps) = svc.get("depends_on").and_then(|d| d.as_mapping()) {
+            for (dep, cond) in deps {
+                let dep = dep.as_str().unwrap();
+                assert!(names.contains(dep), "{name} depends on unknown {dep}");
+                let c = cond["condition"].as_str().unwrap_or("service_started");
+                assert!(["service_started", "service_healthy", "service_completed_successfully"].contains(&c), "{name}: {c}");
+            }
+        }
+    }
+    // environment keys must be ones the services accept (they refuse unknown keys)
+    for svc in ["ingest", "normalizer", "aggregator", "migrate"] {
+        let env = services[svc]["environment"].as_mapping().expect("environment");
+        for k in env.keys().filter_map(|k| k.as_str()) {
+            if let Some(key) = k.strip_prefix("SENDTRACE_") {
+                let top = key.split("__").next().unwrap().to_ascii_lowercase();
+                let allowed: &[&str] = match svc {
+                    "ingest" => &["kafka", "listen_addr", "raw_topic", "tenants", "log_json"],
+                    "normalizer" => &["kafka", "admin_addr", "raw_topic", "events_topic", "mapping", "log_json"],
+                    _ => &["kafka", "clickhouse", "admin_addr", "events_topic", "log_json"],
+                };
+                assert!(allowed.contains(&top.as_str()), "{svc}: {k}");
+            }
+        }
+    }
+    assert_eq!(v["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"].as_str(), Some("broker,controller"), "KRaft");
+}
