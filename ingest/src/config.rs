@@ -19,6 +19,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Longest wait for Kafka's acknowledgement before answering 503.
     pub store_timeout_ms: u64,
+    /// SNS signing certificates served from local files instead of fetched over HTTPS
+    /// (certificate URL → PEM path). For tests and air-gapped setups; empty in production.
+    pub sns_certificate_files: BTreeMap<String, String>,
     /// Tenants and their provider secrets, by tenant id.
     pub tenants: BTreeMap<String, TenantCredentials>,
 }
@@ -32,6 +35,7 @@ impl Default for Config {
             create_topics: true,
             max_body_bytes: 5 * 1024 * 1024,
             store_timeout_ms: 6000,
+            sns_certificate_files: BTreeMap::new(),
             tenants: BTreeMap::new(),
         }
     }

@@ -22,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     runtime::telemetry::init_tracing();
     let cfg: Config = runtime::config::load(cli.config.as_deref())?;
+    ingest::certificates::install(cfg.sns_certificate_files.clone());
     let shutdown = runtime::shutdown::on_signal();
     if cfg.create_topics {
         cfg.kafka.ensure_topics(&[&cfg.raw_topic], &[]).await.context("creating the raw topic")?;

@@ -45,13 +45,14 @@ impl Secrets {
         B64.encode(der.as_bytes())
     }
 
-    /// The `[tenants.<tenant>]` section of an ingest config holding these secrets.
+    /// An ingest config for `tenant` holding these secrets; SNS certificates of the
+    /// test signing key are served from the committed test certificate.
     pub fn ingest_toml(&self, tenant: &str, ingest_url: &str) -> String {
         format!(
-            "[tenants.{tenant}]\n\
+            "[sns_certificate_files]\n\
+             \"{TEST_CERT_URL}\" = \"{}\"\n\n\
+             [tenants.{tenant}]\n\
              api_key = \"{}\"\n\
-             # local demo: SNS signatures are checked in unit tests with a test CA; samples here are unsigned\n\
-             ses_verify_signature = false\n\
              sendgrid_public_key = \"{}\"\n\
              mailgun_signing_key = \"{}\"\n\
              resend_secret = \"{}\"\n\
@@ -59,6 +60,7 @@ impl Secrets {
              postmark_password = \"{}\"\n\
              twilio_auth_token = \"{}\"\n\
              twilio_public_url = \"{ingest_url}/webhooks/twilio/{tenant}\"\n",
+            ses_fixture_path("test_signing_cert.pem").display(),
             self.api_key,
             self.sendgrid_public_key_b64(),
             self.mailgun_signing_key,
@@ -171,7 +173,32 @@ fn json_refreshed(body: &[u8]) -> Vec<u8> {
     }
 }
 
-/// SNS envelope: refresh the SES event inside `Message`.
+/// Where the SNS test certificate claims to live (an allowed SNS host); ingest maps it to a file.
+pub const TEST_CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-sendtrace-test.pem";
+
+fn ses_fixture_path(name: &str) -> PathBuf {
+    fixtures_dir("ses").canonicalize().unwrap_or_else(|_| fixtures_dir("ses")).join(name)
+}
+
+/// Signs an SNS envelope (SignatureVersion 2, SHA256withRSA) with the committed test key,
+/// as Amazon SNS signs with its own; the certificate URL becomes [`TEST_CERT_URL`].
+pub fn sign_sns(body: &[u8]) -> Vec<u8> {
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer as _};
+    let Ok(mut v) = serde_json::from_slice::<Value>(body) else { return body.to_vec() };
+    v["SigningCertURL"] = Value::from(TEST_CERT_URL);
+    v["SignatureVersion"] = Value::from("2");
+    let unsigned = serde_json::to_vec(&v).unwrap_or_default();
+    let Ok(env) = normalizer::providers::ses::sns::parse(&unsigned) else { return body.to_vec() };
+    let Ok(text) = normalizer::providers::ses::signature::string_to_sign(&env) else { return body.to_vec() };
+    let pem = std::fs::read_to_string(ses_fixture_path("test_signing_key.pem")).unwrap_or_default();
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).expect("committed test key");
+    let sig = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key).sign(text.as_bytes());
+    v["Signature"] = Value::from(B64.encode(sig.to_bytes()));
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+/// SNS envelope: refresh the SES event inside `Message`, then sign.
 fn sns_refreshed(body: &[u8]) -> Vec<u8> {
     let Ok(mut sns) = serde_json::from_slice::<Value>(body) else { return body.to_vec() };
     if let Some(msg) = sns.get("Message").and_then(Value::as_str).and_then(|m| serde_json::from_str::<Value>(m).ok()) {
@@ -179,7 +206,7 @@ fn sns_refreshed(body: &[u8]) -> Vec<u8> {
         refresh_times(&mut msg);
         sns["Message"] = Value::from(msg.to_string());
     }
-    serde_json::to_vec(&sns).unwrap_or_else(|_| body.to_vec())
+    sign_sns(&serde_json::to_vec(&sns).unwrap_or_else(|_| body.to_vec()))
 }
 
 /// Every sample of every provider, signed for `tenant` with `secrets`.

@@ -36,7 +36,7 @@ pub fn body(name: &str, message_id: &str, recipients: Option<&[&str]>) -> Vec<u8
     }
     sns["Message"] = Value::from(msg.to_string());
     sns["MessageId"] = Value::from(uuid::Uuid::new_v4().to_string());
-    serde_json::to_vec(&sns).expect("serialize")
+    crate::samples::sign_sns(&serde_json::to_vec(&sns).expect("serialize"))
 }
 
 fn shift_times(v: &mut Value, by: chrono::Duration) {

@@ -144,28 +144,14 @@ pub struct Pipeline {
     ports: (u16, u16, u16),
 }
 
-/// Tenant secrets used by the tests' ingest config.
-pub const TENANTS_TOML: &str = r#"
-[tenants.acme]
-api_key = "acme-api-key"
-ses_verify_signature = false
-
-[tenants.globex]
-api_key = "globex-api-key"
-ses_verify_signature = false
-"#;
-
 impl Pipeline {
     /// Unique names for `name`, topics created, database migrated; services not started yet.
+    /// ingest's config holds tenant `acme` with every provider's secret
+    /// ([`crate::samples::Secrets::for_tenant`]) and the SNS test certificate.
     pub async fn new(stack: &Stack, name: &str) -> Pipeline {
-        Self::with_tenants(stack, name, TENANTS_TOML).await
-    }
-
-    pub async fn with_tenants(stack: &Stack, name: &str, tenants_toml: &str) -> Pipeline {
         let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
         let dir = tempfile::tempdir().expect("tempdir");
         let ingest_config = dir.path().join("ingest.toml");
-        std::fs::write(&ingest_config, tenants_toml).expect("write config");
         let p = Pipeline {
             stack: stack.clone(),
             name: format!("{name}-{id}"),
@@ -183,6 +169,8 @@ impl Pipeline {
         };
         let mut p = p;
         p.ingest_url = format!("http://127.0.0.1:{}", p.ports.0);
+        let toml = crate::samples::Secrets::for_tenant("acme").ingest_toml("acme", &p.ingest_url);
+        std::fs::write(&p.ingest_config, toml).expect("write config");
         stack.create_topics(&[&p.raw_topic, &p.events_topic, &p.dead_letter_topic], 4).await;
         p.migrate().await;
         p

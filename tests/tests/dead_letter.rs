@@ -12,7 +12,8 @@ async fn malformed_ses_message_goes_to_dead_letter_topic_with_reason() {
     p.start_normalizer().await;
 
     // injected failure: an SNS Notification whose Message is not JSON
-    let (status, text) = p.post_sns("acme", &e2e::fixture("ses", "malformed_message.json")).await;
+    let malformed = e2e::samples::sign_sns(&e2e::fixture("ses", "malformed_message.json"));
+    let (status, text) = p.post_sns("acme", &malformed).await;
     assert_eq!(status, 200, "ingest stores what it can verify: {text}");
     // and a good one beside it, which must still flow
     assert_eq!(p.post_sns("acme", &ses::body("event_delivery.json", "ok-1", None)).await.0, 200);
@@ -30,7 +31,7 @@ async fn malformed_ses_message_goes_to_dead_letter_topic_with_reason() {
     assert_eq!(dl.provider.as_deref(), Some("ses"));
     // the dead letter carries the raw record itself
     let raw = schemas::avro::decode_raw(&dl.raw).expect("raw envelope kept");
-    assert_eq!(raw.body, e2e::fixture("ses", "malformed_message.json"));
+    assert_eq!(raw.body, malformed);
 
     let events = read_all(&stack.brokers, &p.events_topic, 4, Duration::from_millis(800));
     assert_eq!(events.len(), 1, "the good notification still became one event");

@@ -29,7 +29,7 @@ async fn ses_events_reach_clickhouse_with_right_status_once_each() {
     // SNS retries a notification: the same body again must not count twice.
     assert_eq!(p.post_sns("acme", &m1_delivery).await.0, 200);
     // A subscription confirmation is stored and reported, but is no delivery event.
-    assert_eq!(p.post_sns("acme", &e2e::fixture("ses", "subscription_confirmation.json")).await.0, 200);
+    assert_eq!(p.post_sns("acme", &e2e::samples::sign_sns(&e2e::fixture("ses", "subscription_confirmation.json"))).await.0, 200);
 
     let expected_events = 3 + 4 + 2;
     wait_until("all events in ClickHouse", Duration::from_secs(90), || async {

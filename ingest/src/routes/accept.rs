@@ -57,8 +57,15 @@ async fn verify_and_store(
         .ok_or_else(|| IngestError::UnknownTenant(req.tenant.to_string()))?;
     let all_headers = lower_headers(req.headers);
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let raw_req = RawRequest { tenant: req.tenant, url: &req.url, headers: &all_headers, body: &req.body, now_ms };
-    let verified = provider.verify(&raw_req, creds)?;
+    // Verification may fetch a certificate (blocking, once per URL): keep it off the async workers.
+    let (id, tenant, url, headers, body, creds) =
+        (req.provider, req.tenant.to_string(), req.url.clone(), all_headers.clone(), req.body.clone(), creds.clone());
+    let verified = tokio::task::spawn_blocking(move || {
+        let raw_req = RawRequest { tenant: &tenant, url: &url, headers: &headers, body: &body, now_ms };
+        registry(id).verify(&raw_req, &creds)
+    })
+    .await
+    .map_err(|e| IngestError::NotStored(format!("verification task failed: {e}")))??;
     if let Some(note) = &verified.control {
         info!(message = "Control message received; recorded, no delivery events.", note = %note);
         metrics::counter!("sendtrace_ingest_control_messages_total", "provider" => req.provider.as_str()).increment(1);
