@@ -4,7 +4,9 @@
 //! Each test gets its own topics, consumer groups, ClickHouse database and ports,
 //! and runs the three service binaries as child processes (killed on drop).
 
+pub mod generate;
 pub mod kafka;
+pub mod proxy;
 pub mod samples;
 pub mod ses;
 pub mod stack;

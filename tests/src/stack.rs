@@ -93,6 +93,14 @@ impl Service {
         Service { name: name.to_string(), child: Some(child) }
     }
 
+    /// Resident memory in KiB (Linux), 0 if unknown.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+            .unwrap_or(0)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
@@ -140,6 +148,8 @@ pub struct Pipeline {
     pub normalizer: Option<Service>,
     pub aggregator: Option<Service>,
     pub ingest_config: PathBuf,
+    /// Extra environment for the aggregator (e.g. a ClickHouse URL through a proxy, batch sizes).
+    pub aggregator_env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
     ports: (u16, u16, u16),
 }
@@ -164,6 +174,7 @@ impl Pipeline {
             normalizer: None,
             aggregator: None,
             ingest_config,
+            aggregator_env: Vec::new(),
             _dir: dir,
             ports: (free_port(), free_port(), free_port()),
         };
@@ -234,7 +245,11 @@ impl Pipeline {
     }
 
     pub async fn start_aggregator(&mut self) {
-        let env = self.env_for("aggregator", &self.stack.brokers);
+        let mut env = self.env_for("aggregator", &self.stack.brokers);
+        for (k, v) in &self.aggregator_env {
+            env.retain(|(k2, _)| k2 != k);
+            env.push((k.clone(), v.clone()));
+        }
         self.aggregator = Some(Service::spawn(&self.stack, &format!("{}-aggregator", self.name), "aggregator", &["run"], &env));
         self.wait_healthy(&format!("http://127.0.0.1:{}/healthz", self.ports.2), "aggregator").await;
     }

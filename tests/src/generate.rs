@@ -1,0 +1,159 @@
+//! A generated event stream with its brute-force truth, for exactness tests:
+//! many deliveries, events in shuffled order, duplicates (the same event twice),
+//! and send records arriving after provider events.
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, TimeSource};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+pub struct Stream {
+    /// In the order they are produced (duplicates included).
+    pub events: Vec<Event>,
+}
+
+/// xorshift: deterministic, no dependency.
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn event(tenant: &str, msg: &str, rcpt: &str, ty: EventType, bounce: Option<BounceClass>, t: i64, n: usize) -> Event {
+    let provider = "ses";
+    Event {
+        event_id: schemas::ids::event_id(tenant, provider, schemas::ids::EventSource::ProviderEventId(&format!("{msg}-{n}")), ty.as_str(), rcpt),
+        tenant: tenant.into(),
+        channel: Channel::Email,
+        provider: provider.into(),
+        provider_message_id: msg.into(),
+        provider_event_id: Some(format!("{msg}-{n}")),
+        provider_event_name: if ty == EventType::Queued { "send_record".into() } else { ty.as_str().into() },
+        delivery_key: schemas::ids::delivery_key(tenant, provider, msg, rcpt),
+        recipient: rcpt.into(),
+        broadcast_id: (ty == EventType::Queued).then(|| format!("b{}", n % 3)),
+        sequence_id: None,
+        contact_id: None,
+        template_key: None,
+        message_class: (ty == EventType::Queued).then_some(MessageClass::Marketing),
+        labels: vec![],
+        metadata: Default::default(),
+        event_type: ty,
+        bounce_class: bounce,
+        occurred_at: t,
+        received_at: t,
+        time_source: TimeSource::Provider,
+        click_url: None,
+        user_agent: None,
+        ip: None,
+        error_code: None,
+        error_reason: None,
+        cost: (ty == EventType::Queued).then(|| Money::new(rust_decimal::Decimal::new(75, 4), "USD")),
+        raw_topic: "generated".into(),
+        raw_partition: 0,
+        raw_offset: n as i64,
+    }
+}
+
+/// `deliveries` deliveries over the last few days, ~6 events each, shuffled, 10 % duplicated.
+pub fn stream(seed: u64, deliveries: usize) -> Stream {
+    let mut rng = Rng::new(seed);
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut events = Vec::new();
+    let mut n = 0;
+    for d in 0..deliveries {
+        let msg = format!("gen-{seed}-{d}");
+        let rcpt = format!("user{d}@example.com");
+        let start = now - (rng.below(5 * 86_400_000) as i64) - 3_600_000;
+        let mut path = vec![EventType::Queued, EventType::Sent, EventType::Delivered];
+        match rng.below(6) {
+            0 => path = vec![EventType::Queued, EventType::Sent, EventType::Bounced],
+            1 => path.extend([EventType::Opened, EventType::Opened, EventType::Clicked]),
+            2 => path.extend([EventType::Opened, EventType::Complained]),
+            3 => path.extend([EventType::Deferred]),
+            4 => path.extend([EventType::Opened, EventType::Unsubscribed]),
+            _ => {}
+        }
+        for (i, ty) in path.iter().enumerate() {
+            let bounce = (*ty == EventType::Bounced).then(|| if rng.below(3) == 0 { BounceClass::Soft } else { BounceClass::Hard });
+            events.push(event("acme", &msg, &rcpt, *ty, bounce, start + i as i64 * 60_000, n));
+            n += 1;
+        }
+    }
+    // shuffle: late and out-of-order arrivals, send records after provider events
+    for i in (1..events.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        events.swap(i, j);
+    }
+    // duplicates: redeliveries of the same events
+    let dups: Vec<Event> = (0..events.len() / 10).map(|_| events[rng.below(events.len() as u64) as usize].clone()).collect();
+    for e in dups {
+        let at = rng.below(events.len() as u64) as usize;
+        events.insert(at, e);
+    }
+    Stream { events }
+}
+
+impl Stream {
+    /// Distinct events, by id.
+    pub fn distinct(&self) -> BTreeMap<String, &Event> {
+        self.events.iter().map(|e| (e.event_id.clone(), e)).collect()
+    }
+
+    /// Expected status per delivery key: the highest-ranked distinct event (the README rule).
+    pub fn expected_status(&self) -> BTreeMap<String, String> {
+        let mut best: BTreeMap<String, (u8, EventType)> = BTreeMap::new();
+        for e in self.distinct().values() {
+            let r = aggregator::rules::rank(e.event_type, e.bounce_class);
+            let cur = best.entry(e.delivery_key.clone()).or_insert((0, EventType::Unknown));
+            if r > cur.0 {
+                *cur = (r, e.event_type);
+            }
+        }
+        best.into_iter().map(|(k, (_, t))| (k, t.as_str().to_string())).collect()
+    }
+
+    /// Expected day counters: (day, event_type, bounce_class) → count.
+    pub fn expected_day_counts(&self) -> BTreeSet<(String, String, String, u64)> {
+        let mut m: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+        for e in self.distinct().values() {
+            let day = chrono::DateTime::from_timestamp_millis(e.occurred_at).unwrap_or_default().date_naive().to_string();
+            *m.entry((day, e.event_type.as_str().into(), e.bounce_class.map(|b| b.as_str()).unwrap_or_default().into())).or_default() += 1;
+        }
+        m.into_iter().map(|((a, b, c), n)| (a, b, c, n)).collect()
+    }
+
+    /// Produces every event (Avro, keyed by delivery) and waits for all acknowledgements.
+    pub async fn produce(&self, brokers: &str, topic: &str, range: std::ops::Range<usize>) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .expect("producer");
+        let mut pending = Vec::new();
+        for e in &self.events[range] {
+            let payload = schemas::avro::encode_event(e).expect("encode");
+            let key = e.delivery_key.clone();
+            let p = producer.clone();
+            let topic = topic.to_string();
+            pending.push(tokio::spawn(async move {
+                p.send(FutureRecord::to(&topic).key(&key).payload(&payload), Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e)
+            }));
+        }
+        for h in pending {
+            h.await.expect("task").expect("produced");
+        }
+    }
+}
