@@ -29,3 +29,31 @@ pub fn to_json_lines(events: &[Event]) -> String {
         .map(|e| serde_json::to_string(e).unwrap_or_default() + "\n")
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// `normalizer check` covers every provider: each fixture with an expectation
+    /// gives exactly as many events through `check` as its expected file lists.
+    #[test]
+    fn check_covers_every_provider_fixture() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/providers");
+        let mut checked = 0;
+        for provider in schemas::ProviderId::ALL {
+            let dir = root.join(provider.as_str()).join("fixtures");
+            let Ok(entries) = std::fs::read_dir(&dir) else { panic!("no fixtures for {provider}") };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let Some(stem) = name.strip_suffix(".expected.jsonl") else { continue };
+                let Some(body) = ["json", "txt"].iter().find_map(|x| std::fs::read(dir.join(format!("{stem}.{x}"))).ok()) else { continue };
+                let want = std::fs::read_to_string(e.path()).unwrap().lines().filter(|l| !l.trim().is_empty()).count();
+                let got = check(provider.as_str(), "t", body, &NormalizeOptions::default(), 0).unwrap_or_else(|err| panic!("{provider} {stem}: {err}"));
+                assert_eq!(got.len(), want, "{provider} {stem}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{checked}");
+    }
+}

@@ -29,6 +29,13 @@ pub enum Route {
 }
 
 impl Route {
+    /// Without a route (`normalizer check`): app events name an `event`, send records do not.
+    pub fn of_body(body: &[u8]) -> Option<Route> {
+        let items: Vec<serde_json::Value> = serde_json::from_slice(body).ok()?;
+        let first = items.first()?.as_object()?;
+        Some(if first.contains_key("event") { Route::Events } else { Route::Sends })
+    }
+
     /// From a route template (`/v1/sends/{tenant}`) or a received path (`/v1/sends/acme?x=1`).
     pub fn of_path(path: &str) -> Option<Route> {
         let path = path.split('?').next().unwrap_or(path);
@@ -65,6 +72,7 @@ impl Provider for Sender {
         let env = raw.envelope;
         let route = Route::of_path(&env.route)
             .or_else(|| Route::of_path(&env.url))
+            .or_else(|| Route::of_body(&env.body))
             .ok_or_else(|| NormalizeError::Envelope(format!("not a sender route: {}", env.route)))?;
         match route {
             Route::Sends => parse_batch::<records::SendRecord>(&env.body)?
