@@ -2,8 +2,10 @@
 //! Pure given the loaded state, so it can be tested without ClickHouse.
 
 use crate::buckets::{bucket_start, clickhouse_date, Period};
+use crate::machine;
 use crate::sinks::clickhouse::{CounterRow, DeliveryRow, EventRow};
 use crate::state::{DeliveryState, StateStore};
+use crate::suppression::{self, SuppressionRow};
 use schemas::Event;
 use std::collections::BTreeMap;
 
@@ -13,20 +15,25 @@ pub struct BatchRows {
     pub events: Vec<EventRow>,
     pub counters: Vec<CounterRow>,
     pub deliveries: Vec<DeliveryRow>,
+    /// Suppressions caused by single events (complaints, hard bounces, unsubscribes).
+    pub suppressions: Vec<SuppressionRow>,
+    /// Soft email bounces: whether they cross the threshold needs the address's history.
+    pub soft_bounces: Vec<Event>,
     /// Events ignored because they were already applied (replays, provider retries).
     pub duplicates: usize,
 }
 
 /// Applies `events` (with their events-topic offsets) to the state and returns the rows.
 /// Deliveries missing from `store` must have been loaded (or be new) before the call.
-pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_seq: u64, now_ms: i64) -> BatchRows {
+pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_seq: u64, now_ms: i64, scanner_window_secs: i64) -> BatchRows {
     let mut rows = BatchRows::default();
     let mut counters: BTreeMap<CounterRow, (u64, i128)> = BTreeMap::new();
     let mut touched: Vec<String> = Vec::new();
     for (offset, e) in events {
         let mut entry = store.map.entry(e.delivery_key.clone()).or_insert_with(|| DeliveryState::new(e));
         entry.touched = batch_seq;
-        if !entry.apply(e, (*offset).max(0) as u64) {
+        let machine = machine::classify(e, entry.first(schemas::EventType::Delivered), scanner_window_secs);
+        if !entry.apply(e, (*offset).max(0) as u64, machine) {
             rows.duplicates += 1;
             continue;
         }
@@ -34,7 +41,13 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_
         if !touched.contains(&e.delivery_key) {
             touched.push(e.delivery_key.clone());
         }
-        rows.events.push(EventRow::from_event(e, partition, *offset));
+        let mut row = EventRow::from_event(e, partition, *offset);
+        row.machine = machine.map(|m| m.as_str()).unwrap_or_default().into();
+        rows.events.push(row);
+        rows.suppressions.extend(suppression::immediate(e));
+        if suppression::is_soft_email_bounce(e) {
+            rows.soft_bounces.push(e.clone());
+        }
         let cost = e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
         for period in Period::ALL {
             let key = CounterRow {
@@ -46,6 +59,7 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_
                 event_type: e.event_type.as_str().into(),
                 bounce_class: e.bounce_class.map(|b| b.as_str()).unwrap_or_default().into(),
                 cost_unit: e.cost.as_ref().map(|c| c.unit.clone()).unwrap_or_default(),
+                machine: machine.map(|m| m.as_str()).unwrap_or_default().into(),
                 events: 0,
                 cost_amount: 0,
             };
@@ -96,7 +110,7 @@ mod tests {
             (2, ev("2", "d1", EventType::Delivered, day + 5)),
             (3, ev("3", "d2", EventType::Sent, 2 * day)),
         ];
-        let rows = apply(&store, 0, &events, 1, 0);
+        let rows = apply(&store, 0, &events, 1, 0, 10);
         assert_eq!(rows.events.len(), 3);
         assert_eq!(rows.duplicates, 1);
         assert_eq!(rows.deliveries.len(), 2);
@@ -106,7 +120,7 @@ mod tests {
         assert_eq!(d1.status, "delivered");
         assert_eq!(d1.version, 1);
         // the same batch again changes nothing
-        let again = apply(&store, 0, &events, 2, 0);
+        let again = apply(&store, 0, &events, 2, 0, 10);
         assert!(again.events.is_empty() && again.counters.is_empty() && again.deliveries.is_empty());
     }
 }

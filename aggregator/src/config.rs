@@ -13,11 +13,29 @@ pub struct ClickHouseConfig {
     pub password: String,
     /// Event rows older than this are dropped by ClickHouse (TTL, set at migration); counters outlive them.
     pub events_ttl_days: u32,
+    /// Engagement score weights (the `engagement` view, set at migration).
+    pub engagement: EngagementWeights,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngagementWeights {
+    pub open_weight: u32,
+    pub third_open_bonus: u32,
+    pub click_weight: u32,
+    pub reply_weight: u32,
+    pub score_reset_days: u32,
+}
+
+impl Default for EngagementWeights {
+    fn default() -> Self {
+        EngagementWeights { open_weight: 5, third_open_bonus: 10, click_weight: 15, reply_weight: 30, score_reset_days: 30 }
+    }
 }
 
 impl Default for ClickHouseConfig {
     fn default() -> Self {
-        ClickHouseConfig { url: "http://127.0.0.1:8123".into(), database: "sendtrace".into(), user: "default".into(), password: String::new(), events_ttl_days: 365 }
+        ClickHouseConfig { url: "http://127.0.0.1:8123".into(), database: "sendtrace".into(), user: "default".into(), password: String::new(), events_ttl_days: 365, engagement: EngagementWeights::default() }
     }
 }
 
@@ -53,6 +71,13 @@ pub struct Config {
     pub max_deliveries_in_memory: usize,
     /// Longest pause between ClickHouse retries.
     pub max_retry_backoff_ms: u64,
+    /// Opens/clicks this soon after delivery count as machine (scanner) events.
+    pub scanner_window_secs: i64,
+    /// Soft bounces within `soft_bounce_window_days` that suppress marketing mail to an address.
+    pub soft_bounce_threshold: usize,
+    pub soft_bounce_window_days: i64,
+    /// Compacted topic the suppression list is published on (key `tenant/address`, JSON value).
+    pub suppressions_topic: String,
 }
 
 impl Default for Config {
@@ -68,6 +93,10 @@ impl Default for Config {
             batch_linger_ms: 200,
             max_deliveries_in_memory: 1_000_000,
             max_retry_backoff_ms: 5000,
+            scanner_window_secs: crate::machine::DEFAULT_SCANNER_WINDOW_SECS,
+            soft_bounce_threshold: 3,
+            soft_bounce_window_days: 7,
+            suppressions_topic: "sendtrace.suppressions.v1".into(),
         }
     }
 }

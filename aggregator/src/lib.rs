@@ -4,6 +4,8 @@
 //! * `rules`: status precedence, a pure function (the README repeats its table).
 //! * `state`: per-delivery state in a `DashMap`, idempotent and order-independent.
 //! * `buckets`: day / ISO week / month buckets.
+//! * `machine`: machine opens and clicks (privacy proxies, scanners).
+//! * `suppression`: the suppression list rules.
 //! * `batch`: one partition's batch → rows for every table.
 //! * `offsets`: batch manifests in ClickHouse, for exactly-once effect.
 //! * `sinks::clickhouse`: row types and writes with dedup tokens.
@@ -13,9 +15,11 @@
 pub mod batch;
 pub mod buckets;
 pub mod config;
+pub mod machine;
 pub mod migrate;
 pub mod offsets;
 pub mod pipeline;
 pub mod rules;
 pub mod sinks;
 pub mod state;
+pub mod suppression;

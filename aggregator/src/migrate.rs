@@ -30,7 +30,17 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> anyhow::Result<Vec<u32>> {
             continue;
         }
         for stmt in schemas::ddl::statements(sql) {
-            let stmt = stmt.replace("{events_ttl_days}", &cfg.events_ttl_days.to_string());
+            let w = &cfg.engagement;
+            let stmt = [
+                ("{events_ttl_days}", cfg.events_ttl_days),
+                ("{open_weight}", w.open_weight),
+                ("{third_open_bonus}", w.third_open_bonus),
+                ("{click_weight}", w.click_weight),
+                ("{reply_weight}", w.reply_weight),
+                ("{score_reset_days}", w.score_reset_days),
+            ]
+            .iter()
+            .fold(stmt, |s, (k, v)| s.replace(k, &v.to_string()));
             // `?` is the crate's bind marker; DDL has none, so take the text as is.
             db.query(&stmt).execute().await?;
         }

@@ -1,7 +1,8 @@
 //! The consumer loop: events topic → ClickHouse, exactly once in effect.
 //!
 //! Per partition, buffered events form batches. Each batch is written as:
-//! `pending` manifest → events → counters → deliveries → `done` manifest,
+//! `pending` manifest → events → counters → deliveries → suppressions (table, then the
+//! compacted topic) → `done` manifest,
 //! every insert with a token derived from the batch's offset range; then the
 //! Kafka offset is stored for commit. A failed write is retried with the same
 //! rows and tokens (backoff, no data dropped); see `offsets` for restarts.
@@ -9,8 +10,10 @@
 use crate::batch::{self, BatchRows};
 use crate::config::Config;
 use crate::offsets::{self, Cursor};
-use crate::sinks::clickhouse::{insert_rows, load_deliveries, SinkError};
+use crate::sinks::clickhouse::{insert_rows, load_deliveries, soft_bounce_history, SinkError};
 use crate::state::StateStore;
+use crate::suppression::{self, SuppressionRow};
+use runtime::kafka::ReplaceableProducer;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::ClientContext;
@@ -22,7 +25,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Notices rebalances: partition state must then be reloaded from ClickHouse.
 #[derive(Default, Clone)]
@@ -72,16 +75,18 @@ struct Partition {
 pub struct Aggregator {
     cfg: Config,
     client: clickhouse::Client,
+    producer: ReplaceableProducer,
     store: StateStore,
     partitions: HashMap<i32, Partition>,
     batch_seq: u64,
 }
 
 impl Aggregator {
-    pub fn new(cfg: Config) -> Self {
+    pub fn new(cfg: Config) -> rdkafka::error::KafkaResult<Self> {
         let client = cfg.clickhouse.client();
         let store = StateStore::new(cfg.max_deliveries_in_memory);
-        Aggregator { cfg, client, store, partitions: HashMap::new(), batch_seq: 0 }
+        let producer = ReplaceableProducer::new(cfg.kafka.clone())?;
+        Ok(Aggregator { cfg, client, producer, store, partitions: HashMap::new(), batch_seq: 0 })
     }
 
     fn reset(&mut self) {
@@ -155,8 +160,9 @@ impl Aggregator {
             }
         }
         self.batch_seq += 1;
-        let rows = batch::apply(&self.store, p, &events, self.batch_seq, now_ms());
+        let rows = batch::apply(&self.store, p, &events, self.batch_seq, now_ms(), self.cfg.scanner_window_secs);
         self.write_rows(p, (first, last), &rows, shutdown).await?;
+        tracing::debug!(message = "Batch applied.", partition = p, first, last, events = rows.events.len(), duplicates = rows.duplicates, deliveries = rows.deliveries.len(), suppressions = rows.suppressions.len(), soft_bounces = rows.soft_bounces.len());
         metrics::counter!("sendtrace_aggregator_events_total").increment(rows.events.len() as u64);
         metrics::counter!("sendtrace_aggregator_duplicates_total").increment(rows.duplicates as u64);
         let evicted = self.store.evict(self.batch_seq);
@@ -176,7 +182,50 @@ impl Aggregator {
         retry("insert_events", mb, shutdown, || insert_rows(c, "events", &te, &rows.events)).await?;
         retry("insert_counters", mb, shutdown, || insert_rows(c, "counters", &tc, &rows.counters)).await?;
         retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
+        let suppressions = self.suppressions(rows, shutdown).await?;
+        debug!(message = "Suppressions of batch.", partition = p, count = suppressions.len());
+        let ts = tok("suppressions");
+        retry("insert_suppressions", mb, shutdown, || insert_rows(c, "suppressions", &ts, &suppressions)).await?;
+        self.publish_suppressions(&suppressions, shutdown).await?;
         retry("manifest_done", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "done", now_ms())).await?;
+        Some(())
+    }
+
+    /// The batch's suppressions: its immediate ones plus soft-bounce thresholds crossed
+    /// (read after the batch's events are stored, so they count too).
+    async fn suppressions(&self, rows: &BatchRows, shutdown: &CancellationToken) -> Option<Vec<SuppressionRow>> {
+        let mut out = rows.suppressions.clone();
+        let mut by_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for e in &rows.soft_bounces {
+            by_tenant.entry(e.tenant.as_str()).or_default().push(e.recipient.to_ascii_lowercase());
+        }
+        let window_ms = self.cfg.soft_bounce_window_days * 86_400_000;
+        for (tenant, mut addresses) in by_tenant {
+            addresses.sort();
+            addresses.dedup();
+            let c = &self.client;
+            let history = retry("soft_bounce_history", self.cfg.max_retry_backoff_ms, shutdown, || soft_bounce_history(c, tenant, &addresses)).await?;
+            let candidates: Vec<Event> = rows.soft_bounces.iter().filter(|e| e.tenant == tenant).cloned().collect();
+            out.extend(suppression::soft_bounce_entries(&candidates, &history, self.cfg.soft_bounce_threshold, window_ms));
+        }
+        Some(suppression::strongest(out))
+    }
+
+    /// Publishes entries on the compacted topic senders read before they send (at least once; keyed).
+    async fn publish_suppressions(&self, entries: &[SuppressionRow], shutdown: &CancellationToken) -> Option<()> {
+        let timeout = Duration::from_millis(self.cfg.kafka.message_timeout_ms as u64 + 1000);
+        for e in entries {
+            let mut backoff = Duration::from_millis(100);
+            while let Err(error) = self.producer.send(&self.cfg.suppressions_topic, &e.key(), &e.to_json(), timeout).await {
+                warn!(message = "Publishing a suppression failed; retrying.", %error);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_millis(self.cfg.max_retry_backoff_ms));
+            }
+            metrics::counter!("sendtrace_aggregator_suppressions_total", "reason" => e.reason.clone()).increment(1);
+        }
         Some(())
     }
 }
@@ -184,7 +233,7 @@ impl Aggregator {
 /// Runs until `shutdown`.
 pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
     if cfg.create_topics {
-        cfg.kafka.ensure_topics(&[&cfg.events_topic], &[]).await?;
+        cfg.kafka.ensure_topics(&[&cfg.events_topic, &cfg.suppressions_topic], &[&cfg.suppressions_topic]).await?;
     }
     let flag = RebalanceFlag::default();
     let consumer = cfg.kafka.consumer_with_context(&cfg.group_id, flag.clone())?;
@@ -192,7 +241,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     let linger = Duration::from_millis(cfg.batch_linger_ms);
     let max = cfg.batch_max_events;
     let topic = cfg.events_topic.clone();
-    let mut agg = Aggregator::new(cfg);
+    let mut agg = Aggregator::new(cfg)?;
     health.set_ready(true);
     info!(message = "Aggregator running.", topic = %topic);
     'outer: loop {

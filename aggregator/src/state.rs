@@ -4,6 +4,7 @@
 //! order-independent (status is a maximum by rank, times are minima/maxima,
 //! counts follow distinct events), so replays and late events converge.
 
+use crate::machine::MachineReason;
 use crate::rules;
 use dashmap::DashMap;
 use schemas::{BounceClass, Event, EventType};
@@ -53,6 +54,9 @@ pub struct DeliveryState {
     pub last_at: [Option<i64>; N_TYPES],
     pub open_count: u32,
     pub click_count: u32,
+    /// Opens and clicks fired by proxies or scanners (see `machine`): counted apart.
+    pub machine_open_count: u32,
+    pub machine_click_count: u32,
     pub soft_bounce_count: u32,
     pub deferral_count: u32,
     pub event_count: u32,
@@ -97,8 +101,9 @@ impl DeliveryState {
         }
     }
 
-    /// Applies `e` (read at `offset` of the events topic). Returns false if it was already applied.
-    pub fn apply(&mut self, e: &Event, offset: u64) -> bool {
+    /// Applies `e` (read at `offset` of the events topic); `machine` says whether it is a
+    /// machine open/click. Returns false if the event was already applied.
+    pub fn apply(&mut self, e: &Event, offset: u64, machine: Option<MachineReason>) -> bool {
         let h = event_hash(&e.event_id);
         match self.seen.binary_search(&h) {
             Ok(_) => return false,
@@ -106,6 +111,14 @@ impl DeliveryState {
         }
         self.version = self.version.max(offset);
         self.event_count += 1;
+        if machine.is_some() {
+            // kept and counted, but no engagement: no status, no times, no human counts
+            match e.event_type {
+                EventType::Clicked => self.machine_click_count += 1,
+                _ => self.machine_open_count += 1,
+            }
+            return true;
+        }
         let t = e.occurred_at;
         let mut mark = |ty: EventType| {
             let i = ty.index() as usize;
@@ -195,7 +208,7 @@ impl StateStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use schemas::{Channel, TimeSource};
@@ -239,8 +252,8 @@ mod tests {
     fn replayed_event_is_a_no_op() {
         let e = event("1", EventType::Opened, None, 10);
         let mut s = DeliveryState::new(&e);
-        assert!(s.apply(&e, 1));
-        assert!(!s.apply(&e, 2));
+        assert!(s.apply(&e, 1, None));
+        assert!(!s.apply(&e, 2, None));
         assert_eq!(s.open_count, 1);
         assert_eq!(s.event_count, 1);
     }
@@ -248,9 +261,9 @@ mod tests {
     #[test]
     fn out_of_order_delivered_after_opened_keeps_opened() {
         let mut s = DeliveryState::new(&event("1", EventType::Sent, None, 1));
-        s.apply(&event("1", EventType::Sent, None, 1), 1);
-        s.apply(&event("3", EventType::Opened, None, 30), 2);
-        s.apply(&event("2", EventType::Delivered, None, 20), 3);
+        s.apply(&event("1", EventType::Sent, None, 1), 1, None);
+        s.apply(&event("3", EventType::Opened, None, 30), 2, None);
+        s.apply(&event("2", EventType::Delivered, None, 20), 3, None);
         assert_eq!(s.status, Some(EventType::Opened));
         assert_eq!(s.first(EventType::Delivered), Some(20));
     }
@@ -258,7 +271,7 @@ mod tests {
     #[test]
     fn read_implies_delivered() {
         let mut s = DeliveryState::new(&event("1", EventType::Read, None, 5));
-        s.apply(&event("1", EventType::Read, None, 5), 1);
+        s.apply(&event("1", EventType::Read, None, 5), 1, None);
         assert_eq!(s.first(EventType::Delivered), Some(5));
         assert_eq!(s.status, Some(EventType::Read));
     }
@@ -273,7 +286,7 @@ mod tests {
         for order in [[&tagged, &record], [&record, &tagged]] {
             let mut s = DeliveryState::new(order[0]);
             for (i, e) in order.iter().enumerate() {
-                s.apply(e, i as u64);
+                s.apply(e, i as u64, None);
             }
             assert_eq!(s.broadcast_id.value().as_deref(), Some("from-record"));
         }
@@ -308,7 +321,7 @@ mod tests {
                 e
             }).collect();
             let mut a = DeliveryState::new(&events[0]);
-            for e in &events { a.apply(e, 0); }
+            for e in &events { a.apply(e, 0, None); }
             // a shuffled order with every event twice
             let mut order: Vec<usize> = (0..events.len()).chain(0..events.len()).collect();
             let mut x = seed | 1;
@@ -317,7 +330,7 @@ mod tests {
                 order.swap(i, (x % (i as u64 + 1)) as usize);
             }
             let mut b = DeliveryState::new(&events[order[0]]);
-            for i in order { b.apply(&events[i], 0); }
+            for i in order { b.apply(&events[i], 0, None); }
             prop_assert_eq!(a, b);
         }
     }

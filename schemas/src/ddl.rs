@@ -3,7 +3,10 @@
 //! (`IF NOT EXISTS`), so a migration interrupted half-way can be re-run.
 
 /// (version, name, SQL). Never edit an applied migration: add a new one.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "init", include_str!("../clickhouse/0001_init.sql"))];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "init", include_str!("../clickhouse/0001_init.sql")),
+    (2, "machine_suppression_engagement", include_str!("../clickhouse/0002_machine_suppression_engagement.sql")),
+];
 
 /// The statements of a migration: separated by a line holding only `;`.
 pub fn statements(sql: &str) -> Vec<String> {
@@ -31,5 +34,8 @@ mod tests {
         let stmts = statements(MIGRATIONS[0].2);
         assert_eq!(stmts.len(), 4);
         assert!(stmts.iter().all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")));
+        let v2 = statements(MIGRATIONS[1].2);
+        assert_eq!(v2.len(), 7);
+        assert!(v2.iter().all(|s| s.contains("IF NOT EXISTS")), "every statement can be re-run");
     }
 }

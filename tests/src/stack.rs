@@ -85,7 +85,7 @@ impl Service {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("RUST_LOG", "info");
+        cmd.env("RUST_LOG", "info,aggregator=debug");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -142,6 +142,7 @@ pub struct Pipeline {
     pub raw_topic: String,
     pub events_topic: String,
     pub dead_letter_topic: String,
+    pub suppressions_topic: String,
     pub database: String,
     pub ingest_url: String,
     pub ingest: Option<Service>,
@@ -168,6 +169,7 @@ impl Pipeline {
             raw_topic: format!("t.{name}.{id}.raw"),
             events_topic: format!("t.{name}.{id}.events"),
             dead_letter_topic: format!("t.{name}.{id}.dlq"),
+            suppressions_topic: format!("t.{name}.{id}.suppressions"),
             database: format!("t_{}_{id}", name.replace('-', "_")),
             ingest_url: String::new(),
             ingest: None,
@@ -198,6 +200,7 @@ impl Pipeline {
             ("SENDTRACE_CLICKHOUSE__URL".into(), self.stack.clickhouse_url.clone()),
             ("SENDTRACE_CLICKHOUSE__DATABASE".into(), self.database.clone()),
             ("SENDTRACE_GROUP_ID".into(), format!("g-{}", self.name)),
+            ("SENDTRACE_SUPPRESSIONS_TOPIC".into(), self.suppressions_topic.clone()),
         ]
     }
 
@@ -207,8 +210,12 @@ impl Pipeline {
             .into_iter()
             .filter(|(k, _)| match service {
                 "ingest" => k.starts_with("SENDTRACE_KAFKA") || k == "SENDTRACE_RAW_TOPIC",
-                "normalizer" => !k.starts_with("SENDTRACE_CLICKHOUSE"),
-                _ => k.starts_with("SENDTRACE_KAFKA") || k.starts_with("SENDTRACE_CLICKHOUSE") || k == "SENDTRACE_EVENTS_TOPIC" || k == "SENDTRACE_GROUP_ID",
+                "normalizer" => !k.starts_with("SENDTRACE_CLICKHOUSE") && k != "SENDTRACE_SUPPRESSIONS_TOPIC",
+                _ => {
+                    k.starts_with("SENDTRACE_KAFKA")
+                        || k.starts_with("SENDTRACE_CLICKHOUSE")
+                        || ["SENDTRACE_EVENTS_TOPIC", "SENDTRACE_GROUP_ID", "SENDTRACE_SUPPRESSIONS_TOPIC"].contains(&k.as_str())
+                }
             })
             .collect();
         match service {

@@ -54,6 +54,8 @@ pub struct EventRow {
     pub raw_offset: i64,
     pub events_partition: i32,
     pub events_offset: i64,
+    /// '' for people; else why it is a machine open/click (see `machine`).
+    pub machine: String,
 }
 
 impl EventRow {
@@ -92,6 +94,7 @@ impl EventRow {
             raw_offset: e.raw_offset,
             events_partition: partition,
             events_offset: offset,
+            machine: String::new(),
         }
     }
 }
@@ -129,6 +132,8 @@ pub struct DeliveryRow {
     pub first_replied_at: Option<i64>,
     pub open_count: u32,
     pub click_count: u32,
+    pub machine_open_count: u32,
+    pub machine_click_count: u32,
     pub soft_bounce_count: u32,
     pub deferral_count: u32,
     pub event_count: u32,
@@ -186,6 +191,8 @@ impl DeliveryRow {
             first_replied_at: s.first(EventType::Replied),
             open_count: s.open_count,
             click_count: s.click_count,
+            machine_open_count: s.machine_open_count,
+            machine_click_count: s.machine_click_count,
             soft_bounce_count: s.soft_bounce_count,
             deferral_count: s.deferral_count,
             event_count: s.event_count,
@@ -222,6 +229,8 @@ impl DeliveryRow {
             bounce_class: schemas::BounceClass::parse(&self.bounce_class),
             open_count: self.open_count,
             click_count: self.click_count,
+            machine_open_count: self.machine_open_count,
+            machine_click_count: self.machine_click_count,
             soft_bounce_count: self.soft_bounce_count,
             deferral_count: self.deferral_count,
             event_count: self.event_count,
@@ -265,6 +274,7 @@ pub struct CounterRow {
     pub event_type: String,
     pub bounce_class: String,
     pub cost_unit: String,
+    pub machine: String,
     pub events: u64,
     pub cost_amount: i128,
 }
@@ -309,4 +319,32 @@ pub async fn load_deliveries(client: &Client, keys: &[String]) -> Result<Vec<Del
         .fetch_all::<DeliveryRow>()
         .await?;
     Ok(rows)
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct SoftBounceTimes {
+    address: String,
+    times: Vec<i64>,
+}
+
+/// Every stored soft email bounce time per address (lower-case) of `tenant` among `addresses`.
+pub async fn soft_bounce_history(
+    client: &Client,
+    tenant: &str,
+    addresses: &[String],
+) -> Result<std::collections::HashMap<String, Vec<i64>>, SinkError> {
+    if addresses.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = client
+        .query(
+            "SELECT lower(recipient) AS address, groupArray(toUnixTimestamp64Milli(occurred_at)) AS times \
+             FROM events FINAL WHERE tenant = ? AND channel = 'email' AND event_type = 'bounced' \
+             AND bounce_class = 'soft' AND lower(recipient) IN ? GROUP BY address",
+        )
+        .bind(tenant)
+        .bind(addresses)
+        .fetch_all::<SoftBounceTimes>()
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.address, r.times)).collect())
 }

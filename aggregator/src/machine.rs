@@ -1,0 +1,102 @@
+//! Machine opens and clicks: fired by privacy proxies or security scanners, not people.
+//! They are kept (event rows, `machine_open_count`) but flagged, counted apart in
+//! `counters` (`machine` column) and left out of status and engagement.
+//!
+//! Rules, first match wins (only `opened`, `read` and `clicked` events):
+//! 1. `scanner_ua`: the user agent names a known link scanner or a non-browser client
+//!    (Barracuda, Mimecast, Proofpoint, Symantec, Trend Micro, Microsoft Office
+//!    Existence Discovery, BingPreview, python-requests, curl, Go-http-client, ...).
+//! 2. `apple_mpp`: Apple Mail Privacy Protection prefetches through Apple's proxy with the
+//!    bare user agent `Mozilla/5.0` (no platform), from Apple's 17.0.0.0/8 range or with
+//!    no other signal; a bare `Mozilla/5.0` from 17.x is always MPP.
+//! 3. `too_fast`: an open or click within `scanner_window_secs` (default 10 s) of the
+//!    delivery, when the delivery time is already known: people do not read that fast,
+//!    scanners do. (If the open arrives before the delivery event, this rule cannot apply.)
+
+use schemas::{Event, EventType};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineReason {
+    ScannerUa,
+    AppleMpp,
+    TooFast,
+}
+
+impl MachineReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineReason::ScannerUa => "scanner_ua",
+            MachineReason::AppleMpp => "apple_mpp",
+            MachineReason::TooFast => "too_fast",
+        }
+    }
+}
+
+const SCANNER_UA: &[&str] = &[
+    "barracuda",
+    "mimecast",
+    "proofpoint",
+    "symantec",
+    "trendmicro",
+    "trend micro",
+    "forcepoint",
+    "ms-office existence discovery",
+    "microsoft office existence discovery",
+    "bingpreview",
+    "python-requests",
+    "curl/",
+    "go-http-client",
+    "wget/",
+    "headlesschrome",
+    "phantomjs",
+    "cisco ironport",
+];
+
+/// Default window for the timing rule.
+pub const DEFAULT_SCANNER_WINDOW_SECS: i64 = 10;
+
+/// Classifies an engagement event; `delivered_at` is the delivery's first delivery time if known.
+pub fn classify(e: &Event, delivered_at: Option<i64>, scanner_window_secs: i64) -> Option<MachineReason> {
+    if !matches!(e.event_type, EventType::Opened | EventType::Read | EventType::Clicked) {
+        return None;
+    }
+    let ua = e.user_agent.as_deref().unwrap_or("").trim();
+    let ua_lower = ua.to_ascii_lowercase();
+    if SCANNER_UA.iter().any(|s| ua_lower.contains(s)) {
+        return Some(MachineReason::ScannerUa);
+    }
+    let from_apple = e.ip.as_deref().is_some_and(|ip| ip.starts_with("17."));
+    if e.event_type == EventType::Opened && ua == "Mozilla/5.0" && (from_apple || e.ip.is_none()) {
+        return Some(MachineReason::AppleMpp);
+    }
+    if let Some(d) = delivered_at {
+        let dt = e.occurred_at - d;
+        if (0..scanner_window_secs * 1000).contains(&dt) {
+            return Some(MachineReason::TooFast);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(ty: EventType, ua: Option<&str>, ip: Option<&str>, t: i64) -> Event {
+        let mut e = crate::state::tests::event("1", ty, None, t);
+        e.user_agent = ua.map(str::to_string);
+        e.ip = ip.map(str::to_string);
+        e
+    }
+
+    #[test]
+    fn rules() {
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36";
+        assert_eq!(classify(&ev(EventType::Opened, Some("Mozilla/5.0"), Some("17.58.1.2"), 100_000), None, 10), Some(MachineReason::AppleMpp));
+        assert_eq!(classify(&ev(EventType::Clicked, Some("Mozilla/5.0 (compatible; Barracuda Sentinel)"), None, 100_000), None, 10), Some(MachineReason::ScannerUa));
+        assert_eq!(classify(&ev(EventType::Clicked, Some(chrome), Some("203.0.113.9"), 105_000), Some(100_000), 10), Some(MachineReason::TooFast));
+        assert_eq!(classify(&ev(EventType::Clicked, Some(chrome), Some("203.0.113.9"), 200_000), Some(100_000), 10), None);
+        assert_eq!(classify(&ev(EventType::Opened, Some(chrome), Some("17.1.1.1"), 200_000), Some(100_000), 10), None, "a real browser on Apple's network");
+        assert_eq!(classify(&ev(EventType::Delivered, Some("curl/8"), None, 0), None, 10), None, "only engagement is classified");
+    }
+}

@@ -1,0 +1,156 @@
+//! The suppression list: who must not be sent to again, and why.
+//!
+//! Rules (one row per tenant and address; the strongest suppression wins and is never lowered):
+//!
+//! | event | address | scope | reason | severity |
+//! |---|---|---|---|---|
+//! | complaint (any channel) | recipient | `all` (every channel) | `complaint` | 5 |
+//! | hard bounce, email | address | `email` (all mail) | `hard_bounce` | 4 |
+//! | hard bounce, push | device token | `push` (token inactive) | `push_token_invalid` | 4 |
+//! | hard bounce, sms / whatsapp | phone | that channel | `hard_bounce` | 4 |
+//! | unsubscribe | recipient | that channel | `unsubscribe` | 3 |
+//! | `soft_bounce_threshold` soft bounces within `soft_bounce_window_days`, email | address | `email_marketing` | `soft_bounces` | 1 |
+//!
+//! A later hard bounce upgrades a soft-bounce entry; re-importing contacts cannot lower an
+//! entry, since nothing but a stronger event writes here.
+
+use clickhouse::Row;
+use schemas::{BounceClass, Channel, Event, EventType};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct SuppressionRow {
+    pub tenant: String,
+    pub address: String,
+    pub scope: String,
+    pub reason: String,
+    pub severity: u8,
+    pub channel: String,
+    pub event_id: String,
+    pub occurred_at: i64,
+    /// severity first, then time: ReplacingMergeTree keeps the strongest, latest entry.
+    pub version: u64,
+}
+
+impl SuppressionRow {
+    pub fn new(e: &Event, scope: &str, reason: &str, severity: u8) -> Self {
+        SuppressionRow {
+            tenant: e.tenant.clone(),
+            address: e.recipient.to_ascii_lowercase(),
+            scope: scope.into(),
+            reason: reason.into(),
+            severity,
+            channel: e.channel.as_str().into(),
+            event_id: e.event_id.clone(),
+            occurred_at: e.occurred_at,
+            version: ((severity as u64) << 56) | (e.occurred_at.max(0) as u64 & ((1 << 56) - 1)),
+        }
+    }
+
+    /// The record senders read from the compacted topic (key: `tenant/address`).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "tenant": self.tenant, "address": self.address, "scope": self.scope, "reason": self.reason,
+            "channel": self.channel, "event_id": self.event_id,
+            "occurred_at": schemas::event::rfc3339_millis::format(self.occurred_at),
+        }))
+        .unwrap_or_default()
+    }
+
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.tenant, self.address)
+    }
+}
+
+/// The suppression an event causes by itself (every rule but the soft-bounce count).
+pub fn immediate(e: &Event) -> Option<SuppressionRow> {
+    let channel = e.channel.as_str();
+    match (e.event_type, e.bounce_class, e.channel) {
+        (EventType::Complained, _, _) => Some(SuppressionRow::new(e, "all", "complaint", 5)),
+        (EventType::Bounced, Some(BounceClass::Hard), Channel::Push) => Some(SuppressionRow::new(e, "push", "push_token_invalid", 4)),
+        (EventType::Bounced, Some(BounceClass::Hard), _) => Some(SuppressionRow::new(e, channel, "hard_bounce", 4)),
+        (EventType::Unsubscribed, _, _) => Some(SuppressionRow::new(e, channel, "unsubscribe", 3)),
+        _ => None,
+    }
+}
+
+/// Whether the event is a soft bounce that counts towards the marketing-mail rule.
+pub fn is_soft_email_bounce(e: &Event) -> bool {
+    e.event_type == EventType::Bounced && e.bounce_class == Some(BounceClass::Soft) && e.channel == Channel::Email
+}
+
+/// The strongest entry per (tenant, address) among `rows`.
+pub fn strongest(rows: Vec<SuppressionRow>) -> Vec<SuppressionRow> {
+    let mut best: std::collections::BTreeMap<(String, String), SuppressionRow> = Default::default();
+    for r in rows {
+        let k = (r.tenant.clone(), r.address.clone());
+        match best.get(&k) {
+            Some(cur) if cur.version >= r.version => {}
+            _ => {
+                best.insert(k, r);
+            }
+        }
+    }
+    best.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::tests::event;
+
+    #[test]
+    fn rules_and_upgrade() {
+        let soft = SuppressionRow::new(&event("1", EventType::Bounced, Some(BounceClass::Soft), 10), "email_marketing", "soft_bounces", 1);
+        let hard = immediate(&event("2", EventType::Bounced, Some(BounceClass::Hard), 5)).unwrap();
+        assert_eq!((hard.scope.as_str(), hard.reason.as_str()), ("email", "hard_bounce"));
+        let won = strongest(vec![soft.clone(), hard.clone()]);
+        assert_eq!(won, vec![hard.clone()], "a hard bounce upgrades a soft-bounce entry, even if earlier");
+        let complaint = immediate(&event("3", EventType::Complained, None, 1)).unwrap();
+        assert_eq!(complaint.scope, "all");
+        assert_eq!(strongest(vec![hard, complaint.clone()]), vec![complaint]);
+        assert!(immediate(&event("4", EventType::Bounced, Some(BounceClass::Soft), 1)).is_none());
+        assert!(immediate(&event("5", EventType::Opened, None, 1)).is_none());
+        let mut push = event("6", EventType::Bounced, Some(BounceClass::Hard), 1);
+        push.channel = Channel::Push;
+        assert_eq!(immediate(&push).unwrap().reason, "push_token_invalid");
+        let mut unsub = event("7", EventType::Unsubscribed, None, 1);
+        unsub.channel = Channel::Sms;
+        assert_eq!(immediate(&unsub).unwrap().scope, "sms");
+    }
+}
+
+/// Soft-bounce entries: a candidate whose address has at least `threshold` soft bounces
+/// in `[t - window, t]` (its own included; `history` holds every known soft-bounce time per address).
+pub fn soft_bounce_entries(
+    candidates: &[Event],
+    history: &std::collections::HashMap<String, Vec<i64>>,
+    threshold: usize,
+    window_ms: i64,
+) -> Vec<SuppressionRow> {
+    candidates
+        .iter()
+        .filter(|e| {
+            let times = history.get(&e.recipient.to_ascii_lowercase()).map(Vec::as_slice).unwrap_or(&[]);
+            let t = e.occurred_at;
+            times.iter().filter(|x| **x <= t && **x >= t - window_ms).count() >= threshold
+        })
+        .map(|e| SuppressionRow::new(e, "email_marketing", "soft_bounces", 1))
+        .collect()
+}
+
+#[cfg(test)]
+mod soft_tests {
+    use super::*;
+    use crate::state::tests::event;
+
+    #[test]
+    fn threshold_within_window() {
+        let day = 86_400_000;
+        let e = event("1", EventType::Bounced, Some(BounceClass::Soft), 10 * day);
+        let h = |ts: Vec<i64>| std::collections::HashMap::from([("a@x.io".to_string(), ts)]);
+        assert_eq!(soft_bounce_entries(&[e.clone()], &h(vec![9 * day, 9 * day + 1, 10 * day]), 3, 7 * day).len(), 1);
+        assert!(soft_bounce_entries(&[e.clone()], &h(vec![1 * day, 9 * day, 10 * day]), 3, 7 * day).is_empty(), "one is outside the window");
+        assert!(soft_bounce_entries(&[e], &h(vec![9 * day, 10 * day]), 3, 7 * day).is_empty());
+    }
+}
