@@ -78,6 +78,8 @@ pub struct Config {
     pub soft_bounce_window_days: i64,
     /// Compacted topic the suppression list is published on (key `tenant/address`, JSON value).
     pub suppressions_topic: String,
+    /// Sender health evaluation (bounce and complaint rates).
+    pub health: crate::health::HealthConfig,
 }
 
 impl Default for Config {
@@ -97,6 +99,7 @@ impl Default for Config {
             soft_bounce_threshold: 3,
             soft_bounce_window_days: 7,
             suppressions_topic: "sendtrace.suppressions.v1".into(),
+            health: crate::health::HealthConfig::default(),
         }
     }
 }

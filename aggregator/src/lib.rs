@@ -4,6 +4,7 @@
 //! * `rules`: status precedence, a pure function (the README repeats its table).
 //! * `state`: per-delivery state in a `DashMap`, idempotent and order-independent.
 //! * `buckets`: day / ISO week / month buckets.
+//! * `health`: sender health (bounce/complaint rates) flags.
 //! * `machine`: machine opens and clicks (privacy proxies, scanners).
 //! * `suppression`: the suppression list rules.
 //! * `batch`: one partition's batch → rows for every table.
@@ -15,6 +16,7 @@
 pub mod batch;
 pub mod buckets;
 pub mod config;
+pub mod health;
 pub mod machine;
 pub mod migrate;
 pub mod offsets;

@@ -6,6 +6,7 @@
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "init", include_str!("../clickhouse/0001_init.sql")),
     (2, "machine_suppression_engagement", include_str!("../clickhouse/0002_machine_suppression_engagement.sql")),
+    (3, "sender_health", include_str!("../clickhouse/0003_sender_health.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

@@ -30,7 +30,7 @@ impl Rng {
     }
 }
 
-fn event(tenant: &str, msg: &str, rcpt: &str, ty: EventType, bounce: Option<BounceClass>, t: i64, n: usize) -> Event {
+pub fn event(tenant: &str, msg: &str, rcpt: &str, ty: EventType, bounce: Option<BounceClass>, t: i64, n: usize) -> Event {
     let provider = "ses";
     Event {
         event_id: schemas::ids::event_id(tenant, provider, schemas::ids::EventSource::ProviderEventId(&format!("{msg}-{n}")), ty.as_str(), rcpt),
