@@ -1,7 +1,7 @@
 //! One batch of one partition: events in, the rows every table needs out.
 //! Pure given the loaded state, so it can be tested without ClickHouse.
 
-use crate::buckets::{bucket_start, clickhouse_date, Period};
+use crate::buckets::{clickhouse_date, Periods};
 use crate::machine;
 use crate::sinks::clickhouse::{CounterRow, DeliveryRow, EventRow};
 use crate::state::{DeliveryState, StateStore};
@@ -25,14 +25,27 @@ pub struct BatchRows {
 
 /// Applies `events` (with their events-topic offsets) to the state and returns the rows.
 /// Deliveries missing from `store` must have been loaded (or be new) before the call.
-pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_seq: u64, now_ms: i64, scanner_window_secs: i64) -> BatchRows {
+/// Settings of the batch computation.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    pub periods: Periods,
+    pub scanner_window_secs: i64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { periods: Periods::new("UTC").unwrap_or(Periods(Vec::new())), scanner_window_secs: crate::machine::DEFAULT_SCANNER_WINDOW_SECS }
+    }
+}
+
+pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows {
     let mut rows = BatchRows::default();
     let mut counters: BTreeMap<CounterRow, (u64, i128)> = BTreeMap::new();
     let mut touched: Vec<String> = Vec::new();
     for (offset, e) in events {
         let mut entry = store.map.entry(e.delivery_key.clone()).or_insert_with(|| DeliveryState::new(e));
         entry.touched = batch_seq;
-        let machine = machine::classify(e, entry.first(schemas::EventType::Delivered), scanner_window_secs);
+        let machine = machine::classify(e, entry.first(schemas::EventType::Delivered), cfg.scanner_window_secs);
         if !entry.apply(e, (*offset).max(0) as u64, machine) {
             rows.duplicates += 1;
             continue;
@@ -49,11 +62,11 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_
             rows.soft_bounces.push(e.clone());
         }
         let cost = e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
-        for period in Period::ALL {
+        for (period, start) in cfg.periods.buckets(e.occurred_at) {
             let key = CounterRow {
                 tenant: e.tenant.clone(),
-                period: period.as_str().into(),
-                bucket_start: clickhouse_date(bucket_start(period, e.occurred_at)),
+                period: period.into(),
+                bucket_start: clickhouse_date(start),
                 channel: e.channel.as_str().into(),
                 provider: e.provider.clone(),
                 event_type: e.event_type.as_str().into(),
@@ -110,7 +123,7 @@ mod tests {
             (2, ev("2", "d1", EventType::Delivered, day + 5)),
             (3, ev("3", "d2", EventType::Sent, 2 * day)),
         ];
-        let rows = apply(&store, 0, &events, 1, 0, 10);
+        let rows = apply(&store, 0, &events, 1, 0, &BatchConfig::default());
         assert_eq!(rows.events.len(), 3);
         assert_eq!(rows.duplicates, 1);
         assert_eq!(rows.deliveries.len(), 2);
@@ -120,7 +133,7 @@ mod tests {
         assert_eq!(d1.status, "delivered");
         assert_eq!(d1.version, 1);
         // the same batch again changes nothing
-        let again = apply(&store, 0, &events, 2, 0, 10);
+        let again = apply(&store, 0, &events, 2, 0, &BatchConfig::default());
         assert!(again.events.is_empty() && again.counters.is_empty() && again.deliveries.is_empty());
     }
 }

@@ -71,6 +71,8 @@ pub struct Config {
     pub max_deliveries_in_memory: usize,
     /// Longest pause between ClickHouse retries.
     pub max_retry_backoff_ms: u64,
+    /// IANA time zone for a second set of day/week/month counters (`day:<zone>` ..); `UTC` for none.
+    pub reporting_time_zone: String,
     /// Opens/clicks this soon after delivery count as machine (scanner) events.
     pub scanner_window_secs: i64,
     /// Soft bounces within `soft_bounce_window_days` that suppress marketing mail to an address.
@@ -95,6 +97,7 @@ impl Default for Config {
             batch_linger_ms: 200,
             max_deliveries_in_memory: 1_000_000,
             max_retry_backoff_ms: 5000,
+            reporting_time_zone: "UTC".into(),
             scanner_window_secs: crate::machine::DEFAULT_SCANNER_WINDOW_SECS,
             soft_bounce_threshold: 3,
             soft_bounce_window_days: 7,

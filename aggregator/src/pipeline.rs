@@ -74,6 +74,7 @@ struct Partition {
 
 pub struct Aggregator {
     cfg: Config,
+    batch_cfg: batch::BatchConfig,
     client: clickhouse::Client,
     producer: ReplaceableProducer,
     store: StateStore,
@@ -82,11 +83,13 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(cfg: Config) -> rdkafka::error::KafkaResult<Self> {
+    pub fn new(cfg: Config) -> anyhow::Result<Self> {
         let client = cfg.clickhouse.client();
         let store = StateStore::new(cfg.max_deliveries_in_memory);
         let producer = ReplaceableProducer::new(cfg.kafka.clone())?;
-        Ok(Aggregator { cfg, client, producer, store, partitions: HashMap::new(), batch_seq: 0 })
+        let periods = crate::buckets::Periods::new(&cfg.reporting_time_zone).map_err(anyhow::Error::msg)?;
+        let batch_cfg = batch::BatchConfig { periods, scanner_window_secs: cfg.scanner_window_secs };
+        Ok(Aggregator { cfg, batch_cfg, client, producer, store, partitions: HashMap::new(), batch_seq: 0 })
     }
 
     fn reset(&mut self) {
@@ -160,7 +163,7 @@ impl Aggregator {
             }
         }
         self.batch_seq += 1;
-        let rows = batch::apply(&self.store, p, &events, self.batch_seq, now_ms(), self.cfg.scanner_window_secs);
+        let rows = batch::apply(&self.store, p, &events, self.batch_seq, now_ms(), &self.batch_cfg);
         self.write_rows(p, (first, last), &rows, shutdown).await?;
         tracing::debug!(message = "Batch applied.", partition = p, first, last, events = rows.events.len(), duplicates = rows.duplicates, deliveries = rows.deliveries.len(), suppressions = rows.suppressions.len(), soft_bounces = rows.soft_bounces.len());
         metrics::counter!("sendtrace_aggregator_events_total").increment(rows.events.len() as u64);

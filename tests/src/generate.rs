@@ -124,11 +124,13 @@ impl Stream {
         best.into_iter().map(|(k, (_, t))| (k, t.as_str().to_string())).collect()
     }
 
-    /// Expected day counters: (day, event_type, bounce_class) → count.
-    pub fn expected_day_counts(&self) -> BTreeSet<(String, String, String, u64)> {
+    /// Expected day counters: (day, event_type, bounce_class) → count, days in `tz`.
+    pub fn expected_day_counts(&self, tz: chrono_tz::Tz) -> BTreeSet<(String, String, String, u64)> {
+        use chrono::TimeZone;
         let mut m: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         for e in self.distinct().values() {
-            let day = chrono::DateTime::from_timestamp_millis(e.occurred_at).unwrap_or_default().date_naive().to_string();
+            let utc = chrono::DateTime::from_timestamp_millis(e.occurred_at).unwrap_or_default();
+            let day = tz.from_utc_datetime(&utc.naive_utc()).date_naive().to_string();
             *m.entry((day, e.event_type.as_str().into(), e.bounce_class.map(|b| b.as_str()).unwrap_or_default().into())).or_default() += 1;
         }
         m.into_iter().map(|((a, b, c), n)| (a, b, c, n)).collect()

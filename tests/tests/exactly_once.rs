@@ -10,6 +10,21 @@ use e2e::{wait_until, Pipeline, Stack};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+async fn day_counters(p: &Pipeline, period: &str) -> BTreeSet<(String, String, String, u64)> {
+    p.rows(&format!("SELECT toString(bucket_start) AS d, event_type, bounce_class, toUInt64(sum(events)) AS n FROM counters WHERE period = '{period}' GROUP BY d, event_type, bounce_class"))
+        .await
+        .into_iter()
+        .map(|r| {
+            (
+                r["d"].as_str().unwrap_or_default().to_string(),
+                r["event_type"].as_str().unwrap_or_default().to_string(),
+                r["bounce_class"].as_str().unwrap_or_default().to_string(),
+                r["n"].as_u64().or_else(|| r["n"].as_str().and_then(|x| x.parse().ok())).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
 async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream) {
     let distinct = s.distinct().len() as u64;
     wait_until("all distinct events applied", Duration::from_secs(240), || async {
@@ -32,20 +47,8 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream) {
     let wrong: Vec<_> = want.iter().filter(|(k, v)| got.get(*k) != Some(v)).take(5).collect();
     assert!(wrong.is_empty(), "statuses differ from the truth, e.g. {wrong:?}");
 
-    let counters: BTreeSet<(String, String, String, u64)> = p
-        .rows("SELECT toString(bucket_start) AS d, event_type, bounce_class, toUInt64(sum(events)) AS n FROM counters WHERE period = 'day' GROUP BY d, event_type, bounce_class")
-        .await
-        .into_iter()
-        .map(|r| {
-            (
-                r["d"].as_str().unwrap_or_default().to_string(),
-                r["event_type"].as_str().unwrap_or_default().to_string(),
-                r["bounce_class"].as_str().unwrap_or_default().to_string(),
-                r["n"].as_u64().or_else(|| r["n"].as_str().and_then(|x| x.parse().ok())).unwrap_or(0),
-            )
-        })
-        .collect();
-    assert_eq!(counters, s.expected_day_counts(), "day counters");
+    let counters = day_counters(p, "day").await;
+    assert_eq!(counters, s.expected_day_counts(chrono_tz::UTC), "day counters");
     for period in ["week", "month"] {
         assert_eq!(p.number(&format!("SELECT sum(events) FROM counters WHERE period = '{period}'")).await, distinct, "{period} total");
     }
@@ -62,6 +65,7 @@ async fn sigkilled_aggregator_converges_to_the_truth() {
     let mut p = Pipeline::new(&stack, "crash").await;
     p.aggregator_env.push(("SENDTRACE_BATCH_MAX_EVENTS".into(), "150".into()));
     p.aggregator_env.push(("SENDTRACE_BATCH_LINGER_MS".into(), "50".into()));
+    p.aggregator_env.push(("SENDTRACE_REPORTING_TIME_ZONE".into(), "America/New_York".into()));
     let s = stream(7, 1200);
     s.produce(&stack.brokers, &p.events_topic, 0..s.events.len()).await;
 
@@ -76,6 +80,9 @@ async fn sigkilled_aggregator_converges_to_the_truth() {
         p.start_aggregator().await;
     }
     assert_tables_equal_truth(&p, &s).await;
+    // the reporting time zone's days hold the same events, split at New York midnight
+    let local = day_counters(&p, "day:America/New_York").await;
+    assert_eq!(local, s.expected_day_counts(chrono_tz::America::New_York), "local day counters");
 }
 
 #[tokio::test(flavor = "multi_thread")]
