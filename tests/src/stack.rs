@@ -226,6 +226,11 @@ impl Pipeline {
         env
     }
 
+    /// Admin ports (`/metrics`, `/healthz`) of the normalizer and the aggregator.
+    pub fn admin_ports(&self) -> (u16, u16) {
+        (self.ports.1, self.ports.2)
+    }
+
     pub async fn migrate(&self) {
         let env = self.env_for("aggregator", &self.stack.brokers);
         let mut svc = Service::spawn(&self.stack, &format!("{}-migrate", self.name), "aggregator", &["migrate"], &env);

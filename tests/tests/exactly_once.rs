@@ -93,6 +93,8 @@ async fn aggregator_waits_out_a_clickhouse_outage_without_loss() {
     let proxy = Proxy::start(target).await;
     p.aggregator_env.push(("SENDTRACE_CLICKHOUSE__URL".into(), format!("http://127.0.0.1:{}", proxy.port)));
     p.aggregator_env.push(("SENDTRACE_MAX_RETRY_BACKOFF_MS".into(), "1000".into()));
+    // a small state bound: cold deliveries are evicted and reloaded from ClickHouse on demand
+    p.aggregator_env.push(("SENDTRACE_MAX_DELIVERIES_IN_MEMORY".into(), "100".into()));
     let s = stream(11, 800);
     let half = s.events.len() / 2;
     s.produce(&stack.brokers, &p.events_topic, 0..half).await;
@@ -110,4 +112,11 @@ async fn aggregator_waits_out_a_clickhouse_outage_without_loss() {
     proxy.set_up(true);
 
     assert_tables_equal_truth(&p, &s).await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", p.admin_ports().1)).await.unwrap().text().await.unwrap();
+    let reloads: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("sendtrace_aggregator_state_reloads_total"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(reloads > 0.0, "evicted deliveries were reloaded from ClickHouse:\n{metrics}");
 }
