@@ -124,3 +124,24 @@ async fn health_and_metrics_answer() {
     let resp = app.oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+/// With signature checking on (the default), a notification whose SNS signature does not
+/// verify is refused with 403 and nothing is stored. The certificate comes from a local file.
+#[tokio::test]
+async fn bad_sns_signature_is_403_and_nothing_stored() {
+    let cert_url = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ingest-test.pem";
+    let cert = concat!(env!("CARGO_MANIFEST_DIR"), "/../normalizer/src/providers/ses/fixtures/test_signing_cert.pem");
+    crate::certificates::install([(cert_url.to_string(), cert.to_string())].into());
+    let mut config = Config::default();
+    config.tenants.insert("acme".into(), TenantCredentials::default());
+    let sink = Arc::new(RecordingSink::default());
+    let app = app(AppState { config: Arc::new(config), sink: Arc::new(sink.clone()) }, Health::default());
+    let (body, kind, id) = ses_fixture();
+    let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["SigningCertURL"] = cert_url.into();
+    let body = serde_json::to_vec(&v).unwrap();
+    let resp = app.oneshot(ses_request("/webhooks/ses/acme", body, &kind, &id)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(reason(resp).await["error"], "bad_signature");
+    assert!(sink.stored.lock().unwrap().is_empty());
+}

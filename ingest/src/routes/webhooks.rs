@@ -18,26 +18,39 @@ fn webhook_provider(name: &str) -> Result<ProviderId, IngestError> {
     }
 }
 
+type Reply = Result<(StatusCode, Json<serde_json::Value>), IngestError>;
+
 pub async fn receive(
     State(state): State<AppState>,
     Path((provider, tenant)): Path<(String, String)>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: bytes::Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
-    let provider = webhook_provider(&provider)?;
-    let url = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
-    accept(&state, Incoming { provider, tenant: &tenant, route: "/webhooks/{provider}/{tenant}", url, headers: &headers, body }).await
+) -> Reply {
+    webhook(&state, &provider, &tenant, "/webhooks/{provider}/{tenant}", &uri, &headers, body).await
 }
 
+/// The same with a variant suffix; the provider tells variants apart by `url`.
 pub async fn receive_variant(
     State(state): State<AppState>,
     Path((provider, tenant, _variant)): Path<(String, String, String)>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: bytes::Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
-    let provider = webhook_provider(&provider)?;
+) -> Reply {
+    webhook(&state, &provider, &tenant, "/webhooks/{provider}/{tenant}/{variant}", &uri, &headers, body).await
+}
+
+async fn webhook(
+    state: &AppState,
+    provider: &str,
+    tenant: &str,
+    route: &'static str,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: bytes::Bytes,
+) -> Reply {
+    let provider = webhook_provider(provider)?;
     let url = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
-    accept(&state, Incoming { provider, tenant: &tenant, route: "/webhooks/{provider}/{tenant}/{variant}", url, headers: &headers, body }).await
+    accept(state, Incoming { provider, tenant, route, url, headers, body }).await
 }

@@ -175,3 +175,27 @@ pub fn parse_time(field: &'static str, s: &str) -> Result<i64, super::NormalizeE
         reason: format!("not an RFC 3339 time: {s}"),
     })
 }
+
+/// Strings, numbers and booleans as text; objects, arrays and null give `None`.
+pub fn scalar(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Custom key/value fields (SendGrid custom args, Mailgun user variables, ..): the configured
+/// names become attribution, every other scalar goes to metadata. Objects, arrays and null are skipped.
+pub fn attribution_from_custom<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>,
+    opts: &NormalizeOptions,
+) -> Attribution {
+    let vars: Vec<(&str, String)> = fields.into_iter().filter_map(|(k, v)| Some((k, scalar(v)?))).collect();
+    let names = [&opts.broadcast_tag, &opts.sequence_tag, &opts.contact_tag, &opts.template_tag, &opts.message_class_tag];
+    let (named, rest): (Vec<_>, Vec<_>) = vars.into_iter().partition(|(k, _)| names.iter().any(|n| n.as_str() == *k));
+    let mut a = attribution_from_tags(named.iter().map(|(k, v)| (*k, vec![v.as_str()])), opts);
+    a.metadata.extend(rest.into_iter().map(|(k, v)| (k.to_string(), v)));
+    a
+}

@@ -4,7 +4,7 @@
 //! `user-variables` named by [`NormalizeOptions`] become attribution, the others metadata;
 //! `tags` become labels.
 
-use crate::providers::build::{attribution_from_tags, IdSource};
+use crate::providers::build::{attribution_from_custom, scalar, IdSource};
 use crate::providers::{EventDraft, NormalizeError, NormalizeOptions};
 use schemas::event::Attribution;
 use schemas::{BounceClass, Channel, EventType};
@@ -123,15 +123,8 @@ fn timestamp_ms(ed: &Value) -> Result<Option<i64>, NormalizeError> {
 
 /// `user-variables` (configured names → attribution, the rest → metadata) and `tags` → labels.
 fn attribution(ed: &Value, opts: &NormalizeOptions) -> Attribution {
-    let vars: Vec<(&str, String)> = ed
-        .get("user-variables")
-        .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str(), scalar(v)?))).collect())
-        .unwrap_or_default();
-    let names = [&opts.broadcast_tag, &opts.sequence_tag, &opts.contact_tag, &opts.template_tag, &opts.message_class_tag];
-    let (named, rest): (Vec<_>, Vec<_>) = vars.into_iter().partition(|(k, _)| names.iter().any(|n| n.as_str() == *k));
-    let mut a = attribution_from_tags(named.iter().map(|(k, v)| (*k, vec![v.as_str()])), opts);
-    a.metadata.extend(rest.into_iter().map(|(k, v)| (k.to_string(), v)));
+    let vars = ed.get("user-variables").and_then(Value::as_object).into_iter().flatten();
+    let mut a = attribution_from_custom(vars.map(|(k, v)| (k.as_str(), v)), opts);
     a.labels = ed
         .get("tags")
         .and_then(Value::as_array)
@@ -144,14 +137,4 @@ fn attribution(ed: &Value, opts: &NormalizeOptions) -> Attribution {
 
 fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
     v.pointer(ptr).and_then(Value::as_str)
-}
-
-/// Strings, numbers and booleans as text; user variables may be any JSON.
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }

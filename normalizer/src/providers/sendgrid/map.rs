@@ -5,7 +5,7 @@
 //! not define itself is one. Those named by [`NormalizeOptions`] become attribution, the rest
 //! metadata; `category` (a string or an array) becomes labels.
 
-use crate::providers::build::{attribution_from_tags, IdSource};
+use crate::providers::build::{attribution_from_custom, IdSource};
 use crate::providers::{EventDraft, NormalizeError, NormalizeOptions};
 use schemas::event::Attribution;
 use schemas::{BounceClass, Channel, EventType};
@@ -126,12 +126,7 @@ fn timestamp_ms(e: &Map<String, Value>) -> Result<Option<i64>, NormalizeError> {
 fn attribution(e: &Map<String, Value>, opts: &NormalizeOptions) -> Attribution {
     let legacy = e.get("unique_args").and_then(Value::as_object).into_iter().flatten();
     let custom = e.iter().filter(|(k, _)| !SENDGRID_KEYS.contains(&k.as_str())).chain(legacy);
-    let custom: Vec<(&str, String)> = custom.filter_map(|(k, v)| Some((k.as_str(), scalar(v)?))).collect();
-
-    let names = [&opts.broadcast_tag, &opts.sequence_tag, &opts.contact_tag, &opts.template_tag, &opts.message_class_tag];
-    let (named, rest): (Vec<_>, Vec<_>) = custom.into_iter().partition(|(k, _)| names.iter().any(|n| n.as_str() == *k));
-    let mut a = attribution_from_tags(named.iter().map(|(k, v)| (*k, vec![v.as_str()])), opts);
-    a.metadata.extend(rest.into_iter().map(|(k, v)| (k.to_string(), v)));
+    let mut a = attribution_from_custom(custom.map(|(k, v)| (k.as_str(), v)), opts);
     a.labels = match e.get("category") {
         Some(Value::String(c)) => vec![c.clone()],
         Some(Value::Array(cs)) => cs.iter().filter_map(Value::as_str).map(str::to_string).collect(),
@@ -145,14 +140,4 @@ fn attribution(e: &Map<String, Value>, opts: &NormalizeOptions) -> Attribution {
 
 fn str_of<'a>(e: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     e.get(key).and_then(Value::as_str)
-}
-
-/// Strings, numbers and booleans as text; objects, arrays and null are not custom args.
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
