@@ -149,8 +149,8 @@ mod soft_tests {
         let day = 86_400_000;
         let e = event("1", EventType::Bounced, Some(BounceClass::Soft), 10 * day);
         let h = |ts: Vec<i64>| std::collections::HashMap::from([("a@x.io".to_string(), ts)]);
-        assert_eq!(soft_bounce_entries(&[e.clone()], &h(vec![9 * day, 9 * day + 1, 10 * day]), 3, 7 * day).len(), 1);
-        assert!(soft_bounce_entries(&[e.clone()], &h(vec![1 * day, 9 * day, 10 * day]), 3, 7 * day).is_empty(), "one is outside the window");
+        assert_eq!(soft_bounce_entries(std::slice::from_ref(&e), &h(vec![9 * day, 9 * day + 1, 10 * day]), 3, 7 * day).len(), 1);
+        assert!(soft_bounce_entries(std::slice::from_ref(&e), &h(vec![day, 9 * day, 10 * day]), 3, 7 * day).is_empty(), "one is outside the window");
         assert!(soft_bounce_entries(&[e], &h(vec![9 * day, 10 * day]), 3, 7 * day).is_empty());
     }
 }

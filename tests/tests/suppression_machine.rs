@@ -74,8 +74,7 @@ async fn suppressions_and_machine_opens() {
     }
     let last_soft = records
         .iter()
-        .filter(|(k, _)| k.as_deref() == Some(b"acme/soft@example.com".as_slice()))
-        .last()
+        .rfind(|(k, _)| k.as_deref() == Some(b"acme/soft@example.com".as_slice()))
         .map(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).unwrap())
         .unwrap();
     assert_eq!(last_soft["reason"], "hard_bounce");
