@@ -1,0 +1,144 @@
+//! Events per second through the per-delivery state (target: 1 M events/s per core).
+//!
+//! `cargo bench -p aggregator --bench state_update -- --warm-up-time 1 --measurement-time 3`
+//!
+//! One thread, so every figure is per core. The machine may be shared and noisy:
+//! read each line as a ratio against `baseline_hashmap_insert_ids`, measured in the
+//! same run on the same events (one `HashMap<String, u64>` insert of the event id).
+//!
+//! * `delivery_state_apply`: `DeliveryState::apply` alone (no machine classification),
+//!   states pre-created.
+//! * `state_store_apply`: what `batch::apply` does per event before building rows:
+//!   `DashMap` entry by delivery key (new state on first sight), `touched`,
+//!   `machine::classify`, `apply`.
+//! * `batch_apply_rows`: `batch::apply` on batches of `batch_max_events` (2000, the
+//!   default): state + event rows + counter rows + delivery rows + suppression rows,
+//!   rows dropped after.
+//! * `batch_touched_vec_contains`: only the touched-deliveries dedup of `batch::apply`
+//!   (`Vec<String>::contains` per event), to size its share of `batch_apply_rows`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use aggregator::batch;
+use aggregator::machine::{self, DEFAULT_SCANNER_WINDOW_SECS};
+use aggregator::state::{DeliveryState, StateStore};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use schemas::EventType;
+use std::collections::HashMap;
+
+const DELIVERIES: usize = 100_000;
+/// `Config::default().batch_max_events`.
+const BATCH: usize = 2000;
+
+fn state_update(c: &mut Criterion) {
+    let events = support::stream(42, DELIVERIES);
+    let n = events.len();
+    println!("{n} events for {DELIVERIES} deliveries ({:.2} per delivery)", n as f64 / DELIVERIES as f64);
+
+    // Index of each event's delivery, and one fresh state per delivery (outside the timed loop).
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut first: Vec<usize> = Vec::new();
+    let slot: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .map(|(i, (_, e))| {
+            *index.entry(e.delivery_key.as_str()).or_insert_with(|| {
+                first.push(i);
+                first.len() - 1
+            })
+        })
+        .collect();
+    let fresh_states = || -> Vec<DeliveryState> { first.iter().map(|&i| DeliveryState::new(&events[i].1)).collect() };
+
+    // Sanity (untimed): every event applies once, a replay applies none.
+    let mut states = fresh_states();
+    let applied = events.iter().zip(&slot).filter(|((o, e), &s)| states[s].apply(e, *o as u64, None)).count();
+    assert_eq!(applied, n);
+    assert!(!events.iter().zip(&slot).any(|((o, e), &s)| states[s].apply(e, *o as u64, None)));
+    drop(states);
+
+    let mut group = c.benchmark_group("state_update");
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+
+    group.bench_function("baseline_hashmap_insert_ids", |b| {
+        b.iter_batched(
+            || HashMap::<String, u64>::with_capacity(n),
+            |mut m| {
+                for (o, e) in &events {
+                    m.insert(e.event_id.clone(), *o as u64);
+                }
+                m
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    group.bench_function("delivery_state_apply", |b| {
+        b.iter_batched(
+            fresh_states,
+            |mut states| {
+                for ((o, e), &s) in events.iter().zip(&slot) {
+                    black_box(states[s].apply(e, *o as u64, None));
+                }
+                states
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    group.bench_function("state_store_apply", |b| {
+        b.iter_batched(
+            || StateStore::new(1_000_000),
+            |store| {
+                for (o, e) in &events {
+                    let mut entry = store.map.entry(e.delivery_key.clone()).or_insert_with(|| DeliveryState::new(e));
+                    entry.touched = 1;
+                    let machine = machine::classify(e, entry.first(EventType::Delivered), DEFAULT_SCANNER_WINDOW_SECS);
+                    black_box(entry.apply(e, *o as u64, machine));
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    // The touched-deliveries dedup of `batch::apply` alone (`Vec<String>::contains`, then push):
+    // shows how much of `batch_apply_rows` is this linear scan.
+    group.bench_function("batch_touched_vec_contains", |b| {
+        b.iter(|| {
+            let mut total = 0;
+            for chunk in events.chunks(BATCH) {
+                let mut touched: Vec<String> = Vec::new();
+                for (_, e) in chunk {
+                    if !touched.contains(&e.delivery_key) {
+                        touched.push(e.delivery_key.clone());
+                    }
+                }
+                total += black_box(touched).len();
+            }
+            total
+        })
+    });
+
+    let batch_cfg = batch::BatchConfig::default();
+    group.bench_function("batch_apply_rows", |b| {
+        b.iter_batched(
+            || StateStore::new(1_000_000),
+            |store| {
+                for (seq, chunk) in events.chunks(BATCH).enumerate() {
+                    let rows = batch::apply(&store, 0, chunk, seq as u64 + 1, 1_767_225_600_000, &batch_cfg);
+                    black_box(rows.events.len() + rows.counters.len() + rows.deliveries.len());
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    group.finish();
+}
+
+criterion_group!(benches, state_update);
+criterion_main!(benches);
