@@ -7,7 +7,7 @@ use crate::sinks::clickhouse::{CounterRow, DeliveryRow, EventRow};
 use crate::state::{DeliveryState, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::Event;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// The rows a batch writes.
 #[derive(Debug, Default)]
@@ -38,12 +38,21 @@ impl Default for BatchConfig {
     }
 }
 
+/// A counter row's key, borrowed from the event while the batch is summed.
+type CounterKey<'a> = (&'a str, &'a str, u16, &'static str, &'a str, &'static str, &'static str, &'a str, &'static str);
+
 pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows {
     let mut rows = BatchRows::default();
-    let mut counters: BTreeMap<CounterRow, (u64, i128)> = BTreeMap::new();
-    let mut touched: Vec<String> = Vec::new();
+    let mut counters: BTreeMap<CounterKey<'_>, (u64, i128)> = BTreeMap::new();
+    // deliveries changed by this batch, in first-seen order
+    let mut touched: Vec<&str> = Vec::new();
+    let mut seen_keys: HashSet<&str> = HashSet::new();
     for (offset, e) in events {
-        let mut entry = store.map.entry(e.delivery_key.clone()).or_insert_with(|| DeliveryState::new(e));
+        // look up first: the key is cloned only for a delivery new to memory
+        let mut entry = match store.map.get_mut(&e.delivery_key) {
+            Some(entry) => entry,
+            None => store.map.entry(e.delivery_key.clone()).or_insert_with(|| DeliveryState::new(e)),
+        };
         entry.touched = batch_seq;
         let machine = machine::classify(e, entry.first(schemas::EventType::Delivered), cfg.scanner_window_secs);
         if !entry.apply(e, (*offset).max(0) as u64, machine) {
@@ -51,31 +60,22 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_
             continue;
         }
         drop(entry);
-        if !touched.contains(&e.delivery_key) {
-            touched.push(e.delivery_key.clone());
+        if seen_keys.insert(e.delivery_key.as_str()) {
+            touched.push(e.delivery_key.as_str());
         }
+        let machine = machine.map(|m| m.as_str()).unwrap_or_default();
         let mut row = EventRow::from_event(e, partition, *offset);
-        row.machine = machine.map(|m| m.as_str()).unwrap_or_default().into();
+        row.machine = machine.into();
         rows.events.push(row);
         rows.suppressions.extend(suppression::immediate(e));
         if suppression::is_soft_email_bounce(e) {
             rows.soft_bounces.push(e.clone());
         }
         let cost = e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
+        let unit = e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default();
+        let bounce = e.bounce_class.map(|b| b.as_str()).unwrap_or_default();
         for (period, start) in cfg.periods.buckets(e.occurred_at) {
-            let key = CounterRow {
-                tenant: e.tenant.clone(),
-                period: period.into(),
-                bucket_start: clickhouse_date(start),
-                channel: e.channel.as_str().into(),
-                provider: e.provider.clone(),
-                event_type: e.event_type.as_str().into(),
-                bounce_class: e.bounce_class.map(|b| b.as_str()).unwrap_or_default().into(),
-                cost_unit: e.cost.as_ref().map(|c| c.unit.clone()).unwrap_or_default(),
-                machine: machine.map(|m| m.as_str()).unwrap_or_default().into(),
-                events: 0,
-                cost_amount: 0,
-            };
+            let key = (e.tenant.as_str(), period, clickhouse_date(start), e.channel.as_str(), e.provider.as_str(), e.event_type.as_str(), bounce, unit, machine);
             let acc = counters.entry(key).or_insert((0, 0));
             acc.0 += 1;
             acc.1 += cost;
@@ -83,15 +83,23 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_
     }
     rows.counters = counters
         .into_iter()
-        .map(|(mut k, (n, c))| {
-            k.events = n;
-            k.cost_amount = c;
-            k
+        .map(|((tenant, period, bucket_start, channel, provider, event_type, bounce_class, cost_unit, machine), (events, cost_amount))| CounterRow {
+            tenant: tenant.into(),
+            period: period.into(),
+            bucket_start,
+            channel: channel.into(),
+            provider: provider.into(),
+            event_type: event_type.into(),
+            bounce_class: bounce_class.into(),
+            cost_unit: cost_unit.into(),
+            machine: machine.into(),
+            events,
+            cost_amount,
         })
         .collect();
     rows.deliveries = touched
         .iter()
-        .filter_map(|k| store.map.get(k).map(|s| DeliveryRow::from_state(&s, now_ms)))
+        .filter_map(|k| store.map.get(*k).map(|s| DeliveryRow::from_state(&s, now_ms)))
         .collect();
     rows
 }

@@ -32,6 +32,37 @@ impl Attributed {
 
 const N_TYPES: usize = EventType::VALUES.len();
 
+/// One time per event type, `i64::MIN` for none: half the size of `[Option<i64>; N]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Times([i64; N_TYPES]);
+
+impl Default for Times {
+    fn default() -> Self {
+        Times([i64::MIN; N_TYPES])
+    }
+}
+
+impl Times {
+    pub fn get(&self, i: usize) -> Option<i64> {
+        self.0.get(i).copied().filter(|t| *t != i64::MIN)
+    }
+    pub fn set(&mut self, i: usize, t: Option<i64>) {
+        if let Some(slot) = self.0.get_mut(i) {
+            *slot = t.unwrap_or(i64::MIN);
+        }
+    }
+    /// Keeps the earlier of the stored time and `t`.
+    pub fn lower(&mut self, i: usize, t: i64) {
+        let cur = self.get(i);
+        self.set(i, Some(cur.map_or(t, |c| c.min(t))));
+    }
+    /// Keeps the later of the stored time and `t`.
+    pub fn raise(&mut self, i: usize, t: i64) {
+        let cur = self.get(i);
+        self.set(i, Some(cur.map_or(t, |c| c.max(t))));
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryState {
     pub tenant: String,
@@ -50,8 +81,8 @@ pub struct DeliveryState {
     pub status_rank: u8,
     pub bounce_class: Option<BounceClass>,
     /// First and last occurrence per event type (index = `EventType::index`).
-    pub first_at: [Option<i64>; N_TYPES],
-    pub last_at: [Option<i64>; N_TYPES],
+    pub first_at: Times,
+    pub last_at: Times,
     pub open_count: u32,
     pub click_count: u32,
     /// Opens and clicks fired by proxies or scanners (see `machine`): counted apart.
@@ -122,8 +153,8 @@ impl DeliveryState {
         let t = e.occurred_at;
         let mut mark = |ty: EventType| {
             let i = ty.index() as usize;
-            self.first_at[i] = Some(self.first_at[i].map_or(t, |f| f.min(t)));
-            self.last_at[i] = Some(self.last_at[i].map_or(t, |l| l.max(t)));
+            self.first_at.lower(i, t);
+            self.last_at.raise(i, t);
         };
         mark(e.event_type);
         for implied in rules::implied_milestones(e.event_type) {
@@ -172,10 +203,10 @@ impl DeliveryState {
     }
 
     pub fn first(&self, t: EventType) -> Option<i64> {
-        self.first_at[t.index() as usize]
+        self.first_at.get(t.index() as usize)
     }
     pub fn last(&self, t: EventType) -> Option<i64> {
-        self.last_at[t.index() as usize]
+        self.last_at.get(t.index() as usize)
     }
 }
 

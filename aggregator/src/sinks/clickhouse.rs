@@ -245,8 +245,8 @@ impl DeliveryRow {
         }
         let mut set = |t: EventType, first: Option<i64>, last: Option<i64>| {
             let i = t.index() as usize;
-            s.first_at[i] = first;
-            s.last_at[i] = last.or(first);
+            s.first_at.set(i, first);
+            s.last_at.set(i, last.or(first));
         };
         set(EventType::Queued, self.first_queued_at, None);
         set(EventType::Sent, self.first_sent_at, None);
