@@ -72,7 +72,7 @@ fn attributed_heap(a: &Attributed) -> usize {
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     println!("deliveries: {n}");
-    println!("size_of::<DeliveryState>() = {} bytes (of which first_at + last_at: {} bytes)", std::mem::size_of::<DeliveryState>(), 2 * std::mem::size_of::<[Option<i64>; 13]>());
+    println!("size_of::<DeliveryState>() = {} bytes (of which first_at + last_at: {} bytes)", std::mem::size_of::<DeliveryState>(), 2 * std::mem::size_of::<aggregator::state::Times>());
     println!("size_of::<(String, DeliveryState)>() = {} bytes (one DashMap slot, before load factor)", std::mem::size_of::<(String, DeliveryState)>());
 
     // The store: events generated one delivery at a time and dropped, so only the store stays live.
