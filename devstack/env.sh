@@ -39,3 +39,19 @@ start() {
   nohup "$@" >"$DEVSTACK_DIR/logs/$name.log" 2>&1 &
   echo $! >"$DEVSTACK_DIR/pids/$name.pid"
 }
+
+# stop <name>: SIGTERM the process in its pid file (SIGKILL after 10 s) and remove the file.
+stop() {
+  local f="$DEVSTACK_DIR/pids/$1.pid" pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null && log "$1 killed" || log "$1 stopped"
+  fi
+  rm -f "$f"
+}
+
+# port_free <port>: nothing listens there.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -67,6 +67,10 @@ async fn main() -> anyhow::Result<()> {
                  "SELECT channel, event_type, bounce_class, sum(events) AS events FROM counters WHERE period = 'day' GROUP BY channel, event_type, bounce_class ORDER BY channel, event_type, bounce_class"),
                 ("Cost by currency (from provider-reported prices and send records)",
                  "SELECT cost_unit, sum(cost_amount) AS cost, sum(events) AS priced_events FROM counters WHERE period = 'month' AND cost_unit != '' GROUP BY cost_unit"),
+                ("Suppression list by scope and reason",
+                 "SELECT scope, reason, count() AS addresses FROM suppressions FINAL GROUP BY scope, reason ORDER BY scope, reason"),
+                ("Machine opens and clicks (kept, counted apart)",
+                 "SELECT event_type, machine, sum(events) AS events FROM counters WHERE period = 'day' AND event_type IN ('opened', 'clicked') GROUP BY event_type, machine ORDER BY event_type, machine"),
                 ("Totals",
                  "SELECT (SELECT count() FROM events FINAL) AS events, (SELECT count() FROM deliveries FINAL) AS deliveries, (SELECT sum(events) FROM counters WHERE period = 'day') AS counted"),
             ];
