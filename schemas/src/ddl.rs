@@ -7,6 +7,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "init", include_str!("../clickhouse/0001_init.sql")),
     (2, "machine_suppression_engagement", include_str!("../clickhouse/0002_machine_suppression_engagement.sql")),
     (3, "sender_health", include_str!("../clickhouse/0003_sender_health.sql")),
+    (4, "broadcast_stats_sequence_cost", include_str!("../clickhouse/0004_broadcast_stats_sequence_cost.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.
@@ -38,5 +39,6 @@ mod tests {
         let v2 = statements(MIGRATIONS[1].2);
         assert_eq!(v2.len(), 7);
         assert!(v2.iter().all(|s| s.contains("IF NOT EXISTS")), "every statement can be re-run");
+        assert!(statements(MIGRATIONS[3].2).iter().all(|s| s.starts_with("CREATE OR REPLACE VIEW")));
     }
 }
