@@ -1,7 +1,7 @@
 //! Sample traffic from every provider, signed the way each provider signs, with
 //! the local demo secrets. Bodies are the documented fixtures beside each provider,
-//! with their times moved to the last hour (so rows are within retention) and, for
-//! signed schemes, a fresh timestamp.
+//! with their times moved into the last two hours, a minute apart in posting order
+//! (so rows are within retention), and, for signed schemes, a fresh timestamp.
 //!
 //! Used by the README's main job (`sample-traffic post`) and by the end-to-end test.
 
@@ -109,8 +109,17 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// The time the next sample's newest timestamp is moved to: samples get ascending times
+/// (a minute apart, starting two hours ago) in the order they are built, so a documented
+/// open posted after a documented delivery also happens after it.
+fn next_sample_time() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static N: AtomicI64 = AtomicI64::new(0);
+    chrono::Utc::now().timestamp_millis() - 7_200_000 + N.fetch_add(1, Ordering::Relaxed) * 60_000
+}
+
 /// Moves every RFC 3339 string and every `timestamp`-like epoch number so that the
-/// newest lands an hour ago; relative order is kept.
+/// newest lands at the next sample time (see `next_sample_time`); relative order is kept.
 pub fn refresh_times(v: &mut Value) {
     fn collect(v: &Value, key: Option<&str>, out: &mut Vec<i64>) {
         match v {
@@ -158,8 +167,7 @@ pub fn refresh_times(v: &mut Value) {
     let mut times = Vec::new();
     collect(v, None, &mut times);
     if let Some(max) = times.iter().max() {
-        let target = chrono::Utc::now().timestamp_millis() - 3_600_000;
-        apply(v, None, target - max);
+        apply(v, None, next_sample_time() - max);
     }
 }
 
