@@ -105,7 +105,7 @@ fn main() {
     for r in store.map.iter() {
         let s = r.value();
         key_heap += r.key().capacity();
-        strings += s.tenant.capacity() + s.delivery_key.capacity() + s.channel.capacity() + s.provider.capacity();
+        strings += s.tenant.capacity() + s.provider.capacity();
         strings += s.provider_message_id.capacity() + s.recipient.capacity();
         strings += [&s.broadcast_id, &s.sequence_id, &s.contact_id, &s.template_key, &s.message_class].iter().map(|a| attributed_heap(a)).sum::<usize>();
         strings += s.last_error.as_ref().map_or(0, |(_, r)| r.capacity()) + s.cost.as_ref().map_or(0, |(_, u)| u.capacity());

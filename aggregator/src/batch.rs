@@ -99,7 +99,7 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_
         .collect();
     rows.deliveries = touched
         .iter()
-        .filter_map(|k| store.map.get(*k).map(|s| DeliveryRow::from_state(&s, now_ms)))
+        .filter_map(|k| store.map.get(*k).map(|s| DeliveryRow::from_state(k, &s, now_ms)))
         .collect();
     rows
 }

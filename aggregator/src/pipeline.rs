@@ -159,7 +159,8 @@ impl Aggregator {
             let rows = retry("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, chunk)).await?;
             metrics::counter!("sendtrace_aggregator_state_reloads_total").increment(rows.len() as u64);
             for row in rows {
-                self.store.map.insert(row.delivery_key.clone(), row.into_state());
+                let key = row.delivery_key.clone();
+                self.store.map.insert(key, row.into_state());
             }
         }
         self.batch_seq += 1;

@@ -7,7 +7,7 @@
 use crate::machine::MachineReason;
 use crate::rules;
 use dashmap::DashMap;
-use schemas::{BounceClass, Event, EventType};
+use schemas::{BounceClass, Channel, Event, EventType};
 
 /// Attribution value with the priority of its source: send records (2) beat
 /// provider tags (1); equal priorities keep the smaller value, so order does not matter.
@@ -66,8 +66,8 @@ impl Times {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryState {
     pub tenant: String,
-    pub delivery_key: String,
-    pub channel: String,
+    /// (The delivery key is the map key; it is not repeated here.)
+    pub channel: Channel,
     pub provider: String,
     pub provider_message_id: String,
     pub recipient: String,
@@ -123,8 +123,7 @@ impl DeliveryState {
     pub fn new(e: &Event) -> Self {
         DeliveryState {
             tenant: e.tenant.clone(),
-            delivery_key: e.delivery_key.clone(),
-            channel: e.channel.as_str().to_string(),
+            channel: e.channel,
             provider: e.provider.clone(),
             provider_message_id: e.provider_message_id.clone(),
             recipient: e.recipient.to_ascii_lowercase(),

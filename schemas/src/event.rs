@@ -4,9 +4,11 @@ use crate::money::Money;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
+    /// (The default only serves to build empty values; every event names its channel.)
+    #[default]
     Email,
     Sms,
     Whatsapp,

@@ -157,12 +157,12 @@ fn reloaded_prio(row: &DeliveryRow) -> u8 {
 }
 
 impl DeliveryRow {
-    pub fn from_state(s: &DeliveryState, now_ms: i64) -> Self {
+    pub fn from_state(delivery_key: &str, s: &DeliveryState, now_ms: i64) -> Self {
         let status = s.status.unwrap_or(EventType::Unknown);
         DeliveryRow {
             tenant: s.tenant.clone(),
-            delivery_key: s.delivery_key.clone(),
-            channel: s.channel.clone(),
+            delivery_key: delivery_key.to_string(),
+            channel: s.channel.as_str().into(),
             provider: s.provider.clone(),
             provider_message_id: s.provider_message_id.clone(),
             recipient: s.recipient.clone(),
@@ -213,8 +213,7 @@ impl DeliveryRow {
         let prio = reloaded_prio(&self);
         let mut s = DeliveryState {
             tenant: self.tenant,
-            delivery_key: self.delivery_key,
-            channel: self.channel,
+            channel: schemas::Channel::parse(&self.channel).unwrap_or(schemas::Channel::Email),
             provider: self.provider,
             provider_message_id: self.provider_message_id,
             recipient: self.recipient,
