@@ -96,7 +96,7 @@ pub fn evaluate(stats: &[SenderStats], previous: &HashMap<String, bool>, cfg: &H
             let bounce_rate = s.hard_bounces as f64 / s.sent as f64;
             let complaint_rate = s.complaints as f64 / s.sent as f64;
             let mut reasons = Vec::new();
-            // compare in integers: hard_bounces > rate × sent, without float rounding at the edge
+            // counts against rate × sent (multiply rather than divide): exactly at the threshold is not over it
             if (s.hard_bounces as f64) > cfg.max_bounce_rate * s.sent as f64 {
                 reasons.push("bounce_rate".to_string());
             }
