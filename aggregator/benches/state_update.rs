@@ -8,23 +8,24 @@
 //!
 //! * `delivery_state_apply`: `DeliveryState::apply` alone (no machine classification),
 //!   states pre-created.
-//! * `state_store_apply`: what `batch::apply` does per event before building rows:
-//!   `DashMap` entry by delivery key (new state on first sight), `touched`,
+//! * `state_store_apply`: `StateStore::apply`, what `batch::apply` does per event before
+//!   building rows: `DashMap` entry by delivery key (new state on first sight), `touched`,
 //!   `machine::classify`, `apply`.
 //! * `batch_apply_rows`: `batch::apply` on batches of `batch_max_events` (2000, the
 //!   default): state + event rows + counter rows + delivery rows + suppression rows,
 //!   rows dropped after.
-//! * `batch_touched_vec_contains`: only the touched-deliveries dedup of `batch::apply`
-//!   (`Vec<String>::contains` per event), to size its share of `batch_apply_rows`.
+
+/// The service's allocator (`src/main.rs`), so the figures are the service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "support/mod.rs"]
 mod support;
 
 use aggregator::batch;
-use aggregator::machine::{self, DEFAULT_SCANNER_WINDOW_SECS};
-use aggregator::state::{DeliveryState, StateStore};
+use aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS;
+use aggregator::state::{DeliveryState, Names, StateStore};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use schemas::EventType;
 use std::collections::HashMap;
 
 const DELIVERIES: usize = 100_000;
@@ -49,13 +50,13 @@ fn state_update(c: &mut Criterion) {
             })
         })
         .collect();
-    let fresh_states = || -> Vec<DeliveryState> { first.iter().map(|&i| DeliveryState::new(&events[i].1)).collect() };
+    let fresh_states = || -> (Vec<DeliveryState>, Names) { (first.iter().map(|&i| DeliveryState::new(events[i].1.channel)).collect(), Names::default()) };
 
     // Sanity (untimed): every event applies once, a replay applies none.
-    let mut states = fresh_states();
-    let applied = events.iter().zip(&slot).filter(|((o, e), &s)| states[s].apply(e, *o as u64, None)).count();
+    let (mut states, mut names) = fresh_states();
+    let applied = events.iter().zip(&slot).filter(|((_, e), &s)| states[s].apply(&mut names, e, None)).count();
     assert_eq!(applied, n);
-    assert!(!events.iter().zip(&slot).any(|((o, e), &s)| states[s].apply(e, *o as u64, None)));
+    assert!(!events.iter().zip(&slot).any(|((_, e), &s)| states[s].apply(&mut names, e, None)));
     drop(states);
 
     let mut group = c.benchmark_group("state_update");
@@ -78,9 +79,9 @@ fn state_update(c: &mut Criterion) {
     group.bench_function("delivery_state_apply", |b| {
         b.iter_batched(
             fresh_states,
-            |mut states| {
-                for ((o, e), &s) in events.iter().zip(&slot) {
-                    black_box(states[s].apply(e, *o as u64, None));
+            |(mut states, mut names)| {
+                for ((_, e), &s) in events.iter().zip(&slot) {
+                    black_box(states[s].apply(&mut names, e, None));
                 }
                 states
             },
@@ -92,34 +93,15 @@ fn state_update(c: &mut Criterion) {
         b.iter_batched(
             || StateStore::new(1_000_000),
             |store| {
-                for (o, e) in &events {
-                    let mut entry = store.map.entry(e.delivery_key.clone()).or_insert_with(|| DeliveryState::new(e));
-                    entry.touched = 1;
-                    let machine = machine::classify(e, entry.first(EventType::Delivered), DEFAULT_SCANNER_WINDOW_SECS);
-                    black_box(entry.apply(e, *o as u64, machine));
+                let mut names = store.names();
+                for (_, e) in &events {
+                    black_box(store.apply(&mut names, e, 1, DEFAULT_SCANNER_WINDOW_SECS));
                 }
+                drop(names);
                 store
             },
             BatchSize::PerIteration,
         )
-    });
-
-    // The touched-deliveries dedup of `batch::apply` alone (`Vec<String>::contains`, then push):
-    // shows how much of `batch_apply_rows` is this linear scan.
-    group.bench_function("batch_touched_vec_contains", |b| {
-        b.iter(|| {
-            let mut total = 0;
-            for chunk in events.chunks(BATCH) {
-                let mut touched: Vec<String> = Vec::new();
-                for (_, e) in chunk {
-                    if !touched.contains(&e.delivery_key) {
-                        touched.push(e.delivery_key.clone());
-                    }
-                }
-                total += black_box(touched).len();
-            }
-            total
-        })
     });
 
     let batch_cfg = batch::BatchConfig::default();

@@ -2,12 +2,12 @@
 //! Pure given the loaded state, so it can be tested without ClickHouse.
 
 use crate::buckets::{clickhouse_date, Periods};
-use crate::machine;
 use crate::sinks::clickhouse::{CounterRow, DeliveryRow, EventRow};
-use crate::state::{DeliveryState, StateStore};
+use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::Event;
-use std::collections::{BTreeMap, HashSet};
+use rustc_hash::FxHashMap;
+use std::collections::{hash_map, HashMap};
 
 /// The rows a batch writes.
 #[derive(Debug, Default)]
@@ -41,29 +41,39 @@ impl Default for BatchConfig {
 /// A counter row's key, borrowed from the event while the batch is summed.
 type CounterKey<'a> = (&'a str, &'a str, u16, &'static str, &'a str, &'static str, &'static str, &'a str, &'static str);
 
+/// A delivery this batch changed: an event of it (the row's identity: tenant, provider,
+/// message id, recipient) and the offset of its latest applied event (the row's version).
+struct Touched<'a> {
+    key: DeliveryKey,
+    event: &'a Event,
+    version: u64,
+}
+
 pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows {
     let mut rows = BatchRows::default();
-    let mut counters: BTreeMap<CounterKey<'_>, (u64, i128)> = BTreeMap::new();
+    let mut counters: FxHashMap<CounterKey<'_>, (u64, i128)> = FxHashMap::default();
     // deliveries changed by this batch, in first-seen order
-    let mut touched: Vec<&str> = Vec::new();
-    let mut seen_keys: HashSet<&str> = HashSet::new();
+    let mut touched: Vec<Touched<'_>> = Vec::new();
+    let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::default();
+    let mut names = store.names();
     for (offset, e) in events {
-        // look up first: the key is cloned only for a delivery new to memory
-        let mut entry = match store.map.get_mut(&e.delivery_key) {
-            Some(entry) => entry,
-            None => store.map.entry(e.delivery_key.clone()).or_insert_with(|| DeliveryState::new(e)),
-        };
-        entry.touched = batch_seq;
-        let machine = machine::classify(e, entry.first(schemas::EventType::Delivered), cfg.scanner_window_secs);
-        if !entry.apply(e, (*offset).max(0) as u64, machine) {
+        let Some(applied) = store.apply(&mut names, e, batch_seq, cfg.scanner_window_secs) else {
             rows.duplicates += 1;
             continue;
+        };
+        let version = (*offset).max(0) as u64;
+        match index.entry(applied.key) {
+            hash_map::Entry::Occupied(i) => {
+                if let Some(t) = touched.get_mut(*i.get()) {
+                    t.version = t.version.max(version);
+                }
+            }
+            hash_map::Entry::Vacant(v) => {
+                v.insert(touched.len());
+                touched.push(Touched { key: applied.key, event: e, version });
+            }
         }
-        drop(entry);
-        if seen_keys.insert(e.delivery_key.as_str()) {
-            touched.push(e.delivery_key.as_str());
-        }
-        let machine = machine.map(|m| m.as_str()).unwrap_or_default();
+        let machine = applied.machine.map(|m| m.as_str()).unwrap_or_default();
         let mut row = EventRow::from_event(e, partition, *offset);
         row.machine = machine.into();
         rows.events.push(row);
@@ -97,9 +107,10 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_
             cost_amount,
         })
         .collect();
+    rows.counters.sort_unstable(); // a deterministic order (and so the same insert block on a retry)
     rows.deliveries = touched
         .iter()
-        .filter_map(|k| store.map.get(*k).map(|s| DeliveryRow::from_state(k, &s, now_ms)))
+        .filter_map(|t| store.map.get(&t.key).map(|s| DeliveryRow::from_state(t.event, &s, &names, t.version, now_ms)))
         .collect();
     rows
 }

@@ -4,6 +4,12 @@ use aggregator::{config::Config, migrate, pipeline};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// mimalloc, not glibc malloc: a batch allocates and frees ~20 small strings per event, and
+/// glibc spent ~40 % of `batch::apply` in `malloc_consolidate`/`_int_malloc`/`unlink_chunk`
+/// on that pattern (BENCHMARKS.md §1). The benchmarks use the same allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "aggregator", about = "sendtrace aggregator: canonical events → ClickHouse")]
 struct Cli {

@@ -11,7 +11,7 @@ use crate::batch::{self, BatchRows};
 use crate::config::Config;
 use crate::offsets::{self, Cursor};
 use crate::sinks::clickhouse::{insert_rows, load_deliveries, soft_bounce_history, SinkError};
-use crate::state::StateStore;
+use crate::state::{DeliveryKey, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use runtime::kafka::ReplaceableProducer;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -151,16 +151,18 @@ impl Aggregator {
             .collect();
         let max_backoff = self.cfg.max_retry_backoff_ms;
         // reload the deliveries this batch touches that are not in memory
-        let mut missing: Vec<String> = events.iter().map(|(_, e)| e.delivery_key.clone()).filter(|k| !self.store.map.contains_key(k)).collect();
+        let mut missing: Vec<String> =
+            events.iter().map(|(_, e)| &e.delivery_key).filter(|k| !self.store.map.contains_key(&DeliveryKey::of(k))).cloned().collect();
         missing.sort();
         missing.dedup();
         for chunk in missing.chunks(500) {
             let client = self.client.clone();
             let rows = retry("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, chunk)).await?;
             metrics::counter!("sendtrace_aggregator_state_reloads_total").increment(rows.len() as u64);
+            let mut names = self.store.names();
             for row in rows {
-                let key = row.delivery_key.clone();
-                self.store.map.insert(key, row.into_state());
+                let key = DeliveryKey::of(&row.delivery_key);
+                self.store.map.insert(key, Box::new(row.into_state(&mut names)));
             }
         }
         self.batch_seq += 1;
@@ -174,6 +176,7 @@ impl Aggregator {
             metrics::counter!("sendtrace_aggregator_evictions_total").increment(evicted as u64);
         }
         metrics::gauge!("sendtrace_aggregator_deliveries_in_memory").set(self.store.map.len() as f64);
+        metrics::gauge!("sendtrace_aggregator_interned_names").set(self.store.names().len() as f64);
         Some(last)
     }
 

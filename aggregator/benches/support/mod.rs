@@ -96,7 +96,7 @@ pub fn delivery_events(rng: &mut Rng, d: usize) -> Vec<Event> {
             _ => ty,
         };
         let is_record = ty == Queued;
-        let bounce = (ty == Bounced).then(|| if i < 4 { BounceClass::Soft } else { BounceClass::Hard });
+        let bounce = (ty == Bounced).then_some(if i < 4 { BounceClass::Soft } else { BounceClass::Hard });
         let pe_id = format!("{msg}-{i}");
         let name = if is_record { "send_record".to_string() } else { ty.as_str().to_string() };
         let mut metadata = BTreeMap::new();

@@ -1,0 +1,172 @@
+//! The delivery's contact id and the event ids it has applied, in one exact-length allocation:
+//! `[contact length: u16][contact bytes][48-bit hashes, 6 bytes each, sorted]`.
+//!
+//! 48 bits: two distinct events of one delivery (~6 on average) collide with a probability
+//! of ~15 / 2^48 ≈ 5 × 10⁻¹⁴, i.e. about one wrongly ignored event in 2 × 10¹³ deliveries.
+//! One allocation instead of two, no spare capacity: ~22 bytes less per delivery than a
+//! `Vec<u64>` plus a `String`. A contact id longer than 65,535 bytes is not held (the event
+//! row keeps it; `sendtrace_aggregator_contact_id_too_long_total` counts them).
+
+/// Bytes per hash.
+const W: usize = 6;
+const MASK: u64 = (1 << 48) - 1;
+/// Bytes of the contact length prefix.
+const P: usize = 2;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ids(Box<[u8]>);
+
+/// 48 bits of an event id (itself a SHA-256 prefix in hex).
+pub fn event_hash(event_id: &str) -> u64 {
+    let h = u64::from_str_radix(event_id.get(..16).unwrap_or(event_id), 16).unwrap_or_else(|_| {
+        // Not hex (foreign producer): FNV-1a of the bytes.
+        event_id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    });
+    h >> 16
+}
+
+impl Ids {
+    fn contact_len(&self) -> usize {
+        match self.0.get(..P) {
+            Some(&[a, b]) => u16::from_be_bytes([a, b]) as usize,
+            _ => 0,
+        }
+    }
+
+    /// Where the hashes start.
+    fn start(&self) -> usize {
+        if self.0.is_empty() {
+            0
+        } else {
+            P + self.contact_len()
+        }
+    }
+
+    pub fn contact(&self) -> Option<&str> {
+        let n = self.contact_len();
+        if n == 0 {
+            return None;
+        }
+        self.0.get(P..P + n).and_then(|b| std::str::from_utf8(b).ok())
+    }
+
+    /// Number of event hashes.
+    pub fn len(&self) -> usize {
+        self.0.len().saturating_sub(self.start()) / W
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn at(&self, i: usize) -> u64 {
+        let o = self.start() + i * W;
+        self.0.get(o..o + W).map_or(0, |b| b.iter().fold(0u64, |h, x| (h << 8) | *x as u64))
+    }
+
+    /// Where `h` is, or where it would go.
+    fn search(&self, h: u64) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.at(mid).cmp(&h) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    fn build(contact: &[u8], hashes: &[u64]) -> Box<[u8]> {
+        let mut v = Vec::with_capacity(P + contact.len() + hashes.len() * W);
+        v.extend_from_slice(&(contact.len() as u16).to_be_bytes());
+        v.extend_from_slice(contact);
+        for h in hashes {
+            v.extend_from_slice(&h.to_be_bytes()[8 - W..]);
+        }
+        v.into_boxed_slice()
+    }
+
+    /// Adds `h` (48 bits); false if it was there.
+    pub fn insert(&mut self, h: u64) -> bool {
+        let h = h & MASK;
+        let Err(pos) = self.search(h) else { return false };
+        let at = self.start() + pos * W;
+        let mut v = Vec::with_capacity(self.0.len().max(P) + W);
+        if self.0.is_empty() {
+            v.extend_from_slice(&0u16.to_be_bytes());
+        } else {
+            v.extend_from_slice(&self.0[..at]);
+        }
+        v.extend_from_slice(&h.to_be_bytes()[8 - W..]);
+        v.extend_from_slice(self.0.get(at..).unwrap_or_default());
+        self.0 = v.into_boxed_slice();
+        true
+    }
+
+    /// Replaces the contact id; false (and nothing changed) if it is longer than 65,535 bytes.
+    pub fn set_contact(&mut self, contact: &str) -> bool {
+        if contact.len() > u16::MAX as usize {
+            return false;
+        }
+        self.0 = Self::build(contact.as_bytes(), &self.to_vec());
+        true
+    }
+
+    pub fn to_vec(&self) -> Vec<u64> {
+        (0..self.len()).map(|i| self.at(i)).collect()
+    }
+
+    /// From a stored row (hashes in any order; 64-bit hashes of older rows are cut to their top 48 bits).
+    pub fn from_stored(contact: Option<&str>, mut hashes: Vec<u64>) -> Ids {
+        for h in &mut hashes {
+            if *h > MASK {
+                *h >>= 16;
+            }
+        }
+        hashes.sort_unstable();
+        hashes.dedup();
+        let contact = contact.filter(|c| c.len() <= u16::MAX as usize).unwrap_or_default();
+        if contact.is_empty() && hashes.is_empty() {
+            return Ids::default();
+        }
+        Ids(Self::build(contact.as_bytes(), &hashes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_and_sorted_48_bit_hashes_in_one_allocation() {
+        let mut s = Ids::default();
+        assert_eq!((s.len(), s.contact()), (0, None));
+        for h in [5u64, 1, MASK, 3, 5] {
+            s.insert(h);
+        }
+        assert_eq!(s.to_vec(), vec![1, 3, 5, MASK]);
+        assert!(!s.insert(3));
+        assert!(s.set_contact("contact-7"));
+        assert_eq!(s.contact(), Some("contact-7"));
+        assert_eq!(s.to_vec(), vec![1, 3, 5, MASK], "hashes kept when the contact changes");
+        assert!(s.insert(2));
+        assert_eq!(s.to_vec(), vec![1, 2, 3, 5, MASK]);
+        assert_eq!(s.contact(), Some("contact-7"));
+        assert!(!s.set_contact(&"x".repeat(70_000)));
+        assert_eq!(s.contact(), Some("contact-7"));
+        let mut c = Ids::default();
+        assert!(c.set_contact("first"));
+        assert!(c.insert(9));
+        assert_eq!((c.to_vec(), c.contact()), (vec![9], Some("first")));
+        let id = schemas::ids::event_id("t", "ses", schemas::ids::EventSource::ProviderEventId("x"), "Open", "a@x.io");
+        let h = event_hash(&id);
+        assert_eq!(h, u64::from_str_radix(&id[..12], 16).unwrap());
+        // a row written with 64-bit hashes reloads to the same set
+        let old = u64::from_str_radix(&id[..16], 16).unwrap();
+        let r = Ids::from_stored(Some("c"), vec![old, 7]);
+        assert_eq!((r.to_vec(), r.contact()), (vec![7, h], Some("c")));
+        assert_eq!(Ids::from_stored(None, vec![]), Ids::default());
+    }
+}

@@ -1,0 +1,520 @@
+//! Per-delivery state, held in a `DashMap` and rebuilt from ClickHouse on demand.
+//!
+//! Applying an event is idempotent (an event id already seen is ignored) and
+//! order-independent (status is a maximum by rank, times are minima/maxima,
+//! counts follow distinct events), so replays and late events converge.
+//!
+//! # Memory (≤ 256 bytes per active delivery; `examples/state_memory.rs` measures it)
+//! * The map key is the delivery key's 16 bytes (`key`), the state is boxed so an empty
+//!   map slot costs 24 bytes, not the state's size.
+//! * The delivery's identity (tenant, provider, message id, recipient) is not held: the
+//!   delivery key is a hash of it, and every batch that changes a delivery has one of its
+//!   events, which carries it (`batch` takes the row's identity from there).
+//! * Attribution strings shared by many deliveries are interned (`names`); times are 4-byte
+//!   offsets (`times`); what few deliveries need (rare milestones, an error text, huge
+//!   amounts) sits in an optional `Rare` box.
+//!
+//! Layout: `key` (map key and hasher), `names` (interner), `times` (kept times), this file
+//! (the state, `apply`, the store).
+
+pub mod key;
+pub mod names;
+pub mod ids;
+pub mod times;
+
+use crate::machine::{self, MachineReason};
+use crate::rules;
+use dashmap::DashMap;
+pub use key::{DeliveryKey, KeyHash};
+pub use names::Names;
+pub use ids::{event_hash, Ids};
+use schemas::{BounceClass, Channel, Event, EventType, MessageClass};
+use std::sync::{Mutex, MutexGuard};
+pub use times::{Slot, Times, WideTimes};
+
+/// The attribution fields, in the order of their 2-bit priorities in `DeliveryState::prio`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attr {
+    Broadcast,
+    Sequence,
+    Contact,
+    Template,
+    MessageClass,
+}
+
+/// Attribution priority of an event: send records (2) beat provider tags (1).
+fn source_prio(e: &Event) -> u8 {
+    if e.provider_event_name == "send_record" {
+        2
+    } else {
+        1
+    }
+}
+
+/// The parts few deliveries need, allocated on first use.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rare {
+    /// Rare milestones and times that do not fit the compact offsets.
+    pub times: WideTimes,
+    /// (occurred_at, reason) of the latest error; ties keep the greater reason.
+    pub last_error: Option<(i64, Box<str>)>,
+    /// The cost when it does not fit `i64` at scale 10.
+    pub cost_wide: Option<Box<i128>>,
+}
+
+/// Equality is by value (`PartialEq` below): the same times may be held compactly or in `Rare`.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryState {
+    /// The contact id and the applied event ids (a replayed event is a no-op).
+    pub ids: Ids,
+    /// Cost mantissa at scale 10 (see `cost_amount`), unit in `cost_unit`.
+    cost: i64,
+    pub rare: Option<Box<Rare>>,
+    pub times: Times,
+    /// Interned (`Names`) attribution; 0 = none.
+    pub broadcast_id: u32,
+    pub sequence_id: u32,
+    pub template_key: u32,
+    /// Interned label set.
+    pub labels: u32,
+    /// Interned currency; 0 = no cost.
+    pub cost_unit: u32,
+    pub open_count: u32,
+    pub click_count: u32,
+    /// Opens and clicks fired by proxies or scanners (see `machine`): counted apart.
+    pub machine_open_count: u32,
+    pub machine_click_count: u32,
+    pub soft_bounce_count: u32,
+    pub deferral_count: u32,
+    /// Batch sequence number (low 32 bits) of the last use, for eviction.
+    pub touched: u32,
+    /// 2 bits per `Attr`: the priority of the value held.
+    prio: u16,
+    pub channel: Channel,
+    pub status: Option<EventType>,
+    pub bounce_class: Option<BounceClass>,
+    pub message_class: Option<MessageClass>,
+}
+
+impl PartialEq for DeliveryState {
+    fn eq(&self, o: &Self) -> bool {
+        let times = |s: &Self| -> Vec<Option<i64>> { Slot::ALL.iter().map(|t| s.time(*t)).collect() };
+        self.ids == o.ids
+            && self.cost_amount() == o.cost_amount()
+            && self.cost_unit == o.cost_unit
+            && self.last_error() == o.last_error()
+            && times(self) == times(o)
+            && (self.broadcast_id, self.sequence_id, self.template_key, self.labels) == (o.broadcast_id, o.sequence_id, o.template_key, o.labels)
+            && (self.open_count, self.click_count, self.machine_open_count, self.machine_click_count) == (o.open_count, o.click_count, o.machine_open_count, o.machine_click_count)
+            && (self.soft_bounce_count, self.deferral_count, self.touched, self.prio) == (o.soft_bounce_count, o.deferral_count, o.touched, o.prio)
+            && (self.channel, self.status, self.bounce_class, self.message_class) == (o.channel, o.status, o.bounce_class, o.message_class)
+    }
+}
+
+fn bounce_order(b: BounceClass) -> u8 {
+    match b {
+        BounceClass::Undetermined => 0,
+        BounceClass::Soft => 1,
+        BounceClass::Hard => 2,
+    }
+}
+
+impl DeliveryState {
+    pub fn new(channel: Channel) -> Self {
+        DeliveryState { channel, ..Default::default() }
+    }
+
+    /// The rank of the status (`rules::rank`; a `bounced` status is always a hard bounce).
+    pub fn status_rank(&self) -> u8 {
+        self.status.map_or(0, |s| rules::rank(s, Some(BounceClass::Hard)))
+    }
+
+    pub fn prio(&self, a: Attr) -> u8 {
+        ((self.prio >> (2 * a as u16)) & 3) as u8
+    }
+
+    pub fn set_prio(&mut self, a: Attr, p: u8) {
+        let shift = 2 * a as u16;
+        self.prio = (self.prio & !(3 << shift)) | ((p.min(3) as u16) << shift);
+    }
+
+    /// Whether `value` at priority `prio` replaces the held `current`: a higher priority
+    /// wins, equal priorities keep the smaller value, so the order of arrival does not matter.
+    fn better(&self, a: Attr, prio: u8, value: &str, current: Option<&str>) -> bool {
+        match current {
+            None => true,
+            Some(cur) => prio > self.prio(a) || (prio == self.prio(a) && value < cur),
+        }
+    }
+
+    fn offer_name(&mut self, names: &mut Names, a: Attr, prio: u8, value: Option<&String>) {
+        let Some(v) = value.filter(|v| !v.is_empty()) else { return };
+        let held = match a {
+            Attr::Broadcast => self.broadcast_id,
+            Attr::Sequence => self.sequence_id,
+            _ => self.template_key,
+        };
+        if self.better(a, prio, v, (held != 0).then(|| names.get(held))) {
+            let id = names.id(v);
+            match a {
+                Attr::Broadcast => self.broadcast_id = id,
+                Attr::Sequence => self.sequence_id = id,
+                _ => self.template_key = id,
+            }
+            self.set_prio(a, prio);
+        }
+    }
+
+    /// Applies `e`; `machine` says whether it is a machine open/click.
+    /// Returns false if the event was already applied.
+    pub fn apply(&mut self, names: &mut Names, e: &Event, machine: Option<MachineReason>) -> bool {
+        if !self.ids.insert(event_hash(&e.event_id)) {
+            return false;
+        }
+        if machine.is_some() {
+            // kept and counted, but no engagement: no status, no times, no human counts
+            match e.event_type {
+                EventType::Clicked => self.machine_click_count += 1,
+                _ => self.machine_open_count += 1,
+            }
+            return true;
+        }
+        let t = e.occurred_at;
+        self.mark(e.event_type, t);
+        for implied in rules::implied_milestones(e.event_type) {
+            self.mark(*implied, t);
+        }
+        self.status = rules::next_status(self.status, self.status_rank(), e.event_type, e.bounce_class).0;
+        if let Some(b) = e.bounce_class {
+            if self.bounce_class.is_none_or(|cur| bounce_order(b) > bounce_order(cur)) {
+                self.bounce_class = Some(b);
+            }
+        }
+        match (e.event_type, e.bounce_class) {
+            (EventType::Opened | EventType::Read, _) => self.open_count += 1,
+            (EventType::Clicked, _) => self.click_count += 1,
+            (EventType::Bounced, Some(BounceClass::Soft)) => self.soft_bounce_count += 1,
+            (EventType::Deferred, _) => self.deferral_count += 1,
+            _ => {}
+        }
+        if let Some(reason) = e.error_reason.as_ref().or(e.error_code.as_ref()) {
+            let newer = match self.last_error() {
+                None => true,
+                Some((ct, cr)) => (t, reason.as_str()) > (ct, cr),
+            };
+            if newer {
+                self.rare.get_or_insert_with(Default::default).last_error = Some((t, reason.as_str().into()));
+            }
+        }
+        if let Some(c) = &e.cost {
+            self.add_cost(names, c.mantissa_at_scale(), &c.unit);
+        }
+        let prio = source_prio(e);
+        self.offer_name(names, Attr::Broadcast, prio, e.broadcast_id.as_ref());
+        self.offer_name(names, Attr::Sequence, prio, e.sequence_id.as_ref());
+        self.offer_name(names, Attr::Template, prio, e.template_key.as_ref());
+        if let Some(v) = e.contact_id.as_ref().filter(|v| !v.is_empty()) {
+            if self.better(Attr::Contact, prio, v, self.ids.contact()) {
+                if self.ids.set_contact(v) {
+                    self.set_prio(Attr::Contact, prio);
+                } else {
+                    metrics::counter!("sendtrace_aggregator_contact_id_too_long_total").increment(1);
+                }
+            }
+        }
+        if let Some(m) = e.message_class {
+            if self.better(Attr::MessageClass, prio, m.as_str(), self.message_class.map(|c| c.as_str())) {
+                self.message_class = Some(m);
+                self.set_prio(Attr::MessageClass, prio);
+            }
+        }
+        if !e.labels.is_empty() {
+            self.labels = names.add_labels(self.labels, &e.labels);
+        }
+        true
+    }
+
+    fn mark(&mut self, ty: EventType, t: i64) {
+        if let Some(s) = Slot::first_of(ty) {
+            self.times.lower(&mut self.rare, s, t);
+        }
+        if let Some(s) = Slot::last_of(ty) {
+            self.times.raise(&mut self.rare, s, t);
+        }
+    }
+
+    /// Adds an amount in `unit`; a second currency on one delivery is not summed (documented).
+    fn add_cost(&mut self, names: &mut Names, amount: i128, unit: &str) {
+        if self.cost_unit == 0 {
+            self.cost_unit = names.id(unit);
+            if self.cost_unit == 0 {
+                return; // no unit: not a cost
+            }
+        } else if names.get(self.cost_unit) != unit {
+            return;
+        }
+        self.set_cost_amount(self.cost_amount().saturating_add(amount));
+    }
+
+    /// The cost mantissa at scale 10 (0 without a cost).
+    pub fn cost_amount(&self) -> i128 {
+        self.rare.as_ref().and_then(|r| r.cost_wide.as_deref().copied()).unwrap_or(self.cost as i128)
+    }
+
+    pub fn set_cost_amount(&mut self, amount: i128) {
+        match i64::try_from(amount) {
+            Ok(a) if self.rare.as_ref().is_none_or(|r| r.cost_wide.is_none()) => self.cost = a,
+            _ => self.rare.get_or_insert_with(Default::default).cost_wide = Some(Box::new(amount)),
+        }
+    }
+
+    pub fn last_error(&self) -> Option<(i64, &str)> {
+        self.rare.as_ref()?.last_error.as_ref().map(|(t, r)| (*t, &**r))
+    }
+
+    pub fn set_last_error(&mut self, e: Option<(i64, String)>) {
+        if let Some((t, r)) = e {
+            self.rare.get_or_insert_with(Default::default).last_error = Some((t, r.into()));
+        }
+    }
+
+    pub fn time(&self, slot: Slot) -> Option<i64> {
+        self.times.get(self.rare.as_deref().map(|r| &r.times), slot)
+    }
+
+    pub fn set_time(&mut self, slot: Slot, t: Option<i64>) {
+        if let Some(t) = t {
+            self.times.set(&mut self.rare, slot, t);
+        }
+    }
+
+    /// First occurrence of a milestone (`None` for deferrals and unknown events, which are not kept).
+    pub fn first(&self, t: EventType) -> Option<i64> {
+        self.time(Slot::first_of(t)?)
+    }
+
+    /// Last occurrence of delivered, opened or clicked.
+    pub fn last(&self, t: EventType) -> Option<i64> {
+        self.time(Slot::last_of(t)?)
+    }
+
+    pub fn event_count(&self) -> u32 {
+        self.ids.len() as u32
+    }
+}
+
+/// All deliveries this process holds, bounded by `max_deliveries`, and the names they share.
+pub struct StateStore {
+    pub map: DashMap<DeliveryKey, Box<DeliveryState>, KeyHash>,
+    names: Mutex<Names>,
+    pub max_deliveries: usize,
+}
+
+/// What `StateStore::apply` did with an event that was not a replay.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied {
+    pub key: DeliveryKey,
+    pub machine: Option<MachineReason>,
+}
+
+impl StateStore {
+    pub fn new(max_deliveries: usize) -> Self {
+        StateStore { map: DashMap::with_hasher(KeyHash::default()), names: Mutex::new(Names::default()), max_deliveries }
+    }
+
+    /// The interned names; a batch holds the lock while it applies and builds rows.
+    pub fn names(&self) -> MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The per-event state update: finds (or creates) the delivery, marks it used in batch
+    /// `batch_seq`, classifies machine engagement, applies. `None` for an event already applied.
+    pub fn apply(&self, names: &mut Names, e: &Event, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
+        let key = DeliveryKey::of(&e.delivery_key);
+        let mut entry = self.map.entry(key).or_insert_with(|| Box::new(DeliveryState::new(e.channel)));
+        entry.touched = batch_seq as u32;
+        let machine = machine::classify(e, entry.time(Slot::FirstDelivered), scanner_window_secs);
+        entry.apply(names, e, machine).then_some(Applied { key, machine })
+    }
+
+    /// Drops the least recently touched deliveries (never those of batch `current`) above the bound.
+    /// They are safe to drop: every applied change is already in ClickHouse.
+    pub fn evict(&self, current: u64) -> usize {
+        let len = self.map.len();
+        if len <= self.max_deliveries {
+            return 0;
+        }
+        let current = current as u32;
+        // age in batches (wrapping: `touched` keeps the low 32 bits)
+        let mut ages: Vec<u32> = self.map.iter().map(|e| current.wrapping_sub(e.touched)).collect();
+        let excess = len - self.max_deliveries * 9 / 10;
+        ages.sort_unstable_by(|a, b| b.cmp(a));
+        let cutoff = ages.get(excess.saturating_sub(1)).copied().unwrap_or(u32::MAX).max(1);
+        self.map.retain(|_, s| current.wrapping_sub(s.touched) < cutoff);
+        len - self.map.len()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use schemas::{Channel, TimeSource};
+
+    pub(crate) fn event(id: &str, ty: EventType, bounce: Option<BounceClass>, t: i64) -> Event {
+        Event {
+            event_id: format!("{:0<32}", id),
+            tenant: "acme".into(),
+            channel: Channel::Email,
+            provider: "ses".into(),
+            provider_message_id: "m1".into(),
+            provider_event_id: None,
+            provider_event_name: ty.as_str().into(),
+            delivery_key: "dk".into(),
+            recipient: "a@x.io".into(),
+            broadcast_id: None,
+            sequence_id: None,
+            contact_id: None,
+            template_key: None,
+            message_class: None,
+            labels: vec![],
+            metadata: Default::default(),
+            event_type: ty,
+            bounce_class: bounce,
+            occurred_at: t,
+            received_at: t,
+            time_source: TimeSource::Provider,
+            click_url: None,
+            user_agent: None,
+            ip: None,
+            error_code: None,
+            error_reason: None,
+            cost: None,
+            raw_topic: "raw".into(),
+            raw_partition: 0,
+            raw_offset: 0,
+        }
+    }
+
+    #[test]
+    fn replayed_event_is_a_no_op() {
+        let e = event("1", EventType::Opened, None, 10);
+        let n = &mut Names::default();
+        let mut s = DeliveryState::new(e.channel);
+        assert!(s.apply(n, &e, None));
+        assert!(!s.apply(n, &e, None));
+        assert_eq!(s.open_count, 1);
+        assert_eq!(s.event_count(), 1);
+    }
+
+    #[test]
+    fn out_of_order_delivered_after_opened_keeps_opened() {
+        let n = &mut Names::default();
+        let mut s = DeliveryState::new(Channel::Email);
+        s.apply(n, &event("1", EventType::Sent, None, 1), None);
+        s.apply(n, &event("3", EventType::Opened, None, 30), None);
+        s.apply(n, &event("2", EventType::Delivered, None, 20), None);
+        assert_eq!(s.status, Some(EventType::Opened));
+        assert_eq!(s.first(EventType::Delivered), Some(20));
+    }
+
+    #[test]
+    fn read_implies_delivered() {
+        let mut s = DeliveryState::new(Channel::Whatsapp);
+        s.apply(&mut Names::default(), &event("1", EventType::Read, None, 5), None);
+        assert_eq!(s.first(EventType::Delivered), Some(5));
+        assert_eq!(s.status, Some(EventType::Read));
+    }
+
+    #[test]
+    fn send_record_attribution_wins_over_provider_tags() {
+        let mut tagged = event("1", EventType::Delivered, None, 5);
+        tagged.broadcast_id = Some("from-tag".into());
+        let mut record = event("2", EventType::Queued, None, 1);
+        record.provider_event_name = "send_record".into();
+        record.broadcast_id = Some("from-record".into());
+        let n = &mut Names::default();
+        for order in [[&tagged, &record], [&record, &tagged]] {
+            let mut s = DeliveryState::new(Channel::Email);
+            for e in order {
+                s.apply(n, e, None);
+            }
+            assert_eq!(n.get(s.broadcast_id), "from-record");
+            assert_eq!(s.prio(Attr::Broadcast), 2);
+        }
+    }
+
+    #[test]
+    fn eviction_keeps_recent_deliveries() {
+        let store = StateStore::new(10);
+        let start = u32::MAX as u64 - 5; // batch numbers wrap around u32 on the way
+        for i in 0..20u64 {
+            let mut s = DeliveryState::new(Channel::Email);
+            s.touched = (start + i) as u32;
+            store.map.insert(DeliveryKey::from(i as u128), Box::new(s));
+        }
+        assert_eq!(store.evict(start + 19), 11);
+        assert_eq!(store.map.len(), 9);
+        assert!((11..20).all(|i| store.map.contains_key(&DeliveryKey::from(i))), "the 9 most recent stay");
+    }
+
+    #[test]
+    fn rare_parts_and_costs_round_trip() {
+        let n = &mut Names::default();
+        let mut s = DeliveryState::new(Channel::Sms);
+        let mut b = event("1", EventType::Bounced, Some(BounceClass::Hard), 7);
+        b.error_reason = Some("550 user unknown".into());
+        b.cost = Some(schemas::Money::new(rust_decimal::Decimal::new(75, 4), "USD"));
+        s.apply(n, &b, None);
+        let mut big = event("2", EventType::Sent, None, 3);
+        big.cost = Some(schemas::Money::new(rust_decimal::Decimal::from(i64::MAX / 1000), "USD"));
+        s.apply(n, &big, None);
+        let mut eur = event("3", EventType::Sent, None, 4);
+        eur.cost = Some(schemas::Money::new(rust_decimal::Decimal::ONE, "EUR"));
+        s.apply(n, &eur, None);
+        assert_eq!(s.last_error(), Some((7, "550 user unknown")));
+        assert_eq!(s.cost_amount(), 75_000_000 + (i64::MAX / 1000) as i128 * 10_000_000_000, "beyond i64 at scale 10, exact");
+        assert_eq!(n.get(s.cost_unit), "USD");
+        assert_eq!(s.first(EventType::Bounced), Some(7));
+        assert_eq!(s.first(EventType::Sent), Some(3));
+    }
+
+    fn arb_event() -> impl Strategy<Value = (EventType, Option<BounceClass>, i64)> {
+        let ty = proptest::sample::select(EventType::VALUES.to_vec());
+        let bc = proptest::option::of(proptest::sample::select(vec![BounceClass::Hard, BounceClass::Soft, BounceClass::Undetermined]));
+        // times over 200 days: some fall outside the compact offsets' range and spill
+        (ty, bc, 0i64..200 * 86_400_000)
+    }
+
+    proptest! {
+        /// The final row does not depend on arrival order, nor on duplicates.
+        #[test]
+        fn any_order_and_duplicates_give_the_same_state(evs in proptest::collection::vec(arb_event(), 1..12), seed in any::<u64>()) {
+            let events: Vec<Event> = evs.iter().enumerate().map(|(i, (ty, bc, t))| {
+                let mut e = event(&format!("{i:x}"), *ty, if *ty == EventType::Bounced { *bc } else { None }, *t);
+                e.error_reason = Some(format!("r{}", t % 3));
+                // attribution from tags and send records, disagreeing; labels; costs
+                if t % 2 == 0 { e.provider_event_name = "send_record".into(); }
+                e.broadcast_id = Some(format!("b{}", t % 4));
+                e.contact_id = (t % 3 == 0).then(|| format!("c{}", t % 5));
+                e.message_class = Some(if t % 2 == 0 { MessageClass::Marketing } else { MessageClass::Transactional });
+                e.labels = vec![format!("l{}", t % 3)];
+                e.cost = Some(schemas::Money::new(rust_decimal::Decimal::new(t % 1000, 4), "USD"));
+                e
+            }).collect();
+            let n = &mut Names::default();
+            let mut a = DeliveryState::new(Channel::Email);
+            for e in &events { a.apply(n, e, None); }
+            // a shuffled order with every event twice
+            let mut order: Vec<usize> = (0..events.len()).chain(0..events.len()).collect();
+            let mut x = seed | 1;
+            for i in (1..order.len()).rev() {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                order.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let mut b = DeliveryState::new(Channel::Email);
+            for i in order { b.apply(n, &events[i], None); }
+            prop_assert_eq!(a, b);
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Interned names: the low-cardinality strings deliveries share (broadcast, sequence and
+//! template ids, cost units, label sets) are held once and referred to by a `u32`.
+//!
+//! Grows with the number of distinct values and never shrinks (a broadcast id costs its
+//! length plus ~50 bytes once); `sendtrace_aggregator_interned_names` shows the size.
+//! High-cardinality values (message ids, recipients, contact ids, error texts) are not interned.
+
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+/// Id 0 is "none" (and the empty label set).
+#[derive(Debug)]
+pub struct Names {
+    ids: FxHashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+    set_ids: FxHashMap<Box<[u32]>, u32>,
+    sets: Vec<Box<[u32]>>,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        let empty: Arc<str> = Arc::from("");
+        let mut ids = FxHashMap::default();
+        ids.insert(empty.clone(), 0);
+        let mut set_ids = FxHashMap::default();
+        set_ids.insert(Box::<[u32]>::default(), 0);
+        Names { ids, names: vec![empty], set_ids, sets: vec![Box::default()] }
+    }
+}
+
+impl Names {
+    /// The id of `s` (interned on first sight). The empty string is 0, "none".
+    pub fn id(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        let name: Arc<str> = Arc::from(s);
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    /// The string of `id` ("" for 0 or an unknown id).
+    pub fn get(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+
+    /// `Some(string)` of a non-zero id.
+    pub fn value(&self, id: u32) -> Option<String> {
+        (id != 0).then(|| self.get(id).to_string())
+    }
+
+    /// The label set `set` with `labels` added (sorted by text, without repeats).
+    pub fn add_labels(&mut self, set: u32, labels: &[String]) -> u32 {
+        let mut ids: Vec<u32> = self.sets.get(set as usize).map(|s| s.to_vec()).unwrap_or_default();
+        let before = ids.len();
+        for l in labels {
+            let id = self.id(l);
+            if id != 0 && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        if ids.len() == before {
+            return set;
+        }
+        ids.sort_unstable_by(|a, b| self.get(*a).cmp(self.get(*b)));
+        if let Some(id) = self.set_ids.get(ids.as_slice()) {
+            return *id;
+        }
+        let id = self.sets.len() as u32;
+        let ids: Box<[u32]> = ids.into();
+        self.sets.push(ids.clone());
+        self.set_ids.insert(ids, id);
+        id
+    }
+
+    /// The labels of set `set`, sorted.
+    pub fn labels(&self, set: u32) -> Vec<String> {
+        self.sets.get(set as usize).map(|s| s.iter().map(|id| self.get(*id).to_string()).collect()).unwrap_or_default()
+    }
+
+    /// Names and label sets held.
+    pub fn len(&self) -> usize {
+        self.names.len() + self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() <= 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_label_sets_are_shared() {
+        let mut n = Names::default();
+        let a = n.id("bc-1");
+        assert_eq!(n.id("bc-1"), a);
+        assert_eq!(n.id(""), 0);
+        assert_eq!(n.get(a), "bc-1");
+        assert_eq!(n.value(0), None);
+        let s1 = n.add_labels(0, &["b".into(), "a".into(), "b".into()]);
+        assert_eq!(n.labels(s1), vec!["a", "b"]);
+        let s2 = n.add_labels(0, &["a".into()]);
+        let s3 = n.add_labels(s2, &["b".into()]);
+        assert_eq!(s3, s1, "the same set, whatever the order it was built in");
+        assert_eq!(n.add_labels(s1, &["a".into()]), s1);
+    }
+}
