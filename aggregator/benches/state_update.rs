@@ -105,12 +105,13 @@ fn state_update(c: &mut Criterion) {
     });
 
     let batch_cfg = batch::BatchConfig::default();
+    let no_history = batch::History::new();
     group.bench_function("batch_apply_rows", |b| {
         b.iter_batched(
             || StateStore::new(1_000_000),
             |store| {
                 for (seq, chunk) in events.chunks(BATCH).enumerate() {
-                    let rows = batch::apply(&store, 0, chunk, seq as u64 + 1, 1_767_225_600_000, &batch_cfg);
+                    let rows = batch::apply(&store, 0, chunk, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg);
                     black_box(rows.events.len() + rows.counters.len() + rows.deliveries.len());
                 }
                 store

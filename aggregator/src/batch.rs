@@ -2,7 +2,7 @@
 //! Pure given the loaded state, so it can be tested without ClickHouse.
 
 use crate::buckets::{clickhouse_date, Periods};
-use crate::sinks::clickhouse::{CounterRow, DeliveryRow, EventRow};
+use crate::sinks::clickhouse::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow};
 use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::Event;
@@ -14,6 +14,8 @@ use std::collections::{hash_map, HashMap};
 pub struct BatchRows {
     pub events: Vec<EventRow>,
     pub counters: Vec<CounterRow>,
+    /// Counters by broadcast, sequence and template (signed: late attribution moves counts).
+    pub attributed_counters: Vec<AttributedCounterRow>,
     pub deliveries: Vec<DeliveryRow>,
     /// Suppressions caused by single events (complaints, hard bounces, unsubscribes).
     pub suppressions: Vec<SuppressionRow>,
@@ -21,6 +23,8 @@ pub struct BatchRows {
     pub soft_bounces: Vec<Event>,
     /// Events ignored because they were already applied (replays, provider retries).
     pub duplicates: usize,
+    /// Earlier event rows written again with their delivery's new attribution.
+    pub reattributed: usize,
 }
 
 /// Applies `events` (with their events-topic offsets) to the state and returns the rows.
@@ -41,38 +45,91 @@ impl Default for BatchConfig {
 /// A counter row's key, borrowed from the event while the batch is summed.
 type CounterKey<'a> = (&'a str, &'a str, u16, &'static str, &'a str, &'static str, &'static str, &'a str, &'static str);
 
+/// A delivery's attribution as `attributed_counters` and event rows carry it:
+/// (broadcast, sequence, template) as interned ids.
+type Attribution = (u32, u32, u32);
+
+/// An `attributed_counters` key: tenant, period, bucket, attribution, channel, provider,
+/// event type, bounce class, machine, cost unit.
+type AttributedKey<'a> = (&'a str, &'a str, u16, Attribution, &'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+
 /// A delivery this batch changed: an event of it (the row's identity: tenant, provider,
-/// message id, recipient) and the offset of its latest applied event (the row's version).
+/// message id, recipient), the offset of its latest applied event (the row's version),
+/// and its attribution before the batch.
 struct Touched<'a> {
     key: DeliveryKey,
     event: &'a Event,
     version: u64,
+    before: Attribution,
 }
 
-pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows {
+/// The event rows (by delivery key) applied before this batch, for deliveries whose
+/// attribution this batch may change (`pipeline` loads them from ClickHouse).
+pub type History = HashMap<String, Vec<EventRow>>;
+
+/// Sums `(events, cost)` into `counters` for every period bucket of one event.
+#[allow(clippy::too_many_arguments)]
+fn count_attributed<'a>(
+    counters: &mut FxHashMap<AttributedKey<'a>, (i64, i128)>,
+    cfg: &'a BatchConfig,
+    attribution: Attribution,
+    row: &'a EventRow,
+    sign: i64,
+) {
+    for (period, start) in cfg.periods.buckets(row.occurred_at) {
+        let key = (
+            row.tenant.as_str(),
+            period,
+            clickhouse_date(start),
+            attribution,
+            row.channel.as_str(),
+            row.provider.as_str(),
+            row.event_type.as_str(),
+            row.bounce_class.as_str(),
+            row.machine.as_str(),
+            row.cost_unit.as_str(),
+        );
+        let acc = counters.entry(key).or_insert((0, 0));
+        acc.0 += sign;
+        acc.1 += sign as i128 * row.cost_amount;
+    }
+}
+
+pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows {
     let mut rows = BatchRows::default();
     let mut counters: FxHashMap<CounterKey<'_>, (u64, i128)> = FxHashMap::default();
     // deliveries changed by this batch, in first-seen order
     let mut touched: Vec<Touched<'_>> = Vec::new();
     let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::default();
+    // the applied events' delivery (index into `touched`)
+    let mut applied_to: Vec<usize> = Vec::new();
     let mut names = store.names();
     for (offset, e) in events {
+        let key = DeliveryKey::of(&e.delivery_key);
+        let before = match index.get(&key) {
+            Some(_) => None,
+            None => Some(store.map.get(&key).map_or((0, 0, 0), |s| (s.broadcast_id, s.sequence_id, s.template_key))),
+        };
         let Some(applied) = store.apply(&mut names, e, batch_seq, cfg.scanner_window_secs) else {
             rows.duplicates += 1;
             continue;
         };
         let version = (*offset).max(0) as u64;
-        match index.entry(applied.key) {
+        let i = match index.entry(key) {
             hash_map::Entry::Occupied(i) => {
-                if let Some(t) = touched.get_mut(*i.get()) {
+                let i = *i.get();
+                if let Some(t) = touched.get_mut(i) {
                     t.version = t.version.max(version);
                 }
+                i
             }
             hash_map::Entry::Vacant(v) => {
                 v.insert(touched.len());
-                touched.push(Touched { key: applied.key, event: e, version });
+                touched.push(Touched { key, event: e, version, before: before.unwrap_or_default() });
+                touched.len() - 1
             }
-        }
+        };
+        applied_to.push(i);
         let machine = applied.machine.map(|m| m.as_str()).unwrap_or_default();
         let mut row = EventRow::from_event(e, partition, *offset);
         row.machine = machine.into();
@@ -108,6 +165,69 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_
         })
         .collect();
     rows.counters.sort_unstable(); // a deterministic order (and so the same insert block on a retry)
+
+    // Attribution is final only now: event rows and per-broadcast counters take the delivery's.
+    let after: Vec<Attribution> = touched
+        .iter()
+        .map(|t| store.map.get(&t.key).map_or(t.before, |s| (s.broadcast_id, s.sequence_id, s.template_key)))
+        .collect();
+    let mut attributed: FxHashMap<AttributedKey<'_>, (i64, i128)> = FxHashMap::default();
+    for (row, i) in rows.events.iter_mut().zip(&applied_to) {
+        let a = after.get(*i).copied().unwrap_or_default();
+        set_attribution(row, a, &names);
+    }
+    for (row, i) in rows.events.iter().zip(&applied_to) {
+        count_attributed(&mut attributed, cfg, after.get(*i).copied().unwrap_or_default(), row, 1);
+    }
+    // Events applied before this batch move from the old attribution to the new one (a send
+    // record that arrived after its delivery's provider events): -1 there, +1 here, and the
+    // event row is written again with the new attribution.
+    // (only the events applied here: a duplicate in this batch of an earlier event was not counted here)
+    let batch_ids: std::collections::HashSet<&str> = rows.events.iter().map(|r| r.event_id.as_str()).collect();
+    let mut moved: Vec<(Attribution, Attribution, EventRow)> = Vec::new();
+    for (t, a) in touched.iter().zip(&after) {
+        if t.before == *a {
+            continue;
+        }
+        for old in history.get(&t.event.delivery_key).into_iter().flatten() {
+            if batch_ids.contains(old.event_id.as_str()) {
+                continue; // (a replayed batch: already written once, counted here)
+            }
+            let mut row = old.clone();
+            set_attribution(&mut row, *a, &names);
+            row.reattributed = 1;
+            moved.push((t.before, *a, row));
+        }
+    }
+    for (before, after, row) in &moved {
+        count_attributed(&mut attributed, cfg, *before, row, -1);
+        count_attributed(&mut attributed, cfg, *after, row, 1);
+    }
+    rows.attributed_counters = attributed
+        .into_iter()
+        .filter(|(_, (n, c))| *n != 0 || *c != 0)
+        .map(|((tenant, period, bucket_start, (b, s, t), channel, provider, event_type, bounce_class, machine, cost_unit), (events, cost_amount))| {
+            AttributedCounterRow {
+                tenant: tenant.into(),
+                period: period.into(),
+                bucket_start,
+                broadcast_id: names.get(b).into(),
+                sequence_id: names.get(s).into(),
+                template_key: names.get(t).into(),
+                channel: channel.into(),
+                provider: provider.into(),
+                event_type: event_type.into(),
+                bounce_class: bounce_class.into(),
+                machine: machine.into(),
+                cost_unit: cost_unit.into(),
+                events,
+                cost_amount,
+            }
+        })
+        .collect();
+    rows.attributed_counters.sort_unstable();
+    rows.reattributed = moved.len();
+    rows.events.extend(moved.into_iter().map(|(_, _, row)| row));
     rows.deliveries = touched
         .iter()
         .filter_map(|t| store.map.get(&t.key).map(|s| DeliveryRow::from_state(t.event, &s, &names, t.version, now_ms)))
@@ -115,21 +235,23 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], batch_
     rows
 }
 
+/// An event row's attribution columns are its delivery's.
+fn set_attribution(row: &mut EventRow, (b, s, t): Attribution, names: &crate::state::Names) {
+    row.broadcast_id = names.value(b);
+    row.sequence_id = names.value(s);
+    row.template_key = names.value(t);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schemas::{EventType, Channel, TimeSource};
+    use schemas::EventType;
 
+    /// The state tests' event, for delivery `dk`.
     fn ev(id: &str, dk: &str, ty: EventType, t: i64) -> Event {
-        Event {
-            event_id: format!("{:0<32}", id), tenant: "acme".into(), channel: Channel::Email, provider: "ses".into(),
-            provider_message_id: "m".into(), provider_event_id: None, provider_event_name: ty.as_str().into(),
-            delivery_key: dk.into(), recipient: "a@x.io".into(), broadcast_id: None, sequence_id: None, contact_id: None,
-            template_key: None, message_class: None, labels: vec![], metadata: Default::default(), event_type: ty,
-            bounce_class: None, occurred_at: t, received_at: t, time_source: TimeSource::Provider, click_url: None,
-            user_agent: None, ip: None, error_code: None, error_reason: None, cost: None, raw_topic: "raw".into(),
-            raw_partition: 0, raw_offset: 0,
-        }
+        let mut e = crate::state::tests::event(id, ty, None, t);
+        e.delivery_key = dk.into();
+        e
     }
 
     #[test]
@@ -142,7 +264,7 @@ mod tests {
             (2, ev("2", "d1", EventType::Delivered, day + 5)),
             (3, ev("3", "d2", EventType::Sent, 2 * day)),
         ];
-        let rows = apply(&store, 0, &events, 1, 0, &BatchConfig::default());
+        let rows = apply(&store, 0, &events, &History::new(), 1, 0, &BatchConfig::default());
         assert_eq!(rows.events.len(), 3);
         assert_eq!(rows.duplicates, 1);
         assert_eq!(rows.deliveries.len(), 2);
@@ -152,7 +274,62 @@ mod tests {
         assert_eq!(d1.status, "delivered");
         assert_eq!(d1.version, 1);
         // the same batch again changes nothing
-        let again = apply(&store, 0, &events, 2, 0, &BatchConfig::default());
+        let again = apply(&store, 0, &events, &History::new(), 2, 0, &BatchConfig::default());
         assert!(again.events.is_empty() && again.counters.is_empty() && again.deliveries.is_empty());
+        assert!(again.attributed_counters.is_empty());
+    }
+
+    /// Sum of `attributed_counters` rows of `period` by (broadcast, event type).
+    fn by_broadcast(rows: &[&BatchRows], period: &str) -> std::collections::BTreeMap<(String, String), i64> {
+        let mut m = std::collections::BTreeMap::new();
+        for r in rows {
+            for c in r.attributed_counters.iter().filter(|c| c.period == period) {
+                *m.entry((c.broadcast_id.clone(), c.event_type.clone())).or_insert(0) += c.events;
+            }
+        }
+        m.retain(|_, n| *n != 0);
+        m
+    }
+
+    #[test]
+    fn a_late_send_record_moves_earlier_events_to_its_broadcast() {
+        let store = StateStore::new(100);
+        let cfg = BatchConfig::default();
+        let day = 86_400_000;
+        // batch 1: provider events, no attribution; a send record in the same batch as its events
+        let b1 = vec![
+            (0, ev("1", "d1", EventType::Delivered, day)),
+            (1, ev("2", "d1", EventType::Opened, day + 5)),
+            (2, ev("3", "d2", EventType::Delivered, day)),
+            (3, { let mut r = ev("4", "d2", EventType::Queued, day - 5); r.provider_event_name = "send_record".into(); r.broadcast_id = Some("b-2".into()); r }),
+        ];
+        let r1 = apply(&store, 0, &b1, &History::new(), 1, 0, &cfg);
+        assert_eq!(r1.reattributed, 0);
+        let d2_rows: Vec<_> = r1.events.iter().filter(|e| e.delivery_key == "d2").map(|e| e.broadcast_id.clone()).collect();
+        assert_eq!(d2_rows, vec![Some("b-2".to_string()); 2], "same batch: the delivered row already carries the record's broadcast");
+        // batch 2: d1's send record arrives; its earlier rows are the history the pipeline loads
+        let mut record = ev("5", "d1", EventType::Queued, day - 10);
+        record.provider_event_name = "send_record".into();
+        record.broadcast_id = Some("b-1".into());
+        let history: History = [("d1".to_string(), r1.events.iter().filter(|e| e.delivery_key == "d1").cloned().collect())].into();
+        // with a redelivery of an earlier event in the same batch (a duplicate, not counted here)
+        let b2 = vec![(4, record), (5, ev("1", "d1", EventType::Delivered, day))];
+        let r2 = apply(&store, 0, &b2, &history, 2, 0, &cfg);
+        assert_eq!(r2.reattributed, 2);
+        assert!(r2.events.iter().filter(|e| e.reattributed == 1).all(|e| e.broadcast_id.as_deref() == Some("b-1")));
+        let want: std::collections::BTreeMap<(String, String), i64> = [
+            (("b-1".into(), "delivered".into()), 1),
+            (("b-1".into(), "opened".into()), 1),
+            (("b-1".into(), "queued".into()), 1),
+            (("b-2".into(), "delivered".into()), 1),
+            (("b-2".into(), "queued".into()), 1),
+        ]
+        .into();
+        for period in ["day", "week", "month"] {
+            assert_eq!(by_broadcast(&[&r1, &r2], period), want, "{period}: nothing left unattributed, nothing twice");
+        }
+        // replaying batch 2 with the history now holding its own rows changes nothing
+        let again = apply(&store, 0, &b2, &history, 3, 0, &cfg);
+        assert!(again.attributed_counters.is_empty() && again.events.is_empty());
     }
 }

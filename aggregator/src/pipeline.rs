@@ -10,7 +10,7 @@
 use crate::batch::{self, BatchRows};
 use crate::config::Config;
 use crate::offsets::{self, Cursor};
-use crate::sinks::clickhouse::{insert_rows, load_deliveries, soft_bounce_history, SinkError};
+use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, soft_bounce_history, SinkError};
 use crate::state::{DeliveryKey, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use runtime::kafka::ReplaceableProducer;
@@ -165,12 +165,22 @@ impl Aggregator {
                 self.store.map.insert(key, Box::new(row.into_state(&mut names)));
             }
         }
+        // earlier events of deliveries whose attribution this batch may change (late send records)
+        let mut movable = self.attribution_candidates(&events);
+        movable.sort();
+        movable.dedup();
+        let mut history = batch::History::new();
+        for chunk in movable.chunks(500) {
+            let client = self.client.clone();
+            history.extend(retry("load_events", max_backoff, shutdown, || load_events(&client, chunk)).await?);
+        }
         self.batch_seq += 1;
-        let rows = batch::apply(&self.store, p, &events, self.batch_seq, now_ms(), &self.batch_cfg);
+        let rows = batch::apply(&self.store, p, &events, &history, self.batch_seq, now_ms(), &self.batch_cfg);
         self.write_rows(p, (first, last), &rows, shutdown).await?;
         tracing::debug!(message = "Batch applied.", partition = p, first, last, events = rows.events.len(), duplicates = rows.duplicates, deliveries = rows.deliveries.len(), suppressions = rows.suppressions.len(), soft_bounces = rows.soft_bounces.len());
         metrics::counter!("sendtrace_aggregator_events_total").increment(rows.events.len() as u64);
         metrics::counter!("sendtrace_aggregator_duplicates_total").increment(rows.duplicates as u64);
+        metrics::counter!("sendtrace_aggregator_reattributed_events_total").increment(rows.reattributed as u64);
         let evicted = self.store.evict(self.batch_seq);
         if evicted > 0 {
             metrics::counter!("sendtrace_aggregator_evictions_total").increment(evicted as u64);
@@ -180,14 +190,33 @@ impl Aggregator {
         Some(last)
     }
 
+    /// Deliveries already holding events whose attribution an event of `events` differs from:
+    /// a superset of those whose attribution the batch changes.
+    fn attribution_candidates(&self, events: &[(i64, Event)]) -> Vec<String> {
+        let names = self.store.names();
+        events
+            .iter()
+            .filter(|(_, e)| e.broadcast_id.is_some() || e.sequence_id.is_some() || e.template_key.is_some())
+            .filter(|(_, e)| {
+                self.store.map.get(&DeliveryKey::of(&e.delivery_key)).is_some_and(|s| {
+                    let differs = |v: &Option<String>, id: u32| v.as_deref().is_some_and(|v| !v.is_empty() && v != names.get(id));
+                    s.event_count() > 0
+                        && (differs(&e.broadcast_id, s.broadcast_id) || differs(&e.sequence_id, s.sequence_id) || differs(&e.template_key, s.template_key))
+                })
+            })
+            .map(|(_, e)| e.delivery_key.clone())
+            .collect()
+    }
+
     async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows, shutdown: &CancellationToken) -> Option<()> {
         let (g, t, mb) = (&self.cfg.group_id, &self.cfg.events_topic, self.cfg.max_retry_backoff_ms);
         let c = &self.client;
         let tok = |table: &str| offsets::token(g, t, p, range.0, range.1, table);
         retry("manifest_pending", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "pending", now_ms())).await?;
-        let (te, tc, td) = (tok("events"), tok("counters"), tok("deliveries"));
+        let (te, tc, td, ta) = (tok("events"), tok("counters"), tok("deliveries"), tok("attributed_counters"));
         retry("insert_events", mb, shutdown, || insert_rows(c, "events", &te, &rows.events)).await?;
         retry("insert_counters", mb, shutdown, || insert_rows(c, "counters", &tc, &rows.counters)).await?;
+        retry("insert_attributed_counters", mb, shutdown, || insert_rows(c, "attributed_counters", &ta, &rows.attributed_counters)).await?;
         retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
         let suppressions = self.suppressions(rows, shutdown).await?;
         debug!(message = "Suppressions of batch.", partition = p, count = suppressions.len());

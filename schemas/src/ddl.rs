@@ -8,6 +8,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "machine_suppression_engagement", include_str!("../clickhouse/0002_machine_suppression_engagement.sql")),
     (3, "sender_health", include_str!("../clickhouse/0003_sender_health.sql")),
     (4, "broadcast_stats_sequence_cost", include_str!("../clickhouse/0004_broadcast_stats_sequence_cost.sql")),
+    (6, "attributed_counters", include_str!("../clickhouse/0006_attributed_counters.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

@@ -136,6 +136,23 @@ impl Stream {
         m.into_iter().map(|((a, b, c), n)| (a, b, c, n)).collect()
     }
 
+    /// Expected `attributed_counters` by day (UTC): (day, broadcast, event_type) → count, each
+    /// event under its delivery's send record's broadcast ('' without one), whatever the order.
+    pub fn expected_attributed_day_counts(&self) -> BTreeSet<(String, String, String, u64)> {
+        let distinct = self.distinct();
+        let broadcast: BTreeMap<&str, &str> = distinct
+            .values()
+            .filter_map(|e| Some((e.delivery_key.as_str(), e.broadcast_id.as_deref().filter(|_| e.provider_event_name == "send_record")?)))
+            .collect();
+        let mut m: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+        for e in distinct.values() {
+            let day = chrono::DateTime::from_timestamp_millis(e.occurred_at).unwrap_or_default().date_naive().to_string();
+            let b = broadcast.get(e.delivery_key.as_str()).copied().unwrap_or_default();
+            *m.entry((day, b.to_string(), e.event_type.as_str().to_string())).or_default() += 1;
+        }
+        m.into_iter().map(|((a, b, c), n)| (a, b, c, n)).collect()
+    }
+
     /// Produces every event (Avro, keyed by delivery) and waits for all acknowledgements.
     pub async fn produce(&self, brokers: &str, topic: &str, range: std::ops::Range<usize>) {
         let producer: FutureProducer = ClientConfig::new()

@@ -1,6 +1,7 @@
 //! Joins in either arrival order: provider events that arrive before the sender's send
 //! record are attributed once the record arrives (broadcast, sequence, template, cost),
-//! and the per-broadcast numbers follow.
+//! and the per-broadcast numbers follow (`broadcast_stats`, `attributed_counters`, the
+//! event rows' attribution columns).
 
 use e2e::{ses, wait_until, Pipeline, Stack};
 use std::time::Duration;
@@ -48,6 +49,25 @@ async fn events_before_their_send_record_are_attributed_when_it_arrives() {
     assert_eq!(stats["template_key"], "t-late");
     assert_eq!((stats["deliveries"].as_u64(), stats["delivered"].as_u64(), stats["unique_opens"].as_u64()), (Some(1), Some(1), Some(1)));
     assert_eq!(stats["cost"], "0.0001");
+    // the per-broadcast counters follow: the earlier delivered and opened moved from '' to b-late
+    let counts = |b: &'static str| {
+        let p = &p;
+        async move {
+            p.rows(&format!("SELECT event_type, sum(events) AS n FROM attributed_counters WHERE period = 'day' AND broadcast_id = '{b}' GROUP BY event_type HAVING n != 0 ORDER BY event_type"))
+                .await
+                .into_iter()
+                .map(|r| (r["event_type"].as_str().unwrap_or_default().to_string(), r["n"].as_i64().or_else(|| r["n"].as_str().and_then(|x| x.parse().ok())).unwrap_or(0)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let moved = wait_until("attributed counters", Duration::from_secs(30), || async {
+        let c = counts("b-late").await;
+        (c.len() == 3).then_some(c)
+    })
+    .await;
+    assert_eq!(moved, vec![("delivered".to_string(), 1), ("opened".to_string(), 1), ("queued".to_string(), 1)]);
+    assert_eq!(counts("").await, vec![], "nothing left unattributed");
+    assert_eq!(p.number("SELECT count() FROM events FINAL WHERE broadcast_id = 'b-late' AND sequence_id = 'onboarding'").await, 3, "the event rows follow");
     let d = &p.rows("SELECT status, message_class, broadcast_id FROM deliveries FINAL WHERE provider_message_id = 'late-1'").await[0];
     assert_eq!((d["status"].as_str(), d["message_class"].as_str()), (Some("opened"), Some("marketing")), "the late queued record does not regress the status");
 }

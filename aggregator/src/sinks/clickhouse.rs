@@ -56,6 +56,8 @@ pub struct EventRow {
     pub events_offset: i64,
     /// '' for people; else why it is a machine open/click (see `machine`).
     pub machine: String,
+    /// 1 when written again because a later send record changed the delivery's attribution.
+    pub reattributed: u8,
 }
 
 impl EventRow {
@@ -95,6 +97,7 @@ impl EventRow {
             events_partition: partition,
             events_offset: offset,
             machine: String::new(),
+            reattributed: 0,
         }
     }
 }
@@ -286,6 +289,28 @@ pub struct CounterRow {
     pub cost_amount: i128,
 }
 
+/// `attributed_counters`: counts and cost by broadcast, sequence and template. Signed: when a
+/// send record arrives after its delivery's provider events, those move from the old
+/// attribution (-1) to the new one (+1).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Row, Serialize, Deserialize)]
+pub struct AttributedCounterRow {
+    pub tenant: String,
+    pub period: String,
+    /// Days since the epoch (ClickHouse `Date`).
+    pub bucket_start: u16,
+    pub broadcast_id: String,
+    pub sequence_id: String,
+    pub template_key: String,
+    pub channel: String,
+    pub provider: String,
+    pub event_type: String,
+    pub bounce_class: String,
+    pub machine: String,
+    pub cost_unit: String,
+    pub events: i64,
+    pub cost_amount: i128,
+}
+
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct OffsetRow {
     pub consumer_group: String,
@@ -326,6 +351,19 @@ pub async fn load_deliveries(client: &Client, keys: &[String]) -> Result<Vec<Del
         .fetch_all::<DeliveryRow>()
         .await?;
     Ok(rows)
+}
+
+/// The stored event rows of `keys` (FINAL: one per event id), by delivery key.
+pub async fn load_events(client: &Client, keys: &[String]) -> Result<std::collections::HashMap<String, Vec<EventRow>>, SinkError> {
+    let mut out: std::collections::HashMap<String, Vec<EventRow>> = Default::default();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let rows = client.query("SELECT ?fields FROM events FINAL WHERE delivery_key IN ?").bind(keys).fetch_all::<EventRow>().await?;
+    for r in rows {
+        out.entry(r.delivery_key.clone()).or_default().push(r);
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Row, Deserialize)]
