@@ -1,12 +1,12 @@
 //! One batch of one partition: events in, the rows every table needs out.
 //! Pure given the loaded state, so it can be tested without ClickHouse.
 
-use crate::buckets::{clickhouse_date, Periods};
+use crate::buckets::Periods;
+use crate::counters::{Attribution, Dims, Sums};
 use crate::sinks::clickhouse::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow};
 use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::Event;
-use rustc_hash::FxHashMap;
 use std::collections::{hash_map, HashMap};
 
 /// The rows a batch writes.
@@ -42,17 +42,6 @@ impl Default for BatchConfig {
     }
 }
 
-/// A counter row's key, borrowed from the event while the batch is summed.
-type CounterKey<'a> = (&'a str, &'a str, u16, &'static str, &'a str, &'static str, &'static str, &'a str, &'static str);
-
-/// A delivery's attribution as `attributed_counters` and event rows carry it:
-/// (broadcast, sequence, template) as interned ids.
-type Attribution = (u32, u32, u32);
-
-/// An `attributed_counters` key: tenant, period, bucket, attribution, channel, provider,
-/// event type, bounce class, machine, cost unit.
-type AttributedKey<'a> = (&'a str, &'a str, u16, Attribution, &'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
-
 /// A delivery this batch changed: an event of it (the row's identity: tenant, provider,
 /// message id, recipient), the offset of its latest applied event (the row's version),
 /// and its attribution before the batch.
@@ -67,42 +56,14 @@ struct Touched<'a> {
 /// attribution this batch may change (`pipeline` loads them from ClickHouse).
 pub type History = HashMap<String, Vec<EventRow>>;
 
-/// Sums `(events, cost)` into `counters` for every period bucket of one event.
-#[allow(clippy::too_many_arguments)]
-fn count_attributed<'a>(
-    counters: &mut FxHashMap<AttributedKey<'a>, (i64, i128)>,
-    cfg: &'a BatchConfig,
-    attribution: Attribution,
-    row: &'a EventRow,
-    sign: i64,
-) {
-    for (period, start) in cfg.periods.buckets(row.occurred_at) {
-        let key = (
-            row.tenant.as_str(),
-            period,
-            clickhouse_date(start),
-            attribution,
-            row.channel.as_str(),
-            row.provider.as_str(),
-            row.event_type.as_str(),
-            row.bounce_class.as_str(),
-            row.machine.as_str(),
-            row.cost_unit.as_str(),
-        );
-        let acc = counters.entry(key).or_insert((0, 0));
-        acc.0 += sign;
-        acc.1 += sign as i128 * row.cost_amount;
-    }
-}
-
 pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows {
-    let mut rows = BatchRows::default();
-    let mut counters: FxHashMap<CounterKey<'_>, (u64, i128)> = FxHashMap::default();
+    let mut rows = BatchRows { events: Vec::with_capacity(events.len()), ..Default::default() };
+    let mut sums = Sums::default();
     // deliveries changed by this batch, in first-seen order
-    let mut touched: Vec<Touched<'_>> = Vec::new();
-    let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::default();
-    // the applied events' delivery (index into `touched`)
-    let mut applied_to: Vec<usize> = Vec::new();
+    let mut touched: Vec<Touched<'_>> = Vec::with_capacity(events.len());
+    let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
+    // the applied events' delivery (index into `touched`) and dimensions
+    let mut applied: Vec<(usize, Dims)> = Vec::with_capacity(events.len());
     let mut names = store.names();
     for (offset, e) in events {
         let key = DeliveryKey::of(&e.delivery_key);
@@ -110,7 +71,7 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
             Some(_) => None,
             None => Some(store.map.get(&key).map_or((0, 0, 0), |s| (s.broadcast_id, s.sequence_id, s.template_key))),
         };
-        let Some(applied) = store.apply(&mut names, e, batch_seq, cfg.scanner_window_secs) else {
+        let Some(done) = store.apply(&mut names, e, batch_seq, cfg.scanner_window_secs) else {
             rows.duplicates += 1;
             continue;
         };
@@ -129,62 +90,35 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
                 touched.len() - 1
             }
         };
-        applied_to.push(i);
-        let machine = applied.machine.map(|m| m.as_str()).unwrap_or_default();
+        let dims = Dims::of_event(e, done.machine, &mut names);
+        applied.push((i, dims));
         let mut row = EventRow::from_event(e, partition, *offset);
-        row.machine = machine.into();
+        row.machine = done.machine.map(|m| m.as_str()).unwrap_or_default().into();
         rows.events.push(row);
         rows.suppressions.extend(suppression::immediate(e));
         if suppression::is_soft_email_bounce(e) {
             rows.soft_bounces.push(e.clone());
         }
         let cost = e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
-        let unit = e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default();
-        let bounce = e.bounce_class.map(|b| b.as_str()).unwrap_or_default();
-        for (period, start) in cfg.periods.buckets(e.occurred_at) {
-            let key = (e.tenant.as_str(), period, clickhouse_date(start), e.channel.as_str(), e.provider.as_str(), e.event_type.as_str(), bounce, unit, machine);
-            let acc = counters.entry(key).or_insert((0, 0));
-            acc.0 += 1;
-            acc.1 += cost;
-        }
+        sums.count(&cfg.periods, dims, e.occurred_at, cost);
     }
-    rows.counters = counters
-        .into_iter()
-        .map(|((tenant, period, bucket_start, channel, provider, event_type, bounce_class, cost_unit, machine), (events, cost_amount))| CounterRow {
-            tenant: tenant.into(),
-            period: period.into(),
-            bucket_start,
-            channel: channel.into(),
-            provider: provider.into(),
-            event_type: event_type.into(),
-            bounce_class: bounce_class.into(),
-            cost_unit: cost_unit.into(),
-            machine: machine.into(),
-            events,
-            cost_amount,
-        })
-        .collect();
-    rows.counters.sort_unstable(); // a deterministic order (and so the same insert block on a retry)
 
     // Attribution is final only now: event rows and per-broadcast counters take the delivery's.
     let after: Vec<Attribution> = touched
         .iter()
         .map(|t| store.map.get(&t.key).map_or(t.before, |s| (s.broadcast_id, s.sequence_id, s.template_key)))
         .collect();
-    let mut attributed: FxHashMap<AttributedKey<'_>, (i64, i128)> = FxHashMap::default();
-    for (row, i) in rows.events.iter_mut().zip(&applied_to) {
+    for (row, (i, dims)) in rows.events.iter_mut().zip(&applied) {
         let a = after.get(*i).copied().unwrap_or_default();
         set_attribution(row, a, &names);
-    }
-    for (row, i) in rows.events.iter().zip(&applied_to) {
-        count_attributed(&mut attributed, cfg, after.get(*i).copied().unwrap_or_default(), row, 1);
+        sums.count_attributed(&cfg.periods, *dims, a, row.occurred_at, row.cost_amount, 1);
     }
     // Events applied before this batch move from the old attribution to the new one (a send
     // record that arrived after its delivery's provider events): -1 there, +1 here, and the
     // event row is written again with the new attribution.
     // (only the events applied here: a duplicate in this batch of an earlier event was not counted here)
     let batch_ids: std::collections::HashSet<&str> = rows.events.iter().map(|r| r.event_id.as_str()).collect();
-    let mut moved: Vec<(Attribution, Attribution, EventRow)> = Vec::new();
+    let mut moved: Vec<EventRow> = Vec::new();
     for (t, a) in touched.iter().zip(&after) {
         if t.before == *a {
             continue;
@@ -193,41 +127,21 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
             if batch_ids.contains(old.event_id.as_str()) {
                 continue; // (a replayed batch: already written once, counted here)
             }
+            let Some(dims) = Dims::of_row(old, &mut names) else {
+                tracing::warn!(message = "Stored event row not understood; not moved.", event_id = %old.event_id);
+                continue;
+            };
+            sums.count_attributed(&cfg.periods, dims, t.before, old.occurred_at, old.cost_amount, -1);
+            sums.count_attributed(&cfg.periods, dims, *a, old.occurred_at, old.cost_amount, 1);
             let mut row = old.clone();
             set_attribution(&mut row, *a, &names);
             row.reattributed = 1;
-            moved.push((t.before, *a, row));
+            moved.push(row);
         }
     }
-    for (before, after, row) in &moved {
-        count_attributed(&mut attributed, cfg, *before, row, -1);
-        count_attributed(&mut attributed, cfg, *after, row, 1);
-    }
-    rows.attributed_counters = attributed
-        .into_iter()
-        .filter(|(_, (n, c))| *n != 0 || *c != 0)
-        .map(|((tenant, period, bucket_start, (b, s, t), channel, provider, event_type, bounce_class, machine, cost_unit), (events, cost_amount))| {
-            AttributedCounterRow {
-                tenant: tenant.into(),
-                period: period.into(),
-                bucket_start,
-                broadcast_id: names.get(b).into(),
-                sequence_id: names.get(s).into(),
-                template_key: names.get(t).into(),
-                channel: channel.into(),
-                provider: provider.into(),
-                event_type: event_type.into(),
-                bounce_class: bounce_class.into(),
-                machine: machine.into(),
-                cost_unit: cost_unit.into(),
-                events,
-                cost_amount,
-            }
-        })
-        .collect();
-    rows.attributed_counters.sort_unstable();
+    (rows.counters, rows.attributed_counters) = sums.into_rows(&cfg.periods, &names);
     rows.reattributed = moved.len();
-    rows.events.extend(moved.into_iter().map(|(_, _, row)| row));
+    rows.events.extend(moved);
     rows.deliveries = touched
         .iter()
         .filter_map(|t| store.map.get(&t.key).map(|s| DeliveryRow::from_state(t.event, &s, &names, t.version, now_ms)))

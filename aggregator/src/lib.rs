@@ -8,6 +8,7 @@
 //! * `machine`: machine opens and clicks (privacy proxies, scanners).
 //! * `suppression`: the suppression list rules.
 //! * `batch`: one partition's batch → rows for every table.
+//! * `counters`: a batch's counter sums (interned keys) → counter rows.
 //! * `offsets`: batch manifests in ClickHouse, for exactly-once effect.
 //! * `sinks::clickhouse`: row types and writes with dedup tokens.
 //! * `pipeline`: the Kafka consumer loop.
@@ -16,6 +17,7 @@
 pub mod batch;
 pub mod buckets;
 pub mod config;
+pub mod counters;
 pub mod health;
 pub mod machine;
 pub mod migrate;

@@ -15,7 +15,7 @@
 
 use schemas::{Event, EventType};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MachineReason {
     ScannerUa,
     AppleMpp,
@@ -29,6 +29,9 @@ impl MachineReason {
             MachineReason::AppleMpp => "apple_mpp",
             MachineReason::TooFast => "too_fast",
         }
+    }
+    pub fn parse(s: &str) -> Option<MachineReason> {
+        [MachineReason::ScannerUa, MachineReason::AppleMpp, MachineReason::TooFast].into_iter().find(|m| m.as_str() == s)
     }
 }
 
