@@ -72,6 +72,7 @@ pub struct Config {
     /// Longest pause between ClickHouse retries.
     pub max_retry_backoff_ms: u64,
     /// IANA time zone for a second set of day/week/month counters (`day:<zone>` ..); `UTC` for none.
+    /// `aggregator migrate` builds it into the `unique_recipients_mv` view: run migrate with the same value.
     pub reporting_time_zone: String,
     /// Opens/clicks this soon after delivery count as machine (scanner) events.
     pub scanner_window_secs: i64,

@@ -177,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
     let ch = Ch { http: reqwest::Client::new(), url: args.clickhouse_url.trim_end_matches('/').to_string(), database: database.clone() };
 
     let cfg = ClickHouseConfig { url: ch.url.clone(), database: database.clone(), ..Default::default() };
-    let applied = aggregator::migrate::migrate(&cfg).await.context("migrate")?;
+    let applied = aggregator::migrate::migrate(&cfg, "UTC").await.context("migrate")?;
     println!("database {database}: migrations {applied:?} applied");
 
     let now_ms = chrono::Utc::now().timestamp_millis();
