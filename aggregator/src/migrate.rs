@@ -57,13 +57,28 @@ async fn warn_on_zone_change(db: &clickhouse::Client, zone: &str) -> anyhow::Res
         .query("SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'unique_recipients_mv'")
         .fetch_all::<String>()
         .await?;
-    if created.iter().any(|q| !q.contains(&format!("'day:{zone}'"))) {
-        tracing::warn!(
-            message = "unique_recipients_mv counts another reporting zone; recreate it in a new migration to count this one.",
-            reporting_time_zone = zone
-        );
+    for query in &created {
+        let built = view_zone(query);
+        if built != zone {
+            tracing::warn!(
+                message = "unique_recipients_mv counts another reporting zone; recreate it in a new migration to count this one.",
+                reporting_time_zone = zone,
+                view_zone = built
+            );
+        }
     }
     Ok(())
+}
+
+/// The zone a `unique_recipients_mv` definition counts: its `'day:<zone>'` period other than the
+/// `'day:UTC'` it filters out, `UTC` if none.
+fn view_zone(create_query: &str) -> &str {
+    create_query
+        .split("'day:")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('\'').map(|(z, _)| z))
+        .find(|z| *z != "UTC")
+        .unwrap_or("UTC")
 }
 
 /// The zone as the SQL gets it: validated as `buckets` does (the counters' periods use the same
@@ -123,5 +138,7 @@ mod tests {
         }
         let mv = render(&schemas::ddl::statements(schemas::ddl::MIGRATIONS[4].2)[1], &cfg, "Europe/Berlin");
         assert!(mv.contains("('day:Europe/Berlin', toDate(occurred_at, 'Europe/Berlin'))"), "{mv}");
+        assert_eq!(view_zone(&mv), "Europe/Berlin");
+        assert_eq!(view_zone(&render(&schemas::ddl::statements(schemas::ddl::MIGRATIONS[4].2)[1], &cfg, "UTC")), "UTC");
     }
 }

@@ -111,6 +111,14 @@ async fn a_v1_database_upgrades_in_place_with_unique_recipients_backfilled() {
     p.query(&insert(10, "e5", "CAROL@example.com", "NULL", at("13:00"))).await;
     assert_eq!(openers(&p, "day", &day.to_string(), None).await, 3, "Carol again, in capitals");
     assert_eq!(openers(&p, &format!("day:{zone}"), &day.to_string(), None).await, 3);
+
+    // the view keeps its zone: migrate with another one says so (and changes nothing)
+    let (ok, log) = p.try_migrate().await;
+    assert!(ok && !std::fs::read_to_string(&log).unwrap_or_default().contains("another reporting zone"), "same zone: no warning");
+    p.aggregator_env = vec![("SENDTRACE_REPORTING_TIME_ZONE".into(), "UTC".into())];
+    let (ok, log) = p.try_migrate().await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(ok && text.contains("another reporting zone") && text.contains("Asia/Kolkata"), "a warning in {log}: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
