@@ -9,8 +9,10 @@
 -- inflate a count. No TTL: the sets outlive the event rows (events TTL), as counters do.
 -- Periods and bucket starts are those of `counters` (aggregator/src/buckets.rs): `day`, `week` (ISO,
 -- Monday), `month` in UTC, plus `day:<zone>`, `week:<zone>`, `month:<zone>` for reporting_time_zone.
--- broadcast_id / sequence_id / template_key are the event row's own ('' when null): events that
--- get their attribution only later from a send record count under ''; `broadcast_stats` follows those.
+-- broadcast_id / sequence_id / template_key are the event row's ('' when null). When a late send
+-- record re-attributes earlier event rows (written again, reattributed = 1), their recipients join the
+-- new attribution's set but stay in the old one ('' or an overridden provider tag): a set cannot drop
+-- a member. So the final attribution's sets and merges across broadcasts are exact; '' is an upper bound.
 CREATE TABLE IF NOT EXISTS unique_recipients
 (
     tenant       LowCardinality(String),

@@ -180,7 +180,8 @@ impl Stream {
     /// distinct events. Periods and bucket starts come from `aggregator::buckets` (what counters
     /// use) for `zone`; machine reasons from `aggregator::machine::classify`, given the delivery's
     /// delivery time (events of a delivery are a minute apart, so the `too_fast` rule never
-    /// applies and arrival order does not matter).
+    /// applies and arrival order does not matter); the broadcast is the delivery's send record's
+    /// ('' without one), as the event rows end up attributed.
     pub fn expected_unique_recipients(&self, zone: &str) -> BTreeMap<UniqueKey, BTreeSet<String>> {
         let periods = aggregator::buckets::Periods::new(zone).expect("a valid zone");
         let distinct = self.distinct();
@@ -189,6 +190,10 @@ impl Stream {
             let t = delivered.entry(e.delivery_key.as_str()).or_insert(e.occurred_at);
             *t = (*t).min(e.occurred_at);
         }
+        let broadcast: BTreeMap<&str, &str> = distinct
+            .values()
+            .filter_map(|e| Some((e.delivery_key.as_str(), e.broadcast_id.as_deref().filter(|_| e.provider_event_name == "send_record")?)))
+            .collect();
         let mut m: BTreeMap<UniqueKey, BTreeSet<String>> = BTreeMap::new();
         for e in distinct.values() {
             let machine = aggregator::machine::classify(e, delivered.get(e.delivery_key.as_str()).copied(), aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS)
@@ -202,7 +207,7 @@ impl Stream {
                     e.provider.clone(),
                     e.event_type.as_str().to_string(),
                     machine.to_string(),
-                    e.broadcast_id.clone().unwrap_or_default(),
+                    broadcast.get(e.delivery_key.as_str()).copied().unwrap_or_default().to_string(),
                 );
                 m.entry(key).or_default().insert(e.recipient.to_ascii_lowercase());
             }
