@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let cfg: Config = runtime::config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Migrate => {
-            let applied = migrate::migrate(&cfg.clickhouse).await?;
+            let applied = migrate::migrate(&cfg.clickhouse, &cfg.reporting_time_zone).await?;
             println!("migrations applied now: {applied:?} (database `{}`)", cfg.clickhouse.database);
             Ok(())
         }

@@ -300,6 +300,34 @@ class ServerTest(unittest.TestCase):
         # The setting does not leak into later requests.
         self.assertEqual(self.q("SELECT getSetting('insert_deduplication_token')"), b"\n")
 
+    def test_materialized_view_fires_on_every_insert_path(self):
+        """sendtrace's unique_recipients_mv: the crate's RowBinary insert, a body insert and
+        VALUES (all run as INSERT ... FROM INFILE) and INSERT ... SELECT feed the view; a
+        deduplicated retry still reaches it (and an idempotent state absorbs it)."""
+        self.q("CREATE DATABASE IF NOT EXISTS t_mv")
+        self.q("CREATE TABLE t_mv.src (id String, rcpt String) ENGINE = MergeTree ORDER BY id "
+               "SETTINGS non_replicated_deduplication_window = 1000")
+        self.q("CREATE TABLE t_mv.uniq (k String, r AggregateFunction(uniqExact, String)) "
+               "ENGINE = AggregatingMergeTree ORDER BY k")
+        self.q("CREATE MATERIALIZED VIEW t_mv.mv TO t_mv.uniq AS "
+               "SELECT 'all' AS k, uniqExactState(lower(rcpt)) AS r FROM t_mv.src GROUP BY k")
+        self.q("SYSTEM STOP MERGES t_mv.uniq")  # rows stay apart, so they can be counted
+        uniques = lambda: self.q("SELECT uniqExactMerge(r) FROM t_mv.uniq")  # noqa: E731
+        raw = b"".join(rb_string(i) + rb_string(r) for i, r in [(b"e1", b"Ann@x.io"), (b"e2", b"ann@x.io"), (b"e3", b"bob@x.io")])
+        params = {"database": "t_mv", "query": "INSERT INTO src(id,rcpt) FORMAT RowBinary", "decompress": "1",
+                  "insert_deduplication_token": "tok-mv", "deduplicate_blocks_in_dependent_materialized_views": "1"}
+        for _ in range(2):  # the second is a retry: dropped by the source table
+            status, _, body = self.request("POST", "/", body=lz4_frame(raw), chunked=True, params=params)
+            self.assertEqual(status, 200, body)
+        self.assertEqual(self.q("SELECT count() FROM t_mv.src"), b"3\n")
+        self.assertEqual(self.q("SELECT count() FROM t_mv.uniq"), b"2\n", "the retry reached the view")
+        self.assertEqual(uniques(), b"2\n", "and changed no count")
+        self.q("INSERT INTO t_mv.src FORMAT TabSeparated\ne4\tcarol@x.io\n")
+        self.q("INSERT INTO t_mv.src (id, rcpt) VALUES ('e5', 'BOB@x.io')")
+        self.assertEqual(uniques(), b"3\n")
+        self.q("INSERT INTO t_mv.src SELECT 'e6', 'dave@x.io'")
+        self.assertEqual(uniques(), b"4\n")
+
     def test_settings_do_not_leak(self):
         default = self.q("SELECT getSetting('max_threads')")
         self.assertEqual(self.q("SELECT getSetting('max_threads')", max_threads="3"), b"3\n")

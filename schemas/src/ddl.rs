@@ -8,6 +8,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "machine_suppression_engagement", include_str!("../clickhouse/0002_machine_suppression_engagement.sql")),
     (3, "sender_health", include_str!("../clickhouse/0003_sender_health.sql")),
     (4, "broadcast_stats_sequence_cost", include_str!("../clickhouse/0004_broadcast_stats_sequence_cost.sql")),
+    (5, "unique_recipients", include_str!("../clickhouse/0005_unique_recipients.sql")),
     (6, "attributed_counters", include_str!("../clickhouse/0006_attributed_counters.sql")),
 ];
 
@@ -41,5 +42,22 @@ mod tests {
         assert_eq!(v2.len(), 7);
         assert!(v2.iter().all(|s| s.contains("IF NOT EXISTS")), "every statement can be re-run");
         assert!(statements(MIGRATIONS[3].2).iter().all(|s| s.starts_with("CREATE OR REPLACE VIEW")));
+    }
+
+    #[test]
+    fn unique_recipients_view_and_backfill_agree() {
+        let v5 = statements(MIGRATIONS[4].2);
+        assert_eq!(MIGRATIONS[4].0, 5);
+        assert_eq!(v5.len(), 3);
+        assert!(v5[0].starts_with("CREATE TABLE IF NOT EXISTS unique_recipients"));
+        assert!(!v5[0].contains("TTL"), "the sets outlive the event rows");
+        assert!(v5[1].starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS unique_recipients_mv TO unique_recipients AS"));
+        // the backfill is re-runnable because uniqExact states are idempotent, not by IF NOT EXISTS
+        assert!(v5[2].starts_with("INSERT INTO unique_recipients"));
+        // the backfill computes exactly what the view computes
+        let select = |s: &str| s[s.find("\nSELECT").expect("a SELECT")..].to_string();
+        assert_eq!(select(&v5[1]), select(&v5[2]));
+        assert!(select(&v5[1]).contains("uniqExactState(lower(recipient))"));
+        assert!(v5[1].contains("{reporting_time_zone}"), "the zone is substituted at migration");
     }
 }

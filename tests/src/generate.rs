@@ -1,12 +1,17 @@
 //! A generated event stream with its brute-force truth, for exactness tests:
 //! many deliveries, events in shuffled order, duplicates (the same event twice),
-//! and send records arriving after provider events.
+//! and send records arriving after provider events. A quarter of the recipients get
+//! two deliveries, spelled in another case the second time, and some opens come from
+//! scanners and Apple's privacy proxy (machine opens), for the unique-recipient counts.
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, TimeSource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+/// (period, bucket start `YYYY-MM-DD`, channel, provider, event type, machine, broadcast id).
+pub type UniqueKey = (String, String, String, String, String, String, String);
 
 pub struct Stream {
     /// In the order they are produced (duplicates included).
@@ -72,9 +77,12 @@ pub fn stream(seed: u64, deliveries: usize) -> Stream {
     let now = chrono::Utc::now().timestamp_millis();
     let mut events = Vec::new();
     let mut n = 0;
+    // a quarter of the people get a second delivery, addressed as `User..@Example.COM`
+    let people = (deliveries * 3 / 4).max(1);
     for d in 0..deliveries {
         let msg = format!("gen-{seed}-{d}");
-        let rcpt = format!("user{d}@example.com");
+        let person = d % people;
+        let rcpt = if d < people { format!("user{person}@example.com") } else { format!("User{person}@Example.COM") };
         let start = now - (rng.below(5 * 86_400_000) as i64) - 3_600_000;
         let mut path = vec![EventType::Queued, EventType::Sent, EventType::Delivered];
         match rng.below(6) {
@@ -85,9 +93,23 @@ pub fn stream(seed: u64, deliveries: usize) -> Stream {
             4 => path.extend([EventType::Opened, EventType::Unsubscribed]),
             _ => {}
         }
+        let opens_before_click = path.contains(&EventType::Clicked);
+        let mut first_open = true;
         for (i, ty) in path.iter().enumerate() {
             let bounce = (*ty == EventType::Bounced).then(|| if rng.below(3) == 0 { BounceClass::Soft } else { BounceClass::Hard });
-            events.push(event("acme", &msg, &rcpt, *ty, bounce, start + i as i64 * 60_000, n));
+            let mut e = event("acme", &msg, &rcpt, *ty, bounce, start + i as i64 * 60_000, n);
+            // machine opens (they move no status): a link scanner's first open before a human open
+            // and click; every other unsubscriber's open is an Apple privacy proxy prefetch
+            if *ty == EventType::Opened && first_open {
+                first_open = false;
+                if opens_before_click {
+                    e.user_agent = Some("Mozilla/5.0 (compatible; Barracuda Sentinel)".into());
+                } else if path.contains(&EventType::Unsubscribed) && d % 2 == 0 {
+                    e.user_agent = Some("Mozilla/5.0".into());
+                    e.ip = Some("17.58.1.2".into());
+                }
+            }
+            events.push(e);
             n += 1;
         }
     }
@@ -151,6 +173,46 @@ impl Stream {
             *m.entry((day, b.to_string(), e.event_type.as_str().to_string())).or_default() += 1;
         }
         m.into_iter().map(|((a, b, c), n)| (a, b, c, n)).collect()
+    }
+
+    /// Expected unique recipients, brute force: for each key (period, bucket start, channel,
+    /// provider, event type, machine, broadcast id) the set of ASCII lower-cased recipients of the
+    /// distinct events. Periods and bucket starts come from `aggregator::buckets` (what counters
+    /// use) for `zone`; machine reasons from `aggregator::machine::classify`, given the delivery's
+    /// delivery time (events of a delivery are a minute apart, so the `too_fast` rule never
+    /// applies and arrival order does not matter); the broadcast is the delivery's send record's
+    /// ('' without one), as the event rows end up attributed.
+    pub fn expected_unique_recipients(&self, zone: &str) -> BTreeMap<UniqueKey, BTreeSet<String>> {
+        let periods = aggregator::buckets::Periods::new(zone).expect("a valid zone");
+        let distinct = self.distinct();
+        let mut delivered: BTreeMap<&str, i64> = BTreeMap::new();
+        for e in distinct.values().filter(|e| e.event_type == EventType::Delivered) {
+            let t = delivered.entry(e.delivery_key.as_str()).or_insert(e.occurred_at);
+            *t = (*t).min(e.occurred_at);
+        }
+        let broadcast: BTreeMap<&str, &str> = distinct
+            .values()
+            .filter_map(|e| Some((e.delivery_key.as_str(), e.broadcast_id.as_deref().filter(|_| e.provider_event_name == "send_record")?)))
+            .collect();
+        let mut m: BTreeMap<UniqueKey, BTreeSet<String>> = BTreeMap::new();
+        for e in distinct.values() {
+            let machine = aggregator::machine::classify(e, delivered.get(e.delivery_key.as_str()).copied(), aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS)
+                .map(|r| r.as_str())
+                .unwrap_or_default();
+            for (period, start) in periods.buckets(e.occurred_at) {
+                let key = (
+                    period.to_string(),
+                    start.to_string(),
+                    e.channel.as_str().to_string(),
+                    e.provider.clone(),
+                    e.event_type.as_str().to_string(),
+                    machine.to_string(),
+                    broadcast.get(e.delivery_key.as_str()).copied().unwrap_or_default().to_string(),
+                );
+                m.entry(key).or_default().insert(e.recipient.to_ascii_lowercase());
+            }
+        }
+        m
     }
 
     /// Produces every event (Avro, keyed by delivery) and waits for all acknowledgements.

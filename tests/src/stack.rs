@@ -160,6 +160,20 @@ impl Pipeline {
     /// ingest's config holds tenant `acme` with every provider's secret
     /// ([`crate::samples::Secrets::for_tenant`]) and the SNS test certificate.
     pub async fn new(stack: &Stack, name: &str) -> Pipeline {
+        Pipeline::with_aggregator_env(stack, name, Vec::new()).await
+    }
+
+    /// As [`Pipeline::new`], with extra aggregator environment that migrate must see too
+    /// (e.g. `SENDTRACE_REPORTING_TIME_ZONE`, which the `unique_recipients_mv` view is built with).
+    pub async fn with_aggregator_env(stack: &Stack, name: &str, aggregator_env: Vec<(String, String)>) -> Pipeline {
+        let mut p = Pipeline::unmigrated(stack, name).await;
+        p.aggregator_env = aggregator_env;
+        p.migrate().await;
+        p
+    }
+
+    /// As [`Pipeline::new`] but the database is neither created nor migrated (upgrade tests).
+    pub async fn unmigrated(stack: &Stack, name: &str) -> Pipeline {
         let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
         let dir = tempfile::tempdir().expect("tempdir");
         let ingest_config = dir.path().join("ingest.toml");
@@ -185,7 +199,6 @@ impl Pipeline {
         let toml = crate::samples::Secrets::for_tenant("acme").ingest_toml("acme", &p.ingest_url);
         std::fs::write(&p.ingest_config, toml).expect("write config");
         stack.create_topics(&[&p.raw_topic, &p.events_topic, &p.dead_letter_topic], 4).await;
-        p.migrate().await;
         p
     }
 
@@ -231,11 +244,23 @@ impl Pipeline {
         (self.ports.1, self.ports.2)
     }
 
+    /// Runs `aggregator migrate` with the aggregator's environment ([`Pipeline::aggregator_env`] included).
     pub async fn migrate(&self) {
-        let env = self.env_for("aggregator", &self.stack.brokers);
-        let mut svc = Service::spawn(&self.stack, &format!("{}-migrate", self.name), "aggregator", &["migrate"], &env);
+        let (ok, log) = self.try_migrate().await;
+        assert!(ok, "migrate failed; see {log}");
+    }
+
+    /// Runs `aggregator migrate`; returns whether it succeeded and its log file.
+    pub async fn try_migrate(&self) -> (bool, String) {
+        let mut env = self.env_for("aggregator", &self.stack.brokers);
+        for (k, v) in &self.aggregator_env {
+            env.retain(|(k2, _)| k2 != k);
+            env.push((k.clone(), v.clone()));
+        }
+        let name = format!("{}-migrate", self.name);
+        let mut svc = Service::spawn(&self.stack, &name, "aggregator", &["migrate"], &env);
         let status = svc.child.take().map(|mut c| c.wait().expect("migrate ran"));
-        assert!(status.is_some_and(|s| s.success()), "migrate failed; see {}/{}-migrate.log", self.stack.log_dir.display(), self.name);
+        (status.is_some_and(|s| s.success()), self.stack.log_dir.join(format!("{name}.log")).display().to_string())
     }
 
     pub async fn start_ingest_with(&mut self, brokers: &str) {

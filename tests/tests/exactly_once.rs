@@ -2,9 +2,10 @@
 //! out-of-order events and late send records, consumed by an aggregator that is
 //! (1) SIGKILLed at random points and restarted, or (2) cut off from ClickHouse
 //! for a while. Afterwards every table must equal the brute-force truth computed
-//! from the stream: nothing lost, nothing counted twice.
+//! from the stream: nothing lost, nothing counted twice. That includes the exact
+//! unique-recipient sets (`unique_recipients`, filled by a materialized view on `events`).
 
-use e2e::generate::{stream, Rng, Stream};
+use e2e::generate::{stream, Rng, Stream, UniqueKey};
 use e2e::proxy::Proxy;
 use e2e::{wait_until, Pipeline, Stack};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,7 +34,99 @@ fn number(v: &serde_json::Value) -> u64 {
     v.as_u64().or_else(|| v.as_str().and_then(|x| x.parse().ok())).unwrap_or(0)
 }
 
-async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream) {
+/// Unique-recipient counts of a query returning the key columns and `n`; `by_broadcast` adds broadcast_id.
+async fn unique_counts(p: &Pipeline, sql: &str, by_broadcast: bool) -> BTreeMap<UniqueKey, u64> {
+    p.rows(sql)
+        .await
+        .into_iter()
+        .map(|r| {
+            let col = |c: &str| r[c].as_str().unwrap_or_default().to_string();
+            let broadcast = if by_broadcast { col("broadcast_id") } else { String::new() };
+            ((col("period"), col("b"), col("channel"), col("provider"), col("event_type"), col("machine"), broadcast), number(&r["n"]))
+        })
+        .collect()
+}
+
+/// The truth's sets merged over broadcasts (unless `by_broadcast`), counted.
+fn truth_counts(truth: &BTreeMap<UniqueKey, BTreeSet<String>>, by_broadcast: bool) -> BTreeMap<UniqueKey, u64> {
+    let mut merged: BTreeMap<UniqueKey, BTreeSet<&str>> = BTreeMap::new();
+    for (k, set) in truth {
+        let mut k = k.clone();
+        if !by_broadcast {
+            k.6 = String::new();
+        }
+        merged.entry(k).or_default().extend(set.iter().map(String::as_str));
+    }
+    merged.into_iter().map(|(k, set)| (k, set.len() as u64)).collect()
+}
+
+/// `unique_recipients` (uniqExactMerge) == the brute-force truth == uniqExact over `events FINAL`,
+/// per period × bucket × channel × provider × event type × machine, and per broadcast too.
+/// Per broadcast, a recipient whose event rows were written before the delivery's send record
+/// stays in the `''` set as well (a set cannot drop a member when the rows are re-attributed):
+/// there the sets are only bounded by the truth over all broadcasts.
+async fn assert_unique_recipients_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
+    let truth = s.expected_unique_recipients(zone);
+    // the stream exercises what the counts must get right
+    assert!(truth.keys().any(|k| !k.5.is_empty()), "machine opens in the stream");
+    let day_queued = |k: &UniqueKey| k.0 == "day" && k.4 == "queued";
+    let events: usize = s.distinct().values().filter(|e| e.event_type == schemas::EventType::Queued).count();
+    let uniques: usize = truth_counts(&truth, false).iter().filter(|(k, _)| day_queued(k)).map(|(_, n)| *n as usize).sum();
+    assert!(uniques < events, "some recipients got two deliveries ({uniques} unique of {events})");
+
+    let group = "period, b, channel, provider, event_type, machine";
+    for by_broadcast in [false, true] {
+        let (cols, what) = if by_broadcast { (format!("{group}, broadcast_id"), "(per broadcast)") } else { (group.to_string(), "(all broadcasts)") };
+        let (mv_bc, events_bc) = if by_broadcast { (", broadcast_id", ", ifNull(broadcast_id, '') AS broadcast_id") } else { ("", "") };
+        let mv = unique_counts(
+            p,
+            &format!("SELECT period, toString(bucket_start) AS b, channel, provider, event_type, machine{mv_bc}, toUInt64(uniqExactMerge(recipients)) AS n FROM unique_recipients GROUP BY {cols}"),
+            by_broadcast,
+        )
+        .await;
+        let want = truth_counts(&truth, by_broadcast);
+        let all = truth_counts(&truth, false);
+        let unattributed = |k: &UniqueKey| by_broadcast && k.6.is_empty();
+        let over_all = |k: &UniqueKey, n: u64| all.get(&(k.0.clone(), k.1.clone(), k.2.clone(), k.3.clone(), k.4.clone(), k.5.clone(), String::new())).is_none_or(|m| n > *m);
+        let wrong: Vec<_> = want
+            .iter()
+            .filter(|(k, n)| match mv.get(*k) {
+                Some(got) if unattributed(k) => got < n || over_all(k, *got),
+                got => got != Some(n),
+            })
+            .take(5)
+            .map(|(k, n)| (k, n, mv.get(k)))
+            .collect();
+        assert!(wrong.is_empty(), "unique_recipients {what} differ from the truth (key, want, got), e.g. {wrong:?}");
+        let extra: Vec<_> = mv.iter().filter(|(k, n)| !want.contains_key(*k) && (!unattributed(k) || over_all(k, **n))).take(5).collect();
+        assert!(extra.is_empty(), "unique_recipients {what}: beyond the truth only unattributed sets, none larger than all broadcasts: {extra:?}");
+
+        // the same sets straight from the deduplicated event rows
+        let mut buckets = vec!["('day', toDate(occurred_at, 'UTC'))".to_string(), "('week', toMonday(occurred_at, 'UTC'))".into(), "('month', toStartOfMonth(occurred_at, 'UTC'))".into()];
+        if zone != "UTC" {
+            buckets.push(format!("('day:{zone}', toDate(occurred_at, '{zone}'))"));
+            buckets.push(format!("('week:{zone}', toMonday(occurred_at, '{zone}'))"));
+            buckets.push(format!("('month:{zone}', toStartOfMonth(occurred_at, '{zone}'))"));
+        }
+        let from_events = unique_counts(
+            p,
+            &format!(
+                "SELECT pb.1 AS period, toString(pb.2) AS b, channel, provider, event_type, machine{events_bc}, \
+                 toUInt64(uniqExact(lower(recipient))) AS n FROM events FINAL ARRAY JOIN [{}] AS pb GROUP BY {cols}",
+                buckets.join(", ")
+            ),
+            by_broadcast,
+        )
+        .await;
+        let attributed = |m: &BTreeMap<UniqueKey, u64>| -> BTreeMap<UniqueKey, u64> { m.iter().filter(|(k, _)| !by_broadcast || !k.6.is_empty()).map(|(k, n)| (k.clone(), *n)).collect() };
+        assert_eq!(attributed(&mv), attributed(&from_events), "unique_recipients {what} == uniqExact(lower(recipient)) over events FINAL");
+    }
+    // the same periods and buckets as counters
+    let buckets = |t: &str| format!("SELECT DISTINCT period, toString(bucket_start) AS b FROM {t} ORDER BY period, b FORMAT TabSeparated");
+    assert_eq!(p.query(&buckets("unique_recipients")).await, p.query(&buckets("counters")).await, "periods and bucket starts as in counters");
+}
+
+async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
     let distinct = s.distinct().len() as u64;
     wait_until("all distinct events applied", Duration::from_secs(240), || async {
         (p.number("SELECT count() FROM events FINAL").await >= distinct).then_some(())
@@ -88,15 +181,17 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream) {
     let cost = p.query("SELECT toString(sum(cost_amount)) FROM counters WHERE period = 'day' AND cost_unit = 'USD' FORMAT TabSeparated").await;
     let want_cost = rust_decimal::Decimal::new(75, 4) * rust_decimal::Decimal::from(records as u64);
     assert_eq!(cost.trim().parse::<rust_decimal::Decimal>().ok(), Some(want_cost), "cost sum");
+
+    assert_unique_recipients_equal_truth(p, s, zone).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkilled_aggregator_converges_to_the_truth() {
     let stack = Stack::from_env();
-    let mut p = Pipeline::new(&stack, "crash").await;
-    p.aggregator_env.push(("SENDTRACE_BATCH_MAX_EVENTS".into(), "150".into()));
-    p.aggregator_env.push(("SENDTRACE_BATCH_LINGER_MS".into(), "50".into()));
-    p.aggregator_env.push(("SENDTRACE_REPORTING_TIME_ZONE".into(), "America/New_York".into()));
+    let zone = "America/New_York";
+    let env = [("SENDTRACE_BATCH_MAX_EVENTS", "150"), ("SENDTRACE_BATCH_LINGER_MS", "50"), ("SENDTRACE_REPORTING_TIME_ZONE", zone)];
+    // migrate sees the zone too: the unique_recipients view counts its days
+    let mut p = Pipeline::with_aggregator_env(&stack, "crash", env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).await;
     let s = stream(7, 1200);
     s.produce(&stack.brokers, &p.events_topic, 0..s.events.len()).await;
 
@@ -110,9 +205,9 @@ async fn sigkilled_aggregator_converges_to_the_truth() {
         }
         p.start_aggregator().await;
     }
-    assert_tables_equal_truth(&p, &s).await;
+    assert_tables_equal_truth(&p, &s, zone).await;
     // the reporting time zone's days hold the same events, split at New York midnight
-    let local = day_counters(&p, "day:America/New_York").await;
+    let local = day_counters(&p, &format!("day:{zone}")).await;
     assert_eq!(local, s.expected_day_counts(chrono_tz::America::New_York), "local day counters");
 }
 
@@ -142,7 +237,7 @@ async fn aggregator_waits_out_a_clickhouse_outage_without_loss() {
     assert!(rss_mib < 400, "memory stays bounded while ClickHouse is down: {rss_mib} MiB");
     proxy.set_up(true);
 
-    assert_tables_equal_truth(&p, &s).await;
+    assert_tables_equal_truth(&p, &s, "UTC").await;
     let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", p.admin_ports().1)).await.unwrap().text().await.unwrap();
     let reloads: f64 = metrics
         .lines()
