@@ -120,8 +120,11 @@ mod tests {
     }
 }
 
-/// Soft-bounce entries: a candidate whose address has at least `threshold` soft bounces
-/// in `[t - window, t]` (its own included; `history` holds every known soft-bounce time per address).
+/// Soft-bounce entries: a candidate whose address has at least `threshold` soft bounces in
+/// some window of `window_ms` that contains the candidate's time (its own included; `history`
+/// holds every known soft-bounce time per address). Any window holding it, not only the one
+/// ending at it: the bounces of an address may be applied in any order, and the candidate
+/// applied last may be the earliest of them.
 pub fn soft_bounce_entries(
     candidates: &[Event],
     history: &std::collections::HashMap<String, Vec<i64>>,
@@ -133,7 +136,9 @@ pub fn soft_bounce_entries(
         .filter(|e| {
             let times = history.get(&e.recipient.to_ascii_lowercase()).map(Vec::as_slice).unwrap_or(&[]);
             let t = e.occurred_at;
-            times.iter().filter(|x| **x <= t && **x >= t - window_ms).count() >= threshold
+            let near: Vec<i64> = times.iter().copied().filter(|x| (t - window_ms..=t + window_ms).contains(x)).collect();
+            // windows [s, s + window] starting at a bounce and holding t
+            near.iter().filter(|s| **s <= t && t <= **s + window_ms).any(|s| near.iter().filter(|x| (*s..=*s + window_ms).contains(*x)).count() >= threshold)
         })
         .map(|e| SuppressionRow::new(e, "email_marketing", "soft_bounces", 1))
         .collect()
@@ -151,6 +156,9 @@ mod soft_tests {
         let h = |ts: Vec<i64>| std::collections::HashMap::from([("a@x.io".to_string(), ts)]);
         assert_eq!(soft_bounce_entries(std::slice::from_ref(&e), &h(vec![9 * day, 9 * day + 1, 10 * day]), 3, 7 * day).len(), 1);
         assert!(soft_bounce_entries(std::slice::from_ref(&e), &h(vec![day, 9 * day, 10 * day]), 3, 7 * day).is_empty(), "one is outside the window");
-        assert!(soft_bounce_entries(&[e], &h(vec![9 * day, 10 * day]), 3, 7 * day).is_empty());
+        assert!(soft_bounce_entries(std::slice::from_ref(&e), &h(vec![9 * day, 10 * day]), 3, 7 * day).is_empty());
+        // applied last but the earliest of the three: the window after it counts
+        assert_eq!(soft_bounce_entries(std::slice::from_ref(&e), &h(vec![10 * day, 11 * day, 16 * day]), 3, 7 * day).len(), 1);
+        assert!(soft_bounce_entries(&[e], &h(vec![10 * day, 11 * day, 18 * day]), 3, 7 * day).is_empty(), "no 7-day window holds all three");
     }
 }
