@@ -95,7 +95,7 @@ fn state_update(c: &mut Criterion) {
             |store| {
                 let mut names = store.names();
                 for (_, e) in &events {
-                    black_box(store.apply(&mut names, e, 1, DEFAULT_SCANNER_WINDOW_SECS));
+                    black_box(store.apply(&mut names, e, 0, 1, DEFAULT_SCANNER_WINDOW_SECS));
                 }
                 drop(names);
                 store

@@ -83,7 +83,7 @@ fn main() {
         let evs = support::delivery_events(&mut rng, d);
         let mut names = store.names();
         for e in &evs {
-            events_applied += store.apply(&mut names, e, 1, DEFAULT_SCANNER_WINDOW_SECS).is_some() as usize;
+            events_applied += store.apply(&mut names, e, 0, 1, DEFAULT_SCANNER_WINDOW_SECS).is_some() as usize;
         }
         drop(names);
         // Keys for the baseline, kept outside the measured window's growth below.

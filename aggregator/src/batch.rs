@@ -71,7 +71,7 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
             Some(_) => None,
             None => Some(store.map.get(&key).map_or((0, 0, 0), |s| (s.broadcast_id, s.sequence_id, s.template_key))),
         };
-        let Some(done) = store.apply(&mut names, e, batch_seq, cfg.scanner_window_secs) else {
+        let Some(done) = store.apply(&mut names, e, partition, batch_seq, cfg.scanner_window_secs) else {
             rows.duplicates += 1;
             continue;
         };

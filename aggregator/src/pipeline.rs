@@ -10,7 +10,7 @@
 use crate::batch::{self, BatchRows};
 use crate::config::Config;
 use crate::offsets::{self, Cursor};
-use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, soft_bounce_history, SinkError};
+use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, load_suppressions, soft_bounce_history, SinkError};
 use crate::state::{DeliveryKey, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use runtime::kafka::ReplaceableProducer;
@@ -22,20 +22,46 @@ use runtime::telemetry::Health;
 use schemas::Event;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
-/// Notices rebalances: partition state must then be reloaded from ClickHouse.
+/// What rebalances happened since the consumer loop last looked.
+#[derive(Debug, Default)]
+pub struct Rebalanced {
+    /// Partitions were revoked: buffered messages are dropped (they are fetched again).
+    pub revoked: bool,
+    /// The partitions assigned now.
+    pub assigned: Option<Vec<i32>>,
+    /// The group lost our assignment (e.g. a session timeout): others may have consumed our
+    /// partitions meanwhile, so nothing in memory can be trusted.
+    pub lost: bool,
+}
+
+/// Notices rebalances. The strategy is eager (`range`): a rebalance revokes every partition,
+/// then assigns the full new set, and nobody consumes in between; so the state of a partition
+/// assigned to us again is still exact and is kept, the rest is dropped (state is tagged with
+/// its partition), unless the assignment was lost.
 #[derive(Default, Clone)]
-pub struct RebalanceFlag(Arc<AtomicBool>);
+pub struct RebalanceFlag(Arc<std::sync::Mutex<Rebalanced>>);
+
+impl RebalanceFlag {
+    pub fn take(&self) -> Rebalanced {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 impl ClientContext for RebalanceFlag {}
 impl ConsumerContext for RebalanceFlag {
-    fn post_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
-        if let Rebalance::Assign(_) | Rebalance::Revoke(_) = r {
-            self.0.store(true, Ordering::SeqCst);
+    fn post_rebalance(&self, c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match r {
+            Rebalance::Revoke(_) => {
+                s.revoked = true;
+                s.lost |= c.assignment_lost();
+            }
+            Rebalance::Assign(tpl) => s.assigned = Some(tpl.elements().iter().map(|e| e.partition()).collect()),
+            Rebalance::Error(_) => s.lost = true,
         }
     }
 }
@@ -92,10 +118,16 @@ impl Aggregator {
         Ok(Aggregator { cfg, batch_cfg, client, producer, store, partitions: HashMap::new(), batch_seq: 0 })
     }
 
-    fn reset(&mut self) {
-        // after a rebalance nothing in memory can be trusted: reload on demand
+    /// After a rebalance: buffers and cursors are reloaded; deliveries stay in memory only
+    /// for partitions that are ours again (see `RebalanceFlag`).
+    fn rebalanced(&mut self, r: Rebalanced) {
         self.partitions.clear();
-        self.store.map.clear();
+        if r.lost {
+            self.store.map.clear();
+        } else if let Some(assigned) = r.assigned {
+            let dropped = self.store.retain_partitions(&assigned);
+            info!(message = "Partitions assigned.", partitions = ?assigned, deliveries_dropped = dropped, deliveries_kept = self.store.map.len());
+        }
     }
 
     /// Processes everything buffered for `p` that can be processed. Returns the last
@@ -222,7 +254,17 @@ impl Aggregator {
         debug!(message = "Suppressions of batch.", partition = p, count = suppressions.len());
         let ts = tok("suppressions");
         retry("insert_suppressions", mb, shutdown, || insert_rows(c, "suppressions", &ts, &suppressions)).await?;
-        self.publish_suppressions(&suppressions, shutdown).await?;
+        // publish what the table now holds for these addresses, not the batch's entries: a
+        // weaker entry (an unsubscribe after a complaint) must not become the topic's latest
+        let mut current = Vec::new();
+        let mut by_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for r in &suppressions {
+            by_tenant.entry(r.tenant.as_str()).or_default().push(r.address.clone());
+        }
+        for (tenant, addresses) in &by_tenant {
+            current.extend(retry("load_suppressions", mb, shutdown, || load_suppressions(c, tenant, addresses)).await?);
+        }
+        self.publish_suppressions(&suppression::strongest(current), shutdown).await?;
         retry("manifest_done", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "done", now_ms())).await?;
         Some(())
     }
@@ -356,8 +398,9 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
             _ = shutdown.cancelled() => break,
             m = consumer.recv() => m,
         };
-        if flag.0.swap(false, Ordering::SeqCst) {
-            agg.reset();
+        let r = flag.take();
+        if r.revoked || r.lost || r.assigned.is_some() {
+            agg.rebalanced(r);
         }
         let mut received = 0usize;
         let push = |agg: &mut Aggregator, m: &rdkafka::message::BorrowedMessage<'_>| {

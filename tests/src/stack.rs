@@ -291,6 +291,26 @@ impl Pipeline {
         self.wait_healthy(&format!("http://127.0.0.1:{}/healthz", self.ports.2), "aggregator").await;
     }
 
+    /// Another aggregator of the same consumer group (its own admin port), e.g. to force rebalances.
+    pub async fn spawn_second_aggregator(&self, tag: &str) -> Service {
+        let mut env = self.env_for("aggregator", &self.stack.brokers);
+        for (k, v) in &self.aggregator_env {
+            env.retain(|(k2, _)| k2 != k);
+            env.push((k.clone(), v.clone()));
+        }
+        let port = free_port();
+        env.retain(|(k, _)| k != "SENDTRACE_ADMIN_ADDR");
+        env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{port}")));
+        let svc = Service::spawn(&self.stack, &format!("{}-aggregator-{tag}", self.name), "aggregator", &["run"], &env);
+        self.wait_healthy(&format!("http://127.0.0.1:{port}/healthz"), "second aggregator").await;
+        svc
+    }
+
+    /// The log file of service `suffix` (`aggregator`, `aggregator-b`, ..) of this pipeline.
+    pub fn log_of(&self, suffix: &str) -> std::path::PathBuf {
+        self.stack.log_dir.join(format!("{}-{suffix}.log", self.name))
+    }
+
     pub async fn start_all(&mut self) {
         self.start_ingest().await;
         self.start_normalizer().await;

@@ -1,7 +1,8 @@
 //! Exactly once in effect, on the real stack: a generated stream with duplicates,
 //! out-of-order events and late send records, consumed by an aggregator that is
-//! (1) SIGKILLed at random points and restarted, or (2) cut off from ClickHouse
-//! for a while. Afterwards every table must equal the brute-force truth computed
+//! (1) SIGKILLed at random points and restarted, (2) cut off from ClickHouse
+//! for a while, or (3) sharing the partitions with a second aggregator that is then
+//! SIGKILLed (rebalances: each keeps the state of partitions it is assigned again). Afterwards every table must equal the brute-force truth computed
 //! from the stream: nothing lost, nothing counted twice. That includes the exact
 //! unique-recipient sets (`unique_recipients`, filled by a materialized view on `events`).
 
@@ -245,4 +246,29 @@ async fn aggregator_waits_out_a_clickhouse_outage_without_loss() {
         .and_then(|l| l.split_whitespace().last()?.parse().ok())
         .unwrap_or(0.0);
     assert!(reloads > 0.0, "evicted deliveries were reloaded from ClickHouse:\n{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_aggregators_and_their_rebalances_converge_to_the_truth() {
+    let stack = Stack::from_env();
+    let env = [("SENDTRACE_BATCH_MAX_EVENTS", "100"), ("SENDTRACE_BATCH_LINGER_MS", "50")];
+    let mut p = Pipeline::with_aggregator_env(&stack, "rebalance", env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).await;
+    let s = stream(13, 1200);
+    s.produce(&stack.brokers, &p.events_topic, 0..s.events.len()).await;
+
+    // A alone, then B joins (rebalance: A keeps the partitions it is assigned again), then B is
+    // SIGKILLed mid-stream (rebalance after its session times out: A takes B's partitions over,
+    // reloading their deliveries from ClickHouse, and redoes B's unfinished batch)
+    p.start_aggregator().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut b = p.spawn_second_aggregator("b").await;
+    tokio::time::sleep(Duration::from_millis(6000)).await;
+    b.kill();
+    assert_tables_equal_truth(&p, &s, "UTC").await;
+    let log = std::fs::read_to_string(p.log_of("aggregator")).unwrap_or_default();
+    let assigned: Vec<&str> = log.lines().filter(|l| l.contains("Partitions assigned.")).collect();
+    assert!(assigned.len() >= 2, "A saw both rebalances:\n{log}");
+    // after B's death A kept the deliveries of the partitions it had (none reloaded for them)
+    let kept = |l: &str| l.split("deliveries_kept=").nth(1).and_then(|x| x.split_whitespace().next()?.parse::<u64>().ok()).unwrap_or(0);
+    assert!(assigned.iter().any(|l| kept(l) > 0), "state of partitions assigned again is kept: {assigned:?}");
 }

@@ -66,7 +66,18 @@ async fn suppressions_and_machine_opens() {
     })
     .await;
 
-    // the compacted topic carries the entries, keyed by tenant/address
+    // a weaker event for a complained address (a hard bounce, in a later batch) changes nothing
+    let (status, _) = p.post_sns("acme", &ses::body("event_bounce_permanent.json", "c2", Some(&["angry@example.com"]))).await;
+    assert_eq!(status, 200);
+    let angry = |records: &[(Option<Vec<u8>>, Vec<u8>)]| records.iter().filter(|(k, _)| k.as_deref() == Some(b"acme/angry@example.com".as_slice())).count();
+    wait_until("the later bounce's batch published", Duration::from_secs(60), || async {
+        (angry(&read_all(&stack.brokers, &p.suppressions_topic, 4, Duration::from_secs(1))) >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(suppressions(&p).await["angry@example.com"], ("all".to_string(), "complaint".to_string()));
+
+    // the compacted topic carries the entries, keyed by tenant/address; each key's latest
+    // record is the strongest entry (what senders read last wins)
     let records = read_all(&stack.brokers, &p.suppressions_topic, 4, Duration::from_secs(1));
     let keys: Vec<String> = records.iter().filter_map(|(k, _)| k.as_ref().map(|k| String::from_utf8_lossy(k).to_string())).collect();
     for addr in ["hard@example.com", "angry@example.com", "soft@example.com"] {
@@ -78,6 +89,12 @@ async fn suppressions_and_machine_opens() {
         .map(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).unwrap())
         .unwrap();
     assert_eq!(last_soft["reason"], "hard_bounce");
+    let last_angry = records
+        .iter()
+        .rfind(|(k, _)| k.as_deref() == Some(b"acme/angry@example.com".as_slice()))
+        .map(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).unwrap())
+        .unwrap();
+    assert_eq!(last_angry["reason"], "complaint", "a weaker entry is never published over a stronger one");
 
     // machine open: kept, flagged, counted apart; the human open counts
     let opens = p.rows("SELECT provider_message_id, machine FROM events WHERE event_type = 'opened' ORDER BY provider_message_id").await;

@@ -366,6 +366,20 @@ pub async fn load_events(client: &Client, keys: &[String]) -> Result<std::collec
     Ok(out)
 }
 
+/// The current (strongest) suppression entries of `addresses` of `tenant`.
+pub async fn load_suppressions(client: &Client, tenant: &str, addresses: &[String]) -> Result<Vec<crate::suppression::SuppressionRow>, SinkError> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query("SELECT ?fields FROM suppressions FINAL WHERE tenant = ? AND address IN ?")
+        .bind(tenant)
+        .bind(addresses)
+        .fetch_all::<crate::suppression::SuppressionRow>()
+        .await?;
+    Ok(rows)
+}
+
 #[derive(Debug, Row, Deserialize)]
 struct SoftBounceTimes {
     address: String,

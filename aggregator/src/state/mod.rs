@@ -90,6 +90,8 @@ pub struct DeliveryState {
     pub touched: u32,
     /// 2 bits per `Attr`: the priority of the value held.
     prio: u16,
+    /// The events-topic partition the delivery's events come from (keyed by delivery).
+    pub partition: u16,
     pub channel: Channel,
     pub status: Option<EventType>,
     pub bounce_class: Option<BounceClass>,
@@ -106,7 +108,7 @@ impl PartialEq for DeliveryState {
             && times(self) == times(o)
             && (self.broadcast_id, self.sequence_id, self.template_key, self.labels) == (o.broadcast_id, o.sequence_id, o.template_key, o.labels)
             && (self.open_count, self.click_count, self.machine_open_count, self.machine_click_count) == (o.open_count, o.click_count, o.machine_open_count, o.machine_click_count)
-            && (self.soft_bounce_count, self.deferral_count, self.touched, self.prio) == (o.soft_bounce_count, o.deferral_count, o.touched, o.prio)
+            && (self.soft_bounce_count, self.deferral_count, self.touched, self.prio, self.partition) == (o.soft_bounce_count, o.deferral_count, o.touched, o.prio, o.partition)
             && (self.channel, self.status, self.bounce_class, self.message_class) == (o.channel, o.status, o.bounce_class, o.message_class)
     }
 }
@@ -329,12 +331,20 @@ impl StateStore {
 
     /// The per-event state update: finds (or creates) the delivery, marks it used in batch
     /// `batch_seq`, classifies machine engagement, applies. `None` for an event already applied.
-    pub fn apply(&self, names: &mut Names, e: &Event, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
+    pub fn apply(&self, names: &mut Names, e: &Event, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
         let key = DeliveryKey::of(&e.delivery_key);
         let mut entry = self.map.entry(key).or_insert_with(|| Box::new(DeliveryState::new(e.channel)));
         entry.touched = batch_seq as u32;
+        entry.partition = partition.clamp(0, u16::MAX as i32) as u16;
         let machine = machine::classify(e, entry.time(Slot::FirstDelivered), scanner_window_secs);
         entry.apply(names, e, machine).then_some(Applied { key, machine })
+    }
+
+    /// Keeps only the deliveries of `partitions`; returns how many were dropped.
+    pub fn retain_partitions(&self, partitions: &[i32]) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, s| partitions.contains(&(s.partition as i32)));
+        before - self.map.len()
     }
 
     /// Drops the least recently touched deliveries (never those of batch `current`) above the bound.
@@ -456,6 +466,19 @@ pub(crate) mod tests {
         assert_eq!(store.evict(start + 19), 11);
         assert_eq!(store.map.len(), 9);
         assert!((11..20).all(|i| store.map.contains_key(&DeliveryKey::from(i))), "the 9 most recent stay");
+    }
+
+    #[test]
+    fn a_rebalance_keeps_the_partitions_assigned_again() {
+        let store = StateStore::new(100);
+        let n = &mut Names::default();
+        for (i, p) in [0, 1, 2, 1].into_iter().enumerate() {
+            let mut e = event(&format!("{i}"), EventType::Sent, None, 1);
+            e.delivery_key = format!("d{i}");
+            store.apply(n, &e, p, 1, 10);
+        }
+        assert_eq!(store.retain_partitions(&[1, 3]), 2);
+        assert!(store.map.contains_key(&DeliveryKey::of("d1")) && store.map.contains_key(&DeliveryKey::of("d3")));
     }
 
     #[test]
