@@ -4,14 +4,14 @@
 //! * `rules`: status precedence, a pure function (the README repeats its table).
 //! * `state`: per-delivery state in a `DashMap`, idempotent and order-independent.
 //! * `buckets`: day / ISO week / month buckets.
-//! * `health`: sender health (bounce/complaint rates) flags.
+//! * `health`: sender health (bounce/complaint rates) flags; `health_monitor`: the task that evaluates them.
 //! * `machine`: machine opens and clicks (privacy proxies, scanners).
 //! * `suppression`: the suppression list rules.
 //! * `batch`: one partition's batch → rows for every table.
 //! * `counters`: a batch's counter sums (interned keys) → counter rows.
 //! * `offsets`: batch manifests in ClickHouse, for exactly-once effect.
-//! * `sinks::clickhouse`: row types and writes with dedup tokens.
-//! * `pipeline`: the Kafka consumer loop.
+//! * `sinks::clickhouse`: row types and writes with dedup tokens; `sinks::retry`: waiting out ClickHouse.
+//! * `pipeline`: the Kafka consumer loop; `rebalance`: what it keeps across rebalances.
 //! * `migrate`: versioned, idempotent DDL.
 
 pub mod batch;
@@ -19,10 +19,12 @@ pub mod buckets;
 pub mod config;
 pub mod counters;
 pub mod health;
+pub mod health_monitor;
 pub mod machine;
 pub mod migrate;
 pub mod offsets;
 pub mod pipeline;
+pub mod rebalance;
 pub mod rules;
 pub mod sinks;
 pub mod state;

@@ -1,7 +1,7 @@
 //! The consumer loop: events topic → ClickHouse, exactly once in effect.
 //!
 //! Per partition, buffered events form batches. Each batch is written as:
-//! `pending` manifest → events → counters → deliveries → suppressions (table, then the
+//! `pending` manifest → events → counters → attributed counters → deliveries → suppressions (table, then the
 //! compacted topic) → `done` manifest,
 //! every insert with a token derived from the batch's offset range; then the
 //! Kafka offset is stored for commit. A failed write is retried with the same
@@ -10,87 +10,24 @@
 use crate::batch::{self, BatchRows};
 use crate::config::Config;
 use crate::offsets::{self, Cursor};
-use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, load_suppressions, soft_bounce_history, SinkError};
+use crate::health_monitor::monitor_health;
+use crate::rebalance::{RebalanceFlag, Rebalanced};
+use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, load_suppressions, soft_bounce_history};
+use crate::sinks::retry::retry;
 use crate::state::{DeliveryKey, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use runtime::kafka::ReplaceableProducer;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::ClientContext;
 use runtime::shutdown::CancellationToken;
 use runtime::telemetry::Health;
 use schemas::Event;
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
-/// What rebalances happened since the consumer loop last looked.
-#[derive(Debug, Default)]
-pub struct Rebalanced {
-    /// Partitions were revoked: buffered messages are dropped (they are fetched again).
-    pub revoked: bool,
-    /// The partitions assigned now.
-    pub assigned: Option<Vec<i32>>,
-    /// The group lost our assignment (e.g. a session timeout): others may have consumed our
-    /// partitions meanwhile, so nothing in memory can be trusted.
-    pub lost: bool,
-}
-
-/// Notices rebalances. The strategy is eager (`range`): a rebalance revokes every partition,
-/// then assigns the full new set, and nobody consumes in between; so the state of a partition
-/// assigned to us again is still exact and is kept, the rest is dropped (state is tagged with
-/// its partition), unless the assignment was lost.
-#[derive(Default, Clone)]
-pub struct RebalanceFlag(Arc<std::sync::Mutex<Rebalanced>>);
-
-impl RebalanceFlag {
-    pub fn take(&self) -> Rebalanced {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-impl ClientContext for RebalanceFlag {}
-impl ConsumerContext for RebalanceFlag {
-    fn post_rebalance(&self, c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match r {
-            Rebalance::Revoke(_) => {
-                s.revoked = true;
-                s.lost |= c.assignment_lost();
-            }
-            Rebalance::Assign(tpl) => s.assigned = Some(tpl.elements().iter().map(|e| e.partition()).collect()),
-            Rebalance::Error(_) => s.lost = true,
-        }
-    }
-}
-
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// Retries `op` with capped exponential backoff until it succeeds or shutdown (→ None).
-async fn retry<T, F, Fut>(what: &str, max_backoff_ms: u64, shutdown: &CancellationToken, mut op: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, SinkError>>,
-{
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match op().await {
-            Ok(v) => return Some(v),
-            Err(error) => {
-                metrics::counter!("sendtrace_aggregator_sink_retries_total", "operation" => what.to_string()).increment(1);
-                warn!(message = "ClickHouse operation failed; retrying.", operation = what, %error, backoff_ms = backoff.as_millis() as u64);
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_millis(max_backoff_ms));
-    }
 }
 
 struct Partition {
@@ -305,74 +242,6 @@ impl Aggregator {
             metrics::counter!("sendtrace_aggregator_suppressions_total", "reason" => e.reason.clone()).increment(1);
         }
         Some(())
-    }
-}
-
-#[derive(Debug, clickhouse::Row, serde::Deserialize)]
-struct FlagRow {
-    tenant: String,
-    provider: String,
-    sending_domain: String,
-    sending_account: String,
-    flagged: u8,
-}
-
-/// Evaluates sender health every `interval_secs` until shutdown; writes and publishes changes.
-async fn monitor_health(cfg: Config, shutdown: CancellationToken) {
-    let hc = cfg.health.clone();
-    let client = cfg.clickhouse.client();
-    let producer = match ReplaceableProducer::new(cfg.kafka.clone()) {
-        Ok(p) => p,
-        Err(error) => {
-            warn!(message = "Sender health disabled: no producer.", %error);
-            return;
-        }
-    };
-    let mb = cfg.max_retry_backoff_ms;
-    let c = &client;
-    let Some(flags) = retry("load_health_flags", mb, &shutdown, || async {
-        Ok(c.query("SELECT tenant, provider, sending_domain, sending_account, flagged FROM sender_health FINAL").fetch_all::<FlagRow>().await?)
-    })
-    .await
-    else {
-        return;
-    };
-    let mut previous: HashMap<String, bool> =
-        flags.into_iter().map(|f| (format!("{}/{}/{}/{}", f.tenant, f.provider, f.sending_domain, f.sending_account), f.flagged == 1)).collect();
-    let sql = crate::health::stats_sql(hc.window_hours);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(hc.interval_secs.max(1))) => {}
-        }
-        let Some(stats) = retry("health_stats", mb, &shutdown, || async { Ok(c.query(&sql).fetch_all::<crate::health::SenderStats>().await?) }).await else { return };
-        let changes = crate::health::evaluate(&stats, &previous, &hc, now_ms());
-        if changes.is_empty() {
-            continue;
-        }
-        if retry("insert_health", mb, &shutdown, || async {
-            let mut ins = c.insert::<crate::health::HealthRow>("sender_health").await?;
-            for r in &changes {
-                ins.write(r).await?;
-            }
-            ins.end().await?;
-            Ok(())
-        })
-        .await
-        .is_none()
-        {
-            return;
-        }
-        let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);
-        for r in &changes {
-            info!(message = "Sender health changed.", sender = %r.key(), flagged = r.flagged, reasons = ?r.reasons, sent = r.sent);
-            metrics::counter!("sendtrace_aggregator_sender_health_changes_total", "flagged" => r.flagged.to_string()).increment(1);
-            if let Err(error) = producer.send(&hc.topic, &r.key(), &r.to_json(), timeout).await {
-                // the table holds the change; the next change publishes the current state again
-                warn!(message = "Publishing a sender health change failed.", %error);
-            }
-            previous.insert(r.key(), r.flagged == 1);
-        }
     }
 }
 

@@ -160,20 +160,17 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
     // by broadcast: every event under its delivery's send record, late records included;
     // the same count over the event rows, whose attribution columns follow the delivery's
     let want = s.expected_attributed_day_counts();
-    let attributed: BTreeSet<(String, String, String, u64)> = p
-        .rows("SELECT toString(bucket_start) AS d, broadcast_id AS b, event_type AS t, sum(events) AS n FROM attributed_counters WHERE period = 'day' GROUP BY d, b, t HAVING n != 0")
-        .await
-        .into_iter()
-        .map(|r| (text(&r["d"]), text(&r["b"]), text(&r["t"]), number(&r["n"])))
-        .collect();
-    assert_eq!(attributed, want, "attributed day counters");
-    let from_rows: BTreeSet<(String, String, String, u64)> = p
-        .rows("SELECT toString(toDate(occurred_at)) AS d, ifNull(broadcast_id, '') AS b, event_type AS t, count() AS n FROM events FINAL GROUP BY d, b, t")
-        .await
-        .into_iter()
-        .map(|r| (text(&r["d"]), text(&r["b"]), text(&r["t"]), number(&r["n"])))
-        .collect();
-    assert_eq!(from_rows, want, "event rows' attribution");
+    let day_broadcast_type = |sql: &'static str| async move {
+        p.rows(sql).await.into_iter().map(|r| (text(&r["d"]), text(&r["b"]), text(&r["t"]), number(&r["n"]))).collect::<BTreeSet<_>>()
+    };
+    let attributed = day_broadcast_type(
+        "SELECT toString(bucket_start) AS d, broadcast_id AS b, event_type AS t, sum(events) AS n FROM attributed_counters WHERE period = 'day' GROUP BY d, b, t HAVING n != 0",
+    );
+    assert_eq!(attributed.await, want, "attributed day counters");
+    let from_rows = day_broadcast_type(
+        "SELECT toString(toDate(occurred_at)) AS d, ifNull(broadcast_id, '') AS b, event_type AS t, count() AS n FROM events FINAL GROUP BY d, b, t",
+    );
+    assert_eq!(from_rows.await, want, "event rows' attribution");
     for period in ["week", "month"] {
         assert_eq!(p.number(&format!("SELECT sum(events) FROM attributed_counters WHERE period = '{period}'")).await, distinct, "{period} attributed total");
     }

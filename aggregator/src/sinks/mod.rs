@@ -1,3 +1,4 @@
 //! Where aggregates go.
 
 pub mod clickhouse;
+pub mod retry;

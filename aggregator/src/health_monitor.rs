@@ -1,0 +1,80 @@
+//! The sender-health task: every `health.interval_secs`, exact counts over the window from
+//! the event rows (`health::stats_sql`), flag/unflag changes written to `sender_health` and
+//! published on the health topic.
+
+use crate::config::Config;
+use crate::pipeline::now_ms;
+use crate::sinks::retry::retry;
+use runtime::kafka::ReplaceableProducer;
+use runtime::shutdown::CancellationToken;
+use std::collections::HashMap;
+use std::time::Duration;
+use tracing::{info, warn};
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct FlagRow {
+    tenant: String,
+    provider: String,
+    sending_domain: String,
+    sending_account: String,
+    flagged: u8,
+}
+
+/// Evaluates sender health every `interval_secs` until shutdown; writes and publishes changes.
+pub async fn monitor_health(cfg: Config, shutdown: CancellationToken) {
+    let hc = cfg.health.clone();
+    let client = cfg.clickhouse.client();
+    let producer = match ReplaceableProducer::new(cfg.kafka.clone()) {
+        Ok(p) => p,
+        Err(error) => {
+            warn!(message = "Sender health disabled: no producer.", %error);
+            return;
+        }
+    };
+    let mb = cfg.max_retry_backoff_ms;
+    let c = &client;
+    let Some(flags) = retry("load_health_flags", mb, &shutdown, || async {
+        Ok(c.query("SELECT tenant, provider, sending_domain, sending_account, flagged FROM sender_health FINAL").fetch_all::<FlagRow>().await?)
+    })
+    .await
+    else {
+        return;
+    };
+    let mut previous: HashMap<String, bool> =
+        flags.into_iter().map(|f| (format!("{}/{}/{}/{}", f.tenant, f.provider, f.sending_domain, f.sending_account), f.flagged == 1)).collect();
+    let sql = crate::health::stats_sql(hc.window_hours);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(hc.interval_secs.max(1))) => {}
+        }
+        let Some(stats) = retry("health_stats", mb, &shutdown, || async { Ok(c.query(&sql).fetch_all::<crate::health::SenderStats>().await?) }).await else { return };
+        let changes = crate::health::evaluate(&stats, &previous, &hc, now_ms());
+        if changes.is_empty() {
+            continue;
+        }
+        if retry("insert_health", mb, &shutdown, || async {
+            let mut ins = c.insert::<crate::health::HealthRow>("sender_health").await?;
+            for r in &changes {
+                ins.write(r).await?;
+            }
+            ins.end().await?;
+            Ok(())
+        })
+        .await
+        .is_none()
+        {
+            return;
+        }
+        let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);
+        for r in &changes {
+            info!(message = "Sender health changed.", sender = %r.key(), flagged = r.flagged, reasons = ?r.reasons, sent = r.sent);
+            metrics::counter!("sendtrace_aggregator_sender_health_changes_total", "flagged" => r.flagged.to_string()).increment(1);
+            if let Err(error) = producer.send(&hc.topic, &r.key(), &r.to_json(), timeout).await {
+                // the table holds the change; the next change publishes the current state again
+                warn!(message = "Publishing a sender health change failed.", %error);
+            }
+            previous.insert(r.key(), r.flagged == 1);
+        }
+    }
+}

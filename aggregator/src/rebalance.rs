@@ -1,0 +1,45 @@
+//! Consumer-group rebalances, as the consumer loop needs to know them.
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::ClientContext;
+use std::sync::Arc;
+
+/// What rebalances happened since the consumer loop last looked.
+#[derive(Debug, Default)]
+pub struct Rebalanced {
+    /// Partitions were revoked: buffered messages are dropped (they are fetched again).
+    pub revoked: bool,
+    /// The partitions assigned now.
+    pub assigned: Option<Vec<i32>>,
+    /// The group lost our assignment (e.g. a session timeout): others may have consumed our
+    /// partitions meanwhile, so nothing in memory can be trusted.
+    pub lost: bool,
+}
+
+/// Notices rebalances. The strategy is eager (`range`): a rebalance revokes every partition,
+/// then assigns the full new set, and nobody consumes in between; so the state of a partition
+/// assigned to us again is still exact and is kept, the rest is dropped (state is tagged with
+/// its partition), unless the assignment was lost.
+#[derive(Default, Clone)]
+pub struct RebalanceFlag(Arc<std::sync::Mutex<Rebalanced>>);
+
+impl RebalanceFlag {
+    pub fn take(&self) -> Rebalanced {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl ClientContext for RebalanceFlag {}
+impl ConsumerContext for RebalanceFlag {
+    fn post_rebalance(&self, c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match r {
+            Rebalance::Revoke(_) => {
+                s.revoked = true;
+                s.lost |= c.assignment_lost();
+            }
+            Rebalance::Assign(tpl) => s.assigned = Some(tpl.elements().iter().map(|e| e.partition()).collect()),
+            Rebalance::Error(_) => s.lost = true,
+        }
+    }
+}
