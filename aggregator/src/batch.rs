@@ -65,7 +65,12 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
     // the applied events' delivery (index into `touched`) and dimensions
     let mut applied: Vec<(usize, Dims)> = Vec::with_capacity(events.len());
     let mut names = store.names();
-    for (offset, e) in events {
+    // In time order (stable): everything but machine classification is order-independent, and
+    // this way an open that arrives just before its delivery event, in the same batch, is still
+    // judged against that delivery (`machine::classify`'s `too_fast` rule).
+    let mut order: Vec<&(i64, Event)> = events.iter().collect();
+    order.sort_by_key(|(_, e)| e.occurred_at);
+    for (offset, e) in order {
         let key = DeliveryKey::of(&e.delivery_key);
         let before = match index.get(&key) {
             Some(_) => None,
@@ -191,6 +196,24 @@ mod tests {
         let again = apply(&store, 0, &events, &History::new(), 2, 0, &BatchConfig::default());
         assert!(again.events.is_empty() && again.counters.is_empty() && again.deliveries.is_empty());
         assert!(again.attributed_counters.is_empty());
+    }
+
+    #[test]
+    fn an_open_before_its_delivery_in_one_batch_is_judged_against_it() {
+        let store = StateStore::new(100);
+        let browser = Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15".to_string());
+        let mut open = ev("1", "d1", EventType::Opened, 100_000 + 3_000);
+        open.user_agent = browser.clone();
+        let mut late_open = ev("3", "d1", EventType::Opened, 100_000 + 600_000);
+        late_open.user_agent = browser;
+        // arrival order: the opens first, the delivery last
+        let events = vec![(0, open), (1, late_open), (2, ev("2", "d1", EventType::Delivered, 100_000))];
+        let rows = apply(&store, 0, &events, &History::new(), 1, 0, &BatchConfig::default());
+        let machine: Vec<(&str, &str)> = rows.events.iter().map(|r| (r.event_id.as_str(), r.machine.as_str())).collect();
+        assert!(machine.contains(&(events[0].1.event_id.as_str(), "too_fast")), "3 s after delivery: {machine:?}");
+        assert!(machine.contains(&(events[1].1.event_id.as_str(), "")), "10 minutes after: a person");
+        let d = &rows.deliveries[0];
+        assert_eq!((d.open_count, d.machine_open_count, d.version), (1, 1, 2));
     }
 
     /// Sum of `attributed_counters` rows of `period` by (broadcast, event type).
