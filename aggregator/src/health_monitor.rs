@@ -1,6 +1,8 @@
 //! The sender-health task: every `health.interval_secs`, exact counts over the window from
 //! the event rows (`health::stats_sql`), flag/unflag changes written to `sender_health` and
-//! published on the health topic.
+//! published on the health topic. With several aggregators in one group only the one assigned
+//! partition 0 of the events topic evaluates (`HealthLeader`), so a change is written and
+//! published once; a new leader starts from the flags in `sender_health`.
 
 use crate::config::Config;
 use crate::pipeline::now_ms;
@@ -8,6 +10,8 @@ use crate::sinks::retry::retry;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -20,8 +24,22 @@ struct FlagRow {
     flagged: u8,
 }
 
-/// Evaluates sender health every `interval_secs` until shutdown; writes and publishes changes.
-pub async fn monitor_health(cfg: Config, shutdown: CancellationToken) {
+/// Whether this aggregator evaluates sender health (it holds partition 0 of the events topic).
+#[derive(Debug, Default, Clone)]
+pub struct HealthLeader(Arc<AtomicBool>);
+
+impl HealthLeader {
+    pub fn set(&self, leader: bool) {
+        self.0.store(leader, Ordering::SeqCst);
+    }
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Evaluates sender health every `interval_secs` while `leader`, until shutdown; writes and
+/// publishes changes.
+pub async fn monitor_health(cfg: Config, leader: HealthLeader, shutdown: CancellationToken) {
     let hc = cfg.health.clone();
     let client = cfg.clickhouse.client();
     let producer = match ReplaceableProducer::new(cfg.kafka.clone()) {
@@ -33,23 +51,31 @@ pub async fn monitor_health(cfg: Config, shutdown: CancellationToken) {
     };
     let mb = cfg.max_retry_backoff_ms;
     let c = &client;
-    let Some(flags) = retry("load_health_flags", mb, &shutdown, || async {
-        Ok(c.query("SELECT tenant, provider, sending_domain, sending_account, flagged FROM sender_health FINAL").fetch_all::<FlagRow>().await?)
-    })
-    .await
-    else {
-        return;
-    };
-    let mut previous: HashMap<String, bool> =
-        flags.into_iter().map(|f| (format!("{}/{}/{}/{}", f.tenant, f.provider, f.sending_domain, f.sending_account), f.flagged == 1)).collect();
+    // the flags as last written (by this or another aggregator); loaded when leadership starts
+    let mut previous: Option<HashMap<String, bool>> = None;
     let sql = crate::health::stats_sql(hc.window_hours);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(hc.interval_secs.max(1))) => {}
         }
+        if !leader.get() {
+            previous = None;
+            continue;
+        }
+        if previous.is_none() {
+            let Some(flags) = retry("load_health_flags", mb, &shutdown, || async {
+                Ok(c.query("SELECT tenant, provider, sending_domain, sending_account, flagged FROM sender_health FINAL").fetch_all::<FlagRow>().await?)
+            })
+            .await
+            else {
+                return;
+            };
+            previous = Some(flags.into_iter().map(|f| (format!("{}/{}/{}/{}", f.tenant, f.provider, f.sending_domain, f.sending_account), f.flagged == 1)).collect());
+        }
+        let Some(previous) = previous.as_mut() else { continue };
         let Some(stats) = retry("health_stats", mb, &shutdown, || async { Ok(c.query(&sql).fetch_all::<crate::health::SenderStats>().await?) }).await else { return };
-        let changes = crate::health::evaluate(&stats, &previous, &hc, now_ms());
+        let changes = crate::health::evaluate(&stats, previous, &hc, now_ms());
         if changes.is_empty() {
             continue;
         }

@@ -10,7 +10,7 @@
 use crate::batch::{self, BatchRows};
 use crate::config::Config;
 use crate::offsets::{self, Cursor};
-use crate::health_monitor::monitor_health;
+use crate::health_monitor::{monitor_health, HealthLeader};
 use crate::rebalance::{RebalanceFlag, Rebalanced};
 use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, load_suppressions, soft_bounce_history};
 use crate::sinks::retry::retry;
@@ -252,8 +252,9 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
             .ensure_topics(&[&cfg.events_topic, &cfg.suppressions_topic, &cfg.health.topic], &[&cfg.suppressions_topic, &cfg.health.topic])
             .await?;
     }
-    let monitor = tokio::spawn(monitor_health(cfg.clone(), shutdown.clone()));
-    let flag = RebalanceFlag::default();
+    let leader = HealthLeader::default();
+    let monitor = tokio::spawn(monitor_health(cfg.clone(), leader.clone(), shutdown.clone()));
+    let flag = RebalanceFlag::new(leader.clone());
     let consumer = cfg.kafka.consumer_with_context(&cfg.group_id, flag.clone())?;
     consumer.subscribe(&[&cfg.events_topic])?;
     let linger = Duration::from_millis(cfg.batch_linger_ms);

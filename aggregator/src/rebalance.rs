@@ -1,6 +1,7 @@
 //! Consumer-group rebalances, as the consumer loop needs to know them.
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use crate::health_monitor::HealthLeader;
 use rdkafka::ClientContext;
 use std::sync::Arc;
 
@@ -19,11 +20,16 @@ pub struct Rebalanced {
 /// Notices rebalances. The strategy is eager (`range`): a rebalance revokes every partition,
 /// then assigns the full new set, and nobody consumes in between; so the state of a partition
 /// assigned to us again is still exact and is kept, the rest is dropped (state is tagged with
-/// its partition), unless the assignment was lost.
+/// its partition), unless the assignment was lost. It also tells the sender-health task
+/// whether this aggregator holds partition 0, right when it changes (even with no traffic).
 #[derive(Default, Clone)]
-pub struct RebalanceFlag(Arc<std::sync::Mutex<Rebalanced>>);
+pub struct RebalanceFlag(Arc<std::sync::Mutex<Rebalanced>>, HealthLeader);
 
 impl RebalanceFlag {
+    pub fn new(leader: HealthLeader) -> Self {
+        RebalanceFlag(Default::default(), leader)
+    }
+
     pub fn take(&self) -> Rebalanced {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -37,9 +43,17 @@ impl ConsumerContext for RebalanceFlag {
             Rebalance::Revoke(_) => {
                 s.revoked = true;
                 s.lost |= c.assignment_lost();
+                self.1.set(false);
             }
-            Rebalance::Assign(tpl) => s.assigned = Some(tpl.elements().iter().map(|e| e.partition()).collect()),
-            Rebalance::Error(_) => s.lost = true,
+            Rebalance::Assign(tpl) => {
+                let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                self.1.set(assigned.contains(&0));
+                s.assigned = Some(assigned);
+            }
+            Rebalance::Error(_) => {
+                s.lost = true;
+                self.1.set(false);
+            }
         }
     }
 }
