@@ -17,6 +17,8 @@ pub mod ids;
 pub mod money;
 pub mod provider;
 pub mod raw;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use event::{BounceClass, Channel, Event, EventType, MessageClass, TimeSource};
 pub use money::Money;

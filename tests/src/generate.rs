@@ -6,7 +6,7 @@
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, TimeSource};
+use schemas::{BounceClass, Event, EventType, MessageClass, Money};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -37,37 +37,26 @@ impl Rng {
 
 pub fn event(tenant: &str, msg: &str, rcpt: &str, ty: EventType, bounce: Option<BounceClass>, t: i64, n: usize) -> Event {
     let provider = "ses";
+    let record = ty == EventType::Queued;
     Event {
-        event_id: schemas::ids::event_id(tenant, provider, schemas::ids::EventSource::ProviderEventId(&format!("{msg}-{n}")), ty.as_str(), rcpt),
         tenant: tenant.into(),
-        channel: Channel::Email,
         provider: provider.into(),
         provider_message_id: msg.into(),
         provider_event_id: Some(format!("{msg}-{n}")),
-        provider_event_name: if ty == EventType::Queued { "send_record".into() } else { ty.as_str().into() },
-        delivery_key: schemas::ids::delivery_key(tenant, provider, msg, rcpt),
+        provider_event_name: if record { "send_record".into() } else { ty.as_str().into() },
         recipient: rcpt.into(),
-        broadcast_id: (ty == EventType::Queued).then(|| format!("b{}", n % 3)),
-        sequence_id: None,
-        contact_id: None,
-        template_key: None,
-        message_class: (ty == EventType::Queued).then_some(MessageClass::Marketing),
-        labels: vec![],
-        metadata: Default::default(),
-        event_type: ty,
+        broadcast_id: record.then(|| format!("b{}", n % 3)),
+        message_class: record.then_some(MessageClass::Marketing),
         bounce_class: bounce,
-        occurred_at: t,
-        received_at: t,
-        time_source: TimeSource::Provider,
-        click_url: None,
-        user_agent: None,
-        ip: None,
-        error_code: None,
-        error_reason: None,
-        cost: (ty == EventType::Queued).then(|| Money::new(rust_decimal::Decimal::new(75, 4), "USD")),
+        cost: record.then(|| Money::new(rust_decimal::Decimal::new(75, 4), "USD")),
         raw_topic: "generated".into(),
-        raw_partition: 0,
         raw_offset: n as i64,
+        ..schemas::testkit::event(
+            &schemas::ids::event_id(tenant, provider, schemas::ids::EventSource::ProviderEventId(&format!("{msg}-{n}")), ty.as_str(), rcpt),
+            &schemas::ids::delivery_key(tenant, provider, msg, rcpt),
+            ty,
+            t,
+        )
     }
 }
 

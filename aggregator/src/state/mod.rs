@@ -369,41 +369,12 @@ impl StateStore {
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
-    use schemas::{Channel, TimeSource};
+    use schemas::Channel;
 
     pub(crate) fn event(id: &str, ty: EventType, bounce: Option<BounceClass>, t: i64) -> Event {
-        Event {
-            event_id: format!("{:0<32}", id),
-            tenant: "acme".into(),
-            channel: Channel::Email,
-            provider: "ses".into(),
-            provider_message_id: "m1".into(),
-            provider_event_id: None,
-            provider_event_name: ty.as_str().into(),
-            delivery_key: "dk".into(),
-            recipient: "a@x.io".into(),
-            broadcast_id: None,
-            sequence_id: None,
-            contact_id: None,
-            template_key: None,
-            message_class: None,
-            labels: vec![],
-            metadata: Default::default(),
-            event_type: ty,
-            bounce_class: bounce,
-            occurred_at: t,
-            received_at: t,
-            time_source: TimeSource::Provider,
-            click_url: None,
-            user_agent: None,
-            ip: None,
-            error_code: None,
-            error_reason: None,
-            cost: None,
-            raw_topic: "raw".into(),
-            raw_partition: 0,
-            raw_offset: 0,
-        }
+        let mut e = schemas::testkit::event(&format!("{:0<32}", id), "dk", ty, t);
+        e.bounce_class = bounce;
+        e
     }
 
     #[test]
