@@ -108,3 +108,39 @@ pub fn normalize(raw: &RawRecord<'_>, classify: impl Fn(&PushResult) -> Outcome)
         })
         .collect()
 }
+
+/// The checks every push-result provider (FCM, APNs) shares: fixtures, API key and item
+/// validation in `verify`, errors (not panics) for garbage bodies.
+#[cfg(test)]
+pub(crate) fn check_push_provider(p: &dyn super::super::Provider, min_fixtures: usize) {
+    use crate::providers::signature::API_KEY_HEADER;
+    use crate::providers::testkit::{check_fixtures, envelope};
+    use crate::providers::{NormalizeOptions, RawRecord, RawRequest, TenantCredentials, VerifyError};
+    use std::collections::BTreeMap;
+
+    let name = p.id().as_str();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("src/providers/{name}/fixtures"));
+    let n = check_fixtures(name, &fixtures);
+    assert!(n >= min_fixtures, "{name}: only {n} fixtures checked");
+
+    let body = std::fs::read(fixtures.join("success.json")).unwrap();
+    let creds = TenantCredentials { api_key: Some("acme-key".into()), ..Default::default() };
+    let headers: BTreeMap<String, String> = [(API_KEY_HEADER.to_string(), "acme-key".to_string())].into();
+    let url = format!("/v1/push-results/acme/{name}");
+    let req = RawRequest { tenant: "acme", url: &url, headers: &headers, body: &body, now_ms: 0 };
+    assert!(p.verify(&req, &creds).is_ok());
+    let other: BTreeMap<String, String> = [(API_KEY_HEADER.to_string(), "globex-key".to_string())].into();
+    assert_eq!(p.verify(&RawRequest { headers: &other, ..req }, &creds), Err(VerifyError::BadCredentials));
+    let none = BTreeMap::new();
+    assert_eq!(p.verify(&RawRequest { headers: &none, ..req }, &creds), Err(VerifyError::MissingHeader(API_KEY_HEADER)));
+    let bad = br#"[{"token":"t","message_id":"m","http_status":200},{"message_id":"m","http_status":200}]"#;
+    let err = p.verify(&RawRequest { body: bad, ..req }, &creds).unwrap_err();
+    assert_eq!(err, VerifyError::Malformed("item 1: missing field `token`".into()));
+    assert_eq!(err.http_status(), 400);
+
+    for body in [&b""[..], b"[]", b"{}", b"[null]", br#"[{"token":"t","message_id":"m","http_status":"200"}]"#, br#"[{"token":"t","message_id":"m","http_status":200,"sent_at":"now"}]"#] {
+        let env = envelope(name, body.to_vec(), BTreeMap::new());
+        let raw = RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 0 };
+        assert!(p.normalize(&raw, &NormalizeOptions::default()).is_err(), "{name}: {}", String::from_utf8_lossy(body));
+    }
+}
