@@ -74,9 +74,9 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
         let key = DeliveryKey::of(&e.delivery_key);
         let before = match index.get(&key) {
             Some(_) => None,
-            None => Some(store.map.get(&key).map_or((0, 0, 0), |s| (s.broadcast_id, s.sequence_id, s.template_key))),
+            None => Some(store.map.get(&key).map_or((0, 0, 0), |s| s.attribution())),
         };
-        let Some(done) = store.apply(&mut names, e, partition, batch_seq, cfg.scanner_window_secs) else {
+        let Some(done) = store.apply_at(key, &mut names, e, partition, batch_seq, cfg.scanner_window_secs) else {
             rows.duplicates += 1;
             continue;
         };
@@ -111,7 +111,7 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
     // Attribution is final only now: event rows and per-broadcast counters take the delivery's.
     let after: Vec<Attribution> = touched
         .iter()
-        .map(|t| store.map.get(&t.key).map_or(t.before, |s| (s.broadcast_id, s.sequence_id, s.template_key)))
+        .map(|t| store.map.get(&t.key).map_or(t.before, |s| s.attribution()))
         .collect();
     for (row, (i, dims)) in rows.events.iter_mut().zip(&applied) {
         let a = after.get(*i).copied().unwrap_or_default();

@@ -30,6 +30,19 @@ pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Addresses grouped by tenant, each list sorted without repeats (one query per tenant).
+fn addresses_by_tenant<'a>(pairs: impl Iterator<Item = (&'a str, String)>) -> BTreeMap<&'a str, Vec<String>> {
+    let mut by_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (tenant, address) in pairs {
+        by_tenant.entry(tenant).or_default().push(address);
+    }
+    for addresses in by_tenant.values_mut() {
+        addresses.sort();
+        addresses.dedup();
+    }
+    by_tenant
+}
+
 struct Partition {
     cursor: Option<Cursor>,
     buffer: Vec<(i64, Option<Vec<u8>>)>,
@@ -194,11 +207,7 @@ impl Aggregator {
         // publish what the table now holds for these addresses, not the batch's entries: a
         // weaker entry (an unsubscribe after a complaint) must not become the topic's latest
         let mut current = Vec::new();
-        let mut by_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for r in &suppressions {
-            by_tenant.entry(r.tenant.as_str()).or_default().push(r.address.clone());
-        }
-        for (tenant, addresses) in &by_tenant {
+        for (tenant, addresses) in &addresses_by_tenant(suppressions.iter().map(|r| (r.tenant.as_str(), r.address.clone()))) {
             current.extend(retry("load_suppressions", mb, shutdown, || load_suppressions(c, tenant, addresses)).await?);
         }
         self.publish_suppressions(&suppression::strongest(current), shutdown).await?;
@@ -210,14 +219,9 @@ impl Aggregator {
     /// (read after the batch's events are stored, so they count too).
     async fn suppressions(&self, rows: &BatchRows, shutdown: &CancellationToken) -> Option<Vec<SuppressionRow>> {
         let mut out = rows.suppressions.clone();
-        let mut by_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for e in &rows.soft_bounces {
-            by_tenant.entry(e.tenant.as_str()).or_default().push(e.recipient.to_ascii_lowercase());
-        }
+        let by_tenant = addresses_by_tenant(rows.soft_bounces.iter().map(|e| (e.tenant.as_str(), e.recipient.to_ascii_lowercase())));
         let window_ms = self.cfg.soft_bounce_window_days * 86_400_000;
-        for (tenant, mut addresses) in by_tenant {
-            addresses.sort();
-            addresses.dedup();
+        for (tenant, addresses) in by_tenant {
             let c = &self.client;
             let history = retry("soft_bounce_history", self.cfg.max_retry_backoff_ms, shutdown, || soft_bounce_history(c, tenant, &addresses)).await?;
             let candidates: Vec<Event> = rows.soft_bounces.iter().filter(|e| e.tenant == tenant).cloned().collect();

@@ -20,7 +20,7 @@ pub struct Ids(Box<[u8]>);
 pub fn event_hash(event_id: &str) -> u64 {
     let h = u64::from_str_radix(event_id.get(..16).unwrap_or(event_id), 16).unwrap_or_else(|_| {
         // Not hex (foreign producer): FNV-1a of the bytes.
-        event_id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+        super::key::fnv1a(super::key::FNV_OFFSET, event_id.as_bytes())
     });
     h >> 16
 }

@@ -51,11 +51,17 @@ impl Hasher for KeyHasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         // Not used by `DeliveryKey`; FNV-1a so any other input still spreads.
-        for b in bytes {
-            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100000001b3);
-        }
+        self.0 = fnv1a(self.0, bytes);
     }
 }
+
+/// FNV-1a of `bytes`, continuing from `h` (start from [`FNV_OFFSET`]).
+pub fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// FNV-1a's offset basis.
+pub const FNV_OFFSET: u64 = 0xcbf29ce484222325;
 
 pub type KeyHash = BuildHasherDefault<KeyHasher>;
 

@@ -300,6 +300,11 @@ impl DeliveryState {
         self.time(Slot::last_of(t)?)
     }
 
+    /// (broadcast, sequence, template) name ids: what counters and event rows are attributed to.
+    pub fn attribution(&self) -> (u32, u32, u32) {
+        (self.broadcast_id, self.sequence_id, self.template_key)
+    }
+
     pub fn event_count(&self) -> u32 {
         self.ids.len() as u32
     }
@@ -315,7 +320,6 @@ pub struct StateStore {
 /// What `StateStore::apply` did with an event that was not a replay.
 #[derive(Debug, Clone, Copy)]
 pub struct Applied {
-    pub key: DeliveryKey,
     pub machine: Option<MachineReason>,
 }
 
@@ -332,12 +336,16 @@ impl StateStore {
     /// The per-event state update: finds (or creates) the delivery, marks it used in batch
     /// `batch_seq`, classifies machine engagement, applies. `None` for an event already applied.
     pub fn apply(&self, names: &mut Names, e: &Event, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
-        let key = DeliveryKey::of(&e.delivery_key);
+        self.apply_at(DeliveryKey::of(&e.delivery_key), names, e, partition, batch_seq, scanner_window_secs)
+    }
+
+    /// As [`StateStore::apply`], for a caller that already has `key` (`DeliveryKey::of(&e.delivery_key)`).
+    pub fn apply_at(&self, key: DeliveryKey, names: &mut Names, e: &Event, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
         let mut entry = self.map.entry(key).or_insert_with(|| Box::new(DeliveryState::new(e.channel)));
         entry.touched = batch_seq as u32;
         entry.partition = partition.clamp(0, u16::MAX as i32) as u16;
         let machine = machine::classify(e, entry.time(Slot::FirstDelivered), scanner_window_secs);
-        entry.apply(names, e, machine).then_some(Applied { key, machine })
+        entry.apply(names, e, machine).then_some(Applied { machine })
     }
 
     /// Keeps only the deliveries of `partitions`; returns how many were dropped.
