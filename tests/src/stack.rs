@@ -244,6 +244,16 @@ impl Pipeline {
         (self.ports.1, self.ports.2)
     }
 
+    /// The aggregator's environment: the common one, with [`Pipeline::aggregator_env`] overriding it.
+    fn aggregator_process_env(&self) -> Vec<(String, String)> {
+        let mut env = self.env_for("aggregator", &self.stack.brokers);
+        for (k, v) in &self.aggregator_env {
+            env.retain(|(k2, _)| k2 != k);
+            env.push((k.clone(), v.clone()));
+        }
+        env
+    }
+
     /// Runs `aggregator migrate` with the aggregator's environment ([`Pipeline::aggregator_env`] included).
     pub async fn migrate(&self) {
         let (ok, log) = self.try_migrate().await;
@@ -252,11 +262,7 @@ impl Pipeline {
 
     /// Runs `aggregator migrate`; returns whether it succeeded and its log file.
     pub async fn try_migrate(&self) -> (bool, String) {
-        let mut env = self.env_for("aggregator", &self.stack.brokers);
-        for (k, v) in &self.aggregator_env {
-            env.retain(|(k2, _)| k2 != k);
-            env.push((k.clone(), v.clone()));
-        }
+        let env = self.aggregator_process_env();
         let name = format!("{}-migrate", self.name);
         let mut svc = Service::spawn(&self.stack, &name, "aggregator", &["migrate"], &env);
         let status = svc.child.take().map(|mut c| c.wait().expect("migrate ran"));
@@ -282,22 +288,14 @@ impl Pipeline {
     }
 
     pub async fn start_aggregator(&mut self) {
-        let mut env = self.env_for("aggregator", &self.stack.brokers);
-        for (k, v) in &self.aggregator_env {
-            env.retain(|(k2, _)| k2 != k);
-            env.push((k.clone(), v.clone()));
-        }
+        let env = self.aggregator_process_env();
         self.aggregator = Some(Service::spawn(&self.stack, &format!("{}-aggregator", self.name), "aggregator", &["run"], &env));
         self.wait_healthy(&format!("http://127.0.0.1:{}/healthz", self.ports.2), "aggregator").await;
     }
 
     /// Another aggregator of the same consumer group (its own admin port), e.g. to force rebalances.
     pub async fn spawn_second_aggregator(&self, tag: &str) -> Service {
-        let mut env = self.env_for("aggregator", &self.stack.brokers);
-        for (k, v) in &self.aggregator_env {
-            env.retain(|(k2, _)| k2 != k);
-            env.push((k.clone(), v.clone()));
-        }
+        let mut env = self.aggregator_process_env();
         let port = free_port();
         env.retain(|(k, _)| k != "SENDTRACE_ADMIN_ADDR");
         env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{port}")));
