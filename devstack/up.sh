@@ -25,13 +25,13 @@ wait_for "clickhouse endpoint on :$CLICKHOUSE_PORT" 60 curl -sf "$CH_URL/ping"
 
 env "$KAFKA_ENV" "$CH_ENV" "$BIN_DIR/aggregator" --config "$ROOT/devstack/config/aggregator.toml" migrate
 # (re)start the services with the current build; refuse if someone else holds their ports
-for svc in "ingest:$INGEST_PORT" "normalizer:$NORMALIZER_ADMIN_PORT" "aggregator:$AGGREGATOR_ADMIN_PORT"; do
+for svc in "ingest:$INGEST_PORT" "ingest:$INGEST_ADMIN_PORT" "normalizer:$NORMALIZER_ADMIN_PORT" "aggregator:$AGGREGATOR_ADMIN_PORT"; do
   stop "${svc%%:*}"
   port_free "${svc##*:}" || { log "port ${svc##*:} for ${svc%%:*} is taken by another process; stop it or set the *_PORT variables"; exit 1; }
 done
 # the demo tenant's secrets: generated so that `sample-traffic post` signs with the same ones
 "$BIN_DIR/sample-traffic" --tenant demo --ingest-url "http://127.0.0.1:$INGEST_PORT" config >"$DEVSTACK_DIR/ingest.toml"
-start ingest env "$KAFKA_ENV" SENDTRACE_LISTEN_ADDR="127.0.0.1:$INGEST_PORT" \
+start ingest env "$KAFKA_ENV" SENDTRACE_LISTEN_ADDR="127.0.0.1:$INGEST_PORT" SENDTRACE_ADMIN_ADDR="127.0.0.1:$INGEST_ADMIN_PORT" \
   "$BIN_DIR/ingest" --config "$DEVSTACK_DIR/ingest.toml"
 start normalizer env "$KAFKA_ENV" SENDTRACE_ADMIN_ADDR="127.0.0.1:$NORMALIZER_ADMIN_PORT" \
   "$BIN_DIR/normalizer" --config "$ROOT/devstack/config/normalizer.toml" run

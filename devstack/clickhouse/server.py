@@ -16,6 +16,7 @@ chdb session per process, all engine calls serialized by a single lock.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import gzip
 import json
 import os
@@ -233,6 +234,31 @@ def output_format_clause(sql: str) -> str | None:
             nxt = words[idx + 1]
             found = sql.encode("utf-8")[nxt[1] : nxt[2]].decode("ascii")
     return found
+
+
+# Statements that only read (ClickHouse allows these with readonly=1/2 and on GET).
+READ_ONLY_STATEMENTS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "CHECK"}
+
+# Host names a browser may use for this endpoint. Anything else is refused: a page on another
+# origin whose name resolves to 127.0.0.1 (DNS rebinding) must not reach the database.
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+def host_allowed(host_header: str | None) -> bool:
+    """True for a missing Host (HTTP/1.0 tools) and for loopback names and addresses, with any port."""
+    if host_header is None:
+        return True
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:8123
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def first_word(sql: str) -> str:
@@ -465,6 +491,7 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 60  # idle keep-alive / slow body timeout, seconds
     engine: Engine = None  # set by main()
+    max_body_bytes = 256 * 1024 * 1024  # largest request body (Content-Length or chunked); --max-body-bytes
 
     # quiet default logging; we log one line per request ourselves
     def log_message(self, format, *args):  # noqa: A002
@@ -490,6 +517,7 @@ class Handler(BaseHTTPRequestHandler):
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:
             chunks = []
+            total = 0
             while True:
                 line = self.rfile.readline(65537)
                 if not line:
@@ -501,6 +529,9 @@ class Handler(BaseHTTPRequestHandler):
                         if not t or t in (b"\r\n", b"\n"):
                             break
                     break
+                total += size
+                if size < 0 or total > self.max_body_bytes:
+                    raise CHError(0, "", f"Request body exceeds {self.max_body_bytes} bytes", status=413)
                 data = self.rfile.read(size)
                 if len(data) != size:
                     raise CHError(33, "CANNOT_READ_ALL_DATA", "Unexpected end of chunked request body")
@@ -510,6 +541,8 @@ class Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length:
             n = int(length)
+            if n < 0 or n > self.max_body_bytes:
+                raise CHError(0, "", f"Content-Length {n} exceeds {self.max_body_bytes} bytes", status=413)
             data = self.rfile.read(n)
             if len(data) != n:
                 raise CHError(33, "CANNOT_READ_ALL_DATA", "Unexpected end of request body")
@@ -545,6 +578,9 @@ class Handler(BaseHTTPRequestHandler):
             for k, v in params:
                 qp[k] = v  # last wins, like ClickHouse
             query_id = qp.get("query_id") or query_id
+            if not host_allowed(self.headers.get("Host")):
+                self.close_connection = True
+                raise CHError(0, "", "Host not allowed: this endpoint answers loopback names only", status=403)
             try:
                 body = self._read_body()
             except CHError:
@@ -619,6 +655,17 @@ class Handler(BaseHTTPRequestHandler):
         if not text.strip():
             raise CHError(62, "SYNTAX_ERROR", "Empty query")
 
+        # GET is read-only in ClickHouse (readonly=2), and so is any request with readonly=1/2.
+        readonly = qp.get("readonly", "0") not in ("0", "", "false") or self.command in ("GET", "HEAD")
+        if readonly:
+            try:
+                word = first_word(text.decode("utf-8")).upper()
+            except (UnicodeDecodeError, ValueError):
+                word = ""
+            if word not in READ_ONLY_STATEMENTS:
+                why = "a GET request" if self.command in ("GET", "HEAD") else "readonly mode"
+                raise CHError(164, "READONLY", f"Cannot execute {word or 'this statement'} in {why}; use POST without readonly")
+
         database = qp.get("database") or "default"
         default_format = qp.get("default_format") or "TabSeparated"
         settings = {}
@@ -691,7 +738,10 @@ def main(argv=None):
     ap.add_argument("--host", default=os.environ.get("CH_HOST", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("CH_PORT", "8123")))
     ap.add_argument("--data-dir", default=os.environ.get("CH_DATA_DIR", "./data/clickhouse"))
+    ap.add_argument("--max-body-bytes", type=int, default=Handler.max_body_bytes,
+                    help="largest request body accepted (413 above)")
     args = ap.parse_args(argv)
+    Handler.max_body_bytes = args.max_body_bytes
 
     engine = Engine(args.data_dir)
     Handler.engine = engine

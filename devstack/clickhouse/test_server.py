@@ -165,6 +165,51 @@ class ServerTest(unittest.TestCase):
             status, _, body = self.request("GET", path)
             self.assertEqual((status, body), (200, b"Ok.\n"))
 
+    def raw(self, head: bytes, body: bytes = b"") -> bytes:
+        """Sends raw bytes (for headers http.client would not send) and returns the reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            s.sendall(head + body)
+            s.shutdown(socket.SHUT_WR)
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out
+                out += chunk
+
+    def test_foreign_host_header_is_refused(self):
+        """DNS rebinding: a page whose name resolves to 127.0.0.1 sends its own name as Host."""
+        for host in ("evil.example.com", "evil.example.com:8123", "127.0.0.1.nip.io", "10.0.0.1"):
+            status, _, body = self.request("POST", "/", body=b"SELECT 1", headers={"Host": host})
+            self.assertEqual(status, 403, (host, body))
+        for host in ("localhost", f"localhost:{self.port}", f"127.0.0.1:{self.port}", "[::1]:8123", "127.0.0.2"):
+            status, _, body = self.request("POST", "/", body=b"SELECT 1", headers={"Host": host})
+            self.assertEqual((status, body), (200, b"1\n"), host)
+
+    def test_get_runs_only_reads(self):
+        for sql in ("CREATE DATABASE t_get_forbidden", "DROP DATABASE IF EXISTS default", "INSERT INTO t VALUES (1)"):
+            status, resp, body = self.request("GET", "/", params={"query": sql})
+            self.assertEqual(status, 403, (sql, body))
+            self.assertEqual(resp.getheader("X-ClickHouse-Exception-Code"), "164")
+        self.assertEqual(self.q("SELECT count() FROM system.databases WHERE name = 't_get_forbidden'"), b"0\n")
+        status, _, body = self.request("GET", "/", params={"query": "SELECT 2"})
+        self.assertEqual((status, body), (200, b"2\n"))
+
+    def test_readonly_is_honoured(self):
+        self.q("CREATE DATABASE IF NOT EXISTS t_ro")
+        self.q("CREATE TABLE IF NOT EXISTS t_ro.t (x UInt8) ENGINE = MergeTree ORDER BY x")
+        for ro in ("1", "2"):
+            status, _, body = self.request("POST", "/", body=b"INSERT INTO t_ro.t VALUES (1)", params={"readonly": ro})
+            self.assertEqual(status, 403, body)
+        self.assertEqual(self.q("SELECT count() FROM t_ro.t"), b"0\n")
+        self.assertEqual(self.q("SELECT 3", readonly="1"), b"3\n")
+
+    def test_oversized_content_length_is_refused_unread(self):
+        reply = self.raw(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000000\r\n\r\n", b"SELECT 1")
+        self.assertTrue(reply.startswith(b"HTTP/1.1 413"), reply[:200])
+        reply = self.raw(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n", b"ffffffffff\r\nSELECT 1\r\n0\r\n\r\n")
+        self.assertTrue(reply.startswith(b"HTTP/1.1 413"), reply[:200])
+
     def test_get_query_and_default_format(self):
         status, resp, body = self.request("GET", "/", params={"query": "SELECT 1 AS x, 'a' AS y"})
         self.assertEqual(status, 200)

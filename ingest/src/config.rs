@@ -1,5 +1,6 @@
 //! ingest configuration: defaults that run against the local stack.
 
+use normalizer::providers::limits::EdgeLimits;
 use normalizer::providers::TenantCredentials;
 use runtime::kafka::KafkaConfig;
 use serde::{Deserialize, Serialize};
@@ -8,20 +9,36 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Kafka settings; `kafka.message_max_bytes` bounds every stored request (see `max_body_bytes`).
     pub kafka: KafkaConfig,
-    /// Address the HTTP edge listens on (also serves `/healthz` and `/metrics`).
+    /// Address the public HTTP edge listens on (provider routes and `/healthz`).
     pub listen_addr: String,
+    /// Address of the admin listener: `/metrics` and `/healthz`. Keep it off the public network.
+    pub admin_addr: String,
     /// Topic raw envelopes are written to.
     pub raw_topic: String,
     /// Create the raw topic at start if missing.
     pub create_topics: bool,
-    /// Largest accepted request body.
+    /// Largest accepted request body. Must leave `envelope_reserve_bytes` room under
+    /// `kafka.message_max_bytes` (checked at startup): a body the broker could not store is
+    /// refused with 413 at once, never retried.
     pub max_body_bytes: usize,
+    /// Room kept under `kafka.message_max_bytes` for what the raw envelope adds to the body
+    /// (URL, kept headers, ids, Kafka key and record framing). A request whose envelope still
+    /// does not fit is refused with 413.
+    pub envelope_reserve_bytes: usize,
     /// Longest wait for Kafka's acknowledgement before answering 503.
     pub store_timeout_ms: u64,
-    /// SNS signing certificates served from local files instead of fetched over HTTPS
-    /// (certificate URL → PEM path). For tests and air-gapped setups; empty in production.
-    pub sns_certificate_files: BTreeMap<String, String>,
+    /// Longest time a client may take to send a request's headers; the connection is closed after.
+    pub header_read_timeout_ms: u64,
+    /// Longest time for a whole request (reading the body, verifying, storing); 408 after.
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; more are answered 503 with `Retry-After` at once.
+    pub max_concurrent_requests: usize,
+    /// Open client connections at most; further connections wait in the listen backlog.
+    pub max_connections: usize,
+    /// Bounds on what one request may carry (items, form fields, attribution sizes).
+    pub limits: EdgeLimits,
     /// Tenants and their provider secrets, by tenant id.
     pub tenants: BTreeMap<String, TenantCredentials>,
 }
@@ -31,12 +48,91 @@ impl Default for Config {
         Config {
             kafka: KafkaConfig::default(),
             listen_addr: "127.0.0.1:8080".into(),
+            admin_addr: "127.0.0.1:9100".into(),
             raw_topic: schemas::topics::RAW.into(),
             create_topics: true,
-            max_body_bytes: 5 * 1024 * 1024,
+            max_body_bytes: 960 * 1024,
+            envelope_reserve_bytes: 16 * 1024,
             store_timeout_ms: 6000,
-            sns_certificate_files: BTreeMap::new(),
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_concurrent_requests: 256,
+            max_connections: 4096,
+            limits: EdgeLimits::default(),
             tenants: BTreeMap::new(),
         }
+    }
+}
+
+impl Config {
+    /// Refuses a configuration that cannot work safely: a body limit the broker could not store,
+    /// zero limits, tenants with empty secrets or an SNS route without a topic pin. Warns about
+    /// settings that weaken verification.
+    pub fn validate(&self) -> Result<(), String> {
+        let room = self.kafka.message_max_bytes.saturating_sub(self.envelope_reserve_bytes);
+        if self.max_body_bytes > room {
+            return Err(format!(
+                "max_body_bytes ({}) + envelope_reserve_bytes ({}) exceed kafka.message_max_bytes ({}): lower max_body_bytes \
+                 or raise kafka.message_max_bytes (and the broker's limit)",
+                self.max_body_bytes, self.envelope_reserve_bytes, self.kafka.message_max_bytes
+            ));
+        }
+        for (name, v) in [
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("store_timeout_ms", self.store_timeout_ms),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("max_concurrent_requests", self.max_concurrent_requests as u64),
+            ("max_connections", self.max_connections as u64),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be greater than 0"));
+            }
+        }
+        self.limits.validate()?;
+        for (tenant, creds) in &self.tenants {
+            if tenant.trim().is_empty() {
+                return Err("a tenant id is empty".into());
+            }
+            creds.validate().map_err(|e| format!("tenants.{tenant}: {e}"))?;
+            for warning in creds.warnings() {
+                tracing::warn!(message = "INSECURE tenant setting.", tenant = %tenant, warning);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    /// The body limit is checked against the producer's record limit: a configuration whose
+    /// largest body could never be stored is refused at startup.
+    #[test]
+    fn body_limit_must_fit_the_record_limit() {
+        let mut c = Config::default();
+        c.max_body_bytes = c.kafka.message_max_bytes;
+        assert!(c.validate().unwrap_err().contains("message_max_bytes"));
+        c.kafka.message_max_bytes = 10 * 1024 * 1024;
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn empty_secrets_and_unpinned_sns_are_refused() {
+        let mut c = Config::default();
+        c.tenants.insert("acme".into(), TenantCredentials { api_key: Some("  ".into()), ..Default::default() });
+        assert!(c.validate().unwrap_err().contains("api_key"));
+        c.tenants.insert("acme".into(), TenantCredentials { ses_verify_signature: Some(true), ..Default::default() });
+        assert!(c.validate().unwrap_err().contains("ses_topic_arn"));
+        c.tenants.insert("acme".into(), TenantCredentials { ses_topic_arn: vec!["arn:aws:sns:us-east-1:1:t".into()], ..Default::default() });
+        c.validate().unwrap();
+        c.tenants.insert("acme".into(), TenantCredentials { ses_accept_any_topic: Some(true), ..Default::default() });
+        c.validate().unwrap();
     }
 }

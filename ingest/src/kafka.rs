@@ -1,7 +1,7 @@
 //! The raw-record sink: one Kafka message per accepted request, acknowledged by
 //! all in-sync replicas (acks=all, idempotent producer) before the request is answered.
 
-use runtime::kafka::{KafkaConfig, ReplaceableProducer};
+use runtime::kafka::{KafkaConfig, ReplaceableProducer, SendError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +9,9 @@ pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 
 /// Where accepted requests go. A trait so routes can be tested without a broker.
 pub trait RawSink: Send + Sync + 'static {
-    /// Resolves once the record is durably stored, or fails within `timeout`.
-    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), String>>;
+    /// Resolves once the record is durably stored, or fails within `timeout`; a failure that is
+    /// not [`SendError::retriable`] means the record can never be stored.
+    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), SendError>>;
 }
 
 /// The Kafka sink.
@@ -30,7 +31,7 @@ impl KafkaSink {
 }
 
 impl RawSink for Arc<KafkaSink> {
-    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), String>> {
+    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), SendError>> {
         let this = self.clone();
         Box::pin(async move { this.producer.send(&this.topic, &key, &payload, timeout).await })
     }

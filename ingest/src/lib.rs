@@ -4,15 +4,19 @@
 //!
 //! # Layout
 //! * `certificates`: where SNS signing certificates come from.
-//! * `config`: the service configuration (listen address, topics, tenants' secrets).
+//! * `config`: the service configuration (listen and admin addresses, limits, topics, tenants' secrets).
 //! * `kafka`: the raw-record sink (an idempotent producer, replaced if it turns fatal).
-//! * `error`: why a request is refused, as HTTP status and reason.
+//! * `error`: why a request is refused, as a bounded code and the reply the caller sees.
+//! * `problem`: error replies as RFC 9457 problem details.
+//! * `server`: the public listener (header-read timeout, connection cap, draining).
 //! * `routes`: `webhooks` (provider callbacks), `sender` (the sender's own records and push results), `accept` (the shared verify → store flow).
 
 pub mod certificates;
 pub mod config;
 pub mod error;
 pub mod kafka;
+pub mod problem;
 pub mod routes;
+pub mod server;
 
 pub use routes::{app, AppState};

@@ -22,23 +22,25 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     runtime::telemetry::init_tracing();
     let cfg: Config = runtime::config::load(cli.config.as_deref())?;
-    ingest::certificates::install(cfg.sns_certificate_files.clone());
+    cfg.validate().map_err(anyhow::Error::msg).context("invalid ingest configuration")?;
+    ingest::certificates::install();
+    normalizer::providers::limits::install(cfg.limits.clone());
     let shutdown = runtime::shutdown::on_signal();
     if cfg.create_topics {
         cfg.kafka.ensure_topics(&[&cfg.raw_topic], &[]).await.context("creating the raw topic")?;
     }
     let sink = Arc::new(KafkaSink::new(cfg.kafka.clone(), cfg.raw_topic.clone())?);
     let health = runtime::telemetry::Health::default();
+    let admin = tokio::spawn(runtime::telemetry::serve_admin(cfg.admin_addr.clone(), health.clone(), shutdown.clone()));
     let state = AppState { config: Arc::new(cfg.clone()), sink: Arc::new(sink.clone()) };
     let listener = tokio::net::TcpListener::bind(&cfg.listen_addr).await.with_context(|| format!("binding {}", cfg.listen_addr))?;
-    tracing::info!(message = "ingest listening.", addr = %cfg.listen_addr, tenants = cfg.tenants.len());
+    tracing::info!(message = "ingest listening.", addr = %cfg.listen_addr, admin_addr = %cfg.admin_addr, tenants = cfg.tenants.len());
     health.set_ready(true);
-    let stop = shutdown.clone();
-    axum::serve(listener, app(state, health.clone()))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
+    ingest::server::serve(listener, app(state, health.clone()), &cfg, shutdown.clone()).await;
     health.set_ready(false);
     sink.flush(Duration::from_secs(10));
+    shutdown.cancel();
+    admin.await.context("admin listener")?.context("admin listener")?;
     tracing::info!(message = "ingest stopped.");
     Ok(())
 }

@@ -20,6 +20,10 @@ pub struct KafkaConfig {
     pub session_timeout_ms: u32,
     /// How long a produce may take, including retries, before it is reported failed.
     pub message_timeout_ms: u32,
+    /// Largest record the producer sends (librdkafka `message.max.bytes`: key, value and record
+    /// overhead). Keep it at or under the broker's `message.max.bytes` / the topic's
+    /// `max.message.bytes`; ingest derives its largest accepted request from it.
+    pub message_max_bytes: usize,
     /// Partitions for topics this service creates.
     pub partitions: i32,
     /// Replication factor for topics this service creates.
@@ -34,6 +38,7 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             session_timeout_ms: 6000,
             message_timeout_ms: 5000,
+            message_max_bytes: DEFAULT_MESSAGE_MAX_BYTES,
             partitions: 4,
             replication: 1,
             extra: BTreeMap::new(),
@@ -41,7 +46,20 @@ impl Default for KafkaConfig {
     }
 }
 
+/// librdkafka's own default for `message.max.bytes`, under Kafka's broker default (1048588).
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Bytes a record needs beyond its key and value (record batch header, record framing, headers);
+/// generous for one record per batch.
+pub const RECORD_OVERHEAD_BYTES: usize = 512;
+
 impl KafkaConfig {
+    /// Whether a record of this key and value fits `message_max_bytes` (checked before sending,
+    /// so a record the producer or broker would refuse forever is never queued).
+    pub fn fits(&self, key_len: usize, value_len: usize) -> bool {
+        key_len.saturating_add(value_len).saturating_add(RECORD_OVERHEAD_BYTES) <= self.message_max_bytes
+    }
+
     fn base(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
@@ -57,6 +75,7 @@ impl KafkaConfig {
         c.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
+            .set("message.max.bytes", self.message_max_bytes.to_string())
             .set("linger.ms", "2")
             .set("compression.type", "none");
         c.create()
@@ -153,16 +172,27 @@ impl ReplaceableProducer {
     }
 
     /// Sends one record and waits for its acknowledgement (acks=all), at most `timeout`.
-    pub async fn send(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), String> {
+    /// A record the broker will never take ([`SendError::retriable`] false: too large, invalid)
+    /// fails without replacing the producer: the fault is the record's, not the producer's.
+    pub async fn send(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), SendError> {
         use rdkafka::producer::FutureRecord;
+        if !self.config.fits(key.len(), payload.len()) {
+            return Err(SendError::too_large(key.len() + payload.len(), self.config.message_max_bytes));
+        }
         let producer = self.get();
         let record = FutureRecord::to(topic).key(key).payload(payload);
         let error = match tokio::time::timeout(timeout, producer.send(record, timeout)).await {
             Ok(Ok(_)) => return Ok(()),
-            Ok(Err((e, _))) => e.to_string(),
-            Err(_) => format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()),
+            Ok(Err((e, _))) => SendError::from_kafka(&e),
+            Err(_) => SendError {
+                retriable: true,
+                code: None,
+                message: format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()),
+            },
         };
-        self.replace(&producer, &error);
+        if error.retriable {
+            self.replace(&producer, &error.message);
+        }
         Err(error)
     }
 
@@ -170,5 +200,99 @@ impl ReplaceableProducer {
     pub fn flush(&self, timeout: Duration) {
         use rdkafka::producer::Producer;
         let _ = self.get().flush(timeout);
+    }
+}
+
+/// Why a record was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    /// False when sending the same record again can never succeed (it is too large or invalid):
+    /// the caller must not retry it, but refuse it (ingest: 413) or dead-letter it.
+    pub retriable: bool,
+    /// librdkafka's error code; `None` for a timeout or a record refused before sending.
+    pub code: Option<RDKafkaErrorCode>,
+    /// For logs only (it names Kafka internals): never put it in a reply.
+    pub message: String,
+}
+
+impl SendError {
+    fn too_large(record_bytes: usize, max: usize) -> Self {
+        SendError {
+            retriable: false,
+            code: Some(RDKafkaErrorCode::MessageSizeTooLarge),
+            message: format!("record of {record_bytes} bytes (+{RECORD_OVERHEAD_BYTES} overhead) exceeds message_max_bytes {max}"),
+        }
+    }
+
+    fn from_kafka(e: &rdkafka::error::KafkaError) -> Self {
+        let code = e.rdkafka_error_code();
+        let retriable = !code.is_some_and(is_record_fault);
+        SendError { retriable, code, message: e.to_string() }
+    }
+
+    /// The record is larger than the producer or the broker accepts.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self.code, Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge | RDKafkaErrorCode::InvalidMessageSize))
+            && !self.retriable
+    }
+
+    /// Bounded code for metric labels.
+    pub fn code_name(&self) -> &'static str {
+        match self.code {
+            None if self.retriable => "timeout",
+            _ if self.is_too_large() => "too_large",
+            _ if !self.retriable => "invalid_record",
+            _ => "kafka_error",
+        }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Errors about the record itself, which no retry, new producer or broker recovery can fix.
+fn is_record_fault(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidRecord
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_faults_are_not_retriable() {
+        let e = SendError::from_kafka(&rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge));
+        assert!(!e.retriable && e.is_too_large());
+        let e = SendError::from_kafka(&rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord));
+        assert!(!e.retriable && !e.is_too_large());
+        assert_eq!(e.code_name(), "invalid_record");
+        let e = SendError::from_kafka(&rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::BrokerTransportFailure));
+        assert!(e.retriable);
+        let e = SendError::from_kafka(&rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas));
+        assert!(e.retriable);
+    }
+
+    /// A record over `message_max_bytes` is refused before it is queued, as not retriable, and
+    /// without needing a broker (nothing listens on the configured address).
+    #[tokio::test]
+    async fn oversized_record_is_refused_without_sending() {
+        let config = KafkaConfig { brokers: "127.0.0.1:1".into(), message_max_bytes: 10_000, ..Default::default() };
+        let producer = ReplaceableProducer::new(config.clone()).unwrap();
+        let payload = vec![0u8; 10_000];
+        let e = producer.send("t", "k", &payload, Duration::from_millis(200)).await.unwrap_err();
+        assert!(e.is_too_large() && !e.retriable, "{e:?}");
+        assert!(config.fits(1, 10_000 - RECORD_OVERHEAD_BYTES - 1));
+        assert!(!config.fits(1, 10_000 - RECORD_OVERHEAD_BYTES));
     }
 }

@@ -45,13 +45,14 @@ impl Secrets {
         B64.encode(der.as_bytes())
     }
 
-    /// An ingest config for `tenant` holding these secrets; SNS certificates of the
-    /// test signing key are served from the committed test certificate.
+    /// An ingest config for `tenant` holding these secrets. SES via SNS is pinned to the topics
+    /// of the SNS fixtures, with signature checking off: the samples are signed with the
+    /// committed test key, which no running ingest trusts (ingest warns about this at startup).
     pub fn ingest_toml(&self, tenant: &str, ingest_url: &str) -> String {
         format!(
-            "[sns_certificate_files]\n\
-             \"{TEST_CERT_URL}\" = \"{}\"\n\n\
-             [tenants.{tenant}]\n\
+            "[tenants.{tenant}]\n\
+             ses_topic_arn = [{}]\n\
+             ses_verify_signature = false\n\
              api_key = \"{}\"\n\
              sendgrid_public_key = \"{}\"\n\
              mailgun_signing_key = \"{}\"\n\
@@ -60,7 +61,7 @@ impl Secrets {
              postmark_password = \"{}\"\n\
              twilio_auth_token = \"{}\"\n\
              twilio_public_url = \"{ingest_url}/webhooks/twilio/{tenant}\"\n",
-            ses_fixture_path("test_signing_cert.pem").display(),
+            SNS_FIXTURE_TOPICS.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", "),
             self.api_key,
             self.sendgrid_public_key_b64(),
             self.mailgun_signing_key,
@@ -71,6 +72,9 @@ impl Secrets {
         )
     }
 }
+
+/// The SNS topics of the SES fixtures (notifications, and the subscription confirmation).
+pub const SNS_FIXTURE_TOPICS: [&str; 2] = ["arn:aws:sns:us-east-1:123456789012:ses-events", "arn:aws:sns:us-west-2:123456789012:MyTopic"];
 
 /// One request to make.
 #[derive(Debug, Clone)]
@@ -181,8 +185,9 @@ fn json_refreshed(body: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Where the SNS test certificate claims to live (an allowed SNS host); ingest maps it to a file.
-pub const TEST_CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-sendtrace-test.pem";
+/// Where the SNS test certificate claims to live. No running ingest serves it: the samples go to
+/// tenants with SNS signature checking off, and in-process tests install their own source.
+pub const TEST_CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-00000000000000000000000000000000.pem";
 
 fn ses_fixture_path(name: &str) -> PathBuf {
     fixtures_dir("ses").canonicalize().unwrap_or_else(|_| fixtures_dir("ses")).join(name)

@@ -152,7 +152,8 @@ pub struct Pipeline {
     /// Extra environment for the aggregator (e.g. a ClickHouse URL through a proxy, batch sizes).
     pub aggregator_env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
-    ports: (u16, u16, u16),
+    /// ingest, normalizer admin, aggregator admin, ingest admin.
+    ports: (u16, u16, u16, u16),
 }
 
 impl Pipeline {
@@ -192,7 +193,7 @@ impl Pipeline {
             ingest_config,
             aggregator_env: Vec::new(),
             _dir: dir,
-            ports: (free_port(), free_port(), free_port()),
+            ports: (free_port(), free_port(), free_port(), free_port()),
         };
         let mut p = p;
         p.ingest_url = format!("http://127.0.0.1:{}", p.ports.0);
@@ -232,11 +233,19 @@ impl Pipeline {
             })
             .collect();
         match service {
-            "ingest" => env.push(("SENDTRACE_LISTEN_ADDR".into(), format!("127.0.0.1:{}", self.ports.0))),
+            "ingest" => {
+                env.push(("SENDTRACE_LISTEN_ADDR".into(), format!("127.0.0.1:{}", self.ports.0)));
+                env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{}", self.ports.3)));
+            }
             "normalizer" => env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{}", self.ports.1))),
             _ => env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{}", self.ports.2))),
         }
         env
+    }
+
+    /// Admin port (`/metrics`, `/healthz`) of ingest.
+    pub fn ingest_admin_port(&self) -> u16 {
+        self.ports.3
     }
 
     /// Admin ports (`/metrics`, `/healthz`) of the normalizer and the aggregator.

@@ -42,7 +42,7 @@ fn compose_file_is_consistent() {
             if let Some(key) = k.strip_prefix("SENDTRACE_") {
                 let top = key.split("__").next().unwrap().to_ascii_lowercase();
                 let allowed: &[&str] = match svc {
-                    "ingest" => &["kafka", "listen_addr", "raw_topic", "tenants", "log_json"],
+                    "ingest" => &["kafka", "listen_addr", "admin_addr", "raw_topic", "tenants", "log_json"],
                     "normalizer" => &["kafka", "admin_addr", "raw_topic", "events_topic", "mapping", "log_json"],
                     _ => &["kafka", "clickhouse", "admin_addr", "events_topic", "log_json"],
                 };
@@ -51,4 +51,34 @@ fn compose_file_is_consistent() {
         }
     }
     assert_eq!(v["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"].as_str(), Some("broker,controller"), "KRaft");
+}
+
+/// Secrets come from the environment, never from defaults in the file: ClickHouse has a
+/// password (required), publishes no port, and ingest's API key is required from the environment.
+#[test]
+fn compose_file_has_no_default_secrets_and_no_published_database() {
+    let v = compose();
+    let services = &v["services"];
+    let required = |value: &serde_yaml::Value, var: &str| {
+        let s = value.as_str().unwrap_or_default();
+        assert!(s.starts_with(&format!("${{{var}:?")), "`{s}` must require ${var} from the environment");
+    };
+    required(&services["clickhouse"]["environment"]["CLICKHOUSE_PASSWORD"], "CLICKHOUSE_PASSWORD");
+    for svc in ["migrate", "aggregator"] {
+        required(&services[svc]["environment"]["SENDTRACE_CLICKHOUSE__PASSWORD"], "CLICKHOUSE_PASSWORD");
+    }
+    assert!(services["clickhouse"].get("ports").is_none(), "ClickHouse publishes no port by default");
+    let ingest_env = services["ingest"]["environment"].as_mapping().unwrap();
+    let key = ingest_env.iter().find(|(k, _)| k.as_str().is_some_and(|k| k.ends_with("__API_KEY"))).expect("an API key from the environment");
+    assert!(key.1.as_str().unwrap().starts_with("${") && key.1.as_str().unwrap().contains(":?"), "{:?}", key.1);
+    let ports: Vec<String> = services["ingest"]["ports"].as_sequence().unwrap().iter().filter_map(|p| p.as_str().map(str::to_string)).collect();
+    assert!(ports.iter().all(|p| !p.contains("9100")), "the admin listener is not published: {ports:?}");
+
+    // deploy/ingest.toml: no secret set in the file (no `change-me`), and it parses as ingest's config.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/ingest.toml")).unwrap();
+    let cfg: toml::Value = toml::from_str(&text).expect("valid TOML");
+    for (tenant, creds) in cfg["tenants"].as_table().unwrap() {
+        assert!(creds.as_table().unwrap().is_empty(), "tenants.{tenant}: secrets belong in the environment");
+    }
+    assert!(!text.contains("change-me"));
 }

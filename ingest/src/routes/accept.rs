@@ -9,7 +9,7 @@ use normalizer::providers::{registry, RawRequest};
 use schemas::{ProviderId, RawEnvelope};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// One request to accept.
 pub struct Incoming<'a> {
@@ -50,24 +50,29 @@ async fn verify_and_store(
     req: &Incoming<'_>,
     provider: &dyn normalizer::providers::Provider,
 ) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
-    let creds = state
-        .config
-        .tenants
-        .get(req.tenant)
-        .ok_or_else(|| IngestError::UnknownTenant(req.tenant.to_string()))?;
+    // An unknown tenant goes through the same checks with no credentials, so its reply is the
+    // one a known tenant gets for wrong credentials (no tenant enumeration).
+    let known = state.config.tenants.get(req.tenant);
+    let creds = known.cloned().unwrap_or_default();
     let all_headers = lower_headers(req.headers);
     let now_ms = chrono::Utc::now().timestamp_millis();
     // Verification may fetch a certificate (blocking, once per URL): keep it off the async workers.
-    let (id, tenant, url, headers, body, creds) =
-        (req.provider, req.tenant.to_string(), req.url.clone(), all_headers.clone(), req.body.clone(), creds.clone());
+    let (id, tenant, url, headers, body) = (req.provider, req.tenant.to_string(), req.url.clone(), all_headers.clone(), req.body.clone());
     let verified = tokio::task::spawn_blocking(move || {
         let raw_req = RawRequest { tenant: &tenant, url: &url, headers: &headers, body: &body, now_ms };
         registry(id).verify(&raw_req, &creds)
     })
     .await
-    .map_err(|e| IngestError::NotStored(format!("verification task failed: {e}")))??;
+    .map_err(|e| IngestError::NotStored(format!("verification task failed: {e}")))?;
+    let verified = match (known, verified) {
+        (Some(_), v) => v?,
+        (None, Err(e)) if !e.is_authentication_failure() => return Err(e.into()),
+        (None, _) => return Err(IngestError::UnknownTenant),
+    };
     if let Some(note) = &verified.control {
-        info!(message = "Control message received; recorded, no delivery events.", note = %note);
+        // The note may carry a SubscribeURL (a token that confirms the subscription): debug only.
+        info!(message = "Control message received; recorded, no delivery events.");
+        debug!(message = "Control message.", note = %note);
         metrics::counter!("sendtrace_ingest_control_messages_total", "provider" => req.provider.as_str()).increment(1);
     }
     let kept: BTreeMap<String, String> = all_headers
@@ -88,7 +93,17 @@ async fn verify_and_store(
     };
     let payload = schemas::avro::encode_raw(&envelope).map_err(|e| IngestError::NotStored(e.to_string()))?;
     let key = format!("{}/{}", req.tenant, verified.partition_key);
+    // Checked here too (the producer checks again): a record the broker can never take is the
+    // caller's to shrink (413), not a reason to answer 503 and be retried forever.
+    let kafka = &state.config.kafka;
+    if !kafka.fits(key.len(), payload.len()) {
+        return Err(IngestError::TooLarge { record_bytes: key.len() + payload.len(), limit_bytes: kafka.message_max_bytes });
+    }
     let timeout = Duration::from_millis(state.config.store_timeout_ms);
-    state.sink.store(key, payload, timeout).await.map_err(IngestError::NotStored)?;
+    state.sink.store(key, payload, timeout).await.map_err(|e| match e {
+        e if e.is_too_large() => IngestError::TooLarge { record_bytes: req.body.len(), limit_bytes: kafka.message_max_bytes },
+        e if !e.retriable => IngestError::RecordRefused(e.message),
+        e => IngestError::NotStored(e.message),
+    })?;
     Ok((StatusCode::OK, Json(serde_json::json!({ "stored": true, "request_id": request_id }))))
 }

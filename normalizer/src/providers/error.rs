@@ -23,6 +23,8 @@ pub enum VerifyError {
     WrongTopic(String),
     #[error("malformed request: {0}")]
     Malformed(String),
+    #[error("request already received (its signature token was used before)")]
+    Replayed,
 }
 
 impl VerifyError {
@@ -39,7 +41,22 @@ impl VerifyError {
             VerifyError::CertificateUnavailable(_) => "certificate_unavailable",
             VerifyError::WrongTopic(_) => "wrong_topic",
             VerifyError::Malformed(_) => "malformed",
+            VerifyError::Replayed => "replayed",
         }
+    }
+
+    /// The request did not authenticate as the tenant (no credentials configured, wrong ones,
+    /// a bad signature, a foreign topic or certificate). ingest answers all of these, and an
+    /// unknown tenant, alike, so replies do not tell which tenants exist or what they configured.
+    pub fn is_authentication_failure(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::NotConfigured
+                | VerifyError::BadCredentials
+                | VerifyError::BadSignature
+                | VerifyError::WrongTopic(_)
+                | VerifyError::CertificateNotAllowed(_)
+        )
     }
 
     /// 401 when credentials are missing or wrong, 403 when the request is refused for what it says,

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod error;
 pub mod apns;
 pub mod fcm;
+pub mod limits;
 pub mod mailgun;
 pub mod postmark;
 pub mod resend;

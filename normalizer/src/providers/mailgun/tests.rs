@@ -106,7 +106,10 @@ const KEY: &str = "key-acme-signing";
 /// A fixture re-signed as Mailgun would sign it now.
 fn signed_body(name: &str, key: &str, timestamp: i64) -> Vec<u8> {
     let mut v: Value = serde_json::from_slice(&fixture(name)).unwrap();
-    let token = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0";
+    // A fresh token per body, as Mailgun sends: a token is accepted once (replays are refused).
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let token = format!("a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3{:03}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let token = token.as_str();
     let signature = hex::encode(hmac_sha256(key.as_bytes(), &[timestamp.to_string().as_bytes(), token.as_bytes()]));
     v["signature"] = json!({"timestamp": timestamp.to_string(), "token": token, "signature": signature});
     serde_json::to_vec(&v).unwrap()
@@ -133,7 +136,7 @@ fn a_signed_request_is_accepted_and_keyed_by_message() {
     let ok = verify_body(&body, &creds(KEY)).unwrap();
     assert_eq!(ok, Verified { partition_key: "20180622182958.1.48906CB188F1A454@exmple.org".into(), control: None });
     // A numeric timestamp is signed as its decimal text.
-    let mut v: Value = serde_json::from_slice(&body).unwrap();
+    let mut v: Value = serde_json::from_slice(&signed_body("delivered.json", KEY, NOW_SECS)).unwrap();
     v["signature"]["timestamp"] = json!(NOW_SECS);
     assert!(verify_body(&serde_json::to_vec(&v).unwrap(), &creds(KEY)).is_ok());
 }
@@ -193,4 +196,28 @@ fn unconfigured_tenants_and_unreadable_bodies_are_refused() {
     let mut v: Value = serde_json::from_slice(&body).unwrap();
     v["signature"]["timestamp"] = json!("yesterday");
     assert!(matches!(verify_body(&serde_json::to_vec(&v).unwrap(), &creds(KEY)), Err(VerifyError::Malformed(_))));
+}
+
+/// Mailgun's signature does not cover `event-data`: a token already accepted is refused when it
+/// comes again within its window, with the same or another body; other tenants are apart.
+#[test]
+fn replayed_tokens_are_refused() {
+    let body = signed_body("delivered.json", KEY, NOW_SECS);
+    assert!(verify_body(&body, &creds(KEY)).is_ok());
+    assert_refused(verify_body(&body, &creds(KEY)), VerifyError::Replayed, 403);
+    let mut forged: Value = serde_json::from_slice(&body).unwrap();
+    forged["event-data"]["recipient"] = json!("someone-else@example.com");
+    assert_refused(verify_body(&serde_json::to_vec(&forged).unwrap(), &creds(KEY)), VerifyError::Replayed, 403);
+    let headers = BTreeMap::new();
+    let other = RawRequest { tenant: "globex", url: "/webhooks/mailgun/globex", headers: &headers, body: &body, now_ms: NOW_SECS * 1000 };
+    assert!(Mailgun.verify(&other, &creds(KEY)).is_ok(), "tokens are remembered per tenant");
+}
+
+/// Before the signature check only the `signature` object is read: an `event-data` that is not
+/// even an object does not stop verification (and is left to the normalizer).
+#[test]
+fn event_data_is_not_parsed_before_the_check() {
+    let mut v: Value = serde_json::from_slice(&signed_body("delivered.json", KEY, NOW_SECS)).unwrap();
+    v["event-data"] = json!([1, [2, [3]], "x"]);
+    assert!(verify_body(&serde_json::to_vec(&v).unwrap(), &creds(KEY)).is_ok());
 }

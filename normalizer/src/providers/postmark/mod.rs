@@ -41,10 +41,10 @@ impl Provider for Postmark {
 
 /// `Authorization: Basic base64(user:password)` against the tenant's Postmark credentials.
 pub fn check_basic_auth(header: Option<&str>, creds: &TenantCredentials) -> Result<(), VerifyError> {
+    let header = header.ok_or(VerifyError::MissingHeader(HEADER_AUTHORIZATION))?.trim();
     let (Some(user), Some(password)) = (creds.postmark_user.as_deref(), creds.postmark_password.as_deref()) else {
         return Err(VerifyError::NotConfigured);
     };
-    let header = header.ok_or(VerifyError::MissingHeader(HEADER_AUTHORIZATION))?.trim();
     let (scheme, encoded) = header.split_once(' ').ok_or(VerifyError::BadCredentials)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(VerifyError::BadCredentials);

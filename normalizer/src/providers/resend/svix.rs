@@ -17,11 +17,6 @@ pub const HEADER_SIGNATURE: &str = "svix-signature";
 
 /// Checks the Svix headers; returns the message id (`svix-id`).
 pub fn verify<'r>(req: &RawRequest<'r>, creds: &TenantCredentials) -> Result<&'r str, VerifyError> {
-    let secret = creds.resend_secret.as_deref().ok_or(VerifyError::NotConfigured)?;
-    let key = secret_key(secret).ok_or_else(|| {
-        tracing::warn!(message = "Resend webhook secret is not a `whsec_` base64 secret.", tenant = req.tenant);
-        VerifyError::NotConfigured
-    })?;
     let headers = req.headers;
     let header = |name: &'static str| headers.get(name).map(String::as_str).ok_or(VerifyError::MissingHeader(name));
     let id = header(HEADER_ID)?;
@@ -32,6 +27,12 @@ pub fn verify<'r>(req: &RawRequest<'r>, creds: &TenantCredentials) -> Result<&'r
         .parse()
         .map_err(|_| VerifyError::Malformed(format!("`{HEADER_TIMESTAMP}` is not a number of seconds")))?;
     check_timestamp(timestamp_secs, req.now_ms, DEFAULT_TOLERANCE_SECS)?;
+    // The secret is looked up after the checks any tenant would fail alike (no tenant enumeration).
+    let secret = creds.resend_secret.as_deref().ok_or(VerifyError::NotConfigured)?;
+    let key = secret_key(secret).ok_or_else(|| {
+        tracing::warn!(message = "Resend webhook secret is not a `whsec_` base64 secret.", tenant = req.tenant);
+        VerifyError::NotConfigured
+    })?;
     let expected = hmac_sha256(&key, &[id.as_bytes(), b".", timestamp.as_bytes(), b".", req.body]);
     let matches = signatures
         .split_whitespace()

@@ -15,7 +15,7 @@ pub mod records;
 
 use super::signature::{check_api_key, API_KEY_HEADER};
 use super::{EventDraft, NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
-use items::parse_batch;
+use items::{parse_batch, parse_batch_within};
 use schemas::ids;
 use schemas::{Event, ProviderId};
 
@@ -61,9 +61,10 @@ impl Provider for Sender {
     fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
         check_api_key(req.header(API_KEY_HEADER), creds.api_key.as_deref())?;
         let route = Route::of_path(req.url).ok_or_else(|| VerifyError::Malformed(format!("not a sender route: {}", req.url)))?;
+        let limits = super::limits::current();
         let first_message = match route {
-            Route::Sends => parse_batch::<records::SendRecord>(req.body)?.first().map(|r| r.provider_message_id.clone()),
-            Route::Events => parse_batch::<app_events::AppEvent>(req.body)?.first().map(|e| e.provider_message_id.clone()),
+            Route::Sends => parse_batch_within::<records::SendRecord>(req.body, &limits)?.first().map(|r| r.provider_message_id.clone()),
+            Route::Events => parse_batch_within::<app_events::AppEvent>(req.body, &limits)?.first().map(|e| e.provider_message_id.clone()),
         };
         Ok(Verified { partition_key: first_message.unwrap_or_else(|| req.tenant.to_string()), control: None })
     }

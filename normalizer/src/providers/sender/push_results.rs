@@ -83,7 +83,7 @@ impl Outcome {
 /// API key, then the shape of every item.
 pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
     check_api_key(req.header(API_KEY_HEADER), creds.api_key.as_deref())?;
-    let results = parse_batch::<PushResult>(req.body)?;
+    let results = items::parse_batch_within::<PushResult>(req.body, &crate::providers::limits::current())?;
     let partition_key = results.first().map_or_else(|| req.tenant.to_string(), |r| r.message_id.clone());
     Ok(Verified { partition_key, control: None })
 }

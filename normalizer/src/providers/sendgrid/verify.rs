@@ -15,12 +15,6 @@ pub const HEADER_TIMESTAMP: &str = "x-twilio-email-event-webhook-timestamp";
 
 /// Checks the signature headers against the body with the tenant's verification key.
 pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<(), VerifyError> {
-    let configured = creds.sendgrid_public_key.as_deref().ok_or(VerifyError::NotConfigured)?;
-    let key = public_key(configured).ok_or_else(|| {
-        // A configuration fault, not the caller's: say so in the logs, refuse like a missing key.
-        tracing::warn!(message = "SendGrid verification key is not a P-256 public key.", tenant = req.tenant);
-        VerifyError::NotConfigured
-    })?;
     let signature = req.header(HEADER_SIGNATURE).ok_or(VerifyError::MissingHeader(HEADER_SIGNATURE))?;
     let timestamp = req.header(HEADER_TIMESTAMP).ok_or(VerifyError::MissingHeader(HEADER_TIMESTAMP))?;
     let timestamp_secs: i64 = timestamp
@@ -28,6 +22,13 @@ pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<(), Ver
         .parse()
         .map_err(|_| VerifyError::Malformed(format!("`{HEADER_TIMESTAMP}` is not a number of seconds")))?;
     check_timestamp(timestamp_secs, req.now_ms, DEFAULT_TOLERANCE_SECS)?;
+    // The key is looked up after the checks any tenant would fail alike (no tenant enumeration).
+    let configured = creds.sendgrid_public_key.as_deref().ok_or(VerifyError::NotConfigured)?;
+    let key = public_key(configured).ok_or_else(|| {
+        // A configuration fault, not the caller's: say so in the logs, refuse like a missing key.
+        tracing::warn!(message = "SendGrid verification key is not a P-256 public key.", tenant = req.tenant);
+        VerifyError::NotConfigured
+    })?;
     let signature = decode_signature(signature).ok_or(VerifyError::BadSignature)?;
     // The timestamp is signed exactly as sent, followed by the raw body.
     let mut signed = Vec::with_capacity(timestamp.len() + req.body.len());

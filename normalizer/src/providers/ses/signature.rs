@@ -18,7 +18,9 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use rsa::RsaPublicKey;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 use x509_cert::der::{DecodePem, Encode};
 use x509_cert::Certificate;
 
@@ -60,15 +62,30 @@ struct SigningKey {
     not_after_ms: i64,
 }
 
-/// Signing keys by certificate URL, and the source that fills misses.
+/// How long a failed fetch of one URL is remembered: requests naming it meanwhile are answered
+/// at once (503, retry later) instead of fetching again.
+pub const FAILURE_TTL: Duration = Duration::from_secs(60);
+
+/// Fetches in flight at most; a miss beyond that is answered 503 at once (SNS retries), so
+/// forged URLs cannot tie up every blocking thread.
+pub const MAX_CONCURRENT_FETCHES: usize = 4;
+
+/// Signing keys by certificate URL, recent failures, and the source that fills misses.
 pub struct CertificateCache {
     source: RwLock<Arc<dyn CertificateSource>>,
     keys: RwLock<HashMap<String, SigningKey>>,
+    failures: Mutex<HashMap<String, Instant>>,
+    fetching: AtomicUsize,
 }
 
 impl CertificateCache {
     pub fn new(source: Arc<dyn CertificateSource>) -> Self {
-        CertificateCache { source: RwLock::new(source), keys: RwLock::new(HashMap::new()) }
+        CertificateCache {
+            source: RwLock::new(source),
+            keys: RwLock::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            fetching: AtomicUsize::new(0),
+        }
     }
 
     /// Replaces the source and forgets every key fetched through the old one.
@@ -76,6 +93,7 @@ impl CertificateCache {
         // A poisoned lock only means a panic elsewhere mid-write of a plain value: keep going.
         *self.source.write().unwrap_or_else(PoisonError::into_inner) = source;
         self.keys.write().unwrap_or_else(PoisonError::into_inner).clear();
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     /// Checks the signature of `env` at time `now_ms`.
@@ -111,10 +129,33 @@ impl CertificateCache {
         if let Some(k) = self.keys.read().unwrap_or_else(PoisonError::into_inner).get(url) {
             return Ok(k.clone());
         }
+        if let Some(at) = self.failures.lock().unwrap_or_else(PoisonError::into_inner).get(url) {
+            if at.elapsed() < FAILURE_TTL {
+                return Err(VerifyError::CertificateUnavailable("a recent fetch of this certificate failed".into()));
+            }
+        }
+        if self.fetching.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT_FETCHES {
+            self.fetching.fetch_sub(1, Ordering::SeqCst);
+            return Err(VerifyError::CertificateUnavailable("too many certificate fetches in flight".into()));
+        }
         // Clone the Arc so a slow fetch does not hold the lock.
         let source = self.source.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let pem = source.fetch(url).map_err(VerifyError::CertificateUnavailable)?;
-        let signing = parse_certificate(&pem)?;
+        let fetched = source.fetch(url).map_err(VerifyError::CertificateUnavailable);
+        self.fetching.fetch_sub(1, Ordering::SeqCst);
+        let signing = match fetched.and_then(|pem| parse_certificate(&pem)) {
+            Ok(k) => k,
+            Err(e) => {
+                let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+                if failures.len() >= MAX_CACHED_KEYS {
+                    failures.retain(|_, at| at.elapsed() < FAILURE_TTL);
+                    if failures.len() >= MAX_CACHED_KEYS {
+                        failures.clear();
+                    }
+                }
+                failures.insert(url.to_string(), Instant::now());
+                return Err(e);
+            }
+        };
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         if keys.len() >= MAX_CACHED_KEYS {
             keys.clear();
@@ -150,8 +191,9 @@ pub fn verify(env: &Envelope, now_ms: i64) -> Result<(), VerifyError> {
     global().verify(env, now_ms)
 }
 
-/// Accepts only `https://sns.<region>.amazonaws.com/<name>.pem` (or `.amazonaws.com.cn`),
-/// so a forged message cannot point us at a certificate of its own.
+/// Accepts only `https://sns.<region>.amazonaws.com/SimpleNotificationService-<32 hex>.pem`
+/// (or `.amazonaws.com.cn`), the only form SNS uses, so a forged message can point us neither
+/// at a certificate of its own nor at any other object on the host.
 pub fn check_certificate_url(url: &str) -> Result<(), VerifyError> {
     let refuse = |why: &str| Err(VerifyError::CertificateNotAllowed(format!("{why}: {url}")));
     let Some(rest) = url.strip_prefix("https://") else { return refuse("not https") };
@@ -159,8 +201,9 @@ pub fn check_certificate_url(url: &str) -> Result<(), VerifyError> {
     if !is_sns_host(host) {
         return refuse("not an Amazon SNS host");
     }
-    if !path.ends_with(".pem") || path.contains(['?', '#', '\\']) {
-        return refuse("not a certificate path");
+    let name = path.strip_prefix("/SimpleNotificationService-").and_then(|p| p.strip_suffix(".pem"));
+    if !name.is_some_and(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return refuse("not an SNS certificate path (/SimpleNotificationService-<32 hex>.pem)");
     }
     Ok(())
 }
@@ -219,8 +262,8 @@ mod tests {
     fn certificate_urls() {
         for ok in [
             "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-f14264b8bc266f8934e6db08d875a5f7.pem",
-            "https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-abc.pem",
-            "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem",
+            "https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789ABCDEF.pem",
+            "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-f14264b8bc266f8934e6db08d875a5f7.pem",
         ] {
             assert_eq!(check_certificate_url(ok), Ok(()), "{ok}");
         }
@@ -234,12 +277,71 @@ mod tests {
             "https://sns..amazonaws.com/x.pem",
             "https://sns.us-east-1.amazonaws.com/",
             "https://sns.us-east-1.amazonaws.com/x.pem?y=.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
+            "https://sns.us-east-1.amazonaws.com/any/other/object.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-f14264b8bc266f8934e6db08d875a5f7.pem?x",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-f14264b8bc266f8934e6db08d875a5f.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-f14264b8bc266f8934e6db08d875a5f7z.pem",
+            "https://sns.us-east-1.amazonaws.com/x/../SimpleNotificationService-f14264b8bc266f8934e6db08d875a5f7.pem",
             "https://SNS.us-east-1.amazonaws.com/x.pem",
             "https://sns.us-east-1.amazonaws.com",
             "",
         ] {
             assert!(matches!(check_certificate_url(bad), Err(VerifyError::CertificateNotAllowed(_))), "{bad}");
         }
+    }
+
+    struct Failing(std::sync::atomic::AtomicUsize);
+
+    impl CertificateSource for Failing {
+        fn fetch(&self, _url: &str) -> Result<Vec<u8>, String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err("connection refused".into())
+        }
+    }
+
+    const URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-f14264b8bc266f8934e6db08d875a5f7.pem";
+
+    /// A failed fetch is remembered: the next requests naming the URL do not fetch again.
+    #[test]
+    fn fetch_failures_are_cached() {
+        let source = Arc::new(Failing(AtomicUsize::new(0)));
+        let cache = CertificateCache::new(source.clone());
+        for _ in 0..5 {
+            assert!(matches!(cache.key(URL), Err(VerifyError::CertificateUnavailable(_))));
+        }
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+    }
+
+    /// Fetches beyond MAX_CONCURRENT_FETCHES are refused at once instead of blocking a thread each.
+    #[test]
+    fn concurrent_fetches_are_bounded() {
+        struct Slow(std::sync::Barrier, AtomicUsize);
+        impl CertificateSource for Slow {
+            fn fetch(&self, _url: &str) -> Result<Vec<u8>, String> {
+                self.1.fetch_add(1, Ordering::SeqCst);
+                self.0.wait();
+                Err("slow".into())
+            }
+        }
+        let source = Arc::new(Slow(std::sync::Barrier::new(MAX_CONCURRENT_FETCHES + 1), AtomicUsize::new(0)));
+        let cache = Arc::new(CertificateCache::new(source.clone()));
+        let handles: Vec<_> = (0..MAX_CONCURRENT_FETCHES)
+            .map(|i| {
+                let c = cache.clone();
+                std::thread::spawn(move || c.key(&format!("{}{i:02}.pem", &URL[..URL.len() - 6])))
+            })
+            .collect();
+        while source.1.load(Ordering::SeqCst) < MAX_CONCURRENT_FETCHES {
+            std::thread::yield_now();
+        }
+        let refused = cache.key(URL).err().expect("refused");
+        assert!(matches!(&refused, VerifyError::CertificateUnavailable(m) if m.contains("in flight")), "{refused:?}");
+        source.0.wait();
+        for h in handles {
+            assert!(h.join().unwrap().is_err());
+        }
+        assert_eq!(source.1.load(Ordering::SeqCst), MAX_CONCURRENT_FETCHES);
     }
 
     fn envelope(json: &str) -> Envelope {

@@ -61,8 +61,9 @@ pub fn parse(body: &[u8]) -> Result<Envelope, NormalizeError> {
     Ok(env)
 }
 
-/// Checks an incoming SNS request: headers agree with the body, the topic is the tenant's,
-/// and (unless the tenant turned it off) the SNS signature holds.
+/// Checks an incoming SNS request: headers agree with the body, the topic is one the tenant
+/// named (any message, confirmations included, from another topic is refused), and (unless the
+/// tenant turned it off) the SNS signature holds. A tenant without SNS settings has no SNS route.
 pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Envelope, VerifyError> {
     let env = parse(req.body).map_err(|e| VerifyError::Malformed(e.to_string()))?;
     let header_type = req.header(HEADER_MESSAGE_TYPE).ok_or(VerifyError::MissingHeader(HEADER_MESSAGE_TYPE))?;
@@ -78,10 +79,10 @@ pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Envelop
             return Err(VerifyError::HeaderMismatch(HEADER_TOPIC_ARN));
         }
     }
-    if let Some(expected) = &creds.ses_topic_arn {
-        if expected != &env.topic_arn {
-            return Err(VerifyError::WrongTopic(env.topic_arn.clone()));
-        }
+    match creds.accepts_sns_topic(&env.topic_arn) {
+        None => return Err(VerifyError::NotConfigured),
+        Some(false) => return Err(VerifyError::WrongTopic(env.topic_arn.clone())),
+        Some(true) => {}
     }
     // Last: the checks above are free, this one may fetch a certificate.
     if creds.ses_verify_signature != Some(false) {

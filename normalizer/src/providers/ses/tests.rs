@@ -78,7 +78,7 @@ fn verify_checks_headers_against_the_body() {
     let body = fixture("event_delivery.json");
     let headers = request_headers(&body);
     let req = RawRequest { tenant: "acme", url: "/webhooks/ses/acme", headers: &headers, body: &body, now_ms: 0 };
-    let creds = TenantCredentials { ses_verify_signature: Some(false), ..Default::default() };
+    let creds = TenantCredentials { ses_verify_signature: Some(false), ses_topic_arn: vec![FIXTURE_TOPIC.into()], ..Default::default() };
     let ok = Ses.verify(&req, &creds).unwrap();
     assert_eq!(ok.partition_key, "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000");
     assert_eq!(ok.control, None);
@@ -95,8 +95,50 @@ fn verify_checks_headers_against_the_body() {
     let none = BTreeMap::new();
     assert_eq!(Ses.verify(&RawRequest { headers: &none, ..req }, &creds), Err(VerifyError::MissingHeader(sns::HEADER_MESSAGE_TYPE)));
 
-    let pinned = TenantCredentials { ses_topic_arn: Some("arn:aws:sns:us-east-1:1:other".into()), ..creds.clone() };
+    let pinned = TenantCredentials { ses_topic_arn: vec!["arn:aws:sns:us-east-1:1:other".into()], ..creds.clone() };
     assert!(matches!(Ses.verify(&req, &pinned), Err(VerifyError::WrongTopic(_))));
+    let several = TenantCredentials { ses_topic_arn: vec!["arn:aws:sns:us-east-1:1:other".into(), FIXTURE_TOPIC.into()], ..creds.clone() };
+    assert!(Ses.verify(&req, &several).is_ok());
+    let any = TenantCredentials { ses_accept_any_topic: Some(true), ses_verify_signature: Some(false), ..Default::default() };
+    assert!(Ses.verify(&req, &any).is_ok());
+}
+
+/// A tenant without SNS settings has no SNS route, whatever the signature (finding 1: before,
+/// every tenant accepted SNS notifications from any topic).
+#[test]
+fn sns_route_needs_a_topic_pin() {
+    let body = fixture("event_delivery.json");
+    let headers = request_headers(&body);
+    let req = RawRequest { tenant: "acme", url: "/webhooks/ses/acme", headers: &headers, body: &body, now_ms: 0 };
+    for creds in [
+        TenantCredentials::default(),
+        TenantCredentials { ses_verify_signature: Some(false), ..Default::default() },
+        TenantCredentials { ses_accept_any_topic: Some(false), ses_verify_signature: Some(false), ..Default::default() },
+        TenantCredentials { api_key: Some("k".into()), ..Default::default() },
+    ] {
+        assert_eq!(Ses.verify(&req, &creds), Err(VerifyError::NotConfigured), "{creds:?}");
+    }
+}
+
+/// A subscription confirmation from a topic the tenant did not name is refused, not reported
+/// as something to confirm.
+#[test]
+fn subscription_confirmation_from_another_topic_is_refused() {
+    let body = fixture("subscription_confirmation.json");
+    let headers = request_headers(&body);
+    let req = RawRequest { tenant: "acme", url: "/", headers: &headers, body: &body, now_ms: 0 };
+    let creds = TenantCredentials { ses_verify_signature: Some(false), ses_topic_arn: vec![FIXTURE_TOPIC.into()], ..Default::default() };
+    let err = Ses.verify(&req, &creds).unwrap_err();
+    assert!(matches!(&err, VerifyError::WrongTopic(t) if t == CONFIRMATION_TOPIC), "{err:?}");
+    assert_eq!(err.http_status(), 403);
+}
+
+/// Topic of the SES fixtures and of the subscription confirmation fixture.
+const FIXTURE_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ses-events";
+const CONFIRMATION_TOPIC: &str = "arn:aws:sns:us-west-2:123456789012:MyTopic";
+
+fn both_topics() -> Vec<String> {
+    vec![FIXTURE_TOPIC.into(), CONFIRMATION_TOPIC.into()]
 }
 
 #[test]
@@ -104,7 +146,7 @@ fn subscription_confirmation_is_reported_as_control() {
     let body = fixture("subscription_confirmation.json");
     let headers = request_headers(&body);
     let req = RawRequest { tenant: "acme", url: "/", headers: &headers, body: &body, now_ms: 0 };
-    let creds = TenantCredentials { ses_verify_signature: Some(false), ..Default::default() };
+    let creds = TenantCredentials { ses_verify_signature: Some(false), ses_topic_arn: both_topics(), ..Default::default() };
     let v = Ses.verify(&req, &creds).unwrap();
     assert!(v.control.unwrap().contains("SubscribeURL https://sns."));
 }
@@ -127,7 +169,7 @@ mod signed {
 
     /// 2030-01-01, inside the test certificate's validity window.
     pub const NOW_MS: i64 = 1_893_456_000_000;
-    pub const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem";
+    pub const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
 
     pub fn key(name: &str) -> RsaPrivateKey {
         RsaPrivateKey::from_pkcs8_pem(&String::from_utf8(fixture(name)).unwrap()).unwrap()
@@ -195,8 +237,8 @@ fn verify_signed(body: &[u8]) -> Result<Verified, VerifyError> {
     install_local_source();
     let headers = request_headers(body);
     let req = RawRequest { tenant: "acme", url: "/webhooks/ses/acme", headers: &headers, body, now_ms: NOW_MS };
-    // Default credentials: signature checking is on.
-    Ses.verify(&req, &TenantCredentials::default())
+    // Signature checking is on unless turned off.
+    Ses.verify(&req, &TenantCredentials { ses_topic_arn: both_topics(), ..Default::default() })
 }
 
 #[test]
@@ -211,7 +253,7 @@ fn signed_notifications_are_accepted_in_both_signature_versions() {
 
 #[test]
 fn signed_subscription_confirmation_is_accepted() {
-    let url = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-test.pem";
+    let url = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
     for version in ["1", "2"] {
         let body = sign("subscription_confirmation.json", version, "test_signing_key.pem", url);
         assert!(verify_signed(&body).unwrap().control.is_some());
@@ -254,9 +296,9 @@ fn signature_from_another_key_is_rejected() {
 #[test]
 fn certificate_urls_off_amazon_sns_are_rejected() {
     for url in [
-        "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem",
-        "https://evil.example.com/SimpleNotificationService-test.pem",
-        "https://sns.us-east-1.amazonaws.com.evil.example.com/SimpleNotificationService-test.pem",
+        "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
+        "https://evil.example.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
+        "https://sns.us-east-1.amazonaws.com.evil.example.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
     ] {
         let body = sign("event_delivery.json", "1", "test_signing_key.pem", url);
         assert!(matches!(verify_signed(&body), Err(VerifyError::CertificateNotAllowed(_))), "{url}");
@@ -293,14 +335,14 @@ fn certificate_is_fetched_once_then_cached() {
     }
     assert_eq!(source.fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
 
-    let other = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem";
+    let other = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
     let v3 = signed::envelope_of(&sign("event_delivery.json", "1", "test_signing_key.pem", other));
     cache.verify(&v3, NOW_MS).unwrap();
     assert_eq!(source.fetches.load(std::sync::atomic::Ordering::SeqCst), 2, "one fetch per URL");
 }
 
 #[test]
-fn failed_fetches_are_unavailable_and_not_cached() {
+fn failed_fetches_are_unavailable_and_remembered_for_a_while() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let calls = std::sync::Arc::new(AtomicUsize::new(0));
     let counted = calls.clone();
@@ -309,10 +351,10 @@ fn failed_fetches_are_unavailable_and_not_cached() {
         Err("connection refused".into())
     }));
     let env = signed::envelope_of(&sign("event_delivery.json", "1", "test_signing_key.pem", CERT_URL));
-    for _ in 0..2 {
-        assert!(matches!(cache.verify(&env, NOW_MS), Err(VerifyError::CertificateUnavailable(m)) if m.contains("refused")));
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(matches!(cache.verify(&env, NOW_MS), Err(VerifyError::CertificateUnavailable(m)) if m.contains("refused")));
+    // Within FAILURE_TTL the failure is answered from memory: no second fetch.
+    assert!(matches!(cache.verify(&env, NOW_MS), Err(VerifyError::CertificateUnavailable(m)) if m.contains("recent fetch")));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 
     let garbage = signature::CertificateCache::new(std::sync::Arc::new(|_: &str| -> Result<Vec<u8>, String> { Ok(b"<html>".to_vec()) }));
     assert!(matches!(garbage.verify(&env, NOW_MS), Err(VerifyError::CertificateUnavailable(_))));
@@ -384,7 +426,7 @@ fn eventbridge_route_rejects_other_bodies() {
 fn eventbridge_body_on_the_sns_route_is_malformed() {
     let body = fixture("eventbridge_delivery.json");
     let headers = api_key_headers("k");
-    let creds = TenantCredentials { api_key: Some("k".into()), ses_verify_signature: Some(false), ..Default::default() };
+    let creds = TenantCredentials { api_key: Some("k".into()), ses_verify_signature: Some(false), ses_topic_arn: both_topics(), ..Default::default() };
     let req = RawRequest { tenant: "acme", url: "/webhooks/ses/acme", headers: &headers, body: &body, now_ms: NOW_MS };
     assert!(matches!(Ses.verify(&req, &creds), Err(VerifyError::Malformed(m)) if m.contains("eventbridge")));
 }

@@ -25,11 +25,18 @@ impl Provider for Twilio {
     }
 
     fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+        let presented = req.header(HEADER_SIGNATURE).ok_or(VerifyError::MissingHeader(HEADER_SIGNATURE))?;
+        // The signature covers every parameter, so they must be parsed; count them first.
+        let max_fields = super::limits::current().max_form_fields;
+        let fields = req.body.split(|&b| b == b'&').filter(|f| !f.is_empty()).count();
+        if fields > max_fields {
+            return Err(VerifyError::Malformed(format!("{fields} form fields, over the limit of {max_fields} (max_form_fields)")));
+        }
+        let params = map::parse(req.body).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        // Credentials after the checks any tenant would fail alike (no tenant enumeration).
         let (Some(token), Some(public_url)) = (creds.twilio_auth_token.as_deref(), creds.twilio_public_url.as_deref()) else {
             return Err(VerifyError::NotConfigured);
         };
-        let presented = req.header(HEADER_SIGNATURE).ok_or(VerifyError::MissingHeader(HEADER_SIGNATURE))?;
-        let params = map::parse(req.body).map_err(|e| VerifyError::Malformed(e.to_string()))?;
         let expected = signature(token, &signed_url(public_url, req.url), &params);
         if !constant_time_eq(expected.as_bytes(), presented.trim().as_bytes()) {
             return Err(VerifyError::BadSignature);

@@ -122,3 +122,19 @@ fn garbage_bodies_are_errors_not_panics() {
         assert!(normalize_body(body).is_err(), "{}", String::from_utf8_lossy(body));
     }
 }
+
+/// A body with more fields than `max_form_fields` is refused before it is parsed or checked.
+#[test]
+fn too_many_form_fields_are_refused_before_parsing() {
+    let limit = crate::providers::limits::EdgeLimits::default().max_form_fields;
+    let body: Vec<u8> = (0..=limit).map(|i| format!("f{i}=x")).collect::<Vec<_>>().join("&").into_bytes();
+    let headers = signed_headers("acme-token", PUBLIC_URL, &body);
+    let req = RawRequest { tenant: "acme", url: "/webhooks/twilio/acme", headers: &headers, body: &body, now_ms: 0 };
+    let err = Twilio.verify(&req, &creds("acme-token")).unwrap_err();
+    assert!(matches!(&err, VerifyError::Malformed(m) if m.contains("max_form_fields")), "{err:?}");
+    // One field fewer is read and checked (and fails only for its missing MessageSid).
+    let body: Vec<u8> = (0..limit).map(|i| format!("f{i}=x")).collect::<Vec<_>>().join("&").into_bytes();
+    let headers = signed_headers("acme-token", PUBLIC_URL, &body);
+    let err = Twilio.verify(&RawRequest { body: &body, headers: &headers, ..req }, &creds("acme-token")).unwrap_err();
+    assert!(matches!(&err, VerifyError::Malformed(m) if m.contains("MessageSid")), "{err:?}");
+}

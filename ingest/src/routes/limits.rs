@@ -1,0 +1,71 @@
+//! Limits every request passes through before its route: a concurrency limit (503 with
+//! `Retry-After` beyond `max_concurrent_requests`), a request timeout (408 after
+//! `request_timeout_ms`, body reading included), and problem+json for error replies made
+//! outside the handlers (unknown path, wrong method, body over `max_body_bytes`).
+
+use crate::config::Config;
+use crate::problem::{is_problem, Problem};
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Seconds a caller refused for load should wait.
+pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 1;
+
+/// `router` behind the limits, outermost first: concurrency limit, timeout, problem+json.
+pub fn apply(router: Router, config: &Config) -> Router {
+    let permits = Arc::new(Semaphore::new(config.max_concurrent_requests));
+    let timeout = Duration::from_millis(config.request_timeout_ms);
+    let max_body = config.max_body_bytes;
+    router
+        .layer(middleware::map_response(move |resp: Response| async move {
+            if resp.status().as_u16() < 400 || is_problem(&resp) {
+                return resp;
+            }
+            let mut problem = Problem::for_status(resp.status());
+            if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                problem.detail = format!("the request body exceeds the {max_body}-byte limit (max_body_bytes)");
+            }
+            let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
+            let mut out = problem.into_response();
+            if let Some(allow) = allow {
+                out.headers_mut().insert(axum::http::header::ALLOW, allow);
+            }
+            out
+        }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(resp) => resp,
+                Err(_) => Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "Request timeout",
+                    format!("the request was not received and handled within {} ms (request_timeout_ms)", timeout.as_millis()),
+                )
+                .into_response(),
+            }
+        }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let permits = permits.clone();
+            async move {
+                // Refuse at once rather than queue: a queue would only hold more sockets open.
+                let Ok(_permit) = permits.try_acquire_owned() else {
+                    metrics::counter!("sendtrace_ingest_overloaded_total").increment(1);
+                    return Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "overloaded",
+                        "Too many requests in progress",
+                        "too many requests in progress (max_concurrent_requests); retry shortly",
+                    )
+                    .retry_after(OVERLOAD_RETRY_AFTER_SECS)
+                    .into_response();
+                };
+                next.run(req).await
+            }
+        }))
+}
