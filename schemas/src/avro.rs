@@ -21,7 +21,7 @@ pub const DEAD_LETTER_SCHEMA: &str = include_str!("../avro/dead_letter.avsc");
 /// Every event schema a producer may have written with, oldest first; the last is current.
 pub const EVENT_HISTORY: &[&str] = &[EVENT_SCHEMA];
 pub const RAW_ENVELOPE_HISTORY: &[&str] = &[RAW_ENVELOPE_SCHEMA];
-pub const DEAD_LETTER_HISTORY: &[&str] = &[DEAD_LETTER_SCHEMA];
+pub const DEAD_LETTER_HISTORY: &[&str] = &[include_str!("../avro/history/dead_letter.v1.avsc"), DEAD_LETTER_SCHEMA];
 
 const MAGIC: [u8; 2] = [0xC3, 0x01];
 
@@ -248,6 +248,19 @@ impl Fields {
             _ => Err(CodecError::Field(k)),
         }
     }
+    fn opt_int(&mut self, k: &'static str) -> Result<Option<i32>, CodecError> {
+        match self.take(k)? {
+            Value::Int(n) => Ok(Some(n)),
+            Value::Null => Ok(None),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
+    fn boolean(&mut self, k: &'static str) -> Result<bool, CodecError> {
+        match self.take(k)? {
+            Value::Boolean(b) => Ok(b),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
     fn bytes(&mut self, k: &'static str) -> Result<Vec<u8>, CodecError> {
         match self.take(k)? {
             Value::Bytes(b) => Ok(b),
@@ -385,6 +398,12 @@ pub fn encode_dead_letter(d: &DeadLetter) -> Result<Vec<u8>, CodecError> {
         ("provider", opt_str(&d.provider)),
         ("failed_at", Value::TimestampMillis(d.failed_at)),
         ("raw", Value::Bytes(d.raw.clone())),
+        ("item", match d.item {
+            Some(i) => Value::Union(1, Box::new(Value::Int(i))),
+            None => Value::Union(0, Box::new(Value::Null)),
+        }),
+        ("raw_size", Value::Long(d.raw_size)),
+        ("raw_truncated", Value::Boolean(d.raw_truncated)),
     ]))
 }
 
@@ -401,6 +420,9 @@ pub fn decode_dead_letter(bytes: &[u8]) -> Result<DeadLetter, CodecError> {
         provider: f.opt_string("provider")?,
         failed_at: f.long("failed_at")?,
         raw: f.bytes("raw")?,
+        item: f.opt_int("item")?,
+        raw_size: f.long("raw_size")?,
+        raw_truncated: f.boolean("raw_truncated")?,
     })
 }
 
@@ -478,9 +500,35 @@ mod tests {
             tenant: None,
             provider: Some("ses".into()),
             failed_at: 1,
-            raw: vec![1, 2],
-        };
+            ..Default::default()
+        }
+        .with_raw(&[1, 2, 3], 2);
+        assert_eq!((d.raw.as_slice(), d.raw_size, d.raw_truncated), (&[1u8, 2][..], 3, true));
         assert_eq!(decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(), d);
+        let d = DeadLetter { item: Some(7), ..d };
+        assert_eq!(decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(), d);
+    }
+
+    /// A dead letter written before `item`/`raw_size`/`raw_truncated` existed still reads.
+    #[test]
+    fn dead_letter_v1_reads_with_defaults() {
+        let v1 = Codec::new(&[DEAD_LETTER_HISTORY[0]]);
+        let bytes = v1
+            .encode(record(vec![
+                ("reason_code", Value::String("invalid_json".into())),
+                ("reason", Value::String("r".into())),
+                ("stage", Value::String("normalizer".into())),
+                ("raw_topic", Value::String("raw".into())),
+                ("raw_partition", Value::Int(1)),
+                ("raw_offset", Value::Long(2)),
+                ("tenant", opt_str(&None)),
+                ("provider", opt_str(&None)),
+                ("failed_at", Value::TimestampMillis(3)),
+                ("raw", Value::Bytes(vec![9])),
+            ]))
+            .unwrap();
+        let d = decode_dead_letter(&bytes).unwrap();
+        assert_eq!((d.item, d.raw_size, d.raw_truncated, d.raw), (None, 0, false, vec![9]));
     }
 
     #[test]
