@@ -337,6 +337,9 @@ pub fn event_from_value(v: Value) -> Result<Event, CodecError> {
 }
 
 pub fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
+    if e.cost.as_ref().is_some_and(|c| c.checked_mantissa_at_scale().is_none()) {
+        return Err(CodecError::Field("cost"));
+    }
     EVENT_CODEC.encode(event_to_value(e))
 }
 
@@ -491,6 +494,16 @@ mod tests {
         assert!(matches!(decode_event(&bytes), Err(CodecError::UnknownSchema(_))));
         let good = encode_event(&sample_event()).unwrap();
         assert!(decode_event(&good[..good.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn large_costs_round_trip_exactly_and_unrepresentable_ones_are_refused() {
+        // Found by fuzzing (fuzz/ target `avro`): a cost of 25755351112402482227 came back ten times smaller.
+        let mut e = sample_event();
+        e.cost = Some(Money::new(Decimal::from_str("25755351112402482227").unwrap(), "USD"));
+        assert_eq!(decode_event(&encode_event(&e).unwrap()).unwrap(), e);
+        e.cost = Some(Money::new(Decimal::from_str("10000000000000000000000000000").unwrap(), "USD"));
+        assert_eq!(encode_event(&e).unwrap_err().code(), "invalid_field");
     }
 
     #[test]
