@@ -64,6 +64,10 @@ else
   echo "seed.sh: pipeline target not built yet; Avro corpus gets only schema headers" >&2
 fi
 for m in 3 4 5; do printf "\\x0$m" >"$tmp.a"; put avro "$tmp.a"; done
+# Committed seeds: minimised inputs of past findings (regressions to keep exercising).
+for d in seeds/*/; do
+  t=$(basename "$d"); mkdir -p "corpus/$t"; cp "$d"* "corpus/$t/"
+done
 for t in provider pipeline avro sender_items; do
   echo "corpus/$t: $(ls "corpus/$t" | wc -l) files"
 done

@@ -5,7 +5,8 @@
 # the CI smoke run). One fuzzer process at a time, niced; every run bounded in memory
 # (-rss_limit_mb / -malloc_limit_mb) and time per input (-timeout), so unbounded allocation
 # and stalls are findings. Exits 1 if any target found a crash, OOM or timeout (inputs in
-# fuzz/artifacts/<target>/), 2 if the nightly toolchain is missing.
+# fuzz/artifacts/<target>/), 2 if the nightly toolchain is missing. Built optimised (-O) with
+# debug assertions and overflow checks (-a): an integer overflow on hostile input is a finding.
 #   FUZZ_TARGETS="provider avro" scripts/fuzz.sh 60   # a subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 cd fuzz
-$nice cargo +nightly fuzz build -O
+$nice cargo +nightly fuzz build -O -a
 ./seed.sh >/dev/null
 
 max_len() { # inputs stay small enough to mutate well, large enough for every fixture
@@ -41,7 +42,7 @@ for t in "${targets[@]}"; do
   echo "fuzz.sh: $t for ${secs}s (log fuzz/$log)" >&2
   dict=()
   [ -f "dict/$t.dict" ] && dict=("-dict=dict/$t.dict")
-  if ! $nice cargo +nightly fuzz run -O "$t" "corpus/$t" -- \
+  if ! $nice cargo +nightly fuzz run -O -a "$t" "corpus/$t" -- \
       -max_total_time="$secs" -rss_limit_mb=512 -malloc_limit_mb=512 -timeout=10 \
       -max_len="$(max_len "$t")" -print_final_stats=1 "${dict[@]}" >"$log" 2>&1; then
     failed+=("$t")
