@@ -25,6 +25,13 @@ pub const DEAD_LETTER_HISTORY: &[&str] = &[include_str!("../avro/history/dead_le
 
 const MAGIC: [u8; 2] = [0xC3, 0x01];
 
+/// Largest allocation the Avro decoder makes for one length it reads (a string, bytes, or a
+/// collection's items): above any record a topic holds (ingest's body limit is 5 MiB), far
+/// below a service's memory. Without it, a 13-byte record claiming a 500 MiB string made the
+/// decoder allocate 500 MiB before finding the bytes missing (the library's default bound).
+/// Process-wide (the Avro library keeps one setting); installed before the first decode.
+pub const MAX_DECODE_ALLOCATION_BYTES: usize = 16 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("not Avro single-object encoded (bad magic)")]
@@ -65,6 +72,7 @@ fn fingerprint(schema: &Schema) -> [u8; 8] {
 impl Codec {
     /// Panics only on a malformed schema compiled into the binary (tested below).
     fn new(history: &[&str]) -> Codec {
+        apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION_BYTES);
         let schemas: Vec<Schema> = history
             .iter()
             .map(|s| Schema::parse_str(s).expect("built-in Avro schema parses"))
@@ -350,6 +358,9 @@ pub fn event_from_value(v: Value) -> Result<Event, CodecError> {
 }
 
 pub fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
+    if e.cost.as_ref().is_some_and(|c| c.checked_mantissa_at_scale().is_none()) {
+        return Err(CodecError::Field("cost"));
+    }
     EVENT_CODEC.encode(event_to_value(e))
 }
 
@@ -539,6 +550,45 @@ mod tests {
         assert!(matches!(decode_event(&bytes), Err(CodecError::UnknownSchema(_))));
         let good = encode_event(&sample_event()).unwrap();
         assert!(decode_event(&good[..good.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn large_costs_round_trip_exactly_and_unrepresentable_ones_are_refused() {
+        // Found by fuzzing (fuzz/ target `avro`): a cost of 25755351112402482227 came back ten times smaller.
+        let mut e = sample_event();
+        e.cost = Some(Money::new(Decimal::from_str("25755351112402482227").unwrap(), "USD"));
+        assert_eq!(decode_event(&encode_event(&e).unwrap()).unwrap(), e);
+        e.cost = Some(Money::new(Decimal::from_str("10000000000000000000000000000").unwrap(), "USD"));
+        assert_eq!(encode_event(&e).unwrap_err().code(), "invalid_field");
+    }
+
+    #[test]
+    fn a_length_beyond_the_record_never_allocates_more_than_the_bound() {
+        // Found by fuzzing (fuzz/ target `avro`): a raw envelope whose first string claims
+        // 100 MiB made the decoder allocate 100 MiB before finding the bytes missing.
+        let mut bytes = encode_raw(&RawEnvelope {
+            request_id: String::new(),
+            tenant: String::new(),
+            provider: String::new(),
+            route: String::new(),
+            url: String::new(),
+            content_type: String::new(),
+            received_at: 0,
+            headers: BTreeMap::new(),
+            body: Vec::new(),
+        })
+        .unwrap();
+        bytes.truncate(10);
+        let mut zigzag = 2 * 100 * 1024 * 1024u64;
+        while zigzag >= 0x80 {
+            bytes.push((zigzag as u8) | 0x80);
+            zigzag >>= 7;
+        }
+        bytes.push(zigzag as u8);
+        let err = decode_raw(&bytes).unwrap_err();
+        assert_eq!(err.code(), "invalid_avro");
+        assert!(err.to_string().contains("allocate"), "refused before allocating: {err}");
+        assert_eq!(apache_avro::util::max_allocation_bytes(0), MAX_DECODE_ALLOCATION_BYTES);
     }
 
     #[test]
