@@ -1,6 +1,6 @@
 //! ingest configuration: defaults that run against the local stack.
 
-use normalizer::providers::limits::EdgeLimits;
+use normalizer::providers::edge_limits::EdgeLimits;
 use normalizer::providers::TenantCredentials;
 use runtime::kafka::KafkaConfig;
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Kafka settings; `kafka.message_max_bytes` bounds every stored request (see `max_body_bytes`).
+    /// Kafka settings. The producer's `message.max.bytes` (librdkafka's default 1000000, or
+    /// `kafka.extra."message.max.bytes"`) bounds every stored request (see `max_body_bytes`).
     pub kafka: KafkaConfig,
     /// Address the public HTTP edge listens on (provider routes and `/healthz`).
     pub listen_addr: String,
@@ -19,11 +20,11 @@ pub struct Config {
     pub raw_topic: String,
     /// Create the raw topic at start if missing.
     pub create_topics: bool,
-    /// Largest accepted request body. Must leave `envelope_reserve_bytes` room under
-    /// `kafka.message_max_bytes` (checked at startup): a body the broker could not store is
+    /// Largest accepted request body. Must leave `envelope_reserve_bytes` room under the
+    /// producer's `message.max.bytes` (checked at startup): a body the broker could not store is
     /// refused with 413 at once, never retried.
     pub max_body_bytes: usize,
-    /// Room kept under `kafka.message_max_bytes` for what the raw envelope adds to the body
+    /// Room kept under the producer's `message.max.bytes` for what the raw envelope adds to the body
     /// (URL, kept headers, ids, Kafka key and record framing). A request whose envelope still
     /// does not fit is refused with 413.
     pub envelope_reserve_bytes: usize,
@@ -69,12 +70,13 @@ impl Config {
     /// zero limits, tenants with empty secrets or an SNS route without a topic pin. Warns about
     /// settings that weaken verification.
     pub fn validate(&self) -> Result<(), String> {
-        let room = self.kafka.message_max_bytes.saturating_sub(self.envelope_reserve_bytes);
+        let max = runtime::kafka::producer_max_message_bytes(&self.kafka);
+        let room = max.saturating_sub(self.envelope_reserve_bytes);
         if self.max_body_bytes > room {
             return Err(format!(
-                "max_body_bytes ({}) + envelope_reserve_bytes ({}) exceed kafka.message_max_bytes ({}): lower max_body_bytes \
-                 or raise kafka.message_max_bytes (and the broker's limit)",
-                self.max_body_bytes, self.envelope_reserve_bytes, self.kafka.message_max_bytes
+                "max_body_bytes ({}) + envelope_reserve_bytes ({}) exceed the producer's message.max.bytes ({max}): lower \
+                 max_body_bytes or raise kafka.extra.\"message.max.bytes\" (and the broker's limit)",
+                self.max_body_bytes, self.envelope_reserve_bytes
             ));
         }
         for (name, v) in [
@@ -117,9 +119,9 @@ mod tests {
     #[test]
     fn body_limit_must_fit_the_record_limit() {
         let mut c = Config::default();
-        c.max_body_bytes = c.kafka.message_max_bytes;
-        assert!(c.validate().unwrap_err().contains("message_max_bytes"));
-        c.kafka.message_max_bytes = 10 * 1024 * 1024;
+        c.max_body_bytes = 1_000_000;
+        assert!(c.validate().unwrap_err().contains("message.max.bytes"));
+        c.kafka.extra.insert("message.max.bytes".into(), (10 * 1024 * 1024).to_string());
         c.validate().unwrap();
     }
 

@@ -10,7 +10,7 @@ pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 /// Where accepted requests go. A trait so routes can be tested without a broker.
 pub trait RawSink: Send + Sync + 'static {
     /// Resolves once the record is durably stored, or fails within `timeout`; a failure that is
-    /// not [`SendError::retriable`] means the record can never be stored.
+    /// [`SendError::permanent`] means the record can never be stored.
     fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), SendError>>;
 }
 
@@ -33,6 +33,6 @@ impl KafkaSink {
 impl RawSink for Arc<KafkaSink> {
     fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), SendError>> {
         let this = self.clone();
-        Box::pin(async move { this.producer.send(&this.topic, &key, &payload, timeout).await })
+        Box::pin(async move { this.producer.send_checked(&this.topic, &key, &payload, timeout).await })
     }
 }

@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let cfg: Config = runtime::config::load(cli.config.as_deref())?;
     cfg.validate().map_err(anyhow::Error::msg).context("invalid ingest configuration")?;
     ingest::certificates::install();
-    normalizer::providers::limits::install(cfg.limits.clone());
+    normalizer::providers::edge_limits::install(cfg.limits.clone());
     let shutdown = runtime::shutdown::on_signal();
     if cfg.create_topics {
         cfg.kafka.ensure_topics(&[&cfg.raw_topic], &[]).await.context("creating the raw topic")?;

@@ -20,10 +20,6 @@ pub struct KafkaConfig {
     pub session_timeout_ms: u32,
     /// How long a produce may take, including retries, before it is reported failed.
     pub message_timeout_ms: u32,
-    /// Largest record the producer sends (librdkafka `message.max.bytes`: key, value and record
-    /// overhead). Keep it at or under the broker's `message.max.bytes` / the topic's
-    /// `max.message.bytes`; ingest derives its largest accepted request from it.
-    pub message_max_bytes: usize,
     /// Partitions for topics this service creates.
     pub partitions: i32,
     /// Replication factor for topics this service creates.
@@ -38,7 +34,6 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             session_timeout_ms: 6000,
             message_timeout_ms: 5000,
-            message_max_bytes: DEFAULT_MESSAGE_MAX_BYTES,
             partitions: 4,
             replication: 1,
             extra: BTreeMap::new(),
@@ -46,20 +41,7 @@ impl Default for KafkaConfig {
     }
 }
 
-/// librdkafka's own default for `message.max.bytes`, under Kafka's broker default (1048588).
-pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
-
-/// Bytes a record needs beyond its key and value (record batch header, record framing, headers);
-/// generous for one record per batch.
-pub const RECORD_OVERHEAD_BYTES: usize = 512;
-
 impl KafkaConfig {
-    /// Whether a record of this key and value fits `message_max_bytes` (checked before sending,
-    /// so a record the producer or broker would refuse forever is never queued).
-    pub fn fits(&self, key_len: usize, value_len: usize) -> bool {
-        key_len.saturating_add(value_len).saturating_add(RECORD_OVERHEAD_BYTES) <= self.message_max_bytes
-    }
-
     fn base(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
@@ -75,7 +57,6 @@ impl KafkaConfig {
         c.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
-            .set("message.max.bytes", self.message_max_bytes.to_string())
             .set("linger.ms", "2")
             .set("compression.type", "none");
         c.create()
@@ -172,25 +153,32 @@ impl ReplaceableProducer {
     }
 
     /// Sends one record and waits for its acknowledgement (acks=all), at most `timeout`.
-    /// A record the broker will never take ([`SendError::retriable`] false: too large, invalid)
-    /// fails without replacing the producer: the fault is the record's, not the producer's.
-    pub async fn send(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), SendError> {
+    pub async fn send(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), String> {
+        self.send_checked(topic, key, payload, timeout).await.map_err(|e| e.to_string())
+    }
+
+    /// As [`ReplaceableProducer::send`], telling a record the broker will never accept
+    /// ([`SendError::permanent`]: retrying it would wedge the caller) from a transient failure.
+    pub async fn send_checked(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), SendError> {
         use rdkafka::producer::FutureRecord;
-        if !self.config.fits(key.len(), payload.len()) {
-            return Err(SendError::too_large(key.len() + payload.len(), self.config.message_max_bytes));
+        // A record over the producer's limit is refused here, permanently, before it is queued.
+        let max = producer_max_message_bytes(&self.config);
+        if !record_fits(key.len(), payload.len(), max) {
+            return Err(SendError {
+                message: format!("record of {} bytes (+{RECORD_OVERHEAD_BYTES} overhead) exceeds message.max.bytes {max}", key.len() + payload.len()),
+                permanent: true,
+                too_large: true,
+            });
         }
         let producer = self.get();
         let record = FutureRecord::to(topic).key(key).payload(payload);
         let error = match tokio::time::timeout(timeout, producer.send(record, timeout)).await {
             Ok(Ok(_)) => return Ok(()),
-            Ok(Err((e, _))) => SendError::from_kafka(&e),
-            Err(_) => SendError {
-                retriable: true,
-                code: None,
-                message: format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()),
-            },
+            Ok(Err((e, _))) => SendError { permanent: is_permanent(&e), too_large: is_too_large(&e), message: e.to_string() },
+            Err(_) => SendError { permanent: false, too_large: false, message: format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()) },
         };
-        if error.retriable {
+        // The record's own fault (permanent) says nothing about the producer: keep it.
+        if !error.permanent {
             self.replace(&producer, &error.message);
         }
         Err(error)
@@ -203,96 +191,87 @@ impl ReplaceableProducer {
     }
 }
 
-/// Why a record was not stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A failed produce.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct SendError {
-    /// False when sending the same record again can never succeed (it is too large or invalid):
-    /// the caller must not retry it, but refuse it (ingest: 413) or dead-letter it.
-    pub retriable: bool,
-    /// librdkafka's error code; `None` for a timeout or a record refused before sending.
-    pub code: Option<RDKafkaErrorCode>,
-    /// For logs only (it names Kafka internals): never put it in a reply.
     pub message: String,
+    /// The record itself is refused (too large, malformed): sending it again can never succeed.
+    pub permanent: bool,
+    /// Refused for its size (ingest answers 413): a permanent error.
+    pub too_large: bool,
 }
 
-impl SendError {
-    fn too_large(record_bytes: usize, max: usize) -> Self {
-        SendError {
-            retriable: false,
-            code: Some(RDKafkaErrorCode::MessageSizeTooLarge),
-            message: format!("record of {record_bytes} bytes (+{RECORD_OVERHEAD_BYTES} overhead) exceeds message_max_bytes {max}"),
-        }
-    }
+/// Bytes a record needs beyond its key and value (record batch header, record framing);
+/// generous for one record per batch.
+pub const RECORD_OVERHEAD_BYTES: usize = 512;
 
-    fn from_kafka(e: &rdkafka::error::KafkaError) -> Self {
-        let code = e.rdkafka_error_code();
-        let retriable = !code.is_some_and(is_record_fault);
-        SendError { retriable, code, message: e.to_string() }
-    }
-
-    /// The record is larger than the producer or the broker accepts.
-    pub fn is_too_large(&self) -> bool {
-        matches!(self.code, Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge | RDKafkaErrorCode::InvalidMessageSize))
-            && !self.retriable
-    }
-
-    /// Bounded code for metric labels.
-    pub fn code_name(&self) -> &'static str {
-        match self.code {
-            None if self.retriable => "timeout",
-            _ if self.is_too_large() => "too_large",
-            _ if !self.retriable => "invalid_record",
-            _ => "kafka_error",
-        }
-    }
+/// Whether a record of this key and value fits a producer limit of `max` bytes.
+pub fn record_fits(key_len: usize, value_len: usize, max: usize) -> bool {
+    key_len.saturating_add(value_len).saturating_add(RECORD_OVERHEAD_BYTES) <= max
 }
 
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for SendError {}
-
-/// Errors about the record itself, which no retry, new producer or broker recovery can fix.
-fn is_record_fault(code: RDKafkaErrorCode) -> bool {
+fn is_too_large(e: &rdkafka::error::KafkaError) -> bool {
     matches!(
-        code,
-        RDKafkaErrorCode::MessageSizeTooLarge
-            | RDKafkaErrorCode::MessageBatchTooLarge
-            | RDKafkaErrorCode::InvalidMessageSize
-            | RDKafkaErrorCode::InvalidRecord
-    )
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+    ) && is_permanent(e)
+}
+
+/// Errors about the record, not the broker's state: the same record always fails again.
+fn is_permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::KafkaError;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::MessageBatchTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::BadMessage
+        )
+    ) && matches!(e, KafkaError::MessageProduction(_))
+}
+
+/// The largest record value this service's producer sends: librdkafka's `message.max.bytes`
+/// (its default, 1 000 000, unless `extra` sets it). A stage checks its own bounds against it at start.
+pub fn producer_max_message_bytes(config: &KafkaConfig) -> usize {
+    config.extra.get("message.max.bytes").and_then(|v| v.trim().parse().ok()).unwrap_or(1_000_000)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::error::KafkaError;
 
     #[test]
-    fn record_faults_are_not_retriable() {
-        let e = SendError::from_kafka(&rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge));
-        assert!(!e.retriable && e.is_too_large());
-        let e = SendError::from_kafka(&rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord));
-        assert!(!e.retriable && !e.is_too_large());
-        assert_eq!(e.code_name(), "invalid_record");
-        let e = SendError::from_kafka(&rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::BrokerTransportFailure));
-        assert!(e.retriable);
-        let e = SendError::from_kafka(&rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas));
-        assert!(e.retriable);
+    fn record_errors_are_permanent_broker_errors_are_not() {
+        assert!(is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)));
+        assert!(is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)));
+        assert!(!is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)));
+        assert!(!is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas)));
+        assert!(!is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::BrokerTransportFailure)));
     }
 
-    /// A record over `message_max_bytes` is refused before it is queued, as not retriable, and
-    /// without needing a broker (nothing listens on the configured address).
+    /// A record over the producer's limit is refused before it is queued, permanently (no
+    /// broker needed: nothing listens on the configured address).
     #[tokio::test]
     async fn oversized_record_is_refused_without_sending() {
-        let config = KafkaConfig { brokers: "127.0.0.1:1".into(), message_max_bytes: 10_000, ..Default::default() };
-        let producer = ReplaceableProducer::new(config.clone()).unwrap();
-        let payload = vec![0u8; 10_000];
-        let e = producer.send("t", "k", &payload, Duration::from_millis(200)).await.unwrap_err();
-        assert!(e.is_too_large() && !e.retriable, "{e:?}");
-        assert!(config.fits(1, 10_000 - RECORD_OVERHEAD_BYTES - 1));
-        assert!(!config.fits(1, 10_000 - RECORD_OVERHEAD_BYTES));
+        let mut config = KafkaConfig { brokers: "127.0.0.1:1".into(), ..Default::default() };
+        config.extra.insert("message.max.bytes".into(), "10000".into());
+        let producer = ReplaceableProducer::new(config).unwrap();
+        let e = producer.send_checked("t", "k", &[0u8; 10_000], Duration::from_millis(200)).await.unwrap_err();
+        assert!(e.permanent && e.too_large, "{e:?}");
+        assert!(record_fits(1, 10_000 - RECORD_OVERHEAD_BYTES - 1, 10_000));
+        assert!(!record_fits(1, 10_000 - RECORD_OVERHEAD_BYTES, 10_000));
+    }
+
+    #[test]
+    fn max_message_bytes_follows_the_producer_setting() {
+        let mut c = KafkaConfig::default();
+        assert_eq!(producer_max_message_bytes(&c), 1_000_000);
+        c.extra.insert("message.max.bytes".into(), "2000000".into());
+        assert_eq!(producer_max_message_bytes(&c), 2_000_000);
     }
 }

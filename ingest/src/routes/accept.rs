@@ -95,14 +95,14 @@ async fn verify_and_store(
     let key = format!("{}/{}", req.tenant, verified.partition_key);
     // Checked here too (the producer checks again): a record the broker can never take is the
     // caller's to shrink (413), not a reason to answer 503 and be retried forever.
-    let kafka = &state.config.kafka;
-    if !kafka.fits(key.len(), payload.len()) {
-        return Err(IngestError::TooLarge { record_bytes: key.len() + payload.len(), limit_bytes: kafka.message_max_bytes });
+    let max = runtime::kafka::producer_max_message_bytes(&state.config.kafka);
+    if !runtime::kafka::record_fits(key.len(), payload.len(), max) {
+        return Err(IngestError::TooLarge { record_bytes: key.len() + payload.len(), limit_bytes: max });
     }
     let timeout = Duration::from_millis(state.config.store_timeout_ms);
     state.sink.store(key, payload, timeout).await.map_err(|e| match e {
-        e if e.is_too_large() => IngestError::TooLarge { record_bytes: req.body.len(), limit_bytes: kafka.message_max_bytes },
-        e if !e.retriable => IngestError::RecordRefused(e.message),
+        e if e.too_large => IngestError::TooLarge { record_bytes: req.body.len(), limit_bytes: max },
+        e if e.permanent => IngestError::RecordRefused(e.message),
         e => IngestError::NotStored(e.message),
     })?;
     Ok((StatusCode::OK, Json(serde_json::json!({ "stored": true, "request_id": request_id }))))

@@ -6,7 +6,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use normalizer::providers::TenantCredentials;
-use rdkafka::types::RDKafkaErrorCode;
 use runtime::kafka::SendError;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -40,15 +39,15 @@ impl RawSink for Arc<RecordingSink> {
         let this = self.clone();
         this.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {
-            let fail = |retriable, code| Err(SendError { retriable, code, message: "broker 10.0.0.7:9092: internal detail".into() });
+            let fail = |permanent, too_large| Err(SendError { permanent, too_large, message: "broker 10.0.0.7:9092: internal detail".into() });
             match this.mode {
                 Mode::Store => {
                     this.stored.lock().unwrap().push((key, payload));
                     Ok(())
                 }
-                Mode::Unreachable => fail(true, Some(RDKafkaErrorCode::BrokerTransportFailure)),
-                Mode::TooLarge => fail(false, Some(RDKafkaErrorCode::MessageSizeTooLarge)),
-                Mode::Invalid => fail(false, Some(RDKafkaErrorCode::InvalidRecord)),
+                Mode::Unreachable => fail(false, false),
+                Mode::TooLarge => fail(true, true),
+                Mode::Invalid => fail(true, false),
                 Mode::Hang => std::future::pending().await,
             }
         })
@@ -241,12 +240,12 @@ async fn records_the_broker_refuses_for_good_are_4xx_not_503() {
 }
 
 /// The envelope (URL, kept headers) counts against the record limit: a body under
-/// `max_body_bytes` whose record would still not fit `kafka.message_max_bytes` is 413 before
+/// `max_body_bytes` whose record would still not fit the producer's `message.max.bytes` is 413 before
 /// anything is sent.
 #[tokio::test]
 async fn envelope_over_the_record_limit_is_413_before_sending() {
     let mut config = acme_config();
-    config.kafka.message_max_bytes = 64 * 1024;
+    config.kafka.extra.insert("message.max.bytes".into(), (64 * 1024).to_string());
     config.envelope_reserve_bytes = 1024;
     config.max_body_bytes = 63 * 1024;
     config.validate().unwrap();
@@ -317,7 +316,7 @@ async fn slow_requests_time_out_with_408() {
 #[tokio::test]
 async fn sender_batches_over_the_item_limits_are_400_naming_the_item() {
     let (app, sink) = setup(Mode::Store);
-    let limits = normalizer::providers::limits::EdgeLimits::default();
+    let limits = normalizer::providers::edge_limits::EdgeLimits::default();
     let too_many = vec![send_record("a@example.com"); limits.max_items_per_request + 1];
     let mut labels = vec![send_record("a@example.com"); 3];
     labels[2]["labels"] = serde_json::json!((0..=limits.max_labels_per_item).map(|i| format!("l{i}")).collect::<Vec<_>>());

@@ -153,6 +153,16 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_at_the_ends_of_i64_are_stale_not_a_panic() {
+        // Found by fuzzing (fuzz/ target `provider`): `svix-timestamp: -9223372036854775808`
+        // overflowed `now - timestamp` (a panic with overflow checks, a wrap without).
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            assert_eq!(check_timestamp(ts, 1_893_456_000_000, 300), Err(VerifyError::StaleTimestamp(300)));
+            assert_eq!(check_timestamp(ts, -1_893_456_000_000, 300), Err(VerifyError::StaleTimestamp(300)));
+        }
+    }
+
+    #[test]
     fn api_keys() {
         assert!(check_api_key(Some("k"), Some("k")).is_ok());
         assert_eq!(check_api_key(Some("x"), Some("k")), Err(VerifyError::BadCredentials));

@@ -43,7 +43,7 @@ pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<(), Ver
     // The signature does not cover `event-data`: a token seen within its window is a replay
     // (possibly with another body). Remembered only once the signature holds.
     let expires = timestamp_secs.saturating_add(DEFAULT_TOLERANCE_SECS);
-    let capacity = crate::providers::limits::current().max_remembered_tokens;
+    let capacity = crate::providers::edge_limits::current().max_remembered_tokens;
     let first = seen_tokens().lock().unwrap_or_else(PoisonError::into_inner).first_use(req.tenant, &token, expires, req.now_ms.div_euclid(1000), capacity);
     if first {
         Ok(())

@@ -1,7 +1,7 @@
 //! Batches of the sender's own JSON items (send records, app events, push results):
 //! one parser, one set of field checks, and errors that name the offending item.
 
-use crate::providers::limits::EdgeLimits;
+use crate::providers::edge_limits::EdgeLimits;
 use crate::providers::{NormalizeError, VerifyError};
 use rust_decimal::Decimal;
 use schemas::event::{rfc3339_millis, Attribution};

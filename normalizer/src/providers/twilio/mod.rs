@@ -7,9 +7,9 @@
 pub mod map;
 
 use super::signature::{constant_time_eq, hmac_sha1};
-use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
 use base64::Engine;
-use schemas::{Event, ProviderId};
+use schemas::ProviderId;
 
 pub const HEADER_SIGNATURE: &str = "x-twilio-signature";
 
@@ -27,7 +27,7 @@ impl Provider for Twilio {
     fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
         let presented = req.header(HEADER_SIGNATURE).ok_or(VerifyError::MissingHeader(HEADER_SIGNATURE))?;
         // The signature covers every parameter, so they must be parsed; count them first.
-        let max_fields = super::limits::current().max_form_fields;
+        let max_fields = super::edge_limits::current().max_form_fields;
         let fields = req.body.split(|&b| b == b'&').filter(|f| !f.is_empty()).count();
         if fields > max_fields {
             return Err(VerifyError::Malformed(format!("{fields} form fields, over the limit of {max_fields} (max_form_fields)")));
@@ -45,10 +45,12 @@ impl Provider for Twilio {
         Ok(Verified { partition_key: sid.to_string(), control: None })
     }
 
-    fn normalize(&self, raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         let params = map::parse(&raw.envelope.body)?;
         let (draft, recipient) = map::draft(&params)?;
-        Ok(vec![draft.for_recipient(raw, &recipient)])
+        let mut out = Normalized::default();
+        out.push(raw, opts, 0, &draft, [recipient.as_str()]);
+        Ok(out)
     }
 }
 

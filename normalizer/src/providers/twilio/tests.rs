@@ -1,3 +1,4 @@
+use schemas::Event;
 use super::*;
 use crate::providers::testkit::{check_fixtures, envelope};
 use schemas::{Channel, EventType};
@@ -14,7 +15,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 fn normalize_body(body: &[u8]) -> Result<Vec<Event>, NormalizeError> {
     let env = envelope("twilio", body.to_vec(), BTreeMap::new());
-    Twilio.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 0 }, &NormalizeOptions::default())
+    crate::providers::testkit::all_events(Twilio.normalize(&RawRecord::new(&env, "raw", 0, 0), &NormalizeOptions::default()))
 }
 
 #[test]
@@ -126,7 +127,7 @@ fn garbage_bodies_are_errors_not_panics() {
 /// A body with more fields than `max_form_fields` is refused before it is parsed or checked.
 #[test]
 fn too_many_form_fields_are_refused_before_parsing() {
-    let limit = crate::providers::limits::EdgeLimits::default().max_form_fields;
+    let limit = crate::providers::edge_limits::EdgeLimits::default().max_form_fields;
     let body: Vec<u8> = (0..=limit).map(|i| format!("f{i}=x")).collect::<Vec<_>>().join("&").into_bytes();
     let headers = signed_headers("acme-token", PUBLIC_URL, &body);
     let req = RawRequest { tenant: "acme", url: "/webhooks/twilio/acme", headers: &headers, body: &body, now_ms: 0 };
