@@ -304,6 +304,24 @@ impl Pipeline {
         svc
     }
 
+    /// Starts the read API on this pipeline's database; `keys_toml` holds its `[tenants.*]` keys.
+    /// Returns the API's base URL and the process.
+    pub async fn start_api(&self, keys_toml: &str) -> (String, Service) {
+        let port = free_port();
+        let config = self._dir.path().join(format!("api-{port}.toml"));
+        std::fs::write(&config, keys_toml).expect("write api config");
+        let env = vec![
+            ("SENDTRACE_LISTEN_ADDR".to_string(), format!("127.0.0.1:{port}")),
+            ("SENDTRACE_CLICKHOUSE__URL".to_string(), self.stack.clickhouse_url.clone()),
+            ("SENDTRACE_CLICKHOUSE__DATABASE".to_string(), self.database.clone()),
+        ];
+        let cfg = config.to_string_lossy().to_string();
+        let svc = Service::spawn(&self.stack, &format!("{}-api", self.name), "api", &["--config", &cfg], &env);
+        let url = format!("http://127.0.0.1:{port}");
+        self.wait_healthy(&format!("{url}/readyz"), "api").await;
+        (url, svc)
+    }
+
     /// The log file of service `suffix` (`aggregator`, `aggregator-b`, ..) of this pipeline.
     pub fn log_of(&self, suffix: &str) -> std::path::PathBuf {
         self.stack.log_dir.join(format!("{}-{suffix}.log", self.name))
