@@ -5,10 +5,7 @@ use crate::error::ApiError;
 use clickhouse::Row;
 use serde::Deserialize;
 
-/// A delivery's first known time: the order of `/v1/messages` (newest first, then key).
-/// The earliest of its status time and its first queued/sent/delivered/bounced/failed times.
-const SORT_AT: &str = "toUnixTimestamp64Milli(least(status_at, ifNull(first_queued_at, status_at), ifNull(first_sent_at, status_at), \
-     ifNull(first_delivered_at, status_at), ifNull(first_bounced_at, status_at), ifNull(first_failed_at, status_at)))";
+use super::FIRST_SEEN_MS as SORT_AT;
 
 #[derive(Debug, Clone, PartialEq, Row, Deserialize)]
 pub struct MessageRow {

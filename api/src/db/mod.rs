@@ -70,6 +70,12 @@ fn is_timeout(e: &clickhouse::error::Error) -> bool {
     }
 }
 
+/// A delivery's first known time (UTC ms): the earliest of its status time and its first
+/// queued/sent/delivered/bounced/failed times. The order of `/v1/messages`, and what puts a
+/// delivery in a stats range for the provisional share.
+pub const FIRST_SEEN_MS: &str = "toUnixTimestamp64Milli(least(status_at, ifNull(first_queued_at, status_at), ifNull(first_sent_at, status_at), \
+     ifNull(first_delivered_at, status_at), ifNull(first_bounced_at, status_at), ifNull(first_failed_at, status_at)))";
+
 /// `Option<String>` filters bind as `''` when absent (`(? = '' OR col = ?)`).
 pub fn or_empty(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or_default()

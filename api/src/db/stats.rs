@@ -139,3 +139,20 @@ pub async fn as_of(db: &Db, tenant: &str) -> Result<i64, ApiError> {
     let sql = "SELECT toInt64(ifNull(toUnixTimestamp64Milli(max(occurred_at)), 0)) AS as_of FROM events WHERE tenant = ?";
     Ok(db.run(db.query(sql).bind(tenant).fetch_one::<AsOfRow>()).await?.as_of)
 }
+
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct ProvisionalRow {
+    /// Deliveries first known in the range whose status is not final yet (queued, sent, unknown).
+    pub pending: u64,
+    pub deliveries: u64,
+}
+
+/// How many deliveries first known in `[from_ms, to_ms)` still lack a final status.
+pub async fn provisional(db: &Db, tenant: &str, from_ms: i64, to_ms: i64) -> Result<ProvisionalRow, ApiError> {
+    let sql = format!(
+        "SELECT countIf(status IN ('queued', 'sent', 'unknown')) AS pending, count() AS deliveries FROM deliveries FINAL \
+         WHERE tenant = ? AND {first} >= ? AND {first} < ?",
+        first = super::FIRST_SEEN_MS
+    );
+    db.run(db.query(&sql).bind(tenant).bind(from_ms).bind(to_ms).fetch_one::<ProvisionalRow>()).await
+}

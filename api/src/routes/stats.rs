@@ -153,6 +153,9 @@ pub struct StatsResponse {
     pub to: String,
     /// Newest event time applied for this tenant (RFC 3339), null before any.
     pub as_of: Option<String>,
+    /// Deliveries first known in the range still without a final status (queued, sent): the share
+    /// of numbers that can still change. Settled when `value` is 0.
+    pub provisional: Rate,
     pub series: Vec<Series>,
     /// With `compare=previous_period`: the same series over the same number of buckets just before.
     pub previous: Option<Vec<Series>>,
@@ -205,6 +208,16 @@ fn zone(p: &mut Params, state: &AppState) -> String {
     tz
 }
 
+/// UTC milliseconds of the start of `day` in `tz` (the earliest instant of that date there).
+fn midnight(day: NaiveDate, tz: &str) -> i64 {
+    use chrono::TimeZone;
+    let naive = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    match tz.parse::<chrono_tz::Tz>() {
+        Ok(z) => z.from_local_datetime(&naive).earliest().map(|t| t.timestamp_millis()).unwrap_or_else(|| naive.and_utc().timestamp_millis()),
+        Err(_) => naive.and_utc().timestamp_millis(),
+    }
+}
+
 fn today(tz: &str) -> NaiveDate {
     match tz.parse::<chrono_tz::Tz>() {
         Ok(z) => Utc::now().with_timezone(&z).date_naive(),
@@ -252,7 +265,13 @@ pub async fn series(State(state): State<AppState>, caller: Caller, RawQuery(quer
         None
     };
     let as_of = q::as_of(&state.db, &caller.tenant).await?;
+    let (start, end) = match (range.buckets.first(), range.buckets.last()) {
+        (Some(a), Some(b)) => (midnight(*a, &range.tz), midnight(granularity.next(*b), &range.tz)),
+        _ => (0, 0),
+    };
+    let p = q::provisional(&state.db, &caller.tenant, start, end).await?;
     Ok(Json(StatsResponse {
+        provisional: Rate::of(p.pending as i64, p.deliveries as i64),
         granularity,
         from: range.buckets.first().map(|d| d.to_string()).unwrap_or_default(),
         to: range.buckets.last().map(|d| d.to_string()).unwrap_or_default(),
@@ -439,6 +458,8 @@ mod tests {
         assert_eq!(t.rates.all.open.numerator, 6);
         assert_eq!(email.buckets[0].totals.rates.delivery.value, None, "0 of 0 is no rate");
         assert_eq!(email.total.counts["sent"], 10);
+        assert_eq!(midnight(d("2026-01-02"), "UTC"), 1_767_312_000_000);
+        assert_eq!(midnight(d("2026-01-02"), "Europe/Berlin"), 1_767_312_000_000 - 3_600_000);
         // without group_by: one series even without rows
         let none = assemble(&[], &buckets, &[]);
         assert_eq!(none.len(), 1);
