@@ -242,6 +242,14 @@ async fn api_numbers_equal_the_truth_and_tenants_are_apart() {
         let unique: BTreeSet<&String> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len(), "{key}: no event twice");
         assert_eq!(unique.into_iter().cloned().collect::<BTreeSet<_>>(), s.distinct().keys().cloned().collect(), "{key}: every event");
+        // a recipient's engagement: human and machine opens over every spelling of the address
+        let machine = machine_of(s);
+        let addr = s.events.iter().find(|e| e.event_type == EventType::Opened).map(|e| e.recipient.to_ascii_lowercase()).unwrap();
+        let distinct = s.distinct();
+        let opens: Vec<&&Event> = distinct.values().filter(|e| e.recipient.to_ascii_lowercase() == addr && e.event_type == EventType::Opened).collect();
+        let human = opens.iter().filter(|e| !machine[&e.event_id]).count() as i64;
+        let body = api.ok(key, &format!("/v1/recipients/{addr}/engagement")).await;
+        assert_eq!((n(&body["human_opens"]), n(&body["machine_opens"])), (human, opens.len() as i64 - human), "{key}: engagement of {addr}");
         // the summary's unique recipients reached (people delivered to in the last 7 days)
         let body = api.ok(key, "/v1/stats/summary?days=7").await;
         let reached: BTreeSet<String> = s.distinct().values().filter(|e| e.event_type == EventType::Delivered).map(|e| e.recipient.to_ascii_lowercase()).collect();

@@ -6,10 +6,12 @@
 //! * `messages`: deliveries (latest status) and their chronology.
 //! * `events`: the activity feed.
 //! * `catalog`: funnels per broadcast, sequence or template.
+//! * `engagement`: one recipient's opens, clicks, replies and score.
 //! * `suppressions`: the suppression list.
 //! * `health`: sender health flags.
 
 pub mod catalog;
+pub mod engagement;
 pub mod events;
 pub mod health;
 pub mod messages;

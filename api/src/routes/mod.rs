@@ -8,9 +8,11 @@
 //! * `events`: `/v1/events`.
 //! * `catalog`: `/v1/broadcasts`, `/v1/sequences`, `/v1/templates` with funnels.
 //! * `suppressions`: `/v1/suppressions`.
+//! * `engagement`: `/v1/recipients/{address}/engagement`.
 //! * `senders`: `/v1/senders/health`.
 
 pub mod catalog;
+pub mod engagement;
 pub mod events;
 pub mod health;
 pub mod messages;
@@ -83,6 +85,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::templates))
         .routes(routes!(suppressions::list))
         .routes(routes!(senders::health))
+        .routes(routes!(engagement::recipient))
 }
 
 /// The OpenAPI 3.1 document of the API.

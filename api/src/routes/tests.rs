@@ -43,7 +43,7 @@ fn params_of(body: &serde_json::Value) -> Vec<String> {
     body["errors"].as_array().map(|a| a.iter().map(|e| e["parameter"].as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
 }
 
-const ENDPOINTS: &[&str] = &["/v1/stats", "/v1/stats/summary", "/v1/messages", "/v1/messages/k1", "/v1/broadcasts/b1/report", "/v1/events", "/v1/broadcasts", "/v1/sequences", "/v1/templates", "/v1/suppressions", "/v1/senders/health"];
+const ENDPOINTS: &[&str] = &["/v1/stats", "/v1/stats/summary", "/v1/messages", "/v1/messages/k1", "/v1/broadcasts/b1/report", "/v1/events", "/v1/broadcasts", "/v1/sequences", "/v1/templates", "/v1/suppressions", "/v1/senders/health", "/v1/recipients/a@x.io/engagement"];
 
 #[tokio::test]
 async fn missing_or_wrong_key_is_401_problem_on_every_endpoint() {
@@ -66,7 +66,7 @@ async fn another_tenant_or_missing_scope_is_403() {
         assert_eq!((status, ct.as_str()), (StatusCode::FORBIDDEN, "application/problem+json"), "{uri}");
         assert!(body["detail"].as_str().unwrap().contains("another tenant"));
     }
-    for uri in ["/v1/messages", "/v1/messages/k1", "/v1/events", "/v1/suppressions", "/v1/broadcasts/b1/report"] {
+    for uri in ["/v1/messages", "/v1/messages/k1", "/v1/events", "/v1/suppressions", "/v1/broadcasts/b1/report", "/v1/recipients/a@x.io/engagement"] {
         let (status, _, body) = get(uri, Some("acme-stats-secret")).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: personal data needs `messages`");
         assert!(body["detail"].as_str().unwrap().contains("`messages`"));
@@ -142,7 +142,7 @@ async fn health_metrics_openapi_and_unknown_routes() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");
     for uri in ENDPOINTS {
-        let path = uri.replace("/k1", "/{id}").replace("/b1/", "/{id}/");
+        let path = uri.replace("/k1", "/{id}").replace("/b1/", "/{id}/").replace("a@x.io", "{address}");
         assert!(doc["paths"][&path]["get"].is_object(), "{path} documented");
         let op = &doc["paths"][&path]["get"];
         for code in ["200", "400", "401", "403", "503"] {
