@@ -23,3 +23,14 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+# Fuzz smoke run: every cargo-fuzz target for a few seconds from the fixture seeds
+# (the long campaign is `scripts/fuzz.sh`; see FUZZING.md). Needs the nightly toolchain.
+log "Fuzz smoke run (${TEST_FUZZ_SECONDS:-5}s per target)"
+fuzz_rc=0
+scripts/fuzz.sh "${TEST_FUZZ_SECONDS:-5}" || fuzz_rc=$?
+if [ "$fuzz_rc" = 2 ]; then
+  log "Fuzz smoke run SKIPPED: no nightly toolchain (rustup toolchain install nightly)"
+elif [ "$fuzz_rc" != 0 ]; then
+  exit "$fuzz_rc"
+fi

@@ -2,12 +2,12 @@
 //! events out as JSON lines, through the same code as the running pipeline.
 
 use crate::normalize::normalize;
-use crate::providers::{NormalizeError, NormalizeOptions, RawRecord};
+use crate::providers::{NormalizeError, NormalizeOptions, Normalized, RawRecord};
 use schemas::{Event, RawEnvelope};
 use std::collections::BTreeMap;
 
 /// Normalizes `body` as if `provider` had POSTed it for tenant `tenant`.
-pub fn check(provider: &str, tenant: &str, body: Vec<u8>, opts: &NormalizeOptions, now_ms: i64) -> Result<Vec<Event>, NormalizeError> {
+pub fn check(provider: &str, tenant: &str, body: Vec<u8>, opts: &NormalizeOptions, now_ms: i64) -> Result<Normalized, NormalizeError> {
     let envelope = RawEnvelope {
         request_id: "check".into(),
         tenant: tenant.into(),
@@ -19,7 +19,7 @@ pub fn check(provider: &str, tenant: &str, body: Vec<u8>, opts: &NormalizeOption
         headers: BTreeMap::new(),
         body,
     };
-    normalize(&RawRecord { envelope: &envelope, topic: "check", partition: 0, offset: 0 }, opts)
+    normalize(&RawRecord::new(&envelope, "check", 0, 0), opts)
 }
 
 /// JSON lines, one per event, fields named as in the Avro schema.
@@ -49,8 +49,10 @@ mod tests {
                 let Some(stem) = name.strip_suffix(".expected.jsonl") else { continue };
                 let Some(body) = ["json", "txt"].iter().find_map(|x| std::fs::read(dir.join(format!("{stem}.{x}"))).ok()) else { continue };
                 let want = std::fs::read_to_string(e.path()).unwrap().lines().filter(|l| !l.trim().is_empty()).count();
-                let got = check(provider.as_str(), "t", body, &NormalizeOptions::default(), 0).unwrap_or_else(|err| panic!("{provider} {stem}: {err}"));
-                assert_eq!(got.len(), want, "{provider} {stem}");
+                let now = chrono::Utc::now().timestamp_millis();
+                let got = check(provider.as_str(), "t", body, &NormalizeOptions::default(), now).unwrap_or_else(|err| panic!("{provider} {stem}: {err}"));
+                assert!(got.rejected.is_empty(), "{provider} {stem}: {:?}", got.rejected);
+                assert_eq!(got.events.len(), want, "{provider} {stem}");
                 checked += 1;
             }
         }

@@ -57,8 +57,15 @@ async fn main() -> anyhow::Result<()> {
             };
             let now = chrono::Utc::now().timestamp_millis();
             match check::check(&provider, &tenant, body, &cfg.mapping, now) {
-                Ok(events) => {
-                    print!("{}", check::to_json_lines(&events));
+                Ok(out) => {
+                    print!("{}", check::to_json_lines(&out.events));
+                    for r in &out.rejected {
+                        eprintln!("item {} not normalized ({}): {}", r.item, r.error.code(), r.error);
+                    }
+                    // Some items flowed but others would be dead letters: say so in the exit code.
+                    if !out.rejected.is_empty() {
+                        std::process::exit(3);
+                    }
                     Ok(())
                 }
                 Err(e) => {

@@ -154,15 +154,21 @@ impl ReplaceableProducer {
 
     /// Sends one record and waits for its acknowledgement (acks=all), at most `timeout`.
     pub async fn send(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), String> {
+        self.send_checked(topic, key, payload, timeout).await.map_err(|e| e.to_string())
+    }
+
+    /// As [`ReplaceableProducer::send`], telling a record the broker will never accept
+    /// ([`SendError::permanent`]: retrying it would wedge the caller) from a transient failure.
+    pub async fn send_checked(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), SendError> {
         use rdkafka::producer::FutureRecord;
         let producer = self.get();
         let record = FutureRecord::to(topic).key(key).payload(payload);
         let error = match tokio::time::timeout(timeout, producer.send(record, timeout)).await {
             Ok(Ok(_)) => return Ok(()),
-            Ok(Err((e, _))) => e.to_string(),
-            Err(_) => format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()),
+            Ok(Err((e, _))) => SendError { permanent: is_permanent(&e), message: e.to_string() },
+            Err(_) => SendError { permanent: false, message: format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()) },
         };
-        self.replace(&producer, &error);
+        self.replace(&producer, &error.message);
         Err(error)
     }
 
@@ -170,5 +176,58 @@ impl ReplaceableProducer {
     pub fn flush(&self, timeout: Duration) {
         use rdkafka::producer::Producer;
         let _ = self.get().flush(timeout);
+    }
+}
+
+/// A failed produce.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub message: String,
+    /// The record itself is refused (too large, malformed): sending it again can never succeed.
+    pub permanent: bool,
+}
+
+/// Errors about the record, not the broker's state: the same record always fails again.
+fn is_permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::KafkaError;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::BadMessage
+        )
+    ) && matches!(e, KafkaError::MessageProduction(_))
+}
+
+/// The largest record value this service's producer sends: librdkafka's `message.max.bytes`
+/// (its default, 1 000 000, unless `extra` sets it). A stage checks its own bounds against it at start.
+pub fn producer_max_message_bytes(config: &KafkaConfig) -> usize {
+    config.extra.get("message.max.bytes").and_then(|v| v.trim().parse().ok()).unwrap_or(1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::KafkaError;
+
+    #[test]
+    fn record_errors_are_permanent_broker_errors_are_not() {
+        assert!(is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)));
+        assert!(is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)));
+        assert!(!is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)));
+        assert!(!is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas)));
+        assert!(!is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::BrokerTransportFailure)));
+    }
+
+    #[test]
+    fn max_message_bytes_follows_the_producer_setting() {
+        let mut c = KafkaConfig::default();
+        assert_eq!(producer_max_message_bytes(&c), 1_000_000);
+        c.extra.insert("message.max.bytes".into(), "2000000".into());
+        assert_eq!(producer_max_message_bytes(&c), 2_000_000);
     }
 }

@@ -21,9 +21,16 @@ pub const DEAD_LETTER_SCHEMA: &str = include_str!("../avro/dead_letter.avsc");
 /// Every event schema a producer may have written with, oldest first; the last is current.
 pub const EVENT_HISTORY: &[&str] = &[EVENT_SCHEMA];
 pub const RAW_ENVELOPE_HISTORY: &[&str] = &[RAW_ENVELOPE_SCHEMA];
-pub const DEAD_LETTER_HISTORY: &[&str] = &[DEAD_LETTER_SCHEMA];
+pub const DEAD_LETTER_HISTORY: &[&str] = &[include_str!("../avro/history/dead_letter.v1.avsc"), DEAD_LETTER_SCHEMA];
 
 const MAGIC: [u8; 2] = [0xC3, 0x01];
+
+/// Largest allocation the Avro decoder makes for one length it reads (a string, bytes, or a
+/// collection's items): above any record a topic holds (ingest's body limit is 5 MiB), far
+/// below a service's memory. Without it, a 13-byte record claiming a 500 MiB string made the
+/// decoder allocate 500 MiB before finding the bytes missing (the library's default bound).
+/// Process-wide (the Avro library keeps one setting); installed before the first decode.
+pub const MAX_DECODE_ALLOCATION_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -65,6 +72,7 @@ fn fingerprint(schema: &Schema) -> [u8; 8] {
 impl Codec {
     /// Panics only on a malformed schema compiled into the binary (tested below).
     fn new(history: &[&str]) -> Codec {
+        apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION_BYTES);
         let schemas: Vec<Schema> = history
             .iter()
             .map(|s| Schema::parse_str(s).expect("built-in Avro schema parses"))
@@ -248,6 +256,19 @@ impl Fields {
             _ => Err(CodecError::Field(k)),
         }
     }
+    fn opt_int(&mut self, k: &'static str) -> Result<Option<i32>, CodecError> {
+        match self.take(k)? {
+            Value::Int(n) => Ok(Some(n)),
+            Value::Null => Ok(None),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
+    fn boolean(&mut self, k: &'static str) -> Result<bool, CodecError> {
+        match self.take(k)? {
+            Value::Boolean(b) => Ok(b),
+            _ => Err(CodecError::Field(k)),
+        }
+    }
     fn bytes(&mut self, k: &'static str) -> Result<Vec<u8>, CodecError> {
         match self.take(k)? {
             Value::Bytes(b) => Ok(b),
@@ -337,6 +358,9 @@ pub fn event_from_value(v: Value) -> Result<Event, CodecError> {
 }
 
 pub fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
+    if e.cost.as_ref().is_some_and(|c| c.checked_mantissa_at_scale().is_none()) {
+        return Err(CodecError::Field("cost"));
+    }
     EVENT_CODEC.encode(event_to_value(e))
 }
 
@@ -385,6 +409,12 @@ pub fn encode_dead_letter(d: &DeadLetter) -> Result<Vec<u8>, CodecError> {
         ("provider", opt_str(&d.provider)),
         ("failed_at", Value::TimestampMillis(d.failed_at)),
         ("raw", Value::Bytes(d.raw.clone())),
+        ("item", match d.item {
+            Some(i) => Value::Union(1, Box::new(Value::Int(i))),
+            None => Value::Union(0, Box::new(Value::Null)),
+        }),
+        ("raw_size", Value::Long(d.raw_size)),
+        ("raw_truncated", Value::Boolean(d.raw_truncated)),
     ]))
 }
 
@@ -401,6 +431,9 @@ pub fn decode_dead_letter(bytes: &[u8]) -> Result<DeadLetter, CodecError> {
         provider: f.opt_string("provider")?,
         failed_at: f.long("failed_at")?,
         raw: f.bytes("raw")?,
+        item: f.opt_int("item")?,
+        raw_size: f.long("raw_size")?,
+        raw_truncated: f.boolean("raw_truncated")?,
     })
 }
 
@@ -478,9 +511,35 @@ mod tests {
             tenant: None,
             provider: Some("ses".into()),
             failed_at: 1,
-            raw: vec![1, 2],
-        };
+            ..Default::default()
+        }
+        .with_raw(&[1, 2, 3], 2);
+        assert_eq!((d.raw.as_slice(), d.raw_size, d.raw_truncated), (&[1u8, 2][..], 3, true));
         assert_eq!(decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(), d);
+        let d = DeadLetter { item: Some(7), ..d };
+        assert_eq!(decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(), d);
+    }
+
+    /// A dead letter written before `item`/`raw_size`/`raw_truncated` existed still reads.
+    #[test]
+    fn dead_letter_v1_reads_with_defaults() {
+        let v1 = Codec::new(&[DEAD_LETTER_HISTORY[0]]);
+        let bytes = v1
+            .encode(record(vec![
+                ("reason_code", Value::String("invalid_json".into())),
+                ("reason", Value::String("r".into())),
+                ("stage", Value::String("normalizer".into())),
+                ("raw_topic", Value::String("raw".into())),
+                ("raw_partition", Value::Int(1)),
+                ("raw_offset", Value::Long(2)),
+                ("tenant", opt_str(&None)),
+                ("provider", opt_str(&None)),
+                ("failed_at", Value::TimestampMillis(3)),
+                ("raw", Value::Bytes(vec![9])),
+            ]))
+            .unwrap();
+        let d = decode_dead_letter(&bytes).unwrap();
+        assert_eq!((d.item, d.raw_size, d.raw_truncated, d.raw), (None, 0, false, vec![9]));
     }
 
     #[test]
@@ -491,6 +550,45 @@ mod tests {
         assert!(matches!(decode_event(&bytes), Err(CodecError::UnknownSchema(_))));
         let good = encode_event(&sample_event()).unwrap();
         assert!(decode_event(&good[..good.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn large_costs_round_trip_exactly_and_unrepresentable_ones_are_refused() {
+        // Found by fuzzing (fuzz/ target `avro`): a cost of 25755351112402482227 came back ten times smaller.
+        let mut e = sample_event();
+        e.cost = Some(Money::new(Decimal::from_str("25755351112402482227").unwrap(), "USD"));
+        assert_eq!(decode_event(&encode_event(&e).unwrap()).unwrap(), e);
+        e.cost = Some(Money::new(Decimal::from_str("10000000000000000000000000000").unwrap(), "USD"));
+        assert_eq!(encode_event(&e).unwrap_err().code(), "invalid_field");
+    }
+
+    #[test]
+    fn a_length_beyond_the_record_never_allocates_more_than_the_bound() {
+        // Found by fuzzing (fuzz/ target `avro`): a raw envelope whose first string claims
+        // 100 MiB made the decoder allocate 100 MiB before finding the bytes missing.
+        let mut bytes = encode_raw(&RawEnvelope {
+            request_id: String::new(),
+            tenant: String::new(),
+            provider: String::new(),
+            route: String::new(),
+            url: String::new(),
+            content_type: String::new(),
+            received_at: 0,
+            headers: BTreeMap::new(),
+            body: Vec::new(),
+        })
+        .unwrap();
+        bytes.truncate(10);
+        let mut zigzag = 2 * 100 * 1024 * 1024u64;
+        while zigzag >= 0x80 {
+            bytes.push((zigzag as u8) | 0x80);
+            zigzag >>= 7;
+        }
+        bytes.push(zigzag as u8);
+        let err = decode_raw(&bytes).unwrap_err();
+        assert_eq!(err.code(), "invalid_avro");
+        assert!(err.to_string().contains("allocate"), "refused before allocating: {err}");
+        assert_eq!(apache_avro::util::max_allocation_bytes(0), MAX_DECODE_ALLOCATION_BYTES);
     }
 
     #[test]

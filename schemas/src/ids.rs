@@ -28,8 +28,18 @@ pub fn delivery_key(tenant: &str, provider: &str, provider_message_id: &str, rec
 pub enum EventSource<'a> {
     /// The provider gave the event its own id (SNS MessageId, sg_event_id, svix-id ..).
     ProviderEventId(&'a str),
-    /// No provider id: the raw body's digest and the item's index inside it.
-    Body { body: &'a [u8], item: usize },
+    /// No provider id: the raw body's digest ([`body_digest`], computed once per body,
+    /// not once per item: a batch of n items must cost O(body), not O(n × body)) and the
+    /// item's index inside it.
+    Body { digest: &'a BodyDigest, item: usize },
+}
+
+/// SHA-256 of a raw body.
+pub type BodyDigest = [u8; 32];
+
+/// The digest [`EventSource::Body`] identifies a body by.
+pub fn body_digest(body: &[u8]) -> BodyDigest {
+    Sha256::digest(body).into()
 }
 
 /// Deterministic event id: tenant, provider, source, event name and recipient.
@@ -44,18 +54,15 @@ pub fn event_id(tenant: &str, provider: &str, source: EventSource<'_>, event_nam
             event_name.as_bytes(),
             recipient.as_bytes(),
         ]),
-        EventSource::Body { body, item } => {
-            let digest = Sha256::digest(body);
-            hash_parts(&[
+        EventSource::Body { digest, item } => hash_parts(&[
                 tenant.as_bytes(),
                 provider.as_bytes(),
                 b"body",
-                &digest,
+                digest,
                 &(item as u64).to_le_bytes(),
                 event_name.as_bytes(),
                 recipient.as_bytes(),
-            ])
-        }
+            ]),
     }
 }
 
@@ -69,9 +76,11 @@ mod tests {
         assert_eq!(a, event_id("t", "ses", EventSource::ProviderEventId("m1"), "Bounce", "A@x.io"));
         assert_ne!(a, event_id("t", "ses", EventSource::ProviderEventId("m1"), "Bounce", "b@x.io"));
         assert_ne!(a, event_id("u", "ses", EventSource::ProviderEventId("m1"), "Bounce", "a@x.io"));
-        let b1 = event_id("t", "sendgrid", EventSource::Body { body: b"[1]", item: 0 }, "open", "a@x.io");
-        let b2 = event_id("t", "sendgrid", EventSource::Body { body: b"[1]", item: 1 }, "open", "a@x.io");
+        let d = body_digest(b"[1]");
+        let b1 = event_id("t", "sendgrid", EventSource::Body { digest: &d, item: 0 }, "open", "a@x.io");
+        let b2 = event_id("t", "sendgrid", EventSource::Body { digest: &d, item: 1 }, "open", "a@x.io");
         assert_ne!(b1, b2);
+        assert_ne!(b1, event_id("t", "sendgrid", EventSource::Body { digest: &body_digest(b"[2]"), item: 0 }, "open", "a@x.io"));
         assert_eq!(a.len(), 32);
         assert_eq!(delivery_key("t", "ses", "m", "A@x.io"), delivery_key("t", "ses", "m", "a@x.io"));
     }

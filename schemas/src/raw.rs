@@ -17,8 +17,8 @@ pub struct RawEnvelope {
     pub body: Vec<u8>,
 }
 
-/// A raw record that could not be normalized (`avro/dead_letter.avsc`).
-#[derive(Debug, Clone, PartialEq)]
+/// A record a stage could not process (`avro/dead_letter.avsc`).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeadLetter {
     pub reason_code: String,
     pub reason: String,
@@ -29,5 +29,23 @@ pub struct DeadLetter {
     pub tenant: Option<String>,
     pub provider: Option<String>,
     pub failed_at: i64,
+    /// The record value, or its first bytes when `raw_truncated` (see [`DeadLetter::with_raw`]).
     pub raw: Vec<u8>,
+    /// Position of the failed item (or output event) inside the record, when only part of it failed.
+    pub item: Option<i32>,
+    /// Size of the whole record value.
+    pub raw_size: i64,
+    pub raw_truncated: bool,
+}
+
+impl DeadLetter {
+    /// Keeps at most `max_bytes` of `raw`: a dead letter must stay far below the broker's
+    /// message limit whatever the record was (the record itself stays at its coordinates).
+    pub fn with_raw(mut self, raw: &[u8], max_bytes: usize) -> Self {
+        let keep = raw.len().min(max_bytes);
+        self.raw = raw[..keep].to_vec();
+        self.raw_size = raw.len() as i64;
+        self.raw_truncated = keep < raw.len();
+        self
+    }
 }

@@ -217,6 +217,19 @@ fn sns_refreshed(body: &[u8]) -> Vec<u8> {
     sign_sns(&serde_json::to_vec(&sns).unwrap_or_else(|_| body.to_vec()))
 }
 
+/// Headers of a SendGrid Signed Event Webhook POST of `body`, signed now (ECDSA P-256 over timestamp ‖ body).
+pub fn sendgrid_headers(secrets: &Secrets, body: &[u8]) -> Vec<(String, String)> {
+    let ts = now_secs().to_string();
+    let mut signed = ts.as_bytes().to_vec();
+    signed.extend_from_slice(body);
+    let sig: DerSignature = secrets.sendgrid_key.sign(&signed);
+    vec![
+        ("content-type".into(), "application/json".into()),
+        ("x-twilio-email-event-webhook-signature".into(), B64.encode(sig.as_bytes())),
+        ("x-twilio-email-event-webhook-timestamp".into(), ts),
+    ]
+}
+
 /// Every sample of every provider, signed for `tenant` with `secrets`.
 pub fn all(tenant: &str, secrets: &Secrets, ingest_url: &str) -> Vec<Sample> {
     let mut out = Vec::new();
@@ -239,15 +252,7 @@ pub fn all(tenant: &str, secrets: &Secrets, ingest_url: &str) -> Vec<Sample> {
     }
     for (name, body) in fixture_bodies("sendgrid") {
         let body = json_refreshed(&body);
-        let ts = now_secs().to_string();
-        let mut signed = ts.as_bytes().to_vec();
-        signed.extend_from_slice(&body);
-        let sig: DerSignature = secrets.sendgrid_key.sign(&signed);
-        let headers = vec![
-            h("content-type", "application/json"),
-            h("x-twilio-email-event-webhook-signature", &B64.encode(sig.as_bytes())),
-            h("x-twilio-email-event-webhook-timestamp", &ts),
-        ];
+        let headers = sendgrid_headers(secrets, &body);
         out.push(Sample { provider: "sendgrid", fixture: name, path: format!("/webhooks/sendgrid/{tenant}"), headers, body });
     }
     for (name, body) in fixture_bodies("mailgun") {

@@ -2,18 +2,33 @@
 //! attribution and recipient expansion live here once, for every provider.
 
 use super::credentials::NormalizeOptions;
+use super::limits::Limits;
+use super::NormalizeError;
 use schemas::event::Attribution;
-use schemas::ids::{self, EventSource};
+use schemas::ids::{self, BodyDigest, EventSource};
 use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, RawEnvelope, TimeSource};
 use std::collections::BTreeMap;
 
 /// A raw envelope with its Kafka coordinates.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RawRecord<'a> {
     pub envelope: &'a RawEnvelope,
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+    /// The body's digest, computed at most once however many items need it.
+    body_digest: std::cell::OnceCell<BodyDigest>,
+}
+
+impl<'a> RawRecord<'a> {
+    pub fn new(envelope: &'a RawEnvelope, topic: &'a str, partition: i32, offset: i64) -> Self {
+        RawRecord { envelope, topic, partition, offset, body_digest: Default::default() }
+    }
+
+    /// SHA-256 of the body, for ids of items without a provider event id.
+    pub fn body_digest(&self) -> &BodyDigest {
+        self.body_digest.get_or_init(|| ids::body_digest(&self.envelope.body))
+    }
 }
 
 /// Where the event's identity comes from (see [`schemas::ids::event_id`]).
@@ -66,14 +81,54 @@ impl EventDraft {
         }
     }
 
-    /// One event for one recipient.
-    pub fn for_recipient(&self, raw: &RawRecord<'_>, recipient: &str) -> Event {
+    /// Every field this draft shares with all its recipients, against `limits`.
+    fn check(&self, limits: &Limits, received_at: i64) -> Result<(), NormalizeError> {
+        limits.check_attribution(&self.attribution)?;
+        for (what, value, limit) in [
+            ("provider message id", Some(self.provider_message_id.as_str()), limits.max_id_bytes),
+            ("provider event id", self.provider_event_id.as_deref(), limits.max_id_bytes),
+            ("error code", self.error_code.as_deref(), limits.max_id_bytes),
+            ("ip", self.ip.as_deref(), limits.max_id_bytes),
+            ("provider event name", Some(self.provider_event_name.as_str()), limits.max_text_bytes),
+            ("click url", self.click_url.as_deref(), limits.max_text_bytes),
+            ("user agent", self.user_agent.as_deref(), limits.max_text_bytes),
+            ("error reason", self.error_reason.as_deref(), limits.max_text_bytes),
+        ] {
+            limits.check_len(what, value, limit)?;
+        }
+        if let Some(t) = self.occurred_at {
+            limits.check_time(t, received_at)?;
+        }
+        Ok(())
+    }
+
+    /// About how many bytes one event of this draft takes (its strings; the recipient apart).
+    fn approx_bytes(&self) -> usize {
+        let a = &self.attribution;
+        let opt = |s: &Option<String>| s.as_deref().map_or(0, str::len);
+        256 + self.provider_message_id.len()
+            + self.provider_event_name.len()
+            + opt(&self.provider_event_id)
+            + opt(&self.click_url)
+            + opt(&self.user_agent)
+            + opt(&self.ip)
+            + opt(&self.error_code)
+            + opt(&self.error_reason)
+            + opt(&a.broadcast_id)
+            + opt(&a.sequence_id)
+            + opt(&a.contact_id)
+            + opt(&a.template_key)
+            + a.labels.iter().map(String::len).sum::<usize>()
+            + a.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
+
+    /// One event for one recipient (unchecked: [`Normalized::push`] checks first).
+    fn event(&self, raw: &RawRecord<'_>, recipient: &str) -> Event {
         let env = raw.envelope;
         let source = match &self.id_source {
             IdSource::ProviderEventId(id) => EventSource::ProviderEventId(id),
-            IdSource::BodyItem(i) => EventSource::Body { body: &env.body, item: *i },
+            IdSource::BodyItem(i) => EventSource::Body { digest: raw.body_digest(), item: *i },
         };
-        let recipient = recipient.trim();
         let (occurred_at, time_source) = match self.occurred_at {
             Some(t) => (t, TimeSource::Provider),
             None => (env.received_at, TimeSource::Received),
@@ -112,14 +167,89 @@ impl EventDraft {
             raw_offset: raw.offset,
         }
     }
+}
 
-    /// One event per recipient, in order, skipping blanks.
-    pub fn for_recipients<'r>(&self, raw: &RawRecord<'_>, recipients: impl IntoIterator<Item = &'r str>) -> Vec<Event> {
-        recipients
-            .into_iter()
-            .filter(|r| !r.trim().is_empty())
-            .map(|r| self.for_recipient(raw, r))
-            .collect()
+/// What one raw record yields: its events, and the parts that could not become events.
+/// One bad item never spoils its neighbours: it is a [`Rejected`] entry (a dead letter
+/// naming its position) and the other items flow.
+#[derive(Debug, Default)]
+pub struct Normalized {
+    pub events: Vec<Event>,
+    pub rejected: Vec<Rejected>,
+    /// About how many bytes `events` hold (bounded by `max_record_output_bytes`).
+    bytes: usize,
+}
+
+/// One part of a record that could not become events.
+#[derive(Debug)]
+pub struct Rejected {
+    /// Position of the item in the body (0 when the body is one report).
+    pub item: usize,
+    pub error: NormalizeError,
+}
+
+impl From<Vec<Event>> for Normalized {
+    fn from(events: Vec<Event>) -> Self {
+        Normalized { events, ..Default::default() }
+    }
+}
+
+impl Normalized {
+    /// Expands item `item`'s draft into one event per recipient (blanks skipped, trimmed),
+    /// within `opts.limits`, checked before anything is copied: a draft beyond a bound, or
+    /// one that would take the record past `max_events_per_record` or
+    /// `max_record_output_bytes`, is rejected whole; a recipient beyond its bound alone.
+    pub fn push<'r>(
+        &mut self,
+        raw: &RawRecord<'_>,
+        opts: &NormalizeOptions,
+        item: usize,
+        draft: &EventDraft,
+        recipients: impl IntoIterator<Item = &'r str>,
+    ) {
+        let limits = &opts.limits;
+        let recipients: Vec<&str> = recipients.into_iter().map(str::trim).filter(|r| !r.is_empty()).collect();
+        if let Err(error) = draft.check(limits, raw.envelope.received_at) {
+            return self.reject(item, error);
+        }
+        let total = self.events.len().saturating_add(recipients.len());
+        if total > limits.max_events_per_record {
+            let error = NormalizeError::LimitExceeded(format!(
+                "events of the record: {total} > {} (item {item} has {} recipients)",
+                limits.max_events_per_record,
+                recipients.len()
+            ));
+            return self.reject(item, error);
+        }
+        let bytes = recipients.iter().map(|r| draft.approx_bytes() + r.len()).sum::<usize>();
+        if self.bytes.saturating_add(bytes) > limits.max_record_output_bytes {
+            let error = NormalizeError::LimitExceeded(format!(
+                "output bytes of the record: {} > {} (item {item}: {} recipients × {} bytes)",
+                self.bytes.saturating_add(bytes),
+                limits.max_record_output_bytes,
+                recipients.len(),
+                draft.approx_bytes()
+            ));
+            return self.reject(item, error);
+        }
+        self.bytes += bytes;
+        for (n, recipient) in recipients.into_iter().enumerate() {
+            if recipient.len() > limits.max_recipient_bytes {
+                let error = NormalizeError::LimitExceeded(format!(
+                    "recipient {n} of item {item}: {} bytes > {}",
+                    recipient.len(),
+                    limits.max_recipient_bytes
+                ));
+                self.reject(item, error);
+                continue;
+            }
+            self.events.push(draft.event(raw, recipient));
+        }
+    }
+
+    /// Records that item `item` could not be read.
+    pub fn reject(&mut self, item: usize, error: NormalizeError) {
+        self.rejected.push(Rejected { item, error });
     }
 }
 
@@ -169,8 +299,8 @@ pub fn metadata_from_headers<'a>(
 }
 
 /// Parses an RFC 3339 time into UTC milliseconds.
-pub fn parse_time(field: &'static str, s: &str) -> Result<i64, super::NormalizeError> {
-    schemas::event::rfc3339_millis::parse(s).ok_or_else(|| super::NormalizeError::InvalidField {
+pub fn parse_time(field: &'static str, s: &str) -> Result<i64, NormalizeError> {
+    schemas::event::rfc3339_millis::parse(s).ok_or_else(|| NormalizeError::InvalidField {
         field,
         reason: format!("not an RFC 3339 time: {s}"),
     })

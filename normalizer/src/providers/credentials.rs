@@ -42,6 +42,8 @@ pub struct NormalizeOptions {
     pub message_class_tag: String,
     /// Email headers with this prefix are copied into metadata (prefix stripped, lower-cased).
     pub metadata_header_prefix: String,
+    /// Bounds on what one record may become (`[mapping.limits]`).
+    pub limits: super::limits::Limits,
 }
 
 impl Default for NormalizeOptions {
@@ -53,6 +55,7 @@ impl Default for NormalizeOptions {
             template_tag: "template".into(),
             message_class_tag: "message_class".into(),
             metadata_header_prefix: "X-Metadata-".into(),
+            limits: Default::default(),
         }
     }
 }

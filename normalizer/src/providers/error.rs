@@ -73,6 +73,8 @@ pub enum NormalizeError {
     UnknownProvider(String),
     #[error("raw record unreadable: {0}")]
     Envelope(String),
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
 }
 
 impl NormalizeError {
@@ -86,6 +88,7 @@ impl NormalizeError {
             NormalizeError::NoRecipients => "no_recipients",
             NormalizeError::UnknownProvider(_) => "unknown_provider",
             NormalizeError::Envelope(_) => "bad_envelope",
+            NormalizeError::LimitExceeded(_) => "limit_exceeded",
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod credentials;
 pub mod error;
+pub mod limits;
 pub mod apns;
 pub mod fcm;
 pub mod mailgun;
@@ -19,11 +20,12 @@ pub mod twilio;
 #[cfg(test)]
 pub mod testkit;
 
-pub use build::{EventDraft, RawRecord};
+pub use build::{EventDraft, Normalized, RawRecord, Rejected};
+pub use limits::Limits;
 pub use credentials::{NormalizeOptions, TenantCredentials};
 pub use error::{NormalizeError, VerifyError};
 
-use schemas::{Event, ProviderId};
+use schemas::ProviderId;
 use std::collections::BTreeMap;
 
 /// An HTTP request as ingest received it, before it is stored.
@@ -64,9 +66,11 @@ pub trait Provider: Send + Sync {
     /// Checks that the request really comes from the provider, for this tenant.
     fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError>;
 
-    /// Maps one stored raw record to canonical events, one per recipient.
-    /// `Ok(vec![])` means a control message with nothing to report.
-    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError>;
+    /// Maps one stored raw record to canonical events, one per recipient, through
+    /// [`Normalized::push`] (which applies `opts.limits`). `Err` when the body as a whole
+    /// cannot be read; items that cannot be read are [`Normalized::rejected`] and the others
+    /// still flow. No events and no rejections means a control message with nothing to report.
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError>;
 }
 
 /// Every provider, looked up by id.

@@ -32,7 +32,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Rejects a signed timestamp (seconds since the epoch) further than `tolerance_secs` from now.
 pub fn check_timestamp(timestamp_secs: i64, now_ms: i64, tolerance_secs: i64) -> Result<(), VerifyError> {
-    if (now_ms / 1000 - timestamp_secs).abs() > tolerance_secs {
+    // abs_diff: the timestamp is the sender's; `now - ts` overflows for ts near i64::MIN.
+    if (now_ms / 1000).abs_diff(timestamp_secs) > tolerance_secs.unsigned_abs() {
         Err(VerifyError::StaleTimestamp(tolerance_secs))
     } else {
         Ok(())
@@ -71,6 +72,16 @@ mod tests {
         assert!(check_timestamp(1000, 1_000_000, 300).is_ok());
         assert!(check_timestamp(1000 - 301, 1_000_000, 300).is_err());
         assert!(check_timestamp(1000 + 301, 1_000_000, 300).is_err());
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_i64_are_stale_not_a_panic() {
+        // Found by fuzzing (fuzz/ target `provider`): `svix-timestamp: -9223372036854775808`
+        // overflowed `now - timestamp` (a panic with overflow checks, a wrap without).
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            assert_eq!(check_timestamp(ts, 1_893_456_000_000, 300), Err(VerifyError::StaleTimestamp(300)));
+            assert_eq!(check_timestamp(ts, -1_893_456_000_000, 300), Err(VerifyError::StaleTimestamp(300)));
+        }
     }
 
     #[test]

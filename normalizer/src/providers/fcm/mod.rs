@@ -7,8 +7,8 @@
 pub mod map;
 
 use super::sender::push_results;
-use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
-use schemas::{Event, ProviderId};
+use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use schemas::ProviderId;
 
 pub struct Fcm;
 
@@ -25,8 +25,8 @@ impl Provider for Fcm {
         push_results::verify(req, creds)
     }
 
-    fn normalize(&self, raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
-        push_results::normalize(raw, map::classify)
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
+        push_results::normalize(raw, opts, map::classify)
     }
 }
 

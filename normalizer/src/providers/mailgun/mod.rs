@@ -6,8 +6,8 @@
 pub mod map;
 pub mod verify;
 
-use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
-use schemas::{Event, ProviderId};
+use super::{NormalizeError, Normalized, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use schemas::ProviderId;
 use sha2::{Digest, Sha256};
 
 pub struct Mailgun;
@@ -29,11 +29,12 @@ impl Provider for Mailgun {
         Ok(Verified { partition_key, control: None })
     }
 
-    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
-        Ok(match map::draft(&raw.envelope.body, opts)? {
-            Some((draft, recipients)) => draft.for_recipients(raw, recipients.iter().map(String::as_str)),
-            None => Vec::new(),
-        })
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
+        let mut out = Normalized::default();
+        if let Some((draft, recipients)) = map::draft(&raw.envelope.body, opts)? {
+            out.push(raw, opts, 0, &draft, recipients.iter().map(String::as_str));
+        }
+        Ok(out)
     }
 }
 

@@ -1,3 +1,4 @@
+use schemas::Event;
 use super::*;
 use crate::providers::signature::hmac_sha256;
 use crate::providers::testkit::{check_fixtures, envelope};
@@ -16,7 +17,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 fn normalize_body(body: Vec<u8>) -> Result<Vec<Event>, NormalizeError> {
     let env = envelope("mailgun", body, BTreeMap::new());
-    Mailgun.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 3 }, &NormalizeOptions::default())
+    crate::providers::testkit::all_events(Mailgun.normalize(&RawRecord::new(&env, "raw", 0, 3), &NormalizeOptions::default()))
 }
 
 #[test]

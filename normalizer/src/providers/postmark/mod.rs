@@ -7,9 +7,9 @@
 pub mod map;
 
 use super::signature::constant_time_eq;
-use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
 use base64::Engine;
-use schemas::{Event, ProviderId};
+use schemas::ProviderId;
 
 pub const HEADER_AUTHORIZATION: &str = "authorization";
 
@@ -32,10 +32,12 @@ impl Provider for Postmark {
         Ok(Verified { partition_key: key, control: None })
     }
 
-    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         let record = map::parse(&raw.envelope.body)?;
         let (draft, recipient) = map::draft(&record, opts)?;
-        Ok(vec![draft.for_recipient(raw, &recipient)])
+        let mut out = Normalized::default();
+        out.push(raw, opts, 0, &draft, [recipient.as_str()]);
+        Ok(out)
     }
 }
 

@@ -1,3 +1,4 @@
+use schemas::Event;
 use super::*;
 use crate::providers::testkit::{check_fixtures, envelope};
 use base64::Engine;
@@ -15,7 +16,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 fn normalize_body(body: &[u8]) -> Result<Vec<Event>, NormalizeError> {
     let env = envelope("postmark", body.to_vec(), BTreeMap::new());
-    Postmark.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 0 }, &NormalizeOptions::default())
+    crate::providers::testkit::all_events(Postmark.normalize(&RawRecord::new(&env, "raw", 0, 0), &NormalizeOptions::default()))
 }
 
 #[test]

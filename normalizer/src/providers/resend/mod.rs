@@ -6,8 +6,8 @@
 pub mod map;
 pub mod svix;
 
-use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
-use schemas::{Event, ProviderId};
+use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use schemas::ProviderId;
 
 pub struct Resend;
 
@@ -28,10 +28,12 @@ impl Provider for Resend {
         Ok(Verified { partition_key, control: None })
     }
 
-    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         let svix_id = raw.envelope.headers.get(svix::HEADER_ID).map(String::as_str);
         let (draft, recipients) = map::draft(&raw.envelope.body, svix_id, opts)?;
-        Ok(draft.for_recipients(raw, recipients.iter().map(String::as_str)))
+        let mut out = Normalized::default();
+        out.push(raw, opts, 0, &draft, recipients.iter().map(String::as_str));
+        Ok(out)
     }
 }
 

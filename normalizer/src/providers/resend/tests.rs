@@ -1,3 +1,4 @@
+use schemas::Event;
 use super::*;
 use crate::providers::signature::hmac_sha256;
 use crate::providers::testkit::{check_fixtures, envelope};
@@ -18,7 +19,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 fn normalize_with(body: Vec<u8>, headers: BTreeMap<String, String>) -> Result<Vec<Event>, NormalizeError> {
     let env = envelope("resend", body, headers);
-    Resend.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 11 }, &NormalizeOptions::default())
+    crate::providers::testkit::all_events(Resend.normalize(&RawRecord::new(&env, "raw", 0, 11), &NormalizeOptions::default()))
 }
 
 fn normalize_body(body: Vec<u8>) -> Result<Vec<Event>, NormalizeError> {

@@ -14,10 +14,10 @@ pub mod push_results;
 pub mod records;
 
 use super::signature::{check_api_key, API_KEY_HEADER};
-use super::{EventDraft, NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use super::{EventDraft, NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
 use items::parse_batch;
 use schemas::ids;
-use schemas::{Event, ProviderId};
+use schemas::ProviderId;
 
 pub struct Sender;
 
@@ -68,36 +68,51 @@ impl Provider for Sender {
         Ok(Verified { partition_key: first_message.unwrap_or_else(|| req.tenant.to_string()), control: None })
     }
 
-    fn normalize(&self, raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         let env = raw.envelope;
         let route = Route::of_path(&env.route)
             .or_else(|| Route::of_path(&env.url))
             .or_else(|| Route::of_body(&env.body))
             .ok_or_else(|| NormalizeError::Envelope(format!("not a sender route: {}", env.route)))?;
+        let mut out = Normalized::default();
         match route {
-            Route::Sends => parse_batch::<records::SendRecord>(&env.body)?
-                .iter()
-                .enumerate()
-                .map(|(i, r)| event_for(raw, r.draft(i), &r.provider, &r.recipient))
-                .collect(),
-            Route::Events => parse_batch::<app_events::AppEvent>(&env.body)?
-                .iter()
-                .enumerate()
-                .map(|(i, e)| event_for(raw, e.draft(i), &e.provider, &e.recipient))
-                .collect(),
+            Route::Sends => {
+                for (i, r) in parse_batch::<records::SendRecord>(&env.body)?.iter().enumerate() {
+                    push_for(&mut out, raw, opts, i, r.draft(i), &r.provider, &r.recipient);
+                }
+            }
+            Route::Events => {
+                for (i, e) in parse_batch::<app_events::AppEvent>(&env.body)?.iter().enumerate() {
+                    push_for(&mut out, raw, opts, i, e.draft(i), &e.provider, &e.recipient);
+                }
+            }
         }
+        Ok(out)
     }
 }
 
-/// The event for one item, attributed to the delivery provider the item names:
+/// The event for item `item`, attributed to the delivery provider the item names:
 /// `provider` and `delivery_key` are those of that provider's own events.
-fn event_for(raw: &RawRecord<'_>, draft: Result<EventDraft, String>, provider: &str, recipient: &str) -> Result<Event, NormalizeError> {
+fn push_for(
+    out: &mut Normalized,
+    raw: &RawRecord<'_>,
+    opts: &NormalizeOptions,
+    item: usize,
+    draft: Result<EventDraft, String>,
+    provider: &str,
+    recipient: &str,
+) {
     let invalid = |reason: String| NormalizeError::InvalidField { field: "body", reason };
-    let provider = items::provider(provider).map_err(invalid)?;
-    let mut event = draft.map_err(invalid)?.for_recipient(raw, recipient);
-    event.provider = provider.as_str().to_string();
-    event.delivery_key = ids::delivery_key(&event.tenant, &event.provider, &event.provider_message_id, &event.recipient);
-    Ok(event)
+    let (provider, draft) = match (items::provider(provider), draft) {
+        (Ok(p), Ok(d)) => (p, d),
+        (Err(reason), _) | (_, Err(reason)) => return out.reject(item, invalid(reason)),
+    };
+    let start = out.events.len();
+    out.push(raw, opts, item, &draft, [recipient]);
+    for event in &mut out.events[start..] {
+        event.provider = provider.as_str().to_string();
+        event.delivery_key = ids::delivery_key(&event.tenant, &event.provider, &event.provider_message_id, &event.recipient);
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 use super::items::{self, parse_batch, Attrs, Item};
 use crate::providers::build::IdSource;
 use crate::providers::signature::{check_api_key, API_KEY_HEADER};
-use crate::providers::{EventDraft, NormalizeError, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
-use schemas::{BounceClass, Channel, Event, EventType};
+use crate::providers::{EventDraft, NormalizeError, NormalizeOptions, Normalized, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use schemas::{BounceClass, Channel, EventType};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -89,12 +89,11 @@ pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verifie
 }
 
 /// One push event per item, classified by `classify`.
-pub fn normalize(raw: &RawRecord<'_>, classify: impl Fn(&PushResult) -> Outcome) -> Result<Vec<Event>, NormalizeError> {
+pub fn normalize(raw: &RawRecord<'_>, opts: &NormalizeOptions, classify: impl Fn(&PushResult) -> Outcome) -> Result<Normalized, NormalizeError> {
     let results = parse_batch::<PushResult>(&raw.envelope.body)?;
-    results
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
+    let mut out = Normalized::default();
+    for (i, r) in results.iter().enumerate() {
+        let draft = (|| {
             let outcome = classify(r);
             let mut d = EventDraft::new(Channel::Push, r.message_id.as_str(), outcome.name, outcome.event_type);
             d.id_source = IdSource::BodyItem(i);
@@ -104,9 +103,14 @@ pub fn normalize(raw: &RawRecord<'_>, classify: impl Fn(&PushResult) -> Outcome)
             d.occurred_at = items::time("sent_at", r.sent_at.as_deref())
                 .map_err(|reason| NormalizeError::InvalidField { field: "sent_at", reason })?;
             d.attribution = r.attrs.attribution();
-            Ok(d.for_recipient(raw, &r.token))
-        })
-        .collect()
+            Ok(d)
+        })();
+        match draft {
+            Ok(d) => out.push(raw, opts, i, &d, [r.token.as_str()]),
+            Err(e) => out.reject(i, e),
+        }
+    }
+    Ok(out)
 }
 
 /// The checks every push-result provider (FCM, APNs) shares: fixtures, API key and item
@@ -140,7 +144,7 @@ pub(crate) fn check_push_provider(p: &dyn super::super::Provider, min_fixtures: 
 
     for body in [&b""[..], b"[]", b"{}", b"[null]", br#"[{"token":"t","message_id":"m","http_status":"200"}]"#, br#"[{"token":"t","message_id":"m","http_status":200,"sent_at":"now"}]"#] {
         let env = envelope(name, body.to_vec(), BTreeMap::new());
-        let raw = RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 0 };
-        assert!(p.normalize(&raw, &NormalizeOptions::default()).is_err(), "{name}: {}", String::from_utf8_lossy(body));
+        let raw = RawRecord::new(&env, "raw", 0, 0);
+        assert!(crate::providers::testkit::all_events(p.normalize(&raw, &NormalizeOptions::default())).is_err(), "{name}: {}", String::from_utf8_lossy(body));
     }
 }

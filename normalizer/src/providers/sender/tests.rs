@@ -1,3 +1,4 @@
+use schemas::Event;
 use super::*;
 use crate::providers::testkit::envelope;
 use schemas::{EventType, RawEnvelope};
@@ -26,7 +27,7 @@ fn route_of(name: &str) -> &'static str {
 
 fn normalize(route: &str, body: &[u8]) -> Result<Vec<Event>, NormalizeError> {
     let env = sender_envelope(route, body.to_vec());
-    Sender.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 7 }, &NormalizeOptions::default())
+    crate::providers::testkit::all_events(Sender.normalize(&RawRecord::new(&env, "raw", 0, 7), &NormalizeOptions::default()))
 }
 
 /// Like `testkit::check_fixtures`, but with the route in the envelope and the provider
@@ -161,7 +162,7 @@ fn garbage_bodies_are_errors_not_panics() {
         }
     }
     let env = envelope("sender", b"[]".to_vec(), BTreeMap::new());
-    let err = Sender.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 0 }, &NormalizeOptions::default()).unwrap_err();
+    let err = crate::providers::testkit::all_events(Sender.normalize(&RawRecord::new(&env, "raw", 0, 0), &NormalizeOptions::default())).unwrap_err();
     assert_eq!(err.code(), "bad_envelope");
 }
 

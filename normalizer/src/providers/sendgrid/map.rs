@@ -27,8 +27,9 @@ pub fn first_message_id(body: &[u8]) -> Option<String> {
     v.as_array()?.iter().filter_map(Value::as_object).find_map(message_id)
 }
 
-/// One draft and its recipient per event of the batch, in order.
-pub fn drafts(body: &[u8], opts: &NormalizeOptions) -> Result<Vec<(EventDraft, String)>, NormalizeError> {
+/// One draft and its recipient per event of the batch, in order; an event that cannot be
+/// read is its own error and does not spoil the others. `Err` when the body is not a batch.
+pub fn drafts(body: &[u8], opts: &NormalizeOptions) -> Result<Vec<Result<(EventDraft, String), NormalizeError>>, NormalizeError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;
     let items = v
         .as_array()
@@ -36,7 +37,7 @@ pub fn drafts(body: &[u8], opts: &NormalizeOptions) -> Result<Vec<(EventDraft, S
     if items.is_empty() {
         return Err(NormalizeError::NoRecipients);
     }
-    items.iter().enumerate().map(|(i, item)| draft(i, item, opts)).collect()
+    Ok(items.iter().enumerate().map(|(i, item)| draft(i, item, opts)).collect())
 }
 
 fn draft(i: usize, item: &Value, opts: &NormalizeOptions) -> Result<(EventDraft, String), NormalizeError> {

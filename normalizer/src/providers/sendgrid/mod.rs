@@ -6,8 +6,8 @@
 pub mod map;
 pub mod verify;
 
-use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
-use schemas::{Event, ProviderId};
+use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use schemas::ProviderId;
 use sha2::{Digest, Sha256};
 
 pub struct Sendgrid;
@@ -28,9 +28,15 @@ impl Provider for Sendgrid {
         Ok(Verified { partition_key, control: None })
     }
 
-    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
-        let drafts = map::drafts(&raw.envelope.body, opts)?;
-        Ok(drafts.iter().map(|(draft, recipient)| draft.for_recipient(raw, recipient)).collect())
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
+        let mut out = Normalized::default();
+        for (i, draft) in map::drafts(&raw.envelope.body, opts)?.into_iter().enumerate() {
+            match draft {
+                Ok((draft, recipient)) => out.push(raw, opts, i, &draft, [recipient.as_str()]),
+                Err(error) => out.reject(i, error),
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -1,3 +1,4 @@
+use schemas::Event;
 use super::*;
 use crate::providers::testkit::{check_fixtures, envelope};
 use base64::engine::general_purpose::STANDARD;
@@ -19,7 +20,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 fn normalize_body(body: Vec<u8>) -> Result<Vec<Event>, NormalizeError> {
     let env = envelope("sendgrid", body, BTreeMap::new());
-    Sendgrid.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 2, offset: 5 }, &NormalizeOptions::default())
+    crate::providers::testkit::all_events(Sendgrid.normalize(&RawRecord::new(&env, "raw", 2, 5), &NormalizeOptions::default()))
 }
 
 #[test]
@@ -82,7 +83,7 @@ fn events_without_sg_event_id_are_identified_by_position() {
 
 #[test]
 fn unknown_and_extra_fields_are_kept_or_ignored() {
-    let body = br#"[{"email":"a@x.com","event":"machine_opened","sg_message_id":"abc.def","new_field":{"x":1},"timestamp":1}]"#;
+    let body = br#"[{"email":"a@x.com","event":"machine_opened","sg_message_id":"abc.def","new_field":{"x":1},"timestamp":1513299569}]"#;
     let events = normalize_body(body.to_vec()).unwrap();
     assert_eq!(events[0].event_type, EventType::Unknown);
     assert_eq!(events[0].provider_event_name, "machine_opened");

@@ -11,8 +11,8 @@ pub mod map;
 pub mod signature;
 pub mod sns;
 
-use super::{EventDraft, NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
-use schemas::{Event, ProviderId};
+use super::{EventDraft, NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use schemas::ProviderId;
 
 pub struct Ses;
 
@@ -48,7 +48,7 @@ impl Provider for Ses {
         Ok(Verified { partition_key: key, control })
     }
 
-    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         // Only bodies that passed `verify` are stored, so the body's shape tells the route apart.
         if eventbridge::looks_like(&raw.envelope.body) {
             let event = eventbridge::parse(&raw.envelope.body)?;
@@ -57,23 +57,25 @@ impl Provider for Ses {
                 return Err(NormalizeError::Unsupported(event.detail_type));
             }
             let drafts = map::drafts_of(&event.detail, &event.id, opts)?;
-            return Ok(expand(raw, drafts));
+            return Ok(expand(raw, opts, drafts));
         }
         let envelope = sns::parse(&raw.envelope.body)?;
         if envelope.kind != sns::MessageKind::Notification {
-            return Ok(Vec::new());
+            return Ok(Normalized::default());
         }
         let drafts = map::drafts(&envelope.message, &envelope.message_id, opts)?;
-        Ok(expand(raw, drafts))
+        Ok(expand(raw, opts, drafts))
     }
 }
 
 /// Turns (draft, recipients) pairs into events.
-pub(crate) fn expand(raw: &RawRecord<'_>, drafts: Vec<(EventDraft, Vec<String>)>) -> Vec<Event> {
-    drafts
-        .iter()
-        .flat_map(|(draft, recipients)| draft.for_recipients(raw, recipients.iter().map(String::as_str)))
-        .collect()
+/// One SES event names one mail and its recipients: every draft is part of item 0.
+pub(crate) fn expand(raw: &RawRecord<'_>, opts: &NormalizeOptions, drafts: Vec<(EventDraft, Vec<String>)>) -> Normalized {
+    let mut out = Normalized::default();
+    for (draft, recipients) in &drafts {
+        out.push(raw, opts, 0, draft, recipients.iter().map(String::as_str));
+    }
+    out
 }
 
 #[cfg(test)]

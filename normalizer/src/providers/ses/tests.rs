@@ -1,3 +1,4 @@
+use schemas::Event;
 use super::*;
 use crate::providers::testkit::{check_fixtures, envelope};
 use schemas::{BounceClass, EventType};
@@ -10,7 +11,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 fn normalize_fixture(name: &str) -> Result<Vec<Event>, NormalizeError> {
     let env = envelope("ses", fixture(name), BTreeMap::new());
-    Ses.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 1, offset: 9 }, &NormalizeOptions::default())
+    crate::providers::testkit::all_events(Ses.normalize(&RawRecord::new(&env, "raw", 1, 9), &NormalizeOptions::default()))
 }
 
 #[test]
@@ -60,7 +61,7 @@ fn malformed_message_is_an_error_with_a_reason() {
 fn garbage_bodies_are_errors_not_panics() {
     for body in [&b""[..], b"{", b"[]", b"{\"Type\":\"Notification\"}", b"\xff\xfe", b"{\"Type\":\"Bogus\",\"MessageId\":\"1\",\"TopicArn\":\"a\",\"Message\":\"{}\",\"Timestamp\":\"x\"}"] {
         let env = envelope("ses", body.to_vec(), BTreeMap::new());
-        assert!(Ses.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 0 }, &NormalizeOptions::default()).is_err());
+        assert!(crate::providers::testkit::all_events(Ses.normalize(&RawRecord::new(&env, "raw", 0, 0), &NormalizeOptions::default())).is_err());
     }
 }
 
@@ -407,7 +408,7 @@ fn eventbridge_events_use_the_eventbridge_id() {
 fn eventbridge_events_without_mail_are_unsupported() {
     let body = br#"{"version":"0","id":"1","detail-type":"Sending Status Disabled","source":"aws.ses","account":"123456789012","time":"2024-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}"#;
     let env = envelope("ses", body.to_vec(), BTreeMap::new());
-    let err = Ses.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 0 }, &NormalizeOptions::default()).unwrap_err();
+    let err = crate::providers::testkit::all_events(Ses.normalize(&RawRecord::new(&env, "raw", 0, 0), &NormalizeOptions::default())).unwrap_err();
     assert_eq!(err.code(), "unsupported");
     assert!(err.to_string().contains("Sending Status Disabled"));
 }

@@ -7,9 +7,9 @@
 pub mod map;
 
 use super::signature::{constant_time_eq, hmac_sha1};
-use super::{NormalizeError, NormalizeOptions, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
 use base64::Engine;
-use schemas::{Event, ProviderId};
+use schemas::ProviderId;
 
 pub const HEADER_SIGNATURE: &str = "x-twilio-signature";
 
@@ -38,10 +38,12 @@ impl Provider for Twilio {
         Ok(Verified { partition_key: sid.to_string(), control: None })
     }
 
-    fn normalize(&self, raw: &RawRecord<'_>, _opts: &NormalizeOptions) -> Result<Vec<Event>, NormalizeError> {
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         let params = map::parse(&raw.envelope.body)?;
         let (draft, recipient) = map::draft(&params)?;
-        Ok(vec![draft.for_recipient(raw, &recipient)])
+        let mut out = Normalized::default();
+        out.push(raw, opts, 0, &draft, [recipient.as_str()]);
+        Ok(out)
     }
 }
 

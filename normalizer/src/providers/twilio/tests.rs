@@ -1,3 +1,4 @@
+use schemas::Event;
 use super::*;
 use crate::providers::testkit::{check_fixtures, envelope};
 use schemas::{Channel, EventType};
@@ -14,7 +15,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 fn normalize_body(body: &[u8]) -> Result<Vec<Event>, NormalizeError> {
     let env = envelope("twilio", body.to_vec(), BTreeMap::new());
-    Twilio.normalize(&RawRecord { envelope: &env, topic: "raw", partition: 0, offset: 0 }, &NormalizeOptions::default())
+    crate::providers::testkit::all_events(Twilio.normalize(&RawRecord::new(&env, "raw", 0, 0), &NormalizeOptions::default()))
 }
 
 #[test]
