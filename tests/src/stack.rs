@@ -227,7 +227,7 @@ impl Pipeline {
                 _ => {
                     k.starts_with("SENDTRACE_KAFKA")
                         || k.starts_with("SENDTRACE_CLICKHOUSE")
-                        || ["SENDTRACE_EVENTS_TOPIC", "SENDTRACE_GROUP_ID", "SENDTRACE_SUPPRESSIONS_TOPIC"].contains(&k.as_str())
+                        || ["SENDTRACE_EVENTS_TOPIC", "SENDTRACE_GROUP_ID", "SENDTRACE_SUPPRESSIONS_TOPIC", "SENDTRACE_DEAD_LETTER_TOPIC"].contains(&k.as_str())
                 }
             })
             .collect();
