@@ -25,6 +25,10 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 cd fuzz
+# The instrumented nightly build of every dependency takes ~10 min cold: keep it beside the
+# other cached tools so later runs (and CI on this machine) only rebuild what changed.
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${SENDTRACE_TOOLS:-$HOME/.cache/sendtrace}/fuzz-target}"
+echo "fuzz.sh: building the fuzz targets (nightly, instrumented; ~10 min the first time, cached in $CARGO_TARGET_DIR)" >&2
 $nice cargo +nightly fuzz build -O -a
 ./seed.sh >/dev/null
 

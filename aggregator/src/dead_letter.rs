@@ -29,6 +29,7 @@ pub fn record(
     max_raw_bytes: usize,
     now_ms: i64,
 ) -> DeadLetter {
+    let raw_size = raw.len() as i64;
     let (raw, note) = if raw.len() <= max_raw_bytes {
         (raw.to_vec(), String::new())
     } else {
@@ -44,7 +45,10 @@ pub fn record(
         tenant: tenant.filter(|t| t.len() <= MAX_NAME_BYTES).map(str::to_string),
         provider: provider.filter(|p| p.len() <= MAX_NAME_BYTES).map(str::to_string),
         failed_at: now_ms,
+        raw_truncated: raw.len() as i64 != raw_size,
         raw,
+        raw_size,
+        item: None,
     }
 }
 
@@ -65,6 +69,7 @@ mod tests {
         assert_eq!(key(&d), "events/3/42");
         let big = record(&r, ("events", 3, 43), None, None, &[0u8; 11], 10, 7);
         assert!(big.raw.is_empty() && big.reason.contains("11 bytes not copied") && big.reason.contains("events/3/43"));
+        assert!(big.raw_truncated && big.raw_size == 11);
         let long = "t".repeat(MAX_NAME_BYTES + 1);
         assert_eq!(record(&r, ("events", 3, 44), Some(long.as_str()), Some("ses"), b"", 10, 7).tenant, None, "a dead letter stays small");
         let bytes = schemas::avro::encode_dead_letter(&big).unwrap();
