@@ -25,7 +25,7 @@ wait_for "clickhouse endpoint on :$CLICKHOUSE_PORT" 60 curl -sf "$CH_URL/ping"
 
 env "$KAFKA_ENV" "$CH_ENV" "$BIN_DIR/aggregator" --config "$ROOT/devstack/config/aggregator.toml" migrate
 # (re)start the services with the current build; refuse if someone else holds their ports
-for svc in "ingest:$INGEST_PORT" "ingest:$INGEST_ADMIN_PORT" "normalizer:$NORMALIZER_ADMIN_PORT" "aggregator:$AGGREGATOR_ADMIN_PORT"; do
+for svc in "ingest:$INGEST_PORT" "ingest:$INGEST_ADMIN_PORT" "normalizer:$NORMALIZER_ADMIN_PORT" "aggregator:$AGGREGATOR_ADMIN_PORT" "api:$API_PORT"; do
   stop "${svc%%:*}"
   port_free "${svc##*:}" || { log "port ${svc##*:} for ${svc%%:*} is taken by another process; stop it or set the *_PORT variables"; exit 1; }
 done
@@ -37,7 +37,10 @@ start normalizer env "$KAFKA_ENV" SENDTRACE_ADMIN_ADDR="127.0.0.1:$NORMALIZER_AD
   "$BIN_DIR/normalizer" --config "$ROOT/devstack/config/normalizer.toml" run
 start aggregator env "$KAFKA_ENV" "$CH_ENV" SENDTRACE_ADMIN_ADDR="127.0.0.1:$AGGREGATOR_ADMIN_PORT" \
   "$BIN_DIR/aggregator" --config "$ROOT/devstack/config/aggregator.toml" run
+start api env "$CH_ENV" SENDTRACE_LISTEN_ADDR="127.0.0.1:$API_PORT" \
+  "$BIN_DIR/api" --config "$ROOT/devstack/config/api.toml"
 wait_for "ingest on :$INGEST_PORT" 60 curl -sf "http://127.0.0.1:$INGEST_PORT/healthz"
 wait_for "normalizer on :$NORMALIZER_ADMIN_PORT" 60 curl -sf "http://127.0.0.1:$NORMALIZER_ADMIN_PORT/healthz"
 wait_for "aggregator on :$AGGREGATOR_ADMIN_PORT" 60 curl -sf "http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/healthz"
+wait_for "api on :$API_PORT" 60 curl -sf "http://127.0.0.1:$API_PORT/healthz"
 log "stack is up; logs in $DEVSTACK_DIR/logs"

@@ -3,9 +3,10 @@
 # toolchain (installs cargo-fuzz if missing), seeds the corpora from the provider fixtures,
 # then runs each target for SECONDS (default 3600: a long campaign; `scripts/fuzz.sh 5` is
 # the CI smoke run). One fuzzer process at a time, niced; every run bounded in memory
-# (-rss_limit_mb / -malloc_limit_mb) and time per input (-timeout), so unbounded allocation
-# and stalls are findings. Exits 1 if any target found a crash, OOM or timeout (inputs in
-# fuzz/artifacts/<target>/), 2 if the nightly toolchain is missing. Built optimised (-O) with
+# (-rss_limit_mb=512; one allocation at most -malloc_limit_mb=64) and time per input
+# (-timeout=10), so unbounded allocation and stalls are findings. Exits 1 if any target found
+# a crash, OOM or timeout (inputs in fuzz/artifacts/<target>/), 2 if the nightly toolchain
+# is missing. Built optimised (-O) with
 # debug assertions and overflow checks (-a): an integer overflow on hostile input is a finding.
 #   FUZZ_TARGETS="provider avro" scripts/fuzz.sh 60   # a subset
 set -euo pipefail
@@ -24,6 +25,10 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 cd fuzz
+# The instrumented nightly build of every dependency takes ~10 min cold: keep it beside the
+# other cached tools so later runs (and CI on this machine) only rebuild what changed.
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${SENDTRACE_TOOLS:-$HOME/.cache/sendtrace}/fuzz-target}"
+echo "fuzz.sh: building the fuzz targets (nightly, instrumented; ~10 min the first time, cached in $CARGO_TARGET_DIR)" >&2
 $nice cargo +nightly fuzz build -O -a
 ./seed.sh >/dev/null
 
@@ -43,7 +48,7 @@ for t in "${targets[@]}"; do
   dict=()
   [ -f "dict/$t.dict" ] && dict=("-dict=dict/$t.dict")
   if ! $nice cargo +nightly fuzz run -O -a "$t" "corpus/$t" -- \
-      -max_total_time="$secs" -rss_limit_mb=512 -malloc_limit_mb=512 -timeout=10 \
+      -max_total_time="$secs" -rss_limit_mb=512 -malloc_limit_mb=64 -timeout=10 \
       -max_len="$(max_len "$t")" -print_final_stats=1 "${dict[@]}" >"$log" 2>&1; then
     failed+=("$t")
     grep -E "^(==[0-9]+== ?ERROR|SUMMARY|thread .* panicked)|Test unit written" "$log" >&2 || tail -20 "$log" >&2

@@ -16,7 +16,7 @@ log "ClickHouse endpoint tests"
 (cd devstack/clickhouse && "$VENV/bin/python" -m unittest -q test_server)
 
 export SENDTRACE_TEST_KAFKA="$KAFKA_BROKERS" SENDTRACE_TEST_CLICKHOUSE="$CH_URL" SENDTRACE_BIN_DIR="$BIN_DIR"
-export SENDTRACE_TANSU="$TANSU" SENDTRACE_TEST_LOGS="$PWD/target/e2e-logs"
+export SENDTRACE_TANSU="$TANSU" SENDTRACE_TEST_LOGS="$PWD/target/e2e-logs" SENDTRACE_SCHEMATHESIS="$VENV/bin/schemathesis"
 log "Rust tests (logs of end-to-end services in target/e2e-logs)"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

@@ -2,7 +2,7 @@
 //! `week`, `month`) and, when a reporting time zone is configured, also in that zone
 //! (periods `day:<zone>`, `week:<zone>`, `month:<zone>`, e.g. `day:Europe/Berlin`).
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Offset, TimeZone};
 use chrono_tz::Tz;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,10 +28,12 @@ pub fn bucket_start(period: Period, ms: i64) -> NaiveDate {
     start_of(period, DateTime::from_timestamp_millis(ms).unwrap_or_default().date_naive())
 }
 
-/// As [`bucket_start`], with days as they are in `tz`.
+/// As [`bucket_start`], with days as they are in `tz` (a local time beyond chrono's range
+/// clamps to the epoch too: chrono's `date_naive` would panic there).
 pub fn bucket_start_in(period: Period, ms: i64, tz: Tz) -> NaiveDate {
-    let utc = DateTime::from_timestamp_millis(ms).unwrap_or_default();
-    start_of(period, tz.from_utc_datetime(&utc.naive_utc()).date_naive())
+    let utc = DateTime::from_timestamp_millis(ms).unwrap_or_default().naive_utc();
+    let local = utc.checked_add_offset(tz.offset_from_utc_datetime(&utc).fix()).unwrap_or_default();
+    start_of(period, local.date())
 }
 
 /// The periods counters are kept for: UTC always, the reporting zone if it is not UTC.
@@ -63,7 +65,8 @@ impl Periods {
 fn start_of(period: Period, day: NaiveDate) -> NaiveDate {
     match period {
         Period::Day => day,
-        Period::Week => day - Duration::days(day.weekday().num_days_from_monday() as i64),
+        // (checked: the week of chrono's first day began before it)
+        Period::Week => day.checked_sub_signed(Duration::days(day.weekday().num_days_from_monday() as i64)).unwrap_or(day),
         Period::Month => day.with_day(1).unwrap_or(day),
     }
 }
@@ -94,6 +97,35 @@ mod tests {
         // a non-UTC offset is converted first
         assert_eq!(bucket_start(Period::Day, ms("2026-11-26T01:00:00+02:00")).to_string(), "2026-11-25");
         assert_eq!(clickhouse_date(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()), 1);
+    }
+
+    proptest::proptest! {
+        /// Any time, in any zone: no panic, and a bucket never starts after its day.
+        #[test]
+        fn any_time_has_buckets(ms in proptest::prop_oneof![proptest::prelude::any::<i64>(), -9_000_000_000_000_000i64..9_000_000_000_000_000, 0i64..5_000_000_000_000], zone in proptest::sample::select(vec!["UTC", "Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati"])) {
+            let p = Periods::new(zone).unwrap();
+            for (name, start) in p.buckets(ms) {
+                let _ = clickhouse_date(start);
+                let admitted = (crate::admission::MIN_EVENT_TIME_MS..crate::admission::MAX_EVENT_TIME_MS).contains(&ms);
+                if admitted && name.starts_with("week") {
+                    proptest::prop_assert_eq!(start.weekday().num_days_from_monday(), 0);
+                }
+            }
+            for ms in [i64::MIN, i64::MAX, ms.saturating_add(i64::MAX / 2)] {
+                let _ = p.buckets(ms).count();
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_times_do_not_panic() {
+        // chrono's first and last representable instants, in zones east and west of UTC
+        for ms in [i64::MIN, i64::MAX, DateTime::<chrono::Utc>::MIN_UTC.timestamp_millis(), DateTime::<chrono::Utc>::MAX_UTC.timestamp_millis()] {
+            for zone in ["UTC", "Asia/Tokyo", "America/Los_Angeles"] {
+                let p = Periods::new(zone).unwrap();
+                assert_eq!(p.buckets(ms).count(), if zone == "UTC" { 3 } else { 6 });
+            }
+        }
     }
 
     #[test]

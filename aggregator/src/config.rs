@@ -47,6 +47,10 @@ impl ClickHouseConfig {
     /// to the views on `events` (`unique_recipients_mv`), so a view write that failed the first
     /// time is made good by the retry. That view's sets are idempotent, so a second delivery is
     /// harmless. (Older servers skip the views for a deduplicated block unless this is set.)
+    ///
+    /// `max_partitions_per_insert_block`: the tables are partitioned by month, and a batch may
+    /// hold events of any month `admission` accepts; ClickHouse's default (100) would refuse a
+    /// batch spanning more months, forever. The bound is the number of months there are.
     pub fn client(&self) -> clickhouse::Client {
         clickhouse::Client::default()
             .with_url(&self.url)
@@ -54,6 +58,7 @@ impl ClickHouseConfig {
             .with_user(&self.user)
             .with_password(&self.password)
             .with_option("deduplicate_blocks_in_dependent_materialized_views", "1")
+            .with_option("max_partitions_per_insert_block", crate::admission::MAX_MONTHS.to_string())
     }
 }
 
@@ -90,6 +95,14 @@ pub struct Config {
     pub suppressions_topic: String,
     /// Sender health evaluation (bounce and complaint rates).
     pub health: crate::health::HealthConfig,
+    /// Topic for events the aggregator will not apply (`schemas::DeadLetter`, `stage = "aggregator"`):
+    /// refused by `event_limits`, unreadable, or refused by ClickHouse. The normalizer's by default.
+    pub dead_letter_topic: String,
+    /// A dead letter carries the refused record itself only up to this many bytes; a larger one
+    /// is left out (its events-topic coordinates point to it), so a dead letter always fits the broker.
+    pub dead_letter_max_raw_bytes: usize,
+    /// Bounds an event must keep to be applied (`[event_limits]`); the others are dead-lettered.
+    pub event_limits: crate::admission::Limits,
 }
 
 impl Default for Config {
@@ -111,6 +124,9 @@ impl Default for Config {
             soft_bounce_window_days: 7,
             suppressions_topic: "sendtrace.suppressions.v1".into(),
             health: crate::health::HealthConfig::default(),
+            dead_letter_topic: schemas::topics::DEAD_LETTER.into(),
+            dead_letter_max_raw_bytes: 64 * 1024,
+            event_limits: crate::admission::Limits::default(),
         }
     }
 }

@@ -71,7 +71,8 @@ impl Sums {
         for k in buckets(periods, d, at) {
             let acc = self.counters.entry(k).or_insert((0, 0));
             acc.0 += 1;
-            acc.1 += cost;
+            // (saturating: `admission` bounds each cost, and stored rows came through it)
+            acc.1 = acc.1.saturating_add(cost);
         }
     }
 
@@ -80,7 +81,7 @@ impl Sums {
         for k in buckets(periods, d, at) {
             let acc = self.attributed.entry((k, a)).or_insert((0, 0));
             acc.0 += sign;
-            acc.1 += sign as i128 * cost;
+            acc.1 = acc.1.saturating_add((sign as i128).saturating_mul(cost));
         }
     }
 

@@ -7,19 +7,25 @@
 //! * `health`: sender health (bounce/complaint rates) flags; `health_monitor`: the task that evaluates them.
 //! * `machine`: machine opens and clicks (privacy proxies, scanners).
 //! * `suppression`: the suppression list rules.
+//! * `admission`: the bounds an event must keep to enter a batch; `dead_letter`: what is refused.
 //! * `batch`: one partition's batch → rows for every table.
 //! * `counters`: a batch's counter sums (interned keys) → counter rows.
+//! * `isolate`: bisecting a batch ClickHouse refuses, down to the records it refuses.
 //! * `offsets`: batch manifests in ClickHouse, for exactly-once effect.
-//! * `sinks::clickhouse`: row types and writes with dedup tokens; `sinks::retry`: waiting out ClickHouse.
+//! * `sinks::clickhouse`: row types and writes with dedup tokens; `sinks::retry`: waiting out ClickHouse;
+//!   `sinks::failure`: which ClickHouse errors are permanent.
 //! * `pipeline`: the Kafka consumer loop; `rebalance`: what it keeps across rebalances.
 //! * `migrate`: versioned, idempotent DDL.
 
+pub mod admission;
 pub mod batch;
 pub mod buckets;
 pub mod config;
 pub mod counters;
+pub mod dead_letter;
 pub mod health;
 pub mod health_monitor;
+pub mod isolate;
 pub mod machine;
 pub mod migrate;
 pub mod offsets;

@@ -74,9 +74,9 @@ pub fn classify(e: &Event, delivered_at: Option<i64>, scanner_window_secs: i64) 
     if e.event_type == EventType::Opened && ua == "Mozilla/5.0" && (from_apple || e.ip.is_none()) {
         return Some(MachineReason::AppleMpp);
     }
-    if let Some(d) = delivered_at {
-        let dt = e.occurred_at - d;
-        if (0..scanner_window_secs * 1000).contains(&dt) {
+    // checked: both times come from providers (a difference that overflows is not "soon")
+    if let Some(dt) = delivered_at.and_then(|d| e.occurred_at.checked_sub(d)) {
+        if (0..scanner_window_secs.saturating_mul(1000)).contains(&dt) {
             return Some(MachineReason::TooFast);
         }
     }
@@ -103,5 +103,18 @@ mod tests {
         assert_eq!(classify(&ev(EventType::Clicked, Some(chrome), Some("203.0.113.9"), 200_000), Some(100_000), 10), None);
         assert_eq!(classify(&ev(EventType::Opened, Some(chrome), Some("17.1.1.1"), 200_000), Some(100_000), 10), None, "a real browser on Apple's network");
         assert_eq!(classify(&ev(EventType::Delivered, Some("curl/8"), None, 0), None, 10), None, "only engagement is classified");
+        assert_eq!(classify(&ev(EventType::Clicked, Some(chrome), None, i64::MAX), Some(i64::MIN), 10), None, "no overflow");
+        assert_eq!(classify(&ev(EventType::Clicked, Some(chrome), None, i64::MIN), Some(i64::MAX), i64::MAX), None);
+    }
+
+    proptest::proptest! {
+        /// Any times and window: no panic, and `too_fast` exactly when 0 <= t - d < window (in i128).
+        #[test]
+        fn timing_rule_on_any_times(t in proptest::prelude::any::<i64>(), d in proptest::prelude::any::<i64>(), w in proptest::prelude::any::<i64>()) {
+            let got = classify(&ev(EventType::Opened, Some("Mozilla/5.0 (X11; Linux) Firefox/120"), Some("203.0.113.9"), t), Some(d), w);
+            let dt = t as i128 - d as i128;
+            let want = dt >= 0 && dt < (w as i128 * 1000).clamp(i64::MIN as i128, i64::MAX as i128) && dt <= i64::MAX as i128;
+            proptest::prop_assert_eq!(got == Some(MachineReason::TooFast), want);
+        }
     }
 }

@@ -19,46 +19,56 @@ pub struct Cursor {
     pub pending: Option<(i64, i64)>,
 }
 
-#[derive(Debug, Row, Deserialize)]
+#[derive(Debug, Clone, Row, Deserialize)]
 struct ManifestRow {
     first_offset: i64,
     last_offset: i64,
     state: String,
 }
 
+/// Where a partition stands, from its manifest rows: every offset up to the last `done`
+/// range is applied; of the `pending` ranges ending after it, the one ending first is the
+/// innermost unfinished piece (`pipeline::Aggregator::write_unit` bisects refused batches
+/// into pieces nested in their parent's range, each writing its own `pending` first, and
+/// finishes them in offset order), so resuming there redoes it with exactly its range.
+/// Without bisection there is at most one such range, the batch that was cut short.
+pub fn cursor_of(rows: &[(i64, i64, &str)]) -> Cursor {
+    let done_upto = rows.iter().filter(|(_, _, s)| *s == "done").map(|(_, l, _)| *l).max().unwrap_or(-1);
+    let pending = rows
+        .iter()
+        .filter(|(_, l, s)| *s == "pending" && *l > done_upto)
+        .min_by_key(|(f, l, _)| (*l, std::cmp::Reverse(*f)))
+        .map(|(f, l, _)| (*f, *l));
+    Cursor { done_upto, pending }
+}
+
 pub async fn load_cursor(client: &Client, group: &str, topic: &str, partition: i32) -> Result<Cursor, SinkError> {
-    let rows = client
+    let done = client
         .query(
             "SELECT first_offset, last_offset, state FROM aggregator_offsets \
-             WHERE consumer_group = ? AND topic = ? AND partition = ? \
-             ORDER BY last_offset DESC, state = 'done' DESC LIMIT 1",
+             WHERE consumer_group = ? AND topic = ? AND partition = ? AND state = 'done' \
+             ORDER BY last_offset DESC LIMIT 1",
         )
         .bind(group)
         .bind(topic)
         .bind(partition)
         .fetch_all::<ManifestRow>()
         .await?;
-    let done = if let Some(r) = rows.first() {
-        if r.state == "done" {
-            return Ok(Cursor { done_upto: r.last_offset, pending: None });
-        }
-        let before = client
-            .query(
-                "SELECT first_offset, last_offset, state FROM aggregator_offsets \
-                 WHERE consumer_group = ? AND topic = ? AND partition = ? AND state = 'done' \
-                 ORDER BY last_offset DESC LIMIT 1",
-            )
-            .bind(group)
-            .bind(topic)
-            .bind(partition)
-            .fetch_all::<ManifestRow>()
-            .await?;
-        let done_upto = before.first().map_or(-1, |b| b.last_offset);
-        return Ok(Cursor { done_upto, pending: Some((r.first_offset, r.last_offset)) });
-    } else {
-        -1
-    };
-    Ok(Cursor { done_upto: done, pending: None })
+    let done_upto = done.first().map_or(-1, |r| r.last_offset);
+    let pending = client
+        .query(
+            "SELECT first_offset, last_offset, state FROM aggregator_offsets \
+             WHERE consumer_group = ? AND topic = ? AND partition = ? AND state = 'pending' AND last_offset > ?",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(partition)
+        .bind(done_upto)
+        .fetch_all::<ManifestRow>()
+        .await?;
+    let rows: Vec<(i64, i64, &str)> =
+        done.iter().chain(&pending).map(|r| (r.first_offset, r.last_offset, r.state.as_str())).collect();
+    Ok(cursor_of(&rows))
 }
 
 /// The dedup token of one table's insert for one batch.
@@ -77,4 +87,29 @@ pub async fn write_manifest(client: &Client, group: &str, topic: &str, partition
         written_at: now_ms,
     };
     insert_rows(client, "aggregator_offsets", &token(group, topic, partition, range.0, range.1, state), &[row]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumes_at_the_innermost_unfinished_piece() {
+        assert_eq!(cursor_of(&[]), Cursor { done_upto: -1, pending: None });
+        // plain batches: the last done one; a batch cut short is redone as it was
+        assert_eq!(cursor_of(&[(0, 9, "pending"), (0, 9, "done"), (10, 19, "pending")]), Cursor { done_upto: 9, pending: Some((10, 19)) });
+        assert_eq!(cursor_of(&[(0, 9, "pending"), (0, 9, "done")]), Cursor { done_upto: 9, pending: None });
+        // [0,99] refused → [0,49] refused → [0,24] done, [25,49] started: redo [25,49] exactly
+        let split = [(0, 99, "pending"), (0, 49, "pending"), (0, 24, "pending"), (0, 24, "done"), (25, 49, "pending")];
+        assert_eq!(cursor_of(&split), Cursor { done_upto: 24, pending: Some((25, 49)) });
+        // [25,49] done: what remains of [0,99] (its right half, not started) is next
+        let mut more = split.to_vec();
+        more.push((25, 49, "done"));
+        assert_eq!(cursor_of(&more), Cursor { done_upto: 49, pending: Some((0, 99)) });
+        // the right half started and was split itself: its inner piece, not its parent
+        more.extend([(50, 99, "pending"), (50, 74, "pending"), (50, 74, "done"), (75, 99, "pending")]);
+        assert_eq!(cursor_of(&more), Cursor { done_upto: 74, pending: Some((75, 99)) });
+        more.push((75, 99, "done"));
+        assert_eq!(cursor_of(&more), Cursor { done_upto: 99, pending: None });
+    }
 }

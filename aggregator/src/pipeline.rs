@@ -2,18 +2,24 @@
 //!
 //! Per partition, buffered events form batches. Each batch is written as:
 //! `pending` manifest → events → counters → attributed counters → deliveries → suppressions (table, then the
-//! compacted topic) → `done` manifest,
+//! compacted topic) → dead letters → `done` manifest,
 //! every insert with a token derived from the batch's offset range; then the
 //! Kafka offset is stored for commit. A failed write is retried with the same
 //! rows and tokens (backoff, no data dropped); see `offsets` for restarts.
+//! Records that can never be applied go to the dead-letter topic instead of stalling the
+//! partition (`admission`, and `Aggregator::write_unit` for what ClickHouse refuses).
 
+use crate::admission;
 use crate::batch::{self, BatchRows};
+use crate::isolate;
+use crate::dead_letter::{self, Reason};
 use crate::config::Config;
 use crate::offsets::{self, Cursor};
 use crate::health_monitor::{monitor_health, HealthLeader};
 use crate::rebalance::{RebalanceFlag, Rebalanced};
-use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, load_suppressions, soft_bounce_history};
-use crate::sinks::retry::retry;
+use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, load_suppressions, soft_bounce_history, SinkError};
+use crate::sinks::failure;
+use crate::sinks::retry::{retry, retry_transient};
 use crate::state::{DeliveryKey, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use runtime::kafka::ReplaceableProducer;
@@ -21,7 +27,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use runtime::shutdown::CancellationToken;
 use runtime::telemetry::Health;
-use schemas::Event;
+use schemas::{DeadLetter, Event};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -84,16 +90,16 @@ impl Aggregator {
     /// offset now applied (to store in Kafka), or None on shutdown.
     async fn drain_partition(&mut self, p: i32, shutdown: &CancellationToken) -> Option<Option<i64>> {
         let (group, topic, max_backoff) = (self.cfg.group_id.clone(), self.cfg.events_topic.clone(), self.cfg.max_retry_backoff_ms);
-        let part = self.partitions.entry(p).or_insert(Partition { cursor: None, buffer: Vec::new() });
-        if part.cursor.is_none() {
-            let client = self.client.clone();
-            let c = retry("load_cursor", max_backoff, shutdown, || offsets::load_cursor(&client, &group, &topic, p)).await?;
-            info!(message = "Partition cursor loaded.", partition = p, done_upto = c.done_upto, pending = ?c.pending);
-            part.cursor = Some(c);
-        }
+        self.partitions.entry(p).or_insert(Partition { cursor: None, buffer: Vec::new() });
         let mut applied = None;
         loop {
             let part = self.partitions.get_mut(&p)?;
+            if part.cursor.is_none() {
+                let client = self.client.clone();
+                let c = retry("load_cursor", max_backoff, shutdown, || offsets::load_cursor(&client, &group, &topic, p)).await?;
+                info!(message = "Partition cursor loaded.", partition = p, done_upto = c.done_upto, pending = ?c.pending);
+                part.cursor = Some(c);
+            }
             let cursor = part.cursor.unwrap_or_default();
             part.buffer.retain(|(o, _)| *o > cursor.done_upto);
             if part.buffer.is_empty() {
@@ -111,36 +117,100 @@ impl Aggregator {
             let unit: Vec<(i64, Option<Vec<u8>>)> = part.buffer.drain(..take).collect();
             let last = self.write_unit(p, unit, shutdown).await?;
             if let Some(part) = self.partitions.get_mut(&p) {
-                part.cursor = Some(Cursor { done_upto: last, pending: None });
+                // after a redone piece of a bisected batch, its parent's range may still bind
+                // what comes next (`offsets::cursor_of`): read the manifest again
+                part.cursor = match cursor.pending {
+                    Some(_) => None,
+                    None => Some(Cursor { done_upto: last, pending: None }),
+                };
             }
             applied = Some(last);
         }
     }
 
-    /// Writes one batch of one partition; returns its last offset, or None on shutdown.
-    async fn write_unit(&mut self, p: i32, unit: Vec<(i64, Option<Vec<u8>>)>, shutdown: &CancellationToken) -> Option<i64> {
-        let (first, last) = (unit.first()?.0, unit.last()?.0);
-        let events: Vec<(i64, Event)> = unit
-            .into_iter()
-            .filter_map(|(o, payload)| match schemas::avro::decode_event(payload.as_deref().unwrap_or_default()) {
-                Ok(e) => Some((o, e)),
+    /// Decodes and admits the records of a unit: the events to apply (in offset order) and the
+    /// dead letters of the records refused (`admission`), in offset order.
+    fn admit(&self, p: i32, unit: &[(i64, Option<Vec<u8>>)]) -> (Vec<(i64, Event)>, Vec<(i64, DeadLetter)>) {
+        let mut events = Vec::with_capacity(unit.len());
+        let mut refused = Vec::new();
+        let topic = self.cfg.events_topic.as_str();
+        for (o, payload) in unit {
+            let bytes = payload.as_deref().unwrap_or_default();
+            let reason = match schemas::avro::decode_event(bytes) {
+                Ok(e) => match admission::admit(&e, &self.cfg.event_limits) {
+                    Ok(()) => {
+                        events.push((*o, e));
+                        continue;
+                    }
+                    Err(r) => (Reason { code: r.code, reason: r.reason }, Some(e)),
+                },
                 Err(error) => {
                     metrics::counter!("sendtrace_aggregator_undecodable_total", "reason" => error.code()).increment(1);
-                    warn!(message = "Undecodable event skipped.", partition = p, offset = o, %error);
-                    None
+                    (Reason { code: "undecodable", reason: format!("not a readable event record ({})", error.code()) }, None)
                 }
-            })
-            .collect();
+            };
+            let (reason, e) = reason;
+            warn!(message = "Event refused; dead-lettered.", partition = p, offset = o, reason = reason.code);
+            let (tenant, provider) = (e.as_ref().map(|e| e.tenant.as_str()), e.as_ref().map(|e| e.provider.as_str()));
+            refused.push((*o, dead_letter::record(&reason, (topic, p, *o), tenant, provider, bytes, self.cfg.dead_letter_max_raw_bytes, now_ms())));
+        }
+        (events, refused)
+    }
+
+    /// Writes one unit (a batch) of one partition; returns its last offset, or None on shutdown.
+    ///
+    /// Poison records: a record that can never be applied must not stall the partition, and
+    /// skipping it must not break exactly-once. Two layers:
+    /// 1. `admission` refuses, per record, what cannot be stored or computed (times out of
+    ///    range, oversized fields): a function of the record alone, so a replay refuses it again.
+    /// 2. A batch that ClickHouse still refuses permanently (`sinks::failure`) before any of its
+    ///    counters landed (loading its state, or inserting its event rows: the first insert,
+    ///    which carries every value the later rows repeat) has its in-memory state dropped
+    ///    (reloaded from ClickHouse, which holds everything before it) and is bisected into
+    ///    batches of their own down to the refused records, which are dead-lettered
+    ///    (`isolate`: why bisection, and why restarts stay exact).
+    async fn write_unit(&mut self, p: i32, unit: Vec<(i64, Option<Vec<u8>>)>, shutdown: &CancellationToken) -> Option<i64> {
+        let last = unit.last()?.0;
+        let (events, refused) = self.admit(p, &unit);
+        let mut w = UnitWriter { agg: self, p, unit: &unit, events: &events, refused: &refused, shutdown };
+        let cuts = isolate::write_bisecting(&mut w, unit.len()).await?;
+        if cuts > 0 {
+            metrics::counter!("sendtrace_aggregator_batch_splits_total").increment(cuts as u64);
+        }
+        Some(last)
+    }
+
+    /// Drops the in-memory state of the deliveries of `events` (after a refused batch: its
+    /// changes never reached ClickHouse; the next batch reloads the stored state).
+    fn forget(&self, events: &[(i64, Event)]) {
+        for (_, e) in events {
+            self.store.map.remove(&DeliveryKey::of(&e.delivery_key));
+        }
+    }
+
+    /// Writes one piece: the events of offsets `range` and the dead letters of its refused
+    /// records. `Some(Err)`: ClickHouse refused it permanently before any counter landed.
+    async fn write_piece(
+        &mut self,
+        p: i32,
+        (first, last): (i64, i64),
+        events: &[(i64, Event)],
+        dead: &[&DeadLetter],
+        shutdown: &CancellationToken,
+    ) -> Option<Result<(), SinkError>> {
         let max_backoff = self.cfg.max_retry_backoff_ms;
         // reload the deliveries this batch touches that are not in memory
         let mut missing: Vec<String> =
             events.iter().map(|(_, e)| &e.delivery_key).filter(|k| !self.store.map.contains_key(&DeliveryKey::of(k))).cloned().collect();
         missing.sort();
         missing.dedup();
-        for chunk in missing.chunks(500) {
-            let client = self.client.clone();
-            let rows = retry("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, chunk)).await?;
-            metrics::counter!("sendtrace_aggregator_state_reloads_total").increment(rows.len() as u64);
+        let client = self.client.clone();
+        let rows = match retry_transient("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, &missing)).await? {
+            Ok(rows) => rows,
+            Err(e) => return Some(Err(e)),
+        };
+        metrics::counter!("sendtrace_aggregator_state_reloads_total").increment(rows.len() as u64);
+        {
             let mut names = self.store.names();
             for row in rows {
                 let key = DeliveryKey::of(&row.delivery_key);
@@ -148,17 +218,18 @@ impl Aggregator {
             }
         }
         // earlier events of deliveries whose attribution this batch may change (late send records)
-        let mut movable = self.attribution_candidates(&events);
+        let mut movable = self.attribution_candidates(events);
         movable.sort();
         movable.dedup();
-        let mut history = batch::History::new();
-        for chunk in movable.chunks(500) {
-            let client = self.client.clone();
-            history.extend(retry("load_events", max_backoff, shutdown, || load_events(&client, chunk)).await?);
-        }
+        let history = match retry_transient("load_events", max_backoff, shutdown, || load_events(&client, &movable)).await? {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
         self.batch_seq += 1;
-        let rows = batch::apply(&self.store, p, &events, &history, self.batch_seq, now_ms(), &self.batch_cfg);
-        self.write_rows(p, (first, last), &rows, shutdown).await?;
+        let rows = batch::apply(&self.store, p, events, &history, self.batch_seq, now_ms(), &self.batch_cfg);
+        if let Err(e) = self.write_rows(p, (first, last), &rows, dead, shutdown).await? {
+            return Some(Err(e));
+        }
         tracing::debug!(message = "Batch applied.", partition = p, first, last, events = rows.events.len(), duplicates = rows.duplicates, deliveries = rows.deliveries.len(), suppressions = rows.suppressions.len(), soft_bounces = rows.soft_bounces.len());
         metrics::counter!("sendtrace_aggregator_events_total").increment(rows.events.len() as u64);
         metrics::counter!("sendtrace_aggregator_duplicates_total").increment(rows.duplicates as u64);
@@ -169,7 +240,7 @@ impl Aggregator {
         }
         metrics::gauge!("sendtrace_aggregator_deliveries_in_memory").set(self.store.map.len() as f64);
         metrics::gauge!("sendtrace_aggregator_interned_names").set(self.store.names().len() as f64);
-        Some(last)
+        Some(Ok(()))
     }
 
     /// Deliveries already holding events whose attribution an event of `events` differs from:
@@ -190,13 +261,17 @@ impl Aggregator {
             .collect()
     }
 
-    async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows, shutdown: &CancellationToken) -> Option<()> {
+    /// `pending` manifest → tables → dead letters → `done` manifest. `Some(Err)` only when
+    /// the event rows are refused permanently (the first insert; see `write_unit`).
+    async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows, dead: &[&DeadLetter], shutdown: &CancellationToken) -> Option<Result<(), SinkError>> {
         let (g, t, mb) = (&self.cfg.group_id, &self.cfg.events_topic, self.cfg.max_retry_backoff_ms);
         let c = &self.client;
         let tok = |table: &str| offsets::token(g, t, p, range.0, range.1, table);
         retry("manifest_pending", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "pending", now_ms())).await?;
         let (te, tc, td, ta) = (tok("events"), tok("counters"), tok("deliveries"), tok("attributed_counters"));
-        retry("insert_events", mb, shutdown, || insert_rows(c, "events", &te, &rows.events)).await?;
+        if let Err(e) = retry_transient("insert_events", mb, shutdown, || insert_rows(c, "events", &te, &rows.events)).await? {
+            return Some(Err(e));
+        }
         retry("insert_counters", mb, shutdown, || insert_rows(c, "counters", &tc, &rows.counters)).await?;
         retry("insert_attributed_counters", mb, shutdown, || insert_rows(c, "attributed_counters", &ta, &rows.attributed_counters)).await?;
         retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
@@ -211,7 +286,34 @@ impl Aggregator {
             current.extend(retry("load_suppressions", mb, shutdown, || load_suppressions(c, tenant, addresses)).await?);
         }
         self.publish_suppressions(&suppression::strongest(current), shutdown).await?;
+        self.publish_dead_letters(dead, shutdown).await?;
         retry("manifest_done", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "done", now_ms())).await?;
+        Some(Ok(()))
+    }
+
+    /// Publishes dead letters (at least once: a replayed batch publishes them again, same key).
+    /// They are bounded (`dead_letter_max_raw_bytes`), so every failure is worth retrying.
+    async fn publish_dead_letters(&self, dead: &[&DeadLetter], shutdown: &CancellationToken) -> Option<()> {
+        let timeout = Duration::from_millis(self.cfg.kafka.message_timeout_ms as u64 + 1000);
+        for d in dead {
+            let payload = match schemas::avro::encode_dead_letter(d) {
+                Ok(p) => p,
+                Err(error) => {
+                    tracing::error!(message = "Dead letter not encodable; dropped.", offset = d.raw_offset, %error);
+                    continue;
+                }
+            };
+            let mut backoff = Duration::from_millis(100);
+            while let Err(error) = self.producer.send(&self.cfg.dead_letter_topic, &dead_letter::key(d), &payload, timeout).await {
+                warn!(message = "Publishing a dead letter failed; retrying.", %error);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_millis(self.cfg.max_retry_backoff_ms));
+            }
+            metrics::counter!("sendtrace_aggregator_dead_letters_total", "reason" => d.reason_code.clone()).increment(1);
+        }
         Some(())
     }
 
@@ -220,7 +322,7 @@ impl Aggregator {
     async fn suppressions(&self, rows: &BatchRows, shutdown: &CancellationToken) -> Option<Vec<SuppressionRow>> {
         let mut out = rows.suppressions.clone();
         let by_tenant = addresses_by_tenant(rows.soft_bounces.iter().map(|e| (e.tenant.as_str(), e.recipient.to_ascii_lowercase())));
-        let window_ms = self.cfg.soft_bounce_window_days * 86_400_000;
+        let window_ms = self.cfg.soft_bounce_window_days.saturating_mul(86_400_000);
         for (tenant, addresses) in by_tenant {
             let c = &self.client;
             let history = retry("soft_bounce_history", self.cfg.max_retry_backoff_ms, shutdown, || soft_bounce_history(c, tenant, &addresses)).await?;
@@ -249,11 +351,70 @@ impl Aggregator {
     }
 }
 
+/// One unit's records, written piece by piece (`isolate::Pieces`).
+struct UnitWriter<'a> {
+    agg: &'a mut Aggregator,
+    p: i32,
+    unit: &'a [(i64, Option<Vec<u8>>)],
+    /// The admitted events, in offset order.
+    events: &'a [(i64, Event)],
+    /// The refused records' dead letters, in offset order.
+    refused: &'a [(i64, DeadLetter)],
+    shutdown: &'a CancellationToken,
+}
+
+impl<'a> UnitWriter<'a> {
+    /// The offsets of records `piece`.
+    fn range(&self, piece: &std::ops::Range<usize>) -> Option<(i64, i64)> {
+        Some((self.unit.get(piece.start)?.0, self.unit.get(piece.end.checked_sub(1)?)?.0))
+    }
+
+    /// The admitted events of offsets `range`.
+    fn events_of(&self, (first, last): (i64, i64)) -> &'a [(i64, Event)] {
+        let events: &'a [(i64, Event)] = self.events;
+        let (a, b) = (events.partition_point(|(o, _)| *o < first), events.partition_point(|(o, _)| *o <= last));
+        events.get(a..b).unwrap_or_default()
+    }
+}
+
+impl isolate::Pieces for UnitWriter<'_> {
+    type Error = SinkError;
+
+    async fn write(&mut self, piece: std::ops::Range<usize>) -> Option<Result<(), SinkError>> {
+        let range = self.range(&piece)?;
+        let events = self.events_of(range);
+        let refused: &[(i64, DeadLetter)] = self.refused;
+        let dead: Vec<&DeadLetter> = refused.iter().filter(|(o, _)| (range.0..=range.1).contains(o)).map(|(_, d)| d).collect();
+        let result = self.agg.write_piece(self.p, range, events, &dead, self.shutdown).await?;
+        if result.is_err() {
+            self.agg.forget(events);
+        }
+        Some(result)
+    }
+
+    async fn refuse(&mut self, index: usize, error: SinkError) -> Option<()> {
+        let (p, agg) = (self.p, &*self.agg);
+        let (offset, raw) = self.unit.get(index).map(|(o, b)| (*o, b.as_deref().unwrap_or_default()))?;
+        let code = match failure::classify(&error) {
+            failure::Failure::Permanent { code } => code,
+            failure::Failure::Transient => 0,
+        };
+        let reason = Reason { code: "clickhouse_refused", reason: format!("ClickHouse refused the event: code {code} ({})", failure::code_name(code).unwrap_or("?")) };
+        let e = self.events_of((offset, offset)).first().map(|(_, e)| e);
+        let cfg = &agg.cfg;
+        let d = dead_letter::record(&reason, (&cfg.events_topic, p, offset), e.map(|e| e.tenant.as_str()), e.map(|e| e.provider.as_str()), raw, cfg.dead_letter_max_raw_bytes, now_ms());
+        warn!(message = "Event refused by ClickHouse; dead-lettered.", partition = p, offset, code);
+        agg.publish_dead_letters(&[&d], self.shutdown).await?;
+        let (g, t, c) = (&cfg.group_id, &cfg.events_topic, &agg.client);
+        retry("manifest_done", cfg.max_retry_backoff_ms, self.shutdown, || offsets::write_manifest(c, g, t, p, (offset, offset), "done", now_ms())).await
+    }
+}
+
 /// Runs until `shutdown`.
 pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
     if cfg.create_topics {
         cfg.kafka
-            .ensure_topics(&[&cfg.events_topic, &cfg.suppressions_topic, &cfg.health.topic], &[&cfg.suppressions_topic, &cfg.health.topic])
+            .ensure_topics(&[&cfg.events_topic, &cfg.suppressions_topic, &cfg.health.topic, &cfg.dead_letter_topic], &[&cfg.suppressions_topic, &cfg.health.topic])
             .await?;
     }
     let leader = HealthLeader::default();

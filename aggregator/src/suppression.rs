@@ -131,14 +131,20 @@ pub fn soft_bounce_entries(
     threshold: usize,
     window_ms: i64,
 ) -> Vec<SuppressionRow> {
+    // (saturating: times come from providers; sorted, so each window is counted by bisection
+    // and an address with many bounces costs n log n, not n²)
     candidates
         .iter()
         .filter(|e| {
             let times = history.get(&e.recipient.to_ascii_lowercase()).map(Vec::as_slice).unwrap_or(&[]);
             let t = e.occurred_at;
-            let near: Vec<i64> = times.iter().copied().filter(|x| (t - window_ms..=t + window_ms).contains(x)).collect();
+            let mut near: Vec<i64> = times.iter().copied().filter(|x| (t.saturating_sub(window_ms)..=t.saturating_add(window_ms)).contains(x)).collect();
+            near.sort_unstable();
             // windows [s, s + window] starting at a bounce and holding t
-            near.iter().filter(|s| **s <= t && t <= **s + window_ms).any(|s| near.iter().filter(|x| (*s..=*s + window_ms).contains(*x)).count() >= threshold)
+            near.iter().filter(|s| **s <= t && t <= s.saturating_add(window_ms)).any(|s| {
+                let (from, to) = (near.partition_point(|x| x < s), near.partition_point(|x| *x <= s.saturating_add(window_ms)));
+                to.saturating_sub(from) >= threshold
+            })
         })
         .map(|e| SuppressionRow::new(e, "email_marketing", "soft_bounces", 1))
         .collect()
@@ -160,5 +166,34 @@ mod soft_tests {
         // applied last but the earliest of the three: the window after it counts
         assert_eq!(soft_bounce_entries(std::slice::from_ref(&e), &h(vec![10 * day, 11 * day, 16 * day]), 3, 7 * day).len(), 1);
         assert!(soft_bounce_entries(&[e], &h(vec![10 * day, 11 * day, 18 * day]), 3, 7 * day).is_empty(), "no 7-day window holds all three");
+        // the extremes of i64: no overflow
+        let far = event("2", EventType::Bounced, Some(BounceClass::Soft), i64::MAX);
+        assert_eq!(soft_bounce_entries(std::slice::from_ref(&far), &h(vec![i64::MAX, i64::MAX - 1, i64::MAX]), 3, i64::MAX).len(), 1);
+        let early = event("3", EventType::Bounced, Some(BounceClass::Soft), i64::MIN);
+        assert!(soft_bounce_entries(std::slice::from_ref(&early), &h(vec![i64::MIN, i64::MAX]), 2, i64::MAX).is_empty());
+    }
+
+    /// The rule by brute force, in i128 (no overflow possible).
+    fn brute(t: i64, times: &[i64], threshold: usize, window: i64) -> bool {
+        let (t, w) = (t as i128, window as i128);
+        times.iter().map(|s| *s as i128).filter(|s| *s <= t && t <= s + w).any(|s| times.iter().filter(|x| (s..=s + w).contains(&(**x as i128))).count() >= threshold)
+    }
+
+    proptest::proptest! {
+        /// Any times, window and threshold: no panic, and the brute-force answer (where
+        /// saturation cannot matter: windows of at most i64::MAX / 2 around times of at most i64::MAX / 4).
+        #[test]
+        fn soft_bounce_rule_on_any_times(t in proptest::prelude::any::<i64>(), times in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..8), window in proptest::prelude::any::<i64>(), threshold in 1usize..4) {
+            let e = event("1", EventType::Bounced, Some(BounceClass::Soft), t);
+            let h = std::collections::HashMap::from([("a@x.io".to_string(), times.clone())]);
+            let got = !soft_bounce_entries(std::slice::from_ref(&e), &h, threshold, window).is_empty();
+            let _ = SuppressionRow::new(&e, "email_marketing", "soft_bounces", 1);
+            let (t2, w2) = (t / 4, (window / 2).max(0));
+            let times2: Vec<i64> = times.iter().map(|x| x / 4).collect();
+            let e2 = event("1", EventType::Bounced, Some(BounceClass::Soft), t2);
+            let h2 = std::collections::HashMap::from([("a@x.io".to_string(), times2.clone())]);
+            proptest::prop_assert_eq!(!soft_bounce_entries(std::slice::from_ref(&e2), &h2, threshold, w2).is_empty(), brute(t2, &times2, threshold, w2));
+            let _ = got;
+        }
     }
 }

@@ -39,6 +39,9 @@ fn dead_letter(u: &mut Unstructured) -> arbitrary::Result<DeadLetter> {
         provider: u.arbitrary()?,
         failed_at: u.arbitrary()?,
         raw: u.arbitrary()?,
+        item: u.arbitrary()?,
+        raw_size: u.arbitrary()?,
+        raw_truncated: u.arbitrary()?,
     })
 }
 

@@ -437,7 +437,7 @@ mod tests {
         let out = handle(at("raw", 0, 1), Some(&raw_bytes("sendgrid", body.as_bytes())), &NormalizeOptions::default(), OutputBounds::default(), 1);
         assert_eq!(events(&out).len(), 1);
         let reasons: Vec<String> = dead_letters(&out).into_iter().map(|d| d.reason).collect();
-        assert!(reasons[0].contains("recipient 0 of item 0: 605 bytes > 512"), "{reasons:?}");
+        assert!(reasons[0].contains("recipient 0 of item 0: 605 bytes > 320"), "{reasons:?}");
         assert!(reasons[1].contains("click url: 9013 > 8192"), "{reasons:?}");
     }
 

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
@@ -23,11 +23,19 @@ pub fn init_tracing() {
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Buckets (seconds) of every `*_duration_seconds` histogram.
+pub const DURATION_BUCKETS_SECS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 /// Installs the Prometheus recorder once per process and returns its handle.
 pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // `*_duration_seconds` histograms render as Prometheus histograms (buckets), not summaries.
+            // (fails only on an empty bucket list, which the constant is not)
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), DURATION_BUCKETS_SECS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder is installed (tests); the handle still renders ours.
             let _ = metrics::set_global_recorder(recorder);

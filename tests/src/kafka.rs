@@ -30,3 +30,32 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32, quiet: Duration) ->
     }
     out
 }
+
+/// Produces `payloads` (keyless; `None`: a record without a value) to one partition of
+/// `topic`, in this order, and returns their offsets. For records the services did not
+/// write themselves (hostile input straight onto a topic).
+pub async fn produce_in_order(brokers: &str, topic: &str, partition: i32, payloads: &[Option<Vec<u8>>]) -> Vec<i64> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "20")
+        .set("message.max.bytes", "10000000")
+        .create()
+        .expect("producer");
+    let mut pending = Vec::with_capacity(payloads.len());
+    for p in payloads {
+        let mut r: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic).partition(partition);
+        if let Some(p) = p {
+            r = r.payload(p.as_slice());
+        }
+        // enqueued here, in order (idempotent: kept in order on the partition)
+        pending.push(producer.send_result(r).map_err(|(e, _)| e).expect("enqueued"));
+    }
+    let mut offsets = Vec::with_capacity(pending.len());
+    for f in pending {
+        let d = f.await.expect("not cancelled").map_err(|(e, _)| e).expect("produced");
+        offsets.push(d.offset);
+    }
+    offsets
+}

@@ -228,7 +228,7 @@ impl Pipeline {
                 _ => {
                     k.starts_with("SENDTRACE_KAFKA")
                         || k.starts_with("SENDTRACE_CLICKHOUSE")
-                        || ["SENDTRACE_EVENTS_TOPIC", "SENDTRACE_GROUP_ID", "SENDTRACE_SUPPRESSIONS_TOPIC"].contains(&k.as_str())
+                        || ["SENDTRACE_EVENTS_TOPIC", "SENDTRACE_GROUP_ID", "SENDTRACE_SUPPRESSIONS_TOPIC", "SENDTRACE_DEAD_LETTER_TOPIC"].contains(&k.as_str())
                 }
             })
             .collect();
@@ -311,6 +311,24 @@ impl Pipeline {
         let svc = Service::spawn(&self.stack, &format!("{}-aggregator-{tag}", self.name), "aggregator", &["run"], &env);
         self.wait_healthy(&format!("http://127.0.0.1:{port}/healthz"), "second aggregator").await;
         svc
+    }
+
+    /// Starts the read API on this pipeline's database; `keys_toml` holds its `[tenants.*]` keys.
+    /// Returns the API's base URL and the process.
+    pub async fn start_api(&self, keys_toml: &str) -> (String, Service) {
+        let port = free_port();
+        let config = self._dir.path().join(format!("api-{port}.toml"));
+        std::fs::write(&config, keys_toml).expect("write api config");
+        let env = vec![
+            ("SENDTRACE_LISTEN_ADDR".to_string(), format!("127.0.0.1:{port}")),
+            ("SENDTRACE_CLICKHOUSE__URL".to_string(), self.stack.clickhouse_url.clone()),
+            ("SENDTRACE_CLICKHOUSE__DATABASE".to_string(), self.database.clone()),
+        ];
+        let cfg = config.to_string_lossy().to_string();
+        let svc = Service::spawn(&self.stack, &format!("{}-api", self.name), "api", &["--config", &cfg], &env);
+        let url = format!("http://127.0.0.1:{port}");
+        self.wait_healthy(&format!("{url}/readyz"), "api").await;
+        (url, svc)
     }
 
     /// The log file of service `suffix` (`aggregator`, `aggregator-b`, ..) of this pipeline.

@@ -17,7 +17,7 @@ fn compose_file_is_consistent() {
     let v = compose();
     let services = v["services"].as_mapping().expect("services");
     let names: BTreeSet<String> = services.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
-    for expected in ["kafka", "clickhouse", "migrate", "ingest", "normalizer", "aggregator"] {
+    for expected in ["kafka", "clickhouse", "migrate", "ingest", "normalizer", "aggregator", "api"] {
         assert!(names.contains(expected), "service {expected}");
     }
     for (name, svc) in services {
@@ -36,7 +36,7 @@ fn compose_file_is_consistent() {
         }
     }
     // environment keys must be ones the services accept (they refuse unknown keys)
-    for svc in ["ingest", "normalizer", "aggregator", "migrate"] {
+    for svc in ["ingest", "normalizer", "aggregator", "migrate", "api"] {
         let env = services[svc]["environment"].as_mapping().expect("environment");
         for k in env.keys().filter_map(|k| k.as_str()) {
             if let Some(key) = k.strip_prefix("SENDTRACE_") {
@@ -44,9 +44,19 @@ fn compose_file_is_consistent() {
                 let allowed: &[&str] = match svc {
                     "ingest" => &["kafka", "listen_addr", "admin_addr", "raw_topic", "tenants", "log_json"],
                     "normalizer" => &["kafka", "admin_addr", "raw_topic", "events_topic", "mapping", "log_json"],
+                    "api" => &["listen_addr", "clickhouse", "log_json"],
                     _ => &["kafka", "clickhouse", "admin_addr", "events_topic", "log_json"],
                 };
                 assert!(allowed.contains(&top.as_str()), "{svc}: {k}");
+            }
+        }
+    }
+    // bind-mounted files of the repository exist
+    for (name, svc) in services {
+        for m in svc.get("volumes").and_then(|v| v.as_sequence()).into_iter().flatten().filter_map(|m| m.as_str()) {
+            if let Some(file) = m.strip_prefix("./").and_then(|m| m.split(':').next()) {
+                let path = format!("{}/../{file}", env!("CARGO_MANIFEST_DIR"));
+                assert!(std::path::Path::new(&path).exists(), "{}: mounts missing {file}", name.as_str().unwrap_or_default());
             }
         }
     }

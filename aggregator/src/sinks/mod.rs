@@ -1,4 +1,5 @@
 //! Where aggregates go.
 
 pub mod clickhouse;
+pub mod failure;
 pub mod retry;

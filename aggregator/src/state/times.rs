@@ -202,4 +202,25 @@ mod tests {
         t.raise(&mut rare, Slot::LastOpened, i64::MAX);
         assert_eq!(t.get(rare.as_deref().map(|r| &r.times), Slot::LastOpened), Some(i64::MAX));
     }
+
+    proptest::proptest! {
+        /// Any times in any order: every slot reads back exactly the earliest (first) or
+        /// latest (last) time given, whether it fits the compact part or not (all but
+        /// `i64::MIN`, the wide part's "none"; `admission` refuses it long before).
+        #[test]
+        fn any_times_are_kept_exactly(ops in proptest::collection::vec((0usize..SLOTS, proptest::prop_oneof![(i64::MIN + 1)..=i64::MAX, 1_700_000_000_000i64..1_800_000_000_000]), 1..20)) {
+            let (mut t, mut rare) = (Times::default(), None);
+            let mut want: [Option<i64>; SLOTS] = [None; SLOTS];
+            for (i, ms) in ops {
+                let slot = Slot::ALL[i];
+                let last = matches!(slot, Slot::LastDelivered | Slot::LastOpened | Slot::LastClicked);
+                if last { t.raise(&mut rare, slot, ms) } else { t.lower(&mut rare, slot, ms) }
+                let w = &mut want[i];
+                *w = Some(match *w { None => ms, Some(c) if last => c.max(ms), Some(c) => c.min(ms) });
+            }
+            for (i, w) in want.iter().enumerate() {
+                proptest::prop_assert_eq!(t.get(rare.as_deref().map(|r| &r.times), Slot::ALL[i]), *w);
+            }
+        }
+    }
 }

@@ -50,7 +50,7 @@ impl Default for Limits {
             max_labels_bytes: 4 * 1024,
             max_metadata: 64,
             max_metadata_bytes: 8 * 1024,
-            max_recipient_bytes: 512,
+            max_recipient_bytes: 320,
             max_id_bytes: 512,
             max_text_bytes: 8 * 1024,
             min_event_time_ms: 946_684_800_000,

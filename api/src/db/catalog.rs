@@ -1,0 +1,87 @@
+//! Funnels per broadcast, sequence or template, from the latest delivery rows
+//! (`deliveries FINAL`): attribution from late send records applies, as in `broadcast_stats`.
+
+use super::Db;
+use crate::error::ApiError;
+use clickhouse::Row;
+use serde::Deserialize;
+
+/// What a funnel is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    Broadcast,
+    Sequence,
+    Template,
+}
+
+impl Dimension {
+    /// The column (a fixed identifier).
+    fn column(self) -> &'static str {
+        match self {
+            Dimension::Broadcast => "broadcast_id",
+            Dimension::Sequence => "sequence_id",
+            Dimension::Template => "template_key",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct FunnelRow {
+    pub id: String,
+    pub deliveries: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    /// Deliveries with a human open / with any open (people or machines).
+    pub opened_human: u64,
+    pub opened_all: u64,
+    pub opens_human: u64,
+    pub opens_all: u64,
+    pub clicked_human: u64,
+    pub clicked_all: u64,
+    pub clicks_human: u64,
+    pub clicks_all: u64,
+    pub hard_bounces: u64,
+    pub complaints: u64,
+    pub unsubscribes: u64,
+    pub failed: u64,
+    pub unique_recipients: u64,
+    pub last_activity_at: i64,
+}
+
+/// One page of funnels, by id ascending, after `after` (exclusive); or one id when `only` is set.
+pub async fn funnels(db: &Db, tenant: &str, dim: Dimension, only: Option<&str>, after: &str, limit: u32) -> Result<Vec<FunnelRow>, ApiError> {
+    let col = dim.column();
+    let sql = format!(
+        "SELECT assumeNotNull({col}) AS id, count() AS deliveries, \
+         countIf(first_sent_at IS NOT NULL OR first_delivered_at IS NOT NULL) AS sent, countIf(first_delivered_at IS NOT NULL) AS delivered, \
+         countIf(open_count > 0) AS opened_human, countIf(open_count + machine_open_count > 0) AS opened_all, \
+         toUInt64(sum(open_count)) AS opens_human, toUInt64(sum(open_count + machine_open_count)) AS opens_all, \
+         countIf(click_count > 0) AS clicked_human, countIf(click_count + machine_click_count > 0) AS clicked_all, \
+         toUInt64(sum(click_count)) AS clicks_human, toUInt64(sum(click_count + machine_click_count)) AS clicks_all, \
+         countIf(status = 'bounced') AS hard_bounces, countIf(status = 'complained') AS complaints, \
+         countIf(status = 'unsubscribed') AS unsubscribes, countIf(status = 'failed') AS failed, \
+         toUInt64(uniqExact(recipient)) AS unique_recipients, toUnixTimestamp64Milli(max(status_at)) AS last_activity_at \
+         FROM deliveries FINAL WHERE tenant = ? AND {col} IS NOT NULL AND (? = '' OR {col} = ?) AND assumeNotNull({col}) > ? \
+         GROUP BY id ORDER BY id LIMIT ?"
+    );
+    let only = only.unwrap_or_default();
+    db.run(db.query(&sql).bind(tenant).bind(only).bind(only).bind(after).bind(limit).fetch_all::<FunnelRow>()).await
+}
+
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct CostRow {
+    pub id: String,
+    pub cost_unit: String,
+    pub cost: i128,
+}
+
+/// Cost per currency of the given ids.
+pub async fn costs(db: &Db, tenant: &str, dim: Dimension, ids: &[String]) -> Result<Vec<CostRow>, ApiError> {
+    let col = dim.column();
+    let sql = format!(
+        "SELECT assumeNotNull({col}) AS id, toString(cost_unit) AS cost_unit, toDecimal128(sum(cost_amount), 10) AS cost \
+         FROM deliveries FINAL WHERE tenant = ? AND {col} IS NOT NULL AND has(CAST(? AS Array(String)), assumeNotNull({col})) AND cost_unit != '' \
+         GROUP BY id, cost_unit ORDER BY id, cost_unit"
+    );
+    db.run(db.query(&sql).bind(tenant).bind(ids).fetch_all::<CostRow>()).await
+}

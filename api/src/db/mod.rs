@@ -1,0 +1,95 @@
+//! Every ClickHouse query of the API, with its `Row` types. Values are always bound (`?`),
+//! columns selected with `?fields` where a row type has them; the only SQL assembled from
+//! pieces are fixed fragments chosen from closed enums (a group-by column), never request text.
+//!
+//! * `stats`: counters and attributed counters per bucket, unique recipients.
+//! * `messages`: deliveries (latest status) and their chronology.
+//! * `events`: the activity feed.
+//! * `catalog`: funnels per broadcast, sequence or template.
+//! * `engagement`: one recipient's opens, clicks, replies and score.
+//! * `suppressions`: the suppression list.
+//! * `health`: sender health flags.
+
+pub mod catalog;
+pub mod engagement;
+pub mod events;
+pub mod health;
+pub mod messages;
+pub mod stats;
+pub mod suppressions;
+
+use crate::config::ClickHouseConfig;
+use crate::error::ApiError;
+use std::future::Future;
+use std::time::Duration;
+
+/// The ClickHouse client and the per-query time limit.
+#[derive(Clone)]
+pub struct Db {
+    pub client: clickhouse::Client,
+    max_execution_time_secs: u32,
+}
+
+impl Db {
+    /// Every query carries `max_execution_time` (and `readonly`-friendly settings only).
+    pub fn new(cfg: &ClickHouseConfig) -> Db {
+        let client = clickhouse::Client::default()
+            .with_url(&cfg.url)
+            .with_database(&cfg.database)
+            .with_user(&cfg.user)
+            .with_password(&cfg.password)
+            .with_option("max_execution_time", cfg.max_execution_time_secs.to_string());
+        Db { client, max_execution_time_secs: cfg.max_execution_time_secs }
+    }
+
+    pub fn query(&self, sql: &str) -> clickhouse::query::Query {
+        self.client.query(sql)
+    }
+
+    /// Runs a query future: ClickHouse's own timeout (code 159) and a client-side deadline a
+    /// little after it both answer 503 `query_timeout`; any other failure 503 `clickhouse_unavailable`.
+    pub async fn run<T>(&self, fut: impl Future<Output = clickhouse::error::Result<T>>) -> Result<T, ApiError> {
+        let limit = Duration::from_secs(self.max_execution_time_secs as u64 + 2);
+        match tokio::time::timeout(limit, fut).await {
+            Err(_) => Err(ApiError::Timeout(self.max_execution_time_secs)),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if is_timeout(&e) => Err(ApiError::Timeout(self.max_execution_time_secs)),
+            Ok(Err(e)) => Err(ApiError::Unavailable(e)),
+        }
+    }
+
+    /// `/readyz`: ClickHouse answers a trivial query.
+    pub async fn ping(&self) -> Result<(), ApiError> {
+        self.run(self.query("SELECT 1").fetch_one::<u8>()).await.map(|_| ())
+    }
+}
+
+fn is_timeout(e: &clickhouse::error::Error) -> bool {
+    match e {
+        clickhouse::error::Error::TimedOut => true,
+        clickhouse::error::Error::BadResponse(m) => m.contains("Code: 159") || m.contains("TIMEOUT_EXCEEDED"),
+        _ => false,
+    }
+}
+
+/// A delivery's first known time (UTC ms): the earliest of its status time and its first
+/// queued/sent/delivered/bounced/failed times. The order of `/v1/messages`, and what puts a
+/// delivery in a stats range for the provisional share.
+pub const FIRST_SEEN_MS: &str = "toUnixTimestamp64Milli(least(status_at, ifNull(first_queued_at, status_at), ifNull(first_sent_at, status_at), \
+     ifNull(first_delivered_at, status_at), ifNull(first_bounced_at, status_at), ifNull(first_failed_at, status_at)))";
+
+/// `Option<String>` filters bind as `''` when absent (`(? = '' OR col = ?)`).
+pub fn or_empty(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timeouts_are_recognised() {
+        use clickhouse::error::Error;
+        assert!(super::is_timeout(&Error::BadResponse("Code: 159. DB::Exception: Timeout exceeded: elapsed 1.2 seconds (TIMEOUT_EXCEEDED)".into())));
+        assert!(super::is_timeout(&Error::TimedOut));
+        assert!(!super::is_timeout(&Error::BadResponse("Code: 60. DB::Exception: Unknown table".into())));
+    }
+}

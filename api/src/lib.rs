@@ -1,0 +1,43 @@
+//! api: the read side. Senders, dashboards and tools read stats, messages, events, funnels,
+//! suppressions and sender health over HTTP instead of SQL against internal tables.
+//!
+//! # Layout
+//! * `config`: the service configuration (listen address, ClickHouse, limits, tenants' keys).
+//! * `auth`: per-tenant bearer keys and scopes → [`auth::Caller`].
+//! * `error`: every refusal as RFC 9457 problem+json.
+//! * `params`: query strings parsed against the documented parameters, errors per parameter.
+//! * `page_token`: opaque keyset cursors bound to their filters.
+//! * `buckets`: day / ISO week / month series in UTC or a reporting zone.
+//! * `db`: every ClickHouse query, with its row types.
+//! * `routes`: one file per group of endpoints; `routes::app` builds the router and the OpenAPI document.
+//! * `metrics`: requests by route and status, latency histogram.
+
+pub mod auth;
+pub mod buckets;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod page_token;
+pub mod params;
+pub mod routes;
+
+use std::sync::Arc;
+
+pub use routes::app;
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<config::Config>,
+    pub keys: Arc<auth::Keys>,
+    pub db: db::Db,
+}
+
+impl AppState {
+    pub fn new(config: config::Config) -> AppState {
+        let keys = Arc::new(auth::Keys::from_config(&config));
+        let db = db::Db::new(&config.clickhouse);
+        AppState { config: Arc::new(config), keys, db }
+    }
+}

@@ -1,0 +1,294 @@
+//! The read API on the real stack: two tenants' generated streams (duplicates, shuffled order,
+//! late send records, machine opens, several days) go through the aggregator into ClickHouse;
+//! then every number the API returns is compared with a brute-force count over the generated
+//! truth, `/v1/messages` is paged while a third stream is being applied (every delivery exactly
+//! once), and each tenant's key sees only its own rows.
+
+use e2e::generate::{stream, Stream};
+use e2e::{wait_until, Pipeline, Stack};
+use schemas::{BounceClass, Event, EventType};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+const KEYS: &str = r#"
+[tenants.acme.keys.dash]
+key = "acme-key"
+scopes = ["stats", "messages"]
+
+[tenants.beta.keys.dash]
+key = "beta-key"
+scopes = ["stats", "messages"]
+"#;
+
+/// A stream of tenant `beta`: the same generator, ids and keys made the tenant's own.
+fn beta_stream(seed: u64, deliveries: usize) -> Stream {
+    let mut s = stream(seed, deliveries);
+    for e in &mut s.events {
+        e.tenant = "beta".into();
+        e.event_id = format!("beta-{}", e.event_id);
+        e.delivery_key = format!("beta-{}", e.delivery_key);
+    }
+    s
+}
+
+struct Api {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let r = self.client.get(format!("{}{path}", self.url)).bearer_auth(key).send().await.expect("api reachable");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, key: &str, path: &str) -> Value {
+        let (status, body) = self.get(key, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// Every page of a list; the items under `field`, in order.
+    async fn all_pages(&self, key: &str, path: &str, field: &str, between_pages: impl AsyncFn(usize)) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for page in 0.. {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = match &token {
+                Some(t) => format!("{path}{sep}page_token={t}"),
+                None => path.to_string(),
+            };
+            let body = self.ok(key, &url).await;
+            out.extend(body[field].as_array().expect("items").iter().cloned());
+            match body["next_page_token"].as_str() {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
+            between_pages(page).await;
+            assert!(page < 10_000, "pages end");
+        }
+        out
+    }
+}
+
+fn day(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().date_naive().to_string()
+}
+
+/// Machine reason of each distinct event (as the aggregator classifies it; the generator's
+/// events are a minute apart, so arrival order does not matter).
+fn machine_of(s: &Stream) -> BTreeMap<String, bool> {
+    let distinct = s.distinct();
+    let mut delivered: BTreeMap<&str, i64> = BTreeMap::new();
+    for e in distinct.values().filter(|e| e.event_type == EventType::Delivered) {
+        let t = delivered.entry(e.delivery_key.as_str()).or_insert(e.occurred_at);
+        *t = (*t).min(e.occurred_at);
+    }
+    distinct
+        .values()
+        .map(|e| {
+            let m = aggregator::machine::classify(e, delivered.get(e.delivery_key.as_str()).copied(), aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS);
+            (e.event_id.clone(), m.is_some())
+        })
+        .collect()
+}
+
+/// (day, event type) → (all, human) counts, and day → hard bounces.
+#[allow(clippy::type_complexity)]
+fn day_truth(s: &Stream) -> (BTreeMap<(String, String), (i64, i64)>, BTreeMap<String, i64>) {
+    let machine = machine_of(s);
+    let mut counts: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    let mut hard: BTreeMap<String, i64> = BTreeMap::new();
+    for e in s.distinct().values() {
+        let c = counts.entry((day(e.occurred_at), e.event_type.as_str().to_string())).or_default();
+        c.0 += 1;
+        if !machine[&e.event_id] {
+            c.1 += 1;
+        }
+        if e.event_type == EventType::Bounced && e.bounce_class == Some(BounceClass::Hard) {
+            *hard.entry(day(e.occurred_at)).or_default() += 1;
+        }
+    }
+    (counts, hard)
+}
+
+fn n(v: &Value) -> i64 {
+    v.as_i64().unwrap_or_else(|| panic!("a number: {v}"))
+}
+
+/// `/v1/stats` by day equals the truth for every day of the range and every event type.
+async fn assert_stats(api: &Api, key: &str, s: &Stream) {
+    let today = chrono::Utc::now().date_naive();
+    let from = today - chrono::Duration::days(7);
+    let body = api.ok(key, &format!("/v1/stats?granularity=day&from={from}&to={today}")).await;
+    let series = body["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1);
+    let buckets = series[0]["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 8, "every day of the range, empty ones included");
+    let (counts, hard) = day_truth(s);
+    let mut seen = 0;
+    for b in buckets {
+        let d = b["start"].as_str().unwrap();
+        for ty in EventType::SYMBOLS {
+            let (all, human) = counts.get(&(d.to_string(), ty.to_string())).copied().unwrap_or_default();
+            assert_eq!(n(&b["totals"]["counts"][ty]), all, "{key} {d} {ty}");
+            assert_eq!(n(&b["totals"]["human_counts"][ty]), human, "{key} {d} {ty} (people)");
+            seen += all;
+        }
+        assert_eq!(n(&b["totals"]["hard_bounces"]), hard.get(d).copied().unwrap_or(0), "{key} {d} hard bounces");
+        let rate = &b["totals"]["rates"]["delivery"];
+        let (delivered, sent) = (n(&b["totals"]["counts"]["delivered"]), n(&b["totals"]["counts"]["sent"]));
+        assert_eq!((n(&rate["numerator"]), n(&rate["denominator"])), (delivered, sent));
+    }
+    assert_eq!(seen as usize, s.distinct().len(), "{key}: all events fall in the range");
+    // the share still without a final status: every delivery is in the range
+    let status = s.expected_status();
+    let pending = status.values().filter(|st| ["queued", "sent"].contains(&st.as_str())).count() as i64;
+    assert_eq!((n(&body["provisional"]["numerator"]), n(&body["provisional"]["denominator"])), (pending, status.len() as i64), "{key}: provisional");
+    // per broadcast (attributed counters): each event under its delivery's send record's broadcast
+    let body = api.ok(key, &format!("/v1/stats?granularity=day&from={from}&to={today}&group_by=broadcast")).await;
+    let mut got: BTreeSet<(String, String, String, u64)> = BTreeSet::new();
+    for series in body["series"].as_array().unwrap() {
+        let b = series["group"]["broadcast"].as_str().unwrap().to_string();
+        for bucket in series["buckets"].as_array().unwrap() {
+            for ty in EventType::SYMBOLS {
+                let v = n(&bucket["totals"]["counts"][ty]);
+                if v != 0 {
+                    got.insert((bucket["start"].as_str().unwrap().to_string(), b.clone(), ty.to_string(), v as u64));
+                }
+            }
+        }
+    }
+    assert_eq!(got, s.expected_attributed_day_counts(), "{key}: per-broadcast series");
+}
+
+/// The expected broadcast of each delivery (its send record's), and deliveries per broadcast.
+fn broadcasts(s: &Stream) -> BTreeMap<String, String> {
+    s.distinct()
+        .values()
+        .filter(|e| e.provider_event_name == "send_record")
+        .filter_map(|e| Some((e.delivery_key.clone(), e.broadcast_id.clone()?)))
+        .collect()
+}
+
+async fn assert_funnels(api: &Api, key: &str, s: &Stream) {
+    let status = s.expected_status();
+    let by_delivery = broadcasts(s);
+    let mut want: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
+    for (k, b) in &by_delivery {
+        let w = want.entry(b.clone()).or_default();
+        w.0 += 1;
+        match status[k].as_str() {
+            "bounced" => w.1 += 1,
+            "complained" => w.2 += 1,
+            "unsubscribed" => w.3 += 1,
+            _ => {}
+        }
+    }
+    let items = api.all_pages(key, "/v1/broadcasts?page_size=2", "items", async |_| {}).await;
+    let got: BTreeMap<String, (u64, u64, u64, u64)> = items
+        .iter()
+        .map(|i| {
+            let f = &i["funnel"];
+            (i["id"].as_str().unwrap().to_string(), (n(&f["deliveries"]) as u64, n(&f["hard_bounces"]) as u64, n(&f["complaints"]) as u64, n(&f["unsubscribes"]) as u64))
+        })
+        .collect();
+    assert_eq!(got, want, "{key}: funnels (deliveries, hard bounces, complaints, unsubscribes) per broadcast");
+}
+
+async fn assert_chronology(api: &Api, key: &str, s: &Stream) {
+    let distinct = s.distinct();
+    let mut by_delivery: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for e in distinct.values() {
+        by_delivery.entry(e.delivery_key.as_str()).or_default().push(e);
+    }
+    for (k, mut events) in by_delivery.into_iter().take(5) {
+        events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+        let body = api.ok(key, &format!("/v1/messages/{k}")).await;
+        let got: Vec<(String, String)> = body["events"].as_array().unwrap().iter().map(|e| (e["event_id"].as_str().unwrap().into(), e["event_type"].as_str().unwrap().into())).collect();
+        let want: Vec<(String, String)> = events.iter().map(|e| (e.event_id.clone(), e.event_type.as_str().to_string())).collect();
+        assert_eq!(got, want, "{key}: chronology of {k}");
+        assert_eq!(body["message"]["status"].as_str().unwrap(), s.expected_status()[k]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_numbers_equal_the_truth_and_tenants_are_apart() {
+    let stack = Stack::from_env();
+    let mut p = Pipeline::new(&stack, "api-read").await;
+    let acme = stream(41, 60);
+    let beta = beta_stream(42, 25);
+    acme.produce(&stack.brokers, &p.events_topic, 0..acme.events.len()).await;
+    beta.produce(&stack.brokers, &p.events_topic, 0..beta.events.len()).await;
+    p.start_aggregator().await;
+    let distinct = (acme.distinct().len() + beta.distinct().len()) as u64;
+    let deliveries = (acme.expected_status().len() + beta.expected_status().len()) as u64;
+    wait_until("both streams applied", Duration::from_secs(240), || async {
+        (p.number("SELECT count() FROM events FINAL").await >= distinct && p.number("SELECT count() FROM deliveries FINAL").await >= deliveries).then_some(())
+    })
+    .await;
+    let (url, _api) = p.start_api(KEYS).await;
+    let api = Api { url, client: reqwest::Client::new() };
+
+    for (key, s) in [("acme-key", &acme), ("beta-key", &beta)] {
+        assert_stats(&api, key, s).await;
+        assert_funnels(&api, key, s).await;
+        assert_chronology(&api, key, s).await;
+        // the event feed, paged: every distinct event exactly once
+        let events = api.all_pages(key, "/v1/events?page_size=37", "events", async |_| {}).await;
+        let ids: Vec<String> = events.iter().map(|e| e["event_id"].as_str().unwrap().to_string()).collect();
+        let unique: BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{key}: no event twice");
+        assert_eq!(unique.into_iter().cloned().collect::<BTreeSet<_>>(), s.distinct().keys().cloned().collect(), "{key}: every event");
+        // a recipient's engagement: human and machine opens over every spelling of the address
+        let machine = machine_of(s);
+        let addr = s.events.iter().find(|e| e.event_type == EventType::Opened).map(|e| e.recipient.to_ascii_lowercase()).unwrap();
+        let distinct = s.distinct();
+        let opens: Vec<&&Event> = distinct.values().filter(|e| e.recipient.to_ascii_lowercase() == addr && e.event_type == EventType::Opened).collect();
+        let human = opens.iter().filter(|e| !machine[&e.event_id]).count() as i64;
+        let body = api.ok(key, &format!("/v1/recipients/{addr}/engagement")).await;
+        assert_eq!((n(&body["human_opens"]), n(&body["machine_opens"])), (human, opens.len() as i64 - human), "{key}: engagement of {addr}");
+        // the summary's unique recipients reached (people delivered to in the last 7 days)
+        let body = api.ok(key, "/v1/stats/summary?days=7").await;
+        let reached: BTreeSet<String> = s.distinct().values().filter(|e| e.event_type == EventType::Delivered).map(|e| e.recipient.to_ascii_lowercase()).collect();
+        assert_eq!(n(&body["unique_recipients"]["reached"]) as usize, reached.len(), "{key}: unique recipients reached");
+        assert_eq!(n(&body["totals"]["counts"]["delivered"]) as usize, s.distinct().values().filter(|e| e.event_type == EventType::Delivered).count());
+    }
+
+    // a tenant's key never sees the other tenant's rows
+    let beta_messages = api.all_pages("beta-key", "/v1/messages?page_size=1000", "messages", async |_| {}).await;
+    let beta_ids: BTreeSet<String> = beta_messages.iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(beta_ids, beta.expected_status().keys().cloned().collect(), "beta's key lists beta's deliveries only");
+    let acme_key = acme.expected_status().keys().next().unwrap().clone();
+    assert_eq!(api.get("beta-key", &format!("/v1/messages/{acme_key}")).await.0, 404, "another tenant's delivery is not found");
+    assert_eq!(api.get("beta-key", "/v1/stats?tenant=acme").await.0, 403);
+    let recipient = acme.events[0].recipient.clone();
+    let body = api.ok("beta-key", &format!("/v1/events?recipient={recipient}")).await;
+    assert!(body["events"].as_array().unwrap().iter().all(|e| e["message_id"].as_str().unwrap().starts_with("beta-")));
+
+    // paging /v1/messages while a third stream is applied: every delivery exactly once
+    let extra = stream(43, 40);
+    let before: BTreeMap<String, String> = acme.expected_status();
+    let producing = std::sync::atomic::AtomicBool::new(false);
+    let pages = api
+        .all_pages("acme-key", "/v1/messages?page_size=9", "messages", async |page| {
+            if page == 1 && !producing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                extra.produce(&stack.brokers, &p.events_topic, 0..extra.events.len()).await;
+                let total = deliveries + extra.expected_status().len() as u64;
+                wait_until("third stream applied", Duration::from_secs(240), || async { (p.number("SELECT count() FROM deliveries FINAL").await >= total).then_some(()) }).await;
+            }
+        })
+        .await;
+    let ids: Vec<String> = pages.iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no delivery twice across pages");
+    for k in before.keys() {
+        assert!(unique.contains(k), "delivery {k} listed");
+    }
+    let statuses: BTreeMap<String, String> = pages.iter().map(|m| (m["id"].as_str().unwrap().to_string(), m["status"].as_str().unwrap().to_string())).collect();
+    for (k, st) in &before {
+        assert_eq!(&statuses[k], st, "status of {k}");
+    }
+}
