@@ -12,7 +12,8 @@ pub struct EdgeLimits {
     /// Items in one JSON batch (send records, app events, push results).
     pub max_items_per_request: usize,
     /// Bytes of one item's recipient (`recipient`, or a push `token`). Each item names exactly
-    /// one recipient, so this bounds the recipients of an item too.
+    /// one recipient, so this bounds the recipients of an item too. The same bound as the
+    /// normalizer's and the aggregator's `max_recipient_bytes` (320): what the edge accepts flows.
     pub max_recipient_bytes: usize,
     /// Bytes of any other string field of an item (ids, URLs, user agents ..).
     pub max_field_bytes: usize,
@@ -34,7 +35,7 @@ impl Default for EdgeLimits {
     fn default() -> Self {
         EdgeLimits {
             max_items_per_request: 1000,
-            max_recipient_bytes: 1024,
+            max_recipient_bytes: 320,
             max_field_bytes: 8 * 1024,
             max_labels_per_item: 64,
             max_metadata_entries_per_item: 64,
