@@ -116,31 +116,37 @@ pub fn handle(
     };
     metrics::counter!("sendtrace_normalizer_records_total", "provider" => envelope.provider.clone()).increment(1);
     let mut out = Vec::with_capacity(normalized.events.len() + normalized.rejected.len());
-    let mut failures: Vec<(String, String, usize)> = normalized
-        .rejected
-        .iter()
-        .map(|r| (r.error.code().to_string(), format!("item {}: {}", r.item, r.error), r.item))
-        .collect();
+    // Only the first `max_dead_letters_per_record` failures become dead letters, so only
+    // their reasons are formatted (a record can hold hundreds of thousands of bad items).
+    let cap = bounds.max_dead_letters_per_record;
+    let mut failed = 0usize;
+    let mut failures: Vec<(&'static str, String, usize)> = Vec::new();
+    let mut fail = |code: &'static str, item: usize, reason: &dyn Fn() -> String| {
+        if failed < cap {
+            failures.push((code, reason(), item));
+        }
+        failed += 1;
+    };
+    for r in &normalized.rejected {
+        fail(r.error.code(), r.item, &|| format!("item {}: {}", r.item, r.error));
+    }
     for (n, e) in normalized.events.iter().enumerate() {
         match schemas::avro::encode_event(e) {
             Ok(payload) if payload.len() <= bounds.max_event_bytes => {
                 metrics::counter!("sendtrace_normalizer_events_total", "provider" => envelope.provider.clone(), "event_type" => e.event_type.as_str()).increment(1);
                 out.push(Outgoing { dead_letter: false, key: e.delivery_key.clone(), payload, source: (at.partition, at.offset) });
             }
-            Ok(payload) => failures.push((
-                "event_too_large".into(),
-                format!("output event {n}: {} bytes encoded > max_event_bytes {}", payload.len(), bounds.max_event_bytes),
-                n,
-            )),
-            Err(err) => failures.push((err.code().to_string(), format!("output event {n} not encodable: {err}"), n)),
+            Ok(payload) => fail("event_too_large", n, &|| {
+                format!("output event {n}: {} bytes encoded > max_event_bytes {}", payload.len(), bounds.max_event_bytes)
+            }),
+            Err(err) => fail(err.code(), n, &|| format!("output event {n} not encodable: {err}")),
         }
     }
-    let kept = failures.len().min(bounds.max_dead_letters_per_record);
-    for (code, reason, item) in &failures[..kept] {
+    for (code, reason, item) in &failures {
         out.extend(dl.one(Failure { reason_code: code, reason, item: Some(*item) }, tenant, provider));
     }
-    if failures.len() > kept {
-        let reason = format!("{} more items of this record failed like the {kept} before", failures.len() - kept);
+    if failed > failures.len() {
+        let reason = format!("{} more items of this record failed like the {} before", failed - failures.len(), failures.len());
         out.extend(dl.one(Failure { reason_code: "more_rejected_items", reason: &reason, item: None }, tenant, provider));
     }
     out

@@ -188,12 +188,6 @@ pub struct Rejected {
     pub error: NormalizeError,
 }
 
-impl From<Vec<Event>> for Normalized {
-    fn from(events: Vec<Event>) -> Self {
-        Normalized { events, ..Default::default() }
-    }
-}
-
 impl Normalized {
     /// Expands item `item`'s draft into one event per recipient (blanks skipped, trimmed),
     /// within `opts.limits`, checked before anything is copied: a draft beyond a bound, or
@@ -221,14 +215,14 @@ impl Normalized {
             ));
             return self.reject(item, error);
         }
-        let bytes = recipients.iter().map(|r| draft.approx_bytes() + r.len()).sum::<usize>();
+        let per_event = draft.approx_bytes();
+        let bytes = recipients.iter().map(|r| per_event + r.len()).sum::<usize>();
         if self.bytes.saturating_add(bytes) > limits.max_record_output_bytes {
             let error = NormalizeError::LimitExceeded(format!(
-                "output bytes of the record: {} > {} (item {item}: {} recipients × {} bytes)",
+                "output bytes of the record: {} > {} (item {item}: {} recipients × {per_event} bytes)",
                 self.bytes.saturating_add(bytes),
                 limits.max_record_output_bytes,
                 recipients.len(),
-                draft.approx_bytes()
             ));
             return self.reject(item, error);
         }
