@@ -34,6 +34,8 @@ function context() {
       history[push ? 'pushState' : 'replaceState'](null, '', next.pathname + next.search);
     },
     navigate,
+    /** Renders the page again from the current URL (after `setParams`). */
+    reload: () => render(),
   };
 }
 

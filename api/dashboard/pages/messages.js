@@ -121,10 +121,10 @@ export async function render(root, ctx) {
   const list = h('div', { 'data-testid': 'messages' });
   const pager = new Pager(() => load());
 
+  // a filter change is a new view: a history entry (Back undoes it), rendered from the URL
   const changed = () => {
-    save();
-    pager.reset();
-    render(root, ctx);
+    ctx.setParams(s, { push: true });
+    ctx.reload();
   };
   const statusChips = h(
     'div.chips',

@@ -45,7 +45,7 @@ export async function render(root, ctx) {
     el.addEventListener('change', () => {
       s[name] = el.value;
       save();
-      if (name === 'range' || name === 'refresh') return ctx.navigate(location.pathname + location.search);
+      if (name === 'range' || name === 'refresh') return ctx.reload();
       load();
     });
     return field(label, el);
