@@ -5,6 +5,7 @@
 //! * `config`: the service configuration (listen address, ClickHouse, limits, tenants' keys).
 //! * `auth`: per-tenant bearer keys and scopes → [`auth::Caller`].
 //! * `error`: every refusal as RFC 9457 problem+json.
+//! * `export`: CSV / NDJSON streams of a whole list (`Accept`), resumable.
 //! * `params`: query strings parsed against the documented parameters, errors per parameter.
 //! * `page_token`: opaque keyset cursors bound to their filters.
 //! * `buckets`: day / ISO week / month series in UTC or a reporting zone.
@@ -17,6 +18,7 @@ pub mod buckets;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod metrics;
 pub mod page_token;
 pub mod params;

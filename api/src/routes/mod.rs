@@ -5,7 +5,7 @@
 //! * `health`: `/healthz` (process up), `/readyz` (ClickHouse reachable).
 //! * `stats`: `/v1/stats`, `/v1/stats/summary`.
 //! * `messages`: `/v1/messages`, `/v1/messages/{id}`, `/v1/broadcasts/{id}/report`.
-//! * `events`: `/v1/events`.
+//! * `events`: `/v1/events`, `/v1/recipients/{address}/events` (both also as CSV / NDJSON exports).
 //! * `catalog`: `/v1/broadcasts`, `/v1/sequences`, `/v1/templates` with funnels.
 //! * `suppressions`: `/v1/suppressions`.
 //! * `engagement`: `/v1/recipients/{address}/engagement`.
@@ -81,6 +81,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(messages::one))
         .routes(routes!(messages::broadcast_report))
         .routes(routes!(events::list))
+        .routes(routes!(events::recipient))
         .routes(routes!(catalog::broadcasts))
         .routes(routes!(catalog::sequences))
         .routes(routes!(catalog::templates))
