@@ -127,6 +127,23 @@ try {
   ok(new URL(page.url()).searchParams.get('tz') === truth.zone, 'the zone is kept in the URL');
   await checkDays(truth.days_zone, truth.zone);
   await shot('overview-zone');
+  const captionHas = (text) => page.waitForFunction((t) => document.querySelector('[data-testid="chart-table"] caption')?.textContent.includes(t), text);
+  const footTotals = () => page.$$eval('[data-testid="chart-table"] tfoot td.num', (tds) => Object.fromEntries(tds.map((td) => [td.dataset.total, Number(td.textContent.replace(/[^0-9]/g, ''))])));
+  // a breakdown by channel: one column per channel, the totals add up to the truth
+  await page.getByLabel('Breakdown').selectOption('channel');
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="chart-table"] thead th')].some((th) => th.textContent === 'email'));
+  eq(await footTotals(), { email: k.sent }, 'breakdown by channel: the email series holds every send');
+  // ISO weeks: every event of the range falls in the week buckets that cover it
+  await page.getByLabel('Buckets').selectOption('week');
+  await captionHas('per week');
+  eq(Object.values(await footTotals()).reduce((a, b) => a + b, 0), k.sent, 'weekly buckets: the total = truth');
+  // live refresh: with `refresh=10` the page asks the API again on its own and says when
+  await page.goto(`${URL_}/?refresh=10`);
+  await page.locator('[data-testid="chart-table"]').waitFor();
+  const first = await page.textContent('[data-testid="updated"]');
+  const before = requests.filter((u) => u.includes('/v1/stats?')).length;
+  await until('a live refresh', async () => (await page.textContent('[data-testid="updated"]')) !== first, 25_000);
+  ok(requests.filter((u) => u.includes('/v1/stats?')).length > before, 'the overview refreshes itself while open');
 
   // ---- messages: a filter narrows the table and survives a reload ---------------------------
   const ids = () => page.$$eval('[data-testid="messages-table"] tbody tr', (rows) => rows.map((r) => r.dataset.id));

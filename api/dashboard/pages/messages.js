@@ -6,7 +6,7 @@ import { h, fill, num, when, section, table, badge, empty, field, select, Pager,
 export const title = 'Messages';
 
 export const STATUSES = ['queued', 'sent', 'delivered', 'opened', 'read', 'clicked', 'replied', 'failed', 'bounced', 'unsubscribed', 'complained', 'unknown'];
-const TEXT_FILTERS = [['recipient', 'Recipient (exact)'], ['provider', 'Provider'], ['broadcast', 'Broadcast'], ['template', 'Template']];
+const TEXT_FILTERS = [['recipient', 'Recipient (exact)'], ['recipient_domain', 'Recipient domain'], ['provider', 'Provider'], ['broadcast', 'Broadcast'], ['template', 'Template'], ['label', 'Label']];
 
 /** The API parameters of the filters in the URL. */
 export function apiFilters(s) {
@@ -17,6 +17,8 @@ export function apiFilters(s) {
     broadcast: s.broadcast,
     template: s.template,
     recipient: s.recipient,
+    recipient_domain: s.recipient_domain,
+    label: s.label,
     since: s.since ? `${s.since}T00:00:00Z` : '',
     until: s.until ? `${s.until}T23:59:59.999Z` : '',
   };
