@@ -62,8 +62,20 @@ export async function showMessage(id, onClose) {
     if (returnFocus && returnFocus.isConnected) returnFocus.focus();
     if (notify && onClose) onClose();
   };
+  // Escape closes; Tab stays inside the drawer while it is open (it is modal)
   const onKey = (ev) => {
-    if (ev.key === 'Escape') close();
+    if (ev.key === 'Escape') return close();
+    if (ev.key !== 'Tab') return;
+    const focusable = [...drawer.querySelectorAll('a[href], button:not([disabled]), input, select, textarea')];
+    if (!focusable.length) return;
+    const [first, last] = [focusable[0], focusable[focusable.length - 1]];
+    if (ev.shiftKey && document.activeElement === first) {
+      ev.preventDefault();
+      last.focus();
+    } else if (!ev.shiftKey && (document.activeElement === last || !drawer.contains(document.activeElement))) {
+      ev.preventDefault();
+      first.focus();
+    }
   };
   closeButton.addEventListener('click', () => close());
   document.addEventListener('keydown', onKey);

@@ -113,9 +113,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn state() -> AppState {
-        let mut c = crate::config::Config::default();
-        c.reporting_time_zones = vec!["Asia/Tokyo".into()];
-        AppState::new(c)
+        AppState::new(crate::config::Config { reporting_time_zones: vec!["Asia/Tokyo".into()], ..Default::default() })
     }
 
     async fn get(uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
@@ -181,7 +179,7 @@ mod tests {
         }
         assert!(wanted.len() > 10, "found the imports: {wanted:?}");
         for w in &wanted {
-            assert!(ASSETS.iter().any(|a| &a.name == w), "`{w}` is linked or imported but not in ASSETS");
+            assert!(ASSETS.iter().any(|a| a.name == w), "`{w}` is linked or imported but not in ASSETS");
         }
     }
 }
