@@ -68,6 +68,8 @@ page.setDefaultTimeout(TIMEOUT);
 const pageErrors = [];
 const requests = [];
 page.on('pageerror', (e) => pageErrors.push(String(e)));
+// the page's Content-Security-Policy must not have to block anything it does itself
+page.on('console', (m) => m.type() === 'error' && /Content Security Policy/i.test(m.text()) && pageErrors.push(m.text()));
 page.on('request', (r) => requests.push(r.url()));
 const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
@@ -279,7 +281,7 @@ try {
   // ---- across the run -------------------------------------------------------------------------
   eq(requests.filter((u) => u.includes(KEY)), [], 'the key never appears in a URL');
   eq(requests.filter((u) => !u.startsWith(URL_) && !u.startsWith('data:')), [], 'every request goes to the service itself (works offline, no CDN)');
-  eq(pageErrors, [], 'no uncaught script errors');
+  eq(pageErrors, [], 'no uncaught script errors and no Content-Security-Policy violations');
   console.log(`dashboard browser test: all ${checks} checks passed`);
 } catch (err) {
   console.error(`FAILED after ${checks} checks: ${err.stack || err}`);
