@@ -74,7 +74,7 @@ function showReasons(b) {
       : empty(`No reasons by ${key}.`);
   return [
     h('p', {}, `${num(b.total)} bounces and failures between ${b.from} and ${b.to}, by class:`),
-    h('div.bars', { 'data-testid': 'bounce-classes' }, b.classes.map((c) => [h('span', {}, c.class.replace('_', ' ')), widthOf(h('span.bar', { 'aria-hidden': 'true' }), c.count / top), h('span.num', {}, num(c.count))])),
+    h('div.bars', { 'data-testid': 'bounce-classes' }, b.classes.map((c) => [h('span', {}, c.class.replace('_', ' ')), widthOf(h('span.bar', { 'aria-hidden': 'true' }), c.count / top), h('span.num', { 'data-class': c.class }, num(c.count))])),
     h('div.grid2', {}, rows('Top reasons by recipient domain', 'domain', b.by_domain), rows('Top reasons by provider', 'provider', b.by_provider)),
   ];
 }
