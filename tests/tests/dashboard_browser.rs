@@ -112,6 +112,7 @@ fn truth(s: &Stream) -> Value {
         "deliveries": status.keys().collect::<Vec<_>>(),
         "bounced": by_status(&["bounced"]),
         "problems": by_status(&["failed", "bounced", "complained"]),
+        "bounce_events": count(&|e: &Event| matches!(e.event_type, EventType::Bounced | EventType::Failed)),
         "chronology": { "delivery": key, "recipient": recipient, "events": events.iter().map(|e| &e.event_id).collect::<Vec<_>>() },
         "broadcasts": broadcasts,
         "recipient": { "address": recipient, "events": recipient_events },

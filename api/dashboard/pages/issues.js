@@ -70,7 +70,7 @@ function showReasons(b) {
           { label: 'Class', cell: (r) => r.class },
           { label: 'Reason', cell: (r) => r.reason || '–' },
           { label: 'Count', num: true, cell: (r) => num(r.count) },
-        ], list)
+        ], list, { testid: `bounces-by-${key}` })
       : empty(`No reasons by ${key}.`);
   return [
     h('p', {}, `${num(b.total)} bounces and failures between ${b.from} and ${b.to}, by class:`),

@@ -1,19 +1,12 @@
 // Recipient: one address across channels and messages, its engagement score and how it is computed.
-import { api, seg, ApiError } from '../api.js';
+import { api, seg } from '../api.js';
 import { h, fill, num, when, section, table, empty, field, Pager, badge } from '../ui.js';
 import { messageTable, showMessage } from './messages.js';
 
 export const title = 'Recipient';
 
-/** The recipient's events: `/v1/recipients/{a}/events`, or the feed filtered by recipient on servers without it. */
-async function events(address, params) {
-  try {
-    return await api(`/v1/recipients/${seg(address)}/events`, { params });
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 404 && err.problem?.detail?.includes('no such endpoint')) return api('/v1/events', { params: { ...params, recipient: address } });
-    throw err;
-  }
-}
+/** The recipient's events across channels, newest first. */
+const events = (address, params) => api(`/v1/recipients/${seg(address)}/events`, { params });
 
 export async function render(root, ctx) {
   const address = (ctx.params.get('address') || '').trim();
