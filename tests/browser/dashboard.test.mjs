@@ -107,6 +107,9 @@ try {
   eq(await tileValue('unsubscribed'), k.unsubscribed, 'Unsubscribes tile = truth');
   ok((await page.locator('[data-kpi="sent"] .delta').textContent()).includes(`+${k.sent.toLocaleString('en-US')}`), 'Sent tile shows the change against the (empty) previous period');
   eq(await page.locator('[data-testid="provisional"]').getAttribute('data-provisional'), String(stats.provisional.numerator > 0), 'the provisional marker follows the API');
+  const flagged = (await api('/v1/senders/health?flagged=true')).senders.filter((x) => x.flagged).length;
+  ok(flagged > 0, 'the stream flags its sender (complaint rate)');
+  eq(await page.locator('[data-testid="health-flag"]').count(), flagged, `one sender-health banner per flagged sender (${flagged})`);
 
   async function chartRows() {
     return page.$$eval('[data-testid="chart-table"] tbody tr', (rows) => rows.map((r) => [r.dataset.bucket, Number(r.cells[1].textContent.replace(/[^0-9]/g, ''))]));

@@ -140,6 +140,12 @@ async fn the_dashboard_shows_the_truth_in_a_real_browser() {
 
     let stack = Stack::from_env();
     let mut p = Pipeline::with_aggregator_env(&stack, "dash-browser", vec![("SENDTRACE_REPORTING_TIME_ZONE".into(), ZONE.into())]).await;
+    // sender health judged over the whole stream (a week, from 10 sends), so its complaint rate
+    // flags the sender and the overview must show the banner
+    let health_topic = format!("{}.health", p.events_topic);
+    for (k, v) in [("SENDTRACE_HEALTH__INTERVAL_SECS", "1"), ("SENDTRACE_HEALTH__WINDOW_HOURS", "168"), ("SENDTRACE_HEALTH__MIN_SENT", "10"), ("SENDTRACE_HEALTH__TOPIC", &health_topic)] {
+        p.aggregator_env.push((k.into(), v.into()));
+    }
     let s = stream(61, 60);
     s.produce(&stack.brokers, &p.events_topic, 0..s.events.len()).await;
     p.start_aggregator().await;
@@ -148,6 +154,7 @@ async fn the_dashboard_shows_the_truth_in_a_real_browser() {
         (p.number("SELECT count() FROM events FINAL").await >= distinct && p.number("SELECT count() FROM deliveries FINAL").await >= deliveries).then_some(())
     })
     .await;
+    wait_until("a flagged sender", Duration::from_secs(120), || async { (p.number("SELECT count() FROM sender_health FINAL WHERE flagged = 1").await >= 1).then_some(()) }).await;
     let (url, _api) = p.start_api(&api_config()).await;
 
     let truth = truth(&s);
