@@ -71,7 +71,16 @@ page.on('pageerror', (e) => pageErrors.push(String(e)));
 // the page's Content-Security-Policy must not have to block anything it does itself
 page.on('console', (m) => m.type() === 'error' && /Content Security Policy/i.test(m.text()) && pageErrors.push(m.text()));
 page.on('request', (r) => requests.push(r.url()));
-const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+/** Saves a screenshot of the page, and checks that every control on it has a label and every
+ *  button a name (what a screen reader announces; the page must be usable without a mouse). */
+async function shot(name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const unlabelled = await page.$$eval('input, select, textarea, button', (els) =>
+    els.filter((e) => e.offsetParent !== null || e.closest('[role="dialog"]'))
+      .filter((e) => (e.tagName === 'BUTTON' ? !(e.getAttribute('aria-label') || e.textContent.trim()) : !(e.labels?.length || e.getAttribute('aria-label'))))
+      .map((e) => e.outerHTML.slice(0, 80)));
+  eq(unlabelled, [], `${name}: every visible control is labelled`);
+}
 
 try {
   // ---- sign in -----------------------------------------------------------------------
