@@ -289,8 +289,35 @@ try {
   eq(await tileValue('score'), eng.score, 'the engagement score = API');
   await shot('recipient');
 
+  // ---- designed empty and error states ----------------------------------------------------------
+  const signInAs = async (key) => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.locator('#sign-in:not([hidden])').waitFor();
+    eq(await page.evaluate(() => sessionStorage.length), 0, 'signing out forgets the key');
+    await page.getByLabel('API key').fill(key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#sign-in').waitFor({ state: 'hidden' });
+  };
+  await signInAs(process.env.DASHBOARD_EMPTY_KEY);
+  await page.goto(`${URL_}/`);
+  await page.locator('[data-testid="kpis"] .empty').waitFor();
+  ok((await page.textContent('[data-testid="kpis"] .empty')).includes('No events in this range'), 'a tenant without events sees an empty state on the overview');
+  eq(await tileValue('sent'), 0, 'and zero tiles');
+  await shot('empty-overview');
+  await page.goto(`${URL_}/messages`);
+  await page.locator('[data-testid="messages"] .empty').waitFor();
+  ok((await page.textContent('[data-testid="messages"] .empty')).includes('No deliveries yet'), 'and an empty state on the messages page');
+  await shot('empty-messages');
+  await signInAs(process.env.DASHBOARD_STATS_KEY);
+  await page.goto(`${URL_}/messages`);
+  await page.locator('[data-testid="messages"] .error').waitFor();
+  const refusal = await page.textContent('[data-testid="messages"] .error');
+  ok(refusal.includes('403') && refusal.includes('messages') && refusal.includes('scope'), `a key without the messages scope sees why (${refusal.slice(0, 90)}…)`);
+  await shot('forbidden-messages');
+
   // ---- across the run -------------------------------------------------------------------------
-  eq(requests.filter((u) => u.includes(KEY)), [], 'the key never appears in a URL');
+  const keys = [KEY, process.env.DASHBOARD_EMPTY_KEY, process.env.DASHBOARD_STATS_KEY];
+  eq(requests.filter((u) => keys.some((k) => u.includes(k))), [], 'no key ever appears in a URL');
   eq(requests.filter((u) => !u.startsWith(URL_) && !u.startsWith('data:')), [], 'every request goes to the service itself (works offline, no CDN)');
   eq(pageErrors, [], 'no uncaught script errors and no Content-Security-Policy violations');
   console.log(`dashboard browser test: all ${checks} checks passed`);

@@ -22,6 +22,10 @@ use std::time::Duration;
 const ZONE: &str = "Asia/Tokyo";
 
 const KEY: &str = "dash-browser-key";
+/// A key of tenant `acme` without the `messages` scope (the error states).
+const STATS_KEY: &str = "dash-stats-key";
+/// A key of a tenant without any data (the empty states).
+const EMPTY_KEY: &str = "dash-empty-key";
 
 fn api_config() -> String {
     format!(
@@ -30,6 +34,14 @@ fn api_config() -> String {
 [tenants.acme.keys.browser]
 key = "{KEY}"
 scopes = ["stats", "messages", "suppressions:write"]
+
+[tenants.acme.keys.stats-only]
+key = "{STATS_KEY}"
+scopes = ["stats"]
+
+[tenants.nobody.keys.browser]
+key = "{EMPTY_KEY}"
+scopes = ["stats", "messages"]
 "#
     )
 }
@@ -173,6 +185,8 @@ async fn the_dashboard_shows_the_truth_in_a_real_browser() {
             .arg(&script)
             .env("DASHBOARD_URL", &url)
             .env("DASHBOARD_KEY", KEY)
+            .env("DASHBOARD_STATS_KEY", STATS_KEY)
+            .env("DASHBOARD_EMPTY_KEY", EMPTY_KEY)
             .env("DASHBOARD_TRUTH", &truth_file)
             .env("DASHBOARD_SCREENSHOTS", &shots)
             .env("CHROMIUM", &chromium)
@@ -185,7 +199,7 @@ async fn the_dashboard_shows_the_truth_in_a_real_browser() {
     println!("{text}");
     assert!(out.status.success(), "the browser test failed:\n{text}");
     assert!(text.contains("dashboard browser test: all"), "the browser test ran to its end:\n{text}");
-    for page in ["overview", "overview-zone", "messages-filtered", "messages-drawer", "funnels", "broadcast-report", "issues", "suppressions", "recipient"] {
+    for page in ["overview", "overview-zone", "messages-filtered", "messages-drawer", "funnels", "broadcast-report", "issues", "suppressions", "recipient", "empty-overview", "empty-messages", "forbidden-messages"] {
         assert!(root().join(format!("target/dashboard-screenshots/{page}.png")).exists(), "screenshot of {page}");
     }
 }

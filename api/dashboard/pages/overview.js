@@ -131,7 +131,9 @@ function showBanners(health, stats, tz) {
   }
   const pr = stats.provisional;
   const asOf = stats.as_of ? `Data as of ${when(stats.as_of, tz)} (${tz}).` : 'No events applied yet.';
-  if (pr.numerator > 0) {
+  if (pr.denominator === 0) {
+    out.push(h('div.banner.info', { 'data-testid': 'provisional', 'data-provisional': 'false' }, `No deliveries in this range. ${asOf}`));
+  } else if (pr.numerator > 0) {
     out.push(h('div.banner.warn', { 'data-testid': 'provisional', 'data-provisional': 'true' }, h('strong', {}, 'Provisional: '), `${num(pr.numerator)} of ${num(pr.denominator)} deliveries in this range (${pct(pr)}) have no final status yet; these numbers can still change. ${asOf}`));
   } else {
     out.push(h('div.banner.good', { 'data-testid': 'provisional', 'data-provisional': 'false' }, h('strong', {}, 'Settled: '), `every delivery in this range has a final status. ${asOf}`));
