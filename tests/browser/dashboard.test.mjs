@@ -151,6 +151,15 @@ try {
   await page.getByLabel('Buckets').selectOption('week');
   await captionHas('per week');
   eq(Object.values(await footTotals()).reduce((a, b) => a + b, 0), k.sent, 'weekly buckets: the total = truth');
+  // a custom range: one day picked with the date inputs shows that day only
+  await page.getByLabel('Buckets').selectOption('day');
+  await page.getByLabel('Range', { exact: true }).selectOption('custom');
+  const busiest = Object.entries(truth.days_zone).sort((a, b) => (b[1].sent || 0) - (a[1].sent || 0))[0][0];
+  await page.getByLabel('From', { exact: true }).fill(busiest);
+  await page.getByLabel('To', { exact: true }).fill(busiest);
+  await captionHas(`${busiest} to ${busiest}`);
+  eq(await chartRows(), [[busiest, dayCount(truth.days_zone, busiest, 'sent')]], `custom range ${busiest} (${truth.zone}): that day's sends`);
+  eq(await tileValue('sent'), dayCount(truth.days_zone, busiest, 'sent'), 'the tiles follow the custom range');
   // live refresh: with `refresh=10` the page asks the API again on its own and says when
   await page.goto(`${URL_}/?refresh=10`);
   await page.locator('[data-testid="chart-table"]').waitFor();

@@ -89,9 +89,15 @@ export async function render(root, ctx) {
   );
 
   let plot = null;
+  // one load at a time; a change made while one runs loads again after it (a live refresh
+  // that finds one running is simply skipped)
   let busy = false;
+  let again = false;
   async function load(quiet = false) {
-    if (busy) return;
+    if (busy) {
+      again = again || !quiet;
+      return;
+    }
     busy = true;
     const [from, to] = rangeOf(s.range, s.tz, s.from, s.to);
     const base = { from, to, tz: s.tz };
@@ -113,6 +119,10 @@ export async function render(root, ctx) {
       updated.textContent = `Updated ${when(new Date().toISOString(), s.tz)} (${s.tz}).`;
     } finally {
       busy = false;
+      if (again) {
+        again = false;
+        load();
+      }
     }
   }
   await load();
