@@ -44,7 +44,10 @@ export function navigate(href) {
   render();
 }
 
+let generation = 0;
+
 async function render() {
+  const mine = ++generation;
   if (cleanup) {
     cleanup();
     cleanup = null;
@@ -60,9 +63,12 @@ async function render() {
   const page = PAGES[location.pathname] || overview;
   document.title = `${page.title} · sendtrace`;
   try {
-    cleanup = (await page.render(main, context())) || null;
+    const done = (await page.render(main, context())) || null;
+    // navigated on while this page was loading: the newer page owns the screen; stop this one
+    if (mine !== generation) done?.();
+    else cleanup = done;
   } catch (err) {
-    fill(main, failure(page.title, err));
+    if (mine === generation) fill(main, failure(page.title, err));
   }
 }
 
