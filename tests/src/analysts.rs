@@ -14,7 +14,7 @@
 use crate::generate::{stream, Stream};
 use crate::{wait_until, Pipeline, Stack};
 use schemas::{BounceClass, Channel, Event, EventType, Money};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Country calling codes of the SMS recipients: one, two and three digits.
@@ -29,6 +29,9 @@ pub const URLS: [&str; 3] = ["https://shop.example.com/sale", "https://shop.exam
 /// the health monitor should flag; every other email delivery is sent from `news.example.com`.
 pub const BULK_DOMAIN: &str = "bulk.example.com";
 pub const NEWS_DOMAIN: &str = "news.example.com";
+
+/// Sender health's `min_sent` in [`feed`]'s pipeline (senders with fewer sent are not judged).
+pub const MIN_SENT: u64 = 40;
 
 /// The reporting zone the analysts' pipeline runs with (`day:<zone>` periods).
 pub const ZONE: &str = "America/New_York";
@@ -165,7 +168,7 @@ fn reshape(mut e: Event, plan: &Plan, tenant: &str) -> Option<Event> {
 }
 
 /// The pipeline the analysts' tests read: reporting zone [`ZONE`], sender health evaluated every
-/// second over 7 days (min 40 sent), fed with tenant `acme`'s stream (`deliveries`) and tenant
+/// second over 7 days (min [`MIN_SENT`] sent), fed with tenant `acme`'s stream (`deliveries`) and tenant
 /// `beta`'s (a third as many, another seed: every query must filter by tenant). Returns once
 /// every event, delivery, counter and suppression of both streams is applied.
 pub async fn feed(stack: &Stack, name: &str, deliveries: usize) -> (Pipeline, Stream, Stream) {
@@ -173,7 +176,7 @@ pub async fn feed(stack: &Stack, name: &str, deliveries: usize) -> (Pipeline, St
         ("SENDTRACE_REPORTING_TIME_ZONE".to_string(), ZONE.to_string()),
         ("SENDTRACE_HEALTH__INTERVAL_SECS".to_string(), "1".to_string()),
         ("SENDTRACE_HEALTH__WINDOW_HOURS".to_string(), "168".to_string()),
-        ("SENDTRACE_HEALTH__MIN_SENT".to_string(), "40".to_string()),
+        ("SENDTRACE_HEALTH__MIN_SENT".to_string(), MIN_SENT.to_string()),
     ];
     let mut p = Pipeline::with_aggregator_env(stack, name, env).await;
     let topic = format!("{}.health", p.events_topic);
@@ -259,4 +262,81 @@ pub fn attribution(s: &Stream) -> BTreeMap<String, (String, String, String)> {
 /// UTC day of a time, `YYYY-MM-DD`.
 pub fn utc_day(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().date_naive().to_string()
+}
+
+/// Runs `sql` on the ClickHouse HTTP interface in `database` with query parameters
+/// (`param_<name>`); rows as JSON, 64-bit integers as numbers, decimals as exact strings.
+/// Panics with ClickHouse's message when the query fails.
+pub async fn run_sql(clickhouse_url: &str, database: &str, sql: &str, params: &[(String, String)]) -> Vec<serde_json::Value> {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("database".into(), database.into()),
+        ("default_format".into(), "JSONEachRow".into()),
+        ("output_format_json_quote_64bit_integers".into(), "0".into()),
+        ("output_format_json_quote_decimals".into(), "1".into()),
+    ];
+    pairs.extend(params.iter().map(|(k, v)| (format!("param_{k}"), v.clone())));
+    let url = format!("{clickhouse_url}/?{}", serde_urlencoded::to_string(&pairs).expect("params"));
+    let resp = reqwest::Client::new().post(url).body(sql.to_string()).send().await.expect("ClickHouse reachable");
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "query failed ({status}): {body}\n{sql}");
+    body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSON row")).collect()
+}
+
+/// A sender as the health monitor keys it: (provider, sending domain, sending account).
+pub type Sender = (String, String, String);
+
+/// Per email sender of a stream: the delivery keys counted as sent, hard-bounced and complained
+/// (the monitor's definitions, `aggregator::health::stats_sql`), over every event of the stream.
+pub fn sender_counts(s: &Stream) -> BTreeMap<Sender, [BTreeSet<String>; 3]> {
+    let mut m: BTreeMap<Sender, [BTreeSet<String>; 3]> = BTreeMap::new();
+    for e in s.distinct().values().filter(|e| e.channel == Channel::Email) {
+        let k = (e.provider.clone(), e.metadata.get("from_domain").cloned().unwrap_or_default(), e.metadata.get("sending_account").cloned().unwrap_or_default());
+        let w = m.entry(k).or_default();
+        use EventType::*;
+        if matches!(e.event_type, Sent | Delivered | Bounced | Complained | Opened | Clicked) {
+            w[0].insert(e.delivery_key.clone());
+        }
+        if e.event_type == Bounced && e.bounce_class == Some(BounceClass::Hard) {
+            w[1].insert(e.delivery_key.clone());
+        }
+        if e.event_type == Complained {
+            w[2].insert(e.delivery_key.clone());
+        }
+    }
+    m
+}
+
+/// The senders the monitor must end up flagging ([`feed`]'s settings: at least [`MIN_SENT`] sent,
+/// hard bounces over 3 % or complaints over 0.1 % of sent).
+pub fn expected_flagged(s: &Stream) -> BTreeSet<Sender> {
+    sender_counts(s)
+        .into_iter()
+        .filter(|(_, [sent, hard, compl])| {
+            let n = sent.len() as f64;
+            sent.len() as u64 >= MIN_SENT && (hard.len() as f64 > 0.03 * n || compl.len() as f64 > 0.001 * n)
+        })
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// How each table must be read (docs/analysts.md, "How to read each table"), checked on a query's
+/// text: ReplacingMergeTree tables with `FINAL`, the summing counters with `sum`/`sumIf`, the
+/// recipient sets with `uniqExactMerge`. Returns the first rule `sql` breaks.
+pub fn reading_rule_broken(sql: &str) -> Option<String> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate() {
+        if !w.eq_ignore_ascii_case("FROM") && !w.eq_ignore_ascii_case("JOIN") {
+            continue;
+        }
+        let Some(table) = words.get(i + 1).map(|t| t.trim_end_matches([')', ';']).rsplit('.').next().unwrap_or_default()) else { continue };
+        let next = words.get(i + 2).copied().unwrap_or_default();
+        match table {
+            "events" | "deliveries" | "suppressions" | "sender_health" if !next.eq_ignore_ascii_case("FINAL") => return Some(format!("`{table}` without FINAL")),
+            "counters" | "attributed_counters" if !sql.contains("sum(") && !sql.contains("sumIf(") => return Some(format!("`{table}` without sum()")),
+            "unique_recipients" if !sql.contains("uniqExactMerge(") => return Some("`unique_recipients` without uniqExactMerge()".into()),
+            _ => {}
+        }
+    }
+    None
 }

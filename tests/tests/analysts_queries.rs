@@ -5,7 +5,7 @@
 //! the aggregator, with a second tenant's stream beside it (a query without its tenant filter
 //! fails). A query in the guide without a check here, or a check without its query, fails.
 
-use e2e::analysts::{self, attribution, expected_suppressions, feed, machine_of, utc_day, COUNTRY_CODES, ZONE};
+use e2e::analysts::{self, attribution, expected_flagged, expected_suppressions, feed, machine_of, reading_rule_broken, run_sql, sender_counts, utc_day, COUNTRY_CODES, MIN_SENT, ZONE};
 use e2e::generate::Stream;
 use e2e::{wait_until, Pipeline, Stack};
 use rust_decimal::Decimal;
@@ -84,23 +84,15 @@ impl Ctx {
     /// Runs `sql` with the default parameters, `overrides` replacing some; rows as JSON
     /// (64-bit integers as numbers, decimals as exact strings).
     async fn run(&self, sql: &str, overrides: &[(&str, &str)]) -> Vec<Value> {
-        let mut pairs: Vec<(String, String)> = vec![
-            ("database".into(), self.p.database.clone()),
-            ("default_format".into(), "JSONEachRow".into()),
-            ("output_format_json_quote_64bit_integers".into(), "0".into()),
-            ("output_format_json_quote_decimals".into(), "1".into()),
-        ];
-        for name in placeholders(sql) {
-            let v = overrides.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()).or_else(|| self.params.get(&name).cloned());
-            let v = v.unwrap_or_else(|| panic!("no value for parameter {{{name}}}"));
-            pairs.push((format!("param_{name}"), v));
-        }
-        let url = format!("{}/?{}", self.p.stack.clickhouse_url, serde_urlencoded::to_string(&pairs).expect("params"));
-        let resp = reqwest::Client::new().post(url).body(sql.to_string()).send().await.expect("ClickHouse reachable");
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        assert!(status.is_success(), "query failed ({status}): {body}\n{sql}");
-        body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSON row")).collect()
+        let params: Vec<(String, String)> = placeholders(sql)
+            .into_iter()
+            .map(|name| {
+                let v = overrides.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()).or_else(|| self.params.get(&name).cloned());
+                let v = v.unwrap_or_else(|| panic!("no value for parameter {{{name}}}"));
+                (name, v)
+            })
+            .collect();
+        run_sql(&self.p.stack.clickhouse_url, &self.p.database, sql, &params).await
     }
 
     fn human(&self, e: &Event) -> bool {
@@ -370,27 +362,9 @@ async fn check(ctx: &Ctx, q: &Query) {
             }
         }
         "sender_flags" => {
-            // the monitor's rule over the whole stream (window 7 days, min 40 sent)
-            let mut senders: BTreeMap<(String, String, String), [BTreeSet<String>; 3]> = BTreeMap::new();
-            for e in ctx.events.iter().filter(|e| e.channel == schemas::Channel::Email) {
-                let k = (e.provider.clone(), e.metadata.get("from_domain").cloned().unwrap_or_default(), e.metadata.get("sending_account").cloned().unwrap_or_default());
-                let w = senders.entry(k).or_default();
-                use EventType::*;
-                if matches!(e.event_type, Sent | Delivered | Bounced | Complained | Opened | Clicked) {
-                    w[0].insert(e.delivery_key.clone());
-                }
-                if e.event_type == Bounced && e.bounce_class == Some(BounceClass::Hard) {
-                    w[1].insert(e.delivery_key.clone());
-                }
-                if e.event_type == Complained {
-                    w[2].insert(e.delivery_key.clone());
-                }
-            }
-            let flagged_truth: BTreeSet<(String, String, String)> = senders
-                .iter()
-                .filter(|(_, [s, h, c])| s.len() >= 40 && (h.len() as f64 > 0.03 * s.len() as f64 || c.len() as f64 > 0.001 * s.len() as f64))
-                .map(|(k, _)| k.clone())
-                .collect();
+            // the monitor's rule over the whole stream (window 7 days, min MIN_SENT sent)
+            let senders = sender_counts(&ctx.s);
+            let flagged_truth = expected_flagged(&ctx.s);
             assert!(!flagged_truth.is_empty() && flagged_truth.len() < senders.len(), "the stream has flagged and healthy senders: {flagged_truth:?}");
             // the monitor evaluates every second: wait for its verdict on the complete stream
             let rows = wait_until("sender flags match the truth", Duration::from_secs(90), || async {
@@ -410,7 +384,7 @@ async fn check(ctx: &Ctx, q: &Query) {
                 // the counts are those of the evaluation that changed the flag: at most the final ones
                 assert!(sent <= s.len() as i64 && hard <= h.len() as i64 && compl <= c.len() as i64, "{r}");
                 let over = hard as f64 > 0.03 * sent as f64 || compl as f64 > 0.001 * sent as f64;
-                assert_eq!(int(&r["flagged"]) == 1, over && sent >= 40, "the row's counts explain its flag: {r}");
+                assert_eq!(int(&r["flagged"]) == 1, over && sent >= MIN_SENT as i64, "the row's counts explain its flag: {r}");
             }
         }
         "daily_delivery_rate_by_provider" => {
@@ -564,6 +538,7 @@ fn every_query_in_the_guide_has_a_check_and_parameters() {
     for q in &queries {
         assert!(placeholders(&q.sql).contains("tenant"), "query `{}` filters by {{tenant:String}}", q.name);
         assert!(!q.sql.contains("'acme'") && !q.sql.contains("'demo'"), "query `{}`: parameters, not literals", q.name);
+        assert_eq!(reading_rule_broken(&q.sql), None, "query `{}` reads a table as the guide says not to", q.name);
     }
 }
 

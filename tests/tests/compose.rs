@@ -17,7 +17,7 @@ fn compose_file_is_consistent() {
     let v = compose();
     let services = v["services"].as_mapping().expect("services");
     let names: BTreeSet<String> = services.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
-    for expected in ["kafka", "clickhouse", "migrate", "ingest", "normalizer", "aggregator", "api"] {
+    for expected in ["kafka", "clickhouse", "migrate", "ingest", "normalizer", "aggregator", "api", "grafana"] {
         assert!(names.contains(expected), "service {expected}");
     }
     for (name, svc) in services {
@@ -81,6 +81,7 @@ fn compose_file_has_no_default_secrets_and_no_published_database() {
     let ingest_env = services["ingest"]["environment"].as_mapping().unwrap();
     let key = ingest_env.iter().find(|(k, _)| k.as_str().is_some_and(|k| k.ends_with("__API_KEY"))).expect("an API key from the environment");
     assert!(key.1.as_str().unwrap().starts_with("${") && key.1.as_str().unwrap().contains(":?"), "{:?}", key.1);
+    required(&services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"], "GRAFANA_ADMIN_PASSWORD");
     let ports: Vec<String> = services["ingest"]["ports"].as_sequence().unwrap().iter().filter_map(|p| p.as_str().map(str::to_string)).collect();
     assert!(ports.iter().all(|p| !p.contains("9100")), "the admin listener is not published: {ports:?}");
 
@@ -91,4 +92,33 @@ fn compose_file_has_no_default_secrets_and_no_published_database() {
         assert!(creds.as_table().unwrap().is_empty(), "tenants.{tenant}: secrets belong in the environment");
     }
     assert!(!text.contains("change-me"));
+}
+
+/// The grafana service installs the ClickHouse plugin, mounts the provisioning files where Grafana
+/// reads them and the dashboards where the dashboard provider looks, and hands the data source the
+/// password of the read-only user its provisioning file names (the api service's).
+#[test]
+fn compose_grafana_is_provisioned_with_the_read_only_user() {
+    let v = compose();
+    let g = &v["services"]["grafana"];
+    assert!(g["environment"]["GF_INSTALL_PLUGINS"].as_str().unwrap_or_default().contains("grafana-clickhouse-datasource"));
+    let mounts: Vec<&str> = g["volumes"].as_sequence().expect("volumes").iter().filter_map(|m| m.as_str()).collect();
+    assert!(mounts.contains(&"./deploy/grafana/provisioning:/etc/grafana/provisioning:ro"), "{mounts:?}");
+    let read = |p: &str| std::fs::read_to_string(format!("{}/../{p}", env!("CARGO_MANIFEST_DIR"))).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let provider: serde_yaml::Value = serde_yaml::from_str(&read("deploy/grafana/provisioning/dashboards/sendtrace.yaml")).expect("YAML");
+    let path = provider["providers"][0]["options"]["path"].as_str().expect("path");
+    assert!(mounts.contains(&format!("./deploy/grafana/dashboards:{path}:ro").as_str()), "dashboards mounted at {path}: {mounts:?}");
+    assert!(g["ports"].as_sequence().expect("ports").iter().any(|p| p.as_str() == Some("3000:3000")));
+    let deps = g["depends_on"].as_mapping().expect("depends_on");
+    assert!(deps.keys().any(|k| k.as_str() == Some("clickhouse")) && deps.keys().any(|k| k.as_str() == Some("migrate")));
+
+    let ds: serde_yaml::Value = serde_yaml::from_str(&read("deploy/grafana/provisioning/datasources/clickhouse.yaml")).expect("YAML");
+    let ds = &ds["datasources"][0];
+    assert_eq!(ds["jsonData"]["host"].as_str(), Some("clickhouse"), "the compose service's name");
+    let user = ds["jsonData"]["username"].as_str().expect("username");
+    assert_eq!(Some(user), v["services"]["api"]["environment"]["SENDTRACE_CLICKHOUSE__USER"].as_str(), "the api service's read-only user");
+    let var = ds["secureJsonData"]["password"].as_str().and_then(|p| p.strip_prefix('$')).expect("password from the environment");
+    let password = g["environment"][var.trim_matches(|c| c == '{' || c == '}')].as_str().expect("grafana sets the password variable");
+    assert_eq!(Some(password), v["services"]["api"]["environment"]["SENDTRACE_CLICKHOUSE__PASSWORD"].as_str(), "the read-only user's password");
+    assert!(read("deploy/clickhouse/api-user.xml").contains(&format!("<password>{password}</password>")));
 }
