@@ -265,11 +265,13 @@ pub fn utc_day(ms: i64) -> String {
 }
 
 /// Runs `sql` on the ClickHouse HTTP interface in `database` with query parameters
-/// (`param_<name>`); rows as JSON, 64-bit integers as numbers, decimals as exact strings.
-/// Panics with ClickHouse's message when the query fails.
+/// (`param_<name>`) and `readonly = 2`, the profile of the read-only user analysts and Grafana
+/// use (deploy/clickhouse/api-user.xml: no writes, settings allowed); rows as JSON, 64-bit
+/// integers as numbers, decimals as exact strings. Panics with ClickHouse's message when the query fails.
 pub async fn run_sql(clickhouse_url: &str, database: &str, sql: &str, params: &[(String, String)]) -> Vec<serde_json::Value> {
     let mut pairs: Vec<(String, String)> = vec![
         ("database".into(), database.into()),
+        ("readonly".into(), "2".into()),
         ("default_format".into(), "JSONEachRow".into()),
         ("output_format_json_quote_64bit_integers".into(), "0".into()),
         ("output_format_json_quote_decimals".into(), "1".into()),
