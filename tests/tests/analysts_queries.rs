@@ -3,7 +3,9 @@
 //! answer compared with a brute-force computation over the generated events (never with another
 //! SQL query). The stream ([`e2e::analysts::analysts_stream`]) goes through the events topic and
 //! the aggregator, with a second tenant's stream beside it (a query without its tenant filter
-//! fails). A query in the guide without a check here, or a check without its query, fails.
+//! fails). Each query runs over two windows, one holding the whole five-day stream and one its
+//! last two days, so the range filters must cut where the truth does. A query in the guide
+//! without a check here, or a check without its query, fails.
 
 use e2e::analysts::{self, attribution, expected_flagged, expected_suppressions, feed, machine_of, reading_rule_broken, run_sql, sender_counts, utc_day, COUNTRY_CODES, MIN_SENT, ZONE};
 use e2e::generate::Stream;
@@ -71,16 +73,33 @@ fn placeholders(sql: &str) -> BTreeSet<String> {
     out
 }
 
-struct Ctx {
-    p: Pipeline,
-    s: Stream,
-    /// The default parameters (a check may override some).
+/// What the checks read: the pipeline, tenant `acme`'s stream, and one time window.
+struct Ctx<'a> {
+    p: &'a Pipeline,
+    s: &'a Stream,
+    events: &'a [Event],
+    machine: &'a BTreeMap<String, &'static str>,
+    /// The default parameters (a check may override some): the window and the rest.
     params: BTreeMap<String, String>,
-    events: Vec<Event>,
-    machine: BTreeMap<String, &'static str>,
+    /// `{from:DateTime64(3)}` (inclusive) and `{to:DateTime64(3)}` (exclusive), in ms.
+    from_ms: i64,
+    to_ms: i64,
+    /// `{from_day:Date}` and `{to_day:Date}`, both included.
+    from_day: String,
+    to_day: String,
+    /// Whether the window holds the whole stream (then the stream's variety is asserted too).
+    full: bool,
 }
 
-impl Ctx {
+impl Ctx<'_> {
+    fn in_time(&self, ms: i64) -> bool {
+        ms >= self.from_ms && ms < self.to_ms
+    }
+
+    fn in_days(&self, day: &str) -> bool {
+        day >= self.from_day.as_str() && day <= self.to_day.as_str()
+    }
+
     /// Runs `sql` with the default parameters, `overrides` replacing some; rows as JSON
     /// (64-bit integers as numbers, decimals as exact strings).
     async fn run(&self, sql: &str, overrides: &[(&str, &str)]) -> Vec<Value> {
@@ -103,7 +122,7 @@ impl Ctx {
     fn deliveries(&self) -> BTreeMap<String, Dl> {
         let attr = attribution(&self.s);
         let mut m: BTreeMap<String, Dl> = BTreeMap::new();
-        for e in &self.events {
+        for e in self.events {
             let d = m.entry(e.delivery_key.clone()).or_default();
             d.channel = e.channel.as_str().to_string();
             d.provider = e.provider.clone();
@@ -127,6 +146,7 @@ impl Ctx {
             }
             let min = |slot: &mut Option<i64>, t: i64| *slot = Some(slot.map_or(t, |s| s.min(t)));
             match e.event_type {
+                EventType::Queued => min(&mut d.first_queued, e.occurred_at),
                 EventType::Sent => d.sent = true,
                 EventType::Delivered => min(&mut d.delivered_at, e.occurred_at),
                 EventType::Opened | EventType::Read => {
@@ -154,6 +174,7 @@ struct Dl {
     template: String,
     rank: u8,
     status: String,
+    first_queued: Option<i64>,
     sent: bool,
     delivered_at: Option<i64>,
     first_open: Option<i64>,
@@ -209,12 +230,18 @@ fn quantile_exact(sorted: &[i64], level: f64) -> i64 {
     sorted[i]
 }
 
-async fn check(ctx: &Ctx, q: &Query) {
+/// The delivery's time the guide's delivery queries filter on: coalesce(first_queued_at, ..)
+/// (every generated delivery has a send record).
+fn queued(d: &Dl) -> i64 {
+    d.first_queued.expect("every generated delivery has a send record")
+}
+
+async fn check(ctx: &Ctx<'_>, q: &Query) {
     let sql = q.sql.as_str();
     match q.name.as_str() {
         "funnel_by_broadcast" => {
             let mut want: BTreeMap<String, [i64; 9]> = BTreeMap::new();
-            for d in ctx.deliveries().values() {
+            for d in ctx.deliveries().values().filter(|d| ctx.in_time(queued(d))) {
                 let w = want.entry(d.broadcast.clone()).or_default();
                 let st = d.status.as_str();
                 let facts = [
@@ -235,12 +262,12 @@ async fn check(ctx: &Ctx, q: &Query) {
             let cols = ["deliveries", "sent", "delivered", "human_openers", "human_clickers", "hard_bounced", "complained", "unsubscribed", "failed"];
             let got: BTreeMap<String, [i64; 9]> = ctx.run(sql, &[]).await.iter().map(|r| (text(&r["broadcast"]), cols.map(|c| int(&r[c])))).collect();
             assert_eq!(got, want, "funnel by broadcast ({cols:?})");
-            assert!(want.len() >= 3 && want.values().all(|w| w[5] + w[6] + w[8] > 0), "the stream has bounces, complaints and failures in every broadcast");
+            assert!(!ctx.full || (want.len() >= 3 && want.values().all(|w| w[5] + w[6] + w[8] > 0)), "the stream has bounces, complaints and failures in every broadcast");
         }
         "bounce_reasons_by_provider_domain" => {
             type Key = (String, String, String, String);
             let mut want: BTreeMap<Key, (i64, BTreeSet<String>)> = BTreeMap::new();
-            for e in ctx.events.iter().filter(|e| e.event_type == EventType::Bounced) {
+            for e in ctx.events.iter().filter(|e| e.event_type == EventType::Bounced && ctx.in_time(e.occurred_at)) {
                 let domain = e.recipient.rsplit_once('@').map(|(_, d)| d).unwrap_or(&e.recipient).to_ascii_lowercase();
                 let reason = e.error_reason.clone().or(e.error_code.clone()).unwrap_or_default();
                 let bc = e.bounce_class.map(|b| b.as_str()).unwrap_or_default().to_string();
@@ -257,11 +284,11 @@ async fn check(ctx: &Ctx, q: &Query) {
             assert_eq!(got, want, "bounce reasons");
             let counts: Vec<i64> = rows.iter().map(|r| int(&r["bounces"])).collect();
             assert!(counts.windows(2).all(|w| w[0] >= w[1]), "most frequent first: {counts:?}");
-            assert!(want.keys().map(|k| &k.1).collect::<BTreeSet<_>>().len() >= 3, "several recipient domains");
+            assert!(!ctx.full || want.keys().map(|k| &k.1).collect::<BTreeSet<_>>().len() >= 3, "several recipient domains");
         }
         "cost_per_delivered_sms_by_country" => {
             let mut want: BTreeMap<(String, String), (i64, i64, Decimal)> = BTreeMap::new();
-            for d in ctx.deliveries().values().filter(|d| d.channel == "sms") {
+            for d in ctx.deliveries().values().filter(|d| d.channel == "sms" && ctx.in_time(queued(d))) {
                 let cc = COUNTRY_CODES.iter().find(|c| d.recipient[1..].starts_with(*c)).expect("a generated country code");
                 let w = want.entry((cc.to_string(), d.cost_unit.clone())).or_default();
                 w.0 += 1;
@@ -282,7 +309,7 @@ async fn check(ctx: &Ctx, q: &Query) {
                 }
             }
             let codes: BTreeSet<usize> = want.keys().map(|k| k.0.len()).collect();
-            assert_eq!(codes, BTreeSet::from([1, 2, 3]), "one-, two- and three-digit codes");
+            assert!(!ctx.full || codes == BTreeSet::from([1, 2, 3]), "one-, two- and three-digit codes: {codes:?}");
         }
         "unique_human_openers_7d" => {
             let first = (chrono::Utc::now().date_naive() - chrono::Duration::days(6)).to_string();
@@ -301,7 +328,10 @@ async fn check(ctx: &Ctx, q: &Query) {
             for period in ["day".to_string(), format!("day:{ZONE}")] {
                 let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
                 for e in ctx.events.iter().filter(|e| matches!(e.event_type, EventType::Opened | EventType::Read) && ctx.human(e)) {
-                    want.entry(local_day(e.occurred_at, &period)).or_default().insert(e.recipient.to_ascii_lowercase());
+                    let day = local_day(e.occurred_at, &period);
+                    if ctx.in_days(&day) {
+                        want.entry(day).or_default().insert(e.recipient.to_ascii_lowercase());
+                    }
                 }
                 let want: BTreeMap<String, i64> = want.into_iter().map(|(d, s)| (d, s.len() as i64)).collect();
                 let got: BTreeMap<String, i64> = ctx.run(sql, &[("period", &period)]).await.iter().map(|r| (text(&r["day"]), int(&r["human_openers"]))).collect();
@@ -311,7 +341,7 @@ async fn check(ctx: &Ctx, q: &Query) {
         "time_to_first_open" => {
             let mut want: BTreeMap<String, Vec<i64>> = BTreeMap::new();
             for d in ctx.deliveries().values() {
-                if let (Some(o), Some(dl)) = (d.first_open, d.delivered_at) {
+                if let (Some(o), Some(dl)) = (d.first_open, d.delivered_at.filter(|t| ctx.in_time(*t))) {
                     want.entry(d.channel.clone()).or_default().push((o - dl) / 1000);
                 }
             }
@@ -325,12 +355,12 @@ async fn check(ctx: &Ctx, q: &Query) {
             let got: BTreeMap<String, [i64; 4]> =
                 ctx.run(sql, &[]).await.iter().map(|r| (text(&r["channel"]), ["opened", "p50_secs", "p90_secs", "max_secs"].map(|c| int(&r[c])))).collect();
             assert_eq!(got, want, "time to first open (count, p50, p90, max)");
-            assert!(want.values().any(|w| w[1] != w[3]), "the times differ");
+            assert!(!ctx.full || want.values().any(|w| w[1] != w[3]), "the times differ");
         }
         "sender_health_over_time" => {
             type Key = (String, String, String, String);
             let mut want: BTreeMap<Key, [BTreeSet<String>; 3]> = BTreeMap::new();
-            for e in ctx.events.iter().filter(|e| e.channel == schemas::Channel::Email) {
+            for e in ctx.events.iter().filter(|e| e.channel == schemas::Channel::Email && ctx.in_time(e.occurred_at)) {
                 let domain = e.metadata.get("from_domain").cloned().unwrap_or_default();
                 let account = e.metadata.get("sending_account").cloned().unwrap_or_default();
                 let w = want.entry((utc_day(e.occurred_at), e.provider.clone(), domain, account)).or_default();
@@ -389,13 +419,15 @@ async fn check(ctx: &Ctx, q: &Query) {
         }
         "daily_delivery_rate_by_provider" => {
             let mut want: BTreeMap<(String, String), [i64; 2]> = BTreeMap::new();
-            for e in &ctx.events {
+            for e in ctx.events {
                 let i = match e.event_type {
                     EventType::Sent => 0,
                     EventType::Delivered => 1,
                     _ => continue,
                 };
-                want.entry((utc_day(e.occurred_at), e.provider.clone())).or_default()[i] += 1;
+                if ctx.in_days(&utc_day(e.occurred_at)) {
+                    want.entry((utc_day(e.occurred_at), e.provider.clone())).or_default()[i] += 1;
+                }
             }
             let rows = ctx.run(sql, &[]).await;
             let got: BTreeMap<(String, String), [i64; 2]> = rows.iter().map(|r| ((text(&r["day"]), text(&r["provider"])), [int(&r["sent"]), int(&r["delivered"])])).collect();
@@ -408,17 +440,20 @@ async fn check(ctx: &Ctx, q: &Query) {
                     assert!((float(&r["delivery_rate"]) - int(&r["delivered"]) as f64 / sent as f64).abs() < 1e-4, "{r}");
                 }
             }
-            assert!(want.keys().map(|k| &k.1).collect::<BTreeSet<_>>().len() == 3, "three providers");
+            assert!(!ctx.full || want.keys().map(|k| &k.1).collect::<BTreeSet<_>>().len() == 3, "three providers");
         }
         "complaints_by_template" => {
             let attr = attribution(&ctx.s);
             let mut want: BTreeMap<String, [i64; 2]> = BTreeMap::new();
-            for e in &ctx.events {
+            for e in ctx.events {
                 let i = match e.event_type {
                     EventType::Delivered => 0,
                     EventType::Complained => 1,
                     _ => continue,
                 };
+                if !ctx.in_days(&utc_day(e.occurred_at)) {
+                    continue;
+                }
                 let t = attr.get(&e.delivery_key).map(|a| a.2.clone()).unwrap_or_default();
                 want.entry(t).or_default()[i] += 1;
             }
@@ -430,7 +465,7 @@ async fn check(ctx: &Ctx, q: &Query) {
                 assert!((float(&r["complaint_rate"]) - int(&r["complaints"]) as f64 / int(&r["delivered"]).max(1) as f64).abs() < 1e-6, "{r}");
             }
             let order: Vec<i64> = rows.iter().map(|r| int(&r["complaints"])).collect();
-            assert!(order.windows(2).all(|w| w[0] >= w[1]) && want.len() >= 3, "most complaints first: {order:?}");
+            assert!(order.windows(2).all(|w| w[0] >= w[1]) && (!ctx.full || want.len() >= 3), "most complaints first: {order:?}");
         }
         "suppression_list_growth" => {
             let mut added: BTreeMap<(String, String), i64> = BTreeMap::new();
@@ -453,7 +488,7 @@ async fn check(ctx: &Ctx, q: &Query) {
         }
         "top_clicked_urls" => {
             let mut want: BTreeMap<String, (i64, BTreeSet<String>)> = BTreeMap::new();
-            for e in ctx.events.iter().filter(|e| e.event_type == EventType::Clicked && ctx.human(e)) {
+            for e in ctx.events.iter().filter(|e| e.event_type == EventType::Clicked && ctx.human(e) && ctx.in_time(e.occurred_at)) {
                 if let Some(url) = &e.click_url {
                     let w = want.entry(url.clone()).or_default();
                     w.0 += 1;
@@ -465,12 +500,12 @@ async fn check(ctx: &Ctx, q: &Query) {
             want.truncate(20);
             let got: Vec<(String, i64, i64)> = ctx.run(sql, &[]).await.iter().map(|r| (text(&r["url"]), int(&r["clicks"]), int(&r["clickers"]))).collect();
             assert_eq!(got, want, "clicks and clickers per URL, most clicked first");
-            assert_eq!(want.len(), analysts::URLS.len());
+            assert!(!ctx.full || want.len() == analysts::URLS.len(), "every URL clicked");
         }
         "events_per_day_by_type" => {
             for period in ["day".to_string(), format!("day:{ZONE}")] {
                 let mut want: BTreeMap<(String, String), i64> = BTreeMap::new();
-                for e in &ctx.events {
+                for e in ctx.events.iter().filter(|e| ctx.in_days(&local_day(e.occurred_at, &period))) {
                     *want.entry((local_day(e.occurred_at, &period), e.event_type.as_str().to_string())).or_default() += 1;
                 }
                 let got: BTreeMap<(String, String), i64> =
@@ -480,16 +515,16 @@ async fn check(ctx: &Ctx, q: &Query) {
         }
         "machine_opens_by_reason" => {
             let mut want: BTreeMap<String, i64> = BTreeMap::new();
-            for e in ctx.events.iter().filter(|e| e.event_type == EventType::Opened) {
+            for e in ctx.events.iter().filter(|e| e.event_type == EventType::Opened && ctx.in_days(&utc_day(e.occurred_at))) {
                 *want.entry(ctx.machine[&e.event_id].to_string()).or_default() += 1;
             }
             let got: BTreeMap<String, i64> = ctx.run(sql, &[]).await.iter().map(|r| (text(&r["machine"]), int(&r["opens"]))).collect();
             assert_eq!(got, want, "opens by machine reason");
-            assert_eq!(want.len(), 3, "people, scanners and Apple's proxy: {want:?}");
+            assert!(!ctx.full || want.len() == 3, "people, scanners and Apple's proxy: {want:?}");
         }
         "most_engaged_recipients" => {
             let mut per: BTreeMap<String, [i64; 4]> = BTreeMap::new();
-            for e in &ctx.events {
+            for e in ctx.events {
                 let w = per.entry(e.recipient.clone()).or_default();
                 let human = ctx.human(e);
                 match e.event_type {
@@ -547,26 +582,35 @@ async fn every_query_in_the_guide_answers_the_truth() {
     let queries = doc_queries();
     let stack = Stack::from_env();
     let (p, acme, _beta) = feed(&stack, "analysts", 500).await;
+    let events: Vec<Event> = acme.distinct().into_values().cloned().collect();
+    let machine = machine_of(&acme);
     let now = chrono::Utc::now();
     let today = now.date_naive();
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
-    let params: BTreeMap<String, String> = [
-        ("tenant", "acme".to_string()),
-        ("from", fmt(now - chrono::Duration::days(30))),
-        ("to", fmt(now + chrono::Duration::days(1))),
-        ("from_day", (today - chrono::Duration::days(30)).to_string()),
-        ("to_day", (today + chrono::Duration::days(1)).to_string()),
-        ("period", "day".to_string()),
-        ("limit", "20".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let events: Vec<Event> = acme.distinct().into_values().cloned().collect();
-    let machine = machine_of(&acme);
-    let ctx = Ctx { p, s: acme, params, events, machine };
-    for q in &queries {
-        check(&ctx, q).await;
-        eprintln!("query {} matches the truth", q.name);
+    // a window holding the whole five-day stream, then one holding only its last two days
+    // (the range filters must cut where the truth does)
+    for days in [30, 2] {
+        let (from, to) = (now - chrono::Duration::days(days), now + chrono::Duration::days(1));
+        let (from_day, to_day) = ((today - chrono::Duration::days(days)).to_string(), (today + chrono::Duration::days(1)).to_string());
+        let params: BTreeMap<String, String> = [
+            ("tenant", "acme".to_string()),
+            ("from", fmt(from)),
+            ("to", fmt(to)),
+            ("from_day", from_day.clone()),
+            ("to_day", to_day.clone()),
+            ("period", "day".to_string()),
+            ("limit", "20".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let ctx = Ctx { p: &p, s: &acme, events: &events, machine: &machine, params, from_ms: from.timestamp_millis(), to_ms: to.timestamp_millis(), from_day, to_day, full: days == 30 };
+        if days == 2 {
+            assert!(events.iter().any(|e| !ctx.in_time(e.occurred_at)), "part of the stream is outside the short window");
+        }
+        for q in &queries {
+            check(&ctx, q).await;
+            eprintln!("query {} matches the truth ({days}-day window)", q.name);
+        }
     }
 }
