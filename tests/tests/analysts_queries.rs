@@ -120,7 +120,7 @@ impl Ctx<'_> {
 
     /// Facts of every delivery, from its distinct events (the aggregator's rules, brute force).
     fn deliveries(&self) -> BTreeMap<String, Dl> {
-        let attr = attribution(&self.s);
+        let attr = attribution(self.s);
         let mut m: BTreeMap<String, Dl> = BTreeMap::new();
         for e in self.events {
             let d = m.entry(e.delivery_key.clone()).or_default();
@@ -393,8 +393,8 @@ async fn check(ctx: &Ctx<'_>, q: &Query) {
         }
         "sender_flags" => {
             // the monitor's rule over the whole stream (window 7 days, min MIN_SENT sent)
-            let senders = sender_counts(&ctx.s);
-            let flagged_truth = expected_flagged(&ctx.s);
+            let senders = sender_counts(ctx.s);
+            let flagged_truth = expected_flagged(ctx.s);
             assert!(!flagged_truth.is_empty() && flagged_truth.len() < senders.len(), "the stream has flagged and healthy senders: {flagged_truth:?}");
             // the monitor evaluates every second: wait for its verdict on the complete stream
             let rows = wait_until("sender flags match the truth", Duration::from_secs(90), || async {
@@ -443,7 +443,7 @@ async fn check(ctx: &Ctx<'_>, q: &Query) {
             assert!(!ctx.full || want.keys().map(|k| &k.1).collect::<BTreeSet<_>>().len() == 3, "three providers");
         }
         "complaints_by_template" => {
-            let attr = attribution(&ctx.s);
+            let attr = attribution(ctx.s);
             let mut want: BTreeMap<String, [i64; 2]> = BTreeMap::new();
             for e in ctx.events {
                 let i = match e.event_type {
@@ -469,7 +469,7 @@ async fn check(ctx: &Ctx<'_>, q: &Query) {
         }
         "suppression_list_growth" => {
             let mut added: BTreeMap<(String, String), i64> = BTreeMap::new();
-            for s in expected_suppressions(&ctx.s).values() {
+            for s in expected_suppressions(ctx.s).values() {
                 *added.entry((utc_day(s.occurred_at), s.reason.to_string())).or_default() += 1;
             }
             let mut running: BTreeMap<String, i64> = BTreeMap::new();
