@@ -577,6 +577,32 @@ fn every_query_in_the_guide_has_a_check_and_parameters() {
     }
 }
 
+/// The guide describes every table, view and column of a migrated database: each table has a
+/// `### ` section naming it (internal ones may share one), and that section names each column.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guide_describes_every_table_and_column() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/analysts.md")).expect("docs/analysts.md");
+    let sections: Vec<&str> = text.split("\n### ").skip(1).collect();
+    let stack = Stack::from_env();
+    let p = Pipeline::new(&stack, "analysts-columns").await;
+    let rows = run_sql(&stack.clickhouse_url, &p.database, "SELECT table, name FROM system.columns WHERE database = currentDatabase() ORDER BY table, position", &[]).await;
+    let tables = run_sql(&stack.clickhouse_url, &p.database, "SELECT name FROM system.tables WHERE database = currentDatabase()", &[]).await;
+    assert!(tables.len() >= 12, "a migrated database: {tables:?}");
+    for t in &tables {
+        let table = t["name"].as_str().expect("name");
+        let named = format!("`{table}`");
+        let section = sections
+            .iter()
+            .find(|s| s.lines().next().unwrap_or_default().contains(&named))
+            .or_else(|| sections.iter().find(|s| s.starts_with("Internal tables") && s.contains(&named)));
+        let Some(section) = section else { panic!("docs/analysts.md has no section for table {table}") };
+        for r in rows.iter().filter(|r| r["table"] == table) {
+            let column = r["name"].as_str().expect("column");
+            assert!(section.contains(&format!("`{column}`")), "docs/analysts.md, section of `{table}`: column `{column}` is not described");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_query_in_the_guide_answers_the_truth() {
     let queries = doc_queries();
