@@ -23,8 +23,22 @@ pub struct Config {
     /// Address the API listens on (also serves `/healthz`, `/readyz`, `/metrics`, `/openapi.json`).
     pub listen_addr: String,
     pub clickhouse: ClickHouseConfig,
-    /// Kafka settings; the API only needs them to publish suppression changes (not used yet).
+    /// Kafka: suppression changes are published on `suppressions_topic`; `/v1/stream` tails `events_topic`.
     pub kafka: KafkaConfig,
+    /// The compacted topic senders read before they send (the aggregator publishes there too).
+    pub suppressions_topic: String,
+    /// The canonical events topic (`/v1/stream`).
+    pub events_topic: String,
+    /// How long a suppression change waits for Kafka's acknowledgement before answering 503.
+    pub publish_timeout_ms: u64,
+    /// Most addresses one `POST /v1/suppressions` may carry.
+    pub max_suppression_addresses: usize,
+    /// Largest request body (`POST /v1/suppressions`), in bytes.
+    pub max_body_bytes: usize,
+    /// Most `/v1/stream` subscriptions open at once; more answer 503.
+    pub max_streams: usize,
+    /// Events buffered for the live tail; a subscriber further behind is told how many it missed.
+    pub stream_buffer_events: usize,
     /// Zones `tz=` may name besides `UTC` (IANA names). They must be the aggregator's
     /// `reporting_time_zone`: counters only hold buckets for UTC and that zone.
     pub reporting_time_zones: Vec<String>,
@@ -75,6 +89,13 @@ impl Default for Config {
             listen_addr: "127.0.0.1:8090".into(),
             clickhouse: ClickHouseConfig::default(),
             kafka: KafkaConfig::default(),
+            suppressions_topic: "sendtrace.suppressions.v1".into(),
+            events_topic: "sendtrace.events.v1".into(),
+            publish_timeout_ms: 5_000,
+            max_suppression_addresses: 1_000,
+            max_body_bytes: 1 << 20,
+            max_streams: 64,
+            stream_buffer_events: 4_096,
             reporting_time_zones: Vec::new(),
             default_page_size: 50,
             max_page_size: 1000,
@@ -124,6 +145,9 @@ impl Config {
         }
         if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
             return Err("default_page_size must be between 1 and max_page_size".into());
+        }
+        if self.max_suppression_addresses == 0 || self.max_body_bytes < 1024 || self.max_streams == 0 || self.stream_buffer_events == 0 || self.publish_timeout_ms == 0 {
+            return Err("max_suppression_addresses, max_streams, stream_buffer_events, publish_timeout_ms must be positive, max_body_bytes at least 1024".into());
         }
         if self.max_buckets == 0 || self.clickhouse.max_execution_time_secs == 0 {
             return Err("max_buckets and clickhouse.max_execution_time_secs must be positive".into());

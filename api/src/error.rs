@@ -42,6 +42,14 @@ pub enum ApiError {
     Timeout(u32),
     #[error("ClickHouse is unavailable")]
     Unavailable(#[source] clickhouse::error::Error),
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("the change could not be published ({0}); nothing was recorded, retry")]
+    PublishFailed(String),
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl ApiError {
@@ -59,6 +67,10 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Timeout(_) => "query_timeout",
             ApiError::Unavailable(_) => "clickhouse_unavailable",
+            ApiError::NotAcceptable(_) => "not_acceptable",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::PublishFailed(_) => "publish_failed",
+            ApiError::Busy(_) => "busy",
         }
     }
 
@@ -68,7 +80,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Timeout(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout(_) | ApiError::Unavailable(_) | ApiError::PublishFailed(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -107,6 +121,7 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Unavailable(error) => tracing::warn!(message = "ClickHouse query failed.", %error),
             ApiError::Timeout(secs) => tracing::warn!(message = "Query ran out of time.", secs),
+            ApiError::PublishFailed(error) => tracing::warn!(message = "Publishing a suppression change failed.", %error),
             _ => {}
         }
         let mut resp = problem_response(&self.problem());
@@ -114,7 +129,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Timeout(_) | ApiError::Unavailable(_) => {
+            ApiError::Timeout(_) | ApiError::Unavailable(_) | ApiError::PublishFailed(_) | ApiError::Busy(_) => {
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}

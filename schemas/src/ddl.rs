@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "broadcast_stats_sequence_cost", include_str!("../clickhouse/0004_broadcast_stats_sequence_cost.sql")),
     (5, "unique_recipients", include_str!("../clickhouse/0005_unique_recipients.sql")),
     (6, "attributed_counters", include_str!("../clickhouse/0006_attributed_counters.sql")),
+    (7, "suppression_changes", include_str!("../clickhouse/0007_suppression_changes.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

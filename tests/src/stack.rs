@@ -323,6 +323,9 @@ impl Pipeline {
             ("SENDTRACE_LISTEN_ADDR".to_string(), format!("127.0.0.1:{port}")),
             ("SENDTRACE_CLICKHOUSE__URL".to_string(), self.stack.clickhouse_url.clone()),
             ("SENDTRACE_CLICKHOUSE__DATABASE".to_string(), self.database.clone()),
+            ("SENDTRACE_KAFKA__BROKERS".to_string(), self.stack.brokers.clone()),
+            ("SENDTRACE_SUPPRESSIONS_TOPIC".to_string(), self.suppressions_topic.clone()),
+            ("SENDTRACE_EVENTS_TOPIC".to_string(), self.events_topic.clone()),
         ];
         let cfg = config.to_string_lossy().to_string();
         let svc = Service::spawn(&self.stack, &format!("{}-api", self.name), "api", &["--config", &cfg], &env);

@@ -44,7 +44,7 @@ fn compose_file_is_consistent() {
                 let allowed: &[&str] = match svc {
                     "ingest" => &["kafka", "listen_addr", "admin_addr", "raw_topic", "tenants", "log_json"],
                     "normalizer" => &["kafka", "admin_addr", "raw_topic", "events_topic", "mapping", "log_json"],
-                    "api" => &["listen_addr", "clickhouse", "log_json"],
+                    "api" => &["listen_addr", "clickhouse", "kafka", "suppressions_topic", "events_topic", "log_json"],
                     _ => &["kafka", "clickhouse", "admin_addr", "events_topic", "log_json"],
                 };
                 assert!(allowed.contains(&top.as_str()), "{svc}: {k}");

@@ -9,11 +9,13 @@
 //! * `engagement`: one recipient's opens, clicks, replies and score.
 //! * `suppressions`: the suppression list.
 //! * `health`: sender health flags.
+//! * `insights`: bounce reasons and delivery latency.
 
 pub mod catalog;
 pub mod engagement;
 pub mod events;
 pub mod health;
+pub mod insights;
 pub mod messages;
 pub mod stats;
 pub mod suppressions;

@@ -15,7 +15,10 @@ use crate::error::ApiError;
 use crate::page_token;
 use crate::params::{self, Params};
 use crate::AppState;
+use crate::export::{self, Columns, Format};
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -89,6 +92,14 @@ impl From<MessageRow> for Message {
             currency: has_cost.then_some(r.cost_unit),
         }
     }
+}
+
+impl Columns for Message {
+    const COLUMNS: &'static [&'static str] = &[
+        "id", "channel", "provider", "provider_message_id", "recipient", "broadcast", "sequence", "template", "labels", "status", "status_at",
+        "bounce_class", "first_seen_at", "sent_at", "delivered_at", "first_opened_at", "first_clicked_at", "opens", "clicks", "machine_opens",
+        "machine_clicks", "events", "last_error", "cost", "currency",
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -166,11 +177,30 @@ async fn page(state: &AppState, tenant: &str, mut p: Params, fixed_broadcast: Op
 }
 
 #[utoipa::path(get, path = "/v1/messages", tag = "messages", params(MessageParams, TenantParam),
-    responses((status = 200, description = "One page of deliveries, newest first", body = MessagePage), ApiErrors))]
-pub async fn list(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<MessagePage>, ApiError> {
+    responses((status = 200, description = "One page of deliveries, newest first (JSON); with `Accept: text/csv` or \
+        `application/x-ndjson` every matching delivery, streamed, each row with its `resume_token`", content(
+        (MessagePage = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))),
+        (status = 406, description = "No acceptable media type", body = crate::error::Problem, content_type = "application/problem+json"), ApiErrors))]
+pub async fn list(State(state): State<AppState>, caller: Caller, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     caller.require(Scope::Messages)?;
-    let p = Params::of::<MessageParams>(query.as_deref());
-    Ok(Json(page(&state, &caller.tenant, p, None).await?))
+    let format = Format::negotiate(&headers)?;
+    let mut p = Params::of::<MessageParams>(query.as_deref());
+    if format == Format::Json {
+        return Ok(Json(page(&state, &caller.tenant, p, None).await?).into_response());
+    }
+    let f = message_filter(&mut p);
+    let _ = p.page_size(state.config.default_page_size, state.config.max_page_size);
+    let fp = page_token::fingerprint("messages", &f);
+    let after = p.parsed("page_token", |t| page_token::decode(t, &fp));
+    p.finish()?;
+    let chunk = state.config.max_page_size;
+    let tenant = caller.tenant;
+    let first = q::page(&state.db, &tenant, &f, after, chunk).await?;
+    let fetch = move |after| {
+        let (state, tenant, f) = (state.clone(), tenant.clone(), f.clone());
+        async move { q::page(&state.db, &tenant, &f, Some(after), chunk).await }
+    };
+    Ok(export::stream(format, fp, chunk, first, fetch, |r: &MessageRow| (r.sort_at, r.delivery_key.clone()), Message::from))
 }
 
 /// Parameters of `/v1/broadcasts/{id}/report`: the list's, without `broadcast`.

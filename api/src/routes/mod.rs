@@ -4,10 +4,12 @@
 //!
 //! * `health`: `/healthz` (process up), `/readyz` (ClickHouse reachable).
 //! * `stats`: `/v1/stats`, `/v1/stats/summary`.
+//! * `insights`: `/v1/stats/bounces` (reasons in classes), `/v1/stats/latency` (quantiles).
 //! * `messages`: `/v1/messages`, `/v1/messages/{id}`, `/v1/broadcasts/{id}/report`.
-//! * `events`: `/v1/events`.
+//! * `events`: `/v1/events`, `/v1/recipients/{address}/events` (both also as CSV / NDJSON exports).
 //! * `catalog`: `/v1/broadcasts`, `/v1/sequences`, `/v1/templates` with funnels.
-//! * `suppressions`: `/v1/suppressions`.
+//! * `suppressions`: `/v1/suppressions` (list, add), `/v1/suppressions/{address}` (state and history, remove).
+//! * `stream`: `/v1/stream`, server-sent events of new canonical events.
 //! * `engagement`: `/v1/recipients/{address}/engagement`.
 //! * `senders`: `/v1/senders/health`.
 
@@ -15,9 +17,11 @@ pub mod catalog;
 pub mod engagement;
 pub mod events;
 pub mod health;
+pub mod insights;
 pub mod messages;
 pub mod senders;
 pub mod stats;
+pub mod stream;
 pub mod suppressions;
 
 use crate::error::{problem_response, ApiError, ParamError, Problem};
@@ -76,14 +80,19 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(stats::series))
         .routes(routes!(stats::summary))
+        .routes(routes!(insights::bounces))
+        .routes(routes!(insights::latency))
         .routes(routes!(messages::list))
         .routes(routes!(messages::one))
         .routes(routes!(messages::broadcast_report))
         .routes(routes!(events::list))
+        .routes(routes!(events::recipient))
         .routes(routes!(catalog::broadcasts))
         .routes(routes!(catalog::sequences))
         .routes(routes!(catalog::templates))
-        .routes(routes!(suppressions::list))
+        .routes(routes!(suppressions::list, suppressions::add))
+        .routes(routes!(suppressions::one, suppressions::remove))
+        .routes(routes!(stream::live))
         .routes(routes!(senders::health))
         .routes(routes!(engagement::recipient))
 }

@@ -197,7 +197,7 @@ struct Range {
     buckets: Vec<NaiveDate>,
 }
 
-fn zone(p: &mut Params, state: &AppState) -> String {
+pub(crate) fn zone(p: &mut Params, state: &AppState) -> String {
     let tz = p.one("tz").unwrap_or_else(|| "UTC".into());
     if tz != "UTC" && !state.config.reporting_time_zones.contains(&tz) {
         let mut available = vec!["UTC".to_string()];
@@ -209,7 +209,7 @@ fn zone(p: &mut Params, state: &AppState) -> String {
 }
 
 /// UTC milliseconds of the start of `day` in `tz` (the earliest instant of that date there).
-fn midnight(day: NaiveDate, tz: &str) -> i64 {
+pub(crate) fn midnight(day: NaiveDate, tz: &str) -> i64 {
     use chrono::TimeZone;
     let naive = day.and_hms_opt(0, 0, 0).unwrap_or_default();
     match tz.parse::<chrono_tz::Tz>() {
@@ -218,7 +218,7 @@ fn midnight(day: NaiveDate, tz: &str) -> i64 {
     }
 }
 
-fn today(tz: &str) -> NaiveDate {
+pub(crate) fn today(tz: &str) -> NaiveDate {
     match tz.parse::<chrono_tz::Tz>() {
         Ok(z) => Utc::now().with_timezone(&z).date_naive(),
         Err(_) => Utc::now().date_naive(),

@@ -43,7 +43,7 @@ fn params_of(body: &serde_json::Value) -> Vec<String> {
     body["errors"].as_array().map(|a| a.iter().map(|e| e["parameter"].as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
 }
 
-const ENDPOINTS: &[&str] = &["/v1/stats", "/v1/stats/summary", "/v1/messages", "/v1/messages/k1", "/v1/broadcasts/b1/report", "/v1/events", "/v1/broadcasts", "/v1/sequences", "/v1/templates", "/v1/suppressions", "/v1/senders/health", "/v1/recipients/a@x.io/engagement"];
+const ENDPOINTS: &[&str] = &["/v1/stats", "/v1/stats/summary", "/v1/stats/bounces", "/v1/stats/latency", "/v1/recipients/a@x.io/events", "/v1/suppressions/a@x.io", "/v1/stream", "/v1/messages", "/v1/messages/k1", "/v1/broadcasts/b1/report", "/v1/events", "/v1/broadcasts", "/v1/sequences", "/v1/templates", "/v1/suppressions", "/v1/senders/health", "/v1/recipients/a@x.io/engagement"];
 
 #[tokio::test]
 async fn missing_or_wrong_key_is_401_problem_on_every_endpoint() {
@@ -66,7 +66,7 @@ async fn another_tenant_or_missing_scope_is_403() {
         assert_eq!((status, ct.as_str()), (StatusCode::FORBIDDEN, "application/problem+json"), "{uri}");
         assert!(body["detail"].as_str().unwrap().contains("another tenant"));
     }
-    for uri in ["/v1/messages", "/v1/messages/k1", "/v1/events", "/v1/suppressions", "/v1/broadcasts/b1/report", "/v1/recipients/a@x.io/engagement"] {
+    for uri in ["/v1/messages", "/v1/messages/k1", "/v1/events", "/v1/suppressions", "/v1/broadcasts/b1/report", "/v1/recipients/a@x.io/engagement", "/v1/recipients/a@x.io/events", "/v1/suppressions/a@x.io", "/v1/stream"] {
         let (status, _, body) = get(uri, Some("acme-stats-secret")).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: personal data needs `messages`");
         assert!(body["detail"].as_str().unwrap().contains("`messages`"));
@@ -99,6 +99,12 @@ async fn bad_parameters_are_400_naming_each() {
         ("/v1/suppressions?reason=bored&scope=moon", &["scope", "reason"]),
         ("/v1/broadcasts?page_token=%25%25", &["page_token"]),
         ("/v1/senders/health?flagged=maybe", &["flagged"]),
+        ("/v1/stats/bounces?tz=Mars/Olympus&channel=fax", &["tz", "channel"]),
+        ("/v1/stats/bounces?from=2026-02-01&to=2026-01-01", &["from"]),
+        ("/v1/stats/latency?granularity=hour&from=2020-01-01&to=2026-01-01", &["granularity", "from"]),
+        ("/v1/recipients/a@x.io/events?recipient=b@x.io&event_type=x", &["recipient", "event_type"]),
+        ("/v1/stream?event_type=teleported&channel=fax", &["channel", "event_type"]),
+        ("/v1/suppressions/has%20space", &["address"]),
     ];
     for (uri, want) in cases {
         let (status, ct, body) = get(uri, Some("acme-all-secret")).await;
@@ -168,4 +174,70 @@ fn documented_parameters_are_the_accepted_ones() {
     let mut accepted = crate::params::names::<messages::MessageParams>();
     accepted.push("tenant".into());
     assert_eq!(messages, accepted);
+}
+
+async fn send(method: &str, uri: &str, key: &str, body: Vec<u8>) -> (StatusCode, String, serde_json::Value) {
+    let mut cfg = config();
+    cfg.max_body_bytes = 4096;
+    cfg.max_suppression_addresses = 3;
+    cfg.tenants.get_mut("acme").unwrap().keys.insert("ops".into(), KeyConfig { key: "acme-ops-secret".into(), scopes: vec!["messages".into(), "suppressions:write".into()] });
+    let app = app(AppState::new(cfg));
+    let req = Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {key}")).header("content-type", "application/json");
+    let resp = app.oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+    let status = resp.status();
+    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, ct, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn suppression_changes_refuse_bad_input_before_any_write() {
+    let post = |key: &'static str, body: &str| {
+        let body = body.as_bytes().to_vec();
+        async move { send("POST", "/v1/suppressions", key, body).await }
+    };
+    // the scope
+    assert_eq!(post("acme-all-secret", r#"{"addresses":["a@x.io"],"reason":"r"}"#).await.0, StatusCode::FORBIDDEN);
+    // bodies that are not the documented object
+    for body in ["", "[]", "{", r#"{"addresses":"a@x.io","reason":"r"}"#, r#"{"addresses":["a@x.io"],"reason":"r","colour":"red"}"#] {
+        let (status, ct, b) = post("acme-ops-secret", body).await;
+        assert_eq!((status, ct.as_str()), (StatusCode::BAD_REQUEST, "application/problem+json"), "{body}");
+        assert_eq!(params_of(&b), vec!["body"], "{body}");
+    }
+    // each bad field named
+    let (status, _, b) = post("acme-ops-secret", r#"{"addresses":["ok@x.io","","a b@x.io"],"reason":"","scope":"moon"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(params_of(&b), vec!["addresses[1]", "addresses[2]", "reason", "scope"]);
+    let (_, _, b) = post("acme-ops-secret", r#"{"addresses":["a@x.io","b@x.io","c@x.io","d@x.io"],"reason":"r"}"#).await;
+    assert_eq!(params_of(&b), vec!["addresses"], "over max_suppression_addresses");
+    let long = format!(r#"{{"addresses":["{}@x.io"],"reason":"{}"}}"#, "a".repeat(400), "r".repeat(501));
+    let (_, _, b) = post("acme-ops-secret", &long).await;
+    assert_eq!(params_of(&b), vec!["addresses[0]", "reason"]);
+    // over the body limit
+    let big = format!(r#"{{"addresses":["a@x.io"],"reason":"{}"}}"#, "r".repeat(5000));
+    let (status, ct, _) = post("acme-ops-secret", &big).await;
+    assert_eq!((status, ct.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "application/problem+json"));
+    // a removal needs a reason and the scope
+    let (status, _, b) = send("DELETE", "/v1/suppressions/a@x.io", "acme-ops-secret", Vec::new()).await;
+    assert_eq!((status, params_of(&b)), (StatusCode::BAD_REQUEST, vec!["reason".to_string()]));
+    assert_eq!(send("DELETE", "/v1/suppressions/a@x.io?reason=r", "acme-all-secret", Vec::new()).await.0, StatusCode::FORBIDDEN);
+    // valid, but Kafka and ClickHouse are unreachable: 503, never a hang or a 5xx other than 503
+    let (status, ct, _) = send("DELETE", "/v1/suppressions/a@x.io?reason=r", "acme-ops-secret", Vec::new()).await;
+    assert_eq!((status, ct.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "application/problem+json"));
+}
+
+#[tokio::test]
+async fn exports_negotiate_the_media_type() {
+    let app = app(AppState::new(config()));
+    let req = Request::get("/v1/events").header("authorization", "Bearer acme-all-secret").header("accept", "image/png").body(Body::empty()).unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_ACCEPTABLE);
+    let app = app_for_csv();
+    let req = Request::get("/v1/messages?status=lost").header("authorization", "Bearer acme-all-secret").header("accept", "text/csv").body(Body::empty()).unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "parameters are checked before an export starts");
+}
+
+fn app_for_csv() -> axum::Router {
+    app(AppState::new(config()))
 }

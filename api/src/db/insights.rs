@@ -1,0 +1,106 @@
+//! Bounce reasons (`events FINAL`, bounced and failed events) and delivery latency
+//! (`deliveries FINAL`) for `/v1/stats/bounces` and `/v1/stats/latency`.
+
+use super::{or_empty, Db};
+use crate::error::ApiError;
+use clickhouse::Row;
+use serde::Deserialize;
+
+/// Most distinct reason groups one bounce answer reads (biggest first); more is `truncated`.
+pub const MAX_REASON_GROUPS: u32 = 20_000;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FailureFilter {
+    /// UTC ms, inclusive / exclusive.
+    pub from: i64,
+    pub to: i64,
+    pub channel: Option<String>,
+    pub provider: Option<String>,
+    pub broadcast: Option<String>,
+    pub template: Option<String>,
+}
+
+/// Bounces and failures of one (provider, channel, type, class, code, text shape, domain).
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct FailureGroup {
+    pub provider: String,
+    pub channel: String,
+    pub event_type: String,
+    pub bounce_class: String,
+    pub code: String,
+    /// One of the texts of the group (they differ only in digits, addresses and punctuation).
+    pub text: String,
+    pub domain: String,
+    pub events: u64,
+}
+
+pub async fn failure_groups(db: &Db, tenant: &str, f: &FailureFilter) -> Result<Vec<FailureGroup>, ApiError> {
+    // Texts are grouped by their letters only, so "550 5.1.1 <a@x>: user unknown" and the
+    // same for <b@y> fall in one group; the domain is the part after the last `@`.
+    let sql = "SELECT toString(provider) AS provider, toString(channel) AS channel, toString(event_type) AS event_type, \
+               toString(bounce_class) AS bounce_class, ifNull(error_code, '') AS code, any(substring(ifNull(error_reason, ''), 1, 300)) AS text, \
+               if(position(recipient, '@') > 0, lower(substringIndex(recipient, '@', -1)), '') AS domain, count() AS events \
+               FROM events FINAL WHERE tenant = ? AND event_type IN ('bounced', 'failed') \
+               AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) < ? \
+               AND (? = '' OR channel = ?) AND (? = '' OR provider = ?) AND (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?) \
+               GROUP BY provider, channel, event_type, bounce_class, code, \
+                 substring(replaceRegexpAll(lower(replaceRegexpAll(ifNull(error_reason, ''), '<[^>]*>|\\\\S+@\\\\S+', '')), '[^a-z]+', ' '), 1, 120), domain \
+               ORDER BY events DESC, provider, code, domain LIMIT ?";
+    let mut q = db.query(sql).bind(tenant).bind(f.from).bind(f.to);
+    for v in [&f.channel, &f.provider, &f.broadcast, &f.template] {
+        q = q.bind(or_empty(v)).bind(or_empty(v));
+    }
+    db.run(q.bind(MAX_REASON_GROUPS + 1).fetch_all::<FailureGroup>()).await
+}
+
+/// Latency quantiles of one bucket, provider and channel (milliseconds; empty when no pair).
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct LatencyRow {
+    /// Days since 1970-01-01 of the bucket's first day.
+    pub bucket: u16,
+    pub provider: String,
+    pub channel: String,
+    pub delivered: u64,
+    pub to_delivered: Vec<i64>,
+    pub opened: u64,
+    pub to_open: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyFilter {
+    pub from: i64,
+    pub to: i64,
+    pub channel: Option<String>,
+    pub provider: Option<String>,
+    pub broadcast: Option<String>,
+    pub template: Option<String>,
+}
+
+/// Send (first sent, else queued) → first delivery, and first delivery → first human open, of
+/// the deliveries sent in `[from, to)`, per bucket of the send time in `tz`.
+pub async fn latency(db: &Db, tenant: &str, f: &LatencyFilter, tz: &str, granularity: &str) -> Result<Vec<LatencyRow>, ApiError> {
+    // `granularity` and `tz` are checked by the caller (closed set / configured zones); the
+    // bucket function is a fixed fragment, the zone a bound literal.
+    let bucket = match granularity {
+        "week" => "toMonday(toDate(sent, ?))",
+        "month" => "toStartOfMonth(toDate(sent, ?))",
+        _ => "toDate(sent, ?)",
+    };
+    let sql = format!(
+        "SELECT toUInt16({bucket}) AS bucket, toString(provider) AS provider, toString(channel) AS channel, \
+         countIf(d >= 0) AS delivered, if(delivered > 0, quantilesExactIf(0.5, 0.9, 0.99)(d, d >= 0), []) AS to_delivered, \
+         countIf(o >= 0) AS opened, if(opened > 0, quantilesExactIf(0.5, 0.9, 0.99)(o, o >= 0), []) AS to_open \
+         FROM (SELECT provider, channel, assumeNotNull(coalesce(first_sent_at, first_queued_at)) AS sent, \
+               ifNull(toUnixTimestamp64Milli(first_delivered_at) - toUnixTimestamp64Milli(sent), toInt64(-1)) AS d, \
+               ifNull(toUnixTimestamp64Milli(first_opened_at) - toUnixTimestamp64Milli(first_delivered_at), toInt64(-1)) AS o \
+               FROM deliveries FINAL WHERE tenant = ? AND (first_sent_at IS NOT NULL OR first_queued_at IS NOT NULL) \
+               AND toUnixTimestamp64Milli(sent) >= ? AND toUnixTimestamp64Milli(sent) < ? \
+               AND (? = '' OR channel = ?) AND (? = '' OR provider = ?) AND (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?)) \
+         GROUP BY bucket, provider, channel ORDER BY bucket, provider, channel"
+    );
+    let mut q = db.query(&sql).bind(tz).bind(tenant).bind(f.from).bind(f.to);
+    for v in [&f.channel, &f.provider, &f.broadcast, &f.template] {
+        q = q.bind(or_empty(v)).bind(or_empty(v));
+    }
+    db.run(q.fetch_all::<LatencyRow>()).await
+}
