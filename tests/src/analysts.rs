@@ -266,7 +266,7 @@ pub fn utc_day(ms: i64) -> String {
 
 /// Runs `sql` on the ClickHouse HTTP interface in `database` with query parameters
 /// (`param_<name>`) and `readonly = 2`, the profile of the read-only user analysts and Grafana
-/// use (deploy/clickhouse/api-user.xml: no writes, settings allowed); rows as JSON, 64-bit
+/// use (deploy/grafana/clickhouse-reader.xml: no writes, settings allowed); rows as JSON, 64-bit
 /// integers as numbers, decimals as exact strings. Panics with ClickHouse's message when the query fails.
 pub async fn run_sql(clickhouse_url: &str, database: &str, sql: &str, params: &[(String, String)]) -> Vec<serde_json::Value> {
     let mut pairs: Vec<(String, String)> = vec![
@@ -334,7 +334,7 @@ pub fn reading_rule_broken(sql: &str) -> Option<String> {
         let Some(table) = words.get(i + 1).map(|t| t.trim_end_matches([')', ';']).rsplit('.').next().unwrap_or_default()) else { continue };
         let next = words.get(i + 2).copied().unwrap_or_default();
         match table {
-            "events" | "deliveries" | "suppressions" | "sender_health" if !next.eq_ignore_ascii_case("FINAL") => return Some(format!("`{table}` without FINAL")),
+            "events" | "deliveries" | "suppressions" | "suppression_changes" | "sender_health" if !next.eq_ignore_ascii_case("FINAL") => return Some(format!("`{table}` without FINAL")),
             "counters" | "attributed_counters" if !sql.contains("sum(") && !sql.contains("sumIf(") => return Some(format!("`{table}` without sum()")),
             "unique_recipients" if !sql.contains("uniqExactMerge(") => return Some("`unique_recipients` without uniqExactMerge()".into()),
             _ => {}

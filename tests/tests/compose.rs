@@ -82,6 +82,9 @@ fn compose_file_has_no_default_secrets_and_no_published_database() {
     let key = ingest_env.iter().find(|(k, _)| k.as_str().is_some_and(|k| k.ends_with("__API_KEY"))).expect("an API key from the environment");
     assert!(key.1.as_str().unwrap().starts_with("${") && key.1.as_str().unwrap().contains(":?"), "{:?}", key.1);
     required(&services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"], "GRAFANA_ADMIN_PASSWORD");
+    for svc in ["clickhouse", "grafana"] {
+        required(&services[svc]["environment"]["CLICKHOUSE_READER_PASSWORD"], "CLICKHOUSE_READER_PASSWORD");
+    }
     let ports: Vec<String> = services["ingest"]["ports"].as_sequence().unwrap().iter().filter_map(|p| p.as_str().map(str::to_string)).collect();
     assert!(ports.iter().all(|p| !p.contains("9100")), "the admin listener is not published: {ports:?}");
 
@@ -95,8 +98,9 @@ fn compose_file_has_no_default_secrets_and_no_published_database() {
 }
 
 /// The grafana service installs the ClickHouse plugin, mounts the provisioning files where Grafana
-/// reads them and the dashboards where the dashboard provider looks, and hands the data source the
-/// password of the read-only user its provisioning file names (the api service's).
+/// reads them and the dashboards where the dashboard provider looks; the data source's user is the
+/// read-only one ClickHouse loads (deploy/grafana/clickhouse-reader.xml, mounted into users.d),
+/// and both services take its password from the same environment variable.
 #[test]
 fn compose_grafana_is_provisioned_with_the_read_only_user() {
     let v = compose();
@@ -116,9 +120,14 @@ fn compose_grafana_is_provisioned_with_the_read_only_user() {
     let ds = &ds["datasources"][0];
     assert_eq!(ds["jsonData"]["host"].as_str(), Some("clickhouse"), "the compose service's name");
     let user = ds["jsonData"]["username"].as_str().expect("username");
-    assert_eq!(Some(user), v["services"]["api"]["environment"]["SENDTRACE_CLICKHOUSE__USER"].as_str(), "the api service's read-only user");
+    let ch_mounts: Vec<&str> = v["services"]["clickhouse"]["volumes"].as_sequence().expect("volumes").iter().filter_map(|m| m.as_str()).collect();
+    assert!(ch_mounts.iter().any(|m| m.starts_with("./deploy/grafana/clickhouse-reader.xml:/etc/clickhouse-server/users.d/")), "{ch_mounts:?}");
+    let users = read("deploy/grafana/clickhouse-reader.xml");
+    assert!(users.contains(&format!("<{user}>")), "ClickHouse knows the data source's user {user}");
     let var = ds["secureJsonData"]["password"].as_str().and_then(|p| p.strip_prefix('$')).expect("password from the environment");
-    let password = g["environment"][var.trim_matches(|c| c == '{' || c == '}')].as_str().expect("grafana sets the password variable");
-    assert_eq!(Some(password), v["services"]["api"]["environment"]["SENDTRACE_CLICKHOUSE__PASSWORD"].as_str(), "the read-only user's password");
-    assert!(read("deploy/clickhouse/api-user.xml").contains(&format!("<password>{password}</password>")));
+    let var = var.trim_matches(|c| c == '{' || c == '}');
+    assert!(users.contains(&format!("<password from_env=\"{var}\"/>")), "ClickHouse reads the password from {var}");
+    for svc in ["clickhouse", "grafana"] {
+        assert!(v["services"][svc]["environment"][var].as_str().is_some_and(|p| p.starts_with(&format!("${{{var}:?"))), "{svc} takes {var} from the environment");
+    }
 }

@@ -391,8 +391,10 @@ fn provisioning_and_dashboard_are_consistent() {
     assert_eq!(ds["type"].as_str(), Some("grafana-clickhouse-datasource"));
     let uid = ds["uid"].as_str().expect("a fixed uid the dashboard names");
     let user = ds["jsonData"]["username"].as_str().expect("username");
-    let users = std::fs::read_to_string(format!("{ROOT}/deploy/clickhouse/api-user.xml")).expect("api-user.xml");
+    let users = std::fs::read_to_string(format!("{ROOT}/deploy/grafana/clickhouse-reader.xml")).expect("clickhouse-reader.xml");
     assert!(users.contains(&format!("<{user}>")) && users.contains("<readonly>2</readonly>"), "the data source reads as the read-only user {user}");
+    let grants: Vec<&str> = users.lines().filter_map(|l| l.trim().strip_prefix("<query>")).collect();
+    assert_eq!(grants, ["GRANT SELECT ON sendtrace.*</query>"], "the reader may only SELECT");
     assert_eq!((ds["jsonData"]["host"].as_str(), ds["jsonData"]["port"].as_u64(), ds["jsonData"]["protocol"].as_str()), (Some("clickhouse"), Some(8123), Some("http")));
     assert_eq!(ds["jsonData"]["defaultDatabase"].as_str(), Some("sendtrace"));
     assert!(ds["secureJsonData"]["password"].as_str().is_some_and(|p| p.starts_with('$')), "the password comes from the environment");
