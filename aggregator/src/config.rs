@@ -94,7 +94,7 @@ pub struct Config {
     /// Compacted topic the suppression list is published on (key `tenant/address`, JSON value).
     pub suppressions_topic: String,
     /// Sender health evaluation (bounce and complaint rates).
-    pub health: crate::health::HealthConfig,
+    pub health: crate::sender_health::HealthConfig,
     /// Topic for events the aggregator will not apply (`schemas::DeadLetter`, `stage = "aggregator"`):
     /// refused by `event_limits`, unreadable, or refused by ClickHouse. The normalizer's by default.
     pub dead_letter_topic: String,
@@ -123,7 +123,7 @@ impl Default for Config {
             soft_bounce_threshold: 3,
             soft_bounce_window_days: 7,
             suppressions_topic: "sendtrace.suppressions.v1".into(),
-            health: crate::health::HealthConfig::default(),
+            health: crate::sender_health::HealthConfig::default(),
             dead_letter_topic: schemas::topics::DEAD_LETTER.into(),
             dead_letter_max_raw_bytes: 64 * 1024,
             event_limits: crate::admission::Limits::default(),

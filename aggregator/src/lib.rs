@@ -4,7 +4,7 @@
 //! * `rules`: status precedence, a pure function (the README repeats its table).
 //! * `state`: per-delivery state in a `DashMap`, idempotent and order-independent.
 //! * `buckets`: day / ISO week / month buckets.
-//! * `health`: sender health (bounce/complaint rates) flags; `health_monitor`: the task that evaluates them.
+//! * `sender_health`: sender health (bounce/complaint rates) flags; `sender_health_monitor`: the task that evaluates them.
 //! * `machine`: machine opens and clicks (privacy proxies, scanners).
 //! * `suppression`: the suppression list rules.
 //! * `admission`: the bounds an event must keep to enter a batch; `dead_letter`: what is refused.
@@ -23,8 +23,6 @@ pub mod buckets;
 pub mod config;
 pub mod counters;
 pub mod dead_letter;
-pub mod health;
-pub mod health_monitor;
 pub mod isolate;
 pub mod machine;
 pub mod migrate;
@@ -32,6 +30,8 @@ pub mod offsets;
 pub mod pipeline;
 pub mod rebalance;
 pub mod rules;
+pub mod sender_health;
+pub mod sender_health_monitor;
 pub mod sinks;
 pub mod state;
 pub mod suppression;

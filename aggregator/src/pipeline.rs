@@ -15,16 +15,17 @@ use crate::isolate;
 use crate::dead_letter::{self, Reason};
 use crate::config::Config;
 use crate::offsets::{self, Cursor};
-use crate::health_monitor::{monitor_health, HealthLeader};
-use crate::rebalance::{RebalanceFlag, Rebalanced};
-use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, load_suppressions, soft_bounce_history, SinkError};
+use crate::rebalance::{HealthLeader, RebalanceFlag, Rebalanced};
+use crate::sender_health_monitor::monitor_health;
+use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, SinkError};
 use crate::sinks::failure;
 use crate::sinks::retry::{retry, retry_transient};
 use crate::state::{DeliveryKey, StateStore};
-use crate::suppression::{self, SuppressionRow};
+use crate::suppression;
 use runtime::kafka::ReplaceableProducer;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
+use runtime::clock::now_ms;
 use runtime::shutdown::CancellationToken;
 use runtime::telemetry::Health;
 use schemas::{DeadLetter, Event};
@@ -32,21 +33,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// Addresses grouped by tenant, each list sorted without repeats (one query per tenant).
-fn addresses_by_tenant<'a>(pairs: impl Iterator<Item = (&'a str, String)>) -> BTreeMap<&'a str, Vec<String>> {
-    let mut by_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (tenant, address) in pairs {
-        by_tenant.entry(tenant).or_default().push(address);
-    }
-    for addresses in by_tenant.values_mut() {
-        addresses.sort();
-        addresses.dedup();
-    }
-    by_tenant
+/// What draining a partition's buffer came to.
+enum Drained {
+    /// Shutdown was requested while waiting on ClickHouse or Kafka.
+    Shutdown,
+    /// Nothing could be applied (empty, or waiting for the end of a pending range).
+    Idle,
+    /// Applied up to this offset (to store in Kafka).
+    Applied(i64),
 }
 
 struct Partition {
@@ -86,9 +80,17 @@ impl Aggregator {
         }
     }
 
-    /// Processes everything buffered for `p` that can be processed. Returns the last
-    /// offset now applied (to store in Kafka), or None on shutdown.
-    async fn drain_partition(&mut self, p: i32, shutdown: &CancellationToken) -> Option<Option<i64>> {
+    /// Processes everything buffered for `p` that can be processed.
+    async fn drain_partition(&mut self, p: i32, shutdown: &CancellationToken) -> Drained {
+        match self.drain(p, shutdown).await {
+            None => Drained::Shutdown,
+            Some(None) => Drained::Idle,
+            Some(Some(last)) => Drained::Applied(last),
+        }
+    }
+
+    /// [`Aggregator::drain_partition`] in `?` form: `None` on shutdown, else the last offset applied, if any.
+    async fn drain(&mut self, p: i32, shutdown: &CancellationToken) -> Option<Option<i64>> {
         let (group, topic, max_backoff) = (self.cfg.group_id.clone(), self.cfg.events_topic.clone(), self.cfg.max_retry_backoff_ms);
         self.partitions.entry(p).or_insert(Partition { cursor: None, buffer: Vec::new() });
         let mut applied = None;
@@ -275,17 +277,9 @@ impl Aggregator {
         retry("insert_counters", mb, shutdown, || insert_rows(c, "counters", &tc, &rows.counters)).await?;
         retry("insert_attributed_counters", mb, shutdown, || insert_rows(c, "attributed_counters", &ta, &rows.attributed_counters)).await?;
         retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
-        let suppressions = self.suppressions(rows, shutdown).await?;
-        debug!(message = "Suppressions of batch.", partition = p, count = suppressions.len());
         let ts = tok("suppressions");
-        retry("insert_suppressions", mb, shutdown, || insert_rows(c, "suppressions", &ts, &suppressions)).await?;
-        // publish what the table now holds for these addresses, not the batch's entries: a
-        // weaker entry (an unsubscribe after a complaint) must not become the topic's latest
-        let mut current = Vec::new();
-        for (tenant, addresses) in &addresses_by_tenant(suppressions.iter().map(|r| (r.tenant.as_str(), r.address.clone()))) {
-            current.extend(retry("load_suppressions", mb, shutdown, || load_suppressions(c, tenant, addresses)).await?);
-        }
-        self.publish_suppressions(&suppression::strongest(current), shutdown).await?;
+        let count = suppression::apply(c, &self.producer, &self.cfg, rows, &ts, shutdown).await?;
+        debug!(message = "Suppressions of batch.", partition = p, count);
         self.publish_dead_letters(dead, shutdown).await?;
         retry("manifest_done", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "done", now_ms())).await?;
         Some(Ok(()))
@@ -313,39 +307,6 @@ impl Aggregator {
                 backoff = (backoff * 2).min(Duration::from_millis(self.cfg.max_retry_backoff_ms));
             }
             metrics::counter!("sendtrace_aggregator_dead_letters_total", "reason" => d.reason_code.clone()).increment(1);
-        }
-        Some(())
-    }
-
-    /// The batch's suppressions: its immediate ones plus soft-bounce thresholds crossed
-    /// (read after the batch's events are stored, so they count too).
-    async fn suppressions(&self, rows: &BatchRows, shutdown: &CancellationToken) -> Option<Vec<SuppressionRow>> {
-        let mut out = rows.suppressions.clone();
-        let by_tenant = addresses_by_tenant(rows.soft_bounces.iter().map(|e| (e.tenant.as_str(), e.recipient.to_ascii_lowercase())));
-        let window_ms = self.cfg.soft_bounce_window_days.saturating_mul(86_400_000);
-        for (tenant, addresses) in by_tenant {
-            let c = &self.client;
-            let history = retry("soft_bounce_history", self.cfg.max_retry_backoff_ms, shutdown, || soft_bounce_history(c, tenant, &addresses)).await?;
-            let candidates: Vec<Event> = rows.soft_bounces.iter().filter(|e| e.tenant == tenant).cloned().collect();
-            out.extend(suppression::soft_bounce_entries(&candidates, &history, self.cfg.soft_bounce_threshold, window_ms));
-        }
-        Some(suppression::strongest(out))
-    }
-
-    /// Publishes entries on the compacted topic senders read before they send (at least once; keyed).
-    async fn publish_suppressions(&self, entries: &[SuppressionRow], shutdown: &CancellationToken) -> Option<()> {
-        let timeout = Duration::from_millis(self.cfg.kafka.message_timeout_ms as u64 + 1000);
-        for e in entries {
-            let mut backoff = Duration::from_millis(100);
-            while let Err(error) = self.producer.send(&self.cfg.suppressions_topic, &e.key(), &e.to_json(), timeout).await {
-                warn!(message = "Publishing a suppression failed; retrying.", %error);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_millis(self.cfg.max_retry_backoff_ms));
-            }
-            metrics::counter!("sendtrace_aggregator_suppressions_total", "reason" => e.reason.clone()).increment(1);
         }
         Some(())
     }
@@ -466,13 +427,13 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
         let parts: BTreeMap<i32, ()> = agg.partitions.iter().filter(|(_, p)| !p.buffer.is_empty()).map(|(k, _)| (*k, ())).collect();
         for p in parts.keys() {
             match agg.drain_partition(*p, &shutdown).await {
-                None => break 'outer,
-                Some(Some(last)) => {
+                Drained::Shutdown => break 'outer,
+                Drained::Applied(last) => {
                     if let Err(e) = consumer.store_offset(&topic, *p, last) {
                         warn!(message = "Storing offset failed (partition revoked?).", error = %e, partition = p);
                     }
                 }
-                Some(None) => {}
+                Drained::Idle => {}
             }
         }
     }

@@ -1,9 +1,23 @@
 //! Consumer-group rebalances, as the consumer loop needs to know them.
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use crate::health_monitor::HealthLeader;
 use rdkafka::ClientContext;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// Whether this aggregator evaluates sender health (it holds partition 0 of the events topic);
+/// set here, on each assignment, and read by the sender-health task.
+#[derive(Debug, Default, Clone)]
+pub struct HealthLeader(Arc<AtomicBool>);
+
+impl HealthLeader {
+    pub fn set(&self, leader: bool) {
+        self.0.store(leader, Ordering::SeqCst);
+    }
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// What rebalances happened since the consumer loop last looked.
 #[derive(Debug, Default)]

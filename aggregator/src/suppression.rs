@@ -14,7 +14,16 @@
 //! A later hard bounce upgrades a soft-bounce entry; re-importing contacts cannot lower an
 //! entry, since nothing but a stronger event writes here.
 
+use crate::batch::BatchRows;
+use crate::config::Config;
+use crate::sinks::clickhouse::{insert_rows, load_suppressions, soft_bounce_history};
+use crate::sinks::retry::retry;
 use clickhouse::Row;
+use runtime::kafka::ReplaceableProducer;
+use runtime::shutdown::CancellationToken;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tracing::warn;
 use schemas::{BounceClass, Channel, Event, EventType};
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +69,61 @@ impl SuppressionRow {
     pub fn key(&self) -> String {
         format!("{}/{}", self.tenant, self.address)
     }
+}
+
+/// A batch's suppression step, after its events are stored: the batch's entries (its immediate
+/// ones plus soft-bounce thresholds crossed, counted with the batch's own bounces) inserted with
+/// the batch's deduplication `token`, then what the table now holds for these addresses
+/// published, not the batch's entries: a weaker entry (an unsubscribe after a complaint) must
+/// not become the topic's latest. Returns the entries inserted; `None` on shutdown.
+pub async fn apply(client: &clickhouse::Client, producer: &ReplaceableProducer, cfg: &Config, rows: &BatchRows, token: &str, shutdown: &CancellationToken) -> Option<usize> {
+    let mb = cfg.max_retry_backoff_ms;
+    let mut entries = rows.suppressions.clone();
+    let window_ms = cfg.soft_bounce_window_days.saturating_mul(86_400_000);
+    for (tenant, addresses) in addresses_by_tenant(rows.soft_bounces.iter().map(|e| (e.tenant.as_str(), e.recipient.to_ascii_lowercase()))) {
+        let history = retry("soft_bounce_history", mb, shutdown, || soft_bounce_history(client, tenant, &addresses)).await?;
+        let candidates: Vec<Event> = rows.soft_bounces.iter().filter(|e| e.tenant == tenant).cloned().collect();
+        entries.extend(soft_bounce_entries(&candidates, &history, cfg.soft_bounce_threshold, window_ms));
+    }
+    let entries = strongest(entries);
+    retry("insert_suppressions", mb, shutdown, || insert_rows(client, "suppressions", token, &entries)).await?;
+    let mut current = Vec::new();
+    for (tenant, addresses) in &addresses_by_tenant(entries.iter().map(|r| (r.tenant.as_str(), r.address.clone()))) {
+        current.extend(retry("load_suppressions", mb, shutdown, || load_suppressions(client, tenant, addresses)).await?);
+    }
+    publish(producer, cfg, &strongest(current), shutdown).await?;
+    Some(entries.len())
+}
+
+/// Publishes entries on the compacted topic senders read before they send (at least once; keyed).
+async fn publish(producer: &ReplaceableProducer, cfg: &Config, entries: &[SuppressionRow], shutdown: &CancellationToken) -> Option<()> {
+    let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);
+    for e in entries {
+        let mut backoff = Duration::from_millis(100);
+        while let Err(error) = producer.send(&cfg.suppressions_topic, &e.key(), &e.to_json(), timeout).await {
+            warn!(message = "Publishing a suppression failed; retrying.", %error);
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_millis(cfg.max_retry_backoff_ms));
+        }
+        metrics::counter!("sendtrace_aggregator_suppressions_total", "reason" => e.reason.clone()).increment(1);
+    }
+    Some(())
+}
+
+/// Addresses grouped by tenant, each list sorted without repeats (one query per tenant).
+fn addresses_by_tenant<'a>(pairs: impl Iterator<Item = (&'a str, String)>) -> BTreeMap<&'a str, Vec<String>> {
+    let mut by_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (tenant, address) in pairs {
+        by_tenant.entry(tenant).or_default().push(address);
+    }
+    for addresses in by_tenant.values_mut() {
+        addresses.sort();
+        addresses.dedup();
+    }
+    by_tenant
 }
 
 /// The suppression an event causes by itself (every rule but the soft-bounce count).

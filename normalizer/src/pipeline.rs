@@ -13,6 +13,7 @@ use crate::providers::{NormalizeOptions, RawRecord};
 use futures::future::join_all;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
+use runtime::clock::now_ms;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
 use runtime::telemetry::Health;
@@ -54,9 +55,6 @@ impl Default for OutputBounds {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// Builds the dead letters of one raw record.
 struct DeadLetters<'a> {

@@ -1,11 +1,13 @@
-//! Plumbing shared by the three services.
+//! Plumbing shared by the services.
 //!
 //! # Layout
+//! * `clock`: the one wall clock (`now_ms`).
 //! * `kafka`: client settings, producers, consumers and topic creation.
 //! * `shutdown`: SIGINT/SIGTERM → one cancellation token.
 //! * `telemetry`: tracing setup, the Prometheus recorder, `/metrics` and `/healthz`.
 //! * `config`: loading a service config from file → `SENDTRACE_*` environment.
 
+pub mod clock;
 pub mod config;
 pub mod kafka;
 pub mod shutdown;

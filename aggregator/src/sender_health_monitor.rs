@@ -1,17 +1,16 @@
 //! The sender-health task: every `health.interval_secs`, exact counts over the window from
-//! the event rows (`health::stats_sql`), flag/unflag changes written to `sender_health` and
+//! the event rows (`sender_health::stats_sql`), flag/unflag changes written to `sender_health` and
 //! published on the health topic. With several aggregators in one group only the one assigned
 //! partition 0 of the events topic evaluates (`HealthLeader`), so a change is written and
 //! published once; a new leader starts from the flags in `sender_health`.
 
 use crate::config::Config;
-use crate::pipeline::now_ms;
+use crate::rebalance::HealthLeader;
+use runtime::clock::now_ms;
 use crate::sinks::retry::retry;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -22,19 +21,6 @@ struct FlagRow {
     sending_domain: String,
     sending_account: String,
     flagged: u8,
-}
-
-/// Whether this aggregator evaluates sender health (it holds partition 0 of the events topic).
-#[derive(Debug, Default, Clone)]
-pub struct HealthLeader(Arc<AtomicBool>);
-
-impl HealthLeader {
-    pub fn set(&self, leader: bool) {
-        self.0.store(leader, Ordering::SeqCst);
-    }
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
 }
 
 /// Evaluates sender health every `interval_secs` while `leader`, until shutdown; writes and
@@ -53,7 +39,7 @@ pub async fn monitor_health(cfg: Config, leader: HealthLeader, shutdown: Cancell
     let c = &client;
     // the flags as last written (by this or another aggregator); loaded when leadership starts
     let mut previous: Option<HashMap<String, bool>> = None;
-    let sql = crate::health::stats_sql(hc.window_hours);
+    let sql = crate::sender_health::stats_sql(hc.window_hours);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -74,13 +60,13 @@ pub async fn monitor_health(cfg: Config, leader: HealthLeader, shutdown: Cancell
             previous = Some(flags.into_iter().map(|f| (format!("{}/{}/{}/{}", f.tenant, f.provider, f.sending_domain, f.sending_account), f.flagged == 1)).collect());
         }
         let Some(previous) = previous.as_mut() else { continue };
-        let Some(stats) = retry("health_stats", mb, &shutdown, || async { Ok(c.query(&sql).fetch_all::<crate::health::SenderStats>().await?) }).await else { return };
-        let changes = crate::health::evaluate(&stats, previous, &hc, now_ms());
+        let Some(stats) = retry("health_stats", mb, &shutdown, || async { Ok(c.query(&sql).fetch_all::<crate::sender_health::SenderStats>().await?) }).await else { return };
+        let changes = crate::sender_health::evaluate(&stats, previous, &hc, now_ms());
         if changes.is_empty() {
             continue;
         }
         if retry("insert_health", mb, &shutdown, || async {
-            let mut ins = c.insert::<crate::health::HealthRow>("sender_health").await?;
+            let mut ins = c.insert::<crate::sender_health::HealthRow>("sender_health").await?;
             for r in &changes {
                 ins.write(r).await?;
             }
