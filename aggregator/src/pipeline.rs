@@ -1,7 +1,7 @@
 //! The consumer loop: events topic → ClickHouse, exactly once in effect.
 //!
 //! Per partition, buffered events form batches. Each batch is written as:
-//! `pending` manifest → events → counters → attributed counters → deliveries → suppressions (table, then the
+//! `pending` manifest → events → counters → attributed counters → delivery status counts → deliveries → suppressions (table, then the
 //! compacted topic) → dead letters → `done` manifest,
 //! every insert with a token derived from the batch's offset range; then the
 //! Kafka offset is stored for commit. A failed write is retried with the same
@@ -276,6 +276,10 @@ impl Aggregator {
         }
         retry("insert_counters", mb, shutdown, || insert_rows(c, "counters", &tc, &rows.counters)).await?;
         retry("insert_attributed_counters", mb, shutdown, || insert_rows(c, "attributed_counters", &ta, &rows.attributed_counters)).await?;
+        // before `deliveries`: a replay after a crash reloads the state of the deliveries insert
+        // that did not happen, so it computes the same moves (same token) again
+        let tsc = tok("delivery_status_counts");
+        retry("insert_delivery_status_counts", mb, shutdown, || insert_rows(c, "delivery_status_counts", &tsc, &rows.status_counts)).await?;
         retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
         let ts = tok("suppressions");
         let count = suppression::apply(c, &self.producer, &self.cfg, rows, &ts, shutdown).await?;

@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (5, "unique_recipients", include_str!("../clickhouse/0005_unique_recipients.sql")),
     (6, "attributed_counters", include_str!("../clickhouse/0006_attributed_counters.sql")),
     (7, "suppression_changes", include_str!("../clickhouse/0007_suppression_changes.sql")),
+    (8, "read_side_indexes", include_str!("../clickhouse/0008_read_side_indexes.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

@@ -151,6 +151,28 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
     assert_eq!(got.len(), want.len(), "delivery rows");
     let wrong: Vec<_> = want.iter().filter(|(k, v)| got.get(*k) != Some(v)).take(5).collect();
     assert!(wrong.is_empty(), "statuses differ from the truth, e.g. {wrong:?}");
+    // deliveries by status from the signed quarter-hour sums: the truth's, and per quarter hour
+    // the same as a count over the delivery rows
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    for st in want.values() {
+        *by_status.entry(st.clone()).or_default() += 1;
+    }
+    let summed: BTreeMap<String, u64> = p
+        .rows("SELECT status, sum(deliveries) AS n FROM delivery_status_counts GROUP BY status HAVING n != 0")
+        .await
+        .into_iter()
+        .map(|r| (text(&r["status"]), number(&r["n"])))
+        .collect();
+    assert_eq!(summed, by_status, "delivery_status_counts by status");
+    let quarter = |sql: &'static str| async move { p.rows(sql).await.into_iter().map(|r| (number(&r["b"]), text(&r["s"]), number(&r["n"]))).collect::<BTreeSet<_>>() };
+    let sums = quarter("SELECT toUInt64(toUnixTimestamp(bucket)) AS b, status AS s, sum(deliveries) AS n FROM delivery_status_counts GROUP BY b, s HAVING n != 0").await;
+    let rows = quarter(
+        "SELECT toUInt64(toUnixTimestamp(toStartOfFifteenMinutes(least(status_at, ifNull(first_queued_at, status_at), ifNull(first_sent_at, status_at), \
+         ifNull(first_delivered_at, status_at), ifNull(first_bounced_at, status_at), ifNull(first_failed_at, status_at))))) AS b, status AS s, count() AS n \
+         FROM deliveries FINAL GROUP BY b, s",
+    )
+    .await;
+    assert_eq!(sums, rows, "delivery_status_counts per quarter hour = deliveries FINAL");
 
     let counters = day_counters(p, "day").await;
     assert_eq!(counters, s.expected_day_counts(chrono_tz::UTC), "day counters");

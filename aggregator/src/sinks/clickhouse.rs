@@ -273,6 +273,29 @@ impl DeliveryRow {
     }
 }
 
+/// Deliveries by first-known quarter hour and status (signed: a delivery whose status or
+/// first known time changes moves from the old pair, -1, to the new one, +1).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Row, Serialize, Deserialize)]
+pub struct StatusCountRow {
+    pub tenant: String,
+    /// UTC ms of the quarter hour.
+    pub bucket: i64,
+    pub status: String,
+    pub deliveries: i64,
+}
+
+/// A quarter hour (the bucket of `delivery_status_counts`).
+pub const STATUS_BUCKET_MS: i64 = 900_000;
+
+impl DeliveryRow {
+    /// The delivery's first known time: the earliest of its status, queued, sent, delivered,
+    /// bounced and failed times (the order of the API's message list).
+    pub fn first_seen(&self) -> i64 {
+        [self.first_queued_at, self.first_sent_at, self.first_delivered_at, self.first_bounced_at, self.first_failed_at].into_iter().flatten().fold(self.status_at, i64::min)
+    }
+
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Row, Serialize, Deserialize)]
 pub struct CounterRow {
     pub tenant: String,

@@ -56,7 +56,7 @@ pub async fn page(db: &Db, tenant: &str, f: &EventFilter, after: Option<(i64, St
         Some((t, k)) => (1u8, t, k),
         None => (0u8, 0, String::new()),
     };
-    let mut q = db.query(sql).bind(tenant).bind(f.from.unwrap_or(0)).bind(f.to.unwrap_or(i64::MAX));
+    let mut q = db.lookup(sql).bind(tenant).bind(f.from.unwrap_or(0)).bind(f.to.unwrap_or(i64::MAX));
     q = q.bind(&f.event_types).bind(&f.event_types);
     for v in [&f.recipient, &f.broadcast, &f.template, &f.sequence] {
         q = q.bind(or_empty(v)).bind(or_empty(v));

@@ -133,5 +133,5 @@ pub async fn chronology(db: &Db, tenant: &str, delivery_key: &str, limit: u32) -
                toString(provider) AS provider, toString(provider_event_name) AS provider_event_name, toString(machine) AS machine, \
                error_code, error_reason, click_url, cost_amount, toString(cost_unit) AS cost_unit \
                FROM events FINAL WHERE tenant = ? AND delivery_key = ? ORDER BY occurred_at, event_id LIMIT ?";
-    db.run(db.query(sql).bind(tenant).bind(delivery_key).bind(limit).fetch_all::<ChronologyRow>()).await
+    db.run(db.lookup(sql).bind(tenant).bind(delivery_key).bind(limit).fetch_all::<ChronologyRow>()).await
 }

@@ -134,9 +134,10 @@ pub struct AsOfRow {
     pub as_of: i64,
 }
 
-/// The newest event time the aggregator has applied for `tenant`.
+/// The newest event time the aggregator has applied for `tenant` (`event_times`).
 pub async fn as_of(db: &Db, tenant: &str) -> Result<i64, ApiError> {
-    let sql = "SELECT toInt64(ifNull(toUnixTimestamp64Milli(max(occurred_at)), 0)) AS as_of FROM events WHERE tenant = ?";
+    // `event_times` (migration 0008) keeps the max per tenant as events are inserted
+    let sql = "SELECT toInt64(ifNull(toUnixTimestamp64Milli(max(newest)), 0)) AS as_of FROM event_times WHERE tenant = ?";
     Ok(db.run(db.query(sql).bind(tenant).fetch_one::<AsOfRow>()).await?.as_of)
 }
 
@@ -147,12 +148,12 @@ pub struct ProvisionalRow {
     pub deliveries: u64,
 }
 
-/// How many deliveries first known in `[from_ms, to_ms)` still lack a final status.
+/// How many deliveries first known in `[from_ms, to_ms)` still lack a final status, from the
+/// signed quarter-hour sums of `delivery_status_counts` (migration 8; the bounds are zone
+/// midnights, which fall on quarter hours).
 pub async fn provisional(db: &Db, tenant: &str, from_ms: i64, to_ms: i64) -> Result<ProvisionalRow, ApiError> {
-    let sql = format!(
-        "SELECT countIf(status IN ('queued', 'sent', 'unknown')) AS pending, count() AS deliveries FROM deliveries FINAL \
-         WHERE tenant = ? AND {first} >= ? AND {first} < ?",
-        first = super::FIRST_SEEN_MS
-    );
-    db.run(db.query(&sql).bind(tenant).bind(from_ms).bind(to_ms).fetch_one::<ProvisionalRow>()).await
+    let sql = "SELECT toUInt64(greatest(sumIf(n, status IN ('queued', 'sent', 'unknown')), 0)) AS pending, toUInt64(greatest(sum(n), 0)) AS deliveries \
+               FROM (SELECT status, deliveries AS n FROM delivery_status_counts \
+                     WHERE tenant = ? AND toUnixTimestamp64Milli(bucket) >= ? AND toUnixTimestamp64Milli(bucket) < ?)";
+    db.run(db.query(sql).bind(tenant).bind(from_ms).bind(to_ms).fetch_one::<ProvisionalRow>()).await
 }

@@ -78,7 +78,7 @@ pub async fn page(db: &Db, tenant: &str, f: &SuppressionFilter, after: &str, lim
     );
     let prefix = or_empty(&f.address_prefix);
     let exact = or_empty(&f.address);
-    let mut q = db.query(&sql);
+    let mut q = db.lookup(&sql);
     q = q.bind(tenant).bind(prefix).bind(exact).bind(exact);
     q = q.bind(tenant).bind(prefix).bind(exact).bind(exact);
     q = q.bind(tenant).bind(tenant).bind(prefix).bind(exact).bind(exact);
@@ -147,7 +147,7 @@ pub async fn suppressing_events(db: &Db, tenant: &str, address: &str, limit: u32
         "SELECT toUnixTimestamp64Milli(occurred_at) AS occurred_at, event_id, toString(event_type) AS event_type, toString(channel) AS channel \
          FROM events FINAL WHERE tenant = ? AND lower(recipient) = ? AND {SUPPRESSING} ORDER BY occurred_at DESC, event_id DESC LIMIT ?"
     );
-    db.run(db.query(&sql).bind(tenant).bind(address).bind(limit).fetch_all::<SuppressingEventRow>()).await
+    db.run(db.lookup(&sql).bind(tenant).bind(address).bind(limit).fetch_all::<SuppressingEventRow>()).await
 }
 
 /// The aggregator's own entry of one address (a soft-bounce entry has no single event).

@@ -147,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
         move |c: &reqwest::Client| c.get(&url)
     };
     let (c50, c95, _) = timed(&client, ch_floor, args.runs).await?;
-    println!("baselines: /healthz p50 {:.1} ms p95 {:.1} ms; ClickHouse SELECT 1 p50 {:.1} ms p95 {:.1} ms ({} runs each)", ms(h50), ms(h95), ms(c50), ms(c95), args.runs);
+    println!("baselines: /healthz p50 {:.2} ms p95 {:.2} ms; ClickHouse SELECT 1 p50 {:.2} ms p95 {:.2} ms ({} runs each)", ms(h50), ms(h95), ms(c50), ms(c95), args.runs);
     println!();
     println!("{:<58} {:>9} {:>9} {:>10} {:>10} {:>9}", "endpoint (30 days)", "p50 ms", "p95 ms", "p95/SEL1", "p95-SEL1", "bytes");
     let endpoints: Vec<(&str, String)> = vec![
