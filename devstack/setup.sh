@@ -14,5 +14,28 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "4.32.5"; then
   log "installing schemathesis into $VENV"
   "$VENV/bin/pip" install --quiet schemathesis==4.32.5
 fi
+# the dashboard's real-browser test (tests/tests/dashboard_browser.rs): Debian's Chromium, node,
+# and playwright-core from the committed lockfile
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { log "cannot install $*: not root and no sudo"; return 1; }
+    sudo="sudo"
+  fi
+  command -v apt-get >/dev/null 2>&1 || { log "cannot install $*: no apt-get"; return 1; }
+  log "installing $* (apt-get; takes a few minutes)"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+if [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium chromium-driver || log "no chromium: the dashboard browser test will be skipped"
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm || log "no node/npm: the dashboard browser test cannot run"
+fi
+BROWSER_DIR="$ROOT/tests/browser"
+if command -v npm >/dev/null 2>&1 && ! cmp -s "$BROWSER_DIR/package-lock.json" "$BROWSER_DIR/node_modules/.installed-lock.json" 2>/dev/null; then
+  log "installing the browser test's npm packages (npm ci in tests/browser)"
+  (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --silent && cp package-lock.json node_modules/.installed-lock.json)
+fi
 log "building the services ($CARGO_PROFILE)"
 (cd "$ROOT" && cargo build --profile "$CARGO_PROFILE" --bins --quiet)

@@ -26,3 +26,5 @@ for path in "/v1/stats/summary?days=7" "/v1/stats?granularity=day&group_by=chann
 done
 echo "Try: curl '$CH_URL/?database=sendtrace' --data-binary 'SELECT status, count() FROM deliveries FINAL GROUP BY status'"
 echo "Stop it with: devstack/down.sh   (add --clean to delete its data)"
+echo
+echo "Dashboard: $API/   (open it in a browser and sign in with the demo key: demo-read-key)"

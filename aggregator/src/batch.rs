@@ -3,7 +3,7 @@
 
 use crate::buckets::Periods;
 use crate::counters::{Attribution, Dims, Sums};
-use crate::sinks::clickhouse::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, StatusCountRow, STATUS_BUCKET_MS};
+use crate::sinks::clickhouse::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, STATUS_BUCKET_MS};
 use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::Event;
@@ -19,6 +19,8 @@ pub struct BatchRows {
     pub deliveries: Vec<DeliveryRow>,
     /// Deliveries by first-known quarter hour and status: -1 for a changed delivery's old pair, +1 for its new one.
     pub status_counts: Vec<StatusCountRow>,
+    /// `delivery_order` entries to remove: deliveries whose first known time changed.
+    pub order_tombstones: Vec<OrderTombstone>,
     /// Suppressions caused by single events (complaints, hard bounces, unsubscribes).
     pub suppressions: Vec<SuppressionRow>,
     /// Soft email bounces: whether they cross the threshold needs the address's history.
@@ -52,7 +54,7 @@ struct Touched<'a> {
     event: &'a Event,
     version: u64,
     before: Attribution,
-    /// Its (quarter hour, status) before this batch, if it existed.
+    /// Its (first known time, status) before this batch, if it existed.
     status_before: Option<(i64, &'static str)>,
 }
 
@@ -78,7 +80,7 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
         let key = DeliveryKey::of(&e.delivery_key);
         let before = match index.get(&key) {
             Some(_) => None,
-            None => Some(store.map.get(&key).map_or(((0, 0, 0), None), |s| (s.attribution(), Some(status_bucket(&s))))),
+            None => Some(store.map.get(&key).map_or(((0, 0, 0), None), |s| (s.attribution(), Some(seen_and_status(&s))))),
         };
         let Some(done) = store.apply_at(key, &mut names, e, partition, batch_seq, cfg.scanner_window_secs) else {
             rows.duplicates += 1;
@@ -153,32 +155,38 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
     rows.reattributed = moved.len();
     rows.events.extend(moved);
     let mut moves: std::collections::BTreeMap<(String, i64, &'static str), i64> = Default::default();
+    let mut tombstones = Vec::new();
     rows.deliveries = touched
         .iter()
         .filter_map(|t| {
             let s = store.map.get(&t.key)?;
-            let after = status_bucket(&s);
+            let after = seen_and_status(&s);
             if t.status_before != Some(after) {
-                if let Some((bucket, status)) = t.status_before {
-                    *moves.entry((t.event.tenant.clone(), bucket, status)).or_default() -= 1;
+                let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
+                if let Some((seen, status)) = t.status_before {
+                    *moves.entry((t.event.tenant.clone(), bucket(seen), status)).or_default() -= 1;
+                    if seen != after.0 {
+                        tombstones.push(OrderTombstone { tenant: t.event.tenant.clone(), sort_at: seen, delivery_key: t.event.delivery_key.clone(), version: t.version, is_deleted: 1 });
+                    }
                 }
-                *moves.entry((t.event.tenant.clone(), after.0, after.1)).or_default() += 1;
+                *moves.entry((t.event.tenant.clone(), bucket(after.0), after.1)).or_default() += 1;
             }
             Some(DeliveryRow::from_state(t.event, &s, &names, t.version, now_ms))
         })
         .collect();
+    rows.order_tombstones = tombstones;
     rows.status_counts = moves.into_iter().filter(|(_, n)| *n != 0).map(|((tenant, bucket, status), deliveries)| StatusCountRow { tenant, bucket, status: status.into(), deliveries }).collect();
     rows
 }
 
-/// A delivery's key in `delivery_status_counts`: the quarter hour of its first known time (as
-/// [`DeliveryRow::first_seen`]) and its status.
-fn status_bucket(s: &crate::state::DeliveryState) -> (i64, &'static str) {
+/// A delivery's first known time (as [`DeliveryRow::first_seen`]: its place in `delivery_order`)
+/// and its status (with the time's quarter hour, its key in `delivery_status_counts`).
+fn seen_and_status(s: &crate::state::DeliveryState) -> (i64, &'static str) {
     use crate::state::times::Slot;
     let status = s.status.unwrap_or(schemas::EventType::Unknown);
     let status_at = s.first(status).unwrap_or_default();
     let first = [Slot::FirstQueued, Slot::FirstSent, Slot::FirstDelivered, Slot::FirstBounced, Slot::FirstFailed].into_iter().filter_map(|x| s.time(x)).fold(status_at, i64::min);
-    (first - first.rem_euclid(STATUS_BUCKET_MS), s.status.map(|x| x.as_str()).unwrap_or("unknown"))
+    (first, s.status.map(|x| x.as_str()).unwrap_or("unknown"))
 }
 
 /// An event row's attribution columns are its delivery's.

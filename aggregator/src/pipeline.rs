@@ -1,7 +1,7 @@
 //! The consumer loop: events topic → ClickHouse, exactly once in effect.
 //!
 //! Per partition, buffered events form batches. Each batch is written as:
-//! `pending` manifest → events → counters → attributed counters → delivery status counts → deliveries → suppressions (table, then the
+//! `pending` manifest → events → counters → attributed counters → delivery status counts → delivery order tombstones → deliveries (and, by a view, delivery order) → suppressions (table, then the
 //! compacted topic) → dead letters → `done` manifest,
 //! every insert with a token derived from the batch's offset range; then the
 //! Kafka offset is stored for commit. A failed write is retried with the same
@@ -280,6 +280,8 @@ impl Aggregator {
         // that did not happen, so it computes the same moves (same token) again
         let tsc = tok("delivery_status_counts");
         retry("insert_delivery_status_counts", mb, shutdown, || insert_rows(c, "delivery_status_counts", &tsc, &rows.status_counts)).await?;
+        let tdo = tok("delivery_order");
+        retry("insert_delivery_order_tombstones", mb, shutdown, || insert_rows(c, "delivery_order", &tdo, &rows.order_tombstones)).await?;
         retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
         let ts = tok("suppressions");
         let count = suppression::apply(c, &self.producer, &self.cfg, rows, &ts, shutdown).await?;

@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (6, "attributed_counters", include_str!("../clickhouse/0006_attributed_counters.sql")),
     (7, "suppression_changes", include_str!("../clickhouse/0007_suppression_changes.sql")),
     (8, "read_side_indexes", include_str!("../clickhouse/0008_read_side_indexes.sql")),
+    (9, "delivery_order", include_str!("../clickhouse/0009_delivery_order.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

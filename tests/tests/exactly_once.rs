@@ -173,6 +173,17 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
     )
     .await;
     assert_eq!(sums, rows, "delivery_status_counts per quarter hour = deliveries FINAL");
+    // the listing copy holds every delivery once, at its current first known time and status
+    let listing = |sql: &'static str| async move { p.rows(sql).await.into_iter().map(|r| (text(&r["k"]), number(&r["t"]), text(&r["s"]))).collect::<Vec<_>>() };
+    let ordered = listing("SELECT delivery_key AS k, toUInt64(sort_at) AS t, status AS s FROM delivery_order FINAL ORDER BY k").await;
+    let current = listing(
+        "SELECT delivery_key AS k, toUInt64(toUnixTimestamp64Milli(least(status_at, ifNull(first_queued_at, status_at), ifNull(first_sent_at, status_at), \
+         ifNull(first_delivered_at, status_at), ifNull(first_bounced_at, status_at), ifNull(first_failed_at, status_at)))) AS t, status AS s \
+         FROM deliveries FINAL ORDER BY k",
+    )
+    .await;
+    assert_eq!(ordered.len(), want.len(), "delivery_order: one entry per delivery");
+    assert_eq!(ordered, current, "delivery_order FINAL = deliveries FINAL");
 
     let counters = day_counters(p, "day").await;
     assert_eq!(counters, s.expected_day_counts(chrono_tz::UTC), "day counters");

@@ -284,6 +284,17 @@ pub struct StatusCountRow {
     pub deliveries: i64,
 }
 
+/// Removes a delivery from its old place in `delivery_order` (its first known time changed).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Row, Serialize, Deserialize)]
+pub struct OrderTombstone {
+    pub tenant: String,
+    pub sort_at: i64,
+    pub delivery_key: String,
+    /// The batch's version: newer than the entry it removes.
+    pub version: u64,
+    pub is_deleted: u8,
+}
+
 /// A quarter hour (the bucket of `delivery_status_counts`).
 pub const STATUS_BUCKET_MS: i64 = 900_000;
 

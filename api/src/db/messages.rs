@@ -1,4 +1,6 @@
-//! Deliveries (latest status, `deliveries FINAL`) and a delivery's chronology (`events FINAL`).
+//! Deliveries (latest status: pages from `delivery_order FINAL`, the same rows ordered by first
+//! known time; counts and one delivery from `deliveries FINAL`) and a delivery's chronology
+//! (`events FINAL`).
 
 use super::{or_empty, Db};
 use crate::error::ApiError;
@@ -62,7 +64,7 @@ pub struct MessageFilter {
 /// One page, newest first, strictly after the cursor `(sort_at, delivery_key)` when given.
 pub async fn page(db: &Db, tenant: &str, f: &MessageFilter, after: Option<(i64, String)>, limit: u32) -> Result<Vec<MessageRow>, ApiError> {
     let sql = format!(
-        "SELECT {SORT_AT} AS sort_at, {MESSAGE_COLUMNS} FROM deliveries FINAL \
+        "SELECT sort_at, {MESSAGE_COLUMNS} FROM delivery_order FINAL \
          WHERE tenant = ? AND (? = '' OR broadcast_id = ?) AND (? = '' OR sequence_id = ?) AND (? = '' OR template_key = ?) \
          AND (? = '' OR channel = ?) AND (? = '' OR provider = ?) AND (empty(?) OR has(CAST(? AS Array(String)), status)) \
          AND (? = '' OR recipient = lower(?)) AND (? = '' OR endsWith(recipient, concat('@', lower(?)))) AND (? = '' OR has(labels, ?)) \

@@ -14,6 +14,7 @@
 //! * `senders`: `/v1/senders/health`.
 
 pub mod catalog;
+pub mod dashboard;
 pub mod engagement;
 pub mod events;
 pub mod health;
@@ -110,6 +111,7 @@ pub fn app(state: AppState) -> Router {
     telemetry.set_ready(true);
     v1.route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .route("/readyz", get(health::readyz))
+        .merge(dashboard::router())
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(not_found)
         .with_state(state)
