@@ -4,6 +4,7 @@
 //! Each test gets its own topics, consumer groups, ClickHouse database and ports,
 //! and runs the three service binaries as child processes (killed on drop).
 
+pub mod analysts;
 pub mod generate;
 pub mod kafka;
 pub mod proxy;
