@@ -119,11 +119,10 @@ pub struct UniqueRow {
     pub recipients: u64,
 }
 
-/// Unique recipients delivered to, opening (people) and clicking (people) over buckets `from..=to` of `period`
-/// (`unique_recipients_by_type`: a few sets per day to merge, migration 10).
+/// Unique recipients delivered to, opening (people) and clicking (people) over buckets `from..=to` of `period`.
 pub async fn unique_recipients(db: &Db, tenant: &str, period: &str, from: &str, to: &str) -> Result<Vec<UniqueRow>, ApiError> {
     let sql = "SELECT multiIf(event_type = 'delivered', 'reached', event_type = 'clicked', 'clicked', 'opened') AS kind, \
-               toUInt64(uniqExactMerge(recipients)) AS recipients FROM unique_recipients_by_type \
+               toUInt64(uniqExactMerge(recipients)) AS recipients FROM unique_recipients \
                WHERE tenant = ? AND period = ? AND bucket_start >= toDate(?) AND bucket_start <= toDate(?) \
                AND event_type IN ('delivered', 'opened', 'read', 'clicked') AND machine = '' GROUP BY kind";
     db.run(db.query(sql).bind(tenant).bind(period).bind(from).bind(to).fetch_all::<UniqueRow>()).await
