@@ -25,6 +25,7 @@ use crate::suppression;
 use runtime::kafka::ReplaceableProducer;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
+use runtime::backoff::Backoff;
 use runtime::clock::now_ms;
 use runtime::shutdown::CancellationToken;
 use runtime::telemetry::Health;
@@ -303,14 +304,12 @@ impl Aggregator {
                     continue;
                 }
             };
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff = Backoff::new(Duration::from_millis(self.cfg.max_retry_backoff_ms));
             while let Err(error) = self.producer.send(&self.cfg.dead_letter_topic, &dead_letter::key(d), &payload, timeout).await {
                 warn!(message = "Publishing a dead letter failed; retrying.", %error);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !backoff.wait(shutdown).await {
+                    return None;
                 }
-                backoff = (backoff * 2).min(Duration::from_millis(self.cfg.max_retry_backoff_ms));
             }
             metrics::counter!("sendtrace_aggregator_dead_letters_total", "reason" => d.reason_code.clone()).increment(1);
         }

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::sinks::clickhouse::{insert_rows, load_suppressions, soft_bounce_history};
 use crate::sinks::retry::retry;
 use clickhouse::Row;
+use runtime::backoff::Backoff;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
 use std::collections::BTreeMap;
@@ -99,14 +100,12 @@ pub async fn apply(client: &clickhouse::Client, producer: &ReplaceableProducer, 
 async fn publish(producer: &ReplaceableProducer, cfg: &Config, entries: &[SuppressionRow], shutdown: &CancellationToken) -> Option<()> {
     let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);
     for e in entries {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(cfg.max_retry_backoff_ms));
         while let Err(error) = producer.send(&cfg.suppressions_topic, &e.key(), &e.to_json(), timeout).await {
             warn!(message = "Publishing a suppression failed; retrying.", %error);
-            tokio::select! {
-                _ = shutdown.cancelled() => return None,
-                _ = tokio::time::sleep(backoff) => {}
+            if !backoff.wait(shutdown).await {
+                return None;
             }
-            backoff = (backoff * 2).min(Duration::from_millis(cfg.max_retry_backoff_ms));
         }
         metrics::counter!("sendtrace_aggregator_suppressions_total", "reason" => e.reason.clone()).increment(1);
     }

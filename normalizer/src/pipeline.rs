@@ -13,6 +13,7 @@ use crate::providers::{NormalizeOptions, RawRecord};
 use futures::future::join_all;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
+use runtime::backoff::Backoff;
 use runtime::clock::now_ms;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
@@ -173,7 +174,7 @@ fn refused(o: &Outgoing, raw_topic: &str, error: &str, now_ms: i64) -> Option<Ou
 /// dead letter; if even that is refused, it is dropped with an error (the raw record stays
 /// on the raw topic), because retrying it would stop the partition for every tenant.
 async fn produce_all(producer: &ReplaceableProducer, cfg: &Config, out: Vec<Outgoing>, shutdown: &CancellationToken) -> bool {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_secs(5));
     let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);
     let mut pending = out;
     loop {
@@ -208,12 +209,10 @@ async fn produce_all(producer: &ReplaceableProducer, cfg: &Config, out: Vec<Outg
         }
         if transient > 0 {
             metrics::counter!("sendtrace_normalizer_produce_retries_total").increment(1);
-            warn!(message = "Produce failed; retrying the failed records.", failed = transient, backoff_ms = backoff.as_millis() as u64);
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(backoff) => {}
+            warn!(message = "Produce failed; retrying the failed records.", failed = transient, backoff_ms = backoff.current().as_millis() as u64);
+            if !backoff.wait(shutdown).await {
+                return false;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
         pending = retry;
     }

@@ -5,6 +5,7 @@
 
 use super::clickhouse::SinkError;
 use super::failure::{classify, Failure};
+use runtime::backoff::Backoff;
 use runtime::shutdown::CancellationToken;
 use std::future::Future;
 use std::time::Duration;
@@ -17,7 +18,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SinkError>>,
 {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(max_backoff_ms));
     loop {
         match op().await {
             Ok(v) => return Some(Ok(v)),
@@ -29,15 +30,13 @@ where
                 }
                 Failure::Transient => {
                     metrics::counter!("sendtrace_aggregator_sink_retries_total", "operation" => what.to_string()).increment(1);
-                    warn!(message = "ClickHouse operation failed; retrying.", operation = what, error = %e, backoff_ms = backoff.as_millis() as u64);
+                    warn!(message = "ClickHouse operation failed; retrying.", operation = what, error = %e, backoff_ms = backoff.current().as_millis() as u64);
                 }
             },
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(backoff) => {}
+        if !backoff.wait(shutdown).await {
+            return None;
         }
-        backoff = (backoff * 2).min(Duration::from_millis(max_backoff_ms));
     }
 }
 
@@ -52,16 +51,14 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SinkError>>,
 {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(max_backoff_ms));
     loop {
         match retry_transient(what, max_backoff_ms, shutdown, &mut op).await? {
             Ok(v) => return Some(v),
             Err(_) => {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !backoff.wait(shutdown).await {
+                    return None;
                 }
-                backoff = (backoff * 2).min(Duration::from_millis(max_backoff_ms));
             }
         }
     }
