@@ -5,7 +5,7 @@
 //! batch is the same batch. The bounds keep every value inside what the tables and the
 //! arithmetic can hold (times fit `DateTime64(3)`, `Date` buckets and the TTL's `DateTime`;
 //! no time difference can overflow) and keep the statements the aggregator builds from a
-//! batch (`IN` lists of addresses and keys) small (`sinks::clickhouse::MAX_IN_LIST_BYTES`).
+//! batch (`IN` lists of addresses and keys) small (`store::MAX_IN_LIST_BYTES`).
 
 use schemas::Event;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 
 use crate::buckets::Periods;
 use crate::counters::{Attribution, Dims, Sums};
-use crate::sinks::clickhouse::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, STATUS_BUCKET_MS};
+use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, STATUS_BUCKET_MS};
 use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::Event;

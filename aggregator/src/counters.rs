@@ -5,7 +5,7 @@
 
 use crate::buckets::{clickhouse_date, Periods};
 use crate::machine::MachineReason;
-use crate::sinks::clickhouse::{AttributedCounterRow, CounterRow, EventRow};
+use crate::store::{AttributedCounterRow, CounterRow, EventRow};
 use crate::state::Names;
 use rustc_hash::FxHashMap;
 use schemas::{BounceClass, Channel, Event, EventType};

@@ -12,8 +12,9 @@
 //! * `counters`: a batch's counter sums (interned keys) → counter rows.
 //! * `isolate`: bisecting a batch ClickHouse refuses, down to the records it refuses.
 //! * `offsets`: batch manifests in ClickHouse, for exactly-once effect.
-//! * `sinks::clickhouse`: row types and writes with dedup tokens; `sinks::retry`: waiting out ClickHouse;
-//!   `sinks::failure`: which ClickHouse errors are permanent.
+//! * `store`: everything said to ClickHouse: `rows` (one struct per table), `write` (inserts with
+//!   dedup tokens), `queries` (reads), `failure` (which errors are permanent), `retry` (waiting out ClickHouse).
+//! * `state/row.rs`: a delivery's state ↔ its `deliveries` row.
 //! * `pipeline`: the Kafka consumer loop; `rebalance`: what it keeps across rebalances.
 //! * `migrate`: versioned, idempotent DDL.
 
@@ -32,6 +33,6 @@ pub mod rebalance;
 pub mod rules;
 pub mod sender_health;
 pub mod sender_health_monitor;
-pub mod sinks;
 pub mod state;
+pub mod store;
 pub mod suppression;

@@ -6,7 +6,7 @@
 //! `pending` batch is newer, it is re-formed with exactly the same range, so its
 //! inserts carry the same dedup tokens and ClickHouse drops whatever already landed.
 
-use crate::sinks::clickhouse::{insert_rows, OffsetRow, SinkError};
+use crate::store::{insert_rows, OffsetRow, SinkError};
 use clickhouse::{Client, Row};
 use serde::Deserialize;
 

@@ -17,9 +17,9 @@ use crate::config::Config;
 use crate::offsets::{self, Cursor};
 use crate::rebalance::{HealthLeader, RebalanceFlag, Rebalanced};
 use crate::sender_health_monitor::monitor_health;
-use crate::sinks::clickhouse::{insert_rows, load_deliveries, load_events, SinkError};
-use crate::sinks::failure;
-use crate::sinks::retry::{retry, retry_transient};
+use crate::store::{insert_rows, load_deliveries, load_events, SinkError};
+use crate::store::failure;
+use crate::store::retry::{retry, retry_transient};
 use crate::state::{DeliveryKey, StateStore};
 use crate::suppression;
 use runtime::kafka::ReplaceableProducer;
@@ -166,7 +166,7 @@ impl Aggregator {
     /// skipping it must not break exactly-once. Two layers:
     /// 1. `admission` refuses, per record, what cannot be stored or computed (times out of
     ///    range, oversized fields): a function of the record alone, so a replay refuses it again.
-    /// 2. A batch that ClickHouse still refuses permanently (`sinks::failure`) before any of its
+    /// 2. A batch that ClickHouse still refuses permanently (`store::failure`) before any of its
     ///    counters landed (loading its state, or inserting its event rows: the first insert,
     ///    which carries every value the later rows repeat) has its in-memory state dropped
     ///    (reloaded from ClickHouse, which holds everything before it) and is bisected into

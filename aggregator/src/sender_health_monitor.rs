@@ -7,7 +7,7 @@
 use crate::config::Config;
 use crate::rebalance::HealthLeader;
 use runtime::clock::now_ms;
-use crate::sinks::retry::retry;
+use crate::store::retry::retry;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
 use std::collections::HashMap;

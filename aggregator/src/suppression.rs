@@ -16,8 +16,8 @@
 
 use crate::batch::BatchRows;
 use crate::config::Config;
-use crate::sinks::clickhouse::{insert_rows, load_suppressions, soft_bounce_history};
-use crate::sinks::retry::retry;
+use crate::store::{insert_rows, load_suppressions, soft_bounce_history};
+use crate::store::retry::retry;
 use clickhouse::Row;
 use runtime::backoff::Backoff;
 use runtime::kafka::ReplaceableProducer;

@@ -166,7 +166,7 @@ async fn hostile_events_are_dead_lettered_and_good_ones_land() {
 /// which chunk their lists, answer the same question.
 #[tokio::test(flavor = "multi_thread")]
 async fn long_in_lists_are_refused_whole_and_answered_in_chunks() {
-    use aggregator::sinks::{clickhouse as sink, failure};
+    use aggregator::store::{self as sink, failure};
     let stack = Stack::from_env();
     let p = Pipeline::new(&stack, "agg-inlist").await;
     let cfg = aggregator::config::ClickHouseConfig { url: stack.clickhouse_url.clone(), database: p.database.clone(), ..Default::default() };

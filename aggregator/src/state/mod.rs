@@ -19,6 +19,7 @@
 
 pub mod key;
 pub mod names;
+pub mod row;
 pub mod ids;
 pub mod times;
 

@@ -8,7 +8,7 @@
 //! rights, read-only): those are the operator's to fix, and treating them as permanent would
 //! dead-letter every record.
 
-use super::clickhouse::SinkError;
+use super::write::SinkError;
 
 /// How a failed ClickHouse operation is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! Only transient failures are waited out (`failure::classify`); a permanent one is
 //! returned to the caller, which isolates the records that cause it (see `pipeline`).
 
-use super::clickhouse::SinkError;
+use super::write::SinkError;
 use super::failure::{classify, Failure};
 use runtime::backoff::Backoff;
 use runtime::shutdown::CancellationToken;

@@ -1,5 +1,0 @@
-//! Where aggregates go.
-
-pub mod clickhouse;
-pub mod failure;
-pub mod retry;

@@ -1,0 +1,130 @@
+//! A delivery's state ↔ its `deliveries` row (written after each batch, read back when a
+//! delivery is not in memory).
+
+use super::{DeliveryState, Names, Slot};
+use crate::store::rows::DeliveryRow;
+use schemas::{Event, EventType};
+
+/// Attribution priority recorded in ClickHouse is not kept; a reloaded value counts as a send record's
+/// only if the delivery has a `queued` event (send records are the only source of `queued`).
+fn reloaded_prio(row: &DeliveryRow) -> u8 {
+    if row.first_queued_at.is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+impl DeliveryRow {
+    /// The row of a delivery: identity from `identity` (any event of it: the delivery key is
+    /// a hash of tenant, provider, message id and recipient), the rest from the state.
+    pub fn from_state(identity: &Event, s: &DeliveryState, names: &Names, version: u64, now_ms: i64) -> Self {
+        let status = s.status.unwrap_or(EventType::Unknown);
+        DeliveryRow {
+            tenant: identity.tenant.clone(),
+            delivery_key: identity.delivery_key.clone(),
+            channel: s.channel.as_str().into(),
+            provider: identity.provider.clone(),
+            provider_message_id: identity.provider_message_id.clone(),
+            recipient: identity.recipient.to_ascii_lowercase(),
+            broadcast_id: names.value(s.broadcast_id),
+            sequence_id: names.value(s.sequence_id),
+            contact_id: s.ids.contact().map(str::to_string),
+            template_key: names.value(s.template_key),
+            message_class: s.message_class.map(|m| m.as_str()).unwrap_or_default().into(),
+            labels: names.labels(s.labels),
+            status: s.status.map(|x| x.as_str()).unwrap_or("unknown").into(),
+            status_at: s.first(status).unwrap_or_default(),
+            bounce_class: s.bounce_class.map(|b| b.as_str()).unwrap_or_default().into(),
+            first_queued_at: s.time(Slot::FirstQueued),
+            first_sent_at: s.time(Slot::FirstSent),
+            first_delivered_at: s.time(Slot::FirstDelivered),
+            last_delivered_at: s.time(Slot::LastDelivered),
+            first_opened_at: s.time(Slot::FirstOpened),
+            last_opened_at: s.time(Slot::LastOpened),
+            first_clicked_at: s.time(Slot::FirstClicked),
+            last_clicked_at: s.time(Slot::LastClicked),
+            first_bounced_at: s.time(Slot::FirstBounced),
+            first_complained_at: s.time(Slot::FirstComplained),
+            first_failed_at: s.time(Slot::FirstFailed),
+            first_unsubscribed_at: s.time(Slot::FirstUnsubscribed),
+            first_read_at: s.time(Slot::FirstRead),
+            first_replied_at: s.time(Slot::FirstReplied),
+            open_count: s.open_count,
+            click_count: s.click_count,
+            machine_open_count: s.machine_open_count,
+            machine_click_count: s.machine_click_count,
+            soft_bounce_count: s.soft_bounce_count,
+            deferral_count: s.deferral_count,
+            event_count: s.event_count(),
+            last_error: s.last_error().map(|(_, r)| r.to_string()),
+            last_error_at: s.last_error().map(|(t, _)| t),
+            cost_amount: s.cost_amount(),
+            cost_unit: names.get(s.cost_unit).to_string(),
+            seen_event_hashes: s.ids.to_vec(),
+            version,
+            updated_at: now_ms,
+        }
+    }
+
+    /// Rebuilds the in-memory state from a stored row (identity is not held in memory;
+    /// the events of the next batch carry it).
+    pub fn into_state(self, names: &mut Names) -> DeliveryState {
+        use crate::state::Attr;
+        let prio = reloaded_prio(&self);
+        let mut s = DeliveryState::new(schemas::Channel::parse(&self.channel).unwrap_or(schemas::Channel::Email));
+        let mut attr = |s: &mut DeliveryState, a: Attr, v: Option<&str>| -> u32 {
+            match v.filter(|v| !v.is_empty()) {
+                Some(v) => {
+                    s.set_prio(a, prio);
+                    names.id(v)
+                }
+                None => 0,
+            }
+        };
+        s.broadcast_id = attr(&mut s, Attr::Broadcast, self.broadcast_id.as_deref());
+        s.sequence_id = attr(&mut s, Attr::Sequence, self.sequence_id.as_deref());
+        s.template_key = attr(&mut s, Attr::Template, self.template_key.as_deref());
+        if self.contact_id.as_deref().is_some_and(|c| !c.is_empty()) {
+            s.set_prio(Attr::Contact, prio);
+        }
+        if let Some(m) = schemas::MessageClass::parse(&self.message_class) {
+            s.set_prio(Attr::MessageClass, prio);
+            s.message_class = Some(m);
+        }
+        s.labels = names.add_labels(0, &self.labels);
+        s.status = EventType::parse(&self.status).filter(|s| *s != EventType::Unknown);
+        s.bounce_class = schemas::BounceClass::parse(&self.bounce_class);
+        s.open_count = self.open_count;
+        s.click_count = self.click_count;
+        s.machine_open_count = self.machine_open_count;
+        s.machine_click_count = self.machine_click_count;
+        s.soft_bounce_count = self.soft_bounce_count;
+        s.deferral_count = self.deferral_count;
+        s.set_last_error(self.last_error.zip(self.last_error_at).map(|(r, t)| (t, r)));
+        if !self.cost_unit.is_empty() {
+            s.cost_unit = names.id(&self.cost_unit);
+            s.set_cost_amount(self.cost_amount);
+        }
+        s.ids = crate::state::Ids::from_stored(self.contact_id.as_deref(), self.seen_event_hashes);
+        for (slot, t) in [
+            (Slot::FirstQueued, self.first_queued_at),
+            (Slot::FirstSent, self.first_sent_at),
+            (Slot::FirstDelivered, self.first_delivered_at),
+            (Slot::LastDelivered, self.last_delivered_at.or(self.first_delivered_at)),
+            (Slot::FirstOpened, self.first_opened_at),
+            (Slot::LastOpened, self.last_opened_at.or(self.first_opened_at)),
+            (Slot::FirstClicked, self.first_clicked_at),
+            (Slot::LastClicked, self.last_clicked_at.or(self.first_clicked_at)),
+            (Slot::FirstRead, self.first_read_at),
+            (Slot::FirstBounced, self.first_bounced_at),
+            (Slot::FirstComplained, self.first_complained_at),
+            (Slot::FirstFailed, self.first_failed_at),
+            (Slot::FirstUnsubscribed, self.first_unsubscribed_at),
+            (Slot::FirstReplied, self.first_replied_at),
+        ] {
+            s.set_time(slot, t);
+        }
+        s
+    }
+}

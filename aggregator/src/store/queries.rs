@@ -1,0 +1,127 @@
+//! What the aggregator reads back from ClickHouse: the stored state of deliveries, their event
+//! rows, suppression entries, soft-bounce history; keys sent in bounded `IN` lists.
+
+use super::rows::{DeliveryRow, EventRow};
+use super::write::SinkError;
+use clickhouse::{Client, Row};
+use serde::Deserialize;
+
+/// Most keys in one `IN ?` list.
+pub const MAX_IN_LIST_KEYS: usize = 1000;
+/// Most bytes one `IN ?` list may take in the statement, counting each key as if every byte
+/// were escaped, plus quotes and comma. ClickHouse refuses statements over `max_query_size`
+/// (256 KiB by default; a permanent `SYNTAX_ERROR`), so a batch's keys are sent in chunks of
+/// at most this size. Keys themselves are bounded before they enter a batch (`admission`).
+pub const MAX_IN_LIST_BYTES: usize = 64 * 1024;
+
+/// `keys` in consecutive chunks of at most `max_keys` keys and `max_bytes` bytes (worst-case
+/// escaped; a single longer key forms a chunk of its own).
+pub fn in_list_chunks<S: AsRef<str>>(keys: &[S], max_keys: usize, max_bytes: usize) -> Vec<&[S]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (i, k) in keys.iter().enumerate() {
+        let cost = k.as_ref().len().saturating_mul(2).saturating_add(3);
+        if i > start && (i - start >= max_keys.max(1) || bytes.saturating_add(cost) > max_bytes) {
+            out.extend(keys.get(start..i));
+            (start, bytes) = (i, 0);
+        }
+        bytes = bytes.saturating_add(cost);
+    }
+    if start < keys.len() {
+        out.extend(keys.get(start..));
+    }
+    out
+}
+
+fn chunks<S: AsRef<str>>(keys: &[S]) -> Vec<&[S]> {
+    in_list_chunks(keys, MAX_IN_LIST_KEYS, MAX_IN_LIST_BYTES)
+}
+
+/// Reads the stored state of `keys` (FINAL: the latest version of each).
+pub async fn load_deliveries(client: &Client, keys: &[String]) -> Result<Vec<DeliveryRow>, SinkError> {
+    let mut out = Vec::new();
+    for chunk in chunks(keys) {
+        out.extend(client.query("SELECT ?fields FROM deliveries FINAL WHERE delivery_key IN ?").bind(chunk).fetch_all::<DeliveryRow>().await?);
+    }
+    Ok(out)
+}
+
+/// The stored event rows of `keys` (FINAL: one per event id), by delivery key.
+pub async fn load_events(client: &Client, keys: &[String]) -> Result<std::collections::HashMap<String, Vec<EventRow>>, SinkError> {
+    let mut out: std::collections::HashMap<String, Vec<EventRow>> = Default::default();
+    for chunk in chunks(keys) {
+        let rows = client.query("SELECT ?fields FROM events FINAL WHERE delivery_key IN ?").bind(chunk).fetch_all::<EventRow>().await?;
+        for r in rows {
+            out.entry(r.delivery_key.clone()).or_default().push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// The current (strongest) suppression entries of `addresses` of `tenant`.
+pub async fn load_suppressions(client: &Client, tenant: &str, addresses: &[String]) -> Result<Vec<crate::suppression::SuppressionRow>, SinkError> {
+    let mut out = Vec::new();
+    for chunk in chunks(addresses) {
+        out.extend(
+            client
+                .query("SELECT ?fields FROM suppressions FINAL WHERE tenant = ? AND address IN ?")
+                .bind(tenant)
+                .bind(chunk)
+                .fetch_all::<crate::suppression::SuppressionRow>()
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct SoftBounceTimes {
+    address: String,
+    times: Vec<i64>,
+}
+
+/// Every stored soft email bounce time per address (lower-case) of `tenant` among `addresses`.
+pub async fn soft_bounce_history(
+    client: &Client,
+    tenant: &str,
+    addresses: &[String],
+) -> Result<std::collections::HashMap<String, Vec<i64>>, SinkError> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in chunks(addresses) {
+        let rows = client
+            .query(
+                "SELECT lower(recipient) AS address, groupArray(toUnixTimestamp64Milli(occurred_at)) AS times \
+                 FROM events FINAL WHERE tenant = ? AND channel = 'email' AND event_type = 'bounced' \
+                 AND bounce_class = 'soft' AND lower(recipient) IN ? GROUP BY address",
+            )
+            .bind(tenant)
+            .bind(chunk)
+            .fetch_all::<SoftBounceTimes>()
+            .await?;
+        out.extend(rows.into_iter().map(|r| (r.address, r.times)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_lists_are_chunked_by_count_and_bytes() {
+        let keys: Vec<String> = (0..2500).map(|i| format!("{i:0>300}@example.com")).collect();
+        let chunks = in_list_chunks(&keys, MAX_IN_LIST_KEYS, MAX_IN_LIST_BYTES);
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), keys.len(), "every key once");
+        assert_eq!(chunks.concat(), keys, "in order");
+        for c in &chunks {
+            let worst: usize = c.iter().map(|k| 2 * k.len() + 3).sum();
+            assert!(c.len() <= MAX_IN_LIST_KEYS && worst <= MAX_IN_LIST_BYTES, "{} keys, {worst} bytes", c.len());
+        }
+        let short: Vec<String> = (0..2500).map(|i| i.to_string()).collect();
+        assert_eq!(in_list_chunks(&short, 1000, MAX_IN_LIST_BYTES).iter().map(|c| c.len()).collect::<Vec<_>>(), vec![1000, 1000, 500]);
+        // a key longer than the budget still goes, alone
+        let long = vec!["a".to_string(), "b".repeat(100), "c".to_string()];
+        assert_eq!(in_list_chunks(&long, 10, 50).iter().map(|c| c.len()).collect::<Vec<_>>(), vec![1, 1, 1]);
+        assert!(in_list_chunks::<String>(&[], 10, 50).is_empty(), "no keys, no query");
+    }
+}
