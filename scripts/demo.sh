@@ -20,10 +20,11 @@ echo "Stack still running: ingest http://127.0.0.1:$INGEST_PORT, ClickHouse $CH_
 API="http://127.0.0.1:$API_PORT"; AUTH="Authorization: Bearer demo-read-key"
 echo
 echo "Read API (key of tenant demo: demo-read-key; document: $API/openapi.json):"
-for path in "/v1/stats/summary?days=7" "/v1/stats?granularity=day&group_by=channel" "/v1/messages?page_size=3" "/v1/broadcasts"; do
+for path in "/v1/stats/summary?days=7" "/v1/stats?granularity=day&group_by=channel" "/v1/messages?page_size=3" "/v1/broadcasts" "/v1/stats/bounces" "/v1/suppressions?page_size=3"; do
   echo "\$ curl -s -H '$AUTH' '$API$path'"
   out=$(curl -s -H "$AUTH" "$API$path" || true); echo "${out:0:600}"; echo
 done
+echo "Export: curl -s -H '$AUTH' -H 'Accept: text/csv' '$API/v1/messages' > messages.csv   Live: curl -sN -H '$AUTH' '$API/v1/stream'"
 echo "Try: curl '$CH_URL/?database=sendtrace' --data-binary 'SELECT status, count() FROM deliveries FINAL GROUP BY status'"
 echo "Stop it with: devstack/down.sh   (add --clean to delete its data)"
 echo
