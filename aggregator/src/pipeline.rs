@@ -221,7 +221,7 @@ impl Aggregator {
             }
         }
         // earlier events of deliveries whose attribution this batch may change (late send records)
-        let mut movable = self.attribution_candidates(events);
+        let mut movable = self.store.attribution_candidates(events.iter().map(|(_, e)| e));
         movable.sort();
         movable.dedup();
         let history = match retry_transient("load_events", max_backoff, shutdown, || load_events(&client, &movable)).await? {
@@ -244,24 +244,6 @@ impl Aggregator {
         metrics::gauge!("sendtrace_aggregator_deliveries_in_memory").set(self.store.map.len() as f64);
         metrics::gauge!("sendtrace_aggregator_interned_names").set(self.store.names().len() as f64);
         Some(Ok(()))
-    }
-
-    /// Deliveries already holding events whose attribution an event of `events` differs from:
-    /// a superset of those whose attribution the batch changes.
-    fn attribution_candidates(&self, events: &[(i64, Event)]) -> Vec<String> {
-        let names = self.store.names();
-        events
-            .iter()
-            .filter(|(_, e)| e.broadcast_id.is_some() || e.sequence_id.is_some() || e.template_key.is_some())
-            .filter(|(_, e)| {
-                self.store.map.get(&DeliveryKey::of(&e.delivery_key)).is_some_and(|s| {
-                    let differs = |v: &Option<String>, id: u32| v.as_deref().is_some_and(|v| !v.is_empty() && v != names.get(id));
-                    s.event_count() > 0
-                        && (differs(&e.broadcast_id, s.broadcast_id) || differs(&e.sequence_id, s.sequence_id) || differs(&e.template_key, s.template_key))
-                })
-            })
-            .map(|(_, e)| e.delivery_key.clone())
-            .collect()
     }
 
     /// `pending` manifest → tables → dead letters → `done` manifest. `Some(Err)` only when

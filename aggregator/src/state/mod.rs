@@ -350,6 +350,24 @@ impl StateStore {
     }
 
     /// Keeps only the deliveries of `partitions`; returns how many were dropped.
+    /// Deliveries already holding events whose attribution an event of `events` differs from:
+    /// a superset of those whose attribution the batch changes (their stored event rows are
+    /// read before the batch, to move them).
+    pub fn attribution_candidates<'a>(&self, events: impl Iterator<Item = &'a Event>) -> Vec<String> {
+        let names = self.names();
+        events
+            .filter(|e| e.broadcast_id.is_some() || e.sequence_id.is_some() || e.template_key.is_some())
+            .filter(|e| {
+                self.map.get(&DeliveryKey::of(&e.delivery_key)).is_some_and(|s| {
+                    let differs = |v: &Option<String>, id: u32| v.as_deref().is_some_and(|v| !v.is_empty() && v != names.get(id));
+                    s.event_count() > 0
+                        && (differs(&e.broadcast_id, s.broadcast_id) || differs(&e.sequence_id, s.sequence_id) || differs(&e.template_key, s.template_key))
+                })
+            })
+            .map(|e| e.delivery_key.clone())
+            .collect()
+    }
+
     pub fn retain_partitions(&self, partitions: &[i32]) -> usize {
         let before = self.map.len();
         self.map.retain(|_, s| partitions.contains(&(s.partition as i32)));
