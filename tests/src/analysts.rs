@@ -229,22 +229,9 @@ pub fn expected_suppressions(s: &Stream) -> BTreeMap<String, Suppression> {
     m
 }
 
-/// Machine reason ('' for people) of each distinct event, as the aggregator classifies it
-/// (events of a delivery are at least a minute apart, so arrival order does not matter).
+/// Machine reason ('' for people) of each distinct event ([`Stream::machine_reasons`]).
 pub fn machine_of(s: &Stream) -> BTreeMap<String, &'static str> {
-    let distinct = s.distinct();
-    let mut delivered: BTreeMap<&str, i64> = BTreeMap::new();
-    for e in distinct.values().filter(|e| e.event_type == EventType::Delivered) {
-        let t = delivered.entry(e.delivery_key.as_str()).or_insert(e.occurred_at);
-        *t = (*t).min(e.occurred_at);
-    }
-    distinct
-        .values()
-        .map(|e| {
-            let m = aggregator::machine::classify(e, delivered.get(e.delivery_key.as_str()).copied(), aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS);
-            (e.event_id.clone(), m.map(|r| r.as_str()).unwrap_or(""))
-        })
-        .collect()
+    s.machine_reasons()
 }
 
 /// The send record's attribution of each delivery: (broadcast, sequence, template), '' when none.

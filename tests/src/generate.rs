@@ -117,6 +117,29 @@ pub fn stream(seed: u64, deliveries: usize) -> Stream {
 }
 
 impl Stream {
+    /// Machine reason (`""` for people) of each distinct event, as the aggregator classifies it
+    /// (events of a delivery are at least a minute apart, so arrival order does not matter).
+    pub fn machine_reasons(&self) -> BTreeMap<String, &'static str> {
+        let distinct = self.distinct();
+        let mut delivered: BTreeMap<&str, i64> = BTreeMap::new();
+        for e in distinct.values().filter(|e| e.event_type == EventType::Delivered) {
+            let t = delivered.entry(e.delivery_key.as_str()).or_insert(e.occurred_at);
+            *t = (*t).min(e.occurred_at);
+        }
+        distinct
+            .values()
+            .map(|e| {
+                let m = aggregator::machine::classify(e, delivered.get(e.delivery_key.as_str()).copied(), aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS);
+                (e.event_id.clone(), m.map(|r| r.as_str()).unwrap_or(""))
+            })
+            .collect()
+    }
+
+    /// Whether each distinct event is a machine open or click ([`Stream::machine_reasons`]).
+    pub fn is_machine(&self) -> BTreeMap<String, bool> {
+        self.machine_reasons().into_iter().map(|(id, r)| (id, !r.is_empty())).collect()
+    }
+
     /// Distinct events, by id.
     pub fn distinct(&self) -> BTreeMap<String, &Event> {
         self.events.iter().map(|e| (e.event_id.clone(), e)).collect()

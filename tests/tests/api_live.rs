@@ -161,23 +161,6 @@ fn with_bounce_codes(mut s: Stream) -> (Stream, BTreeMap<String, &'static str>) 
     (s, class)
 }
 
-/// Each distinct event: is it a machine open or click (as the aggregator classifies it)?
-fn machine_of(s: &Stream) -> BTreeMap<String, bool> {
-    let distinct = s.distinct();
-    let mut delivered: BTreeMap<&str, i64> = BTreeMap::new();
-    for e in distinct.values().filter(|e| e.event_type == EventType::Delivered) {
-        let t = delivered.entry(e.delivery_key.as_str()).or_insert(e.occurred_at);
-        *t = (*t).min(e.occurred_at);
-    }
-    distinct
-        .values()
-        .map(|e| {
-            let m = aggregator::machine::classify(e, delivered.get(e.delivery_key.as_str()).copied(), aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS);
-            (e.event_id.clone(), m.is_some())
-        })
-        .collect()
-}
-
 /// ClickHouse's `quantileExact`: the element at `floor(level * n)` of the sorted values.
 fn quantile(sorted: &[i64], level: f64) -> i64 {
     sorted[((level * sorted.len() as f64) as usize).min(sorted.len() - 1)]
@@ -186,7 +169,7 @@ fn quantile(sorted: &[i64], level: f64) -> i64 {
 /// (send day, provider, channel) → (send → delivered ms, delivered → first human open ms).
 #[allow(clippy::type_complexity)]
 fn latency_truth(s: &Stream) -> BTreeMap<String, (Vec<i64>, Vec<i64>)> {
-    let machine = machine_of(s);
+    let machine = s.is_machine();
     let mut by_delivery: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
     let distinct = s.distinct();
     for e in distinct.values() {

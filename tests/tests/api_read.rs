@@ -77,28 +77,10 @@ fn day(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().date_naive().to_string()
 }
 
-/// Machine reason of each distinct event (as the aggregator classifies it; the generator's
-/// events are a minute apart, so arrival order does not matter).
-fn machine_of(s: &Stream) -> BTreeMap<String, bool> {
-    let distinct = s.distinct();
-    let mut delivered: BTreeMap<&str, i64> = BTreeMap::new();
-    for e in distinct.values().filter(|e| e.event_type == EventType::Delivered) {
-        let t = delivered.entry(e.delivery_key.as_str()).or_insert(e.occurred_at);
-        *t = (*t).min(e.occurred_at);
-    }
-    distinct
-        .values()
-        .map(|e| {
-            let m = aggregator::machine::classify(e, delivered.get(e.delivery_key.as_str()).copied(), aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS);
-            (e.event_id.clone(), m.is_some())
-        })
-        .collect()
-}
-
 /// (day, event type) → (all, human) counts, and day → hard bounces.
 #[allow(clippy::type_complexity)]
 fn day_truth(s: &Stream) -> (BTreeMap<(String, String), (i64, i64)>, BTreeMap<String, i64>) {
-    let machine = machine_of(s);
+    let machine = s.is_machine();
     let mut counts: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     let mut hard: BTreeMap<String, i64> = BTreeMap::new();
     for e in s.distinct().values() {
@@ -243,7 +225,7 @@ async fn api_numbers_equal_the_truth_and_tenants_are_apart() {
         assert_eq!(unique.len(), ids.len(), "{key}: no event twice");
         assert_eq!(unique.into_iter().cloned().collect::<BTreeSet<_>>(), s.distinct().keys().cloned().collect(), "{key}: every event");
         // a recipient's engagement: human and machine opens over every spelling of the address
-        let machine = machine_of(s);
+        let machine = s.is_machine();
         let addr = s.events.iter().find(|e| e.event_type == EventType::Opened).map(|e| e.recipient.to_ascii_lowercase()).unwrap();
         let distinct = s.distinct();
         let opens: Vec<&&Event> = distinct.values().filter(|e| e.recipient.to_ascii_lowercase() == addr && e.event_type == EventType::Opened).collect();

@@ -55,23 +55,6 @@ fn chromium() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-/// Whether each distinct event is a machine open or click (as the aggregator classifies it).
-fn machine_of(s: &Stream) -> BTreeMap<String, bool> {
-    let distinct = s.distinct();
-    let mut delivered: BTreeMap<&str, i64> = BTreeMap::new();
-    for e in distinct.values().filter(|e| e.event_type == EventType::Delivered) {
-        let t = delivered.entry(e.delivery_key.as_str()).or_insert(e.occurred_at);
-        *t = (*t).min(e.occurred_at);
-    }
-    distinct
-        .values()
-        .map(|e| {
-            let m = aggregator::machine::classify(e, delivered.get(e.delivery_key.as_str()).copied(), aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS);
-            (e.event_id.clone(), m.is_some())
-        })
-        .collect()
-}
-
 /// day → event type → count, days in `zone`.
 fn days(s: &Stream, zone: chrono_tz::Tz) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -84,7 +67,7 @@ fn days(s: &Stream, zone: chrono_tz::Tz) -> BTreeMap<String, BTreeMap<String, u6
 /// What the pages must show, brute force from the generated events.
 fn truth(s: &Stream) -> Value {
     let distinct = s.distinct();
-    let machine = machine_of(s);
+    let machine = s.is_machine();
     let count = |f: &dyn Fn(&Event) -> bool| distinct.values().filter(|e| f(e)).count();
     let of = |t: EventType| count(&|e: &Event| e.event_type == t);
     let status = s.expected_status();
