@@ -179,7 +179,8 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
     rows
 }
 
-/// A delivery's first known time (as [`DeliveryRow::first_seen`]: its place in `delivery_order`)
+/// A delivery's first known time, the earliest of its status, queued, sent, delivered, bounced
+/// and failed times (as `delivery_order_mv` computes it: its place in `delivery_order`)
 /// and its status (with the time's quarter hour, its key in `delivery_status_counts`).
 fn seen_and_status(s: &crate::state::DeliveryState) -> (i64, &'static str) {
     use crate::state::times::Slot;

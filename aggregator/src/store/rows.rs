@@ -161,15 +161,6 @@ pub struct OrderTombstone {
 /// A quarter hour (the bucket of `delivery_status_counts`).
 pub const STATUS_BUCKET_MS: i64 = 900_000;
 
-impl DeliveryRow {
-    /// The delivery's first known time: the earliest of its status, queued, sent, delivered,
-    /// bounced and failed times (the order of the API's message list).
-    pub fn first_seen(&self) -> i64 {
-        [self.first_queued_at, self.first_sent_at, self.first_delivered_at, self.first_bounced_at, self.first_failed_at].into_iter().flatten().fold(self.status_at, i64::min)
-    }
-
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Row, Serialize, Deserialize)]
 pub struct CounterRow {
     pub tenant: String,
