@@ -28,6 +28,11 @@ pub struct Config {
     /// (URL, kept headers, ids, Kafka key and record framing). A request whose envelope still
     /// does not fit is refused with 413.
     pub envelope_reserve_bytes: usize,
+    /// A body declared (`Content-Length`) over `max_body_bytes` but at most this large is read
+    /// and discarded before the 413 is sent, so that a client still writing its body reads the
+    /// 413 instead of a connection reset. Larger declared bodies get the 413 at once and the
+    /// connection is closed. Reading stays inside `request_timeout_ms` and the concurrency limit.
+    pub max_drain_bytes: usize,
     /// Longest wait for Kafka's acknowledgement before answering 503.
     pub store_timeout_ms: u64,
     /// Longest time a client may take to send a request's headers; the connection is closed after.
@@ -54,6 +59,7 @@ impl Default for Config {
             create_topics: true,
             max_body_bytes: 960 * 1024,
             envelope_reserve_bytes: 16 * 1024,
+            max_drain_bytes: 8 * 1024 * 1024,
             store_timeout_ms: 6000,
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,

@@ -1,7 +1,10 @@
 //! Limits every request passes through before its route: a concurrency limit (503 with
 //! `Retry-After` beyond `max_concurrent_requests`), a request timeout (408 after
 //! `request_timeout_ms`, body reading included), and problem+json for error replies made
-//! outside the handlers (unknown path, wrong method, body over `max_body_bytes`).
+//! outside the handlers (unknown path, wrong method, body over `max_body_bytes`). A body declared
+//! over `max_body_bytes` is refused before any handler runs; up to `max_drain_bytes` of it is
+//! read and dropped first so the client can read the 413 (closing on a client still sending
+//! makes it see a reset, not the reason).
 
 use crate::config::Config;
 use crate::problem::{is_problem, Problem};
@@ -14,6 +17,36 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+/// The body length the request declares in `Content-Length`, if any (and parseable).
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers().get(axum::http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// 413 for a request declaring `len` > `max_body` bytes. The body is read and dropped chunk by
+/// chunk (memory stays one chunk) when `len <= max_drain`; the connection is closed after.
+async fn refuse_oversize(req: Request, len: u64, max_body: usize, max_drain: usize) -> Response {
+    metrics::counter!("sendtrace_ingest_body_too_large_total").increment(1);
+    if len <= max_drain as u64 {
+        let mut body = req.into_body().into_data_stream();
+        let mut read = 0u64;
+        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
+            read += chunk.len() as u64;
+            if read > max_drain as u64 {
+                break;
+            }
+        }
+    }
+    let mut resp = Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "Request body too large",
+        format!("the request body ({len} bytes) exceeds the {max_body}-byte limit (max_body_bytes)"),
+    )
+    .into_response();
+    resp.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    resp
+}
+
 /// Seconds a caller refused for load should wait.
 pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 1;
 
@@ -22,7 +55,14 @@ pub fn apply(router: Router, config: &Config) -> Router {
     let permits = Arc::new(Semaphore::new(config.max_concurrent_requests));
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let max_body = config.max_body_bytes;
+    let max_drain = config.max_drain_bytes;
     router
+        .layer(middleware::from_fn(move |req: Request, next: Next| async move {
+            match declared_length(&req) {
+                Some(len) if len > max_body as u64 => refuse_oversize(req, len, max_body, max_drain).await,
+                _ => next.run(req).await,
+            }
+        }))
         .layer(middleware::map_response(move |resp: Response| async move {
             if resp.status().as_u16() < 400 || is_problem(&resp) {
                 return resp;

@@ -376,3 +376,44 @@ async fn bad_sns_signature_is_403_and_nothing_stored() {
     assert_eq!(problem(resp).await["error"], "forbidden");
     assert!(sink.stored.lock().unwrap().is_empty());
 }
+
+/// Over a real connection, a client that writes its whole oversize body before reading (as most
+/// HTTP clients do) reads the 413 and its reason, not a reset: the body is drained up to
+/// `max_drain_bytes`. A body declared beyond that is refused at once, before it is sent.
+#[tokio::test]
+async fn oversize_body_is_drained_so_the_client_reads_the_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = acme_config();
+    config.max_body_bytes = 1000;
+    config.max_drain_bytes = 8 * 1024 * 1024;
+    let (app, sink) = setup_with(config.clone(), Mode::Store);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn({
+        let stop = stop.clone();
+        async move { crate::server::serve(listener, app, &config, stop).await }
+    });
+    let request = |len: usize| {
+        format!("POST /v1/sends/acme HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n")
+    };
+    // 4 MB, written completely (the loopback buffers hold far less) before reading.
+    let len = 4_000_000;
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client.write_all(request(len).as_bytes()).await.unwrap();
+    client.write_all(&vec![b' '; len]).await.expect("the server reads the body instead of resetting");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large") && answer.contains("4000000 bytes"), "{answer}");
+    // Declared beyond the drain bound: answered at once, without sending the body.
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client.write_all(request(9_000_000).as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 413"));
+    assert!(sink.stored.lock().unwrap().is_empty());
+    stop.cancel();
+    server.await.unwrap();
+}
