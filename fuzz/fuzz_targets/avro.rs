@@ -10,15 +10,21 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use rust_decimal::Decimal;
 use schemas::avro::{decode_dead_letter, decode_event, decode_raw, encode_dead_letter, encode_event, encode_raw};
-use schemas::{BounceClass, Channel, DeadLetter, Event, EventType, MessageClass, Money, RawEnvelope, TimeSource};
+use schemas::{BounceClass, Channel, DeadLetter, Event, EventType, MessageClass, Money, ProviderId, RawEnvelope, Route, TimeSource};
 use std::sync::LazyLock;
 
 fn raw_envelope(u: &mut Unstructured) -> arbitrary::Result<RawEnvelope> {
     Ok(RawEnvelope {
         request_id: u.arbitrary()?,
         tenant: u.arbitrary()?,
-        provider: u.arbitrary()?,
-        route: u.arbitrary()?,
+        provider: *u.choose(&ProviderId::ALL)?,
+        route: match u.int_in_range(0..=4u8)? {
+            0 => Route::Webhook,
+            1 => Route::WebhookVariant(u.arbitrary::<String>()?.replace('/', "").into()),
+            2 => Route::Sends,
+            3 => Route::Events,
+            _ => Route::PushResults,
+        },
         url: u.arbitrary()?,
         content_type: u.arbitrary()?,
         received_at: u.arbitrary()?,

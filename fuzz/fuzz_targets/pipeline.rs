@@ -28,7 +28,6 @@ fn dump(kind: u8, bytes: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    f::init();
     let Some((&mode, rest)) = data.split_first() else { return };
     let payload = if mode & 1 == 0 {
         if rest.is_empty() { None } else { Some(rest.to_vec()) }

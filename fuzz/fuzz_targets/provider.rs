@@ -9,10 +9,9 @@ use schemas::ProviderId;
 use sendtrace_fuzz as f;
 
 fuzz_target!(|data: &[u8]| {
-    f::init();
     let Some(req) = f::request(data) else { return };
     let provider = registry(req.provider);
-    let verified = provider.verify(&req.raw_request(), &req.creds);
+    let verified = provider.verify(&req.raw_request(), &req.creds, f::context());
     if let Err(e) = &verified {
         let status = e.http_status();
         assert!((400..500).contains(&status) || status == 503, "{e}: {status}");

@@ -5,18 +5,18 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use normalizer::providers::sender::items::parse_batch;
-use normalizer::providers::sender::{app_events::AppEvent, push_results::PushResult, records::SendRecord, Route};
-use schemas::{ProviderId, RawEnvelope};
+use normalizer::providers::sender::{app_events::AppEvent, push_results::PushResult, records::SendRecord};
+use schemas::{ProviderId, RawEnvelope, Route};
 use sendtrace_fuzz as f;
 use std::collections::BTreeMap;
 
-fn envelope(provider: ProviderId, route: &str, body: &[u8]) -> RawEnvelope {
+fn envelope(provider: ProviderId, route: Route, body: &[u8]) -> RawEnvelope {
     RawEnvelope {
         request_id: "fuzz".into(),
         tenant: f::TENANT.into(),
-        provider: provider.as_str().into(),
-        route: route.into(),
-        url: route.replace("{tenant}", f::TENANT).replace("{provider}", provider.as_str()),
+        provider,
+        url: route.path(provider, f::TENANT),
+        route,
         content_type: "application/json".into(),
         received_at: f::NOW_MS,
         headers: BTreeMap::new(),
@@ -35,7 +35,7 @@ fn check(accepted: Option<usize>, env: &RawEnvelope) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, body)) = data.split_first() else { return };
-    let _ = Route::of_body(body);
+    let _ = normalizer::providers::sender::route_of_body(body);
     match kind % 3 {
         0 => {
             let accepted = parse_batch::<SendRecord>(body).ok().map(|items| {
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 items.len()
             });
-            check(accepted, &envelope(ProviderId::Sender, "/v1/sends/{tenant}", body));
+            check(accepted, &envelope(ProviderId::Sender, Route::Sends, body));
         }
         1 => {
             let accepted = parse_batch::<AppEvent>(body).ok().map(|items| {
@@ -53,12 +53,12 @@ fuzz_target!(|data: &[u8]| {
                 }
                 items.len()
             });
-            check(accepted, &envelope(ProviderId::Sender, "/v1/events/{tenant}", body));
+            check(accepted, &envelope(ProviderId::Sender, Route::Events, body));
         }
         _ => {
             let accepted = parse_batch::<PushResult>(body).ok().map(|items| items.len());
             for p in [ProviderId::Fcm, ProviderId::Apns] {
-                check(accepted, &envelope(p, "/v1/push-results/{tenant}/{provider}", body));
+                check(accepted, &envelope(p, Route::PushResults, body));
             }
         }
     }

@@ -19,11 +19,10 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use normalizer::providers::ses::signature::set_certificate_source;
-use normalizer::providers::{NormalizeOptions, RawRecord, RawRequest, TenantCredentials};
-use schemas::{ProviderId, RawEnvelope};
+use normalizer::providers::{NormalizeOptions, RawRecord, RawRequest, TenantCredentials, VerifyContext};
+use schemas::{ProviderId, RawEnvelope, Route};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, OnceLock};
 
 /// 2030-01-01: inside the committed SNS test certificate's validity window.
 pub const NOW_MS: i64 = 1_893_456_000_000;
@@ -44,36 +43,33 @@ const TEST_CERT: &[u8] = include_bytes!("../../normalizer/src/providers/ses/fixt
 pub struct Request<'a> {
     pub provider: ProviderId,
     pub creds: TenantCredentials,
-    pub route: String,
+    pub route: Route,
     pub url: String,
     pub headers: BTreeMap<String, String>,
     pub body: &'a [u8],
 }
 
-/// Installs a certificate source that never touches the network (once per process).
-pub fn init() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        set_certificate_source(Arc::new(|_url: &str| -> Result<Vec<u8>, String> { Ok(TEST_CERT.to_vec()) }));
-    });
+/// The verification context of every target: default limits and a certificate source that
+/// never touches the network (the committed test certificate for every URL).
+pub fn context() -> &'static VerifyContext {
+    static CTX: OnceLock<VerifyContext> = OnceLock::new();
+    CTX.get_or_init(|| VerifyContext::new(Default::default(), Arc::new(|_url: &str| -> Result<Vec<u8>, String> { Ok(TEST_CERT.to_vec()) })))
 }
 
 /// Every credential the code knows, set; SNS signature checks per `verify_signature`.
 pub fn full_credentials(verify_signature: bool) -> TenantCredentials {
+    use normalizer::providers::{mailgun, postmark, resend, sendgrid, ses, twilio};
     TenantCredentials {
-        ses_topic_arn: vec![SES_TOPIC.into()],
-        ses_verify_signature: Some(verify_signature),
+        ses: Some(ses::Credentials { topic_arn: vec![SES_TOPIC.into()], accept_any_topic: None, verify_signature: Some(verify_signature) }),
         api_key: Some(API_KEY.into()),
-        sendgrid_public_key: Some(
+        sendgrid: Some(sendgrid::Credentials {
             // A valid P-256 public key (base64 DER), the one normalizer's SendGrid tests use.
-            "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into(),
-        ),
-        mailgun_signing_key: Some(MAILGUN_KEY.into()),
-        resend_secret: Some(RESEND_SECRET.into()),
-        postmark_user: Some(POSTMARK_USER.into()),
-        postmark_password: Some(POSTMARK_PASSWORD.into()),
-        twilio_auth_token: Some(TWILIO_TOKEN.into()),
-        twilio_public_url: Some("https://hooks.example.com".into()),
+            public_key: "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into(),
+        }),
+        mailgun: Some(mailgun::Credentials { signing_key: MAILGUN_KEY.into() }),
+        resend: Some(resend::Credentials { secret: RESEND_SECRET.into() }),
+        postmark: Some(postmark::Credentials { user: POSTMARK_USER.into(), password: POSTMARK_PASSWORD.into() }),
+        twilio: Some(twilio::Credentials { auth_token: TWILIO_TOKEN.into(), public_url: "https://hooks.example.com".into() }),
         ..TenantCredentials::default()
     }
 }
@@ -88,15 +84,18 @@ pub fn request(data: &[u8]) -> Option<Request<'_>> {
         full_credentials(flags & 2 != 0)
     } else {
         // No credentials, but never a network fetch either (the source is local anyway).
-        TenantCredentials { ses_verify_signature: Some(flags & 2 != 0), ..TenantCredentials::default() }
+        let ses = normalizer::providers::ses::Credentials { verify_signature: Some(flags & 2 != 0), ..Default::default() };
+        TenantCredentials { ses: Some(ses), ..TenantCredentials::default() }
     };
-    let (route, url) = match (flags >> 4) & 7 {
-        1 => ("/webhooks/{provider}/{tenant}/{variant}".to_string(), format!("/webhooks/{name}/{TENANT}/eventbridge")),
-        2 => ("/v1/sends/{tenant}".to_string(), format!("/v1/sends/{TENANT}")),
-        3 => ("/v1/events/{tenant}".to_string(), format!("/v1/events/{TENANT}")),
-        4 => ("/v1/push-results/{tenant}/{provider}".to_string(), format!("/v1/push-results/{TENANT}/{name}")),
-        _ => ("/webhooks/{provider}/{tenant}".to_string(), format!("/webhooks/{name}/{TENANT}")),
+    let route = match (flags >> 4) & 7 {
+        1 => Route::WebhookVariant("eventbridge".into()),
+        2 => Route::Sends,
+        3 => Route::Events,
+        4 => Route::PushResults,
+        _ => Route::Webhook,
     };
+    let url = route.path(provider, TENANT);
+    let _ = name;
     let mut headers = BTreeMap::new();
     let mut rest = rest;
     loop {
@@ -150,7 +149,7 @@ fn sign(req: &mut Request<'_>) {
 
 impl<'a> Request<'a> {
     pub fn raw_request(&self) -> RawRequest<'_> {
-        RawRequest { tenant: TENANT, url: &self.url, headers: &self.headers, body: self.body, now_ms: NOW_MS }
+        RawRequest { tenant: TENANT, route: &self.route, url: &self.url, headers: &self.headers, body: self.body, now_ms: NOW_MS }
     }
 
     /// The raw envelope ingest would store for this request (only the kept headers).
@@ -159,7 +158,7 @@ impl<'a> Request<'a> {
         RawEnvelope {
             request_id: "fuzz".into(),
             tenant: TENANT.into(),
-            provider: self.provider.as_str().into(),
+            provider: self.provider,
             route: self.route.clone(),
             url: self.url.clone(),
             content_type: self.headers.get("content-type").cloned().unwrap_or_else(|| "application/json".into()),

@@ -3,11 +3,11 @@
 //! `SigningCertURL`, following no redirect, reading at most 64 KiB. The normalizer crate caches
 //! what this returns (and failures, for a while) and bounds concurrent fetches.
 //!
-//! There is deliberately no way to configure another source: tests install their own with
-//! [`normalizer::providers::ses::signature::set_certificate_source`], so the committed test
-//! certificate can never verify traffic of a running service.
+//! There is deliberately no way to configure another source: tests build their own
+//! `VerifyContext` with a test source, so the committed test certificate can never verify
+//! traffic of a running service.
 
-use normalizer::providers::ses::signature::{set_certificate_source, CertificateSource};
+use normalizer::providers::ses::signature::CertificateSource;
 use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +36,9 @@ fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).redirects(0).build()
 }
 
-/// Installs the process-wide certificate source.
-pub fn install() {
-    set_certificate_source(Arc::new(SnsCertificates { agent: agent() }));
+/// The production certificate source, for the service's `VerifyContext`.
+pub fn source() -> Arc<dyn CertificateSource> {
+    Arc::new(SnsCertificates { agent: agent() })
 }
 
 #[cfg(test)]

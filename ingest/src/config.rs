@@ -136,11 +136,22 @@ mod tests {
         let mut c = Config::default();
         c.tenants.insert("acme".into(), TenantCredentials { api_key: Some("  ".into()), ..Default::default() });
         assert!(c.validate().unwrap_err().contains("api_key"));
-        c.tenants.insert("acme".into(), TenantCredentials { ses_verify_signature: Some(true), ..Default::default() });
-        assert!(c.validate().unwrap_err().contains("ses_topic_arn"));
-        c.tenants.insert("acme".into(), TenantCredentials { ses_topic_arn: vec!["arn:aws:sns:us-east-1:1:t".into()], ..Default::default() });
-        c.validate().unwrap();
-        c.tenants.insert("acme".into(), TenantCredentials { ses_accept_any_topic: Some(true), ..Default::default() });
-        c.validate().unwrap();
+        let ses = normalizer::providers::ses::Credentials { verify_signature: Some(true), ..Default::default() };
+        c.tenants.insert("acme".into(), TenantCredentials { ses: Some(ses), ..Default::default() });
+        assert!(c.validate().unwrap_err().contains("ses: SES via SNS needs `topic_arn`"));
+        for (toml, ok) in [
+            ("[tenants.acme.ses]\ntopic_arn = \"arn:aws:sns:us-east-1:1:t\"", true),
+            ("[tenants.acme.ses]\ntopic_arn = [\"arn:aws:sns:us-east-1:1:t\", \"arn:aws:sns:us-east-1:1:u\"]", true),
+            ("[tenants.acme.ses]\naccept_any_topic = true", true),
+            ("[tenants.acme.ses]\ntopic_arn = \"topic\"", false),
+            ("[tenants.acme.mailgun]\nsigning_key = \" \"", false),
+            ("[tenants.acme.postmark]\nuser = \"u\"", false),
+            ("[tenants.acme]\nses_topic_arn = \"arn:aws:sns:us-east-1:1:t\"", false),
+            ("[tenants.acme.fcm]\nkey = \"x\"", false),
+            ("[tenants.acme.fcm]", true),
+        ] {
+            let loaded = figment::Figment::from(<figment::providers::Toml as figment::providers::Format>::string(toml)).extract::<Config>();
+            assert_eq!(loaded.map_err(|e| e.to_string()).and_then(|c| c.validate()).is_ok(), ok, "{toml}");
+        }
     }
 }

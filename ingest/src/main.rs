@@ -23,8 +23,7 @@ async fn main() -> anyhow::Result<()> {
     runtime::telemetry::init_tracing();
     let cfg: Config = runtime::config::load(cli.config.as_deref())?;
     cfg.validate().map_err(anyhow::Error::msg).context("invalid ingest configuration")?;
-    ingest::certificates::install();
-    normalizer::providers::edge_limits::install(cfg.limits.clone());
+    let verify = Arc::new(normalizer::providers::VerifyContext::new(cfg.limits.clone(), ingest::certificates::source()));
     let shutdown = runtime::shutdown::on_signal();
     if cfg.create_topics {
         cfg.kafka.ensure_topics(&[&cfg.raw_topic], &[]).await.context("creating the raw topic")?;
@@ -32,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let sink = Arc::new(KafkaSink::new(cfg.kafka.clone(), cfg.raw_topic.clone())?);
     let health = runtime::telemetry::Health::default();
     let admin = tokio::spawn(runtime::telemetry::serve_admin(cfg.admin_addr.clone(), health.clone(), shutdown.clone()));
-    let state = AppState { config: Arc::new(cfg.clone()), sink: Arc::new(sink.clone()) };
+    let state = AppState { config: Arc::new(cfg.clone()), sink: Arc::new(sink.clone()), verify };
     let listener = tokio::net::TcpListener::bind(&cfg.listen_addr).await.with_context(|| format!("binding {}", cfg.listen_addr))?;
     tracing::info!(message = "ingest listening.", addr = %cfg.listen_addr, admin_addr = %cfg.admin_addr, tenants = cfg.tenants.len());
     health.set_ready(true);

@@ -21,15 +21,21 @@ enum Command {
     Run,
     /// Normalize one raw webhook body (as the provider POSTs it) and print the events as JSON lines.
     Check {
-        /// Provider name: ses, sendgrid, mailgun, resend, postmark, twilio, fcm, apns, sender.
+        /// Provider name (`normalizer providers` lists them).
         #[arg(long)]
         provider: String,
+        /// The route the body came in on, as stored: webhook, webhook/<variant>, sends, events,
+        /// push_results (default: the provider's first route).
+        #[arg(long)]
+        route: Option<String>,
         /// Tenant to attribute the events to.
         #[arg(long, default_value = "check")]
         tenant: String,
         /// File with the body; `-` for standard input.
         file: PathBuf,
     },
+    /// List every provider: its routes, the headers ingest keeps and its credentials table.
+    Providers,
 }
 
 #[tokio::main]
@@ -47,7 +53,11 @@ async fn main() -> anyhow::Result<()> {
             let _ = admin.await;
             result
         }
-        Command::Check { provider, tenant, file } => {
+        Command::Providers => {
+            print!("{}", normalizer::providers::describe());
+            Ok(())
+        }
+        Command::Check { provider, route, tenant, file } => {
             let body = if file.as_os_str() == "-" {
                 let mut b = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
@@ -56,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
             };
             let now = chrono::Utc::now().timestamp_millis();
-            match check::check(&provider, &tenant, body, &cfg.mapping, now) {
+            match check::check(&provider, route.as_deref(), &tenant, body, &cfg.mapping, now) {
                 Ok(out) => {
                     print!("{}", check::to_json_lines(&out.events));
                     for r in &out.rejected {

@@ -31,29 +31,16 @@ static FIXTURES: LazyLock<Vec<(ProviderId, Vec<u8>)>> = LazyLock::new(|| {
     out
 });
 
-/// Routes a stored record of `provider` may carry.
-fn routes(provider: ProviderId) -> Vec<(&'static str, String)> {
-    let p = provider.as_str();
-    match provider {
-        ProviderId::Sender => vec![("/v1/sends/{tenant}", "/v1/sends/acme".into()), ("/v1/events/{tenant}", "/v1/events/acme".into())],
-        ProviderId::Fcm | ProviderId::Apns => vec![("/v1/push-results/{tenant}/{provider}", format!("/v1/push-results/acme/{p}"))],
-        ProviderId::Ses => vec![
-            ("/webhooks/{provider}/{tenant}", "/webhooks/ses/acme".into()),
-            ("/webhooks/{provider}/{tenant}/{variant}", "/webhooks/ses/acme/eventbridge".into()),
-        ],
-        _ => vec![("/webhooks/{provider}/{tenant}", format!("/webhooks/{p}/acme"))],
-    }
-}
-
 fn stored(provider: ProviderId, route: usize, headers: BTreeMap<String, String>, body: Vec<u8>) -> Vec<u8> {
-    let routes = routes(provider);
-    let (route, url) = &routes[route % routes.len()];
+    // Every route the provider declares, by index.
+    let routes = normalizer::providers::registry(provider).routes();
+    let route = routes[route % routes.len()].clone();
     let env = RawEnvelope {
         request_id: "prop".into(),
         tenant: "acme".into(),
-        provider: provider.as_str().into(),
-        route: route.to_string(),
-        url: url.clone(),
+        provider,
+        url: route.path(provider, "acme"),
+        route,
         content_type: "application/json".into(),
         received_at: 1_700_000_000_000,
         headers,
@@ -160,7 +147,7 @@ proptest! {
 fn fixtures_in_valid_envelopes_give_events() {
     // The mutation test above starts from these: each fixture alone must already pass `check`.
     for (p, body) in FIXTURES.iter() {
-        for route in 0..routes(*p).len() {
+        for route in 0..normalizer::providers::registry(*p).routes().len() {
             check(&run(Some(&stored(*p, route, BTreeMap::new(), body.clone())))).unwrap();
         }
     }

@@ -42,6 +42,10 @@ pub enum CodecError {
     Avro(String),
     #[error("field `{0}` missing or of the wrong type")]
     Field(&'static str),
+    #[error("unknown provider `{0}` (written by a newer ingest?)")]
+    UnknownProvider(String),
+    #[error("unknown route `{0}`")]
+    UnknownRoute(String),
 }
 
 impl CodecError {
@@ -51,6 +55,8 @@ impl CodecError {
             CodecError::UnknownSchema(_) => "unknown_schema",
             CodecError::Avro(_) => "invalid_avro",
             CodecError::Field(_) => "invalid_field",
+            CodecError::UnknownProvider(_) => "unknown_provider",
+            CodecError::UnknownRoute(_) => "unknown_route",
         }
     }
 }
@@ -372,8 +378,8 @@ pub fn encode_raw(r: &RawEnvelope) -> Result<Vec<u8>, CodecError> {
     RAW_ENVELOPE_CODEC.encode(record(vec![
         ("request_id", Value::String(r.request_id.clone())),
         ("tenant", Value::String(r.tenant.clone())),
-        ("provider", Value::String(r.provider.clone())),
-        ("route", Value::String(r.route.clone())),
+        ("provider", Value::String(r.provider.as_str().to_string())),
+        ("route", Value::String(r.route.as_str().into_owned())),
         ("url", Value::String(r.url.clone())),
         ("content_type", Value::String(r.content_type.clone())),
         ("received_at", Value::TimestampMillis(r.received_at)),
@@ -384,12 +390,13 @@ pub fn encode_raw(r: &RawEnvelope) -> Result<Vec<u8>, CodecError> {
 
 pub fn decode_raw(bytes: &[u8]) -> Result<RawEnvelope, CodecError> {
     let mut f = Fields::of(RAW_ENVELOPE_CODEC.decode(bytes)?)?;
+    let (provider, route, url) = (f.string("provider")?, f.string("route")?, f.string("url")?);
     Ok(RawEnvelope {
         request_id: f.string("request_id")?,
         tenant: f.string("tenant")?,
-        provider: f.string("provider")?,
-        route: f.string("route")?,
-        url: f.string("url")?,
+        provider: provider.parse().map_err(|_| CodecError::UnknownProvider(provider))?,
+        route: crate::raw::Route::parse(&route, &url).ok_or(CodecError::UnknownRoute(route))?,
+        url,
         content_type: f.string("content_type")?,
         received_at: f.long("received_at")?,
         headers: f.str_map("headers")?,
@@ -492,15 +499,19 @@ mod tests {
         let r = RawEnvelope {
             request_id: "r".into(),
             tenant: "t".into(),
-            provider: "ses".into(),
-            route: "/webhooks/ses/{tenant}".into(),
-            url: "/webhooks/ses/t".into(),
+            provider: crate::ProviderId::Ses,
+            route: crate::raw::Route::WebhookVariant("eventbridge".into()),
+            url: "/webhooks/ses/t/eventbridge".into(),
             content_type: "text/plain".into(),
             received_at: 5,
             headers: [("x-amz-sns-message-type".to_string(), "Notification".to_string())].into(),
             body: vec![0, 159, 146, 150, 255],
         };
         assert_eq!(decode_raw(&encode_raw(&r).unwrap()).unwrap(), r);
+        for route in [crate::raw::Route::Webhook, crate::raw::Route::Sends, crate::raw::Route::Events, crate::raw::Route::PushResults] {
+            let r = RawEnvelope { route, ..r.clone() };
+            assert_eq!(decode_raw(&encode_raw(&r).unwrap()).unwrap(), r);
+        }
         let d = DeadLetter {
             reason_code: "invalid_json".into(),
             reason: "expected value".into(),
@@ -569,8 +580,8 @@ mod tests {
         let mut bytes = encode_raw(&RawEnvelope {
             request_id: String::new(),
             tenant: String::new(),
-            provider: String::new(),
-            route: String::new(),
+            provider: crate::ProviderId::Ses,
+            route: crate::raw::Route::Webhook,
             url: String::new(),
             content_type: String::new(),
             received_at: 0,

@@ -23,7 +23,7 @@ pub mod testkit;
 pub use event::{BounceClass, Channel, Event, EventType, MessageClass, TimeSource};
 pub use money::Money;
 pub use provider::ProviderId;
-pub use raw::{DeadLetter, RawEnvelope};
+pub use raw::{DeadLetter, RawEnvelope, Route};
 
 /// Default topic names. Services take them from configuration.
 pub mod topics {

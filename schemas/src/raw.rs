@@ -1,5 +1,7 @@
 //! What ingest writes (the raw envelope) and what the normalizer cannot read (a dead letter).
 
+use crate::ProviderId;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// A provider request exactly as ingest received it (`avro/raw_envelope.avsc`).
@@ -7,14 +9,75 @@ use std::collections::BTreeMap;
 pub struct RawEnvelope {
     pub request_id: String,
     pub tenant: String,
-    pub provider: String,
-    pub route: String,
+    pub provider: ProviderId,
+    /// The endpoint that accepted the request: the normalizer reads the body as this route's,
+    /// never guessing from the URL or the body's shape.
+    pub route: Route,
     pub url: String,
     pub content_type: String,
     pub received_at: i64,
     /// Lower-case header names; only those signatures and metadata need.
     pub headers: BTreeMap<String, String>,
     pub body: Vec<u8>,
+}
+
+/// The kind of endpoint a request came in on. Each provider declares the routes it accepts
+/// (`Provider::routes` in the normalizer); ingest refuses the others.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `POST /webhooks/{provider}/{tenant}`: the provider calls us.
+    Webhook,
+    /// `POST /webhooks/{provider}/{tenant}/{variant}`: another way the same provider calls us
+    /// (SES: `eventbridge`).
+    WebhookVariant(Cow<'static, str>),
+    /// `POST /v1/sends/{tenant}`: the sender's send records.
+    Sends,
+    /// `POST /v1/events/{tenant}`: the sender's app-side events.
+    Events,
+    /// `POST /v1/push-results/{tenant}/{provider}`: what a push service answered the sender.
+    PushResults,
+}
+
+impl Route {
+    /// The value stored in the envelope: `webhook`, `webhook/<variant>`, `sends`, `events`, `push_results`.
+    pub fn as_str(&self) -> Cow<'static, str> {
+        match self {
+            Route::Webhook => "webhook".into(),
+            Route::WebhookVariant(v) => format!("webhook/{v}").into(),
+            Route::Sends => "sends".into(),
+            Route::Events => "events".into(),
+            Route::PushResults => "push_results".into(),
+        }
+    }
+
+    /// The HTTP path of this route for `provider` and `tenant`.
+    pub fn path(&self, provider: ProviderId, tenant: &str) -> String {
+        match self {
+            Route::Webhook => format!("/webhooks/{provider}/{tenant}"),
+            Route::WebhookVariant(v) => format!("/webhooks/{provider}/{tenant}/{v}"),
+            Route::Sends => format!("/v1/sends/{tenant}"),
+            Route::Events => format!("/v1/events/{tenant}"),
+            Route::PushResults => format!("/v1/push-results/{tenant}/{provider}"),
+        }
+    }
+
+    /// Reads a stored route. Envelopes written before routes were typed hold the route
+    /// template (`/webhooks/{provider}/{tenant}/{variant}`); their variant is the URL's last
+    /// path segment. `None` for anything else.
+    pub fn parse(stored: &str, url: &str) -> Option<Route> {
+        Some(match stored {
+            "webhook" | "/webhooks/{provider}/{tenant}" => Route::Webhook,
+            "sends" | "/v1/sends/{tenant}" => Route::Sends,
+            "events" | "/v1/events/{tenant}" => Route::Events,
+            "push_results" | "/v1/push-results/{tenant}/{provider}" => Route::PushResults,
+            "/webhooks/{provider}/{tenant}/{variant}" => {
+                let path = url.split('?').next().unwrap_or(url);
+                let variant = path.rsplit('/').next().filter(|v| !v.is_empty())?;
+                Route::WebhookVariant(variant.to_string().into())
+            }
+            other => Route::WebhookVariant(other.strip_prefix("webhook/").filter(|v| !v.is_empty() && !v.contains('/'))?.to_string().into()),
+        })
+    }
 }
 
 /// A record a stage could not process (`avro/dead_letter.avsc`).
@@ -47,5 +110,28 @@ impl DeadLetter {
         self.raw_size = raw.len() as i64;
         self.raw_truncated = keep < raw.len();
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Route;
+
+    /// Stored routes read back, and so do the route templates envelopes held before routes
+    /// were typed (a replay of an old raw topic keeps its meaning).
+    #[test]
+    fn routes_parse_current_and_legacy_forms() {
+        let eb = Route::WebhookVariant("eventbridge".into());
+        for r in [Route::Webhook, eb.clone(), Route::Sends, Route::Events, Route::PushResults] {
+            assert_eq!(Route::parse(&r.as_str(), "/ignored"), Some(r));
+        }
+        assert_eq!(Route::parse("/webhooks/{provider}/{tenant}", "/webhooks/ses/acme"), Some(Route::Webhook));
+        assert_eq!(Route::parse("/webhooks/{provider}/{tenant}/{variant}", "/webhooks/ses/acme/eventbridge?x=1"), Some(eb));
+        assert_eq!(Route::parse("/v1/sends/{tenant}", ""), Some(Route::Sends));
+        assert_eq!(Route::parse("/v1/events/{tenant}", ""), Some(Route::Events));
+        assert_eq!(Route::parse("/v1/push-results/{tenant}/{provider}", ""), Some(Route::PushResults));
+        for bad in ["", "check", "webhook/", "webhook/a/b", "/other"] {
+            assert_eq!(Route::parse(bad, "/x"), None, "{bad}");
+        }
     }
 }

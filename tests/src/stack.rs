@@ -159,7 +159,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Unique names for `name`, topics created, database migrated; services not started yet.
     /// ingest's config holds tenant `acme` with every provider's secret
-    /// ([`crate::samples::Secrets::for_tenant`]) and the SNS test certificate.
+    /// ([`crate::samples::ingest_toml`]) and the SNS test certificate.
     pub async fn new(stack: &Stack, name: &str) -> Pipeline {
         Pipeline::with_aggregator_env(stack, name, Vec::new()).await
     }
@@ -197,7 +197,7 @@ impl Pipeline {
         };
         let mut p = p;
         p.ingest_url = format!("http://127.0.0.1:{}", p.ports.0);
-        let toml = crate::samples::Secrets::for_tenant("acme").ingest_toml("acme", &p.ingest_url);
+        let toml = crate::samples::ingest_toml("acme", &p.ingest_url);
         std::fs::write(&p.ingest_config, toml).expect("write config");
         stack.create_topics(&[&p.raw_topic, &p.events_topic, &p.dead_letter_topic], 4).await;
         p

@@ -5,7 +5,7 @@
 //! the good items inside mixed batches flow; a normal record sent afterwards reaches
 //! ClickHouse within a bound, and every service stays healthy.
 
-use e2e::samples::{sendgrid_headers, Secrets};
+use e2e::samples::sendgrid_headers;
 use e2e::{kafka::read_all, ses, wait_until, Pipeline, Stack};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -15,8 +15,8 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-async fn post_sendgrid(p: &Pipeline, secrets: &Secrets, body: Vec<u8>) -> (u16, String) {
-    let headers = sendgrid_headers(secrets, &body);
+async fn post_sendgrid(p: &Pipeline, body: Vec<u8>) -> (u16, String) {
+    let headers = sendgrid_headers("acme", &body);
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     p.post("/webhooks/sendgrid/acme", &headers, body).await
 }
@@ -37,7 +37,6 @@ async fn hostile_burst_is_refused_or_dead_lettered_and_the_pipeline_keeps_flowin
     let stack = Stack::from_env();
     let mut p = Pipeline::new(&stack, "hostile").await;
     p.start_all().await;
-    let secrets = Secrets::for_tenant("acme");
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     // What each stored hostile record must become: (reason code, item) dead letters.
     let mut want_dead: Vec<(String, Option<i32>)> = Vec::new();
@@ -60,7 +59,7 @@ async fn hostile_burst_is_refused_or_dead_lettered_and_the_pipeline_keeps_flowin
         sg_event("future@x.example", Some(&format!("{run}-f")), &format!("{run}-e5"), json!({ "timestamp": 99_999_999_999i64 })),
         sg_event("good-2@x.example", Some(&format!("{run}-g2")), &format!("{run}-e6"), json!({})),
     ]);
-    let (status, text) = post_sendgrid(&p, &secrets, serde_json::to_vec(&batch).unwrap()).await;
+    let (status, text) = post_sendgrid(&p, serde_json::to_vec(&batch).unwrap()).await;
     assert_eq!(status, 200, "{text}");
     want_dead.push(("missing_field".into(), Some(1)));
     want_dead.push(("limit_exceeded".into(), Some(2)));
@@ -70,7 +69,7 @@ async fn hostile_burst_is_refused_or_dead_lettered_and_the_pipeline_keeps_flowin
 
     // 3. A huge batch of unreadable items: dead letters bounded in number and size.
     let junk = format!("[{}]", vec!["{}"; 200_000].join(","));
-    let (status, text) = post_sendgrid(&p, &secrets, junk.into_bytes()).await;
+    let (status, text) = post_sendgrid(&p, junk.into_bytes()).await;
     assert_eq!(status, 200, "{text}");
     for item in 0..100 {
         want_dead.push(("missing_field".into(), Some(item)));
@@ -82,7 +81,7 @@ async fn hostile_burst_is_refused_or_dead_lettered_and_the_pipeline_keeps_flowin
     // stored (and then a bounded dead letter) or refused at the edge with a 4xx.
     for size in [900_000usize, 990_000, 999_600, 1_200_000, 4_000_000] {
         let body = format!("{{\"pad\":\"{}\"}}", "p".repeat(size));
-        let (status, text) = post_sendgrid(&p, &secrets, body.into_bytes()).await;
+        let (status, text) = post_sendgrid(&p, body.into_bytes()).await;
         match status {
             200 => want_dead.push(("invalid_json".into(), None)),
             400..=499 => assert!(text.contains("\"reason\"") || text.contains("\"detail\""), "{size}: a 4xx says why: {text}"),

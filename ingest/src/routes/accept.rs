@@ -6,7 +6,7 @@ use crate::error::IngestError;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use normalizer::providers::{registry, RawRequest};
-use schemas::{ProviderId, RawEnvelope};
+use schemas::{ProviderId, RawEnvelope, Route};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -15,8 +15,8 @@ use tracing::{debug, info, warn};
 pub struct Incoming<'a> {
     pub provider: ProviderId,
     pub tenant: &'a str,
-    /// Route template, e.g. `/webhooks/{provider}/{tenant}`.
-    pub route: &'static str,
+    /// The route it came in on; the provider must declare it.
+    pub route: Route,
     /// Path and query as received.
     pub url: String,
     pub headers: &'a HeaderMap,
@@ -33,7 +33,10 @@ fn lower_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 #[tracing::instrument(skip_all, fields(provider = %req.provider, tenant = %req.tenant))]
 pub async fn accept(state: &AppState, req: Incoming<'_>) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
     let provider = registry(req.provider);
-    let result = verify_and_store(state, &req, provider).await;
+    let result = match provider.routes().contains(&req.route) {
+        true => verify_and_store(state, &req, provider).await,
+        false => Err(IngestError::WrongRoute(format!("{} has no route {}", req.provider, req.route.path(req.provider, "{tenant}")))),
+    };
     let outcome = match &result {
         Ok(_) => "stored",
         Err(e) => e.code(),
@@ -57,10 +60,11 @@ async fn verify_and_store(
     let all_headers = lower_headers(req.headers);
     let now_ms = chrono::Utc::now().timestamp_millis();
     // Verification may fetch a certificate (blocking, once per URL): keep it off the async workers.
-    let (id, tenant, url, headers, body) = (req.provider, req.tenant.to_string(), req.url.clone(), all_headers.clone(), req.body.clone());
+    let (id, tenant, route, url, headers, body) = (req.provider, req.tenant.to_string(), req.route.clone(), req.url.clone(), all_headers.clone(), req.body.clone());
+    let ctx = state.verify.clone();
     let verified = tokio::task::spawn_blocking(move || {
-        let raw_req = RawRequest { tenant: &tenant, url: &url, headers: &headers, body: &body, now_ms };
-        registry(id).verify(&raw_req, &creds)
+        let raw_req = RawRequest { tenant: &tenant, route: &route, url: &url, headers: &headers, body: &body, now_ms };
+        registry(id).verify(&raw_req, &creds, &ctx)
     })
     .await
     .map_err(|e| IngestError::NotStored(format!("verification task failed: {e}")))?;
@@ -83,8 +87,8 @@ async fn verify_and_store(
     let envelope = RawEnvelope {
         request_id: request_id.clone(),
         tenant: req.tenant.to_string(),
-        provider: req.provider.as_str().to_string(),
-        route: req.route.to_string(),
+        provider: req.provider,
+        route: req.route.clone(),
         url: req.url.clone(),
         content_type: kept.get("content-type").cloned().unwrap_or_default(),
         received_at: now_ms,

@@ -24,6 +24,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub config: Arc<Config>,
     pub sink: Arc<dyn RawSink>,
+    /// What verification keeps between requests (certificates, replay tokens, limits).
+    pub verify: Arc<normalizer::providers::VerifyContext>,
 }
 
 /// The public HTTP app: provider routes and `/healthz` (`/metrics` is on the admin listener).

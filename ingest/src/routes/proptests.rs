@@ -140,11 +140,11 @@ fn check(case: &Case) -> Result<bool, TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut config = acme_config();
     // Signatures on: no certificate can be fetched here, and none is needed to refuse.
-    config.tenants.get_mut("acme").unwrap().ses_verify_signature = None;
+    config.tenants.get_mut("acme").unwrap().ses.as_mut().unwrap().verify_signature = None;
     let sink = Arc::new(RecordingSink { mode: Mode::Store, ..Default::default() });
     let health = Health::default();
     health.set_ready(true);
-    let app = app(AppState { config: Arc::new(config), sink: Arc::new(sink.clone()) }, health);
+    let app = app(AppState { config: Arc::new(config), sink: Arc::new(sink.clone()), verify: Default::default() }, health);
     let mut req = Request::builder().method(case.method).uri(&case.path);
     if !case.content_type.is_empty() {
         req = req.header("content-type", case.content_type);

@@ -61,16 +61,19 @@ pub(super) const API_KEY: &str = "acme-api-key";
 /// Tenant `acme`: SES via SNS pinned to the fixtures' topic (signatures off), an API key.
 pub(super) fn acme() -> TenantCredentials {
     TenantCredentials {
-        ses_verify_signature: Some(false),
-        ses_topic_arn: vec![FIXTURE_TOPIC.into()],
+        ses: Some(normalizer::providers::ses::Credentials { topic_arn: vec![FIXTURE_TOPIC.into()], accept_any_topic: None, verify_signature: Some(false) }),
         api_key: Some(API_KEY.into()),
         ..Default::default()
     }
 }
 
 pub(super) fn setup_with(config: Config, mode: Mode) -> (Router, Arc<RecordingSink>) {
+    setup_with_context(config, mode, normalizer::providers::VerifyContext::default())
+}
+
+pub(super) fn setup_with_context(config: Config, mode: Mode, verify: normalizer::providers::VerifyContext) -> (Router, Arc<RecordingSink>) {
     let sink = Arc::new(RecordingSink { mode, ..Default::default() });
-    let state = AppState { config: Arc::new(config), sink: Arc::new(sink.clone()) };
+    let state = AppState { config: Arc::new(config), sink: Arc::new(sink.clone()), verify: Arc::new(verify) };
     (app(state, Health::default()), sink)
 }
 
@@ -357,16 +360,18 @@ async fn health_is_public_and_metrics_are_not() {
 async fn bad_sns_signature_is_403_and_nothing_stored() {
     let cert_url = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-00000000000000000000000000000001.pem";
     let cert = concat!(env!("CARGO_MANIFEST_DIR"), "/../normalizer/src/providers/ses/fixtures/test_signing_cert.pem");
-    normalizer::providers::ses::signature::set_certificate_source(Arc::new(move |url: &str| {
+    let source = Arc::new(move |url: &str| {
         if url == cert_url {
             std::fs::read(cert).map_err(|e| e.to_string())
         } else {
             Err("unknown".to_string())
         }
-    }));
+    });
+    let verify = normalizer::providers::VerifyContext::new(Default::default(), source);
     let mut config = Config::default();
-    config.tenants.insert("acme".into(), TenantCredentials { ses_topic_arn: vec![FIXTURE_TOPIC.into()], ..Default::default() });
-    let (app, sink) = setup_with(config, Mode::Store);
+    let ses = normalizer::providers::ses::Credentials { topic_arn: vec![FIXTURE_TOPIC.into()], ..Default::default() };
+    config.tenants.insert("acme".into(), TenantCredentials { ses: Some(ses), ..Default::default() });
+    let (app, sink) = setup_with_context(config, Mode::Store, verify);
     let (body, kind, id) = ses_fixture();
     let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     v["SigningCertURL"] = cert_url.into();

@@ -135,11 +135,11 @@ impl EventDraft {
         };
         let a = &self.attribution;
         Event {
-            event_id: ids::event_id(&env.tenant, &env.provider, source, &self.provider_event_name, recipient),
-            delivery_key: ids::delivery_key(&env.tenant, &env.provider, &self.provider_message_id, recipient),
+            event_id: ids::event_id(&env.tenant, env.provider.as_str(), source, &self.provider_event_name, recipient),
+            delivery_key: ids::delivery_key(&env.tenant, env.provider.as_str(), &self.provider_message_id, recipient),
             tenant: env.tenant.clone(),
             channel: self.channel,
-            provider: env.provider.clone(),
+            provider: env.provider.as_str().to_string(),
             provider_message_id: self.provider_message_id.clone(),
             provider_event_id: self.provider_event_id.clone(),
             provider_event_name: self.provider_event_name.clone(),

@@ -1,10 +1,9 @@
 //! Bounds on what one request may carry, checked at the edge (the normalizer's own bounds on
 //! what a stored record may become are in `limits`) by `verify` (after authentication,
 //! before anything is stored): a request over a bound is refused with a 400 that names the
-//! item and the limit. ingest sets them from its config (`[limits]`) at startup ([`install`]).
+//! item and the limit. ingest reads them from its config (`[limits]`) into its `VerifyContext`.
 
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -64,19 +63,4 @@ impl EdgeLimits {
             None => Ok(()),
         }
     }
-}
-
-fn slot() -> &'static RwLock<Arc<EdgeLimits>> {
-    static LIMITS: OnceLock<RwLock<Arc<EdgeLimits>>> = OnceLock::new();
-    LIMITS.get_or_init(|| RwLock::new(Arc::new(EdgeLimits::default())))
-}
-
-/// Sets the limits `verify` applies in this process (ingest does this at startup).
-pub fn install(limits: EdgeLimits) {
-    *slot().write().unwrap_or_else(PoisonError::into_inner) = Arc::new(limits);
-}
-
-/// The limits in force (the defaults until [`install`]).
-pub fn current() -> Arc<EdgeLimits> {
-    slot().read().unwrap_or_else(PoisonError::into_inner).clone()
 }

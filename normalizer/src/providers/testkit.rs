@@ -18,18 +18,32 @@ pub fn all_events(r: Result<super::Normalized, super::NormalizeError>) -> Result
 
 /// A stored raw record for `body`, as ingest would have written it.
 pub fn envelope(provider: &str, body: Vec<u8>, headers: BTreeMap<String, String>) -> RawEnvelope {
+    let id: schemas::ProviderId = provider.parse().expect("a known provider");
+    let route = super::registry(id).routes()[0].clone();
     RawEnvelope {
         request_id: "test".into(),
         tenant: "acme".into(),
-        provider: provider.into(),
-        route: format!("/webhooks/{provider}/{{tenant}}"),
-        url: format!("/webhooks/{provider}/acme"),
+        provider: id,
+        url: route.path(id, "acme"),
+        route,
         content_type: "application/json".into(),
         // After every fixture's own times (events may not be newer than their receipt, `Limits`).
         received_at: 1_800_000_000_000,
         headers,
         body,
     }
+}
+
+/// The stored record of fixture `name` of `provider`: on the route its sample posts it to
+/// (`Provider::samples`), else the provider's first route.
+pub fn fixture_envelope(provider: &str, name: &str, body: Vec<u8>) -> RawEnvelope {
+    let mut env = envelope(provider, body, BTreeMap::new());
+    let ctx = super::samples::Context::new("acme", "http://127.0.0.1");
+    if let Some(sample) = super::registry(env.provider).samples(&ctx).into_iter().find(|s| s.fixture == name) {
+        env.url = sample.route.path(env.provider, "acme");
+        env.route = sample.route;
+    }
+    env
 }
 
 /// Runs every fixture in `dir` through `crate::normalize::normalize` and compares
@@ -47,7 +61,8 @@ pub fn check_fixtures(provider: &str, dir: &Path) -> usize {
             .find(|p| p.exists())
             .unwrap_or_else(|| panic!("no body for {name}"));
         let body = std::fs::read(&body_path).unwrap();
-        let env = envelope(provider, body, BTreeMap::new());
+        let file = body_path.file_name().unwrap().to_string_lossy().to_string();
+        let env = fixture_envelope(provider, &file, body);
         let raw = RawRecord::new(&env, "raw", 0, 7);
         let out = crate::normalize::normalize(&raw, &NormalizeOptions::default()).unwrap_or_else(|e| panic!("{stem}: {e}"));
         assert!(out.rejected.is_empty(), "{stem}: rejected items {:?}", out.rejected);
@@ -69,4 +84,32 @@ pub fn check_fixtures(provider: &str, dir: &Path) -> usize {
         checked += 1;
     }
     checked
+}
+
+/// The route a test request's `url` names (tests build requests by URL); leaked, tests only.
+pub fn route_of(url: &str) -> &'static schemas::Route {
+    Box::leak(Box::new(route_of_url(url)))
+}
+
+fn route_of_url(url: &str) -> schemas::Route {
+    use schemas::Route;
+    let path = url.split('?').next().unwrap_or(url);
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["v1", "sends", ..] => Route::Sends,
+        ["v1", "events", ..] => Route::Events,
+        ["v1", "push-results", ..] => Route::PushResults,
+        ["webhooks", _, _, variant] => Route::WebhookVariant(variant.to_string().into()),
+        _ => Route::Webhook,
+    }
+}
+
+/// A verification context for tests: default limits, and SNS certificates from the committed
+/// test certificate (any allowed URL serves it).
+pub fn ctx() -> &'static super::VerifyContext {
+    static CTX: std::sync::OnceLock<super::VerifyContext> = std::sync::OnceLock::new();
+    CTX.get_or_init(|| {
+        let cert = include_bytes!("ses/fixtures/test_signing_cert.pem").to_vec();
+        super::VerifyContext::new(Default::default(), std::sync::Arc::new(move |_url: &str| -> Result<Vec<u8>, String> { Ok(cert.clone()) }))
+    })
 }

@@ -117,12 +117,12 @@ fn signed_body(name: &str, key: &str, timestamp: i64) -> Vec<u8> {
 }
 
 fn creds(key: &str) -> TenantCredentials {
-    TenantCredentials { mailgun_signing_key: Some(key.into()), ..Default::default() }
+    TenantCredentials { mailgun: Some(super::Credentials { signing_key: key.into() }), ..Default::default() }
 }
 
 fn verify_body(body: &[u8], creds: &TenantCredentials) -> Result<Verified, VerifyError> {
     let headers = BTreeMap::new();
-    Mailgun.verify(&RawRequest { tenant: "acme", url: "/webhooks/mailgun/acme", headers: &headers, body, now_ms: NOW_SECS * 1000 }, creds)
+    Mailgun.verify(&RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/webhooks/mailgun/acme"), url: "/webhooks/mailgun/acme", headers: &headers, body, now_ms: NOW_SECS * 1000 }, creds, crate::providers::testkit::ctx())
 }
 
 fn assert_refused(result: Result<Verified, VerifyError>, want: VerifyError, status: u16) {
@@ -210,8 +210,8 @@ fn replayed_tokens_are_refused() {
     forged["event-data"]["recipient"] = json!("someone-else@example.com");
     assert_refused(verify_body(&serde_json::to_vec(&forged).unwrap(), &creds(KEY)), VerifyError::Replayed, 403);
     let headers = BTreeMap::new();
-    let other = RawRequest { tenant: "globex", url: "/webhooks/mailgun/globex", headers: &headers, body: &body, now_ms: NOW_SECS * 1000 };
-    assert!(Mailgun.verify(&other, &creds(KEY)).is_ok(), "tokens are remembered per tenant");
+    let other = RawRequest { tenant: "globex", route: crate::providers::testkit::route_of("/webhooks/mailgun/globex"), url: "/webhooks/mailgun/globex", headers: &headers, body: &body, now_ms: NOW_SECS * 1000 };
+    assert!(Mailgun.verify(&other, &creds(KEY), crate::providers::testkit::ctx()).is_ok(), "tokens are remembered per tenant");
 }
 
 /// Before the signature check only the `signature` object is read: an `event-data` that is not

@@ -7,9 +7,8 @@
 //! Mailgun has no signature headers, so a missing field is reported as
 //! [`VerifyError::MissingHeader`] naming the body field.
 
-use crate::providers::signature::{check_timestamp, constant_time_eq, hmac_sha256, ReplayGuard, DEFAULT_TOLERANCE_SECS};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use crate::providers::{RawRequest, TenantCredentials, VerifyError};
+use crate::providers::signature::{check_timestamp, constant_time_eq, hmac_sha256, DEFAULT_TOLERANCE_SECS};
+use crate::providers::{RawRequest, VerifyContext, VerifyError};
 use serde_json::Value;
 
 pub const FIELD_SIGNATURE: &str = "signature";
@@ -17,7 +16,7 @@ pub const FIELD_TIMESTAMP: &str = "signature.timestamp";
 pub const FIELD_TOKEN: &str = "signature.token";
 pub const FIELD_HMAC: &str = "signature.signature";
 
-pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<(), VerifyError> {
+pub fn verify(req: &RawRequest<'_>, creds: Option<&super::Credentials>, ctx: &VerifyContext) -> Result<(), VerifyError> {
     // Only the `signature` object is read before the check; `event-data` is skipped unparsed.
     #[derive(serde::Deserialize)]
     struct Signed {
@@ -34,7 +33,7 @@ pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<(), Ver
         .map_err(|_| VerifyError::Malformed(format!("`{FIELD_TIMESTAMP}` is not a number of seconds")))?;
     check_timestamp(timestamp_secs, req.now_ms, DEFAULT_TOLERANCE_SECS)?;
     // The key is looked up after the checks any tenant would fail alike (no tenant enumeration).
-    let key = creds.mailgun_signing_key.as_deref().filter(|k| !k.is_empty()).ok_or(VerifyError::NotConfigured)?;
+    let key = creds.map(|c| c.signing_key.as_str()).filter(|k| !k.is_empty()).ok_or(VerifyError::NotConfigured)?;
     let presented = hex::decode(presented.trim()).map_err(|_| VerifyError::BadSignature)?;
     let expected = hmac_sha256(key.as_bytes(), &[timestamp.as_bytes(), token.as_bytes()]);
     if !constant_time_eq(&presented, &expected) {
@@ -43,19 +42,12 @@ pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<(), Ver
     // The signature does not cover `event-data`: a token seen within its window is a replay
     // (possibly with another body). Remembered only once the signature holds.
     let expires = timestamp_secs.saturating_add(DEFAULT_TOLERANCE_SECS);
-    let capacity = crate::providers::edge_limits::current().max_remembered_tokens;
-    let first = seen_tokens().lock().unwrap_or_else(PoisonError::into_inner).first_use(req.tenant, &token, expires, req.now_ms.div_euclid(1000), capacity);
+    let first = ctx.first_use(&format!("mailgun/{}", req.tenant), &token, expires, req.now_ms.div_euclid(1000));
     if first {
         Ok(())
     } else {
         Err(VerifyError::Replayed)
     }
-}
-
-/// Tokens of accepted requests, process-wide.
-fn seen_tokens() -> &'static Mutex<ReplayGuard> {
-    static SEEN: OnceLock<Mutex<ReplayGuard>> = OnceLock::new();
-    SEEN.get_or_init(|| Mutex::new(ReplayGuard::new()))
 }
 
 /// A string field, or a number written as Mailgun would (the timestamp is sometimes numeric).

@@ -82,7 +82,7 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 fn creds(user: &str, password: &str) -> TenantCredentials {
-    TenantCredentials { postmark_user: Some(user.into()), postmark_password: Some(password.into()), ..Default::default() }
+    TenantCredentials { postmark: Some(super::Credentials { user: user.into(), password: password.into() }), ..Default::default() }
 }
 
 #[test]
@@ -92,32 +92,32 @@ fn verify_checks_basic_auth() {
     let with = |auth: Option<String>| -> BTreeMap<String, String> { auth.map(|a| (HEADER_AUTHORIZATION.to_string(), a)).into_iter().collect() };
 
     let good = with(Some(basic("acme-hook", "s3cret:with-colon")));
-    let req = RawRequest { tenant: "acme", url: "/webhooks/postmark/acme", headers: &good, body: &body, now_ms: 0 };
-    let ok = Postmark.verify(&req, &acme).unwrap();
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/webhooks/postmark/acme"), url: "/webhooks/postmark/acme", headers: &good, body: &body, now_ms: 0 };
+    let ok = Postmark.verify(&req, &acme, crate::providers::testkit::ctx()).unwrap();
     assert_eq!(ok.partition_key, "883953f4-6105-42a2-a16a-77a8eac79483");
 
     let wrong = with(Some(basic("acme-hook", "guess")));
-    let err = Postmark.verify(&RawRequest { headers: &wrong, ..req }, &acme).unwrap_err();
+    let err = Postmark.verify(&RawRequest { headers: &wrong, ..req }, &acme, crate::providers::testkit::ctx()).unwrap_err();
     let status = err.http_status();
     assert_eq!((err, status), (VerifyError::BadCredentials, 401));
 
     // Another tenant's (valid) credentials are not this tenant's.
     let other = with(Some(basic("globex-hook", "globex-pass")));
-    assert_eq!(Postmark.verify(&RawRequest { headers: &other, ..req }, &acme), Err(VerifyError::BadCredentials));
+    assert_eq!(Postmark.verify(&RawRequest { headers: &other, ..req }, &acme, crate::providers::testkit::ctx()), Err(VerifyError::BadCredentials));
 
     let none = with(None);
-    let err = Postmark.verify(&RawRequest { headers: &none, ..req }, &acme).unwrap_err();
+    let err = Postmark.verify(&RawRequest { headers: &none, ..req }, &acme, crate::providers::testkit::ctx()).unwrap_err();
     let status = err.http_status();
     assert_eq!((err, status), (VerifyError::MissingHeader(HEADER_AUTHORIZATION), 401));
 
     for bad in ["Bearer abc", "Basic !!!", "Basic", "Basic YWNtZS1ob29r"] {
         let h = with(Some(bad.to_string()));
-        assert_eq!(Postmark.verify(&RawRequest { headers: &h, ..req }, &acme), Err(VerifyError::BadCredentials), "{bad}");
+        assert_eq!(Postmark.verify(&RawRequest { headers: &h, ..req }, &acme, crate::providers::testkit::ctx()), Err(VerifyError::BadCredentials), "{bad}");
     }
 
-    assert_eq!(Postmark.verify(&req, &TenantCredentials::default()), Err(VerifyError::NotConfigured));
+    assert_eq!(Postmark.verify(&req, &TenantCredentials::default(), crate::providers::testkit::ctx()), Err(VerifyError::NotConfigured));
 
     let tampered = b"{\"RecordType\":".to_vec();
-    let err = Postmark.verify(&RawRequest { body: &tampered, ..req }, &acme).unwrap_err();
+    let err = Postmark.verify(&RawRequest { body: &tampered, ..req }, &acme, crate::providers::testkit::ctx()).unwrap_err();
     assert_eq!(err.http_status(), 400);
 }

@@ -7,7 +7,7 @@
 //! one matching is enough (several appear while a secret is rotated).
 
 use crate::providers::signature::{check_timestamp, constant_time_eq, hmac_sha256, DEFAULT_TOLERANCE_SECS};
-use crate::providers::{RawRequest, TenantCredentials, VerifyError};
+use crate::providers::{RawRequest, VerifyError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
@@ -16,7 +16,7 @@ pub const HEADER_TIMESTAMP: &str = "svix-timestamp";
 pub const HEADER_SIGNATURE: &str = "svix-signature";
 
 /// Checks the Svix headers; returns the message id (`svix-id`).
-pub fn verify<'r>(req: &RawRequest<'r>, creds: &TenantCredentials) -> Result<&'r str, VerifyError> {
+pub fn verify<'r>(req: &RawRequest<'r>, creds: Option<&super::Credentials>) -> Result<&'r str, VerifyError> {
     let headers = req.headers;
     let header = |name: &'static str| headers.get(name).map(String::as_str).ok_or(VerifyError::MissingHeader(name));
     let id = header(HEADER_ID)?;
@@ -28,7 +28,7 @@ pub fn verify<'r>(req: &RawRequest<'r>, creds: &TenantCredentials) -> Result<&'r
         .map_err(|_| VerifyError::Malformed(format!("`{HEADER_TIMESTAMP}` is not a number of seconds")))?;
     check_timestamp(timestamp_secs, req.now_ms, DEFAULT_TOLERANCE_SECS)?;
     // The secret is looked up after the checks any tenant would fail alike (no tenant enumeration).
-    let secret = creds.resend_secret.as_deref().ok_or(VerifyError::NotConfigured)?;
+    let secret = creds.map(|c| c.secret.as_str()).ok_or(VerifyError::NotConfigured)?;
     let key = secret_key(secret).ok_or_else(|| {
         tracing::warn!(message = "Resend webhook secret is not a `whsec_` base64 secret.", tenant = req.tenant);
         VerifyError::NotConfigured

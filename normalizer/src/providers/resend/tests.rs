@@ -120,7 +120,7 @@ fn secret(bytes: &[u8]) -> String {
 }
 
 fn creds(bytes: &[u8]) -> TenantCredentials {
-    TenantCredentials { resend_secret: Some(secret(bytes)), ..Default::default() }
+    TenantCredentials { resend: Some(super::Credentials { secret: secret(bytes) }), ..Default::default() }
 }
 
 fn signed_headers(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> BTreeMap<String, String> {
@@ -134,7 +134,7 @@ fn signed_headers(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> BTreeMap
 }
 
 fn verify_with(headers: &BTreeMap<String, String>, body: &[u8], creds: &TenantCredentials) -> Result<Verified, VerifyError> {
-    Resend.verify(&RawRequest { tenant: "acme", url: "/webhooks/resend/acme", headers, body, now_ms: NOW_SECS * 1000 }, creds)
+    Resend.verify(&RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/webhooks/resend/acme"), url: "/webhooks/resend/acme", headers, body, now_ms: NOW_SECS * 1000 }, creds, crate::providers::testkit::ctx())
 }
 
 fn assert_refused(result: Result<Verified, VerifyError>, want: VerifyError, status: u16) {
@@ -165,9 +165,9 @@ fn svix_documented_example_verifies() {
         (svix::HEADER_TIMESTAMP.to_string(), "1614265330".to_string()),
         (svix::HEADER_SIGNATURE.to_string(), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=".to_string()),
     ]);
-    let creds = TenantCredentials { resend_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()), ..Default::default() };
-    let req = RawRequest { tenant: "acme", url: "/", headers: &headers, body, now_ms: 1_614_265_330_000 };
-    assert_eq!(Resend.verify(&req, &creds).unwrap().partition_key, "msg_p5jXN8AQM9LWM0D4loKWxJek");
+    let creds = TenantCredentials { resend: Some(super::Credentials { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into() }), ..Default::default() };
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/"), url: "/", headers: &headers, body, now_ms: 1_614_265_330_000 };
+    assert_eq!(Resend.verify(&req, &creds, crate::providers::testkit::ctx()).unwrap().partition_key, "msg_p5jXN8AQM9LWM0D4loKWxJek");
 }
 
 #[test]
@@ -220,7 +220,7 @@ fn bad_configuration_and_unreadable_headers_are_refused() {
     let body = fixture("email_delivered.json");
     let headers = signed_headers(SECRET_BYTES, "msg_1", NOW_SECS, &body);
     assert_refused(verify_with(&headers, &body, &TenantCredentials::default()), VerifyError::NotConfigured, 401);
-    let bad = TenantCredentials { resend_secret: Some("whsec_%%%".into()), ..Default::default() };
+    let bad = TenantCredentials { resend: Some(super::Credentials { secret: "whsec_%%%".into() }), ..Default::default() };
     assert_refused(verify_with(&headers, &body, &bad), VerifyError::NotConfigured, 401);
     let mut garbled = headers.clone();
     garbled.insert(svix::HEADER_SIGNATURE.into(), "v1,%%% v2,abc".into());

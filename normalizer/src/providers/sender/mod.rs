@@ -14,38 +14,25 @@ pub mod push_results;
 pub mod records;
 
 use super::signature::{check_api_key, API_KEY_HEADER};
-use super::{EventDraft, NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use super::{EventDraft, NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyContext, VerifyError};
 use items::{parse_batch, parse_batch_within};
 use schemas::ids;
-use schemas::ProviderId;
+use schemas::{ProviderId, Route};
 
 pub struct Sender;
 
-/// Which of the sender's endpoints a body was posted to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Sends,
-    Events,
-}
+/// The tenant's `api_key` authenticates its own records: `[tenants.<tenant>.sender]` takes no keys.
+pub type Credentials = super::credentials::NoCredentials;
 
-impl Route {
-    /// Without a route (`normalizer check`): app events name an `event`, send records do not.
-    pub fn of_body(body: &[u8]) -> Option<Route> {
-        let items: Vec<serde_json::Value> = serde_json::from_slice(body).ok()?;
-        let first = items.first()?.as_object()?;
-        Some(if first.contains_key("event") { Route::Events } else { Route::Sends })
-    }
+/// Send records and app events.
+const ROUTES: &[Route] = &[Route::Sends, Route::Events];
 
-    /// From a route template (`/v1/sends/{tenant}`) or a received path (`/v1/sends/acme?x=1`).
-    pub fn of_path(path: &str) -> Option<Route> {
-        let path = path.split('?').next().unwrap_or(path);
-        if path.starts_with("/v1/sends/") {
-            Some(Route::Sends)
-        } else if path.starts_with("/v1/events/") {
-            Some(Route::Events)
-        } else {
-            None
-        }
+/// Without a route (`normalizer check`): app events name an `event`, send records do not.
+pub fn route_of_body(body: &[u8]) -> Route {
+    let items: Vec<serde_json::Value> = serde_json::from_slice(body).unwrap_or_default();
+    match items.first().and_then(|i| i.as_object()).is_some_and(|o| o.contains_key("event")) {
+        true => Route::Events,
+        false => Route::Sends,
     }
 }
 
@@ -54,29 +41,29 @@ impl Provider for Sender {
         ProviderId::Sender
     }
 
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
     fn kept_headers(&self) -> &'static [&'static str] {
         &[]
     }
 
-    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials, ctx: &VerifyContext) -> Result<Verified, VerifyError> {
         check_api_key(req.header(API_KEY_HEADER), creds.api_key.as_deref())?;
-        let route = Route::of_path(req.url).ok_or_else(|| VerifyError::Malformed(format!("not a sender route: {}", req.url)))?;
-        let limits = super::edge_limits::current();
-        let first_message = match route {
-            Route::Sends => parse_batch_within::<records::SendRecord>(req.body, &limits)?.first().map(|r| r.provider_message_id.clone()),
-            Route::Events => parse_batch_within::<app_events::AppEvent>(req.body, &limits)?.first().map(|e| e.provider_message_id.clone()),
+        let limits = &ctx.limits;
+        let first_message = match req.route {
+            Route::Sends => parse_batch_within::<records::SendRecord>(req.body, limits)?.first().map(|r| r.provider_message_id.clone()),
+            Route::Events => parse_batch_within::<app_events::AppEvent>(req.body, limits)?.first().map(|e| e.provider_message_id.clone()),
+            other => return Err(VerifyError::Malformed(format!("not a sender route: {}", other.as_str()))),
         };
         Ok(Verified { partition_key: first_message.unwrap_or_else(|| req.tenant.to_string()), control: None })
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         let env = raw.envelope;
-        let route = Route::of_path(&env.route)
-            .or_else(|| Route::of_path(&env.url))
-            .or_else(|| Route::of_body(&env.body))
-            .ok_or_else(|| NormalizeError::Envelope(format!("not a sender route: {}", env.route)))?;
         let mut out = Normalized::default();
-        match route {
+        match env.route {
             Route::Sends => {
                 for (i, r) in parse_batch::<records::SendRecord>(&env.body)?.iter().enumerate() {
                     push_for(&mut out, raw, opts, i, r.draft(i), &r.provider, &r.recipient);
@@ -87,8 +74,18 @@ impl Provider for Sender {
                     push_for(&mut out, raw, opts, i, e.draft(i), &e.provider, &e.recipient);
                 }
             }
+            ref other => return Err(NormalizeError::Envelope(format!("not a sender route: {}", other.as_str()))),
         }
         Ok(out)
+    }
+
+    #[cfg(any(test, feature = "samples"))]
+    fn demo_credentials(&self, _ctx: &super::samples::Context, _creds: &mut TenantCredentials) {}
+
+    #[cfg(any(test, feature = "samples"))]
+    fn samples(&self, ctx: &super::samples::Context) -> Vec<super::samples::Sample> {
+        // `events*.json` are app events, the others send records.
+        super::samples::api_key_samples(ctx, self.id(), |name| if name.starts_with("events") { Route::Events } else { Route::Sends })
     }
 }
 

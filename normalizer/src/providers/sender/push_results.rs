@@ -5,7 +5,7 @@
 use super::items::{self, parse_batch, Attrs, Item};
 use crate::providers::build::IdSource;
 use crate::providers::signature::{check_api_key, API_KEY_HEADER};
-use crate::providers::{EventDraft, NormalizeError, NormalizeOptions, Normalized, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
+use crate::providers::{EventDraft, NormalizeError, NormalizeOptions, Normalized, RawRecord, RawRequest, TenantCredentials, Verified, VerifyContext, VerifyError};
 use schemas::{BounceClass, Channel, EventType};
 use serde::Deserialize;
 use serde_json::Value;
@@ -81,9 +81,9 @@ impl Outcome {
 }
 
 /// API key, then the shape of every item.
-pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials, ctx: &VerifyContext) -> Result<Verified, VerifyError> {
     check_api_key(req.header(API_KEY_HEADER), creds.api_key.as_deref())?;
-    let results = items::parse_batch_within::<PushResult>(req.body, &crate::providers::edge_limits::current())?;
+    let results = items::parse_batch_within::<PushResult>(req.body, &ctx.limits)?;
     let partition_key = results.first().map_or_else(|| req.tenant.to_string(), |r| r.message_id.clone());
     Ok(Verified { partition_key, control: None })
 }
@@ -131,14 +131,14 @@ pub(crate) fn check_push_provider(p: &dyn super::super::Provider, min_fixtures: 
     let creds = TenantCredentials { api_key: Some("acme-key".into()), ..Default::default() };
     let headers: BTreeMap<String, String> = [(API_KEY_HEADER.to_string(), "acme-key".to_string())].into();
     let url = format!("/v1/push-results/acme/{name}");
-    let req = RawRequest { tenant: "acme", url: &url, headers: &headers, body: &body, now_ms: 0 };
-    assert!(p.verify(&req, &creds).is_ok());
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of(&url), url: &url, headers: &headers, body: &body, now_ms: 0 };
+    assert!(p.verify(&req, &creds, crate::providers::testkit::ctx()).is_ok());
     let other: BTreeMap<String, String> = [(API_KEY_HEADER.to_string(), "globex-key".to_string())].into();
-    assert_eq!(p.verify(&RawRequest { headers: &other, ..req }, &creds), Err(VerifyError::BadCredentials));
+    assert_eq!(p.verify(&RawRequest { headers: &other, ..req }, &creds, crate::providers::testkit::ctx()), Err(VerifyError::BadCredentials));
     let none = BTreeMap::new();
-    assert_eq!(p.verify(&RawRequest { headers: &none, ..req }, &creds), Err(VerifyError::MissingHeader(API_KEY_HEADER)));
+    assert_eq!(p.verify(&RawRequest { headers: &none, ..req }, &creds, crate::providers::testkit::ctx()), Err(VerifyError::MissingHeader(API_KEY_HEADER)));
     let bad = br#"[{"token":"t","message_id":"m","http_status":200},{"message_id":"m","http_status":200}]"#;
-    let err = p.verify(&RawRequest { body: bad, ..req }, &creds).unwrap_err();
+    let err = p.verify(&RawRequest { body: bad, ..req }, &creds, crate::providers::testkit::ctx()).unwrap_err();
     assert_eq!(err, VerifyError::Malformed("item 1: missing field `token`".into()));
     assert_eq!(err.http_status(), 400);
 

@@ -4,25 +4,49 @@
 //! * `map`: one event object → a draft for its `email` recipient.
 
 pub mod map;
+#[cfg(any(test, feature = "samples"))]
+pub mod samples;
 pub mod verify;
 
-use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
-use schemas::ProviderId;
+use super::credentials::{not_blank, ProviderCredentials};
+use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyContext, VerifyError};
+use schemas::{ProviderId, Route};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub struct Sendgrid;
+
+/// `[tenants.<tenant>.sendgrid]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// The Event Webhook verification key as the console shows it (base64 DER), or PEM
+    /// (ECDSA P-256 public key).
+    pub public_key: String,
+}
+
+impl ProviderCredentials for Credentials {
+    fn validate(&self) -> Result<(), String> {
+        not_blank("public_key", &self.public_key)?;
+        verify::public_key(&self.public_key).map(|_| ()).ok_or_else(|| "`public_key` is not an ECDSA P-256 public key (base64 DER or PEM)".to_string())
+    }
+}
 
 impl Provider for Sendgrid {
     fn id(&self) -> ProviderId {
         ProviderId::Sendgrid
     }
 
+    fn routes(&self) -> &'static [Route] {
+        &[Route::Webhook]
+    }
+
     fn kept_headers(&self) -> &'static [&'static str] {
         &[verify::HEADER_SIGNATURE, verify::HEADER_TIMESTAMP]
     }
 
-    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
-        verify::verify(req, creds)?;
+    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials, _ctx: &VerifyContext) -> Result<Verified, VerifyError> {
+        verify::verify(req, creds.sendgrid.as_ref())?;
         // All events of one message share the stripped sg_message_id: key by the first one.
         let partition_key = map::first_message_id(req.body).unwrap_or_else(|| hex::encode(Sha256::digest(req.body)));
         Ok(Verified { partition_key, control: None })
@@ -37,6 +61,16 @@ impl Provider for Sendgrid {
             }
         }
         Ok(out)
+    }
+
+    #[cfg(any(test, feature = "samples"))]
+    fn demo_credentials(&self, ctx: &super::samples::Context, creds: &mut TenantCredentials) {
+        creds.sendgrid = Some(Credentials { public_key: samples::demo_public_key(ctx) });
+    }
+
+    #[cfg(any(test, feature = "samples"))]
+    fn samples(&self, ctx: &super::samples::Context) -> Vec<super::samples::Sample> {
+        samples::samples(ctx)
     }
 }
 

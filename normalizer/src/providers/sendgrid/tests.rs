@@ -133,7 +133,7 @@ fn console_key(key: &SigningKey) -> String {
 }
 
 fn creds_for(key: &SigningKey) -> TenantCredentials {
-    TenantCredentials { sendgrid_public_key: Some(console_key(key)), ..Default::default() }
+    TenantCredentials { sendgrid: Some(super::Credentials { public_key: console_key(key) }), ..Default::default() }
 }
 
 fn signed_headers(key: &SigningKey, timestamp: &str, body: &[u8]) -> BTreeMap<String, String> {
@@ -145,7 +145,7 @@ fn signed_headers(key: &SigningKey, timestamp: &str, body: &[u8]) -> BTreeMap<St
 }
 
 fn request<'a>(headers: &'a BTreeMap<String, String>, body: &'a [u8]) -> RawRequest<'a> {
-    RawRequest { tenant: "acme", url: "/webhooks/sendgrid/acme", headers, body, now_ms: NOW_SECS * 1000 }
+    RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/webhooks/sendgrid/acme"), url: "/webhooks/sendgrid/acme", headers, body, now_ms: NOW_SECS * 1000 }
 }
 
 #[test]
@@ -153,17 +153,17 @@ fn a_signed_request_is_accepted_and_keyed_by_message() {
     let key = signing_key(7);
     let body = fixture("all_events.json");
     let headers = signed_headers(&key, &NOW_SECS.to_string(), &body);
-    let ok = Sendgrid.verify(&request(&headers, &body), &creds_for(&key)).unwrap();
+    let ok = Sendgrid.verify(&request(&headers, &body), &creds_for(&key), crate::providers::testkit::ctx()).unwrap();
     assert_eq!(ok, Verified { partition_key: "sg_message_id".into(), control: None });
 
     let body = fixture("delivered.json");
     let headers = signed_headers(&key, &NOW_SECS.to_string(), &body);
-    assert_eq!(Sendgrid.verify(&request(&headers, &body), &creds_for(&key)).unwrap().partition_key, "14c5d75ce93");
+    assert_eq!(Sendgrid.verify(&request(&headers, &body), &creds_for(&key), crate::providers::testkit::ctx()).unwrap().partition_key, "14c5d75ce93");
 
     // PEM keys are accepted too.
     let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
-    let creds = TenantCredentials { sendgrid_public_key: Some(pem), ..Default::default() };
-    assert!(Sendgrid.verify(&request(&headers, &body), &creds).is_ok());
+    let creds = TenantCredentials { sendgrid: Some(super::Credentials { public_key: pem }), ..Default::default() };
+    assert!(Sendgrid.verify(&request(&headers, &body), &creds, crate::providers::testkit::ctx()).is_ok());
 }
 
 #[test]
@@ -175,13 +175,13 @@ fn sendgrid_sdk_test_vector_verifies() {
         (verify::HEADER_TIMESTAMP.to_string(), "1588788367".to_string()),
     ]);
     let creds = TenantCredentials {
-        sendgrid_public_key: Some("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into()),
+        sendgrid: Some(super::Credentials { public_key: "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into() }),
         ..Default::default()
     };
-    let req = RawRequest { tenant: "acme", url: "/", headers: &headers, body, now_ms: 1_588_788_367_000 };
-    let ok = Sendgrid.verify(&req, &creds).unwrap();
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/"), url: "/", headers: &headers, body, now_ms: 1_588_788_367_000 };
+    let ok = Sendgrid.verify(&req, &creds, crate::providers::testkit::ctx()).unwrap();
     assert_eq!(ok.partition_key.len(), 64, "not an event array: keyed by the body hash");
-    assert_eq!(Sendgrid.verify(&RawRequest { body: b"payload", ..req }, &creds), Err(VerifyError::BadSignature));
+    assert_eq!(Sendgrid.verify(&RawRequest { body: b"payload", ..req }, &creds, crate::providers::testkit::ctx()), Err(VerifyError::BadSignature));
 }
 
 fn assert_refused(result: Result<Verified, VerifyError>, want: VerifyError, status: u16) {
@@ -196,7 +196,7 @@ fn a_tampered_body_is_refused() {
     let body = fixture("delivered.json");
     let headers = signed_headers(&key, &NOW_SECS.to_string(), &body);
     let tampered = String::from_utf8(body).unwrap().replace("delivered", "bounce").into_bytes();
-    assert_refused(Sendgrid.verify(&request(&headers, &tampered), &creds_for(&key)), VerifyError::BadSignature, 403);
+    assert_refused(Sendgrid.verify(&request(&headers, &tampered), &creds_for(&key), crate::providers::testkit::ctx()), VerifyError::BadSignature, 403);
 }
 
 #[test]
@@ -206,15 +206,15 @@ fn a_wrong_key_or_another_tenants_key_is_refused() {
     let globex = signing_key(9);
     // Signed with a key SendGrid never gave acme.
     let headers = signed_headers(&signing_key(3), &NOW_SECS.to_string(), &body);
-    assert_refused(Sendgrid.verify(&request(&headers, &body), &creds_for(&acme)), VerifyError::BadSignature, 403);
+    assert_refused(Sendgrid.verify(&request(&headers, &body), &creds_for(&acme), crate::providers::testkit::ctx()), VerifyError::BadSignature, 403);
     // A request genuinely signed for globex, sent to acme's endpoint.
     let headers = signed_headers(&globex, &NOW_SECS.to_string(), &body);
-    assert!(Sendgrid.verify(&request(&headers, &body), &creds_for(&globex)).is_ok());
-    assert_refused(Sendgrid.verify(&request(&headers, &body), &creds_for(&acme)), VerifyError::BadSignature, 403);
+    assert!(Sendgrid.verify(&request(&headers, &body), &creds_for(&globex), crate::providers::testkit::ctx()).is_ok());
+    assert_refused(Sendgrid.verify(&request(&headers, &body), &creds_for(&acme), crate::providers::testkit::ctx()), VerifyError::BadSignature, 403);
     // The signed timestamp cannot be swapped.
     let mut moved = headers.clone();
     moved.insert(verify::HEADER_TIMESTAMP.into(), (NOW_SECS + 1).to_string());
-    assert_refused(Sendgrid.verify(&request(&moved, &body), &creds_for(&globex)), VerifyError::BadSignature, 403);
+    assert_refused(Sendgrid.verify(&request(&moved, &body), &creds_for(&globex), crate::providers::testkit::ctx()), VerifyError::BadSignature, 403);
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn missing_headers_are_refused() {
     for name in [verify::HEADER_SIGNATURE, verify::HEADER_TIMESTAMP] {
         let mut partial = headers.clone();
         partial.remove(name);
-        assert_refused(Sendgrid.verify(&request(&partial, &body), &creds_for(&key)), VerifyError::MissingHeader(name), 401);
+        assert_refused(Sendgrid.verify(&request(&partial, &body), &creds_for(&key), crate::providers::testkit::ctx()), VerifyError::MissingHeader(name), 401);
     }
 }
 
@@ -235,10 +235,10 @@ fn stale_and_future_timestamps_are_refused() {
     let body = fixture("delivered.json");
     for ts in [NOW_SECS - 301, NOW_SECS + 301] {
         let headers = signed_headers(&key, &ts.to_string(), &body);
-        assert_refused(Sendgrid.verify(&request(&headers, &body), &creds_for(&key)), VerifyError::StaleTimestamp(300), 403);
+        assert_refused(Sendgrid.verify(&request(&headers, &body), &creds_for(&key), crate::providers::testkit::ctx()), VerifyError::StaleTimestamp(300), 403);
     }
     let headers = signed_headers(&key, &(NOW_SECS - 299).to_string(), &body);
-    assert!(Sendgrid.verify(&request(&headers, &body), &creds_for(&key)).is_ok());
+    assert!(Sendgrid.verify(&request(&headers, &body), &creds_for(&key), crate::providers::testkit::ctx()).is_ok());
 }
 
 #[test]
@@ -247,16 +247,16 @@ fn bad_configuration_and_unreadable_headers_are_refused() {
     let body = fixture("delivered.json");
     let headers = signed_headers(&key, &NOW_SECS.to_string(), &body);
     let req = request(&headers, &body);
-    assert_refused(Sendgrid.verify(&req, &TenantCredentials::default()), VerifyError::NotConfigured, 401);
-    let bad = TenantCredentials { sendgrid_public_key: Some("not a key".into()), ..Default::default() };
-    assert_refused(Sendgrid.verify(&req, &bad), VerifyError::NotConfigured, 401);
+    assert_refused(Sendgrid.verify(&req, &TenantCredentials::default(), crate::providers::testkit::ctx()), VerifyError::NotConfigured, 401);
+    let bad = TenantCredentials { sendgrid: Some(super::Credentials { public_key: "not a key".into() }), ..Default::default() };
+    assert_refused(Sendgrid.verify(&req, &bad, crate::providers::testkit::ctx()), VerifyError::NotConfigured, 401);
 
     let mut garbled = headers.clone();
     garbled.insert(verify::HEADER_SIGNATURE.into(), "%%%".into());
-    assert_refused(Sendgrid.verify(&request(&garbled, &body), &creds_for(&key)), VerifyError::BadSignature, 403);
+    assert_refused(Sendgrid.verify(&request(&garbled, &body), &creds_for(&key), crate::providers::testkit::ctx()), VerifyError::BadSignature, 403);
     garbled.insert(verify::HEADER_SIGNATURE.into(), STANDARD.encode(b"not DER"));
-    assert_refused(Sendgrid.verify(&request(&garbled, &body), &creds_for(&key)), VerifyError::BadSignature, 403);
+    assert_refused(Sendgrid.verify(&request(&garbled, &body), &creds_for(&key), crate::providers::testkit::ctx()), VerifyError::BadSignature, 403);
     let mut no_number = headers.clone();
     no_number.insert(verify::HEADER_TIMESTAMP.into(), "yesterday".into());
-    assert!(matches!(Sendgrid.verify(&request(&no_number, &body), &creds_for(&key)), Err(VerifyError::Malformed(_))));
+    assert!(matches!(Sendgrid.verify(&request(&no_number, &body), &creds_for(&key), crate::providers::testkit::ctx()), Err(VerifyError::Malformed(_))));
 }

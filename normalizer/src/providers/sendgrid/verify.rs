@@ -3,7 +3,7 @@
 //! (<https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features>).
 
 use crate::providers::signature::{check_timestamp, DEFAULT_TOLERANCE_SECS};
-use crate::providers::{RawRequest, TenantCredentials, VerifyError};
+use crate::providers::{RawRequest, VerifyError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use p256::ecdsa::signature::Verifier;
@@ -14,7 +14,7 @@ pub const HEADER_SIGNATURE: &str = "x-twilio-email-event-webhook-signature";
 pub const HEADER_TIMESTAMP: &str = "x-twilio-email-event-webhook-timestamp";
 
 /// Checks the signature headers against the body with the tenant's verification key.
-pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<(), VerifyError> {
+pub fn verify(req: &RawRequest<'_>, creds: Option<&super::Credentials>) -> Result<(), VerifyError> {
     let signature = req.header(HEADER_SIGNATURE).ok_or(VerifyError::MissingHeader(HEADER_SIGNATURE))?;
     let timestamp = req.header(HEADER_TIMESTAMP).ok_or(VerifyError::MissingHeader(HEADER_TIMESTAMP))?;
     let timestamp_secs: i64 = timestamp
@@ -23,7 +23,7 @@ pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<(), Ver
         .map_err(|_| VerifyError::Malformed(format!("`{HEADER_TIMESTAMP}` is not a number of seconds")))?;
     check_timestamp(timestamp_secs, req.now_ms, DEFAULT_TOLERANCE_SECS)?;
     // The key is looked up after the checks any tenant would fail alike (no tenant enumeration).
-    let configured = creds.sendgrid_public_key.as_deref().ok_or(VerifyError::NotConfigured)?;
+    let configured = creds.map(|c| c.public_key.as_str()).ok_or(VerifyError::NotConfigured)?;
     let key = public_key(configured).ok_or_else(|| {
         // A configuration fault, not the caller's: say so in the logs, refuse like a missing key.
         tracing::warn!(message = "SendGrid verification key is not a P-256 public key.", tenant = req.tenant);

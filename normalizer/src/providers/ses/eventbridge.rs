@@ -11,8 +11,8 @@ use crate::providers::{NormalizeError, RawRequest, TenantCredentials, Verified, 
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Last path segment of the EventBridge route.
-pub const ROUTE_SUFFIX: &str = "/eventbridge";
+/// The route variant EventBridge posts to: `/webhooks/ses/{tenant}/eventbridge`.
+pub const VARIANT: &str = "eventbridge";
 
 /// `source` of every SES event.
 pub const SOURCE: &str = "aws.ses";
@@ -26,16 +26,6 @@ pub struct Envelope {
     pub detail_type: String,
     pub source: String,
     pub detail: Value,
-}
-
-/// True when `url` (path and query as received) is the EventBridge route of `tenant`,
-/// `…/{tenant}/eventbridge` (so a tenant named `eventbridge` keeps its SNS route).
-pub fn is_route(url: &str, tenant: &str) -> bool {
-    let path = url.split(['?', '#']).next().unwrap_or_default();
-    path.trim_end_matches('/')
-        .strip_suffix(ROUTE_SUFFIX)
-        .and_then(|rest| rest.strip_suffix(tenant))
-        .is_some_and(|rest| rest.ends_with('/'))
 }
 
 /// True when `body` has the shape of an SES EventBridge event (`detail-type`, `source` = `aws.ses`).

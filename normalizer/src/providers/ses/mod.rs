@@ -6,34 +6,51 @@
 //! * `eventbridge`: the EventBridge envelope and its API-key check.
 //! * `map`: SES event JSON (event publishing and notification styles) → drafts.
 
+pub mod credentials;
 pub mod eventbridge;
 pub mod map;
+#[cfg(any(test, feature = "samples"))]
+pub mod samples;
 pub mod signature;
 pub mod sns;
 
-use super::{EventDraft, NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError};
-use schemas::ProviderId;
+use super::{EventDraft, NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyContext, VerifyError};
+use schemas::{ProviderId, Route};
+use std::borrow::Cow;
+
+pub use credentials::Credentials;
 
 pub struct Ses;
+
+/// SNS posts to the plain webhook route, EventBridge to its variant.
+const ROUTES: &[Route] = &[Route::Webhook, Route::WebhookVariant(Cow::Borrowed(eventbridge::VARIANT))];
+
+fn is_eventbridge(route: &Route) -> bool {
+    matches!(route, Route::WebhookVariant(v) if v == eventbridge::VARIANT)
+}
 
 impl Provider for Ses {
     fn id(&self) -> ProviderId {
         ProviderId::Ses
     }
 
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
     fn kept_headers(&self) -> &'static [&'static str] {
         &[sns::HEADER_MESSAGE_TYPE, sns::HEADER_MESSAGE_ID, sns::HEADER_TOPIC_ARN]
     }
 
-    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Verified, VerifyError> {
+    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials, ctx: &VerifyContext) -> Result<Verified, VerifyError> {
         // The route decides how the request must authenticate, never the body.
-        if eventbridge::is_route(req.url, req.tenant) {
+        if is_eventbridge(req.route) {
             return eventbridge::verify(req, creds);
         }
         if eventbridge::looks_like(req.body) {
-            return Err(VerifyError::Malformed(format!("EventBridge event on the SNS route; post it to `…{}`", eventbridge::ROUTE_SUFFIX)));
+            return Err(VerifyError::Malformed(format!("EventBridge event on the SNS route; post it to `…/{}`", eventbridge::VARIANT)));
         }
-        let envelope = sns::verify(req, creds)?;
+        let envelope = sns::verify(req, creds.ses.as_ref(), ctx)?;
         let control = match envelope.kind {
             sns::MessageKind::Notification => None,
             _ => Some(format!(
@@ -49,8 +66,8 @@ impl Provider for Ses {
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
-        // Only bodies that passed `verify` are stored, so the body's shape tells the route apart.
-        if eventbridge::looks_like(&raw.envelope.body) {
+        // The envelope names the route the body came in on (and `verify` held it to it).
+        if is_eventbridge(&raw.envelope.route) {
             let event = eventbridge::parse(&raw.envelope.body)?;
             if event.detail.get("mail").is_none() {
                 // An SES event that is not about a message (e.g. "Sending Status Disabled").
@@ -65,6 +82,16 @@ impl Provider for Ses {
         }
         let drafts = map::drafts(&envelope.message, &envelope.message_id, opts)?;
         Ok(expand(raw, opts, drafts))
+    }
+
+    #[cfg(any(test, feature = "samples"))]
+    fn demo_credentials(&self, ctx: &super::samples::Context, creds: &mut TenantCredentials) {
+        samples::demo_credentials(ctx, creds)
+    }
+
+    #[cfg(any(test, feature = "samples"))]
+    fn samples(&self, ctx: &super::samples::Context) -> Vec<super::samples::Sample> {
+        samples::samples(ctx)
     }
 }
 

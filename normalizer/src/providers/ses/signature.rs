@@ -4,11 +4,11 @@
 //! * the string to sign, rebuilt from the envelope's fields;
 //! * the signing-certificate URL, accepted only on `https://sns.<region>.amazonaws.com[.cn]/…pem`;
 //! * the certificate's RSA key, fetched once through a pluggable [`CertificateSource`] and kept
-//!   in a process-wide cache ([`set_certificate_source`] installs the fetcher);
+//!   in a [`CertificateCache`] the service owns (in its `VerifyContext`);
 //! * SHA1withRSA (`SignatureVersion` "1") or SHA256withRSA ("2"), PKCS#1 v1.5.
 //!
 //! Everything here is synchronous because [`crate::providers::Provider::verify`] is: a cache miss
-//! blocks on the source. The running service installs a real HTTPS fetcher at startup.
+//! blocks on the source. The running service gives its cache a real HTTPS fetcher at startup.
 
 use super::sns::{Envelope, MessageKind};
 use crate::providers::VerifyError;
@@ -19,7 +19,7 @@ use rsa::signature::Verifier;
 use rsa::RsaPublicKey;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use x509_cert::der::{DecodePem, Encode};
 use x509_cert::Certificate;
@@ -40,9 +40,9 @@ where
     }
 }
 
-/// The source until the service installs one: every fetch fails, so verification
+/// A source that fetches nothing (the default context's): every fetch fails, so verification
 /// answers `CertificateUnavailable` (503) rather than accepting unsigned requests.
-struct Unconfigured;
+pub struct Unconfigured;
 
 impl CertificateSource for Unconfigured {
     fn fetch(&self, _url: &str) -> Result<Vec<u8>, String> {
@@ -173,22 +173,6 @@ enum Digest {
 
 fn missing(field: &str) -> VerifyError {
     VerifyError::Malformed(format!("missing `{field}`"))
-}
-
-/// The process-wide cache used by [`verify`].
-pub fn global() -> &'static CertificateCache {
-    static CACHE: OnceLock<CertificateCache> = OnceLock::new();
-    CACHE.get_or_init(|| CertificateCache::new(Arc::new(Unconfigured)))
-}
-
-/// Installs the fetcher used for every later cache miss (the service does this at startup).
-pub fn set_certificate_source(source: Arc<dyn CertificateSource>) {
-    global().set_source(source);
-}
-
-/// Checks the signature of `env` with the process-wide cache.
-pub fn verify(env: &Envelope, now_ms: i64) -> Result<(), VerifyError> {
-    global().verify(env, now_ms)
 }
 
 /// Accepts only `https://sns.<region>.amazonaws.com/SimpleNotificationService-<32 hex>.pem`

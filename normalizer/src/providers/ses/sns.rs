@@ -1,7 +1,7 @@
 //! The Amazon SNS HTTP(S) envelope: `Notification`, `SubscriptionConfirmation`,
 //! `UnsubscribeConfirmation` (<https://docs.aws.amazon.com/sns/latest/dg/http-notification-json.html>).
 
-use crate::providers::{NormalizeError, RawRequest, TenantCredentials, VerifyError};
+use crate::providers::{NormalizeError, RawRequest, VerifyContext, VerifyError};
 use serde::Deserialize;
 
 pub const HEADER_MESSAGE_TYPE: &str = "x-amz-sns-message-type";
@@ -64,7 +64,7 @@ pub fn parse(body: &[u8]) -> Result<Envelope, NormalizeError> {
 /// Checks an incoming SNS request: headers agree with the body, the topic is one the tenant
 /// named (any message, confirmations included, from another topic is refused), and (unless the
 /// tenant turned it off) the SNS signature holds. A tenant without SNS settings has no SNS route.
-pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Envelope, VerifyError> {
+pub fn verify(req: &RawRequest<'_>, creds: Option<&super::Credentials>, ctx: &VerifyContext) -> Result<Envelope, VerifyError> {
     let env = parse(req.body).map_err(|e| VerifyError::Malformed(e.to_string()))?;
     let header_type = req.header(HEADER_MESSAGE_TYPE).ok_or(VerifyError::MissingHeader(HEADER_MESSAGE_TYPE))?;
     if header_type != env.kind_name {
@@ -79,14 +79,15 @@ pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials) -> Result<Envelop
             return Err(VerifyError::HeaderMismatch(HEADER_TOPIC_ARN));
         }
     }
-    match creds.accepts_sns_topic(&env.topic_arn) {
+    let Some(creds) = creds else { return Err(VerifyError::NotConfigured) };
+    match creds.accepts_topic(&env.topic_arn) {
         None => return Err(VerifyError::NotConfigured),
         Some(false) => return Err(VerifyError::WrongTopic(env.topic_arn.clone())),
         Some(true) => {}
     }
     // Last: the checks above are free, this one may fetch a certificate.
-    if creds.ses_verify_signature != Some(false) {
-        super::signature::verify(&env, req.now_ms)?;
+    if creds.verify_signature != Some(false) {
+        ctx.certificates.verify(&env, req.now_ms)?;
     }
     Ok(env)
 }

@@ -10,7 +10,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn normalize_fixture(name: &str) -> Result<Vec<Event>, NormalizeError> {
-    let env = envelope("ses", fixture(name), BTreeMap::new());
+    let env = crate::providers::testkit::fixture_envelope("ses", name, fixture(name));
     crate::providers::testkit::all_events(Ses.normalize(&RawRecord::new(&env, "raw", 1, 9), &NormalizeOptions::default()))
 }
 
@@ -78,30 +78,30 @@ fn request_headers(body: &[u8]) -> BTreeMap<String, String> {
 fn verify_checks_headers_against_the_body() {
     let body = fixture("event_delivery.json");
     let headers = request_headers(&body);
-    let req = RawRequest { tenant: "acme", url: "/webhooks/ses/acme", headers: &headers, body: &body, now_ms: 0 };
-    let creds = TenantCredentials { ses_verify_signature: Some(false), ses_topic_arn: vec![FIXTURE_TOPIC.into()], ..Default::default() };
-    let ok = Ses.verify(&req, &creds).unwrap();
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/webhooks/ses/acme"), url: "/webhooks/ses/acme", headers: &headers, body: &body, now_ms: 0 };
+    let creds = creds_of(vec![FIXTURE_TOPIC.into()], None, Some(false));
+    let ok = Ses.verify(&req, &creds, crate::providers::testkit::ctx()).unwrap();
     assert_eq!(ok.partition_key, "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000");
     assert_eq!(ok.control, None);
 
     let mut wrong = headers.clone();
     wrong.insert(sns::HEADER_MESSAGE_ID.into(), "other".into());
     let req2 = RawRequest { headers: &wrong, ..req };
-    assert_eq!(Ses.verify(&req2, &creds), Err(VerifyError::HeaderMismatch(sns::HEADER_MESSAGE_ID)));
+    assert_eq!(Ses.verify(&req2, &creds, crate::providers::testkit::ctx()), Err(VerifyError::HeaderMismatch(sns::HEADER_MESSAGE_ID)));
 
     let mut wrong_type = headers.clone();
     wrong_type.insert(sns::HEADER_MESSAGE_TYPE.into(), "SubscriptionConfirmation".into());
-    assert_eq!(Ses.verify(&RawRequest { headers: &wrong_type, ..req }, &creds), Err(VerifyError::HeaderMismatch(sns::HEADER_MESSAGE_TYPE)));
+    assert_eq!(Ses.verify(&RawRequest { headers: &wrong_type, ..req }, &creds, crate::providers::testkit::ctx()), Err(VerifyError::HeaderMismatch(sns::HEADER_MESSAGE_TYPE)));
 
     let none = BTreeMap::new();
-    assert_eq!(Ses.verify(&RawRequest { headers: &none, ..req }, &creds), Err(VerifyError::MissingHeader(sns::HEADER_MESSAGE_TYPE)));
+    assert_eq!(Ses.verify(&RawRequest { headers: &none, ..req }, &creds, crate::providers::testkit::ctx()), Err(VerifyError::MissingHeader(sns::HEADER_MESSAGE_TYPE)));
 
-    let pinned = TenantCredentials { ses_topic_arn: vec!["arn:aws:sns:us-east-1:1:other".into()], ..creds.clone() };
-    assert!(matches!(Ses.verify(&req, &pinned), Err(VerifyError::WrongTopic(_))));
-    let several = TenantCredentials { ses_topic_arn: vec!["arn:aws:sns:us-east-1:1:other".into(), FIXTURE_TOPIC.into()], ..creds.clone() };
-    assert!(Ses.verify(&req, &several).is_ok());
-    let any = TenantCredentials { ses_accept_any_topic: Some(true), ses_verify_signature: Some(false), ..Default::default() };
-    assert!(Ses.verify(&req, &any).is_ok());
+    let pinned = creds_of(vec!["arn:aws:sns:us-east-1:1:other".into()], None, Some(false));
+    assert!(matches!(Ses.verify(&req, &pinned, crate::providers::testkit::ctx()), Err(VerifyError::WrongTopic(_))));
+    let several = creds_of(vec!["arn:aws:sns:us-east-1:1:other".into(), FIXTURE_TOPIC.into()], None, Some(false));
+    assert!(Ses.verify(&req, &several, crate::providers::testkit::ctx()).is_ok());
+    let any = creds_of(vec![], Some(true), Some(false));
+    assert!(Ses.verify(&req, &any, crate::providers::testkit::ctx()).is_ok());
 }
 
 /// A tenant without SNS settings has no SNS route, whatever the signature (finding 1: before,
@@ -110,14 +110,14 @@ fn verify_checks_headers_against_the_body() {
 fn sns_route_needs_a_topic_pin() {
     let body = fixture("event_delivery.json");
     let headers = request_headers(&body);
-    let req = RawRequest { tenant: "acme", url: "/webhooks/ses/acme", headers: &headers, body: &body, now_ms: 0 };
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/webhooks/ses/acme"), url: "/webhooks/ses/acme", headers: &headers, body: &body, now_ms: 0 };
     for creds in [
         TenantCredentials::default(),
-        TenantCredentials { ses_verify_signature: Some(false), ..Default::default() },
-        TenantCredentials { ses_accept_any_topic: Some(false), ses_verify_signature: Some(false), ..Default::default() },
+        creds_of(vec![], None, Some(false)),
+        creds_of(vec![], Some(false), Some(false)),
         TenantCredentials { api_key: Some("k".into()), ..Default::default() },
     ] {
-        assert_eq!(Ses.verify(&req, &creds), Err(VerifyError::NotConfigured), "{creds:?}");
+        assert_eq!(Ses.verify(&req, &creds, crate::providers::testkit::ctx()), Err(VerifyError::NotConfigured), "{creds:?}");
     }
 }
 
@@ -127,9 +127,9 @@ fn sns_route_needs_a_topic_pin() {
 fn subscription_confirmation_from_another_topic_is_refused() {
     let body = fixture("subscription_confirmation.json");
     let headers = request_headers(&body);
-    let req = RawRequest { tenant: "acme", url: "/", headers: &headers, body: &body, now_ms: 0 };
-    let creds = TenantCredentials { ses_verify_signature: Some(false), ses_topic_arn: vec![FIXTURE_TOPIC.into()], ..Default::default() };
-    let err = Ses.verify(&req, &creds).unwrap_err();
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/"), url: "/", headers: &headers, body: &body, now_ms: 0 };
+    let creds = creds_of(vec![FIXTURE_TOPIC.into()], None, Some(false));
+    let err = Ses.verify(&req, &creds, crate::providers::testkit::ctx()).unwrap_err();
     assert!(matches!(&err, VerifyError::WrongTopic(t) if t == CONFIRMATION_TOPIC), "{err:?}");
     assert_eq!(err.http_status(), 403);
 }
@@ -146,9 +146,9 @@ fn both_topics() -> Vec<String> {
 fn subscription_confirmation_is_reported_as_control() {
     let body = fixture("subscription_confirmation.json");
     let headers = request_headers(&body);
-    let req = RawRequest { tenant: "acme", url: "/", headers: &headers, body: &body, now_ms: 0 };
-    let creds = TenantCredentials { ses_verify_signature: Some(false), ses_topic_arn: both_topics(), ..Default::default() };
-    let v = Ses.verify(&req, &creds).unwrap();
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/"), url: "/", headers: &headers, body: &body, now_ms: 0 };
+    let creds = creds_of(both_topics(), None, Some(false));
+    let v = Ses.verify(&req, &creds, crate::providers::testkit::ctx()).unwrap();
     assert!(v.control.unwrap().contains("SubscribeURL https://sns."));
 }
 
@@ -159,14 +159,14 @@ mod signed {
     //! whose self-signed certificate (`fixtures/test_signing_cert.pem`) a local source serves.
 
     use super::*;
-    use crate::providers::ses::signature::{self, CertificateCache, CertificateSource};
+    use crate::providers::ses::signature::{CertificateCache, CertificateSource};
     use base64::Engine;
     use rsa::pkcs8::DecodePrivateKey;
     use rsa::signature::{SignatureEncoding, Signer};
     use rsa::RsaPrivateKey;
     use serde_json::Value;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Once};
+    use std::sync::Arc;
 
     /// 2030-01-01, inside the test certificate's validity window.
     pub const NOW_MS: i64 = 1_893_456_000_000;
@@ -189,11 +189,6 @@ mod signed {
         }
     }
 
-    /// Installs a [`LocalSource`] as the process-wide source, once for all tests.
-    pub fn install_local_source() {
-        static INSTALL: Once = Once::new();
-        INSTALL.call_once(|| signature::set_certificate_source(Arc::new(LocalSource::default())));
-    }
 
     /// The documented string to sign, built here independently of `signature::string_to_sign`.
     fn string_to_sign(v: &Value) -> String {
@@ -232,14 +227,13 @@ mod signed {
     }
 }
 
-use signed::{install_local_source, sign, CERT_URL, NOW_MS};
+use signed::{sign, CERT_URL, NOW_MS};
 
 fn verify_signed(body: &[u8]) -> Result<Verified, VerifyError> {
-    install_local_source();
     let headers = request_headers(body);
-    let req = RawRequest { tenant: "acme", url: "/webhooks/ses/acme", headers: &headers, body, now_ms: NOW_MS };
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/webhooks/ses/acme"), url: "/webhooks/ses/acme", headers: &headers, body, now_ms: NOW_MS };
     // Signature checking is on unless turned off.
-    Ses.verify(&req, &TenantCredentials { ses_topic_arn: both_topics(), ..Default::default() })
+    Ses.verify(&req, &creds_of(both_topics(), None, None), crate::providers::testkit::ctx())
 }
 
 #[test]
@@ -373,9 +367,10 @@ fn certificate_outside_its_validity_window_is_rejected() {
 // ---- EventBridge ----------------------------------------------------------------------------
 
 const EVENTBRIDGE_URL: &str = "/webhooks/ses/acme/eventbridge";
+static EVENTBRIDGE_ROUTE: Route = Route::WebhookVariant(std::borrow::Cow::Borrowed(eventbridge::VARIANT));
 
 fn eventbridge_request<'a>(url: &'a str, headers: &'a BTreeMap<String, String>, body: &'a [u8]) -> RawRequest<'a> {
-    RawRequest { tenant: "acme", url, headers, body, now_ms: NOW_MS }
+    RawRequest { tenant: "acme", route: &EVENTBRIDGE_ROUTE, url, headers, body, now_ms: NOW_MS }
 }
 
 fn api_key_headers(key: &str) -> BTreeMap<String, String> {
@@ -388,29 +383,26 @@ fn eventbridge_route_takes_the_api_key() {
     let creds = TenantCredentials { api_key: Some("k-123".into()), ..Default::default() };
     let good = api_key_headers("k-123");
     for url in [EVENTBRIDGE_URL, "/webhooks/ses/acme/eventbridge?src=eb", "/webhooks/ses/acme/eventbridge/"] {
-        let ok = Ses.verify(&eventbridge_request(url, &good, &body), &creds).unwrap();
+        let ok = Ses.verify(&eventbridge_request(url, &good, &body), &creds, crate::providers::testkit::ctx()).unwrap();
         assert_eq!(ok.partition_key, "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000", "{url}");
         assert_eq!(ok.control, None);
     }
 
     let wrong = api_key_headers("nope");
-    assert_eq!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &wrong, &body), &creds), Err(VerifyError::BadCredentials));
+    assert_eq!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &wrong, &body), &creds, crate::providers::testkit::ctx()), Err(VerifyError::BadCredentials));
     let none = BTreeMap::new();
     assert_eq!(
-        Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &none, &body), &creds),
+        Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &none, &body), &creds, crate::providers::testkit::ctx()),
         Err(VerifyError::MissingHeader(crate::providers::signature::API_KEY_HEADER))
     );
-    assert_eq!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &good, &body), &TenantCredentials::default()), Err(VerifyError::NotConfigured));
+    assert_eq!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &good, &body), &TenantCredentials::default(), crate::providers::testkit::ctx()), Err(VerifyError::NotConfigured));
 }
 
+/// SES accepts exactly its two routes: the plain webhook (SNS) and `webhook/eventbridge`.
 #[test]
-fn eventbridge_route_is_the_tenants_last_segment() {
-    assert!(eventbridge::is_route("/webhooks/ses/acme/eventbridge", "acme"));
-    assert!(eventbridge::is_route("/webhooks/ses/acme/eventbridge?x=1", "acme"));
-    assert!(!eventbridge::is_route("/webhooks/ses/acme", "acme"));
-    assert!(!eventbridge::is_route("/webhooks/ses/eventbridge", "eventbridge"), "a tenant named eventbridge");
-    assert!(!eventbridge::is_route("/webhooks/ses/acme?next=/eventbridge", "acme"));
-    assert!(!eventbridge::is_route("/webhooks/ses/xacme/eventbridge", "acme"));
+fn ses_routes_are_sns_and_eventbridge() {
+    assert_eq!(Ses.routes(), &[Route::Webhook, EVENTBRIDGE_ROUTE.clone()]);
+    assert_eq!(EVENTBRIDGE_ROUTE.path(schemas::ProviderId::Ses, "acme"), EVENTBRIDGE_URL);
 }
 
 #[test]
@@ -418,18 +410,18 @@ fn eventbridge_route_rejects_other_bodies() {
     let creds = TenantCredentials { api_key: Some("k".into()), ..Default::default() };
     let headers = api_key_headers("k");
     let sns_body = fixture("event_delivery.json");
-    assert!(matches!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &headers, &sns_body), &creds), Err(VerifyError::Malformed(_))));
+    assert!(matches!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &headers, &sns_body), &creds, crate::providers::testkit::ctx()), Err(VerifyError::Malformed(_))));
     let other_source = br#"{"version":"0","id":"1","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}}"#;
-    assert!(matches!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &headers, other_source), &creds), Err(VerifyError::Malformed(_))));
+    assert!(matches!(Ses.verify(&eventbridge_request(EVENTBRIDGE_URL, &headers, other_source), &creds, crate::providers::testkit::ctx()), Err(VerifyError::Malformed(_))));
 }
 
 #[test]
 fn eventbridge_body_on_the_sns_route_is_malformed() {
     let body = fixture("eventbridge_delivery.json");
     let headers = api_key_headers("k");
-    let creds = TenantCredentials { api_key: Some("k".into()), ses_verify_signature: Some(false), ses_topic_arn: both_topics(), ..Default::default() };
-    let req = RawRequest { tenant: "acme", url: "/webhooks/ses/acme", headers: &headers, body: &body, now_ms: NOW_MS };
-    assert!(matches!(Ses.verify(&req, &creds), Err(VerifyError::Malformed(m)) if m.contains("eventbridge")));
+    let creds = TenantCredentials { api_key: Some("k".into()), ..creds_of(both_topics(), None, Some(false)) };
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/webhooks/ses/acme"), url: "/webhooks/ses/acme", headers: &headers, body: &body, now_ms: NOW_MS };
+    assert!(matches!(Ses.verify(&req, &creds, crate::providers::testkit::ctx()), Err(VerifyError::Malformed(m)) if m.contains("eventbridge")));
 }
 
 #[test]
@@ -449,8 +441,14 @@ fn eventbridge_events_use_the_eventbridge_id() {
 #[test]
 fn eventbridge_events_without_mail_are_unsupported() {
     let body = br#"{"version":"0","id":"1","detail-type":"Sending Status Disabled","source":"aws.ses","account":"123456789012","time":"2024-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}"#;
-    let env = envelope("ses", body.to_vec(), BTreeMap::new());
+    let mut env = envelope("ses", body.to_vec(), BTreeMap::new());
+    env.route = EVENTBRIDGE_ROUTE.clone();
     let err = crate::providers::testkit::all_events(Ses.normalize(&RawRecord::new(&env, "raw", 0, 0), &NormalizeOptions::default())).unwrap_err();
     assert_eq!(err.code(), "unsupported");
     assert!(err.to_string().contains("Sending Status Disabled"));
+}
+
+/// The SES table of a tenant's credentials.
+fn creds_of(topic_arn: Vec<String>, accept_any_topic: Option<bool>, verify_signature: Option<bool>) -> TenantCredentials {
+    TenantCredentials { ses: Some(super::Credentials { topic_arn, accept_any_topic, verify_signature }), ..Default::default() }
 }

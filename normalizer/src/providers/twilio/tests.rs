@@ -48,7 +48,7 @@ fn signature_matches_twilios_published_example() {
 const PUBLIC_URL: &str = "https://hooks.example.com/webhooks/twilio/acme";
 
 fn creds(token: &str) -> TenantCredentials {
-    TenantCredentials { twilio_auth_token: Some(token.into()), twilio_public_url: Some(PUBLIC_URL.into()), ..Default::default() }
+    TenantCredentials { twilio: Some(super::Credentials { auth_token: token.into(), public_url: PUBLIC_URL.into() }), ..Default::default() }
 }
 
 fn signed_headers(token: &str, url: &str, body: &[u8]) -> BTreeMap<String, String> {
@@ -61,30 +61,30 @@ fn verify_checks_the_signature() {
     let body = fixture("sms_delivered.txt");
     let acme = creds("acme-token");
     let headers = signed_headers("acme-token", &format!("{PUBLIC_URL}?tag=x"), &body);
-    let req = RawRequest { tenant: "acme", url: "/webhooks/twilio/acme?tag=x", headers: &headers, body: &body, now_ms: 0 };
-    let ok = Twilio.verify(&req, &acme).unwrap();
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/webhooks/twilio/acme?tag=x"), url: "/webhooks/twilio/acme?tag=x", headers: &headers, body: &body, now_ms: 0 };
+    let ok = Twilio.verify(&req, &acme, crate::providers::testkit::ctx()).unwrap();
     assert_eq!(ok.partition_key, "SM3ba1e3dca6b8e7a0ca9c1e0b0c8d7e6f");
 
     let tampered = String::from_utf8(body.clone()).unwrap().replace("delivered", "failed").into_bytes();
-    let err = Twilio.verify(&RawRequest { body: &tampered, ..req }, &acme).unwrap_err();
+    let err = Twilio.verify(&RawRequest { body: &tampered, ..req }, &acme, crate::providers::testkit::ctx()).unwrap_err();
     let status = err.http_status();
     assert_eq!((err, status), (VerifyError::BadSignature, 403));
 
     // Another query string than the one signed.
-    assert_eq!(Twilio.verify(&RawRequest { url: "/webhooks/twilio/acme?tag=y", ..req }, &acme), Err(VerifyError::BadSignature));
+    assert_eq!(Twilio.verify(&RawRequest { url: "/webhooks/twilio/acme?tag=y", ..req }, &acme, crate::providers::testkit::ctx()), Err(VerifyError::BadSignature));
 
-    assert_eq!(Twilio.verify(&req, &creds("wrong-token")), Err(VerifyError::BadSignature));
+    assert_eq!(Twilio.verify(&req, &creds("wrong-token"), crate::providers::testkit::ctx()), Err(VerifyError::BadSignature));
 
     // Signed with another tenant's token.
     let other = signed_headers("globex-token", &format!("{PUBLIC_URL}?tag=x"), &body);
-    assert_eq!(Twilio.verify(&RawRequest { headers: &other, ..req }, &acme), Err(VerifyError::BadSignature));
+    assert_eq!(Twilio.verify(&RawRequest { headers: &other, ..req }, &acme, crate::providers::testkit::ctx()), Err(VerifyError::BadSignature));
 
     let none = BTreeMap::new();
-    let err = Twilio.verify(&RawRequest { headers: &none, ..req }, &acme).unwrap_err();
+    let err = Twilio.verify(&RawRequest { headers: &none, ..req }, &acme, crate::providers::testkit::ctx()).unwrap_err();
     let status = err.http_status();
     assert_eq!((err, status), (VerifyError::MissingHeader(HEADER_SIGNATURE), 401));
 
-    assert_eq!(Twilio.verify(&req, &TenantCredentials::default()), Err(VerifyError::NotConfigured));
+    assert_eq!(Twilio.verify(&req, &TenantCredentials::default(), crate::providers::testkit::ctx()), Err(VerifyError::NotConfigured));
 }
 
 #[test]
@@ -130,12 +130,12 @@ fn too_many_form_fields_are_refused_before_parsing() {
     let limit = crate::providers::edge_limits::EdgeLimits::default().max_form_fields;
     let body: Vec<u8> = (0..=limit).map(|i| format!("f{i}=x")).collect::<Vec<_>>().join("&").into_bytes();
     let headers = signed_headers("acme-token", PUBLIC_URL, &body);
-    let req = RawRequest { tenant: "acme", url: "/webhooks/twilio/acme", headers: &headers, body: &body, now_ms: 0 };
-    let err = Twilio.verify(&req, &creds("acme-token")).unwrap_err();
+    let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/webhooks/twilio/acme"), url: "/webhooks/twilio/acme", headers: &headers, body: &body, now_ms: 0 };
+    let err = Twilio.verify(&req, &creds("acme-token"), crate::providers::testkit::ctx()).unwrap_err();
     assert!(matches!(&err, VerifyError::Malformed(m) if m.contains("max_form_fields")), "{err:?}");
     // One field fewer is read and checked (and fails only for its missing MessageSid).
     let body: Vec<u8> = (0..limit).map(|i| format!("f{i}=x")).collect::<Vec<_>>().join("&").into_bytes();
     let headers = signed_headers("acme-token", PUBLIC_URL, &body);
-    let err = Twilio.verify(&RawRequest { body: &body, headers: &headers, ..req }, &creds("acme-token")).unwrap_err();
+    let err = Twilio.verify(&RawRequest { body: &body, headers: &headers, ..req }, &creds("acme-token"), crate::providers::testkit::ctx()).unwrap_err();
     assert!(matches!(&err, VerifyError::Malformed(m) if m.contains("MessageSid")), "{err:?}");
 }
