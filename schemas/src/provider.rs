@@ -26,6 +26,7 @@ macro_rules! for_each_provider {
             Fcm fcm,
             Apns apns,
             Sender sender,
+            Brevo brevo,
         }
     };
 }
