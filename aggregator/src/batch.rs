@@ -274,7 +274,7 @@ mod tests {
             (0, ev("1", "d1", EventType::Delivered, day)),
             (1, ev("2", "d1", EventType::Opened, day + 5)),
             (2, ev("3", "d2", EventType::Delivered, day)),
-            (3, { let mut r = ev("4", "d2", EventType::Queued, day - 5); r.provider_event_name = "send_record".into(); r.broadcast_id = Some("b-2".into()); r }),
+            (3, { let mut r = ev("4", "d2", EventType::Queued, day - 5); r.provider_event_name = "send_record".into(); r.origin = schemas::Origin::SendRecord; r.broadcast_id = Some("b-2".into()); r }),
         ];
         let r1 = apply(&store, 0, &b1, &History::new(), 1, 0, &cfg);
         assert_eq!(r1.reattributed, 0);
@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(d2_rows, vec![Some("b-2".to_string()); 2], "same batch: the delivered row already carries the record's broadcast");
         // batch 2: d1's send record arrives; its earlier rows are the history the pipeline loads
         let mut record = ev("5", "d1", EventType::Queued, day - 10);
-        record.provider_event_name = "send_record".into();
+        record.provider_event_name = "send_record".into(); record.origin = schemas::Origin::SendRecord;
         record.broadcast_id = Some("b-1".into());
         let history: History = [("d1".to_string(), r1.events.iter().filter(|e| e.delivery_key == "d1").cloned().collect())].into();
         // with a redelivery of an earlier event in the same batch (a duplicate, not counted here)

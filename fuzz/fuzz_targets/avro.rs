@@ -102,6 +102,7 @@ fn event(u: &mut Unstructured) -> arbitrary::Result<Event> {
         raw_topic: u.arbitrary()?,
         raw_partition: u.arbitrary()?,
         raw_offset: u.arbitrary()?,
+        origin: *u.choose(&[schemas::Origin::Provider, schemas::Origin::SendRecord, schemas::Origin::AppEvent])?,
     })
 }
 

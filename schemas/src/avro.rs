@@ -5,7 +5,7 @@
 //! so a reader can tell which schema version wrote it and resolve it against its own.
 //! Old writer schemas are kept in `avro/history/` and listed in `*_HISTORY`.
 
-use crate::event::{BounceClass, Channel, Event, EventType, MessageClass, TimeSource};
+use crate::event::{BounceClass, Channel, Event, EventType, MessageClass, Origin, TimeSource};
 use crate::money::Money;
 use crate::raw::{DeadLetter, RawEnvelope};
 use apache_avro::rabin::Rabin;
@@ -19,7 +19,7 @@ pub const RAW_ENVELOPE_SCHEMA: &str = include_str!("../avro/raw_envelope.avsc");
 pub const DEAD_LETTER_SCHEMA: &str = include_str!("../avro/dead_letter.avsc");
 
 /// Every event schema a producer may have written with, oldest first; the last is current.
-pub const EVENT_HISTORY: &[&str] = &[EVENT_SCHEMA];
+pub const EVENT_HISTORY: &[&str] = &[include_str!("../avro/history/event.v1.avsc"), EVENT_SCHEMA];
 pub const RAW_ENVELOPE_HISTORY: &[&str] = &[RAW_ENVELOPE_SCHEMA];
 pub const DEAD_LETTER_HISTORY: &[&str] = &[include_str!("../avro/history/dead_letter.v1.avsc"), DEAD_LETTER_SCHEMA];
 
@@ -205,6 +205,7 @@ pub fn event_to_value(e: &Event) -> Value {
         ("raw_topic", Value::String(e.raw_topic.clone())),
         ("raw_partition", Value::Int(e.raw_partition)),
         ("raw_offset", Value::Long(e.raw_offset)),
+        ("origin", Value::Union(1, Box::new(Value::Enum(e.origin.index(), e.origin.as_str().into())))),
     ])
 }
 
@@ -328,6 +329,12 @@ pub fn event_from_value(v: Value) -> Result<Event, CodecError> {
             .collect::<Result<Vec<_>, _>>()?,
         _ => return Err(CodecError::Field("labels")),
     };
+    let provider_event_name = f.string("provider_event_name")?;
+    // Events written before `origin` existed: a send record named itself `send_record`.
+    let origin = parse_sym(f.symbol("origin")?, Origin::parse, "origin")?.unwrap_or(match provider_event_name.as_str() {
+        "send_record" => Origin::SendRecord,
+        _ => Origin::Provider,
+    });
     Ok(Event {
         event_id: f.string("event_id")?,
         tenant: f.string("tenant")?,
@@ -335,7 +342,7 @@ pub fn event_from_value(v: Value) -> Result<Event, CodecError> {
         provider: f.string("provider")?,
         provider_message_id: f.string("provider_message_id")?,
         provider_event_id: f.opt_string("provider_event_id")?,
-        provider_event_name: f.string("provider_event_name")?,
+        provider_event_name,
         delivery_key: f.string("delivery_key")?,
         recipient: f.string("recipient")?,
         broadcast_id: f.opt_string("broadcast_id")?,
@@ -360,6 +367,7 @@ pub fn event_from_value(v: Value) -> Result<Event, CodecError> {
         raw_topic: f.string("raw_topic")?,
         raw_partition: f.int("raw_partition")?,
         raw_offset: f.long("raw_offset")?,
+        origin,
     })
 }
 
@@ -483,6 +491,7 @@ mod tests {
             raw_topic: "raw".into(),
             raw_partition: 3,
             raw_offset: 42,
+            origin: Origin::Provider,
         }
     }
 
@@ -551,6 +560,26 @@ mod tests {
             .unwrap();
         let d = decode_dead_letter(&bytes).unwrap();
         assert_eq!((d.item, d.raw_size, d.raw_truncated, d.raw), (None, 0, false, vec![9]));
+    }
+
+    /// An event written before `origin` existed reads as a send record when it named itself
+    /// `send_record` (the old contract), else as the provider's; current events round-trip.
+    #[test]
+    fn event_v1_reads_its_origin_from_the_old_contract() {
+        let v1 = Codec::new(&[EVENT_HISTORY[0]]);
+        let encode_v1 = |e: &Event| {
+            let Value::Record(fields) = event_to_value(e) else { unreachable!() };
+            v1.encode(Value::Record(fields.into_iter().filter(|(k, _)| k != "origin").collect())).unwrap()
+        };
+        let mut e = sample_event();
+        e.origin = Origin::AppEvent;
+        assert_eq!(decode_event(&encode_v1(&e)).unwrap().origin, Origin::Provider);
+        e.provider_event_name = "send_record".into();
+        assert_eq!(decode_event(&encode_v1(&e)).unwrap().origin, Origin::SendRecord);
+        for origin in [Origin::Provider, Origin::SendRecord, Origin::AppEvent] {
+            let e = Event { origin, ..sample_event() };
+            assert_eq!(decode_event(&encode_event(&e).unwrap()).unwrap(), e);
+        }
     }
 
     #[test]

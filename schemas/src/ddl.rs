@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (7, "suppression_changes", include_str!("../clickhouse/0007_suppression_changes.sql")),
     (8, "read_side_indexes", include_str!("../clickhouse/0008_read_side_indexes.sql")),
     (9, "delivery_order", include_str!("../clickhouse/0009_delivery_order.sql")),
+    (10, "origin_and_attribution_priority", include_str!("../clickhouse/0010_origin_and_attribution_priority.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

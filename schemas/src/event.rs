@@ -89,6 +89,20 @@ symbols!(EventType {
 symbols!(BounceClass { Hard = "hard", Soft = "soft", Undetermined = "undetermined" });
 symbols!(MessageClass { Marketing = "marketing", Transactional = "transactional" });
 symbols!(TimeSource { Provider = "provider", Received = "received" });
+symbols!(Origin { Provider = "provider", SendRecord = "send_record", AppEvent = "app_event" });
+
+/// Who reported an event. A send record's attribution outranks a provider's tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The provider's own report (webhook, push result).
+    #[default]
+    Provider,
+    /// The sender's send record (`POST /v1/sends`).
+    SendRecord,
+    /// The sender's app-side event (`POST /v1/events`).
+    AppEvent,
+}
 
 /// One canonical event. Field names are the Avro field names (`avro/event.avsc`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +140,9 @@ pub struct Event {
     pub raw_topic: String,
     pub raw_partition: i32,
     pub raw_offset: i64,
+    /// Who reported it (the Avro field is nullable only for events written before it existed).
+    #[serde(default)]
+    pub origin: Origin,
 }
 
 /// Attribution a sender may attach to a message (send records, custom args, tags).

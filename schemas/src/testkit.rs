@@ -37,5 +37,6 @@ pub fn event(event_id: &str, delivery_key: &str, event_type: EventType, occurred
         raw_topic: "raw".into(),
         raw_partition: 0,
         raw_offset: 0,
+        origin: crate::Origin::Provider,
     }
 }

@@ -44,6 +44,7 @@ pub fn event(tenant: &str, msg: &str, rcpt: &str, ty: EventType, bounce: Option<
         provider_message_id: msg.into(),
         provider_event_id: Some(format!("{msg}-{n}")),
         provider_event_name: if record { "send_record".into() } else { ty.as_str().into() },
+        origin: if record { schemas::Origin::SendRecord } else { schemas::Origin::Provider },
         recipient: rcpt.into(),
         broadcast_id: record.then(|| format!("b{}", n % 3)),
         message_class: record.then_some(MessageClass::Marketing),

@@ -134,6 +134,7 @@ pub fn delivery_events(rng: &mut Rng, d: usize) -> Vec<Event> {
             raw_topic: "sendtrace.raw.v1".into(),
             raw_partition: (d % 12) as i32,
             raw_offset: (d * 8 + i) as i64,
+            origin: if is_record { schemas::Origin::SendRecord } else { schemas::Origin::Provider },
         });
         t += 1_000 + rng.below(3_600_000) as i64;
     }

@@ -43,9 +43,9 @@ pub enum Attr {
     MessageClass,
 }
 
-/// Attribution priority of an event: send records (2) beat provider tags (1).
+/// Attribution priority of an event: send records (2) beat provider tags and app events (1).
 fn source_prio(e: &Event) -> u8 {
-    if e.provider_event_name == "send_record" {
+    if e.origin == schemas::Origin::SendRecord {
         2
     } else {
         1
@@ -134,6 +134,15 @@ impl DeliveryState {
 
     pub fn prio(&self, a: Attr) -> u8 {
         ((self.prio >> (2 * a as u16)) & 3) as u8
+    }
+
+    /// Every attribution priority, packed (2 bits per `Attr`): what the `deliveries` row keeps.
+    pub fn prio_bits(&self) -> u16 {
+        self.prio
+    }
+
+    pub fn set_prio_bits(&mut self, bits: u16) {
+        self.prio = bits;
     }
 
     pub fn set_prio(&mut self, a: Attr, p: u8) {
@@ -439,7 +448,7 @@ pub(crate) mod tests {
         let mut tagged = event("1", EventType::Delivered, None, 5);
         tagged.broadcast_id = Some("from-tag".into());
         let mut record = event("2", EventType::Queued, None, 1);
-        record.provider_event_name = "send_record".into();
+        record.provider_event_name = "send_record".into(); record.origin = schemas::Origin::SendRecord;
         record.broadcast_id = Some("from-record".into());
         let n = &mut Names::default();
         for order in [[&tagged, &record], [&record, &tagged]] {
@@ -450,6 +459,45 @@ pub(crate) mod tests {
             assert_eq!(n.get(s.broadcast_id), "from-record");
             assert_eq!(s.prio(Attr::Broadcast), 2);
         }
+    }
+
+    /// A delivery reloaded from its `deliveries` row keeps the priority each attribution value
+    /// was chosen with. Here the broadcast came from a provider tag while a send record (without
+    /// a broadcast) exists: the old reload guessed "send record" from `first_queued_at`, so a
+    /// later tag with a smaller value lost; with the stored priority the result is the same as
+    /// without the reload.
+    #[test]
+    fn reloaded_delivery_keeps_its_attribution_priorities() {
+        use crate::store::rows::DeliveryRow;
+        let mut record = event("1", EventType::Queued, None, 1);
+        record.provider_event_name = "send_record".into();
+        record.origin = schemas::Origin::SendRecord;
+        record.contact_id = Some("c-1".into());
+        let mut tag_b = event("2", EventType::Delivered, None, 5);
+        tag_b.broadcast_id = Some("b-2".into());
+        let mut tag_a = event("3", EventType::Opened, None, 9);
+        tag_a.broadcast_id = Some("b-1".into());
+
+        let n = &mut Names::default();
+        let mut whole = DeliveryState::new(Channel::Email);
+        for e in [&record, &tag_b, &tag_a] {
+            whole.apply(n, e, None);
+        }
+        assert_eq!((n.get(whole.broadcast_id), whole.prio(Attr::Broadcast), whole.prio(Attr::Contact)), ("b-1", 1, 2));
+
+        let mut before = DeliveryState::new(Channel::Email);
+        before.apply(n, &record, None);
+        before.apply(n, &tag_b, None);
+        let row = DeliveryRow::from_state(&record, &before, n, 1, 0);
+        assert_eq!(row.attribution_prio, before.prio_bits());
+        let mut reloaded = row.clone().into_state(n);
+        assert_eq!(reloaded.prio_bits(), before.prio_bits());
+        reloaded.apply(n, &tag_a, None);
+        assert_eq!(n.get(reloaded.broadcast_id), n.get(whole.broadcast_id), "same as without the reload");
+
+        // A row written before the priorities were stored falls back to the old guess.
+        let legacy = DeliveryRow { attribution_prio: 0, ..row }.into_state(n);
+        assert_eq!(legacy.prio(Attr::Broadcast), 2);
     }
 
     #[test]
@@ -515,7 +563,7 @@ pub(crate) mod tests {
                 let mut e = event(&format!("{i:x}"), *ty, if *ty == EventType::Bounced { *bc } else { None }, *t);
                 e.error_reason = Some(format!("r{}", t % 3));
                 // attribution from tags and send records, disagreeing; labels; costs
-                if t % 2 == 0 { e.provider_event_name = "send_record".into(); }
+                if t % 2 == 0 { e.provider_event_name = "send_record".into(); e.origin = schemas::Origin::SendRecord; }
                 e.broadcast_id = Some(format!("b{}", t % 4));
                 e.contact_id = (t % 3 == 0).then(|| format!("c{}", t % 5));
                 e.message_class = Some(if t % 2 == 0 { MessageClass::Marketing } else { MessageClass::Transactional });

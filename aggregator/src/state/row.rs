@@ -5,9 +5,9 @@ use super::{DeliveryState, Names, Slot};
 use crate::store::rows::DeliveryRow;
 use schemas::{Event, EventType};
 
-/// Attribution priority recorded in ClickHouse is not kept; a reloaded value counts as a send record's
-/// only if the delivery has a `queued` event (send records are the only source of `queued`).
-fn reloaded_prio(row: &DeliveryRow) -> u8 {
+/// For rows written before `attribution_prio` existed (0): a reloaded value counts as a send
+/// record's only if the delivery has a `queued` event (send records are the only source of `queued`).
+fn legacy_prio(row: &DeliveryRow) -> u8 {
     if row.first_queued_at.is_some() {
         2
     } else {
@@ -62,6 +62,7 @@ impl DeliveryRow {
             cost_amount: s.cost_amount(),
             cost_unit: names.get(s.cost_unit).to_string(),
             seen_event_hashes: s.ids.to_vec(),
+            attribution_prio: s.prio_bits(),
             version,
             updated_at: now_ms,
         }
@@ -71,7 +72,7 @@ impl DeliveryRow {
     /// the events of the next batch carry it).
     pub fn into_state(self, names: &mut Names) -> DeliveryState {
         use crate::state::Attr;
-        let prio = reloaded_prio(&self);
+        let prio = legacy_prio(&self);
         let mut s = DeliveryState::new(schemas::Channel::parse(&self.channel).unwrap_or(schemas::Channel::Email));
         let mut attr = |s: &mut DeliveryState, a: Attr, v: Option<&str>| -> u32 {
             match v.filter(|v| !v.is_empty()) {
@@ -91,6 +92,10 @@ impl DeliveryRow {
         if let Some(m) = schemas::MessageClass::parse(&self.message_class) {
             s.set_prio(Attr::MessageClass, prio);
             s.message_class = Some(m);
+        }
+        if self.attribution_prio != 0 {
+            // Written with the priorities: restore them exactly.
+            s.set_prio_bits(self.attribution_prio);
         }
         s.labels = names.add_labels(0, &self.labels);
         s.status = EventType::parse(&self.status).filter(|s| *s != EventType::Unknown);

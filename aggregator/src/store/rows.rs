@@ -45,6 +45,8 @@ pub struct EventRow {
     pub machine: String,
     /// 1 when written again because a later send record changed the delivery's attribution.
     pub reattributed: u8,
+    /// Who reported it: `provider`, `send_record`, `app_event`.
+    pub origin: String,
 }
 
 impl EventRow {
@@ -85,6 +87,7 @@ impl EventRow {
             events_offset: offset,
             machine: String::new(),
             reattributed: 0,
+            origin: e.origin.as_str().into(),
         }
     }
 }
@@ -132,6 +135,8 @@ pub struct DeliveryRow {
     pub cost_amount: i128,
     pub cost_unit: String,
     pub seen_event_hashes: Vec<u64>,
+    /// The priorities the attribution values were chosen with (`DeliveryState::prio_bits`).
+    pub attribution_prio: u16,
     pub version: u64,
     pub updated_at: i64,
 }

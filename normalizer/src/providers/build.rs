@@ -6,7 +6,7 @@ use super::limits::Limits;
 use super::NormalizeError;
 use schemas::event::Attribution;
 use schemas::ids::{self, BodyDigest, EventSource};
-use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, RawEnvelope, TimeSource};
+use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, Origin, RawEnvelope, TimeSource};
 use std::collections::BTreeMap;
 
 /// A raw envelope with its Kafka coordinates.
@@ -58,6 +58,8 @@ pub struct EventDraft {
     pub error_code: Option<String>,
     pub error_reason: Option<String>,
     pub cost: Option<Money>,
+    /// Who reports it: the provider (the default), or the sender's send record / app event.
+    pub origin: Origin,
 }
 
 impl EventDraft {
@@ -78,6 +80,7 @@ impl EventDraft {
             error_code: None,
             error_reason: None,
             cost: None,
+            origin: Origin::Provider,
         }
     }
 
@@ -165,6 +168,7 @@ impl EventDraft {
             raw_topic: raw.topic.to_string(),
             raw_partition: raw.partition,
             raw_offset: raw.offset,
+            origin: self.origin,
         }
     }
 }

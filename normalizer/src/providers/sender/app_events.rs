@@ -48,6 +48,7 @@ impl AppEvent {
     pub fn draft(&self, index: usize) -> Result<EventDraft, String> {
         let event_type = EventType::parse(self.event.trim()).unwrap_or(EventType::Unknown);
         let mut d = EventDraft::new(self.channel, self.provider_message_id.as_str(), self.event.as_str(), event_type);
+        d.origin = schemas::Origin::AppEvent;
         match &self.event_id {
             Some(id) => {
                 d.id_source = IdSource::ProviderEventId(id.clone());

@@ -46,6 +46,7 @@ impl SendRecord {
     pub fn draft(&self, index: usize) -> Result<EventDraft, String> {
         let mut d = EventDraft::new(self.channel, self.provider_message_id.as_str(), EVENT_NAME, EventType::Queued);
         d.id_source = IdSource::BodyItem(index);
+        d.origin = schemas::Origin::SendRecord;
         d.occurred_at = items::time("sent_at", self.sent_at.as_deref())?;
         d.attribution = self.attrs.attribution();
         d.cost = self.cost.as_ref().map(CostIn::money).transpose()?;
