@@ -7,8 +7,7 @@
 //! inserts carry the same dedup tokens and ClickHouse drops whatever already landed.
 
 use crate::store::{insert_rows, OffsetRow, SinkError};
-use clickhouse::{Client, Row};
-use serde::Deserialize;
+use clickhouse::Client;
 
 /// What is known about one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -17,13 +16,6 @@ pub struct Cursor {
     pub done_upto: i64,
     /// A batch that was started but not finished: it must be redone as exactly this range.
     pub pending: Option<(i64, i64)>,
-}
-
-#[derive(Debug, Clone, Row, Deserialize)]
-struct ManifestRow {
-    first_offset: i64,
-    last_offset: i64,
-    state: String,
 }
 
 /// Where a partition stands, from its manifest rows: every offset up to the last `done`
@@ -43,31 +35,8 @@ pub fn cursor_of(rows: &[(i64, i64, &str)]) -> Cursor {
 }
 
 pub async fn load_cursor(client: &Client, group: &str, topic: &str, partition: i32) -> Result<Cursor, SinkError> {
-    let done = client
-        .query(
-            "SELECT first_offset, last_offset, state FROM aggregator_offsets \
-             WHERE consumer_group = ? AND topic = ? AND partition = ? AND state = 'done' \
-             ORDER BY last_offset DESC LIMIT 1",
-        )
-        .bind(group)
-        .bind(topic)
-        .bind(partition)
-        .fetch_all::<ManifestRow>()
-        .await?;
-    let done_upto = done.first().map_or(-1, |r| r.last_offset);
-    let pending = client
-        .query(
-            "SELECT first_offset, last_offset, state FROM aggregator_offsets \
-             WHERE consumer_group = ? AND topic = ? AND partition = ? AND state = 'pending' AND last_offset > ?",
-        )
-        .bind(group)
-        .bind(topic)
-        .bind(partition)
-        .bind(done_upto)
-        .fetch_all::<ManifestRow>()
-        .await?;
-    let rows: Vec<(i64, i64, &str)> =
-        done.iter().chain(&pending).map(|r| (r.first_offset, r.last_offset, r.state.as_str())).collect();
+    let rows = crate::store::load_manifests(client, group, topic, partition).await?;
+    let rows: Vec<(i64, i64, &str)> = rows.iter().map(|r| (r.first_offset, r.last_offset, r.state.as_str())).collect();
     Ok(cursor_of(&rows))
 }
 

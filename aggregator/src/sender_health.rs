@@ -8,6 +8,7 @@
 //! or the part after `@` of `from` metadata; the account from `sending_account` metadata.
 //! Senders with fewer than `min_sent` messages in the window are not judged.
 
+pub use crate::store::rows::SenderStats;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -35,16 +36,6 @@ impl Default for HealthConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-pub struct SenderStats {
-    pub tenant: String,
-    pub provider: String,
-    pub sending_domain: String,
-    pub sending_account: String,
-    pub sent: u64,
-    pub hard_bounces: u64,
-    pub complaints: u64,
-}
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct HealthRow {
@@ -70,21 +61,6 @@ impl HealthRow {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
-}
-
-/// The query behind the evaluation: exact counts from the deduplicated event rows.
-pub fn stats_sql(window_hours: u32) -> String {
-    format!(
-        "SELECT tenant, provider, \
-           coalesce(nullIf(JSONExtractString(metadata, 'from_domain'), ''), nullIf(splitByChar('@', JSONExtractString(metadata, 'from'))[2], ''), '') AS sending_domain, \
-           JSONExtractString(metadata, 'sending_account') AS sending_account, \
-           uniqExactIf(delivery_key, event_type IN ('sent', 'delivered', 'bounced', 'complained', 'opened', 'clicked')) AS sent, \
-           uniqExactIf(delivery_key, event_type = 'bounced' AND bounce_class = 'hard') AS hard_bounces, \
-           uniqExactIf(delivery_key, event_type = 'complained') AS complaints \
-         FROM events FINAL \
-         WHERE occurred_at >= now64(3) - INTERVAL {window_hours} HOUR AND channel = 'email' \
-         GROUP BY tenant, provider, sending_domain, sending_account"
-    )
 }
 
 /// Judges every sender; returns the rows whose flag changed against `previous` (key → flagged).

@@ -1,5 +1,5 @@
 //! The sender-health task: every `health.interval_secs`, exact counts over the window from
-//! the event rows (`sender_health::stats_sql`), flag/unflag changes written to `sender_health` and
+//! the event rows (`store::sender_stats`), flag/unflag changes written to `sender_health` and
 //! published on the health topic. With several aggregators in one group only the one assigned
 //! partition 0 of the events topic evaluates (`HealthLeader`), so a change is written and
 //! published once; a new leader starts from the flags in `sender_health`.
@@ -13,15 +13,6 @@ use runtime::shutdown::CancellationToken;
 use std::collections::HashMap;
 use std::time::Duration;
 use tracing::{info, warn};
-
-#[derive(Debug, clickhouse::Row, serde::Deserialize)]
-struct FlagRow {
-    tenant: String,
-    provider: String,
-    sending_domain: String,
-    sending_account: String,
-    flagged: u8,
-}
 
 /// Evaluates sender health every `interval_secs` while `leader`, until shutdown; writes and
 /// publishes changes.
@@ -39,7 +30,6 @@ pub async fn monitor_health(cfg: Config, leader: HealthLeader, shutdown: Cancell
     let c = &client;
     // the flags as last written (by this or another aggregator); loaded when leadership starts
     let mut previous: Option<HashMap<String, bool>> = None;
-    let sql = crate::sender_health::stats_sql(hc.window_hours);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -50,32 +40,19 @@ pub async fn monitor_health(cfg: Config, leader: HealthLeader, shutdown: Cancell
             continue;
         }
         if previous.is_none() {
-            let Some(flags) = retry("load_health_flags", mb, &shutdown, || async {
-                Ok(c.query("SELECT tenant, provider, sending_domain, sending_account, flagged FROM sender_health FINAL").fetch_all::<FlagRow>().await?)
-            })
-            .await
-            else {
+            let Some(flags) = retry("load_health_flags", mb, &shutdown, || crate::store::load_health_flags(c)).await else {
                 return;
             };
-            previous = Some(flags.into_iter().map(|f| (format!("{}/{}/{}/{}", f.tenant, f.provider, f.sending_domain, f.sending_account), f.flagged == 1)).collect());
+            previous = Some(flags);
         }
         let Some(previous) = previous.as_mut() else { continue };
-        let Some(stats) = retry("health_stats", mb, &shutdown, || async { Ok(c.query(&sql).fetch_all::<crate::sender_health::SenderStats>().await?) }).await else { return };
+        let Some(stats) = retry("health_stats", mb, &shutdown, || crate::store::sender_stats(c, hc.window_hours)).await else { return };
         let changes = crate::sender_health::evaluate(&stats, previous, &hc, now_ms());
         if changes.is_empty() {
             continue;
         }
-        if retry("insert_health", mb, &shutdown, || async {
-            let mut ins = c.insert::<crate::sender_health::HealthRow>("sender_health").await?;
-            for r in &changes {
-                ins.write(r).await?;
-            }
-            ins.end().await?;
-            Ok(())
-        })
-        .await
-        .is_none()
-        {
+        let token = format!("sender_health:{}", changes[0].evaluated_at);
+        if retry("insert_health", mb, &shutdown, || crate::store::insert_rows(c, "sender_health", &token, &changes)).await.is_none() {
             return;
         }
         let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);

@@ -276,7 +276,7 @@ pub async fn run_sql(clickhouse_url: &str, database: &str, sql: &str, params: &[
 pub type Sender = (String, String, String);
 
 /// Per email sender of a stream: the delivery keys counted as sent, hard-bounced and complained
-/// (the monitor's definitions, `aggregator::sender_health::stats_sql`), over every event of the stream.
+/// (the monitor's definitions, `aggregator::store::sender_stats_sql`), over every event of the stream.
 pub fn sender_counts(s: &Stream) -> BTreeMap<Sender, [BTreeSet<String>; 3]> {
     let mut m: BTreeMap<Sender, [BTreeSet<String>; 3]> = BTreeMap::new();
     for e in s.distinct().values().filter(|e| e.channel == Channel::Email) {

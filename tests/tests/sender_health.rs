@@ -57,7 +57,7 @@ async fn bounce_rate_flags_and_recovery_unflags() {
         (p.number("SELECT count() FROM events").await == 1000).then_some(())
     })
     .await;
-    let stats = p.rows(&aggregator::sender_health::stats_sql(24)).await;
+    let stats = p.rows(&aggregator::store::sender_stats_sql(24)).await;
     let s0 = stats.iter().find(|r| r["sending_domain"] == "news.example.com").expect("sender stats");
     assert_eq!((s0["sent"].as_u64(), s0["hard_bounces"].as_u64(), s0["sending_account"].as_str()), (Some(1000), Some(20), Some("123456789012")));
 

@@ -1,7 +1,7 @@
 //! What the aggregator reads back from ClickHouse: the stored state of deliveries, their event
 //! rows, suppression entries, soft-bounce history; keys sent in bounded `IN` lists.
 
-use super::rows::{DeliveryRow, EventRow};
+use super::rows::{DeliveryRow, EventRow, SenderStats};
 use super::write::SinkError;
 use clickhouse::{Client, Row};
 use serde::Deserialize;
@@ -101,6 +101,80 @@ pub async fn soft_bounce_history(
         out.extend(rows.into_iter().map(|r| (r.address, r.times)));
     }
     Ok(out)
+}
+
+/// One manifest row of `aggregator_offsets`.
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct ManifestRow {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub state: String,
+}
+
+/// A partition's manifests that matter for resuming (`offsets::cursor_of`): its last `done`
+/// range and the `pending` ranges that end after it.
+pub async fn load_manifests(client: &Client, group: &str, topic: &str, partition: i32) -> Result<Vec<ManifestRow>, SinkError> {
+    let mut rows = client
+        .query(
+            "SELECT first_offset, last_offset, state FROM aggregator_offsets \
+             WHERE consumer_group = ? AND topic = ? AND partition = ? AND state = 'done' \
+             ORDER BY last_offset DESC LIMIT 1",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(partition)
+        .fetch_all::<ManifestRow>()
+        .await?;
+    let done_upto = rows.first().map_or(-1, |r| r.last_offset);
+    rows.extend(
+        client
+            .query(
+                "SELECT first_offset, last_offset, state FROM aggregator_offsets \
+                 WHERE consumer_group = ? AND topic = ? AND partition = ? AND state = 'pending' AND last_offset > ?",
+            )
+            .bind(group)
+            .bind(topic)
+            .bind(partition)
+            .bind(done_upto)
+            .fetch_all::<ManifestRow>()
+            .await?,
+    );
+    Ok(rows)
+}
+
+/// The sender-health flags as last written (by any aggregator), by sender key.
+pub async fn load_health_flags(client: &Client) -> Result<std::collections::HashMap<String, bool>, SinkError> {
+    #[derive(Debug, Row, Deserialize)]
+    struct FlagRow {
+        tenant: String,
+        provider: String,
+        sending_domain: String,
+        sending_account: String,
+        flagged: u8,
+    }
+    let rows = client.query("SELECT tenant, provider, sending_domain, sending_account, flagged FROM sender_health FINAL").fetch_all::<FlagRow>().await?;
+    Ok(rows.into_iter().map(|f| (format!("{}/{}/{}/{}", f.tenant, f.provider, f.sending_domain, f.sending_account), f.flagged == 1)).collect())
+}
+
+/// Exact sender counts over the last `window_hours` from the deduplicated event rows: what
+/// sender health is judged on.
+pub async fn sender_stats(client: &Client, window_hours: u32) -> Result<Vec<SenderStats>, SinkError> {
+    Ok(client.query(&sender_stats_sql(window_hours)).fetch_all::<SenderStats>().await?)
+}
+
+/// The statement of [`sender_stats`] (tests compare it with a brute-force count).
+pub fn sender_stats_sql(window_hours: u32) -> String {
+    format!(
+        "SELECT tenant, provider, \
+           coalesce(nullIf(JSONExtractString(metadata, 'from_domain'), ''), nullIf(splitByChar('@', JSONExtractString(metadata, 'from'))[2], ''), '') AS sending_domain, \
+           JSONExtractString(metadata, 'sending_account') AS sending_account, \
+           uniqExactIf(delivery_key, event_type IN ('sent', 'delivered', 'bounced', 'complained', 'opened', 'clicked')) AS sent, \
+           uniqExactIf(delivery_key, event_type = 'bounced' AND bounce_class = 'hard') AS hard_bounces, \
+           uniqExactIf(delivery_key, event_type = 'complained') AS complaints \
+         FROM events FINAL \
+         WHERE occurred_at >= now64(3) - INTERVAL {window_hours} HOUR AND channel = 'email' \
+         GROUP BY tenant, provider, sending_domain, sending_account"
+    )
 }
 
 #[cfg(test)]

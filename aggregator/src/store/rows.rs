@@ -214,3 +214,15 @@ pub struct OffsetRow {
     pub state: String,
     pub written_at: i64,
 }
+
+/// A sender's counts over the health window (`queries::sender_stats`).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct SenderStats {
+    pub tenant: String,
+    pub provider: String,
+    pub sending_domain: String,
+    pub sending_account: String,
+    pub sent: u64,
+    pub hard_bounces: u64,
+    pub complaints: u64,
+}

@@ -1,0 +1,67 @@
+//! The store's reads and writes against `clickhouse::test::Mock` (an in-process HTTP server
+//! speaking ClickHouse's protocol): what is sent, how often, and how failures classify. The
+//! real-engine behaviour (dedup tokens, FINAL, migrations) is covered by the e2e tests.
+
+use super::failure::{classify, Failure};
+use super::rows::{CounterRow, DeliveryRow};
+use super::{insert_rows, load_deliveries, MAX_IN_LIST_KEYS};
+use clickhouse::test::{handlers, Mock};
+use clickhouse::Client;
+
+fn client(mock: &Mock) -> Client {
+    Client::default().with_url(mock.url())
+}
+
+fn delivery(i: usize) -> DeliveryRow {
+    let s = crate::state::DeliveryState::new(schemas::Channel::Email);
+    let e = schemas::testkit::event(&format!("e{i}"), &format!("dk-{i}"), schemas::EventType::Delivered, 1_000);
+    DeliveryRow::from_state(&e, &s, &crate::state::Names::default(), i as u64, 2_000)
+}
+
+/// One INSERT carries every row, unchanged.
+#[tokio::test]
+async fn a_batch_is_one_insert_with_every_row() {
+    let mock = Mock::new();
+    let recorded = mock.add(handlers::record::<DeliveryRow>());
+    let rows: Vec<DeliveryRow> = (0..250).map(delivery).collect();
+    insert_rows(&client(&mock), "deliveries", "batch-token-1", &rows).await.unwrap();
+    let got: Vec<DeliveryRow> = recorded.collect().await;
+    assert_eq!(got, rows);
+}
+
+/// No rows, no request (the mock has no handler: a request would fail the test).
+#[tokio::test]
+async fn no_rows_send_nothing() {
+    let mock = Mock::new();
+    insert_rows::<CounterRow>(&client(&mock), "counters", "t", &[]).await.unwrap();
+}
+
+/// An HTTP failure is transient (retried with the same rows and token); a ClickHouse exception
+/// that depends on the data is permanent, others are transient.
+#[tokio::test]
+async fn failures_classify_by_exception_code() {
+    let mock = Mock::new();
+    let rows = vec![delivery(1)];
+    mock.add(handlers::failure(http::StatusCode::SERVICE_UNAVAILABLE));
+    let err = insert_rows(&client(&mock), "deliveries", "t", &rows).await.unwrap_err();
+    assert_eq!(classify(&err), Failure::Transient, "{err}");
+    mock.add(handlers::exception(53)); // TYPE_MISMATCH
+    let err = insert_rows(&client(&mock), "deliveries", "t", &rows).await.unwrap_err();
+    assert_eq!(classify(&err), Failure::Permanent { code: 53 }, "{err}");
+    mock.add(handlers::exception(60)); // UNKNOWN_TABLE: the deployment's to fix, not the data's
+    let err = insert_rows(&client(&mock), "deliveries", "t", &rows).await.unwrap_err();
+    assert_eq!(classify(&err), Failure::Transient, "{err}");
+}
+
+/// Stored deliveries are read in bounded `IN` lists: 2.5 × the key limit is three queries,
+/// whose answers are concatenated.
+#[tokio::test]
+async fn loads_are_chunked_into_bounded_in_lists() {
+    let mock = Mock::new();
+    let keys: Vec<String> = (0..MAX_IN_LIST_KEYS * 5 / 2).map(|i| format!("dk-{i}")).collect();
+    for part in 0..3 {
+        mock.add(handlers::provide(vec![delivery(part)]));
+    }
+    let got = load_deliveries(&client(&mock), &keys).await.unwrap();
+    assert_eq!(got, (0..3).map(delivery).collect::<Vec<_>>());
+}
