@@ -382,7 +382,12 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
     event_from_value(EVENT_CODEC.decode(bytes)?)
 }
 
+/// `Err(Field("route"))` for a route that could not be read back (an empty or multi-segment
+/// variant; ingest never builds one).
 pub fn encode_raw(r: &RawEnvelope) -> Result<Vec<u8>, CodecError> {
+    if !r.route.is_valid() {
+        return Err(CodecError::Field("route"));
+    }
     RAW_ENVELOPE_CODEC.encode(record(vec![
         ("request_id", Value::String(r.request_id.clone())),
         ("tenant", Value::String(r.tenant.clone())),
@@ -517,6 +522,11 @@ mod tests {
             body: vec![0, 159, 146, 150, 255],
         };
         assert_eq!(decode_raw(&encode_raw(&r).unwrap()).unwrap(), r);
+        // A route that could not be read back is refused at encoding (found by fuzzing: `webhook/`).
+        for bad in ["", "a/b"] {
+            let r = RawEnvelope { route: crate::raw::Route::WebhookVariant(bad.to_string().into()), ..r.clone() };
+            assert_eq!(encode_raw(&r).unwrap_err().code(), "invalid_field");
+        }
         for route in [crate::raw::Route::Webhook, crate::raw::Route::Sends, crate::raw::Route::Events, crate::raw::Route::PushResults] {
             let r = RawEnvelope { route, ..r.clone() };
             assert_eq!(decode_raw(&encode_raw(&r).unwrap()).unwrap(), r);

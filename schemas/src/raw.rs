@@ -50,6 +50,14 @@ impl Route {
         }
     }
 
+    /// Whether the route can be stored and read back: a variant is one non-empty path segment.
+    pub fn is_valid(&self) -> bool {
+        match self {
+            Route::WebhookVariant(v) => !v.is_empty() && !v.contains('/'),
+            _ => true,
+        }
+    }
+
     /// The HTTP path of this route for `provider` and `tenant`.
     pub fn path(&self, provider: ProviderId, tenant: &str) -> String {
         match self {
@@ -130,6 +138,7 @@ mod tests {
         assert_eq!(Route::parse("/v1/sends/{tenant}", ""), Some(Route::Sends));
         assert_eq!(Route::parse("/v1/events/{tenant}", ""), Some(Route::Events));
         assert_eq!(Route::parse("/v1/push-results/{tenant}/{provider}", ""), Some(Route::PushResults));
+        assert!(!Route::WebhookVariant("".into()).is_valid() && !Route::WebhookVariant("a/b".into()).is_valid());
         for bad in ["", "check", "webhook/", "webhook/a/b", "/other"] {
             assert_eq!(Route::parse(bad, "/x"), None, "{bad}");
         }
