@@ -15,6 +15,7 @@ pub fn spawn_clickhouse_probe(state: &AppState, shutdown: CancellationToken) -> 
     let db = state.db.clone();
     spawn_probe(state.health.readiness(), CLICKHOUSE, state.config.readiness, shutdown, move || {
         let db = db.clone();
-        async move { db.ping().await.map_err(|e| format!("ClickHouse does not answer: {e}")) }
+        // The reason is public (the API's listener): the error's own text, never the client's cause.
+        async move { db.ping().await.map_err(|e| format!("{e} ({})", e.code())) }
     })
 }
