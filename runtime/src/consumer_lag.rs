@@ -11,6 +11,7 @@ use crate::shutdown::CancellationToken;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::topic_partition_list::Offset;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,12 +42,21 @@ where
 {
     let metric = format!("sendtrace_{stage}_consumer_lag_records");
     let reported: Arc<Mutex<BTreeSet<(String, i32)>>> = Arc::default();
+    // The blocking calls outlive a probe that timed out: never run two at once.
+    let busy = Arc::new(AtomicBool::new(false));
     spawn_probe(readiness, KAFKA_CONSUMER, cfg, shutdown, move || {
-        let (consumer, metric, topic, reported) = (consumer.clone(), metric.clone(), topic.clone(), reported.clone());
+        let (consumer, metric, topic, reported, busy) = (consumer.clone(), metric.clone(), topic.clone(), reported.clone(), busy.clone());
         async move {
-            tokio::task::spawn_blocking(move || measure(&consumer, &metric, &topic, &reported, cfg.timeout()))
-                .await
-                .map_err(|e| format!("lag task failed: {e}"))?
+            if busy.swap(true, Ordering::AcqRel) {
+                return Err("the previous probe has not finished".to_string());
+            }
+            tokio::task::spawn_blocking(move || {
+                let r = measure(&consumer, &metric, &topic, &reported, cfg.timeout());
+                busy.store(false, Ordering::Release);
+                r
+            })
+            .await
+            .map_err(|e| format!("lag task failed: {e}"))?
         }
     })
 }

@@ -79,8 +79,11 @@ impl Readiness {
             publish(condition, true, map.is_empty());
             newly
         };
-        if newly {
-            tracing::warn!(message = "Not ready.", condition, %reason);
+        match (newly, condition) {
+            (false, _) => {}
+            // starting and stopping are expected, not a fault
+            (true, NOT_RUNNING) => tracing::info!(message = "Not ready.", condition, %reason),
+            (true, _) => tracing::warn!(message = "Not ready.", condition, %reason),
         }
     }
 
