@@ -73,7 +73,7 @@ pub struct Config {
     pub events_topic: String,
     /// Create the events topic at start if missing.
     pub create_topics: bool,
-    /// Address for `/metrics` and `/healthz`.
+    /// Address for `/metrics`, `/healthz` and `/readyz`.
     pub admin_addr: String,
     /// Most events per batch.
     pub batch_max_events: usize,
@@ -103,6 +103,9 @@ pub struct Config {
     pub dead_letter_max_raw_bytes: usize,
     /// Bounds an event must keep to be applied (`[event_limits]`); the others are dead-lettered.
     pub event_limits: crate::admission::Limits,
+    /// How often the broker and ClickHouse are probed for `/readyz` and consumer lag measured,
+    /// and how long a probe may take.
+    pub readiness: runtime::readiness::ReadinessConfig,
 }
 
 impl Default for Config {
@@ -127,6 +130,7 @@ impl Default for Config {
             dead_letter_topic: schemas::topics::DEAD_LETTER.into(),
             dead_letter_max_raw_bytes: 64 * 1024,
             event_limits: crate::admission::Limits::default(),
+            readiness: runtime::readiness::ReadinessConfig::default(),
         }
     }
 }

@@ -174,6 +174,7 @@ impl Aggregator {
     ///    (`isolate`: why bisection, and why restarts stay exact).
     async fn write_unit(&mut self, p: i32, unit: Vec<(i64, Option<Vec<u8>>)>, shutdown: &CancellationToken) -> Option<i64> {
         let last = unit.last()?.0;
+        metrics::histogram!("sendtrace_aggregator_batch_records").record(unit.len() as f64);
         let (events, refused) = self.admit(p, &unit);
         let mut w = UnitWriter { agg: self, p, unit: &unit, events: &events, refused: &refused, shutdown };
         let cuts = isolate::write_bisecting(&mut w, unit.len()).await?;
@@ -358,6 +359,16 @@ impl isolate::Pieces for UnitWriter<'_> {
     }
 }
 
+/// The `clickhouse` readiness condition: ClickHouse answers `SELECT 1`, probed every
+/// `readiness.probe_interval_ms` (the aggregator waits out an outage, not ready meanwhile).
+fn spawn_clickhouse_probe(cfg: &Config, health: &Health, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {
+    let client = cfg.clickhouse.client();
+    runtime::readiness::spawn_probe(health.readiness(), runtime::readiness::CLICKHOUSE, cfg.readiness, shutdown.clone(), move || {
+        let client = client.clone();
+        async move { client.query("SELECT 1").fetch_one::<u8>().await.map(|_| ()).map_err(|e| format!("ClickHouse does not answer: {e}")) }
+    })
+}
+
 /// Runs until `shutdown`.
 pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
     if cfg.create_topics {
@@ -368,8 +379,12 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     let leader = HealthLeader::default();
     let monitor = tokio::spawn(monitor_health(cfg.clone(), leader.clone(), shutdown.clone()));
     let flag = RebalanceFlag::new(leader.clone());
-    let consumer = cfg.kafka.consumer_with_context(&cfg.group_id, flag.clone())?;
+    let consumer = std::sync::Arc::new(cfg.kafka.consumer_with_context(&cfg.group_id, flag.clone())?);
     consumer.subscribe(&[&cfg.events_topic])?;
+    let watches = [
+        runtime::consumer_lag::spawn_lag_watch(consumer.clone(), "aggregator", cfg.events_topic.clone(), health.readiness(), cfg.readiness, shutdown.clone()),
+        spawn_clickhouse_probe(&cfg, &health, &shutdown),
+    ];
     let linger = Duration::from_millis(cfg.batch_linger_ms);
     let max = cfg.batch_max_events;
     let topic = cfg.events_topic.clone();
@@ -425,6 +440,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
         }
     }
     health.set_ready(false);
+    watches.iter().for_each(tokio::task::JoinHandle::abort);
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         warn!(message = "Final commit failed.", error = %e);
     }

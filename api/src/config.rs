@@ -52,6 +52,8 @@ pub struct Config {
     pub max_summary_days: u32,
     /// Read keys by tenant.
     pub tenants: BTreeMap<String, TenantKeys>,
+    /// How often ClickHouse is probed for `/readyz`, and how long a probe may take.
+    pub readiness: runtime::readiness::ReadinessConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +104,7 @@ impl Default for Config {
             max_buckets: 400,
             max_summary_days: 400,
             tenants: BTreeMap::new(),
+            readiness: runtime::readiness::ReadinessConfig::default(),
         }
     }
 }

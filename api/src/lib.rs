@@ -42,6 +42,8 @@ pub struct AppState {
     pub producer: Arc<runtime::kafka::ReplaceableProducer>,
     /// The live tail of `/v1/stream`.
     pub live: Arc<live::Hub>,
+    /// `/healthz` and `/readyz` (its `clickhouse` condition: `routes::health::spawn_clickhouse_probe`).
+    pub health: runtime::telemetry::Health,
 }
 
 impl AppState {
@@ -51,6 +53,8 @@ impl AppState {
         // librdkafka clients connect lazily: creating them needs no broker.
         let producer = Arc::new(runtime::kafka::ReplaceableProducer::new(config.kafka.clone()).expect("a Kafka producer from a valid configuration"));
         let live = Arc::new(live::Hub::new(config.kafka.clone(), config.events_topic.clone(), config.stream_buffer_events, config.max_streams));
-        AppState { config: Arc::new(config), keys, db, producer, live }
+        let health = runtime::telemetry::Health::default();
+        health.set_ready(true);
+        AppState { config: Arc::new(config), keys, db, producer, live, health }
     }
 }

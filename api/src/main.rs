@@ -31,11 +31,13 @@ async fn main() -> anyhow::Result<()> {
     let tenants = cfg.tenants.len();
     let addr = cfg.listen_addr.clone();
     let state = AppState::new(cfg);
+    let probe = api::routes::health::spawn_clickhouse_probe(&state, shutdown.clone());
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(message = "api listening.", %addr, tenants);
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
+    probe.abort();
     tracing::info!(message = "api stopped.");
     Ok(())
 }

@@ -47,6 +47,8 @@ pub struct Config {
     pub limits: EdgeLimits,
     /// Tenants and their provider secrets, by tenant id.
     pub tenants: BTreeMap<String, TenantCredentials>,
+    /// How often the broker is probed for `/readyz` (on the admin listener), and how long a probe may take.
+    pub readiness: runtime::readiness::ReadinessConfig,
 }
 
 impl Default for Config {
@@ -67,6 +69,7 @@ impl Default for Config {
             max_connections: 4096,
             limits: EdgeLimits::default(),
             tenants: BTreeMap::new(),
+            readiness: runtime::readiness::ReadinessConfig::default(),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! all in-sync replicas (acks=all, idempotent producer) before the request is answered.
 
 use runtime::kafka::{KafkaConfig, ReplaceableProducer, SendError};
+use runtime::readiness::{Readiness, ReadinessConfig};
+use runtime::shutdown::CancellationToken;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +19,21 @@ pub trait RawSink: Send + Sync + 'static {
 /// The Kafka sink.
 pub struct KafkaSink {
     topic: String,
-    producer: ReplaceableProducer,
+    producer: Arc<ReplaceableProducer>,
 }
 
 impl KafkaSink {
-    pub fn new(config: KafkaConfig, topic: String) -> rdkafka::error::KafkaResult<Self> {
-        Ok(KafkaSink { topic, producer: ReplaceableProducer::new(config)? })
+    /// Every produce is timed (`sendtrace_ingest_produce_duration_seconds`) and reported to
+    /// `readiness` (`kafka_producer`).
+    pub fn new(config: KafkaConfig, topic: String, readiness: Readiness) -> rdkafka::error::KafkaResult<Self> {
+        Ok(KafkaSink { topic, producer: Arc::new(ReplaceableProducer::new(config)?.observed("ingest", readiness)) })
+    }
+
+    /// Probes the broker every `cfg.probe_interval_ms` (`kafka_producer`): ingest is not ready
+    /// while it could not store a request, and ready again once the broker answers, even with no
+    /// request coming in (a load balancer sends none to an instance that is not ready).
+    pub fn spawn_probe(&self, cfg: ReadinessConfig, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        self.producer.spawn_probe(self.topic.clone(), cfg, shutdown)
     }
 
     pub fn flush(&self, timeout: Duration) {

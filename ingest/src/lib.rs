@@ -6,6 +6,7 @@
 //! * `certificates`: where SNS signing certificates come from.
 //! * `config`: the service configuration (listen and admin addresses, limits, topics, tenants' secrets).
 //! * `kafka`: the raw-record sink (an idempotent producer, replaced if it turns fatal).
+//! * `http_metrics`: requests by route, provider and status, and their latency.
 //! * `error`: why a request is refused, as a bounded code and the reply the caller sees.
 //! * `problem`: error replies as RFC 9457 problem details.
 //! * `server`: the public listener (header-read timeout, connection cap, draining).
@@ -14,6 +15,7 @@
 pub mod certificates;
 pub mod config;
 pub mod error;
+pub mod http_metrics;
 pub mod kafka;
 pub mod problem;
 pub mod routes;

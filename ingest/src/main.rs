@@ -28,17 +28,20 @@ async fn main() -> anyhow::Result<()> {
     if cfg.create_topics {
         cfg.kafka.ensure_topics(&[&cfg.raw_topic], &[]).await.context("creating the raw topic")?;
     }
-    let sink = Arc::new(KafkaSink::new(cfg.kafka.clone(), cfg.raw_topic.clone())?);
     let health = runtime::telemetry::Health::default();
+    let sink = Arc::new(KafkaSink::new(cfg.kafka.clone(), cfg.raw_topic.clone(), health.readiness())?);
+    let probe = sink.spawn_probe(cfg.readiness, shutdown.clone());
     let admin = tokio::spawn(runtime::telemetry::serve_admin(cfg.admin_addr.clone(), health.clone(), shutdown.clone()));
     let state = AppState { config: Arc::new(cfg.clone()), sink: Arc::new(sink.clone()), verify };
     let listener = tokio::net::TcpListener::bind(&cfg.listen_addr).await.with_context(|| format!("binding {}", cfg.listen_addr))?;
     tracing::info!(message = "ingest listening.", addr = %cfg.listen_addr, admin_addr = %cfg.admin_addr, tenants = cfg.tenants.len());
     health.set_ready(true);
-    ingest::server::serve(listener, app(state, health.clone()), &cfg, shutdown.clone()).await;
+    let app = app(state, health.clone()).layer(axum::middleware::from_fn(ingest::http_metrics::track));
+    ingest::server::serve(listener, app, &cfg, shutdown.clone()).await;
     health.set_ready(false);
     sink.flush(Duration::from_secs(10));
     shutdown.cancel();
+    let _ = probe.await;
     admin.await.context("admin listener")?.context("admin listener")?;
     tracing::info!(message = "ingest stopped.");
     Ok(())

@@ -18,7 +18,7 @@ pub struct Config {
     pub dead_letter_topic: String,
     /// Create the topics at start if missing.
     pub create_topics: bool,
-    /// Address for `/metrics` and `/healthz`.
+    /// Address for `/metrics`, `/healthz` and `/readyz`.
     pub admin_addr: String,
     /// Most raw records handled per batch.
     pub batch_max_records: usize,
@@ -39,6 +39,8 @@ pub struct Config {
     pub max_dead_letters_per_record: usize,
     /// How tags and custom fields become attribution, and the bounds on one record (`[mapping.limits]`).
     pub mapping: NormalizeOptions,
+    /// How often the broker is probed for `/readyz` and consumer lag measured, and how long a probe may take.
+    pub readiness: runtime::readiness::ReadinessConfig,
 }
 
 /// A configuration the normalizer cannot run with.
@@ -88,6 +90,7 @@ impl Default for Config {
             dead_letter_raw_max_bytes: 64 * 1024,
             max_dead_letters_per_record: 100,
             mapping: NormalizeOptions::default(),
+            readiness: runtime::readiness::ReadinessConfig::default(),
         }
     }
 }

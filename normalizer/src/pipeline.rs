@@ -224,10 +224,14 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     if cfg.create_topics {
         cfg.kafka.ensure_topics(&[&cfg.raw_topic, &cfg.events_topic, &cfg.dead_letter_topic], &[]).await?;
     }
-    let consumer = cfg.kafka.consumer(&cfg.group_id)?;
+    let consumer = std::sync::Arc::new(cfg.kafka.consumer(&cfg.group_id)?);
     consumer.subscribe(&[&cfg.raw_topic])?;
-    let producer = ReplaceableProducer::new(cfg.kafka.clone())?;
+    let producer = std::sync::Arc::new(ReplaceableProducer::new(cfg.kafka.clone())?.observed("normalizer", health.readiness()));
     let bounds = OutputBounds::of(&cfg);
+    let watches = [
+        runtime::consumer_lag::spawn_lag_watch(consumer.clone(), "normalizer", cfg.raw_topic.clone(), health.readiness(), cfg.readiness, shutdown.clone()),
+        producer.spawn_probe(cfg.events_topic.clone(), cfg.readiness, shutdown.clone()),
+    ];
     health.set_ready(true);
     info!(message = "Normalizer running.", raw_topic = %cfg.raw_topic, events_topic = %cfg.events_topic);
     let linger = Duration::from_millis(cfg.batch_linger_ms);
@@ -258,6 +262,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
+        metrics::histogram!("sendtrace_normalizer_batch_records").record(batch.len() as f64);
         let now = now_ms();
         // Produce in chunks of at most `batch_max_output_bytes` (plus one record's output).
         let mut pending: Vec<Outgoing> = Vec::new();
@@ -290,6 +295,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
         }
     }
     health.set_ready(false);
+    watches.iter().for_each(tokio::task::JoinHandle::abort);
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         warn!(message = "Final commit failed.", error = %e);
     }

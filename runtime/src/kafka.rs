@@ -5,6 +5,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::FutureProducer;
+use crate::readiness::{spawn_probe, Readiness, ReadinessConfig, KAFKA_PRODUCER};
+use crate::shutdown::CancellationToken;
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -126,12 +128,87 @@ impl KafkaConfig {
 pub struct ReplaceableProducer {
     config: KafkaConfig,
     current: std::sync::RwLock<std::sync::Arc<FutureProducer>>,
+    observer: Option<ProduceObserver>,
+}
+
+/// What [`ReplaceableProducer::observed`] reports each produce to.
+struct ProduceObserver {
+    /// `sendtrace_<stage>_produce_duration_seconds`.
+    duration_metric: String,
+    readiness: Readiness,
+    /// When the last transient failure happened (ms since the epoch, 0: never).
+    last_failure_ms: std::sync::atomic::AtomicI64,
 }
 
 impl ReplaceableProducer {
     pub fn new(config: KafkaConfig) -> rdkafka::error::KafkaResult<Self> {
         let p = std::sync::Arc::new(config.producer()?);
-        Ok(ReplaceableProducer { config, current: std::sync::RwLock::new(p) })
+        Ok(ReplaceableProducer { config, current: std::sync::RwLock::new(p), observer: None })
+    }
+
+    /// Reports every produce: its latency in the histogram
+    /// `sendtrace_<stage>_produce_duration_seconds{topic,outcome}` (`outcome`: `ok`, `transient`,
+    /// `permanent`), and its outcome to the `kafka_producer` readiness condition (a transient
+    /// failure fails it, a success clears it; see [`ReplaceableProducer::probe`] for an idle producer).
+    pub fn observed(mut self, stage: &str, readiness: Readiness) -> Self {
+        self.observer = Some(ProduceObserver {
+            duration_metric: format!("sendtrace_{stage}_produce_duration_seconds"),
+            readiness,
+            last_failure_ms: std::sync::atomic::AtomicI64::new(0),
+        });
+        self
+    }
+
+    /// Whether the broker answers this producer (a metadata request for `topic`) and no produce
+    /// failed transiently within `quiet` (so a probe does not mark ready a producer whose sends
+    /// keep failing). Run by [`crate::readiness::spawn_probe`] for the `kafka_producer` condition,
+    /// which also clears it once the broker is back while no request comes in.
+    pub async fn probe(&self, topic: &str, timeout: Duration, quiet: Duration) -> Result<(), String> {
+        use rdkafka::producer::Producer;
+        let producer = self.get();
+        let t = topic.to_string();
+        let metadata = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&t), timeout).map(|_| ()))
+            .await
+            .map_err(|e| format!("metadata task failed: {e}"))?;
+        metadata.map_err(|e| format!("broker metadata for topic {topic} unavailable: {e}"))?;
+        if let Some(o) = &self.observer {
+            let ago = crate::clock::now_ms() - o.last_failure_ms.load(std::sync::atomic::Ordering::Relaxed);
+            if ago < quiet.as_millis() as i64 {
+                return Err(format!("a produce failed {ago} ms ago"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs [`ReplaceableProducer::probe`] for `topic` every `cfg.probe_interval_ms` into the
+    /// `kafka_producer` condition of the readiness given to [`ReplaceableProducer::observed`]
+    /// (a produce failure within the last interval keeps it failing). Without it, does nothing.
+    pub fn spawn_probe(self: &std::sync::Arc<Self>, topic: String, cfg: ReadinessConfig, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let Some(readiness) = self.observer.as_ref().map(|o| o.readiness.clone()) else { return tokio::spawn(async {}) };
+        let this = self.clone();
+        spawn_probe(readiness, KAFKA_PRODUCER, cfg, shutdown, move || {
+            let (this, topic) = (this.clone(), topic.clone());
+            async move { this.probe(&topic, cfg.timeout(), cfg.interval()).await }
+        })
+    }
+
+    fn observe(&self, topic: &str, started: std::time::Instant, result: &Result<(), SendError>) {
+        let Some(o) = &self.observer else { return };
+        let outcome = match result {
+            Ok(()) => "ok",
+            Err(e) if e.permanent => "permanent",
+            Err(_) => "transient",
+        };
+        metrics::histogram!(o.duration_metric.clone(), "topic" => topic.to_string(), "outcome" => outcome).record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => o.readiness.clear(KAFKA_PRODUCER),
+            // The record's own fault says nothing about the broker.
+            Err(e) if e.permanent => {}
+            Err(e) => {
+                o.last_failure_ms.store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                o.readiness.fail(KAFKA_PRODUCER, format!("produce failed: {}", e.message));
+            }
+        }
     }
 
     fn get(&self) -> std::sync::Arc<FutureProducer> {
@@ -160,6 +237,13 @@ impl ReplaceableProducer {
     /// As [`ReplaceableProducer::send`], telling a record the broker will never accept
     /// ([`SendError::permanent`]: retrying it would wedge the caller) from a transient failure.
     pub async fn send_checked(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), SendError> {
+        let started = std::time::Instant::now();
+        let result = self.send_unobserved(topic, key, payload, timeout).await;
+        self.observe(topic, started, &result);
+        result
+    }
+
+    async fn send_unobserved(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), SendError> {
         use rdkafka::producer::FutureRecord;
         // A record over the producer's limit is refused here, permanently, before it is queued.
         let max = producer_max_message_bytes(&self.config);
@@ -265,6 +349,23 @@ mod tests {
         assert!(e.permanent && e.too_large, "{e:?}");
         assert!(record_fits(1, 10_000 - RECORD_OVERHEAD_BYTES - 1, 10_000));
         assert!(!record_fits(1, 10_000 - RECORD_OVERHEAD_BYTES, 10_000));
+    }
+
+    /// With no broker: a send fails transiently, which fails `kafka_producer` and lands in the
+    /// latency histogram; the probe fails too (metadata unavailable).
+    #[tokio::test]
+    async fn an_observed_producer_reports_failures_to_readiness() {
+        let handle = crate::telemetry::metrics_handle();
+        let readiness = Readiness::default();
+        let config = KafkaConfig { brokers: "127.0.0.1:1".into(), message_timeout_ms: 300, ..Default::default() };
+        let producer = ReplaceableProducer::new(config).unwrap().observed("unit", readiness.clone());
+        let e = producer.send_checked("t", "k", b"v", Duration::from_millis(500)).await.unwrap_err();
+        assert!(!e.permanent, "{e:?}");
+        assert!(readiness.is_failing(KAFKA_PRODUCER));
+        let probe = producer.probe("t", Duration::from_millis(300), Duration::ZERO).await;
+        assert!(probe.unwrap_err().contains("metadata"));
+        let rendered = handle.render();
+        assert!(rendered.contains("sendtrace_unit_produce_duration_seconds_count{topic=\"t\",outcome=\"transient\"} 1"), "{rendered}");
     }
 
     #[test]

@@ -5,12 +5,16 @@
 //! * `clock`: the one wall clock (`now_ms`).
 //! * `kafka`: client settings, producers, consumers and topic creation.
 //! * `shutdown`: SIGINT/SIGTERM → one cancellation token.
-//! * `telemetry`: tracing setup, the Prometheus recorder, `/metrics` and `/healthz`.
+//! * `readiness`: named readiness conditions, the probes that set them, the `/readyz` answer.
+//! * `telemetry`: tracing setup, the Prometheus recorder, `/metrics`, `/healthz` and `/readyz`.
+//! * `consumer_lag`: consumer lag per partition on a timer, which is also the consumer's broker probe.
 //! * `config`: loading a service config from file → `SENDTRACE_*` environment.
 
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod consumer_lag;
 pub mod kafka;
+pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,10 +1,12 @@
-//! Logs (tracing), metrics (Prometheus text on `/metrics`) and health (`/healthz`).
+//! Logs (tracing), metrics (Prometheus text on `/metrics`), liveness (`/healthz`) and
+//! readiness (`/readyz`, see [`crate::readiness`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use crate::readiness::{Readiness, NOT_RUNNING};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
@@ -26,14 +28,19 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// Buckets (seconds) of every `*_duration_seconds` histogram.
 pub const DURATION_BUCKETS_SECS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Buckets (records) of every `*_batch_records` histogram (batch sizes).
+pub const BATCH_RECORDS_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0];
+
 /// Installs the Prometheus recorder once per process and returns its handle.
 pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            // `*_duration_seconds` histograms render as Prometheus histograms (buckets), not summaries.
-            // (fails only on an empty bucket list, which the constant is not)
+            // `*_duration_seconds` and `*_batch_records` histograms render as Prometheus
+            // histograms (buckets), not summaries.
+            // (fails only on an empty bucket list, which the constants are not)
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), DURATION_BUCKETS_SECS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_batch_records".into()), BATCH_RECORDS_BUCKETS))
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -44,25 +51,51 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Readiness shared between a service's work loop and its `/healthz`.
-#[derive(Clone, Default)]
-pub struct Health(Arc<AtomicBool>);
+/// Liveness and readiness of one service, shared between its work loop, its probes and its
+/// admin endpoint. Alive (`set_ready(true)`) once the work loop runs, until it stops: that is
+/// `/healthz`. Ready when additionally no [`Readiness`] condition fails: that is `/readyz`.
+#[derive(Clone)]
+pub struct Health {
+    alive: Arc<AtomicBool>,
+    readiness: Readiness,
+}
 
-impl Health {
-    pub fn set_ready(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
-    }
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+impl Default for Health {
+    fn default() -> Self {
+        let readiness = Readiness::default();
+        readiness.fail(NOT_RUNNING, "starting");
+        Health { alive: Arc::new(AtomicBool::new(false)), readiness }
     }
 }
 
-/// `/metrics` and `/healthz` routes.
+impl Health {
+    /// The work loop runs (`true`) or has stopped (`false`): `/healthz`, and the
+    /// `not_running` condition of `/readyz`.
+    pub fn set_ready(&self, ready: bool) {
+        self.alive.store(ready, Ordering::Relaxed);
+        if ready {
+            self.readiness.clear(NOT_RUNNING);
+        } else {
+            self.readiness.fail(NOT_RUNNING, "stopping");
+        }
+    }
+    /// Whether the work loop runs (`/healthz`).
+    pub fn is_ready(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+    /// The conditions behind `/readyz`.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+}
+
+/// `/metrics`, `/healthz` and `/readyz` routes.
 pub fn router(health: Health) -> Router {
     let handle = metrics_handle();
     Router::new()
         .route("/metrics", get(move || async move { handle.render() }))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(|State(h): State<Health>| async move { h.readiness.response() }))
         .with_state(health)
 }
 
@@ -74,7 +107,7 @@ async fn healthz(State(h): State<Health>) -> (StatusCode, &'static str) {
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `addr` until `shutdown`.
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown`.
 pub async fn serve_admin(addr: String, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!(message = "Admin endpoint listening.", %addr);

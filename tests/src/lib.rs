@@ -5,6 +5,7 @@
 //! and runs the three service binaries as child processes (killed on drop).
 
 pub mod analysts;
+pub mod broker;
 pub mod generate;
 pub mod kafka;
 pub mod proxy;

@@ -2,7 +2,7 @@
 //! `utoipa_axum::routes!`, which mounts it and adds it to the OpenAPI document from the same
 //! annotation, so the document cannot drift from the router.
 //!
-//! * `health`: `/healthz` (process up), `/readyz` (ClickHouse reachable).
+//! * `health`: the ClickHouse probe behind `/readyz` (`/healthz` and `/readyz` come from `runtime::telemetry`).
 //! * `stats`: `/v1/stats`, `/v1/stats/summary`.
 //! * `insights`: `/v1/stats/bounces` (reasons in classes), `/v1/stats/latency` (quantiles).
 //! * `messages`: `/v1/messages`, `/v1/messages/{id}`, `/v1/broadcasts/{id}/report`.
@@ -107,10 +107,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn app(state: AppState) -> Router {
     let (v1, doc) = api_router().split_for_parts();
     let doc = Arc::new(doc);
-    let telemetry = runtime::telemetry::Health::default();
-    telemetry.set_ready(true);
+    let telemetry = state.health.clone();
     v1.route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
-        .route("/readyz", get(health::readyz))
         .merge(dashboard::router())
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(not_found)

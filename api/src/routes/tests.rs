@@ -130,11 +130,46 @@ async fn a_page_token_of_other_filters_is_400() {
 
 #[tokio::test]
 async fn clickhouse_down_is_503_problem_not_a_hang() {
-    for uri in ["/v1/stats", "/v1/messages", "/readyz"] {
+    for uri in ["/v1/stats", "/v1/messages"] {
         let (status, ct, body) = get(uri, Some("acme-all-secret")).await;
         assert_eq!((status, ct.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "application/problem+json"), "{uri}");
         assert_eq!(body["type"], "urn:sendtrace:problem:clickhouse_unavailable");
     }
+}
+
+/// `/readyz` is 503 naming the `clickhouse` condition once the probe found ClickHouse away
+/// (within a bound); `/healthz` stays 200.
+#[tokio::test]
+async fn readyz_lists_clickhouse_once_the_probe_fails() {
+    let mut cfg = config();
+    cfg.readiness = runtime::readiness::ReadinessConfig { probe_interval_ms: 50, probe_timeout_ms: 500 };
+    let state = AppState::new(cfg);
+    let stop = runtime::shutdown::CancellationToken::new();
+    let probe = health::spawn_clickhouse_probe(&state, stop.clone());
+    let app = app(state);
+    let call = |uri: &'static str| {
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or(serde_json::Value::Null))
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = call("/readyz").await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "still ready: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["failing"][0]["condition"], "clickhouse", "{body}");
+    assert_eq!(call("/healthz").await.0, StatusCode::OK);
+    stop.cancel();
+    probe.await.unwrap();
 }
 
 #[tokio::test]

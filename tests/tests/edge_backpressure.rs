@@ -1,0 +1,139 @@
+//! Backpressure at the edge: ingest with an unreachable broker under a sustained overload
+//! (many more clients than `max_concurrent_requests`, each posting again as soon as it is
+//! answered, ignoring `Retry-After`).
+//!
+//! What must hold: every request is answered 503 with `Retry-After` and a reason
+//! (`overloaded` at once beyond the concurrency limit, `not_stored` after at most
+//! `store_timeout_ms`), none later than `store_timeout_ms` + a margin, none dropped; ingest's
+//! resident memory stays within a bound of its idle figure; ingest is alive afterwards.
+//! The figures (requests per second, answers by reason, latencies, memory) are printed.
+//! `SENDTRACE_OVERLOAD_SECS` sets the duration (default 20 s; the figure in the README was
+//! taken with 60).
+
+use e2e::stack::free_port;
+use e2e::{ses, Pipeline, Stack};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MAX_CONCURRENT: usize = 16;
+const STORE_TIMEOUT_MS: u64 = 2000;
+const CLIENTS: usize = 160;
+/// A client's pause between two requests: bounds the offered rate (CLIENTS / pause ≈ 3 200/s)
+/// so the test overloads ingest, not the machine.
+const PAUSE: Duration = Duration::from_millis(50);
+/// Resident memory growth allowed over the idle figure.
+const MAX_GROWTH_MIB: u64 = 64;
+
+#[derive(Default)]
+struct Tally {
+    by_reason: BTreeMap<String, u64>,
+    wrong: Vec<String>,
+    max_latency: Duration,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_refuses_with_retry_after_and_memory_stays_bounded_under_overload() {
+    let secs: u64 = std::env::var("SENDTRACE_OVERLOAD_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let stack = Stack::from_env();
+    let mut p = Pipeline::new(&stack, "overload").await;
+    // limits first (top-level keys before the tenant tables), and no topic creation: no broker
+    let cfg = std::fs::read_to_string(&p.ingest_config).unwrap();
+    let limits = format!("max_concurrent_requests = {MAX_CONCURRENT}\nstore_timeout_ms = {STORE_TIMEOUT_MS}\ncreate_topics = false\n");
+    std::fs::write(&p.ingest_config, format!("{limits}{cfg}")).unwrap();
+    // a broker address nothing listens on: every produce waits, then fails
+    p.start_ingest_with(&format!("127.0.0.1:{}", free_port())).await;
+    let ingest = p.ingest.as_ref().expect("started");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_kib = ingest.rss_kib();
+    assert!(idle_kib > 0, "RSS readable");
+
+    // (body, SNS message id): the headers SNS sends with it
+    let bodies: Arc<Vec<(Vec<u8>, String)>> = Arc::new(
+        (0..32)
+            .map(|i| {
+                let b = ses::body("event_delivery.json", &format!("overload-{i}"), None);
+                let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+                let id = v["MessageId"].as_str().unwrap().to_string();
+                (b, id)
+            })
+            .collect(),
+    );
+    let url = format!("{}/webhooks/ses/acme", p.ingest_url);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(CLIENTS).build().unwrap();
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (client, url, bodies, tally, stop) = (client.clone(), url.clone(), bodies.clone(), tally.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = c;
+            while !stop.load(Ordering::Relaxed) {
+                let (body, id) = bodies[i % bodies.len()].clone();
+                i += 1;
+                let t0 = Instant::now();
+                let resp = client
+                    .post(&url)
+                    .header("content-type", "text/plain; charset=UTF-8")
+                    .header("x-amz-sns-message-type", "Notification")
+                    .header("x-amz-sns-message-id", id)
+                    .body(body)
+                    .send()
+                    .await;
+                let outcome = match resp {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let retry_after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u32>().ok());
+                        let v: serde_json::Value = r.json().await.unwrap_or_default();
+                        let reason = v["error"].as_str().unwrap_or_default().to_string();
+                        match (status, retry_after) {
+                            (503, Some(s)) if s >= 1 && ["overloaded", "not_stored"].contains(&reason.as_str()) => Ok(reason),
+                            _ => Err(format!("{status} retry-after {retry_after:?} {v}")),
+                        }
+                    }
+                    Err(e) => Err(format!("no answer: {e}")),
+                };
+                let took = t0.elapsed();
+                {
+                    let mut t = tally.lock().unwrap();
+                    t.max_latency = t.max_latency.max(took);
+                    match outcome {
+                        Ok(reason) => *t.by_reason.entry(reason).or_default() += 1,
+                        Err(e) => t.wrong.push(e),
+                    }
+                }
+                tokio::time::sleep(PAUSE).await;
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut peak_kib = idle_kib;
+    while started.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        peak_kib = peak_kib.max(ingest.rss_kib());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let t = tally.lock().unwrap();
+    let total: u64 = t.by_reason.values().sum();
+    println!(
+        "overload for {elapsed:.0?}: {total} requests ({:.0}/s) from {CLIENTS} clients against max_concurrent_requests {MAX_CONCURRENT}, \
+         answers {:?}, longest answer {:?} (store_timeout_ms {STORE_TIMEOUT_MS}), RSS idle {} MiB, peak {} MiB",
+        total as f64 / elapsed.as_secs_f64(),
+        t.by_reason,
+        t.max_latency,
+        idle_kib / 1024,
+        peak_kib / 1024
+    );
+    assert!(t.wrong.is_empty(), "{} answers were not 503 + Retry-After with a reason, e.g. {:?}", t.wrong.len(), t.wrong.first());
+    assert!(t.by_reason.get("overloaded").copied().unwrap_or(0) > 0, "beyond the limit, requests are refused at once");
+    assert!(t.by_reason.get("not_stored").copied().unwrap_or(0) > 0, "within the limit, requests wait for the broker, then are refused");
+    assert!(t.max_latency < Duration::from_millis(STORE_TIMEOUT_MS + 3000), "an answer took {:?}", t.max_latency);
+    assert!(peak_kib < idle_kib + MAX_GROWTH_MIB * 1024, "RSS grew from {} to {} KiB", idle_kib, peak_kib);
+    let health = reqwest::get(format!("{}/healthz", p.ingest_url)).await.unwrap().status();
+    assert_eq!(health, 200, "ingest alive after the overload");
+}
