@@ -26,6 +26,7 @@ use runtime::kafka::ReplaceableProducer;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use runtime::backoff::Backoff;
+use runtime::batch::{read_batch, Batch, BatchLimits};
 use runtime::clock::now_ms;
 use runtime::shutdown::CancellationToken;
 use runtime::telemetry::Health;
@@ -385,46 +386,27 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
         runtime::consumer_lag::spawn_lag_watch(consumer.clone(), "aggregator", cfg.events_topic.clone(), health.readiness(), cfg.readiness, shutdown.clone()),
         spawn_clickhouse_probe(&cfg, &health, &shutdown),
     ];
-    let linger = Duration::from_millis(cfg.batch_linger_ms);
-    let max = cfg.batch_max_events;
+    // Records only: the aggregator's batches are bounded by count (`batch_max_events`).
+    let limits = BatchLimits { max_records: cfg.batch_max_events, max_bytes: usize::MAX, linger: Duration::from_millis(cfg.batch_linger_ms) };
     let topic = cfg.events_topic.clone();
     let mut agg = Aggregator::new(cfg)?;
     health.set_ready(true);
     info!(message = "Aggregator running.", topic = %topic);
     'outer: loop {
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            m = consumer.recv() => m,
-        };
-        let r = flag.take();
-        if r.revoked || r.lost || r.assigned.is_some() {
-            agg.rebalanced(r);
-        }
-        let mut received = 0usize;
-        let push = |agg: &mut Aggregator, m: &rdkafka::message::BorrowedMessage<'_>| {
+        let read = read_batch(|| consumer.recv(), limits, &shutdown, |m, first| {
+            if first {
+                // A rebalance since the last batch is applied before any record of this one.
+                let r = flag.take();
+                if r.revoked || r.lost || r.assigned.is_some() {
+                    agg.rebalanced(r);
+                }
+            }
             let part = agg.partitions.entry(m.partition()).or_insert(Partition { cursor: None, buffer: Vec::new() });
             part.buffer.push((m.offset(), m.payload().map(<[u8]>::to_vec)));
-        };
-        match first {
-            Ok(m) => {
-                push(&mut agg, &m);
-                received += 1;
-            }
-            Err(e) => {
-                warn!(message = "Kafka receive failed.", error = %e);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        }
-        let deadline = tokio::time::Instant::now() + linger;
-        while received < max {
-            tokio::select! {
-                m = consumer.recv() => match m {
-                    Ok(m) => { push(&mut agg, &m); received += 1; }
-                    Err(e) => { warn!(message = "Kafka receive failed.", error = %e); break }
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
+        })
+        .await;
+        if read == Batch::Shutdown {
+            break;
         }
         let parts: BTreeMap<i32, ()> = agg.partitions.iter().filter(|(_, p)| !p.buffer.is_empty()).map(|(k, _)| (*k, ())).collect();
         for p in parts.keys() {

@@ -14,6 +14,7 @@ use futures::future::join_all;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use runtime::backoff::Backoff;
+use runtime::batch::{read_batch, Batch, BatchLimits};
 use runtime::clock::now_ms;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
@@ -234,33 +235,11 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     ];
     health.set_ready(true);
     info!(message = "Normalizer running.", raw_topic = %cfg.raw_topic, events_topic = %cfg.events_topic);
-    let linger = Duration::from_millis(cfg.batch_linger_ms);
+    let limits = BatchLimits { max_records: cfg.batch_max_records, max_bytes: cfg.batch_max_raw_bytes, linger: Duration::from_millis(cfg.batch_linger_ms) };
     'outer: loop {
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            m = consumer.recv() => m,
-        };
-        let mut batch: Vec<OwnedMessage> = match first {
-            Ok(m) => vec![m.detach()],
-            Err(e) => {
-                warn!(message = "Kafka receive failed.", error = %e);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        let mut raw_bytes = batch[0].payload().map_or(0, <[u8]>::len);
-        let deadline = tokio::time::Instant::now() + linger;
-        while batch.len() < cfg.batch_max_records && raw_bytes < cfg.batch_max_raw_bytes {
-            tokio::select! {
-                m = consumer.recv() => match m {
-                    Ok(m) => {
-                        raw_bytes += m.payload().map_or(0, <[u8]>::len);
-                        batch.push(m.detach());
-                    }
-                    Err(e) => { warn!(message = "Kafka receive failed.", error = %e); break }
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
+        let mut batch: Vec<OwnedMessage> = Vec::new();
+        if read_batch(|| consumer.recv(), limits, &shutdown, |m, _| batch.push(m.detach())).await == Batch::Shutdown {
+            break;
         }
         metrics::histogram!("sendtrace_normalizer_batch_records").record(batch.len() as f64);
         let now = now_ms();

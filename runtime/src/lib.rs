@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! * `backoff`: the one retry wait (capped exponential, yields to shutdown).
+//! * `batch`: the one batch reader over a consumer (max records, max bytes, linger, shutdown).
 //! * `clock`: the one wall clock (`now_ms`).
 //! * `kafka`: client settings, producers, consumers and topic creation.
 //! * `shutdown`: SIGINT/SIGTERM → one cancellation token.
@@ -11,6 +12,7 @@
 //! * `config`: loading a service config from file → `SENDTRACE_*` environment.
 
 pub mod backoff;
+pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod consumer_lag;
