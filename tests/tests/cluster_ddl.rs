@@ -189,3 +189,32 @@ async fn the_cluster_tables_have_the_single_node_columns_and_the_views_fill_loca
         stack.query("default", &format!("DROP DATABASE `{db}`")).await;
     }
 }
+
+/// `aggregator migrate --cluster <name>` reaches the cluster form; on a server that does not know
+/// the cluster (this endpoint has none) it fails with ClickHouse's reason and creates nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_cluster_on_a_server_without_that_cluster_fails_and_creates_nothing() {
+    let stack = Stack::from_env();
+    let db = unique("cluster_absent");
+    let migrate = |cluster: &str| {
+        // the test's own SENDTRACE_* variables are not the aggregator's configuration
+        let mut cmd = std::process::Command::new(stack.bin_dir.join("aggregator"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SENDTRACE_")) {
+            cmd.env_remove(k);
+        }
+        cmd.args(["migrate", "--cluster", cluster])
+            .env("SENDTRACE_CLICKHOUSE__URL", &stack.clickhouse_url)
+            .env("SENDTRACE_CLICKHOUSE__DATABASE", &db)
+            .output()
+            .expect("the aggregator binary runs")
+    };
+    let out = migrate("no_such_cluster");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "must fail: {text}");
+    assert!(text.contains("no_such_cluster"), "the reason names the cluster: {text}");
+    let n = stack.query("default", &format!("SELECT count() FROM system.databases WHERE name = '{db}' FORMAT TabSeparated")).await;
+    assert_eq!(n.trim(), "0", "nothing created");
+
+    let bad = migrate("x'; DROP DATABASE default; --");
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("invalid cluster or database name"), "{bad:?}");
+}
