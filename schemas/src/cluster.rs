@@ -27,6 +27,11 @@
 //! once, through the `Distributed` tables. Tables placed [`Placement::EveryNode`]
 //! (`schema_migrations`) are one replicated table on every node, not sharded.
 //!
+//! The shard count is fixed once rows exist: a `Distributed` table places a row by its key's hash
+//! modulo the shard weights, so with another shard a delivery's next version would land on
+//! another shard than its earlier ones and `FINAL` (per shard) would keep both. Resharding is a
+//! copy into a new layout (BENCHMARKS.md §6).
+//!
 //! # Statements
 //! `CREATE TABLE`, `CREATE [MATERIALIZED] VIEW`, `ALTER TABLE`, `DROP`, `CREATE DATABASE` get
 //! `ON CLUSTER '<name>'`; column changes (`ADD/MODIFY/DROP/RENAME/COMMENT COLUMN`) go to both the
