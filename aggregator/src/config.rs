@@ -15,6 +15,11 @@ pub struct ClickHouseConfig {
     pub events_ttl_days: u32,
     /// Engagement score weights (the `engagement` view, set at migration).
     pub engagement: EngagementWeights,
+    /// Name of the ClickHouse cluster (`remote_servers`) `aggregator migrate` creates the tables on:
+    /// `ON CLUSTER`, `Replicated*MergeTree` local tables and `Distributed` tables under the usual
+    /// names (`schemas::cluster`; `aggregator migrate --cluster <name>` sets it too). Empty: one
+    /// server, the default. The services need no change: they address the `Distributed` tables.
+    pub cluster: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,7 +40,7 @@ impl Default for EngagementWeights {
 
 impl Default for ClickHouseConfig {
     fn default() -> Self {
-        ClickHouseConfig { url: "http://127.0.0.1:8123".into(), database: "sendtrace".into(), user: "default".into(), password: String::new(), events_ttl_days: 365, engagement: EngagementWeights::default() }
+        ClickHouseConfig { url: "http://127.0.0.1:8123".into(), database: "sendtrace".into(), user: "default".into(), password: String::new(), events_ttl_days: 365, engagement: EngagementWeights::default(), cluster: String::new() }
     }
 }
 

@@ -25,16 +25,24 @@ enum Command {
     /// Run the service (the default).
     Run,
     /// Apply the ClickHouse migrations (idempotent).
-    Migrate,
+    Migrate {
+        /// Create the tables on this ClickHouse cluster (`clickhouse.cluster`): replicated local
+        /// tables and `Distributed` tables under the usual names.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     runtime::telemetry::init_tracing();
-    let cfg: Config = runtime::config::load(cli.config.as_deref())?;
+    let mut cfg: Config = runtime::config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Run) {
-        Command::Migrate => {
+        Command::Migrate { cluster } => {
+            if let Some(cluster) = cluster {
+                cfg.clickhouse.cluster = cluster;
+            }
             let applied = migrate::migrate(&cfg.clickhouse, &cfg.reporting_time_zone).await?;
             println!("migrations applied now: {applied:?} (database `{}`)", cfg.clickhouse.database);
             Ok(())

@@ -3,6 +3,10 @@
 //!
 //! Placeholders in the SQL (`{events_ttl_days}`, the engagement weights, `{reporting_time_zone}`)
 //! are filled from the configuration when a migration is applied; see [`render`].
+//!
+//! With `clickhouse.cluster` set, every statement runs in its cluster form ([`in_cluster`],
+//! `schemas::cluster`): `ON CLUSTER`, replicated local tables, `Distributed` tables under the
+//! usual names. Every migration is translated before anything is changed.
 
 use crate::buckets::Periods;
 use crate::config::ClickHouseConfig;
@@ -26,10 +30,19 @@ pub const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migration
 /// before anything is changed.
 pub async fn migrate(cfg: &ClickHouseConfig, reporting_time_zone: &str) -> anyhow::Result<Vec<u32>> {
     let zone = sql_time_zone(reporting_time_zone)?;
+    for (version, _, sql) in schemas::ddl::MIGRATIONS {
+        for stmt in schemas::ddl::statements(sql) {
+            in_cluster(&render(&stmt, cfg, &zone), cfg).map_err(|e| anyhow::anyhow!("migration {version}: {e}"))?;
+        }
+    }
     let server = clickhouse::Client::default().with_url(&cfg.url).with_user(&cfg.user).with_password(&cfg.password);
-    server.query(&format!("CREATE DATABASE IF NOT EXISTS `{}`", cfg.database.replace('`', ""))).execute().await?;
+    for stmt in in_cluster(&format!("CREATE DATABASE IF NOT EXISTS `{}`", cfg.database.replace('`', "")), cfg)? {
+        server.query(&stmt).execute().await?;
+    }
     let db = cfg.client();
-    db.query(SCHEMA_MIGRATIONS).execute().await?;
+    for stmt in in_cluster(SCHEMA_MIGRATIONS, cfg)? {
+        db.query(&stmt).execute().await?;
+    }
     let done: Vec<u32> = db.query("SELECT version FROM schema_migrations FINAL").fetch_all::<u32>().await?;
     let mut applied = Vec::new();
     for (version, name, sql) in schemas::ddl::MIGRATIONS {
@@ -37,9 +50,10 @@ pub async fn migrate(cfg: &ClickHouseConfig, reporting_time_zone: &str) -> anyho
             continue;
         }
         for stmt in schemas::ddl::statements(sql) {
-            let stmt = render(&stmt, cfg, &zone);
-            // `?` is the crate's bind marker; DDL has none, so take the text as is.
-            db.query(&stmt).execute().await?;
+            for stmt in in_cluster(&render(&stmt, cfg, &zone), cfg)? {
+                // `?` is the crate's bind marker; DDL has none, so take the text as is.
+                db.query(&stmt).execute().await?;
+            }
         }
         let mut ins = db.insert::<Applied>("schema_migrations").await?;
         ins.write(&Applied { version: *version, name: name.to_string(), applied_at: chrono::Utc::now().timestamp_millis() }).await?;
@@ -109,6 +123,15 @@ pub fn render(stmt: &str, cfg: &ClickHouseConfig, zone: &str) -> String {
     .replace("{reporting_time_zone}", zone)
 }
 
+/// A rendered statement as `cfg` runs it: itself on one server, its cluster form when
+/// `clickhouse.cluster` names a cluster (`schemas::cluster::statements`).
+pub fn in_cluster(stmt: &str, cfg: &ClickHouseConfig) -> Result<Vec<String>, schemas::cluster::ClusterError> {
+    if cfg.cluster.is_empty() {
+        return Ok(vec![stmt.to_string()]);
+    }
+    schemas::cluster::statements(stmt, &schemas::cluster::Cluster { name: &cfg.cluster, database: &cfg.database })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +163,21 @@ mod tests {
         assert!(mv.contains("('day:Europe/Berlin', toDate(occurred_at, 'Europe/Berlin'))"), "{mv}");
         assert_eq!(view_zone(&mv), "Europe/Berlin");
         assert_eq!(view_zone(&render(&schemas::ddl::statements(schemas::ddl::MIGRATIONS[4].2)[1], &cfg, "UTC")), "UTC");
+    }
+
+    #[test]
+    fn single_node_is_unchanged_and_a_cluster_gets_the_cluster_form() {
+        let mut cfg = ClickHouseConfig::default();
+        assert_eq!(in_cluster(SCHEMA_MIGRATIONS, &cfg).unwrap(), vec![SCHEMA_MIGRATIONS.to_string()]);
+        cfg.cluster = "sendtrace".into();
+        let out = in_cluster(SCHEMA_MIGRATIONS, &cfg).unwrap();
+        assert_eq!(out.len(), 1, "schema_migrations is on every node, not sharded");
+        assert!(out[0].starts_with("CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER 'sendtrace' (version UInt32"), "{}", out[0]);
+        assert!(out[0].contains("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}') ORDER BY version"), "{}", out[0]);
+        // the zone is filled in before the translation; the replica macros are left to the server
+        let mv = &in_cluster(&render(&schemas::ddl::statements(schemas::ddl::MIGRATIONS[4].2)[1], &cfg, "Europe/Berlin"), &cfg).unwrap()[0];
+        assert!(mv.contains("ON CLUSTER 'sendtrace' TO `unique_recipients_local`") && mv.contains("FROM `events_local`") && mv.contains("'day:Europe/Berlin'"), "{mv}");
+        cfg.cluster = "a'b".into();
+        assert_eq!(in_cluster("CREATE DATABASE d", &cfg).unwrap_err().code(), "invalid_name");
     }
 }

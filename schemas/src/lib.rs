@@ -8,9 +8,11 @@
 //! * `raw`: [`RawEnvelope`], a provider request as ingest stored it, and [`DeadLetter`].
 //! * `avro`: the Avro schemas (from `avro/*.avsc`) and the single-object codec.
 //! * `ddl`: the ClickHouse migrations (from `clickhouse/*.sql`).
+//! * `cluster`: the same migrations for a ClickHouse cluster (`ON CLUSTER`, `Replicated*`, `Distributed`).
 //! * `provider`: [`ProviderId`], the one place provider names are parsed.
 
 pub mod avro;
+pub mod cluster;
 pub mod ddl;
 pub mod event;
 pub mod ids;
