@@ -24,6 +24,11 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+# Every criterion benchmark once, in test mode (seconds): they keep compiling and working.
+# The measuring runs are `cargo bench` (BENCHMARKS.md).
+log "Benchmarks, once each in test mode"
+cargo test -q -p aggregator -p normalizer --features normalizer/samples --benches
+
 # Fuzz smoke run: every cargo-fuzz target for a few seconds from the fixture seeds
 # (the long campaign is `scripts/fuzz.sh`; see FUZZING.md). Needs the nightly toolchain.
 log "Fuzz smoke run (${TEST_FUZZ_SECONDS:-5}s per target)"
