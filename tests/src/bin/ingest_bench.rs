@@ -1,0 +1,260 @@
+//! `ingest-bench`: the edge's throughput and latency, against its own limits, in one run
+//! (issue 14, goal 2). On a running broker it measures, one after the other on this machine:
+//!
+//! 1. **broker**: a native rdkafka producer with ingest's producer settings (idempotent,
+//!    acks=all) storing raw envelopes of the same size, `--concurrency` in flight;
+//! 2. **bare**: a bare axum server answering 200 to the same POSTs (the HTTP stack's ceiling);
+//! 3. **ingest**: the real ingest app (routes, limits, SNS signature checked against the
+//!    committed test certificate given through its `VerifyContext`, raw envelope, Kafka with
+//!    acks=all) serving signed SES notifications;
+//! 4. **ingest at half rate**: an open-loop run at half of (3)'s rate, latency measured from
+//!    each request's scheduled time (queueing included), for the p99 goal (< 20 ms).
+//!
+//! Prints req/s, p50/p99 and the ratios ingest/broker (goal ≥ 0.5) and ingest/bare. The load
+//! client runs in the same process and shares the machine's cores, like wrk or oha on it would.
+//!
+//!   ingest-bench --brokers 127.0.0.1:9092 --seconds 10 --concurrency 32
+
+use clap::Parser;
+use normalizer::providers::{ses, TenantCredentials, VerifyContext};
+use rdkafka::producer::FutureRecord;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "ingest-bench")]
+struct Cli {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Seconds per measured phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Requests (or records) in flight.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Records in flight for a second broker-alone phase (default: `--concurrency`, the same as the
+    /// HTTP phases; a larger value shows the broker's own ceiling).
+    #[arg(long)]
+    broker_concurrency: Option<usize>,
+    /// Distinct signed notifications to cycle through.
+    #[arg(long, default_value_t = 256)]
+    bodies: usize,
+    /// Topic for the raw records (created if missing).
+    #[arg(long, default_value = "sendtrace.bench.raw")]
+    topic: String,
+}
+
+const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:ses-events";
+
+struct Figures {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Figures {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+    fn print(&self, name: &str) {
+        println!(
+            "{name:<22} {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} ok, {} errors, {:.1} s)",
+            self.rate(),
+            self.pct(0.50),
+            self.pct(0.99),
+            self.requests,
+            self.errors,
+            self.elapsed.as_secs_f64()
+        );
+    }
+}
+
+/// Signed SES notifications (distinct MessageIds), as SNS posts them: (headers, body).
+fn signed_bodies(n: usize) -> Vec<(Vec<(String, String)>, Vec<u8>)> {
+    let fixture = include_bytes!("../../../normalizer/src/providers/ses/fixtures/event_delivery.json");
+    let base: serde_json::Value = serde_json::from_slice(fixture).expect("fixture");
+    (0..n)
+        .map(|i| {
+            let mut v = base.clone();
+            v["MessageId"] = format!("bench-{i:06}-{}", uuid::Uuid::new_v4()).into();
+            let body = ses::samples::sign_sns(&serde_json::to_vec(&v).unwrap());
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let headers = vec![
+                ("content-type".to_string(), "text/plain; charset=UTF-8".to_string()),
+                ("x-amz-sns-message-type".to_string(), v["Type"].as_str().unwrap_or_default().to_string()),
+                ("x-amz-sns-message-id".to_string(), v["MessageId"].as_str().unwrap_or_default().to_string()),
+                ("x-amz-sns-topic-arn".to_string(), v["TopicArn"].as_str().unwrap_or_default().to_string()),
+            ];
+            (headers, body)
+        })
+        .collect()
+}
+
+/// Closed loop (`rate` None: as fast as `concurrency` allows) or open loop at `rate` req/s
+/// (latency from each request's scheduled time).
+async fn load(url: &str, bodies: Arc<Vec<(Vec<(String, String)>, Vec<u8>)>>, concurrency: usize, seconds: u64, rate: Option<f64>) -> Figures {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+    let started = Instant::now();
+    let end = started + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|t| {
+            let (client, bodies, url) = (client.clone(), bodies.clone(), url.to_string());
+            tokio::spawn(async move {
+                let (mut ok, mut errors, mut lat) = (0usize, 0usize, Vec::new());
+                let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+                let mut i = t;
+                let mut next = started + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(t as f64 / concurrency as f64));
+                loop {
+                    if let Some(iv) = interval {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += iv;
+                    }
+                    let scheduled = if interval.is_some() { next - interval.unwrap() } else { Instant::now() };
+                    if scheduled >= end {
+                        break;
+                    }
+                    let (headers, body) = &bodies[i % bodies.len()];
+                    i += concurrency;
+                    let mut req = client.post(&url).body(body.clone());
+                    for (k, v) in headers {
+                        req = req.header(k, v);
+                    }
+                    match req.send().await {
+                        Ok(r) if r.status().is_success() => {
+                            ok += 1;
+                            lat.push(scheduled.elapsed().as_micros() as u64);
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (ok, errors, lat)
+            })
+        })
+        .collect();
+    let mut f = Figures { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
+    for t in tasks {
+        let (ok, errors, lat) = t.await.unwrap();
+        f.requests += ok;
+        f.errors += errors;
+        f.latencies_us.extend(lat);
+    }
+    f.elapsed = started.elapsed();
+    f.latencies_us.sort_unstable();
+    f
+}
+
+/// The broker alone: ingest's producer settings, records of `size` bytes, `concurrency` in flight.
+async fn broker(kafka: &runtime::kafka::KafkaConfig, topic: &str, size: usize, concurrency: usize, seconds: u64) -> Figures {
+    let producer = kafka.producer().expect("producer");
+    let payload = vec![b'x'; size];
+    let started = Instant::now();
+    let end = started + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|t| {
+            let (producer, payload, topic) = (producer.clone(), payload.clone(), topic.to_string());
+            tokio::spawn(async move {
+                let (mut ok, mut errors, mut lat, mut i) = (0usize, 0usize, Vec::new(), t);
+                while Instant::now() < end {
+                    let key = format!("bench/{i}");
+                    i += concurrency;
+                    let t0 = Instant::now();
+                    match producer.send(FutureRecord::to(&topic).key(&key).payload(&payload), Duration::from_secs(10)).await {
+                        Ok(_) => {
+                            ok += 1;
+                            lat.push(t0.elapsed().as_micros() as u64);
+                        }
+                        Err(_) => errors += 1,
+                    }
+                }
+                (ok, errors, lat)
+            })
+        })
+        .collect();
+    let mut f = Figures { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
+    for t in tasks {
+        let (ok, errors, lat) = t.await.unwrap();
+        f.requests += ok;
+        f.errors += errors;
+        f.latencies_us.extend(lat);
+    }
+    f.elapsed = started.elapsed();
+    f.latencies_us.sort_unstable();
+    f
+}
+
+async fn serve(router: axum::Router, cfg: &ingest::config::Config) -> (String, tokio_util::sync::CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (cfg, s) = (cfg.clone(), stop.clone());
+    tokio::spawn(async move { ingest::server::serve(listener, router, &cfg, s).await });
+    (format!("http://{addr}"), stop)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut cfg = ingest::config::Config::default();
+    cfg.kafka.brokers = cli.brokers.clone();
+    cfg.raw_topic = cli.topic.clone();
+    cfg.max_concurrent_requests = cfg.max_concurrent_requests.max(cli.concurrency * 2);
+    let ses = ses::Credentials { topic_arn: vec![TOPIC_ARN.into()], accept_any_topic: None, verify_signature: Some(true) };
+    cfg.tenants.insert("bench".into(), TenantCredentials { ses: Some(ses), ..Default::default() });
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    cfg.kafka.ensure_topics(&[&cli.topic], &[]).await?;
+
+    println!("preparing {} signed SES notifications …", cli.bodies);
+    let bodies = Arc::new(signed_bodies(cli.bodies));
+    let envelope_bytes = bodies[0].1.len() + 400;
+    println!("phase               throughput        latency (each phase {} s, {} in flight)", cli.seconds, cli.concurrency);
+
+    let broker_f = broker(&cfg.kafka, &cli.topic, envelope_bytes, cli.concurrency, cli.seconds).await;
+    broker_f.print("broker (native, acks=all)");
+    let broker_max = match cli.broker_concurrency.filter(|c| *c != cli.concurrency) {
+        Some(c) => {
+            let f = broker(&cfg.kafka, &cli.topic, envelope_bytes, c, cli.seconds).await;
+            f.print(&format!("broker, {c} in flight"));
+            Some(f)
+        }
+        None => None,
+    };
+
+    let bare = axum::Router::new().route("/webhooks/ses/bench", axum::routing::post(|_body: bytes::Bytes| async { "ok" }));
+    let (bare_url, bare_stop) = serve(bare, &cfg).await;
+    let bare_f = load(&format!("{bare_url}/webhooks/ses/bench"), bodies.clone(), cli.concurrency, cli.seconds, None).await;
+    bare_stop.cancel();
+    bare_f.print("bare axum");
+
+    let cert = include_bytes!("../../../normalizer/src/providers/ses/fixtures/test_signing_cert.pem").to_vec();
+    let verify = VerifyContext::new(cfg.limits.clone(), Arc::new(move |_url: &str| -> Result<Vec<u8>, String> { Ok(cert.clone()) }));
+    let health = runtime::telemetry::Health::default();
+    let sink = Arc::new(ingest::kafka::KafkaSink::new(cfg.kafka.clone(), cfg.raw_topic.clone(), health.readiness())?);
+    let state = ingest::routes::AppState { config: Arc::new(cfg.clone()), sink: Arc::new(sink.clone()), verify: Arc::new(verify) };
+    health.set_ready(true);
+    let (ingest_url, ingest_stop) = serve(ingest::routes::app(state, health), &cfg).await;
+    let url = format!("{ingest_url}/webhooks/ses/bench");
+    let ingest_f = load(&url, bodies.clone(), cli.concurrency, cli.seconds, None).await;
+    ingest_f.print("ingest (SNS signed)");
+    let half = (ingest_f.rate() / 2.0).max(1.0);
+    let half_f = load(&url, bodies.clone(), cli.concurrency, cli.seconds, Some(half)).await;
+    half_f.print(&format!("ingest @ {half:.0}/s open"));
+    ingest_stop.cancel();
+
+    println!();
+    println!("ingest / broker = {:.3}   (goal >= 0.5; same in-flight count)", ingest_f.rate() / broker_f.rate());
+    if let Some(max) = &broker_max {
+        println!("ingest / broker at its own ceiling = {:.3}", ingest_f.rate() / max.rate());
+    }
+    println!("ingest / bare   = {:.3}", ingest_f.rate() / bare_f.rate());
+    println!("p99 at half rate = {:.2} ms   (goal < 20 ms)", half_f.pct(0.99));
+    anyhow::ensure!(ingest_f.errors == 0 && half_f.errors == 0, "ingest answered errors");
+    Ok(())
+}
