@@ -55,13 +55,17 @@ impl KafkaConfig {
 
     /// An idempotent producer with acks=all: a delivery report means the write is durable.
     pub fn producer(&self) -> rdkafka::error::KafkaResult<FutureProducer> {
+        self.producer_config().create()
+    }
+
+    fn producer_config(&self) -> ClientConfig {
         let mut c = self.base();
         c.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
             .set("linger.ms", "2")
             .set("compression.type", "none");
-        c.create()
+        c
     }
 
     /// A consumer that commits only offsets the caller stored (`store_offset`) after its work is done
@@ -120,15 +124,56 @@ impl KafkaConfig {
     }
 }
 
-/// A producer that is replaced after a failed send. A new producer has a new
-/// idempotent producer id, so neither a fatal producer error nor a broker that
-/// restarted without the old id's sequence state (tansu 0.6 then fails every later
-/// write of that id) can wedge a service. Records the old producer still holds have
-/// already been reported failed to their callers.
+/// A producer that is replaced after a failed send, and as soon as it loses every broker
+/// connection. A new producer has a new idempotent producer id, so neither a fatal producer
+/// error nor a broker that restarted without the old id's state can wedge a service: tansu 0.6
+/// forgets producer ids on a restart and its storage task panics (the broker stops serving
+/// anyone) when an id from before the restart writes again, which librdkafka does on its own
+/// when it retries in-flight records after reconnecting, or at the next send of an idle
+/// producer. So a producer that sees all brokers down is purged (its queued and in-flight
+/// records are reported failed to their callers, who retry them) and replaced before the
+/// broker can come back. Records an old producer still holds have been reported failed.
 pub struct ReplaceableProducer {
     config: KafkaConfig,
-    current: std::sync::RwLock<std::sync::Arc<FutureProducer>>,
+    current: std::sync::Arc<std::sync::RwLock<std::sync::Arc<Watched>>>,
     observer: Option<ProduceObserver>,
+}
+
+/// How often the watchdog of a [`ReplaceableProducer`] checks whether its producer lost every broker.
+const BROKER_WATCH_INTERVAL: Duration = Duration::from_millis(50);
+/// A producer younger than this is not replaced for a lost broker: one created during an outage
+/// reports every failed connection attempt, and replacing it again brings nothing until the
+/// broker is back (a broker outage shorter than this can still meet an old producer id).
+const MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE: Duration = Duration::from_millis(1000);
+
+/// librdkafka's error callback: notes when every broker connection is down.
+#[derive(Clone, Default)]
+pub struct BrokerWatch {
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl rdkafka::ClientContext for BrokerWatch {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+}
+
+/// One producer with what its watch saw.
+struct Watched {
+    producer: FutureProducer<BrokerWatch>,
+    watch: BrokerWatch,
+    created: std::time::Instant,
+}
+
+impl Watched {
+    fn new(config: &KafkaConfig) -> rdkafka::error::KafkaResult<Watched> {
+        let watch = BrokerWatch::default();
+        let producer = config.producer_config().create_with_context(watch.clone())?;
+        Ok(Watched { producer, watch, created: std::time::Instant::now() })
+    }
 }
 
 /// What [`ReplaceableProducer::observed`] reports each produce to.
@@ -142,8 +187,10 @@ struct ProduceObserver {
 
 impl ReplaceableProducer {
     pub fn new(config: KafkaConfig) -> rdkafka::error::KafkaResult<Self> {
-        let p = std::sync::Arc::new(config.producer()?);
-        Ok(ReplaceableProducer { config, current: std::sync::RwLock::new(p), observer: None })
+        let p = std::sync::Arc::new(Watched::new(&config)?);
+        let current = std::sync::Arc::new(std::sync::RwLock::new(p));
+        spawn_broker_watchdog(config.clone(), std::sync::Arc::downgrade(&current));
+        Ok(ReplaceableProducer { config, current, observer: None })
     }
 
     /// Reports every produce: its latency in the histogram
@@ -167,7 +214,7 @@ impl ReplaceableProducer {
         use rdkafka::producer::Producer;
         let producer = self.get();
         let t = topic.to_string();
-        let metadata = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&t), timeout).map(|_| ()))
+        let metadata = tokio::task::spawn_blocking(move || producer.producer.client().fetch_metadata(Some(&t), timeout).map(|_| ()))
             .await
             .map_err(|e| format!("metadata task failed: {e}"))?;
         metadata.map_err(|e| format!("broker metadata for topic {topic} unavailable: {e}"))?;
@@ -211,22 +258,13 @@ impl ReplaceableProducer {
         }
     }
 
-    fn get(&self) -> std::sync::Arc<FutureProducer> {
+    fn get(&self) -> std::sync::Arc<Watched> {
         // A poisoned lock only means another thread panicked while swapping; the value is valid.
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn replace(&self, used: &std::sync::Arc<FutureProducer>, error: &str) {
-        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
-        if std::sync::Arc::ptr_eq(&guard, used) {
-            match self.config.producer() {
-                Ok(p) => {
-                    tracing::warn!(message = "Kafka producer replaced after a failed send.", %error);
-                    *guard = std::sync::Arc::new(p);
-                }
-                Err(e) => tracing::error!(message = "Could not recreate Kafka producer.", error = %e),
-            }
-        }
+    fn replace(&self, used: &std::sync::Arc<Watched>, error: &str) {
+        replace_if_current(&self.config, &self.current, used, "Kafka producer replaced after a failed send.", error);
     }
 
     /// Sends one record and waits for its acknowledgement (acks=all), at most `timeout`.
@@ -256,7 +294,7 @@ impl ReplaceableProducer {
         }
         let producer = self.get();
         let record = FutureRecord::to(topic).key(key).payload(payload);
-        let error = match tokio::time::timeout(timeout, producer.send(record, timeout)).await {
+        let error = match tokio::time::timeout(timeout, producer.producer.send(record, timeout)).await {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err((e, _))) => SendError { permanent: is_permanent(&e), too_large: is_too_large(&e), message: e.to_string() },
             Err(_) => SendError { permanent: false, too_large: false, message: format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()) },
@@ -271,7 +309,40 @@ impl ReplaceableProducer {
     /// Flushes outstanding records (shutdown).
     pub fn flush(&self, timeout: Duration) {
         use rdkafka::producer::Producer;
-        let _ = self.get().flush(timeout);
+        let _ = self.get().producer.flush(timeout);
+    }
+}
+
+/// Replaces `used` by a new producer if it is still the current one.
+fn replace_if_current(config: &KafkaConfig, current: &std::sync::RwLock<std::sync::Arc<Watched>>, used: &std::sync::Arc<Watched>, why: &str, error: &str) {
+    let mut guard = current.write().unwrap_or_else(|p| p.into_inner());
+    if std::sync::Arc::ptr_eq(&guard, used) {
+        match Watched::new(config) {
+            Ok(p) => {
+                tracing::warn!(message = why, %error);
+                *guard = std::sync::Arc::new(p);
+            }
+            Err(e) => tracing::error!(message = "Could not recreate Kafka producer.", error = %e),
+        }
+    }
+}
+
+/// Every [`BROKER_WATCH_INTERVAL`]: when the current producer has lost every broker (and is older
+/// than [`MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE`]), purges what it holds (its callers see the
+/// records fail) and replaces it. Ends with the [`ReplaceableProducer`].
+fn spawn_broker_watchdog(config: KafkaConfig, current: std::sync::Weak<std::sync::RwLock<std::sync::Arc<Watched>>>) {
+    use rdkafka::producer::{Producer, PurgeConfig};
+    let spawned = std::thread::Builder::new().name("kafka-broker-watch".into()).spawn(move || loop {
+        std::thread::sleep(BROKER_WATCH_INTERVAL);
+        let Some(current) = current.upgrade() else { return };
+        let used = current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if used.watch.down.load(std::sync::atomic::Ordering::SeqCst) && used.created.elapsed() >= MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE {
+            replace_if_current(&config, &current, &used, "Kafka producer replaced: every broker connection was lost.", "all brokers down");
+            used.producer.purge(PurgeConfig::default().queue().inflight());
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(message = "Could not start the Kafka producer's broker watch.", error = %e);
     }
 }
 
@@ -366,6 +437,21 @@ mod tests {
         assert!(probe.unwrap_err().contains("metadata"));
         let rendered = handle.render();
         assert!(rendered.contains("sendtrace_unit_produce_duration_seconds_count{topic=\"t\",outcome=\"transient\"} 1"), "{rendered}");
+    }
+
+    /// A producer that loses every broker (here: never had one) is replaced by the watchdog once
+    /// it is older than the minimum age, without any send.
+    #[tokio::test]
+    async fn a_producer_without_brokers_is_replaced_by_the_watch() {
+        let config = KafkaConfig { brokers: "127.0.0.1:1".into(), ..Default::default() };
+        let producer = ReplaceableProducer::new(config).unwrap();
+        let first = producer.get();
+        let deadline = std::time::Instant::now() + MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE + Duration::from_secs(10);
+        while std::sync::Arc::ptr_eq(&first, &producer.get()) {
+            assert!(std::time::Instant::now() < deadline, "not replaced; all brokers down seen: {}", first.watch.down.load(std::sync::atomic::Ordering::SeqCst));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(first.created.elapsed() >= MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE, "not replaced before its minimum age");
     }
 
     #[test]

@@ -113,6 +113,23 @@ impl Service {
         }
     }
 
+    /// SIGTERM, then waits at most `within` for the exit (SIGKILL after that). Returns the exit
+    /// status (None: it had not exited within `within`) and how long the exit took.
+    pub fn terminate(&mut self, within: Duration) -> (Option<std::process::ExitStatus>, Duration) {
+        let t0 = std::time::Instant::now();
+        let Some(mut c) = self.child.take() else { return (None, Duration::ZERO) };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        while t0.elapsed() < within {
+            if let Ok(Some(status)) = c.try_wait() {
+                return (Some(status), t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        (None, t0.elapsed())
+    }
+
     /// SIGTERM and wait: the orderly case.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -310,6 +327,17 @@ impl Pipeline {
         env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{port}")));
         let svc = Service::spawn(&self.stack, &format!("{}-aggregator-{tag}", self.name), "aggregator", &["run"], &env);
         self.wait_healthy(&format!("http://127.0.0.1:{port}/healthz"), "second aggregator").await;
+        svc
+    }
+
+    /// Another normalizer of the same consumer group (its own admin port).
+    pub async fn spawn_second_normalizer(&self, tag: &str) -> Service {
+        let mut env = self.env_for("normalizer", &self.stack.brokers);
+        let port = free_port();
+        env.retain(|(k, _)| k != "SENDTRACE_ADMIN_ADDR");
+        env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{port}")));
+        let svc = Service::spawn(&self.stack, &format!("{}-normalizer-{tag}", self.name), "normalizer", &["run"], &env);
+        self.wait_healthy(&format!("http://127.0.0.1:{port}/healthz"), "second normalizer").await;
         svc
     }
 
