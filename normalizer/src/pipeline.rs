@@ -108,6 +108,8 @@ pub fn handle(
         Ok(env) => env,
         Err(e) => return whole(e.code(), &format!("raw envelope unreadable: {e}"), None, None),
     };
+    // every log line about this record (its dead letters included) names ingest's request id
+    let _record = tracing::info_span!("record", request_id = %envelope.request_id).entered();
     let (tenant, provider) = (Some(envelope.tenant.as_str()), Some(envelope.provider.as_str()));
     let raw = RawRecord::new(&envelope, at.topic, at.partition, at.offset);
     let normalized = match normalize(&raw, opts) {

@@ -168,6 +168,8 @@ pub struct Pipeline {
     pub ingest_config: PathBuf,
     /// Extra environment for the aggregator (e.g. a ClickHouse URL through a proxy, batch sizes).
     pub aggregator_env: Vec<(String, String)>,
+    /// Extra environment for every service this pipeline starts (e.g. `SENDTRACE_LOG_JSON`, `RUST_LOG`).
+    pub service_env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
     /// ingest, normalizer admin, aggregator admin, ingest admin.
     ports: (u16, u16, u16, u16),
@@ -209,6 +211,7 @@ impl Pipeline {
             aggregator: None,
             ingest_config,
             aggregator_env: Vec::new(),
+            service_env: Vec::new(),
             _dir: dir,
             ports: (free_port(), free_port(), free_port(), free_port()),
         };
@@ -257,6 +260,7 @@ impl Pipeline {
             "normalizer" => env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{}", self.ports.1))),
             _ => env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{}", self.ports.2))),
         }
+        env.extend(self.service_env.iter().cloned());
         env
     }
 

@@ -109,5 +109,6 @@ async fn verify_and_store(
         e if e.permanent => IngestError::RecordRefused(e.message),
         e => IngestError::NotStored(e.message),
     })?;
+    debug!(message = "Raw record stored.", %request_id, bytes = req.body.len());
     Ok((StatusCode::OK, Json(serde_json::json!({ "stored": true, "request_id": request_id }))))
 }
