@@ -1,8 +1,8 @@
 //! The consumer loop: events topic → ClickHouse, exactly once in effect.
 //!
 //! Per partition, buffered events form batches. Each batch is written as:
-//! `pending` manifest → events → counters → attributed counters → delivery status counts → delivery order tombstones → deliveries (and, by a view, delivery order) → suppressions (table, then the
-//! compacted topic) → dead letters → `done` manifest,
+//! `pending` manifest → events → counters → attributed counters → delivery status counts → delivery order tombstones → suppressions (table, then the
+//! compacted topic) → deliveries (and, by a view, delivery order) → dead letters → `done` manifest,
 //! every insert with a token derived from the batch's offset range; then the
 //! Kafka offset is stored for commit. A failed write is retried with the same
 //! rows and tokens (backoff, no data dropped); see `offsets` for restarts.
@@ -267,10 +267,12 @@ impl Aggregator {
         retry("insert_delivery_status_counts", mb, shutdown, || insert_rows(c, "delivery_status_counts", &tsc, &rows.status_counts)).await?;
         let tdo = tok("delivery_order");
         retry("insert_delivery_order_tombstones", mb, shutdown, || insert_rows(c, "delivery_order", &tdo, &rows.order_tombstones)).await?;
-        retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
+        // suppressions before `deliveries` too: once a delivery's row holds an event, a replay
+        // skips that event as applied, so a suppression it caused would never be written
         let ts = tok("suppressions");
         let count = suppression::apply(c, &self.producer, &self.cfg, rows, &ts, shutdown).await?;
         debug!(message = "Suppressions of batch.", partition = p, count);
+        retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
         self.publish_dead_letters(dead, shutdown).await?;
         retry("manifest_done", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "done", now_ms())).await?;
         Some(Ok(()))
