@@ -49,6 +49,8 @@ pub fn record(
         raw,
         raw_size,
         item: None,
+        // canonical events carry no request id
+        request_id: None,
     }
 }
 

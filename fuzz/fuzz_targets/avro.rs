@@ -48,6 +48,7 @@ fn dead_letter(u: &mut Unstructured) -> arbitrary::Result<DeadLetter> {
         item: u.arbitrary()?,
         raw_size: u.arbitrary()?,
         raw_truncated: u.arbitrary()?,
+        request_id: u.arbitrary()?,
     })
 }
 

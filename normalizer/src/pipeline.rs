@@ -67,11 +67,12 @@ struct DeadLetters<'a> {
 }
 
 impl DeadLetters<'_> {
-    fn one(&self, failure: Failure<'_>, tenant: Option<&str>, provider: Option<&str>) -> Option<Outgoing> {
+    fn one(&self, failure: Failure<'_>, tenant: Option<&str>, provider: Option<&str>, request_id: Option<&str>) -> Option<Outgoing> {
         let provider_label = provider.map_or("unknown", |p| dead_letter::truncate(p, 32)).to_string();
         metrics::counter!("sendtrace_normalizer_dead_letters_total", "provider" => provider_label.clone(), "reason" => failure.reason_code.to_string()).increment(1);
         warn!(message = "Record sent to dead-letter topic.", reason = failure.reason_code, partition = self.at.partition, offset = self.at.offset, item = ?failure.item, provider = %provider_label);
-        let dl = dead_letter::record(failure, self.at, tenant, provider, self.raw, self.bounds.dead_letter_raw_max_bytes, self.now_ms);
+        let mut dl = dead_letter::record(failure, self.at, tenant, provider, self.raw, self.bounds.dead_letter_raw_max_bytes, self.now_ms);
+        dl.request_id = request_id.map(|r| dead_letter::truncate(r, 64).to_string());
         match schemas::avro::encode_dead_letter(&dl) {
             Ok(payload) => Some(Outgoing {
                 dead_letter: true,
@@ -101,20 +102,20 @@ pub fn handle(
 ) -> Vec<Outgoing> {
     let bytes = payload.unwrap_or_default();
     let dl = DeadLetters { at, raw: bytes, bounds, now_ms };
-    let whole = |code: &str, reason: &str, tenant: Option<&str>, provider: Option<&str>| {
-        dl.one(Failure { reason_code: code, reason, item: None }, tenant, provider).into_iter().collect()
+    let whole = |code: &str, reason: &str, tenant: Option<&str>, provider: Option<&str>, request_id: Option<&str>| {
+        dl.one(Failure { reason_code: code, reason, item: None }, tenant, provider, request_id).into_iter().collect()
     };
     let envelope = match schemas::avro::decode_raw(bytes) {
         Ok(env) => env,
-        Err(e) => return whole(e.code(), &format!("raw envelope unreadable: {e}"), None, None),
+        Err(e) => return whole(e.code(), &format!("raw envelope unreadable: {e}"), None, None, None),
     };
     // every log line about this record (its dead letters included) names ingest's request id
     let _record = tracing::info_span!("record", request_id = %envelope.request_id).entered();
-    let (tenant, provider) = (Some(envelope.tenant.as_str()), Some(envelope.provider.as_str()));
+    let (tenant, provider, request_id) = (Some(envelope.tenant.as_str()), Some(envelope.provider.as_str()), Some(envelope.request_id.as_str()));
     let raw = RawRecord::new(&envelope, at.topic, at.partition, at.offset);
     let normalized = match normalize(&raw, opts) {
         Ok(n) => n,
-        Err(e) => return whole(e.code(), &e.to_string(), tenant, provider),
+        Err(e) => return whole(e.code(), &e.to_string(), tenant, provider, request_id),
     };
     metrics::counter!("sendtrace_normalizer_records_total", "provider" => envelope.provider.as_str()).increment(1);
     let mut out = Vec::with_capacity(normalized.events.len() + normalized.rejected.len());
@@ -145,11 +146,11 @@ pub fn handle(
         }
     }
     for (code, reason, item) in &failures {
-        out.extend(dl.one(Failure { reason_code: code, reason, item: Some(*item) }, tenant, provider));
+        out.extend(dl.one(Failure { reason_code: code, reason, item: Some(*item) }, tenant, provider, request_id));
     }
     if failed > failures.len() {
         let reason = format!("{} more items of this record failed like the {} before", failed - failures.len(), failures.len());
-        out.extend(dl.one(Failure { reason_code: "more_rejected_items", reason: &reason, item: None }, tenant, provider));
+        out.extend(dl.one(Failure { reason_code: "more_rejected_items", reason: &reason, item: None }, tenant, provider, request_id));
     }
     out
 }
@@ -335,6 +336,9 @@ mod tests {
             assert_eq!(dl.reason_code, code);
             assert!(!dl.reason.is_empty());
             assert_eq!((dl.raw_topic.as_str(), dl.raw_partition, dl.raw_offset), ("raw", 0, 5));
+            // the request id comes from the envelope, so only readable envelopes give one
+            let readable = payload.as_deref().is_some_and(|p| schemas::avro::decode_raw(p).is_ok());
+            assert_eq!(dl.request_id.as_deref(), readable.then_some("test"), "{code}");
             assert_eq!(dl.raw, payload.unwrap_or_default());
         }
     }

@@ -21,7 +21,7 @@ pub const DEAD_LETTER_SCHEMA: &str = include_str!("../avro/dead_letter.avsc");
 /// Every event schema a producer may have written with, oldest first; the last is current.
 pub const EVENT_HISTORY: &[&str] = &[include_str!("../avro/history/event.v1.avsc"), EVENT_SCHEMA];
 pub const RAW_ENVELOPE_HISTORY: &[&str] = &[RAW_ENVELOPE_SCHEMA];
-pub const DEAD_LETTER_HISTORY: &[&str] = &[include_str!("../avro/history/dead_letter.v1.avsc"), DEAD_LETTER_SCHEMA];
+pub const DEAD_LETTER_HISTORY: &[&str] = &[include_str!("../avro/history/dead_letter.v1.avsc"), include_str!("../avro/history/dead_letter.v2.avsc"), DEAD_LETTER_SCHEMA];
 
 const MAGIC: [u8; 2] = [0xC3, 0x01];
 
@@ -418,7 +418,11 @@ pub fn decode_raw(bytes: &[u8]) -> Result<RawEnvelope, CodecError> {
 }
 
 pub fn encode_dead_letter(d: &DeadLetter) -> Result<Vec<u8>, CodecError> {
-    DEAD_LETTER_CODEC.encode(record(vec![
+    DEAD_LETTER_CODEC.encode(dead_letter_to_value(d))
+}
+
+fn dead_letter_to_value(d: &DeadLetter) -> Value {
+    record(vec![
         ("reason_code", Value::String(d.reason_code.clone())),
         ("reason", Value::String(d.reason.clone())),
         ("stage", Value::String(d.stage.clone())),
@@ -435,7 +439,8 @@ pub fn encode_dead_letter(d: &DeadLetter) -> Result<Vec<u8>, CodecError> {
         }),
         ("raw_size", Value::Long(d.raw_size)),
         ("raw_truncated", Value::Boolean(d.raw_truncated)),
-    ]))
+        ("request_id", opt_str(&d.request_id)),
+    ])
 }
 
 pub fn decode_dead_letter(bytes: &[u8]) -> Result<DeadLetter, CodecError> {
@@ -454,6 +459,7 @@ pub fn decode_dead_letter(bytes: &[u8]) -> Result<DeadLetter, CodecError> {
         item: f.opt_int("item")?,
         raw_size: f.long("raw_size")?,
         raw_truncated: f.boolean("raw_truncated")?,
+        request_id: f.opt_string("request_id")?,
     })
 }
 
@@ -546,8 +552,13 @@ mod tests {
         .with_raw(&[1, 2, 3], 2);
         assert_eq!((d.raw.as_slice(), d.raw_size, d.raw_truncated), (&[1u8, 2][..], 3, true));
         assert_eq!(decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(), d);
-        let d = DeadLetter { item: Some(7), ..d };
+        let d = DeadLetter { item: Some(7), request_id: Some("2f1c9c1e-request".into()), ..d };
         assert_eq!(decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(), d);
+        // a dead letter written before `request_id` existed reads with none
+        let v2 = Codec::new(&[DEAD_LETTER_HISTORY[1]]);
+        let Value::Record(fields) = dead_letter_to_value(&d) else { unreachable!() };
+        let old = v2.encode(Value::Record(fields.into_iter().filter(|(k, _)| k != "request_id").collect())).unwrap();
+        assert_eq!(decode_dead_letter(&old).unwrap(), DeadLetter { request_id: None, ..d });
     }
 
     /// A dead letter written before `item`/`raw_size`/`raw_truncated` existed still reads.

@@ -107,6 +107,8 @@ pub struct DeadLetter {
     /// Size of the whole record value.
     pub raw_size: i64,
     pub raw_truncated: bool,
+    /// The id ingest gave the request the record came from, when known (logs, raw envelope).
+    pub request_id: Option<String>,
 }
 
 impl DeadLetter {

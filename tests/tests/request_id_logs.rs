@@ -40,6 +40,7 @@ async fn request_id_in_every_stage_log_and_the_dead_letter() {
     .await;
     let dl = schemas::avro::decode_dead_letter(&dead[0].1).expect("dead letter");
     assert_eq!(schemas::avro::decode_raw(&dl.raw).expect("raw envelope kept whole").request_id, request_id, "the dead letter's raw envelope");
+    assert_eq!(dl.request_id.as_deref(), Some(request_id.as_str()), "the dead letter's own request_id field");
 
     let ingest = json_lines(&p.log_of("ingest"));
     assert!(!ingest.is_empty(), "ingest logs JSON");
