@@ -54,6 +54,20 @@ struct Figures {
 }
 
 impl Figures {
+    /// The figures of a phase from its tasks' (ok, errors, latencies in µs), timed from `started`.
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<(usize, usize, Vec<u64>)>>, started: Instant) -> Figures {
+        let mut f = Figures { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
+        for t in tasks {
+            let (ok, errors, lat) = t.await.expect("a load task");
+            f.requests += ok;
+            f.errors += errors;
+            f.latencies_us.extend(lat);
+        }
+        f.elapsed = started.elapsed();
+        f.latencies_us.sort_unstable();
+        f
+    }
+
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
@@ -77,8 +91,11 @@ impl Figures {
     }
 }
 
-/// Signed SES notifications (distinct MessageIds), as SNS posts them: (headers, body).
-fn signed_bodies(n: usize) -> Vec<(Vec<(String, String)>, Vec<u8>)> {
+/// One request to post: (headers, body).
+type Request = (Vec<(String, String)>, Vec<u8>);
+
+/// Signed SES notifications (distinct MessageIds), as SNS posts them.
+fn signed_bodies(n: usize) -> Vec<Request> {
     let fixture = include_bytes!("../../../normalizer/src/providers/ses/fixtures/event_delivery.json");
     let base: serde_json::Value = serde_json::from_slice(fixture).expect("fixture");
     (0..n)
@@ -100,7 +117,7 @@ fn signed_bodies(n: usize) -> Vec<(Vec<(String, String)>, Vec<u8>)> {
 
 /// Closed loop (`rate` None: as fast as `concurrency` allows) or open loop at `rate` req/s
 /// (latency from each request's scheduled time).
-async fn load(url: &str, bodies: Arc<Vec<(Vec<(String, String)>, Vec<u8>)>>, concurrency: usize, seconds: u64, rate: Option<f64>) -> Figures {
+async fn load(url: &str, bodies: Arc<Vec<Request>>, concurrency: usize, seconds: u64, rate: Option<f64>) -> Figures {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
     let started = Instant::now();
     let end = started + Duration::from_secs(seconds);
@@ -117,7 +134,7 @@ async fn load(url: &str, bodies: Arc<Vec<(Vec<(String, String)>, Vec<u8>)>>, con
                         tokio::time::sleep_until(next.into()).await;
                         next += iv;
                     }
-                    let scheduled = if interval.is_some() { next - interval.unwrap() } else { Instant::now() };
+                    let scheduled = interval.map_or_else(Instant::now, |iv| next - iv);
                     if scheduled >= end {
                         break;
                     }
@@ -139,16 +156,7 @@ async fn load(url: &str, bodies: Arc<Vec<(Vec<(String, String)>, Vec<u8>)>>, con
             })
         })
         .collect();
-    let mut f = Figures { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
-    for t in tasks {
-        let (ok, errors, lat) = t.await.unwrap();
-        f.requests += ok;
-        f.errors += errors;
-        f.latencies_us.extend(lat);
-    }
-    f.elapsed = started.elapsed();
-    f.latencies_us.sort_unstable();
-    f
+    Figures::gather(tasks, started).await
 }
 
 /// The broker alone: ingest's producer settings, records of `size` bytes, `concurrency` in flight.
@@ -178,16 +186,7 @@ async fn broker(kafka: &runtime::kafka::KafkaConfig, topic: &str, size: usize, c
             })
         })
         .collect();
-    let mut f = Figures { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
-    for t in tasks {
-        let (ok, errors, lat) = t.await.unwrap();
-        f.requests += ok;
-        f.errors += errors;
-        f.latencies_us.extend(lat);
-    }
-    f.elapsed = started.elapsed();
-    f.latencies_us.sort_unstable();
-    f
+    Figures::gather(tasks, started).await
 }
 
 async fn serve(router: axum::Router, cfg: &ingest::config::Config) -> (String, tokio_util::sync::CancellationToken) {
