@@ -163,6 +163,8 @@ try {
   // live refresh: with `refresh=10` the page asks the API again on its own and says when
   await page.goto(`${URL_}/?refresh=10`);
   await page.locator('[data-testid="chart-table"]').waitFor();
+  // the first load is over once it says when (the chart can show before the other sections end)
+  await page.waitForFunction(() => document.querySelector('[data-testid="updated"]')?.textContent.startsWith('Updated '));
   const first = await page.textContent('[data-testid="updated"]');
   const before = requests.filter((u) => u.includes('/v1/stats?')).length;
   await until('a live refresh', async () => (await page.textContent('[data-testid="updated"]')) !== first, 25_000);
