@@ -37,5 +37,8 @@ if command -v npm >/dev/null 2>&1 && ! cmp -s "$BROWSER_DIR/package-lock.json" "
   log "installing the browser test's npm packages (npm ci in tests/browser)"
   (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --silent && cp package-lock.json node_modules/.installed-lock.json)
 fi
-log "building the services ($CARGO_PROFILE)"
-(cd "$ROOT" && cargo build --profile "$CARGO_PROFILE" --bins --quiet)
+# DEVSTACK_NO_BUILD=1: the caller built the binaries it wants (scripts/load.sh)
+if [ "${DEVSTACK_NO_BUILD:-0}" != 1 ]; then
+  log "building the services ($CARGO_PROFILE)"
+  (cd "$ROOT" && cargo build --profile "$CARGO_PROFILE" --bins --quiet)
+fi

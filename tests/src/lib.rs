@@ -8,6 +8,7 @@ pub mod analysts;
 pub mod broker;
 pub mod generate;
 pub mod kafka;
+pub mod load;
 pub mod proxy;
 pub mod samples;
 pub mod ses;

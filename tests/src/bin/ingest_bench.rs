@@ -42,6 +42,9 @@ struct Cli {
     /// Topic for the raw records (created if missing).
     #[arg(long, default_value = "sendtrace.bench.raw")]
     topic: String,
+    /// Run only this phase (`broker`: the broker's own produce rate, as `scripts/load.sh` uses).
+    #[arg(long, value_parser = ["broker"])]
+    only: Option<String>,
 }
 
 const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:ses-events";
@@ -217,6 +220,10 @@ async fn main() -> anyhow::Result<()> {
 
     let broker_f = broker(&cfg.kafka, &cli.topic, envelope_bytes, cli.concurrency, cli.seconds).await;
     broker_f.print("broker (native, acks=all)");
+    if cli.only.is_some() {
+        anyhow::ensure!(broker_f.errors == 0, "the broker refused records");
+        return Ok(());
+    }
     let broker_max = match cli.broker_concurrency.filter(|c| *c != cli.concurrency) {
         Some(c) => {
             let f = broker(&cfg.kafka, &cli.topic, envelope_bytes, c, cli.seconds).await;

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole pipeline under an open-loop load (issue 14, goal 3; BENCHMARKS.md §9).
+# Starts its own local stack in release builds on separate ports (so a running demo is not
+# touched), measures the stand-ins alone (the broker's own produce rate), then posts webhooks
+# at fixed rates with `pipeline-load` and prints, per run, the events/s the pipeline sustained
+# and each event's freshness (ingest received → row written in ClickHouse) at p50/p99.
+#   scripts/load.sh            # 5 k events/s for 20 s (freshness), then 10 k events/s for 20 s
+#   scripts/load.sh --quick    # seconds: a small run, as CI does (keeps the command working)
+#   RATES="2000 5000 10000" SECONDS_PER_RUN=30 scripts/load.sh   (LOAD_NO_BUILD=1: use the binaries as built)
+# The first run builds the services in release mode (~10 min on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=0; [ "${1:-}" = "--quick" ] && QUICK=1
+export CARGO_PROFILE="${CARGO_PROFILE:-release}"
+export KAFKA_PORT="${LOAD_KAFKA_PORT:-19092}" CLICKHOUSE_PORT="${LOAD_CLICKHOUSE_PORT:-18123}"
+export INGEST_PORT="${LOAD_INGEST_PORT:-18080}" INGEST_ADMIN_PORT=19100 NORMALIZER_ADMIN_PORT=19101 AGGREGATOR_ADMIN_PORT=19102 API_PORT=18090
+export DEVSTACK_DIR="${LOAD_DEVSTACK_DIR:-$PWD/target/load-stack}"
+source devstack/env.sh
+if [ $QUICK = 1 ]; then RATES="${RATES:-300}"; SECS="${SECONDS_PER_RUN:-3}"; else RATES="${RATES:-5000 10000}"; SECS="${SECONDS_PER_RUN:-20}"; fi
+
+if [ "${LOAD_NO_BUILD:-0}" != 1 ]; then
+  log "building (profile $CARGO_PROFILE; the first time takes ~10 min)"
+  cargo build --profile "$CARGO_PROFILE" --quiet -p ingest -p normalizer -p aggregator -p api -p sendtrace-e2e --bins
+fi
+export DEVSTACK_NO_BUILD=1
+devstack/down.sh --clean >/dev/null 2>&1 || true
+trap 'devstack/down.sh --clean >/dev/null 2>&1 || true' EXIT
+devstack/up.sh
+
+log "the broker alone: a native idempotent acks=all producer of 2 KB records, 512 in flight"
+"$BIN_DIR/ingest-bench" --brokers "127.0.0.1:$KAFKA_PORT" --seconds "$([ $QUICK = 1 ] && echo 2 || echo 10)" --only broker --concurrency 512
+
+status=0
+for rate in $RATES; do
+  log "pipeline-load: $rate events/s for $SECS s"
+  "$BIN_DIR/pipeline-load" --ingest-url "http://127.0.0.1:$INGEST_PORT" --clickhouse-url "$CH_URL" --rate "$rate" --seconds "$SECS" \
+    --watch "normalizer=http://127.0.0.1:$NORMALIZER_ADMIN_PORT/metrics" --watch "aggregator=http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" || status=$?
+  # where the aggregator's time went: its ClickHouse inserts per table (cumulative over the runs)
+  curl -sf "http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" | awk -F'[{}" ]+' '
+    /^sendtrace_aggregator_clickhouse_insert_duration_seconds_(sum|count)\{/ {
+      for (i = 2; i < NF; i++) if ($i == "table=") t = $(i + 1)
+      if ($1 ~ /_sum$/) sum[t] += $NF; else cnt[t] += $NF }
+    END { printf "  aggregator ClickHouse inserts:"; for (t in cnt) printf " %s %d x %.0f ms;", t, cnt[t], 1000 * sum[t] / cnt[t]; print "" }' || true
+  curl -sf "http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" | awk -F'[{}" ]+' '
+    /^sendtrace_aggregator_clickhouse_query_duration_seconds_(sum|count)\{/ {
+      for (i = 2; i < NF; i++) if ($i == "query=") t = $(i + 1)
+      if ($1 ~ /_sum$/) sum[t] += $NF; else cnt[t] += $NF }
+    END { printf "  aggregator ClickHouse reads:"; for (t in cnt) printf " %s %d x %.0f ms;", t, cnt[t], 1000 * sum[t] / cnt[t]; print "" }' || true
+  for svc in ingest normalizer aggregator; do
+    pid=$(cat "$DEVSTACK_DIR/pids/$svc.pid")
+    echo "  $svc: $(ps -o rss=,cputime= -p "$pid" | awk '{printf "RSS %.0f MiB, CPU time %s", $1/1024, $2}')"
+  done
+done
+exit $status
