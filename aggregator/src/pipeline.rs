@@ -259,19 +259,27 @@ impl Aggregator {
         if let Err(e) = retry_transient("insert_events", mb, shutdown, || insert_rows(c, "events", &te, &rows.events)).await? {
             return Some(Err(e));
         }
-        retry("insert_counters", mb, shutdown, || insert_rows(c, "counters", &tc, &rows.counters)).await?;
-        retry("insert_attributed_counters", mb, shutdown, || insert_rows(c, "attributed_counters", &ta, &rows.attributed_counters)).await?;
-        // before `deliveries`: a replay after a crash reloads the state of the deliveries insert
-        // that did not happen, so it computes the same moves (same token) again
-        let tsc = tok("delivery_status_counts");
-        retry("insert_delivery_status_counts", mb, shutdown, || insert_rows(c, "delivery_status_counts", &tsc, &rows.status_counts)).await?;
-        let tdo = tok("delivery_order");
-        retry("insert_delivery_order_tombstones", mb, shutdown, || insert_rows(c, "delivery_order", &tdo, &rows.order_tombstones)).await?;
-        // suppressions before `deliveries` too: once a delivery's row holds an event, a replay
-        // skips that event as applied, so a suppression it caused would never be written
-        let ts = tok("suppressions");
-        let count = suppression::apply(c, &self.producer, &self.cfg, rows, &ts, shutdown).await?;
-        debug!(message = "Suppressions of batch.", partition = p, count);
+        // The inserts between `events` and `deliveries` depend on nothing but the batch, so they
+        // go out together: one round trip's wait instead of five (each is idempotent under its
+        // token, and each is retried on its own until it lands or shutdown).
+        // Status counts and tombstones before `deliveries`: a replay after a crash reloads the
+        // state of the deliveries insert that did not happen, so it computes the same moves
+        // (same token) again. Suppressions before `deliveries` too: once a delivery's row holds
+        // an event, a replay skips that event as applied, so a suppression it caused would never
+        // be written.
+        let (tsc, tdo, ts) = (tok("delivery_status_counts"), tok("delivery_order"), tok("suppressions"));
+        let (counters, attributed, status_counts, tombstones, suppressions) = tokio::join!(
+            retry("insert_counters", mb, shutdown, || insert_rows(c, "counters", &tc, &rows.counters)),
+            retry("insert_attributed_counters", mb, shutdown, || insert_rows(c, "attributed_counters", &ta, &rows.attributed_counters)),
+            retry("insert_delivery_status_counts", mb, shutdown, || insert_rows(c, "delivery_status_counts", &tsc, &rows.status_counts)),
+            retry("insert_delivery_order_tombstones", mb, shutdown, || insert_rows(c, "delivery_order", &tdo, &rows.order_tombstones)),
+            suppression::apply(c, &self.producer, &self.cfg, rows, &ts, shutdown),
+        );
+        counters?;
+        attributed?;
+        status_counts?;
+        tombstones?;
+        debug!(message = "Suppressions of batch.", partition = p, count = suppressions?);
         retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
         self.publish_dead_letters(dead, shutdown).await?;
         retry("manifest_done", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "done", now_ms())).await?;

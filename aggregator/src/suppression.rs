@@ -97,17 +97,30 @@ pub async fn apply(client: &clickhouse::Client, producer: &ReplaceableProducer, 
 }
 
 /// Publishes entries on the compacted topic senders read before they send (at least once; keyed).
+/// All at once, then again only those that failed: one broker round trip per batch, not one per
+/// entry (sent one by one, a batch with 160 hard bounces waited ~2 s on the local broker; see
+/// BENCHMARKS.md §9). Entries have distinct keys (`strongest`), so their order does not matter.
 async fn publish(producer: &ReplaceableProducer, cfg: &Config, entries: &[SuppressionRow], shutdown: &CancellationToken) -> Option<()> {
     let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);
-    for e in entries {
-        let mut backoff = Backoff::new(Duration::from_millis(cfg.max_retry_backoff_ms));
-        while let Err(error) = producer.send(&cfg.suppressions_topic, &e.key(), &e.to_json(), timeout).await {
-            warn!(message = "Publishing a suppression failed; retrying.", %error);
-            if !backoff.wait(shutdown).await {
-                return None;
+    let mut backoff = Backoff::new(Duration::from_millis(cfg.max_retry_backoff_ms));
+    let mut pending: Vec<(&SuppressionRow, String, Vec<u8>)> = entries.iter().map(|e| (e, e.key(), e.to_json())).collect();
+    while !pending.is_empty() {
+        let sends = pending.iter().map(|(_, key, json)| producer.send(&cfg.suppressions_topic, key, json, timeout));
+        let results = futures::future::join_all(sends).await;
+        let mut failed = Vec::new();
+        for (entry, result) in pending.into_iter().zip(results) {
+            match result {
+                Ok(()) => metrics::counter!("sendtrace_aggregator_suppressions_total", "reason" => entry.0.reason.clone()).increment(1),
+                Err(error) => {
+                    warn!(message = "Publishing a suppression failed; retrying.", %error);
+                    failed.push(entry);
+                }
             }
         }
-        metrics::counter!("sendtrace_aggregator_suppressions_total", "reason" => e.reason.clone()).increment(1);
+        if !failed.is_empty() && !backoff.wait(shutdown).await {
+            return None;
+        }
+        pending = failed;
     }
     Some(())
 }

@@ -37,8 +37,24 @@ fn chunks<S: AsRef<str>>(keys: &[S]) -> Vec<&[S]> {
     in_list_chunks(keys, MAX_IN_LIST_KEYS, MAX_IN_LIST_BYTES)
 }
 
+/// Times a read: `sendtrace_aggregator_clickhouse_query_duration_seconds{query}` (with the
+/// inserts' histogram, where a batch's ClickHouse time goes).
+async fn timed<T>(query: &'static str, f: impl std::future::Future<Output = Result<T, SinkError>>) -> Result<T, SinkError> {
+    let started = std::time::Instant::now();
+    let out = f.await;
+    metrics::histogram!("sendtrace_aggregator_clickhouse_query_duration_seconds", "query" => query).record(started.elapsed().as_secs_f64());
+    out
+}
+
 /// Reads the stored state of `keys` (FINAL: the latest version of each).
 pub async fn load_deliveries(client: &Client, keys: &[String]) -> Result<Vec<DeliveryRow>, SinkError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    timed("load_deliveries", load_deliveries_untimed(client, keys)).await
+}
+
+async fn load_deliveries_untimed(client: &Client, keys: &[String]) -> Result<Vec<DeliveryRow>, SinkError> {
     let mut out = Vec::new();
     for chunk in chunks(keys) {
         out.extend(client.query("SELECT ?fields FROM deliveries FINAL WHERE delivery_key IN ?").bind(chunk).fetch_all::<DeliveryRow>().await?);
@@ -48,6 +64,13 @@ pub async fn load_deliveries(client: &Client, keys: &[String]) -> Result<Vec<Del
 
 /// The stored event rows of `keys` (FINAL: one per event id), by delivery key.
 pub async fn load_events(client: &Client, keys: &[String]) -> Result<std::collections::HashMap<String, Vec<EventRow>>, SinkError> {
+    if keys.is_empty() {
+        return Ok(Default::default());
+    }
+    timed("load_events", load_events_untimed(client, keys)).await
+}
+
+async fn load_events_untimed(client: &Client, keys: &[String]) -> Result<std::collections::HashMap<String, Vec<EventRow>>, SinkError> {
     let mut out: std::collections::HashMap<String, Vec<EventRow>> = Default::default();
     for chunk in chunks(keys) {
         let rows = client.query("SELECT ?fields FROM events FINAL WHERE delivery_key IN ?").bind(chunk).fetch_all::<EventRow>().await?;
