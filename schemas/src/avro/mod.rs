@@ -14,6 +14,12 @@
 //! * `value_path`: the apache-avro `Value` codec, byte-for-byte the reference the fast paths
 //!   are tested against; it still reads records of older writer schemas (resolution) and
 //!   handles dead letters.
+//!
+//! Why by hand: apache-avro's serde paths (`GenericDatumWriter::write_ser`, `read_deser`) and
+//! `serde_avro_fast` skip the `Value` tree but need serde impls shaped like the Avro schema,
+//! and ours are the JSON shape (RFC 3339 times, string amounts), so mirror structs would be
+//! as much code; `read_deser` cannot resolve older writers, and `serde_avro_fast` writes
+//! decimals trimmed to their shortest bytes, not the 16 bytes every record so far holds.
 
 mod binary;
 mod event;
