@@ -131,7 +131,7 @@ fn decode(kind: u8, bytes: &[u8]) {
                 (Err(a), Err(b)) => assert_eq!(a.code(), b.code(), "{a} vs {b}"),
                 (a, b) => panic!("fast {:?} vs Value path {:?}", a.as_ref().err(), b.err()),
             }
-            assert_eq!(decode_raw_ref(bytes).map(|r| r.to_owned()).ok(), fast.as_ref().ok().cloned());
+            assert_eq!(decode_raw_ref(bytes).map(|r| r.to_envelope()).ok(), fast.as_ref().ok().cloned());
             if let Ok(v) = fast {
                 assert_eq!(decode_raw(&encode_raw(&v).expect("decoded envelope re-encodes")).unwrap(), v);
             }

@@ -112,7 +112,7 @@ fn same_event_decoding(bytes: &[u8]) -> Result<(), TestCaseError> {
 fn same_raw_decoding(bytes: &[u8]) -> Result<(), TestCaseError> {
     match (decode_raw(bytes), value_path::decode_raw(bytes)) {
         (Ok(a), Ok(b)) => {
-            prop_assert_eq!(decode_raw_ref(bytes).map(|r| r.to_owned()).ok(), Some(a.clone()));
+            prop_assert_eq!(decode_raw_ref(bytes).map(|r| r.to_envelope()).ok(), Some(a.clone()));
             prop_assert_eq!(a, b)
         }
         (Err(a), Err(b)) => {
@@ -172,7 +172,7 @@ proptest! {
                 for (k, v) in &r.headers {
                     prop_assert_eq!(borrowed.header(k), Some(v.as_str()));
                 }
-                prop_assert_eq!(borrowed.to_owned(), r);
+                prop_assert_eq!(borrowed.to_envelope(), r);
             }
             (Err(a), Err(b)) => prop_assert_eq!(a.code(), b.code()),
             _ => prop_assert!(false, "{:?} vs {:?}", fast, slow),

@@ -9,7 +9,7 @@ use crate::ProviderId;
 use std::collections::BTreeMap;
 
 /// A raw envelope read without copying: what the normalizer needs per record, for the price
-/// of one small vector (the headers). [`RawEnvelopeRef::to_owned`] gives the [`RawEnvelope`].
+/// of one small vector (the headers). [`RawEnvelopeRef::to_envelope`] gives the [`RawEnvelope`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawEnvelopeRef<'a> {
     pub request_id: &'a str,
@@ -31,7 +31,7 @@ impl<'a> RawEnvelopeRef<'a> {
         self.headers.binary_search_by(|(k, _)| (*k).cmp(name)).ok().map(|i| self.headers[i].1)
     }
 
-    pub fn to_owned(&self) -> RawEnvelope {
+    pub fn to_envelope(&self) -> RawEnvelope {
         RawEnvelope {
             request_id: self.request_id.to_owned(),
             tenant: self.tenant.to_owned(),
