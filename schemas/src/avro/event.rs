@@ -130,8 +130,8 @@ pub(super) fn read(datum: &[u8]) -> Result<Event, CodecError> {
     let raw_topic = r.string()?;
     let raw_partition = r.int()?;
     let raw_offset = r.long()?;
-    // Stricter than the Value path in one case: apache-avro reads a union index missing at
-    // the very end of the datum as null, so a record cut just before `origin` was accepted.
+    // Stricter than the Value path in one case: apache-avro reads a union index that the
+    // datum ends before or inside as null, so a record cut in `origin` was accepted.
     let origin = opt_enum(r, "Origin", Origin::VALUES)?.unwrap_or(match provider_event_name.as_str() {
         // Events written before `origin` existed: a send record named itself `send_record`.
         "send_record" => Origin::SendRecord,
