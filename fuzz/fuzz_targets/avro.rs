@@ -5,11 +5,16 @@
 //!      fuzzer works on the datum itself;
 //! 6-8  an arbitrary envelope / event / dead letter built from the rest, encoded.
 //! Whatever decodes must re-encode and decode to the same value; nothing panics.
+//! Differential: the schema-specific codec (`schemas::avro::*`) must answer as the apache-avro
+//! `Value` codec (`schemas::avro::value_path::*`): the same value or the same error code (one
+//! allowed difference: an event that ends before or inside `origin`'s union index, which only
+//! the Value path reads), and
+//! the same bytes when encoding (maps of at most one entry: apache-avro's map order is random).
 #![no_main]
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use rust_decimal::Decimal;
-use schemas::avro::{decode_dead_letter, decode_event, decode_raw, encode_dead_letter, encode_event, encode_raw};
+use schemas::avro::{decode_dead_letter, decode_event, decode_raw, decode_raw_ref, encode_dead_letter, encode_event, encode_raw, value_path};
 use schemas::{BounceClass, Channel, DeadLetter, Event, EventType, MessageClass, Money, ProviderId, RawEnvelope, Route, TimeSource};
 use std::sync::LazyLock;
 
@@ -121,12 +126,34 @@ static HEADERS: LazyLock<[Vec<u8>; 3]> = LazyLock::new(|| {
 fn decode(kind: u8, bytes: &[u8]) {
     match kind {
         0 => {
-            if let Ok(v) = decode_raw(bytes) {
+            let fast = decode_raw(bytes);
+            match (&fast, value_path::decode_raw(bytes)) {
+                (Ok(a), Ok(b)) => assert_eq!(*a, b, "the Value path reads another envelope"),
+                (Err(a), Err(b)) => assert_eq!(a.code(), b.code(), "{a} vs {b}"),
+                (a, b) => panic!("fast {:?} vs Value path {:?}", a.as_ref().err(), b.err()),
+            }
+            assert_eq!(decode_raw_ref(bytes).map(|r| r.to_envelope()).ok(), fast.as_ref().ok().cloned());
+            if let Ok(v) = fast {
                 assert_eq!(decode_raw(&encode_raw(&v).expect("decoded envelope re-encodes")).unwrap(), v);
             }
         }
         1 => {
-            if let Ok(v) = decode_event(bytes) {
+            let fast = decode_event(bytes);
+            // The one allowed difference: an event that ends before or inside `origin`'s union
+            // index, which apache-avro read as null; with that index whole, it reads the same.
+            let with_null_origin = || {
+                let end = bytes.iter().rposition(|&x| x < 0x80).map_or(0, |i| i + 1);
+                decode_event(&[&bytes[..end], &[0]].concat())
+            };
+            match (&fast, value_path::decode_event(bytes)) {
+                (Ok(a), Ok(b)) => assert_eq!(*a, b, "the Value path reads another event"),
+                // the same leniency, then a bad cost: `invalid_field` there, `invalid_avro` here
+                (Err(a), Err(b)) if a.code() != b.code() => assert_eq!(with_null_origin().err().map(|e| e.code()), Some(b.code()), "{a} vs {b}"),
+                (Err(_), Err(_)) => {}
+                (Err(_), Ok(b)) => assert_eq!(with_null_origin().ok(), Some(b), "refused what the Value path reads"),
+                (Ok(a), Err(b)) => panic!("read {a:?}, which the Value path refuses ({b})"),
+            }
+            if let Ok(v) = fast {
                 assert_eq!(decode_event(&encode_event(&v).expect("decoded event re-encodes")).unwrap(), v);
             }
         }
@@ -153,6 +180,13 @@ fuzz_target!(|data: &[u8]| {
             match mode {
                 6 => {
                     let Ok(v) = raw_envelope(&mut u) else { return };
+                    let slow = value_path::encode_raw(&v);
+                    match (encode_raw(&v).as_ref(), slow.as_ref()) {
+                        (Ok(a), Ok(b)) if v.headers.len() <= 1 => assert_eq!(a, b, "bytes differ from apache-avro's"),
+                        (Ok(a), Ok(b)) => assert_eq!(a.len(), b.len()),
+                        (Err(a), Err(b)) => assert_eq!(a.code(), b.code()),
+                        (a, b) => panic!("{a:?} vs {b:?}"),
+                    }
                     match encode_raw(&v) {
                         Ok(bytes) => assert_eq!(decode_raw(&bytes).expect("and decodes"), v),
                         // only a route that could not be read back is refused
@@ -162,6 +196,12 @@ fuzz_target!(|data: &[u8]| {
                 7 => {
                     let Ok(v) = event(&mut u) else { return };
                     // Amounts travel at MONEY_SCALE, rounded half-even: expect exactly that.
+                    match (encode_event(&v).as_ref(), value_path::encode_event(&v).as_ref()) {
+                        (Ok(a), Ok(b)) if v.metadata.len() <= 1 => assert_eq!(a, b, "bytes differ from apache-avro's"),
+                        (Ok(a), Ok(b)) => assert_eq!(a.len(), b.len()),
+                        (Err(a), Err(b)) => assert_eq!(a.code(), b.code()),
+                        (a, b) => panic!("{a:?} vs {b:?}"),
+                    }
                     let mut want = v.clone();
                     if let Some(c) = &mut want.cost {
                         c.amount = c.amount.round_dp(schemas::money::MONEY_SCALE);

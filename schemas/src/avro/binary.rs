@@ -1,0 +1,265 @@
+//! Avro binary encoding primitives for the schema-specific codecs (`event`, `raw`): zig-zag
+//! varints, length-prefixed strings and bytes, union and enum indices, blocked collections.
+//!
+//! The reader accepts exactly what apache-avro's decoder accepts for the same schema (same
+//! varint rules, same length and collection bounds), so both paths refuse the same records
+//! with the same [`CodecError`] code; it never allocates for a length before checking it
+//! against [`MAX_DECODE_ALLOCATION_BYTES`] and against the bytes actually left.
+
+use super::{CodecError, MAX_DECODE_ALLOCATION_BYTES};
+
+/// Appends `n` zig-zag encoded as a varint (Avro `int` and `long` share the encoding).
+#[inline]
+pub(super) fn put_long(buf: &mut Vec<u8>, n: i64) {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    while z > 0x7F {
+        buf.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    buf.push(z as u8);
+}
+
+/// Appends Avro `bytes` (and `string`, the same on the wire): the length, then the bytes.
+#[inline]
+pub(super) fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+    put_long(buf, b.len() as i64);
+    buf.extend_from_slice(b);
+}
+
+#[inline]
+pub(super) fn put_str(buf: &mut Vec<u8>, s: &str) {
+    put_bytes(buf, s.as_bytes());
+}
+
+/// A `["null", "string"]` union: index 0, or index 1 and the string.
+#[inline]
+pub(super) fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => buf.push(0),
+        Some(s) => {
+            buf.push(2);
+            put_str(buf, s);
+        }
+    }
+}
+
+/// An array or map of strings as one block (count, items, `0`), or just `0` when empty: what
+/// apache-avro writes, so the bytes are the same.
+pub(super) fn put_block<'a, I: ExactSizeIterator<Item = &'a str>>(buf: &mut Vec<u8>, items: I) {
+    if items.len() > 0 {
+        put_long(buf, items.len() as i64);
+        for s in items {
+            put_str(buf, s);
+        }
+    }
+    buf.push(0);
+}
+
+/// Bytes a length prefix plus content take at most: for size hints, never for correctness.
+#[inline]
+pub(super) fn bytes_hint(len: usize) -> usize {
+    len + 5
+}
+
+/// Why a datum could not be read. Every kind becomes [`CodecError::Avro`] (`invalid_avro`),
+/// as apache-avro's decoding errors do.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReadError {
+    #[error("the datum ends early")]
+    Truncated,
+    #[error("a varint longer than 10 bytes")]
+    VarintOverflow,
+    #[error("{what} {value} out of range")]
+    OutOfRange { what: &'static str, value: i64 },
+    #[error("unable to allocate {0} bytes (maximum allowed: {max})", max = MAX_DECODE_ALLOCATION_BYTES)]
+    TooLarge(u64),
+    #[error("a string that is not UTF-8")]
+    Utf8,
+    #[error("a decimal of {0} bytes cannot hold precision 38")]
+    ShortDecimal(usize),
+}
+
+impl From<ReadError> for CodecError {
+    fn from(e: ReadError) -> Self {
+        CodecError::Avro(e.to_string())
+    }
+}
+
+/// Element sizes apache-avro's decoder accounts a collection's items at (`Value`, and
+/// `(String, Value)` for maps): using the same bound, both paths refuse the same counts.
+const ARRAY_ITEM_BYTES: usize = std::mem::size_of::<apache_avro::types::Value>();
+const MAP_ENTRY_BYTES: usize = std::mem::size_of::<(String, apache_avro::types::Value)>();
+
+/// Reads a datum from a byte slice, borrowing strings and bytes from it.
+pub(super) struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(datum: &'a [u8]) -> Self {
+        Reader { rest: datum }
+    }
+
+    /// A zig-zag varint: at most 10 bytes, bits beyond 64 dropped (as apache-avro).
+    #[inline]
+    pub(super) fn long(&mut self) -> Result<i64, ReadError> {
+        if let Some(&b) = self.rest.first() {
+            if b < 0x80 {
+                self.rest = &self.rest[1..];
+                return Ok(zag(u64::from(b)));
+            }
+        }
+        let mut z = 0u64;
+        for (i, &b) in self.rest.iter().take(10).enumerate() {
+            z |= u64::from(b & 0x7F) << (i * 7);
+            if b < 0x80 {
+                self.rest = &self.rest[i + 1..];
+                return Ok(zag(z));
+            }
+        }
+        Err(if self.rest.len() >= 10 { ReadError::VarintOverflow } else { ReadError::Truncated })
+    }
+
+    #[inline]
+    pub(super) fn int(&mut self) -> Result<i32, ReadError> {
+        let n = self.long()?;
+        i32::try_from(n).map_err(|_| ReadError::OutOfRange { what: "int", value: n })
+    }
+
+    /// An index below `n`: a union branch or an enum symbol.
+    #[inline]
+    pub(super) fn index(&mut self, what: &'static str, n: usize) -> Result<usize, ReadError> {
+        let i = self.long()?;
+        usize::try_from(i).ok().filter(|&i| i < n).ok_or(ReadError::OutOfRange { what, value: i })
+    }
+
+    /// A length: refused when negative or above the bound before anything is allocated, and
+    /// when beyond the bytes left.
+    #[inline]
+    fn len(&mut self) -> Result<usize, ReadError> {
+        let n = self.long()?;
+        let len = usize::try_from(n).map_err(|_| ReadError::OutOfRange { what: "length", value: n })?;
+        if len > MAX_DECODE_ALLOCATION_BYTES {
+            return Err(ReadError::TooLarge(len as u64));
+        }
+        if len > self.rest.len() {
+            return Err(ReadError::Truncated);
+        }
+        Ok(len)
+    }
+
+    #[inline]
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], ReadError> {
+        let len = self.len()?;
+        let (b, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Ok(b)
+    }
+
+    #[inline]
+    pub(super) fn str(&mut self) -> Result<&'a str, ReadError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| ReadError::Utf8)
+    }
+
+    #[inline]
+    pub(super) fn string(&mut self) -> Result<String, ReadError> {
+        self.str().map(str::to_owned)
+    }
+
+    /// A `["null", "string"]` union.
+    #[inline]
+    pub(super) fn opt_str(&mut self) -> Result<Option<&'a str>, ReadError> {
+        match self.index("union index", 2)? {
+            0 => Ok(None),
+            _ => self.str().map(Some),
+        }
+    }
+
+    #[inline]
+    pub(super) fn opt_string(&mut self) -> Result<Option<String>, ReadError> {
+        Ok(self.opt_str()?.map(str::to_owned))
+    }
+
+    /// The next block's item count of an array (`map: false`) or map: 0 at the end. A negative
+    /// count is followed by the block's byte size (skipped). `so_far` items were read before:
+    /// the total is bounded as apache-avro bounds it, and by the bytes left (an item takes at
+    /// least one), so a lying count is refused before anything is reserved for it.
+    pub(super) fn block(&mut self, so_far: usize, map: bool) -> Result<usize, ReadError> {
+        let n = self.long()?;
+        let count = match n {
+            0 => return Ok(0),
+            n if n < 0 => {
+                self.long()?;
+                n.checked_neg().ok_or(ReadError::VarintOverflow)?
+            }
+            n => n,
+        };
+        let count = usize::try_from(count).map_err(|_| ReadError::OutOfRange { what: "count", value: n })?;
+        let item = if map { MAP_ENTRY_BYTES } else { ARRAY_ITEM_BYTES };
+        let desired = so_far.checked_add(count).and_then(|t| t.checked_mul(item)).ok_or(ReadError::TooLarge(u64::MAX))?;
+        if count > MAX_DECODE_ALLOCATION_BYTES || desired > MAX_DECODE_ALLOCATION_BYTES {
+            return Err(ReadError::TooLarge(desired as u64));
+        }
+        if count > self.rest.len() {
+            return Err(ReadError::Truncated);
+        }
+        Ok(count)
+    }
+}
+
+#[inline]
+fn zag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// An Avro `decimal(38, 10)` as bytes, the way the Value path reads it: fewer than 16 bytes
+/// cannot hold precision 38 (apache-avro refuses them while resolving: `invalid_avro`); more
+/// than 16 do not fit an `i128` (`None`: the caller's `invalid_field`).
+pub(super) fn decimal(b: &[u8]) -> Result<Option<i128>, ReadError> {
+    if b.len() < 16 {
+        return Err(ReadError::ShortDecimal(b.len()));
+    }
+    Ok(<[u8; 16]>::try_from(b).ok().map(i128::from_be_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(deprecated)] // `to_avro_datum`: the reference's simplest form
+    fn varints_match_apache_avro() {
+        for n in [0i64, 1, -1, 63, -64, 64, -65, 8191, 1 << 40, i64::MAX, i64::MIN, i32::MIN as i64] {
+            let mut buf = Vec::new();
+            put_long(&mut buf, n);
+            let apache = apache_avro::to_avro_datum(&apache_avro::Schema::Long, apache_avro::types::Value::Long(n)).unwrap();
+            assert_eq!(buf, apache, "{n}");
+            assert_eq!(Reader::new(&buf).long().unwrap(), n);
+        }
+        // ten bytes with the last continuing: overflow; nine: truncated
+        assert!(matches!(Reader::new(&[0xFF; 11]).long(), Err(ReadError::VarintOverflow)));
+        assert!(matches!(Reader::new(&[0xFF; 9]).long(), Err(ReadError::Truncated)));
+        assert!(matches!(Reader::new(&[]).long(), Err(ReadError::Truncated)));
+    }
+
+    #[test]
+    fn lengths_are_bounded_before_allocating() {
+        let mut buf = Vec::new();
+        put_long(&mut buf, 1 << 30);
+        let err = Reader::new(&buf).bytes().unwrap_err();
+        assert!(CodecError::from(err).to_string().contains("allocate"));
+        let mut buf = Vec::new();
+        put_long(&mut buf, -1);
+        assert!(matches!(Reader::new(&buf).bytes(), Err(ReadError::OutOfRange { .. })));
+        let mut buf = Vec::new();
+        put_long(&mut buf, 5);
+        buf.extend_from_slice(b"abc");
+        assert!(matches!(Reader::new(&buf).bytes(), Err(ReadError::Truncated)));
+        let mut buf = Vec::new();
+        put_long(&mut buf, i64::MIN);
+        assert!(Reader::new(&buf).block(0, false).is_err());
+        let mut buf = Vec::new();
+        put_long(&mut buf, 1 << 40);
+        assert!(matches!(Reader::new(&buf).block(0, true), Err(ReadError::TooLarge(_))));
+    }
+}
