@@ -14,6 +14,8 @@
 //! the fields the mapping reads, for `mix` (whose providers each need their own types) serde's
 //! `IgnoredAny` over the body and the SNS `Message`, i.e. reading the JSON and building nothing.
 //!
+//! With the service's allocator (mimalloc, as `src/main.rs`).
+//!
 //! `cargo bench -p normalizer --features samples --bench normalize` (CI: `-- --test`).
 //! `SENDTRACE_BENCH_RECORDS` sets the mix's size (default 20 000); with
 //! `SENDTRACE_BENCH_DUMP=<dir>` the bench writes `<dir>/ses_sns.jsonl` (one SES-through-SNS
@@ -29,6 +31,10 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::hint::black_box;
 use std::io::Write;
+
+/// The service's allocator (`src/main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What the SES mapping reads of an SNS notification.
 #[derive(Deserialize)]
