@@ -19,7 +19,8 @@
 //! `cargo bench -p normalizer --features samples --bench normalize` (CI: `-- --test`).
 //! `SENDTRACE_BENCH_RECORDS` sets the mix's size (default 20 000); with
 //! `SENDTRACE_BENCH_DUMP=<dir>` the bench writes `<dir>/ses_sns.jsonl` (one SES-through-SNS
-//! body per line) for the ClickHouse baseline, and exits.
+//! body per line) for the ClickHouse baseline and `<dir>/ses_sns.ids.tsv` (event id, delivery
+//! key and type of every event `handle` makes of them, to check the SQL against), and exits.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use normalizer::dead_letter::Coordinates;
@@ -238,7 +239,18 @@ fn dump(dir: &str, records: &[MixRecord]) {
         n += 1;
     }
     f.flush().expect("flush");
-    eprintln!("wrote {n} SES-through-SNS bodies to {path}");
+    // and the ids of the events the normalizer makes of them, for the script to compare
+    let ids = format!("{dir}/ses_sns.ids.tsv");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&ids).expect("ids file"));
+    for (i, r) in records.iter().filter(|r| r.group == "ses_sns").enumerate() {
+        let at = Coordinates { topic: "sendtrace.raw.v1", partition: 0, offset: i as i64 };
+        for o in handle(at, Some(&r.payload), &NormalizeOptions::default(), OutputBounds::default(), mix::RECEIVED_AT_MS) {
+            let e = schemas::avro::decode_event(&o.payload).expect("an event");
+            writeln!(f, "{}\t{}\t{}", e.event_id, e.delivery_key, e.event_type).expect("write");
+        }
+    }
+    f.flush().expect("flush");
+    eprintln!("wrote {n} SES-through-SNS bodies to {path}, their events' ids to {ids}");
 }
 
 fn bench(c: &mut Criterion) {
