@@ -6,7 +6,7 @@ use normalizer::{check, config::Config, pipeline};
 use std::path::PathBuf;
 
 /// mimalloc, not glibc malloc: each record allocates and frees dozens of small strings (the
-/// decoded envelope, the events and their Avro values), and glibc spent ~27 % of
+/// decoded envelope, the events and their Avro values), and glibc spent 29 % of
 /// `pipeline::handle` in `_int_malloc`/`_int_free`/`malloc_consolidate` on that pattern
 /// (issue 14's profile, BENCHMARKS.md "Normalizer core"). The benchmark uses the same allocator.
 #[global_allocator]
