@@ -28,6 +28,9 @@ fi
 # The measuring runs are `cargo bench` (BENCHMARKS.md).
 log "Benchmarks, once each in test mode"
 cargo test -q -p aggregator -p normalizer --features normalizer/samples --benches
+# the normalizer core against ClickHouse's SQL (BENCHMARKS.md): the SQL still maps as the
+# normalizer does (same event ids), on a small file
+scripts/bench-normalizer.sh --quick
 
 # Fuzz smoke run: every cargo-fuzz target for a few seconds from the fixture seeds
 # (the long campaign is `scripts/fuzz.sh`; see FUZZING.md). Needs the nightly toolchain.

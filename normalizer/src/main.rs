@@ -5,6 +5,13 @@ use clap::{Parser, Subcommand};
 use normalizer::{check, config::Config, pipeline};
 use std::path::PathBuf;
 
+/// mimalloc, not glibc malloc: each record allocates and frees dozens of small strings (the
+/// decoded envelope, the events and their Avro values), and glibc spent 29 % of
+/// `pipeline::handle` in `_int_malloc`/`_int_free`/`malloc_consolidate` on that pattern
+/// (issue 14's profile, BENCHMARKS.md "Normalizer core"). The benchmark uses the same allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "normalizer", about = "sendtrace normalizer: raw provider payloads → canonical events")]
 struct Cli {

@@ -117,7 +117,7 @@ pub fn handle(
         Ok(n) => n,
         Err(e) => return whole(e.code(), &e.to_string(), tenant, provider, request_id),
     };
-    metrics::counter!("sendtrace_normalizer_records_total", "provider" => envelope.provider.as_str()).increment(1);
+    crate::counters::records(envelope.provider).increment(1);
     let mut out = Vec::with_capacity(normalized.events.len() + normalized.rejected.len());
     // Only the first `max_dead_letters_per_record` failures become dead letters, so only
     // their reasons are formatted (a record can hold hundreds of thousands of bad items).
@@ -136,7 +136,7 @@ pub fn handle(
     for (n, e) in normalized.events.iter().enumerate() {
         match schemas::avro::encode_event(e) {
             Ok(payload) if payload.len() <= bounds.max_event_bytes => {
-                metrics::counter!("sendtrace_normalizer_events_total", "provider" => envelope.provider.as_str(), "event_type" => e.event_type.as_str()).increment(1);
+                crate::counters::events(envelope.provider, e.event_type).increment(1);
                 out.push(Outgoing { dead_letter: false, key: e.delivery_key.clone(), payload, source: (at.partition, at.offset) });
             }
             Ok(payload) => fail("event_too_large", n, &|| {
@@ -225,6 +225,9 @@ async fn produce_all(producer: &ReplaceableProducer, cfg: &Config, out: Vec<Outg
 /// Runs until `shutdown`.
 pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
     cfg.validate()?;
+    // `handle`'s counters bind to the recorder installed when first used (`counters.rs`):
+    // install it now, not when the admin task first serves.
+    let _ = runtime::telemetry::metrics_handle();
     if cfg.create_topics {
         cfg.kafka.ensure_topics(&[&cfg.raw_topic, &cfg.events_topic, &cfg.dead_letter_topic], &[]).await?;
     }

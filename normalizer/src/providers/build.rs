@@ -286,12 +286,14 @@ pub fn metadata_from_headers<'a>(
     headers: impl IntoIterator<Item = (&'a str, &'a str)>,
     opts: &NormalizeOptions,
 ) -> BTreeMap<String, String> {
-    let prefix = opts.metadata_header_prefix.to_ascii_lowercase();
+    // Compared in place (ASCII case-insensitively, as lower-casing both did): only the headers
+    // kept are copied, not every header name once per event.
+    let prefix = opts.metadata_header_prefix.as_str();
     headers
         .into_iter()
         .filter_map(|(name, value)| {
-            let lower = name.to_ascii_lowercase();
-            lower.strip_prefix(&prefix).map(|k| (k.to_string(), value.to_string()))
+            let rest = name.get(prefix.len()..).filter(|_| name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()))?;
+            Some((rest.to_ascii_lowercase(), value.to_string()))
         })
         .collect()
 }

@@ -8,6 +8,7 @@ pub mod context;
 pub mod credentials;
 pub mod error;
 pub mod edge_limits;
+pub mod json;
 pub mod limits;
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;

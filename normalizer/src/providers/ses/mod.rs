@@ -9,6 +9,8 @@
 pub mod credentials;
 pub mod eventbridge;
 pub mod map;
+#[cfg(test)]
+mod map_before;
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;
 pub mod signature;
@@ -76,11 +78,11 @@ impl Provider for Ses {
             let drafts = map::drafts_of(&event.detail, &event.id, opts)?;
             return Ok(expand(raw, opts, drafts));
         }
-        let envelope = sns::parse(&raw.envelope.body)?;
-        if envelope.kind != sns::MessageKind::Notification {
+        let (kind, notification) = sns::parse_notification(&raw.envelope.body)?;
+        if kind != sns::MessageKind::Notification {
             return Ok(Normalized::default());
         }
-        let drafts = map::drafts(&envelope.message, &envelope.message_id, opts)?;
+        let drafts = map::drafts(&notification.message.0, &notification.message_id.0, opts)?;
         Ok(expand(raw, opts, drafts))
     }
 

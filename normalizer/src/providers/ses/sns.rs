@@ -54,6 +54,52 @@ fn kind_of(name: &str) -> Option<MessageKind> {
     }
 }
 
+/// The fields of an SNS message that normalizing uses, borrowed from the body; every field
+/// of [`Envelope`] is read with the same type, so a body fails here exactly as it fails
+/// [`parse`] (same error), without copying the signature and URLs.
+pub type Notification<'a> = borrowed::Envelope<'a>;
+
+mod borrowed {
+    use crate::providers::json::Text;
+    use serde::Deserialize;
+
+    /// Named `Envelope` like the owned one: the name shows in parse errors.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    #[allow(dead_code)] // read only for their type checks, as `parse` reads them
+    pub struct Envelope<'a> {
+        #[serde(rename = "Type", borrow)]
+        pub kind_name: Text<'a>,
+        #[serde(borrow)]
+        pub message_id: Text<'a>,
+        #[serde(borrow)]
+        topic_arn: Text<'a>,
+        #[serde(default, borrow)]
+        subject: Option<Text<'a>>,
+        #[serde(borrow)]
+        pub message: Text<'a>,
+        #[serde(borrow)]
+        timestamp: Text<'a>,
+        #[serde(default, borrow)]
+        token: Option<Text<'a>>,
+        #[serde(rename = "SubscribeURL", default, borrow)]
+        subscribe_url: Option<Text<'a>>,
+        #[serde(default, borrow)]
+        signature_version: Option<Text<'a>>,
+        #[serde(default, borrow)]
+        signature: Option<Text<'a>>,
+        #[serde(rename = "SigningCertURL", default, borrow)]
+        signing_cert_url: Option<Text<'a>>,
+    }
+}
+
+/// Parses an SNS body for normalizing: its kind, `MessageId` and `Message`, with [`parse`]'s errors.
+pub fn parse_notification(body: &[u8]) -> Result<(MessageKind, Notification<'_>), NormalizeError> {
+    let n: Notification = serde_json::from_slice(body).map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;
+    let kind = kind_of(&n.kind_name.0).ok_or_else(|| NormalizeError::Unsupported(n.kind_name.0.to_string()))?;
+    Ok((kind, n))
+}
+
 /// Parses an SNS body.
 pub fn parse(body: &[u8]) -> Result<Envelope, NormalizeError> {
     let mut env: Envelope = serde_json::from_slice(body).map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;

@@ -452,3 +452,111 @@ fn eventbridge_events_without_mail_are_unsupported() {
 fn creds_of(topic_arn: Vec<String>, accept_any_topic: Option<bool>, verify_signature: Option<bool>) -> TenantCredentials {
     TenantCredentials { ses: Some(super::Credentials { topic_arn, accept_any_topic, verify_signature }), ..Default::default() }
 }
+
+/// Issue 14: the borrowed mapping (`map.rs`) agrees with the `Value` mapping it replaced
+/// (`map_before.rs`) on every fixture and on every fixture with any one field of the SES event
+/// replaced by a value of another JSON type, or repeated: same drafts, recipients and errors.
+#[test]
+fn the_borrowed_mapping_agrees_with_the_value_mapping_on_odd_inputs() {
+    use serde_json::{json, Value};
+    fn paths(v: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            Value::Object(o) => o.iter().for_each(|(k, x)| {
+                at.push(k.clone());
+                out.push(at.clone());
+                paths(x, at, out);
+                at.pop();
+            }),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| {
+                at.push(i.to_string());
+                out.push(at.clone());
+                paths(x, at, out);
+                at.pop();
+            }),
+            _ => {}
+        }
+    }
+    fn at_mut<'v>(v: &'v mut Value, path: &[String]) -> Option<&'v mut Value> {
+        path.iter().try_fold(v, |v, k| match v {
+            Value::Object(o) => o.get_mut(k),
+            Value::Array(a) => a.get_mut(k.parse::<usize>().ok()?),
+            _ => None,
+        })
+    }
+    let opts = NormalizeOptions::default();
+    let same = |message: &str| {
+        let got = map::drafts(message, "report-1", &opts).map(|d| format!("{d:?}")).map_err(|e| e.to_string());
+        let want = map_before::drafts(message, "report-1", &opts).map(|d| format!("{d:?}")).map_err(|e| e.to_string());
+        assert_eq!(got, want, "{message}");
+        let v: Result<Value, _> = serde_json::from_str(message);
+        if let Ok(v) = v {
+            let got = map::drafts_of(&v, "r", &opts).map(|d| format!("{d:?}")).map_err(|e| e.to_string());
+            assert_eq!(got, map_before::drafts_of(&v, "r", &opts).map(|d| format!("{d:?}")).map_err(|e| e.to_string()));
+            assert_eq!(map::message_id_in(&v), map_before::message_id_in(&v));
+        }
+        assert_eq!(map::message_id_of(message), map_before::message_id_of(message));
+    };
+    let odd = [json!(null), json!(7), json!(-1.5), json!(true), json!("x@y.io"), json!("not a time"), json!([]), json!({}),
+        json!(["a@x.io", 3, null, "b@x.io"]), json!([{"emailAddress": "z@x.io", "diagnosticCode": 5}, 1, {"emailAddress": 2}]),
+        json!({"name": "X-Metadata-Odd", "value": "v"}), json!([{"name": "X-METADATA-Up", "value": "1"}, {"name": 1, "value": "2"}])];
+    let mut checked = 0;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/providers/ses/fixtures");
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    names.sort();
+    for name in names.iter().filter(|n| n.ends_with(".json")) {
+        let body: Value = serde_json::from_slice(&fixture(name)).unwrap();
+        let message = match (body.get("Message").and_then(Value::as_str), body.get("detail")) {
+            (Some(m), _) => m.to_string(),
+            (None, Some(d)) => d.to_string(),
+            _ => continue,
+        };
+        same(&message);
+        let Ok(event) = serde_json::from_str::<Value>(&message) else { continue };
+        let mut all = Vec::new();
+        paths(&event, &mut Vec::new(), &mut all);
+        for path in &all {
+            for value in &odd {
+                let mut e = event.clone();
+                *at_mut(&mut e, path).unwrap() = value.clone();
+                same(&e.to_string());
+                checked += 1;
+            }
+        }
+        // A repeated key: the last one counts, as in a `Value` map.
+        let text = event.to_string();
+        for key in ["eventType", "mail", "bounce", "delivery", "tags", "messageId", "destination"] {
+            let first = format!("{{\"{key}\":\"early\",");
+            same(&text.replacen('{', &first, 1));
+            same(&format!("{},\"{key}\":{{\"late\":1}}}}", &text[..text.len() - 1]));
+        }
+        for bad in [&text[..text.len() / 2], "[1,2]", "3", "\"s\"", "{\"eventType\":\"Send\",\"mail\":{\"messageId\":\"m\",\"destination\":[\"\\ud800\"]}}"] {
+            same(bad);
+        }
+    }
+    assert!(checked > 5_000, "{checked}");
+}
+
+/// Issue 14: the borrowed SNS notification fails exactly where and as the owned envelope does.
+#[test]
+fn the_borrowed_notification_parses_like_the_envelope() {
+    use serde_json::{json, Value};
+    let body: Value = serde_json::from_slice(&fixture("event_delivery.json")).unwrap();
+    let mut bodies = vec![serde_json::to_vec(&body).unwrap(), b"{".to_vec(), b"[]".to_vec(), b"\"x\"".to_vec()];
+    for key in ["Type", "MessageId", "TopicArn", "Subject", "Message", "Timestamp", "Token", "SubscribeURL", "SignatureVersion", "Signature", "SigningCertURL", "Other"] {
+        for value in [json!(null), json!(1), json!("Notification"), json!("Odd"), json!({}), json!("a\\/b\n")] {
+            let mut b = body.clone();
+            b[key] = value;
+            bodies.push(serde_json::to_vec(&b).unwrap());
+        }
+        let mut b = body.clone();
+        b.as_object_mut().unwrap().remove(key);
+        bodies.push(serde_json::to_vec(&b).unwrap());
+        let text = serde_json::to_string(&body).unwrap();
+        bodies.push(format!("{{\"{key}\":\"dup\",{}", &text[1..]).into_bytes());
+    }
+    for b in bodies {
+        let want = sns::parse(&b).map(|e| (e.kind, e.message_id, e.message)).map_err(|e| e.to_string());
+        let got = sns::parse_notification(&b).map(|(k, n)| (k, n.message_id.0.to_string(), n.message.0.to_string())).map_err(|e| e.to_string());
+        assert_eq!(got, want, "{}", String::from_utf8_lossy(&b));
+    }
+}
