@@ -27,10 +27,14 @@ fi
 # Every criterion benchmark once, in test mode (seconds): they keep compiling and working.
 # The measuring runs are `cargo bench` (BENCHMARKS.md).
 log "Benchmarks, once each in test mode"
-cargo test -q -p aggregator -p normalizer --features normalizer/samples --benches
+cargo test -q -p aggregator -p normalizer -p sendtrace-schemas --features normalizer/samples --benches
+# the edge against the broker alone and a bare HTTP server (BENCHMARKS.md §7), one second a phase
+"$BIN_DIR/ingest-bench" --brokers "$KAFKA_BROKERS" --seconds 1 --concurrency 8 --bodies 16
 # the normalizer core against ClickHouse's SQL (BENCHMARKS.md): the SQL still maps as the
 # normalizer does (same event ids), on a small file
 scripts/bench-normalizer.sh --quick
+# the whole pipeline under load (scripts/load.sh, release builds) is covered in small by
+# tests/tests/pipeline_load.rs above
 
 # Fuzz smoke run: every cargo-fuzz target for a few seconds from the fixture seeds
 # (the long campaign is `scripts/fuzz.sh`; see FUZZING.md). Needs the nightly toolchain.

@@ -89,8 +89,18 @@ impl SesTemplates {
     }
 }
 
+/// Events a plan's requests carry, by (provider, event type): the brute-force truth.
+pub type Truth = std::collections::BTreeMap<(&'static str, &'static str), usize>;
+
 /// The requests of a plan, in posting order, and the number of events they carry.
 pub fn requests(plan: &Plan) -> (Vec<Request>, usize) {
+    let (reqs, truth) = requests_with_truth(plan);
+    (reqs, truth.values().sum())
+}
+
+/// As [`requests`], with the events by (provider, event type).
+pub fn requests_with_truth(plan: &Plan) -> (Vec<Request>, Truth) {
+    let mut truth = Truth::new();
     let want = (plan.rate * plan.seconds).ceil() as usize;
     let ses = SesTemplates::new();
     let tenant = plan.tenant.as_str();
@@ -99,6 +109,7 @@ pub fn requests(plan: &Plan) -> (Vec<Request>, usize) {
     let sg_time = (chrono::Utc::now() - chrono::Duration::minutes(29)).timestamp();
     let mut out = Vec::new();
     let mut events = 0;
+    let mut count = |provider: &'static str, ty: &'static str| *truth.entry((provider, ty)).or_default() += 1;
     let mut sendgrid: Vec<serde_json::Value> = Vec::new();
     let mut records: Vec<serde_json::Value> = Vec::new();
     let flush_sendgrid = |items: &mut Vec<serde_json::Value>, out: &mut Vec<Request>| {
@@ -130,6 +141,7 @@ pub fn requests(plan: &Plan) -> (Vec<Request>, usize) {
             records.push(json!({"channel": "email", "provider": if via_ses { "ses" } else { "sendgrid" }, "provider_message_id": message_id,
                                 "recipient": recipient, "sent_at": sent_at, "broadcast": format!("load-{}", i % 5)}));
             events += 1;
+            count(if via_ses { "ses" } else { "sendgrid" }, "queued");
             if records.len() >= plan.records_batch {
                 flush_records(&mut records, &mut out);
             }
@@ -137,9 +149,11 @@ pub fn requests(plan: &Plan) -> (Vec<Request>, usize) {
         if via_ses {
             out.push(ses.request(tenant, if bounce { &ses.bounce } else { &ses.delivery }, &message_id, &recipient));
             events += 1;
+            count("ses", if bounce { "bounced" } else { "delivered" });
             if opened {
                 out.push(ses.request(tenant, &ses.open, &message_id, &recipient));
                 events += 1;
+                count("ses", "opened");
             }
         } else {
             sendgrid.push(if bounce {
@@ -149,7 +163,9 @@ pub fn requests(plan: &Plan) -> (Vec<Request>, usize) {
                 json!({"email": recipient, "timestamp": sg_time, "event": "delivered", "response": "250 OK", "sg_event_id": format!("{message_id}-d"), "sg_message_id": message_id})
             });
             events += 1;
+            count("sendgrid", if bounce { "bounced" } else { "delivered" });
             if opened {
+                count("sendgrid", "opened");
                 sendgrid.push(json!({"email": recipient, "timestamp": sg_time + 60, "event": "open", "useragent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)", "ip": "203.0.113.7",
                                       "sg_event_id": format!("{message_id}-o"), "sg_message_id": message_id}));
                 events += 1;
@@ -162,7 +178,7 @@ pub fn requests(plan: &Plan) -> (Vec<Request>, usize) {
     }
     flush_sendgrid(&mut sendgrid, &mut out);
     flush_records(&mut records, &mut out);
-    (out, events)
+    (out, truth)
 }
 
 /// What the client saw.

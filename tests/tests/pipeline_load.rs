@@ -1,0 +1,45 @@
+//! `pipeline-load`'s machinery (issue 14, goal 3), small: a few seconds of the open-loop load
+//! through a real pipeline, every accepted event in ClickHouse exactly once, the events by
+//! provider and type equal to what was generated, and freshness read from ClickHouse's clocks.
+//! The measuring run is `scripts/load.sh` (release builds; BENCHMARKS.md §10).
+
+use e2e::load::{self, Plan};
+use e2e::{Pipeline, Stack};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_open_loop_load_lands_exactly_with_its_freshness() {
+    let stack = Stack::from_env();
+    let mut p = Pipeline::new(&stack, "pipeline-load").await;
+    p.start_all().await;
+    let plan = Plan {
+        ingest_url: p.ingest_url.clone(),
+        tenant: "acme".into(),
+        run: "t".into(),
+        rate: 300.0,
+        seconds: 3.0,
+        max_in_flight: 64,
+        sendgrid_batch: 20,
+        records_batch: 40,
+    };
+    let (reqs, truth) = load::requests_with_truth(&plan);
+    let expected: usize = truth.values().sum();
+    assert!(expected >= 900, "{expected} events planned");
+    let posted = load::post(&plan, reqs).await;
+    assert_eq!(posted.refused, 0, "every request accepted in the end");
+    assert_eq!(posted.accepted_events, expected);
+    let landed = load::wait_landed(&stack.clickhouse_url, &p.database, "acme", "t", expected, Duration::from_secs(120)).await.expect("ClickHouse");
+    assert_eq!(landed.events as usize, expected, "every accepted event landed");
+    assert_eq!(landed.rows as usize, expected, "none twice");
+    assert!(0.0 <= landed.p50_ms && landed.p50_ms <= landed.p99_ms && landed.p99_ms <= landed.max_ms, "{landed:?}");
+    assert!(landed.max_ms < 120_000.0 && landed.span_s > 0.0 && landed.rate() > 0.0, "{landed:?}");
+
+    let rows = p.rows("SELECT provider, event_type, count() AS n FROM events WHERE startsWith(provider_message_id, 'ld-t-') GROUP BY provider, event_type").await;
+    let found: BTreeMap<(String, String), usize> = rows
+        .iter()
+        .map(|r| ((r["provider"].as_str().unwrap_or_default().to_string(), r["event_type"].as_str().unwrap_or_default().to_string()), r["n"].as_str().and_then(|n| n.parse().ok()).or(r["n"].as_u64().map(|n| n as usize)).unwrap_or(0)))
+        .collect();
+    let truth: BTreeMap<(String, String), usize> = truth.into_iter().map(|((p, t), n)| ((p.to_string(), t.to_string()), n)).collect();
+    assert_eq!(found, truth, "events by provider and type");
+}
