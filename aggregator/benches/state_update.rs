@@ -2,9 +2,10 @@
 //!
 //! `cargo bench -p aggregator --bench state_update -- --warm-up-time 1 --measurement-time 3`
 //!
-//! One thread, so every figure is per core. The machine may be shared and noisy:
-//! read each line as a ratio against `baseline_hashmap_insert_ids`, measured in the
-//! same run on the same events (one `HashMap<String, u64>` insert of the event id).
+//! One thread, so every figure is per core, and timed as the thread's CPU time
+//! (`support/cpu_time.rs`: wall time swung 2–3× on the shared machine). Still read each
+//! line as a ratio against `baseline_hashmap_insert_ids`, measured in the same run on the
+//! same events (one `HashMap<String, u64>` insert of the event id).
 //!
 //! * `delivery_state_apply`: `DeliveryState::apply` alone (no machine classification),
 //!   states pre-created.
@@ -35,13 +36,14 @@ use aggregator::batch;
 use aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS;
 use aggregator::state::{DeliveryState, Names, StateStore};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use support::cpu_time::CpuTime;
 use std::collections::HashMap;
 
 const DELIVERIES: usize = 100_000;
 /// `Config::default().batch_max_events`.
 const BATCH: usize = 2000;
 
-fn state_update(c: &mut Criterion) {
+fn state_update(c: &mut Criterion<CpuTime>) {
     let events = support::stream(42, DELIVERIES);
     let n = events.len();
     println!("{n} events for {DELIVERIES} deliveries ({:.2} per delivery)", n as f64 / DELIVERIES as f64);
@@ -180,5 +182,9 @@ fn state_update(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, state_update);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = state_update
+}
 criterion_main!(benches);

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // each target uses a part
 
+pub mod cpu_time;
 pub mod rowbinary;
 
 use rust_decimal::Decimal;
