@@ -10,7 +10,7 @@ use schemas::Event;
 use std::collections::{hash_map, HashMap};
 
 /// The rows a batch writes, borrowing their text from the batch's events (`Text<'a>`: no
-/// copy per row; BENCHMARKS.md §1).
+/// copy per row; BENCHMARKS.md §1b).
 #[derive(Debug, Default)]
 pub struct BatchRows<'a> {
     pub events: Vec<EventRow<Text<'a>>>,
