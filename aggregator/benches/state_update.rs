@@ -2,9 +2,10 @@
 //!
 //! `cargo bench -p aggregator --bench state_update -- --warm-up-time 1 --measurement-time 3`
 //!
-//! One thread, so every figure is per core. The machine may be shared and noisy:
-//! read each line as a ratio against `baseline_hashmap_insert_ids`, measured in the
-//! same run on the same events (one `HashMap<String, u64>` insert of the event id).
+//! One thread, so every figure is per core, and timed as the thread's CPU time
+//! (`support/cpu_time.rs`: wall time swung 2–3× on the shared machine). Still read each
+//! line as a ratio against `baseline_hashmap_insert_ids`, measured in the same run on the
+//! same events (one `HashMap<String, u64>` insert of the event id).
 //!
 //! * `delivery_state_apply`: `DeliveryState::apply` alone (no machine classification),
 //!   states pre-created.
@@ -14,6 +15,15 @@
 //! * `batch_apply_rows`: `batch::apply` on batches of `batch_max_events` (2000, the
 //!   default): state + event rows + counter rows + delivery rows + suppression rows,
 //!   rows dropped after.
+//!
+//! From Avro bytes (issue 14, goal 4: the whole batch ≥ 1 M events/s per core), the same
+//! events encoded once with `schemas::avro::encode_event` before timing:
+//! * `decode_event`: `schemas::avro::decode_event` alone, every event.
+//! * `batch_rows_serialized`: `batch::apply` on 2000-event batches of decoded events, every
+//!   row serialized as the inserts send it (`RowBinary` into one reused buffer;
+//!   `support/rowbinary.rs` says why not through the crate's `Insert`).
+//! * `batch_from_avro`: the whole: per batch, decode its 2000 events, then the above.
+//!   Its time ≈ `decode_event` + `batch_rows_serialized`, printed as parts after the run.
 
 /// The service's allocator (`src/main.rs`), so the figures are the service's.
 #[global_allocator]
@@ -26,13 +36,14 @@ use aggregator::batch;
 use aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS;
 use aggregator::state::{DeliveryState, Names, StateStore};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use support::cpu_time::CpuTime;
 use std::collections::HashMap;
 
 const DELIVERIES: usize = 100_000;
 /// `Config::default().batch_max_events`.
 const BATCH: usize = 2000;
 
-fn state_update(c: &mut Criterion) {
+fn state_update(c: &mut Criterion<CpuTime>) {
     let events = support::stream(42, DELIVERIES);
     let n = events.len();
     println!("{n} events for {DELIVERIES} deliveries ({:.2} per delivery)", n as f64 / DELIVERIES as f64);
@@ -120,8 +131,60 @@ fn state_update(c: &mut Criterion) {
         )
     });
 
+    let encoded: Vec<(i64, Vec<u8>)> = events.iter().map(|(o, e)| (*o, schemas::avro::encode_event(e).expect("bench events encode"))).collect();
+    let bytes: usize = encoded.iter().map(|(_, b)| b.len()).sum();
+    println!("{n} events encoded: {:.0} bytes each on average", bytes as f64 / n as f64);
+    // Sanity (untimed): the decoded events are the events.
+    assert!(encoded.iter().zip(&events).all(|((_, b), (_, e))| schemas::avro::decode_event(b).ok().as_ref() == Some(e)));
+
+    group.bench_function("decode_event", |b| {
+        b.iter(|| {
+            for (_, bytes) in &encoded {
+                black_box(schemas::avro::decode_event(bytes).ok());
+            }
+        })
+    });
+
+    group.bench_function("batch_rows_serialized", |b| {
+        b.iter_batched(
+            || (StateStore::new(1_000_000), Vec::<u8>::with_capacity(4 << 20)),
+            |(store, mut buf)| {
+                for (seq, chunk) in events.chunks(BATCH).enumerate() {
+                    let rows = batch::apply(&store, 0, chunk, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg);
+                    buf.clear();
+                    support::rowbinary::write_batch(&mut buf, &rows).expect("rows serialize");
+                    black_box(buf.len());
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    group.bench_function("batch_from_avro", |b| {
+        b.iter_batched(
+            || (StateStore::new(1_000_000), Vec::<u8>::with_capacity(4 << 20), Vec::<(i64, schemas::Event)>::with_capacity(BATCH)),
+            |(store, mut buf, mut decoded)| {
+                for (seq, chunk) in encoded.chunks(BATCH).enumerate() {
+                    decoded.clear();
+                    decoded.extend(chunk.iter().filter_map(|(o, b)| Some((*o, schemas::avro::decode_event(b).ok()?))));
+                    let rows = batch::apply(&store, 0, &decoded, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg);
+                    buf.clear();
+                    support::rowbinary::write_batch(&mut buf, &rows).expect("rows serialize");
+                    black_box(buf.len());
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
     group.finish();
 }
 
-criterion_group!(benches, state_update);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = state_update
+}
 criterion_main!(benches);

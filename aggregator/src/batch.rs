@@ -3,28 +3,29 @@
 
 use crate::buckets::Periods;
 use crate::counters::{Attribution, Dims, Sums};
-use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, STATUS_BUCKET_MS};
+use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, Text, STATUS_BUCKET_MS};
 use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::Event;
 use std::collections::{hash_map, HashMap};
 
-/// The rows a batch writes.
+/// The rows a batch writes, borrowing their text from the batch's events (`Text<'a>`: no
+/// copy per row; BENCHMARKS.md §1b).
 #[derive(Debug, Default)]
-pub struct BatchRows {
-    pub events: Vec<EventRow>,
-    pub counters: Vec<CounterRow>,
+pub struct BatchRows<'a> {
+    pub events: Vec<EventRow<Text<'a>>>,
+    pub counters: Vec<CounterRow<Text<'a>>>,
     /// Counters by broadcast, sequence and template (signed: late attribution moves counts).
-    pub attributed_counters: Vec<AttributedCounterRow>,
-    pub deliveries: Vec<DeliveryRow>,
+    pub attributed_counters: Vec<AttributedCounterRow<Text<'a>>>,
+    pub deliveries: Vec<DeliveryRow<Text<'a>>>,
     /// Deliveries by first-known quarter hour and status: -1 for a changed delivery's old pair, +1 for its new one.
-    pub status_counts: Vec<StatusCountRow>,
+    pub status_counts: Vec<StatusCountRow<Text<'a>>>,
     /// `delivery_order` entries to remove: deliveries whose first known time changed.
-    pub order_tombstones: Vec<OrderTombstone>,
+    pub order_tombstones: Vec<OrderTombstone<Text<'a>>>,
     /// Suppressions caused by single events (complaints, hard bounces, unsubscribes).
     pub suppressions: Vec<SuppressionRow>,
     /// Soft email bounces: whether they cross the threshold needs the address's history.
-    pub soft_bounces: Vec<Event>,
+    pub soft_bounces: Vec<&'a Event>,
     /// Events ignored because they were already applied (replays, provider retries).
     pub duplicates: usize,
     /// Earlier event rows written again with their delivery's new attribution.
@@ -62,11 +63,11 @@ struct Touched<'a> {
 /// attribution this batch may change (`pipeline` loads them from ClickHouse).
 pub type History = HashMap<String, Vec<EventRow>>;
 
-pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows {
+pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows<'a> {
     let mut rows = BatchRows { events: Vec::with_capacity(events.len()), ..Default::default() };
     let mut sums = Sums::default();
     // deliveries changed by this batch, in first-seen order
-    let mut touched: Vec<Touched<'_>> = Vec::with_capacity(events.len());
+    let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
     let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
     // the applied events' delivery (index into `touched`) and dimensions
     let mut applied: Vec<(usize, Dims)> = Vec::with_capacity(events.len());
@@ -74,7 +75,7 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
     // In time order (stable): everything but machine classification is order-independent, and
     // this way an open that arrives just before its delivery event, in the same batch, is still
     // judged against that delivery (`machine::classify`'s `too_fast` rule).
-    let mut order: Vec<&(i64, Event)> = events.iter().collect();
+    let mut order: Vec<&'a (i64, Event)> = events.iter().collect();
     order.sort_by_key(|(_, e)| e.occurred_at);
     for (offset, e) in order {
         let key = DeliveryKey::of(&e.delivery_key);
@@ -105,11 +106,11 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
         let dims = Dims::of_event(e, done.machine, &mut names);
         applied.push((i, dims));
         let mut row = EventRow::from_event(e, partition, *offset);
-        row.machine = done.machine.map(|m| m.as_str()).unwrap_or_default().into();
+        row.machine = Text::Borrowed(done.machine.map(|m| m.as_str()).unwrap_or_default());
         rows.events.push(row);
         rows.suppressions.extend(suppression::immediate(e));
         if suppression::is_soft_email_bounce(e) {
-            rows.soft_bounces.push(e.clone());
+            rows.soft_bounces.push(e);
         }
         let cost = e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
         sums.count(&cfg.periods, dims, e.occurred_at, cost);
@@ -129,13 +130,15 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
     // record that arrived after its delivery's provider events): -1 there, +1 here, and the
     // event row is written again with the new attribution.
     // (only the events applied here: a duplicate in this batch of an earlier event was not counted here)
-    let batch_ids: std::collections::HashSet<&str> = rows.events.iter().map(|r| r.event_id.as_str()).collect();
-    let mut moved: Vec<EventRow> = Vec::new();
+    // (built on first need: most batches move nothing)
+    let mut moved: Vec<EventRow<Text<'a>>> = Vec::new();
+    let mut batch_ids: Option<std::collections::HashSet<&str>> = None;
     for (t, a) in touched.iter().zip(&after) {
         if t.before == *a {
             continue;
         }
         for old in history.get(&t.event.delivery_key).into_iter().flatten() {
+            let batch_ids = batch_ids.get_or_insert_with(|| rows.events.iter().map(|r| r.event_id.as_str()).collect());
             if batch_ids.contains(old.event_id.as_str()) {
                 continue; // (a replayed batch: already written once, counted here)
             }
@@ -151,10 +154,11 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
             moved.push(row);
         }
     }
+    drop(batch_ids);
     (rows.counters, rows.attributed_counters) = sums.into_rows(&cfg.periods, &names);
     rows.reattributed = moved.len();
     rows.events.extend(moved);
-    let mut moves: std::collections::BTreeMap<(String, i64, &'static str), i64> = Default::default();
+    let mut moves: std::collections::BTreeMap<(&'a str, i64, &'static str), i64> = Default::default();
     let mut tombstones = Vec::new();
     rows.deliveries = touched
         .iter()
@@ -164,18 +168,22 @@ pub fn apply(store: &StateStore, partition: i32, events: &[(i64, Event)], histor
             if t.status_before != Some(after) {
                 let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
                 if let Some((seen, status)) = t.status_before {
-                    *moves.entry((t.event.tenant.clone(), bucket(seen), status)).or_default() -= 1;
+                    *moves.entry((t.event.tenant.as_str(), bucket(seen), status)).or_default() -= 1;
                     if seen != after.0 {
-                        tombstones.push(OrderTombstone { tenant: t.event.tenant.clone(), sort_at: seen, delivery_key: t.event.delivery_key.clone(), version: t.version, is_deleted: 1 });
+                        tombstones.push(OrderTombstone { tenant: Text::Borrowed(&t.event.tenant), sort_at: seen, delivery_key: Text::Borrowed(&t.event.delivery_key), version: t.version, is_deleted: 1 });
                     }
                 }
-                *moves.entry((t.event.tenant.clone(), bucket(after.0), after.1)).or_default() += 1;
+                *moves.entry((t.event.tenant.as_str(), bucket(after.0), after.1)).or_default() += 1;
             }
             Some(DeliveryRow::from_state(t.event, &s, &names, t.version, now_ms))
         })
         .collect();
     rows.order_tombstones = tombstones;
-    rows.status_counts = moves.into_iter().filter(|(_, n)| *n != 0).map(|((tenant, bucket, status), deliveries)| StatusCountRow { tenant, bucket, status: status.into(), deliveries }).collect();
+    rows.status_counts = moves
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .map(|((tenant, bucket, status), deliveries)| StatusCountRow { tenant: Text::Borrowed(tenant), bucket, status: Text::Borrowed(status), deliveries })
+        .collect();
     rows
 }
 
@@ -191,7 +199,7 @@ fn seen_and_status(s: &crate::state::DeliveryState) -> (i64, &'static str) {
 }
 
 /// An event row's attribution columns are its delivery's.
-fn set_attribution(row: &mut EventRow, (b, s, t): Attribution, names: &crate::state::Names) {
+fn set_attribution(row: &mut EventRow<Text<'_>>, (b, s, t): Attribution, names: &crate::state::Names) {
     row.broadcast_id = names.value(b);
     row.sequence_id = names.value(s);
     row.template_key = names.value(t);
@@ -257,7 +265,7 @@ mod tests {
         let mut m = std::collections::BTreeMap::new();
         for r in rows {
             for c in r.attributed_counters.iter().filter(|c| c.period == period) {
-                *m.entry((c.broadcast_id.clone(), c.event_type.clone())).or_insert(0) += c.events;
+                *m.entry((c.broadcast_id.to_string(), c.event_type.to_string())).or_insert(0) += c.events;
             }
         }
         m.retain(|_, n| *n != 0);
@@ -278,13 +286,13 @@ mod tests {
         ];
         let r1 = apply(&store, 0, &b1, &History::new(), 1, 0, &cfg);
         assert_eq!(r1.reattributed, 0);
-        let d2_rows: Vec<_> = r1.events.iter().filter(|e| e.delivery_key == "d2").map(|e| e.broadcast_id.clone()).collect();
+        let d2_rows: Vec<_> = r1.events.iter().filter(|e| e.delivery_key == "d2").map(|e| e.broadcast_id.as_deref().map(str::to_string)).collect();
         assert_eq!(d2_rows, vec![Some("b-2".to_string()); 2], "same batch: the delivered row already carries the record's broadcast");
         // batch 2: d1's send record arrives; its earlier rows are the history the pipeline loads
         let mut record = ev("5", "d1", EventType::Queued, day - 10);
         record.provider_event_name = "send_record".into(); record.origin = schemas::Origin::SendRecord;
         record.broadcast_id = Some("b-1".into());
-        let history: History = [("d1".to_string(), r1.events.iter().filter(|e| e.delivery_key == "d1").cloned().collect())].into();
+        let history: History = [("d1".to_string(), r1.events.iter().filter(|e| e.delivery_key == "d1").map(|e| e.clone().map_text(Text::into_static)).collect())].into();
         // with a redelivery of an earlier event in the same batch (a duplicate, not counted here)
         let b2 = vec![(4, record), (5, ev("1", "d1", EventType::Delivered, day))];
         let r2 = apply(&store, 0, &b2, &history, 2, 0, &cfg);

@@ -5,7 +5,7 @@
 
 use crate::buckets::{clickhouse_date, Periods};
 use crate::machine::MachineReason;
-use crate::store::{AttributedCounterRow, CounterRow, EventRow};
+use crate::store::{AttributedCounterRow, CounterRow, EventRow, Text};
 use crate::state::Names;
 use rustc_hash::FxHashMap;
 use schemas::{BounceClass, Channel, Event, EventType};
@@ -85,43 +85,47 @@ impl Sums {
         }
     }
 
-    /// The rows (in the maps' order, which is deterministic: `FxHash` has no random seed).
-    pub fn into_rows(self, periods: &Periods, names: &Names) -> (Vec<CounterRow>, Vec<AttributedCounterRow>) {
-        let period = |i: u8| periods.0.get(i as usize).map_or("", |p| p.0.as_str()).to_string();
-        let counters: Vec<CounterRow> = self
+    /// The rows (in the maps' order, which is deterministic: `FxHash` has no random seed);
+    /// names shared with `names`, period names with each other.
+    pub fn into_rows(self, periods: &Periods, names: &Names) -> (Vec<CounterRow<Text<'static>>>, Vec<AttributedCounterRow<Text<'static>>>) {
+        // UTC periods are static names; a zone's, one string per batch
+        let period_names: Vec<Text<'static>> =
+            periods.0.iter().map(|(name, p, tz)| if tz.is_none() && name == p.as_str() { Text::Borrowed(p.as_str()) } else { Text::Shared(name.as_str().into()) }).collect();
+        let period = |i: u8| period_names.get(i as usize).cloned().unwrap_or_default();
+        let counters: Vec<CounterRow<Text<'static>>> = self
             .counters
             .into_iter()
             .map(|((d, p, bucket_start), (events, cost_amount))| CounterRow {
-                tenant: names.get(d.tenant).into(),
+                tenant: names.text(d.tenant),
                 period: period(p),
                 bucket_start,
-                channel: d.channel.as_str().into(),
-                provider: names.get(d.provider).into(),
-                event_type: d.event_type.as_str().into(),
-                bounce_class: d.bounce.map_or("", |b| b.as_str()).into(),
-                cost_unit: names.get(d.cost_unit).into(),
-                machine: d.machine.map_or("", |m| m.as_str()).into(),
+                channel: Text::Borrowed(d.channel.as_str()),
+                provider: names.text(d.provider),
+                event_type: Text::Borrowed(d.event_type.as_str()),
+                bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
+                cost_unit: names.text(d.cost_unit),
+                machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
                 events,
                 cost_amount,
             })
             .collect();
-        let attributed: Vec<AttributedCounterRow> = self
+        let attributed: Vec<AttributedCounterRow<Text<'static>>> = self
             .attributed
             .into_iter()
             .filter(|(_, (n, c))| *n != 0 || *c != 0)
             .map(|(((d, p, bucket_start), (b, s, t)), (events, cost_amount))| AttributedCounterRow {
-                tenant: names.get(d.tenant).into(),
+                tenant: names.text(d.tenant),
                 period: period(p),
                 bucket_start,
-                broadcast_id: names.get(b).into(),
-                sequence_id: names.get(s).into(),
-                template_key: names.get(t).into(),
-                channel: d.channel.as_str().into(),
-                provider: names.get(d.provider).into(),
-                event_type: d.event_type.as_str().into(),
-                bounce_class: d.bounce.map_or("", |b| b.as_str()).into(),
-                machine: d.machine.map_or("", |m| m.as_str()).into(),
-                cost_unit: names.get(d.cost_unit).into(),
+                broadcast_id: names.text(b),
+                sequence_id: names.text(s),
+                template_key: names.text(t),
+                channel: Text::Borrowed(d.channel.as_str()),
+                provider: names.text(d.provider),
+                event_type: Text::Borrowed(d.event_type.as_str()),
+                bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
+                machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
+                cost_unit: names.text(d.cost_unit),
                 events,
                 cost_amount,
             })

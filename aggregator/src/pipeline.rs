@@ -250,7 +250,7 @@ impl Aggregator {
 
     /// `pending` manifest → tables → dead letters → `done` manifest. `Some(Err)` only when
     /// the event rows are refused permanently (the first insert; see `write_unit`).
-    async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows, dead: &[&DeadLetter], shutdown: &CancellationToken) -> Option<Result<(), SinkError>> {
+    async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows<'_>, dead: &[&DeadLetter], shutdown: &CancellationToken) -> Option<Result<(), SinkError>> {
         let (g, t, mb) = (&self.cfg.group_id, &self.cfg.events_topic, self.cfg.max_retry_backoff_ms);
         let c = &self.client;
         let tok = |table: &str| offsets::token(g, t, p, range.0, range.1, table);

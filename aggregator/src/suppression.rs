@@ -77,13 +77,13 @@ impl SuppressionRow {
 /// the batch's deduplication `token`, then what the table now holds for these addresses
 /// published, not the batch's entries: a weaker entry (an unsubscribe after a complaint) must
 /// not become the topic's latest. Returns the entries inserted; `None` on shutdown.
-pub async fn apply(client: &clickhouse::Client, producer: &ReplaceableProducer, cfg: &Config, rows: &BatchRows, token: &str, shutdown: &CancellationToken) -> Option<usize> {
+pub async fn apply(client: &clickhouse::Client, producer: &ReplaceableProducer, cfg: &Config, rows: &BatchRows<'_>, token: &str, shutdown: &CancellationToken) -> Option<usize> {
     let mb = cfg.max_retry_backoff_ms;
     let mut entries = rows.suppressions.clone();
     let window_ms = cfg.soft_bounce_window_days.saturating_mul(86_400_000);
     for (tenant, addresses) in addresses_by_tenant(rows.soft_bounces.iter().map(|e| (e.tenant.as_str(), e.recipient.to_ascii_lowercase()))) {
         let history = retry("soft_bounce_history", mb, shutdown, || soft_bounce_history(client, tenant, &addresses)).await?;
-        let candidates: Vec<Event> = rows.soft_bounces.iter().filter(|e| e.tenant == tenant).cloned().collect();
+        let candidates: Vec<Event> = rows.soft_bounces.iter().filter(|e| e.tenant == tenant).map(|e| (*e).clone()).collect();
         entries.extend(soft_bounce_entries(&candidates, &history, cfg.soft_bounce_threshold, window_ms));
     }
     let entries = strongest(entries);

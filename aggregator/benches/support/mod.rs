@@ -8,6 +8,9 @@
 
 #![allow(dead_code)] // each target uses a part
 
+pub mod cpu_time;
+pub mod rowbinary;
+
 use rust_decimal::Decimal;
 use schemas::ids::{delivery_key, event_id, EventSource};
 use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, TimeSource};

@@ -5,6 +5,7 @@
 //! length plus ~50 bytes once); `sendtrace_aggregator_interned_names` shows the size.
 //! High-cardinality values (message ids, recipients, contact ids, error texts) are not interned.
 
+use crate::store::Text;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
@@ -46,17 +47,25 @@ impl Names {
         self.names.get(id as usize).map_or("", |n| n)
     }
 
-    /// `Some(string)` of a non-zero id.
-    pub fn value(&self, id: u32) -> Option<String> {
-        (id != 0).then(|| self.get(id).to_string())
+    /// The string of `id` for a row, shared with this table, not copied ("" for 0 or an unknown id).
+    pub fn text(&self, id: u32) -> Text<'static> {
+        match self.names.get(id as usize) {
+            Some(n) if id != 0 => Text::Shared(n.clone()),
+            _ => Text::Borrowed(""),
+        }
+    }
+
+    /// `Some(text)` of a non-zero id (a row's nullable attribution column).
+    pub fn value(&self, id: u32) -> Option<Text<'static>> {
+        (id != 0).then(|| self.text(id))
     }
 
     /// The label set `set` with `labels` added (sorted by text, without repeats).
-    pub fn add_labels(&mut self, set: u32, labels: &[String]) -> u32 {
+    pub fn add_labels<S: AsRef<str>>(&mut self, set: u32, labels: &[S]) -> u32 {
         let mut ids: Vec<u32> = self.sets.get(set as usize).map(|s| s.to_vec()).unwrap_or_default();
         let before = ids.len();
         for l in labels {
-            let id = self.id(l);
+            let id = self.id(l.as_ref());
             if id != 0 && !ids.contains(&id) {
                 ids.push(id);
             }
@@ -75,9 +84,9 @@ impl Names {
         id
     }
 
-    /// The labels of set `set`, sorted.
-    pub fn labels(&self, set: u32) -> Vec<String> {
-        self.sets.get(set as usize).map(|s| s.iter().map(|id| self.get(*id).to_string()).collect()).unwrap_or_default()
+    /// The labels of set `set`, sorted, shared with this table.
+    pub fn labels(&self, set: u32) -> Vec<Text<'static>> {
+        self.sets.get(set as usize).map(|s| s.iter().map(|id| self.text(*id)).collect()).unwrap_or_default()
     }
 
     /// Names and label sets held.
@@ -102,11 +111,11 @@ mod tests {
         assert_eq!(n.id(""), 0);
         assert_eq!(n.get(a), "bc-1");
         assert_eq!(n.value(0), None);
-        let s1 = n.add_labels(0, &["b".into(), "a".into(), "b".into()]);
+        let s1 = n.add_labels(0, &["b", "a", "b"]);
         assert_eq!(n.labels(s1), vec!["a", "b"]);
-        let s2 = n.add_labels(0, &["a".into()]);
-        let s3 = n.add_labels(s2, &["b".into()]);
+        let s2 = n.add_labels(0, &["a"]);
+        let s3 = n.add_labels(s2, &["b"]);
         assert_eq!(s3, s1, "the same set, whatever the order it was built in");
-        assert_eq!(n.add_labels(s1, &["a".into()]), s1);
+        assert_eq!(n.add_labels(s1, &["a"]), s1);
     }
 }

@@ -3,11 +3,12 @@
 
 use super::{DeliveryState, Names, Slot};
 use crate::store::rows::DeliveryRow;
+use crate::store::Text;
 use schemas::{Event, EventType};
 
 /// For rows written before `attribution_prio` existed (0): a reloaded value counts as a send
 /// record's only if the delivery has a `queued` event (send records are the only source of `queued`).
-fn legacy_prio(row: &DeliveryRow) -> u8 {
+fn legacy_prio(row: &DeliveryRow<Text<'_>>) -> u8 {
     if row.first_queued_at.is_some() {
         2
     } else {
@@ -15,27 +16,37 @@ fn legacy_prio(row: &DeliveryRow) -> u8 {
     }
 }
 
-impl DeliveryRow {
+/// `s` in ASCII lower case, borrowed when it already is (as recipients usually are).
+pub fn lowercase(s: &str) -> Text<'_> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Text::Owned(s.to_ascii_lowercase())
+    } else {
+        Text::Borrowed(s)
+    }
+}
+
+impl<'a> DeliveryRow<Text<'a>> {
     /// The row of a delivery: identity from `identity` (any event of it: the delivery key is
-    /// a hash of tenant, provider, message id and recipient), the rest from the state.
-    pub fn from_state(identity: &Event, s: &DeliveryState, names: &Names, version: u64, now_ms: i64) -> Self {
+    /// a hash of tenant, provider, message id and recipient, borrowed from it), the rest from
+    /// the state (names shared with `names`).
+    pub fn from_state(identity: &'a Event, s: &DeliveryState, names: &Names, version: u64, now_ms: i64) -> Self {
         let status = s.status.unwrap_or(EventType::Unknown);
         DeliveryRow {
-            tenant: identity.tenant.clone(),
-            delivery_key: identity.delivery_key.clone(),
-            channel: s.channel.as_str().into(),
-            provider: identity.provider.clone(),
-            provider_message_id: identity.provider_message_id.clone(),
-            recipient: identity.recipient.to_ascii_lowercase(),
+            tenant: Text::Borrowed(&identity.tenant),
+            delivery_key: Text::Borrowed(&identity.delivery_key),
+            channel: Text::Borrowed(s.channel.as_str()),
+            provider: Text::Borrowed(&identity.provider),
+            provider_message_id: Text::Borrowed(&identity.provider_message_id),
+            recipient: lowercase(&identity.recipient),
             broadcast_id: names.value(s.broadcast_id),
             sequence_id: names.value(s.sequence_id),
-            contact_id: s.ids.contact().map(str::to_string),
+            contact_id: s.ids.contact().map(|c| Text::Owned(c.to_string())),
             template_key: names.value(s.template_key),
-            message_class: s.message_class.map(|m| m.as_str()).unwrap_or_default().into(),
+            message_class: Text::Borrowed(s.message_class.map(|m| m.as_str()).unwrap_or_default()),
             labels: names.labels(s.labels),
-            status: s.status.map(|x| x.as_str()).unwrap_or("unknown").into(),
+            status: Text::Borrowed(s.status.map(|x| x.as_str()).unwrap_or("unknown")),
             status_at: s.first(status).unwrap_or_default(),
-            bounce_class: s.bounce_class.map(|b| b.as_str()).unwrap_or_default().into(),
+            bounce_class: Text::Borrowed(s.bounce_class.map(|b| b.as_str()).unwrap_or_default()),
             first_queued_at: s.time(Slot::FirstQueued),
             first_sent_at: s.time(Slot::FirstSent),
             first_delivered_at: s.time(Slot::FirstDelivered),
@@ -57,16 +68,19 @@ impl DeliveryRow {
             soft_bounce_count: s.soft_bounce_count,
             deferral_count: s.deferral_count,
             event_count: s.event_count(),
-            last_error: s.last_error().map(|(_, r)| r.to_string()),
+            last_error: s.last_error().map(|(_, r)| Text::Owned(r.to_string())),
             last_error_at: s.last_error().map(|(t, _)| t),
             cost_amount: s.cost_amount(),
-            cost_unit: names.get(s.cost_unit).to_string(),
+            cost_unit: names.text(s.cost_unit),
             seen_event_hashes: s.ids.to_vec(),
             attribution_prio: s.prio_bits(),
             version,
             updated_at: now_ms,
         }
     }
+}
+
+impl DeliveryRow<Text<'_>> {
 
     /// Rebuilds the in-memory state from a stored row (identity is not held in memory;
     /// the events of the next batch carry it).
@@ -106,7 +120,7 @@ impl DeliveryRow {
         s.machine_click_count = self.machine_click_count;
         s.soft_bounce_count = self.soft_bounce_count;
         s.deferral_count = self.deferral_count;
-        s.set_last_error(self.last_error.zip(self.last_error_at).map(|(r, t)| (t, r)));
+        s.set_last_error(self.last_error.zip(self.last_error_at).map(|(r, t)| (t, r.to_string())));
         if !self.cost_unit.is_empty() {
             s.cost_unit = names.id(&self.cost_unit);
             s.set_cost_amount(self.cost_amount);

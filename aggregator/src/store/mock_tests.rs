@@ -4,6 +4,7 @@
 
 use super::failure::{classify, Failure};
 use super::rows::{CounterRow, DeliveryRow};
+use super::Text;
 use super::{insert_rows, load_deliveries, MAX_IN_LIST_KEYS};
 use clickhouse::test::{handlers, Mock};
 use clickhouse::Client;
@@ -12,10 +13,19 @@ fn client(mock: &Mock) -> Client {
     Client::default().with_url(mock.url())
 }
 
-fn delivery(i: usize) -> DeliveryRow {
+fn identity(i: usize) -> schemas::Event {
+    schemas::testkit::event(&format!("e{i}"), &format!("dk-{i}"), schemas::EventType::Delivered, 1_000)
+}
+
+/// The row of delivery `i`, holding its own (as read back).
+fn owned_delivery(i: usize) -> DeliveryRow {
+    delivery(i, &identity(i)).map_text(Text::into_static)
+}
+
+/// The row of delivery `i`, borrowing its identity from `e` (as a batch builds it).
+fn delivery(i: usize, e: &schemas::Event) -> DeliveryRow<Text<'_>> {
     let s = crate::state::DeliveryState::new(schemas::Channel::Email);
-    let e = schemas::testkit::event(&format!("e{i}"), &format!("dk-{i}"), schemas::EventType::Delivered, 1_000);
-    DeliveryRow::from_state(&e, &s, &crate::state::Names::default(), i as u64, 2_000)
+    DeliveryRow::from_state(e, &s, &crate::state::Names::default(), i as u64, 2_000)
 }
 
 /// One INSERT carries every row, unchanged.
@@ -23,7 +33,8 @@ fn delivery(i: usize) -> DeliveryRow {
 async fn a_batch_is_one_insert_with_every_row() {
     let mock = Mock::new();
     let recorded = mock.add(handlers::record::<DeliveryRow>());
-    let rows: Vec<DeliveryRow> = (0..250).map(delivery).collect();
+    let identities: Vec<schemas::Event> = (0..250).map(identity).collect();
+    let rows: Vec<DeliveryRow<Text<'_>>> = identities.iter().enumerate().map(|(i, e)| delivery(i, e)).collect();
     insert_rows(&client(&mock), "deliveries", "batch-token-1", &rows).await.unwrap();
     let got: Vec<DeliveryRow> = recorded.collect().await;
     assert_eq!(got, rows);
@@ -41,7 +52,7 @@ async fn no_rows_send_nothing() {
 #[tokio::test]
 async fn failures_classify_by_exception_code() {
     let mock = Mock::new();
-    let rows = vec![delivery(1)];
+    let rows = vec![owned_delivery(1)];
     mock.add(handlers::failure(http::StatusCode::SERVICE_UNAVAILABLE));
     let err = insert_rows(&client(&mock), "deliveries", "t", &rows).await.unwrap_err();
     assert_eq!(classify(&err), Failure::Transient, "{err}");
@@ -60,8 +71,8 @@ async fn loads_are_chunked_into_bounded_in_lists() {
     let mock = Mock::new();
     let keys: Vec<String> = (0..MAX_IN_LIST_KEYS * 5 / 2).map(|i| format!("dk-{i}")).collect();
     for part in 0..3 {
-        mock.add(handlers::provide(vec![delivery(part)]));
+        mock.add(handlers::provide(vec![owned_delivery(part)]));
     }
     let got = load_deliveries(&client(&mock), &keys).await.unwrap();
-    assert_eq!(got, (0..3).map(delivery).collect::<Vec<_>>());
+    assert_eq!(got, (0..3).map(owned_delivery).collect::<Vec<_>>());
 }

@@ -1,5 +1,6 @@
 //! Everything the aggregator says to ClickHouse, in one place, at the edge of the domain:
 //! * `rows`: one struct per table;
+//! * `text`: their text columns, borrowed from a batch's events or shared with the interned names;
 //! * `write`: inserts with the batch's deduplication token (`SinkError`);
 //! * `queries`: every read (stored deliveries, event rows, suppressions, soft-bounce history,
 //!   offset manifests, sender-health flags and counts);
@@ -13,6 +14,7 @@ pub mod failure;
 pub mod queries;
 pub mod retry;
 pub mod rows;
+pub mod text;
 pub mod write;
 
 #[cfg(test)]
@@ -20,4 +22,5 @@ mod mock_tests;
 
 pub use queries::*;
 pub use rows::*;
+pub use text::Text;
 pub use write::*;

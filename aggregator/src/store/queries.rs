@@ -75,7 +75,7 @@ async fn load_events_untimed(client: &Client, keys: &[String]) -> Result<std::co
     for chunk in chunks(keys) {
         let rows = client.query("SELECT ?fields FROM events FINAL WHERE delivery_key IN ?").bind(chunk).fetch_all::<EventRow>().await?;
         for r in rows {
-            out.entry(r.delivery_key.clone()).or_default().push(r);
+            out.entry(r.delivery_key.to_string()).or_default().push(r);
         }
     }
     Ok(out)

@@ -1,114 +1,169 @@
 //! Every row the aggregator writes to or reads from ClickHouse, one struct per table (the
 //! columns in the table's order); conversions from canonical events beside them. The
 //! conversion between a delivery's state and its row lives with the state (`state/row.rs`).
+//!
+//! The rows a batch writes are generic over their text type `T`: a batch builds them with
+//! `Text<'a>`, borrowing from its events (no copy per row), and a row read back from
+//! ClickHouse is the default, `Text<'static>`, holding its own. Both are the same columns and
+//! bytes; `EventRow` alone names the owned row (what `load_events` reads, tests compare).
 
+use super::text::Text;
 use clickhouse::Row;
 use schemas::Event;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-pub struct EventRow {
-    pub event_id: String,
-    pub tenant: String,
-    pub channel: String,
-    pub provider: String,
-    pub provider_message_id: String,
-    pub provider_event_id: Option<String>,
-    pub provider_event_name: String,
-    pub delivery_key: String,
-    pub recipient: String,
-    pub broadcast_id: Option<String>,
-    pub sequence_id: Option<String>,
-    pub contact_id: Option<String>,
-    pub template_key: Option<String>,
-    pub message_class: String,
-    pub labels: Vec<String>,
-    pub metadata: String,
-    pub event_type: String,
-    pub bounce_class: String,
+pub struct EventRow<T = Text<'static>> {
+    pub event_id: T,
+    pub tenant: T,
+    pub channel: T,
+    pub provider: T,
+    pub provider_message_id: T,
+    pub provider_event_id: Option<T>,
+    pub provider_event_name: T,
+    pub delivery_key: T,
+    pub recipient: T,
+    pub broadcast_id: Option<T>,
+    pub sequence_id: Option<T>,
+    pub contact_id: Option<T>,
+    pub template_key: Option<T>,
+    pub message_class: T,
+    pub labels: Vec<T>,
+    pub metadata: T,
+    pub event_type: T,
+    pub bounce_class: T,
     pub occurred_at: i64,
     pub received_at: i64,
-    pub time_source: String,
-    pub click_url: Option<String>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-    pub error_code: Option<String>,
-    pub error_reason: Option<String>,
+    pub time_source: T,
+    pub click_url: Option<T>,
+    pub user_agent: Option<T>,
+    pub ip: Option<T>,
+    pub error_code: Option<T>,
+    pub error_reason: Option<T>,
     pub cost_amount: i128,
-    pub cost_unit: String,
-    pub raw_topic: String,
+    pub cost_unit: T,
+    pub raw_topic: T,
     pub raw_partition: i32,
     pub raw_offset: i64,
     pub events_partition: i32,
     pub events_offset: i64,
     /// '' for people; else why it is a machine open/click (see `machine`).
-    pub machine: String,
+    pub machine: T,
     /// 1 when written again because a later send record changed the delivery's attribution.
     pub reattributed: u8,
     /// Who reported it: `provider`, `send_record`, `app_event`.
-    pub origin: String,
+    pub origin: T,
 }
 
-impl EventRow {
-    pub fn from_event(e: &Event, partition: i32, offset: i64) -> Self {
+impl<T> EventRow<T> {
+    /// The same row with each text column mapped by `f` (e.g. a batch's borrowed row into one
+    /// holding its own, as `load_events` would read it back).
+    pub fn map_text<U>(self, mut f: impl FnMut(T) -> U) -> EventRow<U> {
         EventRow {
-            event_id: e.event_id.clone(),
-            tenant: e.tenant.clone(),
-            channel: e.channel.as_str().into(),
-            provider: e.provider.clone(),
-            provider_message_id: e.provider_message_id.clone(),
-            provider_event_id: e.provider_event_id.clone(),
-            provider_event_name: e.provider_event_name.clone(),
-            delivery_key: e.delivery_key.clone(),
-            recipient: e.recipient.clone(),
-            broadcast_id: e.broadcast_id.clone(),
-            sequence_id: e.sequence_id.clone(),
-            contact_id: e.contact_id.clone(),
-            template_key: e.template_key.clone(),
-            message_class: e.message_class.map(|m| m.as_str()).unwrap_or_default().into(),
-            labels: e.labels.clone(),
-            metadata: serde_json::to_string(&e.metadata).unwrap_or_else(|_| "{}".into()),
-            event_type: e.event_type.as_str().into(),
-            bounce_class: e.bounce_class.map(|b| b.as_str()).unwrap_or_default().into(),
+            event_id: f(self.event_id),
+            tenant: f(self.tenant),
+            channel: f(self.channel),
+            provider: f(self.provider),
+            provider_message_id: f(self.provider_message_id),
+            provider_event_id: self.provider_event_id.map(&mut f),
+            provider_event_name: f(self.provider_event_name),
+            delivery_key: f(self.delivery_key),
+            recipient: f(self.recipient),
+            broadcast_id: self.broadcast_id.map(&mut f),
+            sequence_id: self.sequence_id.map(&mut f),
+            contact_id: self.contact_id.map(&mut f),
+            template_key: self.template_key.map(&mut f),
+            message_class: f(self.message_class),
+            labels: self.labels.into_iter().map(&mut f).collect(),
+            metadata: f(self.metadata),
+            event_type: f(self.event_type),
+            bounce_class: f(self.bounce_class),
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            time_source: f(self.time_source),
+            click_url: self.click_url.map(&mut f),
+            user_agent: self.user_agent.map(&mut f),
+            ip: self.ip.map(&mut f),
+            error_code: self.error_code.map(&mut f),
+            error_reason: self.error_reason.map(&mut f),
+            cost_amount: self.cost_amount,
+            cost_unit: f(self.cost_unit),
+            raw_topic: f(self.raw_topic),
+            raw_partition: self.raw_partition,
+            raw_offset: self.raw_offset,
+            events_partition: self.events_partition,
+            events_offset: self.events_offset,
+            machine: f(self.machine),
+            reattributed: self.reattributed,
+            origin: f(self.origin),
+        }
+    }
+}
+
+impl<'a> EventRow<Text<'a>> {
+    /// The row of `e`, borrowing its strings. Attribution, `machine` and `reattributed` are the
+    /// batch's to set (`batch::apply`); the metadata map is the one column written as JSON.
+    pub fn from_event(e: &'a Event, partition: i32, offset: i64) -> Self {
+        let b = |s: &'a String| Text::Borrowed(s.as_str());
+        let ob = |s: &'a Option<String>| s.as_deref().map(Text::Borrowed);
+        EventRow {
+            event_id: b(&e.event_id),
+            tenant: b(&e.tenant),
+            channel: Text::Borrowed(e.channel.as_str()),
+            provider: b(&e.provider),
+            provider_message_id: b(&e.provider_message_id),
+            provider_event_id: ob(&e.provider_event_id),
+            provider_event_name: b(&e.provider_event_name),
+            delivery_key: b(&e.delivery_key),
+            recipient: b(&e.recipient),
+            broadcast_id: ob(&e.broadcast_id),
+            sequence_id: ob(&e.sequence_id),
+            contact_id: ob(&e.contact_id),
+            template_key: ob(&e.template_key),
+            message_class: Text::Borrowed(e.message_class.map(|m| m.as_str()).unwrap_or_default()),
+            labels: e.labels.iter().map(b).collect(),
+            metadata: if e.metadata.is_empty() { Text::Borrowed("{}") } else { Text::Owned(serde_json::to_string(&e.metadata).unwrap_or_else(|_| "{}".into())) },
+            event_type: Text::Borrowed(e.event_type.as_str()),
+            bounce_class: Text::Borrowed(e.bounce_class.map(|b| b.as_str()).unwrap_or_default()),
             occurred_at: e.occurred_at,
             received_at: e.received_at,
-            time_source: e.time_source.as_str().into(),
-            click_url: e.click_url.clone(),
-            user_agent: e.user_agent.clone(),
-            ip: e.ip.clone(),
-            error_code: e.error_code.clone(),
-            error_reason: e.error_reason.clone(),
+            time_source: Text::Borrowed(e.time_source.as_str()),
+            click_url: ob(&e.click_url),
+            user_agent: ob(&e.user_agent),
+            ip: ob(&e.ip),
+            error_code: ob(&e.error_code),
+            error_reason: ob(&e.error_reason),
             cost_amount: e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0),
-            cost_unit: e.cost.as_ref().map(|c| c.unit.clone()).unwrap_or_default(),
-            raw_topic: e.raw_topic.clone(),
+            cost_unit: Text::Borrowed(e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default()),
+            raw_topic: b(&e.raw_topic),
             raw_partition: e.raw_partition,
             raw_offset: e.raw_offset,
             events_partition: partition,
             events_offset: offset,
-            machine: String::new(),
+            machine: Text::Borrowed(""),
             reattributed: 0,
-            origin: e.origin.as_str().into(),
+            origin: Text::Borrowed(e.origin.as_str()),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-pub struct DeliveryRow {
-    pub tenant: String,
-    pub delivery_key: String,
-    pub channel: String,
-    pub provider: String,
-    pub provider_message_id: String,
-    pub recipient: String,
-    pub broadcast_id: Option<String>,
-    pub sequence_id: Option<String>,
-    pub contact_id: Option<String>,
-    pub template_key: Option<String>,
-    pub message_class: String,
-    pub labels: Vec<String>,
-    pub status: String,
+pub struct DeliveryRow<T = Text<'static>> {
+    pub tenant: T,
+    pub delivery_key: T,
+    pub channel: T,
+    pub provider: T,
+    pub provider_message_id: T,
+    pub recipient: T,
+    pub broadcast_id: Option<T>,
+    pub sequence_id: Option<T>,
+    pub contact_id: Option<T>,
+    pub template_key: Option<T>,
+    pub message_class: T,
+    pub labels: Vec<T>,
+    pub status: T,
     pub status_at: i64,
-    pub bounce_class: String,
+    pub bounce_class: T,
     pub first_queued_at: Option<i64>,
     pub first_sent_at: Option<i64>,
     pub first_delivered_at: Option<i64>,
@@ -130,10 +185,10 @@ pub struct DeliveryRow {
     pub soft_bounce_count: u32,
     pub deferral_count: u32,
     pub event_count: u32,
-    pub last_error: Option<String>,
+    pub last_error: Option<T>,
     pub last_error_at: Option<i64>,
     pub cost_amount: i128,
-    pub cost_unit: String,
+    pub cost_unit: T,
     pub seen_event_hashes: Vec<u64>,
     /// The priorities the attribution values were chosen with (`DeliveryState::prio_bits`).
     pub attribution_prio: u16,
@@ -141,23 +196,75 @@ pub struct DeliveryRow {
     pub updated_at: i64,
 }
 
+impl<T> DeliveryRow<T> {
+    /// The same row with each text column mapped by `f` (e.g. into one holding its own).
+    pub fn map_text<U>(self, mut f: impl FnMut(T) -> U) -> DeliveryRow<U> {
+        DeliveryRow {
+            tenant: f(self.tenant),
+            delivery_key: f(self.delivery_key),
+            channel: f(self.channel),
+            provider: f(self.provider),
+            provider_message_id: f(self.provider_message_id),
+            recipient: f(self.recipient),
+            broadcast_id: self.broadcast_id.map(&mut f),
+            sequence_id: self.sequence_id.map(&mut f),
+            contact_id: self.contact_id.map(&mut f),
+            template_key: self.template_key.map(&mut f),
+            message_class: f(self.message_class),
+            labels: self.labels.into_iter().map(&mut f).collect(),
+            status: f(self.status),
+            status_at: self.status_at,
+            bounce_class: f(self.bounce_class),
+            first_queued_at: self.first_queued_at,
+            first_sent_at: self.first_sent_at,
+            first_delivered_at: self.first_delivered_at,
+            last_delivered_at: self.last_delivered_at,
+            first_opened_at: self.first_opened_at,
+            last_opened_at: self.last_opened_at,
+            first_clicked_at: self.first_clicked_at,
+            last_clicked_at: self.last_clicked_at,
+            first_bounced_at: self.first_bounced_at,
+            first_complained_at: self.first_complained_at,
+            first_failed_at: self.first_failed_at,
+            first_unsubscribed_at: self.first_unsubscribed_at,
+            first_read_at: self.first_read_at,
+            first_replied_at: self.first_replied_at,
+            open_count: self.open_count,
+            click_count: self.click_count,
+            machine_open_count: self.machine_open_count,
+            machine_click_count: self.machine_click_count,
+            soft_bounce_count: self.soft_bounce_count,
+            deferral_count: self.deferral_count,
+            event_count: self.event_count,
+            last_error: self.last_error.map(&mut f),
+            last_error_at: self.last_error_at,
+            cost_amount: self.cost_amount,
+            cost_unit: f(self.cost_unit),
+            seen_event_hashes: self.seen_event_hashes,
+            attribution_prio: self.attribution_prio,
+            version: self.version,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
 /// Deliveries by first-known quarter hour and status (signed: a delivery whose status or
 /// first known time changes moves from the old pair, -1, to the new one, +1).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Row, Serialize, Deserialize)]
-pub struct StatusCountRow {
-    pub tenant: String,
+pub struct StatusCountRow<T = Text<'static>> {
+    pub tenant: T,
     /// UTC ms of the quarter hour.
     pub bucket: i64,
-    pub status: String,
+    pub status: T,
     pub deliveries: i64,
 }
 
 /// Removes a delivery from its old place in `delivery_order` (its first known time changed).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Row, Serialize, Deserialize)]
-pub struct OrderTombstone {
-    pub tenant: String,
+pub struct OrderTombstone<T = Text<'static>> {
+    pub tenant: T,
     pub sort_at: i64,
-    pub delivery_key: String,
+    pub delivery_key: T,
     /// The batch's version: newer than the entry it removes.
     pub version: u64,
     pub is_deleted: u8,
@@ -167,17 +274,17 @@ pub struct OrderTombstone {
 pub const STATUS_BUCKET_MS: i64 = 900_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Row, Serialize, Deserialize)]
-pub struct CounterRow {
-    pub tenant: String,
-    pub period: String,
+pub struct CounterRow<T = Text<'static>> {
+    pub tenant: T,
+    pub period: T,
     /// Days since the epoch (ClickHouse `Date`).
     pub bucket_start: u16,
-    pub channel: String,
-    pub provider: String,
-    pub event_type: String,
-    pub bounce_class: String,
-    pub cost_unit: String,
-    pub machine: String,
+    pub channel: T,
+    pub provider: T,
+    pub event_type: T,
+    pub bounce_class: T,
+    pub cost_unit: T,
+    pub machine: T,
     pub events: u64,
     pub cost_amount: i128,
 }
@@ -186,20 +293,20 @@ pub struct CounterRow {
 /// send record arrives after its delivery's provider events, those move from the old
 /// attribution (-1) to the new one (+1).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Row, Serialize, Deserialize)]
-pub struct AttributedCounterRow {
-    pub tenant: String,
-    pub period: String,
+pub struct AttributedCounterRow<T = Text<'static>> {
+    pub tenant: T,
+    pub period: T,
     /// Days since the epoch (ClickHouse `Date`).
     pub bucket_start: u16,
-    pub broadcast_id: String,
-    pub sequence_id: String,
-    pub template_key: String,
-    pub channel: String,
-    pub provider: String,
-    pub event_type: String,
-    pub bounce_class: String,
-    pub machine: String,
-    pub cost_unit: String,
+    pub broadcast_id: T,
+    pub sequence_id: T,
+    pub template_key: T,
+    pub channel: T,
+    pub provider: T,
+    pub event_type: T,
+    pub bounce_class: T,
+    pub machine: T,
+    pub cost_unit: T,
     pub events: i64,
     pub cost_amount: i128,
 }

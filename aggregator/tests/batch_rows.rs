@@ -1,0 +1,115 @@
+//! Every row `batch::apply` builds for the benchmark's stream, pinned byte for byte: a SHA-256
+//! of their `RowBinary` (what the inserts send), recorded when the rows were still built as
+//! owned strings (`04c4bdf`). A change in how rows are built must leave these unchanged.
+//!
+//! The stream is the benchmark's (`benches/support`), in batches as the pipeline cuts them,
+//! with the pipeline's history of earlier event rows for deliveries a late send record may
+//! re-attribute, so moved rows are pinned too; once in UTC, once with a reporting zone.
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+use aggregator::batch::{self, BatchConfig, BatchRows, History};
+use aggregator::buckets::Periods;
+use aggregator::state::StateStore;
+use aggregator::store::{EventRow, Text};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// The digest of every batch's rows (and counts) for `deliveries` deliveries in batches of `batch`.
+fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
+    let events = support::stream(7, deliveries);
+    let cfg = BatchConfig { periods: Periods::new(zone).unwrap(), ..BatchConfig::default() };
+    let store = StateStore::new(1_000_000);
+    // what ClickHouse's `events FINAL` would hold: each event id's latest row, by delivery key
+    let mut stored: HashMap<String, Vec<EventRow>> = HashMap::new();
+    let mut hash = Sha256::new();
+    let mut buf = Vec::new();
+    let mut totals = (0usize, 0usize, 0usize);
+    for (seq, chunk) in events.chunks(batch).enumerate() {
+        let mut candidates = store.attribution_candidates(chunk.iter().map(|(_, e)| e));
+        candidates.sort();
+        candidates.dedup();
+        let history: History = candidates
+            .iter()
+            .filter_map(|k| {
+                let rows = stored.get(k)?;
+                Some((k.clone(), rows.clone()))
+            })
+            .collect();
+        let rows = batch::apply(&store, 3, chunk, &history, seq as u64 + 1, 1_767_225_600_000 + seq as i64, &cfg);
+        buf.clear();
+        support::rowbinary::write_batch(&mut buf, &rows).unwrap();
+        hash.update(&buf);
+        hash.update(format!("{} {} {}", rows.duplicates, rows.reattributed, rows.soft_bounces.len()));
+        totals.0 += rows.events.len();
+        totals.1 += rows.reattributed;
+        totals.2 += rows.deliveries.len();
+        remember(&mut stored, &rows);
+    }
+    assert!(totals.1 > 0, "the stream re-attributes some rows: {totals:?}");
+    format!("{:x}", hash.finalize())
+}
+
+/// Keeps each event row by delivery key and event id (the latest wins, as `FINAL`).
+fn remember(stored: &mut HashMap<String, Vec<EventRow>>, rows: &BatchRows) {
+    for r in &rows.events {
+        let list = stored.entry(r.delivery_key.to_string()).or_default();
+        match list.iter_mut().find(|s| s.event_id == r.event_id) {
+            Some(slot) => *slot = r.clone().map_text(Text::into_static),
+            None => list.push(r.clone().map_text(Text::into_static)),
+        }
+    }
+}
+
+#[test]
+fn rows_are_unchanged_utc() {
+    assert_eq!(digest(3_000, 500, "UTC"), "69e39d7680cd3617dac03807adbacc9eaa4c2637b88481349d466b3950f7d162");
+}
+
+#[test]
+fn rows_are_unchanged_with_a_reporting_zone() {
+    assert_eq!(digest(1_000, 300, "Europe/Berlin"), "6f37b30ec20a5705feeabe8e4dca7bc3803231d87c11554097eb91477bba4c4b");
+}
+
+/// `support::rowbinary` writes what the crate reads: each table's bytes, sent as they are
+/// through `insert_formatted` to `clickhouse::test::Mock`, read back by the crate's `RowBinary`
+/// reader (`handlers::record`) as owned rows, are the rows they came from (compared as
+/// printed: a batch's rows borrow their text, read rows own it).
+#[tokio::test]
+async fn the_bench_serializer_is_the_crates_encoding() {
+    use clickhouse::test::{handlers, Mock};
+    use aggregator::store::{AttributedCounterRow, CounterRow, DeliveryRow, StatusCountRow};
+    use aggregator::suppression::SuppressionRow;
+    use clickhouse::{Client, Compression, RowOwned, RowRead};
+
+    async fn check<T, B>(mock: &Mock, table: &str, rows: &[B])
+    where
+        T: RowOwned + RowRead + std::fmt::Debug,
+        B: serde::Serialize + std::fmt::Debug,
+    {
+        let client = Client::default().with_url(mock.url()).with_compression(Compression::None);
+        let recorded = mock.add(handlers::record::<T>());
+        let mut bytes = Vec::new();
+        for r in rows {
+            support::rowbinary::write(&mut bytes, r).unwrap();
+        }
+        let mut insert = client.insert_formatted_with(format!("INSERT INTO {table} FORMAT RowBinary"));
+        insert.send(bytes.into()).await.unwrap();
+        insert.end().await.unwrap();
+        let got: Vec<T> = recorded.collect().await;
+        assert!(format!("{got:?}") == format!("{rows:?}"), "{table}: read back differently");
+    }
+
+    let events = support::stream(11, 400);
+    let store = StateStore::new(10_000);
+    let rows = batch::apply(&store, 1, &events, &History::new(), 1, 1_767_225_600_000, &BatchConfig::default());
+    assert!(!rows.events.is_empty() && !rows.suppressions.is_empty() && !rows.status_counts.is_empty());
+    let mock = Mock::new();
+    check::<EventRow, _>(&mock, "events", &rows.events).await;
+    check::<CounterRow, _>(&mock, "counters", &rows.counters).await;
+    check::<AttributedCounterRow, _>(&mock, "attributed_counters", &rows.attributed_counters).await;
+    check::<DeliveryRow, _>(&mock, "deliveries", &rows.deliveries).await;
+    check::<StatusCountRow, _>(&mock, "delivery_status_counts", &rows.status_counts).await;
+    check::<SuppressionRow, _>(&mock, "suppressions", &rows.suppressions).await;
+}
