@@ -31,11 +31,14 @@ async fn a_short_open_loop_load_lands_exactly_with_its_freshness() {
     assert_eq!(posted.accepted_events, expected);
     let landed = load::wait_landed(&stack.clickhouse_url, &p.database, "acme", "t", expected, Duration::from_secs(120)).await.expect("ClickHouse");
     assert_eq!(landed.events as usize, expected, "every accepted event landed");
-    assert_eq!(landed.rows as usize, expected, "none twice");
+    // rows can exceed events until a merge (an event re-attributed by a late send record is
+    // written again, same id); the table's own view of them holds each once
+    assert!(landed.rows as usize >= expected);
+    assert_eq!(p.number("SELECT count() FROM events FINAL WHERE startsWith(provider_message_id, 'ld-t-')").await as usize, expected, "none twice");
     assert!(0.0 <= landed.p50_ms && landed.p50_ms <= landed.p99_ms && landed.p99_ms <= landed.max_ms, "{landed:?}");
     assert!(landed.max_ms < 120_000.0 && landed.span_s > 0.0 && landed.rate() > 0.0, "{landed:?}");
 
-    let rows = p.rows("SELECT provider, event_type, count() AS n FROM events WHERE startsWith(provider_message_id, 'ld-t-') GROUP BY provider, event_type").await;
+    let rows = p.rows("SELECT provider, event_type, count() AS n FROM events FINAL WHERE startsWith(provider_message_id, 'ld-t-') GROUP BY provider, event_type").await;
     let found: BTreeMap<(String, String), usize> = rows
         .iter()
         .map(|r| ((r["provider"].as_str().unwrap_or_default().to_string(), r["event_type"].as_str().unwrap_or_default().to_string()), r["n"].as_str().and_then(|n| n.parse().ok()).or(r["n"].as_u64().map(|n| n as usize)).unwrap_or(0)))
