@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 export KAFKA_PORT="${TEST_KAFKA_PORT:-19092}" CLICKHOUSE_PORT="${TEST_CLICKHOUSE_PORT:-18123}"
 export DEVSTACK_DIR="${TEST_DEVSTACK_DIR:-$PWD/target/test-stack}"
 source devstack/env.sh
+# the tests run the binaries this checkout builds (scripts/load.sh sets this for its own stack)
+unset DEVSTACK_NO_BUILD
 devstack/down.sh --clean >/dev/null 2>&1 || true
 trap 'devstack/down.sh --clean' EXIT
 devstack/up.sh --infra-only
