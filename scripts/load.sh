@@ -30,22 +30,24 @@ devstack/up.sh
 log "the broker alone: a native idempotent acks=all producer of 2 KB records, 512 in flight"
 "$BIN_DIR/ingest-bench" --brokers "127.0.0.1:$KAFKA_PORT" --seconds "$([ $QUICK = 1 ] && echo 2 || echo 10)" --only broker --concurrency 512
 
+# clickhouse_time <histogram> <label> <title>: count and mean of the aggregator's
+# sendtrace_aggregator_clickhouse_<histogram>{<label>=…}, cumulative over the runs
+clickhouse_time() {
+  curl -sf "http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" | awk -F'[{}" ]+' -v m="sendtrace_aggregator_clickhouse_$1" -v l="$2=" -v title="$3" '
+    index($1, m "_sum") == 1 || index($1, m "_count") == 1 {
+      for (i = 2; i < NF; i++) if ($i == l) t = $(i + 1)
+      if ($1 ~ /_sum$/) sum[t] += $NF; else cnt[t] += $NF }
+    END { printf "  aggregator ClickHouse %s:", title; for (t in cnt) printf " %s %d x %.0f ms;", t, cnt[t], 1000 * sum[t] / cnt[t]; print "" }' || true
+}
+
 status=0
 for rate in $RATES; do
   log "pipeline-load: $rate events/s for $SECS s"
   "$BIN_DIR/pipeline-load" --ingest-url "http://127.0.0.1:$INGEST_PORT" --clickhouse-url "$CH_URL" --rate "$rate" --seconds "$SECS" \
     --watch "normalizer=http://127.0.0.1:$NORMALIZER_ADMIN_PORT/metrics" --watch "aggregator=http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" || status=$?
-  # where the aggregator's time went: its ClickHouse inserts per table (cumulative over the runs)
-  curl -sf "http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" | awk -F'[{}" ]+' '
-    /^sendtrace_aggregator_clickhouse_insert_duration_seconds_(sum|count)\{/ {
-      for (i = 2; i < NF; i++) if ($i == "table=") t = $(i + 1)
-      if ($1 ~ /_sum$/) sum[t] += $NF; else cnt[t] += $NF }
-    END { printf "  aggregator ClickHouse inserts:"; for (t in cnt) printf " %s %d x %.0f ms;", t, cnt[t], 1000 * sum[t] / cnt[t]; print "" }' || true
-  curl -sf "http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" | awk -F'[{}" ]+' '
-    /^sendtrace_aggregator_clickhouse_query_duration_seconds_(sum|count)\{/ {
-      for (i = 2; i < NF; i++) if ($i == "query=") t = $(i + 1)
-      if ($1 ~ /_sum$/) sum[t] += $NF; else cnt[t] += $NF }
-    END { printf "  aggregator ClickHouse reads:"; for (t in cnt) printf " %s %d x %.0f ms;", t, cnt[t], 1000 * sum[t] / cnt[t]; print "" }' || true
+  # where the aggregator's time went: its ClickHouse inserts per table and reads per query
+  clickhouse_time insert_duration_seconds table "inserts"
+  clickhouse_time query_duration_seconds query "reads"
   for svc in ingest normalizer aggregator; do
     pid=$(cat "$DEVSTACK_DIR/pids/$svc.pid")
     echo "  $svc: $(ps -o rss=,cputime= -p "$pid" | awk '{printf "RSS %.0f MiB, CPU time %s", $1/1024, $2}')"

@@ -112,22 +112,9 @@ pub fn requests_with_truth(plan: &Plan) -> (Vec<Request>, Truth) {
     let mut count = |provider: &'static str, ty: &'static str| *truth.entry((provider, ty)).or_default() += 1;
     let mut sendgrid: Vec<serde_json::Value> = Vec::new();
     let mut records: Vec<serde_json::Value> = Vec::new();
-    let flush_sendgrid = |items: &mut Vec<serde_json::Value>, out: &mut Vec<Request>| {
-        if !items.is_empty() {
-            let n = items.len();
-            let body = serde_json::to_vec(&items).expect("JSON");
-            items.clear();
-            out.push(Request { path: Route::Webhook.path(ProviderId::Sendgrid, tenant), headers: Vec::new(), body, sign_sendgrid: true, events: n, provider: ProviderId::Sendgrid });
-        }
-    };
-    let flush_records = |items: &mut Vec<serde_json::Value>, out: &mut Vec<Request>| {
-        if !items.is_empty() {
-            let n = items.len();
-            let body = serde_json::to_vec(&items).expect("JSON");
-            items.clear();
-            out.push(Request { path: Route::Sends.path(ProviderId::Sender, tenant), headers: api_headers.clone(), body, sign_sendgrid: false, events: n, provider: ProviderId::Sender });
-        }
-    };
+    // the batched routes: each request is its template with a JSON array of items as its body
+    let sendgrid_batch = Request { path: Route::Webhook.path(ProviderId::Sendgrid, tenant), headers: Vec::new(), body: Vec::new(), sign_sendgrid: true, events: 0, provider: ProviderId::Sendgrid };
+    let records_batch = Request { path: Route::Sends.path(ProviderId::Sender, tenant), headers: api_headers, body: Vec::new(), sign_sendgrid: false, events: 0, provider: ProviderId::Sender };
     let mut i = 0usize;
     while events < want {
         let message_id = format!("ld-{}-{i}", plan.run);
@@ -143,7 +130,7 @@ pub fn requests_with_truth(plan: &Plan) -> (Vec<Request>, Truth) {
             events += 1;
             count(if via_ses { "ses" } else { "sendgrid" }, "queued");
             if records.len() >= plan.records_batch {
-                flush_records(&mut records, &mut out);
+                flush(&mut records, &records_batch, &mut out);
             }
         }
         if via_ses {
@@ -171,14 +158,22 @@ pub fn requests_with_truth(plan: &Plan) -> (Vec<Request>, Truth) {
                 events += 1;
             }
             if sendgrid.len() >= plan.sendgrid_batch {
-                flush_sendgrid(&mut sendgrid, &mut out);
+                flush(&mut sendgrid, &sendgrid_batch, &mut out);
             }
         }
         i += 1;
     }
-    flush_sendgrid(&mut sendgrid, &mut out);
-    flush_records(&mut records, &mut out);
+    flush(&mut sendgrid, &sendgrid_batch, &mut out);
+    flush(&mut records, &records_batch, &mut out);
     (out, truth)
+}
+
+/// Appends `template` carrying `items` as one JSON array, if there are any, and empties them.
+fn flush(items: &mut Vec<serde_json::Value>, template: &Request, out: &mut Vec<Request>) {
+    if !items.is_empty() {
+        out.push(Request { body: serde_json::to_vec(&items).expect("JSON"), events: items.len(), ..template.clone() });
+        items.clear();
+    }
 }
 
 /// What the client saw.
