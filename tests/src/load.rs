@@ -304,25 +304,38 @@ pub async fn landed(http: &reqwest::Client, clickhouse_url: &str, database: &str
         "SELECT uniqExact(event_id) AS n, count() AS rows, \
            quantilesExact(0.5, 0.99, 1)(dateDiff('millisecond', received_at, inserted_at)) AS q, \
            dateDiff('millisecond', min(received_at), max(inserted_at)) / 1000 AS span \
-         FROM events WHERE tenant = '{tenant}' AND startsWith(provider_message_id, 'ld-{run}-') FORMAT JSONEachRow"
+         FROM events WHERE {} FORMAT JSONEachRow",
+        of_run(tenant, run)
     );
-    let resp = http.post(format!("{clickhouse_url}/?database={database}")).body(sql).send().await?;
-    anyhow::ensure!(resp.status().is_success(), "ClickHouse: {}", resp.text().await?);
-    let v: serde_json::Value = serde_json::from_str(resp.text().await?.trim())?;
+    let v: serde_json::Value = serde_json::from_str(&query(http, clickhouse_url, database, sql).await?)?;
     let num = |v: &serde_json::Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0.0);
     let q = v["q"].as_array().cloned().unwrap_or_default();
     let qi = |i: usize| q.get(i).map(num).unwrap_or(0.0);
     Ok(Landed { events: num(&v["n"]) as u64, rows: num(&v["rows"]) as u64, p50_ms: qi(0), p99_ms: qi(1), max_ms: qi(2), span_s: num(&v["span"]) })
 }
 
-/// Polls until every event of the run is in ClickHouse, or `timeout`; returns the last reading.
+/// The rows of run `run` of `tenant` in `events`.
+fn of_run(tenant: &str, run: &str) -> String {
+    format!("tenant = '{tenant}' AND startsWith(provider_message_id, 'ld-{run}-')")
+}
+
+async fn query(http: &reqwest::Client, clickhouse_url: &str, database: &str, sql: String) -> anyhow::Result<String> {
+    let resp = http.post(format!("{clickhouse_url}/?database={database}")).body(sql).send().await?;
+    anyhow::ensure!(resp.status().is_success(), "ClickHouse: {}", resp.text().await?);
+    Ok(resp.text().await?.trim().to_string())
+}
+
+/// Polls until every event of the run is in ClickHouse, or `timeout`; then reads the figures.
+/// The poll only counts, so the quantiles are computed once, not every 500 ms against the
+/// ClickHouse the pipeline is still writing to.
 pub async fn wait_landed(clickhouse_url: &str, database: &str, tenant: &str, run: &str, expected: usize, timeout: Duration) -> anyhow::Result<Landed> {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + timeout;
+    let count = format!("SELECT uniqExact(event_id) FROM events WHERE {} FORMAT TabSeparated", of_run(tenant, run));
     loop {
-        let l = landed(&http, clickhouse_url, database, tenant, run).await?;
-        if l.events as usize >= expected || Instant::now() > deadline {
-            return Ok(l);
+        let n: usize = query(&http, clickhouse_url, database, count.clone()).await?.parse()?;
+        if n >= expected || Instant::now() > deadline {
+            return landed(&http, clickhouse_url, database, tenant, run).await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
