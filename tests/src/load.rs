@@ -123,8 +123,8 @@ pub fn requests_with_truth(plan: &Plan) -> (Vec<Request>, Truth) {
         // half have the sender's send record
         let via_ses = i % 10 < 7;
         let bounce = i % 10 == 3;
-        let opened = !bounce && i % 3 == 0;
-        if i % 2 == 0 {
+        let opened = !bounce && i.is_multiple_of(3);
+        if i.is_multiple_of(2) {
             records.push(json!({"channel": "email", "provider": if via_ses { "ses" } else { "sendgrid" }, "provider_message_id": message_id,
                                 "recipient": recipient, "sent_at": sent_at, "broadcast": format!("load-{}", i % 5)}));
             events += 1;
