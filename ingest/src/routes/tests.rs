@@ -382,6 +382,58 @@ async fn bad_sns_signature_is_403_and_nothing_stored() {
     assert!(sink.stored.lock().unwrap().is_empty());
 }
 
+/// A validly signed SNS notification whose certificate is not cached yet is verified on a
+/// blocking thread that fetches it once; after that, verification runs inline through a context
+/// that never fetches (`cached_only`), and the source is not asked again.
+#[tokio::test]
+async fn signed_sns_fetches_its_certificate_once_then_verifies_inline() {
+    use normalizer::providers::ses::samples::{sign_sns, TEST_CERT_URL};
+    use normalizer::providers::{Provider, RawRequest, VerifyError};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let source = Arc::new({
+        let fetches = fetches.clone();
+        move |url: &str| {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(url, TEST_CERT_URL);
+            Ok(include_bytes!("../../../normalizer/src/providers/ses/fixtures/test_signing_cert.pem").to_vec())
+        }
+    });
+    let verify = normalizer::providers::VerifyContext::new(Default::default(), source);
+    let inline = verify.cached_only();
+    let mut config = Config::default();
+    let ses = normalizer::providers::ses::Credentials { topic_arn: vec![FIXTURE_TOPIC.into()], ..Default::default() };
+    let creds = TenantCredentials { ses: Some(ses), ..Default::default() };
+    config.tenants.insert("acme".into(), creds.clone());
+    let signed = |message_id: &str| {
+        let (body, kind, _) = ses_fixture();
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["MessageId"] = message_id.into();
+        (sign_sns(&serde_json::to_vec(&v).unwrap()), kind)
+    };
+    let direct = |body: &[u8], kind: &str, id: &str, ctx: &normalizer::providers::VerifyContext| {
+        let headers: std::collections::BTreeMap<String, String> =
+            [("x-amz-sns-message-type".to_string(), kind.to_string()), ("x-amz-sns-message-id".to_string(), id.to_string())].into();
+        let route = schemas::Route::Webhook;
+        let req = RawRequest { tenant: "acme", route: &route, url: "/webhooks/ses/acme", headers: &headers, body, now_ms: chrono::Utc::now().timestamp_millis() };
+        normalizer::providers::ses::Ses.verify(&req, &creds, ctx).map(|_| ())
+    };
+    let (first, kind) = signed("11111111-0000-0000-0000-000000000001");
+    // Cold cache, no fetching allowed: the caller is told to verify again where it may block.
+    assert_eq!(direct(&first, &kind, "11111111-0000-0000-0000-000000000001", &inline), Err(VerifyError::CertificateNotCached));
+    assert_eq!(fetches.load(Ordering::SeqCst), 0);
+    let (app, sink) = setup_with_context(config, Mode::Store, verify);
+    let resp = app.clone().oneshot(ses_request("/webhooks/ses/acme", first, &kind, "11111111-0000-0000-0000-000000000001")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "the first request fetched the certificate");
+    let (second, kind) = signed("11111111-0000-0000-0000-000000000002");
+    assert_eq!(direct(&second, &kind, "11111111-0000-0000-0000-000000000002", &inline), Ok(()), "cached now: verified without fetching");
+    let resp = app.oneshot(ses_request("/webhooks/ses/acme", second, &kind, "11111111-0000-0000-0000-000000000002")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "the certificate was fetched once");
+    assert_eq!(sink.stored.lock().unwrap().len(), 2);
+}
+
 /// Over a real connection, a client that writes its whole oversize body before reading (as most
 /// HTTP clients do) reads the 413 and its reason, not a reset: the body is drained up to
 /// `max_drain_bytes`. A body declared beyond that is refused at once, before it is sent.

@@ -19,6 +19,10 @@ pub enum VerifyError {
     CertificateNotAllowed(String),
     #[error("signing certificate unavailable: {0}")]
     CertificateUnavailable(String),
+    /// The signing certificate is not in the cache and the context forbids fetching it
+    /// ([`super::VerifyContext::cached_only`]): the caller verifies again where it may block.
+    #[error("signing certificate not cached; verify again with fetching allowed")]
+    CertificateNotCached,
     #[error("topic `{0}` is not the one configured for this tenant")]
     WrongTopic(String),
     #[error("malformed request: {0}")]
@@ -39,6 +43,7 @@ impl VerifyError {
             VerifyError::BadCredentials => "bad_credentials",
             VerifyError::CertificateNotAllowed(_) => "certificate_not_allowed",
             VerifyError::CertificateUnavailable(_) => "certificate_unavailable",
+            VerifyError::CertificateNotCached => "certificate_not_cached",
             VerifyError::WrongTopic(_) => "wrong_topic",
             VerifyError::Malformed(_) => "malformed",
             VerifyError::Replayed => "replayed",
@@ -65,7 +70,7 @@ impl VerifyError {
         match self {
             VerifyError::MissingHeader(_) | VerifyError::BadCredentials | VerifyError::NotConfigured => 401,
             VerifyError::Malformed(_) => 400,
-            VerifyError::CertificateUnavailable(_) => 503,
+            VerifyError::CertificateUnavailable(_) | VerifyError::CertificateNotCached => 503,
             _ => 403,
         }
     }

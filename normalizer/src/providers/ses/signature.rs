@@ -97,8 +97,16 @@ impl CertificateCache {
         self.failures.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
-    /// Checks the signature of `env` at time `now_ms`.
+    /// Checks the signature of `env` at time `now_ms`, fetching its certificate if needed.
     pub fn verify(&self, env: &Envelope, now_ms: i64) -> Result<(), VerifyError> {
+        self.verify_with(env, now_ms, Fetch::Allowed)
+    }
+
+    /// Checks the signature of `env` at time `now_ms`; with [`Fetch::Never`], a certificate
+    /// not in the cache is answered [`VerifyError::CertificateNotCached`] instead of fetched,
+    /// so the check never blocks (ingest verifies inline on its async workers that way and
+    /// moves only a miss to a blocking thread).
+    pub fn verify_with(&self, env: &Envelope, now_ms: i64, fetch: Fetch) -> Result<(), VerifyError> {
         let version = env.signature_version.as_deref().ok_or_else(|| missing("SignatureVersion"))?;
         let signature = env.signature.as_deref().ok_or_else(|| missing("Signature"))?;
         let url = env.signing_cert_url.as_deref().ok_or_else(|| missing("SigningCertURL"))?;
@@ -113,7 +121,7 @@ impl CertificateCache {
             .map_err(|_| VerifyError::BadSignature)?;
         let text = string_to_sign(env)?;
 
-        let signing = self.key(url)?;
+        let signing = self.key(url, fetch)?;
         if now_ms < signing.not_before_ms || now_ms > signing.not_after_ms {
             return Err(VerifyError::CertificateNotAllowed("certificate outside its validity window".into()));
         }
@@ -128,9 +136,12 @@ impl CertificateCache {
     }
 
     /// The key for `url`, from the cache or fetched and parsed once.
-    fn key(&self, url: &str) -> Result<SigningKey, VerifyError> {
+    fn key(&self, url: &str, fetch: Fetch) -> Result<SigningKey, VerifyError> {
         if let Some(k) = self.keys.read().unwrap_or_else(PoisonError::into_inner).get(url) {
             return Ok(k.clone());
+        }
+        if fetch == Fetch::Never {
+            return Err(VerifyError::CertificateNotCached);
         }
         if let Some(at) = self.failures.lock().unwrap_or_else(PoisonError::into_inner).get(url) {
             if at.elapsed() < FAILURE_TTL {
@@ -166,6 +177,13 @@ impl CertificateCache {
         keys.insert(url.to_string(), signing.clone());
         Ok(signing)
     }
+}
+
+/// Whether a verification may fetch a certificate the cache lacks (a blocking HTTPS GET).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    Allowed,
+    Never,
 }
 
 #[derive(Clone, Copy)]
@@ -297,7 +315,7 @@ mod tests {
         let source = Arc::new(Failing(AtomicUsize::new(0)));
         let cache = CertificateCache::new(source.clone());
         for _ in 0..5 {
-            assert!(matches!(cache.key(URL), Err(VerifyError::CertificateUnavailable(_))));
+            assert!(matches!(cache.key(URL, Fetch::Allowed), Err(VerifyError::CertificateUnavailable(_))));
         }
         assert_eq!(source.0.load(Ordering::SeqCst), 1);
     }
@@ -318,13 +336,13 @@ mod tests {
         let handles: Vec<_> = (0..MAX_CONCURRENT_FETCHES)
             .map(|i| {
                 let c = cache.clone();
-                std::thread::spawn(move || c.key(&format!("{}{i:02}.pem", &URL[..URL.len() - 6])))
+                std::thread::spawn(move || c.key(&format!("{}{i:02}.pem", &URL[..URL.len() - 6]), Fetch::Allowed))
             })
             .collect();
         while source.1.load(Ordering::SeqCst) < MAX_CONCURRENT_FETCHES {
             std::thread::yield_now();
         }
-        let refused = cache.key(URL).err().expect("refused");
+        let refused = cache.key(URL, Fetch::Allowed).err().expect("refused");
         assert!(matches!(&refused, VerifyError::CertificateUnavailable(m) if m.contains("in flight")), "{refused:?}");
         source.0.wait();
         for h in handles {

@@ -133,7 +133,7 @@ pub fn verify(req: &RawRequest<'_>, creds: Option<&super::Credentials>, ctx: &Ve
     }
     // Last: the checks above are free, this one may fetch a certificate.
     if creds.verify_signature != Some(false) {
-        ctx.certificates.verify(&env, req.now_ms)?;
+        ctx.certificates.verify_with(&env, req.now_ms, ctx.fetch())?;
     }
     Ok(env)
 }
