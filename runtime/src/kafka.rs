@@ -26,6 +26,11 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// Replication factor for topics this service creates.
     pub replication: i32,
+    /// How long a producer waits to fill a batch (`linger.ms`). Every stage waits for each
+    /// acknowledgement, so this is a latency floor; it is also how often librdkafka's broker
+    /// thread wakes to serve its queue while records wait for an in-flight slot, which at 2 ms
+    /// was most of ingest's CPU under load (BENCHMARKS.md §7).
+    pub linger_ms: u32,
     /// Extra librdkafka properties (e.g. `security.protocol`).
     pub extra: BTreeMap<String, String>,
 }
@@ -38,6 +43,7 @@ impl Default for KafkaConfig {
             message_timeout_ms: 5000,
             partitions: 4,
             replication: 1,
+            linger_ms: 2,
             extra: BTreeMap::new(),
         }
     }
@@ -63,7 +69,7 @@ impl KafkaConfig {
         c.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
-            .set("linger.ms", "2")
+            .set("linger.ms", self.linger_ms.to_string())
             .set("compression.type", "none");
         c
     }

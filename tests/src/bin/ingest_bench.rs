@@ -42,6 +42,9 @@ struct Cli {
     /// Topic for the raw records (created if missing).
     #[arg(long, default_value = "sendtrace.bench.raw")]
     topic: String,
+    /// The producers' `linger.ms` (ingest's and the broker-alone phase's); default: ingest's.
+    #[arg(long)]
+    linger_ms: Option<u32>,
     /// Run only this phase (`broker`: the broker's own produce rate, as `scripts/load.sh` uses).
     #[arg(long, value_parser = ["broker"])]
     only: Option<String>,
@@ -54,12 +57,24 @@ struct Figures {
     errors: usize,
     elapsed: Duration,
     latencies_us: Vec<u64>,
+    /// CPU time of this whole process during the phase (the load client's included).
+    cpu: Duration,
+}
+
+/// User + system CPU time of this process so far (`/proc/self/stat`, clock ticks of 10 ms).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 impl Figures {
     /// The figures of a phase from its tasks' (ok, errors, latencies in µs), timed from `started`.
-    async fn gather(tasks: Vec<tokio::task::JoinHandle<(usize, usize, Vec<u64>)>>, started: Instant) -> Figures {
-        let mut f = Figures { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<(usize, usize, Vec<u64>)>>, started: Instant, cpu_started: Duration) -> Figures {
+        let mut f = Figures { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), cpu: Duration::ZERO };
         for t in tasks {
             let (ok, errors, lat) = t.await.expect("a load task");
             f.requests += ok;
@@ -67,6 +82,7 @@ impl Figures {
             f.latencies_us.extend(lat);
         }
         f.elapsed = started.elapsed();
+        f.cpu = process_cpu().saturating_sub(cpu_started);
         f.latencies_us.sort_unstable();
         f
     }
@@ -83,10 +99,11 @@ impl Figures {
     }
     fn print(&self, name: &str) {
         println!(
-            "{name:<22} {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} ok, {} errors, {:.1} s)",
+            "{name:<22} {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   CPU {:>5.0} µs/req   ({} ok, {} errors, {:.1} s)",
             self.rate(),
             self.pct(0.50),
             self.pct(0.99),
+            self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64,
             self.requests,
             self.errors,
             self.elapsed.as_secs_f64()
@@ -122,7 +139,7 @@ fn signed_bodies(n: usize) -> Vec<Request> {
 /// (latency from each request's scheduled time).
 async fn load(url: &str, bodies: Arc<Vec<Request>>, concurrency: usize, seconds: u64, rate: Option<f64>) -> Figures {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
-    let started = Instant::now();
+    let (started, cpu_started) = (Instant::now(), process_cpu());
     let end = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..concurrency)
         .map(|t| {
@@ -159,14 +176,14 @@ async fn load(url: &str, bodies: Arc<Vec<Request>>, concurrency: usize, seconds:
             })
         })
         .collect();
-    Figures::gather(tasks, started).await
+    Figures::gather(tasks, started, cpu_started).await
 }
 
 /// The broker alone: ingest's producer settings, records of `size` bytes, `concurrency` in flight.
 async fn broker(kafka: &runtime::kafka::KafkaConfig, topic: &str, size: usize, concurrency: usize, seconds: u64) -> Figures {
     let producer = kafka.producer().expect("producer");
     let payload = vec![b'x'; size];
-    let started = Instant::now();
+    let (started, cpu_started) = (Instant::now(), process_cpu());
     let end = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..concurrency)
         .map(|t| {
@@ -189,7 +206,7 @@ async fn broker(kafka: &runtime::kafka::KafkaConfig, topic: &str, size: usize, c
             })
         })
         .collect();
-    Figures::gather(tasks, started).await
+    Figures::gather(tasks, started, cpu_started).await
 }
 
 async fn serve(router: axum::Router, cfg: &ingest::config::Config) -> (String, tokio_util::sync::CancellationToken) {
@@ -206,6 +223,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut cfg = ingest::config::Config::default();
     cfg.kafka.brokers = cli.brokers.clone();
+    if let Some(linger) = cli.linger_ms {
+        cfg.kafka.linger_ms = linger;
+    }
     cfg.raw_topic = cli.topic.clone();
     cfg.max_concurrent_requests = cfg.max_concurrent_requests.max(cli.concurrency * 2);
     let ses = ses::Credentials { topic_arn: vec![TOPIC_ARN.into()], accept_any_topic: None, verify_signature: Some(true) };
