@@ -48,6 +48,9 @@ for rate in $RATES; do
   # where the aggregator's time went: its ClickHouse inserts per table and reads per query
   clickhouse_time insert_duration_seconds table "inserts"
   clickhouse_time query_duration_seconds query "reads"
+  # the stand-in alone: one aggregator unit's ClickHouse calls replayed with this run's rows
+  "$BIN_DIR/clickhouse-alone" --clickhouse-url "$CH_URL" --aggregator-metrics "http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" \
+    --repeat "$([ $QUICK = 1 ] && echo 1 || echo 5)" | sed 's/^/  /' || status=$?
   for svc in ingest normalizer aggregator; do
     pid=$(cat "$DEVSTACK_DIR/pids/$svc.pid")
     echo "  $svc: $(ps -o rss=,cputime= -p "$pid" | awk '{printf "RSS %.0f MiB, CPU time %s", $1/1024, $2}')"

@@ -45,4 +45,16 @@ async fn a_short_open_loop_load_lands_exactly_with_its_freshness() {
         .collect();
     let truth: BTreeMap<(String, String), usize> = truth.into_iter().map(|((p, t), n)| ((p.to_string(), t.to_string()), n)).collect();
     assert_eq!(found, truth, "events by provider and type");
+
+    // The stand-in alone (scripts/load.sh prints it beside each run): one aggregator unit's
+    // ClickHouse calls replayed with this run's rows, timed, and its scratch tables dropped.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clickhouse-alone"))
+        .args(["--clickhouse-url", &stack.clickhouse_url, "--database", &p.database, "--unit-events", "300", "--repeat", "1"])
+        .output()
+        .expect("clickhouse-alone runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("one aggregator unit = 300 events") && text.contains("events/s through units in series"), "{text}");
+    let scratch = p.number(&format!("SELECT count() FROM system.tables WHERE database = '{}' AND endsWith(name, '__alone')", p.database)).await;
+    assert_eq!(scratch, 0, "scratch tables dropped");
 }
