@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::offsets::{self, Cursor};
 use crate::rebalance::{HealthLeader, RebalanceFlag, Rebalanced};
 use crate::sender_health_monitor::monitor_health;
-use crate::store::{insert_rows, load_deliveries, load_events, SinkError};
+use crate::store::{insert_rows, load_deliveries, load_events, SinkError, TenantKey};
 use crate::store::failure;
 use crate::store::retry::{retry, retry_transient};
 use crate::state::{DeliveryKey, StateStore};
@@ -205,8 +205,11 @@ impl Aggregator {
     ) -> Option<Result<(), SinkError>> {
         let max_backoff = self.cfg.max_retry_backoff_ms;
         // reload the deliveries this batch touches that are not in memory
-        let mut missing: Vec<String> =
-            events.iter().map(|(_, e)| &e.delivery_key).filter(|k| !self.store.map.contains_key(&DeliveryKey::of(k))).cloned().collect();
+        let mut missing: Vec<TenantKey> = events
+            .iter()
+            .filter(|(_, e)| !self.store.map.contains_key(&DeliveryKey::of(&e.delivery_key)))
+            .map(|(_, e)| (e.tenant.clone(), e.delivery_key.clone()))
+            .collect();
         missing.sort();
         missing.dedup();
         let client = self.client.clone();
@@ -223,7 +226,9 @@ impl Aggregator {
             }
         }
         // earlier events of deliveries whose attribution this batch may change (late send records)
-        let mut movable = self.store.attribution_candidates(events.iter().map(|(_, e)| e));
+        let candidates: std::collections::HashSet<String> = self.store.attribution_candidates(events.iter().map(|(_, e)| e)).into_iter().collect();
+        let mut movable: Vec<TenantKey> =
+            events.iter().filter(|(_, e)| candidates.contains(&e.delivery_key)).map(|(_, e)| (e.tenant.clone(), e.delivery_key.clone())).collect();
         movable.sort();
         movable.dedup();
         let history = match retry_transient("load_events", max_backoff, shutdown, || load_events(&client, &movable)).await? {

@@ -200,7 +200,7 @@ async fn long_in_lists_are_refused_whole_and_answered_in_chunks() {
     assert_eq!(found.len(), rows.len());
     let history = sink::soft_bounce_history(&client, "acme", &addresses).await.expect("chunked lookup succeeds");
     assert!(history.is_empty());
-    let keys: Vec<String> = (0..2000).map(|i| format!("{i:0>500}")).collect();
+    let keys: Vec<(String, String)> = (0..2000).map(|i| ("acme".to_string(), format!("{i:0>500}"))).collect();
     assert!(sink::load_deliveries(&client, &keys).await.expect("chunked").is_empty());
     assert!(sink::load_events(&client, &keys).await.expect("chunked").is_empty());
 }

@@ -69,7 +69,7 @@ async fn failures_classify_by_exception_code() {
 #[tokio::test]
 async fn loads_are_chunked_into_bounded_in_lists() {
     let mock = Mock::new();
-    let keys: Vec<String> = (0..MAX_IN_LIST_KEYS * 5 / 2).map(|i| format!("dk-{i}")).collect();
+    let keys: Vec<(String, String)> = (0..MAX_IN_LIST_KEYS * 5 / 2).map(|i| ("acme".to_string(), format!("dk-{i:05}"))).collect();
     for part in 0..3 {
         mock.add(handlers::provide(vec![owned_delivery(part)]));
     }
