@@ -93,7 +93,7 @@ impl Provider for Brevo {
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
-        let event = map::parse(&raw.envelope.body)?;
+        let event = map::parse(raw.envelope.body)?;
         let (draft, recipient) = map::draft(&event, opts)?;
         let mut out = Normalized::default();
         out.push(raw, opts, 0, &draft, [recipient.as_str()]);

@@ -52,7 +52,7 @@ impl Provider for Postmark {
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
-        let record = map::parse(&raw.envelope.body)?;
+        let record = map::parse(raw.envelope.body)?;
         let (draft, recipient) = map::draft(&record, opts)?;
         let mut out = Normalized::default();
         out.push(raw, opts, 0, &draft, [recipient.as_str()]);

@@ -50,8 +50,8 @@ impl Provider for Resend {
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
-        let svix_id = raw.envelope.headers.get(svix::HEADER_ID).map(String::as_str);
-        let (draft, recipients) = map::draft(&raw.envelope.body, svix_id, opts)?;
+        let svix_id = raw.envelope.header(svix::HEADER_ID);
+        let (draft, recipients) = map::draft(raw.envelope.body, svix_id, opts)?;
         let mut out = Normalized::default();
         out.push(raw, opts, 0, &draft, recipients.iter().map(String::as_str));
         Ok(out)
