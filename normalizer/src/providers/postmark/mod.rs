@@ -7,6 +7,8 @@
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;
 pub mod map;
+#[cfg(test)]
+mod map_before;
 
 use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError, VerifyContext};
 use schemas::{ProviderId, Route};
