@@ -6,6 +6,8 @@
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;
 pub mod map;
+#[cfg(test)]
+mod map_before;
 pub mod svix;
 
 use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError, VerifyContext};
