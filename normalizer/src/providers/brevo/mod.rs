@@ -9,6 +9,8 @@
 //! (`providers/README.md`): nothing outside this folder names it except the provider list.
 
 pub mod map;
+#[cfg(test)]
+mod map_before;
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;
 
