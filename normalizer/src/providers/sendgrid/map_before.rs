@@ -30,9 +30,12 @@ pub fn first_message_id(body: &[u8]) -> Option<String> {
     v.as_array()?.iter().filter_map(Value::as_object).find_map(message_id)
 }
 
+/// One event of a batch: its draft and recipient, or why it cannot be read.
+pub type ItemDraft = Result<(EventDraft, String), NormalizeError>;
+
 /// One draft and its recipient per event of the batch, in order; an event that cannot be
 /// read is its own error and does not spoil the others. `Err` when the body is not a batch.
-pub fn drafts(body: &[u8], opts: &NormalizeOptions) -> Result<Vec<Result<(EventDraft, String), NormalizeError>>, NormalizeError> {
+pub fn drafts(body: &[u8], opts: &NormalizeOptions) -> Result<Vec<ItemDraft>, NormalizeError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;
     let items = v
         .as_array()
