@@ -8,6 +8,7 @@ use schemas::event::Attribution;
 use schemas::ids::{self, BodyDigest, EventSource};
 use schemas::avro::RawEnvelopeRef;
 use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, Origin, RawEnvelope, TimeSource};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// A raw envelope with its Kafka coordinates. The envelope borrows the stored record's bytes
@@ -148,44 +149,53 @@ impl EventDraft {
 
     /// One event for one recipient (unchecked: [`Normalized::push`] checks first).
     fn event(&self, raw: &RawRecord<'_>, recipient: &str) -> Event {
+        self.clone().into_event(raw, recipient)
+    }
+
+    /// [`EventDraft::event`] that moves the draft's strings into the event instead of copying
+    /// them: the last (usually only) recipient's event takes them (issue 14: copying every
+    /// string, label and metadata entry of the draft was most of building an event).
+    fn into_event(self, raw: &RawRecord<'_>, recipient: &str) -> Event {
         let env = &raw.envelope;
         let source = match &self.id_source {
             IdSource::ProviderEventId(id) => EventSource::ProviderEventId(id),
             IdSource::BodyItem(i) => EventSource::Body { digest: raw.body_digest(), item: *i },
         };
+        let event_id = ids::event_id(env.tenant, env.provider.as_str(), source, &self.provider_event_name, recipient);
+        let delivery_key = ids::delivery_key(env.tenant, env.provider.as_str(), &self.provider_message_id, recipient);
         let (occurred_at, time_source) = match self.occurred_at {
             Some(t) => (t, TimeSource::Provider),
             None => (env.received_at, TimeSource::Received),
         };
-        let a = &self.attribution;
+        let a = self.attribution;
         Event {
-            event_id: ids::event_id(env.tenant, env.provider.as_str(), source, &self.provider_event_name, recipient),
-            delivery_key: ids::delivery_key(env.tenant, env.provider.as_str(), &self.provider_message_id, recipient),
+            event_id,
+            delivery_key,
             tenant: env.tenant.to_string(),
             channel: self.channel,
             provider: env.provider.as_str().to_string(),
-            provider_message_id: self.provider_message_id.clone(),
-            provider_event_id: self.provider_event_id.clone(),
-            provider_event_name: self.provider_event_name.clone(),
+            provider_message_id: self.provider_message_id,
+            provider_event_id: self.provider_event_id,
+            provider_event_name: self.provider_event_name,
             recipient: recipient.to_string(),
-            broadcast_id: a.broadcast_id.clone(),
-            sequence_id: a.sequence_id.clone(),
-            contact_id: a.contact_id.clone(),
-            template_key: a.template_key.clone(),
+            broadcast_id: a.broadcast_id,
+            sequence_id: a.sequence_id,
+            contact_id: a.contact_id,
+            template_key: a.template_key,
             message_class: a.message_class,
-            labels: a.labels.clone(),
-            metadata: a.metadata.clone(),
+            labels: a.labels,
+            metadata: a.metadata,
             event_type: self.event_type,
             bounce_class: self.bounce_class,
             occurred_at,
             received_at: env.received_at,
             time_source,
-            click_url: self.click_url.clone(),
-            user_agent: self.user_agent.clone(),
-            ip: self.ip.clone(),
-            error_code: self.error_code.clone(),
-            error_reason: self.error_reason.clone(),
-            cost: self.cost.clone(),
+            click_url: self.click_url,
+            user_agent: self.user_agent,
+            ip: self.ip,
+            error_code: self.error_code,
+            error_reason: self.error_reason,
+            cost: self.cost,
             raw_topic: raw.topic.to_string(),
             raw_partition: raw.partition,
             raw_offset: raw.offset,
@@ -226,6 +236,30 @@ impl Normalized {
         draft: &EventDraft,
         recipients: impl IntoIterator<Item = &'r str>,
     ) {
+        self.push_draft(raw, opts, item, Cow::Borrowed(draft), recipients)
+    }
+
+    /// [`Normalized::push`] of a draft the caller is done with: the last recipient's event
+    /// takes the draft's strings instead of copies of them.
+    pub fn push_owned<'r>(
+        &mut self,
+        raw: &RawRecord<'_>,
+        opts: &NormalizeOptions,
+        item: usize,
+        draft: EventDraft,
+        recipients: impl IntoIterator<Item = &'r str>,
+    ) {
+        self.push_draft(raw, opts, item, Cow::Owned(draft), recipients)
+    }
+
+    fn push_draft<'r>(
+        &mut self,
+        raw: &RawRecord<'_>,
+        opts: &NormalizeOptions,
+        item: usize,
+        draft: Cow<'_, EventDraft>,
+        recipients: impl IntoIterator<Item = &'r str>,
+    ) {
         let limits = &opts.limits;
         let recipients: Vec<&str> = recipients.into_iter().map(str::trim).filter(|r| !r.is_empty()).collect();
         if let Err(error) = draft.check(limits, raw.envelope.received_at) {
@@ -252,6 +286,8 @@ impl Normalized {
             return self.reject(item, error);
         }
         self.bytes += bytes;
+        let last = recipients.iter().rposition(|r| r.len() <= limits.max_recipient_bytes);
+        let mut draft = Some(draft);
         for (n, recipient) in recipients.into_iter().enumerate() {
             if recipient.len() > limits.max_recipient_bytes {
                 let error = NormalizeError::LimitExceeded(format!(
@@ -262,7 +298,17 @@ impl Normalized {
                 self.reject(item, error);
                 continue;
             }
-            self.events.push(draft.event(raw, recipient));
+            let event = match (Some(n) == last, draft.take()) {
+                (true, Some(Cow::Owned(d))) => d.into_event(raw, recipient),
+                (_, Some(d)) => {
+                    let event = d.event(raw, recipient);
+                    draft = Some(d);
+                    event
+                }
+                // the draft is taken only by the last recipient's event
+                (_, None) => continue,
+            };
+            self.events.push(event);
         }
     }
 

@@ -98,7 +98,7 @@ impl Provider for Brevo {
         let event = map::parse(raw.envelope.body)?;
         let (draft, recipient) = map::draft(&event, opts)?;
         let mut out = Normalized::default();
-        out.push(raw, opts, 0, &draft, [recipient.as_str()]);
+        out.push_owned(raw, opts, 0, draft, [recipient.as_str()]);
         Ok(out)
     }
 

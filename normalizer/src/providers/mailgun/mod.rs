@@ -56,7 +56,7 @@ impl Provider for Mailgun {
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         let mut out = Normalized::default();
         if let Some((draft, recipients)) = map::draft(raw.envelope.body, opts)? {
-            out.push(raw, opts, 0, &draft, recipients.iter().map(String::as_str));
+            out.push_owned(raw, opts, 0, draft, recipients.iter().map(String::as_str));
         }
         Ok(out)
     }

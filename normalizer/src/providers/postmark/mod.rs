@@ -57,7 +57,7 @@ impl Provider for Postmark {
         let record = map::parse(raw.envelope.body)?;
         let (draft, recipient) = map::draft(&record, opts)?;
         let mut out = Normalized::default();
-        out.push(raw, opts, 0, &draft, [recipient.as_str()]);
+        out.push_owned(raw, opts, 0, draft, [recipient.as_str()]);
         Ok(out)
     }
 

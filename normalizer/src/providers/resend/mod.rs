@@ -55,7 +55,7 @@ impl Provider for Resend {
         let svix_id = raw.envelope.header(svix::HEADER_ID);
         let (draft, recipients) = map::draft(raw.envelope.body, svix_id, opts)?;
         let mut out = Normalized::default();
-        out.push(raw, opts, 0, &draft, recipients.iter().map(String::as_str));
+        out.push_owned(raw, opts, 0, draft, recipients.iter().map(String::as_str));
         Ok(out)
     }
 

@@ -106,7 +106,7 @@ pub fn normalize(raw: &RawRecord<'_>, opts: &NormalizeOptions, classify: impl Fn
             Ok(d)
         })();
         match draft {
-            Ok(d) => out.push(raw, opts, i, &d, [r.token.as_str()]),
+            Ok(d) => out.push_owned(raw, opts, i, d, [r.token.as_str()]),
             Err(e) => out.reject(i, e),
         }
     }

@@ -58,7 +58,7 @@ impl Provider for Sendgrid {
         let mut out = Normalized::default();
         for (i, draft) in map::drafts(raw.envelope.body, opts)?.into_iter().enumerate() {
             match draft {
-                Ok((draft, recipient)) => out.push(raw, opts, i, &draft, [recipient.as_str()]),
+                Ok((draft, recipient)) => out.push_owned(raw, opts, i, draft, [recipient.as_str()]),
                 Err(error) => out.reject(i, error),
             }
         }

@@ -101,8 +101,8 @@ impl Provider for Ses {
 /// One SES event names one mail and its recipients: every draft is part of item 0.
 pub(crate) fn expand(raw: &RawRecord<'_>, opts: &NormalizeOptions, drafts: Vec<(EventDraft, Vec<String>)>) -> Normalized {
     let mut out = Normalized::default();
-    for (draft, recipients) in &drafts {
-        out.push(raw, opts, 0, draft, recipients.iter().map(String::as_str));
+    for (draft, recipients) in drafts {
+        out.push_owned(raw, opts, 0, draft, recipients.iter().map(String::as_str));
     }
     out
 }
