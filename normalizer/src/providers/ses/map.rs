@@ -196,8 +196,9 @@ pub fn drafts_of_event(v: &SesEvent<'_>, report_id: &str, opts: &NormalizeOption
     base.attribution = attribution(mail, opts);
 
     let no_detail = Detail::default();
+    // Called once, in the arm of the event's type: the draft is `base` itself, not a copy.
     let with = |event_type: EventType, d: &Detail<'_>, ptr: &'static str| -> Result<EventDraft, NormalizeError> {
-        let mut draft = base.clone();
+        let mut draft = base;
         draft.event_type = event_type;
         if let Some(t) = time_of(&d.timestamp, ptr)? {
             draft.occurred_at = Some(t);
@@ -289,7 +290,7 @@ pub fn drafts_of_event(v: &SesEvent<'_>, report_id: &str, opts: &NormalizeOption
             vec![(with(event_type, s, "/subscription/timestamp")?, destination())]
         }
         // Kept, never dropped: an SES event type we have no canonical name for.
-        _ => vec![(base.clone(), destination())],
+        _ => vec![(with(EventType::Unknown, &no_detail, "/")?, destination())],
     };
     if out.iter().all(|(_, r)| r.is_empty()) {
         return Err(NormalizeError::NoRecipients);
