@@ -105,19 +105,20 @@ pub fn handle(
     let whole = |code: &str, reason: &str, tenant: Option<&str>, provider: Option<&str>, request_id: Option<&str>| {
         dl.one(Failure { reason_code: code, reason, item: None }, tenant, provider, request_id).into_iter().collect()
     };
-    let envelope = match schemas::avro::decode_raw(bytes) {
+    let envelope = match schemas::avro::decode_raw_ref(bytes) {
         Ok(env) => env,
         Err(e) => return whole(e.code(), &format!("raw envelope unreadable: {e}"), None, None, None),
     };
     // every log line about this record (its dead letters included) names ingest's request id
     let _record = tracing::info_span!("record", request_id = %envelope.request_id).entered();
-    let (tenant, provider, request_id) = (Some(envelope.tenant.as_str()), Some(envelope.provider.as_str()), Some(envelope.request_id.as_str()));
-    let raw = RawRecord::new(&envelope, at.topic, at.partition, at.offset);
+    let (tenant, provider, request_id) = (Some(envelope.tenant), Some(envelope.provider.as_str()), Some(envelope.request_id));
+    let provider_id = envelope.provider;
+    let raw = RawRecord::borrowed(envelope, at.topic, at.partition, at.offset);
     let normalized = match normalize(&raw, opts) {
         Ok(n) => n,
         Err(e) => return whole(e.code(), &e.to_string(), tenant, provider, request_id),
     };
-    crate::counters::records(envelope.provider).increment(1);
+    crate::counters::records(provider_id).increment(1);
     let mut out = Vec::with_capacity(normalized.events.len() + normalized.rejected.len());
     // Only the first `max_dead_letters_per_record` failures become dead letters, so only
     // their reasons are formatted (a record can hold hundreds of thousands of bad items).
@@ -136,7 +137,7 @@ pub fn handle(
     for (n, e) in normalized.events.iter().enumerate() {
         match schemas::avro::encode_event(e) {
             Ok(payload) if payload.len() <= bounds.max_event_bytes => {
-                crate::counters::events(envelope.provider, e.event_type).increment(1);
+                crate::counters::events(provider_id, e.event_type).increment(1);
                 out.push(Outgoing { dead_letter: false, key: e.delivery_key.clone(), payload, source: (at.partition, at.offset) });
             }
             Ok(payload) => fail("event_too_large", n, &|| {

@@ -6,13 +6,17 @@ use super::limits::Limits;
 use super::NormalizeError;
 use schemas::event::Attribution;
 use schemas::ids::{self, BodyDigest, EventSource};
+use schemas::avro::RawEnvelopeRef;
 use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, Origin, RawEnvelope, TimeSource};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-/// A raw envelope with its Kafka coordinates.
+/// A raw envelope with its Kafka coordinates. The envelope borrows the stored record's bytes
+/// (`schemas::avro::decode_raw_ref`): the body and headers are read in place, never copied
+/// (issue 14: copying them was a fifth of the pipeline's decode).
 #[derive(Debug, Clone)]
 pub struct RawRecord<'a> {
-    pub envelope: &'a RawEnvelope,
+    pub envelope: RawEnvelopeRef<'a>,
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
@@ -21,13 +25,31 @@ pub struct RawRecord<'a> {
 }
 
 impl<'a> RawRecord<'a> {
-    pub fn new(envelope: &'a RawEnvelope, topic: &'a str, partition: i32, offset: i64) -> Self {
+    /// A record of an envelope read in place (the pipeline's path).
+    pub fn borrowed(envelope: RawEnvelopeRef<'a>, topic: &'a str, partition: i32, offset: i64) -> Self {
         RawRecord { envelope, topic, partition, offset, body_digest: Default::default() }
+    }
+
+    /// A record of an owned envelope (`normalizer check`, tests): the same view of it.
+    pub fn new(envelope: &'a RawEnvelope, topic: &'a str, partition: i32, offset: i64) -> Self {
+        let view = RawEnvelopeRef {
+            request_id: &envelope.request_id,
+            tenant: &envelope.tenant,
+            provider: envelope.provider,
+            route: envelope.route.clone(),
+            url: &envelope.url,
+            content_type: &envelope.content_type,
+            received_at: envelope.received_at,
+            // a `BTreeMap`: sorted by name, one entry per name, as `RawEnvelopeRef` holds them
+            headers: envelope.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+            body: &envelope.body,
+        };
+        RawRecord::borrowed(view, topic, partition, offset)
     }
 
     /// SHA-256 of the body, for ids of items without a provider event id.
     pub fn body_digest(&self) -> &BodyDigest {
-        self.body_digest.get_or_init(|| ids::body_digest(&self.envelope.body))
+        self.body_digest.get_or_init(|| ids::body_digest(self.envelope.body))
     }
 }
 
@@ -127,44 +149,53 @@ impl EventDraft {
 
     /// One event for one recipient (unchecked: [`Normalized::push`] checks first).
     fn event(&self, raw: &RawRecord<'_>, recipient: &str) -> Event {
-        let env = raw.envelope;
+        self.clone().into_event(raw, recipient)
+    }
+
+    /// [`EventDraft::event`] that moves the draft's strings into the event instead of copying
+    /// them: the last (usually only) recipient's event takes them (issue 14: copying every
+    /// string, label and metadata entry of the draft was most of building an event).
+    fn into_event(self, raw: &RawRecord<'_>, recipient: &str) -> Event {
+        let env = &raw.envelope;
         let source = match &self.id_source {
             IdSource::ProviderEventId(id) => EventSource::ProviderEventId(id),
             IdSource::BodyItem(i) => EventSource::Body { digest: raw.body_digest(), item: *i },
         };
+        let event_id = ids::event_id(env.tenant, env.provider.as_str(), source, &self.provider_event_name, recipient);
+        let delivery_key = ids::delivery_key(env.tenant, env.provider.as_str(), &self.provider_message_id, recipient);
         let (occurred_at, time_source) = match self.occurred_at {
             Some(t) => (t, TimeSource::Provider),
             None => (env.received_at, TimeSource::Received),
         };
-        let a = &self.attribution;
+        let a = self.attribution;
         Event {
-            event_id: ids::event_id(&env.tenant, env.provider.as_str(), source, &self.provider_event_name, recipient),
-            delivery_key: ids::delivery_key(&env.tenant, env.provider.as_str(), &self.provider_message_id, recipient),
-            tenant: env.tenant.clone(),
+            event_id,
+            delivery_key,
+            tenant: env.tenant.to_string(),
             channel: self.channel,
             provider: env.provider.as_str().to_string(),
-            provider_message_id: self.provider_message_id.clone(),
-            provider_event_id: self.provider_event_id.clone(),
-            provider_event_name: self.provider_event_name.clone(),
+            provider_message_id: self.provider_message_id,
+            provider_event_id: self.provider_event_id,
+            provider_event_name: self.provider_event_name,
             recipient: recipient.to_string(),
-            broadcast_id: a.broadcast_id.clone(),
-            sequence_id: a.sequence_id.clone(),
-            contact_id: a.contact_id.clone(),
-            template_key: a.template_key.clone(),
+            broadcast_id: a.broadcast_id,
+            sequence_id: a.sequence_id,
+            contact_id: a.contact_id,
+            template_key: a.template_key,
             message_class: a.message_class,
-            labels: a.labels.clone(),
-            metadata: a.metadata.clone(),
+            labels: a.labels,
+            metadata: a.metadata,
             event_type: self.event_type,
             bounce_class: self.bounce_class,
             occurred_at,
             received_at: env.received_at,
             time_source,
-            click_url: self.click_url.clone(),
-            user_agent: self.user_agent.clone(),
-            ip: self.ip.clone(),
-            error_code: self.error_code.clone(),
-            error_reason: self.error_reason.clone(),
-            cost: self.cost.clone(),
+            click_url: self.click_url,
+            user_agent: self.user_agent,
+            ip: self.ip,
+            error_code: self.error_code,
+            error_reason: self.error_reason,
+            cost: self.cost,
             raw_topic: raw.topic.to_string(),
             raw_partition: raw.partition,
             raw_offset: raw.offset,
@@ -205,6 +236,30 @@ impl Normalized {
         draft: &EventDraft,
         recipients: impl IntoIterator<Item = &'r str>,
     ) {
+        self.push_draft(raw, opts, item, Cow::Borrowed(draft), recipients)
+    }
+
+    /// [`Normalized::push`] of a draft the caller is done with: the last recipient's event
+    /// takes the draft's strings instead of copies of them.
+    pub fn push_owned<'r>(
+        &mut self,
+        raw: &RawRecord<'_>,
+        opts: &NormalizeOptions,
+        item: usize,
+        draft: EventDraft,
+        recipients: impl IntoIterator<Item = &'r str>,
+    ) {
+        self.push_draft(raw, opts, item, Cow::Owned(draft), recipients)
+    }
+
+    fn push_draft<'r>(
+        &mut self,
+        raw: &RawRecord<'_>,
+        opts: &NormalizeOptions,
+        item: usize,
+        draft: Cow<'_, EventDraft>,
+        recipients: impl IntoIterator<Item = &'r str>,
+    ) {
         let limits = &opts.limits;
         let recipients: Vec<&str> = recipients.into_iter().map(str::trim).filter(|r| !r.is_empty()).collect();
         if let Err(error) = draft.check(limits, raw.envelope.received_at) {
@@ -231,6 +286,8 @@ impl Normalized {
             return self.reject(item, error);
         }
         self.bytes += bytes;
+        let last = recipients.iter().rposition(|r| r.len() <= limits.max_recipient_bytes);
+        let mut draft = Some(draft);
         for (n, recipient) in recipients.into_iter().enumerate() {
             if recipient.len() > limits.max_recipient_bytes {
                 let error = NormalizeError::LimitExceeded(format!(
@@ -241,7 +298,17 @@ impl Normalized {
                 self.reject(item, error);
                 continue;
             }
-            self.events.push(draft.event(raw, recipient));
+            let event = match (Some(n) == last, draft.take()) {
+                (true, Some(Cow::Owned(d))) => d.into_event(raw, recipient),
+                (_, Some(d)) => {
+                    let event = d.event(raw, recipient);
+                    draft = Some(d);
+                    event
+                }
+                // the draft is taken only by the last recipient's event
+                (_, None) => continue,
+            };
+            self.events.push(event);
         }
     }
 
@@ -323,9 +390,14 @@ pub fn attribution_from_custom<'a>(
     opts: &NormalizeOptions,
 ) -> Attribution {
     let vars: Vec<(&str, String)> = fields.into_iter().filter_map(|(k, v)| Some((k, scalar(v)?))).collect();
+    attribution_from_scalars(vars.iter().map(|(k, v)| (*k, v.as_str())), opts)
+}
+
+/// [`attribution_from_custom`] of fields already read as text (`json::Scalar`), in order.
+pub fn attribution_from_scalars<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>, opts: &NormalizeOptions) -> Attribution {
     let names = [&opts.broadcast_tag, &opts.sequence_tag, &opts.contact_tag, &opts.template_tag, &opts.message_class_tag];
-    let (named, rest): (Vec<_>, Vec<_>) = vars.into_iter().partition(|(k, _)| names.iter().any(|n| n.as_str() == *k));
-    let mut a = attribution_from_tags(named.iter().map(|(k, v)| (*k, vec![v.as_str()])), opts);
-    a.metadata.extend(rest.into_iter().map(|(k, v)| (k.to_string(), v)));
+    let (named, rest): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(k, _)| names.iter().any(|n| n.as_str() == *k));
+    let mut a = attribution_from_tags(named.iter().map(|(k, v)| (*k, vec![*v])), opts);
+    a.metadata.extend(rest.into_iter().map(|(k, v)| (k.to_string(), v.to_string())));
     a
 }

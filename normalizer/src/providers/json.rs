@@ -13,12 +13,20 @@
 //! * [`Bool`]: a boolean, or absent.
 //! * [`Obj`]: an object read as `T` (a [`lenient_struct!`] type), or absent.
 //! * [`List`]: the object elements of an array, each read as `T` (others skipped), or empty.
+//! * [`Scalar`]: a string, number or boolean as text, or absent.
+//! * [`OneOrMany`]: a string, or the string elements of an array.
+//! * [`Array`]: the elements of an array, each read as `T`, or absent.
+//! * [`Scalars`]: an object's scalar entries by key, or absent.
+//! * [`Present`]: any of these, and whether its key was there.
 //! * [`lenient_struct!`]: a struct of such fields read from an object by key.
+//!
+//! Values not read are [`Skip`]ped, checked as a `Value` parse checks them (not serde's
+//! `IgnoredAny`, which lets a lone surrogate escape or invalid UTF-8 through unread).
 //!
 //! And one strict type: [`Text`], a string borrowed when it can be, with exactly `String`'s
 //! errors (for derived structs whose parse errors must stay those of their owned original).
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -61,14 +69,45 @@ macro_rules! scalars_as {
 macro_rules! containers_as {
     ($other:expr) => {
         fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-            while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            while m.next_entry::<Skip, Skip>()?.is_some() {}
             Ok($other)
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
-            while s.next_element::<IgnoredAny>()?.is_some() {}
+            while s.next_element::<Skip>()?.is_some() {}
             Ok($other)
         }
     };
+}
+
+/// Any JSON value, read and dropped. Unlike serde's `IgnoredAny`, through the parse a `Value`
+/// gets (`deserialize_any`): serde_json skips an ignored string without checking its escapes
+/// or, from bytes, its UTF-8, so a body a `Value` parse refuses (`"\ud800"`, invalid UTF-8
+/// in a field no mapping reads) would be read; with `Skip` it fails with the same error.
+pub struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Skip;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Skip)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                while m.next_entry::<Skip, Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+                while s.next_element::<Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+            scalars_as!(Skip);
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
@@ -191,7 +230,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Strs<'a> {
                 Ok(out)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while m.next_entry::<Skip, Skip>()?.is_some() {}
                 Ok(Strs::default())
             }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
@@ -231,7 +270,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
                 T::deserialize(de::value::MapAccessDeserializer::new(m)).map(|t| Obj(Some(t)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
+                while s.next_element::<Skip>()?.is_some() {}
                 Ok(Obj(None))
             }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
@@ -270,7 +309,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
                 Ok(List(out))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while m.next_entry::<Skip, Skip>()?.is_some() {}
                 Ok(List(Vec::new()))
             }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
@@ -279,6 +318,186 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
             scalars_as!(List(Vec::new()));
         }
         d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// A string, number or boolean as text (a number as `serde_json::Number` prints it), as
+/// `build::scalar` gives of a `Value`; `None` for objects, arrays and null.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scalar<'a>(pub Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Scalar<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Borrowed(s))))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Owned(s.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Owned(s))))
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Borrowed(if b { "true" } else { "false" }))))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Owned(serde_json::Number::from(n).to_string()))))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Owned(serde_json::Number::from(n).to_string()))))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+                Ok(Scalar(serde_json::Number::from_f64(n).map(|n| Cow::Owned(n.to_string()))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar(None))
+            }
+            containers_as!(Scalar(None));
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// A string as one element, or the string elements of an array (others skipped); empty for
+/// any other type (what matching `Value::String` and `Value::Array` gave).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OneOrMany<'a>(pub Vec<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for OneOrMany<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = OneOrMany<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(OneOrMany(vec![Cow::Borrowed(s)]))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(OneOrMany(vec![Cow::Owned(s.to_owned())]))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(OneOrMany(vec![Cow::Owned(s)]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Str(x)) = s.next_element::<Str<'a>>()? {
+                    out.extend(x);
+                }
+                Ok(OneOrMany(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                while m.next_entry::<Skip, Skip>()?.is_some() {}
+                Ok(OneOrMany(Vec::new()))
+            }
+            scalars_as!(OneOrMany(Vec::new()));
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// The elements of a JSON array, each read as `T` (use a lenient `T` such as [`Obj`] to keep
+/// every position); `None` for any other type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Array<T>(pub Option<Vec<T>>);
+
+impl<T> Default for Array<T> {
+    fn default() -> Self {
+        Array(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Array<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Array<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(x) = s.next_element::<T>()? {
+                    out.push(x);
+                }
+                Ok(Array(Some(out)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                while m.next_entry::<Skip, Skip>()?.is_some() {}
+                Ok(Array(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Array(None))
+            }
+            scalars_as!(Array(None));
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// The entries of a JSON object whose values are [`Scalar`]s, by key (a repeated key keeps its
+/// last value, as a `Value` map did; entries that are not scalars kept as `None` so that a
+/// later non-scalar still hides an earlier scalar); `None` for any other type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scalars<'a>(pub Option<std::collections::BTreeMap<Cow<'a, str>, Scalar<'a>>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalars<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Scalars<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = std::collections::BTreeMap::new();
+                while let Some((Key(k), v)) = m.next_entry::<Key<'a>, Scalar<'a>>()? {
+                    out.insert(k, v);
+                }
+                Ok(Scalars(Some(out)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+                while s.next_element::<Skip>()?.is_some() {}
+                Ok(Scalars(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Scalars(None))
+            }
+            scalars_as!(Scalars(None));
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// A field read as `T` that remembers whether its key was there at all (whatever its value),
+/// for mappings that tell an absent key from one of another type (`Value::get(..).is_none()`).
+/// Reads as `T` through `Deref`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Present<T> {
+    pub present: bool,
+    pub value: T,
+}
+
+impl<T> std::ops::Deref for Present<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Present<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(|value| Present { present: true, value })
     }
 }
 
@@ -320,7 +539,7 @@ macro_rules! lenient_struct {
                             match &*k.0 {
                                 $($key => out.$field = m.next_value()?,)*
                                 _ => {
-                                    m.next_value::<serde::de::IgnoredAny>()?;
+                                    m.next_value::<$crate::providers::json::Skip>()?;
                                 }
                             }
                         }
@@ -367,7 +586,8 @@ mod tests {
 
     #[test]
     fn malformed_json_is_an_error_like_a_value_parse() {
-        for bad in [r#"{"s":"#, r#"{"s":"\ud800"}"#, r#"{"o":{"x":[}}"#, "{} x"] {
+        // the last three in keys no mapping reads: skipped, but checked as a `Value` parse checks them
+        for bad in [r#"{"s":"#, r#"{"s":"\ud800"}"#, r#"{"o":{"x":[}}"#, "{} x", r#"{"zz":"\ud800"}"#, r#"{"zz":[1e400]}"#, r#"{"o":{"zz":{"a":"\udc00x"}}}"#] {
             let typed = serde_json::from_str::<Probe>(bad).map_err(|e| e.to_string());
             let value = serde_json::from_str::<serde_json::Value>(bad).map_err(|e| e.to_string());
             assert_eq!(typed.err(), value.err(), "{bad}");

@@ -110,6 +110,22 @@ impl Default for ReplayGuard {
     }
 }
 
+/// `Authorization: Basic base64(user:password)` against the configured pair, in constant time.
+pub fn check_basic_auth(header: &str, user: &str, password: &str) -> Result<(), VerifyError> {
+    use base64::Engine;
+    let (scheme, encoded) = header.trim().split_once(' ').ok_or(VerifyError::BadCredentials)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(VerifyError::BadCredentials);
+    }
+    let presented = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| VerifyError::BadCredentials)?;
+    let expected = format!("{user}:{password}");
+    if constant_time_eq(&presented, expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(VerifyError::BadCredentials)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,21 +186,5 @@ mod tests {
         assert_eq!(check_api_key(Some("k"), None), Err(VerifyError::NotConfigured));
         assert_eq!(check_api_key(Some(""), Some("")), Err(VerifyError::NotConfigured), "an empty key never matches");
         assert_eq!(check_api_key(None, None), Err(VerifyError::MissingHeader(API_KEY_HEADER)), "header first");
-    }
-}
-
-/// `Authorization: Basic base64(user:password)` against the configured pair, in constant time.
-pub fn check_basic_auth(header: &str, user: &str, password: &str) -> Result<(), VerifyError> {
-    use base64::Engine;
-    let (scheme, encoded) = header.trim().split_once(' ').ok_or(VerifyError::BadCredentials)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(VerifyError::BadCredentials);
-    }
-    let presented = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| VerifyError::BadCredentials)?;
-    let expected = format!("{user}:{password}");
-    if constant_time_eq(&presented, expected.as_bytes()) {
-        Ok(())
-    } else {
-        Err(VerifyError::BadCredentials)
     }
 }

@@ -113,3 +113,70 @@ pub fn ctx() -> &'static super::VerifyContext {
         super::VerifyContext::new(Default::default(), std::sync::Arc::new(move |_url: &str| -> Result<Vec<u8>, String> { Ok(cert.clone()) }))
     })
 }
+
+/// Variants of a JSON document for differential tests of a borrowed mapping against the
+/// `Value` mapping it replaced (issue 14): the document itself, every value in it (at any
+/// depth) replaced by each of a set of odd values of every JSON type, each key of every object
+/// repeated before and after with another value, and malformed texts.
+pub fn odd_variants(doc: &serde_json::Value) -> Vec<String> {
+    use serde_json::{json, Value};
+    fn paths(v: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            Value::Object(o) => o.iter().for_each(|(k, x)| {
+                at.push(k.clone());
+                out.push(at.clone());
+                paths(x, at, out);
+                at.pop();
+            }),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| {
+                at.push(i.to_string());
+                out.push(at.clone());
+                paths(x, at, out);
+                at.pop();
+            }),
+            _ => {}
+        }
+    }
+    fn at_mut<'v>(v: &'v mut Value, path: &[String]) -> Option<&'v mut Value> {
+        path.iter().try_fold(v, |v, k| match v {
+            Value::Object(o) => o.get_mut(k),
+            Value::Array(a) => a.get_mut(k.parse::<usize>().ok()?),
+            _ => None,
+        })
+    }
+    let odd = [json!(null), json!(7), json!(-1.5), json!(1e300), json!(18446744073709551615u64), json!(true), json!(""), json!("x@y.io"),
+        json!(" 1386636115 "), json!("not a time"), json!([]), json!({}), json!(["a@x.io", 3, null, "b@x.io"]),
+        json!([{"name": "n", "value": "v", "emailAddress": "z@x.io"}, 1, {"name": 2}]), json!({"k": "v", "n": 1, "o": {}})];
+    let text = doc.to_string();
+    let mut out = vec![text.clone()];
+    let mut all = Vec::new();
+    paths(doc, &mut Vec::new(), &mut all);
+    for path in &all {
+        for value in &odd {
+            let mut d = doc.clone();
+            if let Some(slot) = at_mut(&mut d, path) {
+                *slot = value.clone();
+                out.push(d.to_string());
+            }
+        }
+    }
+    // A repeated key of any object: the last one counts, as in a `Value` map.
+    let slot = Value::from("__odd_variant_slot__");
+    for path in std::iter::once(&Vec::new()).chain(&all) {
+        let mut d = doc.clone();
+        let Some(Value::Object(o)) = at_mut(&mut d, path).map(|v| std::mem::replace(v, slot.clone())) else { continue };
+        let (object, with_slot) = (Value::Object(o.clone()).to_string(), d.to_string());
+        for key in o.keys() {
+            let key = Value::from(key.as_str()).to_string();
+            let early = format!("{{{key}:\"early\",{}", &object[1..]);
+            let late = format!("{},{key}:{{\"late\":1}}}}", &object[..object.len() - 1]);
+            out.push(with_slot.replacen(&slot.to_string(), &early, 1));
+            out.push(with_slot.replacen(&slot.to_string(), &late, 1));
+        }
+    }
+    let half = (0..=text.len() / 2).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    for bad in [&text[..half], "[1,2]", "3", "\"s\"", "null", "{}", "[]", "[{}]", "{\"a\":\"\\ud800\"}", "[{\"email\":\"\\ud800\"}]"] {
+        out.push(bad.to_string());
+    }
+    out
+}

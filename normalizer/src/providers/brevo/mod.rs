@@ -9,6 +9,8 @@
 //! (`providers/README.md`): nothing outside this folder names it except the provider list.
 
 pub mod map;
+#[cfg(test)]
+mod map_before;
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;
 
@@ -93,10 +95,10 @@ impl Provider for Brevo {
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
-        let event = map::parse(&raw.envelope.body)?;
+        let event = map::parse(raw.envelope.body)?;
         let (draft, recipient) = map::draft(&event, opts)?;
         let mut out = Normalized::default();
-        out.push(raw, opts, 0, &draft, [recipient.as_str()]);
+        out.push_owned(raw, opts, 0, draft, [recipient.as_str()]);
         Ok(out)
     }
 

@@ -4,6 +4,8 @@
 //! * `map`: `event-data` → a draft for its `recipient`.
 
 pub mod map;
+#[cfg(test)]
+mod map_before;
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;
 pub mod verify;
@@ -53,8 +55,8 @@ impl Provider for Mailgun {
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         let mut out = Normalized::default();
-        if let Some((draft, recipients)) = map::draft(&raw.envelope.body, opts)? {
-            out.push(raw, opts, 0, &draft, recipients.iter().map(String::as_str));
+        if let Some((draft, recipients)) = map::draft(raw.envelope.body, opts)? {
+            out.push_owned(raw, opts, 0, draft, recipients.iter().map(String::as_str));
         }
         Ok(out)
     }

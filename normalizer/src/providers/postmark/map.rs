@@ -1,12 +1,18 @@
 //! Postmark webhook records → drafts, keyed on `RecordType`
 //! (Delivery, Bounce, SpamComplaint, Open, Click, SubscriptionChange; examples at
 //! <https://postmarkapp.com/developer/webhooks/webhooks-overview> and the per-type pages).
+//!
+//! The record is read into [`Record`], borrowed and lenient (`providers/json.rs`), as the
+//! earlier `serde_json::Value` lookups read it (kept as `map_before.rs`, the tests' oracle;
+//! issue 14: the `Value` trees were most of the other providers' cost).
 
-use crate::providers::build::{attribution_from_tags, parse_time, IdSource};
+use crate::providers::build::{attribution_from_scalars, parse_time, IdSource};
+use crate::providers::json::{lenient_struct, Bool, Obj, Scalars, Skip, Str};
 use crate::providers::{EventDraft, NormalizeError, NormalizeOptions};
 use schemas::event::Attribution;
 use schemas::{BounceClass, Channel, EventType};
-use serde_json::{Map, Value};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 /// What a bounce `Type` means, after Postmark's "Bounce types" table
 /// (<https://postmarkapp.com/developer/api/bounce-api#bounce-types>).
@@ -59,47 +65,130 @@ pub fn bounce_meaning(bounce_type: Option<&str>, inactive: bool) -> BounceMeanin
         .unwrap_or(BounceMeaning::Bounce(if inactive { BounceClass::Hard } else { BounceClass::Undetermined }))
 }
 
+lenient_struct! {
+    /// What the mapping reads of a webhook record (every record type's fields).
+    pub struct Record<'a> {
+        record_type: Str<'a> = "RecordType",
+        message_id: Str<'a> = "MessageID",
+        recipient: Str<'a> = "Recipient",
+        email: Str<'a> = "Email",
+        id: Id = "ID",
+        delivered_at: Str<'a> = "DeliveredAt",
+        bounced_at: Str<'a> = "BouncedAt",
+        received_at: Str<'a> = "ReceivedAt",
+        changed_at: Str<'a> = "ChangedAt",
+        kind: Str<'a> = "Type",
+        inactive: Bool = "Inactive",
+        details: Str<'a> = "Details",
+        description: Str<'a> = "Description",
+        original_link: Str<'a> = "OriginalLink",
+        suppress_sending: Bool = "SuppressSending",
+        suppression_reason: Str<'a> = "SuppressionReason",
+        user_agent: Str<'a> = "UserAgent",
+        geo: Obj<Named<'a>> = "Geo",
+        client: Obj<Named<'a>> = "Client",
+        os: Obj<Named<'a>> = "OS",
+        platform: Str<'a> = "Platform",
+        metadata: Scalars<'a> = "Metadata",
+        tag: Str<'a> = "Tag",
+        message_stream: Str<'a> = "MessageStream",
+    }
+}
+
+lenient_struct! {
+    /// `Geo`, `Client`, `OS`: the one field read of each.
+    pub struct Named<'a> {
+        name: Str<'a> = "Name",
+        ip: Str<'a> = "IP",
+    }
+}
+
+/// A Postmark id (a JSON integer, sometimes a string) as text, without going through a float;
+/// `None` for a float, an empty string or any other type.
+#[derive(Debug, Default)]
+pub struct Id(Option<String>);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Id;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Id, E> {
+                Ok(Id(Some(n.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Id, E> {
+                Ok(Id(Some(n.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Id, E> {
+                Ok(Id(None))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Id, E> {
+                Ok(Id((!s.is_empty()).then(|| s.to_string())))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Id, E> {
+                Ok(Id(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Id, E> {
+                Ok(Id(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Id, A::Error> {
+                while m.next_entry::<Skip, Skip>()?.is_some() {}
+                Ok(Id(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Id, A::Error> {
+                while s.next_element::<Skip>()?.is_some() {}
+                Ok(Id(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Parses a webhook body: a JSON object with a `RecordType`.
-pub fn parse(body: &[u8]) -> Result<Map<String, Value>, NormalizeError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;
-    let Value::Object(record) = v else {
-        return Err(NormalizeError::InvalidJson("body is not a JSON object".into()));
-    };
-    if str_of(&record, "RecordType").is_none() {
+pub fn parse(body: &[u8]) -> Result<Record<'_>, NormalizeError> {
+    let record = serde_json::from_slice::<Obj<Record<'_>>>(body)
+        .map_err(|e| NormalizeError::InvalidJson(e.to_string()))?
+        .0
+        .ok_or_else(|| NormalizeError::InvalidJson("body is not a JSON object".into()))?;
+    if non_empty(&record.record_type).is_none() {
         return Err(NormalizeError::MissingField("RecordType"));
     }
     Ok(record)
 }
 
-pub fn message_id(record: &Map<String, Value>) -> Option<&str> {
-    str_of(record, "MessageID")
+pub fn message_id<'r>(record: &'r Record<'_>) -> Option<&'r str> {
+    non_empty(&record.message_id)
 }
 
-fn str_of<'a>(record: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    record.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+/// A string field, if a non-empty string.
+fn non_empty<'r>(s: &'r Str<'_>) -> Option<&'r str> {
+    s.get().filter(|s| !s.is_empty())
 }
 
-fn str_at<'a>(record: &'a Map<String, Value>, key: &str, inner: &str) -> Option<&'a str> {
-    record.get(key).and_then(|v| v.get(inner)).and_then(Value::as_str).filter(|s| !s.is_empty())
+/// `Name` (or `IP`) of an object field, if a non-empty string.
+fn inner<'r, 'a>(o: &'r Obj<Named<'a>>, field: impl Fn(&'r Named<'a>) -> &'r Str<'a>) -> Option<&'r str> {
+    o.get().and_then(|n| non_empty(field(n)))
 }
 
-fn time_of(record: &Map<String, Value>, key: &'static str) -> Result<Option<i64>, NormalizeError> {
-    str_of(record, key).map(|s| parse_time(key, s)).transpose()
+fn time_of(s: &Str<'_>, key: &'static str) -> Result<Option<i64>, NormalizeError> {
+    non_empty(s).map(|s| parse_time(key, s)).transpose()
 }
 
-/// Maps one record to its draft and recipient.
-pub fn draft(record: &Map<String, Value>, opts: &NormalizeOptions) -> Result<(EventDraft, String), NormalizeError> {
-    let name = str_of(record, "RecordType").ok_or(NormalizeError::MissingField("RecordType"))?;
+pub fn draft(record: &Record<'_>, opts: &NormalizeOptions) -> Result<(EventDraft, String), NormalizeError> {
+    let name = non_empty(&record.record_type).ok_or(NormalizeError::MissingField("RecordType"))?;
     let message_id = message_id(record).ok_or(NormalizeError::MissingField("MessageID"))?;
-    let recipient = str_of(record, "Recipient")
-        .or_else(|| str_of(record, "Email"))
+    let recipient = non_empty(&record.recipient)
+        .or_else(|| non_empty(&record.email))
         .ok_or(NormalizeError::NoRecipients)?
         .to_string();
 
     let mut d = EventDraft::new(Channel::Email, message_id, name, EventType::Unknown);
     d.attribution = attribution(record, opts);
     // Bounce and SpamComplaint records carry Postmark's own id; the others are keyed by the body.
-    if let Some(id) = record.get("ID").and_then(id_string) {
+    if let Some(id) = record.id.0.clone() {
         d.id_source = IdSource::ProviderEventId(id.clone());
         d.provider_event_id = Some(id);
     }
@@ -107,12 +196,12 @@ pub fn draft(record: &Map<String, Value>, opts: &NormalizeOptions) -> Result<(Ev
     match name {
         "Delivery" => {
             d.event_type = EventType::Delivered;
-            d.occurred_at = time_of(record, "DeliveredAt")?;
+            d.occurred_at = time_of(&record.delivered_at, "DeliveredAt")?;
         }
         "Bounce" => {
-            d.occurred_at = time_of(record, "BouncedAt")?;
-            let bounce_type = str_of(record, "Type");
-            let inactive = record.get("Inactive").and_then(Value::as_bool) == Some(true);
+            d.occurred_at = time_of(&record.bounced_at, "BouncedAt")?;
+            let bounce_type = non_empty(&record.kind);
+            let inactive = record.inactive.0 == Some(true);
             match bounce_meaning(bounce_type, inactive) {
                 BounceMeaning::Bounce(class) => {
                     d.event_type = EventType::Bounced;
@@ -121,28 +210,28 @@ pub fn draft(record: &Map<String, Value>, opts: &NormalizeOptions) -> Result<(Ev
                 BounceMeaning::SendFailure => d.event_type = EventType::Failed,
             }
             d.error_code = bounce_type.map(str::to_string);
-            d.error_reason = str_of(record, "Details").or_else(|| str_of(record, "Description")).map(str::to_string);
+            d.error_reason = non_empty(&record.details).or_else(|| non_empty(&record.description)).map(str::to_string);
         }
         "SpamComplaint" => {
             d.event_type = EventType::Complained;
-            d.occurred_at = time_of(record, "BouncedAt")?;
+            d.occurred_at = time_of(&record.bounced_at, "BouncedAt")?;
         }
         "Open" => {
             d.event_type = EventType::Opened;
-            d.occurred_at = time_of(record, "ReceivedAt")?;
+            d.occurred_at = time_of(&record.received_at, "ReceivedAt")?;
             client_details(record, &mut d);
         }
         "Click" => {
             d.event_type = EventType::Clicked;
-            d.occurred_at = time_of(record, "ReceivedAt")?;
-            d.click_url = str_of(record, "OriginalLink").map(str::to_string);
+            d.occurred_at = time_of(&record.received_at, "ReceivedAt")?;
+            d.click_url = non_empty(&record.original_link).map(str::to_string);
             client_details(record, &mut d);
         }
         "SubscriptionChange" => {
-            let suppressed = record.get("SuppressSending").and_then(Value::as_bool) == Some(true);
+            let suppressed = record.suppress_sending.0 == Some(true);
             d.event_type = if suppressed { EventType::Unsubscribed } else { EventType::Unknown };
-            d.occurred_at = time_of(record, "ChangedAt")?;
-            d.error_code = str_of(record, "SuppressionReason").map(str::to_string);
+            d.occurred_at = time_of(&record.changed_at, "ChangedAt")?;
+            d.error_code = non_empty(&record.suppression_reason).map(str::to_string);
         }
         // Kept, never dropped: a record type we have no canonical name for.
         _ => {}
@@ -151,13 +240,13 @@ pub fn draft(record: &Map<String, Value>, opts: &NormalizeOptions) -> Result<(Ev
 }
 
 /// Open and Click: user agent, IP, and the client / OS / platform Postmark recognised.
-fn client_details(record: &Map<String, Value>, d: &mut EventDraft) {
-    d.user_agent = str_of(record, "UserAgent").map(str::to_string);
-    d.ip = str_at(record, "Geo", "IP").map(str::to_string);
+fn client_details(record: &Record<'_>, d: &mut EventDraft) {
+    d.user_agent = non_empty(&record.user_agent).map(str::to_string);
+    d.ip = inner(&record.geo, |n| &n.ip).map(str::to_string);
     for (key, value) in [
-        ("client", str_at(record, "Client", "Name")),
-        ("os", str_at(record, "OS", "Name")),
-        ("platform", str_of(record, "Platform")),
+        ("client", inner(&record.client, |n| &n.name)),
+        ("os", inner(&record.os, |n| &n.name)),
+        ("platform", non_empty(&record.platform)),
     ] {
         if let Some(v) = value {
             d.attribution.metadata.insert(key.to_string(), v.to_string());
@@ -165,40 +254,15 @@ fn client_details(record: &Map<String, Value>, d: &mut EventDraft) {
     }
 }
 
-/// A Postmark id (a JSON integer, sometimes a string) as text, without going through a float.
-fn id_string(v: &Value) -> Option<String> {
-    match v {
-        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    }
-}
-
 /// `Metadata` keys named in [`NormalizeOptions`] become attribution, the other keys metadata;
 /// the message `Tag` becomes a label and `MessageStream` metadata.
-fn attribution(record: &Map<String, Value>, opts: &NormalizeOptions) -> Attribution {
-    let names = [&opts.broadcast_tag, &opts.sequence_tag, &opts.contact_tag, &opts.template_tag, &opts.message_class_tag];
-    let meta: Vec<(&str, String)> = record
-        .get("Metadata")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| match v {
-                    Value::String(s) => Some((k.as_str(), s.clone())),
-                    Value::Number(n) => Some((k.as_str(), n.to_string())),
-                    Value::Bool(b) => Some((k.as_str(), b.to_string())),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let (named, rest): (Vec<_>, Vec<_>) = meta.iter().partition(|(k, _)| names.iter().any(|n| n.as_str() == *k));
-    let mut a = attribution_from_tags(named.iter().map(|(k, v)| (*k, vec![v.as_str()])), opts);
-    a.metadata = rest.into_iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    if let Some(tag) = str_of(record, "Tag") {
+fn attribution(record: &Record<'_>, opts: &NormalizeOptions) -> Attribution {
+    let meta = record.metadata.0.iter().flatten().filter_map(|(k, v)| Some((k.as_ref(), v.0.as_deref()?)));
+    let mut a = attribution_from_scalars(meta, opts);
+    if let Some(tag) = non_empty(&record.tag) {
         a.labels = vec![tag.to_string()];
     }
-    if let Some(stream) = str_of(record, "MessageStream") {
+    if let Some(stream) = non_empty(&record.message_stream) {
         a.metadata.insert("message_stream".into(), stream.to_string());
     }
     a

@@ -7,6 +7,8 @@
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;
 pub mod map;
+#[cfg(test)]
+mod map_before;
 
 use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError, VerifyContext};
 use schemas::{ProviderId, Route};
@@ -52,10 +54,10 @@ impl Provider for Postmark {
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
-        let record = map::parse(&raw.envelope.body)?;
+        let record = map::parse(raw.envelope.body)?;
         let (draft, recipient) = map::draft(&record, opts)?;
         let mut out = Normalized::default();
-        out.push(raw, opts, 0, &draft, [recipient.as_str()]);
+        out.push_owned(raw, opts, 0, draft, [recipient.as_str()]);
         Ok(out)
     }
 

@@ -6,6 +6,8 @@
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;
 pub mod map;
+#[cfg(test)]
+mod map_before;
 pub mod svix;
 
 use super::{NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyError, VerifyContext};
@@ -50,10 +52,10 @@ impl Provider for Resend {
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
-        let svix_id = raw.envelope.headers.get(svix::HEADER_ID).map(String::as_str);
-        let (draft, recipients) = map::draft(&raw.envelope.body, svix_id, opts)?;
+        let svix_id = raw.envelope.header(svix::HEADER_ID);
+        let (draft, recipients) = map::draft(raw.envelope.body, svix_id, opts)?;
         let mut out = Normalized::default();
-        out.push(raw, opts, 0, &draft, recipients.iter().map(String::as_str));
+        out.push_owned(raw, opts, 0, draft, recipients.iter().map(String::as_str));
         Ok(out)
     }
 

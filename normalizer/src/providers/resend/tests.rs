@@ -229,3 +229,39 @@ fn bad_configuration_and_unreadable_headers_are_refused() {
     no_number.insert(svix::HEADER_TIMESTAMP.into(), "now".into());
     assert!(matches!(verify_with(&no_number, &body, &creds(SECRET_BYTES)), Err(VerifyError::Malformed(_))));
 }
+
+/// Issue 14: the borrowed mapping (`map.rs`) agrees with the `Value` mapping it replaced
+/// (`map_before.rs`) on every fixture and on every fixture with any one value replaced by one
+/// of another JSON type, or a key repeated: same draft, recipients and errors, same partition key.
+#[test]
+fn the_borrowed_mapping_agrees_with_the_value_mapping_on_odd_inputs() {
+    use serde_json::Value;
+    let opts = NormalizeOptions::default();
+    let mut checked = 0;
+    let mut names: Vec<_> = std::fs::read_dir(fixtures()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    names.sort();
+    let mut docs: Vec<Value> = Vec::new();
+    for name in names.iter().filter(|n| n.ends_with(".json")) {
+        let doc: Value = serde_json::from_slice(&fixture(name)).unwrap();
+        let mut tagged = doc.clone();
+        tagged["data"]["tags"] = json!([{"name": "broadcast", "value": "b"}, {"name": "x"}, {"value": "y"}, 3, {"name": "x", "value": 1}]);
+        docs.push(tagged);
+        let mut tagged = doc.clone();
+        tagged["data"]["tags"] = json!({"broadcast": 1, "contact": "c", "k": "v", "e": ""});
+        docs.push(tagged);
+        docs.push(doc);
+    }
+    for doc in &docs {
+        for body in crate::providers::testkit::odd_variants(doc) {
+            let b = body.as_bytes();
+            for svix in [None, Some("msg_1")] {
+                let got = map::draft(b, svix, &opts).map(|d| format!("{d:?}")).map_err(|e| e.to_string());
+                let want = map_before::draft(b, svix, &opts).map(|d| format!("{d:?}")).map_err(|e| e.to_string());
+                assert_eq!(got, want, "{body}");
+            }
+            assert_eq!(map::email_id_of(b), map_before::email_id_of(b), "{body}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 5_000, "{checked}");
+}

@@ -61,16 +61,16 @@ impl Provider for Sender {
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
-        let env = raw.envelope;
+        let env = &raw.envelope;
         let mut out = Normalized::default();
         match env.route {
             Route::Sends => {
-                for (i, r) in parse_batch::<records::SendRecord>(&env.body)?.iter().enumerate() {
+                for (i, r) in parse_batch::<records::SendRecord>(env.body)?.iter().enumerate() {
                     push_for(&mut out, raw, opts, i, r.draft(i), &r.provider, &r.recipient);
                 }
             }
             Route::Events => {
-                for (i, e) in parse_batch::<app_events::AppEvent>(&env.body)?.iter().enumerate() {
+                for (i, e) in parse_batch::<app_events::AppEvent>(env.body)?.iter().enumerate() {
                     push_for(&mut out, raw, opts, i, e.draft(i), &e.provider, &e.recipient);
                 }
             }

@@ -90,7 +90,7 @@ pub fn verify(req: &RawRequest<'_>, creds: &TenantCredentials, ctx: &VerifyConte
 
 /// One push event per item, classified by `classify`.
 pub fn normalize(raw: &RawRecord<'_>, opts: &NormalizeOptions, classify: impl Fn(&PushResult) -> Outcome) -> Result<Normalized, NormalizeError> {
-    let results = parse_batch::<PushResult>(&raw.envelope.body)?;
+    let results = parse_batch::<PushResult>(raw.envelope.body)?;
     let mut out = Normalized::default();
     for (i, r) in results.iter().enumerate() {
         let draft = (|| {
@@ -106,7 +106,7 @@ pub fn normalize(raw: &RawRecord<'_>, opts: &NormalizeOptions, classify: impl Fn
             Ok(d)
         })();
         match draft {
-            Ok(d) => out.push(raw, opts, i, &d, [r.token.as_str()]),
+            Ok(d) => out.push_owned(raw, opts, i, d, [r.token.as_str()]),
             Err(e) => out.reject(i, e),
         }
     }

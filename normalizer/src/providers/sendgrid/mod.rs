@@ -4,6 +4,8 @@
 //! * `map`: one event object → a draft for its `email` recipient.
 
 pub mod map;
+#[cfg(test)]
+mod map_before;
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;
 pub mod verify;
@@ -54,9 +56,9 @@ impl Provider for Sendgrid {
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         let mut out = Normalized::default();
-        for (i, draft) in map::drafts(&raw.envelope.body, opts)?.into_iter().enumerate() {
+        for (i, draft) in map::drafts(raw.envelope.body, opts)?.into_iter().enumerate() {
             match draft {
-                Ok((draft, recipient)) => out.push(raw, opts, i, &draft, [recipient.as_str()]),
+                Ok((draft, recipient)) => out.push_owned(raw, opts, i, draft, [recipient.as_str()]),
                 Err(error) => out.reject(i, error),
             }
         }

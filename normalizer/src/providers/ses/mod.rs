@@ -70,15 +70,15 @@ impl Provider for Ses {
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
         // The envelope names the route the body came in on (and `verify` held it to it).
         if is_eventbridge(&raw.envelope.route) {
-            let event = eventbridge::parse(&raw.envelope.body)?;
-            if event.detail.get("mail").is_none() {
+            let event = eventbridge::parse(raw.envelope.body)?;
+            let detail = event.detail.get().filter(|d| d.mail.present).ok_or_else(|| {
                 // An SES event that is not about a message (e.g. "Sending Status Disabled").
-                return Err(NormalizeError::Unsupported(event.detail_type));
-            }
-            let drafts = map::drafts_of(&event.detail, &event.id, opts)?;
+                NormalizeError::Unsupported(event.detail_type.0.to_string())
+            })?;
+            let drafts = map::drafts_of_event(detail, &event.id.0, opts)?;
             return Ok(expand(raw, opts, drafts));
         }
-        let (kind, notification) = sns::parse_notification(&raw.envelope.body)?;
+        let (kind, notification) = sns::parse_notification(raw.envelope.body)?;
         if kind != sns::MessageKind::Notification {
             return Ok(Normalized::default());
         }
@@ -101,8 +101,8 @@ impl Provider for Ses {
 /// One SES event names one mail and its recipients: every draft is part of item 0.
 pub(crate) fn expand(raw: &RawRecord<'_>, opts: &NormalizeOptions, drafts: Vec<(EventDraft, Vec<String>)>) -> Normalized {
     let mut out = Normalized::default();
-    for (draft, recipients) in &drafts {
-        out.push(raw, opts, 0, draft, recipients.iter().map(String::as_str));
+    for (draft, recipients) in drafts {
+        out.push_owned(raw, opts, 0, draft, recipients.iter().map(String::as_str));
     }
     out
 }

@@ -560,3 +560,72 @@ fn the_borrowed_notification_parses_like_the_envelope() {
         assert_eq!(got, want, "{}", String::from_utf8_lossy(&b));
     }
 }
+
+/// Issue 14: the EventBridge body read in place (`eventbridge::parse`, `detail` straight into
+/// the SES event) gives what the owned envelope with a `Value` detail and the `Value` mapping
+/// gave: the same drafts or the same error, and the same partition key, on both fixtures and
+/// every variant of them with one value replaced or a key repeated.
+#[test]
+fn the_borrowed_eventbridge_body_agrees_with_the_value_envelope() {
+    use serde_json::Value;
+    mod before {
+        /// The envelope as it was (`eventbridge.rs` before issue 14; its name is in its errors).
+        #[derive(serde::Deserialize)]
+        pub struct Envelope {
+            pub id: String,
+            #[serde(rename = "detail-type")]
+            pub detail_type: String,
+            pub source: String,
+            pub detail: serde_json::Value,
+        }
+    }
+    fn before(body: &[u8], opts: &NormalizeOptions) -> (Result<String, String>, Option<String>) {
+        let parsed = serde_json::from_slice::<before::Envelope>(body).map_err(|e| NormalizeError::InvalidJson(e.to_string())).and_then(|env| {
+            if env.source != eventbridge::SOURCE {
+                return Err(NormalizeError::InvalidField { field: "source", reason: format!("`{}` is not `{}`", env.source, eventbridge::SOURCE) });
+            }
+            if !env.detail.is_object() {
+                return Err(NormalizeError::InvalidField { field: "detail", reason: "not an object".into() });
+            }
+            Ok(env)
+        });
+        let key = parsed.as_ref().ok().map(|env| map_before::message_id_in(&env.detail).unwrap_or(env.id.clone()));
+        let drafts = parsed.and_then(|env| {
+            if env.detail.get("mail").is_none() {
+                return Err(NormalizeError::Unsupported(env.detail_type));
+            }
+            map_before::drafts_of(&env.detail, &env.id, opts)
+        });
+        (drafts.map(|d| format!("{d:?}")).map_err(|e| e.to_string()), key)
+    }
+    fn after(body: &[u8], opts: &NormalizeOptions) -> (Result<String, String>, Option<String>) {
+        let parsed = eventbridge::parse(body);
+        let key = parsed.as_ref().ok().map(|env| env.detail.get().and_then(|d| d.message_id()).map_or_else(|| env.id.0.to_string(), str::to_string));
+        let drafts = parsed.and_then(|env| {
+            let detail = env.detail.get().filter(|d| d.mail.present).ok_or_else(|| NormalizeError::Unsupported(env.detail_type.0.to_string()))?;
+            map::drafts_of_event(detail, &env.id.0, opts)
+        });
+        (drafts.map(|d| format!("{d:?}")).map_err(|e| e.to_string()), key)
+    }
+    let opts = NormalizeOptions::default();
+    let mut checked = 0;
+    for name in ["eventbridge_bounce.json", "eventbridge_delivery.json"] {
+        let doc: Value = serde_json::from_slice(&fixture(name)).unwrap();
+        let mut docs = vec![doc.clone()];
+        for key in ["id", "detail-type", "source", "detail"] {
+            let mut d = doc.clone();
+            d.as_object_mut().unwrap().remove(key);
+            docs.push(d);
+        }
+        let mut no_mail = doc.clone();
+        no_mail["detail"].as_object_mut().unwrap().remove("mail");
+        docs.push(no_mail);
+        for d in &docs {
+            for body in crate::providers::testkit::odd_variants(d) {
+                assert_eq!(after(body.as_bytes(), &opts), before(body.as_bytes(), &opts), "{body}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 1_000, "{checked}");
+}

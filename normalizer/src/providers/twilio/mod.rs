@@ -67,10 +67,10 @@ impl Provider for Twilio {
     }
 
     fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
-        let params = map::parse(&raw.envelope.body)?;
+        let params = map::parse(raw.envelope.body)?;
         let (draft, recipient) = map::draft(&params)?;
         let mut out = Normalized::default();
-        out.push(raw, opts, 0, &draft, [recipient.as_str()]);
+        out.push_owned(raw, opts, 0, draft, [recipient.as_str()]);
         Ok(out)
     }
 
