@@ -3,6 +3,7 @@
 
 use crate::buckets::Periods;
 use crate::counters::{Attribution, Dims, Sums};
+use crate::store::rowbinary::{self, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, Text, STATUS_BUCKET_MS};
 use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
@@ -32,8 +33,50 @@ pub struct BatchRows<'a> {
     pub reattributed: usize,
 }
 
-/// Applies `events` (with their events-topic offsets) to the state and returns the rows.
-/// Deliveries missing from `store` must have been loaded (or be new) before the call.
+/// A batch's tables as the inserts send them (`RowBinary`), one buffer each, kept by the
+/// caller and reused batch after batch (cleared, not freed: no fresh pages per batch).
+#[derive(Debug, Default)]
+pub struct TableBuffers {
+    pub events: RowBuffer,
+    pub counters: RowBuffer,
+    pub attributed_counters: RowBuffer,
+    pub status_counts: RowBuffer,
+    pub order_tombstones: RowBuffer,
+    pub suppressions: RowBuffer,
+    pub deliveries: RowBuffer,
+}
+
+impl TableBuffers {
+    /// Every buffer, in the order `tests/batch_rows.rs` pins them.
+    pub fn all(&self) -> [&RowBuffer; 7] {
+        [&self.events, &self.counters, &self.attributed_counters, &self.status_counts, &self.order_tombstones, &self.suppressions, &self.deliveries]
+    }
+
+    pub fn clear(&mut self) {
+        for b in [&mut self.events, &mut self.counters, &mut self.attributed_counters, &mut self.status_counts, &mut self.order_tombstones, &mut self.suppressions, &mut self.deliveries] {
+            b.clear();
+        }
+    }
+}
+
+impl BatchRows<'_> {
+    /// Writes every table's rows into `out` (cleared first).
+    pub fn write_rowbinary(&self, out: &mut TableBuffers) -> Result<(), rowbinary::Error> {
+        out.clear();
+        fn all<T: serde::Serialize>(buf: &mut RowBuffer, rows: &[T]) -> Result<(), rowbinary::Error> {
+            rows.iter().try_for_each(|r| buf.push(r))
+        }
+        all(&mut out.events, &self.events)?;
+        all(&mut out.counters, &self.counters)?;
+        all(&mut out.attributed_counters, &self.attributed_counters)?;
+        all(&mut out.status_counts, &self.status_counts)?;
+        all(&mut out.order_tombstones, &self.order_tombstones)?;
+        all(&mut out.suppressions, &self.suppressions)?;
+        all(&mut out.deliveries, &self.deliveries)?;
+        Ok(())
+    }
+}
+
 /// Settings of the batch computation.
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
@@ -63,6 +106,8 @@ struct Touched<'a> {
 /// attribution this batch may change (`pipeline` loads them from ClickHouse).
 pub type History = HashMap<String, Vec<EventRow>>;
 
+/// Applies `events` (with their events-topic offsets) to the state and returns the rows.
+/// Deliveries missing from `store` must have been loaded (or be new) before the call.
 pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows<'a> {
     let mut rows = BatchRows { events: Vec::with_capacity(events.len()), ..Default::default() };
     let mut sums = Sums::default();

@@ -24,7 +24,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
     // what ClickHouse's `events FINAL` would hold: each event id's latest row, by delivery key
     let mut stored: HashMap<String, Vec<EventRow>> = HashMap::new();
     let mut hash = Sha256::new();
-    let mut buf = Vec::new();
+    let mut tables = batch::TableBuffers::default();
     let mut totals = (0usize, 0usize, 0usize);
     for (seq, chunk) in events.chunks(batch).enumerate() {
         let mut candidates = store.attribution_candidates(chunk.iter().map(|(_, e)| e));
@@ -38,9 +38,10 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
             })
             .collect();
         let rows = batch::apply(&store, 3, chunk, &history, seq as u64 + 1, 1_767_225_600_000 + seq as i64, &cfg);
-        buf.clear();
-        support::rowbinary::write_batch(&mut buf, &rows).unwrap();
-        hash.update(&buf);
+        rows.write_rowbinary(&mut tables).unwrap();
+        for t in tables.all() {
+            hash.update(&t.bytes);
+        }
         hash.update(format!("{} {} {}", rows.duplicates, rows.reattributed, rows.soft_bounces.len()));
         totals.0 += rows.events.len();
         totals.1 += rows.reattributed;
@@ -72,12 +73,12 @@ fn rows_are_unchanged_with_a_reporting_zone() {
     assert_eq!(digest(1_000, 300, "Europe/Berlin"), "6f37b30ec20a5705feeabe8e4dca7bc3803231d87c11554097eb91477bba4c4b");
 }
 
-/// `support::rowbinary` writes what the crate reads: each table's bytes, sent as they are
+/// `store::rowbinary` writes what the crate reads: each table's bytes, sent as they are
 /// through `insert_formatted` to `clickhouse::test::Mock`, read back by the crate's `RowBinary`
 /// reader (`handlers::record`) as owned rows, are the rows they came from (compared as
 /// printed: a batch's rows borrow their text, read rows own it).
 #[tokio::test]
-async fn the_bench_serializer_is_the_crates_encoding() {
+async fn our_rowbinary_is_the_crates_encoding() {
     use clickhouse::test::{handlers, Mock};
     use aggregator::store::{AttributedCounterRow, CounterRow, DeliveryRow, StatusCountRow};
     use aggregator::suppression::SuppressionRow;
@@ -92,7 +93,7 @@ async fn the_bench_serializer_is_the_crates_encoding() {
         let recorded = mock.add(handlers::record::<T>());
         let mut bytes = Vec::new();
         for r in rows {
-            support::rowbinary::write(&mut bytes, r).unwrap();
+            aggregator::store::rowbinary::write(&mut bytes, r).unwrap();
         }
         let mut insert = client.insert_formatted_with(format!("INSERT INTO {table} FORMAT RowBinary"));
         insert.send(bytes.into()).await.unwrap();
