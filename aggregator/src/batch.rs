@@ -2,7 +2,7 @@
 //! Pure given the loaded state, so it can be tested without ClickHouse.
 
 use crate::buckets::Periods;
-use crate::counters::{Attribution, Dims, Sums};
+use crate::counters::{Attribution, CounterTables, Dims, Sums};
 use crate::store::rowbinary::{self, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, Text, STATUS_BUCKET_MS};
 use crate::state::{DeliveryKey, KeyHash, StateStore};
@@ -15,9 +15,9 @@ use std::collections::{hash_map, HashMap};
 #[derive(Debug, Default)]
 pub struct BatchRows<'a> {
     pub events: Vec<EventRow<Text<'a>>>,
-    pub counters: Vec<CounterRow<Text<'a>>>,
-    /// Counters by broadcast, sequence and template (signed: late attribution moves counts).
-    pub attributed_counters: Vec<AttributedCounterRow<Text<'a>>>,
+    /// `counters` and, by broadcast, sequence and template, `attributed_counters` (signed:
+    /// late attribution moves counts): the sums, written as rows by `write_rowbinary`.
+    pub counter_tables: CounterTables,
     pub deliveries: Vec<DeliveryRow<Text<'a>>>,
     /// Deliveries by first-known quarter hour and status: -1 for a changed delivery's old pair, +1 for its new one.
     pub status_counts: Vec<StatusCountRow<Text<'a>>>,
@@ -67,13 +67,22 @@ impl BatchRows<'_> {
             rows.iter().try_for_each(|r| buf.push(r))
         }
         all(&mut out.events, &self.events)?;
-        all(&mut out.counters, &self.counters)?;
-        all(&mut out.attributed_counters, &self.attributed_counters)?;
+        self.counter_tables.write_rowbinary(&mut out.counters, &mut out.attributed_counters);
         all(&mut out.status_counts, &self.status_counts)?;
         all(&mut out.order_tombstones, &self.order_tombstones)?;
         all(&mut out.suppressions, &self.suppressions)?;
         all(&mut out.deliveries, &self.deliveries)?;
         Ok(())
+    }
+
+    /// The `counters` rows (built for reading; the sink writes them from the sums).
+    pub fn counters(&self) -> Vec<CounterRow<Text<'static>>> {
+        self.counter_tables.rows().0
+    }
+
+    /// The `attributed_counters` rows (built for reading, as `counters`).
+    pub fn attributed_counters(&self) -> Vec<AttributedCounterRow<Text<'static>>> {
+        self.counter_tables.rows().1
     }
 }
 
@@ -200,7 +209,7 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
         }
     }
     drop(batch_ids);
-    (rows.counters, rows.attributed_counters) = sums.into_rows(&cfg.periods, &names);
+    rows.counter_tables = sums.into_table(&cfg.periods, &names);
     rows.reattributed = moved.len();
     rows.events.extend(moved);
     let mut moves: std::collections::BTreeMap<(&'a str, i64, &'static str), i64> = Default::default();
@@ -276,15 +285,15 @@ mod tests {
         assert_eq!(rows.events.len(), 3);
         assert_eq!(rows.duplicates, 1);
         assert_eq!(rows.deliveries.len(), 2);
-        let day_total: u64 = rows.counters.iter().filter(|c| c.period == "day").map(|c| c.events).sum();
+        let day_total: u64 = rows.counters().iter().filter(|c| c.period == "day").map(|c| c.events).sum();
         assert_eq!(day_total, 3);
         let d1 = rows.deliveries.iter().find(|d| d.delivery_key == "d1").unwrap();
         assert_eq!(d1.status, "delivered");
         assert_eq!(d1.version, 1);
         // the same batch again changes nothing
         let again = apply(&store, 0, &events, &History::new(), 2, 0, &BatchConfig::default());
-        assert!(again.events.is_empty() && again.counters.is_empty() && again.deliveries.is_empty());
-        assert!(again.attributed_counters.is_empty());
+        assert!(again.events.is_empty() && again.counters().is_empty() && again.deliveries.is_empty());
+        assert!(again.attributed_counters().is_empty());
     }
 
     #[test]
@@ -309,7 +318,7 @@ mod tests {
     fn by_broadcast(rows: &[&BatchRows], period: &str) -> std::collections::BTreeMap<(String, String), i64> {
         let mut m = std::collections::BTreeMap::new();
         for r in rows {
-            for c in r.attributed_counters.iter().filter(|c| c.period == period) {
+            for c in r.attributed_counters().iter().filter(|c| c.period == period) {
                 *m.entry((c.broadcast_id.to_string(), c.event_type.to_string())).or_insert(0) += c.events;
             }
         }
@@ -356,6 +365,6 @@ mod tests {
         }
         // replaying batch 2 with the history now holding its own rows changes nothing
         let again = apply(&store, 0, &b2, &history, 3, 0, &cfg);
-        assert!(again.attributed_counters.is_empty() && again.events.is_empty());
+        assert!(again.attributed_counters().is_empty() && again.events.is_empty());
     }
 }

@@ -108,8 +108,19 @@ async fn our_rowbinary_is_the_crates_encoding() {
     assert!(!rows.events.is_empty() && !rows.suppressions.is_empty() && !rows.status_counts.is_empty());
     let mock = Mock::new();
     check::<EventRow, _>(&mock, "events", &rows.events).await;
-    check::<CounterRow, _>(&mock, "counters", &rows.counters).await;
-    check::<AttributedCounterRow, _>(&mock, "attributed_counters", &rows.attributed_counters).await;
+    check::<CounterRow, _>(&mock, "counters", &rows.counters()).await;
+    check::<AttributedCounterRow, _>(&mock, "attributed_counters", &rows.attributed_counters()).await;
+    // and the rows written straight from the sums are those rows' bytes
+    let mut tables = batch::TableBuffers::default();
+    rows.write_rowbinary(&mut tables).unwrap();
+    let mut serialized = Vec::new();
+    rows.counters().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
+    assert_eq!(tables.counters.bytes, serialized);
+    assert_eq!(tables.counters.rows, rows.counters().len());
+    serialized.clear();
+    rows.attributed_counters().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
+    assert_eq!(tables.attributed_counters.bytes, serialized);
+    assert_eq!(tables.attributed_counters.rows, rows.attributed_counters().len());
     check::<DeliveryRow, _>(&mock, "deliveries", &rows.deliveries).await;
     check::<StatusCountRow, _>(&mock, "delivery_status_counts", &rows.status_counts).await;
     check::<SuppressionRow, _>(&mock, "suppressions", &rows.suppressions).await;
