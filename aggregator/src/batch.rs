@@ -3,6 +3,7 @@
 
 use crate::buckets::Periods;
 use crate::counters::{Attribution, CounterTables, Dims, Sums};
+use crate::machine::MachineReason;
 use crate::store::rowbinary::{self, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, Text, STATUS_BUCKET_MS};
 use crate::state::{DeliveryKey, KeyHash, StateStore};
@@ -14,7 +15,14 @@ use std::collections::{hash_map, HashMap};
 /// copy per row; BENCHMARKS.md §1b).
 #[derive(Debug, Default)]
 pub struct BatchRows<'a> {
-    pub events: Vec<EventRow<Text<'a>>>,
+    /// The events applied here, in the order their rows are written (then `moved`'s rows):
+    /// kept as the events themselves and written straight into the `events` buffer
+    /// (`write_rowbinary`); `events()` builds the rows for reading.
+    pub applied: Vec<AppliedEvent<'a>>,
+    /// Earlier event rows written again with their delivery's new attribution.
+    pub moved: Vec<EventRow<Text<'a>>>,
+    /// The events-topic partition of the batch (the rows' `events_partition`).
+    pub partition: i32,
     /// `counters` and, by broadcast, sequence and template, `attributed_counters` (signed:
     /// late attribution moves counts): the sums, written as rows by `write_rowbinary`.
     pub counter_tables: CounterTables,
@@ -31,6 +39,17 @@ pub struct BatchRows<'a> {
     pub duplicates: usize,
     /// Earlier event rows written again with their delivery's new attribution.
     pub reattributed: usize,
+}
+
+/// An event applied by this batch: its row is the event's, with the delivery's attribution
+/// after the batch and the machine reason it was classified with.
+#[derive(Debug, Clone, Copy)]
+pub struct AppliedEvent<'a> {
+    pub event: &'a Event,
+    /// Its events-topic offset.
+    pub offset: i64,
+    pub machine: Option<MachineReason>,
+    pub attribution: Attribution,
 }
 
 /// A batch's tables as the inserts send them (`RowBinary`), one buffer each, kept by the
@@ -59,20 +78,49 @@ impl TableBuffers {
     }
 }
 
-impl BatchRows<'_> {
+impl<'a> BatchRows<'a> {
     /// Writes every table's rows into `out` (cleared first).
     pub fn write_rowbinary(&self, out: &mut TableBuffers) -> Result<(), rowbinary::Error> {
         out.clear();
         fn all<T: serde::Serialize>(buf: &mut RowBuffer, rows: &[T]) -> Result<(), rowbinary::Error> {
             rows.iter().try_for_each(|r| buf.push(r))
         }
-        all(&mut out.events, &self.events)?;
+        out.events.bytes.reserve(self.applied.len() * 512);
+        for a in &self.applied {
+            let [b, s, t] = [a.attribution.0, a.attribution.1, a.attribution.2].map(|id| (id != 0).then(|| self.counter_tables.name(id)));
+            crate::store::write_event_row(&mut out.events.bytes, a.event, self.partition, a.offset, a.machine.map_or("", |m| m.as_str()), [b, s, t]);
+        }
+        out.events.rows += self.applied.len();
+        all(&mut out.events, &self.moved)?;
         self.counter_tables.write_rowbinary(&mut out.counters, &mut out.attributed_counters);
         all(&mut out.status_counts, &self.status_counts)?;
         all(&mut out.order_tombstones, &self.order_tombstones)?;
         all(&mut out.suppressions, &self.suppressions)?;
         all(&mut out.deliveries, &self.deliveries)?;
         Ok(())
+    }
+
+    /// Event rows: those of the applied events, then the moved ones.
+    pub fn event_rows(&self) -> usize {
+        self.applied.len() + self.moved.len()
+    }
+
+    /// The event rows (built for reading; the sink writes them from the events), in the order
+    /// `write_rowbinary` writes them.
+    pub fn events(&self) -> Vec<EventRow<Text<'a>>> {
+        let text = |id: u32| (id != 0).then(|| Text::Owned(self.counter_tables.name(id).to_string()));
+        let mut rows: Vec<EventRow<Text<'a>>> = self
+            .applied
+            .iter()
+            .map(|a| {
+                let mut row = EventRow::from_event(a.event, self.partition, a.offset);
+                row.machine = Text::Borrowed(a.machine.map(|m| m.as_str()).unwrap_or_default());
+                (row.broadcast_id, row.sequence_id, row.template_key) = (text(a.attribution.0), text(a.attribution.1), text(a.attribution.2));
+                row
+            })
+            .collect();
+        rows.extend(self.moved.iter().cloned());
+        rows
     }
 
     /// The `counters` rows (built for reading; the sink writes them from the sums).
@@ -118,7 +166,7 @@ pub type History = HashMap<String, Vec<EventRow>>;
 /// Applies `events` (with their events-topic offsets) to the state and returns the rows.
 /// Deliveries missing from `store` must have been loaded (or be new) before the call.
 pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows<'a> {
-    let mut rows = BatchRows { events: Vec::with_capacity(events.len()), ..Default::default() };
+    let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, ..Default::default() };
     let mut sums = Sums::default();
     // deliveries changed by this batch, in first-seen order
     let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
@@ -159,9 +207,7 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
         };
         let dims = Dims::of_event(e, done.machine, &mut names);
         applied.push((i, dims));
-        let mut row = EventRow::from_event(e, partition, *offset);
-        row.machine = Text::Borrowed(done.machine.map(|m| m.as_str()).unwrap_or_default());
-        rows.events.push(row);
+        rows.applied.push(AppliedEvent { event: e, offset: *offset, machine: done.machine, attribution: (0, 0, 0) });
         rows.suppressions.extend(suppression::immediate(e));
         if suppression::is_soft_email_bounce(e) {
             rows.soft_bounces.push(e);
@@ -175,10 +221,11 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
         .iter()
         .map(|t| store.map.get(&t.key).map_or(t.before, |s| s.attribution()))
         .collect();
-    for (row, (i, dims)) in rows.events.iter_mut().zip(&applied) {
+    for (row, (i, dims)) in rows.applied.iter_mut().zip(&applied) {
         let a = after.get(*i).copied().unwrap_or_default();
-        set_attribution(row, a, &names);
-        sums.count_attributed(&cfg.periods, *dims, a, row.occurred_at, row.cost_amount, 1);
+        row.attribution = a;
+        let cost = row.event.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
+        sums.count_attributed(&cfg.periods, *dims, a, row.event.occurred_at, cost, 1);
     }
     // Events applied before this batch move from the old attribution to the new one (a send
     // record that arrived after its delivery's provider events): -1 there, +1 here, and the
@@ -192,7 +239,7 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
             continue;
         }
         for old in history.get(&t.event.delivery_key).into_iter().flatten() {
-            let batch_ids = batch_ids.get_or_insert_with(|| rows.events.iter().map(|r| r.event_id.as_str()).collect());
+            let batch_ids = batch_ids.get_or_insert_with(|| rows.applied.iter().map(|r| r.event.event_id.as_str()).collect());
             if batch_ids.contains(old.event_id.as_str()) {
                 continue; // (a replayed batch: already written once, counted here)
             }
@@ -211,7 +258,7 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
     drop(batch_ids);
     rows.counter_tables = sums.into_table(&cfg.periods, &names);
     rows.reattributed = moved.len();
-    rows.events.extend(moved);
+    rows.moved = moved;
     let mut moves: std::collections::BTreeMap<(&'a str, i64, &'static str), i64> = Default::default();
     let mut tombstones = Vec::new();
     rows.deliveries = touched
@@ -282,7 +329,7 @@ mod tests {
             (3, ev("3", "d2", EventType::Sent, 2 * day)),
         ];
         let rows = apply(&store, 0, &events, &History::new(), 1, 0, &BatchConfig::default());
-        assert_eq!(rows.events.len(), 3);
+        assert_eq!(rows.events().len(), 3);
         assert_eq!(rows.duplicates, 1);
         assert_eq!(rows.deliveries.len(), 2);
         let day_total: u64 = rows.counters().iter().filter(|c| c.period == "day").map(|c| c.events).sum();
@@ -292,7 +339,7 @@ mod tests {
         assert_eq!(d1.version, 1);
         // the same batch again changes nothing
         let again = apply(&store, 0, &events, &History::new(), 2, 0, &BatchConfig::default());
-        assert!(again.events.is_empty() && again.counters().is_empty() && again.deliveries.is_empty());
+        assert!(again.events().is_empty() && again.counters().is_empty() && again.deliveries.is_empty());
         assert!(again.attributed_counters().is_empty());
     }
 
@@ -307,7 +354,8 @@ mod tests {
         // arrival order: the opens first, the delivery last
         let events = vec![(0, open), (1, late_open), (2, ev("2", "d1", EventType::Delivered, 100_000))];
         let rows = apply(&store, 0, &events, &History::new(), 1, 0, &BatchConfig::default());
-        let machine: Vec<(&str, &str)> = rows.events.iter().map(|r| (r.event_id.as_str(), r.machine.as_str())).collect();
+        let event_rows = rows.events();
+        let machine: Vec<(&str, &str)> = event_rows.iter().map(|r| (r.event_id.as_str(), r.machine.as_str())).collect();
         assert!(machine.contains(&(events[0].1.event_id.as_str(), "too_fast")), "3 s after delivery: {machine:?}");
         assert!(machine.contains(&(events[1].1.event_id.as_str(), "")), "10 minutes after: a person");
         let d = &rows.deliveries[0];
@@ -340,18 +388,18 @@ mod tests {
         ];
         let r1 = apply(&store, 0, &b1, &History::new(), 1, 0, &cfg);
         assert_eq!(r1.reattributed, 0);
-        let d2_rows: Vec<_> = r1.events.iter().filter(|e| e.delivery_key == "d2").map(|e| e.broadcast_id.as_deref().map(str::to_string)).collect();
+        let d2_rows: Vec<_> = r1.events().iter().filter(|e| e.delivery_key == "d2").map(|e| e.broadcast_id.as_deref().map(str::to_string)).collect();
         assert_eq!(d2_rows, vec![Some("b-2".to_string()); 2], "same batch: the delivered row already carries the record's broadcast");
         // batch 2: d1's send record arrives; its earlier rows are the history the pipeline loads
         let mut record = ev("5", "d1", EventType::Queued, day - 10);
         record.provider_event_name = "send_record".into(); record.origin = schemas::Origin::SendRecord;
         record.broadcast_id = Some("b-1".into());
-        let history: History = [("d1".to_string(), r1.events.iter().filter(|e| e.delivery_key == "d1").map(|e| e.clone().map_text(Text::into_static)).collect())].into();
+        let history: History = [("d1".to_string(), r1.events().iter().filter(|e| e.delivery_key == "d1").map(|e| e.clone().map_text(Text::into_static)).collect())].into();
         // with a redelivery of an earlier event in the same batch (a duplicate, not counted here)
         let b2 = vec![(4, record), (5, ev("1", "d1", EventType::Delivered, day))];
         let r2 = apply(&store, 0, &b2, &history, 2, 0, &cfg);
         assert_eq!(r2.reattributed, 2);
-        assert!(r2.events.iter().filter(|e| e.reattributed == 1).all(|e| e.broadcast_id.as_deref() == Some("b-1")));
+        assert!(r2.events().iter().filter(|e| e.reattributed == 1).all(|e| e.broadcast_id.as_deref() == Some("b-1")));
         let want: std::collections::BTreeMap<(String, String), i64> = [
             (("b-1".into(), "delivered".into()), 1),
             (("b-1".into(), "opened".into()), 1),
@@ -365,6 +413,6 @@ mod tests {
         }
         // replaying batch 2 with the history now holding its own rows changes nothing
         let again = apply(&store, 0, &b2, &history, 3, 0, &cfg);
-        assert!(again.attributed_counters().is_empty() && again.events.is_empty());
+        assert!(again.attributed_counters().is_empty() && again.events().is_empty());
     }
 }

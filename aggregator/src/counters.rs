@@ -122,7 +122,9 @@ pub struct CounterTables {
 }
 
 impl CounterTables {
-    fn name(&self, id: u32) -> &str {
+    /// The text of a name id the keys use ("" for 0 or another id). Every applied event's
+    /// attribution is a key of `attributed_counters`, so the event rows' names are here too.
+    pub fn name(&self, id: u32) -> &str {
         self.names.get(&id).map_or("", |n| n)
     }
 

@@ -43,7 +43,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
             hash.update(&t.bytes);
         }
         hash.update(format!("{} {} {}", rows.duplicates, rows.reattributed, rows.soft_bounces.len()));
-        totals.0 += rows.events.len();
+        totals.0 += rows.event_rows();
         totals.1 += rows.reattributed;
         totals.2 += rows.deliveries.len();
         remember(&mut stored, &rows);
@@ -54,7 +54,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
 
 /// Keeps each event row by delivery key and event id (the latest wins, as `FINAL`).
 fn remember(stored: &mut HashMap<String, Vec<EventRow>>, rows: &BatchRows) {
-    for r in &rows.events {
+    for r in &rows.events() {
         let list = stored.entry(r.delivery_key.to_string()).or_default();
         match list.iter_mut().find(|s| s.event_id == r.event_id) {
             Some(slot) => *slot = r.clone().map_text(Text::into_static),
@@ -105,9 +105,9 @@ async fn our_rowbinary_is_the_crates_encoding() {
     let events = support::stream(11, 400);
     let store = StateStore::new(10_000);
     let rows = batch::apply(&store, 1, &events, &History::new(), 1, 1_767_225_600_000, &BatchConfig::default());
-    assert!(!rows.events.is_empty() && !rows.suppressions.is_empty() && !rows.status_counts.is_empty());
+    assert!(!rows.applied.is_empty() && !rows.suppressions.is_empty() && !rows.status_counts.is_empty());
     let mock = Mock::new();
-    check::<EventRow, _>(&mock, "events", &rows.events).await;
+    check::<EventRow, _>(&mock, "events", &rows.events()).await;
     check::<CounterRow, _>(&mock, "counters", &rows.counters()).await;
     check::<AttributedCounterRow, _>(&mock, "attributed_counters", &rows.attributed_counters()).await;
     // and the rows written straight from the sums are those rows' bytes
@@ -116,6 +116,10 @@ async fn our_rowbinary_is_the_crates_encoding() {
     let mut serialized = Vec::new();
     rows.counters().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
     assert_eq!(tables.counters.bytes, serialized);
+    serialized.clear();
+    rows.events().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
+    assert_eq!(tables.events.bytes, serialized, "event rows written from the events = the rows' bytes");
+    assert_eq!(tables.events.rows, rows.event_rows());
     assert_eq!(tables.counters.rows, rows.counters().len());
     serialized.clear();
     rows.attributed_counters().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
