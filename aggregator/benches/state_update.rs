@@ -123,7 +123,7 @@ fn state_update(c: &mut Criterion<CpuTime>) {
             |store| {
                 for (seq, chunk) in events.chunks(BATCH).enumerate() {
                     let rows = batch::apply(&store, 0, chunk, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg);
-                    black_box(rows.event_rows() + rows.counter_tables.counter_rows() + rows.deliveries.len());
+                    black_box(rows.event_rows() + rows.counter_tables.counter_rows() + rows.delivery_table.rows);
                 }
                 store
             },

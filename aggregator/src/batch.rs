@@ -26,7 +26,13 @@ pub struct BatchRows<'a> {
     /// `counters` and, by broadcast, sequence and template, `attributed_counters` (signed:
     /// late attribution moves counts): the sums, written as rows by `write_rowbinary`.
     pub counter_tables: CounterTables,
-    pub deliveries: Vec<DeliveryRow<Text<'a>>>,
+    /// The `deliveries` rows, written from each changed delivery's state as the batch ends
+    /// (`state::row::write_delivery_row`); `deliveries()` builds them for reading.
+    pub delivery_table: RowBuffer,
+    /// The changed deliveries, in the rows' order: (key, an event of it, row version).
+    pub changed: Vec<(DeliveryKey, &'a Event, u64)>,
+    /// The rows' `updated_at`.
+    pub now_ms: i64,
     /// Deliveries by first-known quarter hour and status: -1 for a changed delivery's old pair, +1 for its new one.
     pub status_counts: Vec<StatusCountRow<Text<'a>>>,
     /// `delivery_order` entries to remove: deliveries whose first known time changed.
@@ -96,8 +102,16 @@ impl<'a> BatchRows<'a> {
         all(&mut out.status_counts, &self.status_counts)?;
         all(&mut out.order_tombstones, &self.order_tombstones)?;
         all(&mut out.suppressions, &self.suppressions)?;
-        all(&mut out.deliveries, &self.deliveries)?;
+        out.deliveries.bytes.extend_from_slice(&self.delivery_table.bytes);
+        out.deliveries.rows += self.delivery_table.rows;
         Ok(())
+    }
+
+    /// The `deliveries` rows, rebuilt from `store` as it is now (for reading right after
+    /// `apply`, before the store changes; the sink sends `delivery_table`).
+    pub fn deliveries(&self, store: &StateStore) -> Vec<DeliveryRow<Text<'a>>> {
+        let names = store.names();
+        self.changed.iter().filter_map(|(key, e, version)| Some(DeliveryRow::from_state(e, &*store.map.get(key)?, &names, *version, self.now_ms))).collect()
     }
 
     /// Event rows: those of the applied events, then the moved ones.
@@ -261,10 +275,12 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
     rows.moved = moved;
     let mut moves: std::collections::BTreeMap<(&'a str, i64, &'static str), i64> = Default::default();
     let mut tombstones = Vec::new();
-    rows.deliveries = touched
-        .iter()
-        .filter_map(|t| {
-            let s = store.map.get(&t.key)?;
+    rows.now_ms = now_ms;
+    rows.delivery_table.bytes.reserve(touched.len() * 384);
+    rows.changed.reserve(touched.len());
+    for t in &touched {
+        let Some(s) = store.map.get(&t.key) else { continue };
+        {
             let after = seen_and_status(&s);
             if t.status_before != Some(after) {
                 let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
@@ -276,9 +292,11 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
                 }
                 *moves.entry((t.event.tenant.as_str(), bucket(after.0), after.1)).or_default() += 1;
             }
-            Some(DeliveryRow::from_state(t.event, &s, &names, t.version, now_ms))
-        })
-        .collect();
+        }
+        crate::state::row::write_delivery_row(&mut rows.delivery_table.bytes, t.event, &s, &names, t.version, now_ms);
+        rows.delivery_table.rows += 1;
+        rows.changed.push((t.key, t.event, t.version));
+    }
     rows.order_tombstones = tombstones;
     rows.status_counts = moves
         .into_iter()
@@ -331,15 +349,16 @@ mod tests {
         let rows = apply(&store, 0, &events, &History::new(), 1, 0, &BatchConfig::default());
         assert_eq!(rows.events().len(), 3);
         assert_eq!(rows.duplicates, 1);
-        assert_eq!(rows.deliveries.len(), 2);
+        assert_eq!(rows.deliveries(&store).len(), 2);
         let day_total: u64 = rows.counters().iter().filter(|c| c.period == "day").map(|c| c.events).sum();
         assert_eq!(day_total, 3);
-        let d1 = rows.deliveries.iter().find(|d| d.delivery_key == "d1").unwrap();
+        let delivery_rows = rows.deliveries(&store);
+        let d1 = delivery_rows.iter().find(|d| d.delivery_key == "d1").unwrap();
         assert_eq!(d1.status, "delivered");
         assert_eq!(d1.version, 1);
         // the same batch again changes nothing
         let again = apply(&store, 0, &events, &History::new(), 2, 0, &BatchConfig::default());
-        assert!(again.events().is_empty() && again.counters().is_empty() && again.deliveries.is_empty());
+        assert!(again.events().is_empty() && again.counters().is_empty() && again.deliveries(&store).is_empty());
         assert!(again.attributed_counters().is_empty());
     }
 
@@ -358,7 +377,7 @@ mod tests {
         let machine: Vec<(&str, &str)> = event_rows.iter().map(|r| (r.event_id.as_str(), r.machine.as_str())).collect();
         assert!(machine.contains(&(events[0].1.event_id.as_str(), "too_fast")), "3 s after delivery: {machine:?}");
         assert!(machine.contains(&(events[1].1.event_id.as_str(), "")), "10 minutes after: a person");
-        let d = &rows.deliveries[0];
+        let d = &rows.deliveries(&store)[0];
         assert_eq!((d.open_count, d.machine_open_count, d.version), (1, 1, 2));
     }
 

@@ -244,7 +244,7 @@ impl Aggregator {
         if let Err(e) = written? {
             return Some(Err(e));
         }
-        tracing::debug!(message = "Batch applied.", partition = p, first, last, events = rows.event_rows(), duplicates = rows.duplicates, deliveries = rows.deliveries.len(), suppressions = rows.suppressions.len(), soft_bounces = rows.soft_bounces.len());
+        tracing::debug!(message = "Batch applied.", partition = p, first, last, events = rows.event_rows(), duplicates = rows.duplicates, deliveries = rows.delivery_table.rows, suppressions = rows.suppressions.len(), soft_bounces = rows.soft_bounces.len());
         metrics::counter!("sendtrace_aggregator_events_total").increment(rows.event_rows() as u64);
         metrics::counter!("sendtrace_aggregator_duplicates_total").increment(rows.duplicates as u64);
         metrics::counter!("sendtrace_aggregator_reattributed_events_total").increment(rows.reattributed as u64);
