@@ -187,6 +187,9 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
     let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
     // the applied events' delivery (index into `touched`) and dimensions
     let mut applied: Vec<(usize, Dims)> = Vec::with_capacity(events.len());
+    // and their bucket starts, `periods` per event (`counters::bucket_starts`)
+    let periods = cfg.periods.0.len();
+    let mut starts: Vec<u16> = Vec::with_capacity(events.len() * periods);
     let mut names = store.names();
     // In time order (stable): everything but machine classification is order-independent, and
     // this way an open that arrives just before its delivery event, in the same batch, is still
@@ -227,7 +230,9 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
             rows.soft_bounces.push(e);
         }
         let cost = e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
-        sums.count(&cfg.periods, dims, e.occurred_at, cost);
+        let at = starts.len();
+        crate::counters::bucket_starts(&cfg.periods, e.occurred_at, &mut starts);
+        sums.count_in(dims, starts.get(at..).unwrap_or_default(), cost);
     }
 
     // Attribution is final only now: event rows and per-broadcast counters take the delivery's.
@@ -235,11 +240,11 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
         .iter()
         .map(|t| store.map.get(&t.key).map_or(t.before, |s| s.attribution()))
         .collect();
-    for (row, (i, dims)) in rows.applied.iter_mut().zip(&applied) {
+    for (k, (row, (i, dims))) in rows.applied.iter_mut().zip(&applied).enumerate() {
         let a = after.get(*i).copied().unwrap_or_default();
         row.attribution = a;
         let cost = row.event.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
-        sums.count_attributed(&cfg.periods, *dims, a, row.event.occurred_at, cost, 1);
+        sums.count_attributed_in(*dims, starts.get(k * periods..(k + 1) * periods).unwrap_or_default(), a, cost);
     }
     // Events applied before this batch move from the old attribution to the new one (a send
     // record that arrived after its delivery's provider events): -1 there, +1 here, and the

@@ -67,6 +67,13 @@ fn buckets(periods: &Periods, d: Dims, at: i64) -> impl Iterator<Item = Bucketed
     periods.buckets(at).enumerate().map(move |(i, (_, start))| (d, i as u8, clickhouse_date(start)))
 }
 
+/// Appends the start (a ClickHouse `Date`) of the bucket holding `at` in each period, in
+/// `Periods`' order: computed once per event for both counter tables (the calendar
+/// arithmetic was a tenth of a batch, done twice; BENCHMARKS.md §1b).
+pub fn bucket_starts(periods: &Periods, at: i64, out: &mut Vec<u16>) {
+    out.extend(periods.buckets(at).map(|(_, start)| clickhouse_date(start)));
+}
+
 impl Sums {
     /// One applied event into `counters`.
     pub fn count(&mut self, periods: &Periods, d: Dims, at: i64, cost: i128) {
@@ -74,6 +81,24 @@ impl Sums {
             let acc = self.counters.entry(k).or_insert((0, 0));
             acc.0 += 1;
             // (saturating: `admission` bounds each cost, and stored rows came through it)
+            acc.1 = acc.1.saturating_add(cost);
+        }
+    }
+
+    /// As `count`, with the event's bucket starts already computed (`bucket_starts`).
+    pub fn count_in(&mut self, d: Dims, starts: &[u16], cost: i128) {
+        for (p, start) in starts.iter().enumerate() {
+            let acc = self.counters.entry((d, p as u8, *start)).or_insert((0, 0));
+            acc.0 += 1;
+            acc.1 = acc.1.saturating_add(cost);
+        }
+    }
+
+    /// As `count_attributed` with sign 1, with the event's bucket starts already computed.
+    pub fn count_attributed_in(&mut self, d: Dims, starts: &[u16], a: Attribution, cost: i128) {
+        for (p, start) in starts.iter().enumerate() {
+            let acc = self.attributed.entry(((d, p as u8, *start), a)).or_insert((0, 0));
+            acc.0 += 1;
             acc.1 = acc.1.saturating_add(cost);
         }
     }
