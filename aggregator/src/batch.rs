@@ -11,8 +11,13 @@ use crate::suppression::{self, SuppressionRow};
 use schemas::Event;
 use std::collections::{hash_map, HashMap};
 
-/// The rows a batch writes, borrowing their text from the batch's events (`Text<'a>`: no
-/// copy per row; BENCHMARKS.md §1b).
+/// What a batch writes. The three large tables are not row structs: event rows are the
+/// applied events themselves, counters the batch's sums, delivery rows already `RowBinary`
+/// (written from the state as the batch ends); `write_rowbinary` writes them straight into
+/// the tables' buffers, and `events()`, `counters()`, `deliveries()` build rows only for
+/// reading. The small tables are rows borrowing their text from the events (`Text<'a>`).
+/// Why: building a struct per row, then serializing it, cost more than the state update
+/// several times over (BENCHMARKS.md §1b).
 #[derive(Debug, Default)]
 pub struct BatchRows<'a> {
     /// The events applied here, in the order their rows are written (then `moved`'s rows):

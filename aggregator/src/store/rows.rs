@@ -6,6 +6,9 @@
 //! `Text<'a>`, borrowing from its events (no copy per row), and a row read back from
 //! ClickHouse is the default, `Text<'static>`, holding its own. Both are the same columns and
 //! bytes; `EventRow` alone names the owned row (what `load_events` reads, tests compare).
+//! The largest tables are written without their structs (`write_event_row` here,
+//! `state::row::write_delivery_row`, `counters::CounterTables`): the same bytes, which
+//! `tests/batch_rows.rs` compares with the structs' serialized.
 
 use super::text::Text;
 use clickhouse::Row;
