@@ -241,10 +241,35 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
     }
 
     // Attribution is final only now: event rows and per-broadcast counters take the delivery's.
-    let after: Vec<Attribution> = touched
-        .iter()
-        .map(|t| store.map.get(&t.key).map_or(t.before, |s| s.attribution()))
-        .collect();
+    // Each changed delivery's state is read once, now: its attribution after the batch (for
+    // the event rows and counters below), its status move and its `deliveries` row.
+    let mut moves: std::collections::BTreeMap<(&'a str, i64, &'static str), i64> = Default::default();
+    let mut tombstones = Vec::new();
+    rows.now_ms = now_ms;
+    rows.delivery_table.bytes.reserve(touched.len() * 384);
+    rows.changed.reserve(touched.len());
+    let mut after: Vec<Attribution> = Vec::with_capacity(touched.len());
+    for t in &touched {
+        let Some(s) = store.map.get(&t.key) else {
+            after.push(t.before);
+            continue;
+        };
+        after.push(s.attribution());
+        let now = seen_and_status(&s);
+        if t.status_before != Some(now) {
+            let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
+            if let Some((seen, status)) = t.status_before {
+                *moves.entry((t.event.tenant.as_str(), bucket(seen), status)).or_default() -= 1;
+                if seen != now.0 {
+                    tombstones.push(OrderTombstone { tenant: Text::Borrowed(&t.event.tenant), sort_at: seen, delivery_key: Text::Borrowed(&t.event.delivery_key), version: t.version, is_deleted: 1 });
+                }
+            }
+            *moves.entry((t.event.tenant.as_str(), bucket(now.0), now.1)).or_default() += 1;
+        }
+        crate::state::row::write_delivery_row(&mut rows.delivery_table.bytes, t.event, &s, &names, t.version, now_ms);
+        rows.delivery_table.rows += 1;
+        rows.changed.push((t.key, t.event, t.version));
+    }
     for (k, (row, (i, dims))) in rows.applied.iter_mut().zip(&applied).enumerate() {
         let a = after.get(*i).copied().unwrap_or_default();
         row.attribution = a;
@@ -283,30 +308,6 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
     rows.counter_tables = sums.into_table(&cfg.periods, &names);
     rows.reattributed = moved.len();
     rows.moved = moved;
-    let mut moves: std::collections::BTreeMap<(&'a str, i64, &'static str), i64> = Default::default();
-    let mut tombstones = Vec::new();
-    rows.now_ms = now_ms;
-    rows.delivery_table.bytes.reserve(touched.len() * 384);
-    rows.changed.reserve(touched.len());
-    for t in &touched {
-        let Some(s) = store.map.get(&t.key) else { continue };
-        {
-            let after = seen_and_status(&s);
-            if t.status_before != Some(after) {
-                let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
-                if let Some((seen, status)) = t.status_before {
-                    *moves.entry((t.event.tenant.as_str(), bucket(seen), status)).or_default() -= 1;
-                    if seen != after.0 {
-                        tombstones.push(OrderTombstone { tenant: Text::Borrowed(&t.event.tenant), sort_at: seen, delivery_key: Text::Borrowed(&t.event.delivery_key), version: t.version, is_deleted: 1 });
-                    }
-                }
-                *moves.entry((t.event.tenant.as_str(), bucket(after.0), after.1)).or_default() += 1;
-            }
-        }
-        crate::state::row::write_delivery_row(&mut rows.delivery_table.bytes, t.event, &s, &names, t.version, now_ms);
-        rows.delivery_table.rows += 1;
-        rows.changed.push((t.key, t.event, t.version));
-    }
     rows.order_tombstones = tombstones;
     rows.status_counts = moves
         .into_iter()
