@@ -20,8 +20,8 @@
 //! events encoded once with `schemas::avro::encode_event` before timing:
 //! * `decode_event`: `schemas::avro::decode_event` alone, every event.
 //! * `batch_rows_serialized`: `batch::apply` on 2000-event batches of decoded events, every
-//!   row serialized as the inserts send it (`RowBinary` into one reused buffer;
-//!   `support/rowbinary.rs` says why not through the crate's `Insert`).
+//!   row serialized as the inserts send it (`BatchRows::write_rowbinary` into the table
+//!   buffers the pipeline reuses; `store/rowbinary.rs`, the bytes the sink sends).
 //! * `batch_from_avro`: the whole: per batch, decode its 2000 events, then the above.
 //!   Its time ≈ `decode_event` + `batch_rows_serialized`, printed as parts after the run.
 
@@ -123,7 +123,7 @@ fn state_update(c: &mut Criterion<CpuTime>) {
             |store| {
                 for (seq, chunk) in events.chunks(BATCH).enumerate() {
                     let rows = batch::apply(&store, 0, chunk, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg);
-                    black_box(rows.events.len() + rows.counters.len() + rows.deliveries.len());
+                    black_box(rows.event_rows() + rows.counter_tables.counter_rows() + rows.delivery_table.rows);
                 }
                 store
             },
@@ -147,13 +147,12 @@ fn state_update(c: &mut Criterion<CpuTime>) {
 
     group.bench_function("batch_rows_serialized", |b| {
         b.iter_batched(
-            || (StateStore::new(1_000_000), Vec::<u8>::with_capacity(4 << 20)),
-            |(store, mut buf)| {
+            || (StateStore::new(1_000_000), batch::TableBuffers::default()),
+            |(store, mut tables)| {
                 for (seq, chunk) in events.chunks(BATCH).enumerate() {
                     let rows = batch::apply(&store, 0, chunk, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg);
-                    buf.clear();
-                    support::rowbinary::write_batch(&mut buf, &rows).expect("rows serialize");
-                    black_box(buf.len());
+                    rows.write_rowbinary(&mut tables).expect("rows serialize");
+                    black_box(tables.events.bytes.len());
                 }
                 store
             },
@@ -163,15 +162,14 @@ fn state_update(c: &mut Criterion<CpuTime>) {
 
     group.bench_function("batch_from_avro", |b| {
         b.iter_batched(
-            || (StateStore::new(1_000_000), Vec::<u8>::with_capacity(4 << 20), Vec::<(i64, schemas::Event)>::with_capacity(BATCH)),
-            |(store, mut buf, mut decoded)| {
+            || (StateStore::new(1_000_000), batch::TableBuffers::default(), Vec::<(i64, schemas::Event)>::with_capacity(BATCH)),
+            |(store, mut tables, mut decoded)| {
                 for (seq, chunk) in encoded.chunks(BATCH).enumerate() {
                     decoded.clear();
                     decoded.extend(chunk.iter().filter_map(|(o, b)| Some((*o, schemas::avro::decode_event(b).ok()?))));
                     let rows = batch::apply(&store, 0, &decoded, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg);
-                    buf.clear();
-                    support::rowbinary::write_batch(&mut buf, &rows).expect("rows serialize");
-                    black_box(buf.len());
+                    rows.write_rowbinary(&mut tables).expect("rows serialize");
+                    black_box(tables.events.bytes.len());
                 }
                 store
             },

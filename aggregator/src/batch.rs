@@ -2,22 +2,42 @@
 //! Pure given the loaded state, so it can be tested without ClickHouse.
 
 use crate::buckets::Periods;
-use crate::counters::{Attribution, Dims, Sums};
+use crate::counters::{Attribution, CounterTables, Dims, Sums};
+use crate::machine::MachineReason;
+use crate::store::rowbinary::{self, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, Text, STATUS_BUCKET_MS};
 use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::Event;
 use std::collections::{hash_map, HashMap};
 
-/// The rows a batch writes, borrowing their text from the batch's events (`Text<'a>`: no
-/// copy per row; BENCHMARKS.md §1b).
+/// What a batch writes. The three large tables are not row structs: event rows are the
+/// applied events themselves, counters the batch's sums, delivery rows already `RowBinary`
+/// (written from the state as the batch ends); `write_rowbinary` writes them straight into
+/// the tables' buffers, and `events()`, `counters()`, `deliveries()` build rows only for
+/// reading. The small tables are rows borrowing their text from the events (`Text<'a>`).
+/// Why: building a struct per row, then serializing it, cost more than the state update
+/// several times over (BENCHMARKS.md §1b).
 #[derive(Debug, Default)]
 pub struct BatchRows<'a> {
-    pub events: Vec<EventRow<Text<'a>>>,
-    pub counters: Vec<CounterRow<Text<'a>>>,
-    /// Counters by broadcast, sequence and template (signed: late attribution moves counts).
-    pub attributed_counters: Vec<AttributedCounterRow<Text<'a>>>,
-    pub deliveries: Vec<DeliveryRow<Text<'a>>>,
+    /// The events applied here, in the order their rows are written (then `moved`'s rows):
+    /// kept as the events themselves and written straight into the `events` buffer
+    /// (`write_rowbinary`); `events()` builds the rows for reading.
+    pub applied: Vec<AppliedEvent<'a>>,
+    /// Earlier event rows written again with their delivery's new attribution.
+    pub moved: Vec<EventRow<Text<'a>>>,
+    /// The events-topic partition of the batch (the rows' `events_partition`).
+    pub partition: i32,
+    /// `counters` and, by broadcast, sequence and template, `attributed_counters` (signed:
+    /// late attribution moves counts): the sums, written as rows by `write_rowbinary`.
+    pub counter_tables: CounterTables,
+    /// The `deliveries` rows, written from each changed delivery's state as the batch ends
+    /// (`state::row::write_delivery_row`); `deliveries()` builds them for reading.
+    pub delivery_table: RowBuffer,
+    /// The changed deliveries, in the rows' order: (key, an event of it, row version).
+    pub changed: Vec<(DeliveryKey, &'a Event, u64)>,
+    /// The rows' `updated_at`.
+    pub now_ms: i64,
     /// Deliveries by first-known quarter hour and status: -1 for a changed delivery's old pair, +1 for its new one.
     pub status_counts: Vec<StatusCountRow<Text<'a>>>,
     /// `delivery_order` entries to remove: deliveries whose first known time changed.
@@ -32,8 +52,107 @@ pub struct BatchRows<'a> {
     pub reattributed: usize,
 }
 
-/// Applies `events` (with their events-topic offsets) to the state and returns the rows.
-/// Deliveries missing from `store` must have been loaded (or be new) before the call.
+/// An event applied by this batch: its row is the event's, with the delivery's attribution
+/// after the batch and the machine reason it was classified with.
+#[derive(Debug, Clone, Copy)]
+pub struct AppliedEvent<'a> {
+    pub event: &'a Event,
+    /// Its events-topic offset.
+    pub offset: i64,
+    pub machine: Option<MachineReason>,
+    pub attribution: Attribution,
+}
+
+/// A batch's tables as the inserts send them (`RowBinary`), one buffer each, kept by the
+/// caller and reused batch after batch (cleared, not freed: no fresh pages per batch).
+#[derive(Debug, Default)]
+pub struct TableBuffers {
+    pub events: RowBuffer,
+    pub counters: RowBuffer,
+    pub attributed_counters: RowBuffer,
+    pub status_counts: RowBuffer,
+    pub order_tombstones: RowBuffer,
+    pub suppressions: RowBuffer,
+    pub deliveries: RowBuffer,
+}
+
+impl TableBuffers {
+    /// Every buffer, in the order `tests/batch_rows.rs` pins them.
+    pub fn all(&self) -> [&RowBuffer; 7] {
+        [&self.events, &self.counters, &self.attributed_counters, &self.status_counts, &self.order_tombstones, &self.suppressions, &self.deliveries]
+    }
+
+    pub fn clear(&mut self) {
+        for b in [&mut self.events, &mut self.counters, &mut self.attributed_counters, &mut self.status_counts, &mut self.order_tombstones, &mut self.suppressions, &mut self.deliveries] {
+            b.clear();
+        }
+    }
+}
+
+impl<'a> BatchRows<'a> {
+    /// Writes every table's rows into `out` (cleared first).
+    pub fn write_rowbinary(&self, out: &mut TableBuffers) -> Result<(), rowbinary::Error> {
+        out.clear();
+        fn all<T: serde::Serialize>(buf: &mut RowBuffer, rows: &[T]) -> Result<(), rowbinary::Error> {
+            rows.iter().try_for_each(|r| buf.push(r))
+        }
+        out.events.bytes.reserve(self.applied.len() * 512);
+        for a in &self.applied {
+            let [b, s, t] = [a.attribution.0, a.attribution.1, a.attribution.2].map(|id| (id != 0).then(|| self.counter_tables.name(id)));
+            crate::store::write_event_row(&mut out.events.bytes, a.event, self.partition, a.offset, a.machine.map_or("", |m| m.as_str()), [b, s, t]);
+        }
+        out.events.rows += self.applied.len();
+        all(&mut out.events, &self.moved)?;
+        self.counter_tables.write_rowbinary(&mut out.counters, &mut out.attributed_counters);
+        all(&mut out.status_counts, &self.status_counts)?;
+        all(&mut out.order_tombstones, &self.order_tombstones)?;
+        all(&mut out.suppressions, &self.suppressions)?;
+        out.deliveries.bytes.extend_from_slice(&self.delivery_table.bytes);
+        out.deliveries.rows += self.delivery_table.rows;
+        Ok(())
+    }
+
+    /// The `deliveries` rows, rebuilt from `store` as it is now (for reading right after
+    /// `apply`, before the store changes; the sink sends `delivery_table`).
+    pub fn deliveries(&self, store: &StateStore) -> Vec<DeliveryRow<Text<'a>>> {
+        let names = store.names();
+        self.changed.iter().filter_map(|(key, e, version)| Some(DeliveryRow::from_state(e, &*store.map.get(key)?, &names, *version, self.now_ms))).collect()
+    }
+
+    /// Event rows: those of the applied events, then the moved ones.
+    pub fn event_rows(&self) -> usize {
+        self.applied.len() + self.moved.len()
+    }
+
+    /// The event rows (built for reading; the sink writes them from the events), in the order
+    /// `write_rowbinary` writes them.
+    pub fn events(&self) -> Vec<EventRow<Text<'a>>> {
+        let text = |id: u32| (id != 0).then(|| Text::Owned(self.counter_tables.name(id).to_string()));
+        let mut rows: Vec<EventRow<Text<'a>>> = self
+            .applied
+            .iter()
+            .map(|a| {
+                let mut row = EventRow::from_event(a.event, self.partition, a.offset);
+                row.machine = Text::Borrowed(a.machine.map(|m| m.as_str()).unwrap_or_default());
+                (row.broadcast_id, row.sequence_id, row.template_key) = (text(a.attribution.0), text(a.attribution.1), text(a.attribution.2));
+                row
+            })
+            .collect();
+        rows.extend(self.moved.iter().cloned());
+        rows
+    }
+
+    /// The `counters` rows (built for reading; the sink writes them from the sums).
+    pub fn counters(&self) -> Vec<CounterRow<Text<'static>>> {
+        self.counter_tables.rows().0
+    }
+
+    /// The `attributed_counters` rows (built for reading, as `counters`).
+    pub fn attributed_counters(&self) -> Vec<AttributedCounterRow<Text<'static>>> {
+        self.counter_tables.rows().1
+    }
+}
+
 /// Settings of the batch computation.
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
@@ -63,14 +182,19 @@ struct Touched<'a> {
 /// attribution this batch may change (`pipeline` loads them from ClickHouse).
 pub type History = HashMap<String, Vec<EventRow>>;
 
+/// Applies `events` (with their events-topic offsets) to the state and returns the rows.
+/// Deliveries missing from `store` must have been loaded (or be new) before the call.
 pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows<'a> {
-    let mut rows = BatchRows { events: Vec::with_capacity(events.len()), ..Default::default() };
+    let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, ..Default::default() };
     let mut sums = Sums::default();
     // deliveries changed by this batch, in first-seen order
     let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
     let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
     // the applied events' delivery (index into `touched`) and dimensions
     let mut applied: Vec<(usize, Dims)> = Vec::with_capacity(events.len());
+    // and their bucket starts, `periods` per event (`counters::bucket_starts`)
+    let periods = cfg.periods.0.len();
+    let mut starts: Vec<u16> = Vec::with_capacity(events.len() * periods);
     let mut names = store.names();
     // In time order (stable): everything but machine classification is order-independent, and
     // this way an open that arrives just before its delivery event, in the same batch, is still
@@ -105,26 +229,52 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
         };
         let dims = Dims::of_event(e, done.machine, &mut names);
         applied.push((i, dims));
-        let mut row = EventRow::from_event(e, partition, *offset);
-        row.machine = Text::Borrowed(done.machine.map(|m| m.as_str()).unwrap_or_default());
-        rows.events.push(row);
+        rows.applied.push(AppliedEvent { event: e, offset: *offset, machine: done.machine, attribution: (0, 0, 0) });
         rows.suppressions.extend(suppression::immediate(e));
         if suppression::is_soft_email_bounce(e) {
             rows.soft_bounces.push(e);
         }
         let cost = e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
-        sums.count(&cfg.periods, dims, e.occurred_at, cost);
+        let at = starts.len();
+        crate::counters::bucket_starts(&cfg.periods, e.occurred_at, &mut starts);
+        sums.count_in(dims, starts.get(at..).unwrap_or_default(), cost);
     }
 
     // Attribution is final only now: event rows and per-broadcast counters take the delivery's.
-    let after: Vec<Attribution> = touched
-        .iter()
-        .map(|t| store.map.get(&t.key).map_or(t.before, |s| s.attribution()))
-        .collect();
-    for (row, (i, dims)) in rows.events.iter_mut().zip(&applied) {
+    // Each changed delivery's state is read once, now: its attribution after the batch (for
+    // the event rows and counters below), its status move and its `deliveries` row.
+    let mut moves: std::collections::BTreeMap<(&'a str, i64, &'static str), i64> = Default::default();
+    let mut tombstones = Vec::new();
+    rows.now_ms = now_ms;
+    rows.delivery_table.bytes.reserve(touched.len() * 384);
+    rows.changed.reserve(touched.len());
+    let mut after: Vec<Attribution> = Vec::with_capacity(touched.len());
+    for t in &touched {
+        let Some(s) = store.map.get(&t.key) else {
+            after.push(t.before);
+            continue;
+        };
+        after.push(s.attribution());
+        let now = seen_and_status(&s);
+        if t.status_before != Some(now) {
+            let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
+            if let Some((seen, status)) = t.status_before {
+                *moves.entry((t.event.tenant.as_str(), bucket(seen), status)).or_default() -= 1;
+                if seen != now.0 {
+                    tombstones.push(OrderTombstone { tenant: Text::Borrowed(&t.event.tenant), sort_at: seen, delivery_key: Text::Borrowed(&t.event.delivery_key), version: t.version, is_deleted: 1 });
+                }
+            }
+            *moves.entry((t.event.tenant.as_str(), bucket(now.0), now.1)).or_default() += 1;
+        }
+        crate::state::row::write_delivery_row(&mut rows.delivery_table.bytes, t.event, &s, &names, t.version, now_ms);
+        rows.delivery_table.rows += 1;
+        rows.changed.push((t.key, t.event, t.version));
+    }
+    for (k, (row, (i, dims))) in rows.applied.iter_mut().zip(&applied).enumerate() {
         let a = after.get(*i).copied().unwrap_or_default();
-        set_attribution(row, a, &names);
-        sums.count_attributed(&cfg.periods, *dims, a, row.occurred_at, row.cost_amount, 1);
+        row.attribution = a;
+        let cost = row.event.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
+        sums.count_attributed_in(*dims, starts.get(k * periods..(k + 1) * periods).unwrap_or_default(), a, cost);
     }
     // Events applied before this batch move from the old attribution to the new one (a send
     // record that arrived after its delivery's provider events): -1 there, +1 here, and the
@@ -138,7 +288,7 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
             continue;
         }
         for old in history.get(&t.event.delivery_key).into_iter().flatten() {
-            let batch_ids = batch_ids.get_or_insert_with(|| rows.events.iter().map(|r| r.event_id.as_str()).collect());
+            let batch_ids = batch_ids.get_or_insert_with(|| rows.applied.iter().map(|r| r.event.event_id.as_str()).collect());
             if batch_ids.contains(old.event_id.as_str()) {
                 continue; // (a replayed batch: already written once, counted here)
             }
@@ -155,29 +305,9 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
         }
     }
     drop(batch_ids);
-    (rows.counters, rows.attributed_counters) = sums.into_rows(&cfg.periods, &names);
+    rows.counter_tables = sums.into_table(&cfg.periods, &names);
     rows.reattributed = moved.len();
-    rows.events.extend(moved);
-    let mut moves: std::collections::BTreeMap<(&'a str, i64, &'static str), i64> = Default::default();
-    let mut tombstones = Vec::new();
-    rows.deliveries = touched
-        .iter()
-        .filter_map(|t| {
-            let s = store.map.get(&t.key)?;
-            let after = seen_and_status(&s);
-            if t.status_before != Some(after) {
-                let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
-                if let Some((seen, status)) = t.status_before {
-                    *moves.entry((t.event.tenant.as_str(), bucket(seen), status)).or_default() -= 1;
-                    if seen != after.0 {
-                        tombstones.push(OrderTombstone { tenant: Text::Borrowed(&t.event.tenant), sort_at: seen, delivery_key: Text::Borrowed(&t.event.delivery_key), version: t.version, is_deleted: 1 });
-                    }
-                }
-                *moves.entry((t.event.tenant.as_str(), bucket(after.0), after.1)).or_default() += 1;
-            }
-            Some(DeliveryRow::from_state(t.event, &s, &names, t.version, now_ms))
-        })
-        .collect();
+    rows.moved = moved;
     rows.order_tombstones = tombstones;
     rows.status_counts = moves
         .into_iter()
@@ -228,18 +358,19 @@ mod tests {
             (3, ev("3", "d2", EventType::Sent, 2 * day)),
         ];
         let rows = apply(&store, 0, &events, &History::new(), 1, 0, &BatchConfig::default());
-        assert_eq!(rows.events.len(), 3);
+        assert_eq!(rows.events().len(), 3);
         assert_eq!(rows.duplicates, 1);
-        assert_eq!(rows.deliveries.len(), 2);
-        let day_total: u64 = rows.counters.iter().filter(|c| c.period == "day").map(|c| c.events).sum();
+        assert_eq!(rows.deliveries(&store).len(), 2);
+        let day_total: u64 = rows.counters().iter().filter(|c| c.period == "day").map(|c| c.events).sum();
         assert_eq!(day_total, 3);
-        let d1 = rows.deliveries.iter().find(|d| d.delivery_key == "d1").unwrap();
+        let delivery_rows = rows.deliveries(&store);
+        let d1 = delivery_rows.iter().find(|d| d.delivery_key == "d1").unwrap();
         assert_eq!(d1.status, "delivered");
         assert_eq!(d1.version, 1);
         // the same batch again changes nothing
         let again = apply(&store, 0, &events, &History::new(), 2, 0, &BatchConfig::default());
-        assert!(again.events.is_empty() && again.counters.is_empty() && again.deliveries.is_empty());
-        assert!(again.attributed_counters.is_empty());
+        assert!(again.events().is_empty() && again.counters().is_empty() && again.deliveries(&store).is_empty());
+        assert!(again.attributed_counters().is_empty());
     }
 
     #[test]
@@ -253,10 +384,11 @@ mod tests {
         // arrival order: the opens first, the delivery last
         let events = vec![(0, open), (1, late_open), (2, ev("2", "d1", EventType::Delivered, 100_000))];
         let rows = apply(&store, 0, &events, &History::new(), 1, 0, &BatchConfig::default());
-        let machine: Vec<(&str, &str)> = rows.events.iter().map(|r| (r.event_id.as_str(), r.machine.as_str())).collect();
+        let event_rows = rows.events();
+        let machine: Vec<(&str, &str)> = event_rows.iter().map(|r| (r.event_id.as_str(), r.machine.as_str())).collect();
         assert!(machine.contains(&(events[0].1.event_id.as_str(), "too_fast")), "3 s after delivery: {machine:?}");
         assert!(machine.contains(&(events[1].1.event_id.as_str(), "")), "10 minutes after: a person");
-        let d = &rows.deliveries[0];
+        let d = &rows.deliveries(&store)[0];
         assert_eq!((d.open_count, d.machine_open_count, d.version), (1, 1, 2));
     }
 
@@ -264,7 +396,7 @@ mod tests {
     fn by_broadcast(rows: &[&BatchRows], period: &str) -> std::collections::BTreeMap<(String, String), i64> {
         let mut m = std::collections::BTreeMap::new();
         for r in rows {
-            for c in r.attributed_counters.iter().filter(|c| c.period == period) {
+            for c in r.attributed_counters().iter().filter(|c| c.period == period) {
                 *m.entry((c.broadcast_id.to_string(), c.event_type.to_string())).or_insert(0) += c.events;
             }
         }
@@ -286,18 +418,18 @@ mod tests {
         ];
         let r1 = apply(&store, 0, &b1, &History::new(), 1, 0, &cfg);
         assert_eq!(r1.reattributed, 0);
-        let d2_rows: Vec<_> = r1.events.iter().filter(|e| e.delivery_key == "d2").map(|e| e.broadcast_id.as_deref().map(str::to_string)).collect();
+        let d2_rows: Vec<_> = r1.events().iter().filter(|e| e.delivery_key == "d2").map(|e| e.broadcast_id.as_deref().map(str::to_string)).collect();
         assert_eq!(d2_rows, vec![Some("b-2".to_string()); 2], "same batch: the delivered row already carries the record's broadcast");
         // batch 2: d1's send record arrives; its earlier rows are the history the pipeline loads
         let mut record = ev("5", "d1", EventType::Queued, day - 10);
         record.provider_event_name = "send_record".into(); record.origin = schemas::Origin::SendRecord;
         record.broadcast_id = Some("b-1".into());
-        let history: History = [("d1".to_string(), r1.events.iter().filter(|e| e.delivery_key == "d1").map(|e| e.clone().map_text(Text::into_static)).collect())].into();
+        let history: History = [("d1".to_string(), r1.events().iter().filter(|e| e.delivery_key == "d1").map(|e| e.clone().map_text(Text::into_static)).collect())].into();
         // with a redelivery of an earlier event in the same batch (a duplicate, not counted here)
         let b2 = vec![(4, record), (5, ev("1", "d1", EventType::Delivered, day))];
         let r2 = apply(&store, 0, &b2, &history, 2, 0, &cfg);
         assert_eq!(r2.reattributed, 2);
-        assert!(r2.events.iter().filter(|e| e.reattributed == 1).all(|e| e.broadcast_id.as_deref() == Some("b-1")));
+        assert!(r2.events().iter().filter(|e| e.reattributed == 1).all(|e| e.broadcast_id.as_deref() == Some("b-1")));
         let want: std::collections::BTreeMap<(String, String), i64> = [
             (("b-1".into(), "delivered".into()), 1),
             (("b-1".into(), "opened".into()), 1),
@@ -311,6 +443,6 @@ mod tests {
         }
         // replaying batch 2 with the history now holding its own rows changes nothing
         let again = apply(&store, 0, &b2, &history, 3, 0, &cfg);
-        assert!(again.attributed_counters.is_empty() && again.events.is_empty());
+        assert!(again.attributed_counters().is_empty() && again.events().is_empty());
     }
 }

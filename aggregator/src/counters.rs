@@ -5,10 +5,12 @@
 
 use crate::buckets::{clickhouse_date, Periods};
 use crate::machine::MachineReason;
+use crate::store::rowbinary::{put, put_str, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, EventRow, Text};
 use crate::state::Names;
 use rustc_hash::FxHashMap;
 use schemas::{BounceClass, Channel, Event, EventType};
+use std::sync::Arc;
 
 /// A delivery's attribution as counted: (broadcast, sequence, template) name ids.
 pub type Attribution = (u32, u32, u32);
@@ -65,6 +67,13 @@ fn buckets(periods: &Periods, d: Dims, at: i64) -> impl Iterator<Item = Bucketed
     periods.buckets(at).enumerate().map(move |(i, (_, start))| (d, i as u8, clickhouse_date(start)))
 }
 
+/// Appends the start (a ClickHouse `Date`) of the bucket holding `at` in each period, in
+/// `Periods`' order: computed once per event for both counter tables (the calendar
+/// arithmetic was a tenth of a batch, done twice; BENCHMARKS.md §1b).
+pub fn bucket_starts(periods: &Periods, at: i64, out: &mut Vec<u16>) {
+    out.extend(periods.buckets(at).map(|(_, start)| clickhouse_date(start)));
+}
+
 impl Sums {
     /// One applied event into `counters`.
     pub fn count(&mut self, periods: &Periods, d: Dims, at: i64, cost: i128) {
@@ -72,6 +81,24 @@ impl Sums {
             let acc = self.counters.entry(k).or_insert((0, 0));
             acc.0 += 1;
             // (saturating: `admission` bounds each cost, and stored rows came through it)
+            acc.1 = acc.1.saturating_add(cost);
+        }
+    }
+
+    /// As `count`, with the event's bucket starts already computed (`bucket_starts`).
+    pub fn count_in(&mut self, d: Dims, starts: &[u16], cost: i128) {
+        for (p, start) in starts.iter().enumerate() {
+            let acc = self.counters.entry((d, p as u8, *start)).or_insert((0, 0));
+            acc.0 += 1;
+            acc.1 = acc.1.saturating_add(cost);
+        }
+    }
+
+    /// As `count_attributed` with sign 1, with the event's bucket starts already computed.
+    pub fn count_attributed_in(&mut self, d: Dims, starts: &[u16], a: Attribution, cost: i128) {
+        for (p, start) in starts.iter().enumerate() {
+            let acc = self.attributed.entry(((d, p as u8, *start), a)).or_insert((0, 0));
+            acc.0 += 1;
             acc.1 = acc.1.saturating_add(cost);
         }
     }
@@ -85,47 +112,140 @@ impl Sums {
         }
     }
 
-    /// The rows (in the maps' order, which is deterministic: `FxHash` has no random seed);
-    /// names shared with `names`, period names with each other.
-    pub fn into_rows(self, periods: &Periods, names: &Names) -> (Vec<CounterRow<Text<'static>>>, Vec<AttributedCounterRow<Text<'static>>>) {
-        // UTC periods are static names; a zone's, one string per batch
-        let period_names: Vec<Text<'static>> =
-            periods.0.iter().map(|(name, p, tz)| if tz.is_none() && name == p.as_str() { Text::Borrowed(p.as_str()) } else { Text::Shared(name.as_str().into()) }).collect();
-        let period = |i: u8| period_names.get(i as usize).cloned().unwrap_or_default();
+    /// The batch's sums with the names their keys use, resolved once (a few per batch), so
+    /// the rows can be written after the names' lock is released.
+    pub fn into_table(self, periods: &Periods, names: &Names) -> CounterTables {
+        let mut used: FxHashMap<u32, Arc<str>> = FxHashMap::default();
+        let mut keep = |id: u32| {
+            used.entry(id).or_insert_with(|| names.get(id).into());
+        };
+        for (d, _, _) in self.counters.keys() {
+            keep(d.tenant);
+            keep(d.provider);
+            keep(d.cost_unit);
+        }
+        for ((d, _, _), (b, s, t)) in self.attributed.keys() {
+            for id in [d.tenant, d.provider, d.cost_unit, *b, *s, *t] {
+                keep(id);
+            }
+        }
+        let periods = periods.0.iter().map(|(name, _, _)| name.as_str().into()).collect();
+        CounterTables { sums: self, names: used, periods }
+    }
+}
+
+/// A batch's counter sums, ready to be written as `counters` and `attributed_counters` rows
+/// (`write_rowbinary`, straight into the tables' buffers: no row structs; BENCHMARKS.md §1b)
+/// or read as rows (`rows`, for tests and inspection).
+#[derive(Debug, Default)]
+pub struct CounterTables {
+    sums: Sums,
+    /// The text of every name id the keys use.
+    names: FxHashMap<u32, Arc<str>>,
+    /// Period names by index in `Periods`.
+    periods: Vec<Arc<str>>,
+}
+
+impl CounterTables {
+    /// The text of a name id the keys use ("" for 0 or another id). Every applied event's
+    /// attribution is a key of `attributed_counters`, so the event rows' names are here too.
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(&id).map_or("", |n| n)
+    }
+
+    fn period(&self, i: u8) -> &str {
+        self.periods.get(i as usize).map_or("", |n| n)
+    }
+
+    /// Rows of `counters`.
+    pub fn counter_rows(&self) -> usize {
+        self.sums.counters.len()
+    }
+
+    /// Appends every row to `counters` and `attributed_counters`, in the maps' order (which is
+    /// deterministic: `FxHash` has no random seed), the bytes `rows` would serialize to.
+    pub fn write_rowbinary(&self, counters: &mut RowBuffer, attributed: &mut RowBuffer) {
+        let b = &mut counters.bytes;
+        b.reserve(self.sums.counters.len() * 96);
+        for (&(d, p, bucket_start), &(events, cost_amount)) in &self.sums.counters {
+            put_str(b, self.name(d.tenant));
+            put_str(b, self.period(p));
+            put(b, bucket_start.to_le_bytes());
+            put_str(b, d.channel.as_str());
+            put_str(b, self.name(d.provider));
+            put_str(b, d.event_type.as_str());
+            put_str(b, d.bounce.map_or("", |x| x.as_str()));
+            put_str(b, self.name(d.cost_unit));
+            put_str(b, d.machine.map_or("", |m| m.as_str()));
+            put(b, events.to_le_bytes());
+            put(b, cost_amount.to_le_bytes());
+        }
+        counters.rows += self.sums.counters.len();
+        let b = &mut attributed.bytes;
+        b.reserve(self.sums.attributed.len() * 112);
+        for (&((d, p, bucket_start), (bc, sq, tk)), &(events, cost_amount)) in &self.sums.attributed {
+            if events == 0 && cost_amount == 0 {
+                continue;
+            }
+            put_str(b, self.name(d.tenant));
+            put_str(b, self.period(p));
+            put(b, bucket_start.to_le_bytes());
+            put_str(b, self.name(bc));
+            put_str(b, self.name(sq));
+            put_str(b, self.name(tk));
+            put_str(b, d.channel.as_str());
+            put_str(b, self.name(d.provider));
+            put_str(b, d.event_type.as_str());
+            put_str(b, d.bounce.map_or("", |x| x.as_str()));
+            put_str(b, d.machine.map_or("", |m| m.as_str()));
+            put_str(b, self.name(d.cost_unit));
+            put(b, events.to_le_bytes());
+            put(b, cost_amount.to_le_bytes());
+            attributed.rows += 1;
+        }
+    }
+
+    /// The rows, in `write_rowbinary`'s order.
+    pub fn rows(&self) -> (Vec<CounterRow<Text<'static>>>, Vec<AttributedCounterRow<Text<'static>>>) {
+        let text = |id: u32| -> Text<'static> { self.names.get(&id).filter(|_| id != 0).map_or(Text::Borrowed(""), |n| Text::Shared(n.clone())) };
+        let period = |i: u8| -> Text<'static> { self.periods.get(i as usize).map_or(Text::Borrowed(""), |n| Text::Shared(n.clone())) };
+        let names = &text;
         let counters: Vec<CounterRow<Text<'static>>> = self
+            .sums
             .counters
-            .into_iter()
-            .map(|((d, p, bucket_start), (events, cost_amount))| CounterRow {
-                tenant: names.text(d.tenant),
+            .iter()
+            .map(|(&(d, p, bucket_start), &(events, cost_amount))| CounterRow {
+                tenant: names(d.tenant),
                 period: period(p),
                 bucket_start,
                 channel: Text::Borrowed(d.channel.as_str()),
-                provider: names.text(d.provider),
+                provider: names(d.provider),
                 event_type: Text::Borrowed(d.event_type.as_str()),
                 bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
-                cost_unit: names.text(d.cost_unit),
+                cost_unit: names(d.cost_unit),
                 machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
                 events,
                 cost_amount,
             })
             .collect();
         let attributed: Vec<AttributedCounterRow<Text<'static>>> = self
+            .sums
             .attributed
-            .into_iter()
+            .iter()
             .filter(|(_, (n, c))| *n != 0 || *c != 0)
-            .map(|(((d, p, bucket_start), (b, s, t)), (events, cost_amount))| AttributedCounterRow {
-                tenant: names.text(d.tenant),
+            .map(|(&((d, p, bucket_start), (b, s, t)), &(events, cost_amount))| AttributedCounterRow {
+                tenant: names(d.tenant),
                 period: period(p),
                 bucket_start,
-                broadcast_id: names.text(b),
-                sequence_id: names.text(s),
-                template_key: names.text(t),
+                broadcast_id: names(b),
+                sequence_id: names(s),
+                template_key: names(t),
                 channel: Text::Borrowed(d.channel.as_str()),
-                provider: names.text(d.provider),
+                provider: names(d.provider),
                 event_type: Text::Borrowed(d.event_type.as_str()),
                 bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
                 machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
-                cost_unit: names.text(d.cost_unit),
+                cost_unit: names(d.cost_unit),
                 events,
                 cost_amount,
             })

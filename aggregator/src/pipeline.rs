@@ -17,7 +17,8 @@ use crate::config::Config;
 use crate::offsets::{self, Cursor};
 use crate::rebalance::{HealthLeader, RebalanceFlag, Rebalanced};
 use crate::sender_health_monitor::monitor_health;
-use crate::store::{insert_rows, load_deliveries, load_events, SinkError, TenantKey};
+use crate::store::{insert_buffer, load_deliveries, load_events, AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, SinkError, StatusCountRow, TenantKey};
+use clickhouse::Row as _;
 use crate::store::failure;
 use crate::store::retry::{retry, retry_transient};
 use crate::state::{DeliveryKey, StateStore};
@@ -58,6 +59,8 @@ pub struct Aggregator {
     store: StateStore,
     partitions: HashMap<i32, Partition>,
     batch_seq: u64,
+    /// Each table's `RowBinary`, reused batch after batch (BENCHMARKS.md §1b).
+    tables: batch::TableBuffers,
 }
 
 impl Aggregator {
@@ -67,7 +70,7 @@ impl Aggregator {
         let producer = ReplaceableProducer::new(cfg.kafka.clone())?;
         let periods = crate::buckets::Periods::new(&cfg.reporting_time_zone).map_err(anyhow::Error::msg)?;
         let batch_cfg = batch::BatchConfig { periods, scanner_window_secs: cfg.scanner_window_secs };
-        Ok(Aggregator { cfg, batch_cfg, client, producer, store, partitions: HashMap::new(), batch_seq: 0 })
+        Ok(Aggregator { cfg, batch_cfg, client, producer, store, partitions: HashMap::new(), batch_seq: 0, tables: Default::default() })
     }
 
     /// After a rebalance: buffers and cursors are reloaded; deliveries stay in memory only
@@ -237,11 +240,17 @@ impl Aggregator {
         };
         self.batch_seq += 1;
         let rows = batch::apply(&self.store, p, events, &history, self.batch_seq, now_ms(), &self.batch_cfg);
-        if let Err(e) = self.write_rows(p, (first, last), &rows, dead, shutdown).await? {
+        let mut tables = std::mem::take(&mut self.tables);
+        let written = match rows.write_rowbinary(&mut tables) {
+            Ok(()) => self.write_rows(p, (first, last), &rows, &tables, dead, shutdown).await,
+            Err(e) => Some(Err(e.into())),
+        };
+        self.tables = tables;
+        if let Err(e) = written? {
             return Some(Err(e));
         }
-        tracing::debug!(message = "Batch applied.", partition = p, first, last, events = rows.events.len(), duplicates = rows.duplicates, deliveries = rows.deliveries.len(), suppressions = rows.suppressions.len(), soft_bounces = rows.soft_bounces.len());
-        metrics::counter!("sendtrace_aggregator_events_total").increment(rows.events.len() as u64);
+        tracing::debug!(message = "Batch applied.", partition = p, first, last, events = rows.event_rows(), duplicates = rows.duplicates, deliveries = rows.delivery_table.rows, suppressions = rows.suppressions.len(), soft_bounces = rows.soft_bounces.len());
+        metrics::counter!("sendtrace_aggregator_events_total").increment(rows.event_rows() as u64);
         metrics::counter!("sendtrace_aggregator_duplicates_total").increment(rows.duplicates as u64);
         metrics::counter!("sendtrace_aggregator_reattributed_events_total").increment(rows.reattributed as u64);
         let evicted = self.store.evict(self.batch_seq);
@@ -255,13 +264,15 @@ impl Aggregator {
 
     /// `pending` manifest → tables → dead letters → `done` manifest. `Some(Err)` only when
     /// the event rows are refused permanently (the first insert; see `write_unit`).
-    async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows<'_>, dead: &[&DeadLetter], shutdown: &CancellationToken) -> Option<Result<(), SinkError>> {
+    /// `tables` are `rows` as `RowBinary` (`BatchRows::write_rowbinary`); suppressions are
+    /// inserted from `rows` (the batch's entries and soft-bounce thresholds, `suppression::apply`).
+    async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows<'_>, tables: &batch::TableBuffers, dead: &[&DeadLetter], shutdown: &CancellationToken) -> Option<Result<(), SinkError>> {
         let (g, t, mb) = (&self.cfg.group_id, &self.cfg.events_topic, self.cfg.max_retry_backoff_ms);
         let c = &self.client;
         let tok = |table: &str| offsets::token(g, t, p, range.0, range.1, table);
         retry("manifest_pending", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "pending", now_ms())).await?;
         let (te, tc, td, ta) = (tok("events"), tok("counters"), tok("deliveries"), tok("attributed_counters"));
-        if let Err(e) = retry_transient("insert_events", mb, shutdown, || insert_rows(c, "events", &te, &rows.events)).await? {
+        if let Err(e) = retry_transient("insert_events", mb, shutdown, || insert_buffer(c, "events", <EventRow>::COLUMN_NAMES, &te, &tables.events)).await? {
             return Some(Err(e));
         }
         // The inserts between `events` and `deliveries` depend on nothing but the batch, so they
@@ -274,10 +285,10 @@ impl Aggregator {
         // be written.
         let (tsc, tdo, ts) = (tok("delivery_status_counts"), tok("delivery_order"), tok("suppressions"));
         let (counters, attributed, status_counts, tombstones, suppressions) = tokio::join!(
-            retry("insert_counters", mb, shutdown, || insert_rows(c, "counters", &tc, &rows.counters)),
-            retry("insert_attributed_counters", mb, shutdown, || insert_rows(c, "attributed_counters", &ta, &rows.attributed_counters)),
-            retry("insert_delivery_status_counts", mb, shutdown, || insert_rows(c, "delivery_status_counts", &tsc, &rows.status_counts)),
-            retry("insert_delivery_order_tombstones", mb, shutdown, || insert_rows(c, "delivery_order", &tdo, &rows.order_tombstones)),
+            retry("insert_counters", mb, shutdown, || insert_buffer(c, "counters", <CounterRow>::COLUMN_NAMES, &tc, &tables.counters)),
+            retry("insert_attributed_counters", mb, shutdown, || insert_buffer(c, "attributed_counters", <AttributedCounterRow>::COLUMN_NAMES, &ta, &tables.attributed_counters)),
+            retry("insert_delivery_status_counts", mb, shutdown, || insert_buffer(c, "delivery_status_counts", <StatusCountRow>::COLUMN_NAMES, &tsc, &tables.status_counts)),
+            retry("insert_delivery_order_tombstones", mb, shutdown, || insert_buffer(c, "delivery_order", <OrderTombstone>::COLUMN_NAMES, &tdo, &tables.order_tombstones)),
             suppression::apply(c, &self.producer, &self.cfg, rows, &ts, shutdown),
         );
         counters?;
@@ -285,7 +296,7 @@ impl Aggregator {
         status_counts?;
         tombstones?;
         debug!(message = "Suppressions of batch.", partition = p, count = suppressions?);
-        retry("insert_deliveries", mb, shutdown, || insert_rows(c, "deliveries", &td, &rows.deliveries)).await?;
+        retry("insert_deliveries", mb, shutdown, || insert_buffer(c, "deliveries", <DeliveryRow>::COLUMN_NAMES, &td, &tables.deliveries)).await?;
         self.publish_dead_letters(dead, shutdown).await?;
         retry("manifest_done", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "done", now_ms())).await?;
         Some(Ok(()))

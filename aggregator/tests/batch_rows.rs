@@ -24,7 +24,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
     // what ClickHouse's `events FINAL` would hold: each event id's latest row, by delivery key
     let mut stored: HashMap<String, Vec<EventRow>> = HashMap::new();
     let mut hash = Sha256::new();
-    let mut buf = Vec::new();
+    let mut tables = batch::TableBuffers::default();
     let mut totals = (0usize, 0usize, 0usize);
     for (seq, chunk) in events.chunks(batch).enumerate() {
         let mut candidates = store.attribution_candidates(chunk.iter().map(|(_, e)| e));
@@ -38,13 +38,14 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
             })
             .collect();
         let rows = batch::apply(&store, 3, chunk, &history, seq as u64 + 1, 1_767_225_600_000 + seq as i64, &cfg);
-        buf.clear();
-        support::rowbinary::write_batch(&mut buf, &rows).unwrap();
-        hash.update(&buf);
+        rows.write_rowbinary(&mut tables).unwrap();
+        for t in tables.all() {
+            hash.update(&t.bytes);
+        }
         hash.update(format!("{} {} {}", rows.duplicates, rows.reattributed, rows.soft_bounces.len()));
-        totals.0 += rows.events.len();
+        totals.0 += rows.event_rows();
         totals.1 += rows.reattributed;
-        totals.2 += rows.deliveries.len();
+        totals.2 += rows.delivery_table.rows;
         remember(&mut stored, &rows);
     }
     assert!(totals.1 > 0, "the stream re-attributes some rows: {totals:?}");
@@ -53,7 +54,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
 
 /// Keeps each event row by delivery key and event id (the latest wins, as `FINAL`).
 fn remember(stored: &mut HashMap<String, Vec<EventRow>>, rows: &BatchRows) {
-    for r in &rows.events {
+    for r in &rows.events() {
         let list = stored.entry(r.delivery_key.to_string()).or_default();
         match list.iter_mut().find(|s| s.event_id == r.event_id) {
             Some(slot) => *slot = r.clone().map_text(Text::into_static),
@@ -72,12 +73,12 @@ fn rows_are_unchanged_with_a_reporting_zone() {
     assert_eq!(digest(1_000, 300, "Europe/Berlin"), "6f37b30ec20a5705feeabe8e4dca7bc3803231d87c11554097eb91477bba4c4b");
 }
 
-/// `support::rowbinary` writes what the crate reads: each table's bytes, sent as they are
+/// `store::rowbinary` writes what the crate reads: each table's bytes, sent as they are
 /// through `insert_formatted` to `clickhouse::test::Mock`, read back by the crate's `RowBinary`
 /// reader (`handlers::record`) as owned rows, are the rows they came from (compared as
 /// printed: a batch's rows borrow their text, read rows own it).
 #[tokio::test]
-async fn the_bench_serializer_is_the_crates_encoding() {
+async fn our_rowbinary_is_the_crates_encoding() {
     use clickhouse::test::{handlers, Mock};
     use aggregator::store::{AttributedCounterRow, CounterRow, DeliveryRow, StatusCountRow};
     use aggregator::suppression::SuppressionRow;
@@ -92,7 +93,7 @@ async fn the_bench_serializer_is_the_crates_encoding() {
         let recorded = mock.add(handlers::record::<T>());
         let mut bytes = Vec::new();
         for r in rows {
-            support::rowbinary::write(&mut bytes, r).unwrap();
+            aggregator::store::rowbinary::write(&mut bytes, r).unwrap();
         }
         let mut insert = client.insert_formatted_with(format!("INSERT INTO {table} FORMAT RowBinary"));
         insert.send(bytes.into()).await.unwrap();
@@ -104,12 +105,31 @@ async fn the_bench_serializer_is_the_crates_encoding() {
     let events = support::stream(11, 400);
     let store = StateStore::new(10_000);
     let rows = batch::apply(&store, 1, &events, &History::new(), 1, 1_767_225_600_000, &BatchConfig::default());
-    assert!(!rows.events.is_empty() && !rows.suppressions.is_empty() && !rows.status_counts.is_empty());
+    assert!(!rows.applied.is_empty() && !rows.suppressions.is_empty() && !rows.status_counts.is_empty());
     let mock = Mock::new();
-    check::<EventRow, _>(&mock, "events", &rows.events).await;
-    check::<CounterRow, _>(&mock, "counters", &rows.counters).await;
-    check::<AttributedCounterRow, _>(&mock, "attributed_counters", &rows.attributed_counters).await;
-    check::<DeliveryRow, _>(&mock, "deliveries", &rows.deliveries).await;
+    check::<EventRow, _>(&mock, "events", &rows.events()).await;
+    check::<CounterRow, _>(&mock, "counters", &rows.counters()).await;
+    check::<AttributedCounterRow, _>(&mock, "attributed_counters", &rows.attributed_counters()).await;
+    // and the rows written straight from the sums are those rows' bytes
+    let mut tables = batch::TableBuffers::default();
+    rows.write_rowbinary(&mut tables).unwrap();
+    let mut serialized = Vec::new();
+    rows.counters().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
+    assert_eq!(tables.counters.bytes, serialized);
+    serialized.clear();
+    rows.events().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
+    assert_eq!(tables.events.bytes, serialized, "event rows written from the events = the rows' bytes");
+    assert_eq!(tables.events.rows, rows.event_rows());
+    serialized.clear();
+    rows.deliveries(&store).iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
+    assert_eq!(tables.deliveries.bytes, serialized, "delivery rows written from the states = the rows' bytes");
+    assert_eq!(tables.deliveries.rows, rows.deliveries(&store).len());
+    assert_eq!(tables.counters.rows, rows.counters().len());
+    serialized.clear();
+    rows.attributed_counters().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
+    assert_eq!(tables.attributed_counters.bytes, serialized);
+    assert_eq!(tables.attributed_counters.rows, rows.attributed_counters().len());
+    check::<DeliveryRow, _>(&mock, "deliveries", &rows.deliveries(&store)).await;
     check::<StatusCountRow, _>(&mock, "delivery_status_counts", &rows.status_counts).await;
     check::<SuppressionRow, _>(&mock, "suppressions", &rows.suppressions).await;
 }

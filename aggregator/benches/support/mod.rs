@@ -9,7 +9,6 @@
 #![allow(dead_code)] // each target uses a part
 
 pub mod cpu_time;
-pub mod rowbinary;
 
 use rust_decimal::Decimal;
 use schemas::ids::{delivery_key, event_id, EventSource};

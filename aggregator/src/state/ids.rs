@@ -59,7 +59,7 @@ impl Ids {
         self.len() == 0
     }
 
-    fn at(&self, i: usize) -> u64 {
+    pub(crate) fn at(&self, i: usize) -> u64 {
         let o = self.start() + i * W;
         self.0.get(o..o + W).map_or(0, |b| b.iter().fold(0u64, |h, x| (h << 8) | *x as u64))
     }

@@ -89,6 +89,11 @@ impl Names {
         self.sets.get(set as usize).map(|s| s.iter().map(|id| self.text(*id)).collect()).unwrap_or_default()
     }
 
+    /// The labels of set `set`, sorted (as `labels`, without building a vector).
+    pub fn label_texts(&self, set: u32) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.sets.get(set as usize).map_or(&[][..], |s| &s[..]).iter().map(|id| self.get(*id))
+    }
+
     /// Names and label sets held.
     pub fn len(&self) -> usize {
         self.names.len() + self.sets.len()

@@ -77,6 +77,8 @@ pub fn classify(error: &SinkError) -> Failure {
         SinkError::ClickHouse(clickhouse::error::Error::BadResponse(text)) => classify_text(text),
         // network, timeouts, (de)compression, row decoding (a schema mismatch is the deployment's)
         SinkError::ClickHouse(_) => Failure::Transient,
+        // (our row declaration, not the data: the operator's to fix, as a schema out of step)
+        SinkError::Encode(_) => Failure::Transient,
     }
 }
 

@@ -6,6 +6,9 @@
 //! `Text<'a>`, borrowing from its events (no copy per row), and a row read back from
 //! ClickHouse is the default, `Text<'static>`, holding its own. Both are the same columns and
 //! bytes; `EventRow` alone names the owned row (what `load_events` reads, tests compare).
+//! The largest tables are written without their structs (`write_event_row` here,
+//! `state::row::write_delivery_row`, `counters::CounterTables`): the same bytes, which
+//! `tests/batch_rows.rs` compares with the structs' serialized.
 
 use super::text::Text;
 use clickhouse::Row;
@@ -145,6 +148,56 @@ impl<'a> EventRow<Text<'a>> {
             origin: Text::Borrowed(e.origin.as_str()),
         }
     }
+}
+
+/// Appends the `RowBinary` of `EventRow::from_event(e, partition, offset)` with `machine` and
+/// the attribution (broadcast, sequence, template) set, without building the row: the bytes
+/// `rowbinary::write` gives for that row (`tests/batch_rows.rs` compares them).
+pub fn write_event_row(b: &mut Vec<u8>, e: &Event, partition: i32, offset: i64, machine: &str, [broadcast, sequence, template]: [Option<&str>; 3]) {
+    use super::rowbinary::{leb128, put, put_opt_str, put_str};
+    put_str(b, &e.event_id);
+    put_str(b, &e.tenant);
+    put_str(b, e.channel.as_str());
+    put_str(b, &e.provider);
+    put_str(b, &e.provider_message_id);
+    put_opt_str(b, e.provider_event_id.as_deref());
+    put_str(b, &e.provider_event_name);
+    put_str(b, &e.delivery_key);
+    put_str(b, &e.recipient);
+    put_opt_str(b, broadcast);
+    put_opt_str(b, sequence);
+    put_opt_str(b, e.contact_id.as_deref());
+    put_opt_str(b, template);
+    put_str(b, e.message_class.map(|m| m.as_str()).unwrap_or_default());
+    leb128(b, e.labels.len() as u64);
+    for l in &e.labels {
+        put_str(b, l);
+    }
+    if e.metadata.is_empty() {
+        put_str(b, "{}");
+    } else {
+        put_str(b, &serde_json::to_string(&e.metadata).unwrap_or_else(|_| "{}".into()));
+    }
+    put_str(b, e.event_type.as_str());
+    put_str(b, e.bounce_class.map(|x| x.as_str()).unwrap_or_default());
+    put(b, e.occurred_at.to_le_bytes());
+    put(b, e.received_at.to_le_bytes());
+    put_str(b, e.time_source.as_str());
+    put_opt_str(b, e.click_url.as_deref());
+    put_opt_str(b, e.user_agent.as_deref());
+    put_opt_str(b, e.ip.as_deref());
+    put_opt_str(b, e.error_code.as_deref());
+    put_opt_str(b, e.error_reason.as_deref());
+    put(b, e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0).to_le_bytes());
+    put_str(b, e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default());
+    put_str(b, &e.raw_topic);
+    put(b, e.raw_partition.to_le_bytes());
+    put(b, e.raw_offset.to_le_bytes());
+    put(b, partition.to_le_bytes());
+    put(b, offset.to_le_bytes());
+    put_str(b, machine);
+    b.push(0); // reattributed
+    put_str(b, e.origin.as_str());
 }
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]

@@ -1,26 +1,32 @@
-//! ClickHouse `RowBinary`, as the `clickhouse` crate writes a row into its INSERT buffer, for
-//! the benchmarks and the rows digest test.
+//! ClickHouse `RowBinary`, written by us: every INSERT the aggregator sends is these bytes,
+//! sent through the crate's `insert_formatted` with an explicit column list (`write.rs`).
 //!
-//! Why by hand: the crate's serializer (`clickhouse::rowbinary`) is private and is reached
-//! only through `Insert::write`, which opens an HTTP request; timing that would time HTTP and
-//! LZ4 too. This is the same encoding for the types our rows use (integers little-endian,
-//! strings and arrays with a LEB128 length, `Nullable` as a 1/0 null byte then the value,
-//! struct fields in order), and `tests/batch_rows.rs` checks it against the crate: the bytes
-//! sent through `insert_formatted` to `clickhouse::test::Mock` read back, with the crate's own
-//! reader, as the rows they came from.
+//! Why by hand: the `clickhouse` crate's serializer is private and reached only through
+//! `Insert::write`, one row struct at a time. Owning the encoding lets a batch write its rows
+//! straight into each table's buffer (no row structs collected into vectors; BENCHMARKS.md
+//! §1b), and lets the benchmark time exactly what is sent, without HTTP and LZ4.
+//!
+//! The encoding, for the types our rows use: integers little-endian, strings and arrays with
+//! a LEB128 length, `Nullable` as a 1/0 null byte then the value, struct fields in order.
+//! `tests/batch_rows.rs` checks it against the crate: bytes sent through `insert_formatted` to
+//! `clickhouse::test::Mock` read back, by the crate's own reader, as the rows they came from.
+//!
+//! Two ways in: [`write`], a serde serializer for any row struct (the small tables), and the
+//! `put_*` functions, for writers that walk a batch (`batch.rs`, `counters.rs`).
 
 use serde::ser::{self, Impossible, Serialize};
 
-#[derive(Debug)]
+/// A row holding a type `RowBinary` is not written for here (a map, an enum, a `char`):
+/// a programming error of the row's declaration, found by the tests, never by input.
+#[derive(Debug, thiserror::Error)]
+#[error("RowBinary: {0}")]
 pub struct Error(String);
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl Error {
+    pub fn code(&self) -> &'static str {
+        "row_encoding"
     }
 }
-
-impl std::error::Error for Error {}
 
 impl ser::Error for Error {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
@@ -35,7 +41,9 @@ pub fn write<T: Serialize + ?Sized>(buf: &mut Vec<u8>, row: &T) -> Result<(), Er
 
 pub struct RowBinary<'b>(pub &'b mut Vec<u8>);
 
-fn leb128(buf: &mut Vec<u8>, mut v: u64) {
+/// An unsigned LEB128 length (of a string or an array).
+#[inline]
+pub fn leb128(buf: &mut Vec<u8>, mut v: u64) {
     loop {
         let byte = (v & 0x7f) as u8;
         v >>= 7;
@@ -219,28 +227,85 @@ impl<'a, 'b> ser::SerializeStruct for &'a mut RowBinary<'b> {
     }
 }
 
-/// Every row of `rows`, table after table, as the inserts would send them, appended to `buf`.
-pub fn write_batch(buf: &mut Vec<u8>, rows: &aggregator::batch::BatchRows) -> Result<(), Error> {
-    for r in &rows.events {
-        write(buf, r)?;
+/// A `String` column.
+#[inline]
+pub fn put_str(buf: &mut Vec<u8>, s: &str) {
+    leb128(buf, s.len() as u64);
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// A `Nullable(String)` column.
+#[inline]
+pub fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            buf.push(0);
+            put_str(buf, s);
+        }
+        None => buf.push(1),
     }
-    for r in &rows.counters {
-        write(buf, r)?;
+}
+
+/// A `Nullable` integer column (`Nullable(Int64)`, `Nullable(DateTime64)`).
+#[inline]
+pub fn put_opt_i64(buf: &mut Vec<u8>, v: Option<i64>) {
+    match v {
+        Some(v) => {
+            buf.push(0);
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        None => buf.push(1),
     }
-    for r in &rows.attributed_counters {
-        write(buf, r)?;
+}
+
+/// Any fixed-width integer column, little-endian.
+#[inline]
+pub fn put<const N: usize>(buf: &mut Vec<u8>, le_bytes: [u8; N]) {
+    buf.extend_from_slice(&le_bytes);
+}
+
+/// One table's rows as they are sent: `RowBinary` bytes and how many rows they hold. Reused
+/// across batches (`clear` keeps the capacity), so a batch writes into pages already mapped.
+#[derive(Debug, Default, Clone)]
+pub struct RowBuffer {
+    pub bytes: Vec<u8>,
+    pub rows: usize,
+}
+
+impl RowBuffer {
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.rows = 0;
     }
-    for r in &rows.status_counts {
-        write(buf, r)?;
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
     }
-    for r in &rows.order_tombstones {
-        write(buf, r)?;
+
+    /// Appends one row with the serde serializer.
+    pub fn push<T: Serialize + ?Sized>(&mut self, row: &T) -> Result<(), Error> {
+        write(&mut self.bytes, row)?;
+        self.rows += 1;
+        Ok(())
     }
-    for r in &rows.suppressions {
-        write(buf, r)?;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_put_functions_write_what_serde_writes() {
+        let mut a = Vec::new();
+        put_str(&mut a, "é-1");
+        put_opt_str(&mut a, None);
+        put_opt_str(&mut a, Some(&"x".repeat(200)));
+        put_opt_i64(&mut a, Some(-5));
+        put_opt_i64(&mut a, None);
+        put(&mut a, 7i128.to_le_bytes());
+        let mut b = Vec::new();
+        write(&mut b, &("é-1", None::<&str>, Some("x".repeat(200)), Some(-5i64), None::<i64>, 7i128)).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(&a[..5], &[4, 0xc3, 0xa9, b'-', b'1']);
     }
-    for r in &rows.deliveries {
-        write(buf, r)?;
-    }
-    Ok(())
 }
