@@ -208,13 +208,12 @@ impl Aggregator {
     ) -> Option<Result<(), SinkError>> {
         let max_backoff = self.cfg.max_retry_backoff_ms;
         // reload the deliveries this batch touches that are not in memory
-        let mut missing: Vec<TenantKey> = events
+        // (repeats included: the reads send each tenant's keys once)
+        let missing: Vec<TenantKey> = events
             .iter()
             .filter(|(_, e)| !self.store.map.contains_key(&DeliveryKey::of(&e.delivery_key)))
             .map(|(_, e)| (e.tenant.clone(), e.delivery_key.clone()))
             .collect();
-        missing.sort();
-        missing.dedup();
         let client = self.client.clone();
         let rows = match retry_transient("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, &missing)).await? {
             Ok(rows) => rows,
@@ -229,11 +228,7 @@ impl Aggregator {
             }
         }
         // earlier events of deliveries whose attribution this batch may change (late send records)
-        let candidates: std::collections::HashSet<String> = self.store.attribution_candidates(events.iter().map(|(_, e)| e)).into_iter().collect();
-        let mut movable: Vec<TenantKey> =
-            events.iter().filter(|(_, e)| candidates.contains(&e.delivery_key)).map(|(_, e)| (e.tenant.clone(), e.delivery_key.clone())).collect();
-        movable.sort();
-        movable.dedup();
+        let movable = self.store.attribution_candidates(events.iter().map(|(_, e)| e));
         let history = match retry_transient("load_events", max_backoff, shutdown, || load_events(&client, &movable)).await? {
             Ok(h) => h,
             Err(e) => return Some(Err(e)),

@@ -32,7 +32,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
         candidates.dedup();
         let history: History = candidates
             .iter()
-            .filter_map(|k| {
+            .filter_map(|(_, k)| {
                 let rows = stored.get(k)?;
                 Some((k.clone(), rows.clone()))
             })

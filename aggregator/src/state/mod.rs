@@ -358,11 +358,10 @@ impl StateStore {
         entry.apply(names, e, machine).then_some(Applied { machine })
     }
 
-    /// Keeps only the deliveries of `partitions`; returns how many were dropped.
     /// Deliveries already holding events whose attribution an event of `events` differs from:
     /// a superset of those whose attribution the batch changes (their stored event rows are
-    /// read before the batch, to move them).
-    pub fn attribution_candidates<'a>(&self, events: impl Iterator<Item = &'a Event>) -> Vec<String> {
+    /// read before the batch, to move them), as (tenant, delivery key), repeats included.
+    pub fn attribution_candidates<'a>(&self, events: impl Iterator<Item = &'a Event>) -> Vec<crate::store::TenantKey> {
         let names = self.names();
         events
             .filter(|e| e.broadcast_id.is_some() || e.sequence_id.is_some() || e.template_key.is_some())
@@ -373,10 +372,11 @@ impl StateStore {
                         && (differs(&e.broadcast_id, s.broadcast_id) || differs(&e.sequence_id, s.sequence_id) || differs(&e.template_key, s.template_key))
                 })
             })
-            .map(|e| e.delivery_key.clone())
+            .map(|e| (e.tenant.clone(), e.delivery_key.clone()))
             .collect()
     }
 
+    /// Keeps only the deliveries of `partitions`; returns how many were dropped.
     pub fn retain_partitions(&self, partitions: &[i32]) -> usize {
         let before = self.map.len();
         self.map.retain(|_, s| partitions.contains(&(s.partition as i32)));
