@@ -114,47 +114,53 @@ pub fn ctx() -> &'static super::VerifyContext {
     })
 }
 
+/// The path (keys and array indices) of every value in `v`, at any depth, appended to `out`.
+pub fn json_paths(v: &serde_json::Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => o.iter().for_each(|(k, x)| {
+            at.push(k.clone());
+            out.push(at.clone());
+            json_paths(x, at, out);
+            at.pop();
+        }),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| {
+            at.push(i.to_string());
+            out.push(at.clone());
+            json_paths(x, at, out);
+            at.pop();
+        }),
+        _ => {}
+    }
+}
+
+/// The value at `path` (from [`json_paths`]) in `v`.
+pub fn json_at_mut<'v>(v: &'v mut serde_json::Value, path: &[String]) -> Option<&'v mut serde_json::Value> {
+    use serde_json::Value;
+    path.iter().try_fold(v, |v, k| match v {
+        Value::Object(o) => o.get_mut(k),
+        Value::Array(a) => a.get_mut(k.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
 /// Variants of a JSON document for differential tests of a borrowed mapping against the
 /// `Value` mapping it replaced (issue 14): the document itself, every value in it (at any
 /// depth) replaced by each of a set of odd values of every JSON type, each key of every object
 /// repeated before and after with another value, and malformed texts.
 pub fn odd_variants(doc: &serde_json::Value) -> Vec<String> {
     use serde_json::{json, Value};
-    fn paths(v: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-        match v {
-            Value::Object(o) => o.iter().for_each(|(k, x)| {
-                at.push(k.clone());
-                out.push(at.clone());
-                paths(x, at, out);
-                at.pop();
-            }),
-            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| {
-                at.push(i.to_string());
-                out.push(at.clone());
-                paths(x, at, out);
-                at.pop();
-            }),
-            _ => {}
-        }
-    }
-    fn at_mut<'v>(v: &'v mut Value, path: &[String]) -> Option<&'v mut Value> {
-        path.iter().try_fold(v, |v, k| match v {
-            Value::Object(o) => o.get_mut(k),
-            Value::Array(a) => a.get_mut(k.parse::<usize>().ok()?),
-            _ => None,
-        })
-    }
     let odd = [json!(null), json!(7), json!(-1.5), json!(1e300), json!(18446744073709551615u64), json!(true), json!(""), json!("x@y.io"),
         json!(" 1386636115 "), json!("not a time"), json!([]), json!({}), json!(["a@x.io", 3, null, "b@x.io"]),
         json!([{"name": "n", "value": "v", "emailAddress": "z@x.io"}, 1, {"name": 2}]), json!({"k": "v", "n": 1, "o": {}})];
     let text = doc.to_string();
     let mut out = vec![text.clone()];
     let mut all = Vec::new();
-    paths(doc, &mut Vec::new(), &mut all);
+    json_paths(doc, &mut Vec::new(), &mut all);
     for path in &all {
         for value in &odd {
             let mut d = doc.clone();
-            if let Some(slot) = at_mut(&mut d, path) {
+            if let Some(slot) = json_at_mut(&mut d, path) {
                 *slot = value.clone();
                 out.push(d.to_string());
             }
@@ -164,7 +170,7 @@ pub fn odd_variants(doc: &serde_json::Value) -> Vec<String> {
     let slot = Value::from("__odd_variant_slot__");
     for path in std::iter::once(&Vec::new()).chain(&all) {
         let mut d = doc.clone();
-        let Some(Value::Object(o)) = at_mut(&mut d, path).map(|v| std::mem::replace(v, slot.clone())) else { continue };
+        let Some(Value::Object(o)) = json_at_mut(&mut d, path).map(|v| std::mem::replace(v, slot.clone())) else { continue };
         let (object, with_slot) = (Value::Object(o.clone()).to_string(), d.to_string());
         for key in o.keys() {
             let key = Value::from(key.as_str()).to_string();

@@ -458,31 +458,8 @@ fn creds_of(topic_arn: Vec<String>, accept_any_topic: Option<bool>, verify_signa
 /// replaced by a value of another JSON type, or repeated: same drafts, recipients and errors.
 #[test]
 fn the_borrowed_mapping_agrees_with_the_value_mapping_on_odd_inputs() {
+    use crate::providers::testkit::{json_at_mut, json_paths};
     use serde_json::{json, Value};
-    fn paths(v: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-        match v {
-            Value::Object(o) => o.iter().for_each(|(k, x)| {
-                at.push(k.clone());
-                out.push(at.clone());
-                paths(x, at, out);
-                at.pop();
-            }),
-            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| {
-                at.push(i.to_string());
-                out.push(at.clone());
-                paths(x, at, out);
-                at.pop();
-            }),
-            _ => {}
-        }
-    }
-    fn at_mut<'v>(v: &'v mut Value, path: &[String]) -> Option<&'v mut Value> {
-        path.iter().try_fold(v, |v, k| match v {
-            Value::Object(o) => o.get_mut(k),
-            Value::Array(a) => a.get_mut(k.parse::<usize>().ok()?),
-            _ => None,
-        })
-    }
     let opts = NormalizeOptions::default();
     let same = |message: &str| {
         let got = map::drafts(message, "report-1", &opts).map(|d| format!("{d:?}")).map_err(|e| e.to_string());
@@ -513,11 +490,11 @@ fn the_borrowed_mapping_agrees_with_the_value_mapping_on_odd_inputs() {
         same(&message);
         let Ok(event) = serde_json::from_str::<Value>(&message) else { continue };
         let mut all = Vec::new();
-        paths(&event, &mut Vec::new(), &mut all);
+        json_paths(&event, &mut Vec::new(), &mut all);
         for path in &all {
             for value in &odd {
                 let mut e = event.clone();
-                *at_mut(&mut e, path).unwrap() = value.clone();
+                *json_at_mut(&mut e, path).unwrap() = value.clone();
                 same(&e.to_string());
                 checked += 1;
             }
