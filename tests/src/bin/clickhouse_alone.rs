@@ -3,12 +3,14 @@
 //! set the limit, show it with a same-run measurement of the stand-in alone").
 //!
 //! After a `pipeline-load` run, it replays one aggregator unit's ClickHouse calls with the run's
-//! own rows, without the aggregator: the `pending` manifest, the two state reads (`deliveries
+//! own rows, through the aggregator's own store functions (`load_deliveries`, `load_events`,
+//! `insert_buffer`: the same statements, compression and dedup tokens) but without the rest of
+//! the aggregator: the `pending` manifest, the two state reads (`deliveries
 //! FINAL` for a unit's distinct deliveries, new keys, and `events FINAL` for half as many held ones,
 //! 1,000 keys per `IN` list as the aggregator sends them), the `events` insert, the five middle inserts together, the `deliveries` insert and the
 //! `done` manifest, in the aggregator's order. Rows are the run's own (`SELECT … FORMAT RowBinary`),
-//! as many per table as one unit wrote on average, inserted as `RowBinary` into scratch copies of
-//! the tables (`<table>__alone`, emptied first). A unit's size comes from the aggregator's
+//! as many per table as one unit wrote on average (the columns the aggregator writes: those
+//! without a default), inserted as `RowBinary` into scratch copies of the tables (`<table>__alone`, emptied first). A unit's size comes from the aggregator's
 //! `sendtrace_aggregator_batch_records` histogram (`--aggregator-metrics`) or `--unit-events`.
 //!
 //! Prints the unit's time (p50 and the slowest of `--repeat`), its parts, and the ceiling it sets:
@@ -16,6 +18,7 @@
 //!
 //!   clickhouse-alone --clickhouse-url http://127.0.0.1:8123 --aggregator-metrics http://127.0.0.1:9102/metrics
 
+use aggregator::store::{insert_buffer, load_deliveries, load_events, RowBuffer, TenantKey};
 use clap::Parser;
 use std::time::{Duration, Instant};
 
@@ -43,33 +46,40 @@ const FIRST: &str = "events";
 const MIDDLE: [&str; 5] = ["counters", "attributed_counters", "delivery_status_counts", "delivery_order", "suppressions"];
 const LAST: &str = "deliveries";
 const MANIFEST: &str = "aggregator_offsets";
-const IN_LIST_KEYS: usize = 1000;
 
-struct Ch {
-    http: reqwest::Client,
-    url: String,
-    database: String,
+/// One table's share of a unit: its scratch copy's name, the columns written, and the rows.
+struct Share {
+    scratch: String,
+    columns: Vec<String>,
+    rows: RowBuffer,
 }
 
-impl Ch {
-    async fn post(&self, params: &[(&str, &str)], body: impl Into<reqwest::Body>) -> anyhow::Result<bytes::Bytes> {
-        let resp = self.http.post(&self.url).query(&[("database", self.database.as_str())]).query(params).body(body).send().await?;
-        let status = resp.status();
-        let bytes = resp.bytes().await?;
-        anyhow::ensure!(status.is_success(), "ClickHouse {status}: {}", String::from_utf8_lossy(&bytes));
-        Ok(bytes)
+impl Share {
+    async fn insert(&self, client: &clickhouse::Client) -> anyhow::Result<()> {
+        let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
+        let token = format!("alone-{}", uuid::Uuid::new_v4());
+        Ok(insert_buffer(client, &self.scratch, &columns, &token, &self.rows).await?)
     }
-    async fn sql(&self, sql: String) -> anyhow::Result<bytes::Bytes> {
-        self.post(&[], sql).await
-    }
-    async fn count(&self, table: &str) -> anyhow::Result<usize> {
-        Ok(String::from_utf8_lossy(&self.sql(format!("SELECT count() FROM {table} FORMAT TabSeparated")).await?).trim().parse()?)
-    }
-    async fn insert(&self, table: &str, rows: bytes::Bytes) -> anyhow::Result<()> {
-        let token = format!("alone-{table}-{}", uuid::Uuid::new_v4());
-        let sql = format!("INSERT INTO {table}__alone FORMAT RowBinary");
-        self.post(&[("query", sql.as_str()), ("insert_deduplication_token", token.as_str())], rows).await.map(|_| ())
-    }
+}
+
+async fn text(client: &clickhouse::Client, sql: &str) -> anyhow::Result<String> {
+    let bytes = client.query(sql).fetch_bytes("TabSeparated")?.collect().await?;
+    Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+}
+
+/// `rows` rows of `table` (the columns the aggregator writes) and an empty scratch copy of it.
+async fn share(client: &clickhouse::Client, table: &str, rows: usize) -> anyhow::Result<Share> {
+    let columns: Vec<String> =
+        text(client, &format!("SELECT name FROM system.columns WHERE database = currentDatabase() AND table = '{table}' AND default_kind = '' ORDER BY position"))
+            .await?
+            .lines()
+            .map(str::to_string)
+            .collect();
+    let list = columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(",");
+    let bytes = client.query(&format!("SELECT {list} FROM {table} LIMIT {rows}")).fetch_bytes("RowBinary")?.collect().await?;
+    let scratch = format!("{table}__alone");
+    client.query(&format!("CREATE TABLE IF NOT EXISTS {scratch} AS {table}")).execute().await?;
+    Ok(Share { scratch, columns, rows: RowBuffer { bytes: bytes.to_vec(), rows } })
 }
 
 /// Mean records per aggregator unit, from its Prometheus page.
@@ -80,43 +90,43 @@ async fn unit_size(url: &str) -> Option<usize> {
     (count > 0.0).then(|| (sum / count).round() as usize)
 }
 
-fn quoted_list(keys: &[String]) -> String {
-    keys.iter().map(|k| format!("'{}'", k.replace('\\', "\\\\").replace('\'', "\\'"))).collect::<Vec<_>>().join(",")
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let ch = Ch { http: reqwest::Client::new(), url: cli.clickhouse_url.trim_end_matches('/').to_string() + "/", database: cli.database.clone() };
+    let client = clickhouse::Client::default().with_url(&cli.clickhouse_url).with_database(&cli.database);
     let per_unit = match &cli.aggregator_metrics {
         Some(url) => unit_size(url).await.unwrap_or(cli.unit_events),
         None => cli.unit_events,
     };
-    let events_total = ch.count(FIRST).await?;
+    let count = |table: &'static str| {
+        let client = client.clone();
+        async move { anyhow::Ok(text(&client, &format!("SELECT count() FROM {table}")).await?.parse::<usize>()?) }
+    };
+    let events_total = count(FIRST).await?;
     anyhow::ensure!(events_total > 0, "no events in ClickHouse: run pipeline-load first");
     let units = (events_total as f64 / per_unit.max(1) as f64).max(1.0);
 
     // One unit's rows per table: the table's rows ÷ the units that wrote them.
-    let mut rows = std::collections::BTreeMap::new();
+    let mut shares = std::collections::BTreeMap::new();
     for table in std::iter::once(FIRST).chain(MIDDLE).chain([LAST]) {
-        let n = (ch.count(table).await? as f64 / units).ceil() as usize;
-        ch.sql(format!("CREATE TABLE IF NOT EXISTS {table}__alone AS {table}")).await?;
-        let data = ch.sql(format!("SELECT * FROM {table} LIMIT {n} FORMAT RowBinary")).await?;
-        rows.insert(table, (n, data));
+        let n = (count(table).await? as f64 / units).ceil() as usize;
+        shares.insert(table, share(&client, table, n).await?);
     }
-    ch.sql(format!("CREATE TABLE IF NOT EXISTS {MANIFEST}__alone AS {MANIFEST}")).await?;
-    let manifest = ch.sql(format!("SELECT * FROM {MANIFEST} LIMIT 1 FORMAT RowBinary")).await?;
+    let manifest = share(&client, MANIFEST, 1).await?;
     // The reads as the load makes them: every delivery is new, so `deliveries` is asked for a
     // unit's distinct deliveries (its `deliveries` rows), keys it does not hold yet (fresh ones
     // here); `events` for the deliveries a late send record may re-attribute (half of them here,
     // an approximation), which it holds.
-    let deliveries = rows.get(LAST).map(|r| r.0).unwrap_or(per_unit);
-    let fresh: Vec<String> = (0..deliveries).map(|_| format!("{:064x}", uuid::Uuid::new_v4().as_u128())).collect();
-    let held: Vec<String> = String::from_utf8_lossy(&ch.sql(format!("SELECT DISTINCT delivery_key FROM events LIMIT {} FORMAT TabSeparated", deliveries / 2)).await?)
+    let deliveries = shares[LAST].rows.rows;
+    let tenant = text(&client, "SELECT any(tenant) FROM events").await?;
+    let fresh: Vec<TenantKey> = (0..deliveries).map(|_| (tenant.clone(), format!("{:064x}", uuid::Uuid::new_v4().as_u128()))).collect();
+    let held: Vec<TenantKey> = text(&client, &format!("SELECT DISTINCT tenant, delivery_key FROM events LIMIT {}", deliveries / 2))
+        .await?
         .lines()
-        .map(str::to_string)
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(t, k)| (t.to_string(), k.to_string()))
         .collect();
-    let summary: Vec<String> = rows.iter().map(|(t, (n, d))| format!("{t} {n} rows / {} KB", d.len() / 1024)).collect();
+    let summary: Vec<String> = shares.iter().map(|(t, s)| format!("{t} {} rows / {} KB", s.rows.rows, s.rows.bytes.len() / 1024)).collect();
     println!(
         "clickhouse-alone: one aggregator unit = {per_unit} events ({:.0} units in the run): {}; reads of {} + {} keys",
         units,
@@ -127,34 +137,34 @@ async fn main() -> anyhow::Result<()> {
 
     let mut times: Vec<(Duration, Duration)> = Vec::new();
     for _ in 0..cli.repeat {
-        for table in rows.keys().chain([&MANIFEST]) {
-            ch.sql(format!("TRUNCATE TABLE {table}__alone")).await?;
+        for s in shares.values().chain([&manifest]) {
+            client.query(&format!("TRUNCATE TABLE {}", s.scratch)).execute().await?;
         }
         let started = Instant::now();
-        ch.insert(MANIFEST, manifest.clone()).await?;
+        manifest.insert(&client).await?;
         let reads = Instant::now();
-        for chunk in fresh.chunks(IN_LIST_KEYS) {
-            ch.sql(format!("SELECT * FROM deliveries FINAL WHERE delivery_key IN ({}) FORMAT RowBinary", quoted_list(chunk))).await?;
-        }
-        for chunk in held.chunks(IN_LIST_KEYS) {
-            ch.sql(format!("SELECT * FROM events FINAL WHERE delivery_key IN ({}) FORMAT RowBinary", quoted_list(chunk))).await?;
-        }
+        load_deliveries(&client, &fresh).await?;
+        load_events(&client, &held).await?;
         let reads = reads.elapsed();
-        ch.insert(FIRST, rows[FIRST].1.clone()).await?;
+        shares[FIRST].insert(&client).await?;
         let (a, b, c, d, e) = tokio::join!(
-            ch.insert(MIDDLE[0], rows[MIDDLE[0]].1.clone()),
-            ch.insert(MIDDLE[1], rows[MIDDLE[1]].1.clone()),
-            ch.insert(MIDDLE[2], rows[MIDDLE[2]].1.clone()),
-            ch.insert(MIDDLE[3], rows[MIDDLE[3]].1.clone()),
-            ch.insert(MIDDLE[4], rows[MIDDLE[4]].1.clone()),
+            shares[MIDDLE[0]].insert(&client),
+            shares[MIDDLE[1]].insert(&client),
+            shares[MIDDLE[2]].insert(&client),
+            shares[MIDDLE[3]].insert(&client),
+            shares[MIDDLE[4]].insert(&client),
         );
-        (a?, b?, c?, d?, e?);
-        ch.insert(LAST, rows[LAST].1.clone()).await?;
-        ch.insert(MANIFEST, manifest.clone()).await?;
+        a?;
+        b?;
+        c?;
+        d?;
+        e?;
+        shares[LAST].insert(&client).await?;
+        manifest.insert(&client).await?;
         times.push((started.elapsed(), reads));
     }
-    for table in rows.keys().chain([&MANIFEST]) {
-        ch.sql(format!("DROP TABLE IF EXISTS {table}__alone")).await?;
+    for s in shares.values().chain([&manifest]) {
+        client.query(&format!("DROP TABLE IF EXISTS {}", s.scratch)).execute().await?;
     }
     times.sort();
     let (p50, reads) = times[times.len() / 2];
