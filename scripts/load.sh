@@ -27,8 +27,9 @@ devstack/down.sh --clean >/dev/null 2>&1 || true
 trap 'devstack/down.sh --clean >/dev/null 2>&1 || true' EXIT
 devstack/up.sh
 
+pid_of() { cat "$DEVSTACK_DIR/pids/$1.pid"; }
 log "the broker alone: a native idempotent acks=all producer of 2 KB records, 512 in flight"
-"$BIN_DIR/ingest-bench" --brokers "127.0.0.1:$KAFKA_PORT" --seconds "$([ $QUICK = 1 ] && echo 2 || echo 10)" --only broker --concurrency 512
+"$BIN_DIR/ingest-bench" --brokers "127.0.0.1:$KAFKA_PORT" --seconds "$([ $QUICK = 1 ] && echo 2 || echo 10)" --only broker --concurrency 512 --broker-pid "$(pid_of tansu)"
 
 # clickhouse_time <histogram> <label> <title>: count and mean of the aggregator's
 # sendtrace_aggregator_clickhouse_<histogram>{<label>=…}, cumulative over the runs
@@ -44,16 +45,16 @@ status=0
 for rate in $RATES; do
   log "pipeline-load: $rate events/s for $SECS s"
   "$BIN_DIR/pipeline-load" --ingest-url "http://127.0.0.1:$INGEST_PORT" --clickhouse-url "$CH_URL" --rate "$rate" --seconds "$SECS" \
-    --watch "normalizer=http://127.0.0.1:$NORMALIZER_ADMIN_PORT/metrics" --watch "aggregator=http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" || status=$?
+    --watch "normalizer=http://127.0.0.1:$NORMALIZER_ADMIN_PORT/metrics" --watch "aggregator=http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" \
+    $(for p in ingest tansu normalizer aggregator clickhouse; do echo --cpu "$p=$(pid_of $p)"; done) || status=$?
   # where the aggregator's time went: its ClickHouse inserts per table and reads per query
   clickhouse_time insert_duration_seconds table "inserts"
   clickhouse_time query_duration_seconds query "reads"
   # the stand-in alone: one aggregator unit's ClickHouse calls replayed with this run's rows
   "$BIN_DIR/clickhouse-alone" --clickhouse-url "$CH_URL" --aggregator-metrics "http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" \
-    --repeat "$([ $QUICK = 1 ] && echo 1 || echo 5)" | sed 's/^/  /' || status=$?
+    --repeat "$([ $QUICK = 1 ] && echo 1 || echo 5)" --server-pid "$(pid_of clickhouse)" | sed 's/^/  /' || status=$?
   for svc in ingest normalizer aggregator; do
-    pid=$(cat "$DEVSTACK_DIR/pids/$svc.pid")
-    echo "  $svc: $(ps -o rss=,cputime= -p "$pid" | awk '{printf "RSS %.0f MiB, CPU time %s", $1/1024, $2}')"
+    echo "  $svc: $(ps -o rss=,cputime= -p "$(pid_of $svc)" | awk '{printf "RSS %.0f MiB, CPU time since start %s", $1/1024, $2}')"
   done
 done
 exit $status

@@ -9,6 +9,7 @@ pub mod broker;
 pub mod generate;
 pub mod kafka;
 pub mod load;
+pub mod observe;
 pub mod proxy;
 pub mod samples;
 pub mod ses;

@@ -4,6 +4,7 @@
 //! The measuring run is `scripts/load.sh` (release builds; BENCHMARKS.md §10).
 
 use e2e::load::{self, Plan};
+use e2e::observe::{self, CpuMeter};
 use e2e::{Pipeline, Stack};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,11 +27,24 @@ async fn a_short_open_loop_load_lands_exactly_with_its_freshness() {
     let (reqs, truth) = load::requests_with_truth(&plan);
     let expected: usize = truth.values().sum();
     assert!(expected >= 900, "{expected} events planned");
+    // the CPU budget's meter (pipeline-load prints it per event): each service's CPU time
+    // during the run, read from /proc, grows with the work it did
+    let services: Vec<(String, u32)> = [("ingest", &p.ingest), ("normalizer", &p.normalizer), ("aggregator", &p.aggregator)]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s.as_ref().expect("started").pid()))
+        .collect();
+    let meter = CpuMeter::start(&services);
     let posted = load::post(&plan, reqs).await;
     assert_eq!(posted.refused, 0, "every request accepted in the end");
     assert_eq!(posted.accepted_events, expected);
     let landed = load::wait_landed(&stack.clickhouse_url, &p.database, "acme", "t", expected, Duration::from_secs(120)).await.expect("ClickHouse");
     assert_eq!(landed.events as usize, expected, "every accepted event landed");
+    let (wall, spent) = meter.stop("load client");
+    assert_eq!(spent.len(), 4, "{spent:?}");
+    for s in &spent {
+        let cpu = s.cpu.unwrap_or_else(|| panic!("{} not readable", s.name));
+        assert!(cpu > Duration::ZERO && cpu <= wall * observe::cores() as u32, "{} spent {cpu:?} in {wall:?}", s.name);
+    }
     // rows can exceed events until a merge (an event re-attributed by a late send record is
     // written again, same id); the table's own view of them holds each once
     assert!(landed.rows as usize >= expected);

@@ -20,6 +20,7 @@
 
 use aggregator::store::{insert_buffer, load_deliveries, load_events, RowBuffer, TenantKey};
 use clap::Parser;
+use e2e::observe;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -38,6 +39,10 @@ struct Cli {
     /// Units replayed.
     #[arg(long, default_value_t = 5)]
     repeat: usize,
+    /// The ClickHouse endpoint's process id (on this machine): prints its CPU time per event of
+    /// the replayed units, the stand-in's own cost.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 /// The tables a unit writes, in the aggregator's order (`pipeline.rs::write_rows`); the middle
@@ -85,7 +90,7 @@ async fn share(client: &clickhouse::Client, table: &str, rows: usize) -> anyhow:
 /// Mean records per aggregator unit, from its Prometheus page.
 async fn unit_size(url: &str) -> Option<usize> {
     let page = reqwest::get(url).await.ok()?.text().await.ok()?;
-    let value = |name: &str| page.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    let value = |name: &str| observe::prometheus_sum(&page, name);
     let (sum, count) = (value("sendtrace_aggregator_batch_records_sum")?, value("sendtrace_aggregator_batch_records_count")?);
     (count > 0.0).then(|| (sum / count).round() as usize)
 }
@@ -136,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let mut times: Vec<(Duration, Duration)> = Vec::new();
+    let server_cpu = cli.server_pid.and_then(observe::cpu_time);
     for _ in 0..cli.repeat {
         for s in shares.values().chain([&manifest]) {
             client.query(&format!("TRUNCATE TABLE {}", s.scratch)).execute().await?;
@@ -163,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
         manifest.insert(&client).await?;
         times.push((started.elapsed(), reads));
     }
+    let server_spent = cli.server_pid.and_then(observe::cpu_time).zip(server_cpu).map(|(after, before)| after.saturating_sub(before));
     for s in shares.values().chain([&manifest]) {
         client.query(&format!("DROP TABLE IF EXISTS {}", s.scratch)).execute().await?;
     }
@@ -177,5 +184,15 @@ async fn main() -> anyhow::Result<()> {
         cli.repeat,
         per_unit as f64 / p50.as_secs_f64()
     );
+    if let Some(spent) = server_spent {
+        // the truncates between units are counted too: a small over-estimate
+        let per_event = spent.as_secs_f64() * 1e6 / (per_unit * cli.repeat).max(1) as f64;
+        println!(
+            "clickhouse-alone: the endpoint's process spent {:.2} CPU-s on {} units: {per_event:.0} µs/event (its CPU alone allows at most {:.0} events/s per core)",
+            spent.as_secs_f64(),
+            cli.repeat,
+            1e6 / per_event.max(f64::MIN_POSITIVE)
+        );
+    }
     Ok(())
 }

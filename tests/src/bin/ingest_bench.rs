@@ -16,6 +16,7 @@
 //!   ingest-bench --brokers 127.0.0.1:9092 --seconds 10 --concurrency 32
 
 use clap::Parser;
+use e2e::observe::{cpu_time, own_cpu_time};
 use normalizer::providers::{ses, TenantCredentials, VerifyContext};
 use rdkafka::producer::FutureRecord;
 use std::sync::Arc;
@@ -48,6 +49,10 @@ struct Cli {
     /// Run only this phase (`broker`: the broker's own produce rate, as `scripts/load.sh` uses).
     #[arg(long, value_parser = ["broker"])]
     only: Option<String>,
+    /// The broker's process id (on this machine): prints its CPU time per record in the
+    /// broker-alone phase, the stand-in's own cost beside the client's.
+    #[arg(long)]
+    broker_pid: Option<u32>,
 }
 
 const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:ses-events";
@@ -61,16 +66,6 @@ struct Figures {
     cpu: Duration,
 }
 
-/// User + system CPU time of this process so far (`/proc/self/stat`, clock ticks of 10 ms).
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at the last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
 impl Figures {
     /// The figures of a phase from its tasks' (ok, errors, latencies in µs), timed from `started`.
     async fn gather(tasks: Vec<tokio::task::JoinHandle<(usize, usize, Vec<u64>)>>, started: Instant, cpu_started: Duration) -> Figures {
@@ -82,7 +77,7 @@ impl Figures {
             f.latencies_us.extend(lat);
         }
         f.elapsed = started.elapsed();
-        f.cpu = process_cpu().saturating_sub(cpu_started);
+        f.cpu = own_cpu_time().saturating_sub(cpu_started);
         f.latencies_us.sort_unstable();
         f
     }
@@ -139,7 +134,7 @@ fn signed_bodies(n: usize) -> Vec<Request> {
 /// (latency from each request's scheduled time).
 async fn load(url: &str, bodies: Arc<Vec<Request>>, concurrency: usize, seconds: u64, rate: Option<f64>) -> Figures {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
-    let (started, cpu_started) = (Instant::now(), process_cpu());
+    let (started, cpu_started) = (Instant::now(), own_cpu_time());
     let end = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..concurrency)
         .map(|t| {
@@ -183,7 +178,7 @@ async fn load(url: &str, bodies: Arc<Vec<Request>>, concurrency: usize, seconds:
 async fn broker(kafka: &runtime::kafka::KafkaConfig, topic: &str, size: usize, concurrency: usize, seconds: u64) -> Figures {
     let producer = kafka.producer().expect("producer");
     let payload = vec![b'x'; size];
-    let (started, cpu_started) = (Instant::now(), process_cpu());
+    let (started, cpu_started) = (Instant::now(), own_cpu_time());
     let end = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..concurrency)
         .map(|t| {
@@ -238,8 +233,17 @@ async fn main() -> anyhow::Result<()> {
     let envelope_bytes = bodies[0].1.len() + 400;
     println!("phase               throughput        latency (each phase {} s, {} in flight)", cli.seconds, cli.concurrency);
 
+    let broker_cpu = cli.broker_pid.and_then(cpu_time);
     let broker_f = broker(&cfg.kafka, &cli.topic, envelope_bytes, cli.concurrency, cli.seconds).await;
     broker_f.print("broker (native, acks=all)");
+    if let Some(spent) = cli.broker_pid.and_then(cpu_time).zip(broker_cpu).map(|(after, before)| after.saturating_sub(before)) {
+        println!(
+            "  the broker process itself: {:.1} CPU-s, {:.0} µs/record ({:.2} cores busy)",
+            spent.as_secs_f64(),
+            spent.as_secs_f64() * 1e6 / broker_f.requests.max(1) as f64,
+            spent.as_secs_f64() / broker_f.elapsed.as_secs_f64()
+        );
+    }
     if cli.only.is_some() {
         anyhow::ensure!(broker_f.errors == 0, "the broker refused records");
         return Ok(());

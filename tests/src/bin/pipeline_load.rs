@@ -11,6 +11,7 @@
 
 use clap::Parser;
 use e2e::load::{self, Plan};
+use e2e::observe::{self, CpuMeter};
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -46,15 +47,21 @@ struct Cli {
     /// partitions) every second during the run and prints its peak, to see which stage falls behind.
     #[arg(long = "watch")]
     watches: Vec<String>,
+    /// `<name>=<pid>`: a process on this machine whose CPU time during the run (posting and
+    /// drain) is printed, per event, beside the load client's own (the CPU budget).
+    #[arg(long = "cpu", value_parser = observe::parse_named_pid)]
+    cpus: Vec<(String, u32)>,
+    /// Which of the `--cpu` processes are the devstack's stand-ins (their share is summed apart).
+    #[arg(long, value_delimiter = ',', default_value = "tansu,clickhouse")]
+    stand_ins: Vec<String>,
+    /// The rate the CPU budget is held against (issue 14 goal 3: 10 k events/s).
+    #[arg(long, default_value_t = 10_000.0)]
+    goal_rate: f64,
 }
 
 /// Sum of `sendtrace_<stage>_consumer_lag_records` over partitions, from a Prometheus text page.
 fn lag_of(page: &str, stage: &str) -> f64 {
-    let name = format!("sendtrace_{stage}_consumer_lag_records");
-    page.lines()
-        .filter(|l| l.starts_with(&name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    observe::prometheus_sum(page, &format!("sendtrace_{stage}_consumer_lag_records")).unwrap_or(0.0)
 }
 
 /// Samples every watched stage's lag each second until `stop`; returns (stage, peak lag, mean lag).
@@ -75,6 +82,53 @@ async fn watch(watches: Vec<(String, String)>, stop: tokio_util::sync::Cancellat
         tokio::select! { _ = stop.cancelled() => break, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
     }
     watches.into_iter().zip(peak).map(|((s, _), (p, sum, n))| (s, p, sum / n.max(1) as f64)).collect()
+}
+
+/// Where the machine's CPU went during the run, per process and per landed event, and what that
+/// cost per event allows on this machine's cores: the whole pipeline's ceiling at this cost, and
+/// the stand-ins' (tansu, the chdb endpoint) alone. A ceiling from CPU per event is an upper
+/// bound: it leaves out waits, and spinning while waiting (librdkafka's) is counted as work.
+fn print_budget(cli: &Cli, wall: Duration, spent: &[observe::CpuSpent], events: u64) {
+    if cli.cpus.is_empty() || events == 0 {
+        return;
+    }
+    let cores = observe::cores();
+    let per_event = |d: Duration| d.as_secs_f64() * 1e6 / events as f64;
+    println!(
+        "  CPU during the run ({:.1} s, posting and drain; {cores} cores = {:.1} CPU-s available), per landed event:",
+        wall.as_secs_f64(),
+        wall.as_secs_f64() * cores as f64
+    );
+    let (mut all, mut stand_ins) = (Duration::ZERO, Duration::ZERO);
+    for s in spent {
+        match s.cpu {
+            Some(cpu) => {
+                let role = if cli.stand_ins.contains(&s.name) { " (stand-in)" } else { "" };
+                println!("    {:<12} {:>7.1} CPU-s {:>7.0} µs/event{role}", s.name, cpu.as_secs_f64(), per_event(cpu));
+                all += cpu;
+                if cli.stand_ins.contains(&s.name) {
+                    stand_ins += cpu;
+                }
+            }
+            None => println!("    {:<12} (not readable: exited?)", s.name),
+        }
+    }
+    let ceiling = |d: Duration| cores as f64 * 1e6 / per_event(d).max(f64::MIN_POSITIVE);
+    println!(
+        "    all          {:>7.1} CPU-s {:>7.0} µs/event: at this cost {cores} cores carry at most {:.0} events/s",
+        all.as_secs_f64(),
+        per_event(all),
+        ceiling(all)
+    );
+    println!(
+        "    stand-ins    {:>7.1} CPU-s {:>7.0} µs/event ({}): alone they would take {:.2} of the {cores} cores at {:.0} events/s (at most {:.0} events/s with all {cores})",
+        stand_ins.as_secs_f64(),
+        per_event(stand_ins),
+        cli.stand_ins.join(", "),
+        per_event(stand_ins) * cli.goal_rate / 1e6,
+        cli.goal_rate,
+        ceiling(stand_ins)
+    );
 }
 
 #[tokio::main]
@@ -104,10 +158,12 @@ async fn main() -> anyhow::Result<()> {
     let watches: Vec<(String, String)> = cli.watches.iter().filter_map(|w| w.split_once('=')).map(|(s, u)| (s.to_string(), u.to_string())).collect();
     let stop = tokio_util::sync::CancellationToken::new();
     let watcher = tokio::spawn(watch(watches, stop.clone()));
+    let meter = CpuMeter::start(&cli.cpus);
     let posted = load::post(&plan, reqs).await;
     eprintln!("pipeline-load: posted in {:.1} s; waiting for ClickHouse", posted.elapsed.as_secs_f64());
     let expected = posted.accepted_events;
     let landed = load::wait_landed(&cli.clickhouse_url, &cli.database, &cli.tenant, &run, expected, Duration::from_secs(cli.drain_secs)).await?;
+    let (wall, spent) = meter.stop("load client");
     stop.cancel();
     let lags = watcher.await?;
     let offered = events as f64 / posted.elapsed.as_secs_f64();
@@ -124,6 +180,7 @@ async fn main() -> anyhow::Result<()> {
     for (stage, peak, mean) in &lags {
         println!("  {stage} consumer lag during the run: peak {peak:.0} records, mean {mean:.0}");
     }
+    print_budget(&cli, wall, &spent, landed.events);
     anyhow::ensure!(posted.refused == 0, "{} requests never accepted", posted.refused);
     anyhow::ensure!(landed.events as usize == expected, "{} accepted events missing after {} s", expected as i64 - landed.events as i64, cli.drain_secs);
     if let Some(max) = cli.max_p99_ms {
