@@ -35,6 +35,8 @@ cargo test -q -p aggregator -p normalizer -p sendtrace-schemas --features normal
 # the normalizer core against ClickHouse's SQL (BENCHMARKS.md): the SQL still maps as the
 # normalizer does (same event ids), on a small file
 scripts/bench-normalizer.sh --quick
+# the aggregator's state reads against stored history (BENCHMARKS.md §10), two small sizes
+SIZES="20000 60000" scripts/bench-state-reads.sh
 # the whole pipeline under load (scripts/load.sh, release builds) is covered in small by
 # tests/tests/pipeline_load.rs above
 
