@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (9, "delivery_order", include_str!("../clickhouse/0009_delivery_order.sql")),
     (10, "origin_and_attribution_priority", include_str!("../clickhouse/0010_origin_and_attribution_priority.sql")),
     (11, "events_inserted_at", include_str!("../clickhouse/0011_events_inserted_at.sql")),
+    (12, "deliveries_key_filter", include_str!("../clickhouse/0012_deliveries_key_filter.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.
