@@ -54,8 +54,14 @@ pub fn read(s: &[u8], start: usize) -> Option<(Cow<'_, str>, usize)> {
     let mut out: Vec<u8> = Vec::with_capacity(s.len() - from);
     out.extend_from_slice(&s[from..i]);
     loop {
-        // s[i] is a backslash
-        i = unescape(s, i + 1, &mut out)?;
+        // s[i] is a backslash; `\"` (the inner document's quotes, nearly every escape of an
+        // SNS `Message`) tested as two bytes, before the escape table's indirect jump
+        if s.get(i..i + 2) == Some(b"\\\"") {
+            out.push(b'"');
+            i += 2;
+        } else {
+            i = unescape(s, i + 1, &mut out)?;
+        }
         // The plain run after it, 16 bytes at a time: written whole, then cut back to the
         // first special byte (cheaper than a `memcpy` call for the ~10 bytes runs have here).
         loop {
@@ -129,13 +135,7 @@ fn plain_run(s: &[u8], mut i: usize) -> (usize, u8) {
 /// after it.
 #[inline(always)]
 fn unescape(s: &[u8], i: usize, out: &mut Vec<u8>) -> Option<usize> {
-    let letter = *s.get(i)?;
-    // The inner document's quotes: nearly every escape of an SNS `Message`.
-    if letter == b'"' {
-        out.push(b'"');
-        return Some(i + 1);
-    }
-    let byte = match letter {
+    let byte = match *s.get(i)? {
         b'"' => b'"',
         b'\\' => b'\\',
         b'/' => b'/',
