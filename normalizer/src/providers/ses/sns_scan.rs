@@ -43,7 +43,7 @@ pub fn scan(body: &[u8]) -> Option<Notification<'_>> {
         }
         i = skip_ws(body, i + 1);
         let (value, after_value) = json_str::read(body, i)?;
-        if let Some(n) = FIELDS.iter().position(|f| *f == key) {
+        if let Some(n) = field_index(key) {
             if fields[n].is_some() {
                 return None; // serde: duplicate field
             }
@@ -90,6 +90,24 @@ const FIELDS: [&str; 11] = [
     "SigningCertURL",
 ];
 
+/// The position of `key` in [`FIELDS`] (a `match`: one length switch, not eleven compares).
+fn field_index(key: &str) -> Option<usize> {
+    Some(match key {
+        "Type" => 0,
+        "MessageId" => 1,
+        "TopicArn" => 2,
+        "Subject" => 3,
+        "Message" => 4,
+        "Timestamp" => 5,
+        "Token" => 6,
+        "SubscribeURL" => 7,
+        "SignatureVersion" => 8,
+        "Signature" => 9,
+        "SigningCertURL" => 10,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +127,14 @@ mod tests {
     }
 
     const GOOD: &str = r#"{"Type":"Notification","MessageId":"m-1","TopicArn":"arn:t","Subject":"s","Message":"{\"a\":\"\\u00e9\\ud83d\\ude00\"}","Timestamp":"2024-01-01T00:00:00Z","SignatureVersion":"1","Signature":"c2ln","SigningCertURL":"https://x/c.pem","UnsubscribeURL":"https://x/u"}"#;
+
+    #[test]
+    fn field_index_is_the_position_in_fields() {
+        for (n, f) in FIELDS.iter().enumerate() {
+            assert_eq!(field_index(f), Some(n));
+        }
+        assert_eq!(field_index("UnsubscribeURL"), None);
+    }
 
     #[test]
     fn reads_a_notification_as_serde_json() {
