@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod error;
 pub mod edge_limits;
 pub mod json;
+pub mod json_str;
 pub mod limits;
 #[cfg(any(test, feature = "samples"))]
 pub mod samples;

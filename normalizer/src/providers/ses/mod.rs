@@ -15,6 +15,7 @@ mod map_before;
 pub mod samples;
 pub mod signature;
 pub mod sns;
+mod sns_scan;
 
 use super::{EventDraft, NormalizeError, NormalizeOptions, Normalized, Provider, RawRecord, RawRequest, TenantCredentials, Verified, VerifyContext, VerifyError};
 use schemas::{ProviderId, Route};

@@ -606,3 +606,42 @@ fn the_borrowed_eventbridge_body_agrees_with_the_value_envelope() {
     }
     assert!(checked > 1_000, "{checked}");
 }
+
+/// Issue 14: the SNS scan (`sns_scan`, the fast path of `parse_notification`) reads every SNS
+/// fixture itself, and on each fixture's odd variants (values of every JSON type, odd strings
+/// in every field, repeated keys, malformed texts) `parse_notification` gives what serde_json
+/// alone gives: the same notification or the same error.
+#[test]
+fn the_sns_scan_reads_bodies_as_serde_json() {
+    use serde_json::Value;
+    fn serde_only(body: &[u8]) -> Result<String, String> {
+        sns::parse_notification_with_serde(body).map(|(k, n)| format!("{k:?} {n:?}")).map_err(|e| e.to_string())
+    }
+    let odd_strings = ["\\ud800", "\\udc00\\ud800", "\\ud83d\\ude00", "\\u00e9\\/\\b\\f\\n\\r\\t\\\"\\\\", "\\x", "\u{1}", "é😀", "\\u12"];
+    let mut checked = 0;
+    for name in ["event_bounce_multi.json", "event_delivery.json", "event_click.json", "notification_bounce.json", "subscription_confirmation.json", "malformed_message.json"] {
+        let body = fixture(name);
+        let scanned = sns_scan::scan(&body).unwrap_or_else(|| panic!("{name}: not read by the scan"));
+        assert_eq!(format!("{scanned:?}"), format!("{:?}", serde_json::from_slice::<sns::Notification>(&body).unwrap()), "{name}");
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        let text = doc.to_string();
+        let mut variants = crate::providers::testkit::odd_variants(&doc);
+        for key in doc.as_object().unwrap().keys() {
+            let raw_key = format!("\"{key}\":\"");
+            for odd in odd_strings {
+                // the odd text at the start of the key's string value, raw (not re-escaped)
+                variants.push(text.replacen(&raw_key, &format!("{raw_key}{odd}"), 1));
+            }
+        }
+        let mut bytes: Vec<Vec<u8>> = variants.into_iter().map(String::into_bytes).collect();
+        let mut invalid = text.clone().into_bytes();
+        invalid.insert(text.find("\"Message\":\"").unwrap() + 12, 0xff);
+        bytes.push(invalid);
+        for b in bytes {
+            let got = sns::parse_notification(&b).map(|(k, n)| format!("{k:?} {n:?}")).map_err(|e| e.to_string());
+            assert_eq!(got, serde_only(&b), "{}", String::from_utf8_lossy(&b));
+            checked += 1;
+        }
+    }
+    assert!(checked > 1_000, "{checked}");
+}
