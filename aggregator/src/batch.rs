@@ -203,11 +203,12 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
     order.sort_by_key(|(_, e)| e.occurred_at);
     for (offset, e) in order {
         let key = DeliveryKey::of(&e.delivery_key);
-        let before = match index.get(&key) {
-            Some(_) => None,
-            None => Some(store.map.get(&key).map_or(((0, 0, 0), None), |s| (s.attribution(), Some(seen_and_status(&s))))),
-        };
-        let Some(done) = store.apply_at(key, &mut names, e, partition, batch_seq, cfg.scanner_window_secs) else {
+        // (the state before the batch, read through the entry the event is applied with)
+        let first = !index.contains_key(&key);
+        let (done, before) = store.apply_seen(key, &mut names, e, partition, batch_seq, cfg.scanner_window_secs, |s| {
+            first.then(|| s.map_or(((0, 0, 0), None), |s| (s.attribution(), Some(seen_and_status(s)))))
+        });
+        let Some(done) = done else {
             rows.duplicates += 1;
             continue;
         };
