@@ -164,41 +164,42 @@ impl CounterTables {
 
     /// Appends every row to `counters` and `attributed_counters`, in the maps' order (which is
     /// deterministic: `FxHash` has no random seed), the bytes `rows` would serialize to.
+    ///
+    /// A row's text columns come from its key's few distinct parts (a batch has hundreds of
+    /// distinct `Dims` for thousands of rows), so each part is encoded once per batch
+    /// ([`KeyText`]) and a row is a few copies of those bytes plus its numbers: nine strings
+    /// per row, each with its own name lookup, were a tenth of the batch (BENCHMARKS.md §1b).
     pub fn write_rowbinary(&self, counters: &mut RowBuffer, attributed: &mut RowBuffer) {
+        let mut text = KeyText::default();
+        for (i, _) in self.periods.iter().enumerate() {
+            let span = text.span(|b| put_str(b, self.period(i as u8)));
+            text.periods.push(span);
+        }
         let b = &mut counters.bytes;
         b.reserve(self.sums.counters.len() * 96);
         for (&(d, p, bucket_start), &(events, cost_amount)) in &self.sums.counters {
-            put_str(b, self.name(d.tenant));
-            put_str(b, self.period(p));
+            let k = text.dims(self, d);
+            b.extend_from_slice(text.get(k.tenant));
+            b.extend_from_slice(text.period(p));
             put(b, bucket_start.to_le_bytes());
-            put_str(b, d.channel.as_str());
-            put_str(b, self.name(d.provider));
-            put_str(b, d.event_type.as_str());
-            put_str(b, d.bounce.map_or("", |x| x.as_str()));
-            put_str(b, self.name(d.cost_unit));
-            put_str(b, d.machine.map_or("", |m| m.as_str()));
+            b.extend_from_slice(text.get(k.counters));
             put(b, events.to_le_bytes());
             put(b, cost_amount.to_le_bytes());
         }
         counters.rows += self.sums.counters.len();
         let b = &mut attributed.bytes;
         b.reserve(self.sums.attributed.len() * 112);
-        for (&((d, p, bucket_start), (bc, sq, tk)), &(events, cost_amount)) in &self.sums.attributed {
+        for (&((d, p, bucket_start), a), &(events, cost_amount)) in &self.sums.attributed {
             if events == 0 && cost_amount == 0 {
                 continue;
             }
-            put_str(b, self.name(d.tenant));
-            put_str(b, self.period(p));
+            let k = text.dims(self, d);
+            let a = text.attribution(self, a);
+            b.extend_from_slice(text.get(k.tenant));
+            b.extend_from_slice(text.period(p));
             put(b, bucket_start.to_le_bytes());
-            put_str(b, self.name(bc));
-            put_str(b, self.name(sq));
-            put_str(b, self.name(tk));
-            put_str(b, d.channel.as_str());
-            put_str(b, self.name(d.provider));
-            put_str(b, d.event_type.as_str());
-            put_str(b, d.bounce.map_or("", |x| x.as_str()));
-            put_str(b, d.machine.map_or("", |m| m.as_str()));
-            put_str(b, self.name(d.cost_unit));
+            b.extend_from_slice(text.get(a));
+            b.extend_from_slice(text.get(k.attributed));
             put(b, events.to_le_bytes());
             put(b, cost_amount.to_le_bytes());
             attributed.rows += 1;
@@ -251,5 +252,80 @@ impl CounterTables {
             })
             .collect();
         (counters, attributed)
+    }
+}
+
+/// A batch's key parts as `RowBinary`, each encoded once: the periods' names, and per
+/// distinct `Dims` and attribution the consecutive text columns they fill.
+#[derive(Default)]
+struct KeyText {
+    bytes: Vec<u8>,
+    /// Each period's name, by index in `Periods`.
+    periods: Vec<(u32, u32)>,
+    dims: FxHashMap<Dims, DimsText>,
+    attributions: FxHashMap<Attribution, (u32, u32)>,
+}
+
+/// Where a `Dims`' columns are in `KeyText::bytes`, as (start, end).
+#[derive(Clone, Copy)]
+struct DimsText {
+    /// `tenant`.
+    tenant: (u32, u32),
+    /// `counters`' columns after the bucket start: channel, provider, event type, bounce, cost unit, machine.
+    counters: (u32, u32),
+    /// `attributed_counters`' after the attribution: channel, provider, event type, bounce, machine, cost unit.
+    attributed: (u32, u32),
+}
+
+impl KeyText {
+    fn get(&self, (start, end): (u32, u32)) -> &[u8] {
+        self.bytes.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    /// Period `p`'s name.
+    fn period(&self, p: u8) -> &[u8] {
+        self.periods.get(p as usize).map_or(&[][..], |k| self.get(*k))
+    }
+
+    fn span(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> (u32, u32) {
+        let start = self.bytes.len() as u32;
+        write(&mut self.bytes);
+        (start, self.bytes.len() as u32)
+    }
+
+    fn dims(&mut self, t: &CounterTables, d: Dims) -> DimsText {
+        if let Some(k) = self.dims.get(&d) {
+            return *k;
+        }
+        let [bounce, machine] = [d.bounce.map_or("", |x| x.as_str()), d.machine.map_or("", |m| m.as_str())];
+        let k = DimsText {
+            tenant: self.span(|b| put_str(b, t.name(d.tenant))),
+            counters: self.span(|b| {
+                for s in [d.channel.as_str(), t.name(d.provider), d.event_type.as_str(), bounce, t.name(d.cost_unit), machine] {
+                    put_str(b, s);
+                }
+            }),
+            attributed: self.span(|b| {
+                for s in [d.channel.as_str(), t.name(d.provider), d.event_type.as_str(), bounce, machine, t.name(d.cost_unit)] {
+                    put_str(b, s);
+                }
+            }),
+        };
+        self.dims.insert(d, k);
+        k
+    }
+
+    /// The broadcast, sequence and template columns of `a`.
+    fn attribution(&mut self, t: &CounterTables, a: Attribution) -> (u32, u32) {
+        if let Some(k) = self.attributions.get(&a) {
+            return *k;
+        }
+        let k = self.span(|b| {
+            for id in [a.0, a.1, a.2] {
+                put_str(b, t.name(id));
+            }
+        });
+        self.attributions.insert(a, k);
+        k
     }
 }
