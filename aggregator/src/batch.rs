@@ -74,6 +74,10 @@ pub struct TableBuffers {
     pub order_tombstones: RowBuffer,
     pub suppressions: RowBuffer,
     pub deliveries: RowBuffer,
+    /// Not a table: the buffer the next batch writes its delivery rows into as it ends
+    /// (`apply_reusing`), handed back by `BatchRows::into_delivery_buffer`. Why: a fresh
+    /// ~750 KB buffer per batch came as fresh zeroed pages, 4 % of a batch (BENCHMARKS.md §1b).
+    pub spare: Vec<u8>,
 }
 
 impl TableBuffers {
@@ -110,6 +114,11 @@ impl<'a> BatchRows<'a> {
         out.deliveries.bytes.extend_from_slice(&self.delivery_table.bytes);
         out.deliveries.rows += self.delivery_table.rows;
         Ok(())
+    }
+
+    /// The buffer of `delivery_table`, for the next batch (`apply_reusing`).
+    pub fn into_delivery_buffer(self) -> Vec<u8> {
+        self.delivery_table.bytes
     }
 
     /// The `deliveries` rows, rebuilt from `store` as it is now (for reading right after
@@ -185,7 +194,16 @@ pub type History = HashMap<String, Vec<EventRow>>;
 /// Applies `events` (with their events-topic offsets) to the state and returns the rows.
 /// Deliveries missing from `store` must have been loaded (or be new) before the call.
 pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows<'a> {
-    let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, ..Default::default() };
+    apply_reusing(store, partition, events, history, batch_seq, now_ms, cfg, Vec::new())
+}
+
+/// As [`apply`], writing the delivery rows into `buffer` (cleared first): an earlier
+/// batch's (`TableBuffers::spare`, `BatchRows::into_delivery_buffer`), so its pages are
+/// already mapped.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig, mut buffer: Vec<u8>) -> BatchRows<'a> {
+    buffer.clear();
+    let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, delivery_table: RowBuffer { bytes: buffer, rows: 0 }, ..Default::default() };
     let mut sums = Sums::default();
     // deliveries changed by this batch, in first-seen order
     let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
