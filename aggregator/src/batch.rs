@@ -74,6 +74,10 @@ pub struct TableBuffers {
     pub order_tombstones: RowBuffer,
     pub suppressions: RowBuffer,
     pub deliveries: RowBuffer,
+    /// Not a table: the buffer the next batch writes its delivery rows into as it ends
+    /// (`apply_reusing`), handed back by `BatchRows::into_delivery_buffer`. Why: a fresh
+    /// ~750 KB buffer per batch came as fresh zeroed pages, 4 % of a batch (BENCHMARKS.md §1b).
+    pub spare: Vec<u8>,
 }
 
 impl TableBuffers {
@@ -110,6 +114,11 @@ impl<'a> BatchRows<'a> {
         out.deliveries.bytes.extend_from_slice(&self.delivery_table.bytes);
         out.deliveries.rows += self.delivery_table.rows;
         Ok(())
+    }
+
+    /// The buffer of `delivery_table`, for the next batch (`apply_reusing`).
+    pub fn into_delivery_buffer(self) -> Vec<u8> {
+        self.delivery_table.bytes
     }
 
     /// The `deliveries` rows, rebuilt from `store` as it is now (for reading right after
@@ -185,7 +194,16 @@ pub type History = HashMap<String, Vec<EventRow>>;
 /// Applies `events` (with their events-topic offsets) to the state and returns the rows.
 /// Deliveries missing from `store` must have been loaded (or be new) before the call.
 pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows<'a> {
-    let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, ..Default::default() };
+    apply_reusing(store, partition, events, history, batch_seq, now_ms, cfg, Vec::new())
+}
+
+/// As [`apply`], writing the delivery rows into `buffer` (cleared first): an earlier
+/// batch's (`TableBuffers::spare`, `BatchRows::into_delivery_buffer`), so its pages are
+/// already mapped.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig, mut buffer: Vec<u8>) -> BatchRows<'a> {
+    buffer.clear();
+    let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, delivery_table: RowBuffer { bytes: buffer, rows: 0 }, ..Default::default() };
     let mut sums = Sums::default();
     // deliveries changed by this batch, in first-seen order
     let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
@@ -203,11 +221,12 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
     order.sort_by_key(|(_, e)| e.occurred_at);
     for (offset, e) in order {
         let key = DeliveryKey::of(&e.delivery_key);
-        let before = match index.get(&key) {
-            Some(_) => None,
-            None => Some(store.map.get(&key).map_or(((0, 0, 0), None), |s| (s.attribution(), Some(seen_and_status(&s))))),
-        };
-        let Some(done) = store.apply_at(key, &mut names, e, partition, batch_seq, cfg.scanner_window_secs) else {
+        // (the state before the batch, read through the entry the event is applied with)
+        let first = !index.contains_key(&key);
+        let (done, before) = store.apply_seen(key, &mut names, e, partition, batch_seq, cfg.scanner_window_secs, |s| {
+            first.then(|| s.map_or(((0, 0, 0), None), |s| (s.attribution(), Some(seen_and_status(s)))))
+        });
+        let Some(done) = done else {
             rows.duplicates += 1;
             continue;
         };
@@ -243,7 +262,9 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
     // Attribution is final only now: event rows and per-broadcast counters take the delivery's.
     // Each changed delivery's state is read once, now: its attribution after the batch (for
     // the event rows and counters below), its status move and its `deliveries` row.
-    let mut moves: std::collections::BTreeMap<(&'a str, i64, &'static str), i64> = Default::default();
+    // (summed in a hash map, then the non-zero sums sorted: the rows' order is the key's, as
+    // a `BTreeMap` gave it, without a tree walk with string compares per change)
+    let mut moves: rustc_hash::FxHashMap<(&'a str, i64, &'static str), i64> = Default::default();
     let mut tombstones = Vec::new();
     rows.now_ms = now_ms;
     rows.delivery_table.bytes.reserve(touched.len() * 384);
@@ -309,9 +330,10 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
     rows.reattributed = moved.len();
     rows.moved = moved;
     rows.order_tombstones = tombstones;
+    let mut moves: Vec<((&'a str, i64, &'static str), i64)> = moves.into_iter().filter(|(_, n)| *n != 0).collect();
+    moves.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     rows.status_counts = moves
         .into_iter()
-        .filter(|(_, n)| *n != 0)
         .map(|((tenant, bucket, status), deliveries)| StatusCountRow { tenant: Text::Borrowed(tenant), bucket, status: Text::Borrowed(status), deliveries })
         .collect();
     rows

@@ -59,8 +59,20 @@ type Bucketed = (Dims, u8, u16);
 
 #[derive(Debug, Default)]
 pub struct Sums {
-    counters: FxHashMap<Bucketed, (u64, i128)>,
-    attributed: FxHashMap<(Bucketed, Attribution), (i64, i128)>,
+    counters: FxHashMap<Bucketed, Acc<u64>>,
+    attributed: FxHashMap<(Bucketed, Attribution), Acc<i64>>,
+}
+
+/// A key's sums, and where its text columns are in the batch's [`KeyText`] (set by
+/// `into_table`: writing a row then looks nothing up).
+#[derive(Debug, Default, Clone, Copy)]
+struct Acc<N> {
+    events: N,
+    cost: i128,
+    /// Index of the key's `Dims` in `KeyText::dims`.
+    dims: u32,
+    /// Index of the key's attribution in `KeyText::attributions` (`attributed` only).
+    attribution: u32,
 }
 
 fn buckets(periods: &Periods, d: Dims, at: i64) -> impl Iterator<Item = Bucketed> + '_ {
@@ -78,59 +90,60 @@ impl Sums {
     /// One applied event into `counters`.
     pub fn count(&mut self, periods: &Periods, d: Dims, at: i64, cost: i128) {
         for k in buckets(periods, d, at) {
-            let acc = self.counters.entry(k).or_insert((0, 0));
-            acc.0 += 1;
+            let acc = self.counters.entry(k).or_default();
+            acc.events += 1;
             // (saturating: `admission` bounds each cost, and stored rows came through it)
-            acc.1 = acc.1.saturating_add(cost);
+            acc.cost = acc.cost.saturating_add(cost);
         }
     }
 
     /// As `count`, with the event's bucket starts already computed (`bucket_starts`).
     pub fn count_in(&mut self, d: Dims, starts: &[u16], cost: i128) {
         for (p, start) in starts.iter().enumerate() {
-            let acc = self.counters.entry((d, p as u8, *start)).or_insert((0, 0));
-            acc.0 += 1;
-            acc.1 = acc.1.saturating_add(cost);
+            let acc = self.counters.entry((d, p as u8, *start)).or_default();
+            acc.events += 1;
+            acc.cost = acc.cost.saturating_add(cost);
         }
     }
 
     /// As `count_attributed` with sign 1, with the event's bucket starts already computed.
     pub fn count_attributed_in(&mut self, d: Dims, starts: &[u16], a: Attribution, cost: i128) {
         for (p, start) in starts.iter().enumerate() {
-            let acc = self.attributed.entry(((d, p as u8, *start), a)).or_insert((0, 0));
-            acc.0 += 1;
-            acc.1 = acc.1.saturating_add(cost);
+            let acc = self.attributed.entry(((d, p as u8, *start), a)).or_default();
+            acc.events += 1;
+            acc.cost = acc.cost.saturating_add(cost);
         }
     }
 
     /// One event into `attributed_counters` under `a`, `sign` = 1, or -1 to take it out.
     pub fn count_attributed(&mut self, periods: &Periods, d: Dims, a: Attribution, at: i64, cost: i128, sign: i64) {
         for k in buckets(periods, d, at) {
-            let acc = self.attributed.entry((k, a)).or_insert((0, 0));
-            acc.0 += sign;
-            acc.1 = acc.1.saturating_add((sign as i128).saturating_mul(cost));
+            let acc = self.attributed.entry((k, a)).or_default();
+            acc.events += sign;
+            acc.cost = acc.cost.saturating_add((sign as i128).saturating_mul(cost));
         }
     }
 
     /// The batch's sums with the names their keys use, resolved once (a few per batch), so
-    /// the rows can be written after the names' lock is released.
-    pub fn into_table(self, periods: &Periods, names: &Names) -> CounterTables {
-        let mut used: FxHashMap<u32, Arc<str>> = FxHashMap::default();
-        let mut keep = |id: u32| {
-            used.entry(id).or_insert_with(|| names.get(id).into());
-        };
-        for (d, _, _) in self.counters.keys() {
-            keep(d.tenant);
-            keep(d.provider);
-            keep(d.cost_unit);
+    /// the rows can be written after the names' lock is released; each distinct `Dims` and
+    /// attribution encoded once as the text columns it fills ([`KeyText`]), each key told
+    /// where (one lookup per key here; it was a name lookup per string and row).
+    pub fn into_table(mut self, periods: &Periods, names: &Names) -> CounterTables {
+        let mut text = KeyText::default();
+        for (name, _, _) in &periods.0 {
+            let span = text.span(|b| put_str(b, name));
+            text.periods.push(span);
         }
-        for ((d, _, _), (b, s, t)) in self.attributed.keys() {
-            for id in [d.tenant, d.provider, d.cost_unit, *b, *s, *t] {
-                keep(id);
-            }
+        let mut used: FxHashMap<u32, Arc<str>> = FxHashMap::default();
+        for ((d, _, _), acc) in self.counters.iter_mut() {
+            acc.dims = text.dims(*d, names, &mut used);
+        }
+        for (((d, _, _), a), acc) in self.attributed.iter_mut() {
+            acc.dims = text.dims(*d, names, &mut used);
+            acc.attribution = text.attribution(*a, names, &mut used);
         }
         let periods = periods.0.iter().map(|(name, _, _)| name.as_str().into()).collect();
-        CounterTables { sums: self, names: used, periods }
+        CounterTables { sums: self, names: used, periods, text }
     }
 }
 
@@ -144,6 +157,8 @@ pub struct CounterTables {
     names: FxHashMap<u32, Arc<str>>,
     /// Period names by index in `Periods`.
     periods: Vec<Arc<str>>,
+    /// The keys' text columns, encoded.
+    text: KeyText,
 }
 
 impl CounterTables {
@@ -153,10 +168,6 @@ impl CounterTables {
         self.names.get(&id).map_or("", |n| n)
     }
 
-    fn period(&self, i: u8) -> &str {
-        self.periods.get(i as usize).map_or("", |n| n)
-    }
-
     /// Rows of `counters`.
     pub fn counter_rows(&self) -> usize {
         self.sums.counters.len()
@@ -164,43 +175,40 @@ impl CounterTables {
 
     /// Appends every row to `counters` and `attributed_counters`, in the maps' order (which is
     /// deterministic: `FxHash` has no random seed), the bytes `rows` would serialize to.
+    ///
+    /// A row's text columns come from its key's few distinct parts (a batch has hundreds of
+    /// distinct `Dims` for thousands of rows), encoded once per batch by `into_table`
+    /// ([`KeyText`]), so a row is a few copies of those bytes plus its numbers: nine strings
+    /// per row, each with its own name lookup, were a tenth of the batch (BENCHMARKS.md §1b).
     pub fn write_rowbinary(&self, counters: &mut RowBuffer, attributed: &mut RowBuffer) {
+        let text = &self.text;
         let b = &mut counters.bytes;
         b.reserve(self.sums.counters.len() * 96);
-        for (&(d, p, bucket_start), &(events, cost_amount)) in &self.sums.counters {
-            put_str(b, self.name(d.tenant));
-            put_str(b, self.period(p));
+        for (&(_, p, bucket_start), acc) in &self.sums.counters {
+            let k = text.dims.get(acc.dims as usize).copied().unwrap_or_default();
+            b.extend_from_slice(text.get(k.tenant));
+            b.extend_from_slice(text.period(p));
             put(b, bucket_start.to_le_bytes());
-            put_str(b, d.channel.as_str());
-            put_str(b, self.name(d.provider));
-            put_str(b, d.event_type.as_str());
-            put_str(b, d.bounce.map_or("", |x| x.as_str()));
-            put_str(b, self.name(d.cost_unit));
-            put_str(b, d.machine.map_or("", |m| m.as_str()));
-            put(b, events.to_le_bytes());
-            put(b, cost_amount.to_le_bytes());
+            b.extend_from_slice(text.get(k.counters));
+            put(b, acc.events.to_le_bytes());
+            put(b, acc.cost.to_le_bytes());
         }
         counters.rows += self.sums.counters.len();
         let b = &mut attributed.bytes;
         b.reserve(self.sums.attributed.len() * 112);
-        for (&((d, p, bucket_start), (bc, sq, tk)), &(events, cost_amount)) in &self.sums.attributed {
-            if events == 0 && cost_amount == 0 {
+        for (&((_, p, bucket_start), _), acc) in &self.sums.attributed {
+            if acc.events == 0 && acc.cost == 0 {
                 continue;
             }
-            put_str(b, self.name(d.tenant));
-            put_str(b, self.period(p));
+            let k = text.dims.get(acc.dims as usize).copied().unwrap_or_default();
+            let a = text.attributions.get(acc.attribution as usize).copied().unwrap_or_default();
+            b.extend_from_slice(text.get(k.tenant));
+            b.extend_from_slice(text.period(p));
             put(b, bucket_start.to_le_bytes());
-            put_str(b, self.name(bc));
-            put_str(b, self.name(sq));
-            put_str(b, self.name(tk));
-            put_str(b, d.channel.as_str());
-            put_str(b, self.name(d.provider));
-            put_str(b, d.event_type.as_str());
-            put_str(b, d.bounce.map_or("", |x| x.as_str()));
-            put_str(b, d.machine.map_or("", |m| m.as_str()));
-            put_str(b, self.name(d.cost_unit));
-            put(b, events.to_le_bytes());
-            put(b, cost_amount.to_le_bytes());
+            b.extend_from_slice(text.get(a));
+            b.extend_from_slice(text.get(k.attributed));
+            put(b, acc.events.to_le_bytes());
+            put(b, acc.cost.to_le_bytes());
             attributed.rows += 1;
         }
     }
@@ -214,7 +222,7 @@ impl CounterTables {
             .sums
             .counters
             .iter()
-            .map(|(&(d, p, bucket_start), &(events, cost_amount))| CounterRow {
+            .map(|(&(d, p, bucket_start), &Acc { events, cost: cost_amount, .. })| CounterRow {
                 tenant: names(d.tenant),
                 period: period(p),
                 bucket_start,
@@ -232,8 +240,8 @@ impl CounterTables {
             .sums
             .attributed
             .iter()
-            .filter(|(_, (n, c))| *n != 0 || *c != 0)
-            .map(|(&((d, p, bucket_start), (b, s, t)), &(events, cost_amount))| AttributedCounterRow {
+            .filter(|(_, acc)| acc.events != 0 || acc.cost != 0)
+            .map(|(&((d, p, bucket_start), (b, s, t)), &Acc { events, cost: cost_amount, .. })| AttributedCounterRow {
                 tenant: names(d.tenant),
                 period: period(p),
                 bucket_start,
@@ -251,5 +259,96 @@ impl CounterTables {
             })
             .collect();
         (counters, attributed)
+    }
+}
+
+/// A batch's key parts as `RowBinary`, each encoded once: the periods' names, and per
+/// distinct `Dims` and attribution the consecutive text columns they fill.
+#[derive(Debug, Default)]
+struct KeyText {
+    bytes: Vec<u8>,
+    /// Each period's name, by index in `Periods`.
+    periods: Vec<(u32, u32)>,
+    /// By index (`Acc::dims`).
+    dims: Vec<DimsText>,
+    /// Broadcast, sequence and template columns, by index (`Acc::attribution`).
+    attributions: Vec<(u32, u32)>,
+    dims_index: FxHashMap<Dims, u32>,
+    attribution_index: FxHashMap<Attribution, u32>,
+}
+
+/// Where a `Dims`' columns are in `KeyText::bytes`, as (start, end).
+#[derive(Debug, Default, Clone, Copy)]
+struct DimsText {
+    /// `tenant`.
+    tenant: (u32, u32),
+    /// `counters`' columns after the bucket start: channel, provider, event type, bounce, cost unit, machine.
+    counters: (u32, u32),
+    /// `attributed_counters`' after the attribution: channel, provider, event type, bounce, machine, cost unit.
+    attributed: (u32, u32),
+}
+
+impl KeyText {
+    fn get(&self, (start, end): (u32, u32)) -> &[u8] {
+        self.bytes.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    /// Period `p`'s name.
+    fn period(&self, p: u8) -> &[u8] {
+        self.periods.get(p as usize).map_or(&[][..], |k| self.get(*k))
+    }
+
+    fn span(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> (u32, u32) {
+        let start = self.bytes.len() as u32;
+        write(&mut self.bytes);
+        (start, self.bytes.len() as u32)
+    }
+
+    /// The index of `d`'s text (encoded on first sight; the names it uses kept in `used`).
+    fn dims(&mut self, d: Dims, names: &Names, used: &mut FxHashMap<u32, Arc<str>>) -> u32 {
+        if let Some(i) = self.dims_index.get(&d) {
+            return *i;
+        }
+        let name = |id: u32| names.get(id);
+        for id in [d.tenant, d.provider, d.cost_unit] {
+            used.entry(id).or_insert_with(|| name(id).into());
+        }
+        let [bounce, machine] = [d.bounce.map_or("", |x| x.as_str()), d.machine.map_or("", |m| m.as_str())];
+        let k = DimsText {
+            tenant: self.span(|b| put_str(b, name(d.tenant))),
+            counters: self.span(|b| {
+                for s in [d.channel.as_str(), name(d.provider), d.event_type.as_str(), bounce, name(d.cost_unit), machine] {
+                    put_str(b, s);
+                }
+            }),
+            attributed: self.span(|b| {
+                for s in [d.channel.as_str(), name(d.provider), d.event_type.as_str(), bounce, machine, name(d.cost_unit)] {
+                    put_str(b, s);
+                }
+            }),
+        };
+        let i = self.dims.len() as u32;
+        self.dims.push(k);
+        self.dims_index.insert(d, i);
+        i
+    }
+
+    /// The index of `a`'s broadcast, sequence and template columns (as `dims`).
+    fn attribution(&mut self, a: Attribution, names: &Names, used: &mut FxHashMap<u32, Arc<str>>) -> u32 {
+        if let Some(i) = self.attribution_index.get(&a) {
+            return *i;
+        }
+        for id in [a.0, a.1, a.2] {
+            used.entry(id).or_insert_with(|| names.get(id).into());
+        }
+        let k = self.span(|b| {
+            for id in [a.0, a.1, a.2] {
+                put_str(b, names.get(id));
+            }
+        });
+        let i = self.attributions.len() as u32;
+        self.attributions.push(k);
+        self.attribution_index.insert(a, i);
+        i
     }
 }

@@ -234,7 +234,8 @@ impl Aggregator {
             Err(e) => return Some(Err(e)),
         };
         self.batch_seq += 1;
-        let rows = batch::apply(&self.store, p, events, &history, self.batch_seq, now_ms(), &self.batch_cfg);
+        let spare = std::mem::take(&mut self.tables.spare);
+        let rows = batch::apply_reusing(&self.store, p, events, &history, self.batch_seq, now_ms(), &self.batch_cfg, spare);
         let mut tables = std::mem::take(&mut self.tables);
         let written = match rows.write_rowbinary(&mut tables) {
             Ok(()) => self.write_rows(p, (first, last), &rows, &tables, dead, shutdown).await,
@@ -254,6 +255,7 @@ impl Aggregator {
         }
         metrics::gauge!("sendtrace_aggregator_deliveries_in_memory").set(self.store.map.len() as f64);
         metrics::gauge!("sendtrace_aggregator_interned_names").set(self.store.names().len() as f64);
+        self.tables.spare = rows.into_delivery_buffer();
         Some(Ok(()))
     }
 

@@ -17,11 +17,8 @@ impl std::hash::Hash for DeliveryKey {
 
 impl DeliveryKey {
     pub fn of(key: &str) -> DeliveryKey {
-        let ours = key.len() == 32 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if ours {
-            if let Ok(v) = u128::from_str_radix(key, 16) {
-                return DeliveryKey::from(v);
-            }
+        if let Some(k) = Self::parse_ours(key.as_bytes()) {
+            return k;
         }
         // Not written by our normalizer (a foreign producer): 16 bytes of its SHA-256,
         // uniform like ours. The rows still carry the event's own key string.
@@ -29,6 +26,38 @@ impl DeliveryKey {
         let mut b = [0u8; 16];
         b.copy_from_slice(&d[..16]);
         DeliveryKey::from(u128::from_be_bytes(b))
+    }
+}
+
+impl DeliveryKey {
+    /// 32 lower-case hex digits as two `u64`, in one pass (it was a check pass, then
+    /// `u128::from_str_radix`'s checked arithmetic per digit: 2 % of a batch; BENCHMARKS.md §1b).
+    fn parse_ours(key: &[u8]) -> Option<DeliveryKey> {
+        // (no branch per digit: a table gives each byte its value, or a flag bit if it is not one)
+        const NOT_A_DIGIT: u8 = 0x10;
+        const VALUE: [u8; 256] = {
+            let mut t = [NOT_A_DIGIT; 256];
+            let mut i = 0;
+            while i < 10 {
+                t[b'0' as usize + i] = i as u8;
+                i += 1;
+            }
+            let mut i = 0;
+            while i < 6 {
+                t[b'a' as usize + i] = 10 + i as u8;
+                i += 1;
+            }
+            t
+        };
+        fn half(digits: &[u8]) -> Option<u64> {
+            let (v, flags) = digits.iter().fold((0u64, 0u8), |(v, flags), b| {
+                let d = VALUE[*b as usize];
+                ((v << 4) | (d & 0xf) as u64, flags | d)
+            });
+            (flags & NOT_A_DIGIT == 0).then_some(v)
+        }
+        let (hi, lo) = (key.len() == 32).then(|| key.split_at(16))?;
+        Some(DeliveryKey([half(hi)?, half(lo)?]))
     }
 }
 
@@ -79,5 +108,15 @@ mod tests {
         assert_ne!(DeliveryKey::of(&upper), DeliveryKey::of(&k));
         assert_ne!(DeliveryKey::of(&format!("+{}", &k[1..])), DeliveryKey::of(&format!("0{}", &k[1..])));
         assert_eq!(DeliveryKey::of("dk"), DeliveryKey::of("dk"));
+    }
+
+    proptest::proptest! {
+        /// The one-pass parse takes exactly what the check and `u128::from_str_radix` took, to the same key.
+        #[test]
+        fn parse_is_check_then_from_str_radix(key in proptest::prop_oneof!["[0-9a-f]{32}", "[0-9a-f]{31}[0-9a-fA-F+g-]", "[0-9a-fA-F+g-]{30,33}"]) {
+            let ours = key.len() == 32 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            let want = ours.then(|| u128::from_str_radix(&key, 16).ok().map(DeliveryKey::from)).flatten();
+            proptest::prop_assert_eq!(DeliveryKey::parse_ours(key.as_bytes()), want);
+        }
     }
 }

@@ -351,11 +351,29 @@ impl StateStore {
 
     /// As [`StateStore::apply`], for a caller that already has `key` (`DeliveryKey::of(&e.delivery_key)`).
     pub fn apply_at(&self, key: DeliveryKey, names: &mut Names, e: &Event, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
-        let mut entry = self.map.entry(key).or_insert_with(|| Box::new(DeliveryState::new(e.channel)));
+        self.apply_seen(key, names, e, partition, batch_seq, scanner_window_secs, |_| ()).0
+    }
+
+    /// As [`StateStore::apply_at`], and `before` first reads the delivery's state as it was
+    /// before this event (`None`: not held yet). Why: `batch::apply` needs a delivery's
+    /// attribution and status from before the batch; reading them through this one map entry
+    /// instead of a lookup of its own saves a lock and a cache miss per event (BENCHMARKS.md §1b).
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_seen<R>(&self, key: DeliveryKey, names: &mut Names, e: &Event, partition: i32, batch_seq: u64, scanner_window_secs: i64, before: impl FnOnce(Option<&DeliveryState>) -> R) -> (Option<Applied>, R) {
+        let (mut entry, seen) = match self.map.entry(key) {
+            dashmap::Entry::Occupied(o) => {
+                let seen = before(Some(o.get()));
+                (o.into_ref(), seen)
+            }
+            dashmap::Entry::Vacant(v) => {
+                let seen = before(None);
+                (v.insert(Box::new(DeliveryState::new(e.channel))), seen)
+            }
+        };
         entry.touched = batch_seq as u32;
         entry.partition = partition.clamp(0, u16::MAX as i32) as u16;
         let machine = machine::classify(e, entry.time(Slot::FirstDelivered), scanner_window_secs);
-        entry.apply(names, e, machine).then_some(Applied { machine })
+        (entry.apply(names, e, machine).then_some(Applied { machine }), seen)
     }
 
     /// Deliveries already holding events whose attribution an event of `events` differs from:
