@@ -137,7 +137,8 @@ mod tests {
     #[test]
     fn each_bound_refuses_with_its_code() {
         assert_eq!(code(&ok()), None);
-        let cases: Vec<(&str, Box<dyn Fn(&mut Event)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut Event)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("missing_field", Box::new(|e: &mut Event| e.tenant.clear())),
             ("missing_field", Box::new(|e: &mut Event| e.delivery_key.clear())),
             ("time_out_of_range", Box::new(|e: &mut Event| e.occurred_at = i64::MAX)),

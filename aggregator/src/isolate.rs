@@ -31,7 +31,8 @@ pub trait Pieces {
 pub async fn write_bisecting<P: Pieces>(w: &mut P, len: usize) -> Option<usize> {
     let mut cuts = 0;
     // pieces still to write, the next one last
-    let mut todo = vec![0..len];
+    let mut todo = Vec::with_capacity(8);
+    todo.push(0..len);
     while let Some(piece) = todo.pop() {
         if piece.is_empty() {
             continue;

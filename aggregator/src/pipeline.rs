@@ -137,7 +137,7 @@ impl Aggregator {
 
     /// Decodes and admits the records of a unit: the events to apply (in offset order) and the
     /// dead letters of the records refused (`admission`), in offset order.
-    fn admit(&self, p: i32, unit: &[(i64, Option<Vec<u8>>)]) -> (Vec<(i64, Event)>, Vec<(i64, DeadLetter)>) {
+    fn admit(&self, p: i32, unit: &[(i64, Option<Vec<u8>>)]) -> Admitted {
         let mut events = Vec::with_capacity(unit.len());
         let mut refused = Vec::new();
         let topic = self.cfg.events_topic.as_str();
@@ -454,3 +454,6 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     info!(message = "Aggregator stopped.");
     Ok(())
 }
+
+/// A unit's admitted events and the dead letters of its refused records, each in offset order.
+type Admitted = (Vec<(i64, Event)>, Vec<(i64, DeadLetter)>);
