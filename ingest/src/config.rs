@@ -127,8 +127,7 @@ mod tests {
     /// largest body could never be stored is refused at startup.
     #[test]
     fn body_limit_must_fit_the_record_limit() {
-        let mut c = Config::default();
-        c.max_body_bytes = 1_000_000;
+        let mut c = Config { max_body_bytes: 1_000_000, ..Config::default() };
         assert!(c.validate().unwrap_err().contains("message.max.bytes"));
         c.kafka.extra.insert("message.max.bytes".into(), (10 * 1024 * 1024).to_string());
         c.validate().unwrap();

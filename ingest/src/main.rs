@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let health = runtime::telemetry::Health::default();
     let sink = Arc::new(KafkaSink::new(cfg.kafka.clone(), cfg.raw_topic.clone(), health.readiness())?);
     let probe = sink.spawn_probe(cfg.readiness, shutdown.clone());
-    let admin = tokio::spawn(runtime::telemetry::serve_admin(cfg.admin_addr.clone(), health.clone(), shutdown.clone()));
+    let admin = runtime::telemetry::start_admin(&cfg.admin_addr, health.clone(), shutdown.clone()).await?;
     let state = AppState { config: Arc::new(cfg.clone()), sink: Arc::new(sink.clone()), verify };
     let listener = tokio::net::TcpListener::bind(&cfg.listen_addr).await.with_context(|| format!("binding {}", cfg.listen_addr))?;
     tracing::info!(message = "ingest listening.", addr = %cfg.listen_addr, admin_addr = %cfg.admin_addr, tenants = cfg.tenants.len());

@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run => {
             let shutdown = runtime::shutdown::on_signal();
             let health = runtime::telemetry::Health::default();
-            let admin = tokio::spawn(runtime::telemetry::serve_admin(cfg.admin_addr.clone(), health.clone(), shutdown.clone()));
+            let admin = runtime::telemetry::start_admin(&cfg.admin_addr, health.clone(), shutdown.clone()).await?;
             let result = pipeline::run(cfg, health, shutdown.clone()).await;
             shutdown.cancel();
             let _ = admin.await;

@@ -1,6 +1,7 @@
 //! Logs (tracing), metrics (Prometheus text on `/metrics`), liveness (`/healthz`) and
 //! readiness (`/readyz`, see [`crate::readiness`]).
 
+use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -107,12 +108,41 @@ async fn healthz(State(h): State<Health>) -> (StatusCode, &'static str) {
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown`.
-pub async fn serve_admin(addr: String, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+/// Binds `addr`, then serves `/metrics`, `/healthz` and `/readyz` there until `shutdown` on a
+/// task of its own. The bind is awaited here, so a service whose admin port is taken stops at
+/// start with the reason, instead of running on with no health endpoint that an orchestrator
+/// (or a test harness) could ever see answer.
+pub async fn start_admin(addr: &str, health: Health, shutdown: CancellationToken) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the admin endpoint {addr}"))?;
     tracing::info!(message = "Admin endpoint listening.", %addr);
-    axum::serve(listener, router(health))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
-    Ok(())
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, router(health)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+        Ok(())
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_admin_port_is_an_error_at_start_and_a_free_one_answers_healthz() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        let err = start_admin(&addr, Health::default(), CancellationToken::new()).await.expect_err("port taken");
+        assert!(format!("{err:#}").contains(&format!("binding the admin endpoint {addr}")), "{err:#}");
+
+        drop(taken);
+        let (shutdown, health) = (CancellationToken::new(), Health::default());
+        health.set_ready(true);
+        let admin = start_admin(&addr, health, shutdown.clone()).await.expect("port free again");
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("listening once start_admin returned");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        shutdown.cancel();
+        admin.await.unwrap().unwrap();
+    }
 }

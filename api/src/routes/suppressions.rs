@@ -220,7 +220,7 @@ async fn address_state(state: &AppState, tenant: &str, address: &str) -> Result<
     for c in q::changes(db, tenant, address, MAX_HISTORY).await? {
         history.push((c.at, HistoryItem { at: time(c.at), action: c.action, source: "api".into(), reason: None, scope: c.scope, event_id: None, who: Some(c.who), note: Some(c.note) }));
     }
-    history.sort_by(|a, b| a.0.cmp(&b.0));
+    history.sort_by_key(|h| h.0);
     let skip = history.len().saturating_sub(MAX_HISTORY as usize);
     Ok(AddressSuppression {
         address: address.to_string(),
