@@ -64,7 +64,25 @@ impl Stack {
     }
 }
 
+/// A port for a service a test starts, free now. Taken at random below the kernel's ephemeral
+/// range (`net.ipv4.ip_local_port_range`, 32768–60999 by default): a port the kernel handed out
+/// for `bind(0)` is released before the child binds it, and meanwhile any outgoing connection of
+/// the parallel tests may take it as its local port (a CI run lost an aggregator's admin port so).
+/// Below the range only another test's pick can collide, and the picks are random. The
+/// devstacks' own ports (28000–29999 for `scripts/load.sh`) are left out too.
 pub fn free_port() -> u16 {
+    const LOW: u32 = 15_000;
+    let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768)
+        .min(28_000);
+    for _ in 0..64 {
+        let port = (LOW + (uuid::Uuid::new_v4().as_u128() % u128::from(high.saturating_sub(LOW).max(1))) as u32) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
