@@ -14,6 +14,12 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// CPU time `pid` spent since `before` (an earlier [`cpu_time`] of it); `None` when either
+/// reading failed (the process was gone or never there).
+pub fn cpu_since(pid: u32, before: Option<Duration>) -> Option<Duration> {
+    Some(cpu_time(pid)?.saturating_sub(before?))
+}
+
 /// User + system CPU time of this process so far.
 pub fn own_cpu_time() -> Duration {
     std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| parse_stat(&s)).unwrap_or_default()
@@ -62,8 +68,7 @@ impl CpuMeter {
     pub fn stop(&self, own_name: &str) -> (Duration, Vec<CpuSpent>) {
         let mut spent = vec![CpuSpent { name: own_name.to_string(), cpu: Some(own_cpu_time().saturating_sub(self.own)) }];
         for (name, pid, before) in &self.procs {
-            let cpu = before.and_then(|b| Some(cpu_time(*pid)?.saturating_sub(b)));
-            spent.push(CpuSpent { name: name.clone(), cpu });
+            spent.push(CpuSpent { name: name.clone(), cpu: cpu_since(*pid, *before) });
         }
         (self.started.elapsed(), spent)
     }

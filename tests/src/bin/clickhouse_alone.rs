@@ -169,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
         manifest.insert(&client).await?;
         times.push((started.elapsed(), reads));
     }
-    let server_spent = cli.server_pid.and_then(observe::cpu_time).zip(server_cpu).map(|(after, before)| after.saturating_sub(before));
+    let server_spent = cli.server_pid.and_then(|pid| observe::cpu_since(pid, server_cpu));
     for s in shares.values().chain([&manifest]) {
         client.query(&format!("DROP TABLE IF EXISTS {}", s.scratch)).execute().await?;
     }

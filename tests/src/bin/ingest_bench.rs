@@ -16,7 +16,7 @@
 //!   ingest-bench --brokers 127.0.0.1:9092 --seconds 10 --concurrency 32
 
 use clap::Parser;
-use e2e::observe::{cpu_time, own_cpu_time};
+use e2e::observe::{cpu_since, cpu_time, own_cpu_time};
 use normalizer::providers::{ses, TenantCredentials, VerifyContext};
 use rdkafka::producer::FutureRecord;
 use std::sync::Arc;
@@ -236,7 +236,7 @@ async fn main() -> anyhow::Result<()> {
     let broker_cpu = cli.broker_pid.and_then(cpu_time);
     let broker_f = broker(&cfg.kafka, &cli.topic, envelope_bytes, cli.concurrency, cli.seconds).await;
     broker_f.print("broker (native, acks=all)");
-    if let Some(spent) = cli.broker_pid.and_then(cpu_time).zip(broker_cpu).map(|(after, before)| after.saturating_sub(before)) {
+    if let Some(spent) = cli.broker_pid.and_then(|pid| cpu_since(pid, broker_cpu)) {
         println!(
             "  the broker process itself: {:.1} CPU-s, {:.0} µs/record ({:.2} cores busy)",
             spent.as_secs_f64(),

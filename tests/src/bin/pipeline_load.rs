@@ -103,10 +103,10 @@ fn print_budget(cli: &Cli, wall: Duration, spent: &[observe::CpuSpent], events: 
     for s in spent {
         match s.cpu {
             Some(cpu) => {
-                let role = if cli.stand_ins.contains(&s.name) { " (stand-in)" } else { "" };
-                println!("    {:<12} {:>7.1} CPU-s {:>7.0} µs/event{role}", s.name, cpu.as_secs_f64(), per_event(cpu));
+                let stand_in = cli.stand_ins.contains(&s.name);
+                println!("    {:<12} {:>7.1} CPU-s {:>7.0} µs/event{}", s.name, cpu.as_secs_f64(), per_event(cpu), if stand_in { " (stand-in)" } else { "" });
                 all += cpu;
-                if cli.stand_ins.contains(&s.name) {
+                if stand_in {
                     stand_ins += cpu;
                 }
             }
