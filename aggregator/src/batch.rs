@@ -2,7 +2,7 @@
 //! Pure given the loaded state, so it can be tested without ClickHouse.
 
 use crate::buckets::Periods;
-use crate::counters::{Attribution, CounterTables, Dims, Sums};
+use crate::counters::{Attribution, CounterTables, Dims, DimsText, Sums};
 use crate::machine::MachineReason;
 use crate::store::rowbinary::{self, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, Text, STATUS_BUCKET_MS};
@@ -209,7 +209,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
     let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
     let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
     // the applied events' delivery (index into `touched`) and dimensions
-    let mut applied: Vec<(usize, Dims)> = Vec::with_capacity(events.len());
+    let mut applied: Vec<(usize, Dims, DimsText)> = Vec::with_capacity(events.len());
     // and their bucket starts, `periods` per event (`counters::BucketStarts`)
     let periods = cfg.periods.0.len();
     let mut starts: Vec<u16> = Vec::with_capacity(events.len() * periods);
@@ -250,7 +250,6 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
             }
         };
         let dims = Dims::of_event(e, done.machine, &mut names);
-        applied.push((i, dims));
         rows.applied.push(AppliedEvent { event: e, offset: *offset, machine: done.machine, attribution: (0, 0, 0) });
         rows.suppressions.extend(suppression::immediate(e));
         if suppression::is_soft_email_bounce(e) {
@@ -259,7 +258,8 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
         let cost = e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
         let at = starts.len();
         bucket_starts.push(e.occurred_at, &mut starts);
-        sums.count_in(dims, starts.get(at..).unwrap_or_default(), cost);
+        let text = sums.count_in(dims, starts.get(at..).unwrap_or_default(), cost, &names);
+        applied.push((i, dims, text));
     }
 
     // Attribution is final only now: event rows and per-broadcast counters take the delivery's.
@@ -294,11 +294,11 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
         rows.delivery_table.rows += 1;
         rows.changed.push((t.key, t.event, t.version));
     }
-    for (k, (row, (i, dims))) in rows.applied.iter_mut().zip(&applied).enumerate() {
+    for (k, (row, (i, dims, text))) in rows.applied.iter_mut().zip(&applied).enumerate() {
         let a = after.get(*i).copied().unwrap_or_default();
         row.attribution = a;
         let cost = row.event.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
-        sums.count_attributed_in(*dims, starts.get(k * periods..(k + 1) * periods).unwrap_or_default(), a, cost);
+        sums.count_attributed_in(*dims, *text, starts.get(k * periods..(k + 1) * periods).unwrap_or_default(), a, cost, &names);
     }
     // Events applied before this batch move from the old attribution to the new one (a send
     // record that arrived after its delivery's provider events): -1 there, +1 here, and the
@@ -320,8 +320,8 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
                 tracing::warn!(message = "Stored event row not understood; not moved.", event_id = %old.event_id);
                 continue;
             };
-            sums.count_attributed(&cfg.periods, dims, t.before, old.occurred_at, old.cost_amount, -1);
-            sums.count_attributed(&cfg.periods, dims, *a, old.occurred_at, old.cost_amount, 1);
+            sums.count_attributed(&cfg.periods, dims, t.before, old.occurred_at, old.cost_amount, -1, &names);
+            sums.count_attributed(&cfg.periods, dims, *a, old.occurred_at, old.cost_amount, 1, &names);
             let mut row = old.clone();
             set_attribution(&mut row, *a, &names);
             row.reattributed = 1;
@@ -329,7 +329,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
         }
     }
     drop(batch_ids);
-    rows.counter_tables = sums.into_table(&cfg.periods, &names);
+    rows.counter_tables = sums.into_table(&cfg.periods);
     rows.reattributed = moved.len();
     rows.moved = moved;
     rows.order_tombstones = tombstones;

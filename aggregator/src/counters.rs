@@ -57,14 +57,20 @@ impl Dims {
 /// (dims, period index in `Periods`, bucket start as days since the epoch)
 type Bucketed = (Dims, u8, u16);
 
+/// The sums, and each key's text columns encoded once per batch ([`KeyText`]; each event's
+/// `Dims` and attribution looked up once as it is counted, not once per key: per key it was
+/// ~600 instructions per event, 3.6 % of a batch; BENCHMARKS.md §1b).
 #[derive(Debug, Default)]
 pub struct Sums {
     counters: FxHashMap<Bucketed, Acc<u64>>,
     attributed: FxHashMap<(Bucketed, Attribution), Acc<i64>>,
+    text: KeyText,
+    /// The text of every name id the keys use.
+    used: FxHashMap<u32, Arc<str>>,
 }
 
-/// A key's sums, and where its text columns are in the batch's [`KeyText`] (set by
-/// `into_table`: writing a row then looks nothing up).
+/// A key's sums, and where its text columns are in the batch's [`KeyText`] (set as it is
+/// counted: writing a row then looks nothing up).
 #[derive(Debug, Default, Clone, Copy)]
 struct Acc<N> {
     events: N,
@@ -127,62 +133,58 @@ impl<'p> BucketStarts<'p> {
     }
 }
 
+/// Where an event's `Dims` text is in the batch's [`KeyText`] (`Sums::count_in` returns it
+/// for `count_attributed_in`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DimsText(u32);
+
 impl Sums {
-    /// One applied event into `counters`.
-    pub fn count(&mut self, periods: &Periods, d: Dims, at: i64, cost: i128) {
-        for k in buckets(periods, d, at) {
-            let acc = self.counters.entry(k).or_default();
+    /// One applied event into `counters`, with its bucket starts (`BucketStarts`); `names`
+    /// holds `d`'s names. Returns where `d`'s text is, for `count_attributed_in`.
+    pub fn count_in(&mut self, d: Dims, starts: &[u16], cost: i128, names: &Names) -> DimsText {
+        let dims = self.text.dims(d, names, &mut self.used);
+        for (p, start) in starts.iter().enumerate() {
+            let acc = self.counters.entry((d, p as u8, *start)).or_insert(Acc { dims, ..Default::default() });
             acc.events += 1;
             // (saturating: `admission` bounds each cost, and stored rows came through it)
             acc.cost = acc.cost.saturating_add(cost);
         }
+        DimsText(dims)
     }
 
-    /// As `count`, with the event's bucket starts already computed (`bucket_starts`).
-    pub fn count_in(&mut self, d: Dims, starts: &[u16], cost: i128) {
+    /// One applied event into `attributed_counters` under `a`, with its bucket starts and
+    /// where its `Dims`' text is (`count_in`'s answer for it).
+    pub fn count_attributed_in(&mut self, d: Dims, text: DimsText, starts: &[u16], a: Attribution, cost: i128, names: &Names) {
+        let attribution = self.text.attribution(a, names, &mut self.used);
         for (p, start) in starts.iter().enumerate() {
-            let acc = self.counters.entry((d, p as u8, *start)).or_default();
-            acc.events += 1;
-            acc.cost = acc.cost.saturating_add(cost);
-        }
-    }
-
-    /// As `count_attributed` with sign 1, with the event's bucket starts already computed.
-    pub fn count_attributed_in(&mut self, d: Dims, starts: &[u16], a: Attribution, cost: i128) {
-        for (p, start) in starts.iter().enumerate() {
-            let acc = self.attributed.entry(((d, p as u8, *start), a)).or_default();
+            let acc = self.attributed.entry(((d, p as u8, *start), a)).or_insert(Acc { dims: text.0, attribution, ..Default::default() });
             acc.events += 1;
             acc.cost = acc.cost.saturating_add(cost);
         }
     }
 
     /// One event into `attributed_counters` under `a`, `sign` = 1, or -1 to take it out.
-    pub fn count_attributed(&mut self, periods: &Periods, d: Dims, a: Attribution, at: i64, cost: i128, sign: i64) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn count_attributed(&mut self, periods: &Periods, d: Dims, a: Attribution, at: i64, cost: i128, sign: i64, names: &Names) {
+        let dims = self.text.dims(d, names, &mut self.used);
+        let attribution = self.text.attribution(a, names, &mut self.used);
         for k in buckets(periods, d, at) {
-            let acc = self.attributed.entry((k, a)).or_default();
+            let acc = self.attributed.entry((k, a)).or_insert(Acc { dims, attribution, ..Default::default() });
             acc.events += sign;
             acc.cost = acc.cost.saturating_add((sign as i128).saturating_mul(cost));
         }
     }
 
-    /// The batch's sums with the names their keys use, resolved once (a few per batch), so
-    /// the rows can be written after the names' lock is released; each distinct `Dims` and
-    /// attribution encoded once as the text columns it fills ([`KeyText`]), each key told
-    /// where (one lookup per key here; it was a name lookup per string and row).
-    pub fn into_table(mut self, periods: &Periods, names: &Names) -> CounterTables {
-        let mut text = KeyText::default();
+    /// The batch's sums, ready to be written: the names their keys use were resolved as
+    /// they were counted (a few per batch), so the rows can be written after the names' lock
+    /// is released.
+    pub fn into_table(mut self, periods: &Periods) -> CounterTables {
         for (name, _, _) in &periods.0 {
-            let span = text.span(|b| put_str(b, name));
-            text.periods.push(span);
+            let span = self.text.span(|b| put_str(b, name));
+            self.text.periods.push(span);
         }
-        let mut used: FxHashMap<u32, Arc<str>> = FxHashMap::default();
-        for ((d, _, _), acc) in self.counters.iter_mut() {
-            acc.dims = text.dims(*d, names, &mut used);
-        }
-        for (((d, _, _), a), acc) in self.attributed.iter_mut() {
-            acc.dims = text.dims(*d, names, &mut used);
-            acc.attribution = text.attribution(*a, names, &mut used);
-        }
+        let text = std::mem::take(&mut self.text);
+        let used = std::mem::take(&mut self.used);
         let periods = periods.0.iter().map(|(name, _, _)| name.as_str().into()).collect();
         CounterTables { sums: self, names: used, periods, text }
     }
@@ -311,7 +313,7 @@ struct KeyText {
     /// Each period's name, by index in `Periods`.
     periods: Vec<(u32, u32)>,
     /// By index (`Acc::dims`).
-    dims: Vec<DimsText>,
+    dims: Vec<DimsSpans>,
     /// Broadcast, sequence and template columns, by index (`Acc::attribution`).
     attributions: Vec<(u32, u32)>,
     dims_index: FxHashMap<Dims, u32>,
@@ -320,7 +322,7 @@ struct KeyText {
 
 /// Where a `Dims`' columns are in `KeyText::bytes`, as (start, end).
 #[derive(Debug, Default, Clone, Copy)]
-struct DimsText {
+struct DimsSpans {
     /// `tenant`.
     tenant: (u32, u32),
     /// `counters`' columns after the bucket start: channel, provider, event type, bounce, cost unit, machine.
@@ -355,7 +357,7 @@ impl KeyText {
             used.entry(id).or_insert_with(|| name(id).into());
         }
         let [bounce, machine] = [d.bounce.map_or("", |x| x.as_str()), d.machine.map_or("", |m| m.as_str())];
-        let k = DimsText {
+        let k = DimsSpans {
             tenant: self.span(|b| put_str(b, name(d.tenant))),
             counters: self.span(|b| {
                 for s in [d.channel.as_str(), name(d.provider), d.event_type.as_str(), bounce, name(d.cost_unit), machine] {
