@@ -115,7 +115,12 @@ impl Ids {
     }
 
     pub fn to_vec(&self) -> Vec<u64> {
-        (0..self.len()).map(|i| self.at(i)).collect()
+        self.hashes().collect()
+    }
+
+    /// The hashes in order, read in one pass (`at` finds the start again per hash).
+    pub fn hashes(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        self.0.get(self.start()..).unwrap_or_default().chunks_exact(W).map(|b| b.iter().fold(0u64, |h, x| (h << 8) | *x as u64))
     }
 
     /// From a stored row (hashes in any order; 64-bit hashes of older rows are cut to their top 48 bits).

@@ -131,9 +131,10 @@ pub fn write_delivery_row(b: &mut Vec<u8>, identity: &Event, s: &DeliveryState, 
     put_opt_i64(b, s.last_error().map(|(t, _)| t));
     put(b, s.cost_amount().to_le_bytes());
     put_str(b, names.get(s.cost_unit));
-    leb128(b, s.ids.len() as u64);
-    for i in 0..s.ids.len() {
-        put(b, s.ids.at(i).to_le_bytes());
+    let hashes = s.ids.hashes();
+    leb128(b, hashes.len() as u64);
+    for h in hashes {
+        put(b, h.to_le_bytes());
     }
     put(b, s.prio_bits().to_le_bytes());
     put(b, version.to_le_bytes());
