@@ -92,15 +92,18 @@ impl Ids {
     pub fn insert(&mut self, h: u64) -> bool {
         let h = h & MASK;
         let Err(pos) = self.search(h) else { return false };
-        let at = self.start() + pos * W;
-        let mut v = Vec::with_capacity(self.0.len().max(P) + W);
-        if self.0.is_empty() {
+        // Grown in place by `W` exact bytes (a `realloc`, which the allocator often does
+        // without moving when the block's size class has room) rather than copied into a new
+        // allocation and the old one freed: the same exact length, so the same memory (§2).
+        let at = if self.0.is_empty() { P } else { self.start() + pos * W };
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        if v.is_empty() {
+            v.reserve_exact(P + W);
             v.extend_from_slice(&0u16.to_be_bytes());
         } else {
-            v.extend_from_slice(&self.0[..at]);
+            v.reserve_exact(W);
         }
-        v.extend_from_slice(&h.to_be_bytes()[8 - W..]);
-        v.extend_from_slice(self.0.get(at..).unwrap_or_default());
+        v.splice(at..at, h.to_be_bytes()[8 - W..].iter().copied());
         self.0 = v.into_boxed_slice();
         true
     }
