@@ -92,18 +92,15 @@ impl Ids {
     pub fn insert(&mut self, h: u64) -> bool {
         let h = h & MASK;
         let Err(pos) = self.search(h) else { return false };
-        // Grown in place by `W` exact bytes (a `realloc`, which the allocator often does
-        // without moving when the block's size class has room) rather than copied into a new
-        // allocation and the old one freed: the same exact length, so the same memory (§2).
-        let at = if self.0.is_empty() { P } else { self.start() + pos * W };
-        let mut v = std::mem::take(&mut self.0).into_vec();
-        if v.is_empty() {
-            v.reserve_exact(P + W);
+        let at = self.start() + pos * W;
+        let mut v = Vec::with_capacity(self.0.len().max(P) + W);
+        if self.0.is_empty() {
             v.extend_from_slice(&0u16.to_be_bytes());
         } else {
-            v.reserve_exact(W);
+            v.extend_from_slice(&self.0[..at]);
         }
-        v.splice(at..at, h.to_be_bytes()[8 - W..].iter().copied());
+        v.extend_from_slice(&h.to_be_bytes()[8 - W..]);
+        v.extend_from_slice(self.0.get(at..).unwrap_or_default());
         self.0 = v.into_boxed_slice();
         true
     }
