@@ -204,6 +204,7 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)],
 pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, Event)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig, mut buffer: Vec<u8>) -> BatchRows<'a> {
     buffer.clear();
     let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, delivery_table: RowBuffer { bytes: buffer, rows: 0 }, ..Default::default() };
+    let mut sums = Sums::default();
     // deliveries changed by this batch, in first-seen order
     let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
     let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
@@ -211,7 +212,6 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
     let mut applied: Vec<(usize, Dims, DimsText)> = Vec::with_capacity(events.len());
     // and their bucket starts, `periods` per event (`counters::BucketStarts`)
     let periods = cfg.periods.0.len();
-    let mut sums = Sums::with_capacity(events.len() * periods);
     let mut starts: Vec<u16> = Vec::with_capacity(events.len() * periods);
     let mut bucket_starts = crate::counters::BucketStarts::new(&cfg.periods);
     let mut names = store.names();

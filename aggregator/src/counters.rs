@@ -133,17 +133,6 @@ impl<'p> BucketStarts<'p> {
     }
 }
 
-impl Sums {
-    /// For a batch of `keys` event × period sums at most (its events × `Periods`): no map
-    /// grows during the batch. The growth (rehashing every key at each doubling, and each
-    /// larger table's fresh pages) was ~570 instructions per event and ~8 % of a batch's time
-    /// (BENCHMARKS.md §1b). The rows' order is the maps', set by this capacity; it is no part
-    /// of what is stored (`tests/batch_rows.rs` pins the rows sorted, and says why).
-    pub fn with_capacity(keys: usize) -> Sums {
-        Sums { counters: FxHashMap::with_capacity_and_hasher(keys, Default::default()), attributed: FxHashMap::with_capacity_and_hasher(keys, Default::default()), ..Default::default() }
-    }
-}
-
 /// Where an event's `Dims` text is in the batch's [`KeyText`] (`Sums::count_in` returns it
 /// for `count_attributed_in`).
 #[derive(Debug, Clone, Copy, Default)]
