@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# How the aggregator's two state reads cost as the stored history grows (BENCHMARKS.md §10),
-# on the devstack's ClickHouse engine (chdb), in tables shaped as `deliveries` and `events`
-# (same ORDER BY keys and skip indexes), one part each:
+# How the aggregator's state reads cost as the stored history grows (BENCHMARKS.md §10), on the
+# devstack's ClickHouse engine (chdb), in tables shaped as `deliveries`, `events` and
+# `soft_bounces` (same ORDER BY keys and skip indexes), one part each:
 #   load_deliveries: `deliveries FINAL WHERE tenant = ? AND delivery_key IN (1,000 new keys)`,
 #                    without and with migration 12's bloom filter on `delivery_key`
-#   load_events:     `events FINAL WHERE tenant = ? AND delivery_key IN (500 stored keys)`
-# Prints, per table size, the best of 3 times and the granules the indexes keep.
-#   scripts/bench-state-reads.sh            # 100 k, 1 M, 4 M rows (~3 min)
+#   load_events:     `events FINAL WHERE tenant = ? AND delivery_key IN (500 stored keys)`, and
+#                    for 10 keys in FINAL's exact mode (ClickHouse's default) and without it (as
+#                    `load_events` asks)
+#   soft-bounce history of 200 addresses (1 in 20 events a soft bounce): `events FINAL` through
+#                    `recipient_bf` (before migration 13), and `soft_bounces FINAL` (migration 13)
+# Prints, per table size, the best of 3 times and the granules the indexes keep (~6 min).
+#   scripts/bench-state-reads.sh            # 100 k, 1 M, 4 M rows (~6 min)
 #   SIZES="100000 1000000" scripts/bench-state-reads.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,32 +25,57 @@ s.query("CREATE TABLE d (tenant String, delivery_key String, version UInt64, pay
 s.query("CREATE TABLE dbf (tenant String, delivery_key String, version UInt64, payload String, "
         "INDEX delivery_key_bf delivery_key TYPE bloom_filter(0.0001) GRANULARITY 1) "
         "ENGINE = ReplacingMergeTree(version) ORDER BY (tenant, delivery_key)")
-s.query("CREATE TABLE e (tenant String, event_id String, delivery_key String, payload String, "
-        "INDEX delivery_key_bf delivery_key TYPE bloom_filter(0.01) GRANULARITY 1) "
+s.query("CREATE TABLE e (tenant String, event_id String, delivery_key String, recipient String, kind String, "
+        "occurred_at DateTime64(3, 'UTC'), payload String, "
+        "INDEX delivery_key_bf delivery_key TYPE bloom_filter(0.01) GRANULARITY 1, "
+        "INDEX recipient_bf lower(recipient) TYPE bloom_filter(0.01) GRANULARITY 1) "
         "ENGINE = ReplacingMergeTree ORDER BY (tenant, event_id)")
+s.query("CREATE TABLE sb (tenant String, address String, event_id String, occurred_at DateTime64(3, 'UTC'), delivery_key String) "
+        "ENGINE = ReplacingMergeTree ORDER BY (tenant, address, event_id)")
 key = lambda i: "'" + hashlib.sha256(str(i).encode()).hexdigest().upper() + "'"
 total = 0
-print(f"{'stored rows':>12} | {'load_deliveries: 1,000 new keys':>34} | {'the same, migration 12':>34} | {'load_events: 500 stored keys':>34}")
+heads = ["load_deliveries: 1,000 new keys", "the same, migration 12", "load_events: 500 stored keys", "load_events: 10 stored keys", "the same, exact mode off",
+         "soft bounces of 200: events", "the same, migration 13"]
+print(f"{'stored rows':>12} | " + " | ".join(f"{h:>34}" for h in heads))
 for n in map(int, os.environ["SIZES"].split()):
     # deliveries: one row per key; events: two per delivery key, ordered by their own ids
     for t in ("d", "dbf"):
         s.query(f"INSERT INTO {t} SELECT 't', hex(SHA256(toString(number))), 1, repeat('x', 200) FROM numbers({total}, {n - total})")
+    # events: 1 in 20 a soft bounce, of 50,000 addresses (Upper-case, as providers send them)
     s.query(f"INSERT INTO e SELECT 't', hex(SHA256(toString(number + 1000000000000))), hex(SHA256(toString(intDiv(number, 2)))), "
-            f"repeat('x', 200) FROM numbers({total}, {n - total})")
+            f"concat('User', toString(number % 50000), '@Example.com'), if(number % 20 = 0, 'soft', 'delivered'), "
+            f"fromUnixTimestamp64Milli(toInt64(1780000000000 + number * 1000), 'UTC'), repeat('x', 200) FROM numbers({total}, {n - total})")
+    s.query(f"INSERT INTO sb SELECT 't', concat('user', toString(number % 50000), '@example.com'), hex(SHA256(toString(number + 1000000000000))), "
+            f"fromUnixTimestamp64Milli(toInt64(1780000000000 + number * 1000), 'UTC'), hex(SHA256(toString(intDiv(number, 2)))) "
+            f"FROM numbers({total}, {n - total}) WHERE number % 20 = 0")
     total = n
-    for t in ("d", "dbf", "e"):
+    for t in ("d", "dbf", "e", "sb"):
         s.query(f"OPTIMIZE TABLE {t} FINAL")
     new = ",".join(f"'{uuid.uuid4().hex}{uuid.uuid4().hex}'".upper() for _ in range(1000))
     held = ",".join(key(i * 997 % (n // 2)) for i in range(500))
+    few = ",".join(key(i * 997 % (n // 2)) for i in range(10))
+    # 200 addresses with soft bounces (a multiple of 20: rows number ≡ a mod 50,000 are all soft)
+    asked = sorted({i * 241 * 20 % 50000 for i in range(200)})
+    addresses = ",".join(f"'user{a}@example.com'" for a in asked)
+    soft = sum(len(range(a, n, 50000)) for a in asked)
+    exact_off = " SETTINGS use_skip_indexes_if_final_exact_mode = 0"
     cells = []
-    for table, keys, expect in (("d", new, 0), ("dbf", new, 0), ("e", held, 1000)):
-        where = f"FROM {table} FINAL WHERE tenant = 't' AND delivery_key IN ({keys})"
+    for table, where, settings, expect in (
+        ("d", f"delivery_key IN ({new})", "", 0),
+        ("dbf", f"delivery_key IN ({new})", "", 0),
+        ("e", f"delivery_key IN ({held})", "", 1000),
+        ("e", f"delivery_key IN ({few})", "", 20),
+        ("e", f"delivery_key IN ({few})", exact_off, 20),
+        ("e", f"kind = 'soft' AND lower(recipient) IN ({addresses})", "", soft),
+        ("sb", f"address IN ({addresses})", "", soft),
+    ):
+        where = f"FROM {table} FINAL WHERE tenant = 't' AND {where}"
         times = []
         for _ in range(3):
-            t = time.perf_counter(); s.query(f"SELECT * {where} FORMAT Null"); times.append(time.perf_counter() - t)
-        found = int(s.query(f"SELECT count() {where}", "TabSeparated").bytes())
+            t = time.perf_counter(); s.query(f"SELECT * {where}{settings} FORMAT Null"); times.append(time.perf_counter() - t)
+        found = int(s.query(f"SELECT count() {where}{settings}", "TabSeparated").bytes())
         assert found == expect, f"{table}: {found} rows found, {expect} expected"
-        plan = s.query(f"EXPLAIN indexes = 1 SELECT * {where}", "TabSeparatedRaw").bytes().decode()
+        plan = s.query(f"EXPLAIN indexes = 1 SELECT * {where}{settings}", "TabSeparatedRaw").bytes().decode()
         granules = re.findall(r"Granules: (\d+)/(\d+)", plan)
         kept = f"{granules[-1][0]} of {granules[0][1]} granules" if granules else "?"
         cells.append(f"{min(times) * 1000:6.0f} ms, {kept:>22}")

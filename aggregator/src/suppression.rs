@@ -82,8 +82,9 @@ pub async fn apply(client: &clickhouse::Client, producer: &ReplaceableProducer, 
     let mut entries = rows.suppressions.clone();
     let window_ms = cfg.soft_bounce_window_days.saturating_mul(86_400_000);
     for (tenant, addresses) in addresses_by_tenant(rows.soft_bounces.iter().map(|e| (e.tenant.as_str(), e.recipient.to_ascii_lowercase()))) {
-        let history = retry("soft_bounce_history", mb, shutdown, || soft_bounce_history(client, tenant, &addresses)).await?;
         let candidates: Vec<Event> = rows.soft_bounces.iter().filter(|e| e.tenant == tenant).map(|e| (*e).clone()).collect();
+        let span = history_span(&candidates, window_ms);
+        let history = retry("soft_bounce_history", mb, shutdown, || soft_bounce_history(client, tenant, &addresses, span)).await?;
         entries.extend(soft_bounce_entries(&candidates, &history, cfg.soft_bounce_threshold, window_ms));
     }
     let entries = strongest(entries);
@@ -196,6 +197,15 @@ mod tests {
     }
 }
 
+/// The times `soft_bounce_entries` can look at for `candidates`: each candidate only counts
+/// bounces within `window_ms` of its own time, so the history read is bounded by the earliest
+/// candidate minus the window and the latest plus it (UTC ms, inclusive).
+pub fn history_span(candidates: &[Event], window_ms: i64) -> (i64, i64) {
+    let from = candidates.iter().map(|e| e.occurred_at).min().unwrap_or(0);
+    let to = candidates.iter().map(|e| e.occurred_at).max().unwrap_or(0);
+    (from.saturating_sub(window_ms), to.saturating_add(window_ms))
+}
+
 /// Soft-bounce entries: a candidate whose address has at least `threshold` soft bounces in
 /// some window of `window_ms` that contains the candidate's time (its own included; `history`
 /// holds every known soft-bounce time per address). Any window holding it, not only the one
@@ -270,6 +280,35 @@ mod soft_tests {
             let h2 = std::collections::HashMap::from([("a@x.io".to_string(), times2.clone())]);
             proptest::prop_assert_eq!(!soft_bounce_entries(std::slice::from_ref(&e2), &h2, threshold, w2).is_empty(), brute(t2, &times2, threshold, w2));
             let _ = got;
+        }
+
+        /// The history read bounded by `history_span` decides every candidate as the whole
+        /// history does: a bounce outside the span is outside every window a candidate can use.
+        #[test]
+        fn history_outside_the_span_never_matters(
+            cands in proptest::collection::vec((0i64..4, -1_000i64..1_000), 1..6),
+            times in proptest::collection::vec((0i64..4, -3_000i64..3_000), 0..24),
+            window in 0i64..400,
+            threshold in 1usize..4,
+        ) {
+            let address = |a: i64| format!("a{a}@x.io");
+            let candidates: Vec<Event> = cands.iter().enumerate().map(|(i, (a, t))| {
+                let mut e = event(&i.to_string(), EventType::Bounced, Some(BounceClass::Soft), *t);
+                e.recipient = address(*a).to_ascii_uppercase();
+                e
+            }).collect();
+            let mut all: std::collections::HashMap<String, Vec<i64>> = Default::default();
+            for (a, t) in times.iter().chain(cands.iter()) {
+                all.entry(address(*a)).or_default().push(*t);
+            }
+            let (from, to) = history_span(&candidates, window);
+            let bounded: std::collections::HashMap<String, Vec<i64>> =
+                all.iter().map(|(a, ts)| (a.clone(), ts.iter().copied().filter(|t| (from..=to).contains(t)).collect())).collect();
+            let ids = |rows: Vec<SuppressionRow>| rows.into_iter().map(|r| r.event_id).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(
+                ids(soft_bounce_entries(&candidates, &bounded, threshold, window)),
+                ids(soft_bounce_entries(&candidates, &all, threshold, window))
+            );
         }
     }
 }

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (10, "origin_and_attribution_priority", include_str!("../clickhouse/0010_origin_and_attribution_priority.sql")),
     (11, "events_inserted_at", include_str!("../clickhouse/0011_events_inserted_at.sql")),
     (12, "deliveries_key_filter", include_str!("../clickhouse/0012_deliveries_key_filter.sql")),
+    (13, "history_reads", include_str!("../clickhouse/0013_history_reads.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

@@ -8,6 +8,7 @@
 //!    Keeper arguments, `Distributed` as a `Merge` table over the local one. Every table then has the
 //!    single-node columns (`DESCRIBE`) in its local and its distributed form, after every ALTER, and
 //!    the materialized views fill the local tables from the local tables.
+//!
 //! Both loop over `schemas::ddl::MIGRATIONS`: a new migration is covered without a change here.
 
 use aggregator::config::ClickHouseConfig;

@@ -323,7 +323,7 @@ fn cluster_file_is_consistent_with_its_config_files() {
     // Keeper: 3 nodes, the servers' <zookeeper> and the Raft configuration name the same ones
     let keepers = by_image(&v, "clickhouse/clickhouse-keeper:");
     assert_eq!(keepers.len(), 3);
-    let zk: BTreeSet<&str> = elements(&elements(&cluster_xml, "zookeeper")[0], "node").iter().map(|n| elements(n, "host")[0]).collect();
+    let zk: BTreeSet<&str> = elements(elements(&cluster_xml, "zookeeper")[0], "node").iter().map(|n| elements(n, "host")[0]).collect();
     assert_eq!(keepers.keys().map(String::as_str).collect::<BTreeSet<_>>(), zk);
     let keeper_xml = without_comments(&read("deploy/clickhouse-cluster/keeper.xml"));
     let raft: BTreeMap<&str, &str> = elements(&keeper_xml, "server").iter().map(|s| (elements(s, "hostname")[0], elements(s, "id")[0])).collect();

@@ -118,7 +118,7 @@ async fn ingest_refuses_with_retry_after_and_memory_stays_bounded_under_overload
         t.await.unwrap();
     }
     let elapsed = started.elapsed();
-    let t = tally.lock().unwrap();
+    let t = std::mem::take(&mut *tally.lock().unwrap());
     let total: u64 = t.by_reason.values().sum();
     println!(
         "overload for {elapsed:.0?}: {total} requests ({:.0}/s) from {CLIENTS} clients against max_concurrent_requests {MAX_CONCURRENT}, \

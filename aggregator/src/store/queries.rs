@@ -96,7 +96,16 @@ async fn load_events_untimed(client: &Client, keys: &[TenantKey]) -> Result<std:
     let mut out: std::collections::HashMap<String, Vec<EventRow>> = Default::default();
     for (tenant, keys) in by_tenant(keys) {
         for chunk in chunks(&keys) {
-            let q = client.query("SELECT ?fields FROM events FINAL WHERE tenant = ? AND delivery_key IN ?").bind(tenant).bind(chunk);
+            // `delivery_key_bf` (migration 8) keeps the granules holding one of the keys. FINAL's
+            // exact mode would then add every granule whose primary-key range meets a kept one
+            // (in case an older version matched and a newer did not): 55 granules of 89 instead
+            // of 10 for 4 keys (tests/tests/state_reads.rs). Every version of an event has its
+            // delivery's key, so the kept granules hold every version of every event asked for.
+            let q = client
+                .query("SELECT ?fields FROM events FINAL WHERE tenant = ? AND delivery_key IN ?")
+                .bind(tenant)
+                .bind(chunk)
+                .with_option("use_skip_indexes_if_final_exact_mode", "0");
             for r in q.fetch_all::<EventRow>().await? {
                 out.entry(r.delivery_key.to_string()).or_default().push(r);
             }
@@ -127,22 +136,28 @@ struct SoftBounceTimes {
     times: Vec<i64>,
 }
 
-/// Every stored soft email bounce time per address (lower-case) of `tenant` among `addresses`.
+/// Every stored soft email bounce time per address (lower-case) of `tenant` among `addresses`,
+/// between `from_ms` and `to_ms` (UTC ms, inclusive): from `soft_bounces` (migration 13), ordered
+/// by (tenant, address), so the read finds each address through the primary index instead of
+/// scanning the tenant's `events`.
 pub async fn soft_bounce_history(
     client: &Client,
     tenant: &str,
     addresses: &[String],
+    (from_ms, to_ms): (i64, i64),
 ) -> Result<std::collections::HashMap<String, Vec<i64>>, SinkError> {
     let mut out = std::collections::HashMap::new();
     for chunk in chunks(addresses) {
         let rows = client
             .query(
-                "SELECT lower(recipient) AS address, groupArray(toUnixTimestamp64Milli(occurred_at)) AS times \
-                 FROM events FINAL WHERE tenant = ? AND channel = 'email' AND event_type = 'bounced' \
-                 AND bounce_class = 'soft' AND lower(recipient) IN ? GROUP BY address",
+                "SELECT address, groupArray(toUnixTimestamp64Milli(occurred_at)) AS times \
+                 FROM soft_bounces FINAL WHERE tenant = ? AND address IN ? \
+                 AND occurred_at BETWEEN fromUnixTimestamp64Milli(?, 'UTC') AND fromUnixTimestamp64Milli(?, 'UTC') GROUP BY address",
             )
             .bind(tenant)
             .bind(chunk)
+            .bind(from_ms)
+            .bind(to_ms)
             .fetch_all::<SoftBounceTimes>()
             .await?;
         out.extend(rows.into_iter().map(|r| (r.address, r.times)));
