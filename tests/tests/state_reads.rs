@@ -186,7 +186,7 @@ async fn soft_bounce_history_reads_few_granules_and_equals_the_events_brute_forc
     addresses.sort();
     let span = (base + 10 * day, base + 30 * day);
     // the truth: distinct soft email bounces of acme per lower-case address, within the span
-    let truth = || {
+    let truth = |span: (i64, i64)| {
         let mut t: std::collections::BTreeMap<String, std::collections::BTreeSet<(i64, String)>> = Default::default();
         for r in &rows {
             let address = r.recipient.to_lowercase();
@@ -202,8 +202,9 @@ async fn soft_bounce_history_reads_few_granules_and_equals_the_events_brute_forc
         }
         t.into_iter().map(|(a, s)| (a, s.into_iter().map(|(ms, _)| ms).collect::<Vec<_>>())).collect::<std::collections::BTreeMap<_, _>>()
     };
-    let read = || async {
-        let got = soft_bounce_history(&client, "acme", &addresses, span).await.expect("soft_bounce_history");
+    let (client, addresses) = (&client, &addresses);
+    let read_in = |span: (i64, i64)| async move {
+        let got = soft_bounce_history(client, "acme", addresses, span).await.expect("soft_bounce_history");
         got.into_iter()
             .map(|(a, mut ts)| {
                 ts.sort();
@@ -211,14 +212,18 @@ async fn soft_bounce_history_reads_few_granules_and_equals_the_events_brute_forc
             })
             .collect::<std::collections::BTreeMap<_, _>>()
     };
-    let expected = truth();
+    let expected = truth(span);
     assert!(expected.len() >= 30 && expected.values().map(Vec::len).sum::<usize>() >= 300, "the truth is not trivial: {expected:?}");
-    assert_eq!(read().await, expected, "filled by the view as events are inserted");
+    assert_eq!(read_in(span).await, expected, "filled by the view as events are inserted");
     // the span is inclusive at both ends
     let edge = expected.values().flatten().copied().min().unwrap();
     let at_edge = soft_bounce_history(&client, "acme", &addresses, (edge, edge)).await.expect("read");
     assert_eq!(at_edge.values().flatten().filter(|t| **t == edge).count(), expected.values().flatten().filter(|t| **t == edge).count());
     assert!(at_edge.values().flatten().all(|t| *t == edge));
+    // the widest span (a saturated one) holds every stored soft bounce
+    let everything = (i64::MIN, i64::MAX);
+    assert_eq!(read_in(everything).await, truth(everything), "the widest span");
+    assert!(truth(everything).values().map(Vec::len).sum::<usize>() > expected.values().map(Vec::len).sum::<usize>());
 
     // the migration's backfill alone finds the same, and running it again changes nothing
     let backfill = schemas::ddl::MIGRATIONS
@@ -230,11 +235,11 @@ async fn soft_bounce_history_reads_few_granules_and_equals_the_events_brute_forc
         .find(|s| s.starts_with("INSERT INTO soft_bounces"))
         .expect("the backfill statement");
     p.query("TRUNCATE TABLE soft_bounces").await;
-    assert!(read().await.is_empty());
+    assert!(read_in(span).await.is_empty());
     p.query(&backfill).await;
-    assert_eq!(read().await, expected, "after the backfill");
+    assert_eq!(read_in(span).await, expected, "after the backfill");
     p.query(&backfill).await;
-    assert_eq!(read().await, expected, "after the backfill ran twice");
+    assert_eq!(read_in(span).await, expected, "after the backfill ran twice");
 
     // what the engine reads: the granules of the 43 addresses, not the tenant's 30
     p.query("OPTIMIZE TABLE soft_bounces FINAL").await;

@@ -139,7 +139,8 @@ struct SoftBounceTimes {
 /// Every stored soft email bounce time per address (lower-case) of `tenant` among `addresses`,
 /// between `from_ms` and `to_ms` (UTC ms, inclusive): from `soft_bounces` (migration 13), ordered
 /// by (tenant, address), so the read finds each address through the primary index instead of
-/// scanning the tenant's `events`.
+/// scanning the tenant's `events`. The bounds compare the stored milliseconds themselves
+/// (`fromUnixTimestamp64Milli` would clamp a bound past year 9999).
 pub async fn soft_bounce_history(
     client: &Client,
     tenant: &str,
@@ -152,7 +153,7 @@ pub async fn soft_bounce_history(
             .query(
                 "SELECT address, groupArray(toUnixTimestamp64Milli(occurred_at)) AS times \
                  FROM soft_bounces FINAL WHERE tenant = ? AND address IN ? \
-                 AND occurred_at BETWEEN fromUnixTimestamp64Milli(?, 'UTC') AND fromUnixTimestamp64Milli(?, 'UTC') GROUP BY address",
+                 AND toUnixTimestamp64Milli(occurred_at) BETWEEN ? AND ? GROUP BY address",
             )
             .bind(tenant)
             .bind(chunk)
