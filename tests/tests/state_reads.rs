@@ -217,7 +217,7 @@ async fn soft_bounce_history_reads_few_granules_and_equals_the_events_brute_forc
     assert_eq!(read_in(span).await, expected, "filled by the view as events are inserted");
     // the span is inclusive at both ends
     let edge = expected.values().flatten().copied().min().unwrap();
-    let at_edge = soft_bounce_history(&client, "acme", &addresses, (edge, edge)).await.expect("read");
+    let at_edge = soft_bounce_history(client, "acme", addresses, (edge, edge)).await.expect("read");
     assert_eq!(at_edge.values().flatten().filter(|t| **t == edge).count(), expected.values().flatten().filter(|t| **t == edge).count());
     assert!(at_edge.values().flatten().all(|t| *t == edge));
     // the widest span (a saturated one) holds every stored soft bounce
