@@ -114,6 +114,37 @@ pub fn ctx() -> &'static super::VerifyContext {
     })
 }
 
+/// The JSON fixtures (`*.json`) of a provider's fixtures folder, in name order.
+pub fn fixture_docs(dir: &Path) -> Vec<serde_json::Value> {
+    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    names.sort();
+    names
+        .iter()
+        .filter(|n| n.ends_with(".json"))
+        .map(|n| serde_json::from_slice(&std::fs::read(dir.join(n)).unwrap()).unwrap_or_else(|e| panic!("{n}: {e}")))
+        .collect()
+}
+
+/// A mapping's answer as comparable text: its drafts' `Debug` form, or its error's message.
+pub fn shown<T: std::fmt::Debug, E: std::fmt::Display>(r: Result<T, E>) -> Result<String, String> {
+    r.map(|d| format!("{d:?}")).map_err(|e| e.to_string())
+}
+
+/// Issue 14's differential check of a provider's borrowed mapping against the `Value` mapping
+/// it replaced (`map_before.rs`, the oracle): on every odd variant (`odd_variants`) of every
+/// document, `new` and `old` answer the same (drafts or errors, partition key, as each provider
+/// puts them in `T`). Returns how many bodies were checked.
+pub fn differential<T: PartialEq + std::fmt::Debug>(docs: &[serde_json::Value], new: impl Fn(&[u8]) -> T, old: impl Fn(&[u8]) -> T) -> usize {
+    let mut checked = 0;
+    for doc in docs {
+        for body in odd_variants(doc) {
+            assert_eq!(new(body.as_bytes()), old(body.as_bytes()), "{body}");
+            checked += 1;
+        }
+    }
+    checked
+}
+
 /// The path (keys and array indices) of every value in `v`, at any depth, appended to `out`.
 pub fn json_paths(v: &serde_json::Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
     use serde_json::Value;

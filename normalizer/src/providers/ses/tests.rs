@@ -597,12 +597,7 @@ fn the_borrowed_eventbridge_body_agrees_with_the_value_envelope() {
         let mut no_mail = doc.clone();
         no_mail["detail"].as_object_mut().unwrap().remove("mail");
         docs.push(no_mail);
-        for d in &docs {
-            for body in crate::providers::testkit::odd_variants(d) {
-                assert_eq!(after(body.as_bytes(), &opts), before(body.as_bytes(), &opts), "{body}");
-                checked += 1;
-            }
-        }
+        checked += crate::providers::testkit::differential(&docs, |b| after(b, &opts), |b| before(b, &opts));
     }
     assert!(checked > 1_000, "{checked}");
 }
