@@ -101,7 +101,7 @@ async fn load_events_untimed(client: &Client, keys: &[TenantKey]) -> Result<std:
             // (in case an older version matched and a newer did not): 55 granules of 89 instead
             // of 10 for 4 keys (tests/tests/state_reads.rs). Every version of an event has its
             // delivery's key, so the kept granules hold every version of every event asked for.
-            // (The setting exists since ClickHouse 25.x; docker-compose pins 26.9.)
+            // (A recent setting: docker-compose pins ClickHouse 26.9, which has it; an old server may not.)
             let q = client
                 .query("SELECT ?fields FROM events FINAL WHERE tenant = ? AND delivery_key IN ?")
                 .bind(tenant)
