@@ -209,7 +209,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
     let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
     let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
     // the applied events' delivery (index into `touched`) and dimensions
-    let mut applied: Vec<(usize, Dims, DimsText)> = Vec::with_capacity(events.len());
+    let mut applied: Vec<(usize, DimsText)> = Vec::with_capacity(events.len());
     // and their bucket starts, `periods` per event (`counters::BucketStarts`)
     let periods = cfg.periods.0.len();
     let mut starts: Vec<u16> = Vec::with_capacity(events.len() * periods);
@@ -259,7 +259,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
         let at = starts.len();
         bucket_starts.push(e.occurred_at, &mut starts);
         let text = sums.count_in(dims, starts.get(at..).unwrap_or_default(), cost, &names);
-        applied.push((i, dims, text));
+        applied.push((i, text));
     }
 
     // Attribution is final only now: event rows and per-broadcast counters take the delivery's.
@@ -294,11 +294,11 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
         rows.delivery_table.rows += 1;
         rows.changed.push((t.key, t.event, t.version));
     }
-    for (k, (row, (i, dims, text))) in rows.applied.iter_mut().zip(&applied).enumerate() {
+    for (k, (row, (i, text))) in rows.applied.iter_mut().zip(&applied).enumerate() {
         let a = after.get(*i).copied().unwrap_or_default();
         row.attribution = a;
         let cost = row.event.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
-        sums.count_attributed_in(*dims, *text, starts.get(k * periods..(k + 1) * periods).unwrap_or_default(), a, cost, &names);
+        sums.count_attributed_in(*text, starts.get(k * periods..(k + 1) * periods).unwrap_or_default(), a, cost, &names);
     }
     // Events applied before this batch move from the old attribution to the new one (a send
     // record that arrived after its delivery's provider events): -1 there, +1 here, and the

@@ -54,35 +54,44 @@ impl Dims {
     }
 }
 
-/// (dims, period index in `Periods`, bucket start as days since the epoch)
-type Bucketed = (Dims, u8, u16);
+/// A counter key as one integer: the index of its `Dims` in the batch's [`KeyText`] (which
+/// stands for the `Dims` within a batch), the period's index in `Periods` and the bucket start
+/// (days since the epoch). Why: a `(Dims, u8, u16)` key was 20 bytes hashed field by field and
+/// compared field by field in every probe, and its map entry 64 bytes; this one is 8, its entry
+/// 48 (BENCHMARKS.md §1b).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key(u64);
+
+impl Key {
+    fn new(dims: u32, period: usize, start: u16) -> Key {
+        Key((dims as u64) << 24 | (period as u64 & 0xff) << 16 | start as u64)
+    }
+
+    /// (dims index, period index, bucket start)
+    fn parts(self) -> (u32, u8, u16) {
+        ((self.0 >> 24) as u32, (self.0 >> 16) as u8, self.0 as u16)
+    }
+}
 
 /// The sums, and each key's text columns encoded once per batch ([`KeyText`]; each event's
 /// `Dims` and attribution looked up once as it is counted, not once per key: per key it was
 /// ~600 instructions per event, 3.6 % of a batch; BENCHMARKS.md §1b).
 #[derive(Debug, Default)]
 pub struct Sums {
-    counters: FxHashMap<Bucketed, Acc<u64>>,
-    attributed: FxHashMap<(Bucketed, Attribution), Acc<i64>>,
+    counters: FxHashMap<Key, Acc<u64>>,
+    /// Keyed by the counter key and the index of the attribution in the batch's [`KeyText`].
+    attributed: FxHashMap<(Key, u32), Acc<i64>>,
     text: KeyText,
     /// The text of every name id the keys use.
     used: FxHashMap<u32, Arc<str>>,
 }
 
-/// A key's sums, and where its text columns are in the batch's [`KeyText`] (set as it is
-/// counted: writing a row then looks nothing up).
+/// A key's sums (where its text columns are in the batch's [`KeyText`] is in the key itself:
+/// writing a row looks nothing up).
 #[derive(Debug, Default, Clone, Copy)]
 struct Acc<N> {
     events: N,
     cost: i128,
-    /// Index of the key's `Dims` in `KeyText::dims`.
-    dims: u32,
-    /// Index of the key's attribution in `KeyText::attributions` (`attributed` only).
-    attribution: u32,
-}
-
-fn buckets(periods: &Periods, d: Dims, at: i64) -> impl Iterator<Item = Bucketed> + '_ {
-    periods.buckets(at).enumerate().map(move |(i, (_, start))| (d, i as u8, clickhouse_date(start)))
 }
 
 /// Appends the start (a ClickHouse `Date`) of the bucket holding `at` in each period, in
@@ -144,7 +153,7 @@ impl Sums {
     pub fn count_in(&mut self, d: Dims, starts: &[u16], cost: i128, names: &Names) -> DimsText {
         let dims = self.text.dims(d, names, &mut self.used);
         for (p, start) in starts.iter().enumerate() {
-            let acc = self.counters.entry((d, p as u8, *start)).or_insert(Acc { dims, ..Default::default() });
+            let acc = self.counters.entry(Key::new(dims, p, *start)).or_default();
             acc.events += 1;
             // (saturating: `admission` bounds each cost, and stored rows came through it)
             acc.cost = acc.cost.saturating_add(cost);
@@ -154,10 +163,10 @@ impl Sums {
 
     /// One applied event into `attributed_counters` under `a`, with its bucket starts and
     /// where its `Dims`' text is (`count_in`'s answer for it).
-    pub fn count_attributed_in(&mut self, d: Dims, text: DimsText, starts: &[u16], a: Attribution, cost: i128, names: &Names) {
+    pub fn count_attributed_in(&mut self, text: DimsText, starts: &[u16], a: Attribution, cost: i128, names: &Names) {
         let attribution = self.text.attribution(a, names, &mut self.used);
         for (p, start) in starts.iter().enumerate() {
-            let acc = self.attributed.entry(((d, p as u8, *start), a)).or_insert(Acc { dims: text.0, attribution, ..Default::default() });
+            let acc = self.attributed.entry((Key::new(text.0, p, *start), attribution)).or_default();
             acc.events += 1;
             acc.cost = acc.cost.saturating_add(cost);
         }
@@ -168,8 +177,8 @@ impl Sums {
     pub fn count_attributed(&mut self, periods: &Periods, d: Dims, a: Attribution, at: i64, cost: i128, sign: i64, names: &Names) {
         let dims = self.text.dims(d, names, &mut self.used);
         let attribution = self.text.attribution(a, names, &mut self.used);
-        for k in buckets(periods, d, at) {
-            let acc = self.attributed.entry((k, a)).or_insert(Acc { dims, attribution, ..Default::default() });
+        for (p, (_, start)) in periods.buckets(at).enumerate() {
+            let acc = self.attributed.entry((Key::new(dims, p, clickhouse_date(start)), attribution)).or_default();
             acc.events += sign;
             acc.cost = acc.cost.saturating_add((sign as i128).saturating_mul(cost));
         }
@@ -227,8 +236,9 @@ impl CounterTables {
         let text = &self.text;
         let b = &mut counters.bytes;
         b.reserve(self.sums.counters.len() * 96);
-        for (&(_, p, bucket_start), acc) in &self.sums.counters {
-            let k = text.dims.get(acc.dims as usize).copied().unwrap_or_default();
+        for (key, acc) in &self.sums.counters {
+            let (dims, p, bucket_start) = key.parts();
+            let k = text.dims.get(dims as usize).copied().unwrap_or_default();
             b.extend_from_slice(text.get(k.tenant));
             b.extend_from_slice(text.period(p));
             put(b, bucket_start.to_le_bytes());
@@ -239,12 +249,13 @@ impl CounterTables {
         counters.rows += self.sums.counters.len();
         let b = &mut attributed.bytes;
         b.reserve(self.sums.attributed.len() * 112);
-        for (&((_, p, bucket_start), _), acc) in &self.sums.attributed {
+        for ((key, attribution), acc) in &self.sums.attributed {
             if acc.events == 0 && acc.cost == 0 {
                 continue;
             }
-            let k = text.dims.get(acc.dims as usize).copied().unwrap_or_default();
-            let a = text.attributions.get(acc.attribution as usize).copied().unwrap_or_default();
+            let (dims, p, bucket_start) = key.parts();
+            let k = text.dims.get(dims as usize).copied().unwrap_or_default();
+            let a = text.attributions.get(*attribution as usize).copied().unwrap_or_default();
             b.extend_from_slice(text.get(k.tenant));
             b.extend_from_slice(text.period(p));
             put(b, bucket_start.to_le_bytes());
@@ -265,7 +276,9 @@ impl CounterTables {
             .sums
             .counters
             .iter()
-            .map(|(&(d, p, bucket_start), &Acc { events, cost: cost_amount, .. })| CounterRow {
+            .map(|(key, &Acc { events, cost: cost_amount })| {
+                let (d, p, bucket_start) = self.text.key(*key);
+                CounterRow {
                 tenant: names(d.tenant),
                 period: period(p),
                 bucket_start,
@@ -277,14 +290,17 @@ impl CounterTables {
                 machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
                 events,
                 cost_amount,
-            })
+            }})
             .collect();
         let attributed: Vec<AttributedCounterRow<Text<'static>>> = self
             .sums
             .attributed
             .iter()
             .filter(|(_, acc)| acc.events != 0 || acc.cost != 0)
-            .map(|(&((d, p, bucket_start), (b, s, t)), &Acc { events, cost: cost_amount, .. })| AttributedCounterRow {
+            .map(|((key, attribution), &Acc { events, cost: cost_amount })| {
+                let (d, p, bucket_start) = self.text.key(*key);
+                let (b, s, t) = self.text.attribution_of.get(*attribution as usize).copied().unwrap_or_default();
+                AttributedCounterRow {
                 tenant: names(d.tenant),
                 period: period(p),
                 bucket_start,
@@ -299,7 +315,7 @@ impl CounterTables {
                 cost_unit: names(d.cost_unit),
                 events,
                 cost_amount,
-            })
+            }})
             .collect();
         (counters, attributed)
     }
@@ -312,10 +328,14 @@ struct KeyText {
     bytes: Vec<u8>,
     /// Each period's name, by index in `Periods`.
     periods: Vec<(u32, u32)>,
-    /// By index (`Acc::dims`).
+    /// By index (a [`Key`]'s first part).
     dims: Vec<DimsSpans>,
-    /// Broadcast, sequence and template columns, by index (`Acc::attribution`).
+    /// The `Dims` themselves, by the same index (for `CounterTables::rows`).
+    dims_of: Vec<Dims>,
+    /// Broadcast, sequence and template columns, by index (`Sums::attributed`'s second key part).
     attributions: Vec<(u32, u32)>,
+    /// The attributions themselves, by the same index.
+    attribution_of: Vec<Attribution>,
     dims_index: FxHashMap<Dims, u32>,
     attribution_index: FxHashMap<Attribution, u32>,
 }
@@ -334,6 +354,13 @@ struct DimsSpans {
 impl KeyText {
     fn get(&self, (start, end): (u32, u32)) -> &[u8] {
         self.bytes.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    /// A key's `Dims`, period index and bucket start.
+    fn key(&self, key: Key) -> (Dims, u8, u16) {
+        let (dims, p, start) = key.parts();
+        // (every key's index was given by `dims`, which pushed its `Dims`)
+        (self.dims_of[dims as usize], p, start)
     }
 
     /// Period `p`'s name.
@@ -372,6 +399,7 @@ impl KeyText {
         };
         let i = self.dims.len() as u32;
         self.dims.push(k);
+        self.dims_of.push(d);
         self.dims_index.insert(d, i);
         i
     }
@@ -391,6 +419,7 @@ impl KeyText {
         });
         let i = self.attributions.len() as u32;
         self.attributions.push(k);
+        self.attribution_of.push(a);
         self.attribution_index.insert(a, i);
         i
     }
