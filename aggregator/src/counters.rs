@@ -279,18 +279,19 @@ impl CounterTables {
             .map(|(key, &Acc { events, cost: cost_amount })| {
                 let (d, p, bucket_start) = self.text.key(*key);
                 CounterRow {
-                tenant: names(d.tenant),
-                period: period(p),
-                bucket_start,
-                channel: Text::Borrowed(d.channel.as_str()),
-                provider: names(d.provider),
-                event_type: Text::Borrowed(d.event_type.as_str()),
-                bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
-                cost_unit: names(d.cost_unit),
-                machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
-                events,
-                cost_amount,
-            }})
+                    tenant: names(d.tenant),
+                    period: period(p),
+                    bucket_start,
+                    channel: Text::Borrowed(d.channel.as_str()),
+                    provider: names(d.provider),
+                    event_type: Text::Borrowed(d.event_type.as_str()),
+                    bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
+                    cost_unit: names(d.cost_unit),
+                    machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
+                    events,
+                    cost_amount,
+                }
+            })
             .collect();
         let attributed: Vec<AttributedCounterRow<Text<'static>>> = self
             .sums
@@ -301,21 +302,22 @@ impl CounterTables {
                 let (d, p, bucket_start) = self.text.key(*key);
                 let (b, s, t) = self.text.attribution_of.get(*attribution as usize).copied().unwrap_or_default();
                 AttributedCounterRow {
-                tenant: names(d.tenant),
-                period: period(p),
-                bucket_start,
-                broadcast_id: names(b),
-                sequence_id: names(s),
-                template_key: names(t),
-                channel: Text::Borrowed(d.channel.as_str()),
-                provider: names(d.provider),
-                event_type: Text::Borrowed(d.event_type.as_str()),
-                bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
-                machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
-                cost_unit: names(d.cost_unit),
-                events,
-                cost_amount,
-            }})
+                    tenant: names(d.tenant),
+                    period: period(p),
+                    bucket_start,
+                    broadcast_id: names(b),
+                    sequence_id: names(s),
+                    template_key: names(t),
+                    channel: Text::Borrowed(d.channel.as_str()),
+                    provider: names(d.provider),
+                    event_type: Text::Borrowed(d.event_type.as_str()),
+                    bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
+                    machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
+                    cost_unit: names(d.cost_unit),
+                    events,
+                    cost_amount,
+                }
+            })
             .collect();
         (counters, attributed)
     }
