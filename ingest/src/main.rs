@@ -9,6 +9,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// mimalloc, not glibc malloc: under load glibc's `_int_malloc`/`malloc_consolidate`/
+/// `unlink_chunk`/`free` were ~9 % of all samples of our services and ~18 % of ingest's
+/// request-serving threads (request bodies, headers, JSON, envelopes; BENCHMARKS.md §7).
+/// The normalizer and the aggregator use it for the same reason.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ingest", about = "sendtrace ingest: verify provider webhooks and store them in Kafka")]
 struct Cli {

@@ -25,6 +25,28 @@ pub fn own_cpu_time() -> Duration {
     std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| parse_stat(&s)).unwrap_or_default()
 }
 
+/// CPU time so far of the threads of `pid` that librdkafka runs (named `rdk:…`: its main,
+/// broker and queue threads), or `None` when `/proc/<pid>/task` is not readable. Under load
+/// these spin while an idempotent producer's in-flight slots wait for the broker's
+/// acknowledgements (BENCHMARKS.md §7), so they are shown apart from the service's own work.
+/// (A thread that exits between two readings takes its time with it; librdkafka's live as long
+/// as their client.)
+pub fn kafka_client_cpu_time(pid: u32) -> Option<Duration> {
+    let mut sum = Duration::ZERO;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        if thread_name(&stat).is_some_and(|n| n.starts_with("rdk:")) {
+            sum += parse_stat(&stat).unwrap_or_default();
+        }
+    }
+    Some(sum)
+}
+
+/// The command (thread) name of a `/proc/<pid>/stat` line: between the first `(` and the last `)`.
+fn thread_name(stat: &str) -> Option<&str> {
+    Some(&stat[stat.find('(')? + 1..stat.rfind(')')?])
+}
+
 /// `utime + stime` from a `/proc/<pid>/stat` line. The command name (field 2) is in parentheses
 /// and may hold spaces or parentheses, so fields are counted from the last `)`: `utime` and
 /// `stime` are fields 14 and 15 of the line, the 12th and 13th after the name.
@@ -47,7 +69,8 @@ pub fn parse_named_pid(spec: &str) -> Result<(String, u32), String> {
 pub struct CpuMeter {
     started: Instant,
     own: Duration,
-    procs: Vec<(String, u32, Option<Duration>)>,
+    /// name, pid, CPU time and its librdkafka threads' at the start
+    procs: Vec<(String, u32, Option<Duration>, Option<Duration>)>,
 }
 
 /// One process's share of a measured span.
@@ -56,19 +79,23 @@ pub struct CpuSpent {
     pub name: String,
     /// `None` when the process could not be read at the start or the end (it exited).
     pub cpu: Option<Duration>,
+    /// Of which its librdkafka threads ([`kafka_client_cpu_time`]); zero for a process
+    /// without them.
+    pub kafka_client: Option<Duration>,
 }
 
 impl CpuMeter {
     pub fn start(procs: &[(String, u32)]) -> CpuMeter {
-        CpuMeter { started: Instant::now(), own: own_cpu_time(), procs: procs.iter().map(|(n, p)| (n.clone(), *p, cpu_time(*p))).collect() }
+        CpuMeter { started: Instant::now(), own: own_cpu_time(), procs: procs.iter().map(|(n, p)| (n.clone(), *p, cpu_time(*p), kafka_client_cpu_time(*p))).collect() }
     }
 
     /// Wall time since `start`, and each process's CPU time since then; `own_name` names this
     /// process's line (the load client), first.
     pub fn stop(&self, own_name: &str) -> (Duration, Vec<CpuSpent>) {
-        let mut spent = vec![CpuSpent { name: own_name.to_string(), cpu: Some(own_cpu_time().saturating_sub(self.own)) }];
-        for (name, pid, before) in &self.procs {
-            spent.push(CpuSpent { name: name.clone(), cpu: cpu_since(*pid, *before) });
+        let mut spent = vec![CpuSpent { name: own_name.to_string(), cpu: Some(own_cpu_time().saturating_sub(self.own)), kafka_client: None }];
+        for (name, pid, before, kafka_before) in &self.procs {
+            let kafka_client = kafka_client_cpu_time(*pid).zip(*kafka_before).map(|(now, before)| now.saturating_sub(before));
+            spent.push(CpuSpent { name: name.clone(), cpu: cpu_since(*pid, *before), kafka_client });
         }
         (self.started.elapsed(), spent)
     }
@@ -122,6 +149,38 @@ mod tests {
         let after = cpu_time(pid).expect("own /proc entry");
         assert!(after >= before + Duration::from_millis(20), "{before:?} -> {after:?} after 60 ms of spinning");
         assert_eq!(cpu_time(u32::MAX), None);
+    }
+
+    #[test]
+    fn kafka_client_threads_are_counted_by_their_name() {
+        let spin = |ms: u64| {
+            let until = Instant::now() + Duration::from_millis(ms);
+            let mut x = 0u64;
+            while Instant::now() < until {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        };
+        let pid = std::process::id();
+        let before = kafka_client_cpu_time(pid).expect("own /proc entry");
+        // a thread named as librdkafka names its threads spins 80 ms and stays alive while read
+        let (done, stop) = std::sync::mpsc::channel::<()>();
+        let (ready, spun) = std::sync::mpsc::channel::<()>();
+        let rdk = std::thread::Builder::new().name("rdk:broker1".into()).spawn(move || {
+            spin(80);
+            ready.send(()).unwrap();
+            stop.recv().ok();
+        }).unwrap();
+        spun.recv().unwrap();
+        let mid = kafka_client_cpu_time(pid).expect("own /proc entry");
+        // then this test's own thread spins (the rdk thread waits): not counted
+        spin(80);
+        let after = kafka_client_cpu_time(pid).expect("own /proc entry");
+        done.send(()).unwrap();
+        rdk.join().unwrap();
+        assert!(mid >= before + Duration::from_millis(20), "rdk thread spun 80 ms: {before:?} -> {mid:?}");
+        assert!(after <= mid + Duration::from_millis(20), "another thread counted: {mid:?} -> {after:?}");
+        assert_eq!(thread_name("7 (rdk:main) S 1"), Some("rdk:main"));
+        assert_eq!(kafka_client_cpu_time(u32::MAX), None);
     }
 
     #[test]

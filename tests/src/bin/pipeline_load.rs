@@ -104,7 +104,9 @@ fn print_budget(cli: &Cli, wall: Duration, spent: &[observe::CpuSpent], events: 
         match s.cpu {
             Some(cpu) => {
                 let stand_in = cli.stand_ins.contains(&s.name);
-                println!("    {:<12} {:>7.1} CPU-s {:>7.0} µs/event{}", s.name, cpu.as_secs_f64(), per_event(cpu), if stand_in { " (stand-in)" } else { "" });
+                // (librdkafka's threads' share: spinning while acknowledgements are awaited, §7)
+                let kafka = s.kafka_client.filter(|k| !k.is_zero()).map(|k| format!(", of which {:.0} in its Kafka client's threads", per_event(k))).unwrap_or_default();
+                println!("    {:<12} {:>7.1} CPU-s {:>7.0} µs/event{}{kafka}", s.name, cpu.as_secs_f64(), per_event(cpu), if stand_in { " (stand-in)" } else { "" });
                 all += cpu;
                 if stand_in {
                     stand_ins += cpu;
