@@ -20,6 +20,21 @@ pub struct ClickHouseConfig {
     /// names (`schemas::cluster`; `aggregator migrate --cluster <name>` sets it too). Empty: one
     /// server, the default. The services need no change: they address the `Distributed` tables.
     pub cluster: String,
+    /// How request and response bodies travel: `lz4` (ClickHouse's own block framing with
+    /// checksums, the crate's default: several times fewer bytes over a network) or `none`.
+    /// Compressing every insert body was 7.5 % of the aggregator's CPU under load
+    /// (BENCHMARKS.md §6, 2026-12-03); `none` saves that, and the server's decompression, where
+    /// bandwidth is free (the same host, as the local stack).
+    pub compression: Compression,
+}
+
+/// `clickhouse.compression`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Lz4,
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,12 +55,12 @@ impl Default for EngagementWeights {
 
 impl Default for ClickHouseConfig {
     fn default() -> Self {
-        ClickHouseConfig { url: "http://127.0.0.1:8123".into(), database: "sendtrace".into(), user: "default".into(), password: String::new(), events_ttl_days: 365, engagement: EngagementWeights::default(), cluster: String::new() }
+        ClickHouseConfig { url: "http://127.0.0.1:8123".into(), database: "sendtrace".into(), user: "default".into(), password: String::new(), events_ttl_days: 365, engagement: EngagementWeights::default(), cluster: String::new(), compression: Compression::Lz4 }
     }
 }
 
 impl ClickHouseConfig {
-    /// A client for the configured database (LZ4 compression, the crate's default).
+    /// A client for the configured database, compressed as `compression` says.
     ///
     /// `deduplicate_blocks_in_dependent_materialized_views = 1`: when a retried insert into
     /// `events` is dropped as a duplicate (same dedup token), ClickHouse still passes the block
@@ -62,6 +77,10 @@ impl ClickHouseConfig {
             .with_database(&self.database)
             .with_user(&self.user)
             .with_password(&self.password)
+            .with_compression(match self.compression {
+                Compression::Lz4 => clickhouse::Compression::Lz4,
+                Compression::None => clickhouse::Compression::None,
+            })
             .with_option("deduplicate_blocks_in_dependent_materialized_views", "1")
             .with_option("max_partitions_per_insert_block", crate::admission::MAX_MONTHS.to_string())
     }
