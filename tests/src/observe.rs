@@ -44,7 +44,7 @@ pub fn kafka_client_cpu_time(pid: u32) -> Option<Duration> {
 
 /// The command (thread) name of a `/proc/<pid>/stat` line: between the first `(` and the last `)`.
 fn thread_name(stat: &str) -> Option<&str> {
-    Some(&stat[stat.find('(')? + 1..stat.rfind(')')?])
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
 /// `utime + stime` from a `/proc/<pid>/stat` line. The command name (field 2) is in parentheses
@@ -180,6 +180,7 @@ mod tests {
         assert!(mid >= before + Duration::from_millis(20), "rdk thread spun 80 ms: {before:?} -> {mid:?}");
         assert!(after <= mid + Duration::from_millis(20), "another thread counted: {mid:?} -> {after:?}");
         assert_eq!(thread_name("7 (rdk:main) S 1"), Some("rdk:main"));
+        assert_eq!(thread_name("7 )rdk:main( S 1"), None, "malformed: no panic");
         assert_eq!(kafka_client_cpu_time(u32::MAX), None);
     }
 
