@@ -15,6 +15,24 @@ struct Sample {
     at: i64,
 }
 
+/// A table of [`Sample`] rows.
+async fn create_samples(client: &clickhouse::Client, table: &str) {
+    client
+        .query(&format!("CREATE TABLE {table} (id UInt64, name String, blob String, amount Decimal(38, 10), at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY id"))
+        .execute()
+        .await
+        .unwrap();
+}
+
+/// `rows` into `table`, one INSERT.
+async fn insert_samples(client: &clickhouse::Client, table: &str, rows: &[Sample]) {
+    let mut ins = client.insert::<Sample>(table).await.unwrap();
+    for r in rows {
+        ins.write(r).await.unwrap();
+    }
+    ins.end().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn clickhouse_crate_inserts_and_selects_with_lz4() {
     let stack = Stack::from_env();
@@ -22,19 +40,11 @@ async fn clickhouse_crate_inserts_and_selects_with_lz4() {
     let server = clickhouse::Client::default().with_url(&stack.clickhouse_url);
     server.query(&format!("CREATE DATABASE {db}")).execute().await.unwrap();
     let client = clickhouse::Client::default().with_url(&stack.clickhouse_url).with_database(&db);
-    client
-        .query("CREATE TABLE t (id UInt64, name String, blob String, amount Decimal(38, 10), at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY id")
-        .execute()
-        .await
-        .unwrap();
+    create_samples(&client, "t").await;
     let rows: Vec<Sample> = (0..5000u64)
         .map(|i| Sample { id: i, name: format!("n{i}"), blob: vec![0, 0xff, (i % 256) as u8, 0x80], amount: -(i as i128) * 75_000_000, at: 1_700_000_000_000 + i as i64 })
         .collect();
-    let mut ins = client.insert::<Sample>("t").await.unwrap();
-    for r in &rows {
-        ins.write(r).await.unwrap();
-    }
-    ins.end().await.unwrap();
+    insert_samples(&client, "t", &rows).await;
     let back = client.query("SELECT ?fields FROM t ORDER BY id").fetch_all::<Sample>().await.unwrap();
     assert_eq!(back, rows, "binary columns and decimals survive the round trip");
     let n: u64 = client.query("SELECT count() FROM t WHERE amount < ?").bind(0).fetch_one().await.unwrap();
@@ -58,20 +68,12 @@ async fn the_aggregators_client_round_trips_with_each_compression() {
         let cfg = ClickHouseConfig { url: stack.clickhouse_url.clone(), database: db.clone(), compression, ..Default::default() };
         let client = cfg.client();
         let table = format!("t_{compression:?}").to_lowercase();
-        client
-            .query(&format!("CREATE TABLE {table} (id UInt64, name String, blob String, amount Decimal(38, 10), at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY id"))
-            .execute()
-            .await
-            .unwrap();
+        create_samples(&client, &table).await;
         // (varied, poorly compressible names: LZ4 framing is exercised on real blocks)
         let rows: Vec<Sample> = (0..20_000u64)
             .map(|i| Sample { id: i, name: format!("{:x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)), blob: vec![(i % 251) as u8; (i % 40) as usize], amount: i as i128 * 3, at: 1_700_000_000_000 + i as i64 })
             .collect();
-        let mut ins = client.insert::<Sample>(&table).await.unwrap();
-        for r in &rows {
-            ins.write(r).await.unwrap();
-        }
-        ins.end().await.unwrap();
+        insert_samples(&client, &table, &rows).await;
         let back = client.query(&format!("SELECT ?fields FROM {table} ORDER BY id")).fetch_all::<Sample>().await.unwrap();
         assert_eq!(back.len(), rows.len(), "{compression:?}");
         assert!(back == rows, "{compression:?}: rows differ after the round trip");
