@@ -5,8 +5,23 @@
 //! committed. On restart a partition resumes after its last `done` batch; if a
 //! `pending` batch is newer, it is re-formed with exactly the same range, so its
 //! inserts carry the same dedup tokens and ClickHouse drops whatever already landed.
+//!
+//! # The fence: one writer per partition
+//! Redoing a `pending` range is exact because the redo forms the same range. Two writers at
+//! once would not: a new owner that loads the cursor before the old owner (a zombie whose
+//! group membership was lost while it was busy) writes its next `pending` manifest forms its own
+//! batches over the same offsets, with other tokens, and the summing counters count both.
+//! So a writer [`claim`]s a partition (epoch = the newest + 1) before it loads the cursor, and
+//! after each batch's `pending` manifest, before any of its data, checks that its claim is
+//! still the newest ([`holds`]). Why that is enough: if the old owner's check passed, it read
+//! the claims before the new claim was written, so its `pending` manifest (written before the
+//! check) was there before the new owner loaded the cursor, which then redoes that range
+//! exactly; if its check fails, it writes nothing of the batch. (A `pending` manifest of a
+//! batch given up so is harmless: no row carries its tokens, and a range resumed from it
+//! starts after the cursor's `done` offset like any other.) On a cluster, `insert_quorum` makes
+//! a claim visible on every replica before the claimer goes on (`schemas::cluster`).
 
-use crate::store::{insert_rows, OffsetRow, SinkError};
+use crate::store::{insert_rows, newest_claim, ClaimRow, OffsetRow, SinkError};
 use clickhouse::Client;
 
 /// What is known about one partition.
@@ -38,6 +53,37 @@ pub async fn load_cursor(client: &Client, group: &str, topic: &str, partition: i
     let rows = crate::store::load_manifests(client, group, topic, partition).await?;
     let rows: Vec<(i64, i64, &str)> = rows.iter().map(|r| (r.first_offset, r.last_offset, r.state.as_str())).collect();
     Ok(cursor_of(&rows))
+}
+
+/// A writer's claim on a partition: its epoch and the writer's id (`Aggregator`'s, one per process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub epoch: u64,
+    pub writer: String,
+}
+
+impl Claim {
+    /// Whether `newest` is this claim.
+    pub fn is(&self, newest: Option<&(u64, String)>) -> bool {
+        newest.is_some_and(|(e, w)| *e == self.epoch && *w == self.writer)
+    }
+}
+
+/// Claims `partition` for `writer`: an epoch above every claim written so far. The caller
+/// then forgets what it holds in memory of the partition: another writer may have written it
+/// since (even this writer's own previous claim may have lost to a concurrent one).
+pub async fn claim(client: &Client, group: &str, topic: &str, partition: i32, writer: &str, now_ms: i64) -> Result<Claim, SinkError> {
+    let newest = newest_claim(client, group, topic, partition).await?;
+    let epoch = newest.map_or(0, |(e, _)| e) + 1;
+    let row = ClaimRow { consumer_group: group.into(), topic: topic.into(), partition, epoch, writer: writer.into(), claimed_at: now_ms };
+    let token = format!("{group}:{topic}:{partition}:claim:{epoch}:{writer}");
+    insert_rows(client, "aggregator_claims", &token, &[row]).await?;
+    Ok(Claim { epoch, writer: writer.into() })
+}
+
+/// Whether `claim` is still the newest claim on `partition` (see the module doc).
+pub async fn holds(client: &Client, group: &str, topic: &str, partition: i32, claim: &Claim) -> Result<bool, SinkError> {
+    Ok(claim.is(newest_claim(client, group, topic, partition).await?.as_ref()))
 }
 
 /// The dedup token of one table's insert for one batch.

@@ -5,7 +5,8 @@
 //! compacted topic) → deliveries (and, by a view, delivery order) → dead letters → `done` manifest,
 //! every insert with a token derived from the batch's offset range; then the
 //! Kafka offset is stored for commit. A failed write is retried with the same
-//! rows and tokens (backoff, no data dropped); see `offsets` for restarts.
+//! rows and tokens (backoff, no data dropped); see `offsets` for restarts, and for the claim
+//! that fences off a second writer of the same partition (checked after each `pending`).
 //! Records that can never be applied go to the dead-letter topic instead of stalling the
 //! partition (`admission`, and `Aggregator::write_unit` for what ClickHouse refuses).
 
@@ -37,16 +38,40 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 /// What draining a partition's buffer came to.
-enum Drained {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
     /// Shutdown was requested while waiting on ClickHouse or Kafka.
     Shutdown,
     /// Nothing could be applied (empty, or waiting for the end of a pending range).
     Idle,
     /// Applied up to this offset (to store in Kafka).
     Applied(i64),
+    /// Another writer claimed the partition (`offsets`, the fence): nothing of the batch
+    /// starting at offset `from` was written, and everything this aggregator held of the
+    /// partition (claim, cursor, deliveries) is forgotten; its records are still buffered.
+    /// The partition is claimed again when next drained, unless a rebalance takes it away.
+    Fenced { from: i64 },
 }
 
+/// Why writing a unit stopped before its end.
+enum Stop {
+    Shutdown,
+    Fenced,
+}
+
+/// How writing one piece ended (shutdown aside).
+enum Piece {
+    Written,
+    /// Refused permanently by ClickHouse before any counter landed (`write_unit`).
+    Refused(SinkError),
+    /// Another writer holds the partition now: nothing of the piece's data was written.
+    Fenced,
+}
+
+#[derive(Default)]
 struct Partition {
+    /// This aggregator's claim on the partition (`offsets::claim`), made before its cursor is loaded.
+    claim: Option<offsets::Claim>,
     cursor: Option<Cursor>,
     buffer: Vec<(i64, Option<Vec<u8>>)>,
 }
@@ -61,6 +86,8 @@ pub struct Aggregator {
     batch_seq: u64,
     /// Each table's `RowBinary`, reused batch after batch (BENCHMARKS.md §1b).
     tables: batch::TableBuffers,
+    /// This process's name in its claims (`offsets::claim`): host, process id and a random part.
+    writer: String,
 }
 
 impl Aggregator {
@@ -70,11 +97,22 @@ impl Aggregator {
         let producer = ReplaceableProducer::new(cfg.kafka.clone())?;
         let periods = crate::buckets::Periods::new(&cfg.reporting_time_zone).map_err(anyhow::Error::msg)?;
         let batch_cfg = batch::BatchConfig { periods, scanner_window_secs: cfg.scanner_window_secs };
-        Ok(Aggregator { cfg, batch_cfg, client, producer, store, partitions: HashMap::new(), batch_seq: 0, tables: Default::default() })
+        Ok(Aggregator { cfg, batch_cfg, client, producer, store, partitions: HashMap::new(), batch_seq: 0, tables: Default::default(), writer: writer_id() })
     }
 
-    /// After a rebalance: buffers and cursors are reloaded; deliveries stay in memory only
-    /// for partitions that are ours again (see `RebalanceFlag`).
+    /// This aggregator's name in its partition claims.
+    pub fn writer(&self) -> &str {
+        &self.writer
+    }
+
+    /// Buffers record `offset` of partition `p` (as read from the events topic, in offset order).
+    pub fn offer(&mut self, p: i32, offset: i64, payload: Option<Vec<u8>>) {
+        self.partitions.entry(p).or_default().buffer.push((offset, payload));
+    }
+
+    /// After a rebalance: buffers, claims and cursors are dropped (each partition is claimed
+    /// again when next drained, which also forgets its deliveries: `offsets::claim`); deliveries
+    /// of partitions that are not ours any more are dropped now (see `RebalanceFlag`).
     fn rebalanced(&mut self, r: Rebalanced) {
         self.partitions.clear();
         if r.lost {
@@ -86,43 +124,76 @@ impl Aggregator {
     }
 
     /// Processes everything buffered for `p` that can be processed.
-    async fn drain_partition(&mut self, p: i32, shutdown: &CancellationToken) -> Drained {
+    pub async fn drain_partition(&mut self, p: i32, shutdown: &CancellationToken) -> Drained {
         match self.drain(p, shutdown).await {
-            None => Drained::Shutdown,
-            Some(None) => Drained::Idle,
-            Some(Some(last)) => Drained::Applied(last),
+            Err(Stop::Shutdown) => Drained::Shutdown,
+            Err(Stop::Fenced) => {
+                let part = self.partitions.entry(p).or_default();
+                let from = part.buffer.first().map_or(-1, |(o, _)| *o);
+                (part.claim, part.cursor) = (None, None);
+                let forgotten = self.store.forget_partition(p);
+                metrics::counter!("sendtrace_aggregator_fenced_total").increment(1);
+                warn!(message = "Another aggregator claimed the partition; its batch was not written.", partition = p, from, deliveries_forgotten = forgotten);
+                Drained::Fenced { from }
+            }
+            Ok(None) => Drained::Idle,
+            Ok(Some(last)) => Drained::Applied(last),
         }
     }
 
-    /// [`Aggregator::drain_partition`] in `?` form: `None` on shutdown, else the last offset applied, if any.
-    async fn drain(&mut self, p: i32, shutdown: &CancellationToken) -> Option<Option<i64>> {
+    /// [`Aggregator::drain_partition`] in `?` form: the last offset applied, if any.
+    async fn drain(&mut self, p: i32, shutdown: &CancellationToken) -> Result<Option<i64>, Stop> {
         let (group, topic, max_backoff) = (self.cfg.group_id.clone(), self.cfg.events_topic.clone(), self.cfg.max_retry_backoff_ms);
-        self.partitions.entry(p).or_insert(Partition { cursor: None, buffer: Vec::new() });
+        self.partitions.entry(p).or_default();
         let mut applied = None;
         loop {
-            let part = self.partitions.get_mut(&p)?;
+            let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
+            if part.claim.is_none() {
+                let (client, writer) = (self.client.clone(), self.writer.clone());
+                let claim = retry("claim", max_backoff, shutdown, || offsets::claim(&client, &group, &topic, p, &writer, now_ms())).await.ok_or(Stop::Shutdown)?;
+                let forgotten = self.store.forget_partition(p);
+                info!(message = "Partition claimed.", partition = p, epoch = claim.epoch, deliveries_forgotten = forgotten);
+                let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
+                (part.claim, part.cursor) = (Some(claim), None);
+            }
+            let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
             if part.cursor.is_none() {
                 let client = self.client.clone();
-                let c = retry("load_cursor", max_backoff, shutdown, || offsets::load_cursor(&client, &group, &topic, p)).await?;
+                let c = retry("load_cursor", max_backoff, shutdown, || offsets::load_cursor(&client, &group, &topic, p)).await.ok_or(Stop::Shutdown)?;
                 info!(message = "Partition cursor loaded.", partition = p, done_upto = c.done_upto, pending = ?c.pending);
                 part.cursor = Some(c);
             }
             let cursor = part.cursor.unwrap_or_default();
             part.buffer.retain(|(o, _)| *o > cursor.done_upto);
             if part.buffer.is_empty() {
-                return Some(applied);
+                return Ok(applied);
             }
             let take = match cursor.pending {
                 Some((_, last)) => {
                     if part.buffer.iter().all(|(o, _)| *o < last) {
-                        return Some(applied); // redo exactly the pending range: wait for its end
+                        return Ok(applied); // redo exactly the pending range: wait for its end
                     }
                     part.buffer.iter().take_while(|(o, _)| *o <= last).count()
                 }
                 None => part.buffer.len(),
             };
+            let Some(last) = take.checked_sub(1).and_then(|i| part.buffer.get(i)).map(|(o, _)| *o) else {
+                // the pending range's records are not on the topic (a gap ends there): nothing to redo
+                warn!(message = "A pending range has no records left; going on after it.", partition = p, pending = ?cursor.pending);
+                part.cursor = Some(Cursor { done_upto: cursor.done_upto, pending: None });
+                continue;
+            };
             let unit: Vec<(i64, Option<Vec<u8>>)> = part.buffer.drain(..take).collect();
-            let last = self.write_unit(p, unit, shutdown).await?;
+            match self.write_unit(p, &unit, shutdown).await {
+                Ok(()) => {}
+                Err(stop) => {
+                    // the unit was not (entirely) written: back into the buffer, in front
+                    if let Some(part) = self.partitions.get_mut(&p) {
+                        part.buffer.splice(0..0, unit);
+                    }
+                    return Err(stop);
+                }
+            }
             if let Some(part) = self.partitions.get_mut(&p) {
                 // after a redone piece of a bisected batch, its parent's range may still bind
                 // what comes next (`offsets::cursor_of`): read the manifest again
@@ -164,7 +235,7 @@ impl Aggregator {
         (events, refused)
     }
 
-    /// Writes one unit (a batch) of one partition; returns its last offset, or None on shutdown.
+    /// Writes one unit (a batch, not empty) of one partition.
     ///
     /// Poison records: a record that can never be applied must not stall the partition, and
     /// skipping it must not break exactly-once. Two layers:
@@ -176,16 +247,19 @@ impl Aggregator {
     ///    (reloaded from ClickHouse, which holds everything before it) and is bisected into
     ///    batches of their own down to the refused records, which are dead-lettered
     ///    (`isolate`: why bisection, and why restarts stay exact).
-    async fn write_unit(&mut self, p: i32, unit: Vec<(i64, Option<Vec<u8>>)>, shutdown: &CancellationToken) -> Option<i64> {
-        let last = unit.last()?.0;
+    ///
+    /// A piece whose claim check fails (`offsets::holds`) stops the unit: `Stop::Fenced`.
+    async fn write_unit(&mut self, p: i32, unit: &[(i64, Option<Vec<u8>>)], shutdown: &CancellationToken) -> Result<(), Stop> {
         metrics::histogram!("sendtrace_aggregator_batch_records").record(unit.len() as f64);
-        let (events, refused) = self.admit(p, &unit);
-        let mut w = UnitWriter { agg: self, p, unit: &unit, events: &events, refused: &refused, shutdown };
-        let cuts = isolate::write_bisecting(&mut w, unit.len()).await?;
+        let (events, refused) = self.admit(p, unit);
+        let mut w = UnitWriter { agg: self, p, unit, events: &events, refused: &refused, shutdown, fenced: false };
+        let Some(cuts) = isolate::write_bisecting(&mut w, unit.len()).await else {
+            return Err(if w.fenced { Stop::Fenced } else { Stop::Shutdown });
+        };
         if cuts > 0 {
             metrics::counter!("sendtrace_aggregator_batch_splits_total").increment(cuts as u64);
         }
-        Some(last)
+        Ok(())
     }
 
     /// Drops the in-memory state of the deliveries of `events` (after a refused batch: its
@@ -197,7 +271,7 @@ impl Aggregator {
     }
 
     /// Writes one piece: the events of offsets `range` and the dead letters of its refused
-    /// records. `Some(Err)`: ClickHouse refused it permanently before any counter landed.
+    /// records. `None`: shutdown.
     async fn write_piece(
         &mut self,
         p: i32,
@@ -205,7 +279,7 @@ impl Aggregator {
         events: &[(i64, Event)],
         dead: &[&DeadLetter],
         shutdown: &CancellationToken,
-    ) -> Option<Result<(), SinkError>> {
+    ) -> Option<Piece> {
         let max_backoff = self.cfg.max_retry_backoff_ms;
         // reload the deliveries this batch touches that are not in memory
         // (repeats included: the reads send each tenant's keys once)
@@ -217,7 +291,7 @@ impl Aggregator {
         let client = self.client.clone();
         let rows = match retry_transient("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, &missing)).await? {
             Ok(rows) => rows,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return Some(Piece::Refused(e)),
         };
         metrics::counter!("sendtrace_aggregator_state_reloads_total").increment(rows.len() as u64);
         {
@@ -231,7 +305,7 @@ impl Aggregator {
         let movable = self.store.attribution_candidates(events.iter().map(|(_, e)| e));
         let history = match retry_transient("load_events", max_backoff, shutdown, || load_events(&client, &movable)).await? {
             Ok(h) => h,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return Some(Piece::Refused(e)),
         };
         self.batch_seq += 1;
         let spare = std::mem::take(&mut self.tables.spare);
@@ -239,11 +313,12 @@ impl Aggregator {
         let mut tables = std::mem::take(&mut self.tables);
         let written = match rows.write_rowbinary(&mut tables) {
             Ok(()) => self.write_rows(p, (first, last), &rows, &tables, dead, shutdown).await,
-            Err(e) => Some(Err(e.into())),
+            Err(e) => Some(Piece::Refused(e.into())),
         };
         self.tables = tables;
-        if let Err(e) = written? {
-            return Some(Err(e));
+        match written? {
+            Piece::Written => {}
+            other => return Some(other),
         }
         tracing::debug!(message = "Batch applied.", partition = p, first, last, events = rows.event_rows(), duplicates = rows.duplicates, deliveries = rows.delivery_table.rows, suppressions = rows.suppressions.len(), soft_bounces = rows.soft_bounces.len());
         metrics::counter!("sendtrace_aggregator_events_total").increment(rows.event_rows() as u64);
@@ -256,21 +331,24 @@ impl Aggregator {
         metrics::gauge!("sendtrace_aggregator_deliveries_in_memory").set(self.store.map.len() as f64);
         metrics::gauge!("sendtrace_aggregator_interned_names").set(self.store.names().len() as f64);
         self.tables.spare = rows.into_delivery_buffer();
-        Some(Ok(()))
+        Some(Piece::Written)
     }
 
-    /// `pending` manifest → tables → dead letters → `done` manifest. `Some(Err)` only when
-    /// the event rows are refused permanently (the first insert; see `write_unit`).
+    /// `pending` manifest → claim check → tables → dead letters → `done` manifest.
+    /// `Piece::Refused` only when the event rows are refused permanently (the first insert; see
+    /// `write_unit`); `Piece::Fenced` when another writer claimed the partition (`offsets`).
     /// `tables` are `rows` as `RowBinary` (`BatchRows::write_rowbinary`); suppressions are
     /// inserted from `rows` (the batch's entries and soft-bounce thresholds, `suppression::apply`).
-    async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows<'_>, tables: &batch::TableBuffers, dead: &[&DeadLetter], shutdown: &CancellationToken) -> Option<Result<(), SinkError>> {
+    async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows<'_>, tables: &batch::TableBuffers, dead: &[&DeadLetter], shutdown: &CancellationToken) -> Option<Piece> {
         let (g, t, mb) = (&self.cfg.group_id, &self.cfg.events_topic, self.cfg.max_retry_backoff_ms);
         let c = &self.client;
         let tok = |table: &str| offsets::token(g, t, p, range.0, range.1, table);
-        retry("manifest_pending", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "pending", now_ms())).await?;
+        if !self.pending_and_held(p, range, shutdown).await? {
+            return Some(Piece::Fenced);
+        }
         let (te, tc, td, ta) = (tok("events"), tok("counters"), tok("deliveries"), tok("attributed_counters"));
         if let Err(e) = retry_transient("insert_events", mb, shutdown, || insert_buffer(c, "events", <EventRow>::COLUMN_NAMES, &te, &tables.events)).await? {
-            return Some(Err(e));
+            return Some(Piece::Refused(e));
         }
         // The inserts between `events` and `deliveries` depend on nothing but the batch, so they
         // go out together: one round trip's wait instead of five (each is idempotent under its
@@ -296,7 +374,18 @@ impl Aggregator {
         retry("insert_deliveries", mb, shutdown, || insert_buffer(c, "deliveries", <DeliveryRow>::COLUMN_NAMES, &td, &tables.deliveries)).await?;
         self.publish_dead_letters(dead, shutdown).await?;
         retry("manifest_done", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "done", now_ms())).await?;
-        Some(Ok(()))
+        Some(Piece::Written)
+    }
+
+    /// Writes the `pending` manifest of `range`, then checks that this aggregator's claim on
+    /// `p` is still the newest (the fence, `offsets`): `Some(false)` when it is not (or there is
+    /// none), and then nothing more of the range may be written.
+    async fn pending_and_held(&self, p: i32, range: (i64, i64), shutdown: &CancellationToken) -> Option<bool> {
+        let (g, t, mb) = (&self.cfg.group_id, &self.cfg.events_topic, self.cfg.max_retry_backoff_ms);
+        let c = &self.client;
+        let Some(claim) = self.partitions.get(&p).and_then(|part| part.claim.as_ref()) else { return Some(false) };
+        retry("manifest_pending", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "pending", now_ms())).await?;
+        retry("claim_check", mb, shutdown, || offsets::holds(c, g, t, p, claim)).await
     }
 
     /// Publishes dead letters (at least once: a replayed batch publishes them again, same key).
@@ -334,6 +423,9 @@ struct UnitWriter<'a> {
     /// The refused records' dead letters, in offset order.
     refused: &'a [(i64, DeadLetter)],
     shutdown: &'a CancellationToken,
+    /// Set when a piece found the partition claimed by another writer (then `write` and
+    /// `refuse` answer `None`, and the unit stops).
+    fenced: bool,
 }
 
 impl<'a> UnitWriter<'a> {
@@ -358,11 +450,17 @@ impl isolate::Pieces for UnitWriter<'_> {
         let events = self.events_of(range);
         let refused: &[(i64, DeadLetter)] = self.refused;
         let dead: Vec<&DeadLetter> = refused.iter().filter(|(o, _)| (range.0..=range.1).contains(o)).map(|(_, d)| d).collect();
-        let result = self.agg.write_piece(self.p, range, events, &dead, self.shutdown).await?;
-        if result.is_err() {
-            self.agg.forget(events);
+        match self.agg.write_piece(self.p, range, events, &dead, self.shutdown).await? {
+            Piece::Written => Some(Ok(())),
+            Piece::Refused(e) => {
+                self.agg.forget(events);
+                Some(Err(e))
+            }
+            Piece::Fenced => {
+                self.fenced = true;
+                None
+            }
         }
-        Some(result)
     }
 
     async fn refuse(&mut self, index: usize, error: SinkError) -> Option<()> {
@@ -376,6 +474,11 @@ impl isolate::Pieces for UnitWriter<'_> {
         let e = self.events_of((offset, offset)).first().map(|(_, e)| e);
         let cfg = &agg.cfg;
         let d = dead_letter::record(&reason, (&cfg.events_topic, p, offset), e.map(|e| e.tenant.as_str()), e.map(|e| e.provider.as_str()), raw, cfg.dead_letter_max_raw_bytes, now_ms());
+        // the refusal is this writer's to record only while the partition is its own
+        if !agg.pending_and_held(p, (offset, offset), self.shutdown).await? {
+            self.fenced = true;
+            return None;
+        }
         warn!(message = "Event refused by ClickHouse; dead-lettered.", partition = p, offset, code);
         agg.publish_dead_letters(&[&d], self.shutdown).await?;
         let (g, t, c) = (&cfg.group_id, &cfg.events_topic, &agg.client);
@@ -424,8 +527,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
                     agg.rebalanced(r);
                 }
             }
-            let part = agg.partitions.entry(m.partition()).or_insert(Partition { cursor: None, buffer: Vec::new() });
-            part.buffer.push((m.offset(), m.payload().map(<[u8]>::to_vec)));
+            agg.offer(m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec));
         })
         .await;
         if read == Batch::Shutdown {
@@ -441,6 +543,17 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
                     }
                 }
                 Drained::Idle => {}
+                Drained::Fenced { from } => {
+                    // Read the partition again from `from`, so that its records come back (and the
+                    // partition is claimed again) even if nothing new arrives: a zombie's next poll
+                    // brings its revocation instead. If the seek fails, the buffer is kept.
+                    match consumer.seek(&topic, *p, rdkafka::Offset::Offset(from), Duration::from_secs(5)) {
+                        Ok(()) => {
+                            agg.partitions.remove(p);
+                        }
+                        Err(e) => warn!(message = "Seeking a fenced partition failed; its buffer is kept.", error = %e, partition = p),
+                    }
+                }
             }
         }
     }
@@ -457,3 +570,13 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
 
 /// A unit's admitted events and the dead letters of its refused records, each in offset order.
 type Admitted = (Vec<(i64, Event)>, Vec<(i64, DeadLetter)>);
+
+/// A name for this process in its partition claims, unique among concurrent aggregators: host,
+/// process id and a random part (two processes of one host, or a restarted one, never share it).
+fn writer_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    random.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    format!("{host}:{}:{:016x}", std::process::id(), random.finish())
+}

@@ -32,9 +32,10 @@ pub struct Rebalanced {
 }
 
 /// Notices rebalances. The strategy is eager (`range`): a rebalance revokes every partition,
-/// then assigns the full new set, and nobody consumes in between; so the state of a partition
-/// assigned to us again is still exact and is kept, the rest is dropped (state is tagged with
-/// its partition), unless the assignment was lost. It also tells the sender-health task
+/// then assigns the full new set. The state of partitions not assigned to us any more is
+/// dropped (state is tagged with its partition), all of it if the assignment was lost; a
+/// partition assigned to us is claimed again before anything of it is written, and that drops
+/// its state too (another aggregator may have written it meanwhile: `offsets`). It also tells the sender-health task
 /// whether this aggregator holds partition 0, right when it changes (even with no traffic).
 #[derive(Default, Clone)]
 pub struct RebalanceFlag(Arc<std::sync::Mutex<Rebalanced>>, HealthLeader);

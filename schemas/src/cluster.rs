@@ -157,6 +157,12 @@ pub const SHARDING: &[TablePlacement] = &[
         why: "ORDER BY (consumer_group, topic, partition, last_offset): one partition's manifests on one shard.",
     },
     TablePlacement {
+        table: "aggregator_claims",
+        placement: Placement::Sharded("cityHash64(consumer_group, topic, partition)"),
+        why: "ORDER BY (consumer_group, topic, partition, epoch, writer): one partition's claims on one shard, beside its \
+              manifests; `insert_quorum` makes a claim visible on every replica before the claimer loads the cursor.",
+    },
+    TablePlacement {
         table: "schema_migrations",
         placement: Placement::EveryNode,
         why: "a handful of rows `aggregator migrate` reads on whichever node it reaches.",

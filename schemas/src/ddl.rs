@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (11, "events_inserted_at", include_str!("../clickhouse/0011_events_inserted_at.sql")),
     (12, "deliveries_key_filter", include_str!("../clickhouse/0012_deliveries_key_filter.sql")),
     (13, "history_reads", include_str!("../clickhouse/0013_history_reads.sql")),
+    (14, "partition_claims", include_str!("../clickhouse/0014_partition_claims.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

@@ -401,6 +401,14 @@ impl StateStore {
         before - self.map.len()
     }
 
+    /// Drops the deliveries of `partition` (another writer may have changed them: `offsets::claim`);
+    /// returns how many.
+    pub fn forget_partition(&self, partition: i32) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, s| s.partition as i32 != partition);
+        before - self.map.len()
+    }
+
     /// Drops the least recently touched deliveries (never those of batch `current`) above the bound.
     /// They are safe to drop: every applied change is already in ClickHouse.
     pub fn evict(&self, current: u64) -> usize {

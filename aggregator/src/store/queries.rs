@@ -206,6 +206,28 @@ pub async fn load_manifests(client: &Client, group: &str, topic: &str, partition
     Ok(rows)
 }
 
+/// A partition's newest claim, (epoch, writer): the greatest epoch, then the greatest writer
+/// (two writers that claimed at once with the same epoch: one of them wins, as both see).
+pub async fn newest_claim(client: &Client, group: &str, topic: &str, partition: i32) -> Result<Option<(u64, String)>, SinkError> {
+    #[derive(Debug, Row, Deserialize)]
+    struct Newest {
+        epoch: u64,
+        writer: String,
+    }
+    let rows = client
+        .query(
+            "SELECT epoch, writer FROM aggregator_claims \
+             WHERE consumer_group = ? AND topic = ? AND partition = ? \
+             ORDER BY epoch DESC, writer DESC LIMIT 1",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(partition)
+        .fetch_all::<Newest>()
+        .await?;
+    Ok(rows.into_iter().next().map(|r| (r.epoch, r.writer)))
+}
+
 /// The sender-health flags as last written (by any aggregator), by sender key.
 pub async fn load_health_flags(client: &Client) -> Result<std::collections::HashMap<String, bool>, SinkError> {
     #[derive(Debug, Row, Deserialize)]

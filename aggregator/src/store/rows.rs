@@ -375,6 +375,17 @@ pub struct OffsetRow {
     pub written_at: i64,
 }
 
+/// A writer's claim on a partition (`aggregator_claims`, `offsets::claim`).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct ClaimRow {
+    pub consumer_group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub epoch: u64,
+    pub writer: String,
+    pub claimed_at: i64,
+}
+
 /// A sender's counts over the health window (`queries::sender_stats`).
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct SenderStats {

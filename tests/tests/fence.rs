@@ -1,0 +1,96 @@
+//! Two aggregators writing one partition at once: the claim fence (`aggregator::offsets`).
+//!
+//! The case the fence exists for, played step by step on the real ClickHouse with two
+//! aggregators of one group (no broker in between, so every interleaving is the one written
+//! here): A applies a batch; the group gives the partition to B, which (nothing committed yet)
+//! reads from the start, claims the partition and applies what A had not; A, not aware of it
+//! (a "zombie": its membership lost while it was busy), goes on with what it had fetched, as a
+//! batch B formed differently. Without the fence, A's batch lands with its own dedup tokens
+//! and the summing counters count its events twice (RELIABILITY.md, "two writers on one
+//! partition"). With it, A writes nothing and learns it was fenced; when A drains the partition
+//! again (its records fetched again after the seek), it claims it anew, and then B is the
+//! one fenced. The stored counters, events and deliveries equal a brute force over the records.
+
+use aggregator::config::{ClickHouseConfig, Config};
+use aggregator::pipeline::{Aggregator, Drained};
+use e2e::{Pipeline, Stack};
+use runtime::shutdown::CancellationToken;
+use schemas::EventType;
+use std::collections::BTreeMap;
+
+const DELIVERIES: i64 = 150;
+const RECORDS: i64 = 400;
+/// 2026-11-02T00:00:00Z
+const T0: i64 = 1_793_577_600_000;
+
+/// Record `i`: delivery `i % 150`'s first (queued), second (delivered) or third (opened) event,
+/// a minute apart, so that deliveries span the batches of both writers.
+fn event(i: i64) -> schemas::Event {
+    let ty = [EventType::Queued, EventType::Delivered, EventType::Opened][(i / DELIVERIES) as usize];
+    schemas::testkit::event(&format!("fence-{i}"), &format!("fence-delivery-{}", i % DELIVERIES), ty, T0 + i * 60_000)
+}
+
+fn offer(agg: &mut Aggregator, records: &[Vec<u8>], offsets: std::ops::Range<i64>) {
+    for o in offsets {
+        agg.offer(0, o, Some(records[o as usize].clone()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zombie_writer_is_fenced_and_counters_stay_exact() {
+    let stack = Stack::from_env();
+    let p = Pipeline::new(&stack, "fence").await; // migrated
+    let mut cfg = Config::default();
+    cfg.kafka.brokers = stack.brokers.clone();
+    cfg.clickhouse = ClickHouseConfig { url: stack.clickhouse_url.clone(), database: p.database.clone(), ..Default::default() };
+    cfg.group_id = format!("{}-aggregator", p.name);
+    cfg.events_topic = p.events_topic.clone();
+    cfg.dead_letter_topic = p.dead_letter_topic.clone();
+    cfg.suppressions_topic = p.suppressions_topic.clone();
+    let records: Vec<Vec<u8>> = (0..RECORDS).map(|i| schemas::avro::encode_event(&event(i)).expect("encodes")).collect();
+    let shutdown = CancellationToken::new();
+    let (mut a, mut b) = (Aggregator::new(cfg.clone()).expect("A"), Aggregator::new(cfg).expect("B"));
+    assert_ne!(a.writer(), b.writer(), "each aggregator claims under its own name");
+
+    offer(&mut a, &records, 0..100);
+    assert_eq!(a.drain_partition(0, &shutdown).await, Drained::Applied(99), "A applies 0..=99");
+    offer(&mut b, &records, 0..200);
+    assert_eq!(b.drain_partition(0, &shutdown).await, Drained::Applied(199), "B claims the partition, resumes after A's batch");
+    offer(&mut a, &records, 100..150);
+    assert_eq!(a.drain_partition(0, &shutdown).await, Drained::Fenced { from: 100 }, "A's batch 100..=149 overlaps B's: refused");
+    let zombie_done = p.number("SELECT count() FROM aggregator_offsets WHERE state = 'done' AND first_offset = 100 AND last_offset = 149").await;
+    assert_eq!(zombie_done, 0, "nothing of A's batch is marked done");
+    offer(&mut b, &records, 200..300);
+    assert_eq!(b.drain_partition(0, &shutdown).await, Drained::Applied(299), "B goes on");
+
+    // A drains again (as after its seek): it claims the partition anew, finds everything up to 299
+    // applied, and takes over; B's next batch is fenced; nothing is lost between them
+    assert_eq!(a.drain_partition(0, &shutdown).await, Drained::Idle, "A's buffered records are all applied (by B)");
+    offer(&mut b, &records, 300..350);
+    assert_eq!(b.drain_partition(0, &shutdown).await, Drained::Fenced { from: 300 });
+    offer(&mut a, &records, 300..RECORDS);
+    assert_eq!(a.drain_partition(0, &shutdown).await, Drained::Applied(RECORDS - 1));
+    let claims = p.rows("SELECT epoch, writer FROM aggregator_claims ORDER BY epoch").await;
+    let claimers: Vec<(u64, String)> = claims.iter().map(|r| (r["epoch"].as_u64().expect("epoch"), r["writer"].as_str().expect("writer").to_string())).collect();
+    assert_eq!(claimers, vec![(1, a.writer().to_string()), (2, b.writer().to_string()), (3, a.writer().to_string())], "three claims, in turn");
+
+    // brute force over the records
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..RECORDS {
+        *by_type.entry(event(i).event_type.as_str().to_string()).or_default() += 1;
+    }
+    for period in ["day", "week", "month"] {
+        let stored = p.rows(&format!("SELECT event_type, toUInt64(sum(events)) AS n FROM counters WHERE period = '{period}' GROUP BY event_type")).await;
+        let stored: BTreeMap<String, u64> = stored.iter().map(|r| (r["event_type"].as_str().expect("type").to_string(), r["n"].as_str().map_or_else(|| r["n"].as_u64().expect("n"), |s| s.parse().expect("n")))).collect();
+        assert_eq!(stored, by_type, "{period} counters equal the records, none counted twice");
+    }
+    assert_eq!(p.number("SELECT uniqExact(event_id) FROM events").await, RECORDS as u64);
+    assert_eq!(p.number("SELECT count() FROM events FINAL").await, RECORDS as u64);
+    // deliveries 0..99 saw all three events (opened), 100..149 two (delivered)
+    let statuses = p.rows("SELECT status, toUInt64(count()) AS n FROM deliveries FINAL GROUP BY status ORDER BY status").await;
+    let statuses: Vec<(String, String)> = statuses.iter().map(|r| (r["status"].as_str().expect("status").to_string(), r["n"].to_string().trim_matches('"').to_string())).collect();
+    assert_eq!(statuses, vec![("delivered".to_string(), "50".to_string()), ("opened".to_string(), "100".to_string())]);
+    let status_sums = p.rows("SELECT status, toInt64(sum(deliveries)) AS n FROM delivery_status_counts GROUP BY status HAVING n != 0 ORDER BY status").await;
+    let status_sums: Vec<(String, String)> = status_sums.iter().map(|r| (r["status"].as_str().expect("status").to_string(), r["n"].to_string().trim_matches('"').to_string())).collect();
+    assert_eq!(status_sums, statuses, "status counts move each delivery once");
+}
