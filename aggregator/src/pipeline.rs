@@ -517,7 +517,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     let topic = cfg.events_topic.clone();
     let mut agg = Aggregator::new(cfg)?;
     health.set_ready(true);
-    info!(message = "Aggregator running.", topic = %topic);
+    info!(message = "Aggregator running.", topic = %topic, writer = %agg.writer());
     'outer: loop {
         let read = read_batch(|| consumer.recv(), limits, &shutdown, |m, first| {
             if first {
