@@ -106,8 +106,14 @@ impl Aggregator {
     }
 
     /// Buffers record `offset` of partition `p` (as read from the events topic, in offset order).
+    /// A record at or before the last one buffered means the consumer went back (a seek): what
+    /// follows it is read again, so the buffer keeps only what came before it.
     pub fn offer(&mut self, p: i32, offset: i64, payload: Option<Vec<u8>>) {
-        self.partitions.entry(p).or_default().buffer.push((offset, payload));
+        let buffer = &mut self.partitions.entry(p).or_default().buffer;
+        if buffer.last().is_some_and(|(o, _)| *o >= offset) {
+            buffer.truncate(buffer.partition_point(|(o, _)| *o < offset));
+        }
+        buffer.push((offset, payload));
     }
 
     /// After a rebalance: buffers, claims and cursors are dropped (each partition is claimed
@@ -579,4 +585,27 @@ fn writer_id() -> String {
     let mut random = std::collections::hash_map::RandomState::new().build_hasher();
     random.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     format!("{host}:{}:{:016x}", std::process::id(), random.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_buffer_stays_in_offset_order_when_the_consumer_goes_back() {
+        let mut agg = Aggregator::new(Config::default()).expect("no broker needed to build");
+        let offsets = |agg: &Aggregator| agg.partitions[&0].buffer.iter().map(|(o, _)| *o).collect::<Vec<_>>();
+        for o in [10, 11, 12, 13] {
+            agg.offer(0, o, None);
+        }
+        agg.offer(0, 12, None); // read again from 12 (a seek back)
+        agg.offer(0, 13, None);
+        agg.offer(0, 14, None);
+        assert_eq!(offsets(&agg), vec![10, 11, 12, 13, 14]);
+        agg.offer(0, 3, None); // from before everything buffered
+        assert_eq!(offsets(&agg), vec![3]);
+        agg.offer(1, 0, None);
+        assert_eq!(offsets(&agg), vec![3], "partitions apart");
+        assert_ne!(agg.writer(), Aggregator::new(Config::default()).expect("second").writer(), "writer ids differ");
+    }
 }
