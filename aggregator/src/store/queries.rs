@@ -208,7 +208,13 @@ pub async fn load_manifests(client: &Client, group: &str, topic: &str, partition
 
 /// A partition's newest claim, (epoch, writer): the greatest epoch, then the greatest writer
 /// (two writers that claimed at once with the same epoch: one of them wins, as both see).
+/// Timed as `newest_claim` (`sendtrace_aggregator_clickhouse_query_duration_seconds`): it runs
+/// once per batch, the fence's cost.
 pub async fn newest_claim(client: &Client, group: &str, topic: &str, partition: i32) -> Result<Option<(u64, String)>, SinkError> {
+    timed("newest_claim", newest_claim_untimed(client, group, topic, partition)).await
+}
+
+async fn newest_claim_untimed(client: &Client, group: &str, topic: &str, partition: i32) -> Result<Option<(u64, String)>, SinkError> {
     #[derive(Debug, Row, Deserialize)]
     struct Newest {
         epoch: u64,
