@@ -522,6 +522,8 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     let limits = BatchLimits { max_records: cfg.batch_max_events, max_bytes: usize::MAX, linger: Duration::from_millis(cfg.batch_linger_ms) };
     let topic = cfg.events_topic.clone();
     let mut agg = Aggregator::new(cfg)?;
+    // exported from the start (0), so that its alert has a series to watch
+    metrics::counter!("sendtrace_aggregator_fenced_total").increment(0);
     health.set_ready(true);
     info!(message = "Aggregator running.", topic = %topic, writer = %agg.writer());
     'outer: loop {
