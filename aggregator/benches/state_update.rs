@@ -18,13 +18,17 @@
 //!
 //! From Avro bytes (issue 14, goal 4: the whole batch ≥ 1 M events/s per core), the same
 //! events encoded once with `schemas::avro::encode_event` before timing:
-//! * `decode_event`: `schemas::avro::decode_event` alone, every event.
-//! * `batch_rows_serialized`: `batch::apply` on 2000-event batches of decoded events, every
+//! * `decode_event`: `schemas::avro::decode_event` alone, every event (owned text: what the
+//!   aggregator did before `decode_event_ref`).
+//! * `decode_event_ref`: `schemas::avro::decode_event_ref`, the text borrowed from the bytes, as
+//!   the aggregator decodes its batches.
+//! * `batch_rows_serialized`: `batch::apply` on 2000-event batches of decoded events (all
+//!   in memory, borrowed: `batch::refs`), every
 //!   row serialized as the inserts send it (`BatchRows::write_rowbinary` into the table
 //!   buffers the pipeline reuses, and the delivery rows' buffer handed from batch to batch as the
 //!   pipeline does, `batch::apply_reusing`; `store/rowbinary.rs`, the bytes the sink sends).
-//! * `batch_from_avro`: the whole: per batch, decode its 2000 events, then the above.
-//!   Its time ≈ `decode_event` + `batch_rows_serialized`, printed as parts after the run.
+//! * `batch_from_avro`: the whole: per batch, decode its 2000 events (`decode_event_ref`),
+//!   then the above. Its time ≈ `decode_event_ref` + `batch_rows_serialized`.
 
 /// The service's allocator (`src/main.rs`), so the figures are the service's.
 #[global_allocator]
@@ -45,7 +49,9 @@ const DELIVERIES: usize = 100_000;
 const BATCH: usize = 2000;
 
 fn state_update(c: &mut Criterion<CpuTime>) {
-    let events = support::stream(42, DELIVERIES);
+    let owned = support::stream(42, DELIVERIES);
+    // as the aggregator holds them: borrowing their text (from the records' bytes in the service)
+    let events = batch::refs(&owned);
     let n = events.len();
     println!(
         "{n} events for {DELIVERIES} deliveries ({:.2} per delivery)",
@@ -59,7 +65,7 @@ fn state_update(c: &mut Criterion<CpuTime>) {
         .iter()
         .enumerate()
         .map(|(i, (_, e))| {
-            *index.entry(e.delivery_key.as_str()).or_insert_with(|| {
+            *index.entry(e.delivery_key.as_ref()).or_insert_with(|| {
                 first.push(i);
                 first.len() - 1
             })
@@ -98,7 +104,7 @@ fn state_update(c: &mut Criterion<CpuTime>) {
             || HashMap::<String, u64>::with_capacity(n),
             |mut m| {
                 for (o, e) in &events {
-                    m.insert(e.event_id.clone(), *o as u64);
+                    m.insert(e.event_id.to_string(), *o as u64);
                 }
                 m
             },
@@ -162,7 +168,7 @@ fn state_update(c: &mut Criterion<CpuTime>) {
         )
     });
 
-    let encoded: Vec<(i64, Vec<u8>)> = events
+    let encoded: Vec<(i64, Vec<u8>)> = owned
         .iter()
         .map(|(o, e)| {
             (
@@ -177,15 +183,23 @@ fn state_update(c: &mut Criterion<CpuTime>) {
         bytes as f64 / n as f64
     );
     // Sanity (untimed): the decoded events are the events.
-    assert!(encoded
-        .iter()
-        .zip(&events)
-        .all(|((_, b), (_, e))| schemas::avro::decode_event(b).ok().as_ref() == Some(e)));
+    assert!(encoded.iter().zip(&owned).all(|((_, b), (_, e))| {
+        schemas::avro::decode_event(b).ok().as_ref() == Some(e)
+            && schemas::avro::decode_event_ref(b).ok().as_ref() == Some(&e.as_event_ref())
+    }));
 
     group.bench_function("decode_event", |b| {
         b.iter(|| {
             for (_, bytes) in &encoded {
                 black_box(schemas::avro::decode_event(bytes).ok());
+            }
+        })
+    });
+
+    group.bench_function("decode_event_ref", |b| {
+        b.iter(|| {
+            for (_, bytes) in &encoded {
+                black_box(schemas::avro::decode_event_ref(bytes).ok());
             }
         })
     });
@@ -222,16 +236,16 @@ fn state_update(c: &mut Criterion<CpuTime>) {
                 (
                     StateStore::new(1_000_000),
                     batch::TableBuffers::default(),
-                    Vec::<(i64, schemas::Event)>::with_capacity(BATCH),
+                    Vec::<(i64, schemas::EventRef<'_>)>::with_capacity(BATCH),
                 )
             },
             |(store, mut tables, mut decoded)| {
                 for (seq, chunk) in encoded.chunks(BATCH).enumerate() {
                     decoded.clear();
                     decoded.extend(
-                        chunk
-                            .iter()
-                            .filter_map(|(o, b)| Some((*o, schemas::avro::decode_event(b).ok()?))),
+                        chunk.iter().filter_map(|(o, b)| {
+                            Some((*o, schemas::avro::decode_event_ref(b).ok()?))
+                        }),
                     );
                     let spare = std::mem::take(&mut tables.spare);
                     let rows = batch::apply_reusing(

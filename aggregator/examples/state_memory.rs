@@ -93,7 +93,13 @@ fn main() {
         let mut names = store.names();
         for e in &evs {
             events_applied += store
-                .apply(&mut names, e, 0, 1, DEFAULT_SCANNER_WINDOW_SECS)
+                .apply(
+                    &mut names,
+                    &e.as_event_ref(),
+                    0,
+                    1,
+                    DEFAULT_SCANNER_WINDOW_SECS,
+                )
                 .is_some() as usize;
         }
         drop(names);

@@ -7,8 +7,9 @@
 //! no time difference can overflow) and keep the statements the aggregator builds from a
 //! batch (`IN` lists of addresses and keys) small (`store::MAX_IN_LIST_BYTES`).
 
-use schemas::Event;
+use schemas::EventRef;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Earliest accepted `occurred_at` / `received_at`: 1970-01-01T00:00:00Z (UTC ms). Earlier
 /// times have no `Date` bucket (ClickHouse `Date` starts at the epoch).
@@ -67,7 +68,7 @@ impl Rejection {
 }
 
 /// Checks `e` against the bounds; `Err` says why it cannot be applied.
-pub fn admit(e: &Event, limits: &Limits) -> Result<(), Rejection> {
+pub fn admit(e: &EventRef<'_>, limits: &Limits) -> Result<(), Rejection> {
     for (name, v) in [
         ("event_id", &e.event_id),
         ("tenant", &e.tenant),
@@ -98,7 +99,7 @@ pub fn admit(e: &Event, limits: &Limits) -> Result<(), Rejection> {
             ),
         ));
     }
-    let opt = |v: &Option<String>| v.as_deref().unwrap_or("").len();
+    let opt = |v: &Option<Cow<'_, str>>| v.as_deref().map_or(0, str::len);
     let ids = [
         ("event_id", e.event_id.len()),
         ("tenant", e.tenant.len()),
@@ -117,7 +118,7 @@ pub fn admit(e: &Event, limits: &Limits) -> Result<(), Rejection> {
         ("cost.unit", e.cost.as_ref().map_or(0, |c| c.unit.len())),
         (
             "labels[]",
-            e.labels.iter().map(String::len).max().unwrap_or(0),
+            e.labels.iter().map(|l| l.len()).max().unwrap_or(0),
         ),
     ];
     let texts = [
@@ -170,6 +171,7 @@ pub fn admit(e: &Event, limits: &Limits) -> Result<(), Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use schemas::Event;
     use schemas::EventType;
 
     fn ok() -> Event {
@@ -177,7 +179,9 @@ mod tests {
     }
 
     fn code(e: &Event) -> Option<&'static str> {
-        admit(e, &Limits::default()).err().map(|r| r.code)
+        admit(&e.as_event_ref(), &Limits::default())
+            .err()
+            .map(|r| r.code)
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::store::{
     STATUS_BUCKET_MS,
 };
 use crate::suppression::{self, SuppressionRow};
-use schemas::Event;
+use schemas::EventRef;
 use std::collections::{hash_map, HashMap};
 
 /// What a batch writes. The three large tables are not row structs: event rows are the
@@ -38,7 +38,7 @@ pub struct BatchRows<'a> {
     /// (`state::row::write_delivery_row`); `deliveries()` builds them for reading.
     pub delivery_table: RowBuffer,
     /// The changed deliveries, in the rows' order: (key, an event of it, row version).
-    pub changed: Vec<(DeliveryKey, &'a Event, u64)>,
+    pub changed: Vec<(DeliveryKey, &'a EventRef<'a>, u64)>,
     /// The rows' `updated_at`.
     pub now_ms: i64,
     /// Deliveries by first-known quarter hour and status: -1 for a changed delivery's old pair, +1 for its new one.
@@ -48,7 +48,7 @@ pub struct BatchRows<'a> {
     /// Suppressions caused by single events (complaints, hard bounces, unsubscribes).
     pub suppressions: Vec<SuppressionRow>,
     /// Soft email bounces: whether they cross the threshold needs the address's history.
-    pub soft_bounces: Vec<&'a Event>,
+    pub soft_bounces: Vec<&'a EventRef<'a>>,
     /// Events ignored because they were already applied (replays, provider retries).
     pub duplicates: usize,
     /// Earlier event rows written again with their delivery's new attribution.
@@ -59,7 +59,7 @@ pub struct BatchRows<'a> {
 /// after the batch and the machine reason it was classified with.
 #[derive(Debug, Clone, Copy)]
 pub struct AppliedEvent<'a> {
-    pub event: &'a Event,
+    pub event: &'a EventRef<'a>,
     /// Its events-topic offset.
     pub offset: i64,
     pub machine: Option<MachineReason>,
@@ -232,7 +232,7 @@ impl Default for BatchConfig {
 /// and its attribution before the batch.
 struct Touched<'a> {
     key: DeliveryKey,
-    event: &'a Event,
+    event: &'a EventRef<'a>,
     version: u64,
     before: Attribution,
     /// Its (first known time, status) before this batch, if it existed.
@@ -243,12 +243,18 @@ struct Touched<'a> {
 /// attribution this batch may change (`pipeline` loads them from ClickHouse).
 pub type History = HashMap<String, Vec<EventRow>>;
 
+/// Owned events as the `(offset, event)` pairs [`apply`] takes, borrowing their text (for
+/// callers that hold owned events: tests, benches, tools; the pipeline decodes borrowed ones).
+pub fn refs(events: &[(i64, schemas::Event)]) -> Vec<(i64, EventRef<'_>)> {
+    events.iter().map(|(o, e)| (*o, e.as_event_ref())).collect()
+}
+
 /// Applies `events` (with their events-topic offsets) to the state and returns the rows.
 /// Deliveries missing from `store` must have been loaded (or be new) before the call.
 pub fn apply<'a>(
     store: &StateStore,
     partition: i32,
-    events: &'a [(i64, Event)],
+    events: &'a [(i64, EventRef<'a>)],
     history: &History,
     batch_seq: u64,
     now_ms: i64,
@@ -273,7 +279,7 @@ pub fn apply<'a>(
 pub fn apply_reusing<'a>(
     store: &StateStore,
     partition: i32,
-    events: &'a [(i64, Event)],
+    events: &'a [(i64, EventRef<'a>)],
     history: &History,
     batch_seq: u64,
     now_ms: i64,
@@ -398,7 +404,7 @@ pub fn apply_reusing<'a>(
             let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
             if let Some((seen, status)) = t.status_before {
                 *moves
-                    .entry((t.event.tenant.as_str(), bucket(seen), status))
+                    .entry((t.event.tenant.as_ref(), bucket(seen), status))
                     .or_default() -= 1;
                 if seen != now.0 {
                     tombstones.push(OrderTombstone {
@@ -411,7 +417,7 @@ pub fn apply_reusing<'a>(
                 }
             }
             *moves
-                .entry((t.event.tenant.as_str(), bucket(now.0), now.1))
+                .entry((t.event.tenant.as_ref(), bucket(now.0), now.1))
                 .or_default() += 1;
         }
         crate::state::row::write_delivery_row(
@@ -455,11 +461,15 @@ pub fn apply_reusing<'a>(
         if t.before == *a {
             continue;
         }
-        for old in history.get(&t.event.delivery_key).into_iter().flatten() {
+        for old in history
+            .get(t.event.delivery_key.as_ref())
+            .into_iter()
+            .flatten()
+        {
             let batch_ids = batch_ids.get_or_insert_with(|| {
                 rows.applied
                     .iter()
-                    .map(|r| r.event.event_id.as_str())
+                    .map(|r| r.event.event_id.as_ref())
                     .collect()
             });
             if batch_ids.contains(old.event_id.as_str()) {
@@ -498,22 +508,26 @@ pub fn apply_reusing<'a>(
     rows.reattributed = moved.len();
     rows.moved = moved;
     rows.order_tombstones = tombstones;
-    let moves: Vec<((&'a str, i64, &'static str), i64)> =
-        moves.into_iter().filter(|(_, n)| *n != 0).collect();
     // Sorted by each string's rank among the batch's few distinct tenants and statuses: the
     // order of the strings themselves (ranks follow it, and equal ranks are equal strings),
     // with integer comparisons instead of two string compares each (the string sort was
-    // ~600 instructions per event, 3.7 % of a batch; BENCHMARKS.md §1b).
-    let tenants = ranks(moves.iter().map(|((t, _, _), _)| *t));
-    let statuses = ranks(moves.iter().map(|((_, _, s), _)| *s));
+    // ~600 instructions per event, 3.7 % of a batch; BENCHMARKS.md §1b). Ranked over every
+    // key, the zero sums' too: extra strings do not change the others' order. Into one vector
+    // sized once: grown by doubling, its fresh memory was 8 % of a batch's time in page faults
+    // (mimalloc's transparent huge pages; BENCHMARKS.md §1b).
+    let tenants = ranks(moves.keys().map(|(t, _, _)| *t));
+    let statuses = ranks(moves.keys().map(|(_, _, s)| *s));
     let at =
         |r: &rustc_hash::FxHashMap<&str, usize>, s: &str| r.get(s).copied().unwrap_or(usize::MAX);
-    let mut moves: Vec<_> = moves
-        .into_iter()
-        .map(|m| ((at(&tenants, m.0 .0), m.0 .1, at(&statuses, m.0 .2)), m))
-        .collect();
-    moves.sort_unstable_by_key(|(k, _)| *k);
-    let moves = moves.into_iter().map(|(_, m)| m);
+    let mut sorted = Vec::with_capacity(moves.len());
+    sorted.extend(
+        moves
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|m| ((at(&tenants, m.0 .0), m.0 .1, at(&statuses, m.0 .2)), m)),
+    );
+    sorted.sort_unstable_by_key(|(k, _)| *k);
+    let moves = sorted.into_iter().map(|(_, m)| m);
     rows.status_counts = moves
         .into_iter()
         .map(|((tenant, bucket, status), deliveries)| StatusCountRow {
@@ -574,9 +588,9 @@ mod tests {
     use schemas::EventType;
 
     /// The state tests' event, for delivery `dk`.
-    fn ev(id: &str, dk: &str, ty: EventType, t: i64) -> Event {
+    fn ev(id: &str, dk: &str, ty: EventType, t: i64) -> EventRef<'static> {
         let mut e = crate::state::tests::event(id, ty, None, t);
-        e.delivery_key = dk.into();
+        e.delivery_key = dk.to_string().into();
         e
     }
 
@@ -640,9 +654,9 @@ mod tests {
         let browser =
             Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15".to_string());
         let mut open = ev("1", "d1", EventType::Opened, 100_000 + 3_000);
-        open.user_agent = browser.clone();
+        open.user_agent = browser.clone().map(Into::into);
         let mut late_open = ev("3", "d1", EventType::Opened, 100_000 + 600_000);
-        late_open.user_agent = browser;
+        late_open.user_agent = browser.map(Into::into);
         // arrival order: the opens first, the delivery last
         let events = vec![
             (0, open),
@@ -664,11 +678,11 @@ mod tests {
             .map(|r| (r.event_id.as_str(), r.machine.as_str()))
             .collect();
         assert!(
-            machine.contains(&(events[0].1.event_id.as_str(), "too_fast")),
+            machine.contains(&(events[0].1.event_id.as_ref(), "too_fast")),
             "3 s after delivery: {machine:?}"
         );
         assert!(
-            machine.contains(&(events[1].1.event_id.as_str(), "")),
+            machine.contains(&(events[1].1.event_id.as_ref(), "")),
             "10 minutes after: a person"
         );
         let d = &rows.deliveries(&store)[0];

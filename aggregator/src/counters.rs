@@ -9,7 +9,7 @@ use crate::state::Names;
 use crate::store::rowbinary::{put, put_str, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, EventRow, Text};
 use rustc_hash::FxHashMap;
-use schemas::{BounceClass, Channel, Event, EventType};
+use schemas::{BounceClass, Channel, EventRef, EventType};
 use std::sync::Arc;
 
 /// A delivery's attribution as counted: (broadcast, sequence, template) name ids.
@@ -28,7 +28,7 @@ pub struct Dims {
 }
 
 impl Dims {
-    pub fn of_event(e: &Event, machine: Option<MachineReason>, names: &mut Names) -> Dims {
+    pub fn of_event(e: &EventRef<'_>, machine: Option<MachineReason>, names: &mut Names) -> Dims {
         Dims {
             tenant: names.id(&e.tenant),
             provider: names.id(&e.provider),

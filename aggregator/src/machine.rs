@@ -15,7 +15,7 @@
 //!    batch counts even if it arrived after the open; an open applied in an earlier batch than
 //!    its delivery stays human (classification is not revisited).
 
-use schemas::{Event, EventType};
+use schemas::{EventRef, EventType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MachineReason {
@@ -91,7 +91,7 @@ pub const DEFAULT_SCANNER_WINDOW_SECS: i64 = 10;
 
 /// Classifies an engagement event; `delivered_at` is the delivery's first delivery time if known.
 pub fn classify(
-    e: &Event,
+    e: &EventRef<'_>,
     delivered_at: Option<i64>,
     scanner_window_secs: i64,
 ) -> Option<MachineReason> {
@@ -122,10 +122,10 @@ pub fn classify(
 mod tests {
     use super::*;
 
-    fn ev(ty: EventType, ua: Option<&str>, ip: Option<&str>, t: i64) -> Event {
+    fn ev(ty: EventType, ua: Option<&str>, ip: Option<&str>, t: i64) -> EventRef<'static> {
         let mut e = crate::state::tests::event("1", ty, None, t);
-        e.user_agent = ua.map(str::to_string);
-        e.ip = ip.map(str::to_string);
+        e.user_agent = ua.map(|s| s.to_string().into());
+        e.ip = ip.map(|s| s.to_string().into());
         e
     }
 

@@ -35,7 +35,7 @@ use runtime::clock::now_ms;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
 use runtime::telemetry::Health;
-use schemas::{DeadLetter, Event};
+use schemas::{DeadLetter, EventRef};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -270,13 +270,13 @@ impl Aggregator {
 
     /// Decodes and admits the records of a unit: the events to apply (in offset order) and the
     /// dead letters of the records refused (`admission`), in offset order.
-    fn admit(&self, p: i32, unit: &[(i64, Option<Vec<u8>>)]) -> Admitted {
+    fn admit<'a>(&self, p: i32, unit: &'a [(i64, Option<Vec<u8>>)]) -> Admitted<'a> {
         let mut events = Vec::with_capacity(unit.len());
         let mut refused = Vec::new();
         let topic = self.cfg.events_topic.as_str();
         for (o, payload) in unit {
             let bytes = payload.as_deref().unwrap_or_default();
-            let reason = match schemas::avro::decode_event(bytes) {
+            let reason = match schemas::avro::decode_event_ref(bytes) {
                 Ok(e) => match admission::admit(&e, &self.cfg.event_limits) {
                     Ok(()) => {
                         events.push((*o, e));
@@ -309,8 +309,8 @@ impl Aggregator {
                 reason = reason.code
             );
             let (tenant, provider) = (
-                e.as_ref().map(|e| e.tenant.as_str()),
-                e.as_ref().map(|e| e.provider.as_str()),
+                e.as_ref().map(|e| e.tenant.as_ref()),
+                e.as_ref().map(|e| e.provider.as_ref()),
             );
             refused.push((
                 *o,
@@ -374,7 +374,7 @@ impl Aggregator {
 
     /// Drops the in-memory state of the deliveries of `events` (after a refused batch: its
     /// changes never reached ClickHouse; the next batch reloads the stored state).
-    fn forget(&self, events: &[(i64, Event)]) {
+    fn forget(&self, events: &[(i64, EventRef<'_>)]) {
         for (_, e) in events {
             self.store.map.remove(&DeliveryKey::of(&e.delivery_key));
         }
@@ -386,7 +386,7 @@ impl Aggregator {
         &mut self,
         p: i32,
         (first, last): (i64, i64),
-        events: &[(i64, Event)],
+        events: &[(i64, EventRef<'_>)],
         dead: &[&DeadLetter],
         shutdown: &CancellationToken,
     ) -> Option<Piece> {
@@ -401,7 +401,7 @@ impl Aggregator {
                     .map
                     .contains_key(&DeliveryKey::of(&e.delivery_key))
             })
-            .map(|(_, e)| (e.tenant.clone(), e.delivery_key.clone()))
+            .map(|(_, e)| (e.tenant.to_string(), e.delivery_key.to_string()))
             .collect();
         let client = self.client.clone();
         let rows = match retry_transient("load_deliveries", max_backoff, shutdown, || {
@@ -675,7 +675,7 @@ struct UnitWriter<'a> {
     p: i32,
     unit: &'a [(i64, Option<Vec<u8>>)],
     /// The admitted events, in offset order.
-    events: &'a [(i64, Event)],
+    events: &'a [(i64, EventRef<'a>)],
     /// The refused records' dead letters, in offset order.
     refused: &'a [(i64, DeadLetter)],
     shutdown: &'a CancellationToken,
@@ -694,8 +694,8 @@ impl<'a> UnitWriter<'a> {
     }
 
     /// The admitted events of offsets `range`.
-    fn events_of(&self, (first, last): (i64, i64)) -> &'a [(i64, Event)] {
-        let events: &'a [(i64, Event)] = self.events;
+    fn events_of(&self, (first, last): (i64, i64)) -> &'a [(i64, EventRef<'a>)] {
+        let events: &'a [(i64, EventRef<'a>)] = self.events;
         let (a, b) = (
             events.partition_point(|(o, _)| *o < first),
             events.partition_point(|(o, _)| *o <= last),
@@ -755,8 +755,8 @@ impl isolate::Pieces for UnitWriter<'_> {
         let d = dead_letter::record(
             &reason,
             (&cfg.events_topic, p, offset),
-            e.map(|e| e.tenant.as_str()),
-            e.map(|e| e.provider.as_str()),
+            e.map(|e| e.tenant.as_ref()),
+            e.map(|e| e.provider.as_ref()),
             raw,
             cfg.dead_letter_max_raw_bytes,
             now_ms(),
@@ -932,7 +932,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
 }
 
 /// A unit's admitted events and the dead letters of its refused records, each in offset order.
-type Admitted = (Vec<(i64, Event)>, Vec<(i64, DeadLetter)>);
+type Admitted<'a> = (Vec<(i64, EventRef<'a>)>, Vec<(i64, DeadLetter)>);
 
 /// A name for this process in its partition claims, unique among concurrent aggregators: host,
 /// process id and a random part (two processes of one host, or a restarted one, never share it).

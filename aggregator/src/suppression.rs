@@ -22,7 +22,7 @@ use clickhouse::Row;
 use runtime::backoff::Backoff;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
-use schemas::{BounceClass, Channel, Event, EventType};
+use schemas::{BounceClass, Channel, EventRef, EventType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -43,15 +43,15 @@ pub struct SuppressionRow {
 }
 
 impl SuppressionRow {
-    pub fn new(e: &Event, scope: &str, reason: &str, severity: u8) -> Self {
+    pub fn new(e: &EventRef<'_>, scope: &str, reason: &str, severity: u8) -> Self {
         SuppressionRow {
-            tenant: e.tenant.clone(),
+            tenant: e.tenant.to_string(),
             address: e.recipient.to_ascii_lowercase(),
             scope: scope.into(),
             reason: reason.into(),
             severity,
             channel: e.channel.as_str().into(),
-            event_id: e.event_id.clone(),
+            event_id: e.event_id.to_string(),
             occurred_at: e.occurred_at,
             version: ((severity as u64) << 56) | (e.occurred_at.max(0) as u64 & ((1 << 56) - 1)),
         }
@@ -91,13 +91,13 @@ pub async fn apply(
     for (tenant, addresses) in addresses_by_tenant(
         rows.soft_bounces
             .iter()
-            .map(|e| (e.tenant.as_str(), e.recipient.to_ascii_lowercase())),
+            .map(|e| (e.tenant.as_ref(), e.recipient.to_ascii_lowercase())),
     ) {
-        let candidates: Vec<Event> = rows
+        let candidates: Vec<&EventRef<'_>> = rows
             .soft_bounces
             .iter()
             .filter(|e| e.tenant == tenant)
-            .map(|e| (*e).clone())
+            .copied()
             .collect();
         let span = history_span(&candidates, window_ms);
         let history = retry("soft_bounce_history", mb, shutdown, || {
@@ -186,7 +186,7 @@ fn addresses_by_tenant<'a>(
 }
 
 /// The suppression an event causes by itself (every rule but the soft-bounce count).
-pub fn immediate(e: &Event) -> Option<SuppressionRow> {
+pub fn immediate(e: &EventRef<'_>) -> Option<SuppressionRow> {
     let channel = e.channel.as_str();
     match (e.event_type, e.bounce_class, e.channel) {
         (EventType::Complained, _, _) => Some(SuppressionRow::new(e, "all", "complaint", 5)),
@@ -202,7 +202,7 @@ pub fn immediate(e: &Event) -> Option<SuppressionRow> {
 }
 
 /// Whether the event is a soft bounce that counts towards the marketing-mail rule.
-pub fn is_soft_email_bounce(e: &Event) -> bool {
+pub fn is_soft_email_bounce(e: &EventRef<'_>) -> bool {
     e.event_type == EventType::Bounced
         && e.bounce_class == Some(BounceClass::Soft)
         && e.channel == Channel::Email
@@ -264,7 +264,7 @@ mod tests {
 /// The times `soft_bounce_entries` can look at for `candidates`: each candidate only counts
 /// bounces within `window_ms` of its own time, so the history read is bounded by the earliest
 /// candidate minus the window and the latest plus it (UTC ms, inclusive).
-pub fn history_span(candidates: &[Event], window_ms: i64) -> (i64, i64) {
+pub fn history_span(candidates: &[&EventRef<'_>], window_ms: i64) -> (i64, i64) {
     let from = candidates.iter().map(|e| e.occurred_at).min().unwrap_or(0);
     let to = candidates.iter().map(|e| e.occurred_at).max().unwrap_or(0);
     (from.saturating_sub(window_ms), to.saturating_add(window_ms))
@@ -276,7 +276,7 @@ pub fn history_span(candidates: &[Event], window_ms: i64) -> (i64, i64) {
 /// ending at it: the bounces of an address may be applied in any order, and the candidate
 /// applied last may be the earliest of them.
 pub fn soft_bounce_entries(
-    candidates: &[Event],
+    candidates: &[&EventRef<'_>],
     history: &std::collections::HashMap<String, Vec<i64>>,
     threshold: usize,
     window_ms: i64,
@@ -323,45 +323,21 @@ mod soft_tests {
         let e = event("1", EventType::Bounced, Some(BounceClass::Soft), 10 * day);
         let h = |ts: Vec<i64>| std::collections::HashMap::from([("a@x.io".to_string(), ts)]);
         assert_eq!(
-            soft_bounce_entries(
-                std::slice::from_ref(&e),
-                &h(vec![9 * day, 9 * day + 1, 10 * day]),
-                3,
-                7 * day
-            )
-            .len(),
+            soft_bounce_entries(&[&e], &h(vec![9 * day, 9 * day + 1, 10 * day]), 3, 7 * day).len(),
             1
         );
         assert!(
-            soft_bounce_entries(
-                std::slice::from_ref(&e),
-                &h(vec![day, 9 * day, 10 * day]),
-                3,
-                7 * day
-            )
-            .is_empty(),
+            soft_bounce_entries(&[&e], &h(vec![day, 9 * day, 10 * day]), 3, 7 * day).is_empty(),
             "one is outside the window"
         );
-        assert!(soft_bounce_entries(
-            std::slice::from_ref(&e),
-            &h(vec![9 * day, 10 * day]),
-            3,
-            7 * day
-        )
-        .is_empty());
+        assert!(soft_bounce_entries(&[&e], &h(vec![9 * day, 10 * day]), 3, 7 * day).is_empty());
         // applied last but the earliest of the three: the window after it counts
         assert_eq!(
-            soft_bounce_entries(
-                std::slice::from_ref(&e),
-                &h(vec![10 * day, 11 * day, 16 * day]),
-                3,
-                7 * day
-            )
-            .len(),
+            soft_bounce_entries(&[&e], &h(vec![10 * day, 11 * day, 16 * day]), 3, 7 * day).len(),
             1
         );
         assert!(
-            soft_bounce_entries(&[e], &h(vec![10 * day, 11 * day, 18 * day]), 3, 7 * day)
+            soft_bounce_entries(&[&e], &h(vec![10 * day, 11 * day, 18 * day]), 3, 7 * day)
                 .is_empty(),
             "no 7-day window holds all three"
         );
@@ -369,7 +345,7 @@ mod soft_tests {
         let far = event("2", EventType::Bounced, Some(BounceClass::Soft), i64::MAX);
         assert_eq!(
             soft_bounce_entries(
-                std::slice::from_ref(&far),
+                &[&far],
                 &h(vec![i64::MAX, i64::MAX - 1, i64::MAX]),
                 3,
                 i64::MAX
@@ -378,13 +354,9 @@ mod soft_tests {
             1
         );
         let early = event("3", EventType::Bounced, Some(BounceClass::Soft), i64::MIN);
-        assert!(soft_bounce_entries(
-            std::slice::from_ref(&early),
-            &h(vec![i64::MIN, i64::MAX]),
-            2,
-            i64::MAX
-        )
-        .is_empty());
+        assert!(
+            soft_bounce_entries(&[&early], &h(vec![i64::MIN, i64::MAX]), 2, i64::MAX).is_empty()
+        );
     }
 
     /// The rule by brute force, in i128 (no overflow possible).
@@ -410,13 +382,13 @@ mod soft_tests {
         fn soft_bounce_rule_on_any_times(t in proptest::prelude::any::<i64>(), times in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..8), window in proptest::prelude::any::<i64>(), threshold in 1usize..4) {
             let e = event("1", EventType::Bounced, Some(BounceClass::Soft), t);
             let h = std::collections::HashMap::from([("a@x.io".to_string(), times.clone())]);
-            let got = !soft_bounce_entries(std::slice::from_ref(&e), &h, threshold, window).is_empty();
+            let got = !soft_bounce_entries(&[&e], &h, threshold, window).is_empty();
             let _ = SuppressionRow::new(&e, "email_marketing", "soft_bounces", 1);
             let (t2, w2) = (t / 4, (window / 2).max(0));
             let times2: Vec<i64> = times.iter().map(|x| x / 4).collect();
             let e2 = event("1", EventType::Bounced, Some(BounceClass::Soft), t2);
             let h2 = std::collections::HashMap::from([("a@x.io".to_string(), times2.clone())]);
-            proptest::prop_assert_eq!(!soft_bounce_entries(std::slice::from_ref(&e2), &h2, threshold, w2).is_empty(), brute(t2, &times2, threshold, w2));
+            proptest::prop_assert_eq!(!soft_bounce_entries(&[&e2], &h2, threshold, w2).is_empty(), brute(t2, &times2, threshold, w2));
             let _ = got;
         }
 
@@ -430,11 +402,12 @@ mod soft_tests {
             threshold in 1usize..4,
         ) {
             let address = |a: i64| format!("a{a}@x.io");
-            let candidates: Vec<Event> = cands.iter().enumerate().map(|(i, (a, t))| {
+            let owned: Vec<EventRef<'static>> = cands.iter().enumerate().map(|(i, (a, t))| {
                 let mut e = event(&i.to_string(), EventType::Bounced, Some(BounceClass::Soft), *t);
-                e.recipient = address(*a).to_ascii_uppercase();
+                e.recipient = address(*a).to_ascii_uppercase().into();
                 e
             }).collect();
+            let candidates: Vec<&EventRef<'_>> = owned.iter().collect();
             let mut all: std::collections::HashMap<String, Vec<i64>> = Default::default();
             for (a, t) in times.iter().chain(cands.iter()) {
                 all.entry(address(*a)).or_default().push(*t);

@@ -20,7 +20,8 @@ use std::collections::HashMap;
 
 /// The digest of every batch's rows (and counts) for `deliveries` deliveries in batches of `batch`.
 fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
-    let events = support::stream(7, deliveries);
+    let owned = support::stream(7, deliveries);
+    let events = batch::refs(&owned);
     let cfg = BatchConfig {
         periods: Periods::new(zone).unwrap(),
         ..BatchConfig::default()
@@ -175,7 +176,8 @@ async fn our_rowbinary_is_the_crates_encoding() {
         );
     }
 
-    let events = support::stream(11, 400);
+    let owned = support::stream(11, 400);
+    let events = batch::refs(&owned);
     let store = StateStore::new(10_000);
     let rows = batch::apply(
         &store,

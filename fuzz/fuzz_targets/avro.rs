@@ -1,4 +1,5 @@
-//! The Avro decoders (`decode_raw`, `decode_event`, `decode_dead_letter`) on arbitrary bytes,
+//! The Avro decoders (`decode_raw`, `decode_event` and the aggregator's borrowing
+//! `decode_event_ref`, `decode_dead_letter`) on arbitrary bytes,
 //! and the encoders on arbitrary values. First byte (mod 9):
 //! 0-2  decode raw / event / dead letter from the rest as is;
 //! 3-5  the same with the current schema's header (magic + fingerprint) prepended, so the
@@ -14,7 +15,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use rust_decimal::Decimal;
-use schemas::avro::{decode_dead_letter, decode_event, decode_raw, decode_raw_ref, encode_dead_letter, encode_event, encode_raw, value_path};
+use schemas::avro::{decode_dead_letter, decode_event, decode_event_ref, decode_raw, decode_raw_ref, encode_dead_letter, encode_event, encode_raw, value_path};
 use schemas::{BounceClass, Channel, DeadLetter, Event, EventType, MessageClass, Money, ProviderId, RawEnvelope, Route, TimeSource};
 use std::sync::LazyLock;
 
@@ -139,6 +140,12 @@ fn decode(kind: u8, bytes: &[u8]) {
         }
         1 => {
             let fast = decode_event(bytes);
+            // the aggregator's borrowing decoder reads exactly the same
+            match (&fast, decode_event_ref(bytes)) {
+                (Ok(a), Ok(b)) => assert_eq!(*a, b.to_owned_event(), "the borrowing decoder reads another event"),
+                (Err(a), Err(b)) => assert_eq!(a.code(), b.code()),
+                (a, b) => panic!("owned {:?}, borrowed {:?}", a.as_ref().map(|_| ()), b.map(|_| ())),
+            }
             // The one allowed difference: an event that ends before or inside `origin`'s union
             // index, which apache-avro read as null; with that index whole, it reads the same.
             let with_null_origin = || {

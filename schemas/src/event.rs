@@ -2,6 +2,7 @@
 
 use crate::money::Money;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -105,24 +106,30 @@ pub enum Origin {
 }
 
 /// One canonical event. Field names are the Avro field names (`avro/event.avsc`).
+///
+/// Its text is `S`: owned (`String`, the default: what the normalizer builds and encodes) or
+/// [`EventRef`]'s `Cow<str>`, borrowed from the record's bytes where it can be
+/// (`avro::decode_event_ref`: the aggregator reads a batch without a string allocation per
+/// field).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub event_id: String,
-    pub tenant: String,
+#[serde(bound(serialize = "S: Serialize", deserialize = "S: Deserialize<'de> + Ord"))]
+pub struct Event<S = String> {
+    pub event_id: S,
+    pub tenant: S,
     pub channel: Channel,
-    pub provider: String,
-    pub provider_message_id: String,
-    pub provider_event_id: Option<String>,
-    pub provider_event_name: String,
-    pub delivery_key: String,
-    pub recipient: String,
-    pub broadcast_id: Option<String>,
-    pub sequence_id: Option<String>,
-    pub contact_id: Option<String>,
-    pub template_key: Option<String>,
+    pub provider: S,
+    pub provider_message_id: S,
+    pub provider_event_id: Option<S>,
+    pub provider_event_name: S,
+    pub delivery_key: S,
+    pub recipient: S,
+    pub broadcast_id: Option<S>,
+    pub sequence_id: Option<S>,
+    pub contact_id: Option<S>,
+    pub template_key: Option<S>,
     pub message_class: Option<MessageClass>,
-    pub labels: Vec<String>,
-    pub metadata: BTreeMap<String, String>,
+    pub labels: Vec<S>,
+    pub metadata: BTreeMap<S, S>,
     pub event_type: EventType,
     pub bounce_class: Option<BounceClass>,
     /// UTC milliseconds since the epoch.
@@ -131,18 +138,93 @@ pub struct Event {
     #[serde(with = "rfc3339_millis")]
     pub received_at: i64,
     pub time_source: TimeSource,
-    pub click_url: Option<String>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-    pub error_code: Option<String>,
-    pub error_reason: Option<String>,
+    pub click_url: Option<S>,
+    pub user_agent: Option<S>,
+    pub ip: Option<S>,
+    pub error_code: Option<S>,
+    pub error_reason: Option<S>,
     pub cost: Option<Money>,
-    pub raw_topic: String,
+    pub raw_topic: S,
     pub raw_partition: i32,
     pub raw_offset: i64,
     /// Who reported it (the Avro field is nullable only for events written before it existed).
     #[serde(default)]
     pub origin: Origin,
+}
+
+/// An event whose text borrows from the bytes it was decoded from (owned only where a record
+/// written with an older schema had to be read through `apache-avro`).
+pub type EventRef<'a> = Event<Cow<'a, str>>;
+
+/// Every field of an event, with its text mapped by `$f` (one list, so the conversions below
+/// cannot miss a field the struct gains).
+macro_rules! map_text {
+    ($e:expr, $f:expr) => {{
+        let e = $e;
+        let mut f = $f;
+        Event {
+            event_id: f(&e.event_id),
+            tenant: f(&e.tenant),
+            channel: e.channel,
+            provider: f(&e.provider),
+            provider_message_id: f(&e.provider_message_id),
+            provider_event_id: e.provider_event_id.as_deref().map(&mut f),
+            provider_event_name: f(&e.provider_event_name),
+            delivery_key: f(&e.delivery_key),
+            recipient: f(&e.recipient),
+            broadcast_id: e.broadcast_id.as_deref().map(&mut f),
+            sequence_id: e.sequence_id.as_deref().map(&mut f),
+            contact_id: e.contact_id.as_deref().map(&mut f),
+            template_key: e.template_key.as_deref().map(&mut f),
+            message_class: e.message_class,
+            labels: e.labels.iter().map(|l| f(l)).collect(),
+            metadata: e.metadata.iter().map(|(k, v)| (f(k), f(v))).collect(),
+            event_type: e.event_type,
+            bounce_class: e.bounce_class,
+            occurred_at: e.occurred_at,
+            received_at: e.received_at,
+            time_source: e.time_source,
+            click_url: e.click_url.as_deref().map(&mut f),
+            user_agent: e.user_agent.as_deref().map(&mut f),
+            ip: e.ip.as_deref().map(&mut f),
+            error_code: e.error_code.as_deref().map(&mut f),
+            error_reason: e.error_reason.as_deref().map(&mut f),
+            cost: e.cost.clone(),
+            raw_topic: f(&e.raw_topic),
+            raw_partition: e.raw_partition,
+            raw_offset: e.raw_offset,
+            origin: e.origin,
+        }
+    }};
+}
+
+impl Event {
+    /// This event as an [`EventRef`] borrowing all its text.
+    pub fn as_event_ref(&self) -> EventRef<'_> {
+        fn b(s: &str) -> Cow<'_, str> {
+            Cow::Borrowed(s)
+        }
+        map_text!(self, b)
+    }
+
+    /// This event as an [`EventRef`] owning a copy of its text (for the rare record read
+    /// through `apache-avro`).
+    pub fn to_static_event_ref(&self) -> EventRef<'static> {
+        fn o(s: &str) -> Cow<'static, str> {
+            Cow::Owned(s.to_owned())
+        }
+        map_text!(self, o)
+    }
+}
+
+impl EventRef<'_> {
+    /// An owned copy.
+    pub fn to_owned_event(&self) -> Event {
+        fn o(s: &str) -> String {
+            s.to_owned()
+        }
+        map_text!(self, o)
+    }
 }
 
 /// Attribution a sender may attach to a message (send records, custom args, tags).

@@ -22,7 +22,9 @@ pub mod raw;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
-pub use event::{BounceClass, Channel, Event, EventType, MessageClass, Origin, TimeSource};
+pub use event::{
+    BounceClass, Channel, Event, EventRef, EventType, MessageClass, Origin, TimeSource,
+};
 pub use money::Money;
 pub use provider::ProviderId;
 pub use raw::{DeadLetter, RawEnvelope, Route};

@@ -178,7 +178,7 @@ impl Stream {
             .values()
             .map(|e| {
                 let m = aggregator::machine::classify(
-                    e,
+                    &e.as_event_ref(),
                     delivered.get(e.delivery_key.as_str()).copied(),
                     aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS,
                 );
@@ -311,7 +311,7 @@ impl Stream {
         let mut m: BTreeMap<UniqueKey, BTreeSet<String>> = BTreeMap::new();
         for e in distinct.values() {
             let machine = aggregator::machine::classify(
-                e,
+                &e.as_event_ref(),
                 delivered.get(e.delivery_key.as_str()).copied(),
                 aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS,
             )

@@ -323,7 +323,7 @@ async fn long_in_lists_are_refused_whole_and_answered_in_chunks() {
             let mut e = schemas::testkit::event("e", "dk", EventType::Complained, T0);
             e.tenant = "acme".into();
             e.recipient = a.clone();
-            aggregator::suppression::immediate(&e).expect("a complaint suppresses")
+            aggregator::suppression::immediate(&e.as_event_ref()).expect("a complaint suppresses")
         })
         .collect();
     sink::insert_rows(&client, "suppressions", "t1", &rows)

@@ -29,7 +29,8 @@ use dashmap::DashMap;
 pub use ids::{event_hash, Ids};
 pub use key::{DeliveryKey, KeyHash};
 pub use names::Names;
-use schemas::{BounceClass, Channel, Event, EventType, MessageClass};
+use schemas::{BounceClass, Channel, EventRef, EventType, MessageClass};
+use std::borrow::Cow;
 use std::sync::{Mutex, MutexGuard};
 pub use times::{Slot, Times, WideTimes};
 
@@ -44,7 +45,7 @@ pub enum Attr {
 }
 
 /// Attribution priority of an event: send records (2) beat provider tags and app events (1).
-fn source_prio(e: &Event) -> u8 {
+fn source_prio(e: &EventRef<'_>) -> u8 {
     if e.origin == schemas::Origin::SendRecord {
         2
     } else {
@@ -196,7 +197,7 @@ impl DeliveryState {
         }
     }
 
-    fn offer_name(&mut self, names: &mut Names, a: Attr, prio: u8, value: Option<&String>) {
+    fn offer_name(&mut self, names: &mut Names, a: Attr, prio: u8, value: Option<&str>) {
         let Some(v) = value.filter(|v| !v.is_empty()) else {
             return;
         };
@@ -218,7 +219,12 @@ impl DeliveryState {
 
     /// Applies `e`; `machine` says whether it is a machine open/click.
     /// Returns false if the event was already applied.
-    pub fn apply(&mut self, names: &mut Names, e: &Event, machine: Option<MachineReason>) -> bool {
+    pub fn apply(
+        &mut self,
+        names: &mut Names,
+        e: &EventRef<'_>,
+        machine: Option<MachineReason>,
+    ) -> bool {
         if !self.ids.insert(event_hash(&e.event_id)) {
             return false;
         }
@@ -257,24 +263,24 @@ impl DeliveryState {
             (EventType::Deferred, _) => self.deferral_count += 1,
             _ => {}
         }
-        if let Some(reason) = e.error_reason.as_ref().or(e.error_code.as_ref()) {
+        if let Some(reason) = e.error_reason.as_deref().or(e.error_code.as_deref()) {
             let newer = match self.last_error() {
                 None => true,
-                Some((ct, cr)) => (t, reason.as_str()) > (ct, cr),
+                Some((ct, cr)) => (t, reason) > (ct, cr),
             };
             if newer {
                 self.rare.get_or_insert_with(Default::default).last_error =
-                    Some((t, reason.as_str().into()));
+                    Some((t, reason.into()));
             }
         }
         if let Some(c) = &e.cost {
             self.add_cost(names, c.mantissa_at_scale(), &c.unit);
         }
         let prio = source_prio(e);
-        self.offer_name(names, Attr::Broadcast, prio, e.broadcast_id.as_ref());
-        self.offer_name(names, Attr::Sequence, prio, e.sequence_id.as_ref());
-        self.offer_name(names, Attr::Template, prio, e.template_key.as_ref());
-        if let Some(v) = e.contact_id.as_ref().filter(|v| !v.is_empty()) {
+        self.offer_name(names, Attr::Broadcast, prio, e.broadcast_id.as_deref());
+        self.offer_name(names, Attr::Sequence, prio, e.sequence_id.as_deref());
+        self.offer_name(names, Attr::Template, prio, e.template_key.as_deref());
+        if let Some(v) = e.contact_id.as_deref().filter(|v| !v.is_empty()) {
             if self.better(Attr::Contact, prio, v, self.ids.contact()) {
                 if self.ids.set_contact(v) {
                     self.set_prio(Attr::Contact, prio);
@@ -416,7 +422,7 @@ impl StateStore {
     pub fn apply(
         &self,
         names: &mut Names,
-        e: &Event,
+        e: &EventRef<'_>,
         partition: i32,
         batch_seq: u64,
         scanner_window_secs: i64,
@@ -436,7 +442,7 @@ impl StateStore {
         &self,
         key: DeliveryKey,
         names: &mut Names,
-        e: &Event,
+        e: &EventRef<'_>,
         partition: i32,
         batch_seq: u64,
         scanner_window_secs: i64,
@@ -462,7 +468,7 @@ impl StateStore {
         &self,
         key: DeliveryKey,
         names: &mut Names,
-        e: &Event,
+        e: &EventRef<'_>,
         partition: i32,
         batch_seq: u64,
         scanner_window_secs: i64,
@@ -494,7 +500,7 @@ impl StateStore {
     /// read before the batch, to move them), as (tenant, delivery key), repeats included.
     pub fn attribution_candidates<'a>(
         &self,
-        events: impl Iterator<Item = &'a Event>,
+        events: impl Iterator<Item = &'a EventRef<'a>>,
     ) -> Vec<crate::store::TenantKey> {
         let names = self.names();
         events
@@ -505,7 +511,7 @@ impl StateStore {
                 self.map
                     .get(&DeliveryKey::of(&e.delivery_key))
                     .is_some_and(|s| {
-                        let differs = |v: &Option<String>, id: u32| {
+                        let differs = |v: &Option<Cow<'_, str>>, id: u32| {
                             v.as_deref()
                                 .is_some_and(|v| !v.is_empty() && v != names.get(id))
                         };
@@ -515,7 +521,7 @@ impl StateStore {
                                 || differs(&e.template_key, s.template_key))
                     })
             })
-            .map(|e| (e.tenant.clone(), e.delivery_key.clone()))
+            .map(|e| (e.tenant.to_string(), e.delivery_key.to_string()))
             .collect()
     }
 
@@ -568,8 +574,14 @@ pub(crate) mod tests {
     use proptest::prelude::*;
     use schemas::Channel;
 
-    pub(crate) fn event(id: &str, ty: EventType, bounce: Option<BounceClass>, t: i64) -> Event {
-        let mut e = schemas::testkit::event(&format!("{:0<32}", id), "dk", ty, t);
+    pub(crate) fn event(
+        id: &str,
+        ty: EventType,
+        bounce: Option<BounceClass>,
+        t: i64,
+    ) -> EventRef<'static> {
+        let mut e =
+            schemas::testkit::event(&format!("{:0<32}", id), "dk", ty, t).to_static_event_ref();
         e.bounce_class = bounce;
         e
     }
@@ -704,7 +716,7 @@ pub(crate) mod tests {
         let n = &mut Names::default();
         for (i, p) in [0, 1, 2, 1].into_iter().enumerate() {
             let mut e = event(&format!("{i}"), EventType::Sent, None, 1);
-            e.delivery_key = format!("d{i}");
+            e.delivery_key = format!("d{i}").into();
             store.apply(n, &e, p, 1, 10);
         }
         assert_eq!(store.retain_partitions(&[1, 3]), 2);
@@ -760,15 +772,15 @@ pub(crate) mod tests {
         /// The final row does not depend on arrival order, nor on duplicates.
         #[test]
         fn any_order_and_duplicates_give_the_same_state(evs in proptest::collection::vec(arb_event(), 1..12), seed in any::<u64>()) {
-            let events: Vec<Event> = evs.iter().enumerate().map(|(i, (ty, bc, t))| {
+            let events: Vec<EventRef<'static>> = evs.iter().enumerate().map(|(i, (ty, bc, t))| {
                 let mut e = event(&format!("{i:x}"), *ty, if *ty == EventType::Bounced { *bc } else { None }, *t);
-                e.error_reason = Some(format!("r{}", t % 3));
+                e.error_reason = Some(format!("r{}", t % 3).into());
                 // attribution from tags and send records, disagreeing; labels; costs
                 if t % 2 == 0 { e.provider_event_name = "send_record".into(); e.origin = schemas::Origin::SendRecord; }
-                e.broadcast_id = Some(format!("b{}", t % 4));
-                e.contact_id = (t % 3 == 0).then(|| format!("c{}", t % 5));
+                e.broadcast_id = Some(format!("b{}", t % 4).into());
+                e.contact_id = (t % 3 == 0).then(|| format!("c{}", t % 5).into());
                 e.message_class = Some(if t % 2 == 0 { MessageClass::Marketing } else { MessageClass::Transactional });
-                e.labels = vec![format!("l{}", t % 3)];
+                e.labels = vec![format!("l{}", t % 3).into()];
                 e.cost = Some(schemas::Money::new(rust_decimal::Decimal::new(t % 1000, 4), "USD"));
                 e
             }).collect();

@@ -4,7 +4,7 @@
 use super::{DeliveryState, Names, Slot};
 use crate::store::rows::DeliveryRow;
 use crate::store::Text;
-use schemas::{Event, EventType};
+use schemas::{EventRef, EventType};
 
 /// For rows written before `attribution_prio` existed (0): a reloaded value counts as a send
 /// record's only if the delivery has a `queued` event (send records are the only source of `queued`).
@@ -30,7 +30,7 @@ impl<'a> DeliveryRow<Text<'a>> {
     /// a hash of tenant, provider, message id and recipient, borrowed from it), the rest from
     /// the state (names shared with `names`).
     pub fn from_state(
-        identity: &'a Event,
+        identity: &'a EventRef<'a>,
         s: &DeliveryState,
         names: &Names,
         version: u64,
@@ -91,7 +91,7 @@ impl<'a> DeliveryRow<Text<'a>> {
 /// `tests/batch_rows.rs` compares the bytes with the row's.
 pub fn write_delivery_row(
     b: &mut Vec<u8>,
-    identity: &Event,
+    identity: &EventRef<'_>,
     s: &DeliveryState,
     names: &Names,
     version: u64,

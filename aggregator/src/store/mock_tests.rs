@@ -24,11 +24,11 @@ fn identity(i: usize) -> schemas::Event {
 
 /// The row of delivery `i`, holding its own (as read back).
 fn owned_delivery(i: usize) -> DeliveryRow {
-    delivery(i, &identity(i)).map_text(Text::into_static)
+    delivery(i, &identity(i).as_event_ref()).map_text(Text::into_static)
 }
 
 /// The row of delivery `i`, borrowing its identity from `e` (as a batch builds it).
-fn delivery(i: usize, e: &schemas::Event) -> DeliveryRow<Text<'_>> {
+fn delivery<'a>(i: usize, e: &'a schemas::EventRef<'a>) -> DeliveryRow<Text<'a>> {
     let s = crate::state::DeliveryState::new(schemas::Channel::Email);
     DeliveryRow::from_state(e, &s, &crate::state::Names::default(), i as u64, 2_000)
 }
@@ -38,7 +38,9 @@ fn delivery(i: usize, e: &schemas::Event) -> DeliveryRow<Text<'_>> {
 async fn a_batch_is_one_insert_with_every_row() {
     let mock = Mock::new();
     let recorded = mock.add(handlers::record::<DeliveryRow>());
-    let identities: Vec<schemas::Event> = (0..250).map(identity).collect();
+    let owned: Vec<schemas::Event> = (0..250).map(identity).collect();
+    let identities: Vec<schemas::EventRef<'_>> =
+        owned.iter().map(schemas::Event::as_event_ref).collect();
     let rows: Vec<DeliveryRow<Text<'_>>> = identities
         .iter()
         .enumerate()

@@ -12,8 +12,9 @@
 
 use super::text::Text;
 use clickhouse::Row;
-use schemas::Event;
+use schemas::EventRef;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct EventRow<T = Text<'static>> {
@@ -106,9 +107,9 @@ impl<T> EventRow<T> {
 impl<'a> EventRow<Text<'a>> {
     /// The row of `e`, borrowing its strings. Attribution, `machine` and `reattributed` are the
     /// batch's to set (`batch::apply`); the metadata map is the one column written as JSON.
-    pub fn from_event(e: &'a Event, partition: i32, offset: i64) -> Self {
-        let b = |s: &'a String| Text::Borrowed(s.as_str());
-        let ob = |s: &'a Option<String>| s.as_deref().map(Text::Borrowed);
+    pub fn from_event(e: &'a EventRef<'a>, partition: i32, offset: i64) -> Self {
+        let b = |s: &'a Cow<'a, str>| Text::Borrowed(s.as_ref());
+        let ob = |s: &'a Option<Cow<'a, str>>| s.as_deref().map(Text::Borrowed);
         EventRow {
             event_id: b(&e.event_id),
             tenant: b(&e.tenant),
@@ -159,7 +160,7 @@ impl<'a> EventRow<Text<'a>> {
 /// `rowbinary::write` gives for that row (`tests/batch_rows.rs` compares them).
 pub fn write_event_row(
     b: &mut Vec<u8>,
-    e: &Event,
+    e: &EventRef<'_>,
     partition: i32,
     offset: i64,
     machine: &str,

@@ -185,11 +185,6 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(b).map_err(|_| ReadError::Utf8)
     }
 
-    #[inline]
-    pub(super) fn string(&mut self) -> Result<String, ReadError> {
-        self.str().map(str::to_owned)
-    }
-
     /// A `["null", "string"]` union.
     #[inline]
     pub(super) fn opt_str(&mut self) -> Result<Option<&'a str>, ReadError> {
@@ -197,11 +192,6 @@ impl<'a> Reader<'a> {
             0 => Ok(None),
             _ => self.str().map(Some),
         }
-    }
-
-    #[inline]
-    pub(super) fn opt_string(&mut self) -> Result<Option<String>, ReadError> {
-        Ok(self.opt_str()?.map(str::to_owned))
     }
 
     /// The next block's item count of an array (`map: false`) or map: 0 at the end. A negative

@@ -116,22 +116,27 @@ pub(super) fn put_map(buf: &mut Vec<u8>, m: &BTreeMap<String, String>) {
 /// Reads a datum written with the current schema. Trailing bytes are ignored, as apache-avro
 /// ignores them. The cost is checked after the whole datum is read, so a record that is also
 /// broken further on is `invalid_avro`, as on the Value path.
-pub(super) fn read(datum: &[u8]) -> Result<Event, CodecError> {
+///
+/// The text is `S`: `String` copies it, `Cow<str>` borrows it from `datum` (no allocation but
+/// for labels, metadata and a cost's unit).
+pub(super) fn read<'a, S: From<&'a str> + AsRef<str> + Ord>(
+    datum: &'a [u8],
+) -> Result<Event<S>, CodecError> {
     let mut r = Reader::new(datum);
     let r = &mut r;
-    let event_id = r.string()?;
-    let tenant = r.string()?;
+    let event_id = r.str()?.into();
+    let tenant = r.str()?.into();
     let channel = Channel::VALUES[r.index("Channel", Channel::VALUES.len())?];
-    let provider = r.string()?;
-    let provider_message_id = r.string()?;
-    let provider_event_id = r.opt_string()?;
-    let provider_event_name = r.string()?;
-    let delivery_key = r.string()?;
-    let recipient = r.string()?;
-    let broadcast_id = r.opt_string()?;
-    let sequence_id = r.opt_string()?;
-    let contact_id = r.opt_string()?;
-    let template_key = r.opt_string()?;
+    let provider = r.str()?.into();
+    let provider_message_id = r.str()?.into();
+    let provider_event_id = r.opt_str()?.map(S::from);
+    let provider_event_name: S = r.str()?.into();
+    let delivery_key = r.str()?.into();
+    let recipient = r.str()?.into();
+    let broadcast_id = r.opt_str()?.map(S::from);
+    let sequence_id = r.opt_str()?.map(S::from);
+    let contact_id = r.opt_str()?.map(S::from);
+    let template_key = r.opt_str()?.map(S::from);
     let message_class = opt_enum(r, "MessageClass", MessageClass::VALUES)?;
     let labels = read_labels(r)?;
     let metadata = read_map(r)?;
@@ -140,22 +145,22 @@ pub(super) fn read(datum: &[u8]) -> Result<Event, CodecError> {
     let occurred_at = r.long()?;
     let received_at = r.long()?;
     let time_source = TimeSource::VALUES[r.index("TimeSource", TimeSource::VALUES.len())?];
-    let click_url = r.opt_string()?;
-    let user_agent = r.opt_string()?;
-    let ip = r.opt_string()?;
-    let error_code = r.opt_string()?;
-    let error_reason = r.opt_string()?;
+    let click_url = r.opt_str()?.map(S::from);
+    let user_agent = r.opt_str()?.map(S::from);
+    let ip = r.opt_str()?.map(S::from);
+    let error_code = r.opt_str()?.map(S::from);
+    let error_reason = r.opt_str()?.map(S::from);
     let cost = match r.index("union index", 2)? {
         0 => None,
         _ => Some((r.bytes()?, r.str()?)),
     };
-    let raw_topic = r.string()?;
+    let raw_topic = r.str()?.into();
     let raw_partition = r.int()?;
     let raw_offset = r.long()?;
     // Stricter than the Value path in one case: apache-avro reads a union index that the
     // datum ends before or inside as null, so a record cut in `origin` was accepted.
     let origin =
-        opt_enum(r, "Origin", Origin::VALUES)?.unwrap_or(match provider_event_name.as_str() {
+        opt_enum(r, "Origin", Origin::VALUES)?.unwrap_or(match provider_event_name.as_ref() {
             // Events written before `origin` existed: a send record named itself `send_record`.
             "send_record" => Origin::SendRecord,
             _ => Origin::Provider,
@@ -214,7 +219,7 @@ fn opt_enum<T: Copy>(
     }
 }
 
-fn read_labels(r: &mut Reader<'_>) -> Result<Vec<String>, ReadError> {
+fn read_labels<'a, S: From<&'a str>>(r: &mut Reader<'a>) -> Result<Vec<S>, ReadError> {
     let mut labels = Vec::new();
     loop {
         let n = r.block(labels.len(), false)?;
@@ -223,13 +228,15 @@ fn read_labels(r: &mut Reader<'_>) -> Result<Vec<String>, ReadError> {
         }
         labels.reserve_exact(n);
         for _ in 0..n {
-            labels.push(r.string()?);
+            labels.push(r.str()?.into());
         }
     }
 }
 
 /// A map of strings; a key written twice keeps its last value (as the Value path's `HashMap`).
-pub(super) fn read_map(r: &mut Reader<'_>) -> Result<BTreeMap<String, String>, ReadError> {
+pub(super) fn read_map<'a, S: From<&'a str> + Ord>(
+    r: &mut Reader<'a>,
+) -> Result<BTreeMap<S, S>, ReadError> {
     let mut map = BTreeMap::new();
     loop {
         // bounded by the entries held, as apache-avro bounds its map
@@ -238,8 +245,8 @@ pub(super) fn read_map(r: &mut Reader<'_>) -> Result<BTreeMap<String, String>, R
             return Ok(map);
         }
         for _ in 0..n {
-            let k = r.string()?;
-            map.insert(k, r.string()?);
+            let k = r.str()?.into();
+            map.insert(k, r.str()?.into());
         }
     }
 }

@@ -30,7 +30,7 @@ mod raw;
 #[doc(hidden)]
 pub mod value_path;
 
-use crate::event::Event;
+use crate::event::{Event, EventRef};
 use crate::raw::RawEnvelope;
 use apache_avro::rabin::Rabin;
 use apache_avro::types::Value;
@@ -210,6 +210,18 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
         event::read(datum)
     } else {
         value_path::decode_event(bytes)
+    }
+}
+
+/// [`decode_event`] borrowing the text from `bytes` (the aggregator reads its batches so: no
+/// allocation per string). A record written with an older schema is read through apache-avro
+/// and owns its text; the same events, the same errors.
+pub fn decode_event_ref(bytes: &[u8]) -> Result<EventRef<'_>, CodecError> {
+    let (fp, datum) = split_header(bytes)?;
+    if fp == EVENT_CODEC.fingerprint {
+        event::read(datum)
+    } else {
+        value_path::decode_event(bytes).map(|e| e.to_static_event_ref())
     }
 }
 

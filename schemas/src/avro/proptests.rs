@@ -121,8 +121,10 @@ pub(super) fn with_null_origin(bytes: &[u8]) -> Vec<u8> {
 
 /// Both decoders on the same bytes: equal values, or errors with the same code. The one
 /// allowed difference: apache-avro reads an event that ends before or inside `origin`'s union
-/// index as origin null; ours refuses it, and reads it once the null index is whole.
+/// index as origin null; ours refuses it, and reads it once the null index is whole. The
+/// borrowing decoder reads exactly what the owning one reads.
 fn same_event_decoding(bytes: &[u8]) -> Result<(), TestCaseError> {
+    same_as_borrowed(bytes)?;
     match (decode_event(bytes), value_path::decode_event(bytes)) {
         (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
         // the same leniency, then a bad cost: `invalid_field` there, `invalid_avro` here
@@ -149,6 +151,16 @@ fn same_event_decoding(bytes: &[u8]) -> Result<(), TestCaseError> {
         (Ok(a), Err(b)) => {
             prop_assert!(false, "read {:?}, which the Value path refuses ({})", a, b)
         }
+    }
+    Ok(())
+}
+
+/// [`decode_event_ref`] against [`decode_event`]: the same event, or an error with the same code.
+fn same_as_borrowed(bytes: &[u8]) -> Result<(), TestCaseError> {
+    match (decode_event(bytes), decode_event_ref(bytes)) {
+        (Ok(a), Ok(b)) => prop_assert_eq!(a, b.to_owned_event()),
+        (Err(a), Err(b)) => prop_assert_eq!(a.code(), b.code()),
+        (a, b) => prop_assert!(false, "{:?} vs {:?}", a.map(|_| ()), b.map(|_| ())),
     }
     Ok(())
 }
@@ -193,6 +205,9 @@ proptest! {
                     c.amount = c.amount.round_dp(MONEY_SCALE);
                 }
                 prop_assert_eq!(&decode_event(fast)?, &want);
+                prop_assert_eq!(&decode_event_ref(fast)?.to_owned_event(), &want);
+                prop_assert!(matches!(decode_event_ref(fast)?.event_id, std::borrow::Cow::Borrowed(_)), "text copied");
+                prop_assert_eq!(e.as_event_ref().to_owned_event(), e.clone());
                 prop_assert_eq!(&decode_event(slow)?, &want);
                 prop_assert_eq!(&value_path::decode_event(fast)?, &want);
                 let mut reused = b"previous".to_vec();
@@ -240,6 +255,7 @@ proptest! {
         let bytes = v1.encode(Value::Record(fields.into_iter().filter(|(k, _)| k != "origin").collect()))?;
         let read = decode_event(&bytes)?;
         prop_assert_eq!(read.origin, if e.provider_event_name == "send_record" { Origin::SendRecord } else { Origin::Provider });
+        prop_assert_eq!(&decode_event_ref(&bytes)?.to_owned_event(), &read);
         prop_assert_eq!(read, value_path::decode_event(&bytes)?);
     }
 
