@@ -152,6 +152,9 @@ pub struct Config {
     /// How often the broker and ClickHouse are probed for `/readyz` and consumer lag measured,
     /// and how long a probe may take.
     pub readiness: runtime::readiness::ReadinessConfig,
+    /// Let the kernel back this process's memory with transparent huge pages. Off by default:
+    /// zeroing each fresh 2 MiB page cost ~20 % of the aggregator's CPU under load (`memory`).
+    pub transparent_huge_pages: bool,
 }
 
 impl Default for Config {
@@ -177,6 +180,7 @@ impl Default for Config {
             dead_letter_max_raw_bytes: 64 * 1024,
             event_limits: crate::admission::Limits::default(),
             readiness: runtime::readiness::ReadinessConfig::default(),
+            transparent_huge_pages: false,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! * `state/row.rs`: a delivery's state ↔ its `deliveries` row.
 //! * `pipeline`: the Kafka consumer loop; `rebalance`: what it keeps across rebalances.
 //! * `migrate`: versioned, idempotent DDL.
+//! * `memory`: the process's memory settings (transparent huge pages off).
 
 pub mod admission;
 pub mod batch;
@@ -26,6 +27,7 @@ pub mod counters;
 pub mod dead_letter;
 pub mod isolate;
 pub mod machine;
+pub mod memory;
 pub mod migrate;
 pub mod offsets;
 pub mod pipeline;

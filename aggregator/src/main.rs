@@ -54,6 +54,16 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run => {
+            if !cfg.transparent_huge_pages {
+                match aggregator::memory::disable_transparent_huge_pages() {
+                    Ok(()) => {
+                        tracing::info!(message = "Transparent huge pages off for this process.")
+                    }
+                    Err(e) => {
+                        tracing::warn!(message = "Could not turn transparent huge pages off.", error = %e)
+                    }
+                }
+            }
             let shutdown = runtime::shutdown::on_signal();
             let health = runtime::telemetry::Health::default();
             let admin =

@@ -9,6 +9,13 @@ async fn ses_events_reach_clickhouse_with_right_status_once_each() {
     let stack = Stack::from_env();
     let mut p = Pipeline::new(&stack, "ses-e2e").await;
     p.start_all().await;
+    // The running aggregator has transparent huge pages off (its default; `aggregator::memory`),
+    // where the kernel reports it (`THP_enabled`, Linux 5.0+).
+    let pid = p.aggregator.as_ref().expect("aggregator started").pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert!(line.ends_with('0'), "aggregator: {line}");
+    }
 
     // M1: arrives out of order (open, then delivery, then send): status must be `opened`.
     let m1_open = ses::body("event_open.json", "m1", None);
