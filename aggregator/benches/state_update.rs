@@ -30,7 +30,8 @@
 //! * `batch_from_avro`: the whole: per batch, decode its 2000 events (`decode_event_ref`),
 //!   then the above. Its time ≈ `decode_event_ref` + `batch_rows_serialized`.
 
-/// The service's allocator (`src/main.rs`), so the figures are the service's.
+/// The service's allocator (`src/main.rs`), so the figures are the service's (and its memory
+/// settings, below).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -49,6 +50,11 @@ const DELIVERIES: usize = 100_000;
 const BATCH: usize = 2000;
 
 fn state_update(c: &mut Criterion<CpuTime>) {
+    // The service's memory settings (`aggregator::memory`): transparent huge pages off, unless
+    // `BENCH_THP=1` (to compare).
+    if std::env::var("BENCH_THP").as_deref() != Ok("1") {
+        aggregator::memory::disable_transparent_huge_pages().expect("THP off");
+    }
     let owned = support::stream(42, DELIVERIES);
     // as the aggregator holds them: borrowing their text (from the records' bytes in the service)
     let events = batch::refs(&owned);
