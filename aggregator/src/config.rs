@@ -153,7 +153,7 @@ pub struct Config {
     /// and how long a probe may take.
     pub readiness: runtime::readiness::ReadinessConfig,
     /// Let the kernel back this process's memory with transparent huge pages. Off by default:
-    /// zeroing each fresh 2 MiB page cost ~20 % of the aggregator's CPU under load (`memory`).
+    /// zeroing each fresh 2 MiB page cost 21–32 % of the aggregator's CPU under load (`memory`).
     pub transparent_huge_pages: bool,
 }
 

@@ -5,9 +5,9 @@
 //! (`/sys/kernel/mm/transparent_hugepage/enabled` = `madvise`, common, and `always`) every
 //! first touch of a fresh 2 MiB region zeroes all of it. The aggregator's batches allocate
 //! large short-lived vectors and maps, and mimalloc hands freed memory back after a second, so
-//! that zeroing came back batch after batch: 21 % of the aggregator's CPU samples under load
-//! (`clear_page_erms` under `do_huge_pmd_anonymous_page`), 1.7 % without, and its CPU time
-//! in the same window 0.80× (BENCHMARKS.md §10, 2026-12-03). Per-process, through
+//! that zeroing came back batch after batch: 21–32 % of the aggregator's CPU samples under
+//! load (`clear_page_erms` under `do_huge_pmd_anonymous_page`), 1–1.7 % without, and its CPU
+//! per event 0.67–0.72× in alternated runs (BENCHMARKS.md §10, 2026-12-03). Per-process, through
 //! `prctl(PR_SET_THP_DISABLE)`: other processes on the host keep the kernel's setting.
 
 /// Turns transparent huge pages off for this process (all its mappings, from now on).
