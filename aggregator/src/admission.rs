@@ -44,13 +44,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_recipient_bytes: 320,
-            max_id_bytes: 512,
-            max_text_bytes: 8192,
-            max_labels: 64,
-            max_metadata_bytes: 16 * 1024,
-        }
+        Limits { max_recipient_bytes: 320, max_id_bytes: 512, max_text_bytes: 8192, max_labels: 64, max_metadata_bytes: 16 * 1024 }
     }
 }
 
@@ -69,19 +63,12 @@ impl Rejection {
 
 /// Checks `e` against the bounds; `Err` says why it cannot be applied.
 pub fn admit(e: &EventRef<'_>, limits: &Limits) -> Result<(), Rejection> {
-    for (name, v) in [
-        ("event_id", &e.event_id),
-        ("tenant", &e.tenant),
-        ("delivery_key", &e.delivery_key),
-    ] {
+    for (name, v) in [("event_id", &e.event_id), ("tenant", &e.tenant), ("delivery_key", &e.delivery_key)] {
         if v.is_empty() {
             return Err(Rejection::new("missing_field", format!("{name} is empty")));
         }
     }
-    for (name, t) in [
-        ("occurred_at", e.occurred_at),
-        ("received_at", e.received_at),
-    ] {
+    for (name, t) in [("occurred_at", e.occurred_at), ("received_at", e.received_at)] {
         if !(MIN_EVENT_TIME_MS..MAX_EVENT_TIME_MS).contains(&t) {
             return Err(Rejection::new(
                 "time_out_of_range",
@@ -90,14 +77,7 @@ pub fn admit(e: &EventRef<'_>, limits: &Limits) -> Result<(), Rejection> {
         }
     }
     if e.recipient.len() > limits.max_recipient_bytes {
-        return Err(Rejection::new(
-            "recipient_too_long",
-            format!(
-                "recipient is {} bytes, more than {}",
-                e.recipient.len(),
-                limits.max_recipient_bytes
-            ),
-        ));
+        return Err(Rejection::new("recipient_too_long", format!("recipient is {} bytes, more than {}", e.recipient.len(), limits.max_recipient_bytes)));
     }
     let opt = |v: &Option<Cow<'_, str>>| v.as_deref().map_or(0, str::len);
     let ids = [
@@ -116,53 +96,27 @@ pub fn admit(e: &EventRef<'_>, limits: &Limits) -> Result<(), Rejection> {
         ("ip", opt(&e.ip)),
         ("raw_topic", e.raw_topic.len()),
         ("cost.unit", e.cost.as_ref().map_or(0, |c| c.unit.len())),
-        (
-            "labels[]",
-            e.labels.iter().map(|l| l.len()).max().unwrap_or(0),
-        ),
+        ("labels[]", e.labels.iter().map(|l| l.len()).max().unwrap_or(0)),
     ];
-    let texts = [
-        ("click_url", opt(&e.click_url)),
-        ("user_agent", opt(&e.user_agent)),
-        ("error_reason", opt(&e.error_reason)),
-    ];
+    let texts = [("click_url", opt(&e.click_url)), ("user_agent", opt(&e.user_agent)), ("error_reason", opt(&e.error_reason))];
     let too_long = ids
         .iter()
         .map(|(n, l)| (*n, *l, limits.max_id_bytes))
         .chain(texts.iter().map(|(n, l)| (*n, *l, limits.max_text_bytes)))
         .find(|(_, len, max)| len > max);
     if let Some((name, len, max)) = too_long {
-        return Err(Rejection::new(
-            "field_too_long",
-            format!("{name} is {len} bytes, more than {max}"),
-        ));
+        return Err(Rejection::new("field_too_long", format!("{name} is {len} bytes, more than {max}")));
     }
     if e.labels.len() > limits.max_labels {
-        return Err(Rejection::new(
-            "too_many_labels",
-            format!("{} labels, more than {}", e.labels.len(), limits.max_labels),
-        ));
+        return Err(Rejection::new("too_many_labels", format!("{} labels, more than {}", e.labels.len(), limits.max_labels)));
     }
-    let metadata: usize = e
-        .metadata
-        .iter()
-        .map(|(k, v)| k.len().saturating_add(v.len()))
-        .fold(0, usize::saturating_add);
+    let metadata: usize = e.metadata.iter().map(|(k, v)| k.len().saturating_add(v.len())).fold(0, usize::saturating_add);
     if metadata > limits.max_metadata_bytes {
-        return Err(Rejection::new(
-            "metadata_too_large",
-            format!(
-                "metadata is {metadata} bytes, more than {}",
-                limits.max_metadata_bytes
-            ),
-        ));
+        return Err(Rejection::new("metadata_too_large", format!("metadata is {metadata} bytes, more than {}", limits.max_metadata_bytes)));
     }
     if let Some(c) = &e.cost {
         if c.amount.abs() > rust_decimal::Decimal::from(MAX_COST_UNITS) {
-            return Err(Rejection::new(
-                "cost_out_of_range",
-                format!("cost beyond ±{MAX_COST_UNITS} {}", c.unit),
-            ));
+            return Err(Rejection::new("cost_out_of_range", format!("cost beyond ±{MAX_COST_UNITS} {}", c.unit)));
         }
     }
     Ok(())
@@ -190,62 +144,19 @@ mod tests {
         type Mutation = Box<dyn Fn(&mut Event)>;
         let cases: Vec<(&str, Mutation)> = vec![
             ("missing_field", Box::new(|e: &mut Event| e.tenant.clear())),
-            (
-                "missing_field",
-                Box::new(|e: &mut Event| e.delivery_key.clear()),
-            ),
-            (
-                "time_out_of_range",
-                Box::new(|e: &mut Event| e.occurred_at = i64::MAX),
-            ),
-            (
-                "time_out_of_range",
-                Box::new(|e: &mut Event| e.occurred_at = i64::MIN),
-            ),
-            (
-                "time_out_of_range",
-                Box::new(|e: &mut Event| e.occurred_at = -1),
-            ),
-            (
-                "time_out_of_range",
-                Box::new(|e: &mut Event| e.occurred_at = MAX_EVENT_TIME_MS),
-            ),
-            (
-                "time_out_of_range",
-                Box::new(|e: &mut Event| e.received_at = i64::MIN),
-            ),
-            (
-                "recipient_too_long",
-                Box::new(|e: &mut Event| e.recipient = format!("{}@example.com", "a".repeat(320))),
-            ),
-            (
-                "field_too_long",
-                Box::new(|e: &mut Event| e.user_agent = Some("x".repeat(8193))),
-            ),
-            (
-                "field_too_long",
-                Box::new(|e: &mut Event| e.broadcast_id = Some("b".repeat(513))),
-            ),
-            (
-                "field_too_long",
-                Box::new(|e: &mut Event| e.labels = vec!["l".repeat(513)]),
-            ),
-            (
-                "too_many_labels",
-                Box::new(|e: &mut Event| e.labels = (0..65).map(|i| i.to_string()).collect()),
-            ),
-            (
-                "metadata_too_large",
-                Box::new(|e: &mut Event| {
-                    e.metadata = (0..20).map(|i| (i.to_string(), "v".repeat(1000))).collect()
-                }),
-            ),
-            (
-                "cost_out_of_range",
-                Box::new(|e: &mut Event| {
-                    e.cost = Some(schemas::Money::new(rust_decimal::Decimal::MAX, "USD"))
-                }),
-            ),
+            ("missing_field", Box::new(|e: &mut Event| e.delivery_key.clear())),
+            ("time_out_of_range", Box::new(|e: &mut Event| e.occurred_at = i64::MAX)),
+            ("time_out_of_range", Box::new(|e: &mut Event| e.occurred_at = i64::MIN)),
+            ("time_out_of_range", Box::new(|e: &mut Event| e.occurred_at = -1)),
+            ("time_out_of_range", Box::new(|e: &mut Event| e.occurred_at = MAX_EVENT_TIME_MS)),
+            ("time_out_of_range", Box::new(|e: &mut Event| e.received_at = i64::MIN)),
+            ("recipient_too_long", Box::new(|e: &mut Event| e.recipient = format!("{}@example.com", "a".repeat(320)))),
+            ("field_too_long", Box::new(|e: &mut Event| e.user_agent = Some("x".repeat(8193)))),
+            ("field_too_long", Box::new(|e: &mut Event| e.broadcast_id = Some("b".repeat(513)))),
+            ("field_too_long", Box::new(|e: &mut Event| e.labels = vec!["l".repeat(513)])),
+            ("too_many_labels", Box::new(|e: &mut Event| e.labels = (0..65).map(|i| i.to_string()).collect())),
+            ("metadata_too_large", Box::new(|e: &mut Event| e.metadata = (0..20).map(|i| (i.to_string(), "v".repeat(1000))).collect())),
+            ("cost_out_of_range", Box::new(|e: &mut Event| e.cost = Some(schemas::Money::new(rust_decimal::Decimal::MAX, "USD")))),
         ];
         for (want, f) in cases {
             let mut e = ok();
@@ -259,10 +170,7 @@ mod tests {
         e.received_at = MAX_EVENT_TIME_MS - 1;
         e.user_agent = Some("x".repeat(8192));
         e.labels = (0..64).map(|i| i.to_string()).collect();
-        e.cost = Some(schemas::Money::new(
-            rust_decimal::Decimal::from(MAX_COST_UNITS),
-            "USD",
-        ));
+        e.cost = Some(schemas::Money::new(rust_decimal::Decimal::from(MAX_COST_UNITS), "USD"));
         assert_eq!(code(&e), None);
     }
 }

@@ -4,12 +4,9 @@
 use crate::buckets::Periods;
 use crate::counters::{Attribution, CounterTables, Dims, DimsText, Sums};
 use crate::machine::MachineReason;
-use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::store::rowbinary::{self, RowBuffer};
-use crate::store::{
-    AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, Text,
-    STATUS_BUCKET_MS,
-};
+use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, Text, STATUS_BUCKET_MS};
+use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::EventRef;
 use std::collections::{hash_map, HashMap};
@@ -86,27 +83,11 @@ pub struct TableBuffers {
 impl TableBuffers {
     /// Every buffer, in the order `tests/batch_rows.rs` pins them.
     pub fn all(&self) -> [&RowBuffer; 7] {
-        [
-            &self.events,
-            &self.counters,
-            &self.attributed_counters,
-            &self.status_counts,
-            &self.order_tombstones,
-            &self.suppressions,
-            &self.deliveries,
-        ]
+        [&self.events, &self.counters, &self.attributed_counters, &self.status_counts, &self.order_tombstones, &self.suppressions, &self.deliveries]
     }
 
     pub fn clear(&mut self) {
-        for b in [
-            &mut self.events,
-            &mut self.counters,
-            &mut self.attributed_counters,
-            &mut self.status_counts,
-            &mut self.order_tombstones,
-            &mut self.suppressions,
-            &mut self.deliveries,
-        ] {
+        for b in [&mut self.events, &mut self.counters, &mut self.attributed_counters, &mut self.status_counts, &mut self.order_tombstones, &mut self.suppressions, &mut self.deliveries] {
             b.clear();
         }
     }
@@ -116,35 +97,21 @@ impl<'a> BatchRows<'a> {
     /// Writes every table's rows into `out` (cleared first).
     pub fn write_rowbinary(&self, out: &mut TableBuffers) -> Result<(), rowbinary::Error> {
         out.clear();
-        fn all<T: serde::Serialize>(
-            buf: &mut RowBuffer,
-            rows: &[T],
-        ) -> Result<(), rowbinary::Error> {
+        fn all<T: serde::Serialize>(buf: &mut RowBuffer, rows: &[T]) -> Result<(), rowbinary::Error> {
             rows.iter().try_for_each(|r| buf.push(r))
         }
         out.events.bytes.reserve(self.applied.len() * 512);
         for a in &self.applied {
-            let [b, s, t] = [a.attribution.0, a.attribution.1, a.attribution.2]
-                .map(|id| (id != 0).then(|| self.counter_tables.name(id)));
-            crate::store::write_event_row(
-                &mut out.events.bytes,
-                a.event,
-                self.partition,
-                a.offset,
-                a.machine.map_or("", |m| m.as_str()),
-                [b, s, t],
-            );
+            let [b, s, t] = [a.attribution.0, a.attribution.1, a.attribution.2].map(|id| (id != 0).then(|| self.counter_tables.name(id)));
+            crate::store::write_event_row(&mut out.events.bytes, a.event, self.partition, a.offset, a.machine.map_or("", |m| m.as_str()), [b, s, t]);
         }
         out.events.rows += self.applied.len();
         all(&mut out.events, &self.moved)?;
-        self.counter_tables
-            .write_rowbinary(&mut out.counters, &mut out.attributed_counters);
+        self.counter_tables.write_rowbinary(&mut out.counters, &mut out.attributed_counters);
         all(&mut out.status_counts, &self.status_counts)?;
         all(&mut out.order_tombstones, &self.order_tombstones)?;
         all(&mut out.suppressions, &self.suppressions)?;
-        out.deliveries
-            .bytes
-            .extend_from_slice(&self.delivery_table.bytes);
+        out.deliveries.bytes.extend_from_slice(&self.delivery_table.bytes);
         out.deliveries.rows += self.delivery_table.rows;
         Ok(())
     }
@@ -158,18 +125,7 @@ impl<'a> BatchRows<'a> {
     /// `apply`, before the store changes; the sink sends `delivery_table`).
     pub fn deliveries(&self, store: &StateStore) -> Vec<DeliveryRow<Text<'a>>> {
         let names = store.names();
-        self.changed
-            .iter()
-            .filter_map(|(key, e, version)| {
-                Some(DeliveryRow::from_state(
-                    e,
-                    &*store.map.get(key)?,
-                    &names,
-                    *version,
-                    self.now_ms,
-                ))
-            })
-            .collect()
+        self.changed.iter().filter_map(|(key, e, version)| Some(DeliveryRow::from_state(e, &*store.map.get(key)?, &names, *version, self.now_ms))).collect()
     }
 
     /// Event rows: those of the applied events, then the moved ones.
@@ -180,19 +136,14 @@ impl<'a> BatchRows<'a> {
     /// The event rows (built for reading; the sink writes them from the events), in the order
     /// `write_rowbinary` writes them.
     pub fn events(&self) -> Vec<EventRow<Text<'a>>> {
-        let text =
-            |id: u32| (id != 0).then(|| Text::Owned(self.counter_tables.name(id).to_string()));
+        let text = |id: u32| (id != 0).then(|| Text::Owned(self.counter_tables.name(id).to_string()));
         let mut rows: Vec<EventRow<Text<'a>>> = self
             .applied
             .iter()
             .map(|a| {
                 let mut row = EventRow::from_event(a.event, self.partition, a.offset);
                 row.machine = Text::Borrowed(a.machine.map(|m| m.as_str()).unwrap_or_default());
-                (row.broadcast_id, row.sequence_id, row.template_key) = (
-                    text(a.attribution.0),
-                    text(a.attribution.1),
-                    text(a.attribution.2),
-                );
+                (row.broadcast_id, row.sequence_id, row.template_key) = (text(a.attribution.0), text(a.attribution.1), text(a.attribution.2));
                 row
             })
             .collect();
@@ -220,10 +171,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig {
-            periods: Periods::new("UTC").unwrap_or(Periods(Vec::new())),
-            scanner_window_secs: crate::machine::DEFAULT_SCANNER_WINDOW_SECS,
-        }
+        BatchConfig { periods: Periods::new("UTC").unwrap_or(Periods(Vec::new())), scanner_window_secs: crate::machine::DEFAULT_SCANNER_WINDOW_SECS }
     }
 }
 
@@ -251,56 +199,21 @@ pub fn refs(events: &[(i64, schemas::Event)]) -> Vec<(i64, EventRef<'_>)> {
 
 /// Applies `events` (with their events-topic offsets) to the state and returns the rows.
 /// Deliveries missing from `store` must have been loaded (or be new) before the call.
-pub fn apply<'a>(
-    store: &StateStore,
-    partition: i32,
-    events: &'a [(i64, EventRef<'a>)],
-    history: &History,
-    batch_seq: u64,
-    now_ms: i64,
-    cfg: &BatchConfig,
-) -> BatchRows<'a> {
-    apply_reusing(
-        store,
-        partition,
-        events,
-        history,
-        batch_seq,
-        now_ms,
-        cfg,
-        Vec::new(),
-    )
+pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, EventRef<'a>)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows<'a> {
+    apply_reusing(store, partition, events, history, batch_seq, now_ms, cfg, Vec::new())
 }
 
 /// As [`apply`], writing the delivery rows into `buffer` (cleared first): an earlier
 /// batch's (`TableBuffers::spare`, `BatchRows::into_delivery_buffer`), so its pages are
 /// already mapped.
 #[allow(clippy::too_many_arguments)]
-pub fn apply_reusing<'a>(
-    store: &StateStore,
-    partition: i32,
-    events: &'a [(i64, EventRef<'a>)],
-    history: &History,
-    batch_seq: u64,
-    now_ms: i64,
-    cfg: &BatchConfig,
-    mut buffer: Vec<u8>,
-) -> BatchRows<'a> {
+pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, EventRef<'a>)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig, mut buffer: Vec<u8>) -> BatchRows<'a> {
     buffer.clear();
-    let mut rows = BatchRows {
-        applied: Vec::with_capacity(events.len()),
-        partition,
-        delivery_table: RowBuffer {
-            bytes: buffer,
-            rows: 0,
-        },
-        ..Default::default()
-    };
+    let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, delivery_table: RowBuffer { bytes: buffer, rows: 0 }, ..Default::default() };
     let mut sums = Sums::default();
     // deliveries changed by this batch, in first-seen order
     let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
-    let mut index: HashMap<DeliveryKey, usize, KeyHash> =
-        HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
+    let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
     // the applied events' delivery (index into `touched`) and dimensions
     let mut applied: Vec<(usize, DimsText)> = Vec::with_capacity(events.len());
     // and their bucket starts, `periods` per event (`counters::BucketStarts`)
@@ -313,31 +226,15 @@ pub fn apply_reusing<'a>(
     // judged against that delivery (`machine::classify`'s `too_fast` rule).
     // (sorted as (time, position) pairs: the same order, as the positions are distinct, without
     // reading each event's time through a pointer per comparison)
-    let mut order: Vec<(i64, usize)> = events
-        .iter()
-        .enumerate()
-        .map(|(i, (_, e))| (e.occurred_at, i))
-        .collect();
+    let mut order: Vec<(i64, usize)> = events.iter().enumerate().map(|(i, (_, e))| (e.occurred_at, i)).collect();
     order.sort_unstable();
     for (offset, e) in order.into_iter().filter_map(|(_, i)| events.get(i)) {
         let key = DeliveryKey::of(&e.delivery_key);
         // (the state before the batch, read through the entry the event is applied with)
         let first = !index.contains_key(&key);
-        let (done, before) = store.apply_seen(
-            key,
-            &mut names,
-            e,
-            partition,
-            batch_seq,
-            cfg.scanner_window_secs,
-            |s| {
-                first.then(|| {
-                    s.map_or(((0, 0, 0), None), |s| {
-                        (s.attribution(), Some(seen_and_status(s)))
-                    })
-                })
-            },
-        );
+        let (done, before) = store.apply_seen(key, &mut names, e, partition, batch_seq, cfg.scanner_window_secs, |s| {
+            first.then(|| s.map_or(((0, 0, 0), None), |s| (s.attribution(), Some(seen_and_status(s)))))
+        });
         let Some(done) = done else {
             rows.duplicates += 1;
             continue;
@@ -354,23 +251,12 @@ pub fn apply_reusing<'a>(
             hash_map::Entry::Vacant(v) => {
                 v.insert(touched.len());
                 let (before, status_before) = before.unwrap_or_default();
-                touched.push(Touched {
-                    key,
-                    event: e,
-                    version,
-                    before,
-                    status_before,
-                });
+                touched.push(Touched { key, event: e, version, before, status_before });
                 touched.len() - 1
             }
         };
         let dims = Dims::of_event(e, done.machine, &mut names);
-        rows.applied.push(AppliedEvent {
-            event: e,
-            offset: *offset,
-            machine: done.machine,
-            attribution: (0, 0, 0),
-        });
+        rows.applied.push(AppliedEvent { event: e, offset: *offset, machine: done.machine, attribution: (0, 0, 0) });
         rows.suppressions.extend(suppression::immediate(e));
         if suppression::is_soft_email_bounce(e) {
             rows.soft_bounces.push(e);
@@ -403,52 +289,22 @@ pub fn apply_reusing<'a>(
         if t.status_before != Some(now) {
             let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
             if let Some((seen, status)) = t.status_before {
-                *moves
-                    .entry((t.event.tenant.as_ref(), bucket(seen), status))
-                    .or_default() -= 1;
+                *moves.entry((t.event.tenant.as_ref(), bucket(seen), status)).or_default() -= 1;
                 if seen != now.0 {
-                    tombstones.push(OrderTombstone {
-                        tenant: Text::Borrowed(&t.event.tenant),
-                        sort_at: seen,
-                        delivery_key: Text::Borrowed(&t.event.delivery_key),
-                        version: t.version,
-                        is_deleted: 1,
-                    });
+                    tombstones.push(OrderTombstone { tenant: Text::Borrowed(&t.event.tenant), sort_at: seen, delivery_key: Text::Borrowed(&t.event.delivery_key), version: t.version, is_deleted: 1 });
                 }
             }
-            *moves
-                .entry((t.event.tenant.as_ref(), bucket(now.0), now.1))
-                .or_default() += 1;
+            *moves.entry((t.event.tenant.as_ref(), bucket(now.0), now.1)).or_default() += 1;
         }
-        crate::state::row::write_delivery_row(
-            &mut rows.delivery_table.bytes,
-            t.event,
-            &s,
-            &names,
-            t.version,
-            now_ms,
-        );
+        crate::state::row::write_delivery_row(&mut rows.delivery_table.bytes, t.event, &s, &names, t.version, now_ms);
         rows.delivery_table.rows += 1;
         rows.changed.push((t.key, t.event, t.version));
     }
     for (k, (row, (i, text))) in rows.applied.iter_mut().zip(&applied).enumerate() {
         let a = after.get(*i).copied().unwrap_or_default();
         row.attribution = a;
-        let cost = row
-            .event
-            .cost
-            .as_ref()
-            .map(|c| c.mantissa_at_scale())
-            .unwrap_or(0);
-        sums.count_attributed_in(
-            *text,
-            starts
-                .get(k * periods..(k + 1) * periods)
-                .unwrap_or_default(),
-            a,
-            cost,
-            &names,
-        );
+        let cost = row.event.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
+        sums.count_attributed_in(*text, starts.get(k * periods..(k + 1) * periods).unwrap_or_default(), a, cost, &names);
     }
     // Events applied before this batch move from the old attribution to the new one (a send
     // record that arrived after its delivery's provider events): -1 there, +1 here, and the
@@ -461,17 +317,8 @@ pub fn apply_reusing<'a>(
         if t.before == *a {
             continue;
         }
-        for old in history
-            .get(t.event.delivery_key.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            let batch_ids = batch_ids.get_or_insert_with(|| {
-                rows.applied
-                    .iter()
-                    .map(|r| r.event.event_id.as_ref())
-                    .collect()
-            });
+        for old in history.get(t.event.delivery_key.as_ref()).into_iter().flatten() {
+            let batch_ids = batch_ids.get_or_insert_with(|| rows.applied.iter().map(|r| r.event.event_id.as_ref()).collect());
             if batch_ids.contains(old.event_id.as_str()) {
                 continue; // (a replayed batch: already written once, counted here)
             }
@@ -479,24 +326,8 @@ pub fn apply_reusing<'a>(
                 tracing::warn!(message = "Stored event row not understood; not moved.", event_id = %old.event_id);
                 continue;
             };
-            sums.count_attributed(
-                &cfg.periods,
-                dims,
-                t.before,
-                old.occurred_at,
-                old.cost_amount,
-                -1,
-                &names,
-            );
-            sums.count_attributed(
-                &cfg.periods,
-                dims,
-                *a,
-                old.occurred_at,
-                old.cost_amount,
-                1,
-                &names,
-            );
+            sums.count_attributed(&cfg.periods, dims, t.before, old.occurred_at, old.cost_amount, -1, &names);
+            sums.count_attributed(&cfg.periods, dims, *a, old.occurred_at, old.cost_amount, 1, &names);
             let mut row = old.clone();
             set_attribution(&mut row, *a, &names);
             row.reattributed = 1;
@@ -517,25 +348,14 @@ pub fn apply_reusing<'a>(
     // (mimalloc's transparent huge pages; BENCHMARKS.md §1b).
     let tenants = ranks(moves.keys().map(|(t, _, _)| *t));
     let statuses = ranks(moves.keys().map(|(_, _, s)| *s));
-    let at =
-        |r: &rustc_hash::FxHashMap<&str, usize>, s: &str| r.get(s).copied().unwrap_or(usize::MAX);
+    let at = |r: &rustc_hash::FxHashMap<&str, usize>, s: &str| r.get(s).copied().unwrap_or(usize::MAX);
     let mut sorted = Vec::with_capacity(moves.len());
-    sorted.extend(
-        moves
-            .into_iter()
-            .filter(|(_, n)| *n != 0)
-            .map(|m| ((at(&tenants, m.0 .0), m.0 .1, at(&statuses, m.0 .2)), m)),
-    );
+    sorted.extend(moves.into_iter().filter(|(_, n)| *n != 0).map(|m| ((at(&tenants, m.0 .0), m.0 .1, at(&statuses, m.0 .2)), m)));
     sorted.sort_unstable_by_key(|(k, _)| *k);
     let moves = sorted.into_iter().map(|(_, m)| m);
     rows.status_counts = moves
         .into_iter()
-        .map(|((tenant, bucket, status), deliveries)| StatusCountRow {
-            tenant: Text::Borrowed(tenant),
-            bucket,
-            status: Text::Borrowed(status),
-            deliveries,
-        })
+        .map(|((tenant, bucket, status), deliveries)| StatusCountRow { tenant: Text::Borrowed(tenant), bucket, status: Text::Borrowed(status), deliveries })
         .collect();
     rows
 }
@@ -558,25 +378,12 @@ fn seen_and_status(s: &crate::state::DeliveryState) -> (i64, &'static str) {
     use crate::state::times::Slot;
     let status = s.status.unwrap_or(schemas::EventType::Unknown);
     let status_at = s.first(status).unwrap_or_default();
-    let first = [
-        Slot::FirstQueued,
-        Slot::FirstSent,
-        Slot::FirstDelivered,
-        Slot::FirstBounced,
-        Slot::FirstFailed,
-    ]
-    .into_iter()
-    .filter_map(|x| s.time(x))
-    .fold(status_at, i64::min);
+    let first = [Slot::FirstQueued, Slot::FirstSent, Slot::FirstDelivered, Slot::FirstBounced, Slot::FirstFailed].into_iter().filter_map(|x| s.time(x)).fold(status_at, i64::min);
     (first, s.status.map(|x| x.as_str()).unwrap_or("unknown"))
 }
 
 /// An event row's attribution columns are its delivery's.
-fn set_attribution(
-    row: &mut EventRow<Text<'_>>,
-    (b, s, t): Attribution,
-    names: &crate::state::Names,
-) {
+fn set_attribution(row: &mut EventRow<Text<'_>>, (b, s, t): Attribution, names: &crate::state::Names) {
     row.broadcast_id = names.value(b);
     row.sequence_id = names.value(s);
     row.template_key = names.value(t);
@@ -604,105 +411,47 @@ mod tests {
             (2, ev("2", "d1", EventType::Delivered, day + 5)),
             (3, ev("3", "d2", EventType::Sent, 2 * day)),
         ];
-        let rows = apply(
-            &store,
-            0,
-            &events,
-            &History::new(),
-            1,
-            0,
-            &BatchConfig::default(),
-        );
+        let rows = apply(&store, 0, &events, &History::new(), 1, 0, &BatchConfig::default());
         assert_eq!(rows.events().len(), 3);
         assert_eq!(rows.duplicates, 1);
         assert_eq!(rows.deliveries(&store).len(), 2);
-        let day_total: u64 = rows
-            .counters()
-            .iter()
-            .filter(|c| c.period == "day")
-            .map(|c| c.events)
-            .sum();
+        let day_total: u64 = rows.counters().iter().filter(|c| c.period == "day").map(|c| c.events).sum();
         assert_eq!(day_total, 3);
         let delivery_rows = rows.deliveries(&store);
-        let d1 = delivery_rows
-            .iter()
-            .find(|d| d.delivery_key == "d1")
-            .unwrap();
+        let d1 = delivery_rows.iter().find(|d| d.delivery_key == "d1").unwrap();
         assert_eq!(d1.status, "delivered");
         assert_eq!(d1.version, 1);
         // the same batch again changes nothing
-        let again = apply(
-            &store,
-            0,
-            &events,
-            &History::new(),
-            2,
-            0,
-            &BatchConfig::default(),
-        );
-        assert!(
-            again.events().is_empty()
-                && again.counters().is_empty()
-                && again.deliveries(&store).is_empty()
-        );
+        let again = apply(&store, 0, &events, &History::new(), 2, 0, &BatchConfig::default());
+        assert!(again.events().is_empty() && again.counters().is_empty() && again.deliveries(&store).is_empty());
         assert!(again.attributed_counters().is_empty());
     }
 
     #[test]
     fn an_open_before_its_delivery_in_one_batch_is_judged_against_it() {
         let store = StateStore::new(100);
-        let browser =
-            Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15".to_string());
+        let browser = Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15".to_string());
         let mut open = ev("1", "d1", EventType::Opened, 100_000 + 3_000);
         open.user_agent = browser.clone().map(Into::into);
         let mut late_open = ev("3", "d1", EventType::Opened, 100_000 + 600_000);
         late_open.user_agent = browser.map(Into::into);
         // arrival order: the opens first, the delivery last
-        let events = vec![
-            (0, open),
-            (1, late_open),
-            (2, ev("2", "d1", EventType::Delivered, 100_000)),
-        ];
-        let rows = apply(
-            &store,
-            0,
-            &events,
-            &History::new(),
-            1,
-            0,
-            &BatchConfig::default(),
-        );
+        let events = vec![(0, open), (1, late_open), (2, ev("2", "d1", EventType::Delivered, 100_000))];
+        let rows = apply(&store, 0, &events, &History::new(), 1, 0, &BatchConfig::default());
         let event_rows = rows.events();
-        let machine: Vec<(&str, &str)> = event_rows
-            .iter()
-            .map(|r| (r.event_id.as_str(), r.machine.as_str()))
-            .collect();
-        assert!(
-            machine.contains(&(events[0].1.event_id.as_ref(), "too_fast")),
-            "3 s after delivery: {machine:?}"
-        );
-        assert!(
-            machine.contains(&(events[1].1.event_id.as_ref(), "")),
-            "10 minutes after: a person"
-        );
+        let machine: Vec<(&str, &str)> = event_rows.iter().map(|r| (r.event_id.as_str(), r.machine.as_str())).collect();
+        assert!(machine.contains(&(events[0].1.event_id.as_ref(), "too_fast")), "3 s after delivery: {machine:?}");
+        assert!(machine.contains(&(events[1].1.event_id.as_ref(), "")), "10 minutes after: a person");
         let d = &rows.deliveries(&store)[0];
         assert_eq!((d.open_count, d.machine_open_count, d.version), (1, 1, 2));
     }
 
     /// Sum of `attributed_counters` rows of `period` by (broadcast, event type).
-    fn by_broadcast(
-        rows: &[&BatchRows],
-        period: &str,
-    ) -> std::collections::BTreeMap<(String, String), i64> {
+    fn by_broadcast(rows: &[&BatchRows], period: &str) -> std::collections::BTreeMap<(String, String), i64> {
         let mut m = std::collections::BTreeMap::new();
         for r in rows {
-            for c in r
-                .attributed_counters()
-                .iter()
-                .filter(|c| c.period == period)
-            {
-                *m.entry((c.broadcast_id.to_string(), c.event_type.to_string()))
-                    .or_insert(0) += c.events;
+            for c in r.attributed_counters().iter().filter(|c| c.period == period) {
+                *m.entry((c.broadcast_id.to_string(), c.event_type.to_string())).or_insert(0) += c.events;
             }
         }
         m.retain(|_, n| *n != 0);
@@ -719,50 +468,22 @@ mod tests {
             (0, ev("1", "d1", EventType::Delivered, day)),
             (1, ev("2", "d1", EventType::Opened, day + 5)),
             (2, ev("3", "d2", EventType::Delivered, day)),
-            (3, {
-                let mut r = ev("4", "d2", EventType::Queued, day - 5);
-                r.provider_event_name = "send_record".into();
-                r.origin = schemas::Origin::SendRecord;
-                r.broadcast_id = Some("b-2".into());
-                r
-            }),
+            (3, { let mut r = ev("4", "d2", EventType::Queued, day - 5); r.provider_event_name = "send_record".into(); r.origin = schemas::Origin::SendRecord; r.broadcast_id = Some("b-2".into()); r }),
         ];
         let r1 = apply(&store, 0, &b1, &History::new(), 1, 0, &cfg);
         assert_eq!(r1.reattributed, 0);
-        let d2_rows: Vec<_> = r1
-            .events()
-            .iter()
-            .filter(|e| e.delivery_key == "d2")
-            .map(|e| e.broadcast_id.as_deref().map(str::to_string))
-            .collect();
-        assert_eq!(
-            d2_rows,
-            vec![Some("b-2".to_string()); 2],
-            "same batch: the delivered row already carries the record's broadcast"
-        );
+        let d2_rows: Vec<_> = r1.events().iter().filter(|e| e.delivery_key == "d2").map(|e| e.broadcast_id.as_deref().map(str::to_string)).collect();
+        assert_eq!(d2_rows, vec![Some("b-2".to_string()); 2], "same batch: the delivered row already carries the record's broadcast");
         // batch 2: d1's send record arrives; its earlier rows are the history the pipeline loads
         let mut record = ev("5", "d1", EventType::Queued, day - 10);
-        record.provider_event_name = "send_record".into();
-        record.origin = schemas::Origin::SendRecord;
+        record.provider_event_name = "send_record".into(); record.origin = schemas::Origin::SendRecord;
         record.broadcast_id = Some("b-1".into());
-        let history: History = [(
-            "d1".to_string(),
-            r1.events()
-                .iter()
-                .filter(|e| e.delivery_key == "d1")
-                .map(|e| e.clone().map_text(Text::into_static))
-                .collect(),
-        )]
-        .into();
+        let history: History = [("d1".to_string(), r1.events().iter().filter(|e| e.delivery_key == "d1").map(|e| e.clone().map_text(Text::into_static)).collect())].into();
         // with a redelivery of an earlier event in the same batch (a duplicate, not counted here)
         let b2 = vec![(4, record), (5, ev("1", "d1", EventType::Delivered, day))];
         let r2 = apply(&store, 0, &b2, &history, 2, 0, &cfg);
         assert_eq!(r2.reattributed, 2);
-        assert!(r2
-            .events()
-            .iter()
-            .filter(|e| e.reattributed == 1)
-            .all(|e| e.broadcast_id.as_deref() == Some("b-1")));
+        assert!(r2.events().iter().filter(|e| e.reattributed == 1).all(|e| e.broadcast_id.as_deref() == Some("b-1")));
         let want: std::collections::BTreeMap<(String, String), i64> = [
             (("b-1".into(), "delivered".into()), 1),
             (("b-1".into(), "opened".into()), 1),
@@ -772,11 +493,7 @@ mod tests {
         ]
         .into();
         for period in ["day", "week", "month"] {
-            assert_eq!(
-                by_broadcast(&[&r1, &r2], period),
-                want,
-                "{period}: nothing left unattributed, nothing twice"
-            );
+            assert_eq!(by_broadcast(&[&r1, &r2], period), want, "{period}: nothing left unattributed, nothing twice");
         }
         // replaying batch 2 with the history now holding its own rows changes nothing
         let again = apply(&store, 0, &b2, &history, 3, 0, &cfg);

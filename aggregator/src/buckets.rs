@@ -25,23 +25,14 @@ impl Period {
 
 /// First day of the bucket holding `ms` (UTC milliseconds). Out-of-range times clamp to the epoch.
 pub fn bucket_start(period: Period, ms: i64) -> NaiveDate {
-    start_of(
-        period,
-        DateTime::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .date_naive(),
-    )
+    start_of(period, DateTime::from_timestamp_millis(ms).unwrap_or_default().date_naive())
 }
 
 /// As [`bucket_start`], with days as they are in `tz` (a local time beyond chrono's range
 /// clamps to the epoch too: chrono's `date_naive` would panic there).
 pub fn bucket_start_in(period: Period, ms: i64, tz: Tz) -> NaiveDate {
-    let utc = DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .naive_utc();
-    let local = utc
-        .checked_add_offset(tz.offset_from_utc_datetime(&utc).fix())
-        .unwrap_or_default();
+    let utc = DateTime::from_timestamp_millis(ms).unwrap_or_default().naive_utc();
+    let local = utc.checked_add_offset(tz.offset_from_utc_datetime(&utc).fix()).unwrap_or_default();
     start_of(period, local.date())
 }
 
@@ -52,19 +43,10 @@ pub struct Periods(pub Vec<(String, Period, Option<Tz>)>);
 impl Periods {
     /// `zone` is an IANA name (`Europe/Berlin`); `UTC` or empty adds nothing.
     pub fn new(zone: &str) -> Result<Periods, String> {
-        let mut v: Vec<(String, Period, Option<Tz>)> = Period::ALL
-            .iter()
-            .map(|p| (p.as_str().to_string(), *p, None))
-            .collect();
+        let mut v: Vec<(String, Period, Option<Tz>)> = Period::ALL.iter().map(|p| (p.as_str().to_string(), *p, None)).collect();
         if !zone.is_empty() && zone != "UTC" {
-            let tz: Tz = zone
-                .parse()
-                .map_err(|e| format!("reporting_time_zone `{zone}`: {e}"))?;
-            v.extend(
-                Period::ALL
-                    .iter()
-                    .map(|p| (format!("{}:{zone}", p.as_str()), *p, Some(tz))),
-            );
+            let tz: Tz = zone.parse().map_err(|e| format!("reporting_time_zone `{zone}`: {e}"))?;
+            v.extend(Period::ALL.iter().map(|p| (format!("{}:{zone}", p.as_str()), *p, Some(tz))));
         }
         Ok(Periods(v))
     }
@@ -72,13 +54,10 @@ impl Periods {
     /// (period name, bucket start) of every period for `ms`.
     pub fn buckets(&self, ms: i64) -> impl Iterator<Item = (&str, NaiveDate)> + '_ {
         self.0.iter().map(move |(name, p, tz)| {
-            (
-                name.as_str(),
-                match tz {
-                    Some(tz) => bucket_start_in(*p, ms, *tz),
-                    None => bucket_start(*p, ms),
-                },
-            )
+            (name.as_str(), match tz {
+                Some(tz) => bucket_start_in(*p, ms, *tz),
+                None => bucket_start(*p, ms),
+            })
         })
     }
 }
@@ -87,9 +66,7 @@ fn start_of(period: Period, day: NaiveDate) -> NaiveDate {
     match period {
         Period::Day => day,
         // (checked: the week of chrono's first day began before it)
-        Period::Week => day
-            .checked_sub_signed(Duration::days(day.weekday().num_days_from_monday() as i64))
-            .unwrap_or(day),
+        Period::Week => day.checked_sub_signed(Duration::days(day.weekday().num_days_from_monday() as i64)).unwrap_or(day),
         Period::Month => day.with_day(1).unwrap_or(day),
     }
 }
@@ -116,19 +93,10 @@ mod tests {
         assert_eq!(bucket_start(Period::Week, t).to_string(), "2026-11-23");
         assert_eq!(bucket_start(Period::Month, t).to_string(), "2026-11-01");
         // a Sunday belongs to the week that began six days earlier
-        assert_eq!(
-            bucket_start(Period::Week, ms("2026-11-29T12:00:00Z")).to_string(),
-            "2026-11-23"
-        );
+        assert_eq!(bucket_start(Period::Week, ms("2026-11-29T12:00:00Z")).to_string(), "2026-11-23");
         // a non-UTC offset is converted first
-        assert_eq!(
-            bucket_start(Period::Day, ms("2026-11-26T01:00:00+02:00")).to_string(),
-            "2026-11-25"
-        );
-        assert_eq!(
-            clickhouse_date(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()),
-            1
-        );
+        assert_eq!(bucket_start(Period::Day, ms("2026-11-26T01:00:00+02:00")).to_string(), "2026-11-25");
+        assert_eq!(clickhouse_date(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()), 1);
     }
 
     proptest::proptest! {
@@ -152,12 +120,7 @@ mod tests {
     #[test]
     fn extreme_times_do_not_panic() {
         // chrono's first and last representable instants, in zones east and west of UTC
-        for ms in [
-            i64::MIN,
-            i64::MAX,
-            DateTime::<chrono::Utc>::MIN_UTC.timestamp_millis(),
-            DateTime::<chrono::Utc>::MAX_UTC.timestamp_millis(),
-        ] {
+        for ms in [i64::MIN, i64::MAX, DateTime::<chrono::Utc>::MIN_UTC.timestamp_millis(), DateTime::<chrono::Utc>::MAX_UTC.timestamp_millis()] {
             for zone in ["UTC", "Asia/Tokyo", "America/Los_Angeles"] {
                 let p = Periods::new(zone).unwrap();
                 assert_eq!(p.buckets(ms).count(), if zone == "UTC" { 3 } else { 6 });
@@ -170,10 +133,7 @@ mod tests {
         // 2026-11-29 23:30 UTC is already Monday 2026-11-30 in Berlin: another day, week and month
         let t = ms("2026-11-30T23:30:00Z");
         let p = Periods::new("Europe/Berlin").unwrap();
-        let got: Vec<(String, String)> = p
-            .buckets(t)
-            .map(|(n, d)| (n.to_string(), d.to_string()))
-            .collect();
+        let got: Vec<(String, String)> = p.buckets(t).map(|(n, d)| (n.to_string(), d.to_string())).collect();
         assert_eq!(got[0], ("day".into(), "2026-11-30".into()));
         assert_eq!(got[3], ("day:Europe/Berlin".into(), "2026-12-01".into()));
         assert_eq!(got[4], ("week:Europe/Berlin".into(), "2026-11-30".into()));

@@ -49,28 +49,13 @@ pub struct EngagementWeights {
 
 impl Default for EngagementWeights {
     fn default() -> Self {
-        EngagementWeights {
-            open_weight: 5,
-            third_open_bonus: 10,
-            click_weight: 15,
-            reply_weight: 30,
-            score_reset_days: 30,
-        }
+        EngagementWeights { open_weight: 5, third_open_bonus: 10, click_weight: 15, reply_weight: 30, score_reset_days: 30 }
     }
 }
 
 impl Default for ClickHouseConfig {
     fn default() -> Self {
-        ClickHouseConfig {
-            url: "http://127.0.0.1:8123".into(),
-            database: "sendtrace".into(),
-            user: "default".into(),
-            password: String::new(),
-            events_ttl_days: 365,
-            engagement: EngagementWeights::default(),
-            cluster: String::new(),
-            compression: Compression::Lz4,
-        }
+        ClickHouseConfig { url: "http://127.0.0.1:8123".into(), database: "sendtrace".into(), user: "default".into(), password: String::new(), events_ttl_days: 365, engagement: EngagementWeights::default(), cluster: String::new(), compression: Compression::Lz4 }
     }
 }
 
@@ -97,10 +82,7 @@ impl ClickHouseConfig {
                 Compression::None => clickhouse::Compression::None,
             })
             .with_option("deduplicate_blocks_in_dependent_materialized_views", "1")
-            .with_option(
-                "max_partitions_per_insert_block",
-                crate::admission::MAX_MONTHS.to_string(),
-            )
+            .with_option("max_partitions_per_insert_block", crate::admission::MAX_MONTHS.to_string())
     }
 }
 

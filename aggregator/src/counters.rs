@@ -5,9 +5,9 @@
 
 use crate::buckets::{clickhouse_date, Periods};
 use crate::machine::MachineReason;
-use crate::state::Names;
 use crate::store::rowbinary::{put, put_str, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, EventRow, Text};
+use crate::state::Names;
 use rustc_hash::FxHashMap;
 use schemas::{BounceClass, Channel, EventRef, EventType};
 use std::sync::Arc;
@@ -48,16 +48,8 @@ impl Dims {
             cost_unit: names.id(&r.cost_unit),
             channel: Channel::parse(&r.channel)?,
             event_type: EventType::parse(&r.event_type)?,
-            bounce: if r.bounce_class.is_empty() {
-                None
-            } else {
-                Some(BounceClass::parse(&r.bounce_class)?)
-            },
-            machine: if r.machine.is_empty() {
-                None
-            } else {
-                Some(MachineReason::parse(&r.machine)?)
-            },
+            bounce: if r.bounce_class.is_empty() { None } else { Some(BounceClass::parse(&r.bounce_class)?) },
+            machine: if r.machine.is_empty() { None } else { Some(MachineReason::parse(&r.machine)?) },
         })
     }
 }
@@ -130,10 +122,7 @@ pub struct BucketStarts<'p> {
 
 impl<'p> BucketStarts<'p> {
     pub fn new(periods: &'p Periods) -> Self {
-        BucketStarts {
-            periods,
-            kept: vec![(i64::MIN, 0); periods.0.len()],
-        }
+        BucketStarts { periods, kept: vec![(i64::MIN, 0); periods.0.len()] }
     }
 
     /// As [`bucket_starts`].
@@ -144,10 +133,7 @@ impl<'p> BucketStarts<'p> {
                 Some(tz) => clickhouse_date(crate::buckets::bucket_start_in(*period, at, *tz)),
                 None => {
                     if kept.0 != day {
-                        *kept = (
-                            day,
-                            clickhouse_date(crate::buckets::bucket_start(*period, at)),
-                        );
+                        *kept = (day, clickhouse_date(crate::buckets::bucket_start(*period, at)));
                     }
                     kept.1
                 }
@@ -177,20 +163,10 @@ impl Sums {
 
     /// One applied event into `attributed_counters` under `a`, with its bucket starts and
     /// where its `Dims`' text is (`count_in`'s answer for it).
-    pub fn count_attributed_in(
-        &mut self,
-        text: DimsText,
-        starts: &[u16],
-        a: Attribution,
-        cost: i128,
-        names: &Names,
-    ) {
+    pub fn count_attributed_in(&mut self, text: DimsText, starts: &[u16], a: Attribution, cost: i128, names: &Names) {
         let attribution = self.text.attribution(a, names, &mut self.used);
         for (p, start) in starts.iter().enumerate() {
-            let acc = self
-                .attributed
-                .entry((Key::new(text.0, p, *start), attribution))
-                .or_default();
+            let acc = self.attributed.entry((Key::new(text.0, p, *start), attribution)).or_default();
             acc.events += 1;
             acc.cost = acc.cost.saturating_add(cost);
         }
@@ -198,23 +174,11 @@ impl Sums {
 
     /// One event into `attributed_counters` under `a`, `sign` = 1, or -1 to take it out.
     #[allow(clippy::too_many_arguments)]
-    pub fn count_attributed(
-        &mut self,
-        periods: &Periods,
-        d: Dims,
-        a: Attribution,
-        at: i64,
-        cost: i128,
-        sign: i64,
-        names: &Names,
-    ) {
+    pub fn count_attributed(&mut self, periods: &Periods, d: Dims, a: Attribution, at: i64, cost: i128, sign: i64, names: &Names) {
         let dims = self.text.dims(d, names, &mut self.used);
         let attribution = self.text.attribution(a, names, &mut self.used);
         for (p, (_, start)) in periods.buckets(at).enumerate() {
-            let acc = self
-                .attributed
-                .entry((Key::new(dims, p, clickhouse_date(start)), attribution))
-                .or_default();
+            let acc = self.attributed.entry((Key::new(dims, p, clickhouse_date(start)), attribution)).or_default();
             acc.events += sign;
             acc.cost = acc.cost.saturating_add((sign as i128).saturating_mul(cost));
         }
@@ -230,17 +194,8 @@ impl Sums {
         }
         let text = std::mem::take(&mut self.text);
         let used = std::mem::take(&mut self.used);
-        let periods = periods
-            .0
-            .iter()
-            .map(|(name, _, _)| name.as_str().into())
-            .collect();
-        CounterTables {
-            sums: self,
-            names: used,
-            periods,
-            text,
-        }
+        let periods = periods.0.iter().map(|(name, _, _)| name.as_str().into()).collect();
+        CounterTables { sums: self, names: used, periods, text }
     }
 }
 
@@ -300,11 +255,7 @@ impl CounterTables {
             }
             let (dims, p, bucket_start) = key.parts();
             let k = text.dims.get(dims as usize).copied().unwrap_or_default();
-            let a = text
-                .attributions
-                .get(*attribution as usize)
-                .copied()
-                .unwrap_or_default();
+            let a = text.attributions.get(*attribution as usize).copied().unwrap_or_default();
             b.extend_from_slice(text.get(k.tenant));
             b.extend_from_slice(text.period(p));
             put(b, bucket_start.to_le_bytes());
@@ -317,91 +268,56 @@ impl CounterTables {
     }
 
     /// The rows, in `write_rowbinary`'s order.
-    pub fn rows(
-        &self,
-    ) -> (
-        Vec<CounterRow<Text<'static>>>,
-        Vec<AttributedCounterRow<Text<'static>>>,
-    ) {
-        let text = |id: u32| -> Text<'static> {
-            self.names
-                .get(&id)
-                .filter(|_| id != 0)
-                .map_or(Text::Borrowed(""), |n| Text::Shared(n.clone()))
-        };
-        let period = |i: u8| -> Text<'static> {
-            self.periods
-                .get(i as usize)
-                .map_or(Text::Borrowed(""), |n| Text::Shared(n.clone()))
-        };
+    pub fn rows(&self) -> (Vec<CounterRow<Text<'static>>>, Vec<AttributedCounterRow<Text<'static>>>) {
+        let text = |id: u32| -> Text<'static> { self.names.get(&id).filter(|_| id != 0).map_or(Text::Borrowed(""), |n| Text::Shared(n.clone())) };
+        let period = |i: u8| -> Text<'static> { self.periods.get(i as usize).map_or(Text::Borrowed(""), |n| Text::Shared(n.clone())) };
         let names = &text;
         let counters: Vec<CounterRow<Text<'static>>> = self
             .sums
             .counters
             .iter()
-            .map(
-                |(
-                    key,
-                    &Acc {
-                        events,
-                        cost: cost_amount,
-                    },
-                )| {
-                    let (d, p, bucket_start) = self.text.key(*key);
-                    CounterRow {
-                        tenant: names(d.tenant),
-                        period: period(p),
-                        bucket_start,
-                        channel: Text::Borrowed(d.channel.as_str()),
-                        provider: names(d.provider),
-                        event_type: Text::Borrowed(d.event_type.as_str()),
-                        bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
-                        cost_unit: names(d.cost_unit),
-                        machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
-                        events,
-                        cost_amount,
-                    }
-                },
-            )
+            .map(|(key, &Acc { events, cost: cost_amount })| {
+                let (d, p, bucket_start) = self.text.key(*key);
+                CounterRow {
+                    tenant: names(d.tenant),
+                    period: period(p),
+                    bucket_start,
+                    channel: Text::Borrowed(d.channel.as_str()),
+                    provider: names(d.provider),
+                    event_type: Text::Borrowed(d.event_type.as_str()),
+                    bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
+                    cost_unit: names(d.cost_unit),
+                    machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
+                    events,
+                    cost_amount,
+                }
+            })
             .collect();
         let attributed: Vec<AttributedCounterRow<Text<'static>>> = self
             .sums
             .attributed
             .iter()
             .filter(|(_, acc)| acc.events != 0 || acc.cost != 0)
-            .map(
-                |(
-                    (key, attribution),
-                    &Acc {
-                        events,
-                        cost: cost_amount,
-                    },
-                )| {
-                    let (d, p, bucket_start) = self.text.key(*key);
-                    let (b, s, t) = self
-                        .text
-                        .attribution_of
-                        .get(*attribution as usize)
-                        .copied()
-                        .unwrap_or_default();
-                    AttributedCounterRow {
-                        tenant: names(d.tenant),
-                        period: period(p),
-                        bucket_start,
-                        broadcast_id: names(b),
-                        sequence_id: names(s),
-                        template_key: names(t),
-                        channel: Text::Borrowed(d.channel.as_str()),
-                        provider: names(d.provider),
-                        event_type: Text::Borrowed(d.event_type.as_str()),
-                        bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
-                        machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
-                        cost_unit: names(d.cost_unit),
-                        events,
-                        cost_amount,
-                    }
-                },
-            )
+            .map(|((key, attribution), &Acc { events, cost: cost_amount })| {
+                let (d, p, bucket_start) = self.text.key(*key);
+                let (b, s, t) = self.text.attribution_of.get(*attribution as usize).copied().unwrap_or_default();
+                AttributedCounterRow {
+                    tenant: names(d.tenant),
+                    period: period(p),
+                    bucket_start,
+                    broadcast_id: names(b),
+                    sequence_id: names(s),
+                    template_key: names(t),
+                    channel: Text::Borrowed(d.channel.as_str()),
+                    provider: names(d.provider),
+                    event_type: Text::Borrowed(d.event_type.as_str()),
+                    bounce_class: Text::Borrowed(d.bounce.map_or("", |b| b.as_str())),
+                    machine: Text::Borrowed(d.machine.map_or("", |m| m.as_str())),
+                    cost_unit: names(d.cost_unit),
+                    events,
+                    cost_amount,
+                }
+            })
             .collect();
         (counters, attributed)
     }
@@ -439,9 +355,7 @@ struct DimsSpans {
 
 impl KeyText {
     fn get(&self, (start, end): (u32, u32)) -> &[u8] {
-        self.bytes
-            .get(start as usize..end as usize)
-            .unwrap_or_default()
+        self.bytes.get(start as usize..end as usize).unwrap_or_default()
     }
 
     /// A key's `Dims`, period index and bucket start.
@@ -453,9 +367,7 @@ impl KeyText {
 
     /// Period `p`'s name.
     fn period(&self, p: u8) -> &[u8] {
-        self.periods
-            .get(p as usize)
-            .map_or(&[][..], |k| self.get(*k))
+        self.periods.get(p as usize).map_or(&[][..], |k| self.get(*k))
     }
 
     fn span(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> (u32, u32) {
@@ -473,33 +385,16 @@ impl KeyText {
         for id in [d.tenant, d.provider, d.cost_unit] {
             used.entry(id).or_insert_with(|| name(id).into());
         }
-        let [bounce, machine] = [
-            d.bounce.map_or("", |x| x.as_str()),
-            d.machine.map_or("", |m| m.as_str()),
-        ];
+        let [bounce, machine] = [d.bounce.map_or("", |x| x.as_str()), d.machine.map_or("", |m| m.as_str())];
         let k = DimsSpans {
             tenant: self.span(|b| put_str(b, name(d.tenant))),
             counters: self.span(|b| {
-                for s in [
-                    d.channel.as_str(),
-                    name(d.provider),
-                    d.event_type.as_str(),
-                    bounce,
-                    name(d.cost_unit),
-                    machine,
-                ] {
+                for s in [d.channel.as_str(), name(d.provider), d.event_type.as_str(), bounce, name(d.cost_unit), machine] {
                     put_str(b, s);
                 }
             }),
             attributed: self.span(|b| {
-                for s in [
-                    d.channel.as_str(),
-                    name(d.provider),
-                    d.event_type.as_str(),
-                    bounce,
-                    machine,
-                    name(d.cost_unit),
-                ] {
+                for s in [d.channel.as_str(), name(d.provider), d.event_type.as_str(), bounce, machine, name(d.cost_unit)] {
                     put_str(b, s);
                 }
             }),
@@ -512,12 +407,7 @@ impl KeyText {
     }
 
     /// The index of `a`'s broadcast, sequence and template columns (as `dims`).
-    fn attribution(
-        &mut self,
-        a: Attribution,
-        names: &Names,
-        used: &mut FxHashMap<u32, Arc<str>>,
-    ) -> u32 {
+    fn attribution(&mut self, a: Attribution, names: &Names, used: &mut FxHashMap<u32, Arc<str>>) -> u32 {
         if let Some(i) = self.attribution_index.get(&a) {
             return *i;
         }

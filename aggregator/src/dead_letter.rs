@@ -33,13 +33,7 @@ pub fn record(
     let (raw, note) = if raw.len() <= max_raw_bytes {
         (raw.to_vec(), String::new())
     } else {
-        (
-            Vec::new(),
-            format!(
-                " (record of {} bytes not copied: read it at {topic}/{partition}/{offset})",
-                raw.len()
-            ),
-        )
+        (Vec::new(), format!(" (record of {} bytes not copied: read it at {topic}/{partition}/{offset})", raw.len()))
     };
     DeadLetter {
         reason_code: reason.code.to_string(),
@@ -48,12 +42,8 @@ pub fn record(
         raw_topic: topic.to_string(),
         raw_partition: partition,
         raw_offset: offset,
-        tenant: tenant
-            .filter(|t| t.len() <= MAX_NAME_BYTES)
-            .map(str::to_string),
-        provider: provider
-            .filter(|p| p.len() <= MAX_NAME_BYTES)
-            .map(str::to_string),
+        tenant: tenant.filter(|t| t.len() <= MAX_NAME_BYTES).map(str::to_string),
+        provider: provider.filter(|p| p.len() <= MAX_NAME_BYTES).map(str::to_string),
         failed_at: now_ms,
         raw_truncated: raw.len() as i64 != raw_size,
         raw,
@@ -75,52 +65,15 @@ mod tests {
 
     #[test]
     fn coordinates_reason_and_bounded_raw() {
-        let r = Reason {
-            code: "recipient_too_long",
-            reason: "recipient is 400 bytes".into(),
-        };
-        let d = record(
-            &r,
-            ("events", 3, 42),
-            Some("acme"),
-            Some("ses"),
-            b"abc",
-            10,
-            7,
-        );
-        assert_eq!(
-            (
-                d.stage.as_str(),
-                d.reason_code.as_str(),
-                d.raw_partition,
-                d.raw_offset,
-                d.raw.as_slice()
-            ),
-            ("aggregator", "recipient_too_long", 3, 42, &b"abc"[..])
-        );
+        let r = Reason { code: "recipient_too_long", reason: "recipient is 400 bytes".into() };
+        let d = record(&r, ("events", 3, 42), Some("acme"), Some("ses"), b"abc", 10, 7);
+        assert_eq!((d.stage.as_str(), d.reason_code.as_str(), d.raw_partition, d.raw_offset, d.raw.as_slice()), ("aggregator", "recipient_too_long", 3, 42, &b"abc"[..]));
         assert_eq!(key(&d), "events/3/42");
         let big = record(&r, ("events", 3, 43), None, None, &[0u8; 11], 10, 7);
-        assert!(
-            big.raw.is_empty()
-                && big.reason.contains("11 bytes not copied")
-                && big.reason.contains("events/3/43")
-        );
+        assert!(big.raw.is_empty() && big.reason.contains("11 bytes not copied") && big.reason.contains("events/3/43"));
         assert!(big.raw_truncated && big.raw_size == 11);
         let long = "t".repeat(MAX_NAME_BYTES + 1);
-        assert_eq!(
-            record(
-                &r,
-                ("events", 3, 44),
-                Some(long.as_str()),
-                Some("ses"),
-                b"",
-                10,
-                7
-            )
-            .tenant,
-            None,
-            "a dead letter stays small"
-        );
+        assert_eq!(record(&r, ("events", 3, 44), Some(long.as_str()), Some("ses"), b"", 10, 7).tenant, None, "a dead letter stays small");
         let bytes = schemas::avro::encode_dead_letter(&big).unwrap();
         assert_eq!(schemas::avro::decode_dead_letter(&bytes).unwrap(), big);
     }

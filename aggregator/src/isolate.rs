@@ -37,9 +37,7 @@ pub async fn write_bisecting<P: Pieces>(w: &mut P, len: usize) -> Option<usize> 
         if piece.is_empty() {
             continue;
         }
-        let Err(error) = w.write(piece.clone()).await? else {
-            continue;
-        };
+        let Err(error) = w.write(piece.clone()).await? else { continue };
         if piece.len() == 1 {
             w.refuse(piece.start, error).await?;
             continue;
@@ -119,43 +117,24 @@ mod tests {
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-            .block_on(f)
+        tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
     }
 
     #[test]
     fn poison_records_are_refused_and_every_other_record_written_once_in_order() {
-        for (n, poison, months, max) in [
-            (1, vec![0], 1, 100),
-            (2000, vec![], 1, 100),
-            (2000, vec![0, 1, 777, 1999], 1, 100),
-            (16, (0..16).collect(), 1, 100),
-            (2000, vec![5], 150, 100),
-        ] {
+        for (n, poison, months, max) in [(1, vec![0], 1, 100), (2000, vec![], 1, 100), (2000, vec![0, 1, 777, 1999], 1, 100), (16, (0..16).collect(), 1, 100), (2000, vec![5], 150, 100)] {
             let mut f = fake(n, &poison, months, max);
             let cuts = block_on(write_bisecting(&mut f, n)).expect("no shutdown");
             assert_eq!(f.refused, poison, "n={n}: exactly the poison, in order");
             let good: Vec<usize> = (0..n).filter(|i| !poison.contains(i)).collect();
-            assert_eq!(
-                f.written, good,
-                "n={n}: every other record once, in offset order"
-            );
+            assert_eq!(f.written, good, "n={n}: every other record once, in offset order");
             if poison.is_empty() && months <= max {
                 assert_eq!(cuts, 0);
             }
             if months <= max && !poison.is_empty() && poison.len() < n {
-                assert!(
-                    cuts <= poison.len() * (usize::BITS - n.leading_zeros()) as usize,
-                    "n={n}: O(k log n) cuts, got {cuts}"
-                );
+                assert!(cuts <= poison.len() * (usize::BITS - n.leading_zeros()) as usize, "n={n}: O(k log n) cuts, got {cuts}");
             }
-            assert_eq!(
-                cursor_of(&f.manifest).done_upto,
-                f.offsets[n - 1],
-                "the unit is done"
-            );
+            assert_eq!(cursor_of(&f.manifest).done_upto, f.offsets[n - 1], "the unit is done");
             assert_eq!(cursor_of(&f.manifest).pending, None);
         }
     }
@@ -185,29 +164,14 @@ mod tests {
                 let rest: Vec<usize> = (0..n).filter(|i| f.offsets[*i] > c.done_upto).collect();
                 let Some(&start) = rest.first() else { break };
                 let end = match c.pending {
-                    Some((_, last)) => {
-                        rest.iter().take_while(|i| f.offsets[**i] <= last).count() + start
-                    }
+                    Some((_, last)) => rest.iter().take_while(|i| f.offsets[**i] <= last).count() + start,
                     None => n,
                 };
                 if std::mem::take(&mut first_resume) {
-                    assert_eq!(
-                        (f.offsets[start], f.offsets[end - 1]),
-                        crashed,
-                        "crash after {crash}: the piece cut short is redone exactly"
-                    );
+                    assert_eq!((f.offsets[start], f.offsets[end - 1]), crashed, "crash after {crash}: the piece cut short is redone exactly");
                 }
                 // a unit of its own: offsets start..end
-                let mut sub = Fake {
-                    offsets: f.offsets[start..end].to_vec(),
-                    poison: poison
-                        .iter()
-                        .filter(|p| (start..end).contains(*p))
-                        .map(|p| p - start)
-                        .collect(),
-                    month: f.month[start..end].to_vec(),
-                    ..fake(0, &[], 1, 100)
-                };
+                let mut sub = Fake { offsets: f.offsets[start..end].to_vec(), poison: poison.iter().filter(|p| (start..end).contains(*p)).map(|p| p - start).collect(), month: f.month[start..end].to_vec(), ..fake(0, &[], 1, 100) };
                 sub.manifest = std::mem::take(&mut f.manifest);
                 block_on(write_bisecting(&mut sub, end - start)).expect("no crash");
                 f.manifest = sub.manifest;
@@ -217,16 +181,8 @@ mod tests {
             let mut written = f.written.clone();
             written.sort();
             written.dedup();
-            assert_eq!(
-                written.len(),
-                f.written.len(),
-                "crash after {crash}: no record written twice"
-            );
-            assert_eq!(
-                written,
-                (0..n).filter(|i| !poison.contains(i)).collect::<Vec<_>>(),
-                "crash after {crash}: every good record"
-            );
+            assert_eq!(written.len(), f.written.len(), "crash after {crash}: no record written twice");
+            assert_eq!(written, (0..n).filter(|i| !poison.contains(i)).collect::<Vec<_>>(), "crash after {crash}: every good record");
         }
     }
 }

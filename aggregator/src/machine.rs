@@ -33,13 +33,7 @@ impl MachineReason {
         }
     }
     pub fn parse(s: &str) -> Option<MachineReason> {
-        [
-            MachineReason::ScannerUa,
-            MachineReason::AppleMpp,
-            MachineReason::TooFast,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == s)
+        [MachineReason::ScannerUa, MachineReason::AppleMpp, MachineReason::TooFast].into_iter().find(|m| m.as_str() == s)
     }
 }
 
@@ -67,12 +61,7 @@ const SCANNER_UA: &[&str] = &[
 /// Why: lower-casing each user agent into a new string and searching it for every name was
 /// ~3 % of a batch (BENCHMARKS.md §1b); this is one pass, no allocation.
 static SCANNER_UA_MATCHER: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
-    std::sync::LazyLock::new(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(SCANNER_UA)
-            .ok()
-    });
+    std::sync::LazyLock::new(|| aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(SCANNER_UA).ok());
 
 /// Whether `ua`, ASCII case ignored, contains a name of `SCANNER_UA`.
 fn names_a_scanner(ua: &str) -> bool {
@@ -90,15 +79,8 @@ fn names_a_scanner(ua: &str) -> bool {
 pub const DEFAULT_SCANNER_WINDOW_SECS: i64 = 10;
 
 /// Classifies an engagement event; `delivered_at` is the delivery's first delivery time if known.
-pub fn classify(
-    e: &EventRef<'_>,
-    delivered_at: Option<i64>,
-    scanner_window_secs: i64,
-) -> Option<MachineReason> {
-    if !matches!(
-        e.event_type,
-        EventType::Opened | EventType::Read | EventType::Clicked
-    ) {
+pub fn classify(e: &EventRef<'_>, delivered_at: Option<i64>, scanner_window_secs: i64) -> Option<MachineReason> {
+    if !matches!(e.event_type, EventType::Opened | EventType::Read | EventType::Clicked) {
         return None;
     }
     let ua = e.user_agent.as_deref().unwrap_or("").trim();
@@ -132,89 +114,14 @@ mod tests {
     #[test]
     fn rules() {
         let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36";
-        assert_eq!(
-            classify(
-                &ev(
-                    EventType::Opened,
-                    Some("Mozilla/5.0"),
-                    Some("17.58.1.2"),
-                    100_000
-                ),
-                None,
-                10
-            ),
-            Some(MachineReason::AppleMpp)
-        );
-        assert_eq!(
-            classify(
-                &ev(
-                    EventType::Clicked,
-                    Some("Mozilla/5.0 (compatible; Barracuda Sentinel)"),
-                    None,
-                    100_000
-                ),
-                None,
-                10
-            ),
-            Some(MachineReason::ScannerUa)
-        );
-        assert_eq!(
-            classify(
-                &ev(
-                    EventType::Clicked,
-                    Some(chrome),
-                    Some("203.0.113.9"),
-                    105_000
-                ),
-                Some(100_000),
-                10
-            ),
-            Some(MachineReason::TooFast)
-        );
-        assert_eq!(
-            classify(
-                &ev(
-                    EventType::Clicked,
-                    Some(chrome),
-                    Some("203.0.113.9"),
-                    200_000
-                ),
-                Some(100_000),
-                10
-            ),
-            None
-        );
-        assert_eq!(
-            classify(
-                &ev(EventType::Opened, Some(chrome), Some("17.1.1.1"), 200_000),
-                Some(100_000),
-                10
-            ),
-            None,
-            "a real browser on Apple's network"
-        );
-        assert_eq!(
-            classify(&ev(EventType::Delivered, Some("curl/8"), None, 0), None, 10),
-            None,
-            "only engagement is classified"
-        );
-        assert_eq!(
-            classify(
-                &ev(EventType::Clicked, Some(chrome), None, i64::MAX),
-                Some(i64::MIN),
-                10
-            ),
-            None,
-            "no overflow"
-        );
-        assert_eq!(
-            classify(
-                &ev(EventType::Clicked, Some(chrome), None, i64::MIN),
-                Some(i64::MAX),
-                i64::MAX
-            ),
-            None
-        );
+        assert_eq!(classify(&ev(EventType::Opened, Some("Mozilla/5.0"), Some("17.58.1.2"), 100_000), None, 10), Some(MachineReason::AppleMpp));
+        assert_eq!(classify(&ev(EventType::Clicked, Some("Mozilla/5.0 (compatible; Barracuda Sentinel)"), None, 100_000), None, 10), Some(MachineReason::ScannerUa));
+        assert_eq!(classify(&ev(EventType::Clicked, Some(chrome), Some("203.0.113.9"), 105_000), Some(100_000), 10), Some(MachineReason::TooFast));
+        assert_eq!(classify(&ev(EventType::Clicked, Some(chrome), Some("203.0.113.9"), 200_000), Some(100_000), 10), None);
+        assert_eq!(classify(&ev(EventType::Opened, Some(chrome), Some("17.1.1.1"), 200_000), Some(100_000), 10), None, "a real browser on Apple's network");
+        assert_eq!(classify(&ev(EventType::Delivered, Some("curl/8"), None, 0), None, 10), None, "only engagement is classified");
+        assert_eq!(classify(&ev(EventType::Clicked, Some(chrome), None, i64::MAX), Some(i64::MIN), 10), None, "no overflow");
+        assert_eq!(classify(&ev(EventType::Clicked, Some(chrome), None, i64::MIN), Some(i64::MAX), i64::MAX), None);
     }
 
     proptest::proptest! {

@@ -11,10 +11,7 @@ use std::path::PathBuf;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "aggregator",
-    about = "sendtrace aggregator: canonical events → ClickHouse"
-)]
+#[command(name = "aggregator", about = "sendtrace aggregator: canonical events → ClickHouse")]
 struct Cli {
     /// TOML config file; `SENDTRACE_*` environment variables override it.
     #[arg(long, global = true, env = "SENDTRACE_CONFIG")]
@@ -47,10 +44,7 @@ async fn main() -> anyhow::Result<()> {
                 cfg.clickhouse.cluster = cluster;
             }
             let applied = migrate::migrate(&cfg.clickhouse, &cfg.reporting_time_zone).await?;
-            println!(
-                "migrations applied now: {applied:?} (database `{}`)",
-                cfg.clickhouse.database
-            );
+            println!("migrations applied now: {applied:?} (database `{}`)", cfg.clickhouse.database);
             Ok(())
         }
         Command::Run => {
@@ -66,9 +60,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let shutdown = runtime::shutdown::on_signal();
             let health = runtime::telemetry::Health::default();
-            let admin =
-                runtime::telemetry::start_admin(&cfg.admin_addr, health.clone(), shutdown.clone())
-                    .await?;
+            let admin = runtime::telemetry::start_admin(&cfg.admin_addr, health.clone(), shutdown.clone()).await?;
             let result = pipeline::run(cfg, health, shutdown.clone()).await;
             shutdown.cancel();
             let _ = admin.await;

@@ -40,12 +40,7 @@ pub struct Cursor {
 /// finishes them in offset order), so resuming there redoes it with exactly its range.
 /// Without bisection there is at most one such range, the batch that was cut short.
 pub fn cursor_of(rows: &[(i64, i64, &str)]) -> Cursor {
-    let done_upto = rows
-        .iter()
-        .filter(|(_, _, s)| *s == "done")
-        .map(|(_, l, _)| *l)
-        .max()
-        .unwrap_or(-1);
+    let done_upto = rows.iter().filter(|(_, _, s)| *s == "done").map(|(_, l, _)| *l).max().unwrap_or(-1);
     let pending = rows
         .iter()
         .filter(|(_, l, s)| *s == "pending" && *l > done_upto)
@@ -54,17 +49,9 @@ pub fn cursor_of(rows: &[(i64, i64, &str)]) -> Cursor {
     Cursor { done_upto, pending }
 }
 
-pub async fn load_cursor(
-    client: &Client,
-    group: &str,
-    topic: &str,
-    partition: i32,
-) -> Result<Cursor, SinkError> {
+pub async fn load_cursor(client: &Client, group: &str, topic: &str, partition: i32) -> Result<Cursor, SinkError> {
     let rows = crate::store::load_manifests(client, group, topic, partition).await?;
-    let rows: Vec<(i64, i64, &str)> = rows
-        .iter()
-        .map(|r| (r.first_offset, r.last_offset, r.state.as_str()))
-        .collect();
+    let rows: Vec<(i64, i64, &str)> = rows.iter().map(|r| (r.first_offset, r.last_offset, r.state.as_str())).collect();
     Ok(cursor_of(&rows))
 }
 
@@ -85,66 +72,26 @@ impl Claim {
 /// Claims `partition` for `writer`: an epoch above every claim written so far. The caller
 /// then forgets what it holds in memory of the partition: another writer may have written it
 /// since (even this writer's own previous claim may have lost to a concurrent one).
-pub async fn claim(
-    client: &Client,
-    group: &str,
-    topic: &str,
-    partition: i32,
-    writer: &str,
-    now_ms: i64,
-) -> Result<Claim, SinkError> {
+pub async fn claim(client: &Client, group: &str, topic: &str, partition: i32, writer: &str, now_ms: i64) -> Result<Claim, SinkError> {
     let newest = newest_claim(client, group, topic, partition).await?;
     let epoch = newest.map_or(0, |(e, _)| e) + 1;
-    let row = ClaimRow {
-        consumer_group: group.into(),
-        topic: topic.into(),
-        partition,
-        epoch,
-        writer: writer.into(),
-        claimed_at: now_ms,
-    };
+    let row = ClaimRow { consumer_group: group.into(), topic: topic.into(), partition, epoch, writer: writer.into(), claimed_at: now_ms };
     let token = format!("{group}:{topic}:{partition}:claim:{epoch}:{writer}");
     insert_rows(client, "aggregator_claims", &token, &[row]).await?;
-    Ok(Claim {
-        epoch,
-        writer: writer.into(),
-    })
+    Ok(Claim { epoch, writer: writer.into() })
 }
 
 /// Whether `claim` is still the newest claim on `partition` (see the module doc).
-pub async fn holds(
-    client: &Client,
-    group: &str,
-    topic: &str,
-    partition: i32,
-    claim: &Claim,
-) -> Result<bool, SinkError> {
-    Ok(claim.is(newest_claim(client, group, topic, partition)
-        .await?
-        .as_ref()))
+pub async fn holds(client: &Client, group: &str, topic: &str, partition: i32, claim: &Claim) -> Result<bool, SinkError> {
+    Ok(claim.is(newest_claim(client, group, topic, partition).await?.as_ref()))
 }
 
 /// The dedup token of one table's insert for one batch.
-pub fn token(
-    group: &str,
-    topic: &str,
-    partition: i32,
-    first: i64,
-    last: i64,
-    table: &str,
-) -> String {
+pub fn token(group: &str, topic: &str, partition: i32, first: i64, last: i64, table: &str) -> String {
     format!("{group}:{topic}:{partition}:{first}-{last}:{table}")
 }
 
-pub async fn write_manifest(
-    client: &Client,
-    group: &str,
-    topic: &str,
-    partition: i32,
-    range: (i64, i64),
-    state: &str,
-    now_ms: i64,
-) -> Result<(), SinkError> {
+pub async fn write_manifest(client: &Client, group: &str, topic: &str, partition: i32, range: (i64, i64), state: &str, now_ms: i64) -> Result<(), SinkError> {
     let row = OffsetRow {
         consumer_group: group.into(),
         topic: topic.into(),
@@ -154,13 +101,7 @@ pub async fn write_manifest(
         state: state.into(),
         written_at: now_ms,
     };
-    insert_rows(
-        client,
-        "aggregator_offsets",
-        &token(group, topic, partition, range.0, range.1, state),
-        &[row],
-    )
-    .await
+    insert_rows(client, "aggregator_offsets", &token(group, topic, partition, range.0, range.1, state), &[row]).await
 }
 
 #[cfg(test)]
@@ -169,74 +110,21 @@ mod tests {
 
     #[test]
     fn resumes_at_the_innermost_unfinished_piece() {
-        assert_eq!(
-            cursor_of(&[]),
-            Cursor {
-                done_upto: -1,
-                pending: None
-            }
-        );
+        assert_eq!(cursor_of(&[]), Cursor { done_upto: -1, pending: None });
         // plain batches: the last done one; a batch cut short is redone as it was
-        assert_eq!(
-            cursor_of(&[(0, 9, "pending"), (0, 9, "done"), (10, 19, "pending")]),
-            Cursor {
-                done_upto: 9,
-                pending: Some((10, 19))
-            }
-        );
-        assert_eq!(
-            cursor_of(&[(0, 9, "pending"), (0, 9, "done")]),
-            Cursor {
-                done_upto: 9,
-                pending: None
-            }
-        );
+        assert_eq!(cursor_of(&[(0, 9, "pending"), (0, 9, "done"), (10, 19, "pending")]), Cursor { done_upto: 9, pending: Some((10, 19)) });
+        assert_eq!(cursor_of(&[(0, 9, "pending"), (0, 9, "done")]), Cursor { done_upto: 9, pending: None });
         // [0,99] refused → [0,49] refused → [0,24] done, [25,49] started: redo [25,49] exactly
-        let split = [
-            (0, 99, "pending"),
-            (0, 49, "pending"),
-            (0, 24, "pending"),
-            (0, 24, "done"),
-            (25, 49, "pending"),
-        ];
-        assert_eq!(
-            cursor_of(&split),
-            Cursor {
-                done_upto: 24,
-                pending: Some((25, 49))
-            }
-        );
+        let split = [(0, 99, "pending"), (0, 49, "pending"), (0, 24, "pending"), (0, 24, "done"), (25, 49, "pending")];
+        assert_eq!(cursor_of(&split), Cursor { done_upto: 24, pending: Some((25, 49)) });
         // [25,49] done: what remains of [0,99] (its right half, not started) is next
         let mut more = split.to_vec();
         more.push((25, 49, "done"));
-        assert_eq!(
-            cursor_of(&more),
-            Cursor {
-                done_upto: 49,
-                pending: Some((0, 99))
-            }
-        );
+        assert_eq!(cursor_of(&more), Cursor { done_upto: 49, pending: Some((0, 99)) });
         // the right half started and was split itself: its inner piece, not its parent
-        more.extend([
-            (50, 99, "pending"),
-            (50, 74, "pending"),
-            (50, 74, "done"),
-            (75, 99, "pending"),
-        ]);
-        assert_eq!(
-            cursor_of(&more),
-            Cursor {
-                done_upto: 74,
-                pending: Some((75, 99))
-            }
-        );
+        more.extend([(50, 99, "pending"), (50, 74, "pending"), (50, 74, "done"), (75, 99, "pending")]);
+        assert_eq!(cursor_of(&more), Cursor { done_upto: 74, pending: Some((75, 99)) });
         more.push((75, 99, "done"));
-        assert_eq!(
-            cursor_of(&more),
-            Cursor {
-                done_upto: 99,
-                pending: None
-            }
-        );
+        assert_eq!(cursor_of(&more), Cursor { done_upto: 99, pending: None });
     }
 }

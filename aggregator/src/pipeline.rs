@@ -12,27 +12,24 @@
 
 use crate::admission;
 use crate::batch::{self, BatchRows};
-use crate::config::Config;
-use crate::dead_letter::{self, Reason};
 use crate::isolate;
+use crate::dead_letter::{self, Reason};
+use crate::config::Config;
 use crate::offsets::{self, Cursor};
 use crate::rebalance::{HealthLeader, RebalanceFlag, Rebalanced};
 use crate::sender_health_monitor::monitor_health;
-use crate::state::{DeliveryKey, StateStore};
+use crate::store::{insert_buffer, load_deliveries, load_events, AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, SinkError, StatusCountRow, TenantKey};
+use clickhouse::Row as _;
 use crate::store::failure;
 use crate::store::retry::{retry, retry_transient};
-use crate::store::{
-    insert_buffer, load_deliveries, load_events, AttributedCounterRow, CounterRow, DeliveryRow,
-    EventRow, OrderTombstone, SinkError, StatusCountRow, TenantKey,
-};
+use crate::state::{DeliveryKey, StateStore};
 use crate::suppression;
-use clickhouse::Row as _;
+use runtime::kafka::ReplaceableProducer;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use runtime::backoff::Backoff;
 use runtime::batch::{read_batch, Batch, BatchLimits};
 use runtime::clock::now_ms;
-use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
 use runtime::telemetry::Health;
 use schemas::{DeadLetter, EventRef};
@@ -98,23 +95,9 @@ impl Aggregator {
         let client = cfg.clickhouse.client();
         let store = StateStore::new(cfg.max_deliveries_in_memory);
         let producer = ReplaceableProducer::new(cfg.kafka.clone())?;
-        let periods =
-            crate::buckets::Periods::new(&cfg.reporting_time_zone).map_err(anyhow::Error::msg)?;
-        let batch_cfg = batch::BatchConfig {
-            periods,
-            scanner_window_secs: cfg.scanner_window_secs,
-        };
-        Ok(Aggregator {
-            cfg,
-            batch_cfg,
-            client,
-            producer,
-            store,
-            partitions: HashMap::new(),
-            batch_seq: 0,
-            tables: Default::default(),
-            writer: writer_id(),
-        })
+        let periods = crate::buckets::Periods::new(&cfg.reporting_time_zone).map_err(anyhow::Error::msg)?;
+        let batch_cfg = batch::BatchConfig { periods, scanner_window_secs: cfg.scanner_window_secs };
+        Ok(Aggregator { cfg, batch_cfg, client, producer, store, partitions: HashMap::new(), batch_seq: 0, tables: Default::default(), writer: writer_id() })
     }
 
     /// This aggregator's name in its partition claims.
@@ -156,13 +139,7 @@ impl Aggregator {
                 (part.claim, part.cursor) = (None, None);
                 let forgotten = self.store.forget_partition(p);
                 metrics::counter!("sendtrace_aggregator_fenced_total").increment(1);
-                warn!(
-                    message =
-                        "Another aggregator claimed the partition; its batch was not written.",
-                    partition = p,
-                    from,
-                    deliveries_forgotten = forgotten
-                );
+                warn!(message = "Another aggregator claimed the partition; its batch was not written.", partition = p, from, deliveries_forgotten = forgotten);
                 Drained::Fenced { from }
             }
             Ok(None) => Drained::Idle,
@@ -172,46 +149,23 @@ impl Aggregator {
 
     /// [`Aggregator::drain_partition`] in `?` form: the last offset applied, if any.
     async fn drain(&mut self, p: i32, shutdown: &CancellationToken) -> Result<Option<i64>, Stop> {
-        let (group, topic, max_backoff) = (
-            self.cfg.group_id.clone(),
-            self.cfg.events_topic.clone(),
-            self.cfg.max_retry_backoff_ms,
-        );
+        let (group, topic, max_backoff) = (self.cfg.group_id.clone(), self.cfg.events_topic.clone(), self.cfg.max_retry_backoff_ms);
         self.partitions.entry(p).or_default();
         let mut applied = None;
         loop {
-            let Some(part) = self.partitions.get_mut(&p) else {
-                return Ok(applied);
-            };
+            let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
             if part.claim.is_none() {
                 let (client, writer) = (self.client.clone(), self.writer.clone());
-                let claim = retry("claim", max_backoff, shutdown, || {
-                    offsets::claim(&client, &group, &topic, p, &writer, now_ms())
-                })
-                .await
-                .ok_or(Stop::Shutdown)?;
+                let claim = retry("claim", max_backoff, shutdown, || offsets::claim(&client, &group, &topic, p, &writer, now_ms())).await.ok_or(Stop::Shutdown)?;
                 let forgotten = self.store.forget_partition(p);
-                info!(
-                    message = "Partition claimed.",
-                    partition = p,
-                    epoch = claim.epoch,
-                    deliveries_forgotten = forgotten
-                );
-                let Some(part) = self.partitions.get_mut(&p) else {
-                    return Ok(applied);
-                };
+                info!(message = "Partition claimed.", partition = p, epoch = claim.epoch, deliveries_forgotten = forgotten);
+                let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
                 (part.claim, part.cursor) = (Some(claim), None);
             }
-            let Some(part) = self.partitions.get_mut(&p) else {
-                return Ok(applied);
-            };
+            let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
             if part.cursor.is_none() {
                 let client = self.client.clone();
-                let c = retry("load_cursor", max_backoff, shutdown, || {
-                    offsets::load_cursor(&client, &group, &topic, p)
-                })
-                .await
-                .ok_or(Stop::Shutdown)?;
+                let c = retry("load_cursor", max_backoff, shutdown, || offsets::load_cursor(&client, &group, &topic, p)).await.ok_or(Stop::Shutdown)?;
                 info!(message = "Partition cursor loaded.", partition = p, done_upto = c.done_upto, pending = ?c.pending);
                 part.cursor = Some(c);
             }
@@ -229,17 +183,10 @@ impl Aggregator {
                 }
                 None => part.buffer.len(),
             };
-            let Some(last) = take
-                .checked_sub(1)
-                .and_then(|i| part.buffer.get(i))
-                .map(|(o, _)| *o)
-            else {
+            let Some(last) = take.checked_sub(1).and_then(|i| part.buffer.get(i)).map(|(o, _)| *o) else {
                 // the pending range's records are not on the topic (a gap ends there): nothing to redo
                 warn!(message = "A pending range has no records left; going on after it.", partition = p, pending = ?cursor.pending);
-                part.cursor = Some(Cursor {
-                    done_upto: cursor.done_upto,
-                    pending: None,
-                });
+                part.cursor = Some(Cursor { done_upto: cursor.done_upto, pending: None });
                 continue;
             };
             let unit: Vec<(i64, Option<Vec<u8>>)> = part.buffer.drain(..take).collect();
@@ -258,10 +205,7 @@ impl Aggregator {
                 // what comes next (`offsets::cursor_of`): read the manifest again
                 part.cursor = match cursor.pending {
                     Some(_) => None,
-                    None => Some(Cursor {
-                        done_upto: last,
-                        pending: None,
-                    }),
+                    None => Some(Cursor { done_upto: last, pending: None }),
                 };
             }
             applied = Some(last);
@@ -282,48 +226,17 @@ impl Aggregator {
                         events.push((*o, e));
                         continue;
                     }
-                    Err(r) => (
-                        Reason {
-                            code: r.code,
-                            reason: r.reason,
-                        },
-                        Some(e),
-                    ),
+                    Err(r) => (Reason { code: r.code, reason: r.reason }, Some(e)),
                 },
                 Err(error) => {
                     metrics::counter!("sendtrace_aggregator_undecodable_total", "reason" => error.code()).increment(1);
-                    (
-                        Reason {
-                            code: "undecodable",
-                            reason: format!("not a readable event record ({})", error.code()),
-                        },
-                        None,
-                    )
+                    (Reason { code: "undecodable", reason: format!("not a readable event record ({})", error.code()) }, None)
                 }
             };
             let (reason, e) = reason;
-            warn!(
-                message = "Event refused; dead-lettered.",
-                partition = p,
-                offset = o,
-                reason = reason.code
-            );
-            let (tenant, provider) = (
-                e.as_ref().map(|e| e.tenant.as_ref()),
-                e.as_ref().map(|e| e.provider.as_ref()),
-            );
-            refused.push((
-                *o,
-                dead_letter::record(
-                    &reason,
-                    (topic, p, *o),
-                    tenant,
-                    provider,
-                    bytes,
-                    self.cfg.dead_letter_max_raw_bytes,
-                    now_ms(),
-                ),
-            ));
+            warn!(message = "Event refused; dead-lettered.", partition = p, offset = o, reason = reason.code);
+            let (tenant, provider) = (e.as_ref().map(|e| e.tenant.as_ref()), e.as_ref().map(|e| e.provider.as_ref()));
+            refused.push((*o, dead_letter::record(&reason, (topic, p, *o), tenant, provider, bytes, self.cfg.dead_letter_max_raw_bytes, now_ms())));
         }
         (events, refused)
     }
@@ -342,29 +255,12 @@ impl Aggregator {
     ///    (`isolate`: why bisection, and why restarts stay exact).
     ///
     /// A piece whose claim check fails (`offsets::holds`) stops the unit: `Stop::Fenced`.
-    async fn write_unit(
-        &mut self,
-        p: i32,
-        unit: &[(i64, Option<Vec<u8>>)],
-        shutdown: &CancellationToken,
-    ) -> Result<(), Stop> {
+    async fn write_unit(&mut self, p: i32, unit: &[(i64, Option<Vec<u8>>)], shutdown: &CancellationToken) -> Result<(), Stop> {
         metrics::histogram!("sendtrace_aggregator_batch_records").record(unit.len() as f64);
         let (events, refused) = self.admit(p, unit);
-        let mut w = UnitWriter {
-            agg: self,
-            p,
-            unit,
-            events: &events,
-            refused: &refused,
-            shutdown,
-            fenced: false,
-        };
+        let mut w = UnitWriter { agg: self, p, unit, events: &events, refused: &refused, shutdown, fenced: false };
         let Some(cuts) = isolate::write_bisecting(&mut w, unit.len()).await else {
-            return Err(if w.fenced {
-                Stop::Fenced
-            } else {
-                Stop::Shutdown
-            });
+            return Err(if w.fenced { Stop::Fenced } else { Stop::Shutdown });
         };
         if cuts > 0 {
             metrics::counter!("sendtrace_aggregator_batch_splits_total").increment(cuts as u64);
@@ -395,20 +291,11 @@ impl Aggregator {
         // (repeats included: the reads send each tenant's keys once)
         let missing: Vec<TenantKey> = events
             .iter()
-            .filter(|(_, e)| {
-                !self
-                    .store
-                    .map
-                    .contains_key(&DeliveryKey::of(&e.delivery_key))
-            })
+            .filter(|(_, e)| !self.store.map.contains_key(&DeliveryKey::of(&e.delivery_key)))
             .map(|(_, e)| (e.tenant.to_string(), e.delivery_key.to_string()))
             .collect();
         let client = self.client.clone();
-        let rows = match retry_transient("load_deliveries", max_backoff, shutdown, || {
-            load_deliveries(&client, &missing)
-        })
-        .await?
-        {
+        let rows = match retry_transient("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, &missing)).await? {
             Ok(rows) => rows,
             Err(e) => return Some(Piece::Refused(e)),
         };
@@ -417,41 +304,21 @@ impl Aggregator {
             let mut names = self.store.names();
             for row in rows {
                 let key = DeliveryKey::of(&row.delivery_key);
-                self.store
-                    .map
-                    .insert(key, Box::new(row.into_state(&mut names)));
+                self.store.map.insert(key, Box::new(row.into_state(&mut names)));
             }
         }
         // earlier events of deliveries whose attribution this batch may change (late send records)
-        let movable = self
-            .store
-            .attribution_candidates(events.iter().map(|(_, e)| e));
-        let history = match retry_transient("load_events", max_backoff, shutdown, || {
-            load_events(&client, &movable)
-        })
-        .await?
-        {
+        let movable = self.store.attribution_candidates(events.iter().map(|(_, e)| e));
+        let history = match retry_transient("load_events", max_backoff, shutdown, || load_events(&client, &movable)).await? {
             Ok(h) => h,
             Err(e) => return Some(Piece::Refused(e)),
         };
         self.batch_seq += 1;
         let spare = std::mem::take(&mut self.tables.spare);
-        let rows = batch::apply_reusing(
-            &self.store,
-            p,
-            events,
-            &history,
-            self.batch_seq,
-            now_ms(),
-            &self.batch_cfg,
-            spare,
-        );
+        let rows = batch::apply_reusing(&self.store, p, events, &history, self.batch_seq, now_ms(), &self.batch_cfg, spare);
         let mut tables = std::mem::take(&mut self.tables);
         let written = match rows.write_rowbinary(&mut tables) {
-            Ok(()) => {
-                self.write_rows(p, (first, last), &rows, &tables, dead, shutdown)
-                    .await
-            }
+            Ok(()) => self.write_rows(p, (first, last), &rows, &tables, dead, shutdown).await,
             Err(e) => Some(Piece::Refused(e.into())),
         };
         self.tables = tables;
@@ -459,28 +326,15 @@ impl Aggregator {
             Piece::Written => {}
             other => return Some(other),
         }
-        tracing::debug!(
-            message = "Batch applied.",
-            partition = p,
-            first,
-            last,
-            events = rows.event_rows(),
-            duplicates = rows.duplicates,
-            deliveries = rows.delivery_table.rows,
-            suppressions = rows.suppressions.len(),
-            soft_bounces = rows.soft_bounces.len()
-        );
+        tracing::debug!(message = "Batch applied.", partition = p, first, last, events = rows.event_rows(), duplicates = rows.duplicates, deliveries = rows.delivery_table.rows, suppressions = rows.suppressions.len(), soft_bounces = rows.soft_bounces.len());
         metrics::counter!("sendtrace_aggregator_events_total").increment(rows.event_rows() as u64);
-        metrics::counter!("sendtrace_aggregator_duplicates_total")
-            .increment(rows.duplicates as u64);
-        metrics::counter!("sendtrace_aggregator_reattributed_events_total")
-            .increment(rows.reattributed as u64);
+        metrics::counter!("sendtrace_aggregator_duplicates_total").increment(rows.duplicates as u64);
+        metrics::counter!("sendtrace_aggregator_reattributed_events_total").increment(rows.reattributed as u64);
         let evicted = self.store.evict(self.batch_seq);
         if evicted > 0 {
             metrics::counter!("sendtrace_aggregator_evictions_total").increment(evicted as u64);
         }
-        metrics::gauge!("sendtrace_aggregator_deliveries_in_memory")
-            .set(self.store.map.len() as f64);
+        metrics::gauge!("sendtrace_aggregator_deliveries_in_memory").set(self.store.map.len() as f64);
         metrics::gauge!("sendtrace_aggregator_interned_names").set(self.store.names().len() as f64);
         self.tables.spare = rows.into_delivery_buffer();
         Some(Piece::Written)
@@ -491,36 +345,15 @@ impl Aggregator {
     /// `write_unit`); `Piece::Fenced` when another writer claimed the partition (`offsets`).
     /// `tables` are `rows` as `RowBinary` (`BatchRows::write_rowbinary`); suppressions are
     /// inserted from `rows` (the batch's entries and soft-bounce thresholds, `suppression::apply`).
-    async fn write_rows(
-        &self,
-        p: i32,
-        range: (i64, i64),
-        rows: &BatchRows<'_>,
-        tables: &batch::TableBuffers,
-        dead: &[&DeadLetter],
-        shutdown: &CancellationToken,
-    ) -> Option<Piece> {
-        let (g, t, mb) = (
-            &self.cfg.group_id,
-            &self.cfg.events_topic,
-            self.cfg.max_retry_backoff_ms,
-        );
+    async fn write_rows(&self, p: i32, range: (i64, i64), rows: &BatchRows<'_>, tables: &batch::TableBuffers, dead: &[&DeadLetter], shutdown: &CancellationToken) -> Option<Piece> {
+        let (g, t, mb) = (&self.cfg.group_id, &self.cfg.events_topic, self.cfg.max_retry_backoff_ms);
         let c = &self.client;
         let tok = |table: &str| offsets::token(g, t, p, range.0, range.1, table);
         if !self.pending_and_held(p, range, shutdown).await? {
             return Some(Piece::Fenced);
         }
-        let (te, tc, td, ta) = (
-            tok("events"),
-            tok("counters"),
-            tok("deliveries"),
-            tok("attributed_counters"),
-        );
-        if let Err(e) = retry_transient("insert_events", mb, shutdown, || {
-            insert_buffer(c, "events", <EventRow>::COLUMN_NAMES, &te, &tables.events)
-        })
-        .await?
-        {
+        let (te, tc, td, ta) = (tok("events"), tok("counters"), tok("deliveries"), tok("attributed_counters"));
+        if let Err(e) = retry_transient("insert_events", mb, shutdown, || insert_buffer(c, "events", <EventRow>::COLUMN_NAMES, &te, &tables.events)).await? {
             return Some(Piece::Refused(e));
         }
         // The inserts between `events` and `deliveries` depend on nothing but the batch, so they
@@ -531,113 +364,39 @@ impl Aggregator {
         // (same token) again. Suppressions before `deliveries` too: once a delivery's row holds
         // an event, a replay skips that event as applied, so a suppression it caused would never
         // be written.
-        let (tsc, tdo, ts) = (
-            tok("delivery_status_counts"),
-            tok("delivery_order"),
-            tok("suppressions"),
-        );
+        let (tsc, tdo, ts) = (tok("delivery_status_counts"), tok("delivery_order"), tok("suppressions"));
         let (counters, attributed, status_counts, tombstones, suppressions) = tokio::join!(
-            retry("insert_counters", mb, shutdown, || insert_buffer(
-                c,
-                "counters",
-                <CounterRow>::COLUMN_NAMES,
-                &tc,
-                &tables.counters
-            )),
-            retry(
-                "insert_attributed_counters",
-                mb,
-                shutdown,
-                || insert_buffer(
-                    c,
-                    "attributed_counters",
-                    <AttributedCounterRow>::COLUMN_NAMES,
-                    &ta,
-                    &tables.attributed_counters
-                )
-            ),
-            retry("insert_delivery_status_counts", mb, shutdown, || {
-                insert_buffer(
-                    c,
-                    "delivery_status_counts",
-                    <StatusCountRow>::COLUMN_NAMES,
-                    &tsc,
-                    &tables.status_counts,
-                )
-            }),
-            retry("insert_delivery_order_tombstones", mb, shutdown, || {
-                insert_buffer(
-                    c,
-                    "delivery_order",
-                    <OrderTombstone>::COLUMN_NAMES,
-                    &tdo,
-                    &tables.order_tombstones,
-                )
-            }),
+            retry("insert_counters", mb, shutdown, || insert_buffer(c, "counters", <CounterRow>::COLUMN_NAMES, &tc, &tables.counters)),
+            retry("insert_attributed_counters", mb, shutdown, || insert_buffer(c, "attributed_counters", <AttributedCounterRow>::COLUMN_NAMES, &ta, &tables.attributed_counters)),
+            retry("insert_delivery_status_counts", mb, shutdown, || insert_buffer(c, "delivery_status_counts", <StatusCountRow>::COLUMN_NAMES, &tsc, &tables.status_counts)),
+            retry("insert_delivery_order_tombstones", mb, shutdown, || insert_buffer(c, "delivery_order", <OrderTombstone>::COLUMN_NAMES, &tdo, &tables.order_tombstones)),
             suppression::apply(c, &self.producer, &self.cfg, rows, &ts, shutdown),
         );
         counters?;
         attributed?;
         status_counts?;
         tombstones?;
-        debug!(
-            message = "Suppressions of batch.",
-            partition = p,
-            count = suppressions?
-        );
-        retry("insert_deliveries", mb, shutdown, || {
-            insert_buffer(
-                c,
-                "deliveries",
-                <DeliveryRow>::COLUMN_NAMES,
-                &td,
-                &tables.deliveries,
-            )
-        })
-        .await?;
+        debug!(message = "Suppressions of batch.", partition = p, count = suppressions?);
+        retry("insert_deliveries", mb, shutdown, || insert_buffer(c, "deliveries", <DeliveryRow>::COLUMN_NAMES, &td, &tables.deliveries)).await?;
         self.publish_dead_letters(dead, shutdown).await?;
-        retry("manifest_done", mb, shutdown, || {
-            offsets::write_manifest(c, g, t, p, range, "done", now_ms())
-        })
-        .await?;
+        retry("manifest_done", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "done", now_ms())).await?;
         Some(Piece::Written)
     }
 
     /// Writes the `pending` manifest of `range`, then checks that this aggregator's claim on
     /// `p` is still the newest (the fence, `offsets`): `Some(false)` when it is not (or there is
     /// none), and then nothing more of the range may be written.
-    async fn pending_and_held(
-        &self,
-        p: i32,
-        range: (i64, i64),
-        shutdown: &CancellationToken,
-    ) -> Option<bool> {
-        let (g, t, mb) = (
-            &self.cfg.group_id,
-            &self.cfg.events_topic,
-            self.cfg.max_retry_backoff_ms,
-        );
+    async fn pending_and_held(&self, p: i32, range: (i64, i64), shutdown: &CancellationToken) -> Option<bool> {
+        let (g, t, mb) = (&self.cfg.group_id, &self.cfg.events_topic, self.cfg.max_retry_backoff_ms);
         let c = &self.client;
-        let Some(claim) = self.partitions.get(&p).and_then(|part| part.claim.as_ref()) else {
-            return Some(false);
-        };
-        retry("manifest_pending", mb, shutdown, || {
-            offsets::write_manifest(c, g, t, p, range, "pending", now_ms())
-        })
-        .await?;
-        retry("claim_check", mb, shutdown, || {
-            offsets::holds(c, g, t, p, claim)
-        })
-        .await
+        let Some(claim) = self.partitions.get(&p).and_then(|part| part.claim.as_ref()) else { return Some(false) };
+        retry("manifest_pending", mb, shutdown, || offsets::write_manifest(c, g, t, p, range, "pending", now_ms())).await?;
+        retry("claim_check", mb, shutdown, || offsets::holds(c, g, t, p, claim)).await
     }
 
     /// Publishes dead letters (at least once: a replayed batch publishes them again, same key).
     /// They are bounded (`dead_letter_max_raw_bytes`), so every failure is worth retrying.
-    async fn publish_dead_letters(
-        &self,
-        dead: &[&DeadLetter],
-        shutdown: &CancellationToken,
-    ) -> Option<()> {
+    async fn publish_dead_letters(&self, dead: &[&DeadLetter], shutdown: &CancellationToken) -> Option<()> {
         let timeout = Duration::from_millis(self.cfg.kafka.message_timeout_ms as u64 + 1000);
         for d in dead {
             let payload = match schemas::avro::encode_dead_letter(d) {
@@ -648,16 +407,7 @@ impl Aggregator {
                 }
             };
             let mut backoff = Backoff::new(Duration::from_millis(self.cfg.max_retry_backoff_ms));
-            while let Err(error) = self
-                .producer
-                .send(
-                    &self.cfg.dead_letter_topic,
-                    &dead_letter::key(d),
-                    &payload,
-                    timeout,
-                )
-                .await
-            {
+            while let Err(error) = self.producer.send(&self.cfg.dead_letter_topic, &dead_letter::key(d), &payload, timeout).await {
                 warn!(message = "Publishing a dead letter failed; retrying.", %error);
                 if !backoff.wait(shutdown).await {
                     return None;
@@ -687,19 +437,13 @@ struct UnitWriter<'a> {
 impl<'a> UnitWriter<'a> {
     /// The offsets of records `piece`.
     fn range(&self, piece: &std::ops::Range<usize>) -> Option<(i64, i64)> {
-        Some((
-            self.unit.get(piece.start)?.0,
-            self.unit.get(piece.end.checked_sub(1)?)?.0,
-        ))
+        Some((self.unit.get(piece.start)?.0, self.unit.get(piece.end.checked_sub(1)?)?.0))
     }
 
     /// The admitted events of offsets `range`.
     fn events_of(&self, (first, last): (i64, i64)) -> &'a [(i64, EventRef<'a>)] {
         let events: &'a [(i64, EventRef<'a>)] = self.events;
-        let (a, b) = (
-            events.partition_point(|(o, _)| *o < first),
-            events.partition_point(|(o, _)| *o <= last),
-        );
+        let (a, b) = (events.partition_point(|(o, _)| *o < first), events.partition_point(|(o, _)| *o <= last));
         events.get(a..b).unwrap_or_default()
     }
 }
@@ -711,16 +455,8 @@ impl isolate::Pieces for UnitWriter<'_> {
         let range = self.range(&piece)?;
         let events = self.events_of(range);
         let refused: &[(i64, DeadLetter)] = self.refused;
-        let dead: Vec<&DeadLetter> = refused
-            .iter()
-            .filter(|(o, _)| (range.0..=range.1).contains(o))
-            .map(|(_, d)| d)
-            .collect();
-        match self
-            .agg
-            .write_piece(self.p, range, events, &dead, self.shutdown)
-            .await?
-        {
+        let dead: Vec<&DeadLetter> = refused.iter().filter(|(o, _)| (range.0..=range.1).contains(o)).map(|(_, d)| d).collect();
+        match self.agg.write_piece(self.p, range, events, &dead, self.shutdown).await? {
             Piece::Written => Some(Ok(())),
             Piece::Refused(e) => {
                 self.agg.forget(events);
@@ -735,129 +471,55 @@ impl isolate::Pieces for UnitWriter<'_> {
 
     async fn refuse(&mut self, index: usize, error: SinkError) -> Option<()> {
         let (p, agg) = (self.p, &*self.agg);
-        let (offset, raw) = self
-            .unit
-            .get(index)
-            .map(|(o, b)| (*o, b.as_deref().unwrap_or_default()))?;
+        let (offset, raw) = self.unit.get(index).map(|(o, b)| (*o, b.as_deref().unwrap_or_default()))?;
         let code = match failure::classify(&error) {
             failure::Failure::Permanent { code } => code,
             failure::Failure::Transient => 0,
         };
-        let reason = Reason {
-            code: "clickhouse_refused",
-            reason: format!(
-                "ClickHouse refused the event: code {code} ({})",
-                failure::code_name(code).unwrap_or("?")
-            ),
-        };
+        let reason = Reason { code: "clickhouse_refused", reason: format!("ClickHouse refused the event: code {code} ({})", failure::code_name(code).unwrap_or("?")) };
         let e = self.events_of((offset, offset)).first().map(|(_, e)| e);
         let cfg = &agg.cfg;
-        let d = dead_letter::record(
-            &reason,
-            (&cfg.events_topic, p, offset),
-            e.map(|e| e.tenant.as_ref()),
-            e.map(|e| e.provider.as_ref()),
-            raw,
-            cfg.dead_letter_max_raw_bytes,
-            now_ms(),
-        );
+        let d = dead_letter::record(&reason, (&cfg.events_topic, p, offset), e.map(|e| e.tenant.as_ref()), e.map(|e| e.provider.as_ref()), raw, cfg.dead_letter_max_raw_bytes, now_ms());
         // the refusal is this writer's to record only while the partition is its own
-        if !agg
-            .pending_and_held(p, (offset, offset), self.shutdown)
-            .await?
-        {
+        if !agg.pending_and_held(p, (offset, offset), self.shutdown).await? {
             self.fenced = true;
             return None;
         }
-        warn!(
-            message = "Event refused by ClickHouse; dead-lettered.",
-            partition = p,
-            offset,
-            code
-        );
+        warn!(message = "Event refused by ClickHouse; dead-lettered.", partition = p, offset, code);
         agg.publish_dead_letters(&[&d], self.shutdown).await?;
         let (g, t, c) = (&cfg.group_id, &cfg.events_topic, &agg.client);
-        retry(
-            "manifest_done",
-            cfg.max_retry_backoff_ms,
-            self.shutdown,
-            || offsets::write_manifest(c, g, t, p, (offset, offset), "done", now_ms()),
-        )
-        .await
+        retry("manifest_done", cfg.max_retry_backoff_ms, self.shutdown, || offsets::write_manifest(c, g, t, p, (offset, offset), "done", now_ms())).await
     }
 }
 
 /// The `clickhouse` readiness condition: ClickHouse answers `SELECT 1`, probed every
 /// `readiness.probe_interval_ms` (the aggregator waits out an outage, not ready meanwhile).
-fn spawn_clickhouse_probe(
-    cfg: &Config,
-    health: &Health,
-    shutdown: &CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+fn spawn_clickhouse_probe(cfg: &Config, health: &Health, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {
     let client = cfg.clickhouse.client();
-    runtime::readiness::spawn_probe(
-        health.readiness(),
-        runtime::readiness::CLICKHOUSE,
-        cfg.readiness,
-        shutdown.clone(),
-        move || {
-            let client = client.clone();
-            async move {
-                client
-                    .query("SELECT 1")
-                    .fetch_one::<u8>()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("ClickHouse does not answer: {e}"))
-            }
-        },
-    )
+    runtime::readiness::spawn_probe(health.readiness(), runtime::readiness::CLICKHOUSE, cfg.readiness, shutdown.clone(), move || {
+        let client = client.clone();
+        async move { client.query("SELECT 1").fetch_one::<u8>().await.map(|_| ()).map_err(|e| format!("ClickHouse does not answer: {e}")) }
+    })
 }
 
 /// Runs until `shutdown`.
 pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
     if cfg.create_topics {
         cfg.kafka
-            .ensure_topics(
-                &[
-                    &cfg.events_topic,
-                    &cfg.suppressions_topic,
-                    &cfg.health.topic,
-                    &cfg.dead_letter_topic,
-                ],
-                &[&cfg.suppressions_topic, &cfg.health.topic],
-            )
+            .ensure_topics(&[&cfg.events_topic, &cfg.suppressions_topic, &cfg.health.topic, &cfg.dead_letter_topic], &[&cfg.suppressions_topic, &cfg.health.topic])
             .await?;
     }
     let leader = HealthLeader::default();
-    let monitor = tokio::spawn(monitor_health(
-        cfg.clone(),
-        leader.clone(),
-        shutdown.clone(),
-    ));
+    let monitor = tokio::spawn(monitor_health(cfg.clone(), leader.clone(), shutdown.clone()));
     let flag = RebalanceFlag::new(leader.clone());
-    let consumer = std::sync::Arc::new(
-        cfg.kafka
-            .consumer_with_context(&cfg.group_id, flag.clone())?,
-    );
+    let consumer = std::sync::Arc::new(cfg.kafka.consumer_with_context(&cfg.group_id, flag.clone())?);
     consumer.subscribe(&[&cfg.events_topic])?;
     let watches = [
-        runtime::consumer_lag::spawn_lag_watch(
-            consumer.clone(),
-            "aggregator",
-            cfg.events_topic.clone(),
-            health.readiness(),
-            cfg.readiness,
-            shutdown.clone(),
-        ),
+        runtime::consumer_lag::spawn_lag_watch(consumer.clone(), "aggregator", cfg.events_topic.clone(), health.readiness(), cfg.readiness, shutdown.clone()),
         spawn_clickhouse_probe(&cfg, &health, &shutdown),
     ];
     // Records only: the aggregator's batches are bounded by count (`batch_max_events`).
-    let limits = BatchLimits {
-        max_records: cfg.batch_max_events,
-        max_bytes: usize::MAX,
-        linger: Duration::from_millis(cfg.batch_linger_ms),
-    };
+    let limits = BatchLimits { max_records: cfg.batch_max_events, max_bytes: usize::MAX, linger: Duration::from_millis(cfg.batch_linger_ms) };
     let topic = cfg.events_topic.clone();
     let mut agg = Aggregator::new(cfg)?;
     // exported from the start (0), so that its alert has a series to watch
@@ -865,31 +527,21 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     health.set_ready(true);
     info!(message = "Aggregator running.", topic = %topic, writer = %agg.writer());
     'outer: loop {
-        let read = read_batch(
-            || consumer.recv(),
-            limits,
-            &shutdown,
-            |m, first| {
-                if first {
-                    // A rebalance since the last batch is applied before any record of this one.
-                    let r = flag.take();
-                    if r.revoked || r.lost || r.assigned.is_some() {
-                        agg.rebalanced(r);
-                    }
+        let read = read_batch(|| consumer.recv(), limits, &shutdown, |m, first| {
+            if first {
+                // A rebalance since the last batch is applied before any record of this one.
+                let r = flag.take();
+                if r.revoked || r.lost || r.assigned.is_some() {
+                    agg.rebalanced(r);
                 }
-                agg.offer(m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec));
-            },
-        )
+            }
+            agg.offer(m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec));
+        })
         .await;
         if read == Batch::Shutdown {
             break;
         }
-        let parts: BTreeMap<i32, ()> = agg
-            .partitions
-            .iter()
-            .filter(|(_, p)| !p.buffer.is_empty())
-            .map(|(k, _)| (*k, ()))
-            .collect();
+        let parts: BTreeMap<i32, ()> = agg.partitions.iter().filter(|(_, p)| !p.buffer.is_empty()).map(|(k, _)| (*k, ())).collect();
         for p in parts.keys() {
             match agg.drain_partition(*p, &shutdown).await {
                 Drained::Shutdown => break 'outer,
@@ -903,18 +555,11 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
                     // Read the partition again from `from`, so that its records come back (and the
                     // partition is claimed again) even if nothing new arrives: a zombie's next poll
                     // brings its revocation instead. If the seek fails, the buffer is kept.
-                    match consumer.seek(
-                        &topic,
-                        *p,
-                        rdkafka::Offset::Offset(from),
-                        Duration::from_secs(5),
-                    ) {
+                    match consumer.seek(&topic, *p, rdkafka::Offset::Offset(from), Duration::from_secs(5)) {
                         Ok(()) => {
                             agg.partitions.remove(p);
                         }
-                        Err(e) => {
-                            warn!(message = "Seeking a fenced partition failed; its buffer is kept.", error = %e, partition = p)
-                        }
+                        Err(e) => warn!(message = "Seeking a fenced partition failed; its buffer is kept.", error = %e, partition = p),
                     }
                 }
             }
@@ -940,11 +585,7 @@ fn writer_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
     let mut random = std::collections::hash_map::RandomState::new().build_hasher();
-    random.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    random.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     format!("{host}:{}:{:016x}", std::process::id(), random.finish())
 }
 
@@ -955,13 +596,7 @@ mod tests {
     #[test]
     fn the_buffer_stays_in_offset_order_when_the_consumer_goes_back() {
         let mut agg = Aggregator::new(Config::default()).expect("no broker needed to build");
-        let offsets = |agg: &Aggregator| {
-            agg.partitions[&0]
-                .buffer
-                .iter()
-                .map(|(o, _)| *o)
-                .collect::<Vec<_>>()
-        };
+        let offsets = |agg: &Aggregator| agg.partitions[&0].buffer.iter().map(|(o, _)| *o).collect::<Vec<_>>();
         for o in [10, 11, 12, 13] {
             agg.offer(0, o, None);
         }
@@ -973,10 +608,6 @@ mod tests {
         assert_eq!(offsets(&agg), vec![3]);
         agg.offer(1, 0, None);
         assert_eq!(offsets(&agg), vec![3], "partitions apart");
-        assert_ne!(
-            agg.writer(),
-            Aggregator::new(Config::default()).expect("second").writer(),
-            "writer ids differ"
-        );
+        assert_ne!(agg.writer(), Aggregator::new(Config::default()).expect("second").writer(), "writer ids differ");
     }
 }

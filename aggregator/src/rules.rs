@@ -41,12 +41,7 @@ pub fn rank(event_type: EventType, bounce_class: Option<BounceClass>) -> u8 {
 
 /// Status after seeing `event` when the current status is `current` (with its rank).
 /// Ties keep the current one, so the result is the same in any order.
-pub fn next_status(
-    current: Option<EventType>,
-    current_rank: u8,
-    event: EventType,
-    bounce: Option<BounceClass>,
-) -> (Option<EventType>, u8) {
+pub fn next_status(current: Option<EventType>, current_rank: u8, event: EventType, bounce: Option<BounceClass>) -> (Option<EventType>, u8) {
     let r = rank(event, bounce);
     if r > current_rank || (r == current_rank && r > 0 && current.is_some_and(|c| event < c)) {
         (Some(event), r)
@@ -58,9 +53,7 @@ pub fn next_status(
 /// `read` implies `delivered`: the milestones an event proves happened.
 pub fn implied_milestones(event_type: EventType) -> &'static [EventType] {
     match event_type {
-        EventType::Read | EventType::Opened | EventType::Clicked | EventType::Replied => {
-            &[EventType::Delivered]
-        }
+        EventType::Read | EventType::Opened | EventType::Clicked | EventType::Replied => &[EventType::Delivered],
         _ => &[],
     }
 }

@@ -32,16 +32,10 @@ pub struct HealthConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig {
-            interval_secs: 60,
-            window_hours: 24,
-            max_bounce_rate: 0.03,
-            max_complaint_rate: 0.001,
-            min_sent: 100,
-            topic: "sendtrace.sender-health.v1".into(),
-        }
+        HealthConfig { interval_secs: 60, window_hours: 24, max_bounce_rate: 0.03, max_complaint_rate: 0.001, min_sent: 100, topic: "sendtrace.sender-health.v1".into() }
     }
 }
+
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct HealthRow {
@@ -62,10 +56,7 @@ pub struct HealthRow {
 
 impl HealthRow {
     pub fn key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.tenant, self.provider, self.sending_domain, self.sending_account
-        )
+        format!("{}/{}/{}/{}", self.tenant, self.provider, self.sending_domain, self.sending_account)
     }
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -73,12 +64,7 @@ impl HealthRow {
 }
 
 /// Judges every sender; returns the rows whose flag changed against `previous` (key → flagged).
-pub fn evaluate(
-    stats: &[SenderStats],
-    previous: &HashMap<String, bool>,
-    cfg: &HealthConfig,
-    now_ms: i64,
-) -> Vec<HealthRow> {
+pub fn evaluate(stats: &[SenderStats], previous: &HashMap<String, bool>, cfg: &HealthConfig, now_ms: i64) -> Vec<HealthRow> {
     stats
         .iter()
         .filter(|s| s.sent >= cfg.min_sent)
@@ -119,15 +105,7 @@ mod tests {
     use super::*;
 
     fn stats(sent: u64, bounces: u64, complaints: u64) -> SenderStats {
-        SenderStats {
-            tenant: "t".into(),
-            provider: "ses".into(),
-            sending_domain: "example.com".into(),
-            sending_account: "1".into(),
-            sent,
-            hard_bounces: bounces,
-            complaints,
-        }
+        SenderStats { tenant: "t".into(), provider: "ses".into(), sending_domain: "example.com".into(), sending_account: "1".into(), sent, hard_bounces: bounces, complaints }
     }
 
     #[test]
@@ -138,27 +116,11 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].reasons, vec!["bounce_rate"]);
         prev.insert(rows[0].key(), true);
-        assert!(
-            evaluate(&[stats(1000, 40, 0)], &prev, &cfg, 2).is_empty(),
-            "still flagged: no change to report"
-        );
+        assert!(evaluate(&[stats(1000, 40, 0)], &prev, &cfg, 2).is_empty(), "still flagged: no change to report");
         let rows = evaluate(&[stats(2000, 40, 0)], &prev, &cfg, 3);
-        assert_eq!(
-            (rows.len(), rows[0].flagged),
-            (1, 0),
-            "recovered: 2 % bounces"
-        );
-        assert_eq!(
-            evaluate(&[stats(1000, 0, 2)], &HashMap::new(), &cfg, 4)[0].reasons,
-            vec!["complaint_rate"]
-        );
-        assert!(
-            evaluate(&[stats(1000, 30, 1)], &HashMap::new(), &cfg, 5).is_empty(),
-            "exactly at the thresholds is fine"
-        );
-        assert!(
-            evaluate(&[stats(50, 50, 0)], &HashMap::new(), &cfg, 6).is_empty(),
-            "too few to judge"
-        );
+        assert_eq!((rows.len(), rows[0].flagged), (1, 0), "recovered: 2 % bounces");
+        assert_eq!(evaluate(&[stats(1000, 0, 2)], &HashMap::new(), &cfg, 4)[0].reasons, vec!["complaint_rate"]);
+        assert!(evaluate(&[stats(1000, 30, 1)], &HashMap::new(), &cfg, 5).is_empty(), "exactly at the thresholds is fine");
+        assert!(evaluate(&[stats(50, 50, 0)], &HashMap::new(), &cfg, 6).is_empty(), "too few to judge");
     }
 }

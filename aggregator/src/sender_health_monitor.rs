@@ -6,8 +6,8 @@
 
 use crate::config::Config;
 use crate::rebalance::HealthLeader;
-use crate::store::retry::retry;
 use runtime::clock::now_ms;
+use crate::store::retry::retry;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
 use std::collections::HashMap;
@@ -40,46 +40,26 @@ pub async fn monitor_health(cfg: Config, leader: HealthLeader, shutdown: Cancell
             continue;
         }
         if previous.is_none() {
-            let Some(flags) = retry("load_health_flags", mb, &shutdown, || {
-                crate::store::load_health_flags(c)
-            })
-            .await
-            else {
+            let Some(flags) = retry("load_health_flags", mb, &shutdown, || crate::store::load_health_flags(c)).await else {
                 return;
             };
             previous = Some(flags);
         }
-        let Some(previous) = previous.as_mut() else {
-            continue;
-        };
-        let Some(stats) = retry("health_stats", mb, &shutdown, || {
-            crate::store::sender_stats(c, hc.window_hours)
-        })
-        .await
-        else {
-            return;
-        };
+        let Some(previous) = previous.as_mut() else { continue };
+        let Some(stats) = retry("health_stats", mb, &shutdown, || crate::store::sender_stats(c, hc.window_hours)).await else { return };
         let changes = crate::sender_health::evaluate(&stats, previous, &hc, now_ms());
         if changes.is_empty() {
             continue;
         }
         let token = format!("sender_health:{}", changes[0].evaluated_at);
-        if retry("insert_health", mb, &shutdown, || {
-            crate::store::insert_rows(c, "sender_health", &token, &changes)
-        })
-        .await
-        .is_none()
-        {
+        if retry("insert_health", mb, &shutdown, || crate::store::insert_rows(c, "sender_health", &token, &changes)).await.is_none() {
             return;
         }
         let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);
         for r in &changes {
             info!(message = "Sender health changed.", sender = %r.key(), flagged = r.flagged, reasons = ?r.reasons, sent = r.sent);
             metrics::counter!("sendtrace_aggregator_sender_health_changes_total", "flagged" => r.flagged.to_string()).increment(1);
-            if let Err(error) = producer
-                .send(&hc.topic, &r.key(), &r.to_json(), timeout)
-                .await
-            {
+            if let Err(error) = producer.send(&hc.topic, &r.key(), &r.to_json(), timeout).await {
                 // the table holds the change; the next change publishes the current state again
                 warn!(message = "Publishing a sender health change failed.", %error);
             }

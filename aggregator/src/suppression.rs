@@ -16,17 +16,17 @@
 
 use crate::batch::BatchRows;
 use crate::config::Config;
-use crate::store::retry::retry;
 use crate::store::{insert_rows, load_suppressions, soft_bounce_history};
+use crate::store::retry::retry;
 use clickhouse::Row;
 use runtime::backoff::Backoff;
 use runtime::kafka::ReplaceableProducer;
 use runtime::shutdown::CancellationToken;
-use schemas::{BounceClass, Channel, EventRef, EventType};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::warn;
+use schemas::{BounceClass, Channel, EventRef, EventType};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct SuppressionRow {
@@ -77,57 +77,21 @@ impl SuppressionRow {
 /// the batch's deduplication `token`, then what the table now holds for these addresses
 /// published, not the batch's entries: a weaker entry (an unsubscribe after a complaint) must
 /// not become the topic's latest. Returns the entries inserted; `None` on shutdown.
-pub async fn apply(
-    client: &clickhouse::Client,
-    producer: &ReplaceableProducer,
-    cfg: &Config,
-    rows: &BatchRows<'_>,
-    token: &str,
-    shutdown: &CancellationToken,
-) -> Option<usize> {
+pub async fn apply(client: &clickhouse::Client, producer: &ReplaceableProducer, cfg: &Config, rows: &BatchRows<'_>, token: &str, shutdown: &CancellationToken) -> Option<usize> {
     let mb = cfg.max_retry_backoff_ms;
     let mut entries = rows.suppressions.clone();
     let window_ms = cfg.soft_bounce_window_days.saturating_mul(86_400_000);
-    for (tenant, addresses) in addresses_by_tenant(
-        rows.soft_bounces
-            .iter()
-            .map(|e| (e.tenant.as_ref(), e.recipient.to_ascii_lowercase())),
-    ) {
-        let candidates: Vec<&EventRef<'_>> = rows
-            .soft_bounces
-            .iter()
-            .filter(|e| e.tenant == tenant)
-            .copied()
-            .collect();
+    for (tenant, addresses) in addresses_by_tenant(rows.soft_bounces.iter().map(|e| (e.tenant.as_ref(), e.recipient.to_ascii_lowercase()))) {
+        let candidates: Vec<&EventRef<'_>> = rows.soft_bounces.iter().filter(|e| e.tenant == tenant).copied().collect();
         let span = history_span(&candidates, window_ms);
-        let history = retry("soft_bounce_history", mb, shutdown, || {
-            soft_bounce_history(client, tenant, &addresses, span)
-        })
-        .await?;
-        entries.extend(soft_bounce_entries(
-            &candidates,
-            &history,
-            cfg.soft_bounce_threshold,
-            window_ms,
-        ));
+        let history = retry("soft_bounce_history", mb, shutdown, || soft_bounce_history(client, tenant, &addresses, span)).await?;
+        entries.extend(soft_bounce_entries(&candidates, &history, cfg.soft_bounce_threshold, window_ms));
     }
     let entries = strongest(entries);
-    retry("insert_suppressions", mb, shutdown, || {
-        insert_rows(client, "suppressions", token, &entries)
-    })
-    .await?;
+    retry("insert_suppressions", mb, shutdown, || insert_rows(client, "suppressions", token, &entries)).await?;
     let mut current = Vec::new();
-    for (tenant, addresses) in &addresses_by_tenant(
-        entries
-            .iter()
-            .map(|r| (r.tenant.as_str(), r.address.clone())),
-    ) {
-        current.extend(
-            retry("load_suppressions", mb, shutdown, || {
-                load_suppressions(client, tenant, addresses)
-            })
-            .await?,
-        );
+    for (tenant, addresses) in &addresses_by_tenant(entries.iter().map(|r| (r.tenant.as_str(), r.address.clone()))) {
+        current.extend(retry("load_suppressions", mb, shutdown, || load_suppressions(client, tenant, addresses)).await?);
     }
     publish(producer, cfg, &strongest(current), shutdown).await?;
     Some(entries.len())
@@ -137,20 +101,12 @@ pub async fn apply(
 /// All at once, then again only those that failed: one broker round trip per batch, not one per
 /// entry (sent one by one, a batch with 160 hard bounces waited ~2 s on the local broker; see
 /// BENCHMARKS.md §9). Entries have distinct keys (`strongest`), so their order does not matter.
-async fn publish(
-    producer: &ReplaceableProducer,
-    cfg: &Config,
-    entries: &[SuppressionRow],
-    shutdown: &CancellationToken,
-) -> Option<()> {
+async fn publish(producer: &ReplaceableProducer, cfg: &Config, entries: &[SuppressionRow], shutdown: &CancellationToken) -> Option<()> {
     let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);
     let mut backoff = Backoff::new(Duration::from_millis(cfg.max_retry_backoff_ms));
-    let mut pending: Vec<(&SuppressionRow, String, Vec<u8>)> =
-        entries.iter().map(|e| (e, e.key(), e.to_json())).collect();
+    let mut pending: Vec<(&SuppressionRow, String, Vec<u8>)> = entries.iter().map(|e| (e, e.key(), e.to_json())).collect();
     while !pending.is_empty() {
-        let sends = pending
-            .iter()
-            .map(|(_, key, json)| producer.send(&cfg.suppressions_topic, key, json, timeout));
+        let sends = pending.iter().map(|(_, key, json)| producer.send(&cfg.suppressions_topic, key, json, timeout));
         let results = futures::future::join_all(sends).await;
         let mut failed = Vec::new();
         for (entry, result) in pending.into_iter().zip(results) {
@@ -171,9 +127,7 @@ async fn publish(
 }
 
 /// Addresses grouped by tenant, each list sorted without repeats (one query per tenant).
-fn addresses_by_tenant<'a>(
-    pairs: impl Iterator<Item = (&'a str, String)>,
-) -> BTreeMap<&'a str, Vec<String>> {
+fn addresses_by_tenant<'a>(pairs: impl Iterator<Item = (&'a str, String)>) -> BTreeMap<&'a str, Vec<String>> {
     let mut by_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (tenant, address) in pairs {
         by_tenant.entry(tenant).or_default().push(address);
@@ -190,12 +144,8 @@ pub fn immediate(e: &EventRef<'_>) -> Option<SuppressionRow> {
     let channel = e.channel.as_str();
     match (e.event_type, e.bounce_class, e.channel) {
         (EventType::Complained, _, _) => Some(SuppressionRow::new(e, "all", "complaint", 5)),
-        (EventType::Bounced, Some(BounceClass::Hard), Channel::Push) => {
-            Some(SuppressionRow::new(e, "push", "push_token_invalid", 4))
-        }
-        (EventType::Bounced, Some(BounceClass::Hard), _) => {
-            Some(SuppressionRow::new(e, channel, "hard_bounce", 4))
-        }
+        (EventType::Bounced, Some(BounceClass::Hard), Channel::Push) => Some(SuppressionRow::new(e, "push", "push_token_invalid", 4)),
+        (EventType::Bounced, Some(BounceClass::Hard), _) => Some(SuppressionRow::new(e, channel, "hard_bounce", 4)),
         (EventType::Unsubscribed, _, _) => Some(SuppressionRow::new(e, channel, "unsubscribe", 3)),
         _ => None,
     }
@@ -203,9 +153,7 @@ pub fn immediate(e: &EventRef<'_>) -> Option<SuppressionRow> {
 
 /// Whether the event is a soft bounce that counts towards the marketing-mail rule.
 pub fn is_soft_email_bounce(e: &EventRef<'_>) -> bool {
-    e.event_type == EventType::Bounced
-        && e.bounce_class == Some(BounceClass::Soft)
-        && e.channel == Channel::Email
+    e.event_type == EventType::Bounced && e.bounce_class == Some(BounceClass::Soft) && e.channel == Channel::Email
 }
 
 /// The strongest entry per (tenant, address) among `rows`.
@@ -230,23 +178,11 @@ mod tests {
 
     #[test]
     fn rules_and_upgrade() {
-        let soft = SuppressionRow::new(
-            &event("1", EventType::Bounced, Some(BounceClass::Soft), 10),
-            "email_marketing",
-            "soft_bounces",
-            1,
-        );
+        let soft = SuppressionRow::new(&event("1", EventType::Bounced, Some(BounceClass::Soft), 10), "email_marketing", "soft_bounces", 1);
         let hard = immediate(&event("2", EventType::Bounced, Some(BounceClass::Hard), 5)).unwrap();
-        assert_eq!(
-            (hard.scope.as_str(), hard.reason.as_str()),
-            ("email", "hard_bounce")
-        );
+        assert_eq!((hard.scope.as_str(), hard.reason.as_str()), ("email", "hard_bounce"));
         let won = strongest(vec![soft.clone(), hard.clone()]);
-        assert_eq!(
-            won,
-            vec![hard.clone()],
-            "a hard bounce upgrades a soft-bounce entry, even if earlier"
-        );
+        assert_eq!(won, vec![hard.clone()], "a hard bounce upgrades a soft-bounce entry, even if earlier");
         let complaint = immediate(&event("3", EventType::Complained, None, 1)).unwrap();
         assert_eq!(complaint.scope, "all");
         assert_eq!(strongest(vec![hard, complaint.clone()]), vec![complaint]);
@@ -286,27 +222,15 @@ pub fn soft_bounce_entries(
     candidates
         .iter()
         .filter(|e| {
-            let times = history
-                .get(&e.recipient.to_ascii_lowercase())
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
+            let times = history.get(&e.recipient.to_ascii_lowercase()).map(Vec::as_slice).unwrap_or(&[]);
             let t = e.occurred_at;
-            let mut near: Vec<i64> = times
-                .iter()
-                .copied()
-                .filter(|x| (t.saturating_sub(window_ms)..=t.saturating_add(window_ms)).contains(x))
-                .collect();
+            let mut near: Vec<i64> = times.iter().copied().filter(|x| (t.saturating_sub(window_ms)..=t.saturating_add(window_ms)).contains(x)).collect();
             near.sort_unstable();
             // windows [s, s + window] starting at a bounce and holding t
-            near.iter()
-                .filter(|s| **s <= t && t <= s.saturating_add(window_ms))
-                .any(|s| {
-                    let (from, to) = (
-                        near.partition_point(|x| x < s),
-                        near.partition_point(|x| *x <= s.saturating_add(window_ms)),
-                    );
-                    to.saturating_sub(from) >= threshold
-                })
+            near.iter().filter(|s| **s <= t && t <= s.saturating_add(window_ms)).any(|s| {
+                let (from, to) = (near.partition_point(|x| x < s), near.partition_point(|x| *x <= s.saturating_add(window_ms)));
+                to.saturating_sub(from) >= threshold
+            })
         })
         .map(|e| SuppressionRow::new(e, "email_marketing", "soft_bounces", 1))
         .collect()
@@ -322,57 +246,23 @@ mod soft_tests {
         let day = 86_400_000;
         let e = event("1", EventType::Bounced, Some(BounceClass::Soft), 10 * day);
         let h = |ts: Vec<i64>| std::collections::HashMap::from([("a@x.io".to_string(), ts)]);
-        assert_eq!(
-            soft_bounce_entries(&[&e], &h(vec![9 * day, 9 * day + 1, 10 * day]), 3, 7 * day).len(),
-            1
-        );
-        assert!(
-            soft_bounce_entries(&[&e], &h(vec![day, 9 * day, 10 * day]), 3, 7 * day).is_empty(),
-            "one is outside the window"
-        );
+        assert_eq!(soft_bounce_entries(&[&e], &h(vec![9 * day, 9 * day + 1, 10 * day]), 3, 7 * day).len(), 1);
+        assert!(soft_bounce_entries(&[&e], &h(vec![day, 9 * day, 10 * day]), 3, 7 * day).is_empty(), "one is outside the window");
         assert!(soft_bounce_entries(&[&e], &h(vec![9 * day, 10 * day]), 3, 7 * day).is_empty());
         // applied last but the earliest of the three: the window after it counts
-        assert_eq!(
-            soft_bounce_entries(&[&e], &h(vec![10 * day, 11 * day, 16 * day]), 3, 7 * day).len(),
-            1
-        );
-        assert!(
-            soft_bounce_entries(&[&e], &h(vec![10 * day, 11 * day, 18 * day]), 3, 7 * day)
-                .is_empty(),
-            "no 7-day window holds all three"
-        );
+        assert_eq!(soft_bounce_entries(&[&e], &h(vec![10 * day, 11 * day, 16 * day]), 3, 7 * day).len(), 1);
+        assert!(soft_bounce_entries(&[&e], &h(vec![10 * day, 11 * day, 18 * day]), 3, 7 * day).is_empty(), "no 7-day window holds all three");
         // the extremes of i64: no overflow
         let far = event("2", EventType::Bounced, Some(BounceClass::Soft), i64::MAX);
-        assert_eq!(
-            soft_bounce_entries(
-                &[&far],
-                &h(vec![i64::MAX, i64::MAX - 1, i64::MAX]),
-                3,
-                i64::MAX
-            )
-            .len(),
-            1
-        );
+        assert_eq!(soft_bounce_entries(&[&far], &h(vec![i64::MAX, i64::MAX - 1, i64::MAX]), 3, i64::MAX).len(), 1);
         let early = event("3", EventType::Bounced, Some(BounceClass::Soft), i64::MIN);
-        assert!(
-            soft_bounce_entries(&[&early], &h(vec![i64::MIN, i64::MAX]), 2, i64::MAX).is_empty()
-        );
+        assert!(soft_bounce_entries(&[&early], &h(vec![i64::MIN, i64::MAX]), 2, i64::MAX).is_empty());
     }
 
     /// The rule by brute force, in i128 (no overflow possible).
     fn brute(t: i64, times: &[i64], threshold: usize, window: i64) -> bool {
         let (t, w) = (t as i128, window as i128);
-        times
-            .iter()
-            .map(|s| *s as i128)
-            .filter(|s| *s <= t && t <= s + w)
-            .any(|s| {
-                times
-                    .iter()
-                    .filter(|x| (s..=s + w).contains(&(**x as i128)))
-                    .count()
-                    >= threshold
-            })
+        times.iter().map(|s| *s as i128).filter(|s| *s <= t && t <= s + w).any(|s| times.iter().filter(|x| (s..=s + w).contains(&(**x as i128))).count() >= threshold)
     }
 
     proptest::proptest! {

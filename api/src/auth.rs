@@ -38,9 +38,7 @@ impl Scope {
     }
 
     pub fn parse(s: &str) -> Option<Scope> {
-        [Scope::Stats, Scope::Messages, Scope::SuppressionsWrite]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [Scope::Stats, Scope::Messages, Scope::SuppressionsWrite].into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -80,11 +78,7 @@ impl Keys {
                 found = Some(e);
             }
         }
-        found.map(|e| Caller {
-            tenant: e.tenant.clone(),
-            key_name: e.name.clone(),
-            scopes: e.scopes.clone(),
-        })
+        found.map(|e| Caller { tenant: e.tenant.clone(), key_name: e.name.clone(), scopes: e.scopes.clone() })
     }
 }
 
@@ -103,10 +97,7 @@ impl Caller {
         if self.scopes.contains(&scope) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
-                "this key lacks the `{}` scope",
-                scope.as_str()
-            )))
+            Err(ApiError::Forbidden(format!("this key lacks the `{}` scope", scope.as_str())))
         }
     }
 }
@@ -123,31 +114,17 @@ pub struct TenantParam {
 impl FromRequestParts<crate::AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &crate::AppState,
-    ) -> Result<Caller, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let presented = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .unwrap_or_default();
+    async fn from_request_parts(parts: &mut Parts, state: &crate::AppState) -> Result<Caller, ApiError> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let presented = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim).unwrap_or_default();
         if presented.is_empty() {
             return Err(ApiError::Unauthorized);
         }
         let caller = state.keys.find(presented).ok_or(ApiError::Unauthorized)?;
         let query = parts.uri.query().unwrap_or_default();
-        for (k, v) in serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default()
-        {
+        for (k, v) in serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default() {
             if k == "tenant" && v != caller.tenant {
-                return Err(ApiError::Forbidden(
-                    "this key belongs to another tenant".into(),
-                ));
+                return Err(ApiError::Forbidden("this key belongs to another tenant".into()));
             }
         }
         Ok(caller)
@@ -164,13 +141,7 @@ mod tests {
         let mut cfg = Config::default();
         for (t, key) in [("acme", "ka"), ("beta", "kb")] {
             let mut keys = TenantKeys::default();
-            keys.keys.insert(
-                "read".into(),
-                KeyConfig {
-                    key: key.into(),
-                    scopes: vec!["stats".into()],
-                },
-            );
+            keys.keys.insert("read".into(), KeyConfig { key: key.into(), scopes: vec!["stats".into()] });
             cfg.tenants.insert(t.into(), keys);
         }
         let keys = Keys::from_config(&cfg);
@@ -180,9 +151,6 @@ mod tests {
         assert!(keys.find("").is_none());
         let c = keys.find("ka").unwrap();
         assert!(c.require(Scope::Stats).is_ok());
-        assert!(matches!(
-            c.require(Scope::Messages),
-            Err(ApiError::Forbidden(_))
-        ));
+        assert!(matches!(c.require(Scope::Messages), Err(ApiError::Forbidden(_))));
     }
 }

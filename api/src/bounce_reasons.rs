@@ -84,18 +84,10 @@ pub struct Failure<'a> {
 
 pub fn classify(f: &Failure) -> ReasonClass {
     provider_code(f)
-        .or_else(|| {
-            enhanced(f.code)
-                .or_else(|| enhanced(f.text))
-                .and_then(by_enhanced)
-        })
+        .or_else(|| enhanced(f.code).or_else(|| enhanced(f.text)).and_then(by_enhanced))
         .or_else(|| basic(f.code).or_else(|| basic(f.text)).and_then(by_basic))
         .or_else(|| by_words(f.text))
-        .unwrap_or(if f.channel == "push" && f.bounce_class == "hard" {
-            ReasonClass::InvalidToken
-        } else {
-            ReasonClass::Other
-        })
+        .unwrap_or(if f.channel == "push" && f.bounce_class == "hard" { ReasonClass::InvalidToken } else { ReasonClass::Other })
 }
 
 fn provider_code(f: &Failure) -> Option<ReasonClass> {
@@ -105,23 +97,14 @@ fn provider_code(f: &Failure) -> Option<ReasonClass> {
         "ses" | "resend" => match code {
             "NoEmail" => BadMailbox,
             "MailboxFull" => MailboxFull,
-            "Suppressed"
-            | "OnAccountSuppressionList"
-            | "MessageTooLarge"
-            | "ContentRejected"
-            | "AttachmentRejected"
-            | "rendering_failure" => Policy,
+            "Suppressed" | "OnAccountSuppressionList" | "MessageTooLarge" | "ContentRejected" | "AttachmentRejected" | "rendering_failure" => Policy,
             _ => return None,
         },
         "postmark" => match code {
             "HardBounce" | "BadEmailAddress" | "AddressChange" => BadMailbox,
             "DnsError" => Dns,
             "SpamNotification" | "Blocked" | "SpamComplaint" => Blocked,
-            "DMARCPolicy"
-            | "ManuallyDeactivated"
-            | "Unsubscribe"
-            | "VirusNotification"
-            | "ContentRelated" => Policy,
+            "DMARCPolicy" | "ManuallyDeactivated" | "Unsubscribe" | "VirusNotification" | "ContentRelated" => Policy,
             "SMTPApiError" | "TemplateRenderingFailed" | "InboundError" => ProviderError,
             _ => return None,
         },
@@ -141,22 +124,11 @@ fn provider_code(f: &Failure) -> Option<ReasonClass> {
             _ => return None,
         },
         "apns" => match code {
-            "BadDeviceToken" | "Unregistered" | "DeviceTokenNotForTopic" | "ExpiredToken" => {
-                InvalidToken
-            }
+            "BadDeviceToken" | "Unregistered" | "DeviceTokenNotForTopic" | "ExpiredToken" => InvalidToken,
             "TooManyRequests" | "TooManyProviderTokenUpdates" => Throttled,
             "PayloadTooLarge" | "PayloadEmpty" => Policy,
-            "InternalServerError"
-            | "ServiceUnavailable"
-            | "Shutdown"
-            | "BadTopic"
-            | "TopicDisallowed"
-            | "InvalidProviderToken"
-            | "ExpiredProviderToken"
-            | "MissingProviderToken"
-            | "BadCertificate"
-            | "BadCertificateEnvironment"
-            | "Forbidden" => ProviderError,
+            "InternalServerError" | "ServiceUnavailable" | "Shutdown" | "BadTopic" | "TopicDisallowed" | "InvalidProviderToken" | "ExpiredProviderToken"
+            | "MissingProviderToken" | "BadCertificate" | "BadCertificateEnvironment" | "Forbidden" => ProviderError,
             _ => return None,
         },
         "mailgun" => match code {
@@ -172,24 +144,12 @@ fn enhanced(s: &str) -> Option<(u8, u16, u16)> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if (b[i] == b'4' || b[i] == b'5')
-            && i + 1 < b.len()
-            && b[i + 1] == b'.'
-            && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.')
-        {
+        if (b[i] == b'4' || b[i] == b'5') && i + 1 < b.len() && b[i + 1] == b'.' && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.') {
             let rest = &s[i + 2..];
             let mut parts = rest.splitn(2, '.');
             let subject = parts.next().unwrap_or("");
-            let detail: String = parts
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            if (1..=3).contains(&subject.len())
-                && subject.bytes().all(|c| c.is_ascii_digit())
-                && (1..=3).contains(&detail.len())
-            {
+            let detail: String = parts.next().unwrap_or("").chars().take_while(|c| c.is_ascii_digit()).collect();
+            if (1..=3).contains(&subject.len()) && subject.bytes().all(|c| c.is_ascii_digit()) && (1..=3).contains(&detail.len()) {
                 return Some((b[i] - b'0', subject.parse().ok()?, detail.parse().ok()?));
             }
         }
@@ -217,17 +177,8 @@ fn by_enhanced((_, subject, detail): (u8, u16, u16)) -> Option<ReasonClass> {
 
 /// A three-digit SMTP reply code: the whole code, or the text's first word.
 fn basic(s: &str) -> Option<u16> {
-    let w = s
-        .trim_start()
-        .trim_start_matches("smtp;")
-        .trim_start()
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap_or("");
-    (w.len() == 3)
-        .then(|| w.parse().ok())
-        .flatten()
-        .filter(|c| (400..600).contains(c))
+    let w = s.trim_start().trim_start_matches("smtp;").trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+    (w.len() == 3).then(|| w.parse().ok()).flatten().filter(|c| (400..600).contains(c))
 }
 
 fn by_basic(code: u16) -> Option<ReasonClass> {
@@ -245,63 +196,21 @@ fn by_words(text: &str) -> Option<ReasonClass> {
     use ReasonClass::*;
     let t = text.to_ascii_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
-    Some(
-        if has(&[
-            "mailbox full",
-            "over quota",
-            "quota exceeded",
-            "insufficient storage",
-            "mailbox is full",
-        ]) {
-            MailboxFull
-        } else if has(&[
-            "spam",
-            "blocklist",
-            "blacklist",
-            "blocked",
-            "reputation",
-            "junk",
-        ]) {
-            Blocked
-        } else if has(&[
-            "nxdomain",
-            "domain not found",
-            "no mx",
-            "host not found",
-            "dns",
-            "unrouteable",
-            "unroutable",
-        ]) {
-            Dns
-        } else if has(&[
-            "user unknown",
-            "unknown user",
-            "no such user",
-            "does not exist",
-            "invalid recipient",
-            "recipient rejected",
-            "mailbox unavailable",
-            "address rejected",
-            "not found",
-        ]) {
-            BadMailbox
-        } else if has(&[
-            "dmarc",
-            "spf",
-            "dkim",
-            "policy",
-            "too large",
-            "size limit",
-            "unsubscribed",
-            "suppress",
-        ]) {
-            Policy
-        } else if has(&["rate limit", "too many", "throttl", "try again later"]) {
-            Throttled
-        } else {
-            return None;
-        },
-    )
+    Some(if has(&["mailbox full", "over quota", "quota exceeded", "insufficient storage", "mailbox is full"]) {
+        MailboxFull
+    } else if has(&["spam", "blocklist", "blacklist", "blocked", "reputation", "junk"]) {
+        Blocked
+    } else if has(&["nxdomain", "domain not found", "no mx", "host not found", "dns", "unrouteable", "unroutable"]) {
+        Dns
+    } else if has(&["user unknown", "unknown user", "no such user", "does not exist", "invalid recipient", "recipient rejected", "mailbox unavailable", "address rejected", "not found"]) {
+        BadMailbox
+    } else if has(&["dmarc", "spf", "dkim", "policy", "too large", "size limit", "unsubscribed", "suppress"]) {
+        Policy
+    } else if has(&["rate limit", "too many", "throttl", "try again later"]) {
+        Throttled
+    } else {
+        return None;
+    })
 }
 
 #[cfg(test)]
@@ -310,151 +219,40 @@ mod tests {
     use ReasonClass::*;
 
     fn c(provider: &str, channel: &str, bounce: &str, code: &str, text: &str) -> ReasonClass {
-        classify(&Failure {
-            provider,
-            channel,
-            bounce_class: bounce,
-            code,
-            text,
-        })
+        classify(&Failure { provider, channel, bounce_class: bounce, code, text })
     }
 
     #[test]
     fn provider_codes() {
-        assert_eq!(
-            c(
-                "ses",
-                "email",
-                "hard",
-                "NoEmail",
-                "smtp; 550 5.1.1 user unknown"
-            ),
-            BadMailbox
-        );
+        assert_eq!(c("ses", "email", "hard", "NoEmail", "smtp; 550 5.1.1 user unknown"), BadMailbox);
         assert_eq!(c("ses", "email", "soft", "MailboxFull", ""), MailboxFull);
-        assert_eq!(
-            c(
-                "ses",
-                "email",
-                "hard",
-                "Suppressed",
-                "Amazon SES has suppressed sending"
-            ),
-            Policy
-        );
+        assert_eq!(c("ses", "email", "hard", "Suppressed", "Amazon SES has suppressed sending"), Policy);
         assert_eq!(c("postmark", "email", "hard", "DnsError", ""), Dns);
-        assert_eq!(
-            c("postmark", "email", "hard", "SpamNotification", ""),
-            Blocked
-        );
-        assert_eq!(
-            c(
-                "twilio",
-                "sms",
-                "hard",
-                "30003",
-                "Unreachable destination handset"
-            ),
-            BadMailbox
-        );
-        assert_eq!(
-            c("twilio", "sms", "", "30007", "Carrier violation"),
-            Blocked
-        );
-        assert_eq!(
-            c(
-                "twilio",
-                "whatsapp",
-                "",
-                "63016",
-                "outside the allowed window"
-            ),
-            Policy
-        );
+        assert_eq!(c("postmark", "email", "hard", "SpamNotification", ""), Blocked);
+        assert_eq!(c("twilio", "sms", "hard", "30003", "Unreachable destination handset"), BadMailbox);
+        assert_eq!(c("twilio", "sms", "", "30007", "Carrier violation"), Blocked);
+        assert_eq!(c("twilio", "whatsapp", "", "63016", "outside the allowed window"), Policy);
         assert_eq!(c("fcm", "push", "hard", "UNREGISTERED", ""), InvalidToken);
         assert_eq!(c("fcm", "push", "", "QUOTA_EXCEEDED", ""), Throttled);
         assert_eq!(c("fcm", "push", "", "http_503", ""), ProviderError);
-        assert_eq!(
-            c("apns", "push", "hard", "BadDeviceToken", ""),
-            InvalidToken
-        );
-        assert_eq!(
-            c("apns", "push", "", "InvalidProviderToken", ""),
-            ProviderError
-        );
-        assert_eq!(
-            c(
-                "mailgun",
-                "email",
-                "hard",
-                "605",
-                "Not delivering to previously bounced address"
-            ),
-            Policy
-        );
+        assert_eq!(c("apns", "push", "hard", "BadDeviceToken", ""), InvalidToken);
+        assert_eq!(c("apns", "push", "", "InvalidProviderToken", ""), ProviderError);
+        assert_eq!(c("mailgun", "email", "hard", "605", "Not delivering to previously bounced address"), Policy);
     }
 
     #[test]
     fn smtp_codes_and_words() {
         // SES "General" falls through to the diagnostic code.
-        assert_eq!(
-            c(
-                "ses",
-                "email",
-                "hard",
-                "General",
-                "smtp; 550 5.1.1 <a@x.com>... User unknown"
-            ),
-            BadMailbox
-        );
-        assert_eq!(
-            c("sendgrid", "email", "hard", "5.2.2", "mailbox full"),
-            MailboxFull
-        );
-        assert_eq!(
-            c("sendgrid", "email", "hard", "5.7.1", "Message rejected"),
-            Blocked
-        );
-        assert_eq!(
-            c("sendgrid", "email", "hard", "5.7.26", "DMARC policy"),
-            Policy
-        );
-        assert_eq!(
-            c("mailgun", "email", "hard", "550", "5.4.4 Unable to route"),
-            Dns
-        );
-        assert_eq!(
-            c(
-                "mailgun",
-                "email",
-                "hard",
-                "552",
-                "Requested action aborted"
-            ),
-            MailboxFull
-        );
-        assert_eq!(
-            c("mailgun", "email", "hard", "554", "Transaction failed"),
-            Blocked
-        );
-        assert_eq!(
-            c(
-                "resend",
-                "email",
-                "hard",
-                "",
-                "The recipient's mailbox is full"
-            ),
-            MailboxFull
-        );
-        assert_eq!(
-            c("resend", "email", "hard", "", "Listed on a blocklist"),
-            Blocked
-        );
-        assert_eq!(
-            c("other", "email", "hard", "", "Host not found (NXDOMAIN)"),
-            Dns
-        );
+        assert_eq!(c("ses", "email", "hard", "General", "smtp; 550 5.1.1 <a@x.com>... User unknown"), BadMailbox);
+        assert_eq!(c("sendgrid", "email", "hard", "5.2.2", "mailbox full"), MailboxFull);
+        assert_eq!(c("sendgrid", "email", "hard", "5.7.1", "Message rejected"), Blocked);
+        assert_eq!(c("sendgrid", "email", "hard", "5.7.26", "DMARC policy"), Policy);
+        assert_eq!(c("mailgun", "email", "hard", "550", "5.4.4 Unable to route"), Dns);
+        assert_eq!(c("mailgun", "email", "hard", "552", "Requested action aborted"), MailboxFull);
+        assert_eq!(c("mailgun", "email", "hard", "554", "Transaction failed"), Blocked);
+        assert_eq!(c("resend", "email", "hard", "", "The recipient's mailbox is full"), MailboxFull);
+        assert_eq!(c("resend", "email", "hard", "", "Listed on a blocklist"), Blocked);
+        assert_eq!(c("other", "email", "hard", "", "Host not found (NXDOMAIN)"), Dns);
         assert_eq!(c("other", "email", "hard", "", "something odd"), Other);
         assert_eq!(c("other", "push", "hard", "", ""), InvalidToken);
         // a version number or an IP is not a status code

@@ -53,9 +53,7 @@ impl Granularity {
         match self {
             Granularity::Day => d + Duration::days(1),
             Granularity::Week => d + Duration::days(7),
-            Granularity::Month => d
-                .checked_add_months(Months::new(1))
-                .unwrap_or(d + Duration::days(31)),
+            Granularity::Month => d.checked_add_months(Months::new(1)).unwrap_or(d + Duration::days(31)),
         }
     }
 
@@ -63,9 +61,7 @@ impl Granularity {
         match self {
             Granularity::Day => d - Duration::days(1),
             Granularity::Week => d - Duration::days(7),
-            Granularity::Month => d
-                .checked_sub_months(Months::new(1))
-                .unwrap_or(d - Duration::days(28)),
+            Granularity::Month => d.checked_sub_months(Months::new(1)).unwrap_or(d - Duration::days(28)),
         }
     }
 
@@ -98,9 +94,7 @@ impl Granularity {
 
 /// Days since 1970-01-01, as ClickHouse stores `Date`.
 pub fn to_days(d: NaiveDate) -> u16 {
-    (d - NaiveDate::default())
-        .num_days()
-        .clamp(0, u16::MAX as i64) as u16
+    (d - NaiveDate::default()).num_days().clamp(0, u16::MAX as i64) as u16
 }
 
 pub fn from_days(days: u16) -> NaiveDate {
@@ -117,60 +111,21 @@ mod tests {
 
     #[test]
     fn ranges_include_every_bucket_and_respect_the_limit() {
-        assert_eq!(
-            Granularity::Day
-                .range(d("2026-01-30"), d("2026-02-02"), 400)
-                .unwrap()
-                .len(),
-            4
-        );
+        assert_eq!(Granularity::Day.range(d("2026-01-30"), d("2026-02-02"), 400).unwrap().len(), 4);
         // 2026-01-01 is a Thursday: its ISO week starts 2025-12-29
-        assert_eq!(
-            Granularity::Week
-                .range(d("2026-01-01"), d("2026-01-12"), 400)
-                .unwrap(),
-            vec![d("2025-12-29"), d("2026-01-05"), d("2026-01-12")]
-        );
-        assert_eq!(
-            Granularity::Month
-                .range(d("2026-01-31"), d("2026-03-01"), 400)
-                .unwrap(),
-            vec![d("2026-01-01"), d("2026-02-01"), d("2026-03-01")]
-        );
-        assert_eq!(
-            Granularity::Day
-                .range(d("2026-01-01"), d("2027-02-04"), 400)
-                .unwrap()
-                .len(),
-            400,
-            "exactly the limit"
-        );
-        assert!(
-            Granularity::Day
-                .range(d("2026-01-01"), d("2027-02-05"), 400)
-                .is_none(),
-            "one more"
-        );
-        assert!(Granularity::Day
-            .range(d("2026-01-02"), d("2026-01-01"), 400)
-            .unwrap()
-            .is_empty());
+        assert_eq!(Granularity::Week.range(d("2026-01-01"), d("2026-01-12"), 400).unwrap(), vec![d("2025-12-29"), d("2026-01-05"), d("2026-01-12")]);
+        assert_eq!(Granularity::Month.range(d("2026-01-31"), d("2026-03-01"), 400).unwrap(), vec![d("2026-01-01"), d("2026-02-01"), d("2026-03-01")]);
+        assert_eq!(Granularity::Day.range(d("2026-01-01"), d("2027-02-04"), 400).unwrap().len(), 400, "exactly the limit");
+        assert!(Granularity::Day.range(d("2026-01-01"), d("2027-02-05"), 400).is_none(), "one more");
+        assert!(Granularity::Day.range(d("2026-01-02"), d("2026-01-01"), 400).unwrap().is_empty());
     }
 
     #[test]
     fn previous_period_and_names() {
-        let b = Granularity::Month
-            .range(d("2026-03-01"), d("2026-04-30"), 400)
-            .unwrap();
-        assert_eq!(
-            Granularity::Month.previous(&b),
-            vec![d("2026-01-01"), d("2026-02-01")]
-        );
+        let b = Granularity::Month.range(d("2026-03-01"), d("2026-04-30"), 400).unwrap();
+        assert_eq!(Granularity::Month.previous(&b), vec![d("2026-01-01"), d("2026-02-01")]);
         assert_eq!(Granularity::Week.period("UTC"), "week");
-        assert_eq!(
-            Granularity::Day.period("Europe/Berlin"),
-            "day:Europe/Berlin"
-        );
+        assert_eq!(Granularity::Day.period("Europe/Berlin"), "day:Europe/Berlin");
         assert_eq!(from_days(to_days(d("2026-05-17"))), d("2026-05-17"));
     }
 }

@@ -132,9 +132,7 @@ impl Config {
                     return Err(format!("tenants.{tenant}.keys.{name}.key is empty"));
                 }
                 if !seen.insert(k.key.as_str()) {
-                    return Err(format!(
-                        "tenants.{tenant}.keys.{name}.key is used by another key"
-                    ));
+                    return Err(format!("tenants.{tenant}.keys.{name}.key is used by another key"));
                 }
                 for s in &k.scopes {
                     if crate::auth::Scope::parse(s).is_none() {
@@ -151,18 +149,11 @@ impl Config {
         if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
             return Err("default_page_size must be between 1 and max_page_size".into());
         }
-        if self.max_suppression_addresses == 0
-            || self.max_body_bytes < 1024
-            || self.max_streams == 0
-            || self.stream_buffer_events == 0
-            || self.publish_timeout_ms == 0
-        {
+        if self.max_suppression_addresses == 0 || self.max_body_bytes < 1024 || self.max_streams == 0 || self.stream_buffer_events == 0 || self.publish_timeout_ms == 0 {
             return Err("max_suppression_addresses, max_streams, stream_buffer_events, publish_timeout_ms must be positive, max_body_bytes at least 1024".into());
         }
         if self.max_buckets == 0 || self.clickhouse.max_execution_time_secs == 0 {
-            return Err(
-                "max_buckets and clickhouse.max_execution_time_secs must be positive".into(),
-            );
+            return Err("max_buckets and clickhouse.max_execution_time_secs must be positive".into());
         }
         Ok(())
     }
@@ -175,13 +166,7 @@ mod tests {
     fn with_key(key: &str, scopes: &[&str]) -> Config {
         let mut c = Config::default();
         let mut keys = TenantKeys::default();
-        keys.keys.insert(
-            "k".into(),
-            KeyConfig {
-                key: key.into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            },
-        );
+        keys.keys.insert("k".into(), KeyConfig { key: key.into(), scopes: scopes.iter().map(|s| s.to_string()).collect() });
         c.tenants.insert("acme".into(), keys);
         c
     }
@@ -189,29 +174,19 @@ mod tests {
     #[test]
     fn empty_and_bad_keys_are_refused() {
         assert!(with_key("secret", &["stats"]).validate().is_ok());
-        assert!(with_key("", &["stats"])
-            .validate()
-            .unwrap_err()
-            .contains("empty"));
+        assert!(with_key("", &["stats"]).validate().unwrap_err().contains("empty"));
         assert!(with_key("  ", &["stats"]).validate().is_err());
-        assert!(with_key("secret", &["admin"])
-            .validate()
-            .unwrap_err()
-            .contains("unknown scope"));
+        assert!(with_key("secret", &["admin"]).validate().unwrap_err().contains("unknown scope"));
         let mut c = with_key("secret", &["stats"]);
         c.tenants.insert("other".into(), c.tenants["acme"].clone());
         assert!(c.validate().unwrap_err().contains("used by another key"));
-        let c = Config {
-            reporting_time_zones: vec!["Mars/Olympus".into()],
-            ..Default::default()
-        };
+        let c = Config { reporting_time_zones: vec!["Mars/Olympus".into()], ..Default::default() };
         assert!(c.validate().is_err());
     }
 
     #[test]
     fn toml_shape_and_unknown_keys() {
-        let c: Config =
-            toml_like("[tenants.demo.keys.dash]\nkey = \"x\"\nscopes = [\"stats\"]\n").unwrap();
+        let c: Config = toml_like("[tenants.demo.keys.dash]\nkey = \"x\"\nscopes = [\"stats\"]\n").unwrap();
         assert_eq!(c.tenants["demo"].keys["dash"].scopes, vec!["stats"]);
         assert!(toml_like("[tenants.demo.keys.dash]\nkey = \"x\"\nscope = [\"stats\"]\n").is_err());
     }

@@ -55,10 +55,7 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 naming one parameter.
     pub fn param(parameter: &str, detail: impl Into<String>) -> ApiError {
-        ApiError::BadRequest(vec![ParamError {
-            parameter: parameter.into(),
-            detail: detail.into(),
-        }])
+        ApiError::BadRequest(vec![ParamError { parameter: parameter.into(), detail: detail.into() }])
     }
 
     /// A bounded label for metrics and logs.
@@ -85,10 +82,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Timeout(_)
-            | ApiError::Unavailable(_)
-            | ApiError::PublishFailed(_)
-            | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) | ApiError::Unavailable(_) | ApiError::PublishFailed(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -118,37 +112,25 @@ pub fn problem_response(p: &Problem) -> Response {
     let body = serde_json::to_vec(p).unwrap_or_default();
     let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     resp
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::Unavailable(error) => {
-                tracing::warn!(message = "ClickHouse query failed.", %error)
-            }
+            ApiError::Unavailable(error) => tracing::warn!(message = "ClickHouse query failed.", %error),
             ApiError::Timeout(secs) => tracing::warn!(message = "Query ran out of time.", secs),
-            ApiError::PublishFailed(error) => {
-                tracing::warn!(message = "Publishing a suppression change failed.", %error)
-            }
+            ApiError::PublishFailed(error) => tracing::warn!(message = "Publishing a suppression change failed.", %error),
             _ => {}
         }
         let mut resp = problem_response(&self.problem());
         match self {
             ApiError::Unauthorized => {
-                resp.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Timeout(_)
-            | ApiError::Unavailable(_)
-            | ApiError::PublishFailed(_)
-            | ApiError::Busy(_) => {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            ApiError::Timeout(_) | ApiError::Unavailable(_) | ApiError::PublishFailed(_) | ApiError::Busy(_) => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }

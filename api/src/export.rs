@@ -32,29 +32,18 @@ impl Format {
     /// The first media type of `Accept` this endpoint can give (no `Accept` = JSON); none → 406.
     /// Quality values are not weighed: the order the client lists them in decides.
     pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
-        let Some(accept) = headers.get(header::ACCEPT) else {
-            return Ok(Format::Json);
-        };
+        let Some(accept) = headers.get(header::ACCEPT) else { return Ok(Format::Json) };
         let accept = accept.to_str().unwrap_or("");
         for item in accept.split(',') {
-            let media = item
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             match media.as_str() {
-                "application/json" | "application/*" | "*/*" | "application/problem+json" | "" => {
-                    return Ok(Format::Json)
-                }
+                "application/json" | "application/*" | "*/*" | "application/problem+json" | "" => return Ok(Format::Json),
                 "text/csv" | "text/*" => return Ok(Format::Csv),
                 "application/x-ndjson" | "application/jsonl" => return Ok(Format::Ndjson),
                 _ => {}
             }
         }
-        Err(ApiError::NotAcceptable(
-            "acceptable media types: application/json, text/csv, application/x-ndjson".into(),
-        ))
+        Err(ApiError::NotAcceptable("acceptable media types: application/json, text/csv, application/x-ndjson".into()))
     }
 
     fn content_type(self) -> &'static str {
@@ -77,15 +66,7 @@ pub type Cursor = (i64, String);
 /// Streams every row from `first` (already fetched, after `start`) onwards: `fetch(after)`
 /// reads the next chunk of at most `chunk` rows; `cursor` gives a row's keyset position and
 /// `convert` its public shape.
-pub fn stream<R, T, F, Fut>(
-    format: Format,
-    fingerprint: String,
-    chunk: u32,
-    first: Vec<R>,
-    fetch: F,
-    cursor: fn(&R) -> Cursor,
-    convert: fn(R) -> T,
-) -> Response
+pub fn stream<R, T, F, Fut>(format: Format, fingerprint: String, chunk: u32, first: Vec<R>, fetch: F, cursor: fn(&R) -> Cursor, convert: fn(R) -> T) -> Response
 where
     R: Send + 'static,
     T: Columns + Send + 'static,
@@ -97,11 +78,7 @@ where
         header: bool,
         fetch: F,
     }
-    let state = State {
-        rows: Some(first),
-        header: format == Format::Csv,
-        fetch,
-    };
+    let state = State { rows: Some(first), header: format == Format::Csv, fetch };
     let body = futures::stream::unfold(state, move |mut st| {
         let fp = fingerprint.clone();
         async move {
@@ -136,10 +113,7 @@ where
         }
     });
     let mut resp = (StatusCode::OK, Body::from_stream(body)).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     resp
 }
 
@@ -151,10 +125,7 @@ fn write_csv_header<T: Columns>(out: &mut Vec<u8>) {
 
 fn write_csv_row<T: Columns>(out: &mut Vec<u8>, row: &T, token: &str) {
     let v = serde_json::to_value(row).unwrap_or(Value::Null);
-    let cells = T::COLUMNS
-        .iter()
-        .map(|c| cell(v.get(*c)))
-        .chain([token.to_string()]);
+    let cells = T::COLUMNS.iter().map(|c| cell(v.get(*c))).chain([token.to_string()]);
     let mut w = csv::Writer::from_writer(out);
     let _ = w.write_record(cells);
     let _ = w.flush();
@@ -195,35 +166,19 @@ mod tests {
     fn negotiation() {
         let mut h = HeaderMap::new();
         assert_eq!(Format::negotiate(&h).unwrap(), Format::Json);
-        for (accept, f) in [
-            ("text/csv", Format::Csv),
-            ("application/x-ndjson", Format::Ndjson),
-            ("text/html, */*;q=0.1", Format::Json),
-            ("image/png, text/csv", Format::Csv),
-        ] {
+        for (accept, f) in [("text/csv", Format::Csv), ("application/x-ndjson", Format::Ndjson), ("text/html, */*;q=0.1", Format::Json), ("image/png, text/csv", Format::Csv)] {
             h.insert(header::ACCEPT, HeaderValue::from_static(accept));
             assert_eq!(Format::negotiate(&h).unwrap(), f, "{accept}");
         }
         h.insert(header::ACCEPT, HeaderValue::from_static("image/png"));
-        assert_eq!(
-            Format::negotiate(&h).unwrap_err().status(),
-            StatusCode::NOT_ACCEPTABLE
-        );
+        assert_eq!(Format::negotiate(&h).unwrap_err().status(), StatusCode::NOT_ACCEPTABLE);
     }
 
     #[test]
     fn csv_cells_quote_and_flatten() {
         let mut out = Vec::new();
         write_csv_header::<Row>(&mut out);
-        write_csv_row(
-            &mut out,
-            &Row {
-                a: "x,\"y\"\nz".into(),
-                b: None,
-                c: vec!["l1".into(), "l2".into()],
-            },
-            "tok",
-        );
+        write_csv_row(&mut out, &Row { a: "x,\"y\"\nz".into(), b: None, c: vec!["l1".into(), "l2".into()] }, "tok");
         let mut r = csv::Reader::from_reader(out.as_slice());
         assert_eq!(r.headers().unwrap(), vec!["a", "b", "c", "resume_token"]);
         let rec = r.records().next().unwrap().unwrap();
@@ -233,19 +188,8 @@ mod tests {
     #[test]
     fn ndjson_adds_the_resume_token() {
         let mut out = Vec::new();
-        write_ndjson_row(
-            &mut out,
-            &Row {
-                a: "x".into(),
-                b: Some(3),
-                c: vec![],
-            },
-            "tok",
-        );
+        write_ndjson_row(&mut out, &Row { a: "x".into(), b: Some(3), c: vec![] }, "tok");
         let v: Value = serde_json::from_slice(out.strip_suffix(b"\n").unwrap()).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"a": "x", "b": 3, "c": [], "resume_token": "tok"})
-        );
+        assert_eq!(v, serde_json::json!({"a": "x", "b": 3, "c": [], "resume_token": "tok"}));
     }
 }

@@ -51,25 +51,10 @@ impl AppState {
         let keys = Arc::new(auth::Keys::from_config(&config));
         let db = db::Db::new(&config.clickhouse);
         // librdkafka clients connect lazily: creating them needs no broker.
-        let producer = Arc::new(
-            runtime::kafka::ReplaceableProducer::new(config.kafka.clone())
-                .expect("a Kafka producer from a valid configuration"),
-        );
-        let live = Arc::new(live::Hub::new(
-            config.kafka.clone(),
-            config.events_topic.clone(),
-            config.stream_buffer_events,
-            config.max_streams,
-        ));
+        let producer = Arc::new(runtime::kafka::ReplaceableProducer::new(config.kafka.clone()).expect("a Kafka producer from a valid configuration"));
+        let live = Arc::new(live::Hub::new(config.kafka.clone(), config.events_topic.clone(), config.stream_buffer_events, config.max_streams));
         let health = runtime::telemetry::Health::default();
         health.set_ready(true);
-        AppState {
-            config: Arc::new(config),
-            keys,
-            db,
-            producer,
-            live,
-            health,
-        }
+        AppState { config: Arc::new(config), keys, db, producer, live, health }
     }
 }

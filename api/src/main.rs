@@ -7,10 +7,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "api",
-    about = "sendtrace read API: stats, messages, events, funnels, suppressions, sender health"
-)]
+#[command(name = "api", about = "sendtrace read API: stats, messages, events, funnels, suppressions, sender health")]
 struct Cli {
     /// TOML config file; `SENDTRACE_*` environment variables override it.
     #[arg(long, env = "SENDTRACE_CONFIG")]
@@ -25,9 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     runtime::telemetry::init_tracing();
     let cfg: Config = runtime::config::load(cli.config.as_deref())?;
-    cfg.validate()
-        .map_err(anyhow::Error::msg)
-        .context("invalid configuration")?;
+    cfg.validate().map_err(anyhow::Error::msg).context("invalid configuration")?;
     if cli.openapi {
         println!("{}", api::routes::openapi().to_pretty_json()?);
         return Ok(());
@@ -37,9 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = cfg.listen_addr.clone();
     let state = AppState::new(cfg);
     let probe = api::routes::health::spawn_clickhouse_probe(&state, shutdown.clone());
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(message = "api listening.", %addr, tenants);
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -23,22 +23,14 @@ pub fn fingerprint(endpoint: &str, filters: &impl std::fmt::Debug) -> String {
 }
 
 pub fn encode(fingerprint: &str, at: i64, key: &str) -> String {
-    let json = serde_json::to_vec(&Token {
-        f: fingerprint.into(),
-        t: at,
-        k: key.into(),
-    })
-    .unwrap_or_default();
+    let json = serde_json::to_vec(&Token { f: fingerprint.into(), t: at, k: key.into() }).unwrap_or_default();
     URL_SAFE_NO_PAD.encode(json)
 }
 
 /// The cursor `(time, key)` of a token made for `fingerprint`; the error is the 400's detail.
 pub fn decode(token: &str, fingerprint: &str) -> Result<(i64, String), String> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(token.as_bytes())
-        .map_err(|_| "not a page token of this API".to_string())?;
-    let t: Token =
-        serde_json::from_slice(&bytes).map_err(|_| "not a page token of this API".to_string())?;
+    let bytes = URL_SAFE_NO_PAD.decode(token.as_bytes()).map_err(|_| "not a page token of this API".to_string())?;
+    let t: Token = serde_json::from_slice(&bytes).map_err(|_| "not a page token of this API".to_string())?;
     if t.f != fingerprint {
         return Err("this page token was issued for other filters; repeat the same filters or start without a token".into());
     }

@@ -16,35 +16,21 @@ pub struct Params {
 
 /// The query parameter names of `T` as documented.
 pub fn names<T: IntoParams>() -> Vec<String> {
-    T::into_params(|| Some(ParameterIn::Query))
-        .into_iter()
-        .map(|p| p.name)
-        .collect()
+    T::into_params(|| Some(ParameterIn::Query)).into_iter().map(|p| p.name).collect()
 }
 
 impl Params {
     /// Splits the query string; unknown names (not in `allowed`, nor `tenant`) are errors.
     pub fn new(query: Option<&str>, allowed: &[String]) -> Params {
-        let mut p = Params {
-            pairs: Vec::new(),
-            errors: Vec::new(),
-        };
+        let mut p = Params { pairs: Vec::new(), errors: Vec::new() };
         match serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or_default()) {
             Ok(pairs) => p.pairs = pairs,
             Err(e) => p.fail("query", format!("not a valid query string: {e}")),
         }
-        let unknown: Vec<String> = p
-            .pairs
-            .iter()
-            .map(|(k, _)| k.clone())
-            .filter(|k| k != "tenant" && !allowed.contains(k))
-            .collect();
+        let unknown: Vec<String> = p.pairs.iter().map(|(k, _)| k.clone()).filter(|k| k != "tenant" && !allowed.contains(k)).collect();
         for k in unknown {
             if !p.errors.iter().any(|e| e.parameter == k) {
-                p.fail(
-                    &k,
-                    format!("unknown parameter; accepted: {}", allowed.join(", ")),
-                );
+                p.fail(&k, format!("unknown parameter; accepted: {}", allowed.join(", ")));
             }
         }
         p
@@ -56,20 +42,12 @@ impl Params {
     }
 
     pub fn fail(&mut self, parameter: &str, detail: impl Into<String>) {
-        self.errors.push(ParamError {
-            parameter: parameter.into(),
-            detail: detail.into(),
-        });
+        self.errors.push(ParamError { parameter: parameter.into(), detail: detail.into() });
     }
 
     /// A parameter given at most once; empty values count as absent.
     pub fn one(&mut self, name: &str) -> Option<String> {
-        let values: Vec<String> = self
-            .pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect();
+        let values: Vec<String> = self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect();
         if values.len() > 1 {
             self.fail(name, "given more than once");
             return None;
@@ -83,13 +61,7 @@ impl Params {
             .pairs
             .iter()
             .filter(|(k, _)| k == name)
-            .flat_map(|(_, v)| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>())
             .collect();
         out.sort();
         out.dedup();
@@ -97,11 +69,7 @@ impl Params {
     }
 
     /// A single value parsed by `f`; its error message is the parameter's detail.
-    pub fn parsed<T>(
-        &mut self,
-        name: &str,
-        f: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    pub fn parsed<T>(&mut self, name: &str, f: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         let v = self.one(name)?;
         match f(&v) {
             Ok(t) => Some(t),
@@ -117,10 +85,7 @@ impl Params {
         let values = self.many(name);
         for v in &values {
             if !allowed.contains(&v.as_str()) {
-                self.fail(
-                    name,
-                    format!("unknown value `{v}`; one of: {}", allowed.join(", ")),
-                );
+                self.fail(name, format!("unknown value `{v}`; one of: {}", allowed.join(", ")));
             }
         }
         values
@@ -148,9 +113,7 @@ impl Params {
 
 /// An RFC 3339 time as UTC milliseconds.
 pub fn rfc3339(v: &str) -> Result<i64, String> {
-    DateTime::parse_from_rfc3339(v)
-        .map(|t| t.with_timezone(&Utc).timestamp_millis())
-        .map_err(|_| "not an RFC 3339 time (2026-01-31T00:00:00Z)".into())
+    DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc).timestamp_millis()).map_err(|_| "not an RFC 3339 time (2026-01-31T00:00:00Z)".into())
 }
 
 /// A calendar date `YYYY-MM-DD`, or the date part of an RFC 3339 time.
@@ -158,13 +121,7 @@ pub fn date(v: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(v, "%Y-%m-%d")
         .or_else(|_| DateTime::parse_from_rfc3339(v).map(|t| t.date_naive()))
         .map_err(|_| "not a date (2026-01-31)".into())
-        .and_then(|d| {
-            if d.year_ce().1 < 1970 || d.year_ce().1 > 2149 {
-                Err("outside 1970..2149".into())
-            } else {
-                Ok(d)
-            }
-        })
+        .and_then(|d| if d.year_ce().1 < 1970 || d.year_ce().1 > 2149 { Err("outside 1970..2149".into()) } else { Ok(d) })
 }
 
 use chrono::Datelike;
@@ -178,14 +135,9 @@ mod tests {
         let allowed = vec!["a".to_string(), "n".to_string(), "s".to_string()];
         let mut p = Params::new(Some("a=1&a=2&n=x&zzz=1&s=ok,bad&tenant=t"), &allowed);
         assert_eq!(p.one("a"), None);
-        assert_eq!(
-            p.parsed("n", |v| v.parse::<u32>().map_err(|_| "nan".to_string())),
-            None
-        );
+        assert_eq!(p.parsed("n", |v| v.parse::<u32>().map_err(|_| "nan".to_string())), None);
         assert_eq!(p.many_of("s", &["ok"]), vec!["bad", "ok"]);
-        let Err(ApiError::BadRequest(errors)) = p.finish() else {
-            panic!("400 expected")
-        };
+        let Err(ApiError::BadRequest(errors)) = p.finish() else { panic!("400 expected") };
         let names: Vec<&str> = errors.iter().map(|e| e.parameter.as_str()).collect();
         assert_eq!(names, vec!["zzz", "a", "n", "s"]);
     }
@@ -194,10 +146,7 @@ mod tests {
     fn page_size_bounds() {
         let allowed = vec!["page_size".to_string()];
         assert_eq!(Params::new(None, &allowed).page_size(50, 1000), 50);
-        assert_eq!(
-            Params::new(Some("page_size=1000"), &allowed).page_size(50, 1000),
-            1000
-        );
+        assert_eq!(Params::new(Some("page_size=1000"), &allowed).page_size(50, 1000), 1000);
         let mut p = Params::new(Some("page_size=1001"), &allowed);
         p.page_size(50, 1000);
         assert!(p.finish().is_err());
@@ -211,10 +160,7 @@ mod tests {
         assert_eq!(rfc3339("1970-01-01T00:00:01Z"), Ok(1000));
         assert!(rfc3339("yesterday").is_err());
         assert_eq!(date("2026-02-03").unwrap().to_string(), "2026-02-03");
-        assert_eq!(
-            date("2026-02-03T23:00:00Z").unwrap().to_string(),
-            "2026-02-03"
-        );
+        assert_eq!(date("2026-02-03T23:00:00Z").unwrap().to_string(), "2026-02-03");
         assert!(date("1900-01-01").is_err());
     }
 }

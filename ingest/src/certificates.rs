@@ -26,20 +26,14 @@ impl CertificateSource for SnsCertificates {
             return Err(format!("HTTP {}", resp.status()));
         }
         let mut pem = Vec::new();
-        resp.into_reader()
-            .take(MAX_CERTIFICATE_BYTES)
-            .read_to_end(&mut pem)
-            .map_err(|e| e.to_string())?;
+        resp.into_reader().take(MAX_CERTIFICATE_BYTES).read_to_end(&mut pem).map_err(|e| e.to_string())?;
         Ok(pem)
     }
 }
 
 /// An agent that never follows a redirect (a redirect could leave the SNS host).
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(5))
-        .redirects(0)
-        .build()
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).redirects(0).build()
 }
 
 /// The production certificate source, for the service's `VerifyContext`.
@@ -64,9 +58,7 @@ mod tests {
             let _ = s.write_all(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/evil.pem\r\nContent-Length: 0\r\n\r\n");
         });
         let source = SnsCertificates { agent: agent() };
-        let err = source
-            .fetch(&format!("http://{addr}/SimpleNotificationService-x.pem"))
-            .unwrap_err();
+        let err = source.fetch(&format!("http://{addr}/SimpleNotificationService-x.pem")).unwrap_err();
         assert!(err.contains("302"), "{err}");
         server.join().unwrap();
     }

@@ -93,10 +93,7 @@ impl Config {
             ("store_timeout_ms", self.store_timeout_ms),
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("request_timeout_ms", self.request_timeout_ms),
-            (
-                "max_concurrent_requests",
-                self.max_concurrent_requests as u64,
-            ),
+            ("max_concurrent_requests", self.max_concurrent_requests as u64),
             ("max_connections", self.max_connections as u64),
         ] {
             if v == 0 {
@@ -108,9 +105,7 @@ impl Config {
             if tenant.trim().is_empty() {
                 return Err("a tenant id is empty".into());
             }
-            creds
-                .validate()
-                .map_err(|e| format!("tenants.{tenant}: {e}"))?;
+            creds.validate().map_err(|e| format!("tenants.{tenant}: {e}"))?;
             for warning in creds.warnings() {
                 tracing::warn!(message = "INSECURE tenant setting.", tenant = %tenant, warning);
             }
@@ -132,43 +127,20 @@ mod tests {
     /// largest body could never be stored is refused at startup.
     #[test]
     fn body_limit_must_fit_the_record_limit() {
-        let mut c = Config {
-            max_body_bytes: 1_000_000,
-            ..Config::default()
-        };
+        let mut c = Config { max_body_bytes: 1_000_000, ..Config::default() };
         assert!(c.validate().unwrap_err().contains("message.max.bytes"));
-        c.kafka
-            .extra
-            .insert("message.max.bytes".into(), (10 * 1024 * 1024).to_string());
+        c.kafka.extra.insert("message.max.bytes".into(), (10 * 1024 * 1024).to_string());
         c.validate().unwrap();
     }
 
     #[test]
     fn empty_secrets_and_unpinned_sns_are_refused() {
         let mut c = Config::default();
-        c.tenants.insert(
-            "acme".into(),
-            TenantCredentials {
-                api_key: Some("  ".into()),
-                ..Default::default()
-            },
-        );
+        c.tenants.insert("acme".into(), TenantCredentials { api_key: Some("  ".into()), ..Default::default() });
         assert!(c.validate().unwrap_err().contains("api_key"));
-        let ses = normalizer::providers::ses::Credentials {
-            verify_signature: Some(true),
-            ..Default::default()
-        };
-        c.tenants.insert(
-            "acme".into(),
-            TenantCredentials {
-                ses: Some(ses),
-                ..Default::default()
-            },
-        );
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .contains("ses: SES via SNS needs `topic_arn`"));
+        let ses = normalizer::providers::ses::Credentials { verify_signature: Some(true), ..Default::default() };
+        c.tenants.insert("acme".into(), TenantCredentials { ses: Some(ses), ..Default::default() });
+        assert!(c.validate().unwrap_err().contains("ses: SES via SNS needs `topic_arn`"));
         for (toml, ok) in [
             ("[tenants.acme.ses]\ntopic_arn = \"arn:aws:sns:us-east-1:1:t\"", true),
             ("[tenants.acme.ses]\ntopic_arn = [\"arn:aws:sns:us-east-1:1:t\", \"arn:aws:sns:us-east-1:1:u\"]", true),

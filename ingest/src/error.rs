@@ -19,10 +19,7 @@ pub enum IngestError {
     Verify(#[from] VerifyError),
     /// The raw record would exceed what the broker stores (the producer's `message.max.bytes`).
     #[error("raw record of {record_bytes} bytes exceeds the {limit_bytes}-byte record limit")]
-    TooLarge {
-        record_bytes: usize,
-        limit_bytes: usize,
-    },
+    TooLarge { record_bytes: usize, limit_bytes: usize },
     /// The broker refused the record for good (not its size): retrying cannot help.
     #[error("record refused by the broker: {0}")]
     RecordRefused(String),

@@ -13,12 +13,7 @@ pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 pub trait RawSink: Send + Sync + 'static {
     /// Resolves once the record is durably stored, or fails within `timeout`; a failure that is
     /// [`SendError::permanent`] means the record can never be stored.
-    fn store(
-        &self,
-        key: String,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<Result<(), SendError>>;
+    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), SendError>>;
 }
 
 /// The Kafka sink.
@@ -30,25 +25,14 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// Every produce is timed (`sendtrace_ingest_produce_duration_seconds`) and reported to
     /// `readiness` (`kafka_producer`).
-    pub fn new(
-        config: KafkaConfig,
-        topic: String,
-        readiness: Readiness,
-    ) -> rdkafka::error::KafkaResult<Self> {
-        Ok(KafkaSink {
-            topic,
-            producer: Arc::new(ReplaceableProducer::new(config)?.observed("ingest", readiness)),
-        })
+    pub fn new(config: KafkaConfig, topic: String, readiness: Readiness) -> rdkafka::error::KafkaResult<Self> {
+        Ok(KafkaSink { topic, producer: Arc::new(ReplaceableProducer::new(config)?.observed("ingest", readiness)) })
     }
 
     /// Probes the broker every `cfg.probe_interval_ms` (`kafka_producer`): ingest is not ready
     /// while it could not store a request, and ready again once the broker answers, even with no
     /// request coming in (a load balancer sends none to an instance that is not ready).
-    pub fn spawn_probe(
-        &self,
-        cfg: ReadinessConfig,
-        shutdown: CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_probe(&self, cfg: ReadinessConfig, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         self.producer.spawn_probe(self.topic.clone(), cfg, shutdown)
     }
 
@@ -58,17 +42,8 @@ impl KafkaSink {
 }
 
 impl RawSink for Arc<KafkaSink> {
-    fn store(
-        &self,
-        key: String,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<Result<(), SendError>> {
+    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), SendError>> {
         let this = self.clone();
-        Box::pin(async move {
-            this.producer
-                .send_checked(&this.topic, &key, &payload, timeout)
-                .await
-        })
+        Box::pin(async move { this.producer.send_checked(&this.topic, &key, &payload, timeout).await })
     }
 }

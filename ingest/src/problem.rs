@@ -21,19 +21,8 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Problem {
-            status,
-            code,
-            title,
-            detail: detail.into(),
-            retry_after_secs: None,
-        }
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Problem { status, code, title, detail: detail.into(), retry_after_secs: None }
     }
 
     pub fn retry_after(mut self, secs: u32) -> Self {
@@ -56,12 +45,7 @@ impl Problem {
             s if s >= 500 => ("internal", "Internal error"),
             _ => ("refused", "Request refused"),
         };
-        Problem::new(
-            status,
-            code,
-            title,
-            status.canonical_reason().unwrap_or("refused").to_string(),
-        )
+        Problem::new(status, code, title, status.canonical_reason().unwrap_or("refused").to_string())
     }
 
     pub fn type_uri(&self) -> String {
@@ -95,7 +79,5 @@ impl IntoResponse for Problem {
 
 /// Whether a response already is a problem document.
 pub fn is_problem(resp: &Response) -> bool {
-    resp.headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(CONTENT_TYPE.as_bytes()))
+    resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(CONTENT_TYPE.as_bytes()))
 }

@@ -17,12 +17,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Serves `app` on `listener` until `shutdown`. A client that does not send its request headers
 /// within `header_read_timeout_ms` is disconnected (idle keep-alive connections too); at most
 /// `max_connections` are open, further ones wait in the listen backlog.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    config: &Config,
-    shutdown: CancellationToken,
-) {
+pub async fn serve(listener: TcpListener, app: Router, config: &Config, shutdown: CancellationToken) {
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let header_timeout = Duration::from_millis(config.header_read_timeout_ms);
     let mut tasks = tokio::task::JoinSet::new();
@@ -65,10 +60,7 @@ pub async fn serve(
         });
         while tasks.try_join_next().is_some() {}
     }
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async { while tasks.join_next().await.is_some() {} }).await;
 }
 
 #[cfg(test)]
@@ -79,10 +71,7 @@ mod tests {
     /// A client that never finishes its headers is disconnected after the header-read timeout.
     #[tokio::test]
     async fn slow_headers_are_cut_off() {
-        let config = Config {
-            header_read_timeout_ms: 200,
-            ..Config::default()
-        };
+        let config = Config { header_read_timeout_ms: 200, ..Config::default() };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
@@ -92,10 +81,7 @@ mod tests {
             async move { serve(listener, app, &config, stop).await }
         });
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        client
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         let t0 = std::time::Instant::now();
         let mut buf = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut buf)).await;
@@ -103,10 +89,7 @@ mod tests {
         assert!(t0.elapsed() < Duration::from_secs(3));
         // A complete request on a new connection is served.
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        client
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
         let mut buf = Vec::new();
         client.read_to_end(&mut buf).await.unwrap();
         assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));

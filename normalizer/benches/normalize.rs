@@ -61,21 +61,8 @@ struct SesEvent<'a> {
     notification_type: Option<Str<'a>>,
     #[serde(borrow)]
     mail: Mail<'a>,
-    #[serde(
-        borrow,
-        alias = "send",
-        alias = "delivery",
-        alias = "bounce",
-        alias = "complaint",
-        alias = "reject"
-    )]
-    #[serde(
-        alias = "failure",
-        alias = "open",
-        alias = "click",
-        alias = "deliveryDelay",
-        alias = "subscription"
-    )]
+    #[serde(borrow, alias = "send", alias = "delivery", alias = "bounce", alias = "complaint", alias = "reject")]
+    #[serde(alias = "failure", alias = "open", alias = "click", alias = "deliveryDelay", alias = "subscription")]
     detail: Option<Detail<'a>>,
 }
 
@@ -118,12 +105,7 @@ struct Detail<'a> {
     bounce_type: Option<Str<'a>>,
     #[serde(borrow)]
     bounce_sub_type: Option<Str<'a>>,
-    #[serde(
-        borrow,
-        default,
-        alias = "complainedRecipients",
-        alias = "delayedRecipients"
-    )]
+    #[serde(borrow, default, alias = "complainedRecipients", alias = "delayedRecipients")]
     bounced_recipients: Vec<Recipient<'a>>,
     #[serde(borrow)]
     user_agent: Option<Str<'a>>,
@@ -163,10 +145,7 @@ impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Pairs<'a, V> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
                 while let Some((k, v)) = m.next_entry::<Str<'a>, V>()? {
                     out.push((k, v));
@@ -184,42 +163,20 @@ impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Pairs<'a, V> {
 struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
 
 fn records() -> usize {
-    std::env::var("SENDTRACE_BENCH_RECORDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20_000)
+    std::env::var("SENDTRACE_BENCH_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000)
 }
 
 fn handle_all(records: &[MixRecord], opts: &NormalizeOptions) -> usize {
     let mut n = 0;
     for (i, r) in records.iter().enumerate() {
-        let at = Coordinates {
-            topic: "sendtrace.raw.v1",
-            partition: 0,
-            offset: i as i64,
-        };
-        n += handle(
-            at,
-            Some(black_box(&r.payload)),
-            opts,
-            OutputBounds::default(),
-            mix::RECEIVED_AT_MS,
-        )
-        .len();
+        let at = Coordinates { topic: "sendtrace.raw.v1", partition: 0, offset: i as i64 };
+        n += handle(at, Some(black_box(&r.payload)), opts, OutputBounds::default(), mix::RECEIVED_AT_MS).len();
     }
     n
 }
 
 fn decode_all(records: &[MixRecord]) -> usize {
-    records
-        .iter()
-        .map(|r| {
-            schemas::avro::decode_raw(black_box(&r.payload))
-                .expect("decodes")
-                .body
-                .len()
-        })
-        .sum()
+    records.iter().map(|r| schemas::avro::decode_raw(black_box(&r.payload)).expect("decodes").body.len()).sum()
 }
 
 /// `decode_raw` + `Value` of the body and, for SNS, of its `Message`.
@@ -227,9 +184,7 @@ fn value_all(records: &[MixRecord]) -> usize {
     let mut n = 0;
     for r in records {
         let env = schemas::avro::decode_raw(black_box(&r.payload)).expect("decodes");
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&env.body) else {
-            continue;
-        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&env.body) else { continue };
         if let Some(m) = v.get("Message").and_then(serde_json::Value::as_str) {
             let inner: serde_json::Value = serde_json::from_str(m).expect("SNS Message is JSON");
             n += inner.as_object().map_or(0, |o| o.len());
@@ -268,9 +223,7 @@ fn typed_all(records: &[MixRecord]) -> usize {
         let env = schemas::avro::decode_raw(black_box(&r.payload)).expect("decodes");
         let sns: Sns = serde_json::from_slice(&env.body).expect("SNS JSON");
         let ev: SesEvent = serde_json::from_str(&sns.message.0).expect("SES event JSON");
-        n += ev.mail.destination.len()
-            + ev.detail
-                .map_or(0, |d| d.recipients.len() + d.bounced_recipients.len());
+        n += ev.mail.destination.len() + ev.detail.map_or(0, |d| d.recipients.len() + d.bounced_recipients.len());
     }
     n
 }
@@ -282,9 +235,7 @@ fn dump(dir: &str, records: &[MixRecord]) {
     let mut n = 0;
     for r in records.iter().filter(|r| r.group == "ses_sns") {
         assert!(!r.envelope.body.contains(&b'\n'), "one body per line");
-        f.write_all(&r.envelope.body)
-            .and_then(|()| f.write_all(b"\n"))
-            .expect("write");
+        f.write_all(&r.envelope.body).and_then(|()| f.write_all(b"\n")).expect("write");
         n += 1;
     }
     f.flush().expect("flush");
@@ -292,18 +243,8 @@ fn dump(dir: &str, records: &[MixRecord]) {
     let ids = format!("{dir}/ses_sns.ids.tsv");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&ids).expect("ids file"));
     for (i, r) in records.iter().filter(|r| r.group == "ses_sns").enumerate() {
-        let at = Coordinates {
-            topic: "sendtrace.raw.v1",
-            partition: 0,
-            offset: i as i64,
-        };
-        for o in handle(
-            at,
-            Some(&r.payload),
-            &NormalizeOptions::default(),
-            OutputBounds::default(),
-            mix::RECEIVED_AT_MS,
-        ) {
+        let at = Coordinates { topic: "sendtrace.raw.v1", partition: 0, offset: i as i64 };
+        for o in handle(at, Some(&r.payload), &NormalizeOptions::default(), OutputBounds::default(), mix::RECEIVED_AT_MS) {
             let e = schemas::avro::decode_event(&o.payload).expect("an event");
             writeln!(f, "{}\t{}\t{}", e.event_id, e.delivery_key, e.event_type).expect("write");
         }
@@ -318,22 +259,10 @@ fn bench(c: &mut Criterion) {
         dump(&dir, &all);
         return;
     }
-    let ses: Vec<MixRecord> = all
-        .iter()
-        .filter(|r| r.group == "ses_sns")
-        .cloned()
-        .collect();
+    let ses: Vec<MixRecord> = all.iter().filter(|r| r.group == "ses_sns").cloned().collect();
     let opts = NormalizeOptions::default();
-    let bytes = |rs: &[MixRecord]| {
-        rs.iter().map(|r| r.envelope.body.len()).sum::<usize>() / rs.len().max(1)
-    };
-    eprintln!(
-        "mix: {} records (mean body {} B), of which SES through SNS {} (mean body {} B)",
-        all.len(),
-        bytes(&all),
-        ses.len(),
-        bytes(&ses)
-    );
+    let bytes = |rs: &[MixRecord]| rs.iter().map(|r| r.envelope.body.len()).sum::<usize>() / rs.len().max(1);
+    eprintln!("mix: {} records (mean body {} B), of which SES through SNS {} (mean body {} B)", all.len(), bytes(&all), ses.len(), bytes(&ses));
     // the typed parse must read every SES record the mapping reads
     assert!(typed_all(&ses) > 0);
 

@@ -25,9 +25,7 @@ const NOW_MS: i64 = 1_893_456_000_000;
 fn bench(c: &mut Criterion) {
     let body = sign_sns(NOTIFICATION);
     let env = sns::parse(&body).expect("a signed notification");
-    let cache = CertificateCache::new(Arc::new(|_url: &str| -> Result<Vec<u8>, String> {
-        Ok(CERT.to_vec())
-    }));
+    let cache = CertificateCache::new(Arc::new(|_url: &str| -> Result<Vec<u8>, String> { Ok(CERT.to_vec()) }));
     cache.verify(&env, NOW_MS).expect("the signature holds");
 
     // The previous implementation's RSA step: the `rsa` crate on the same key and signature.
@@ -37,36 +35,20 @@ fn bench(c: &mut Criterion) {
     use rsa::signature::Verifier;
     use x509_cert::der::{DecodePem, Encode};
     let cert = x509_cert::Certificate::from_pem(CERT).unwrap();
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .unwrap();
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
     let key = rsa::RsaPublicKey::from_public_key_der(&spki).unwrap();
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(env.signature.as_deref().unwrap())
-        .unwrap();
+    let sig = base64::engine::general_purpose::STANDARD.decode(env.signature.as_deref().unwrap()).unwrap();
     let sig = Signature::try_from(sig.as_slice()).unwrap();
     let text = string_to_sign(&env).unwrap();
-    VerifyingKey::<sha2::Sha256>::new(key.clone())
-        .verify(text.as_bytes(), &sig)
-        .expect("same signature");
+    VerifyingKey::<sha2::Sha256>::new(key.clone()).verify(text.as_bytes(), &sig).expect("same signature");
 
     let mut g = c.benchmark_group("sns_verify");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("verify", |b| {
-        b.iter(|| cache.verify(black_box(&env), NOW_MS).unwrap())
-    });
+    g.bench_function("verify", |b| b.iter(|| cache.verify(black_box(&env), NOW_MS).unwrap()));
     g.bench_function("baseline_rsa_crate", |b| {
-        b.iter(|| {
-            VerifyingKey::<sha2::Sha256>::new(black_box(key.clone()))
-                .verify(text.as_bytes(), &sig)
-                .unwrap()
-        })
+        b.iter(|| VerifyingKey::<sha2::Sha256>::new(black_box(key.clone())).verify(text.as_bytes(), &sig).unwrap())
     });
-    g.bench_function("baseline_string_to_sign", |b| {
-        b.iter(|| string_to_sign(&sns::parse(black_box(&body)).unwrap()).unwrap())
-    });
+    g.bench_function("baseline_string_to_sign", |b| b.iter(|| string_to_sign(&sns::parse(black_box(&body)).unwrap()).unwrap()));
     g.finish();
 }
 

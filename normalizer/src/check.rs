@@ -9,32 +9,14 @@ use std::collections::BTreeMap;
 /// Normalizes `body` as if `provider` had POSTed it for tenant `tenant` on `route` (as stored:
 /// `webhook`, `webhook/eventbridge`, `sends`, `events`, `push_results`; by default the
 /// provider's first route).
-pub fn check(
-    provider: &str,
-    route: Option<&str>,
-    tenant: &str,
-    body: Vec<u8>,
-    opts: &NormalizeOptions,
-    now_ms: i64,
-) -> Result<Normalized, NormalizeError> {
-    let id: ProviderId = provider
-        .parse()
-        .map_err(|_| NormalizeError::UnknownProvider(provider.to_string()))?;
+pub fn check(provider: &str, route: Option<&str>, tenant: &str, body: Vec<u8>, opts: &NormalizeOptions, now_ms: i64) -> Result<Normalized, NormalizeError> {
+    let id: ProviderId = provider.parse().map_err(|_| NormalizeError::UnknownProvider(provider.to_string()))?;
     let routes = registry(id).routes();
     let route = match route {
         None => routes[0].clone(),
         Some(r) => Route::parse(r, "")
             .filter(|r| routes.contains(r))
-            .ok_or_else(|| {
-                NormalizeError::Envelope(format!(
-                    "{id} has no route `{r}`; its routes: {}",
-                    routes
-                        .iter()
-                        .map(|r| r.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?,
+            .ok_or_else(|| NormalizeError::Envelope(format!("{id} has no route `{r}`; its routes: {}", routes.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))))?,
     };
     let envelope = RawEnvelope {
         request_id: "check".into(),
@@ -71,40 +53,16 @@ mod tests {
         for sample in crate::providers::samples::all(&ctx) {
             let p = sample.provider;
             let stem = sample.fixture.rsplit_once('.').unwrap().0;
-            let expected =
-                crate::providers::samples::fixtures_dir(p).join(format!("{stem}.expected.jsonl"));
-            let want = std::fs::read_to_string(expected)
-                .unwrap()
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .count();
+            let expected = crate::providers::samples::fixtures_dir(p).join(format!("{stem}.expected.jsonl"));
+            let want = std::fs::read_to_string(expected).unwrap().lines().filter(|l| !l.trim().is_empty()).count();
             let now = chrono::Utc::now().timestamp_millis();
-            let got = check(
-                p.as_str(),
-                Some(&sample.route.as_str()),
-                "t",
-                sample.body,
-                &NormalizeOptions::default(),
-                now,
-            )
-            .unwrap_or_else(|err| panic!("{p} {stem}: {err}"));
+            let got = check(p.as_str(), Some(&sample.route.as_str()), "t", sample.body, &NormalizeOptions::default(), now).unwrap_or_else(|err| panic!("{p} {stem}: {err}"));
             assert!(got.rejected.is_empty(), "{p} {stem}: {:?}", got.rejected);
             assert_eq!(got.events.len(), want, "{p} {stem}");
             checked += 1;
         }
         assert!(checked > 100, "{checked}");
-        let err = check(
-            "ses",
-            Some("sends"),
-            "t",
-            b"{}".to_vec(),
-            &NormalizeOptions::default(),
-            0,
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("webhook, webhook/eventbridge"),
-            "{err}"
-        );
+        let err = check("ses", Some("sends"), "t", b"{}".to_vec(), &NormalizeOptions::default(), 0).unwrap_err();
+        assert!(err.to_string().contains("webhook, webhook/eventbridge"), "{err}");
     }
 }

@@ -47,12 +47,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
     #[error("`{name}` ({value} bytes) leaves no room under the producer's message.max.bytes ({max} bytes, with {overhead} bytes of record overhead)")]
-    AboveMessageMax {
-        name: &'static str,
-        value: usize,
-        max: usize,
-        overhead: usize,
-    },
+    AboveMessageMax { name: &'static str, value: usize, max: usize, overhead: usize },
     #[error("`{0}` must be at least 1")]
     Zero(&'static str),
 }
@@ -62,24 +57,13 @@ impl Config {
     /// record would be refused forever and stop its partition.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let max = runtime::kafka::producer_max_message_bytes(&self.kafka);
-        for (name, value) in [
-            ("max_event_bytes", self.max_event_bytes),
-            ("dead_letter_raw_max_bytes", self.dead_letter_raw_max_bytes),
-        ] {
+        for (name, value) in [("max_event_bytes", self.max_event_bytes), ("dead_letter_raw_max_bytes", self.dead_letter_raw_max_bytes)] {
             let overhead = crate::dead_letter::MAX_OVERHEAD_BYTES;
             if value.saturating_add(overhead) > max {
-                return Err(ConfigError::AboveMessageMax {
-                    name,
-                    value,
-                    max,
-                    overhead,
-                });
+                return Err(ConfigError::AboveMessageMax { name, value, max, overhead });
             }
         }
-        for (name, value) in [
-            ("batch_max_records", self.batch_max_records),
-            ("max_event_bytes", self.max_event_bytes),
-        ] {
+        for (name, value) in [("batch_max_records", self.batch_max_records), ("max_event_bytes", self.max_event_bytes)] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
             }
@@ -118,31 +102,11 @@ mod tests {
     #[test]
     fn outputs_must_fit_the_producers_message_limit() {
         assert_eq!(Config::default().validate(), Ok(()));
-        let mut c = Config {
-            dead_letter_raw_max_bytes: 1_000_000,
-            ..Config::default()
-        };
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::AboveMessageMax {
-                name: "dead_letter_raw_max_bytes",
-                ..
-            })
-        ));
-        c.kafka
-            .extra
-            .insert("message.max.bytes".into(), "2000000".into());
+        let mut c = Config { dead_letter_raw_max_bytes: 1_000_000, ..Config::default() };
+        assert!(matches!(c.validate(), Err(ConfigError::AboveMessageMax { name: "dead_letter_raw_max_bytes", .. })));
+        c.kafka.extra.insert("message.max.bytes".into(), "2000000".into());
         assert_eq!(c.validate(), Ok(()));
-        let c = Config {
-            max_event_bytes: 999_000,
-            ..Config::default()
-        };
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::AboveMessageMax {
-                name: "max_event_bytes",
-                ..
-            })
-        ));
+        let c = Config { max_event_bytes: 999_000, ..Config::default() };
+        assert!(matches!(c.validate(), Err(ConfigError::AboveMessageMax { name: "max_event_bytes", .. })));
     }
 }

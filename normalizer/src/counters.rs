@@ -15,8 +15,7 @@ const PROVIDERS: usize = ProviderId::ALL.len();
 const EVENT_TYPES: usize = EventType::VALUES.len();
 
 static RECORDS: [OnceLock<Counter>; PROVIDERS] = [const { OnceLock::new() }; PROVIDERS];
-static EVENTS: [[OnceLock<Counter>; EVENT_TYPES]; PROVIDERS] =
-    [const { [const { OnceLock::new() }; EVENT_TYPES] }; PROVIDERS];
+static EVENTS: [[OnceLock<Counter>; EVENT_TYPES]; PROVIDERS] = [const { [const { OnceLock::new() }; EVENT_TYPES] }; PROVIDERS];
 
 fn provider_index(p: ProviderId) -> usize {
     ProviderId::ALL.iter().position(|x| *x == p).unwrap_or(0)
@@ -24,9 +23,7 @@ fn provider_index(p: ProviderId) -> usize {
 
 /// `sendtrace_normalizer_records_total{provider}`: records read without a whole-record failure.
 pub fn records(provider: ProviderId) -> &'static Counter {
-    RECORDS[provider_index(provider)].get_or_init(
-        || metrics::counter!("sendtrace_normalizer_records_total", "provider" => provider.as_str()),
-    )
+    RECORDS[provider_index(provider)].get_or_init(|| metrics::counter!("sendtrace_normalizer_records_total", "provider" => provider.as_str()))
 }
 
 /// `sendtrace_normalizer_events_total{provider,event_type}`: events produced.

@@ -78,44 +78,15 @@ mod tests {
     fn a_dead_letter_is_bounded_whatever_the_record() {
         let huge = "é".repeat(1_000_000);
         let raw = vec![7u8; 5_000_000];
-        let at = Coordinates {
-            topic: &"t".repeat(249),
-            partition: 1,
-            offset: 2,
-        };
-        let failure = Failure {
-            reason_code: "invalid_json",
-            reason: &huge,
-            item: Some(usize::MAX),
-        };
+        let at = Coordinates { topic: &"t".repeat(249), partition: 1, offset: 2 };
+        let failure = Failure { reason_code: "invalid_json", reason: &huge, item: Some(usize::MAX) };
         let dl = record(failure, at, Some(&huge), Some(&huge), &raw, 65_536, 3);
         let bytes = schemas::avro::encode_dead_letter(&dl).unwrap();
-        assert!(
-            bytes.len() <= 65_536 + MAX_OVERHEAD_BYTES,
-            "{}",
-            bytes.len()
-        );
-        assert_eq!(
-            (dl.raw.len(), dl.raw_size, dl.raw_truncated),
-            (65_536, 5_000_000, true)
-        );
+        assert!(bytes.len() <= 65_536 + MAX_OVERHEAD_BYTES, "{}", bytes.len());
+        assert_eq!((dl.raw.len(), dl.raw_size, dl.raw_truncated), (65_536, 5_000_000, true));
         assert!(dl.reason.len() <= MAX_REASON_BYTES && dl.reason.chars().all(|c| c == 'é'));
         assert_eq!(dl.item, Some(i32::MAX));
-        let small = record(
-            Failure {
-                item: None,
-                ..failure
-            },
-            at,
-            None,
-            None,
-            b"ab",
-            65_536,
-            3,
-        );
-        assert_eq!(
-            (small.raw.as_slice(), small.raw_truncated, small.item),
-            (&b"ab"[..], false, None)
-        );
+        let small = record(Failure { item: None, ..failure }, at, None, None, b"ab", 65_536, 3);
+        assert_eq!((small.raw.as_slice(), small.raw_truncated, small.item), (&b"ab"[..], false, None));
     }
 }

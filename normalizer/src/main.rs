@@ -13,10 +13,7 @@ use std::path::PathBuf;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "normalizer",
-    about = "sendtrace normalizer: raw provider payloads → canonical events"
-)]
+#[command(name = "normalizer", about = "sendtrace normalizer: raw provider payloads → canonical events")]
 struct Cli {
     /// TOML config file; `SENDTRACE_*` environment variables override it.
     #[arg(long, global = true, env = "SENDTRACE_CONFIG")]
@@ -57,9 +54,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run => {
             let shutdown = runtime::shutdown::on_signal();
             let health = runtime::telemetry::Health::default();
-            let admin =
-                runtime::telemetry::start_admin(&cfg.admin_addr, health.clone(), shutdown.clone())
-                    .await?;
+            let admin = runtime::telemetry::start_admin(&cfg.admin_addr, health.clone(), shutdown.clone()).await?;
             let result = pipeline::run(cfg, health, shutdown.clone()).await;
             shutdown.cancel();
             let _ = admin.await;
@@ -69,12 +64,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", normalizer::providers::describe());
             Ok(())
         }
-        Command::Check {
-            provider,
-            route,
-            tenant,
-            file,
-        } => {
+        Command::Check { provider, route, tenant, file } => {
             let body = if file.as_os_str() == "-" {
                 let mut b = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
@@ -83,23 +73,11 @@ async fn main() -> anyhow::Result<()> {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
             };
             let now = chrono::Utc::now().timestamp_millis();
-            match check::check(
-                &provider,
-                route.as_deref(),
-                &tenant,
-                body,
-                &cfg.mapping,
-                now,
-            ) {
+            match check::check(&provider, route.as_deref(), &tenant, body, &cfg.mapping, now) {
                 Ok(out) => {
                     print!("{}", check::to_json_lines(&out.events));
                     for r in &out.rejected {
-                        eprintln!(
-                            "item {} not normalized ({}): {}",
-                            r.item,
-                            r.error.code(),
-                            r.error
-                        );
+                        eprintln!("item {} not normalized ({}): {}", r.item, r.error.code(), r.error);
                     }
                     // Some items flowed but others would be dead letters: say so in the exit code.
                     if !out.rejected.is_empty() {

@@ -49,13 +49,8 @@ fn templates() -> Vec<(String, Vec<Template>)> {
         let provider = registry(p);
         let bodies: BTreeMap<String, Vec<u8>> = samples::fixture_bodies(p).into_iter().collect();
         for s in provider.samples(&ctx) {
-            let Some(body) = bodies.get(&s.fixture) else {
-                continue;
-            };
-            let stem = s
-                .fixture
-                .rsplit_once('.')
-                .map_or(s.fixture.as_str(), |(stem, _)| stem);
+            let Some(body) = bodies.get(&s.fixture) else { continue };
+            let stem = s.fixture.rsplit_once('.').map_or(s.fixture.as_str(), |(stem, _)| stem);
             let expected = samples::fixtures_dir(p).join(format!("{stem}.expected.jsonl"));
             if std::fs::metadata(expected).map_or(true, |m| m.len() == 0) {
                 continue;
@@ -70,17 +65,9 @@ fn templates() -> Vec<(String, Vec<Template>)> {
                 .headers
                 .iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-                .filter(|(k, _)| {
-                    k == "content-type" || provider.kept_headers().contains(&k.as_str())
-                })
+                .filter(|(k, _)| k == "content-type" || provider.kept_headers().contains(&k.as_str()))
                 .collect();
-            let t = Template {
-                group: group.clone(),
-                provider: p,
-                route: s.route.clone(),
-                headers,
-                body: body.clone(),
-            };
+            let t = Template { group: group.clone(), provider: p, route: s.route.clone(), headers, body: body.clone() };
             match groups.iter_mut().find(|(g, _)| *g == group) {
                 Some((_, ts)) => ts.push(t),
                 None => groups.push((group, vec![t])),
@@ -116,20 +103,7 @@ pub fn build(n: usize) -> Vec<MixRecord> {
 fn instance(t: &Template, n: usize) -> MixRecord {
     let body = vary_body(&t.body, n);
     // an id header (`svix-id`, ..) of the sample may hold the clock's time: replaced whole
-    let headers = t
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                if k.ends_with("-id") {
-                    format!("msg_mix_{n:08}")
-                } else {
-                    v.clone()
-                },
-            )
-        })
-        .collect();
+    let headers = t.headers.iter().map(|(k, v)| (k.clone(), if k.ends_with("-id") { format!("msg_mix_{n:08}") } else { v.clone() })).collect();
     let envelope = RawEnvelope {
         request_id: format!("00000000-0000-4000-8000-{n:012}"),
         tenant: "acme".into(),
@@ -142,11 +116,7 @@ fn instance(t: &Template, n: usize) -> MixRecord {
         body,
     };
     let payload = schemas::avro::encode_raw(&envelope).expect("a raw envelope encodes");
-    MixRecord {
-        group: t.group.clone(),
-        envelope,
-        payload,
-    }
+    MixRecord { group: t.group.clone(), envelope, payload }
 }
 
 fn vary_body(body: &[u8], n: usize) -> Vec<u8> {
@@ -157,16 +127,8 @@ fn vary_body(body: &[u8], n: usize) -> Vec<u8> {
     // a form body (Twilio)
     match serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
         Ok(params) => {
-            let params: Vec<(String, String)> = params
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = vary_str(&k, &v, n);
-                    (k, v)
-                })
-                .collect();
-            serde_urlencoded::to_string(params)
-                .expect("form pairs serialize")
-                .into_bytes()
+            let params: Vec<(String, String)> = params.into_iter().map(|(k, v)| { let v = vary_str(&k, &v, n); (k, v) }).collect();
+            serde_urlencoded::to_string(params).expect("form pairs serialize").into_bytes()
         }
         Err(_) => body.to_vec(),
     }
@@ -191,12 +153,9 @@ fn vary(v: &mut Value, key: Option<&str>, n: usize) {
 
 fn vary_str(key: &str, s: &str, n: usize) -> String {
     let lower = key.to_ascii_lowercase();
-    let id_like =
-        lower.ends_with("id") || lower.ends_with("_id") || lower.ends_with("sid") || lower == "to";
+    let id_like = lower.ends_with("id") || lower.ends_with("_id") || lower.ends_with("sid") || lower == "to";
     match s.split_once('@') {
-        Some((local, domain)) if !s.contains([' ', '<', '"']) && !local.is_empty() => {
-            format!("{local}+{n}@{domain}")
-        }
+        Some((local, domain)) if !s.contains([' ', '<', '"']) && !local.is_empty() => format!("{local}+{n}@{domain}"),
         _ if id_like && !s.is_empty() && !s.starts_with('+') => format!("{s}-{n}"),
         _ => s.to_string(),
     }
@@ -215,27 +174,12 @@ mod tests {
     fn the_mix_is_all_good_traffic() {
         let mix = build(400);
         assert_eq!(mix.iter().filter(|r| r.group == "ses_sns").count(), 240);
-        let groups: std::collections::BTreeSet<&str> =
-            mix.iter().map(|r| r.group.as_str()).collect();
+        let groups: std::collections::BTreeSet<&str> = mix.iter().map(|r| r.group.as_str()).collect();
         assert!(groups.len() >= 11, "{groups:?}");
         for (i, r) in mix.iter().enumerate() {
-            let at = crate::dead_letter::Coordinates {
-                topic: "raw",
-                partition: 0,
-                offset: i as i64,
-            };
-            let out = handle(
-                at,
-                Some(&r.payload),
-                &NormalizeOptions::default(),
-                OutputBounds::default(),
-                1,
-            );
-            assert!(
-                !out.is_empty() && out.iter().all(|o| !o.dead_letter),
-                "{} record {i}: {out:?}",
-                r.group
-            );
+            let at = crate::dead_letter::Coordinates { topic: "raw", partition: 0, offset: i as i64 };
+            let out = handle(at, Some(&r.payload), &NormalizeOptions::default(), OutputBounds::default(), 1);
+            assert!(!out.is_empty() && out.iter().all(|o| !o.dead_letter), "{} record {i}: {out:?}", r.group);
         }
     }
 
@@ -244,49 +188,28 @@ mod tests {
     /// normalizer-core optimisations (issue 14 goal 1): the optimised mapping must give the
     /// same events. The decoded record and not the Avro bytes: `apache_avro` writes a map
     /// (`metadata`) in its `HashMap`'s random order, so the bytes differ from run to run.
-    const MIX_OUTPUT_DIGEST: &str =
-        "7f18df441d6e9e841ac0e4b5298a0e9558782a247166fe2fdb18a4fb58415979";
+    const MIX_OUTPUT_DIGEST: &str = "7f18df441d6e9e841ac0e4b5298a0e9558782a247166fe2fdb18a4fb58415979";
 
     #[test]
     fn the_mix_gives_the_same_bytes_as_before_the_optimisations() {
         let mut h = Sha256::new();
         let mut outputs = 0;
         for (i, r) in build(2_000).iter().enumerate() {
-            let at = crate::dead_letter::Coordinates {
-                topic: "sendtrace.raw.v1",
-                partition: 3,
-                offset: i as i64,
-            };
-            for o in handle(
-                at,
-                Some(&r.payload),
-                &NormalizeOptions::default(),
-                OutputBounds::default(),
-                RECEIVED_AT_MS,
-            ) {
+            let at = crate::dead_letter::Coordinates { topic: "sendtrace.raw.v1", partition: 3, offset: i as i64 };
+            for o in handle(at, Some(&r.payload), &NormalizeOptions::default(), OutputBounds::default(), RECEIVED_AT_MS) {
                 h.update([u8::from(o.dead_letter)]);
                 h.update((o.key.len() as u64).to_le_bytes());
                 h.update(o.key.as_bytes());
                 h.update((o.payload.len() as u64).to_le_bytes());
                 let decoded = match o.dead_letter {
-                    false => format!(
-                        "{:?}",
-                        schemas::avro::decode_event(&o.payload).expect("an event")
-                    ),
-                    true => format!(
-                        "{:?}",
-                        schemas::avro::decode_dead_letter(&o.payload).expect("a dead letter")
-                    ),
+                    false => format!("{:?}", schemas::avro::decode_event(&o.payload).expect("an event")),
+                    true => format!("{:?}", schemas::avro::decode_dead_letter(&o.payload).expect("a dead letter")),
                 };
                 h.update(decoded.as_bytes());
                 outputs += 1;
             }
         }
         assert!(outputs > 2_000, "{outputs}");
-        assert_eq!(
-            hex::encode(h.finalize()),
-            MIX_OUTPUT_DIGEST,
-            "{outputs} outputs"
-        );
+        assert_eq!(hex::encode(h.finalize()), MIX_OUTPUT_DIGEST, "{outputs} outputs");
     }
 }

@@ -3,9 +3,6 @@
 use crate::providers::{registry, NormalizeError, NormalizeOptions, Normalized, RawRecord};
 
 /// Maps a stored raw record to events with the provider it names.
-pub fn normalize(
-    raw: &RawRecord<'_>,
-    opts: &NormalizeOptions,
-) -> Result<Normalized, NormalizeError> {
+pub fn normalize(raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError> {
     registry(raw.envelope.provider).normalize(raw, opts)
 }

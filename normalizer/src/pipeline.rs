@@ -57,6 +57,7 @@ impl Default for OutputBounds {
     }
 }
 
+
 /// Builds the dead letters of one raw record.
 struct DeadLetters<'a> {
     at: Coordinates<'a>,
@@ -66,27 +67,11 @@ struct DeadLetters<'a> {
 }
 
 impl DeadLetters<'_> {
-    fn one(
-        &self,
-        failure: Failure<'_>,
-        tenant: Option<&str>,
-        provider: Option<&str>,
-        request_id: Option<&str>,
-    ) -> Option<Outgoing> {
-        let provider_label = provider
-            .map_or("unknown", |p| dead_letter::truncate(p, 32))
-            .to_string();
+    fn one(&self, failure: Failure<'_>, tenant: Option<&str>, provider: Option<&str>, request_id: Option<&str>) -> Option<Outgoing> {
+        let provider_label = provider.map_or("unknown", |p| dead_letter::truncate(p, 32)).to_string();
         metrics::counter!("sendtrace_normalizer_dead_letters_total", "provider" => provider_label.clone(), "reason" => failure.reason_code.to_string()).increment(1);
         warn!(message = "Record sent to dead-letter topic.", reason = failure.reason_code, partition = self.at.partition, offset = self.at.offset, item = ?failure.item, provider = %provider_label);
-        let mut dl = dead_letter::record(
-            failure,
-            self.at,
-            tenant,
-            provider,
-            self.raw,
-            self.bounds.dead_letter_raw_max_bytes,
-            self.now_ms,
-        );
+        let mut dl = dead_letter::record(failure, self.at, tenant, provider, self.raw, self.bounds.dead_letter_raw_max_bytes, self.now_ms);
         dl.request_id = request_id.map(|r| dead_letter::truncate(r, 64).to_string());
         match schemas::avro::encode_dead_letter(&dl) {
             Ok(payload) => Some(Outgoing {
@@ -116,49 +101,17 @@ pub fn handle(
     now_ms: i64,
 ) -> Vec<Outgoing> {
     let bytes = payload.unwrap_or_default();
-    let dl = DeadLetters {
-        at,
-        raw: bytes,
-        bounds,
-        now_ms,
-    };
-    let whole = |code: &str,
-                 reason: &str,
-                 tenant: Option<&str>,
-                 provider: Option<&str>,
-                 request_id: Option<&str>| {
-        dl.one(
-            Failure {
-                reason_code: code,
-                reason,
-                item: None,
-            },
-            tenant,
-            provider,
-            request_id,
-        )
-        .into_iter()
-        .collect()
+    let dl = DeadLetters { at, raw: bytes, bounds, now_ms };
+    let whole = |code: &str, reason: &str, tenant: Option<&str>, provider: Option<&str>, request_id: Option<&str>| {
+        dl.one(Failure { reason_code: code, reason, item: None }, tenant, provider, request_id).into_iter().collect()
     };
     let envelope = match schemas::avro::decode_raw_ref(bytes) {
         Ok(env) => env,
-        Err(e) => {
-            return whole(
-                e.code(),
-                &format!("raw envelope unreadable: {e}"),
-                None,
-                None,
-                None,
-            )
-        }
+        Err(e) => return whole(e.code(), &format!("raw envelope unreadable: {e}"), None, None, None),
     };
     // every log line about this record (its dead letters included) names ingest's request id
     let _record = tracing::info_span!("record", request_id = %envelope.request_id).entered();
-    let (tenant, provider, request_id) = (
-        Some(envelope.tenant),
-        Some(envelope.provider.as_str()),
-        Some(envelope.request_id),
-    );
+    let (tenant, provider, request_id) = (Some(envelope.tenant), Some(envelope.provider.as_str()), Some(envelope.request_id));
     let provider_id = envelope.provider;
     let raw = RawRecord::borrowed(envelope, at.topic, at.partition, at.offset);
     let normalized = match normalize(&raw, opts) {
@@ -179,61 +132,26 @@ pub fn handle(
         failed += 1;
     };
     for r in &normalized.rejected {
-        fail(r.error.code(), r.item, &|| {
-            format!("item {}: {}", r.item, r.error)
-        });
+        fail(r.error.code(), r.item, &|| format!("item {}: {}", r.item, r.error));
     }
     for (n, e) in normalized.events.iter().enumerate() {
         match schemas::avro::encode_event(e) {
             Ok(payload) if payload.len() <= bounds.max_event_bytes => {
                 crate::counters::events(provider_id, e.event_type).increment(1);
-                out.push(Outgoing {
-                    dead_letter: false,
-                    key: e.delivery_key.clone(),
-                    payload,
-                    source: (at.partition, at.offset),
-                });
+                out.push(Outgoing { dead_letter: false, key: e.delivery_key.clone(), payload, source: (at.partition, at.offset) });
             }
             Ok(payload) => fail("event_too_large", n, &|| {
-                format!(
-                    "output event {n}: {} bytes encoded > max_event_bytes {}",
-                    payload.len(),
-                    bounds.max_event_bytes
-                )
+                format!("output event {n}: {} bytes encoded > max_event_bytes {}", payload.len(), bounds.max_event_bytes)
             }),
-            Err(err) => fail(err.code(), n, &|| {
-                format!("output event {n} not encodable: {err}")
-            }),
+            Err(err) => fail(err.code(), n, &|| format!("output event {n} not encodable: {err}")),
         }
     }
     for (code, reason, item) in &failures {
-        out.extend(dl.one(
-            Failure {
-                reason_code: code,
-                reason,
-                item: Some(*item),
-            },
-            tenant,
-            provider,
-            request_id,
-        ));
+        out.extend(dl.one(Failure { reason_code: code, reason, item: Some(*item) }, tenant, provider, request_id));
     }
     if failed > failures.len() {
-        let reason = format!(
-            "{} more items of this record failed like the {} before",
-            failed - failures.len(),
-            failures.len()
-        );
-        out.extend(dl.one(
-            Failure {
-                reason_code: "more_rejected_items",
-                reason: &reason,
-                item: None,
-            },
-            tenant,
-            provider,
-            request_id,
-        ));
+        let reason = format!("{} more items of this record failed like the {} before", failed - failures.len(), failures.len());
+        out.extend(dl.one(Failure { reason_code: "more_rejected_items", reason: &reason, item: None }, tenant, provider, request_id));
     }
     out
 }
@@ -241,26 +159,10 @@ pub fn handle(
 /// A small dead letter standing in for an output the broker refused for what it is.
 fn refused(o: &Outgoing, raw_topic: &str, error: &str, now_ms: i64) -> Option<Outgoing> {
     let (partition, offset) = o.source;
-    let reason = format!(
-        "the broker refused the {} ({} bytes): {error}",
-        if o.dead_letter {
-            "dead letter"
-        } else {
-            "event"
-        },
-        o.payload.len()
-    );
+    let reason = format!("the broker refused the {} ({} bytes): {error}", if o.dead_letter { "dead letter" } else { "event" }, o.payload.len());
     let dl = dead_letter::record(
-        Failure {
-            reason_code: "produce_refused",
-            reason: &reason,
-            item: None,
-        },
-        Coordinates {
-            topic: raw_topic,
-            partition,
-            offset,
-        },
+        Failure { reason_code: "produce_refused", reason: &reason, item: None },
+        Coordinates { topic: raw_topic, partition, offset },
         None,
         None,
         &[],
@@ -268,12 +170,7 @@ fn refused(o: &Outgoing, raw_topic: &str, error: &str, now_ms: i64) -> Option<Ou
         now_ms,
     );
     let payload = schemas::avro::encode_dead_letter(&dl).ok()?;
-    Some(Outgoing {
-        dead_letter: true,
-        key: format!("{raw_topic}/{partition}/{offset}"),
-        payload,
-        source: o.source,
-    })
+    Some(Outgoing { dead_letter: true, key: format!("{raw_topic}/{partition}/{offset}"), payload, source: o.source })
 }
 
 /// Produces every record and waits for all acknowledgements. A transient failure is retried
@@ -281,22 +178,13 @@ fn refused(o: &Outgoing, raw_topic: &str, error: &str, now_ms: i64) -> Option<Ou
 /// the batch is not stored). A record the broker refuses for what it is becomes a small
 /// dead letter; if even that is refused, it is dropped with an error (the raw record stays
 /// on the raw topic), because retrying it would stop the partition for every tenant.
-async fn produce_all(
-    producer: &ReplaceableProducer,
-    cfg: &Config,
-    out: Vec<Outgoing>,
-    shutdown: &CancellationToken,
-) -> bool {
+async fn produce_all(producer: &ReplaceableProducer, cfg: &Config, out: Vec<Outgoing>, shutdown: &CancellationToken) -> bool {
     let mut backoff = Backoff::new(Duration::from_secs(5));
     let timeout = Duration::from_millis(cfg.kafka.message_timeout_ms as u64 + 1000);
     let mut pending = out;
     loop {
         let sends = pending.iter().map(|o| {
-            let topic = if o.dead_letter {
-                &cfg.dead_letter_topic
-            } else {
-                &cfg.events_topic
-            };
+            let topic = if o.dead_letter { &cfg.dead_letter_topic } else { &cfg.events_topic };
             producer.send_checked(topic, &o.key, &o.payload, timeout)
         });
         let results = join_all(sends).await;
@@ -312,9 +200,7 @@ async fn produce_all(
                             warn!(message = "Output refused by the broker; sending a dead letter instead.", error = %e, bytes = o.payload.len());
                             retry.push(dl);
                         }
-                        _ => {
-                            error!(message = "Dead letter refused by the broker; dropped (the raw record stays on the raw topic).", error = %e, key = %o.key)
-                        }
+                        _ => error!(message = "Dead letter refused by the broker; dropped (the raw record stays on the raw topic).", error = %e, key = %o.key),
                     }
                 }
                 Err(_) => {
@@ -328,11 +214,7 @@ async fn produce_all(
         }
         if transient > 0 {
             metrics::counter!("sendtrace_normalizer_produce_retries_total").increment(1);
-            warn!(
-                message = "Produce failed; retrying the failed records.",
-                failed = transient,
-                backoff_ms = backoff.current().as_millis() as u64
-            );
+            warn!(message = "Produce failed; retrying the failed records.", failed = transient, backoff_ms = backoff.current().as_millis() as u64);
             if !backoff.wait(shutdown).await {
                 return false;
             }
@@ -348,48 +230,22 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     // install it now, not when the admin task first serves.
     let _ = runtime::telemetry::metrics_handle();
     if cfg.create_topics {
-        cfg.kafka
-            .ensure_topics(
-                &[&cfg.raw_topic, &cfg.events_topic, &cfg.dead_letter_topic],
-                &[],
-            )
-            .await?;
+        cfg.kafka.ensure_topics(&[&cfg.raw_topic, &cfg.events_topic, &cfg.dead_letter_topic], &[]).await?;
     }
     let consumer = std::sync::Arc::new(cfg.kafka.consumer(&cfg.group_id)?);
     consumer.subscribe(&[&cfg.raw_topic])?;
-    let producer = std::sync::Arc::new(
-        ReplaceableProducer::new(cfg.kafka.clone())?.observed("normalizer", health.readiness()),
-    );
+    let producer = std::sync::Arc::new(ReplaceableProducer::new(cfg.kafka.clone())?.observed("normalizer", health.readiness()));
     let bounds = OutputBounds::of(&cfg);
     let watches = [
-        runtime::consumer_lag::spawn_lag_watch(
-            consumer.clone(),
-            "normalizer",
-            cfg.raw_topic.clone(),
-            health.readiness(),
-            cfg.readiness,
-            shutdown.clone(),
-        ),
+        runtime::consumer_lag::spawn_lag_watch(consumer.clone(), "normalizer", cfg.raw_topic.clone(), health.readiness(), cfg.readiness, shutdown.clone()),
         producer.spawn_probe(cfg.events_topic.clone(), cfg.readiness, shutdown.clone()),
     ];
     health.set_ready(true);
     info!(message = "Normalizer running.", raw_topic = %cfg.raw_topic, events_topic = %cfg.events_topic);
-    let limits = BatchLimits {
-        max_records: cfg.batch_max_records,
-        max_bytes: cfg.batch_max_raw_bytes,
-        linger: Duration::from_millis(cfg.batch_linger_ms),
-    };
+    let limits = BatchLimits { max_records: cfg.batch_max_records, max_bytes: cfg.batch_max_raw_bytes, linger: Duration::from_millis(cfg.batch_linger_ms) };
     'outer: loop {
         let mut batch: Vec<OwnedMessage> = Vec::new();
-        if read_batch(
-            || consumer.recv(),
-            limits,
-            &shutdown,
-            |m, _| batch.push(m.detach()),
-        )
-        .await
-            == Batch::Shutdown
-        {
+        if read_batch(|| consumer.recv(), limits, &shutdown, |m, _| batch.push(m.detach())).await == Batch::Shutdown {
             break;
         }
         metrics::histogram!("sendtrace_normalizer_batch_records").record(batch.len() as f64);
@@ -398,11 +254,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
         let mut pending: Vec<Outgoing> = Vec::new();
         let mut pending_bytes = 0usize;
         for m in &batch {
-            let at = Coordinates {
-                topic: m.topic(),
-                partition: m.partition(),
-                offset: m.offset(),
-            };
+            let at = Coordinates { topic: m.topic(), partition: m.partition(), offset: m.offset() };
             for o in handle(at, m.payload(), &cfg.mapping, bounds, now) {
                 pending_bytes += o.payload.len();
                 pending.push(o);
@@ -419,9 +271,7 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
         }
         let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for m in &batch {
-            let e = last
-                .entry((m.topic().to_string(), m.partition()))
-                .or_insert(m.offset());
+            let e = last.entry((m.topic().to_string(), m.partition())).or_insert(m.offset());
             *e = (*e).max(m.offset());
         }
         for ((topic, partition), offset) in last {
@@ -445,11 +295,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn at(topic: &str, partition: i32, offset: i64) -> Coordinates<'_> {
-        Coordinates {
-            topic,
-            partition,
-            offset,
-        }
+        Coordinates { topic, partition, offset }
     }
 
     fn raw_bytes(provider: &str, body: &[u8]) -> Vec<u8> {
@@ -458,27 +304,14 @@ mod tests {
     }
 
     fn replace_once(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-        let i = bytes
-            .windows(from.len())
-            .position(|w| w == from)
-            .expect("pattern present");
+        let i = bytes.windows(from.len()).position(|w| w == from).expect("pattern present");
         [&bytes[..i], to, &bytes[i + from.len()..]].concat()
     }
 
     #[test]
     fn good_record_becomes_avro_events_keyed_by_delivery() {
-        let body = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src/providers/ses/fixtures/event_bounce_multi.json"
-        ))
-        .unwrap();
-        let out = handle(
-            at("raw", 2, 11),
-            Some(&raw_bytes("ses", &body)),
-            &NormalizeOptions::default(),
-            OutputBounds::default(),
-            1,
-        );
+        let body = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/src/providers/ses/fixtures/event_bounce_multi.json")).unwrap();
+        let out = handle(at("raw", 2, 11), Some(&raw_bytes("ses", &body)), &NormalizeOptions::default(), OutputBounds::default(), 1);
         assert_eq!(out.len(), 3);
         for o in &out {
             assert!(!o.dead_letter);
@@ -496,76 +329,36 @@ mod tests {
             (Some(raw_bytes("ses", b"{not json")), "invalid_json"),
             // An envelope naming a provider this build does not know (written by a newer ingest):
             // the provider string `ses` (Avro: length 3 zig-zag = 0x06, then the bytes) renamed.
-            (
-                Some(replace_once(
-                    &raw_bytes("ses", b"{}"),
-                    b"\x06ses",
-                    b"\x06xyz",
-                )),
-                "unknown_provider",
-            ),
-            (
-                Some(replace_once(
-                    &raw_bytes("ses", b"{}"),
-                    b"\x0ewebhook",
-                    b"\x0ewebhuuk",
-                )),
-                "unknown_route",
-            ),
+            (Some(replace_once(&raw_bytes("ses", b"{}"), b"\x06ses", b"\x06xyz")), "unknown_provider"),
+            (Some(replace_once(&raw_bytes("ses", b"{}"), b"\x0ewebhook", b"\x0ewebhuuk")), "unknown_route"),
         ];
         for (payload, code) in cases {
-            let out = handle(
-                at("raw", 0, 5),
-                payload.as_deref(),
-                &NormalizeOptions::default(),
-                OutputBounds::default(),
-                1,
-            );
+            let out = handle(at("raw", 0, 5), payload.as_deref(), &NormalizeOptions::default(), OutputBounds::default(), 1);
             assert_eq!(out.len(), 1);
             assert!(out[0].dead_letter);
             let dl = schemas::avro::decode_dead_letter(&out[0].payload).unwrap();
             assert_eq!(dl.reason_code, code);
             assert!(!dl.reason.is_empty());
-            assert_eq!(
-                (dl.raw_topic.as_str(), dl.raw_partition, dl.raw_offset),
-                ("raw", 0, 5)
-            );
+            assert_eq!((dl.raw_topic.as_str(), dl.raw_partition, dl.raw_offset), ("raw", 0, 5));
             // the request id comes from the envelope, so only readable envelopes give one
-            let readable = payload
-                .as_deref()
-                .is_some_and(|p| schemas::avro::decode_raw(p).is_ok());
-            assert_eq!(
-                dl.request_id.as_deref(),
-                readable.then_some("test"),
-                "{code}"
-            );
+            let readable = payload.as_deref().is_some_and(|p| schemas::avro::decode_raw(p).is_ok());
+            assert_eq!(dl.request_id.as_deref(), readable.then_some("test"), "{code}");
             assert_eq!(dl.raw, payload.unwrap_or_default());
         }
     }
 
     fn dead_letters(out: &[Outgoing]) -> Vec<schemas::DeadLetter> {
-        out.iter()
-            .filter(|o| o.dead_letter)
-            .map(|o| schemas::avro::decode_dead_letter(&o.payload).unwrap())
-            .collect()
+        out.iter().filter(|o| o.dead_letter).map(|o| schemas::avro::decode_dead_letter(&o.payload).unwrap()).collect()
     }
 
     fn events(out: &[Outgoing]) -> Vec<schemas::Event> {
-        out.iter()
-            .filter(|o| !o.dead_letter)
-            .map(|o| schemas::avro::decode_event(&o.payload).unwrap())
-            .collect()
+        out.iter().filter(|o| !o.dead_letter).map(|o| schemas::avro::decode_event(&o.payload).unwrap()).collect()
     }
 
     fn ses_delivery(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src/providers/ses/fixtures/event_delivery.json"
-        );
-        let mut sns: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-        let mut message: serde_json::Value =
-            serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/providers/ses/fixtures/event_delivery.json");
+        let mut sns: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let mut message: serde_json::Value = serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
         edit(&mut message);
         sns["Message"] = serde_json::Value::String(message.to_string());
         serde_json::to_vec(&sns).unwrap()
@@ -579,33 +372,14 @@ mod tests {
                         {"email":"b@x.io","timestamp":1513299569,"event":"delivered","sg_event_id":"e2"},
                         "not an object",
                         {"email":"c@x.io","timestamp":1513299569,"event":"open","sg_event_id":"e4","sg_message_id":"m3.f"}]"#;
-        let out = handle(
-            at("raw", 1, 9),
-            Some(&raw_bytes("sendgrid", body)),
-            &NormalizeOptions::default(),
-            OutputBounds::default(),
-            1,
-        );
+        let out = handle(at("raw", 1, 9), Some(&raw_bytes("sendgrid", body)), &NormalizeOptions::default(), OutputBounds::default(), 1);
         let got: Vec<String> = events(&out).into_iter().map(|e| e.recipient).collect();
         assert_eq!(got, ["a@x.io", "c@x.io"]);
         let dls = dead_letters(&out);
-        let items: Vec<(Option<i32>, &str)> = dls
-            .iter()
-            .map(|d| (d.item, d.reason_code.as_str()))
-            .collect();
-        assert_eq!(
-            items,
-            [(Some(1), "missing_field"), (Some(2), "invalid_field")]
-        );
+        let items: Vec<(Option<i32>, &str)> = dls.iter().map(|d| (d.item, d.reason_code.as_str())).collect();
+        assert_eq!(items, [(Some(1), "missing_field"), (Some(2), "invalid_field")]);
         assert!(dls[0].reason.contains("sg_message_id"), "{}", dls[0].reason);
-        assert_eq!(
-            (
-                dls[0].raw_partition,
-                dls[0].raw_offset,
-                dls[0].tenant.as_deref()
-            ),
-            (1, 9, Some("acme"))
-        );
+        assert_eq!((dls[0].raw_partition, dls[0].raw_offset, dls[0].tenant.as_deref()), (1, 9, Some("acme")));
     }
 
     /// Finding 2: a record larger than the broker's message limit still gets a dead letter
@@ -615,83 +389,37 @@ mod tests {
         let body = vec![b'x'; 3_000_000];
         let raw = raw_bytes("sendgrid", &body);
         let bounds = OutputBounds::default();
-        let out = handle(
-            at("raw", 0, 1),
-            Some(&raw),
-            &NormalizeOptions::default(),
-            bounds,
-            1,
-        );
+        let out = handle(at("raw", 0, 1), Some(&raw), &NormalizeOptions::default(), bounds, 1);
         assert_eq!(out.len(), 1);
-        assert!(
-            out[0].payload.len()
-                <= bounds.dead_letter_raw_max_bytes + dead_letter::MAX_OVERHEAD_BYTES
-        );
-        assert!(
-            out[0].payload.len() < runtime::kafka::producer_max_message_bytes(&Default::default())
-        );
+        assert!(out[0].payload.len() <= bounds.dead_letter_raw_max_bytes + dead_letter::MAX_OVERHEAD_BYTES);
+        assert!(out[0].payload.len() < runtime::kafka::producer_max_message_bytes(&Default::default()));
         let dl = &dead_letters(&out)[0];
-        assert_eq!(
-            (dl.raw_size, dl.raw_truncated, dl.raw.as_slice()),
-            (
-                raw.len() as i64,
-                true,
-                &raw[..bounds.dead_letter_raw_max_bytes]
-            )
-        );
+        assert_eq!((dl.raw_size, dl.raw_truncated, dl.raw.as_slice()), (raw.len() as i64, true, &raw[..bounds.dead_letter_raw_max_bytes]));
     }
 
     /// Finding 3: recipients × copied tags are bounded before anything is copied.
     #[test]
     fn expansion_is_bounded_per_record_and_per_event() {
         let opts = NormalizeOptions::default();
-        let many: Vec<String> = (0..opts.limits.max_events_per_record + 1)
-            .map(|i| format!("r{i}@x.io"))
-            .collect();
+        let many: Vec<String> = (0..opts.limits.max_events_per_record + 1).map(|i| format!("r{i}@x.io")).collect();
         let body = ses_delivery(|m| {
             m["mail"]["destination"] = serde_json::json!(many);
             m["delivery"]["recipients"] = serde_json::json!(many);
         });
-        let out = handle(
-            at("raw", 0, 1),
-            Some(&raw_bytes("ses", &body)),
-            &opts,
-            OutputBounds::default(),
-            1,
-        );
+        let out = handle(at("raw", 0, 1), Some(&raw_bytes("ses", &body)), &opts, OutputBounds::default(), 1);
         assert!(events(&out).is_empty());
         let dls = dead_letters(&out);
         assert_eq!(dls.len(), 1);
         assert_eq!(dls[0].reason_code, "limit_exceeded");
-        assert!(
-            dls[0]
-                .reason
-                .contains("events of the record: 10001 > 10000"),
-            "{}",
-            dls[0].reason
-        );
+        assert!(dls[0].reason.contains("events of the record: 10001 > 10000"), "{}", dls[0].reason);
 
-        let tags: serde_json::Map<String, serde_json::Value> = (0..500)
-            .map(|i| (format!("tag{i}"), serde_json::json!(["v"])))
-            .collect();
+        let tags: serde_json::Map<String, serde_json::Value> = (0..500).map(|i| (format!("tag{i}"), serde_json::json!(["v"]))).collect();
         let body = ses_delivery(|m| m["mail"]["tags"] = serde_json::Value::Object(tags));
-        let dls = dead_letters(&handle(
-            at("raw", 0, 2),
-            Some(&raw_bytes("ses", &body)),
-            &opts,
-            OutputBounds::default(),
-            1,
-        ));
-        assert!(
-            dls[0].reason.contains("labels: 500 > 64"),
-            "{}",
-            dls[0].reason
-        );
+        let dls = dead_letters(&handle(at("raw", 0, 2), Some(&raw_bytes("ses", &body)), &opts, OutputBounds::default(), 1));
+        assert!(dls[0].reason.contains("labels: 500 > 64"), "{}", dls[0].reason);
 
         // Many recipients with the largest attribution allowed: the estimate stops the record.
-        let tags: serde_json::Map<String, serde_json::Value> = (0..60)
-            .map(|i| (format!("t{i}"), serde_json::json!(["v".repeat(60)])))
-            .collect();
+        let tags: serde_json::Map<String, serde_json::Value> = (0..60).map(|i| (format!("t{i}"), serde_json::json!(["v".repeat(60)]))).collect();
         let headers: Vec<serde_json::Value> = (0..60).map(|i| serde_json::json!({"name": format!("X-Metadata-k{i}"), "value": "m".repeat(120)})).collect();
         let many: Vec<String> = (0..9_000).map(|i| format!("r{i}@x.io")).collect();
         let body = ses_delivery(|m| {
@@ -700,50 +428,22 @@ mod tests {
             m["mail"]["destination"] = serde_json::json!(many);
             m["delivery"]["recipients"] = serde_json::json!(many);
         });
-        let small = NormalizeOptions {
-            limits: crate::providers::Limits {
-                max_record_output_bytes: 8 << 20,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let dls = dead_letters(&handle(
-            at("raw", 0, 3),
-            Some(&raw_bytes("ses", &body)),
-            &small,
-            OutputBounds::default(),
-            1,
-        ));
-        assert!(
-            dls[0].reason.contains("output bytes of the record"),
-            "{}",
-            dls[0].reason
-        );
+        let small = NormalizeOptions { limits: crate::providers::Limits { max_record_output_bytes: 8 << 20, ..Default::default() }, ..Default::default() };
+        let dls = dead_letters(&handle(at("raw", 0, 3), Some(&raw_bytes("ses", &body)), &small, OutputBounds::default(), 1));
+        assert!(dls[0].reason.contains("output bytes of the record"), "{}", dls[0].reason);
     }
 
     /// Finding 3: a recipient or a free-text field beyond its bound is a dead letter, not an event.
     #[test]
     fn oversized_fields_are_dead_letters() {
         let long = format!("{}@x.io", "a".repeat(600));
-        let body = format!(
-            r#"[{{"email":"{long}","timestamp":1513299569,"event":"delivered","sg_event_id":"e1","sg_message_id":"m1"}},
+        let body = format!(r#"[{{"email":"{long}","timestamp":1513299569,"event":"delivered","sg_event_id":"e1","sg_message_id":"m1"}},
                              {{"email":"b@x.io","timestamp":1513299569,"event":"click","url":"https://x.io/{}","sg_event_id":"e2","sg_message_id":"m2"}},
-                             {{"email":"c@x.io","timestamp":1513299569,"event":"open","sg_event_id":"e3","sg_message_id":"m3"}}]"#,
-            "u".repeat(9000)
-        );
-        let out = handle(
-            at("raw", 0, 1),
-            Some(&raw_bytes("sendgrid", body.as_bytes())),
-            &NormalizeOptions::default(),
-            OutputBounds::default(),
-            1,
-        );
+                             {{"email":"c@x.io","timestamp":1513299569,"event":"open","sg_event_id":"e3","sg_message_id":"m3"}}]"#, "u".repeat(9000));
+        let out = handle(at("raw", 0, 1), Some(&raw_bytes("sendgrid", body.as_bytes())), &NormalizeOptions::default(), OutputBounds::default(), 1);
         assert_eq!(events(&out).len(), 1);
         let reasons: Vec<String> = dead_letters(&out).into_iter().map(|d| d.reason).collect();
-        assert!(
-            reasons[0].contains("recipient 0 of item 0: 605 bytes > 320"),
-            "{reasons:?}"
-        );
+        assert!(reasons[0].contains("recipient 0 of item 0: 605 bytes > 320"), "{reasons:?}");
         assert!(reasons[1].contains("click url: 9013 > 8192"), "{reasons:?}");
     }
 
@@ -751,16 +451,8 @@ mod tests {
     #[test]
     fn implausible_times_are_dead_letters() {
         for ts in ["-9223372036854775", "99999999999", "0"] {
-            let body = format!(
-                r#"[{{"email":"a@x.io","timestamp":{ts},"event":"open","sg_event_id":"e1","sg_message_id":"m1"}}]"#
-            );
-            let out = handle(
-                at("raw", 0, 1),
-                Some(&raw_bytes("sendgrid", body.as_bytes())),
-                &NormalizeOptions::default(),
-                OutputBounds::default(),
-                1,
-            );
+            let body = format!(r#"[{{"email":"a@x.io","timestamp":{ts},"event":"open","sg_event_id":"e1","sg_message_id":"m1"}}]"#);
+            let out = handle(at("raw", 0, 1), Some(&raw_bytes("sendgrid", body.as_bytes())), &NormalizeOptions::default(), OutputBounds::default(), 1);
             let dls = dead_letters(&out);
             assert_eq!(dls.len(), 1, "{ts}");
             assert_eq!(dls[0].reason_code, "invalid_field", "{ts}");
@@ -772,25 +464,12 @@ mod tests {
     fn dead_letters_per_record_are_bounded() {
         let items: Vec<String> = (0..1000).map(|_| "{}".to_string()).collect();
         let body = format!("[{}]", items.join(","));
-        let bounds = OutputBounds {
-            max_dead_letters_per_record: 10,
-            ..OutputBounds::default()
-        };
-        let out = handle(
-            at("raw", 0, 1),
-            Some(&raw_bytes("sendgrid", body.as_bytes())),
-            &NormalizeOptions::default(),
-            bounds,
-            1,
-        );
+        let bounds = OutputBounds { max_dead_letters_per_record: 10, ..OutputBounds::default() };
+        let out = handle(at("raw", 0, 1), Some(&raw_bytes("sendgrid", body.as_bytes())), &NormalizeOptions::default(), bounds, 1);
         let dls = dead_letters(&out);
         assert_eq!(dls.len(), 11);
         assert_eq!(dls[10].reason_code, "more_rejected_items");
-        assert!(
-            dls[10].reason.starts_with("990 more items"),
-            "{}",
-            dls[10].reason
-        );
+        assert!(dls[10].reason.starts_with("990 more items"), "{}", dls[10].reason);
     }
 
     /// Finding 4: ids of items without a provider event id hash the body once, not once per
@@ -804,41 +483,21 @@ mod tests {
         assert!(body.len() > 1_800_000);
         let raw = raw_bytes("sendgrid", body.as_bytes());
         let started = std::time::Instant::now();
-        let out = handle(
-            at("raw", 0, 1),
-            Some(&raw),
-            &NormalizeOptions::default(),
-            OutputBounds::default(),
-            1,
-        );
+        let out = handle(at("raw", 0, 1), Some(&raw), &NormalizeOptions::default(), OutputBounds::default(), 1);
         let took = started.elapsed();
         let evs = events(&out);
         assert_eq!(evs.len(), 9_000);
-        let ids: std::collections::HashSet<&str> =
-            evs.iter().map(|e| e.event_id.as_str()).collect();
+        let ids: std::collections::HashSet<&str> = evs.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(ids.len(), 9_000);
         assert!(took < Duration::from_secs(20), "took {took:?}");
     }
 
     #[test]
     fn refused_outputs_become_small_dead_letters_with_coordinates() {
-        let o = Outgoing {
-            dead_letter: false,
-            key: "k".into(),
-            payload: vec![0; 2_000_000],
-            source: (3, 77),
-        };
+        let o = Outgoing { dead_letter: false, key: "k".into(), payload: vec![0; 2_000_000], source: (3, 77) };
         let dl = refused(&o, "raw.topic", "Message size too large", 5).unwrap();
         assert!(dl.payload.len() < 2_000);
         let d = schemas::avro::decode_dead_letter(&dl.payload).unwrap();
-        assert_eq!(
-            (
-                d.raw_topic.as_str(),
-                d.raw_partition,
-                d.raw_offset,
-                d.reason_code.as_str()
-            ),
-            ("raw.topic", 3, 77, "produce_refused")
-        );
+        assert_eq!((d.raw_topic.as_str(), d.raw_partition, d.raw_offset, d.reason_code.as_str()), ("raw.topic", 3, 77, "produce_refused"));
     }
 }

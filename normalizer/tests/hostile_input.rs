@@ -4,7 +4,7 @@
 //! targets in `fuzz/` search the same space much longer (see FUZZING.md).
 
 use normalizer::dead_letter::Coordinates;
-use normalizer::pipeline::{handle, Outgoing, OutputBounds};
+use normalizer::pipeline::{handle, OutputBounds, Outgoing};
 use normalizer::providers::NormalizeOptions;
 use proptest::prelude::*;
 use schemas::{ProviderId, RawEnvelope};
@@ -18,17 +18,11 @@ static FIXTURES: LazyLock<Vec<(ProviderId, Vec<u8>)>> = LazyLock::new(|| {
     let mut out = Vec::new();
     for p in ProviderId::ALL {
         let dir = root.join(p.as_str()).join("fixtures");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
         files.sort();
         for f in files {
             let name = f.file_name().unwrap().to_string_lossy().to_string();
-            if (name.ends_with(".json") || name.ends_with(".txt"))
-                && !name.ends_with(".expected.jsonl")
-            {
+            if (name.ends_with(".json") || name.ends_with(".txt")) && !name.ends_with(".expected.jsonl") {
                 out.push((p, std::fs::read(&f).unwrap()));
             }
         }
@@ -37,12 +31,7 @@ static FIXTURES: LazyLock<Vec<(ProviderId, Vec<u8>)>> = LazyLock::new(|| {
     out
 });
 
-fn stored(
-    provider: ProviderId,
-    route: usize,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-) -> Vec<u8> {
+fn stored(provider: ProviderId, route: usize, headers: BTreeMap<String, String>, body: Vec<u8>) -> Vec<u8> {
     // Every route the provider declares, by index.
     let routes = normalizer::providers::registry(provider).routes();
     let route = routes[route % routes.len()].clone();
@@ -68,16 +57,10 @@ fn check(out: &[Outgoing]) -> Result<(), TestCaseError> {
     let dead: Vec<&Outgoing> = out.iter().filter(|o| o.dead_letter).collect();
     prop_assert!(dead.len() <= bounds.max_dead_letters_per_record + 1);
     for o in dead {
-        prop_assert!(
-            o.payload.len()
-                <= bounds.dead_letter_raw_max_bytes + normalizer::dead_letter::MAX_OVERHEAD_BYTES
-        );
+        prop_assert!(o.payload.len() <= bounds.dead_letter_raw_max_bytes + normalizer::dead_letter::MAX_OVERHEAD_BYTES);
         let dl = schemas::avro::decode_dead_letter(&o.payload).unwrap();
         prop_assert!(!dl.reason_code.is_empty() && !dl.reason.is_empty());
-        prop_assert_eq!(
-            (dl.raw_topic.as_str(), dl.raw_partition, dl.raw_offset),
-            ("raw", 1, 9)
-        );
+        prop_assert_eq!((dl.raw_topic.as_str(), dl.raw_partition, dl.raw_offset), ("raw", 1, 9));
     }
     for o in out.iter().filter(|o| !o.dead_letter) {
         let e = schemas::avro::decode_event(&o.payload).unwrap();
@@ -88,18 +71,8 @@ fn check(out: &[Outgoing]) -> Result<(), TestCaseError> {
 }
 
 fn run(payload: Option<&[u8]>) -> Vec<Outgoing> {
-    let at = Coordinates {
-        topic: "raw",
-        partition: 1,
-        offset: 9,
-    };
-    handle(
-        at,
-        payload,
-        &NormalizeOptions::default(),
-        OutputBounds::default(),
-        1_700_000_000_000,
-    )
+    let at = Coordinates { topic: "raw", partition: 1, offset: 9 };
+    handle(at, payload, &NormalizeOptions::default(), OutputBounds::default(), 1_700_000_000_000)
 }
 
 fn provider() -> impl Strategy<Value = ProviderId> {
@@ -118,57 +91,17 @@ fn json_like() -> impl Strategy<Value = Vec<u8>> {
         Just("-0".to_string()),
     ];
     let keys = prop::sample::select(vec![
-        "Type",
-        "Message",
-        "MessageId",
-        "TopicArn",
-        "eventType",
-        "notificationType",
-        "mail",
-        "messageId",
-        "destination",
-        "bounce",
-        "bouncedRecipients",
-        "event",
-        "email",
-        "timestamp",
-        "sg_message_id",
-        "event-data",
-        "recipient",
-        "RecordType",
-        "MessageID",
-        "Recipient",
-        "type",
-        "data",
-        "to",
-        "created_at",
-        "token",
-        "message_id",
-        "http_status",
-        "response",
-        "sent_at",
-        "channel",
-        "provider",
-        "provider_message_id",
-        "cost",
-        "labels",
-        "metadata",
-        "error",
-        "details",
-        "tags",
-        "detail",
-        "detail-type",
-        "source",
-        "id",
+        "Type", "Message", "MessageId", "TopicArn", "eventType", "notificationType", "mail", "messageId",
+        "destination", "bounce", "bouncedRecipients", "event", "email", "timestamp", "sg_message_id",
+        "event-data", "recipient", "RecordType", "MessageID", "Recipient", "type", "data", "to", "created_at",
+        "token", "message_id", "http_status", "response", "sent_at", "channel", "provider", "provider_message_id",
+        "cost", "labels", "metadata", "error", "details", "tags", "detail", "detail-type", "source", "id",
     ]);
     leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(|v| format!("[{}]", v.join(","))),
             prop::collection::vec((keys.clone(), inner), 0..6).prop_map(|kv| {
-                let fields: Vec<String> = kv
-                    .into_iter()
-                    .map(|(k, v)| format!("\"{k}\":{v}"))
-                    .collect();
+                let fields: Vec<String> = kv.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
                 format!("{{{}}}", fields.join(","))
             }),
         ]
@@ -215,13 +148,7 @@ fn fixtures_in_valid_envelopes_give_events() {
     // The mutation test above starts from these: each fixture alone must already pass `check`.
     for (p, body) in FIXTURES.iter() {
         for route in 0..normalizer::providers::registry(*p).routes().len() {
-            check(&run(Some(&stored(
-                *p,
-                route,
-                BTreeMap::new(),
-                body.clone(),
-            ))))
-            .unwrap();
+            check(&run(Some(&stored(*p, route, BTreeMap::new(), body.clone())))).unwrap();
         }
     }
 }

@@ -14,10 +14,7 @@ pub struct Backoff {
 impl Backoff {
     /// Starts at 100 ms, doubles after each wait, never above `max`.
     pub fn new(max: Duration) -> Backoff {
-        Backoff {
-            next: Duration::from_millis(100).min(max),
-            max,
-        }
+        Backoff { next: Duration::from_millis(100).min(max), max }
     }
 
     /// The wait the next [`Backoff::wait`] will take.

@@ -36,12 +36,7 @@ const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(200);
 /// Reads one batch through `recv` (e.g. `|| consumer.recv()`), handing each record to
 /// `on_record(record, first)`. A receive error before the first record is logged and the
 /// wait goes on; after it, it ends the batch early.
-pub async fn read_batch<M, R, Fut, F>(
-    mut recv: R,
-    limits: BatchLimits,
-    shutdown: &CancellationToken,
-    mut on_record: F,
-) -> Batch
+pub async fn read_batch<M, R, Fut, F>(mut recv: R, limits: BatchLimits, shutdown: &CancellationToken, mut on_record: F) -> Batch
 where
     M: Message,
     R: FnMut() -> Fut,
@@ -95,22 +90,11 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     fn msg(offset: i64, len: usize) -> OwnedMessage {
-        OwnedMessage::new(
-            Some(vec![b'x'; len]),
-            None,
-            "t".into(),
-            Timestamp::NotAvailable,
-            0,
-            offset,
-            None,
-        )
+        OwnedMessage::new(Some(vec![b'x'; len]), None, "t".into(), Timestamp::NotAvailable, 0, offset, None)
     }
 
     /// A source handing out `available` records at once, then nothing (a quiet topic).
-    fn source(
-        available: Vec<OwnedMessage>,
-    ) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Output = KafkaResult<OwnedMessage>> + Send>>
-    {
+    fn source(available: Vec<OwnedMessage>) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Output = KafkaResult<OwnedMessage>> + Send>> {
         let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(available)));
         move || {
             let queue = queue.clone();
@@ -127,45 +111,23 @@ mod tests {
 
     async fn read(available: Vec<OwnedMessage>, limits: BatchLimits) -> (Batch, Vec<(i64, bool)>) {
         let mut seen = Vec::new();
-        let batch = read_batch(
-            source(available),
-            limits,
-            &CancellationToken::new(),
-            |m, first| seen.push((m.offset(), first)),
-        )
-        .await;
+        let batch = read_batch(source(available), limits, &CancellationToken::new(), |m, first| seen.push((m.offset(), first))).await;
         (batch, seen)
     }
 
-    const LIMITS: BatchLimits = BatchLimits {
-        max_records: 3,
-        max_bytes: 1000,
-        linger: Duration::from_millis(50),
-    };
+    const LIMITS: BatchLimits = BatchLimits { max_records: 3, max_bytes: 1000, linger: Duration::from_millis(50) };
 
     #[tokio::test]
     async fn stops_at_the_record_limit() {
         let (batch, seen) = read((0..10).map(|o| msg(o, 10)).collect(), LIMITS).await;
-        assert_eq!(
-            batch,
-            Batch::Read {
-                records: 3,
-                bytes: 30
-            }
-        );
+        assert_eq!(batch, Batch::Read { records: 3, bytes: 30 });
         assert_eq!(seen, vec![(0, true), (1, false), (2, false)]);
     }
 
     #[tokio::test]
     async fn stops_at_the_byte_limit_taking_the_record_that_crosses_it() {
         let (batch, seen) = read(vec![msg(0, 600), msg(1, 600), msg(2, 10)], LIMITS).await;
-        assert_eq!(
-            batch,
-            Batch::Read {
-                records: 2,
-                bytes: 1200
-            }
-        );
+        assert_eq!(batch, Batch::Read { records: 2, bytes: 1200 });
         assert_eq!(seen.len(), 2);
     }
 
@@ -173,18 +135,9 @@ mod tests {
     async fn stops_after_the_linger_on_a_quiet_topic() {
         let started = std::time::Instant::now();
         let (batch, _) = read(vec![msg(0, 1)], LIMITS).await;
-        assert_eq!(
-            batch,
-            Batch::Read {
-                records: 1,
-                bytes: 1
-            }
-        );
+        assert_eq!(batch, Batch::Read { records: 1, bytes: 1 });
         let waited = started.elapsed();
-        assert!(
-            waited >= Duration::from_millis(50) && waited < Duration::from_secs(2),
-            "{waited:?}"
-        );
+        assert!(waited >= Duration::from_millis(50) && waited < Duration::from_secs(2), "{waited:?}");
     }
 
     #[tokio::test]

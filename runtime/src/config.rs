@@ -14,10 +14,6 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(file: Option<&Path>) -> a
         fig = fig.merge(Toml::file(f));
     }
     // SENDTRACE_* variables that are not config keys (used by scripts and the CLI) are skipped.
-    fig = fig.merge(
-        Env::prefixed("SENDTRACE_")
-            .split("__")
-            .ignore(&["config", "tools", "log_json", "home"]),
-    );
+    fig = fig.merge(Env::prefixed("SENDTRACE_").split("__").ignore(&["config", "tools", "log_json", "home"]));
     Ok(fig.extract()?)
 }

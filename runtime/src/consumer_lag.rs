@@ -45,13 +45,7 @@ where
     // The blocking calls outlive a probe that timed out: never run two at once.
     let busy = Arc::new(AtomicBool::new(false));
     spawn_probe(readiness, KAFKA_CONSUMER, cfg, shutdown, move || {
-        let (consumer, metric, topic, reported, busy) = (
-            consumer.clone(),
-            metric.clone(),
-            topic.clone(),
-            reported.clone(),
-            busy.clone(),
-        );
+        let (consumer, metric, topic, reported, busy) = (consumer.clone(), metric.clone(), topic.clone(), reported.clone(), busy.clone());
         async move {
             if busy.swap(true, Ordering::AcqRel) {
                 return Err("the previous probe has not finished".to_string());
@@ -74,35 +68,25 @@ fn measure<C: ConsumerContext>(
     reported: &Mutex<BTreeSet<(String, i32)>>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let assignment = consumer
-        .assignment()
-        .map_err(|e| format!("assignment unavailable: {e}"))?;
+    let assignment = consumer.assignment().map_err(|e| format!("assignment unavailable: {e}"))?;
     if assignment.count() == 0 {
-        consumer
-            .fetch_metadata(Some(topic), timeout)
-            .map_err(|e| format!("broker metadata for topic {topic} unavailable: {e}"))?;
+        consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("broker metadata for topic {topic} unavailable: {e}"))?;
     }
     let committed = if assignment.count() == 0 {
         assignment
     } else {
-        consumer
-            .committed(timeout)
-            .map_err(|e| format!("committed offsets unavailable: {e}"))?
+        consumer.committed(timeout).map_err(|e| format!("committed offsets unavailable: {e}"))?
     };
     let mut now = BTreeSet::new();
     for e in committed.elements() {
         let (t, p) = (e.topic().to_string(), e.partition());
-        let (low, high) = consumer
-            .fetch_watermarks(&t, p, timeout)
-            .map_err(|e| format!("watermarks of {t}/{p} unavailable: {e}"))?;
-        metrics::gauge!(metric.to_string(), "topic" => t.clone(), "partition" => p.to_string())
-            .set(lag(low, high, e.offset()) as f64);
+        let (low, high) = consumer.fetch_watermarks(&t, p, timeout).map_err(|e| format!("watermarks of {t}/{p} unavailable: {e}"))?;
+        metrics::gauge!(metric.to_string(), "topic" => t.clone(), "partition" => p.to_string()).set(lag(low, high, e.offset()) as f64);
         now.insert((t, p));
     }
     let mut reported = reported.lock().unwrap_or_else(|p| p.into_inner());
     for (t, p) in reported.difference(&now) {
-        metrics::gauge!(metric.to_string(), "topic" => t.clone(), "partition" => p.to_string())
-            .set(0.0);
+        metrics::gauge!(metric.to_string(), "topic" => t.clone(), "partition" => p.to_string()).set(0.0);
     }
     reported.extend(now);
     Ok(())
@@ -116,16 +100,8 @@ mod tests {
     fn lag_is_what_is_not_committed() {
         assert_eq!(lag(0, 100, Offset::Offset(40)), 60);
         assert_eq!(lag(0, 100, Offset::Offset(100)), 0);
-        assert_eq!(
-            lag(10, 100, Offset::Invalid),
-            90,
-            "nothing committed: everything retained"
-        );
-        assert_eq!(
-            lag(50, 100, Offset::Offset(20)),
-            50,
-            "committed below the retained range"
-        );
+        assert_eq!(lag(10, 100, Offset::Invalid), 90, "nothing committed: everything retained");
+        assert_eq!(lag(50, 100, Offset::Offset(20)), 50, "committed below the retained range");
         assert_eq!(lag(0, 5, Offset::Offset(9)), 0, "never negative");
     }
 }

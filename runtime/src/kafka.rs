@@ -1,12 +1,12 @@
 //! Kafka clients with the settings every stage needs.
 
-use crate::readiness::{spawn_probe, Readiness, ReadinessConfig, KAFKA_PRODUCER};
-use crate::shutdown::CancellationToken;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::FutureProducer;
+use crate::readiness::{spawn_probe, Readiness, ReadinessConfig, KAFKA_PRODUCER};
+use crate::shutdown::CancellationToken;
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -97,10 +97,7 @@ impl KafkaConfig {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
-            .set(
-                "heartbeat.interval.ms",
-                (self.session_timeout_ms / 3).max(100).to_string(),
-            )
+            .set("heartbeat.interval.ms", (self.session_timeout_ms / 3).max(100).to_string())
             .set("partition.assignment.strategy", "range")
             // bound what librdkafka prefetches while we wait on a slow sink
             .set("queued.max.messages.kbytes", "16384");
@@ -114,11 +111,7 @@ impl KafkaConfig {
         let new: Vec<NewTopic> = topics
             .iter()
             .map(|t| {
-                let nt = NewTopic::new(
-                    t,
-                    self.partitions,
-                    TopicReplication::Fixed(self.replication),
-                );
+                let nt = NewTopic::new(t, self.partitions, TopicReplication::Fixed(self.replication));
                 if compacted.contains(t) {
                     nt.set("cleanup.policy", "compact")
                 } else {
@@ -184,14 +177,8 @@ struct Watched {
 impl Watched {
     fn new(config: &KafkaConfig) -> rdkafka::error::KafkaResult<Watched> {
         let watch = BrokerWatch::default();
-        let producer = config
-            .producer_config()
-            .create_with_context(watch.clone())?;
-        Ok(Watched {
-            producer,
-            watch,
-            created: std::time::Instant::now(),
-        })
+        let producer = config.producer_config().create_with_context(watch.clone())?;
+        Ok(Watched { producer, watch, created: std::time::Instant::now() })
     }
 }
 
@@ -209,11 +196,7 @@ impl ReplaceableProducer {
         let p = std::sync::Arc::new(Watched::new(&config)?);
         let current = std::sync::Arc::new(std::sync::RwLock::new(p));
         spawn_broker_watchdog(config.clone(), std::sync::Arc::downgrade(&current));
-        Ok(ReplaceableProducer {
-            config,
-            current,
-            observer: None,
-        })
+        Ok(ReplaceableProducer { config, current, observer: None })
     }
 
     /// Reports every produce: its latency in the histogram
@@ -233,28 +216,16 @@ impl ReplaceableProducer {
     /// failed transiently within `quiet` (so a probe does not mark ready a producer whose sends
     /// keep failing). Run by [`crate::readiness::spawn_probe`] for the `kafka_producer` condition,
     /// which also clears it once the broker is back while no request comes in.
-    pub async fn probe(
-        &self,
-        topic: &str,
-        timeout: Duration,
-        quiet: Duration,
-    ) -> Result<(), String> {
+    pub async fn probe(&self, topic: &str, timeout: Duration, quiet: Duration) -> Result<(), String> {
         use rdkafka::producer::Producer;
         let producer = self.get();
         let t = topic.to_string();
-        let metadata = tokio::task::spawn_blocking(move || {
-            producer
-                .producer
-                .client()
-                .fetch_metadata(Some(&t), timeout)
-                .map(|_| ())
-        })
-        .await
-        .map_err(|e| format!("metadata task failed: {e}"))?;
+        let metadata = tokio::task::spawn_blocking(move || producer.producer.client().fetch_metadata(Some(&t), timeout).map(|_| ()))
+            .await
+            .map_err(|e| format!("metadata task failed: {e}"))?;
         metadata.map_err(|e| format!("broker metadata for topic {topic} unavailable: {e}"))?;
         if let Some(o) = &self.observer {
-            let ago = crate::clock::now_ms()
-                - o.last_failure_ms.load(std::sync::atomic::Ordering::Relaxed);
+            let ago = crate::clock::now_ms() - o.last_failure_ms.load(std::sync::atomic::Ordering::Relaxed);
             if ago < quiet.as_millis() as i64 {
                 return Err(format!("a produce failed {ago} ms ago"));
             }
@@ -265,15 +236,8 @@ impl ReplaceableProducer {
     /// Runs [`ReplaceableProducer::probe`] for `topic` every `cfg.probe_interval_ms` into the
     /// `kafka_producer` condition of the readiness given to [`ReplaceableProducer::observed`]
     /// (a produce failure within the last interval keeps it failing). Without it, does nothing.
-    pub fn spawn_probe(
-        self: &std::sync::Arc<Self>,
-        topic: String,
-        cfg: ReadinessConfig,
-        shutdown: CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
-        let Some(readiness) = self.observer.as_ref().map(|o| o.readiness.clone()) else {
-            return tokio::spawn(async {});
-        };
+    pub fn spawn_probe(self: &std::sync::Arc<Self>, topic: String, cfg: ReadinessConfig, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let Some(readiness) = self.observer.as_ref().map(|o| o.readiness.clone()) else { return tokio::spawn(async {}) };
         let this = self.clone();
         spawn_probe(readiness, KAFKA_PRODUCER, cfg, shutdown, move || {
             let (this, topic) = (this.clone(), topic.clone());
@@ -294,67 +258,36 @@ impl ReplaceableProducer {
             // The record's own fault says nothing about the broker.
             Err(e) if e.permanent => {}
             Err(e) => {
-                o.last_failure_ms
-                    .store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
-                o.readiness
-                    .fail(KAFKA_PRODUCER, format!("produce failed: {}", e.message));
+                o.last_failure_ms.store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                o.readiness.fail(KAFKA_PRODUCER, format!("produce failed: {}", e.message));
             }
         }
     }
 
     fn get(&self) -> std::sync::Arc<Watched> {
         // A poisoned lock only means another thread panicked while swapping; the value is valid.
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn replace(&self, used: &std::sync::Arc<Watched>, error: &str) {
-        replace_if_current(
-            &self.config,
-            &self.current,
-            used,
-            "Kafka producer replaced after a failed send.",
-            error,
-        );
+        replace_if_current(&self.config, &self.current, used, "Kafka producer replaced after a failed send.", error);
     }
 
     /// Sends one record and waits for its acknowledgement (acks=all), at most `timeout`.
-    pub async fn send(
-        &self,
-        topic: &str,
-        key: &str,
-        payload: &[u8],
-        timeout: Duration,
-    ) -> Result<(), String> {
-        self.send_checked(topic, key, payload, timeout)
-            .await
-            .map_err(|e| e.to_string())
+    pub async fn send(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), String> {
+        self.send_checked(topic, key, payload, timeout).await.map_err(|e| e.to_string())
     }
 
     /// As [`ReplaceableProducer::send`], telling a record the broker will never accept
     /// ([`SendError::permanent`]: retrying it would wedge the caller) from a transient failure.
-    pub async fn send_checked(
-        &self,
-        topic: &str,
-        key: &str,
-        payload: &[u8],
-        timeout: Duration,
-    ) -> Result<(), SendError> {
+    pub async fn send_checked(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), SendError> {
         let started = std::time::Instant::now();
         let result = self.send_unobserved(topic, key, payload, timeout).await;
         self.observe(topic, started, &result);
         result
     }
 
-    async fn send_unobserved(
-        &self,
-        topic: &str,
-        key: &str,
-        payload: &[u8],
-        timeout: Duration,
-    ) -> Result<(), SendError> {
+    async fn send_unobserved(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), SendError> {
         use rdkafka::producer::FutureRecord;
         // A record over the producer's limit is refused here, permanently, before it is queued.
         let max = producer_max_message_bytes(&self.config);
@@ -367,23 +300,11 @@ impl ReplaceableProducer {
         }
         let producer = self.get();
         let record = FutureRecord::to(topic).key(key).payload(payload);
-        let error =
-            match tokio::time::timeout(timeout, producer.producer.send(record, timeout)).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err((e, _))) => SendError {
-                    permanent: is_permanent(&e),
-                    too_large: is_too_large(&e),
-                    message: e.to_string(),
-                },
-                Err(_) => SendError {
-                    permanent: false,
-                    too_large: false,
-                    message: format!(
-                        "no acknowledgement from Kafka within {} ms",
-                        timeout.as_millis()
-                    ),
-                },
-            };
+        let error = match tokio::time::timeout(timeout, producer.producer.send(record, timeout)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err((e, _))) => SendError { permanent: is_permanent(&e), too_large: is_too_large(&e), message: e.to_string() },
+            Err(_) => SendError { permanent: false, too_large: false, message: format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()) },
+        };
         // The record's own fault (permanent) says nothing about the producer: keep it.
         if !error.permanent {
             self.replace(&producer, &error.message);
@@ -399,13 +320,7 @@ impl ReplaceableProducer {
 }
 
 /// Replaces `used` by a new producer if it is still the current one.
-fn replace_if_current(
-    config: &KafkaConfig,
-    current: &std::sync::RwLock<std::sync::Arc<Watched>>,
-    used: &std::sync::Arc<Watched>,
-    why: &str,
-    error: &str,
-) {
+fn replace_if_current(config: &KafkaConfig, current: &std::sync::RwLock<std::sync::Arc<Watched>>, used: &std::sync::Arc<Watched>, why: &str, error: &str) {
     let mut guard = current.write().unwrap_or_else(|p| p.into_inner());
     if std::sync::Arc::ptr_eq(&guard, used) {
         match Watched::new(config) {
@@ -421,33 +336,17 @@ fn replace_if_current(
 /// Every [`BROKER_WATCH_INTERVAL`]: when the current producer has lost every broker (and is older
 /// than [`MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE`]), purges what it holds (its callers see the
 /// records fail) and replaces it. Ends with the [`ReplaceableProducer`].
-fn spawn_broker_watchdog(
-    config: KafkaConfig,
-    current: std::sync::Weak<std::sync::RwLock<std::sync::Arc<Watched>>>,
-) {
+fn spawn_broker_watchdog(config: KafkaConfig, current: std::sync::Weak<std::sync::RwLock<std::sync::Arc<Watched>>>) {
     use rdkafka::producer::{Producer, PurgeConfig};
-    let spawned = std::thread::Builder::new()
-        .name("kafka-broker-watch".into())
-        .spawn(move || loop {
-            std::thread::sleep(BROKER_WATCH_INTERVAL);
-            let Some(current) = current.upgrade() else {
-                return;
-            };
-            let used = current.read().unwrap_or_else(|p| p.into_inner()).clone();
-            if used.watch.down.load(std::sync::atomic::Ordering::SeqCst)
-                && used.created.elapsed() >= MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE
-            {
-                replace_if_current(
-                    &config,
-                    &current,
-                    &used,
-                    "Kafka producer replaced: every broker connection was lost.",
-                    "all brokers down",
-                );
-                used.producer
-                    .purge(PurgeConfig::default().queue().inflight());
-            }
-        });
+    let spawned = std::thread::Builder::new().name("kafka-broker-watch".into()).spawn(move || loop {
+        std::thread::sleep(BROKER_WATCH_INTERVAL);
+        let Some(current) = current.upgrade() else { return };
+        let used = current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if used.watch.down.load(std::sync::atomic::Ordering::SeqCst) && used.created.elapsed() >= MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE {
+            replace_if_current(&config, &current, &used, "Kafka producer replaced: every broker connection was lost.", "all brokers down");
+            used.producer.purge(PurgeConfig::default().queue().inflight());
+        }
+    });
     if let Err(e) = spawned {
         tracing::error!(message = "Could not start the Kafka producer's broker watch.", error = %e);
     }
@@ -470,20 +369,13 @@ pub const RECORD_OVERHEAD_BYTES: usize = 512;
 
 /// Whether a record of this key and value fits a producer limit of `max` bytes.
 pub fn record_fits(key_len: usize, value_len: usize, max: usize) -> bool {
-    key_len
-        .saturating_add(value_len)
-        .saturating_add(RECORD_OVERHEAD_BYTES)
-        <= max
+    key_len.saturating_add(value_len).saturating_add(RECORD_OVERHEAD_BYTES) <= max
 }
 
 fn is_too_large(e: &rdkafka::error::KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::MessageSizeTooLarge
-                | RDKafkaErrorCode::MessageBatchTooLarge
-                | RDKafkaErrorCode::InvalidMessageSize
-        )
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge | RDKafkaErrorCode::InvalidMessageSize)
     ) && is_permanent(e)
 }
 
@@ -506,11 +398,7 @@ fn is_permanent(e: &rdkafka::error::KafkaError) -> bool {
 /// The largest record value this service's producer sends: librdkafka's `message.max.bytes`
 /// (its default, 1 000 000, unless `extra` sets it). A stage checks its own bounds against it at start.
 pub fn producer_max_message_bytes(config: &KafkaConfig) -> usize {
-    config
-        .extra
-        .get("message.max.bytes")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(1_000_000)
+    config.extra.get("message.max.bytes").and_then(|v| v.trim().parse().ok()).unwrap_or(1_000_000)
 }
 
 #[cfg(test)]
@@ -520,39 +408,21 @@ mod tests {
 
     #[test]
     fn record_errors_are_permanent_broker_errors_are_not() {
-        assert!(is_permanent(&KafkaError::MessageProduction(
-            RDKafkaErrorCode::MessageSizeTooLarge
-        )));
-        assert!(is_permanent(&KafkaError::MessageProduction(
-            RDKafkaErrorCode::InvalidRecord
-        )));
-        assert!(!is_permanent(&KafkaError::MessageProduction(
-            RDKafkaErrorCode::MessageTimedOut
-        )));
-        assert!(!is_permanent(&KafkaError::MessageProduction(
-            RDKafkaErrorCode::NotEnoughReplicas
-        )));
-        assert!(!is_permanent(&KafkaError::MessageProduction(
-            RDKafkaErrorCode::BrokerTransportFailure
-        )));
+        assert!(is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)));
+        assert!(is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)));
+        assert!(!is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)));
+        assert!(!is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas)));
+        assert!(!is_permanent(&KafkaError::MessageProduction(RDKafkaErrorCode::BrokerTransportFailure)));
     }
 
     /// A record over the producer's limit is refused before it is queued, permanently (no
     /// broker needed: nothing listens on the configured address).
     #[tokio::test]
     async fn oversized_record_is_refused_without_sending() {
-        let mut config = KafkaConfig {
-            brokers: "127.0.0.1:1".into(),
-            ..Default::default()
-        };
-        config
-            .extra
-            .insert("message.max.bytes".into(), "10000".into());
+        let mut config = KafkaConfig { brokers: "127.0.0.1:1".into(), ..Default::default() };
+        config.extra.insert("message.max.bytes".into(), "10000".into());
         let producer = ReplaceableProducer::new(config).unwrap();
-        let e = producer
-            .send_checked("t", "k", &[0u8; 10_000], Duration::from_millis(200))
-            .await
-            .unwrap_err();
+        let e = producer.send_checked("t", "k", &[0u8; 10_000], Duration::from_millis(200)).await.unwrap_err();
         assert!(e.permanent && e.too_large, "{e:?}");
         assert!(record_fits(1, 10_000 - RECORD_OVERHEAD_BYTES - 1, 10_000));
         assert!(!record_fits(1, 10_000 - RECORD_OVERHEAD_BYTES, 10_000));
@@ -564,23 +434,12 @@ mod tests {
     async fn an_observed_producer_reports_failures_to_readiness() {
         let handle = crate::telemetry::metrics_handle();
         let readiness = Readiness::default();
-        let config = KafkaConfig {
-            brokers: "127.0.0.1:1".into(),
-            message_timeout_ms: 300,
-            ..Default::default()
-        };
-        let producer = ReplaceableProducer::new(config)
-            .unwrap()
-            .observed("unit", readiness.clone());
-        let e = producer
-            .send_checked("t", "k", b"v", Duration::from_millis(500))
-            .await
-            .unwrap_err();
+        let config = KafkaConfig { brokers: "127.0.0.1:1".into(), message_timeout_ms: 300, ..Default::default() };
+        let producer = ReplaceableProducer::new(config).unwrap().observed("unit", readiness.clone());
+        let e = producer.send_checked("t", "k", b"v", Duration::from_millis(500)).await.unwrap_err();
         assert!(!e.permanent, "{e:?}");
         assert!(readiness.is_failing(KAFKA_PRODUCER));
-        let probe = producer
-            .probe("t", Duration::from_millis(300), Duration::ZERO)
-            .await;
+        let probe = producer.probe("t", Duration::from_millis(300), Duration::ZERO).await;
         assert!(probe.unwrap_err().contains("metadata"));
         let rendered = handle.render();
         assert!(rendered.contains("sendtrace_unit_produce_duration_seconds_count{topic=\"t\",outcome=\"transient\"} 1"), "{rendered}");
@@ -590,27 +449,15 @@ mod tests {
     /// it is older than the minimum age, without any send.
     #[tokio::test]
     async fn a_producer_without_brokers_is_replaced_by_the_watch() {
-        let config = KafkaConfig {
-            brokers: "127.0.0.1:1".into(),
-            ..Default::default()
-        };
+        let config = KafkaConfig { brokers: "127.0.0.1:1".into(), ..Default::default() };
         let producer = ReplaceableProducer::new(config).unwrap();
         let first = producer.get();
-        let deadline = std::time::Instant::now()
-            + MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE
-            + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE + Duration::from_secs(10);
         while std::sync::Arc::ptr_eq(&first, &producer.get()) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "not replaced; all brokers down seen: {}",
-                first.watch.down.load(std::sync::atomic::Ordering::SeqCst)
-            );
+            assert!(std::time::Instant::now() < deadline, "not replaced; all brokers down seen: {}", first.watch.down.load(std::sync::atomic::Ordering::SeqCst));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(
-            first.created.elapsed() >= MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE,
-            "not replaced before its minimum age"
-        );
+        assert!(first.created.elapsed() >= MIN_PRODUCER_AGE_BEFORE_WATCH_REPLACE, "not replaced before its minimum age");
     }
 
     #[test]

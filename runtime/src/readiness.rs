@@ -33,10 +33,7 @@ pub struct ReadinessConfig {
 
 impl Default for ReadinessConfig {
     fn default() -> Self {
-        ReadinessConfig {
-            probe_interval_ms: 2000,
-            probe_timeout_ms: 2000,
-        }
+        ReadinessConfig { probe_interval_ms: 2000, probe_timeout_ms: 2000 }
     }
 }
 
@@ -113,13 +110,7 @@ impl Readiness {
 
     /// The failing conditions, by name.
     pub fn failing(&self) -> Vec<Failing> {
-        self.map()
-            .iter()
-            .map(|(c, r)| Failing {
-                condition: c.to_string(),
-                reason: r.clone(),
-            })
-            .collect()
+        self.map().iter().map(|(c, r)| Failing { condition: c.to_string(), reason: r.clone() }).collect()
     }
 
     pub fn is_failing(&self, condition: &str) -> bool {
@@ -130,11 +121,7 @@ impl Readiness {
     pub fn response(&self) -> (StatusCode, axum::Json<ReadyzBody>) {
         let failing = self.failing();
         let ready = failing.is_empty();
-        let status = if ready {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
+        let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
         (status, axum::Json(ReadyzBody { ready, failing }))
     }
 }
@@ -144,23 +131,13 @@ impl Readiness {
 /// names are constants of the code (bounded); reasons are never labels. (Called under the
 /// lock, so the two gauges move in the order the conditions did.)
 fn publish(condition: &'static str, failing: bool, ready: bool) {
-    metrics::gauge!("sendtrace_readiness_failing", "condition" => condition).set(if failing {
-        1.0
-    } else {
-        0.0
-    });
+    metrics::gauge!("sendtrace_readiness_failing", "condition" => condition).set(if failing { 1.0 } else { 0.0 });
     metrics::gauge!("sendtrace_ready").set(if ready { 1.0 } else { 0.0 });
 }
 
 /// Runs `check` at once and then every `cfg.probe_interval_ms` until `shutdown`, each run
 /// bounded by `cfg.probe_timeout_ms`, and fails or clears `condition` with its outcome.
-pub fn spawn_probe<F, Fut>(
-    readiness: Readiness,
-    condition: &'static str,
-    cfg: ReadinessConfig,
-    shutdown: CancellationToken,
-    mut check: F,
-) -> tokio::task::JoinHandle<()>
+pub fn spawn_probe<F, Fut>(readiness: Readiness, condition: &'static str, cfg: ReadinessConfig, shutdown: CancellationToken, mut check: F) -> tokio::task::JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
@@ -171,12 +148,7 @@ where
                 _ = shutdown.cancelled() => return,
                 r = tokio::time::timeout(cfg.timeout(), check()) => r,
             };
-            let result = outcome.unwrap_or_else(|_| {
-                Err(format!(
-                    "no answer within {} ms (probe_timeout_ms)",
-                    cfg.timeout().as_millis()
-                ))
-            });
+            let result = outcome.unwrap_or_else(|_| Err(format!("no answer within {} ms (probe_timeout_ms)", cfg.timeout().as_millis())));
             readiness.set(condition, result);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -207,19 +179,13 @@ mod tests {
         assert!(!r.is_failing(CLICKHOUSE) && r.is_failing(KAFKA_CONSUMER));
         r.set(KAFKA_CONSUMER, Ok(()));
         let (status, body) = r.response();
-        assert_eq!(
-            (status, body.ready, body.failing.len()),
-            (StatusCode::OK, true, 0)
-        );
+        assert_eq!((status, body.ready, body.failing.len()), (StatusCode::OK, true, 0));
     }
 
     #[tokio::test]
     async fn a_probe_fails_on_error_and_on_timeout_and_clears_on_success() {
         let r = Readiness::default();
-        let cfg = ReadinessConfig {
-            probe_interval_ms: 10,
-            probe_timeout_ms: 50,
-        };
+        let cfg = ReadinessConfig { probe_interval_ms: 10, probe_timeout_ms: 50 };
         let stop = CancellationToken::new();
         let mode = Arc::new(std::sync::atomic::AtomicU8::new(0));
         let m = mode.clone();
@@ -239,11 +205,7 @@ mod tests {
         let until = |want: &'static str, r: Readiness| async move {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             loop {
-                let reason = r
-                    .failing()
-                    .into_iter()
-                    .find(|f| f.condition == CLICKHOUSE)
-                    .map(|f| f.reason);
+                let reason = r.failing().into_iter().find(|f| f.condition == CLICKHOUSE).map(|f| f.reason);
                 let ok = match want {
                     "clear" => reason.is_none(),
                     w => reason.as_deref().is_some_and(|x| x.contains(w)),
@@ -251,10 +213,7 @@ mod tests {
                 if ok {
                     return;
                 }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "condition never became {want}: {reason:?}"
-                );
+                assert!(tokio::time::Instant::now() < deadline, "condition never became {want}: {reason:?}");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
@@ -264,9 +223,6 @@ mod tests {
         mode.store(1, std::sync::atomic::Ordering::SeqCst);
         until("probe_timeout_ms", r.clone()).await;
         stop.cancel();
-        tokio::time::timeout(Duration::from_secs(1), task)
-            .await
-            .expect("the probe stops on shutdown")
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(1), task).await.expect("the probe stops on shutdown").unwrap();
     }
 }

@@ -1,26 +1,22 @@
 //! Logs (tracing), metrics (Prometheus text on `/metrics`), liveness (`/healthz`) and
 //! readiness (`/readyz`, see [`crate::readiness`]).
 
-use crate::readiness::{Readiness, NOT_RUNNING};
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use crate::readiness::{Readiness, NOT_RUNNING};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 /// Installs the tracing subscriber (`RUST_LOG`, default `info`; JSON when `SENDTRACE_LOG_JSON=1`).
 pub fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = if std::env::var("SENDTRACE_LOG_JSON").as_deref() == Ok("1") {
         builder.json().try_init()
     } else {
@@ -31,14 +27,10 @@ pub fn init_tracing() {
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Buckets (seconds) of every `*_duration_seconds` histogram.
-pub const DURATION_BUCKETS_SECS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+pub const DURATION_BUCKETS_SECS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Buckets (records) of every `*_batch_records` histogram (batch sizes).
-pub const BATCH_RECORDS_BUCKETS: &[f64] = &[
-    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
-];
+pub const BATCH_RECORDS_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0];
 
 /// Installs the Prometheus recorder once per process and returns its handle.
 pub fn metrics_handle() -> PrometheusHandle {
@@ -48,16 +40,8 @@ pub fn metrics_handle() -> PrometheusHandle {
             // histograms (buckets), not summaries.
             // (fails only on an empty bucket list, which the constants are not)
             let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Suffix("_duration_seconds".into()),
-                    DURATION_BUCKETS_SECS,
-                )
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Suffix("_batch_records".into()),
-                        BATCH_RECORDS_BUCKETS,
-                    )
-                })
+                .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), DURATION_BUCKETS_SECS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_batch_records".into()), BATCH_RECORDS_BUCKETS))
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -81,10 +65,7 @@ impl Default for Health {
     fn default() -> Self {
         let readiness = Readiness::default();
         readiness.fail(NOT_RUNNING, "starting");
-        Health {
-            alive: Arc::new(AtomicBool::new(false)),
-            readiness,
-        }
+        Health { alive: Arc::new(AtomicBool::new(false)), readiness }
     }
 }
 
@@ -115,10 +96,7 @@ pub fn router(health: Health) -> Router {
     Router::new()
         .route("/metrics", get(move || async move { handle.render() }))
         .route("/healthz", get(healthz))
-        .route(
-            "/readyz",
-            get(|State(h): State<Health>| async move { h.readiness.response() }),
-        )
+        .route("/readyz", get(|State(h): State<Health>| async move { h.readiness.response() }))
         .with_state(health)
 }
 
@@ -134,19 +112,11 @@ async fn healthz(State(h): State<Health>) -> (StatusCode, &'static str) {
 /// task of its own. The bind is awaited here, so a service whose admin port is taken stops at
 /// start with the reason, instead of running on with no health endpoint that an orchestrator
 /// (or a test harness) could ever see answer.
-pub async fn start_admin(
-    addr: &str,
-    health: Health,
-    shutdown: CancellationToken,
-) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the admin endpoint {addr}"))?;
+pub async fn start_admin(addr: &str, health: Health, shutdown: CancellationToken) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the admin endpoint {addr}"))?;
     tracing::info!(message = "Admin endpoint listening.", %addr);
     Ok(tokio::spawn(async move {
-        axum::serve(listener, router(health))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await?;
+        axum::serve(listener, router(health)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
         Ok(())
     }))
 }
@@ -159,28 +129,16 @@ mod tests {
     async fn a_taken_admin_port_is_an_error_at_start_and_a_free_one_answers_healthz() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap().to_string();
-        let err = start_admin(&addr, Health::default(), CancellationToken::new())
-            .await
-            .expect_err("port taken");
-        assert!(
-            format!("{err:#}").contains(&format!("binding the admin endpoint {addr}")),
-            "{err:#}"
-        );
+        let err = start_admin(&addr, Health::default(), CancellationToken::new()).await.expect_err("port taken");
+        assert!(format!("{err:#}").contains(&format!("binding the admin endpoint {addr}")), "{err:#}");
 
         drop(taken);
         let (shutdown, health) = (CancellationToken::new(), Health::default());
         health.set_ready(true);
-        let admin = start_admin(&addr, health, shutdown.clone())
-            .await
-            .expect("port free again");
-        let mut stream = tokio::net::TcpStream::connect(&addr)
-            .await
-            .expect("listening once start_admin returned");
+        let admin = start_admin(&addr, health, shutdown.clone()).await.expect("port free again");
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("listening once start_admin returned");
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

@@ -16,10 +16,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use rust_decimal::Decimal;
 use schemas::avro::{self, value_path};
 use schemas::ids::{delivery_key, event_id, EventSource};
-use schemas::{
-    BounceClass, Channel, Event, EventType, MessageClass, Money, Origin, ProviderId, RawEnvelope,
-    Route, TimeSource,
-};
+use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, Origin, ProviderId, RawEnvelope, Route, TimeSource};
 use std::collections::BTreeMap;
 
 /// xorshift64: deterministic, no dependency.
@@ -38,14 +35,7 @@ impl Rng {
 }
 
 const TENANTS: [&str; 4] = ["acme", "globex-corp", "initech", "umbrella-health"];
-const PATH: [EventType; 6] = [
-    EventType::Sent,
-    EventType::Delivered,
-    EventType::Opened,
-    EventType::Clicked,
-    EventType::Opened,
-    EventType::Bounced,
-];
+const PATH: [EventType; 6] = [EventType::Sent, EventType::Delivered, EventType::Opened, EventType::Clicked, EventType::Opened, EventType::Bounced];
 
 fn events(n: usize) -> Vec<Event> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -67,26 +57,13 @@ fn events(n: usize) -> Vec<Event> {
         let dk = delivery_key(tenant, provider, &msg, &rcpt);
         let mut t = 1_767_225_600_000 + rng.below(90 * 86_400_000) as i64;
         let steps = 3 + rng.below(4) as usize;
-        for (i, ty) in std::iter::once(EventType::Queued)
-            .chain(PATH.iter().copied().take(steps))
-            .enumerate()
-        {
+        for (i, ty) in std::iter::once(EventType::Queued).chain(PATH.iter().copied().take(steps)).enumerate() {
             let record = ty == EventType::Queued;
             let pe_id = format!("{msg}-{i}");
-            let name = if record {
-                "send_record".to_string()
-            } else {
-                ty.as_str().to_string()
-            };
+            let name = if record { "send_record".to_string() } else { ty.as_str().to_string() };
             let engaged = matches!(ty, EventType::Opened | EventType::Clicked);
             out.push(Event {
-                event_id: event_id(
-                    tenant,
-                    provider,
-                    EventSource::ProviderEventId(&pe_id),
-                    &name,
-                    &rcpt,
-                ),
+                event_id: event_id(tenant, provider, EventSource::ProviderEventId(&pe_id), &name, &rcpt),
                 tenant: tenant.into(),
                 channel: Channel::Email,
                 provider: provider.into(),
@@ -100,38 +77,23 @@ fn events(n: usize) -> Vec<Event> {
                 contact_id: record.then(|| format!("contact-{d}")),
                 template_key: record.then(|| "welcome-v3".to_string()),
                 message_class: record.then_some(MessageClass::Marketing),
-                labels: if record {
-                    vec!["newsletter".into()]
-                } else {
-                    vec![]
-                },
-                metadata: if record {
-                    BTreeMap::from([("campaign".to_string(), "spring-sale".to_string())])
-                } else {
-                    BTreeMap::new()
-                },
+                labels: if record { vec!["newsletter".into()] } else { vec![] },
+                metadata: if record { BTreeMap::from([("campaign".to_string(), "spring-sale".to_string())]) } else { BTreeMap::new() },
                 event_type: ty,
                 bounce_class: (ty == EventType::Bounced).then_some(BounceClass::Hard),
                 occurred_at: t,
                 received_at: t + 1_500,
                 time_source: TimeSource::Provider,
-                click_url: (ty == EventType::Clicked)
-                    .then(|| "https://example.com/spring?utm_source=newsletter".to_string()),
-                user_agent: engaged
-                    .then(|| "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)".to_string()),
+                click_url: (ty == EventType::Clicked).then(|| "https://example.com/spring?utm_source=newsletter".to_string()),
+                user_agent: engaged.then(|| "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)".to_string()),
                 ip: engaged.then(|| "203.0.113.7".to_string()),
                 error_code: (ty == EventType::Bounced).then(|| "5.1.1".to_string()),
-                error_reason: (ty == EventType::Bounced)
-                    .then(|| "smtp; 550 5.1.1 user unknown".to_string()),
+                error_reason: (ty == EventType::Bounced).then(|| "smtp; 550 5.1.1 user unknown".to_string()),
                 cost: record.then(|| Money::new(Decimal::new(75, 5), "USD")),
                 raw_topic: "sendtrace.raw.v1".into(),
                 raw_partition: (d % 12) as i32,
                 raw_offset: (d * 8 + i) as i64,
-                origin: if record {
-                    Origin::SendRecord
-                } else {
-                    Origin::Provider
-                },
+                origin: if record { Origin::SendRecord } else { Origin::Provider },
             });
             t += 1_000 + rng.below(3_600_000) as i64;
         }
@@ -171,30 +133,12 @@ fn envelopes(n: usize) -> Vec<RawEnvelope> {
             content_type: "text/plain; charset=UTF-8".into(),
             received_at: 1_764_669_601_512 + i as i64,
             headers: BTreeMap::from([
-                (
-                    "content-type".to_string(),
-                    "text/plain; charset=UTF-8".to_string(),
-                ),
-                (
-                    "user-agent".to_string(),
-                    "Amazon Simple Notification Service Agent".to_string(),
-                ),
-                (
-                    "x-amz-sns-message-id".to_string(),
-                    format!("5f0f5c2e-{i:04x}-5d2a-9b8e-0c3f4a6b7d8e"),
-                ),
-                (
-                    "x-amz-sns-message-type".to_string(),
-                    "Notification".to_string(),
-                ),
-                (
-                    "x-amz-sns-subscription-arn".to_string(),
-                    "arn:aws:sns:eu-west-1:123456789012:ses-events:0b1c2d3e".to_string(),
-                ),
-                (
-                    "x-amz-sns-topic-arn".to_string(),
-                    "arn:aws:sns:eu-west-1:123456789012:ses-events".to_string(),
-                ),
+                ("content-type".to_string(), "text/plain; charset=UTF-8".to_string()),
+                ("user-agent".to_string(), "Amazon Simple Notification Service Agent".to_string()),
+                ("x-amz-sns-message-id".to_string(), format!("5f0f5c2e-{i:04x}-5d2a-9b8e-0c3f4a6b7d8e")),
+                ("x-amz-sns-message-type".to_string(), "Notification".to_string()),
+                ("x-amz-sns-subscription-arn".to_string(), "arn:aws:sns:eu-west-1:123456789012:ses-events:0b1c2d3e".to_string()),
+                ("x-amz-sns-topic-arn".to_string(), "arn:aws:sns:eu-west-1:123456789012:ses-events".to_string()),
             ]),
             body: sns_body(i),
         })
@@ -203,42 +147,18 @@ fn envelopes(n: usize) -> Vec<RawEnvelope> {
 
 fn codec(c: &mut Criterion) {
     let events = events(1_000);
-    let event_bytes: Vec<Vec<u8>> = events
-        .iter()
-        .map(|e| avro::encode_event(e).expect("encodes"))
-        .collect();
+    let event_bytes: Vec<Vec<u8>> = events.iter().map(|e| avro::encode_event(e).expect("encodes")).collect();
     let envelopes = envelopes(100);
-    let raw_bytes: Vec<Vec<u8>> = envelopes
-        .iter()
-        .map(|r| avro::encode_raw(r).expect("encodes"))
-        .collect();
+    let raw_bytes: Vec<Vec<u8>> = envelopes.iter().map(|r| avro::encode_raw(r).expect("encodes")).collect();
     let body = envelopes.iter().map(|r| r.body.len()).sum::<usize>() / envelopes.len();
     let avg = raw_bytes.iter().map(Vec::len).sum::<usize>() / raw_bytes.len();
     let event_avg = event_bytes.iter().map(Vec::len).sum::<usize>() / event_bytes.len();
-    eprintln!(
-        "events: {} ({event_avg} B on average); envelopes: {} ({avg} B, body {body} B)",
-        events.len(),
-        envelopes.len()
-    );
+    eprintln!("events: {} ({event_avg} B on average); envelopes: {} ({avg} B, body {body} B)", events.len(), envelopes.len());
 
     let mut g = c.benchmark_group("event");
     g.throughput(Throughput::Elements(events.len() as u64));
-    g.bench_function("encode/value_path", |b| {
-        b.iter(|| {
-            events
-                .iter()
-                .map(|e| value_path::encode_event(e).expect("encodes").len())
-                .sum::<usize>()
-        })
-    });
-    g.bench_function("encode/fast", |b| {
-        b.iter(|| {
-            events
-                .iter()
-                .map(|e| avro::encode_event(e).expect("encodes").len())
-                .sum::<usize>()
-        })
-    });
+    g.bench_function("encode/value_path", |b| b.iter(|| events.iter().map(|e| value_path::encode_event(e).expect("encodes").len()).sum::<usize>()));
+    g.bench_function("encode/fast", |b| b.iter(|| events.iter().map(|e| avro::encode_event(e).expect("encodes").len()).sum::<usize>()));
     g.bench_function("encode_into/fast", |b| {
         let mut buf = Vec::with_capacity(1024);
         b.iter(|| {
@@ -252,69 +172,18 @@ fn codec(c: &mut Criterion) {
         })
     });
     // each decoded value is dropped in the loop, as a consumer would after using it
-    g.bench_function("decode/value_path", |b| {
-        b.iter(|| {
-            event_bytes
-                .iter()
-                .map(|x| value_path::decode_event(x).expect("decodes").raw_offset)
-                .sum::<i64>()
-        })
-    });
-    g.bench_function("decode/fast", |b| {
-        b.iter(|| {
-            event_bytes
-                .iter()
-                .map(|x| avro::decode_event(x).expect("decodes").raw_offset)
-                .sum::<i64>()
-        })
-    });
+    g.bench_function("decode/value_path", |b| b.iter(|| event_bytes.iter().map(|x| value_path::decode_event(x).expect("decodes").raw_offset).sum::<i64>()));
+    g.bench_function("decode/fast", |b| b.iter(|| event_bytes.iter().map(|x| avro::decode_event(x).expect("decodes").raw_offset).sum::<i64>()));
     g.finish();
 
     let mut g = c.benchmark_group("raw");
     g.throughput(Throughput::Elements(envelopes.len() as u64));
-    g.bench_function("encode/value_path", |b| {
-        b.iter(|| {
-            envelopes
-                .iter()
-                .map(|r| value_path::encode_raw(r).expect("encodes").len())
-                .sum::<usize>()
-        })
-    });
-    g.bench_function("encode/fast", |b| {
-        b.iter(|| {
-            envelopes
-                .iter()
-                .map(|r| avro::encode_raw(r).expect("encodes").len())
-                .sum::<usize>()
-        })
-    });
-    g.bench_function("decode/value_path", |b| {
-        b.iter(|| {
-            raw_bytes
-                .iter()
-                .map(|x| value_path::decode_raw(x).expect("decodes").body.len())
-                .sum::<usize>()
-        })
-    });
-    g.bench_function("decode/fast", |b| {
-        b.iter(|| {
-            raw_bytes
-                .iter()
-                .map(|x| avro::decode_raw(x).expect("decodes").body.len())
-                .sum::<usize>()
-        })
-    });
+    g.bench_function("encode/value_path", |b| b.iter(|| envelopes.iter().map(|r| value_path::encode_raw(r).expect("encodes").len()).sum::<usize>()));
+    g.bench_function("encode/fast", |b| b.iter(|| envelopes.iter().map(|r| avro::encode_raw(r).expect("encodes").len()).sum::<usize>()));
+    g.bench_function("decode/value_path", |b| b.iter(|| raw_bytes.iter().map(|x| value_path::decode_raw(x).expect("decodes").body.len()).sum::<usize>()));
+    g.bench_function("decode/fast", |b| b.iter(|| raw_bytes.iter().map(|x| avro::decode_raw(x).expect("decodes").body.len()).sum::<usize>()));
     g.bench_function("decode_ref/fast", |b| {
-        b.iter(|| {
-            raw_bytes
-                .iter()
-                .map(|x| {
-                    black_box(avro::decode_raw_ref(x).expect("decodes"))
-                        .body
-                        .len()
-                })
-                .sum::<usize>()
-        })
+        b.iter(|| raw_bytes.iter().map(|x| black_box(avro::decode_raw_ref(x).expect("decodes")).body.len()).sum::<usize>())
     });
     g.finish();
 }

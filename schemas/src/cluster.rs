@@ -182,9 +182,7 @@ pub struct Cluster<'a> {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClusterError {
-    #[error(
-        "table `{0}` has no placement in schemas::cluster::SHARDING: decide its sharding key there"
-    )]
+    #[error("table `{0}` has no placement in schemas::cluster::SHARDING: decide its sharding key there")]
     UnknownTable(String),
     #[error("statement not supported in the cluster form ({0}); extend schemas::cluster")]
     Unsupported(String),
@@ -208,10 +206,7 @@ impl ClusterError {
 
 /// The placement of `table`, if it is a table of the schema.
 pub fn placement(table: &str) -> Option<Placement> {
-    SHARDING
-        .iter()
-        .find(|t| t.table == table)
-        .map(|t| t.placement)
+    SHARDING.iter().find(|t| t.table == table).map(|t| t.placement)
 }
 
 /// The cluster form of one single-node migration statement (placeholders already filled): one
@@ -254,23 +249,12 @@ pub fn migration(stmts: &[String], cluster: &Cluster) -> Result<Vec<String>, Clu
 }
 
 fn check_name(name: &str) -> Result<(), ClusterError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-{}".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ClusterError::InvalidName(name.to_string()))
-    }
+    let ok = !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-{}".contains(c));
+    if ok { Ok(()) } else { Err(ClusterError::InvalidName(name.to_string())) }
 }
 
 fn first_words(stmt: &str) -> String {
-    stmt.split_whitespace()
-        .take(4)
-        .collect::<Vec<_>>()
-        .join(" ")
+    stmt.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
 }
 
 // ---- a small lexer: enough to find names, parentheses and clauses outside string literals ----
@@ -295,11 +279,7 @@ impl Tok {
         &s[self.start..self.end]
     }
     fn upper(&self, s: &str) -> String {
-        if self.kind == Kind::Word {
-            self.text(s).to_ascii_uppercase()
-        } else {
-            String::new()
-        }
+        if self.kind == Kind::Word { self.text(s).to_ascii_uppercase() } else { String::new() }
     }
     fn is_word(&self, s: &str, w: &str) -> bool {
         self.kind == Kind::Word && self.text(s).eq_ignore_ascii_case(w)
@@ -327,9 +307,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, ClusterError> {
             continue;
         }
         if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            let end = s[i + 2..]
-                .find("*/")
-                .ok_or_else(|| ClusterError::Malformed("unclosed comment".into()))?;
+            let end = s[i + 2..].find("*/").ok_or_else(|| ClusterError::Malformed("unclosed comment".into()))?;
             i += 2 + end + 2;
             continue;
         }
@@ -350,11 +328,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, ClusterError> {
                     Some(_) => i += 1,
                 }
             }
-            if c == b'\'' {
-                Kind::Str
-            } else {
-                Kind::Quoted
-            }
+            if c == b'\'' { Kind::Str } else { Kind::Quoted }
         } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80) {
                 i += 1;
@@ -365,11 +339,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, ClusterError> {
             i += s[i..].chars().next().map(char::len_utf8).unwrap_or(1);
             Kind::Punct
         };
-        toks.push(Tok {
-            kind,
-            start,
-            end: i,
-        });
+        toks.push(Tok { kind, start, end: i });
     }
     Ok(toks)
 }
@@ -401,31 +371,18 @@ struct Name {
 /// The object name at token `at`, after an optional `IF [NOT] EXISTS`; `db.name` keeps `name`.
 fn object_name(s: &str, toks: &[Tok], mut at: usize) -> Result<Name, ClusterError> {
     if toks.get(at).is_some_and(|t| t.is_word(s, "IF")) {
-        at += if toks.get(at + 1).is_some_and(|t| t.is_word(s, "NOT")) {
-            3
-        } else {
-            2
-        };
+        at += if toks.get(at + 1).is_some_and(|t| t.is_word(s, "NOT")) { 3 } else { 2 };
     }
     let mut i = at;
-    let mut last = *toks
-        .get(i)
-        .ok_or_else(|| ClusterError::Malformed("no object name".into()))?;
+    let mut last = *toks.get(i).ok_or_else(|| ClusterError::Malformed("no object name".into()))?;
     while toks.get(i + 1).is_some_and(|t| t.is_punct(s, ".")) && toks.get(i + 2).is_some() {
         i += 2;
         last = toks[i];
     }
     if !matches!(last.kind, Kind::Word | Kind::Quoted) {
-        return Err(ClusterError::Malformed(format!(
-            "no object name at `{}`",
-            last.text(s)
-        )));
+        return Err(ClusterError::Malformed(format!("no object name at `{}`", last.text(s))));
     }
-    Ok(Name {
-        text: unquote(last.text(s)),
-        end: last.end,
-        next: i + 1,
-    })
+    Ok(Name { text: unquote(last.text(s)), end: last.end, next: i + 1 })
 }
 
 fn unquote(name: &str) -> String {
@@ -441,35 +398,20 @@ fn on_cluster(cluster: &Cluster) -> String {
 }
 
 fn insert_on_cluster(stmt: &str, name: &Name, cluster: &Cluster) -> String {
-    format!(
-        "{}{}{}",
-        &stmt[..name.end],
-        on_cluster(cluster),
-        &stmt[name.end..]
-    )
+    format!("{}{}{}", &stmt[..name.end], on_cluster(cluster), &stmt[name.end..])
 }
 
 /// `stmt` with the object name ending at `name.end` renamed to its local table.
 fn renamed_local(stmt: &str, toks: &[Tok], name: &Name, cluster: &Cluster) -> String {
     let last = toks[name.next - 1];
-    format!(
-        "{}`{}{}`{}{}",
-        &stmt[..last.start],
-        name.text,
-        LOCAL_SUFFIX,
-        on_cluster(cluster),
-        &stmt[name.end..]
-    )
+    format!("{}`{}{}`{}{}", &stmt[..last.start], name.text, LOCAL_SUFFIX, on_cluster(cluster), &stmt[name.end..])
 }
 
 fn create_table(stmt: &str, toks: &[Tok], cluster: &Cluster) -> Result<Vec<String>, ClusterError> {
     let name = object_name(stmt, toks, 2)?;
     let place = known_table(&name.text)?;
     if !toks.get(name.next).is_some_and(|t| t.is_punct(stmt, "(")) {
-        return Err(ClusterError::Unsupported(format!(
-            "CREATE TABLE {} without a column list",
-            name.text
-        )));
+        return Err(ClusterError::Unsupported(format!("CREATE TABLE {} without a column list", name.text)));
     }
     let cols_end = closing(stmt, toks, name.next)?;
     let eng = toks
@@ -483,26 +425,15 @@ fn create_table(stmt: &str, toks: &[Tok], cluster: &Cluster) -> Result<Vec<Strin
     if toks.get(e).is_some_and(|t| t.is_punct(stmt, "=")) {
         e += 1;
     }
-    let engine_tok = *toks
-        .get(e)
-        .ok_or_else(|| ClusterError::Malformed("no engine name".into()))?;
+    let engine_tok = *toks.get(e).ok_or_else(|| ClusterError::Malformed("no engine name".into()))?;
     let engine = engine_tok.text(stmt);
-    if !engine.ends_with("MergeTree")
-        || engine.starts_with("Replicated")
-        || engine.starts_with("Shared")
-    {
-        return Err(ClusterError::Unsupported(format!(
-            "{}: engine {engine}",
-            name.text
-        )));
+    if !engine.ends_with("MergeTree") || engine.starts_with("Replicated") || engine.starts_with("Shared") {
+        return Err(ClusterError::Unsupported(format!("{}: engine {engine}", name.text)));
     }
     let (args, engine_end) = match toks.get(e + 1) {
         Some(t) if t.is_punct(stmt, "(") => {
             let close = closing(stmt, toks, e + 1)?;
-            (
-                stmt[t.end..toks[close].start].trim().to_string(),
-                toks[close].end,
-            )
+            (stmt[t.end..toks[close].start].trim().to_string(), toks[close].end)
         }
         _ => (String::new(), engine_tok.end),
     };
@@ -524,11 +455,7 @@ fn create_table(stmt: &str, toks: &[Tok], cluster: &Cluster) -> Result<Vec<Strin
     match place {
         Placement::EveryNode => Ok(vec![local]),
         Placement::Sharded(key) => {
-            let if_not_exists = if toks[2].is_word(stmt, "IF") {
-                "IF NOT EXISTS "
-            } else {
-                ""
-            };
+            let if_not_exists = if toks[2].is_word(stmt, "IF") { "IF NOT EXISTS " } else { "" };
             let dist = format!(
                 "CREATE TABLE {if_not_exists}`{t}`{on} AS `{db}`.`{t}{sfx}`\nENGINE = Distributed('{c}', '{db}', '{t}{sfx}', {key})",
                 t = name.text,
@@ -547,10 +474,7 @@ fn create_table(stmt: &str, toks: &[Tok], cluster: &Cluster) -> Result<Vec<Strin
 fn replicated_settings(stmt: &str, toks: &[Tok], from: usize) -> String {
     let mut out = String::new();
     let mut at = from;
-    for t in toks
-        .iter()
-        .filter(|t| t.start >= from && t.is_word(stmt, "non_replicated_deduplication_window"))
-    {
+    for t in toks.iter().filter(|t| t.start >= from && t.is_word(stmt, "non_replicated_deduplication_window")) {
         out.push_str(&stmt[at..t.start]);
         out.push_str("replicated_deduplication_window");
         at = t.end;
@@ -559,31 +483,18 @@ fn replicated_settings(stmt: &str, toks: &[Tok], from: usize) -> String {
     out
 }
 
-fn create_materialized_view(
-    stmt: &str,
-    toks: &[Tok],
-    cluster: &Cluster,
-) -> Result<Vec<String>, ClusterError> {
+fn create_materialized_view(stmt: &str, toks: &[Tok], cluster: &Cluster) -> Result<Vec<String>, ClusterError> {
     let name = object_name(stmt, toks, 3)?;
     if !toks.get(name.next).is_some_and(|t| t.is_word(stmt, "TO")) {
-        return Err(ClusterError::Unsupported(format!(
-            "materialized view {} without TO <table>",
-            name.text
-        )));
+        return Err(ClusterError::Unsupported(format!("materialized view {} without TO <table>", name.text)));
     }
     // `TO target` and every `FROM t` / `JOIN t` of a sharded table read and write the local tables
     let mut edits: Vec<(Tok, String)> = Vec::new();
     let target = object_name(stmt, toks, name.next + 1)?;
     if !matches!(known_table(&target.text)?, Placement::Sharded(_)) {
-        return Err(ClusterError::Unsupported(format!(
-            "{} writes a table on every node",
-            name.text
-        )));
+        return Err(ClusterError::Unsupported(format!("{} writes a table on every node", name.text)));
     }
-    edits.push((
-        toks[target.next - 1],
-        format!("`{}{LOCAL_SUFFIX}`", target.text),
-    ));
+    edits.push((toks[target.next - 1], format!("`{}{LOCAL_SUFFIX}`", target.text)));
     for i in target.next..toks.len() {
         if toks[i].is_word(stmt, "FROM") || toks[i].is_word(stmt, "JOIN") {
             if let Ok(src) = object_name(stmt, toks, i + 1) {
@@ -608,10 +519,8 @@ fn create_materialized_view(
 
 /// The ALTER commands that change columns: the Distributed table must follow them.
 fn is_column_command(words: &[String]) -> bool {
-    matches!(
-        words.first().map(String::as_str),
-        Some("ADD" | "MODIFY" | "DROP" | "RENAME" | "COMMENT")
-    ) && words.get(1).map(String::as_str) == Some("COLUMN")
+    matches!(words.first().map(String::as_str), Some("ADD" | "MODIFY" | "DROP" | "RENAME" | "COMMENT"))
+        && words.get(1).map(String::as_str) == Some("COLUMN")
 }
 
 fn alter_table(stmt: &str, toks: &[Tok], cluster: &Cluster) -> Result<Vec<String>, ClusterError> {
@@ -635,42 +544,21 @@ fn alter_table(stmt: &str, toks: &[Tok], cluster: &Cluster) -> Result<Vec<String
     }
     commands.push((from, toks.len()));
     if commands.iter().any(|(a, b)| a >= b) {
-        return Err(ClusterError::Malformed(format!(
-            "ALTER TABLE {}: empty command",
-            name.text
-        )));
+        return Err(ClusterError::Malformed(format!("ALTER TABLE {}: empty command", name.text)));
     }
     let text = |(a, b): (usize, usize)| stmt[toks[a].start..toks[b - 1].end].to_string();
     let column_cmds: Vec<String> = commands
         .iter()
-        .filter(|(a, b)| {
-            is_column_command(
-                &toks[*a..*b]
-                    .iter()
-                    .take(2)
-                    .map(|t| t.upper(stmt))
-                    .collect::<Vec<_>>(),
-            )
-        })
+        .filter(|(a, b)| is_column_command(&toks[*a..*b].iter().take(2).map(|t| t.upper(stmt)).collect::<Vec<_>>()))
         .map(|c| text(*c))
         .collect();
     let all: Vec<String> = commands.iter().map(|c| text(*c)).collect();
     match place {
         Placement::EveryNode => Ok(vec![insert_on_cluster(stmt, &name, cluster)]),
         Placement::Sharded(_) => {
-            let mut out = vec![format!(
-                "ALTER TABLE `{}{LOCAL_SUFFIX}`{}\n    {}",
-                name.text,
-                on_cluster(cluster),
-                all.join(",\n    ")
-            )];
+            let mut out = vec![format!("ALTER TABLE `{}{LOCAL_SUFFIX}`{}\n    {}", name.text, on_cluster(cluster), all.join(",\n    "))];
             if !column_cmds.is_empty() {
-                out.push(format!(
-                    "ALTER TABLE `{}`{}\n    {}",
-                    name.text,
-                    on_cluster(cluster),
-                    column_cmds.join(",\n    ")
-                ));
+                out.push(format!("ALTER TABLE `{}`{}\n    {}", name.text, on_cluster(cluster), column_cmds.join(",\n    ")));
             }
             Ok(out)
         }
@@ -680,9 +568,7 @@ fn alter_table(stmt: &str, toks: &[Tok], cluster: &Cluster) -> Result<Vec<String
 fn drop(stmt: &str, toks: &[Tok], cluster: &Cluster) -> Result<Vec<String>, ClusterError> {
     let name = object_name(stmt, toks, 2)?;
     let mut out = vec![insert_on_cluster(stmt, &name, cluster)];
-    if toks[1].is_word(stmt, "TABLE")
-        && matches!(placement(&name.text), Some(Placement::Sharded(_)))
-    {
+    if toks[1].is_word(stmt, "TABLE") && matches!(placement(&name.text), Some(Placement::Sharded(_))) {
         out.push(renamed_local(stmt, toks, &name, cluster));
     }
     Ok(out)
@@ -693,10 +579,7 @@ mod tests {
     use super::*;
     use crate::ddl::{statements as split, MIGRATIONS};
 
-    const C: Cluster = Cluster {
-        name: "sendtrace",
-        database: "sendtrace",
-    };
+    const C: Cluster = Cluster { name: "sendtrace", database: "sendtrace" };
 
     fn one(sql: &str) -> Vec<String> {
         statements(sql, &C).unwrap_or_else(|e| panic!("{e}: {sql}"))
@@ -727,11 +610,7 @@ mod tests {
             let out = one(&format!("CREATE TABLE IF NOT EXISTS counters\n(\n    tenant String,\n    sign Int8\n)\nENGINE = {engine}\nORDER BY tenant"));
             assert_eq!(out.len(), 2, "{out:?}");
             assert!(out[0].starts_with("CREATE TABLE IF NOT EXISTS `counters_local` ON CLUSTER 'sendtrace'\n(\n    tenant String,"), "{}", out[0]);
-            assert!(
-                out[0].contains(&format!("ENGINE = {replicated}\nORDER BY tenant")),
-                "{engine}: {}",
-                out[0]
-            );
+            assert!(out[0].contains(&format!("ENGINE = {replicated}\nORDER BY tenant")), "{engine}: {}", out[0]);
             assert_eq!(
                 out[1],
                 "CREATE TABLE IF NOT EXISTS `counters` ON CLUSTER 'sendtrace' AS `sendtrace`.`counters_local`\n\
@@ -739,11 +618,7 @@ mod tests {
             );
         }
         for engine in ["Memory", "Log", "ReplicatedMergeTree('/p', 'r')", "Null"] {
-            let err = statements(
-                &format!("CREATE TABLE counters (a String) ENGINE = {engine}"),
-                &C,
-            )
-            .unwrap_err();
+            let err = statements(&format!("CREATE TABLE counters (a String) ENGINE = {engine}"), &C).unwrap_err();
             assert_eq!(err.code(), "unsupported", "{engine}: {err}");
         }
     }
@@ -752,18 +627,8 @@ mod tests {
     fn the_dedup_window_becomes_the_replicated_one() {
         let out = one("CREATE TABLE deliveries (tenant String, delivery_key String, version UInt64) ENGINE = ReplacingMergeTree(version) \
                        ORDER BY (tenant, delivery_key) SETTINGS non_replicated_deduplication_window = 10000");
-        assert!(
-            out[0].ends_with(
-                "ORDER BY (tenant, delivery_key) SETTINGS replicated_deduplication_window = 10000"
-            ),
-            "{}",
-            out[0]
-        );
-        assert!(
-            out[1].ends_with("'deliveries_local', cityHash64(delivery_key))"),
-            "{}",
-            out[1]
-        );
+        assert!(out[0].ends_with("ORDER BY (tenant, delivery_key) SETTINGS replicated_deduplication_window = 10000"), "{}", out[0]);
+        assert!(out[1].ends_with("'deliveries_local', cityHash64(delivery_key))"), "{}", out[1]);
     }
 
     #[test]
@@ -778,10 +643,7 @@ mod tests {
         );
         let idx = one("ALTER TABLE events ADD INDEX IF NOT EXISTS delivery_key_bf delivery_key TYPE bloom_filter(0.01) GRANULARITY 1");
         assert_eq!(idx, vec!["ALTER TABLE `events_local` ON CLUSTER 'sendtrace'\n    ADD INDEX IF NOT EXISTS delivery_key_bf delivery_key TYPE bloom_filter(0.01) GRANULARITY 1"]);
-        assert_eq!(
-            statements("ALTER TABLE nobody ADD COLUMN x UInt8", &C).unwrap_err(),
-            ClusterError::UnknownTable("nobody".into())
-        );
+        assert_eq!(statements("ALTER TABLE nobody ADD COLUMN x UInt8", &C).unwrap_err(), ClusterError::UnknownTable("nobody".into()));
     }
 
     #[test]
@@ -791,11 +653,7 @@ mod tests {
             out,
             vec!["CREATE MATERIALIZED VIEW IF NOT EXISTS event_times_mv ON CLUSTER 'sendtrace' TO `event_times_local` AS\nSELECT tenant, max(occurred_at) AS newest FROM `events_local` GROUP BY tenant"]
         );
-        let err = statements(
-            "CREATE MATERIALIZED VIEW v ENGINE = MergeTree ORDER BY a AS SELECT a FROM events",
-            &C,
-        )
-        .unwrap_err();
+        let err = statements("CREATE MATERIALIZED VIEW v ENGINE = MergeTree ORDER BY a AS SELECT a FROM events", &C).unwrap_err();
         assert_eq!(err.code(), "unsupported");
     }
 
@@ -805,48 +663,21 @@ mod tests {
             "CREATE OR REPLACE VIEW broadcast_stats ON CLUSTER 'sendtrace' AS\nSELECT 1 FROM deliveries FINAL"
         ]);
         assert_eq!(one("INSERT INTO event_times SELECT tenant, max(occurred_at) FROM events GROUP BY tenant").len(), 1);
-        assert_eq!(
-            statements("INSERT INTO elsewhere SELECT 1", &C)
-                .unwrap_err()
-                .code(),
-            "unknown_table"
-        );
-        assert_eq!(
-            one("DROP TABLE IF EXISTS counters SYNC"),
-            vec![
-                "DROP TABLE IF EXISTS counters ON CLUSTER 'sendtrace' SYNC",
-                "DROP TABLE IF EXISTS `counters_local` ON CLUSTER 'sendtrace' SYNC"
-            ]
-        );
-        assert_eq!(
-            one("CREATE DATABASE IF NOT EXISTS `sendtrace`"),
-            vec!["CREATE DATABASE IF NOT EXISTS `sendtrace` ON CLUSTER 'sendtrace'"]
-        );
-        assert_eq!(
-            statements("OPTIMIZE TABLE counters FINAL", &C)
-                .unwrap_err()
-                .code(),
-            "unsupported"
-        );
-        let bad = Cluster {
-            name: "x' ; DROP",
-            database: "sendtrace",
-        };
-        assert_eq!(
-            statements("CREATE DATABASE d", &bad).unwrap_err().code(),
-            "invalid_name"
-        );
+        assert_eq!(statements("INSERT INTO elsewhere SELECT 1", &C).unwrap_err().code(), "unknown_table");
+        assert_eq!(one("DROP TABLE IF EXISTS counters SYNC"), vec![
+            "DROP TABLE IF EXISTS counters ON CLUSTER 'sendtrace' SYNC",
+            "DROP TABLE IF EXISTS `counters_local` ON CLUSTER 'sendtrace' SYNC"
+        ]);
+        assert_eq!(one("CREATE DATABASE IF NOT EXISTS `sendtrace`"), vec!["CREATE DATABASE IF NOT EXISTS `sendtrace` ON CLUSTER 'sendtrace'"]);
+        assert_eq!(statements("OPTIMIZE TABLE counters FINAL", &C).unwrap_err().code(), "unsupported");
+        let bad = Cluster { name: "x' ; DROP", database: "sendtrace" };
+        assert_eq!(statements("CREATE DATABASE d", &bad).unwrap_err().code(), "invalid_name");
     }
 
     #[test]
     fn strings_and_comments_do_not_confuse_it() {
         let out = one("CREATE TABLE IF NOT EXISTS sender_health (tenant String COMMENT 'ENGINE = Memory, (', x UInt8) ENGINE = ReplacingMergeTree(x) ORDER BY tenant");
-        assert!(
-            out[0].contains("COMMENT 'ENGINE = Memory, ('")
-                && out[0].contains("ENGINE = ReplicatedReplacingMergeTree("),
-            "{}",
-            out[0]
-        );
+        assert!(out[0].contains("COMMENT 'ENGINE = Memory, ('") && out[0].contains("ENGINE = ReplicatedReplacingMergeTree("), "{}", out[0]);
     }
 
     #[test]
@@ -854,36 +685,21 @@ mod tests {
         let mut created = Vec::new();
         for (version, _, sql) in MIGRATIONS {
             for stmt in split(sql) {
-                let out = statements(&stmt, &C)
-                    .unwrap_or_else(|e| panic!("migration {version}: {e}\n{stmt}"));
+                let out = statements(&stmt, &C).unwrap_or_else(|e| panic!("migration {version}: {e}\n{stmt}"));
                 assert!(!out.is_empty());
                 for s in &out {
                     let insert = s.starts_with("INSERT");
-                    assert_eq!(
-                        s.contains(" ON CLUSTER 'sendtrace'"),
-                        !insert,
-                        "migration {version}: {s}"
-                    );
+                    assert_eq!(s.contains(" ON CLUSTER 'sendtrace'"), !insert, "migration {version}: {s}");
                     assert!(!s.contains("non_replicated_deduplication_window"), "{s}");
                     if s.starts_with("CREATE TABLE") && !s.contains("Distributed(") {
                         assert!(s.contains("ENGINE = Replicated"), "{s}");
-                        created.push(
-                            s.split('`')
-                                .nth(1)
-                                .unwrap()
-                                .trim_end_matches(LOCAL_SUFFIX)
-                                .to_string(),
-                        );
+                        created.push(s.split('`').nth(1).unwrap().trim_end_matches(LOCAL_SUFFIX).to_string());
                     }
                 }
             }
         }
         for t in SHARDING.iter().filter(|t| t.table != "schema_migrations") {
-            assert!(
-                created.contains(&t.table.to_string()),
-                "SHARDING lists {} that no migration creates",
-                t.table
-            );
+            assert!(created.contains(&t.table.to_string()), "SHARDING lists {} that no migration creates", t.table);
         }
     }
 
@@ -895,45 +711,17 @@ mod tests {
         for (_, _, sql) in MIGRATIONS {
             for stmt in split(sql).iter().filter(|s| s.starts_with("CREATE TABLE")) {
                 let out = one(stmt);
-                let name = out[0]
-                    .split('`')
-                    .nth(1)
-                    .unwrap()
-                    .trim_end_matches(LOCAL_SUFFIX)
-                    .to_string();
-                let Some(Placement::Sharded(key)) = placement(&name) else {
-                    continue;
-                };
-                let order = stmt
-                    .split("ORDER BY")
-                    .nth(1)
-                    .unwrap()
-                    .lines()
-                    .next()
-                    .unwrap();
+                let name = out[0].split('`').nth(1).unwrap().trim_end_matches(LOCAL_SUFFIX).to_string();
+                let Some(Placement::Sharded(key)) = placement(&name) else { continue };
+                let order = stmt.split("ORDER BY").nth(1).unwrap().lines().next().unwrap();
                 let cols = key.trim_start_matches("cityHash64(").trim_end_matches(')');
                 for col in cols.split(',').map(str::trim) {
-                    assert!(
-                        order.contains(col) || name == "events" || name == "soft_bounces",
-                        "{name}: {col} not in ORDER BY {order}"
-                    );
+                    assert!(order.contains(col) || name == "events" || name == "soft_bounces", "{name}: {col} not in ORDER BY {order}");
                 }
             }
         }
-        assert_eq!(
-            placement("delivery_order"),
-            placement("deliveries"),
-            "the view's rows and the tombstones meet"
-        );
-        assert_eq!(
-            placement("events"),
-            placement("deliveries"),
-            "a delivery's rows on one shard"
-        );
-        assert_eq!(
-            placement("soft_bounces"),
-            placement("events"),
-            "the view's rows and the backfill meet"
-        );
+        assert_eq!(placement("delivery_order"), placement("deliveries"), "the view's rows and the tombstones meet");
+        assert_eq!(placement("events"), placement("deliveries"), "a delivery's rows on one shard");
+        assert_eq!(placement("soft_bounces"), placement("events"), "the view's rows and the backfill meet");
     }
 }

@@ -5,71 +5,19 @@
 /// (version, name, SQL). Never edit an applied migration: add a new one.
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "init", include_str!("../clickhouse/0001_init.sql")),
-    (
-        2,
-        "machine_suppression_engagement",
-        include_str!("../clickhouse/0002_machine_suppression_engagement.sql"),
-    ),
-    (
-        3,
-        "sender_health",
-        include_str!("../clickhouse/0003_sender_health.sql"),
-    ),
-    (
-        4,
-        "broadcast_stats_sequence_cost",
-        include_str!("../clickhouse/0004_broadcast_stats_sequence_cost.sql"),
-    ),
-    (
-        5,
-        "unique_recipients",
-        include_str!("../clickhouse/0005_unique_recipients.sql"),
-    ),
-    (
-        6,
-        "attributed_counters",
-        include_str!("../clickhouse/0006_attributed_counters.sql"),
-    ),
-    (
-        7,
-        "suppression_changes",
-        include_str!("../clickhouse/0007_suppression_changes.sql"),
-    ),
-    (
-        8,
-        "read_side_indexes",
-        include_str!("../clickhouse/0008_read_side_indexes.sql"),
-    ),
-    (
-        9,
-        "delivery_order",
-        include_str!("../clickhouse/0009_delivery_order.sql"),
-    ),
-    (
-        10,
-        "origin_and_attribution_priority",
-        include_str!("../clickhouse/0010_origin_and_attribution_priority.sql"),
-    ),
-    (
-        11,
-        "events_inserted_at",
-        include_str!("../clickhouse/0011_events_inserted_at.sql"),
-    ),
-    (
-        12,
-        "deliveries_key_filter",
-        include_str!("../clickhouse/0012_deliveries_key_filter.sql"),
-    ),
-    (
-        13,
-        "history_reads",
-        include_str!("../clickhouse/0013_history_reads.sql"),
-    ),
-    (
-        14,
-        "partition_claims",
-        include_str!("../clickhouse/0014_partition_claims.sql"),
-    ),
+    (2, "machine_suppression_engagement", include_str!("../clickhouse/0002_machine_suppression_engagement.sql")),
+    (3, "sender_health", include_str!("../clickhouse/0003_sender_health.sql")),
+    (4, "broadcast_stats_sequence_cost", include_str!("../clickhouse/0004_broadcast_stats_sequence_cost.sql")),
+    (5, "unique_recipients", include_str!("../clickhouse/0005_unique_recipients.sql")),
+    (6, "attributed_counters", include_str!("../clickhouse/0006_attributed_counters.sql")),
+    (7, "suppression_changes", include_str!("../clickhouse/0007_suppression_changes.sql")),
+    (8, "read_side_indexes", include_str!("../clickhouse/0008_read_side_indexes.sql")),
+    (9, "delivery_order", include_str!("../clickhouse/0009_delivery_order.sql")),
+    (10, "origin_and_attribution_priority", include_str!("../clickhouse/0010_origin_and_attribution_priority.sql")),
+    (11, "events_inserted_at", include_str!("../clickhouse/0011_events_inserted_at.sql")),
+    (12, "deliveries_key_filter", include_str!("../clickhouse/0012_deliveries_key_filter.sql")),
+    (13, "history_reads", include_str!("../clickhouse/0013_history_reads.sql")),
+    (14, "partition_claims", include_str!("../clickhouse/0014_partition_claims.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.
@@ -97,18 +45,11 @@ mod tests {
         assert!(versions.windows(2).all(|w| w[0] < w[1]));
         let stmts = statements(MIGRATIONS[0].2);
         assert_eq!(stmts.len(), 4);
-        assert!(stmts
-            .iter()
-            .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")));
+        assert!(stmts.iter().all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")));
         let v2 = statements(MIGRATIONS[1].2);
         assert_eq!(v2.len(), 7);
-        assert!(
-            v2.iter().all(|s| s.contains("IF NOT EXISTS")),
-            "every statement can be re-run"
-        );
-        assert!(statements(MIGRATIONS[3].2)
-            .iter()
-            .all(|s| s.starts_with("CREATE OR REPLACE VIEW")));
+        assert!(v2.iter().all(|s| s.contains("IF NOT EXISTS")), "every statement can be re-run");
+        assert!(statements(MIGRATIONS[3].2).iter().all(|s| s.starts_with("CREATE OR REPLACE VIEW")));
     }
 
     #[test]
@@ -118,18 +59,13 @@ mod tests {
         assert_eq!(v5.len(), 3);
         assert!(v5[0].starts_with("CREATE TABLE IF NOT EXISTS unique_recipients"));
         assert!(!v5[0].contains("TTL"), "the sets outlive the event rows");
-        assert!(v5[1].starts_with(
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS unique_recipients_mv TO unique_recipients AS"
-        ));
+        assert!(v5[1].starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS unique_recipients_mv TO unique_recipients AS"));
         // the backfill is re-runnable because uniqExact states are idempotent, not by IF NOT EXISTS
         assert!(v5[2].starts_with("INSERT INTO unique_recipients"));
         // the backfill computes exactly what the view computes
         let select = |s: &str| s[s.find("\nSELECT").expect("a SELECT")..].to_string();
         assert_eq!(select(&v5[1]), select(&v5[2]));
         assert!(select(&v5[1]).contains("uniqExactState(lower(recipient))"));
-        assert!(
-            v5[1].contains("{reporting_time_zone}"),
-            "the zone is substituted at migration"
-        );
+        assert!(v5[1].contains("{reporting_time_zone}"), "the zone is substituted at migration");
     }
 }

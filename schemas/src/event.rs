@@ -252,9 +252,7 @@ pub mod rfc3339_millis {
 
     /// Parses RFC 3339 (any offset) into UTC milliseconds.
     pub fn parse(s: &str) -> Option<i64> {
-        DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| t.timestamp_millis())
+        DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
     }
 
     pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {

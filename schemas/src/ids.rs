@@ -44,27 +44,12 @@ fn hex16(digest: &[u8]) -> String {
         pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
     // Hex digits are ASCII: the conversion cannot fail.
-    std::str::from_utf8(&out)
-        .map(str::to_owned)
-        .unwrap_or_default()
+    std::str::from_utf8(&out).map(str::to_owned).unwrap_or_default()
 }
 
 /// Identity of one delivery: one message to one recipient.
-pub fn delivery_key(
-    tenant: &str,
-    provider: &str,
-    provider_message_id: &str,
-    recipient: &str,
-) -> String {
-    hash_parts(
-        &[
-            tenant.as_bytes(),
-            provider.as_bytes(),
-            provider_message_id.as_bytes(),
-            recipient.as_bytes(),
-        ],
-        true,
-    )
+pub fn delivery_key(tenant: &str, provider: &str, provider_message_id: &str, recipient: &str) -> String {
+    hash_parts(&[tenant.as_bytes(), provider.as_bytes(), provider_message_id.as_bytes(), recipient.as_bytes()], true)
 }
 
 /// What identifies the provider's report an event came from.
@@ -87,27 +72,17 @@ pub fn body_digest(body: &[u8]) -> BodyDigest {
 }
 
 /// Deterministic event id: tenant, provider, source, event name and recipient.
-pub fn event_id(
-    tenant: &str,
-    provider: &str,
-    source: EventSource<'_>,
-    event_name: &str,
-    recipient: &str,
-) -> String {
+pub fn event_id(tenant: &str, provider: &str, source: EventSource<'_>, event_name: &str, recipient: &str) -> String {
     match source {
-        EventSource::ProviderEventId(id) => hash_parts(
-            &[
-                tenant.as_bytes(),
-                provider.as_bytes(),
-                b"pe",
-                id.as_bytes(),
-                event_name.as_bytes(),
-                recipient.as_bytes(),
-            ],
-            true,
-        ),
-        EventSource::Body { digest, item } => hash_parts(
-            &[
+        EventSource::ProviderEventId(id) => hash_parts(&[
+            tenant.as_bytes(),
+            provider.as_bytes(),
+            b"pe",
+            id.as_bytes(),
+            event_name.as_bytes(),
+            recipient.as_bytes(),
+        ], true),
+        EventSource::Body { digest, item } => hash_parts(&[
                 tenant.as_bytes(),
                 provider.as_bytes(),
                 b"body",
@@ -115,9 +90,7 @@ pub fn event_id(
                 &(item as u64).to_le_bytes(),
                 event_name.as_bytes(),
                 recipient.as_bytes(),
-            ],
-            true,
-        ),
+            ], true),
     }
 }
 
@@ -127,83 +100,17 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_distinguish_inputs() {
-        let a = event_id(
-            "t",
-            "ses",
-            EventSource::ProviderEventId("m1"),
-            "Bounce",
-            "a@x.io",
-        );
-        assert_eq!(
-            a,
-            event_id(
-                "t",
-                "ses",
-                EventSource::ProviderEventId("m1"),
-                "Bounce",
-                "A@x.io"
-            )
-        );
-        assert_ne!(
-            a,
-            event_id(
-                "t",
-                "ses",
-                EventSource::ProviderEventId("m1"),
-                "Bounce",
-                "b@x.io"
-            )
-        );
-        assert_ne!(
-            a,
-            event_id(
-                "u",
-                "ses",
-                EventSource::ProviderEventId("m1"),
-                "Bounce",
-                "a@x.io"
-            )
-        );
+        let a = event_id("t", "ses", EventSource::ProviderEventId("m1"), "Bounce", "a@x.io");
+        assert_eq!(a, event_id("t", "ses", EventSource::ProviderEventId("m1"), "Bounce", "A@x.io"));
+        assert_ne!(a, event_id("t", "ses", EventSource::ProviderEventId("m1"), "Bounce", "b@x.io"));
+        assert_ne!(a, event_id("u", "ses", EventSource::ProviderEventId("m1"), "Bounce", "a@x.io"));
         let d = body_digest(b"[1]");
-        let b1 = event_id(
-            "t",
-            "sendgrid",
-            EventSource::Body {
-                digest: &d,
-                item: 0,
-            },
-            "open",
-            "a@x.io",
-        );
-        let b2 = event_id(
-            "t",
-            "sendgrid",
-            EventSource::Body {
-                digest: &d,
-                item: 1,
-            },
-            "open",
-            "a@x.io",
-        );
+        let b1 = event_id("t", "sendgrid", EventSource::Body { digest: &d, item: 0 }, "open", "a@x.io");
+        let b2 = event_id("t", "sendgrid", EventSource::Body { digest: &d, item: 1 }, "open", "a@x.io");
         assert_ne!(b1, b2);
-        assert_ne!(
-            b1,
-            event_id(
-                "t",
-                "sendgrid",
-                EventSource::Body {
-                    digest: &body_digest(b"[2]"),
-                    item: 0
-                },
-                "open",
-                "a@x.io"
-            )
-        );
+        assert_ne!(b1, event_id("t", "sendgrid", EventSource::Body { digest: &body_digest(b"[2]"), item: 0 }, "open", "a@x.io"));
         assert_eq!(a.len(), 32);
-        assert_eq!(
-            delivery_key("t", "ses", "m", "A@x.io"),
-            delivery_key("t", "ses", "m", "a@x.io")
-        );
+        assert_eq!(delivery_key("t", "ses", "m", "A@x.io"), delivery_key("t", "ses", "m", "a@x.io"));
     }
 
     /// The hand-written hashing gives the bytes `hex::encode` of the digest over a lowercased
@@ -219,9 +126,7 @@ mod tests {
             hex::encode(&h.finalize()[..16])
         }
         for len in [0, 1, 5, 63, 64, 65, 127, 128, 129, 300] {
-            let recipient: String = (0..len)
-                .map(|i| ["A", "b", "Z", "é", "@", "Ä"][i % 6])
-                .collect();
+            let recipient: String = (0..len).map(|i| ["A", "b", "Z", "é", "@", "Ä"][i % 6]).collect();
             let lower = recipient.to_ascii_lowercase();
             assert_eq!(
                 delivery_key("t", "ses", "m", &recipient),
@@ -229,42 +134,16 @@ mod tests {
                 "{recipient}"
             );
             assert_eq!(
-                event_id(
-                    "t",
-                    "ses",
-                    EventSource::ProviderEventId("p"),
-                    "Bounce",
-                    &recipient
-                ),
+                event_id("t", "ses", EventSource::ProviderEventId("p"), "Bounce", &recipient),
                 before(&[b"t", b"ses", b"pe", b"p", b"Bounce", lower.as_bytes()])
             );
             let d = body_digest(b"[1]");
             assert_eq!(
-                event_id(
-                    "t",
-                    "sg",
-                    EventSource::Body {
-                        digest: &d,
-                        item: 3
-                    },
-                    "open",
-                    &recipient
-                ),
-                before(&[
-                    b"t",
-                    b"sg",
-                    b"body",
-                    &d,
-                    &3u64.to_le_bytes(),
-                    b"open",
-                    lower.as_bytes()
-                ])
+                event_id("t", "sg", EventSource::Body { digest: &d, item: 3 }, "open", &recipient),
+                before(&[b"t", b"sg", b"body", &d, &3u64.to_le_bytes(), b"open", lower.as_bytes()])
             );
         }
         // A fixed id (Python's hashlib over the same length-prefixed parts).
-        assert_eq!(
-            delivery_key("acme", "ses", "m-1", "A@X.io"),
-            "f47c3d8edec21bd580ee352affb9564f"
-        );
+        assert_eq!(delivery_key("acme", "ses", "m-1", "A@X.io"), "f47c3d8edec21bd580ee352affb9564f");
     }
 }

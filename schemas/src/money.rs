@@ -17,10 +17,7 @@ pub struct Money {
 
 impl Money {
     pub fn new(amount: Decimal, unit: impl Into<String>) -> Self {
-        Money {
-            amount,
-            unit: unit.into().to_ascii_uppercase(),
-        }
+        Money { amount, unit: unit.into().to_ascii_uppercase() }
     }
 
     /// The amount as an `i128` mantissa at [`MONEY_SCALE`] (rounded half-even if finer),
@@ -29,9 +26,7 @@ impl Money {
         // Not `Decimal::rescale`: it cannot hold amounts ≥ 2^96 / 10^10 at scale 10 and then
         // silently keeps a smaller scale, so the mantissa would be read 10^k times too small.
         let d = self.amount.round_dp(MONEY_SCALE);
-        let m = d
-            .mantissa()
-            .checked_mul(10i128.checked_pow(MONEY_SCALE - d.scale())?)?;
+        let m = d.mantissa().checked_mul(10i128.checked_pow(MONEY_SCALE - d.scale())?)?;
         (m.unsigned_abs() < 10u128.pow(38)).then_some(m)
     }
 
@@ -40,11 +35,7 @@ impl Money {
     pub fn mantissa_at_scale(&self) -> i128 {
         const MAX: i128 = 10i128.pow(38) - 1;
         self.checked_mantissa_at_scale()
-            .unwrap_or(if self.amount.is_sign_negative() {
-                -MAX
-            } else {
-                MAX
-            })
+            .unwrap_or(if self.amount.is_sign_negative() { -MAX } else { MAX })
     }
 
     /// The amount `mantissa` × 10^-[`MONEY_SCALE`]; `None` when a `Decimal` cannot hold it
@@ -80,39 +71,22 @@ mod tests {
     fn large_amounts_keep_their_value_at_scale() {
         // Found by fuzzing (fuzz/ target `avro`): `Decimal::rescale` left 25755351112402482227
         // at scale 9, so the wire carried 2575535111240248222.7.
-        for s in [
-            "25755351112402482227",
-            "-7922816251426433759.3543950335",
-            "9999999999999999999999999999",
-            "0.00000000005",
-            "0.00000000015",
-        ] {
+        for s in ["25755351112402482227", "-7922816251426433759.3543950335", "9999999999999999999999999999", "0.00000000005", "0.00000000015"] {
             let m = Money::new(Decimal::from_str(s).unwrap(), "USD");
             let mantissa = m.checked_mantissa_at_scale().unwrap();
             let back = Money::from_mantissa(mantissa, "USD").unwrap();
             assert_eq!(back.amount, m.amount.round_dp(MONEY_SCALE), "{s}");
         }
-        assert_eq!(
-            Money::new(Decimal::from_str("25755351112402482227").unwrap(), "USD")
-                .mantissa_at_scale(),
-            257_553_511_124_024_822_270_000_000_000
-        );
+        assert_eq!(Money::new(Decimal::from_str("25755351112402482227").unwrap(), "USD").mantissa_at_scale(), 257_553_511_124_024_822_270_000_000_000);
     }
 
     #[test]
     fn amounts_beyond_decimal_38_10_are_refused() {
-        for s in [
-            "10000000000000000000000000000",
-            "-79228162514264337593543950335",
-        ] {
+        for s in ["10000000000000000000000000000", "-79228162514264337593543950335"] {
             let m = Money::new(Decimal::from_str(s).unwrap(), "USD");
             assert_eq!(m.checked_mantissa_at_scale(), None, "{s}");
             assert_eq!(m.mantissa_at_scale().unsigned_abs(), 10u128.pow(38) - 1);
         }
-        assert_eq!(
-            Money::from_mantissa(10i128.pow(38) - 1, "USD"),
-            None,
-            "38 significant digits"
-        );
+        assert_eq!(Money::from_mantissa(10i128.pow(38) - 1, "USD"), None, "38 significant digits");
     }
 }

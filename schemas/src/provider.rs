@@ -85,10 +85,7 @@ mod tests {
     fn names_round_trip() {
         for p in ProviderId::ALL {
             assert_eq!(p.as_str().parse::<ProviderId>().unwrap(), p);
-            assert_eq!(
-                serde_json::to_string(&p).unwrap(),
-                format!("\"{}\"", p.as_str())
-            );
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.as_str()));
         }
         assert!("nope".parse::<ProviderId>().is_err());
     }

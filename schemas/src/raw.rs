@@ -83,13 +83,7 @@ impl Route {
                 let variant = path.rsplit('/').next().filter(|v| !v.is_empty())?;
                 Route::WebhookVariant(variant.to_string().into())
             }
-            other => Route::WebhookVariant(
-                other
-                    .strip_prefix("webhook/")
-                    .filter(|v| !v.is_empty() && !v.contains('/'))?
-                    .to_string()
-                    .into(),
-            ),
+            other => Route::WebhookVariant(other.strip_prefix("webhook/").filter(|v| !v.is_empty() && !v.contains('/'))?.to_string().into()),
         })
     }
 }
@@ -138,36 +132,15 @@ mod tests {
     #[test]
     fn routes_parse_current_and_legacy_forms() {
         let eb = Route::WebhookVariant("eventbridge".into());
-        for r in [
-            Route::Webhook,
-            eb.clone(),
-            Route::Sends,
-            Route::Events,
-            Route::PushResults,
-        ] {
+        for r in [Route::Webhook, eb.clone(), Route::Sends, Route::Events, Route::PushResults] {
             assert_eq!(Route::parse(&r.as_str(), "/ignored"), Some(r));
         }
-        assert_eq!(
-            Route::parse("/webhooks/{provider}/{tenant}", "/webhooks/ses/acme"),
-            Some(Route::Webhook)
-        );
-        assert_eq!(
-            Route::parse(
-                "/webhooks/{provider}/{tenant}/{variant}",
-                "/webhooks/ses/acme/eventbridge?x=1"
-            ),
-            Some(eb)
-        );
+        assert_eq!(Route::parse("/webhooks/{provider}/{tenant}", "/webhooks/ses/acme"), Some(Route::Webhook));
+        assert_eq!(Route::parse("/webhooks/{provider}/{tenant}/{variant}", "/webhooks/ses/acme/eventbridge?x=1"), Some(eb));
         assert_eq!(Route::parse("/v1/sends/{tenant}", ""), Some(Route::Sends));
         assert_eq!(Route::parse("/v1/events/{tenant}", ""), Some(Route::Events));
-        assert_eq!(
-            Route::parse("/v1/push-results/{tenant}/{provider}", ""),
-            Some(Route::PushResults)
-        );
-        assert!(
-            !Route::WebhookVariant("".into()).is_valid()
-                && !Route::WebhookVariant("a/b".into()).is_valid()
-        );
+        assert_eq!(Route::parse("/v1/push-results/{tenant}/{provider}", ""), Some(Route::PushResults));
+        assert!(!Route::WebhookVariant("".into()).is_valid() && !Route::WebhookVariant("a/b".into()).is_valid());
         for bad in ["", "check", "webhook/", "webhook/a/b", "/other"] {
             assert_eq!(Route::parse(bad, "/x"), None, "{bad}");
         }

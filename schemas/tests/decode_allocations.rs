@@ -103,53 +103,20 @@ fn hostile_claims_allocate_nothing_near_what_they_claim() {
     .unwrap();
     let (event_header, raw_header) = (&event[..10], &raw[..10]);
     // where the labels' count starts: header, then the fields before `labels`
-    let labels_at = 10
-        + 1
-        + 32
-        + 1
-        + 4
-        + 1
-        + 1
-        + 3
-        + 1
-        + 60
-        + 1
-        + 1
-        + 8
-        + 1
-        + 32
-        + 1
-        + 19
-        + 1
-        + 1
-        + 4
-        + 1
-        + 1
-        + 1
-        + 1;
+    let labels_at = 10 + 1 + 32 + 1 + 4 + 1 + 1 + 3 + 1 + 60 + 1 + 1 + 8 + 1 + 32 + 1 + 19 + 1 + 1 + 4 + 1 + 1 + 1 + 1;
     assert_eq!(event[labels_at], 4, "labels' count (2) where expected");
     for claim in [1i64 << 30, 1 << 40, i64::MAX, -(1 << 30)] {
         let claim = varint(claim);
         let records = [
-            [event_header, &claim].concat(),        // event_id of 1 GiB
-            [&event[..labels_at], &claim].concat(), // a billion labels
-            [raw_header, &claim].concat(),          // request_id of 1 GiB
-            [raw_header, &[0; 7], &claim].concat(), // a billion headers
-            [raw_header, &[0; 8], &claim].concat(), // a body of 1 GiB
+            [event_header, &claim].concat(),                      // event_id of 1 GiB
+            [&event[..labels_at], &claim].concat(),              // a billion labels
+            [raw_header, &claim].concat(),                        // request_id of 1 GiB
+            [raw_header, &[0; 7], &claim].concat(),               // a billion headers
+            [raw_header, &[0; 8], &claim].concat(),               // a body of 1 GiB
         ];
         for r in &records {
-            let most = largest(|| {
-                (
-                    decode_event(r).is_err(),
-                    decode_raw(r).is_err(),
-                    decode_raw_ref(r).is_err(),
-                )
-            });
-            assert!(
-                most < 4096,
-                "{most} bytes allocated for a record of {} bytes",
-                r.len()
-            );
+            let most = largest(|| (decode_event(r).is_err(), decode_raw(r).is_err(), decode_raw_ref(r).is_err()));
+            assert!(most < 4096, "{most} bytes allocated for a record of {} bytes", r.len());
             assert!(decode_event(r).is_err() && decode_raw(r).is_err());
         }
     }
@@ -157,10 +124,7 @@ fn hostile_claims_allocate_nothing_near_what_they_claim() {
     for record in [&event, &raw] {
         for n in 0..record.len() {
             let most = largest(|| (decode_event(&record[..n]), decode_raw(&record[..n])));
-            assert!(
-                most <= 4096.max(record.len()),
-                "{most} bytes for a prefix of {n}"
-            );
+            assert!(most <= 4096.max(record.len()), "{most} bytes for a prefix of {n}");
         }
     }
 }

@@ -20,20 +20,11 @@ use std::time::Duration;
 /// Country calling codes of the SMS recipients: one, two and three digits.
 pub const COUNTRY_CODES: [&str; 7] = ["1", "44", "33", "353", "7", "852", "49"];
 /// Recipient domains of the email recipients (the second delivery of a person upper-cases it).
-pub const DOMAINS: [&str; 4] = [
-    "example.com",
-    "mail.example.org",
-    "inbox.test",
-    "corp.example.net",
-];
+pub const DOMAINS: [&str; 4] = ["example.com", "mail.example.org", "inbox.test", "corp.example.net"];
 /// Template of a send record, by delivery.
 pub const TEMPLATES: [&str; 4] = ["welcome", "newsletter", "promo", "receipt"];
 /// Click URLs, by delivery.
-pub const URLS: [&str; 3] = [
-    "https://shop.example.com/sale",
-    "https://shop.example.com/new?utm=mail",
-    "https://blog.example.com/post",
-];
+pub const URLS: [&str; 3] = ["https://shop.example.com/sale", "https://shop.example.com/new?utm=mail", "https://blog.example.com/post"];
 /// The sending domain of deliveries that bounced (most of them) or drew a complaint: a sender
 /// the health monitor should flag; every other email delivery is sent from `news.example.com`.
 pub const BULK_DOMAIN: &str = "bulk.example.com";
@@ -68,20 +59,13 @@ struct Plan {
 }
 
 fn delivery_index(msg: &str) -> usize {
-    msg.rsplit('-')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    msg.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// `user7@example.com` / `User7@Example.COM` → (7, upper-cased).
 fn person(rcpt: &str) -> (usize, bool) {
     let upper = rcpt.starts_with('U');
-    let n = rcpt[4..]
-        .split('@')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let n = rcpt[4..].split('@').next().and_then(|s| s.parse().ok()).unwrap_or(0);
     (n, upper)
 }
 
@@ -103,10 +87,7 @@ pub fn analysts_stream(seed: u64, deliveries: usize, tenant: &str) -> Stream {
         let sms = (p % 5 == 4).then(|| COUNTRY_CODES[p % COUNTRY_CODES.len()]);
         let recipient = match sms {
             Some(cc) => format!("+{cc}{}", 200_000_000 + (p * 7919) % 700_000_000),
-            None if upper => format!(
-                "User{p}@{}",
-                DOMAINS[p % DOMAINS.len()].to_ascii_uppercase()
-            ),
+            None if upper => format!("User{p}@{}", DOMAINS[p % DOMAINS.len()].to_ascii_uppercase()),
             None => format!("user{p}@{}", DOMAINS[p % DOMAINS.len()]),
         };
         let provider = if sms.is_some() {
@@ -117,18 +98,8 @@ pub fn analysts_stream(seed: u64, deliveries: usize, tenant: &str) -> Stream {
             "ses"
         };
         let (hard, complained) = bad.get(&e.provider_message_id).copied().unwrap_or_default();
-        let sending_domain = if complained || (hard && !d.is_multiple_of(8)) {
-            BULK_DOMAIN
-        } else {
-            NEWS_DOMAIN
-        };
-        let plan = Plan {
-            d,
-            sms,
-            recipient,
-            provider,
-            sending_domain,
-        };
+        let sending_domain = if complained || (hard && !d.is_multiple_of(8)) { BULK_DOMAIN } else { NEWS_DOMAIN };
+        let plan = Plan { d, sms, recipient, provider, sending_domain };
         if let Some(e) = reshape(e, &plan, tenant) {
             events.push(e);
         }
@@ -141,10 +112,7 @@ fn reshape(mut e: Event, plan: &Plan, tenant: &str) -> Option<Event> {
     let d = plan.d;
     if plan.sms.is_some() {
         match e.event_type {
-            EventType::Opened
-            | EventType::Clicked
-            | EventType::Complained
-            | EventType::Deferred => return None,
+            EventType::Opened | EventType::Clicked | EventType::Complained | EventType::Deferred => return None,
             EventType::Bounced => {
                 e.event_type = EventType::Failed;
                 e.bounce_class = None;
@@ -155,16 +123,8 @@ fn reshape(mut e: Event, plan: &Plan, tenant: &str) -> Option<Event> {
         }
         e.channel = Channel::Sms;
     } else {
-        e.metadata
-            .insert("from_domain".into(), plan.sending_domain.into());
-        e.metadata.insert(
-            "sending_account".into(),
-            if plan.provider == "ses" {
-                "111111111111".into()
-            } else {
-                "sg-main".into()
-            },
-        );
+        e.metadata.insert("from_domain".into(), plan.sending_domain.into());
+        e.metadata.insert("sending_account".into(), if plan.provider == "ses" { "111111111111".into() } else { "sg-main".into() });
         if e.event_type == EventType::Bounced {
             let (code, reason) = match (e.bounce_class, d % 2) {
                 (Some(BounceClass::Soft), _) => ("4.2.2", "452 4.2.2 mailbox full"),
@@ -180,14 +140,7 @@ fn reshape(mut e: Event, plan: &Plan, tenant: &str) -> Option<Event> {
     }
     // opens and what follows them: spread over the hour after delivery (whole seconds, so
     // time to first open is exact; at least a minute after delivery, so never `too_fast`)
-    if matches!(
-        e.event_type,
-        EventType::Opened
-            | EventType::Clicked
-            | EventType::Complained
-            | EventType::Unsubscribed
-            | EventType::Deferred
-    ) {
+    if matches!(e.event_type, EventType::Opened | EventType::Clicked | EventType::Complained | EventType::Unsubscribed | EventType::Deferred) {
         e.occurred_at += ((d * 7919) % 3000) as i64 * 1000;
         e.received_at = e.occurred_at;
     }
@@ -209,15 +162,8 @@ fn reshape(mut e: Event, plan: &Plan, tenant: &str) -> Option<Event> {
     e.provider = plan.provider.into();
     e.recipient = plan.recipient.clone();
     let pe = e.provider_event_id.clone().unwrap_or_default();
-    e.event_id = schemas::ids::event_id(
-        tenant,
-        plan.provider,
-        schemas::ids::EventSource::ProviderEventId(&pe),
-        e.event_type.as_str(),
-        &e.recipient,
-    );
-    e.delivery_key =
-        schemas::ids::delivery_key(tenant, plan.provider, &e.provider_message_id, &e.recipient);
+    e.event_id = schemas::ids::event_id(tenant, plan.provider, schemas::ids::EventSource::ProviderEventId(&pe), e.event_type.as_str(), &e.recipient);
+    e.delivery_key = schemas::ids::delivery_key(tenant, plan.provider, &e.provider_message_id, &e.recipient);
     Some(e)
 }
 
@@ -227,49 +173,27 @@ fn reshape(mut e: Event, plan: &Plan, tenant: &str) -> Option<Event> {
 /// every event, delivery, counter and suppression of both streams is applied.
 pub async fn feed(stack: &Stack, name: &str, deliveries: usize) -> (Pipeline, Stream, Stream) {
     let env = vec![
-        (
-            "SENDTRACE_REPORTING_TIME_ZONE".to_string(),
-            ZONE.to_string(),
-        ),
-        (
-            "SENDTRACE_HEALTH__INTERVAL_SECS".to_string(),
-            "1".to_string(),
-        ),
-        (
-            "SENDTRACE_HEALTH__WINDOW_HOURS".to_string(),
-            "168".to_string(),
-        ),
-        (
-            "SENDTRACE_HEALTH__MIN_SENT".to_string(),
-            MIN_SENT.to_string(),
-        ),
+        ("SENDTRACE_REPORTING_TIME_ZONE".to_string(), ZONE.to_string()),
+        ("SENDTRACE_HEALTH__INTERVAL_SECS".to_string(), "1".to_string()),
+        ("SENDTRACE_HEALTH__WINDOW_HOURS".to_string(), "168".to_string()),
+        ("SENDTRACE_HEALTH__MIN_SENT".to_string(), MIN_SENT.to_string()),
     ];
     let mut p = Pipeline::with_aggregator_env(stack, name, env).await;
     let topic = format!("{}.health", p.events_topic);
-    p.aggregator_env
-        .push(("SENDTRACE_HEALTH__TOPIC".into(), topic));
+    p.aggregator_env.push(("SENDTRACE_HEALTH__TOPIC".into(), topic));
     p.start_aggregator().await;
     let acme = analysts_stream(71, deliveries, "acme");
     let beta = analysts_stream(72, deliveries / 3, "beta");
-    acme.produce(&stack.brokers, &p.events_topic, 0..acme.events.len())
-        .await;
-    beta.produce(&stack.brokers, &p.events_topic, 0..beta.events.len())
-        .await;
+    acme.produce(&stack.brokers, &p.events_topic, 0..acme.events.len()).await;
+    beta.produce(&stack.brokers, &p.events_topic, 0..beta.events.len()).await;
     let events = (acme.distinct().len() + beta.distinct().len()) as u64;
     let deliveries = (acme.expected_status().len() + beta.expected_status().len()) as u64;
-    let suppressed =
-        (expected_suppressions(&acme).len() + expected_suppressions(&beta).len()) as u64;
+    let suppressed = (expected_suppressions(&acme).len() + expected_suppressions(&beta).len()) as u64;
     wait_until("both streams applied", Duration::from_secs(300), || async {
         let applied = p.number("SELECT count() FROM events FINAL").await == events
             && p.number("SELECT count() FROM deliveries FINAL").await == deliveries
-            && p.number("SELECT sum(events) FROM counters WHERE period = 'day'")
-                .await
-                == events
-            && p.number(
-                "SELECT toUInt64(sum(events)) FROM attributed_counters WHERE period = 'day'",
-            )
-            .await
-                == events
+            && p.number("SELECT sum(events) FROM counters WHERE period = 'day'").await == events
+            && p.number("SELECT toUInt64(sum(events)) FROM attributed_counters WHERE period = 'day'").await == events
             && p.number("SELECT count() FROM suppressions FINAL").await == suppressed;
         applied.then_some(())
     })
@@ -296,14 +220,8 @@ pub fn expected_suppressions(s: &Stream) -> BTreeMap<String, Suppression> {
             (EventType::Unsubscribed, _) => (3, "unsubscribe"),
             _ => continue,
         };
-        let cand = Suppression {
-            severity,
-            occurred_at: e.occurred_at,
-            reason,
-        };
-        let cur = m
-            .entry(e.recipient.to_ascii_lowercase())
-            .or_insert_with(|| cand.clone());
+        let cand = Suppression { severity, occurred_at: e.occurred_at, reason };
+        let cur = m.entry(e.recipient.to_ascii_lowercase()).or_insert_with(|| cand.clone());
         if cand > *cur {
             *cur = cand;
         }
@@ -323,32 +241,21 @@ pub fn attribution(s: &Stream) -> BTreeMap<String, (String, String, String)> {
         .filter(|e| e.provider_event_name == "send_record")
         .map(|e| {
             let f = |v: &Option<String>| v.clone().unwrap_or_default();
-            (
-                e.delivery_key.clone(),
-                (f(&e.broadcast_id), f(&e.sequence_id), f(&e.template_key)),
-            )
+            (e.delivery_key.clone(), (f(&e.broadcast_id), f(&e.sequence_id), f(&e.template_key)))
         })
         .collect()
 }
 
 /// UTC day of a time, `YYYY-MM-DD`.
 pub fn utc_day(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .date_naive()
-        .to_string()
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().date_naive().to_string()
 }
 
 /// Runs `sql` on the ClickHouse HTTP interface in `database` with query parameters
 /// (`param_<name>`) and `readonly = 2`, the profile of the read-only user analysts and Grafana
 /// use (deploy/grafana/clickhouse-reader.xml: no writes, settings allowed); rows as JSON, 64-bit
 /// integers as numbers, decimals as exact strings. Panics with ClickHouse's message when the query fails.
-pub async fn run_sql(
-    clickhouse_url: &str,
-    database: &str,
-    sql: &str,
-    params: &[(String, String)],
-) -> Vec<serde_json::Value> {
+pub async fn run_sql(clickhouse_url: &str, database: &str, sql: &str, params: &[(String, String)]) -> Vec<serde_json::Value> {
     let mut pairs: Vec<(String, String)> = vec![
         ("database".into(), database.into()),
         ("readonly".into(), "2".into()),
@@ -356,31 +263,13 @@ pub async fn run_sql(
         ("output_format_json_quote_64bit_integers".into(), "0".into()),
         ("output_format_json_quote_decimals".into(), "1".into()),
     ];
-    pairs.extend(
-        params
-            .iter()
-            .map(|(k, v)| (format!("param_{k}"), v.clone())),
-    );
-    let url = format!(
-        "{clickhouse_url}/?{}",
-        serde_urlencoded::to_string(&pairs).expect("params")
-    );
-    let resp = reqwest::Client::new()
-        .post(url)
-        .body(sql.to_string())
-        .send()
-        .await
-        .expect("ClickHouse reachable");
+    pairs.extend(params.iter().map(|(k, v)| (format!("param_{k}"), v.clone())));
+    let url = format!("{clickhouse_url}/?{}", serde_urlencoded::to_string(&pairs).expect("params"));
+    let resp = reqwest::Client::new().post(url).body(sql.to_string()).send().await.expect("ClickHouse reachable");
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
-    assert!(
-        status.is_success(),
-        "query failed ({status}): {body}\n{sql}"
-    );
-    body.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("JSON row"))
-        .collect()
+    assert!(status.is_success(), "query failed ({status}): {body}\n{sql}");
+    body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSON row")).collect()
 }
 
 /// A sender as the health monitor keys it: (provider, sending domain, sending account).
@@ -390,25 +279,11 @@ pub type Sender = (String, String, String);
 /// (the monitor's definitions, `aggregator::store::sender_stats_sql`), over every event of the stream.
 pub fn sender_counts(s: &Stream) -> BTreeMap<Sender, [BTreeSet<String>; 3]> {
     let mut m: BTreeMap<Sender, [BTreeSet<String>; 3]> = BTreeMap::new();
-    for e in s
-        .distinct()
-        .values()
-        .filter(|e| e.channel == Channel::Email)
-    {
-        let k = (
-            e.provider.clone(),
-            e.metadata.get("from_domain").cloned().unwrap_or_default(),
-            e.metadata
-                .get("sending_account")
-                .cloned()
-                .unwrap_or_default(),
-        );
+    for e in s.distinct().values().filter(|e| e.channel == Channel::Email) {
+        let k = (e.provider.clone(), e.metadata.get("from_domain").cloned().unwrap_or_default(), e.metadata.get("sending_account").cloned().unwrap_or_default());
         let w = m.entry(k).or_default();
         use EventType::*;
-        if matches!(
-            e.event_type,
-            Sent | Delivered | Bounced | Complained | Opened | Clicked
-        ) {
+        if matches!(e.event_type, Sent | Delivered | Bounced | Complained | Opened | Clicked) {
             w[0].insert(e.delivery_key.clone());
         }
         if e.event_type == Bounced && e.bounce_class == Some(BounceClass::Hard) {
@@ -428,8 +303,7 @@ pub fn expected_flagged(s: &Stream) -> BTreeSet<Sender> {
         .into_iter()
         .filter(|(_, [sent, hard, compl])| {
             let n = sent.len() as f64;
-            sent.len() as u64 >= MIN_SENT
-                && (hard.len() as f64 > 0.03 * n || compl.len() as f64 > 0.001 * n)
+            sent.len() as u64 >= MIN_SENT && (hard.len() as f64 > 0.03 * n || compl.len() as f64 > 0.001 * n)
         })
         .map(|(k, _)| k)
         .collect()
@@ -444,37 +318,13 @@ pub fn reading_rule_broken(sql: &str) -> Option<String> {
         if !w.eq_ignore_ascii_case("FROM") && !w.eq_ignore_ascii_case("JOIN") {
             continue;
         }
-        let Some(table) = words.get(i + 1).map(|t| {
-            t.trim_end_matches([')', ';'])
-                .rsplit('.')
-                .next()
-                .unwrap_or_default()
-        }) else {
-            continue;
-        };
+        let Some(table) = words.get(i + 1).map(|t| t.trim_end_matches([')', ';']).rsplit('.').next().unwrap_or_default()) else { continue };
         let next = words.get(i + 2).copied().unwrap_or_default();
         match table {
-            "events"
-            | "deliveries"
-            | "delivery_order"
-            | "suppressions"
-            | "suppression_changes"
-            | "sender_health"
-                if !next.eq_ignore_ascii_case("FINAL") =>
-            {
-                return Some(format!("`{table}` without FINAL"))
-            }
-            "counters" | "attributed_counters" | "delivery_status_counts"
-                if !sql.contains("sum(") && !sql.contains("sumIf(") =>
-            {
-                return Some(format!("`{table}` without sum()"))
-            }
-            "event_times" if !sql.contains("max(") => {
-                return Some("`event_times` without max()".into())
-            }
-            "unique_recipients" if !sql.contains("uniqExactMerge(") => {
-                return Some("`unique_recipients` without uniqExactMerge()".into())
-            }
+            "events" | "deliveries" | "delivery_order" | "suppressions" | "suppression_changes" | "sender_health" if !next.eq_ignore_ascii_case("FINAL") => return Some(format!("`{table}` without FINAL")),
+            "counters" | "attributed_counters" | "delivery_status_counts" if !sql.contains("sum(") && !sql.contains("sumIf(") => return Some(format!("`{table}` without sum()")),
+            "event_times" if !sql.contains("max(") => return Some("`event_times` without max()".into()),
+            "unique_recipients" if !sql.contains("uniqExactMerge(") => return Some("`unique_recipients` without uniqExactMerge()".into()),
             _ => {}
         }
     }

@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 pub fn tansu_bin() -> PathBuf {
     std::env::var("SENDTRACE_TANSU")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/sendtrace/bin/tansu")
-        })
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/sendtrace/bin/tansu"))
 }
 
 /// A broker on `127.0.0.1:<port>` with sqlite storage in a directory, killed on drop.
@@ -28,34 +25,18 @@ impl Broker {
     /// Starts tansu and waits (at most 20 s) until it accepts connections; its log goes to
     /// `<log_dir>/<log>.log`.
     pub fn start(port: u16, dir: &Path, log: &str) -> Broker {
-        let mut b = Broker {
-            child: None,
-            port,
-            dir: dir.to_path_buf(),
-            log: log.to_string(),
-        };
+        let mut b = Broker { child: None, port, dir: dir.to_path_buf(), log: log.to_string() };
         b.restart();
         b
     }
 
     /// Starts it again (after [`Broker::kill`]) on the same port and storage.
     pub fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(Stack::from_env().log_dir.join(format!("{}.log", self.log)));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(Stack::from_env().log_dir.join(format!("{}.log", self.log)));
         let listener = format!("tcp://127.0.0.1:{}", self.port);
         let child = Command::new(tansu_bin())
             .current_dir(&self.dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-                "--storage-engine",
-                "sqlite://tansu.db",
-            ])
+            .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener, "--storage-engine", "sqlite://tansu.db"])
             .stdout(Stdio::null())
             .stderr(log.map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
             .spawn()

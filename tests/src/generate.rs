@@ -35,15 +35,7 @@ impl Rng {
     }
 }
 
-pub fn event(
-    tenant: &str,
-    msg: &str,
-    rcpt: &str,
-    ty: EventType,
-    bounce: Option<BounceClass>,
-    t: i64,
-    n: usize,
-) -> Event {
+pub fn event(tenant: &str, msg: &str, rcpt: &str, ty: EventType, bounce: Option<BounceClass>, t: i64, n: usize) -> Event {
     let provider = "ses";
     let record = ty == EventType::Queued;
     Event {
@@ -51,16 +43,8 @@ pub fn event(
         provider: provider.into(),
         provider_message_id: msg.into(),
         provider_event_id: Some(format!("{msg}-{n}")),
-        provider_event_name: if record {
-            "send_record".into()
-        } else {
-            ty.as_str().into()
-        },
-        origin: if record {
-            schemas::Origin::SendRecord
-        } else {
-            schemas::Origin::Provider
-        },
+        provider_event_name: if record { "send_record".into() } else { ty.as_str().into() },
+        origin: if record { schemas::Origin::SendRecord } else { schemas::Origin::Provider },
         recipient: rcpt.into(),
         broadcast_id: record.then(|| format!("b{}", n % 3)),
         message_class: record.then_some(MessageClass::Marketing),
@@ -69,13 +53,7 @@ pub fn event(
         raw_topic: "generated".into(),
         raw_offset: n as i64,
         ..schemas::testkit::event(
-            &schemas::ids::event_id(
-                tenant,
-                provider,
-                schemas::ids::EventSource::ProviderEventId(&format!("{msg}-{n}")),
-                ty.as_str(),
-                rcpt,
-            ),
+            &schemas::ids::event_id(tenant, provider, schemas::ids::EventSource::ProviderEventId(&format!("{msg}-{n}")), ty.as_str(), rcpt),
             &schemas::ids::delivery_key(tenant, provider, msg, rcpt),
             ty,
             t,
@@ -94,11 +72,7 @@ pub fn stream(seed: u64, deliveries: usize) -> Stream {
     for d in 0..deliveries {
         let msg = format!("gen-{seed}-{d}");
         let person = d % people;
-        let rcpt = if d < people {
-            format!("user{person}@example.com")
-        } else {
-            format!("User{person}@Example.COM")
-        };
+        let rcpt = if d < people { format!("user{person}@example.com") } else { format!("User{person}@Example.COM") };
         let start = now - (rng.below(5 * 86_400_000) as i64) - 3_600_000;
         let mut path = vec![EventType::Queued, EventType::Sent, EventType::Delivered];
         match rng.below(6) {
@@ -112,22 +86,8 @@ pub fn stream(seed: u64, deliveries: usize) -> Stream {
         let opens_before_click = path.contains(&EventType::Clicked);
         let mut first_open = true;
         for (i, ty) in path.iter().enumerate() {
-            let bounce = (*ty == EventType::Bounced).then(|| {
-                if rng.below(3) == 0 {
-                    BounceClass::Soft
-                } else {
-                    BounceClass::Hard
-                }
-            });
-            let mut e = event(
-                "acme",
-                &msg,
-                &rcpt,
-                *ty,
-                bounce,
-                start + i as i64 * 60_000,
-                n,
-            );
+            let bounce = (*ty == EventType::Bounced).then(|| if rng.below(3) == 0 { BounceClass::Soft } else { BounceClass::Hard });
+            let mut e = event("acme", &msg, &rcpt, *ty, bounce, start + i as i64 * 60_000, n);
             // machine opens (they move no status): a link scanner's first open before a human open
             // and click; every other unsubscriber's open is an Apple privacy proxy prefetch
             if *ty == EventType::Opened && first_open {
@@ -149,9 +109,7 @@ pub fn stream(seed: u64, deliveries: usize) -> Stream {
         events.swap(i, j);
     }
     // duplicates: redeliveries of the same events
-    let dups: Vec<Event> = (0..events.len() / 10)
-        .map(|_| events[rng.below(events.len() as u64) as usize].clone())
-        .collect();
+    let dups: Vec<Event> = (0..events.len() / 10).map(|_| events[rng.below(events.len() as u64) as usize].clone()).collect();
     for e in dups {
         let at = rng.below(events.len() as u64) as usize;
         events.insert(at, e);
@@ -165,23 +123,14 @@ impl Stream {
     pub fn machine_reasons(&self) -> BTreeMap<String, &'static str> {
         let distinct = self.distinct();
         let mut delivered: BTreeMap<&str, i64> = BTreeMap::new();
-        for e in distinct
-            .values()
-            .filter(|e| e.event_type == EventType::Delivered)
-        {
-            let t = delivered
-                .entry(e.delivery_key.as_str())
-                .or_insert(e.occurred_at);
+        for e in distinct.values().filter(|e| e.event_type == EventType::Delivered) {
+            let t = delivered.entry(e.delivery_key.as_str()).or_insert(e.occurred_at);
             *t = (*t).min(e.occurred_at);
         }
         distinct
             .values()
             .map(|e| {
-                let m = aggregator::machine::classify(
-                    &e.as_event_ref(),
-                    delivered.get(e.delivery_key.as_str()).copied(),
-                    aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS,
-                );
+                let m = aggregator::machine::classify(&e.as_event_ref(), delivered.get(e.delivery_key.as_str()).copied(), aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS);
                 (e.event_id.clone(), m.map(|r| r.as_str()).unwrap_or(""))
             })
             .collect()
@@ -189,18 +138,12 @@ impl Stream {
 
     /// Whether each distinct event is a machine open or click ([`Stream::machine_reasons`]).
     pub fn is_machine(&self) -> BTreeMap<String, bool> {
-        self.machine_reasons()
-            .into_iter()
-            .map(|(id, r)| (id, !r.is_empty()))
-            .collect()
+        self.machine_reasons().into_iter().map(|(id, r)| (id, !r.is_empty())).collect()
     }
 
     /// Distinct events, by id.
     pub fn distinct(&self) -> BTreeMap<String, &Event> {
-        self.events
-            .iter()
-            .map(|e| (e.event_id.clone(), e))
-            .collect()
+        self.events.iter().map(|e| (e.event_id.clone(), e)).collect()
     }
 
     /// Expected status per delivery key: the highest-ranked distinct event (the README rule).
@@ -208,40 +151,22 @@ impl Stream {
         let mut best: BTreeMap<String, (u8, EventType)> = BTreeMap::new();
         for e in self.distinct().values() {
             let r = aggregator::rules::rank(e.event_type, e.bounce_class);
-            let cur = best
-                .entry(e.delivery_key.clone())
-                .or_insert((0, EventType::Unknown));
+            let cur = best.entry(e.delivery_key.clone()).or_insert((0, EventType::Unknown));
             if r > cur.0 {
                 *cur = (r, e.event_type);
             }
         }
-        best.into_iter()
-            .map(|(k, (_, t))| (k, t.as_str().to_string()))
-            .collect()
+        best.into_iter().map(|(k, (_, t))| (k, t.as_str().to_string())).collect()
     }
 
     /// Expected day counters: (day, event_type, bounce_class) → count, days in `tz`.
-    pub fn expected_day_counts(
-        &self,
-        tz: chrono_tz::Tz,
-    ) -> BTreeSet<(String, String, String, u64)> {
+    pub fn expected_day_counts(&self, tz: chrono_tz::Tz) -> BTreeSet<(String, String, String, u64)> {
         use chrono::TimeZone;
         let mut m: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         for e in self.distinct().values() {
             let utc = chrono::DateTime::from_timestamp_millis(e.occurred_at).unwrap_or_default();
-            let day = tz
-                .from_utc_datetime(&utc.naive_utc())
-                .date_naive()
-                .to_string();
-            *m.entry((
-                day,
-                e.event_type.as_str().into(),
-                e.bounce_class
-                    .map(|b| b.as_str())
-                    .unwrap_or_default()
-                    .into(),
-            ))
-            .or_default() += 1;
+            let day = tz.from_utc_datetime(&utc.naive_utc()).date_naive().to_string();
+            *m.entry((day, e.event_type.as_str().into(), e.bounce_class.map(|b| b.as_str()).unwrap_or_default().into())).or_default() += 1;
         }
         m.into_iter().map(|((a, b, c), n)| (a, b, c, n)).collect()
     }
@@ -252,27 +177,13 @@ impl Stream {
         let distinct = self.distinct();
         let broadcast: BTreeMap<&str, &str> = distinct
             .values()
-            .filter_map(|e| {
-                Some((
-                    e.delivery_key.as_str(),
-                    e.broadcast_id
-                        .as_deref()
-                        .filter(|_| e.provider_event_name == "send_record")?,
-                ))
-            })
+            .filter_map(|e| Some((e.delivery_key.as_str(), e.broadcast_id.as_deref().filter(|_| e.provider_event_name == "send_record")?)))
             .collect();
         let mut m: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         for e in distinct.values() {
-            let day = chrono::DateTime::from_timestamp_millis(e.occurred_at)
-                .unwrap_or_default()
-                .date_naive()
-                .to_string();
-            let b = broadcast
-                .get(e.delivery_key.as_str())
-                .copied()
-                .unwrap_or_default();
-            *m.entry((day, b.to_string(), e.event_type.as_str().to_string()))
-                .or_default() += 1;
+            let day = chrono::DateTime::from_timestamp_millis(e.occurred_at).unwrap_or_default().date_naive().to_string();
+            let b = broadcast.get(e.delivery_key.as_str()).copied().unwrap_or_default();
+            *m.entry((day, b.to_string(), e.event_type.as_str().to_string())).or_default() += 1;
         }
         m.into_iter().map(|((a, b, c), n)| (a, b, c, n)).collect()
     }
@@ -288,35 +199,19 @@ impl Stream {
         let periods = aggregator::buckets::Periods::new(zone).expect("a valid zone");
         let distinct = self.distinct();
         let mut delivered: BTreeMap<&str, i64> = BTreeMap::new();
-        for e in distinct
-            .values()
-            .filter(|e| e.event_type == EventType::Delivered)
-        {
-            let t = delivered
-                .entry(e.delivery_key.as_str())
-                .or_insert(e.occurred_at);
+        for e in distinct.values().filter(|e| e.event_type == EventType::Delivered) {
+            let t = delivered.entry(e.delivery_key.as_str()).or_insert(e.occurred_at);
             *t = (*t).min(e.occurred_at);
         }
         let broadcast: BTreeMap<&str, &str> = distinct
             .values()
-            .filter_map(|e| {
-                Some((
-                    e.delivery_key.as_str(),
-                    e.broadcast_id
-                        .as_deref()
-                        .filter(|_| e.provider_event_name == "send_record")?,
-                ))
-            })
+            .filter_map(|e| Some((e.delivery_key.as_str(), e.broadcast_id.as_deref().filter(|_| e.provider_event_name == "send_record")?)))
             .collect();
         let mut m: BTreeMap<UniqueKey, BTreeSet<String>> = BTreeMap::new();
         for e in distinct.values() {
-            let machine = aggregator::machine::classify(
-                &e.as_event_ref(),
-                delivered.get(e.delivery_key.as_str()).copied(),
-                aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS,
-            )
-            .map(|r| r.as_str())
-            .unwrap_or_default();
+            let machine = aggregator::machine::classify(&e.as_event_ref(), delivered.get(e.delivery_key.as_str()).copied(), aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS)
+                .map(|r| r.as_str())
+                .unwrap_or_default();
             for (period, start) in periods.buckets(e.occurred_at) {
                 let key = (
                     period.to_string(),
@@ -325,15 +220,9 @@ impl Stream {
                     e.provider.clone(),
                     e.event_type.as_str().to_string(),
                     machine.to_string(),
-                    broadcast
-                        .get(e.delivery_key.as_str())
-                        .copied()
-                        .unwrap_or_default()
-                        .to_string(),
+                    broadcast.get(e.delivery_key.as_str()).copied().unwrap_or_default().to_string(),
                 );
-                m.entry(key)
-                    .or_default()
-                    .insert(e.recipient.to_ascii_lowercase());
+                m.entry(key).or_default().insert(e.recipient.to_ascii_lowercase());
             }
         }
         m
@@ -354,13 +243,7 @@ impl Stream {
             let p = producer.clone();
             let topic = topic.to_string();
             pending.push(tokio::spawn(async move {
-                p.send(
-                    FutureRecord::to(&topic).key(&key).payload(&payload),
-                    Duration::from_secs(30),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|(e, _)| e)
+                p.send(FutureRecord::to(&topic).key(&key).payload(&payload), Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e)
             }));
         }
         for h in pending {

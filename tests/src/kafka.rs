@@ -8,12 +8,7 @@ use std::time::{Duration, Instant};
 /// Every record currently on `topic` (all partitions), read from the beginning
 /// until nothing new arrives for `quiet` (counted from at least 5 s after start,
 /// since joining and the first fetch take a moment).
-pub fn read_all(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    quiet: Duration,
-) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+pub fn read_all(brokers: &str, topic: &str, partitions: i32, quiet: Duration) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
@@ -22,18 +17,14 @@ pub fn read_all(
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::new();
     let mut last = Instant::now() + Duration::from_secs(5);
     while Instant::now() < last || last.elapsed() < quiet {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            out.push((
-                m.key().map(<[u8]>::to_vec),
-                m.payload().unwrap_or_default().to_vec(),
-            ));
+            out.push((m.key().map(<[u8]>::to_vec), m.payload().unwrap_or_default().to_vec()));
             last = Instant::now();
         }
     }
@@ -43,12 +34,7 @@ pub fn read_all(
 /// Produces `payloads` (keyless; `None`: a record without a value) to one partition of
 /// `topic`, in this order, and returns their offsets. For records the services did not
 /// write themselves (hostile input straight onto a topic).
-pub async fn produce_in_order(
-    brokers: &str,
-    topic: &str,
-    partition: i32,
-    payloads: &[Option<Vec<u8>>],
-) -> Vec<i64> {
+pub async fn produce_in_order(brokers: &str, topic: &str, partition: i32, payloads: &[Option<Vec<u8>>]) -> Vec<i64> {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -64,20 +50,11 @@ pub async fn produce_in_order(
             r = r.payload(p.as_slice());
         }
         // enqueued here, in order (idempotent: kept in order on the partition)
-        pending.push(
-            producer
-                .send_result(r)
-                .map_err(|(e, _)| e)
-                .expect("enqueued"),
-        );
+        pending.push(producer.send_result(r).map_err(|(e, _)| e).expect("enqueued"));
     }
     let mut offsets = Vec::with_capacity(pending.len());
     for f in pending {
-        let d = f
-            .await
-            .expect("not cancelled")
-            .map_err(|(e, _)| e)
-            .expect("produced");
+        let d = f.await.expect("not cancelled").map_err(|(e, _)| e).expect("produced");
         offsets.push(d.offset);
     }
     offsets

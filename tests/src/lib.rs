@@ -30,19 +30,13 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
 /// A fixture file from a provider folder: `fixture("ses", "event_delivery.json")`.
 pub fn fixture(provider: &str, name: &str) -> Vec<u8> {
-    let p = format!(
-        "{}/../normalizer/src/providers/{provider}/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let p = format!("{}/../normalizer/src/providers/{provider}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
 }

@@ -66,47 +66,26 @@ const RCPT: &str = "placeholder-recipient@load.example";
 impl SesTemplates {
     fn new() -> SesTemplates {
         let at = chrono::Utc::now() - chrono::Duration::minutes(30);
-        let one = |f: &str| {
-            String::from_utf8(crate::ses::body_at(f, MSG, Some(&[RCPT]), at)).expect("UTF-8 JSON")
-        };
+        let one = |f: &str| String::from_utf8(crate::ses::body_at(f, MSG, Some(&[RCPT]), at)).expect("UTF-8 JSON");
         let delivery = one("event_delivery.json");
-        let sns_id = serde_json::from_str::<serde_json::Value>(&delivery).expect("SNS JSON")
-            ["MessageId"]
-            .as_str()
-            .expect("MessageId")
-            .to_string();
+        let sns_id = serde_json::from_str::<serde_json::Value>(&delivery).expect("SNS JSON")["MessageId"].as_str().expect("MessageId").to_string();
         // every template gets the same SNS MessageId, replaced per request
         let same_id = |s: String| {
             let v: serde_json::Value = serde_json::from_str(&s).expect("SNS JSON");
             s.replace(v["MessageId"].as_str().expect("MessageId"), &sns_id)
         };
-        SesTemplates {
-            delivery,
-            bounce: same_id(one("event_bounce_permanent.json")),
-            open: same_id(one("event_open.json")),
-            sns_id,
-        }
+        SesTemplates { delivery, bounce: same_id(one("event_bounce_permanent.json")), open: same_id(one("event_open.json")), sns_id }
     }
 
     fn request(&self, tenant: &str, template: &str, message_id: &str, recipient: &str) -> Request {
         let sns_id = uuid::Uuid::new_v4().to_string();
-        let body = template
-            .replace(MSG, message_id)
-            .replace(RCPT, recipient)
-            .replace(&self.sns_id, &sns_id);
+        let body = template.replace(MSG, message_id).replace(RCPT, recipient).replace(&self.sns_id, &sns_id);
         let headers = vec![
             ("content-type".into(), "text/plain; charset=UTF-8".into()),
             ("x-amz-sns-message-type".into(), "Notification".into()),
             ("x-amz-sns-message-id".into(), sns_id),
         ];
-        Request {
-            path: Route::Webhook.path(ProviderId::Ses, tenant),
-            headers,
-            body: body.into_bytes(),
-            sign_sendgrid: false,
-            events: 1,
-            provider: ProviderId::Ses,
-        }
+        Request { path: Route::Webhook.path(ProviderId::Ses, tenant), headers, body: body.into_bytes(), sign_sendgrid: false, events: 1, provider: ProviderId::Ses }
     }
 }
 
@@ -125,36 +104,17 @@ pub fn requests_with_truth(plan: &Plan) -> (Vec<Request>, Truth) {
     let want = (plan.rate * plan.seconds).ceil() as usize;
     let ses = SesTemplates::new();
     let tenant = plan.tenant.as_str();
-    let api_headers = vec![
-        ("content-type".to_string(), "application/json".to_string()),
-        ("x-api-key".to_string(), samples::api_key(tenant)),
-    ];
-    let sent_at = (chrono::Utc::now() - chrono::Duration::minutes(31))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let api_headers = vec![("content-type".to_string(), "application/json".to_string()), ("x-api-key".to_string(), samples::api_key(tenant))];
+    let sent_at = (chrono::Utc::now() - chrono::Duration::minutes(31)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let sg_time = (chrono::Utc::now() - chrono::Duration::minutes(29)).timestamp();
     let mut out = Vec::new();
     let mut events = 0;
-    let mut count =
-        |provider: &'static str, ty: &'static str| *truth.entry((provider, ty)).or_default() += 1;
+    let mut count = |provider: &'static str, ty: &'static str| *truth.entry((provider, ty)).or_default() += 1;
     let mut sendgrid: Vec<serde_json::Value> = Vec::new();
     let mut records: Vec<serde_json::Value> = Vec::new();
     // the batched routes: each request is its template with a JSON array of items as its body
-    let sendgrid_batch = Request {
-        path: Route::Webhook.path(ProviderId::Sendgrid, tenant),
-        headers: Vec::new(),
-        body: Vec::new(),
-        sign_sendgrid: true,
-        events: 0,
-        provider: ProviderId::Sendgrid,
-    };
-    let records_batch = Request {
-        path: Route::Sends.path(ProviderId::Sender, tenant),
-        headers: api_headers,
-        body: Vec::new(),
-        sign_sendgrid: false,
-        events: 0,
-        provider: ProviderId::Sender,
-    };
+    let sendgrid_batch = Request { path: Route::Webhook.path(ProviderId::Sendgrid, tenant), headers: Vec::new(), body: Vec::new(), sign_sendgrid: true, events: 0, provider: ProviderId::Sendgrid };
+    let records_batch = Request { path: Route::Sends.path(ProviderId::Sender, tenant), headers: api_headers, body: Vec::new(), sign_sendgrid: false, events: 0, provider: ProviderId::Sender };
     let mut i = 0usize;
     while events < want {
         let message_id = format!("ld-{}-{i}", plan.run);
@@ -174,12 +134,7 @@ pub fn requests_with_truth(plan: &Plan) -> (Vec<Request>, Truth) {
             }
         }
         if via_ses {
-            out.push(ses.request(
-                tenant,
-                if bounce { &ses.bounce } else { &ses.delivery },
-                &message_id,
-                &recipient,
-            ));
+            out.push(ses.request(tenant, if bounce { &ses.bounce } else { &ses.delivery }, &message_id, &recipient));
             events += 1;
             count("ses", if bounce { "bounced" } else { "delivered" });
             if opened {
@@ -216,11 +171,7 @@ pub fn requests_with_truth(plan: &Plan) -> (Vec<Request>, Truth) {
 /// Appends `template` carrying `items` as one JSON array, if there are any, and empties them.
 fn flush(items: &mut Vec<serde_json::Value>, template: &Request, out: &mut Vec<Request>) {
     if !items.is_empty() {
-        out.push(Request {
-            body: serde_json::to_vec(&items).expect("JSON"),
-            events: items.len(),
-            ..template.clone()
-        });
+        out.push(Request { body: serde_json::to_vec(&items).expect("JSON"), events: items.len(), ..template.clone() });
         items.clear();
     }
 }
@@ -259,10 +210,7 @@ const ATTEMPTS: u32 = 15;
 /// at `plan.rate`, whatever happened to the earlier ones. A non-2xx answer is retried (as the
 /// providers do) with a backoff from 200 ms to 5 s, up to `ATTEMPTS` times.
 pub async fn post(plan: &Plan, reqs: Vec<Request>) -> Posted {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(plan.max_in_flight)
-        .build()
-        .expect("HTTP client");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(plan.max_in_flight).build().expect("HTTP client");
     let slots = Arc::new(tokio::sync::Semaphore::new(plan.max_in_flight));
     let late = Arc::new(AtomicUsize::new(0));
     let start = tokio::time::Instant::now();
@@ -287,15 +235,8 @@ pub async fn post(plan: &Plan, reqs: Vec<Request>) -> Posted {
             // as the providers do: again until accepted, backing off (SNS: up to hours)
             let mut backoff = Duration::from_millis(200);
             for attempt in 0..ATTEMPTS {
-                let mut req = client
-                    .post(format!("{url}{}", r.path))
-                    .timeout(Duration::from_secs(30))
-                    .body(r.body.clone());
-                let signed = if r.sign_sendgrid {
-                    samples::sendgrid_headers(&tenant, &r.body)
-                } else {
-                    Vec::new()
-                };
+                let mut req = client.post(format!("{url}{}", r.path)).timeout(Duration::from_secs(30)).body(r.body.clone());
+                let signed = if r.sign_sendgrid { samples::sendgrid_headers(&tenant, &r.body) } else { Vec::new() };
                 for (k, v) in r.headers.iter().chain(&signed) {
                     req = req.header(k, v);
                 }
@@ -311,11 +252,7 @@ pub async fn post(plan: &Plan, reqs: Vec<Request>) -> Posted {
             (ATTEMPTS, None, r.events)
         }));
     }
-    let mut p = Posted {
-        requests: n,
-        events,
-        ..Default::default()
-    };
+    let mut p = Posted { requests: n, events, ..Default::default() };
     for t in tasks {
         match t.await.expect("a request task") {
             (attempt, Some(ms), events) => {
@@ -362,13 +299,7 @@ impl Landed {
 }
 
 /// Reads what ClickHouse holds of run `run` of `tenant`.
-pub async fn landed(
-    http: &reqwest::Client,
-    clickhouse_url: &str,
-    database: &str,
-    tenant: &str,
-    run: &str,
-) -> anyhow::Result<Landed> {
+pub async fn landed(http: &reqwest::Client, clickhouse_url: &str, database: &str, tenant: &str, run: &str) -> anyhow::Result<Landed> {
     let sql = format!(
         "SELECT uniqExact(event_id) AS n, count() AS rows, \
            quantilesExact(0.5, 0.99, 1)(dateDiff('millisecond', received_at, inserted_at)) AS q, \
@@ -376,23 +307,11 @@ pub async fn landed(
          FROM events WHERE {} FORMAT JSONEachRow",
         of_run(tenant, run)
     );
-    let v: serde_json::Value =
-        serde_json::from_str(&query(http, clickhouse_url, database, sql).await?)?;
-    let num = |v: &serde_json::Value| {
-        v.as_f64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            .unwrap_or(0.0)
-    };
+    let v: serde_json::Value = serde_json::from_str(&query(http, clickhouse_url, database, sql).await?)?;
+    let num = |v: &serde_json::Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0.0);
     let q = v["q"].as_array().cloned().unwrap_or_default();
     let qi = |i: usize| q.get(i).map(num).unwrap_or(0.0);
-    Ok(Landed {
-        events: num(&v["n"]) as u64,
-        rows: num(&v["rows"]) as u64,
-        p50_ms: qi(0),
-        p99_ms: qi(1),
-        max_ms: qi(2),
-        span_s: num(&v["span"]),
-    })
+    Ok(Landed { events: num(&v["n"]) as u64, rows: num(&v["rows"]) as u64, p50_ms: qi(0), p99_ms: qi(1), max_ms: qi(2), span_s: num(&v["span"]) })
 }
 
 /// The rows of run `run` of `tenant` in `events`.
@@ -400,46 +319,21 @@ fn of_run(tenant: &str, run: &str) -> String {
     format!("tenant = '{tenant}' AND startsWith(provider_message_id, 'ld-{run}-')")
 }
 
-async fn query(
-    http: &reqwest::Client,
-    clickhouse_url: &str,
-    database: &str,
-    sql: String,
-) -> anyhow::Result<String> {
-    let resp = http
-        .post(format!("{clickhouse_url}/?database={database}"))
-        .body(sql)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "ClickHouse: {}",
-        resp.text().await?
-    );
+async fn query(http: &reqwest::Client, clickhouse_url: &str, database: &str, sql: String) -> anyhow::Result<String> {
+    let resp = http.post(format!("{clickhouse_url}/?database={database}")).body(sql).send().await?;
+    anyhow::ensure!(resp.status().is_success(), "ClickHouse: {}", resp.text().await?);
     Ok(resp.text().await?.trim().to_string())
 }
 
 /// Polls until every event of the run is in ClickHouse, or `timeout`; then reads the figures.
 /// The poll only counts, so the quantiles are computed once, not every 500 ms against the
 /// ClickHouse the pipeline is still writing to.
-pub async fn wait_landed(
-    clickhouse_url: &str,
-    database: &str,
-    tenant: &str,
-    run: &str,
-    expected: usize,
-    timeout: Duration,
-) -> anyhow::Result<Landed> {
+pub async fn wait_landed(clickhouse_url: &str, database: &str, tenant: &str, run: &str, expected: usize, timeout: Duration) -> anyhow::Result<Landed> {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + timeout;
-    let count = format!(
-        "SELECT uniqExact(event_id) FROM events WHERE {} FORMAT TabSeparated",
-        of_run(tenant, run)
-    );
+    let count = format!("SELECT uniqExact(event_id) FROM events WHERE {} FORMAT TabSeparated", of_run(tenant, run));
     loop {
-        let n: usize = query(&http, clickhouse_url, database, count.clone())
-            .await?
-            .parse()?;
+        let n: usize = query(&http, clickhouse_url, database, count.clone()).await?.parse()?;
         if n >= expected || Instant::now() > deadline {
             return landed(&http, clickhouse_url, database, tenant, run).await;
         }

@@ -22,10 +22,7 @@ pub fn cpu_since(pid: u32, before: Option<Duration>) -> Option<Duration> {
 
 /// User + system CPU time of this process so far.
 pub fn own_cpu_time() -> Duration {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| parse_stat(&s))
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| parse_stat(&s)).unwrap_or_default()
 }
 
 /// CPU time so far of the threads of `pid` that librdkafka runs (named `rdk:…`: its main,
@@ -36,13 +33,8 @@ pub fn own_cpu_time() -> Duration {
 /// as their client.)
 pub fn kafka_client_cpu_time(pid: u32) -> Option<Duration> {
     let mut sum = Duration::ZERO;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
         if thread_name(&stat).is_some_and(|n| n.starts_with("rdk:")) {
             sum += parse_stat(&stat).unwrap_or_default();
         }
@@ -63,20 +55,13 @@ fn parse_stat(stat: &str) -> Option<Duration> {
     let mut fields = rest.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis(
-        (utime + stime) * 1000 / TICKS_PER_SECOND,
-    ))
+    Some(Duration::from_millis((utime + stime) * 1000 / TICKS_PER_SECOND))
 }
 
 /// `name=pid` (as `--cpu ingest=1234` gives it).
 pub fn parse_named_pid(spec: &str) -> Result<(String, u32), String> {
-    let (name, pid) = spec
-        .split_once('=')
-        .ok_or_else(|| format!("`{spec}`: expected name=pid"))?;
-    let pid = pid
-        .trim()
-        .parse()
-        .map_err(|e| format!("`{spec}`: pid: {e}"))?;
+    let (name, pid) = spec.split_once('=').ok_or_else(|| format!("`{spec}`: expected name=pid"))?;
+    let pid = pid.trim().parse().map_err(|e| format!("`{spec}`: pid: {e}"))?;
     Ok((name.trim().to_string(), pid))
 }
 
@@ -101,33 +86,16 @@ pub struct CpuSpent {
 
 impl CpuMeter {
     pub fn start(procs: &[(String, u32)]) -> CpuMeter {
-        CpuMeter {
-            started: Instant::now(),
-            own: own_cpu_time(),
-            procs: procs
-                .iter()
-                .map(|(n, p)| (n.clone(), *p, cpu_time(*p), kafka_client_cpu_time(*p)))
-                .collect(),
-        }
+        CpuMeter { started: Instant::now(), own: own_cpu_time(), procs: procs.iter().map(|(n, p)| (n.clone(), *p, cpu_time(*p), kafka_client_cpu_time(*p))).collect() }
     }
 
     /// Wall time since `start`, and each process's CPU time since then; `own_name` names this
     /// process's line (the load client), first.
     pub fn stop(&self, own_name: &str) -> (Duration, Vec<CpuSpent>) {
-        let mut spent = vec![CpuSpent {
-            name: own_name.to_string(),
-            cpu: Some(own_cpu_time().saturating_sub(self.own)),
-            kafka_client: None,
-        }];
+        let mut spent = vec![CpuSpent { name: own_name.to_string(), cpu: Some(own_cpu_time().saturating_sub(self.own)), kafka_client: None }];
         for (name, pid, before, kafka_before) in &self.procs {
-            let kafka_client = kafka_client_cpu_time(*pid)
-                .zip(*kafka_before)
-                .map(|(now, before)| now.saturating_sub(before));
-            spent.push(CpuSpent {
-                name: name.clone(),
-                cpu: cpu_since(*pid, *before),
-                kafka_client,
-            });
+            let kafka_client = kafka_client_cpu_time(*pid).zip(*kafka_before).map(|(now, before)| now.saturating_sub(before));
+            spent.push(CpuSpent { name: name.clone(), cpu: cpu_since(*pid, *before), kafka_client });
         }
         (self.started.elapsed(), spent)
     }
@@ -135,9 +103,7 @@ impl CpuMeter {
 
 /// The machine's cores as this process may use them.
 pub fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
 
 /// Sum of every sample of metric `name` on a Prometheus text page (all label sets; a name with
@@ -145,9 +111,7 @@ pub fn cores() -> usize {
 pub fn prometheus_sum(page: &str, name: &str) -> Option<f64> {
     let mut found = None;
     for line in page.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
+        let Some(rest) = line.strip_prefix(name) else { continue };
         // the name must end here: `x_count` is not a sample of `x`
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             continue;
@@ -183,10 +147,7 @@ mod tests {
         }
         std::hint::black_box(x);
         let after = cpu_time(pid).expect("own /proc entry");
-        assert!(
-            after >= before + Duration::from_millis(20),
-            "{before:?} -> {after:?} after 60 ms of spinning"
-        );
+        assert!(after >= before + Duration::from_millis(20), "{before:?} -> {after:?} after 60 ms of spinning");
         assert_eq!(cpu_time(u32::MAX), None);
     }
 
@@ -204,14 +165,11 @@ mod tests {
         // a thread named as librdkafka names its threads spins 80 ms and stays alive while read
         let (done, stop) = std::sync::mpsc::channel::<()>();
         let (ready, spun) = std::sync::mpsc::channel::<()>();
-        let rdk = std::thread::Builder::new()
-            .name("rdk:broker1".into())
-            .spawn(move || {
-                spin(80);
-                ready.send(()).unwrap();
-                stop.recv().ok();
-            })
-            .unwrap();
+        let rdk = std::thread::Builder::new().name("rdk:broker1".into()).spawn(move || {
+            spin(80);
+            ready.send(()).unwrap();
+            stop.recv().ok();
+        }).unwrap();
         spun.recv().unwrap();
         let mid = kafka_client_cpu_time(pid).expect("own /proc entry");
         // then this test's own thread spins (the rdk thread waits): not counted
@@ -219,14 +177,8 @@ mod tests {
         let after = kafka_client_cpu_time(pid).expect("own /proc entry");
         done.send(()).unwrap();
         rdk.join().unwrap();
-        assert!(
-            mid >= before + Duration::from_millis(20),
-            "rdk thread spun 80 ms: {before:?} -> {mid:?}"
-        );
-        assert!(
-            after <= mid + Duration::from_millis(20),
-            "another thread counted: {mid:?} -> {after:?}"
-        );
+        assert!(mid >= before + Duration::from_millis(20), "rdk thread spun 80 ms: {before:?} -> {mid:?}");
+        assert!(after <= mid + Duration::from_millis(20), "another thread counted: {mid:?} -> {after:?}");
         assert_eq!(thread_name("7 (rdk:main) S 1"), Some("rdk:main"));
         assert_eq!(thread_name("7 )rdk:main( S 1"), None, "malformed: no panic");
         assert_eq!(kafka_client_cpu_time(u32::MAX), None);

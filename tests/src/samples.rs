@@ -14,10 +14,7 @@ pub use normalizer::providers::ses::samples::{sign_sns, SNS_FIXTURE_TOPICS, TEST
 pub fn ingest_toml(tenant: &str, ingest_url: &str) -> String {
     let creds = normalizer::providers::samples::demo_credentials(&Context::new(tenant, ingest_url));
     let mut tenants = toml::Table::new();
-    tenants.insert(
-        tenant.to_string(),
-        toml::Value::try_from(&creds).expect("credentials serialize"),
-    );
+    tenants.insert(tenant.to_string(), toml::Value::try_from(&creds).expect("credentials serialize"));
     let mut root = toml::Table::new();
     root.insert("tenants".into(), toml::Value::Table(tenants));
     toml::to_string(&root).expect("a TOML table")
@@ -43,9 +40,7 @@ pub async fn post_all(ingest_url: &str, samples: &[Sample]) -> Vec<(Sample, u16,
     let client = reqwest::Client::new();
     let mut out = Vec::new();
     for s in samples {
-        let mut req = client
-            .post(format!("{ingest_url}{}", s.path))
-            .body(s.body.clone());
+        let mut req = client.post(format!("{ingest_url}{}", s.path)).body(s.body.clone());
         for (k, v) in &s.headers {
             req = req.header(k, v);
         }

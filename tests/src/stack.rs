@@ -19,36 +19,24 @@ impl Stack {
     pub fn from_env() -> Stack {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         Stack {
-            brokers: std::env::var("SENDTRACE_TEST_KAFKA")
-                .unwrap_or_else(|_| "127.0.0.1:9092".into()),
-            clickhouse_url: std::env::var("SENDTRACE_TEST_CLICKHOUSE")
-                .unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
-            bin_dir: std::env::var("SENDTRACE_BIN_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| root.join("target/debug")),
-            log_dir: std::env::var("SENDTRACE_TEST_LOGS")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| root.join("target/e2e-logs")),
+            brokers: std::env::var("SENDTRACE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+            clickhouse_url: std::env::var("SENDTRACE_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
+            bin_dir: std::env::var("SENDTRACE_BIN_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target/debug")),
+            log_dir: std::env::var("SENDTRACE_TEST_LOGS").map(PathBuf::from).unwrap_or_else(|_| root.join("target/e2e-logs")),
         }
     }
 
     /// Runs a SQL query on the ClickHouse HTTP interface; returns the body (JSONEachRow by default).
     pub async fn query(&self, database: &str, sql: &str) -> String {
         let resp = reqwest::Client::new()
-            .post(format!(
-                "{}/?database={database}&default_format=JSONEachRow",
-                self.clickhouse_url
-            ))
+            .post(format!("{}/?database={database}&default_format=JSONEachRow", self.clickhouse_url))
             .body(sql.to_string())
             .send()
             .await
             .expect("ClickHouse reachable");
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
-        assert!(
-            status.is_success(),
-            "query failed ({status}): {body}\n{sql}"
-        );
+        assert!(status.is_success(), "query failed ({status}): {body}\n{sql}");
         body
     }
 
@@ -66,25 +54,11 @@ impl Stack {
     pub async fn create_topics(&self, topics: &[&str], partitions: i32) {
         use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
         let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-            rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &self.brokers)
-                .create()
-                .expect("admin");
-        let new: Vec<NewTopic> = topics
-            .iter()
-            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-            .collect();
-        for r in admin
-            .create_topics(&new, &AdminOptions::new())
-            .await
-            .expect("create topics")
-        {
+            rdkafka::ClientConfig::new().set("bootstrap.servers", &self.brokers).create().expect("admin");
+        let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
+        for r in admin.create_topics(&new, &AdminOptions::new()).await.expect("create topics") {
             if let Err((t, e)) = r {
-                assert_eq!(
-                    e,
-                    rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
-                    "topic {t}"
-                );
+                assert_eq!(e, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists, "topic {t}");
             }
         }
     }
@@ -110,9 +84,7 @@ pub fn free_port() -> u16 {
     let dir = std::env::temp_dir().join("sendtrace-test-ports");
     std::fs::create_dir_all(&dir).expect("port reservation directory");
     for _ in 0..256 {
-        let port = (LOW
-            + (uuid::Uuid::new_v4().as_u128() % u128::from(high.saturating_sub(LOW).max(1))) as u32)
-            as u16;
+        let port = (LOW + (uuid::Uuid::new_v4().as_u128() % u128::from(high.saturating_sub(LOW).max(1))) as u32) as u16;
         if reserve_port(&dir, port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
@@ -126,12 +98,7 @@ pub fn free_port() -> u16 {
 /// the same port in this process opens the file again and fails the lock as well.
 fn reserve_port(dir: &std::path::Path, port: u16) -> bool {
     static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(port.to_string()))
-    else {
+    let Ok(file) = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(port.to_string())) else {
         return false;
     };
     if file.try_lock().is_err() {
@@ -148,16 +115,9 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn spawn(
-        stack: &Stack,
-        name: &str,
-        bin: &str,
-        args: &[&str],
-        env: &[(String, String)],
-    ) -> Service {
+    pub fn spawn(stack: &Stack, name: &str, bin: &str, args: &[&str], env: &[(String, String)]) -> Service {
         std::fs::create_dir_all(&stack.log_dir).ok();
-        let log =
-            std::fs::File::create(stack.log_dir.join(format!("{name}.log"))).expect("log file");
+        let log = std::fs::File::create(stack.log_dir.join(format!("{name}.log"))).expect("log file");
         let mut cmd = Command::new(stack.bin_dir.join(bin));
         cmd.args(args).stdout(Stdio::null()).stderr(log);
         for (k, _) in std::env::vars() {
@@ -169,24 +129,15 @@ impl Service {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {bin}: {e} (run `cargo build --bins` first)"));
-        Service {
-            name: name.to_string(),
-            child: Some(child),
-        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {bin}: {e} (run `cargo build --bins` first)"));
+        Service { name: name.to_string(), child: Some(child) }
     }
 
     /// Resident memory in KiB (Linux), 0 if unknown.
     pub fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            })
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
             .unwrap_or(0)
     }
 
@@ -206,13 +157,8 @@ impl Service {
     /// status (None: it had not exited within `within`) and how long the exit took.
     pub fn terminate(&mut self, within: Duration) -> (Option<std::process::ExitStatus>, Duration) {
         let t0 = std::time::Instant::now();
-        let Some(mut c) = self.child.take() else {
-            return (None, Duration::ZERO);
-        };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
+        let Some(mut c) = self.child.take() else { return (None, Duration::ZERO) };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
         while t0.elapsed() < within {
             if let Ok(Some(status)) = c.try_wait() {
                 return (Some(status), t0.elapsed());
@@ -227,10 +173,7 @@ impl Service {
     /// SIGTERM and wait: the orderly case.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
             for _ in 0..100 {
                 if let Ok(Some(_)) = c.try_wait() {
                     return;
@@ -282,11 +225,7 @@ impl Pipeline {
 
     /// As [`Pipeline::new`], with extra aggregator environment that migrate must see too
     /// (e.g. `SENDTRACE_REPORTING_TIME_ZONE`, which the `unique_recipients_mv` view is built with).
-    pub async fn with_aggregator_env(
-        stack: &Stack,
-        name: &str,
-        aggregator_env: Vec<(String, String)>,
-    ) -> Pipeline {
+    pub async fn with_aggregator_env(stack: &Stack, name: &str, aggregator_env: Vec<(String, String)>) -> Pipeline {
         let mut p = Pipeline::unmigrated(stack, name).await;
         p.aggregator_env = aggregator_env;
         p.migrate().await;
@@ -320,9 +259,7 @@ impl Pipeline {
         p.ingest_url = format!("http://127.0.0.1:{}", p.ports.0);
         let toml = crate::samples::ingest_toml("acme", &p.ingest_url);
         std::fs::write(&p.ingest_config, toml).expect("write config");
-        stack
-            .create_topics(&[&p.raw_topic, &p.events_topic, &p.dead_letter_topic], 4)
-            .await;
+        stack.create_topics(&[&p.raw_topic, &p.events_topic, &p.dead_letter_topic], 4).await;
         p
     }
 
@@ -333,23 +270,11 @@ impl Pipeline {
             ("SENDTRACE_KAFKA__PARTITIONS".into(), "4".into()),
             ("SENDTRACE_RAW_TOPIC".into(), self.raw_topic.clone()),
             ("SENDTRACE_EVENTS_TOPIC".into(), self.events_topic.clone()),
-            (
-                "SENDTRACE_DEAD_LETTER_TOPIC".into(),
-                self.dead_letter_topic.clone(),
-            ),
-            (
-                "SENDTRACE_CLICKHOUSE__URL".into(),
-                self.stack.clickhouse_url.clone(),
-            ),
-            (
-                "SENDTRACE_CLICKHOUSE__DATABASE".into(),
-                self.database.clone(),
-            ),
+            ("SENDTRACE_DEAD_LETTER_TOPIC".into(), self.dead_letter_topic.clone()),
+            ("SENDTRACE_CLICKHOUSE__URL".into(), self.stack.clickhouse_url.clone()),
+            ("SENDTRACE_CLICKHOUSE__DATABASE".into(), self.database.clone()),
             ("SENDTRACE_GROUP_ID".into(), format!("g-{}", self.name)),
-            (
-                "SENDTRACE_SUPPRESSIONS_TOPIC".into(),
-                self.suppressions_topic.clone(),
-            ),
+            ("SENDTRACE_SUPPRESSIONS_TOPIC".into(), self.suppressions_topic.clone()),
         ]
     }
 
@@ -359,41 +284,21 @@ impl Pipeline {
             .into_iter()
             .filter(|(k, _)| match service {
                 "ingest" => k.starts_with("SENDTRACE_KAFKA") || k == "SENDTRACE_RAW_TOPIC",
-                "normalizer" => {
-                    !k.starts_with("SENDTRACE_CLICKHOUSE") && k != "SENDTRACE_SUPPRESSIONS_TOPIC"
-                }
+                "normalizer" => !k.starts_with("SENDTRACE_CLICKHOUSE") && k != "SENDTRACE_SUPPRESSIONS_TOPIC",
                 _ => {
                     k.starts_with("SENDTRACE_KAFKA")
                         || k.starts_with("SENDTRACE_CLICKHOUSE")
-                        || [
-                            "SENDTRACE_EVENTS_TOPIC",
-                            "SENDTRACE_GROUP_ID",
-                            "SENDTRACE_SUPPRESSIONS_TOPIC",
-                            "SENDTRACE_DEAD_LETTER_TOPIC",
-                        ]
-                        .contains(&k.as_str())
+                        || ["SENDTRACE_EVENTS_TOPIC", "SENDTRACE_GROUP_ID", "SENDTRACE_SUPPRESSIONS_TOPIC", "SENDTRACE_DEAD_LETTER_TOPIC"].contains(&k.as_str())
                 }
             })
             .collect();
         match service {
             "ingest" => {
-                env.push((
-                    "SENDTRACE_LISTEN_ADDR".into(),
-                    format!("127.0.0.1:{}", self.ports.0),
-                ));
-                env.push((
-                    "SENDTRACE_ADMIN_ADDR".into(),
-                    format!("127.0.0.1:{}", self.ports.3),
-                ));
+                env.push(("SENDTRACE_LISTEN_ADDR".into(), format!("127.0.0.1:{}", self.ports.0)));
+                env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{}", self.ports.3)));
             }
-            "normalizer" => env.push((
-                "SENDTRACE_ADMIN_ADDR".into(),
-                format!("127.0.0.1:{}", self.ports.1),
-            )),
-            _ => env.push((
-                "SENDTRACE_ADMIN_ADDR".into(),
-                format!("127.0.0.1:{}", self.ports.2),
-            )),
+            "normalizer" => env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{}", self.ports.1))),
+            _ => env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{}", self.ports.2))),
         }
         env.extend(self.service_env.iter().cloned());
         env
@@ -431,28 +336,14 @@ impl Pipeline {
         let name = format!("{}-migrate", self.name);
         let mut svc = Service::spawn(&self.stack, &name, "aggregator", &["migrate"], &env);
         let status = svc.child.take().map(|mut c| c.wait().expect("migrate ran"));
-        (
-            status.is_some_and(|s| s.success()),
-            self.stack
-                .log_dir
-                .join(format!("{name}.log"))
-                .display()
-                .to_string(),
-        )
+        (status.is_some_and(|s| s.success()), self.stack.log_dir.join(format!("{name}.log")).display().to_string())
     }
 
     pub async fn start_ingest_with(&mut self, brokers: &str) {
         let env = self.env_for("ingest", brokers);
         let cfg = self.ingest_config.to_string_lossy().to_string();
-        self.ingest = Some(Service::spawn(
-            &self.stack,
-            &format!("{}-ingest", self.name),
-            "ingest",
-            &["--config", &cfg],
-            &env,
-        ));
-        self.wait_healthy(&format!("{}/healthz", self.ingest_url), "ingest")
-            .await;
+        self.ingest = Some(Service::spawn(&self.stack, &format!("{}-ingest", self.name), "ingest", &["--config", &cfg], &env));
+        self.wait_healthy(&format!("{}/healthz", self.ingest_url), "ingest").await;
     }
 
     pub async fn start_ingest(&mut self) {
@@ -462,34 +353,14 @@ impl Pipeline {
 
     pub async fn start_normalizer(&mut self) {
         let env = self.env_for("normalizer", &self.stack.brokers);
-        self.normalizer = Some(Service::spawn(
-            &self.stack,
-            &format!("{}-normalizer", self.name),
-            "normalizer",
-            &["run"],
-            &env,
-        ));
-        self.wait_healthy(
-            &format!("http://127.0.0.1:{}/healthz", self.ports.1),
-            "normalizer",
-        )
-        .await;
+        self.normalizer = Some(Service::spawn(&self.stack, &format!("{}-normalizer", self.name), "normalizer", &["run"], &env));
+        self.wait_healthy(&format!("http://127.0.0.1:{}/healthz", self.ports.1), "normalizer").await;
     }
 
     pub async fn start_aggregator(&mut self) {
         let env = self.aggregator_process_env();
-        self.aggregator = Some(Service::spawn(
-            &self.stack,
-            &format!("{}-aggregator", self.name),
-            "aggregator",
-            &["run"],
-            &env,
-        ));
-        self.wait_healthy(
-            &format!("http://127.0.0.1:{}/healthz", self.ports.2),
-            "aggregator",
-        )
-        .await;
+        self.aggregator = Some(Service::spawn(&self.stack, &format!("{}-aggregator", self.name), "aggregator", &["run"], &env));
+        self.wait_healthy(&format!("http://127.0.0.1:{}/healthz", self.ports.2), "aggregator").await;
     }
 
     /// Another aggregator of the same consumer group (its own admin port), e.g. to force rebalances.
@@ -498,18 +369,8 @@ impl Pipeline {
         let port = free_port();
         env.retain(|(k, _)| k != "SENDTRACE_ADMIN_ADDR");
         env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{port}")));
-        let svc = Service::spawn(
-            &self.stack,
-            &format!("{}-aggregator-{tag}", self.name),
-            "aggregator",
-            &["run"],
-            &env,
-        );
-        self.wait_healthy(
-            &format!("http://127.0.0.1:{port}/healthz"),
-            "second aggregator",
-        )
-        .await;
+        let svc = Service::spawn(&self.stack, &format!("{}-aggregator-{tag}", self.name), "aggregator", &["run"], &env);
+        self.wait_healthy(&format!("http://127.0.0.1:{port}/healthz"), "second aggregator").await;
         svc
     }
 
@@ -519,18 +380,8 @@ impl Pipeline {
         let port = free_port();
         env.retain(|(k, _)| k != "SENDTRACE_ADMIN_ADDR");
         env.push(("SENDTRACE_ADMIN_ADDR".into(), format!("127.0.0.1:{port}")));
-        let svc = Service::spawn(
-            &self.stack,
-            &format!("{}-normalizer-{tag}", self.name),
-            "normalizer",
-            &["run"],
-            &env,
-        );
-        self.wait_healthy(
-            &format!("http://127.0.0.1:{port}/healthz"),
-            "second normalizer",
-        )
-        .await;
+        let svc = Service::spawn(&self.stack, &format!("{}-normalizer-{tag}", self.name), "normalizer", &["run"], &env);
+        self.wait_healthy(&format!("http://127.0.0.1:{port}/healthz"), "second normalizer").await;
         svc
     }
 
@@ -541,39 +392,15 @@ impl Pipeline {
         let config = self._dir.path().join(format!("api-{port}.toml"));
         std::fs::write(&config, keys_toml).expect("write api config");
         let env = vec![
-            (
-                "SENDTRACE_LISTEN_ADDR".to_string(),
-                format!("127.0.0.1:{port}"),
-            ),
-            (
-                "SENDTRACE_CLICKHOUSE__URL".to_string(),
-                self.stack.clickhouse_url.clone(),
-            ),
-            (
-                "SENDTRACE_CLICKHOUSE__DATABASE".to_string(),
-                self.database.clone(),
-            ),
-            (
-                "SENDTRACE_KAFKA__BROKERS".to_string(),
-                self.stack.brokers.clone(),
-            ),
-            (
-                "SENDTRACE_SUPPRESSIONS_TOPIC".to_string(),
-                self.suppressions_topic.clone(),
-            ),
-            (
-                "SENDTRACE_EVENTS_TOPIC".to_string(),
-                self.events_topic.clone(),
-            ),
+            ("SENDTRACE_LISTEN_ADDR".to_string(), format!("127.0.0.1:{port}")),
+            ("SENDTRACE_CLICKHOUSE__URL".to_string(), self.stack.clickhouse_url.clone()),
+            ("SENDTRACE_CLICKHOUSE__DATABASE".to_string(), self.database.clone()),
+            ("SENDTRACE_KAFKA__BROKERS".to_string(), self.stack.brokers.clone()),
+            ("SENDTRACE_SUPPRESSIONS_TOPIC".to_string(), self.suppressions_topic.clone()),
+            ("SENDTRACE_EVENTS_TOPIC".to_string(), self.events_topic.clone()),
         ];
         let cfg = config.to_string_lossy().to_string();
-        let svc = Service::spawn(
-            &self.stack,
-            &format!("{}-api", self.name),
-            "api",
-            &["--config", &cfg],
-            &env,
-        );
+        let svc = Service::spawn(&self.stack, &format!("{}-api", self.name), "api", &["--config", &cfg], &env);
         let url = format!("http://127.0.0.1:{port}");
         self.wait_healthy(&format!("{url}/readyz"), "api").await;
         (url, svc)
@@ -581,9 +408,7 @@ impl Pipeline {
 
     /// The log file of service `suffix` (`aggregator`, `aggregator-b`, ..) of this pipeline.
     pub fn log_of(&self, suffix: &str) -> std::path::PathBuf {
-        self.stack
-            .log_dir
-            .join(format!("{}-{suffix}.log", self.name))
+        self.stack.log_dir.join(format!("{}-{suffix}.log", self.name))
     }
 
     pub async fn start_all(&mut self) {
@@ -594,30 +419,17 @@ impl Pipeline {
 
     async fn wait_healthy(&self, url: &str, what: &str) {
         let client = reqwest::Client::new();
-        crate::wait_until(
-            &format!("{what} healthy ({url})"),
-            Duration::from_secs(60),
-            || {
-                let c = client.clone();
-                let url = url.to_string();
-                async move {
-                    c.get(&url)
-                        .send()
-                        .await
-                        .ok()
-                        .filter(|r| r.status().is_success())
-                        .map(|_| ())
-                }
-            },
-        )
+        crate::wait_until(&format!("{what} healthy ({url})"), Duration::from_secs(60), || {
+            let c = client.clone();
+            let url = url.to_string();
+            async move { c.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
         .await;
     }
 
     /// POSTs `body` to `path` on ingest; returns status and body text.
     pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String) {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}{path}", self.ingest_url))
-            .body(body);
+        let mut req = reqwest::Client::new().post(format!("{}{path}", self.ingest_url)).body(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -634,11 +446,7 @@ impl Pipeline {
         let id = v["MessageId"].as_str().unwrap_or_default().to_string();
         self.post(
             &format!("/webhooks/ses/{tenant}"),
-            &[
-                ("content-type", "text/plain; charset=UTF-8"),
-                ("x-amz-sns-message-type", &kind),
-                ("x-amz-sns-message-id", &id),
-            ],
+            &[("content-type", "text/plain; charset=UTF-8"), ("x-amz-sns-message-type", &kind), ("x-amz-sns-message-id", &id)],
             body.to_vec(),
         )
         .await
@@ -654,13 +462,8 @@ impl Pipeline {
 
     /// A single number from a query such as `SELECT count() FROM events FINAL`.
     pub async fn number(&self, sql: &str) -> u64 {
-        let body = self
-            .stack
-            .query(&self.database, &format!("{sql} FORMAT TabSeparated"))
-            .await;
-        body.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("not a number: {body:?} from {sql}"))
+        let body = self.stack.query(&self.database, &format!("{sql} FORMAT TabSeparated")).await;
+        body.trim().parse().unwrap_or_else(|_| panic!("not a number: {body:?} from {sql}"))
     }
 }
 

@@ -4,8 +4,8 @@
 
 use e2e::kafka::read_all;
 use e2e::samples;
-use e2e::{Pipeline, Stack};
 use schemas::ProviderId;
+use e2e::{Pipeline, Stack};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -43,68 +43,24 @@ async fn samples_of_every_provider_reach_clickhouse() {
         .map(|r| r["provider"].as_str().unwrap_or_default().to_string())
         .collect();
     // Every provider's own events (the sender's records carry the provider they name).
-    for expected in ProviderId::ALL
-        .into_iter()
-        .filter(|p| *p != ProviderId::Sender)
-    {
-        assert!(
-            providers.iter().any(|x| x == expected.as_str()),
-            "no events from {expected}: {providers:?}"
-        );
+    for expected in ProviderId::ALL.into_iter().filter(|p| *p != ProviderId::Sender) {
+        assert!(providers.iter().any(|x| x == expected.as_str()), "no events from {expected}: {providers:?}");
     }
-    assert!(
-        p.number("SELECT count() FROM events WHERE provider_event_name = 'send_record'")
-            .await
-            > 0,
-        "send records"
-    );
-    let channels = p
-        .query("SELECT DISTINCT channel FROM events ORDER BY channel FORMAT TabSeparated")
-        .await;
-    assert_eq!(
-        channels.split_whitespace().collect::<Vec<_>>(),
-        ["email", "push", "sms", "whatsapp"]
-    );
+    assert!(p.number("SELECT count() FROM events WHERE provider_event_name = 'send_record'").await > 0, "send records");
+    let channels = p.query("SELECT DISTINCT channel FROM events ORDER BY channel FORMAT TabSeparated").await;
+    assert_eq!(channels.split_whitespace().collect::<Vec<_>>(), ["email", "push", "sms", "whatsapp"]);
 
     let total = p.number("SELECT count() FROM events").await;
-    assert_eq!(
-        total,
-        p.number("SELECT uniqExact(event_id) FROM events").await,
-        "no event stored twice"
-    );
-    assert_eq!(
-        total,
-        p.number("SELECT sum(events) FROM counters WHERE period = 'day'")
-            .await,
-        "counters equal event rows"
-    );
+    assert_eq!(total, p.number("SELECT uniqExact(event_id) FROM events").await, "no event stored twice");
+    assert_eq!(total, p.number("SELECT sum(events) FROM counters WHERE period = 'day'").await, "counters equal event rows");
     // priced Twilio messages carry a decimal cost
-    assert!(
-        p.number("SELECT count() FROM events WHERE cost_unit = 'USD' AND cost_amount > 0")
-            .await
-            > 0
-    );
+    assert!(p.number("SELECT count() FROM events WHERE cost_unit = 'USD' AND cost_amount > 0").await > 0);
 
-    let dead = read_all(
-        &stack.brokers,
-        &p.dead_letter_topic,
-        4,
-        Duration::from_secs(1),
-    );
+    let dead = read_all(&stack.brokers, &p.dead_letter_topic, 4, Duration::from_secs(1));
     let reasons: Vec<String> = dead
         .iter()
         .filter_map(|(_, v)| schemas::avro::decode_dead_letter(v).ok())
-        .map(|d| {
-            format!(
-                "{} {}: {}",
-                d.provider.unwrap_or_default(),
-                d.reason_code,
-                d.reason
-            )
-        })
+        .map(|d| format!("{} {}: {}", d.provider.unwrap_or_default(), d.reason_code, d.reason))
         .collect();
-    assert!(
-        reasons.is_empty(),
-        "samples were dead-lettered: {reasons:?}"
-    );
+    assert!(reasons.is_empty(), "samples were dead-lettered: {reasons:?}");
 }

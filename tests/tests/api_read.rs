@@ -39,13 +39,7 @@ struct Api {
 
 impl Api {
     async fn get(&self, key: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("api reachable");
+        let r = self.client.get(format!("{}{path}", self.url)).bearer_auth(key).send().await.expect("api reachable");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -57,13 +51,7 @@ impl Api {
     }
 
     /// Every page of a list; the items under `field`, in order.
-    async fn all_pages(
-        &self,
-        key: &str,
-        path: &str,
-        field: &str,
-        between_pages: impl AsyncFn(usize),
-    ) -> Vec<Value> {
+    async fn all_pages(&self, key: &str, path: &str, field: &str, between_pages: impl AsyncFn(usize)) -> Vec<Value> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         for page in 0.. {
@@ -86,27 +74,17 @@ impl Api {
 }
 
 fn day(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .date_naive()
-        .to_string()
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().date_naive().to_string()
 }
 
 /// (day, event type) → (all, human) counts, and day → hard bounces.
 #[allow(clippy::type_complexity)]
-fn day_truth(
-    s: &Stream,
-) -> (
-    BTreeMap<(String, String), (i64, i64)>,
-    BTreeMap<String, i64>,
-) {
+fn day_truth(s: &Stream) -> (BTreeMap<(String, String), (i64, i64)>, BTreeMap<String, i64>) {
     let machine = s.is_machine();
     let mut counts: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     let mut hard: BTreeMap<String, i64> = BTreeMap::new();
     for e in s.distinct().values() {
-        let c = counts
-            .entry((day(e.occurred_at), e.event_type.as_str().to_string()))
-            .or_default();
+        let c = counts.entry((day(e.occurred_at), e.event_type.as_str().to_string())).or_default();
         c.0 += 1;
         if !machine[&e.event_id] {
             c.1 += 1;
@@ -126,78 +104,33 @@ fn n(v: &Value) -> i64 {
 async fn assert_stats(api: &Api, key: &str, s: &Stream) {
     let today = chrono::Utc::now().date_naive();
     let from = today - chrono::Duration::days(7);
-    let body = api
-        .ok(
-            key,
-            &format!("/v1/stats?granularity=day&from={from}&to={today}"),
-        )
-        .await;
+    let body = api.ok(key, &format!("/v1/stats?granularity=day&from={from}&to={today}")).await;
     let series = body["series"].as_array().unwrap();
     assert_eq!(series.len(), 1);
     let buckets = series[0]["buckets"].as_array().unwrap();
-    assert_eq!(
-        buckets.len(),
-        8,
-        "every day of the range, empty ones included"
-    );
+    assert_eq!(buckets.len(), 8, "every day of the range, empty ones included");
     let (counts, hard) = day_truth(s);
     let mut seen = 0;
     for b in buckets {
         let d = b["start"].as_str().unwrap();
         for ty in EventType::SYMBOLS {
-            let (all, human) = counts
-                .get(&(d.to_string(), ty.to_string()))
-                .copied()
-                .unwrap_or_default();
+            let (all, human) = counts.get(&(d.to_string(), ty.to_string())).copied().unwrap_or_default();
             assert_eq!(n(&b["totals"]["counts"][ty]), all, "{key} {d} {ty}");
-            assert_eq!(
-                n(&b["totals"]["human_counts"][ty]),
-                human,
-                "{key} {d} {ty} (people)"
-            );
+            assert_eq!(n(&b["totals"]["human_counts"][ty]), human, "{key} {d} {ty} (people)");
             seen += all;
         }
-        assert_eq!(
-            n(&b["totals"]["hard_bounces"]),
-            hard.get(d).copied().unwrap_or(0),
-            "{key} {d} hard bounces"
-        );
+        assert_eq!(n(&b["totals"]["hard_bounces"]), hard.get(d).copied().unwrap_or(0), "{key} {d} hard bounces");
         let rate = &b["totals"]["rates"]["delivery"];
-        let (delivered, sent) = (
-            n(&b["totals"]["counts"]["delivered"]),
-            n(&b["totals"]["counts"]["sent"]),
-        );
-        assert_eq!(
-            (n(&rate["numerator"]), n(&rate["denominator"])),
-            (delivered, sent)
-        );
+        let (delivered, sent) = (n(&b["totals"]["counts"]["delivered"]), n(&b["totals"]["counts"]["sent"]));
+        assert_eq!((n(&rate["numerator"]), n(&rate["denominator"])), (delivered, sent));
     }
-    assert_eq!(
-        seen as usize,
-        s.distinct().len(),
-        "{key}: all events fall in the range"
-    );
+    assert_eq!(seen as usize, s.distinct().len(), "{key}: all events fall in the range");
     // the share still without a final status: every delivery is in the range
     let status = s.expected_status();
-    let pending = status
-        .values()
-        .filter(|st| ["queued", "sent"].contains(&st.as_str()))
-        .count() as i64;
-    assert_eq!(
-        (
-            n(&body["provisional"]["numerator"]),
-            n(&body["provisional"]["denominator"])
-        ),
-        (pending, status.len() as i64),
-        "{key}: provisional"
-    );
+    let pending = status.values().filter(|st| ["queued", "sent"].contains(&st.as_str())).count() as i64;
+    assert_eq!((n(&body["provisional"]["numerator"]), n(&body["provisional"]["denominator"])), (pending, status.len() as i64), "{key}: provisional");
     // per broadcast (attributed counters): each event under its delivery's send record's broadcast
-    let body = api
-        .ok(
-            key,
-            &format!("/v1/stats?granularity=day&from={from}&to={today}&group_by=broadcast"),
-        )
-        .await;
+    let body = api.ok(key, &format!("/v1/stats?granularity=day&from={from}&to={today}&group_by=broadcast")).await;
     let mut got: BTreeSet<(String, String, String, u64)> = BTreeSet::new();
     for series in body["series"].as_array().unwrap() {
         let b = series["group"]["broadcast"].as_str().unwrap().to_string();
@@ -205,21 +138,12 @@ async fn assert_stats(api: &Api, key: &str, s: &Stream) {
             for ty in EventType::SYMBOLS {
                 let v = n(&bucket["totals"]["counts"][ty]);
                 if v != 0 {
-                    got.insert((
-                        bucket["start"].as_str().unwrap().to_string(),
-                        b.clone(),
-                        ty.to_string(),
-                        v as u64,
-                    ));
+                    got.insert((bucket["start"].as_str().unwrap().to_string(), b.clone(), ty.to_string(), v as u64));
                 }
             }
         }
     }
-    assert_eq!(
-        got,
-        s.expected_attributed_day_counts(),
-        "{key}: per-broadcast series"
-    );
+    assert_eq!(got, s.expected_attributed_day_counts(), "{key}: per-broadcast series");
 }
 
 /// The expected broadcast of each delivery (its send record's), and deliveries per broadcast.
@@ -245,62 +169,30 @@ async fn assert_funnels(api: &Api, key: &str, s: &Stream) {
             _ => {}
         }
     }
-    let items = api
-        .all_pages(key, "/v1/broadcasts?page_size=2", "items", async |_| {})
-        .await;
+    let items = api.all_pages(key, "/v1/broadcasts?page_size=2", "items", async |_| {}).await;
     let got: BTreeMap<String, (u64, u64, u64, u64)> = items
         .iter()
         .map(|i| {
             let f = &i["funnel"];
-            (
-                i["id"].as_str().unwrap().to_string(),
-                (
-                    n(&f["deliveries"]) as u64,
-                    n(&f["hard_bounces"]) as u64,
-                    n(&f["complaints"]) as u64,
-                    n(&f["unsubscribes"]) as u64,
-                ),
-            )
+            (i["id"].as_str().unwrap().to_string(), (n(&f["deliveries"]) as u64, n(&f["hard_bounces"]) as u64, n(&f["complaints"]) as u64, n(&f["unsubscribes"]) as u64))
         })
         .collect();
-    assert_eq!(
-        got, want,
-        "{key}: funnels (deliveries, hard bounces, complaints, unsubscribes) per broadcast"
-    );
+    assert_eq!(got, want, "{key}: funnels (deliveries, hard bounces, complaints, unsubscribes) per broadcast");
 }
 
 async fn assert_chronology(api: &Api, key: &str, s: &Stream) {
     let distinct = s.distinct();
     let mut by_delivery: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
     for e in distinct.values() {
-        by_delivery
-            .entry(e.delivery_key.as_str())
-            .or_default()
-            .push(e);
+        by_delivery.entry(e.delivery_key.as_str()).or_default().push(e);
     }
     for (k, mut events) in by_delivery.into_iter().take(5) {
         events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
         let body = api.ok(key, &format!("/v1/messages/{k}")).await;
-        let got: Vec<(String, String)> = body["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["event_id"].as_str().unwrap().into(),
-                    e["event_type"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
-        let want: Vec<(String, String)> = events
-            .iter()
-            .map(|e| (e.event_id.clone(), e.event_type.as_str().to_string()))
-            .collect();
+        let got: Vec<(String, String)> = body["events"].as_array().unwrap().iter().map(|e| (e["event_id"].as_str().unwrap().into(), e["event_type"].as_str().unwrap().into())).collect();
+        let want: Vec<(String, String)> = events.iter().map(|e| (e.event_id.clone(), e.event_type.as_str().to_string())).collect();
         assert_eq!(got, want, "{key}: chronology of {k}");
-        assert_eq!(
-            body["message"]["status"].as_str().unwrap(),
-            s.expected_status()[k]
-        );
+        assert_eq!(body["message"]["status"].as_str().unwrap(), s.expected_status()[k]);
     }
 }
 
@@ -310,169 +202,74 @@ async fn api_numbers_equal_the_truth_and_tenants_are_apart() {
     let mut p = Pipeline::new(&stack, "api-read").await;
     let acme = stream(41, 60);
     let beta = beta_stream(42, 25);
-    acme.produce(&stack.brokers, &p.events_topic, 0..acme.events.len())
-        .await;
-    beta.produce(&stack.brokers, &p.events_topic, 0..beta.events.len())
-        .await;
+    acme.produce(&stack.brokers, &p.events_topic, 0..acme.events.len()).await;
+    beta.produce(&stack.brokers, &p.events_topic, 0..beta.events.len()).await;
     p.start_aggregator().await;
     let distinct = (acme.distinct().len() + beta.distinct().len()) as u64;
     let deliveries = (acme.expected_status().len() + beta.expected_status().len()) as u64;
     wait_until("both streams applied", Duration::from_secs(240), || async {
-        (p.number("SELECT count() FROM events FINAL").await >= distinct
-            && p.number("SELECT count() FROM deliveries FINAL").await >= deliveries)
-            .then_some(())
+        (p.number("SELECT count() FROM events FINAL").await >= distinct && p.number("SELECT count() FROM deliveries FINAL").await >= deliveries).then_some(())
     })
     .await;
     let (url, _api) = p.start_api(KEYS).await;
-    let api = Api {
-        url,
-        client: reqwest::Client::new(),
-    };
+    let api = Api { url, client: reqwest::Client::new() };
 
     for (key, s) in [("acme-key", &acme), ("beta-key", &beta)] {
         assert_stats(&api, key, s).await;
         assert_funnels(&api, key, s).await;
         assert_chronology(&api, key, s).await;
         // the event feed, paged: every distinct event exactly once
-        let events = api
-            .all_pages(key, "/v1/events?page_size=37", "events", async |_| {})
-            .await;
-        let ids: Vec<String> = events
-            .iter()
-            .map(|e| e["event_id"].as_str().unwrap().to_string())
-            .collect();
+        let events = api.all_pages(key, "/v1/events?page_size=37", "events", async |_| {}).await;
+        let ids: Vec<String> = events.iter().map(|e| e["event_id"].as_str().unwrap().to_string()).collect();
         let unique: BTreeSet<&String> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len(), "{key}: no event twice");
-        assert_eq!(
-            unique.into_iter().cloned().collect::<BTreeSet<_>>(),
-            s.distinct().keys().cloned().collect(),
-            "{key}: every event"
-        );
+        assert_eq!(unique.into_iter().cloned().collect::<BTreeSet<_>>(), s.distinct().keys().cloned().collect(), "{key}: every event");
         // a recipient's engagement: human and machine opens over every spelling of the address
         let machine = s.is_machine();
-        let addr = s
-            .events
-            .iter()
-            .find(|e| e.event_type == EventType::Opened)
-            .map(|e| e.recipient.to_ascii_lowercase())
-            .unwrap();
+        let addr = s.events.iter().find(|e| e.event_type == EventType::Opened).map(|e| e.recipient.to_ascii_lowercase()).unwrap();
         let distinct = s.distinct();
-        let opens: Vec<&&Event> = distinct
-            .values()
-            .filter(|e| {
-                e.recipient.to_ascii_lowercase() == addr && e.event_type == EventType::Opened
-            })
-            .collect();
+        let opens: Vec<&&Event> = distinct.values().filter(|e| e.recipient.to_ascii_lowercase() == addr && e.event_type == EventType::Opened).collect();
         let human = opens.iter().filter(|e| !machine[&e.event_id]).count() as i64;
-        let body = api
-            .ok(key, &format!("/v1/recipients/{addr}/engagement"))
-            .await;
-        assert_eq!(
-            (n(&body["human_opens"]), n(&body["machine_opens"])),
-            (human, opens.len() as i64 - human),
-            "{key}: engagement of {addr}"
-        );
+        let body = api.ok(key, &format!("/v1/recipients/{addr}/engagement")).await;
+        assert_eq!((n(&body["human_opens"]), n(&body["machine_opens"])), (human, opens.len() as i64 - human), "{key}: engagement of {addr}");
         // the summary's unique recipients reached (people delivered to in the last 7 days)
         let body = api.ok(key, "/v1/stats/summary?days=7").await;
-        let reached: BTreeSet<String> = s
-            .distinct()
-            .values()
-            .filter(|e| e.event_type == EventType::Delivered)
-            .map(|e| e.recipient.to_ascii_lowercase())
-            .collect();
-        assert_eq!(
-            n(&body["unique_recipients"]["reached"]) as usize,
-            reached.len(),
-            "{key}: unique recipients reached"
-        );
-        assert_eq!(
-            n(&body["totals"]["counts"]["delivered"]) as usize,
-            s.distinct()
-                .values()
-                .filter(|e| e.event_type == EventType::Delivered)
-                .count()
-        );
+        let reached: BTreeSet<String> = s.distinct().values().filter(|e| e.event_type == EventType::Delivered).map(|e| e.recipient.to_ascii_lowercase()).collect();
+        assert_eq!(n(&body["unique_recipients"]["reached"]) as usize, reached.len(), "{key}: unique recipients reached");
+        assert_eq!(n(&body["totals"]["counts"]["delivered"]) as usize, s.distinct().values().filter(|e| e.event_type == EventType::Delivered).count());
     }
 
     // a tenant's key never sees the other tenant's rows
-    let beta_messages = api
-        .all_pages(
-            "beta-key",
-            "/v1/messages?page_size=1000",
-            "messages",
-            async |_| {},
-        )
-        .await;
-    let beta_ids: BTreeSet<String> = beta_messages
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(
-        beta_ids,
-        beta.expected_status().keys().cloned().collect(),
-        "beta's key lists beta's deliveries only"
-    );
+    let beta_messages = api.all_pages("beta-key", "/v1/messages?page_size=1000", "messages", async |_| {}).await;
+    let beta_ids: BTreeSet<String> = beta_messages.iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(beta_ids, beta.expected_status().keys().cloned().collect(), "beta's key lists beta's deliveries only");
     let acme_key = acme.expected_status().keys().next().unwrap().clone();
-    assert_eq!(
-        api.get("beta-key", &format!("/v1/messages/{acme_key}"))
-            .await
-            .0,
-        404,
-        "another tenant's delivery is not found"
-    );
+    assert_eq!(api.get("beta-key", &format!("/v1/messages/{acme_key}")).await.0, 404, "another tenant's delivery is not found");
     assert_eq!(api.get("beta-key", "/v1/stats?tenant=acme").await.0, 403);
     let recipient = acme.events[0].recipient.clone();
-    let body = api
-        .ok("beta-key", &format!("/v1/events?recipient={recipient}"))
-        .await;
-    assert!(body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["message_id"].as_str().unwrap().starts_with("beta-")));
+    let body = api.ok("beta-key", &format!("/v1/events?recipient={recipient}")).await;
+    assert!(body["events"].as_array().unwrap().iter().all(|e| e["message_id"].as_str().unwrap().starts_with("beta-")));
 
     // paging /v1/messages while a third stream is applied: every delivery exactly once
     let extra = stream(43, 40);
     let before: BTreeMap<String, String> = acme.expected_status();
     let producing = std::sync::atomic::AtomicBool::new(false);
     let pages = api
-        .all_pages(
-            "acme-key",
-            "/v1/messages?page_size=9",
-            "messages",
-            async |page| {
-                if page == 1 && !producing.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    extra
-                        .produce(&stack.brokers, &p.events_topic, 0..extra.events.len())
-                        .await;
-                    let total = deliveries + extra.expected_status().len() as u64;
-                    wait_until("third stream applied", Duration::from_secs(240), || async {
-                        (p.number("SELECT count() FROM deliveries FINAL").await >= total)
-                            .then_some(())
-                    })
-                    .await;
-                }
-            },
-        )
+        .all_pages("acme-key", "/v1/messages?page_size=9", "messages", async |page| {
+            if page == 1 && !producing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                extra.produce(&stack.brokers, &p.events_topic, 0..extra.events.len()).await;
+                let total = deliveries + extra.expected_status().len() as u64;
+                wait_until("third stream applied", Duration::from_secs(240), || async { (p.number("SELECT count() FROM deliveries FINAL").await >= total).then_some(()) }).await;
+            }
+        })
         .await;
-    let ids: Vec<String> = pages
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids: Vec<String> = pages.iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
     let unique: BTreeSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "no delivery twice across pages");
     for k in before.keys() {
         assert!(unique.contains(k), "delivery {k} listed");
     }
-    let statuses: BTreeMap<String, String> = pages
-        .iter()
-        .map(|m| {
-            (
-                m["id"].as_str().unwrap().to_string(),
-                m["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let statuses: BTreeMap<String, String> = pages.iter().map(|m| (m["id"].as_str().unwrap().to_string(), m["status"].as_str().unwrap().to_string())).collect();
     for (k, st) in &before {
         assert_eq!(&statuses[k], st, "status of {k}");
     }

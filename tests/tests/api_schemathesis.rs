@@ -20,12 +20,7 @@ async fn schemathesis_finds_no_5xx_and_no_undocumented_answer() {
     // suppression changes are published there (the aggregator, not running here, creates it otherwise)
     stack.create_topics(&[&p.suppressions_topic], 1).await;
     let (url, _api) = p.start_api(KEYS).await;
-    let bin = std::env::var("SENDTRACE_SCHEMATHESIS").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/sendtrace/chvenv/bin/schemathesis",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
+    let bin = std::env::var("SENDTRACE_SCHEMATHESIS").unwrap_or_else(|_| format!("{}/.cache/sendtrace/chvenv/bin/schemathesis", std::env::var("HOME").unwrap_or_default()));
     let out = tokio::task::spawn_blocking(move || {
         Command::new(&bin)
             .args(["run", &format!("{url}/openapi.json"), "-H", "Authorization: Bearer acme-key"])
@@ -41,14 +36,7 @@ async fn schemathesis_finds_no_5xx_and_no_undocumented_answer() {
     })
     .await
     .expect("schemathesis ran");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "schemathesis found issues:\n{text}");
-    assert!(
-        text.contains("18 selected / 19 total"),
-        "every operation but the stream tested:\n{text}"
-    );
+    assert!(text.contains("18 selected / 19 total"), "every operation but the stream tested:\n{text}");
 }

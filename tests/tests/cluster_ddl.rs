@@ -19,38 +19,25 @@ use schemas::cluster::{Placement, EVERY_NODE_PATH, LOCAL_SUFFIX, REPLICA_PATH, S
 const CLUSTER: &str = "sendtrace";
 
 fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
+    format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
 /// The single-node statements of every migration, rendered as `aggregator migrate` renders them.
 fn single_node(cfg: &ClickHouseConfig) -> Vec<(u32, String)> {
     let mut out = vec![(0, SCHEMA_MIGRATIONS.to_string())];
     for (version, _, sql) in schemas::ddl::MIGRATIONS {
-        out.extend(
-            schemas::ddl::statements(sql)
-                .iter()
-                .map(|s| (*version, render(s, cfg, "Europe/Berlin"))),
-        );
+        out.extend(schemas::ddl::statements(sql).iter().map(|s| (*version, render(s, cfg, "Europe/Berlin"))));
     }
     out
 }
 
 fn cluster_cfg(database: &str) -> ClickHouseConfig {
-    ClickHouseConfig {
-        database: database.into(),
-        cluster: CLUSTER.into(),
-        ..Default::default()
-    }
+    ClickHouseConfig { database: database.into(), cluster: CLUSTER.into(), ..Default::default() }
 }
 
 async fn format_query(stack: &Stack, sql: &str) -> String {
     let lit = sql.replace('\\', "\\\\").replace('\'', "\\'");
-    let rows = stack
-        .rows("default", &format!("SELECT formatQuery('{lit}') AS f"))
-        .await;
+    let rows = stack.rows("default", &format!("SELECT formatQuery('{lit}') AS f")).await;
     rows[0]["f"].as_str().expect("formatted").to_string()
 }
 
@@ -60,11 +47,7 @@ fn parts(formatted: &str) -> (String, String, String) {
     let close = formatted.find("\n)\nENGINE = ").expect("an engine");
     let after = &formatted[close + 3..];
     let (engine, rest) = after.split_once('\n').unwrap_or((after, ""));
-    (
-        formatted[open..close].to_string(),
-        engine.to_string(),
-        rest.to_string(),
-    )
+    (formatted[open..close].to_string(), engine.to_string(), rest.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,16 +58,11 @@ async fn clickhouse_parses_every_cluster_statement_and_sees_the_same_tables() {
     let mut tables = 0;
     let db = format!("CREATE DATABASE IF NOT EXISTS `{}`", cfg.database);
     for (version, stmt) in std::iter::once((0, db)).chain(single_node(&cfg)) {
-        let out =
-            in_cluster(&stmt, &cfg).unwrap_or_else(|e| panic!("migration {version}: {e}\n{stmt}"));
+        let out = in_cluster(&stmt, &cfg).unwrap_or_else(|e| panic!("migration {version}: {e}\n{stmt}"));
         let mut formatted = Vec::new();
         for s in &out {
             let f = format_query(&stack, s).await;
-            assert_eq!(
-                f.contains(&format!("ON CLUSTER {CLUSTER}")),
-                !s.starts_with("INSERT"),
-                "migration {version}: {f}"
-            );
+            assert_eq!(f.contains(&format!("ON CLUSTER {CLUSTER}")), !s.starts_with("INSERT"), "migration {version}: {f}");
             formatted.push(f);
             parsed += 1;
         }
@@ -97,30 +75,17 @@ async fn clickhouse_parses_every_cluster_statement_and_sees_the_same_tables() {
         let (cols, engine, rest) = parts(&format_query(&stack, &stmt).await);
         let (ccols, cengine, crest) = parts(&formatted[0]);
         assert_eq!(ccols, cols, "migration {version}: columns of {}", out[0]);
-        let path = if stmt.contains("schema_migrations") {
-            EVERY_NODE_PATH
-        } else {
-            REPLICA_PATH
-        };
+        let path = if stmt.contains("schema_migrations") { EVERY_NODE_PATH } else { REPLICA_PATH };
         let name = engine.trim_start_matches("ENGINE = ");
         let expected = match name.split_once('(') {
             None => format!("ENGINE = Replicated{name}('{path}', '{{replica}}')"),
             Some((e, args)) => format!("ENGINE = Replicated{e}('{path}', '{{replica}}', {args}"),
         };
         assert_eq!(cengine, expected, "migration {version}");
-        assert_eq!(
-            crest,
-            rest.replace(
-                "non_replicated_deduplication_window",
-                "replicated_deduplication_window"
-            ),
-            "migration {version}"
-        );
+        assert_eq!(crest, rest.replace("non_replicated_deduplication_window", "replicated_deduplication_window"), "migration {version}");
         if out.len() == 2 {
             let table = out[1].split('`').nth(1).unwrap();
-            let Some(Placement::Sharded(key)) = schemas::cluster::placement(table) else {
-                panic!("{table}: sharded")
-            };
+            let Some(Placement::Sharded(key)) = schemas::cluster::placement(table) else { panic!("{table}: sharded") };
             assert!(
                 formatted[1].contains(&format!("ENGINE = Distributed('{CLUSTER}', 'sendtrace', '{table}{LOCAL_SUFFIX}', {key})")),
                 "{}",
@@ -128,10 +93,7 @@ async fn clickhouse_parses_every_cluster_statement_and_sees_the_same_tables() {
             );
         }
     }
-    assert!(
-        tables >= 13 && parsed > tables * 2,
-        "{tables} tables, {parsed} statements"
-    );
+    assert!(tables >= 13 && parsed > tables * 2, "{tables} tables, {parsed} statements");
 }
 
 /// A cluster statement as one shard without Keeper runs it: `Replicated*` engines without the
@@ -140,9 +102,7 @@ async fn clickhouse_parses_every_cluster_statement_and_sees_the_same_tables() {
 fn one_shard(stmt: &str) -> String {
     let mut s = stmt.replace(&format!(" ON CLUSTER '{CLUSTER}'"), "");
     for path in [REPLICA_PATH, EVERY_NODE_PATH] {
-        s = s
-            .replace(&format!("('{path}', '{{replica}}', "), "(")
-            .replace(&format!("('{path}', '{{replica}}')"), "");
+        s = s.replace(&format!("('{path}', '{{replica}}', "), "(").replace(&format!("('{path}', '{{replica}}')"), "");
     }
     s = s.replace("ENGINE = Replicated", "ENGINE = ");
     if let Some(at) = s.find("ENGINE = Distributed(") {
@@ -165,18 +125,10 @@ async fn the_cluster_tables_have_the_single_node_columns_and_the_views_fill_loca
     let stack = Stack::from_env();
     let single = unique("cluster_single");
     let sharded = unique("cluster_shard");
-    let cfg = ClickHouseConfig {
-        url: stack.clickhouse_url.clone(),
-        database: single.clone(),
-        ..Default::default()
-    };
-    aggregator::migrate::migrate(&cfg, "Europe/Berlin")
-        .await
-        .expect("single-node migrate");
+    let cfg = ClickHouseConfig { url: stack.clickhouse_url.clone(), database: single.clone(), ..Default::default() };
+    aggregator::migrate::migrate(&cfg, "Europe/Berlin").await.expect("single-node migrate");
 
-    stack
-        .query("default", &format!("CREATE DATABASE `{sharded}`"))
-        .await;
+    stack.query("default", &format!("CREATE DATABASE `{sharded}`")).await;
     let ccfg = cluster_cfg(&sharded);
     for (version, stmt) in single_node(&ccfg) {
         for s in in_cluster(&stmt, &ccfg).unwrap_or_else(|e| panic!("migration {version}: {e}")) {
@@ -190,33 +142,15 @@ async fn the_cluster_tables_have_the_single_node_columns_and_the_views_fill_loca
             stack.query(&db, "SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name FORMAT TabSeparated").await
         }
     };
-    let single_names: Vec<String> = names(single.clone())
-        .await
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let single_names: Vec<String> = names(single.clone()).await.lines().map(str::to_string).collect();
     let mut expected: Vec<String> = single_names.clone();
-    for t in SHARDING
-        .iter()
-        .filter(|t| matches!(t.placement, Placement::Sharded(_)))
-    {
-        assert!(
-            single_names.contains(&t.table.to_string()),
-            "{} placed but not created on one node",
-            t.table
-        );
+    for t in SHARDING.iter().filter(|t| matches!(t.placement, Placement::Sharded(_))) {
+        assert!(single_names.contains(&t.table.to_string()), "{} placed but not created on one node", t.table);
         expected.push(format!("{}{LOCAL_SUFFIX}", t.table));
     }
     expected.sort();
-    let cluster_names: Vec<String> = names(sharded.clone())
-        .await
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(
-        cluster_names, expected,
-        "the same tables and views, plus each sharded table's local table"
-    );
+    let cluster_names: Vec<String> = names(sharded.clone()).await.lines().map(str::to_string).collect();
+    assert_eq!(cluster_names, expected, "the same tables and views, plus each sharded table's local table");
 
     for t in &single_names {
         let kind = stack.query(&single, &format!("SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = '{t}' FORMAT TabSeparated")).await;
@@ -225,17 +159,9 @@ async fn the_cluster_tables_have_the_single_node_columns_and_the_views_fill_loca
         }
         let truth = describe(&stack, &single, t).await;
         assert!(!truth.is_empty(), "{t}");
-        assert_eq!(
-            describe(&stack, &sharded, t).await,
-            truth,
-            "{t}: distributed form"
-        );
+        assert_eq!(describe(&stack, &sharded, t).await, truth, "{t}: distributed form");
         if matches!(schemas::cluster::placement(t), Some(Placement::Sharded(_))) {
-            assert_eq!(
-                describe(&stack, &sharded, &format!("{t}{LOCAL_SUFFIX}")).await,
-                truth,
-                "{t}: local form"
-            );
+            assert_eq!(describe(&stack, &sharded, &format!("{t}{LOCAL_SUFFIX}")).await, truth, "{t}: local form");
         }
     }
 
@@ -250,29 +176,18 @@ async fn the_cluster_tables_have_the_single_node_columns_and_the_views_fill_loca
         .await;
     let n = |sql: &'static str| {
         let (stack, db) = (stack.clone(), sharded.clone());
-        async move {
-            stack
-                .query(&db, &format!("{sql} FORMAT TabSeparated"))
-                .await
-                .trim()
-                .to_string()
-        }
+        async move { stack.query(&db, &format!("{sql} FORMAT TabSeparated")).await.trim().to_string() }
     };
     assert_eq!(n("SELECT uniqExactMerge(recipients) FROM unique_recipients_local WHERE period = 'day' AND bucket_start = '2026-11-30'").await, "1");
     assert_eq!(n("SELECT uniqExactMerge(recipients) FROM unique_recipients WHERE period = 'day:Europe/Berlin'").await, "1", "read through the distributed name");
-    assert_eq!(
-        n("SELECT toString(max(newest)) FROM event_times_local WHERE tenant = 'acme'").await,
-        "2026-11-30 11:00:00.000"
-    );
+    assert_eq!(n("SELECT toString(max(newest)) FROM event_times_local WHERE tenant = 'acme'").await, "2026-11-30 11:00:00.000");
     stack
         .query(&sharded, "INSERT INTO deliveries_local (tenant, delivery_key, status, status_at, version) VALUES ('acme', 'dk1', 'delivered', '2026-11-30 10:00:00', 1)")
         .await;
     assert_eq!(n("SELECT count() FROM delivery_order_local FINAL WHERE delivery_key = 'dk1' AND status = 'delivered'").await, "1");
 
     for db in [single, sharded] {
-        stack
-            .query("default", &format!("DROP DATABASE `{db}`"))
-            .await;
+        stack.query("default", &format!("DROP DATABASE `{db}`")).await;
     }
 }
 
@@ -295,30 +210,12 @@ async fn migrate_cluster_on_a_server_without_that_cluster_fails_and_creates_noth
             .expect("the aggregator binary runs")
     };
     let out = migrate("no_such_cluster");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "must fail: {text}");
-    assert!(
-        text.contains("no_such_cluster"),
-        "the reason names the cluster: {text}"
-    );
-    let n = stack
-        .query(
-            "default",
-            &format!(
-                "SELECT count() FROM system.databases WHERE name = '{db}' FORMAT TabSeparated"
-            ),
-        )
-        .await;
+    assert!(text.contains("no_such_cluster"), "the reason names the cluster: {text}");
+    let n = stack.query("default", &format!("SELECT count() FROM system.databases WHERE name = '{db}' FORMAT TabSeparated")).await;
     assert_eq!(n.trim(), "0", "nothing created");
 
     let bad = migrate("x'; DROP DATABASE default; --");
-    assert!(
-        !bad.status.success()
-            && String::from_utf8_lossy(&bad.stderr).contains("invalid cluster or database name"),
-        "{bad:?}"
-    );
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("invalid cluster or database name"), "{bad:?}");
 }

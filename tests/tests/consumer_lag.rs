@@ -12,14 +12,8 @@ use std::time::Duration;
 
 /// `sendtrace_aggregator_consumer_lag_records` of `topic`, by partition.
 async fn lag(url: &str, topic: &str) -> BTreeMap<i32, f64> {
-    let text = reqwest::get(url)
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let prefix =
-        format!("sendtrace_aggregator_consumer_lag_records{{topic=\"{topic}\",partition=\"");
+    let text = reqwest::get(url).await.expect("metrics").text().await.expect("text");
+    let prefix = format!("sendtrace_aggregator_consumer_lag_records{{topic=\"{topic}\",partition=\"");
     text.lines()
         .filter_map(|l| l.strip_prefix(&prefix))
         .filter_map(|rest| {
@@ -33,42 +27,23 @@ async fn lag(url: &str, topic: &str) -> BTreeMap<i32, f64> {
 async fn lag_is_what_is_not_yet_committed() {
     let stack = Stack::from_env();
     let mut p = Pipeline::new(&stack, "lag").await;
-    let proxy = Proxy::start(
-        stack
-            .clickhouse_url
-            .trim_start_matches("http://")
-            .to_string(),
-    )
-    .await;
-    p.aggregator_env.push((
-        "SENDTRACE_CLICKHOUSE__URL".into(),
-        format!("http://127.0.0.1:{}", proxy.port),
-    ));
-    p.aggregator_env
-        .push(("SENDTRACE_MAX_RETRY_BACKOFF_MS".into(), "500".into()));
-    p.aggregator_env.push((
-        "SENDTRACE_READINESS__PROBE_INTERVAL_MS".into(),
-        "500".into(),
-    ));
+    let proxy = Proxy::start(stack.clickhouse_url.trim_start_matches("http://").to_string()).await;
+    p.aggregator_env.push(("SENDTRACE_CLICKHOUSE__URL".into(), format!("http://127.0.0.1:{}", proxy.port)));
+    p.aggregator_env.push(("SENDTRACE_MAX_RETRY_BACKOFF_MS".into(), "500".into()));
+    p.aggregator_env.push(("SENDTRACE_READINESS__PROBE_INTERVAL_MS".into(), "500".into()));
     proxy.set_up(false);
     // Records no event decoder reads: each becomes a dead letter, which the aggregator records
     // as done in ClickHouse before it commits, so none is committed while ClickHouse is away.
     const WAITING: usize = 37;
-    let records: Vec<Option<Vec<u8>>> = (0..WAITING)
-        .map(|i| Some(format!("not an event {i}").into_bytes()))
-        .collect();
+    let records: Vec<Option<Vec<u8>>> = (0..WAITING).map(|i| Some(format!("not an event {i}").into_bytes())).collect();
     produce_in_order(&stack.brokers, &p.events_topic, 2, &records).await;
     p.start_aggregator().await;
     let url = format!("http://127.0.0.1:{}/metrics", p.admin_ports().1);
     let topic = p.events_topic.clone();
-    let want_blocked: BTreeMap<i32, f64> = (0..4)
-        .map(|i| (i, if i == 2 { WAITING as f64 } else { 0.0 }))
-        .collect();
-    wait_until(
-        "lag = the records waiting, per partition",
-        Duration::from_secs(60),
-        || async { (lag(&url, &topic).await == want_blocked).then_some(()) },
-    )
+    let want_blocked: BTreeMap<i32, f64> = (0..4).map(|i| (i, if i == 2 { WAITING as f64 } else { 0.0 })).collect();
+    wait_until("lag = the records waiting, per partition", Duration::from_secs(60), || async {
+        (lag(&url, &topic).await == want_blocked).then_some(())
+    })
     .await;
     // still so a few probes later: nothing is committed while ClickHouse is away
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -76,17 +51,7 @@ async fn lag_is_what_is_not_yet_committed() {
 
     proxy.set_up(true);
     let want_done: BTreeMap<i32, f64> = (0..4).map(|i| (i, 0.0)).collect();
-    wait_until(
-        "lag 0 once applied and committed",
-        Duration::from_secs(90),
-        || async { (lag(&url, &topic).await == want_done).then_some(()) },
-    )
-    .await;
-    let done: u64 = p
-        .number("SELECT count() FROM aggregator_offsets WHERE state = 'done'")
-        .await;
-    assert!(
-        done >= 1,
-        "the records were applied (done manifests) before the lag reached 0"
-    );
+    wait_until("lag 0 once applied and committed", Duration::from_secs(90), || async { (lag(&url, &topic).await == want_done).then_some(()) }).await;
+    let done: u64 = p.number("SELECT count() FROM aggregator_offsets WHERE state = 'done'").await;
+    assert!(done >= 1, "the records were applied (done manifests) before the lag reached 0");
 }

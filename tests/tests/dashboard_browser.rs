@@ -51,9 +51,7 @@ fn root() -> PathBuf {
 }
 
 fn chromium() -> Option<PathBuf> {
-    let p = std::env::var("SENDTRACE_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/usr/bin/chromium"));
+    let p = std::env::var("SENDTRACE_CHROMIUM").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/usr/bin/chromium"));
     p.exists().then_some(p)
 }
 
@@ -73,45 +71,25 @@ fn truth(s: &Stream) -> Value {
     let count = |f: &dyn Fn(&Event) -> bool| distinct.values().filter(|e| f(e)).count();
     let of = |t: EventType| count(&|e: &Event| e.event_type == t);
     let status = s.expected_status();
-    let by_status = |wanted: &[&str]| -> Vec<&String> {
-        status
-            .iter()
-            .filter(|(_, st)| wanted.contains(&st.as_str()))
-            .map(|(k, _)| k)
-            .collect()
-    };
+    let by_status = |wanted: &[&str]| -> Vec<&String> { status.iter().filter(|(_, st)| wanted.contains(&st.as_str())).map(|(k, _)| k).collect() };
 
     // the delivery with the longest chronology, its events in time order
     let mut by_delivery: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
     for e in distinct.values() {
-        by_delivery
-            .entry(e.delivery_key.as_str())
-            .or_default()
-            .push(e);
+        by_delivery.entry(e.delivery_key.as_str()).or_default().push(e);
     }
-    let (key, mut events) = by_delivery
-        .iter()
-        .max_by_key(|(k, v)| (v.len(), std::cmp::Reverse(*k)))
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .expect("deliveries");
+    let (key, mut events) = by_delivery.iter().max_by_key(|(k, v)| (v.len(), std::cmp::Reverse(*k))).map(|(k, v)| (k.to_string(), v.clone())).expect("deliveries");
     events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
     let recipient = events[0].recipient.to_ascii_lowercase();
 
     // deliveries per broadcast (the send record's)
     let mut broadcasts: BTreeMap<String, u64> = BTreeMap::new();
-    for e in distinct
-        .values()
-        .filter(|e| e.provider_event_name == "send_record")
-    {
+    for e in distinct.values().filter(|e| e.provider_event_name == "send_record") {
         if let Some(b) = &e.broadcast_id {
             *broadcasts.entry(b.clone()).or_default() += 1;
         }
     }
-    let recipient_events: BTreeSet<&String> = distinct
-        .values()
-        .filter(|e| e.recipient.to_ascii_lowercase() == recipient)
-        .map(|e| &e.event_id)
-        .collect();
+    let recipient_events: BTreeSet<&String> = distinct.values().filter(|e| e.recipient.to_ascii_lowercase() == recipient).map(|e| &e.event_id).collect();
 
     json!({
         "zone": ZONE,
@@ -139,23 +117,11 @@ fn truth(s: &Stream) -> Value {
 
 /// `npm ci` in tests/browser when playwright-core is missing (devstack/setup.sh does it too).
 fn npm_ci(dir: &Path) {
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
+    if dir.join("node_modules/playwright-core/package.json").exists() {
         return;
     }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .output()
-        .expect("npm runs (node and npm are needed)");
-    assert!(
-        out.status.success(),
-        "npm ci in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).output().expect("npm runs (node and npm are needed)");
+    assert!(out.status.success(), "npm ci in {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -168,56 +134,30 @@ async fn the_dashboard_shows_the_truth_in_a_real_browser() {
     npm_ci(&browser_dir);
 
     let stack = Stack::from_env();
-    let mut p = Pipeline::with_aggregator_env(
-        &stack,
-        "dash-browser",
-        vec![("SENDTRACE_REPORTING_TIME_ZONE".into(), ZONE.into())],
-    )
-    .await;
+    let mut p = Pipeline::with_aggregator_env(&stack, "dash-browser", vec![("SENDTRACE_REPORTING_TIME_ZONE".into(), ZONE.into())]).await;
     // sender health judged over the whole stream (a week, from 10 sends), so its complaint rate
     // flags the sender and the overview must show the banner
     let health_topic = format!("{}.health", p.events_topic);
-    for (k, v) in [
-        ("SENDTRACE_HEALTH__INTERVAL_SECS", "1"),
-        ("SENDTRACE_HEALTH__WINDOW_HOURS", "168"),
-        ("SENDTRACE_HEALTH__MIN_SENT", "10"),
-        ("SENDTRACE_HEALTH__TOPIC", &health_topic),
-    ] {
+    for (k, v) in [("SENDTRACE_HEALTH__INTERVAL_SECS", "1"), ("SENDTRACE_HEALTH__WINDOW_HOURS", "168"), ("SENDTRACE_HEALTH__MIN_SENT", "10"), ("SENDTRACE_HEALTH__TOPIC", &health_topic)] {
         p.aggregator_env.push((k.into(), v.into()));
     }
     let s = stream(61, 60);
-    s.produce(&stack.brokers, &p.events_topic, 0..s.events.len())
-        .await;
+    s.produce(&stack.brokers, &p.events_topic, 0..s.events.len()).await;
     p.start_aggregator().await;
     let (distinct, deliveries) = (s.distinct().len() as u64, s.expected_status().len() as u64);
     wait_until("the stream applied", Duration::from_secs(240), || async {
-        (p.number("SELECT count() FROM events FINAL").await >= distinct
-            && p.number("SELECT count() FROM deliveries FINAL").await >= deliveries)
-            .then_some(())
+        (p.number("SELECT count() FROM events FINAL").await >= distinct && p.number("SELECT count() FROM deliveries FINAL").await >= deliveries).then_some(())
     })
     .await;
-    wait_until("a flagged sender", Duration::from_secs(120), || async {
-        (p.number("SELECT count() FROM sender_health FINAL WHERE flagged = 1")
-            .await
-            >= 1)
-            .then_some(())
-    })
-    .await;
+    wait_until("a flagged sender", Duration::from_secs(120), || async { (p.number("SELECT count() FROM sender_health FINAL WHERE flagged = 1").await >= 1).then_some(()) }).await;
     let (url, _api) = p.start_api(&api_config()).await;
 
     let truth = truth(&s);
     // the zone switch must be able to show something: some day differs between UTC and the zone
-    assert_ne!(
-        truth["days_utc"], truth["days_zone"],
-        "the generated events fall on other days in {ZONE}"
-    );
+    assert_ne!(truth["days_utc"], truth["days_zone"], "the generated events fall on other days in {ZONE}");
     let dir = tempfile::tempdir().expect("tempdir");
     let truth_file = dir.path().join("truth.json");
-    std::fs::write(
-        &truth_file,
-        serde_json::to_vec_pretty(&truth).expect("json"),
-    )
-    .expect("write truth");
+    std::fs::write(&truth_file, serde_json::to_vec_pretty(&truth).expect("json")).expect("write truth");
     let shots = root().join("target/dashboard-screenshots");
     std::fs::remove_dir_all(&shots).ok(); // no stale screenshot passes for a new one
     std::fs::create_dir_all(&shots).expect("screenshot dir");
@@ -238,36 +178,11 @@ async fn the_dashboard_shows_the_truth_in_a_real_browser() {
     })
     .await
     .expect("browser test ran");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
     assert!(out.status.success(), "the browser test failed:\n{text}");
-    assert!(
-        text.contains("dashboard browser test: all"),
-        "the browser test ran to its end:\n{text}"
-    );
-    for page in [
-        "overview",
-        "overview-zone",
-        "messages-filtered",
-        "messages-drawer",
-        "funnels",
-        "broadcast-report",
-        "issues",
-        "suppressions",
-        "recipient",
-        "empty-overview",
-        "empty-messages",
-        "forbidden-messages",
-    ] {
-        assert!(
-            root()
-                .join(format!("target/dashboard-screenshots/{page}.png"))
-                .exists(),
-            "screenshot of {page}"
-        );
+    assert!(text.contains("dashboard browser test: all"), "the browser test ran to its end:\n{text}");
+    for page in ["overview", "overview-zone", "messages-filtered", "messages-drawer", "funnels", "broadcast-report", "issues", "suppressions", "recipient", "empty-overview", "empty-messages", "forbidden-messages"] {
+        assert!(root().join(format!("target/dashboard-screenshots/{page}.png")).exists(), "screenshot of {page}");
     }
 }

@@ -16,20 +16,10 @@ async fn malformed_ses_message_goes_to_dead_letter_topic_with_reason() {
     let (status, text) = p.post_sns("acme", &malformed).await;
     assert_eq!(status, 200, "ingest stores what it can verify: {text}");
     // and a good one beside it, which must still flow
-    assert_eq!(
-        p.post_sns("acme", &ses::body("event_delivery.json", "ok-1", None))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(p.post_sns("acme", &ses::body("event_delivery.json", "ok-1", None)).await.0, 200);
 
     let dead = wait_until("a dead letter", Duration::from_secs(60), || async {
-        let recs = read_all(
-            &stack.brokers,
-            &p.dead_letter_topic,
-            4,
-            Duration::from_millis(800),
-        );
+        let recs = read_all(&stack.brokers, &p.dead_letter_topic, 4, Duration::from_millis(800));
         (!recs.is_empty()).then_some(recs)
     })
     .await;
@@ -43,15 +33,6 @@ async fn malformed_ses_message_goes_to_dead_letter_topic_with_reason() {
     let raw = schemas::avro::decode_raw(&dl.raw).expect("raw envelope kept");
     assert_eq!(raw.body, malformed);
 
-    let events = read_all(
-        &stack.brokers,
-        &p.events_topic,
-        4,
-        Duration::from_millis(800),
-    );
-    assert_eq!(
-        events.len(),
-        1,
-        "the good notification still became one event"
-    );
+    let events = read_all(&stack.brokers, &p.events_topic, 4, Duration::from_millis(800));
+    assert_eq!(events.len(), 1, "the good notification still became one event");
 }

@@ -35,10 +35,7 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_refuses_with_retry_after_and_memory_stays_bounded_under_overload() {
-    let secs: u64 = std::env::var("SENDTRACE_OVERLOAD_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let secs: u64 = std::env::var("SENDTRACE_OVERLOAD_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let stack = Stack::from_env();
     let mut p = Pipeline::new(&stack, "overload").await;
     // limits first (top-level keys before the tenant tables), and no topic creation: no broker
@@ -46,8 +43,7 @@ async fn ingest_refuses_with_retry_after_and_memory_stays_bounded_under_overload
     let limits = format!("max_concurrent_requests = {MAX_CONCURRENT}\nstore_timeout_ms = {STORE_TIMEOUT_MS}\ncreate_topics = false\n");
     std::fs::write(&p.ingest_config, format!("{limits}{cfg}")).unwrap();
     // a broker address nothing listens on: every produce waits, then fails
-    p.start_ingest_with(&format!("127.0.0.1:{}", free_port()))
-        .await;
+    p.start_ingest_with(&format!("127.0.0.1:{}", free_port())).await;
     let ingest = p.ingest.as_ref().expect("started");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_kib = ingest.rss_kib();
@@ -65,22 +61,12 @@ async fn ingest_refuses_with_retry_after_and_memory_stays_bounded_under_overload
             .collect(),
     );
     let url = format!("{}/webhooks/ses/acme", p.ingest_url);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(CLIENTS)
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(CLIENTS).build().unwrap();
     let tally = Arc::new(Mutex::new(Tally::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
-        let (client, url, bodies, tally, stop) = (
-            client.clone(),
-            url.clone(),
-            bodies.clone(),
-            tally.clone(),
-            stop.clone(),
-        );
+        let (client, url, bodies, tally, stop) = (client.clone(), url.clone(), bodies.clone(), tally.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = c;
             while !stop.load(Ordering::Relaxed) {
@@ -98,19 +84,11 @@ async fn ingest_refuses_with_retry_after_and_memory_stays_bounded_under_overload
                 let outcome = match resp {
                     Ok(r) => {
                         let status = r.status().as_u16();
-                        let retry_after = r
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok()?.parse::<u32>().ok());
+                        let retry_after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u32>().ok());
                         let v: serde_json::Value = r.json().await.unwrap_or_default();
                         let reason = v["error"].as_str().unwrap_or_default().to_string();
                         match (status, retry_after) {
-                            (503, Some(s))
-                                if s >= 1
-                                    && ["overloaded", "not_stored"].contains(&reason.as_str()) =>
-                            {
-                                Ok(reason)
-                            }
+                            (503, Some(s)) if s >= 1 && ["overloaded", "not_stored"].contains(&reason.as_str()) => Ok(reason),
                             _ => Err(format!("{status} retry-after {retry_after:?} {v}")),
                         }
                     }
@@ -151,34 +129,11 @@ async fn ingest_refuses_with_retry_after_and_memory_stays_bounded_under_overload
         idle_kib / 1024,
         peak_kib / 1024
     );
-    assert!(
-        t.wrong.is_empty(),
-        "{} answers were not 503 + Retry-After with a reason, e.g. {:?}",
-        t.wrong.len(),
-        t.wrong.first()
-    );
-    assert!(
-        t.by_reason.get("overloaded").copied().unwrap_or(0) > 0,
-        "beyond the limit, requests are refused at once"
-    );
-    assert!(
-        t.by_reason.get("not_stored").copied().unwrap_or(0) > 0,
-        "within the limit, requests wait for the broker, then are refused"
-    );
-    assert!(
-        t.max_latency < Duration::from_millis(STORE_TIMEOUT_MS + 3000),
-        "an answer took {:?}",
-        t.max_latency
-    );
-    assert!(
-        peak_kib < idle_kib + MAX_GROWTH_MIB * 1024,
-        "RSS grew from {} to {} KiB",
-        idle_kib,
-        peak_kib
-    );
-    let health = reqwest::get(format!("{}/healthz", p.ingest_url))
-        .await
-        .unwrap()
-        .status();
+    assert!(t.wrong.is_empty(), "{} answers were not 503 + Retry-After with a reason, e.g. {:?}", t.wrong.len(), t.wrong.first());
+    assert!(t.by_reason.get("overloaded").copied().unwrap_or(0) > 0, "beyond the limit, requests are refused at once");
+    assert!(t.by_reason.get("not_stored").copied().unwrap_or(0) > 0, "within the limit, requests wait for the broker, then are refused");
+    assert!(t.max_latency < Duration::from_millis(STORE_TIMEOUT_MS + 3000), "an answer took {:?}", t.max_latency);
+    assert!(peak_kib < idle_kib + MAX_GROWTH_MIB * 1024, "RSS grew from {} to {} KiB", idle_kib, peak_kib);
+    let health = reqwest::get(format!("{}/healthz", p.ingest_url)).await.unwrap().status();
     assert_eq!(health, 200, "ingest alive after the overload");
 }

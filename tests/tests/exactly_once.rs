@@ -32,9 +32,7 @@ fn text(v: &serde_json::Value) -> String {
 }
 
 fn number(v: &serde_json::Value) -> u64 {
-    v.as_u64()
-        .or_else(|| v.as_str().and_then(|x| x.parse().ok()))
-        .unwrap_or(0)
+    v.as_u64().or_else(|| v.as_str().and_then(|x| x.parse().ok())).unwrap_or(0)
 }
 
 /// Unique-recipient counts of a query returning the key columns and `n`; `by_broadcast` adds broadcast_id.
@@ -44,47 +42,23 @@ async fn unique_counts(p: &Pipeline, sql: &str, by_broadcast: bool) -> BTreeMap<
         .into_iter()
         .map(|r| {
             let col = |c: &str| r[c].as_str().unwrap_or_default().to_string();
-            let broadcast = if by_broadcast {
-                col("broadcast_id")
-            } else {
-                String::new()
-            };
-            (
-                (
-                    col("period"),
-                    col("b"),
-                    col("channel"),
-                    col("provider"),
-                    col("event_type"),
-                    col("machine"),
-                    broadcast,
-                ),
-                number(&r["n"]),
-            )
+            let broadcast = if by_broadcast { col("broadcast_id") } else { String::new() };
+            ((col("period"), col("b"), col("channel"), col("provider"), col("event_type"), col("machine"), broadcast), number(&r["n"]))
         })
         .collect()
 }
 
 /// The truth's sets merged over broadcasts (unless `by_broadcast`), counted.
-fn truth_counts(
-    truth: &BTreeMap<UniqueKey, BTreeSet<String>>,
-    by_broadcast: bool,
-) -> BTreeMap<UniqueKey, u64> {
+fn truth_counts(truth: &BTreeMap<UniqueKey, BTreeSet<String>>, by_broadcast: bool) -> BTreeMap<UniqueKey, u64> {
     let mut merged: BTreeMap<UniqueKey, BTreeSet<&str>> = BTreeMap::new();
     for (k, set) in truth {
         let mut k = k.clone();
         if !by_broadcast {
             k.6 = String::new();
         }
-        merged
-            .entry(k)
-            .or_default()
-            .extend(set.iter().map(String::as_str));
+        merged.entry(k).or_default().extend(set.iter().map(String::as_str));
     }
-    merged
-        .into_iter()
-        .map(|(k, set)| (k, set.len() as u64))
-        .collect()
+    merged.into_iter().map(|(k, set)| (k, set.len() as u64)).collect()
 }
 
 /// `unique_recipients` (uniqExactMerge) == the brute-force truth == uniqExact over `events FINAL`,
@@ -95,41 +69,16 @@ fn truth_counts(
 async fn assert_unique_recipients_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
     let truth = s.expected_unique_recipients(zone);
     // the stream exercises what the counts must get right
-    assert!(
-        truth.keys().any(|k| !k.5.is_empty()),
-        "machine opens in the stream"
-    );
+    assert!(truth.keys().any(|k| !k.5.is_empty()), "machine opens in the stream");
     let day_queued = |k: &UniqueKey| k.0 == "day" && k.4 == "queued";
-    let events: usize = s
-        .distinct()
-        .values()
-        .filter(|e| e.event_type == schemas::EventType::Queued)
-        .count();
-    let uniques: usize = truth_counts(&truth, false)
-        .iter()
-        .filter(|(k, _)| day_queued(k))
-        .map(|(_, n)| *n as usize)
-        .sum();
-    assert!(
-        uniques < events,
-        "some recipients got two deliveries ({uniques} unique of {events})"
-    );
+    let events: usize = s.distinct().values().filter(|e| e.event_type == schemas::EventType::Queued).count();
+    let uniques: usize = truth_counts(&truth, false).iter().filter(|(k, _)| day_queued(k)).map(|(_, n)| *n as usize).sum();
+    assert!(uniques < events, "some recipients got two deliveries ({uniques} unique of {events})");
 
     let group = "period, b, channel, provider, event_type, machine";
     for by_broadcast in [false, true] {
-        let (cols, what) = if by_broadcast {
-            (format!("{group}, broadcast_id"), "(per broadcast)")
-        } else {
-            (group.to_string(), "(all broadcasts)")
-        };
-        let (mv_bc, events_bc) = if by_broadcast {
-            (
-                ", broadcast_id",
-                ", ifNull(broadcast_id, '') AS broadcast_id",
-            )
-        } else {
-            ("", "")
-        };
+        let (cols, what) = if by_broadcast { (format!("{group}, broadcast_id"), "(per broadcast)") } else { (group.to_string(), "(all broadcasts)") };
+        let (mv_bc, events_bc) = if by_broadcast { (", broadcast_id", ", ifNull(broadcast_id, '') AS broadcast_id") } else { ("", "") };
         let mv = unique_counts(
             p,
             &format!("SELECT period, toString(bucket_start) AS b, channel, provider, event_type, machine{mv_bc}, toUInt64(uniqExactMerge(recipients)) AS n FROM unique_recipients GROUP BY {cols}"),
@@ -139,18 +88,7 @@ async fn assert_unique_recipients_equal_truth(p: &Pipeline, s: &Stream, zone: &s
         let want = truth_counts(&truth, by_broadcast);
         let all = truth_counts(&truth, false);
         let unattributed = |k: &UniqueKey| by_broadcast && k.6.is_empty();
-        let over_all = |k: &UniqueKey, n: u64| {
-            all.get(&(
-                k.0.clone(),
-                k.1.clone(),
-                k.2.clone(),
-                k.3.clone(),
-                k.4.clone(),
-                k.5.clone(),
-                String::new(),
-            ))
-            .is_none_or(|m| n > *m)
-        };
+        let over_all = |k: &UniqueKey, n: u64| all.get(&(k.0.clone(), k.1.clone(), k.2.clone(), k.3.clone(), k.4.clone(), k.5.clone(), String::new())).is_none_or(|m| n > *m);
         let wrong: Vec<_> = want
             .iter()
             .filter(|(k, n)| match mv.get(*k) {
@@ -160,29 +98,16 @@ async fn assert_unique_recipients_equal_truth(p: &Pipeline, s: &Stream, zone: &s
             .take(5)
             .map(|(k, n)| (k, n, mv.get(k)))
             .collect();
-        assert!(
-            wrong.is_empty(),
-            "unique_recipients {what} differ from the truth (key, want, got), e.g. {wrong:?}"
-        );
-        let extra: Vec<_> = mv
-            .iter()
-            .filter(|(k, n)| !want.contains_key(*k) && (!unattributed(k) || over_all(k, **n)))
-            .take(5)
-            .collect();
+        assert!(wrong.is_empty(), "unique_recipients {what} differ from the truth (key, want, got), e.g. {wrong:?}");
+        let extra: Vec<_> = mv.iter().filter(|(k, n)| !want.contains_key(*k) && (!unattributed(k) || over_all(k, **n))).take(5).collect();
         assert!(extra.is_empty(), "unique_recipients {what}: beyond the truth only unattributed sets, none larger than all broadcasts: {extra:?}");
 
         // the same sets straight from the deduplicated event rows
-        let mut buckets = vec![
-            "('day', toDate(occurred_at, 'UTC'))".to_string(),
-            "('week', toMonday(occurred_at, 'UTC'))".into(),
-            "('month', toStartOfMonth(occurred_at, 'UTC'))".into(),
-        ];
+        let mut buckets = vec!["('day', toDate(occurred_at, 'UTC'))".to_string(), "('week', toMonday(occurred_at, 'UTC'))".into(), "('month', toStartOfMonth(occurred_at, 'UTC'))".into()];
         if zone != "UTC" {
             buckets.push(format!("('day:{zone}', toDate(occurred_at, '{zone}'))"));
             buckets.push(format!("('week:{zone}', toMonday(occurred_at, '{zone}'))"));
-            buckets.push(format!(
-                "('month:{zone}', toStartOfMonth(occurred_at, '{zone}'))"
-            ));
+            buckets.push(format!("('month:{zone}', toStartOfMonth(occurred_at, '{zone}'))"));
         }
         let from_events = unique_counts(
             p,
@@ -194,75 +119,38 @@ async fn assert_unique_recipients_equal_truth(p: &Pipeline, s: &Stream, zone: &s
             by_broadcast,
         )
         .await;
-        let attributed = |m: &BTreeMap<UniqueKey, u64>| -> BTreeMap<UniqueKey, u64> {
-            m.iter()
-                .filter(|(k, _)| !by_broadcast || !k.6.is_empty())
-                .map(|(k, n)| (k.clone(), *n))
-                .collect()
-        };
-        assert_eq!(
-            attributed(&mv),
-            attributed(&from_events),
-            "unique_recipients {what} == uniqExact(lower(recipient)) over events FINAL"
-        );
+        let attributed = |m: &BTreeMap<UniqueKey, u64>| -> BTreeMap<UniqueKey, u64> { m.iter().filter(|(k, _)| !by_broadcast || !k.6.is_empty()).map(|(k, n)| (k.clone(), *n)).collect() };
+        assert_eq!(attributed(&mv), attributed(&from_events), "unique_recipients {what} == uniqExact(lower(recipient)) over events FINAL");
     }
     // the same periods and buckets as counters
-    let buckets = |t: &str| {
-        format!("SELECT DISTINCT period, toString(bucket_start) AS b FROM {t} ORDER BY period, b FORMAT TabSeparated")
-    };
-    assert_eq!(
-        p.query(&buckets("unique_recipients")).await,
-        p.query(&buckets("counters")).await,
-        "periods and bucket starts as in counters"
-    );
+    let buckets = |t: &str| format!("SELECT DISTINCT period, toString(bucket_start) AS b FROM {t} ORDER BY period, b FORMAT TabSeparated");
+    assert_eq!(p.query(&buckets("unique_recipients")).await, p.query(&buckets("counters")).await, "periods and bucket starts as in counters");
 }
 
 async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
     let distinct = s.distinct().len() as u64;
-    wait_until(
-        "all distinct events applied",
-        Duration::from_secs(240),
-        || async { (p.number("SELECT count() FROM events FINAL").await >= distinct).then_some(()) },
-    )
+    wait_until("all distinct events applied", Duration::from_secs(240), || async {
+        (p.number("SELECT count() FROM events FINAL").await >= distinct).then_some(())
+    })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // at most one first-written row per event: replays were dropped by dedup tokens (a row
     // written again for a late send record's attribution replaces its first row on merge, so
     // the first rows may be fewer, never more)
-    assert!(
-        p.number("SELECT count() FROM events WHERE reattributed = 0")
-            .await
-            <= distinct,
-        "event rows"
-    );
-    assert_eq!(
-        p.number("SELECT uniqExact(event_id) FROM events").await,
-        distinct
-    );
+    assert!(p.number("SELECT count() FROM events WHERE reattributed = 0").await <= distinct, "event rows");
+    assert_eq!(p.number("SELECT uniqExact(event_id) FROM events").await, distinct);
     assert_eq!(p.number("SELECT count() FROM events FINAL").await, distinct);
 
     let got: BTreeMap<String, String> = p
         .rows("SELECT delivery_key, status FROM deliveries FINAL")
         .await
         .into_iter()
-        .map(|r| {
-            (
-                r["delivery_key"].as_str().unwrap_or_default().to_string(),
-                r["status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|r| (r["delivery_key"].as_str().unwrap_or_default().to_string(), r["status"].as_str().unwrap_or_default().to_string()))
         .collect();
     let want = s.expected_status();
     assert_eq!(got.len(), want.len(), "delivery rows");
-    let wrong: Vec<_> = want
-        .iter()
-        .filter(|(k, v)| got.get(*k) != Some(v))
-        .take(5)
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "statuses differ from the truth, e.g. {wrong:?}"
-    );
+    let wrong: Vec<_> = want.iter().filter(|(k, v)| got.get(*k) != Some(v)).take(5).collect();
+    assert!(wrong.is_empty(), "statuses differ from the truth, e.g. {wrong:?}");
     // deliveries by status from the signed quarter-hour sums: the truth's, and per quarter hour
     // the same as a count over the delivery rows
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
@@ -276,13 +164,7 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
         .map(|r| (text(&r["status"]), number(&r["n"])))
         .collect();
     assert_eq!(summed, by_status, "delivery_status_counts by status");
-    let quarter = |sql: &'static str| async move {
-        p.rows(sql)
-            .await
-            .into_iter()
-            .map(|r| (number(&r["b"]), text(&r["s"]), number(&r["n"])))
-            .collect::<BTreeSet<_>>()
-    };
+    let quarter = |sql: &'static str| async move { p.rows(sql).await.into_iter().map(|r| (number(&r["b"]), text(&r["s"]), number(&r["n"]))).collect::<BTreeSet<_>>() };
     let sums = quarter("SELECT toUInt64(toUnixTimestamp(bucket)) AS b, status AS s, sum(deliveries) AS n FROM delivery_status_counts GROUP BY b, s HAVING n != 0").await;
     let rows = quarter(
         "SELECT toUInt64(toUnixTimestamp(toStartOfFifteenMinutes(least(status_at, ifNull(first_queued_at, status_at), ifNull(first_sent_at, status_at), \
@@ -290,18 +172,9 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
          FROM deliveries FINAL GROUP BY b, s",
     )
     .await;
-    assert_eq!(
-        sums, rows,
-        "delivery_status_counts per quarter hour = deliveries FINAL"
-    );
+    assert_eq!(sums, rows, "delivery_status_counts per quarter hour = deliveries FINAL");
     // the listing copy holds every delivery once, at its current first known time and status
-    let listing = |sql: &'static str| async move {
-        p.rows(sql)
-            .await
-            .into_iter()
-            .map(|r| (text(&r["k"]), number(&r["t"]), text(&r["s"])))
-            .collect::<Vec<_>>()
-    };
+    let listing = |sql: &'static str| async move { p.rows(sql).await.into_iter().map(|r| (text(&r["k"]), number(&r["t"]), text(&r["s"]))).collect::<Vec<_>>() };
     let ordered = listing("SELECT delivery_key AS k, toUInt64(sort_at) AS t, status AS s FROM delivery_order FINAL ORDER BY k").await;
     let current = listing(
         "SELECT delivery_key AS k, toUInt64(toUnixTimestamp64Milli(least(status_at, ifNull(first_queued_at, status_at), ifNull(first_sent_at, status_at), \
@@ -309,38 +182,19 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
          FROM deliveries FINAL ORDER BY k",
     )
     .await;
-    assert_eq!(
-        ordered.len(),
-        want.len(),
-        "delivery_order: one entry per delivery"
-    );
+    assert_eq!(ordered.len(), want.len(), "delivery_order: one entry per delivery");
     assert_eq!(ordered, current, "delivery_order FINAL = deliveries FINAL");
 
     let counters = day_counters(p, "day").await;
-    assert_eq!(
-        counters,
-        s.expected_day_counts(chrono_tz::UTC),
-        "day counters"
-    );
+    assert_eq!(counters, s.expected_day_counts(chrono_tz::UTC), "day counters");
     for period in ["week", "month"] {
-        assert_eq!(
-            p.number(&format!(
-                "SELECT sum(events) FROM counters WHERE period = '{period}'"
-            ))
-            .await,
-            distinct,
-            "{period} total"
-        );
+        assert_eq!(p.number(&format!("SELECT sum(events) FROM counters WHERE period = '{period}'")).await, distinct, "{period} total");
     }
     // by broadcast: every event under its delivery's send record, late records included;
     // the same count over the event rows, whose attribution columns follow the delivery's
     let want = s.expected_attributed_day_counts();
     let day_broadcast_type = |sql: &'static str| async move {
-        p.rows(sql)
-            .await
-            .into_iter()
-            .map(|r| (text(&r["d"]), text(&r["b"]), text(&r["t"]), number(&r["n"])))
-            .collect::<BTreeSet<_>>()
+        p.rows(sql).await.into_iter().map(|r| (text(&r["d"]), text(&r["b"]), text(&r["t"]), number(&r["n"]))).collect::<BTreeSet<_>>()
     };
     let attributed = day_broadcast_type(
         "SELECT toString(bucket_start) AS d, broadcast_id AS b, event_type AS t, sum(events) AS n FROM attributed_counters WHERE period = 'day' GROUP BY d, b, t HAVING n != 0",
@@ -351,28 +205,13 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
     );
     assert_eq!(from_rows.await, want, "event rows' attribution");
     for period in ["week", "month"] {
-        assert_eq!(
-            p.number(&format!(
-                "SELECT sum(events) FROM attributed_counters WHERE period = '{period}'"
-            ))
-            .await,
-            distinct,
-            "{period} attributed total"
-        );
+        assert_eq!(p.number(&format!("SELECT sum(events) FROM attributed_counters WHERE period = '{period}'")).await, distinct, "{period} attributed total");
     }
     // cost: every send record costs 0.0075 USD (Decimal, summed exactly)
-    let records = s
-        .distinct()
-        .values()
-        .filter(|e| e.event_type == schemas::EventType::Queued)
-        .count();
+    let records = s.distinct().values().filter(|e| e.event_type == schemas::EventType::Queued).count();
     let cost = p.query("SELECT toString(sum(cost_amount)) FROM counters WHERE period = 'day' AND cost_unit = 'USD' FORMAT TabSeparated").await;
     let want_cost = rust_decimal::Decimal::new(75, 4) * rust_decimal::Decimal::from(records as u64);
-    assert_eq!(
-        cost.trim().parse::<rust_decimal::Decimal>().ok(),
-        Some(want_cost),
-        "cost sum"
-    );
+    assert_eq!(cost.trim().parse::<rust_decimal::Decimal>().ok(), Some(want_cost), "cost sum");
 
     assert_unique_recipients_equal_truth(p, s, zone).await;
 }
@@ -381,23 +220,11 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
 async fn sigkilled_aggregator_converges_to_the_truth() {
     let stack = Stack::from_env();
     let zone = "America/New_York";
-    let env = [
-        ("SENDTRACE_BATCH_MAX_EVENTS", "150"),
-        ("SENDTRACE_BATCH_LINGER_MS", "50"),
-        ("SENDTRACE_REPORTING_TIME_ZONE", zone),
-    ];
+    let env = [("SENDTRACE_BATCH_MAX_EVENTS", "150"), ("SENDTRACE_BATCH_LINGER_MS", "50"), ("SENDTRACE_REPORTING_TIME_ZONE", zone)];
     // migrate sees the zone too: the unique_recipients view counts its days
-    let mut p = Pipeline::with_aggregator_env(
-        &stack,
-        "crash",
-        env.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
-    .await;
+    let mut p = Pipeline::with_aggregator_env(&stack, "crash", env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).await;
     let s = stream(7, 1200);
-    s.produce(&stack.brokers, &p.events_topic, 0..s.events.len())
-        .await;
+    s.produce(&stack.brokers, &p.events_topic, 0..s.events.len()).await;
 
     // injected failure: SIGKILL at random points while it consumes, then restart
     let mut rng = Rng::new(42);
@@ -412,73 +239,43 @@ async fn sigkilled_aggregator_converges_to_the_truth() {
     assert_tables_equal_truth(&p, &s, zone).await;
     // the reporting time zone's days hold the same events, split at New York midnight
     let local = day_counters(&p, &format!("day:{zone}")).await;
-    assert_eq!(
-        local,
-        s.expected_day_counts(chrono_tz::America::New_York),
-        "local day counters"
-    );
+    assert_eq!(local, s.expected_day_counts(chrono_tz::America::New_York), "local day counters");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn aggregator_waits_out_a_clickhouse_outage_without_loss() {
     let stack = Stack::from_env();
     let mut p = Pipeline::new(&stack, "chdown").await;
-    let target = stack
-        .clickhouse_url
-        .trim_start_matches("http://")
-        .to_string();
+    let target = stack.clickhouse_url.trim_start_matches("http://").to_string();
     let proxy = Proxy::start(target).await;
-    p.aggregator_env.push((
-        "SENDTRACE_CLICKHOUSE__URL".into(),
-        format!("http://127.0.0.1:{}", proxy.port),
-    ));
-    p.aggregator_env
-        .push(("SENDTRACE_MAX_RETRY_BACKOFF_MS".into(), "1000".into()));
+    p.aggregator_env.push(("SENDTRACE_CLICKHOUSE__URL".into(), format!("http://127.0.0.1:{}", proxy.port)));
+    p.aggregator_env.push(("SENDTRACE_MAX_RETRY_BACKOFF_MS".into(), "1000".into()));
     // a small state bound: cold deliveries are evicted and reloaded from ClickHouse on demand
-    p.aggregator_env
-        .push(("SENDTRACE_MAX_DELIVERIES_IN_MEMORY".into(), "100".into()));
+    p.aggregator_env.push(("SENDTRACE_MAX_DELIVERIES_IN_MEMORY".into(), "100".into()));
     let s = stream(11, 800);
     let half = s.events.len() / 2;
     s.produce(&stack.brokers, &p.events_topic, 0..half).await;
     p.start_aggregator().await;
-    wait_until("some progress", Duration::from_secs(60), || async {
-        (p.number("SELECT count() FROM events").await > 0).then_some(())
-    })
-    .await;
+    wait_until("some progress", Duration::from_secs(60), || async { (p.number("SELECT count() FROM events").await > 0).then_some(()) }).await;
 
     // injected failure: ClickHouse unreachable for the aggregator while more events arrive
     proxy.set_up(false);
-    s.produce(&stack.brokers, &p.events_topic, half..s.events.len())
-        .await;
+    s.produce(&stack.brokers, &p.events_topic, half..s.events.len()).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     let agg = p.aggregator.as_ref().expect("running");
     let rss_mib = agg.rss_kib() / 1024;
-    assert!(
-        agg.rss_kib() > 0,
-        "aggregator still alive during the outage"
-    );
-    assert!(
-        rss_mib < 400,
-        "memory stays bounded while ClickHouse is down: {rss_mib} MiB"
-    );
+    assert!(agg.rss_kib() > 0, "aggregator still alive during the outage");
+    assert!(rss_mib < 400, "memory stays bounded while ClickHouse is down: {rss_mib} MiB");
     proxy.set_up(true);
 
     assert_tables_equal_truth(&p, &s, "UTC").await;
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", p.admin_ports().1))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", p.admin_ports().1)).await.unwrap().text().await.unwrap();
     let reloads: f64 = metrics
         .lines()
         .find(|l| l.starts_with("sendtrace_aggregator_state_reloads_total"))
         .and_then(|l| l.split_whitespace().last()?.parse().ok())
         .unwrap_or(0.0);
-    assert!(
-        reloads > 0.0,
-        "evicted deliveries were reloaded from ClickHouse:\n{metrics}"
-    );
+    assert!(reloads > 0.0, "evicted deliveries were reloaded from ClickHouse:\n{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -487,22 +284,10 @@ async fn two_aggregators_and_their_rebalances_converge_to_the_truth() {
     // Sessions of 8 s, not the suite's 3 s: tansu counts a member's session from its last request
     // also while a join or sync keeps it from heartbeating (3.0-3.7 s seen), so with 3 s it
     // expired live members in the middle of these rebalances (RELIABILITY.md, tansu's groups).
-    let env = [
-        ("SENDTRACE_BATCH_MAX_EVENTS", "100"),
-        ("SENDTRACE_BATCH_LINGER_MS", "50"),
-        ("SENDTRACE_KAFKA__SESSION_TIMEOUT_MS", "8000"),
-    ];
-    let mut p = Pipeline::with_aggregator_env(
-        &stack,
-        "rebalance",
-        env.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
-    .await;
+    let env = [("SENDTRACE_BATCH_MAX_EVENTS", "100"), ("SENDTRACE_BATCH_LINGER_MS", "50"), ("SENDTRACE_KAFKA__SESSION_TIMEOUT_MS", "8000")];
+    let mut p = Pipeline::with_aggregator_env(&stack, "rebalance", env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).await;
     let s = stream(13, 1200);
-    s.produce(&stack.brokers, &p.events_topic, 0..s.events.len())
-        .await;
+    s.produce(&stack.brokers, &p.events_topic, 0..s.events.len()).await;
 
     // A alone, then B joins (rebalance), then B leaves mid-stream (SIGTERM: it finishes its batch
     // and leaves the group; rebalance): A takes B's partitions over, claims them anew (the fence)
@@ -510,66 +295,29 @@ async fn two_aggregators_and_their_rebalances_converge_to_the_truth() {
     // expiry, and tansu 0.6 can then keep B's partitions assigned to the dead B for good:
     // RELIABILITY.md, tansu's groups. Crashed aggregators are `sigkilled_aggregator_converges_to_the_truth`
     // here and the fault suite's, restarted as they would be.)
-    let applied = |log: std::path::PathBuf| {
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .matches("Batch applied.")
-            .count()
-    };
+    let applied = |log: std::path::PathBuf| std::fs::read_to_string(log).unwrap_or_default().matches("Batch applied.").count();
     p.start_aggregator().await;
-    wait_until(
-        "A applies a batch alone",
-        Duration::from_secs(60),
-        || async { (applied(p.log_of("aggregator")) > 0).then_some(()) },
-    )
-    .await;
+    wait_until("A applies a batch alone", Duration::from_secs(60), || async { (applied(p.log_of("aggregator")) > 0).then_some(()) }).await;
     let mut b = p.spawn_second_aggregator("b").await;
-    wait_until(
-        "B applies two batches",
-        Duration::from_secs(120),
-        || async { (applied(p.log_of("aggregator-b")) >= 2).then_some(()) },
-    )
-    .await;
+    wait_until("B applies two batches", Duration::from_secs(120), || async { (applied(p.log_of("aggregator-b")) >= 2).then_some(()) }).await;
     let events = p.number("SELECT uniqExact(event_id) FROM events").await;
-    assert!(
-        events < s.distinct().len() as u64,
-        "B leaves mid-stream ({events} events stored)"
-    );
+    assert!(events < s.distinct().len() as u64, "B leaves mid-stream ({events} events stored)");
     let (status, _) = b.terminate(Duration::from_secs(60));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "B exits cleanly on SIGTERM: {status:?}"
-    );
+    assert!(status.is_some_and(|s| s.success()), "B exits cleanly on SIGTERM: {status:?}");
     assert_tables_equal_truth(&p, &s, "UTC").await;
     let log = std::fs::read_to_string(p.log_of("aggregator")).unwrap_or_default();
-    let assigned: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("Partitions assigned."))
-        .collect();
+    let assigned: Vec<&str> = log.lines().filter(|l| l.contains("Partitions assigned.")).collect();
     assert!(assigned.len() >= 2, "A saw both rebalances:\n{log}");
     // every partition B claimed was claimed again after B left: no newest claim is B's
     let writer_of = |log: std::path::PathBuf| {
         let log = std::fs::read_to_string(log).unwrap_or_default();
-        log.split("writer=")
-            .nth(1)
-            .and_then(|w| w.split_whitespace().next())
-            .map(str::to_string)
-            .expect("the writer is in the log")
+        log.split("writer=").nth(1).and_then(|w| w.split_whitespace().next()).map(str::to_string).expect("the writer is in the log")
     };
     let b_writer = writer_of(p.log_of("aggregator-b"));
     let claims = p.rows("SELECT partition, epoch, writer FROM aggregator_claims ORDER BY partition, epoch, writer").await;
-    assert!(
-        claims.iter().any(|c| text(&c["writer"]) == b_writer),
-        "B claimed partitions: {claims:?}"
-    );
+    assert!(claims.iter().any(|c| text(&c["writer"]) == b_writer), "B claimed partitions: {claims:?}");
     // (ordered as `offsets` ranks claims: the last of each partition is its newest)
-    let newest: BTreeMap<u64, String> = claims
-        .iter()
-        .map(|c| (number(&c["partition"]), text(&c["writer"])))
-        .collect();
+    let newest: BTreeMap<u64, String> = claims.iter().map(|c| (number(&c["partition"]), text(&c["writer"]))).collect();
     assert_eq!(newest.len(), 4, "every partition was claimed: {claims:?}");
-    assert!(
-        newest.values().all(|w| *w != b_writer),
-        "no partition's newest claim is B's, gone: {claims:?}"
-    );
+    assert!(newest.values().all(|w| *w != b_writer), "no partition's newest claim is B's, gone: {claims:?}");
 }

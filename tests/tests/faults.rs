@@ -96,11 +96,7 @@ struct Expected {
 
 impl Expected {
     fn key(&self) -> (String, String, String) {
-        (
-            self.provider.to_string(),
-            self.message_id.clone(),
-            self.event_type.as_str().to_string(),
-        )
+        (self.provider.to_string(), self.message_id.clone(), self.event_type.as_str().to_string())
     }
 }
 
@@ -127,14 +123,8 @@ fn sns_headers(body: &[u8]) -> Vec<(String, String)> {
     let v: serde_json::Value = serde_json::from_slice(body).expect("SNS JSON");
     vec![
         ("content-type".into(), "text/plain; charset=UTF-8".into()),
-        (
-            "x-amz-sns-message-type".into(),
-            v["Type"].as_str().unwrap_or_default().into(),
-        ),
-        (
-            "x-amz-sns-message-id".into(),
-            v["MessageId"].as_str().unwrap_or_default().into(),
-        ),
+        ("x-amz-sns-message-type".into(), v["Type"].as_str().unwrap_or_default().into()),
+        ("x-amz-sns-message-id".into(), v["MessageId"].as_str().unwrap_or_default().into()),
     ]
 }
 
@@ -153,13 +143,7 @@ fn webhooks(seed: u64, deliveries: usize) -> Vec<Webhook> {
         let hard_bounce = rng.below(10) == 0;
         let base = (i as u64) * 25;
         let mut local: Vec<(u64, Webhook)> = Vec::new();
-        let ev = |t: EventType, b: Option<BounceClass>| Expected {
-            provider,
-            message_id: message_id.clone(),
-            event_type: t,
-            bounce_class: b,
-            recipient: recipient.clone(),
-        };
+        let ev = |t: EventType, b: Option<BounceClass>| Expected { provider, message_id: message_id.clone(), event_type: t, bounce_class: b, recipient: recipient.clone() };
 
         // the sender's own send record
         let record = json!([{
@@ -167,24 +151,12 @@ fn webhooks(seed: u64, deliveries: usize) -> Vec<Webhook> {
             "sent_at": (now - chrono::Duration::minutes(50)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "broadcast": format!("b{}", i % 3),
         }]);
-        let headers = vec![
-            ("content-type".into(), "application/json".into()),
-            ("x-api-key".into(), samples::api_key(TENANT)),
-        ];
-        let w = Webhook {
-            path: Route::Sends.path(ProviderId::Sender, TENANT),
-            signing: Signing::Fixed(headers),
-            body: record.to_string().into_bytes(),
-            event: ev(EventType::Queued, None),
-            redelivery: false,
-        };
+        let headers = vec![("content-type".into(), "application/json".into()), ("x-api-key".into(), samples::api_key(TENANT))];
+        let w = Webhook { path: Route::Sends.path(ProviderId::Sender, TENANT), signing: Signing::Fixed(headers), body: record.to_string().into_bytes(), event: ev(EventType::Queued, None), redelivery: false };
         local.push((base + rng.below(60), w));
         if ses {
             let mut notes = vec![if hard_bounce {
-                (
-                    "event_bounce_permanent.json",
-                    ev(EventType::Bounced, Some(BounceClass::Hard)),
-                )
+                ("event_bounce_permanent.json", ev(EventType::Bounced, Some(BounceClass::Hard)))
             } else {
                 ("event_delivery.json", ev(EventType::Delivered, None))
             }];
@@ -192,25 +164,11 @@ fn webhooks(seed: u64, deliveries: usize) -> Vec<Webhook> {
                 notes.push(("event_open.json", ev(EventType::Opened, None)));
             }
             for (fixture, event) in notes {
-                let body = ses::body_at(
-                    fixture,
-                    &message_id,
-                    Some(&[&recipient]),
-                    now - chrono::Duration::minutes(45),
-                );
-                let w = Webhook {
-                    path: format!("/webhooks/ses/{TENANT}"),
-                    signing: Signing::Fixed(sns_headers(&body)),
-                    body,
-                    event,
-                    redelivery: false,
-                };
+                let body = ses::body_at(fixture, &message_id, Some(&[&recipient]), now - chrono::Duration::minutes(45));
+                let w = Webhook { path: format!("/webhooks/ses/{TENANT}"), signing: Signing::Fixed(sns_headers(&body)), body, event, redelivery: false };
                 if rng.below(7) == 0 {
                     // SNS delivers the same notification again later
-                    let again = Webhook {
-                        redelivery: true,
-                        ..w.clone()
-                    };
+                    let again = Webhook { redelivery: true, ..w.clone() };
                     local.push((base + 60 + rng.below(200), again));
                 }
                 local.push((base + rng.below(60), w));
@@ -223,18 +181,8 @@ fn webhooks(seed: u64, deliveries: usize) -> Vec<Webhook> {
             } else {
                 json!({"email": recipient, "timestamp": t, "event": "delivered", "response": "250 OK", "sg_event_id": format!("{message_id}-d"), "sg_message_id": message_id})
             };
-            let event = if hard_bounce {
-                ev(EventType::Bounced, Some(BounceClass::Hard))
-            } else {
-                ev(EventType::Delivered, None)
-            };
-            let w = Webhook {
-                path: Route::Webhook.path(ProviderId::Sendgrid, TENANT),
-                signing: Signing::SendGrid,
-                body: json!([item]).to_string().into_bytes(),
-                event,
-                redelivery: false,
-            };
+            let event = if hard_bounce { ev(EventType::Bounced, Some(BounceClass::Hard)) } else { ev(EventType::Delivered, None) };
+            let w = Webhook { path: Route::Webhook.path(ProviderId::Sendgrid, TENANT), signing: Signing::SendGrid, body: json!([item]).to_string().into_bytes(), event, redelivery: false };
             local.push((base + rng.below(60), w));
         }
         slotted.extend(local);
@@ -255,12 +203,7 @@ struct Outcome {
     accepted_at: Option<Instant>,
 }
 
-async fn post_until_accepted(
-    client: reqwest::Client,
-    url: String,
-    w: Webhook,
-    give_up_at: Instant,
-) -> Outcome {
+async fn post_until_accepted(client: reqwest::Client, url: String, w: Webhook, give_up_at: Instant) -> Outcome {
     let mut out = Outcome::default();
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -269,10 +212,7 @@ async fn post_until_accepted(
             Signing::Fixed(h) => h.clone(),
             Signing::SendGrid => samples::sendgrid_headers(TENANT, &w.body),
         };
-        let mut req = client
-            .post(format!("{url}{}", w.path))
-            .timeout(ATTEMPT_TIMEOUT)
-            .body(w.body.clone());
+        let mut req = client.post(format!("{url}{}", w.path)).timeout(ATTEMPT_TIMEOUT).body(w.body.clone());
         for (k, v) in &headers {
             req = req.header(k, v);
         }
@@ -283,8 +223,7 @@ async fn post_until_accepted(
             }
             Ok(r) if r.status().is_client_error() => {
                 let s = r.status().as_u16();
-                out.client_errors
-                    .push((s, r.text().await.unwrap_or_default()));
+                out.client_errors.push((s, r.text().await.unwrap_or_default()));
                 return out;
             }
             _ => out.refused += 1,
@@ -307,11 +246,7 @@ async fn poll_visibility(stack: Stack, database: String, seen: Seen, stop: tokio
         {
             let mut s = seen.lock().unwrap();
             for r in rows {
-                let k = (
-                    r["provider"].as_str().unwrap_or_default().to_string(),
-                    r["m"].as_str().unwrap_or_default().to_string(),
-                    r["t"].as_str().unwrap_or_default().to_string(),
-                );
+                let k = (r["provider"].as_str().unwrap_or_default().to_string(), r["m"].as_str().unwrap_or_default().to_string(), r["t"].as_str().unwrap_or_default().to_string());
                 s.entry(k).or_insert(now);
             }
         }
@@ -359,22 +294,12 @@ struct Injected {
 fn terminate(svc: Option<Service>, what: &str) -> String {
     let mut svc = svc.unwrap_or_else(|| panic!("{what} running"));
     let (status, took) = svc.terminate(TERM_EXIT_WITHIN);
-    let status = status
-        .unwrap_or_else(|| panic!("{what} did not exit within {TERM_EXIT_WITHIN:?} of SIGTERM"));
-    assert!(
-        status.success(),
-        "{what} exits 0 after SIGTERM (drained and committed), got {status}"
-    );
+    let status = status.unwrap_or_else(|| panic!("{what} did not exit within {TERM_EXIT_WITHIN:?} of SIGTERM"));
+    assert!(status.success(), "{what} exits 0 after SIGTERM (drained and committed), got {status}");
     format!("exit 0 in {took:.1?}")
 }
 
-async fn inject(
-    p: &mut Pipeline,
-    broker: &mut Broker,
-    proxy: &Proxy,
-    mode: &Mode,
-    fault: Fault,
-) -> String {
+async fn inject(p: &mut Pipeline, broker: &mut Broker, proxy: &Proxy, mode: &Mode, fault: Fault) -> String {
     match fault {
         Fault::KillIngest => {
             p.ingest.as_mut().expect("ingest").kill();
@@ -422,9 +347,7 @@ async fn inject(
 }
 
 fn number(v: &serde_json::Value) -> u64 {
-    v.as_u64()
-        .or_else(|| v.as_str().and_then(|x| x.parse().ok()))
-        .unwrap_or(0)
+    v.as_u64().or_else(|| v.as_str().and_then(|x| x.parse().ok())).unwrap_or(0)
 }
 
 fn text(v: &serde_json::Value) -> String {
@@ -434,43 +357,19 @@ fn text(v: &serde_json::Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_stage_killed_broker_restarted_clickhouse_away_nothing_lost_or_counted_twice() {
     let mode = Mode::from_env();
-    let seed: u64 = std::env::var("SENDTRACE_FAULTS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| chrono::Utc::now().timestamp_micros() as u64);
-    println!(
-        "faults: mode {} seed {seed} (SENDTRACE_FAULTS_SEED={seed} replays the schedule)",
-        mode.name
-    );
+    let seed: u64 = std::env::var("SENDTRACE_FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| chrono::Utc::now().timestamp_micros() as u64);
+    println!("faults: mode {} seed {seed} (SENDTRACE_FAULTS_SEED={seed} replays the schedule)", mode.name);
     let mut rng = Rng::new(seed);
 
     // a private broker (durable files) and ClickHouse behind a proxy for the aggregators
     let base = Stack::from_env();
-    let dir = tempfile::Builder::new()
-        .prefix("faults-broker")
-        .tempdir()
-        .expect("tempdir");
+    let dir = tempfile::Builder::new().prefix("faults-broker").tempdir().expect("tempdir");
     let mut broker = Broker::start(free_port(), dir.path(), "faults-tansu");
-    let stack = Stack {
-        brokers: format!("127.0.0.1:{}", broker.port),
-        ..base
-    };
-    let proxy = Proxy::start(
-        stack
-            .clickhouse_url
-            .trim_start_matches("http://")
-            .to_string(),
-    )
-    .await;
+    let stack = Stack { brokers: format!("127.0.0.1:{}", broker.port), ..base };
+    let proxy = Proxy::start(stack.clickhouse_url.trim_start_matches("http://").to_string()).await;
     let agg_env = vec![
-        (
-            "SENDTRACE_CLICKHOUSE__URL".to_string(),
-            format!("http://127.0.0.1:{}", proxy.port),
-        ),
-        (
-            "SENDTRACE_MAX_RETRY_BACKOFF_MS".to_string(),
-            "1000".to_string(),
-        ),
+        ("SENDTRACE_CLICKHOUSE__URL".to_string(), format!("http://127.0.0.1:{}", proxy.port)),
+        ("SENDTRACE_MAX_RETRY_BACKOFF_MS".to_string(), "1000".to_string()),
     ];
     let mut p = Pipeline::with_aggregator_env(&stack, "faults", agg_env).await;
     p.start_all().await;
@@ -483,33 +382,20 @@ async fn every_stage_killed_broker_restarted_clickhouse_away_nothing_lost_or_cou
     let interval = mode.load / all.len().max(1) as u32;
     let seen: Seen = Arc::default();
     let stop = tokio_util_stop::Stop::default();
-    let poller = tokio::spawn(poll_visibility(
-        stack.clone(),
-        p.database.clone(),
-        seen.clone(),
-        stop.clone(),
-    ));
+    let poller = tokio::spawn(poll_visibility(stack.clone(), p.database.clone(), seen.clone(), stop.clone()));
     let t0 = Instant::now();
     let give_up_at = t0 + mode.load + Duration::from_secs(180);
     let load = {
         let url = p.ingest_url.clone();
         let all = all.clone();
         tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(64)
-                .build()
-                .expect("client");
+            let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut tasks = Vec::with_capacity(all.len());
             for w in all {
                 tick.tick().await;
-                tasks.push(tokio::spawn(post_until_accepted(
-                    client.clone(),
-                    url.clone(),
-                    w,
-                    give_up_at,
-                )));
+                tasks.push(tokio::spawn(post_until_accepted(client.clone(), url.clone(), w, give_up_at)));
             }
             let mut out = Vec::with_capacity(tasks.len());
             for t in tasks {
@@ -522,27 +408,13 @@ async fn every_stage_killed_broker_restarted_clickhouse_away_nothing_lost_or_cou
     // the faults, in a seeded random order at seeded random moments over the load
     let mut faults = Vec::new();
     for _ in 0..mode.kills_each {
-        faults.extend([
-            Fault::KillIngest,
-            Fault::KillNormalizer,
-            Fault::KillAggregator,
-        ]);
+        faults.extend([Fault::KillIngest, Fault::KillNormalizer, Fault::KillAggregator]);
     }
     for _ in 0..mode.terms_each {
-        faults.extend([
-            Fault::TermIngest,
-            Fault::TermNormalizer,
-            Fault::TermAggregator,
-        ]);
+        faults.extend([Fault::TermIngest, Fault::TermNormalizer, Fault::TermAggregator]);
     }
-    faults.extend(std::iter::repeat_n(
-        Fault::BrokerRestart,
-        mode.broker_restarts,
-    ));
-    faults.extend(std::iter::repeat_n(
-        Fault::ClickHouseAway,
-        mode.clickhouse_outages,
-    ));
+    faults.extend(std::iter::repeat_n(Fault::BrokerRestart, mode.broker_restarts));
+    faults.extend(std::iter::repeat_n(Fault::ClickHouseAway, mode.clickhouse_outages));
     for i in (1..faults.len()).rev() {
         faults.swap(i, rng.below(i as u64 + 1) as usize);
     }
@@ -558,47 +430,18 @@ async fn every_stage_killed_broker_restarted_clickhouse_away_nothing_lost_or_cou
         let started = Instant::now();
         let note = inject(&mut p, &mut broker, &proxy, &mode, *fault).await;
         let took = started.elapsed();
-        println!(
-            "faults: t={:>6.1}s {fault:?} ({note}; back after {took:.1?})",
-            at.as_secs_f64()
-        );
-        injected.push(Injected {
-            fault: *fault,
-            at,
-            took,
-            note,
-        });
+        println!("faults: t={:>6.1}s {fault:?} ({note}; back after {took:.1?})", at.as_secs_f64());
+        injected.push(Injected { fault: *fault, at, took, note });
     }
     let outcomes = load.await.expect("load");
     let load_took = t0.elapsed();
 
     // what was answered 2xx: the truth
-    let client_errors: Vec<_> = outcomes
-        .iter()
-        .flat_map(|o| o.client_errors.iter())
-        .take(5)
-        .collect();
-    assert!(
-        client_errors.is_empty(),
-        "no valid request is refused with a 4xx: {client_errors:?}"
-    );
-    let accepted: Vec<(&Webhook, Instant)> = all
-        .iter()
-        .zip(&outcomes)
-        .filter_map(|(w, o)| Some((w, o.accepted_at?)))
-        .collect();
-    let never: Vec<_> = all
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| o.accepted_at.is_none())
-        .map(|(w, o)| (&w.event, o.attempts))
-        .take(5)
-        .collect();
-    assert!(
-        never.is_empty(),
-        "every webhook is finally answered 2xx (retried until {:?} after the load): {never:?}",
-        give_up_at - t0
-    );
+    let client_errors: Vec<_> = outcomes.iter().flat_map(|o| o.client_errors.iter()).take(5).collect();
+    assert!(client_errors.is_empty(), "no valid request is refused with a 4xx: {client_errors:?}");
+    let accepted: Vec<(&Webhook, Instant)> = all.iter().zip(&outcomes).filter_map(|(w, o)| Some((w, o.accepted_at?))).collect();
+    let never: Vec<_> = all.iter().zip(&outcomes).filter(|(_, o)| o.accepted_at.is_none()).map(|(w, o)| (&w.event, o.attempts)).take(5).collect();
+    assert!(never.is_empty(), "every webhook is finally answered 2xx (retried until {:?} after the load): {never:?}", give_up_at - t0);
     let mut expected: BTreeMap<(String, String, String), Expected> = BTreeMap::new();
     for (w, _) in &accepted {
         expected.insert(w.event.key(), w.event.clone());
@@ -608,29 +451,20 @@ async fn every_stage_killed_broker_restarted_clickhouse_away_nothing_lost_or_cou
     // wait until every expected event is visible and ClickHouse stops changing
     let db_state = || async {
         let n = p.number("SELECT count() FROM events").await;
-        let c = p
-            .number("SELECT toUInt64(sum(events)) FROM counters WHERE period = 'day'")
-            .await;
+        let c = p.number("SELECT toUInt64(sum(events)) FROM counters WHERE period = 'day'").await;
         let d = p.number("SELECT count() FROM deliveries FINAL").await;
         let s = p.number("SELECT count() FROM suppressions FINAL").await;
         (n, c, d, s)
     };
-    wait_until(
-        "every accepted event in ClickHouse",
-        Duration::from_secs(300),
-        || async {
-            (p.number("SELECT uniqExact(event_id) FROM events").await >= want).then_some(())
-        },
-    )
+    wait_until("every accepted event in ClickHouse", Duration::from_secs(300), || async {
+        (p.number("SELECT uniqExact(event_id) FROM events").await >= want).then_some(())
+    })
     .await;
     let mut last = db_state().await;
     let mut stable_since = Instant::now();
     let settle_deadline = Instant::now() + Duration::from_secs(120);
     while stable_since.elapsed() < Duration::from_secs(6) {
-        assert!(
-            Instant::now() < settle_deadline,
-            "ClickHouse kept changing for 120 s: {last:?}"
-        );
+        assert!(Instant::now() < settle_deadline, "ClickHouse kept changing for 120 s: {last:?}");
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = db_state().await;
         if now != last {
@@ -648,36 +482,22 @@ async fn every_stage_killed_broker_restarted_clickhouse_away_nothing_lost_or_cou
         .into_iter()
         .map(|r| ((text(&r["provider"]), text(&r["m"]), text(&r["t"])), number(&r["n"])))
         .collect();
-    let lost: Vec<_> = expected
-        .keys()
-        .filter(|k| !found.contains_key(*k))
-        .collect();
+    let lost: Vec<_> = expected.keys().filter(|k| !found.contains_key(*k)).collect();
     let duplicated: Vec<_> = found.iter().filter(|(_, n)| **n > 1).collect();
-    let unexpected: Vec<_> = found
-        .keys()
-        .filter(|k| !expected.contains_key(*k))
-        .collect();
+    let unexpected: Vec<_> = found.keys().filter(|k| !expected.contains_key(*k)).collect();
     let rows_final = p.number("SELECT count() FROM events FINAL").await;
     let ids = p.number("SELECT uniqExact(event_id) FROM events").await;
-    let first_rows = p
-        .number("SELECT count() FROM events WHERE reattributed = 0")
-        .await;
+    let first_rows = p.number("SELECT count() FROM events WHERE reattributed = 0").await;
 
     // latency: from a webhook's 2xx to its event's first visibility
     let seen = seen.lock().unwrap().clone();
     let mut latencies: Vec<(Duration, Duration)> = accepted
         .iter()
-        .filter_map(|(w, at)| {
-            seen.get(&w.event.key())
-                .map(|v| (v.saturating_duration_since(*at), at.duration_since(t0)))
-        })
+        .filter_map(|(w, at)| seen.get(&w.event.key()).map(|v| (v.saturating_duration_since(*at), at.duration_since(t0))))
         .collect();
     latencies.sort();
     let worst = latencies.last().copied().unwrap_or_default();
-    let p99 = latencies
-        .get(latencies.len() * 99 / 100)
-        .map(|l| l.0)
-        .unwrap_or_default();
+    let p99 = latencies.get(latencies.len() * 99 / 100).map(|l| l.0).unwrap_or_default();
 
     let sent: u64 = outcomes.iter().map(|o| o.attempts as u64).sum();
     let refused: u64 = outcomes.iter().map(|o| o.refused as u64).sum();
@@ -690,13 +510,7 @@ async fn every_stage_killed_broker_restarted_clickhouse_away_nothing_lost_or_cou
     }
     println!("faults: injected {by_fault:?}");
     for i in &injected {
-        println!(
-            "faults:   t={:>6.1}s {:?} {} (back after {:.1?})",
-            i.at.as_secs_f64(),
-            i.fault,
-            i.note,
-            i.took
-        );
+        println!("faults:   t={:>6.1}s {:?} {} (back after {:.1?})", i.at.as_secs_f64(), i.fault, i.note, i.took);
     }
     println!(
         "faults: events expected {want}, found {}, lost {}, duplicated {}, unexpected {}; rows FINAL {rows_final}, distinct event ids {ids}, first-written rows {first_rows}",
@@ -705,43 +519,15 @@ async fn every_stage_killed_broker_restarted_clickhouse_away_nothing_lost_or_cou
         duplicated.len(),
         unexpected.len()
     );
-    println!(
-        "faults: 2xx → visible in ClickHouse: worst {:.1?} (accepted at t={:.1}s), p99 {p99:.1?}",
-        worst.0,
-        worst.1.as_secs_f64()
-    );
+    println!("faults: 2xx → visible in ClickHouse: worst {:.1?} (accepted at t={:.1}s), p99 {p99:.1?}", worst.0, worst.1.as_secs_f64());
 
-    assert!(
-        lost.is_empty(),
-        "{} accepted events lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(5)]
-    );
-    assert!(
-        duplicated.is_empty(),
-        "{} events counted twice, e.g. {:?}",
-        duplicated.len(),
-        &duplicated[..duplicated.len().min(5)]
-    );
-    assert!(
-        unexpected.is_empty(),
-        "events nobody accepted: {:?}",
-        &unexpected[..unexpected.len().min(5)]
-    );
+    assert!(lost.is_empty(), "{} accepted events lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert!(duplicated.is_empty(), "{} events counted twice, e.g. {:?}", duplicated.len(), &duplicated[..duplicated.len().min(5)]);
+    assert!(unexpected.is_empty(), "events nobody accepted: {:?}", &unexpected[..unexpected.len().min(5)]);
     assert_eq!(rows_final, want, "event rows FINAL");
-    assert_eq!(
-        ids, want,
-        "uniqExact(event_id) = the truth: no event stored under two ids"
-    );
-    assert!(
-        first_rows <= want,
-        "at most one first-written row per event ({first_rows} of {want})"
-    );
-    assert_eq!(
-        latencies.len(),
-        accepted.len(),
-        "every accepted webhook's event was seen by the poller"
-    );
+    assert_eq!(ids, want, "uniqExact(event_id) = the truth: no event stored under two ids");
+    assert!(first_rows <= want, "at most one first-written row per event ({first_rows} of {want})");
+    assert_eq!(latencies.len(), accepted.len(), "every accepted webhook's event was seen by the poller");
 
     // deliveries' statuses: the highest-ranked event of each delivery, whatever the order
     let mut best: BTreeMap<String, (u8, EventType)> = BTreeMap::new();
@@ -753,89 +539,34 @@ async fn every_stage_killed_broker_restarted_clickhouse_away_nothing_lost_or_cou
             *cur = (r, e.event_type);
         }
     }
-    let want_status: BTreeMap<String, String> = best
-        .into_iter()
-        .map(|(k, (_, t))| (k, t.as_str().to_string()))
-        .collect();
-    let got_status: BTreeMap<String, String> = p
-        .rows("SELECT delivery_key, status FROM deliveries FINAL")
-        .await
-        .into_iter()
-        .map(|r| (text(&r["delivery_key"]), text(&r["status"])))
-        .collect();
-    let wrong: Vec<_> = want_status
-        .iter()
-        .filter(|(k, v)| got_status.get(*k) != Some(v))
-        .take(5)
-        .map(|(k, v)| (k, v, got_status.get(k)))
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "delivery statuses differ from the truth (key, want, got), e.g. {wrong:?}"
-    );
-    assert_eq!(
-        got_status.len(),
-        want_status.len(),
-        "one delivery row per delivery"
-    );
+    let want_status: BTreeMap<String, String> = best.into_iter().map(|(k, (_, t))| (k, t.as_str().to_string())).collect();
+    let got_status: BTreeMap<String, String> =
+        p.rows("SELECT delivery_key, status FROM deliveries FINAL").await.into_iter().map(|r| (text(&r["delivery_key"]), text(&r["status"]))).collect();
+    let wrong: Vec<_> = want_status.iter().filter(|(k, v)| got_status.get(*k) != Some(v)).take(5).map(|(k, v)| (k, v, got_status.get(k))).collect();
+    assert!(wrong.is_empty(), "delivery statuses differ from the truth (key, want, got), e.g. {wrong:?}");
+    assert_eq!(got_status.len(), want_status.len(), "one delivery row per delivery");
 
     // day counters = event rows = the truth, per event type
     let mut want_types: BTreeMap<String, u64> = BTreeMap::new();
     for e in expected.values() {
-        *want_types
-            .entry(e.event_type.as_str().to_string())
-            .or_default() += 1;
+        *want_types.entry(e.event_type.as_str().to_string()).or_default() += 1;
     }
     let pr = &p;
-    let by_type = |sql: &'static str| async move {
-        pr.rows(sql)
-            .await
-            .into_iter()
-            .map(|r| (text(&r["t"]), number(&r["n"])))
-            .filter(|(_, n)| *n > 0)
-            .collect::<BTreeMap<_, _>>()
-    };
+    let by_type = |sql: &'static str| async move { pr.rows(sql).await.into_iter().map(|r| (text(&r["t"]), number(&r["n"]))).filter(|(_, n)| *n > 0).collect::<BTreeMap<_, _>>() };
     assert_eq!(by_type("SELECT event_type AS t, toUInt64(sum(events)) AS n FROM counters WHERE period = 'day' GROUP BY t").await, want_types, "day counters");
-    assert_eq!(
-        by_type("SELECT event_type AS t, count() AS n FROM events FINAL GROUP BY t").await,
-        want_types,
-        "event rows by type"
-    );
+    assert_eq!(by_type("SELECT event_type AS t, count() AS n FROM events FINAL GROUP BY t").await, want_types, "event rows by type");
     for period in ["week", "month"] {
-        assert_eq!(
-            p.number(&format!(
-                "SELECT toUInt64(sum(events)) FROM counters WHERE period = '{period}'"
-            ))
-            .await,
-            want,
-            "{period} total"
-        );
+        assert_eq!(p.number(&format!("SELECT toUInt64(sum(events)) FROM counters WHERE period = '{period}'")).await, want, "{period} total");
     }
 
     // hard bounces suppress their address
-    let want_suppressed: BTreeSet<String> = expected
-        .values()
-        .filter(|e| e.bounce_class == Some(BounceClass::Hard))
-        .map(|e| e.recipient.clone())
-        .collect();
-    let got_suppressed: BTreeSet<String> = p
-        .rows("SELECT address FROM suppressions FINAL WHERE reason = 'hard_bounce'")
-        .await
-        .into_iter()
-        .map(|r| text(&r["address"]))
-        .collect();
-    assert_eq!(
-        got_suppressed, want_suppressed,
-        "suppressions: exactly the hard-bounced addresses"
-    );
+    let want_suppressed: BTreeSet<String> = expected.values().filter(|e| e.bounce_class == Some(BounceClass::Hard)).map(|e| e.recipient.clone()).collect();
+    let got_suppressed: BTreeSet<String> = p.rows("SELECT address FROM suppressions FINAL WHERE reason = 'hard_bounce'").await.into_iter().map(|r| text(&r["address"])).collect();
+    assert_eq!(got_suppressed, want_suppressed, "suppressions: exactly the hard-bounced addresses");
     println!("faults: deliveries {} (statuses = truth), suppressions {} (= hard bounces), day counters = event rows = truth by type {want_types:?}", want_status.len(), want_suppressed.len());
 
     // every SIGTERMed service exited 0 (asserted at injection); stop the rest in order
-    for (svc, what) in [
-        (p.ingest.take(), "ingest"),
-        (p.normalizer.take(), "normalizer"),
-        (p.aggregator.take(), "aggregator"),
-    ] {
+    for (svc, what) in [(p.ingest.take(), "ingest"), (p.normalizer.take(), "normalizer"), (p.aggregator.take(), "aggregator")] {
         terminate(svc, what);
     }
     normalizer_b.stop();

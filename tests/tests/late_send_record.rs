@@ -17,8 +17,7 @@ async fn events_before_their_send_record_are_attributed_when_it_arrives() {
         let mut body = ses::body(name, "late-1", Some(&["late@example.com"]));
         // strip the fixture's own tags so only the send record can attribute
         let mut sns: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let mut msg: serde_json::Value =
-            serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
+        let mut msg: serde_json::Value = serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
         msg["mail"]["tags"] = serde_json::json!({});
         sns["Message"] = msg.to_string().into();
         body = e2e::samples::sign_sns(&serde_json::to_vec(&sns).unwrap());
@@ -28,11 +27,7 @@ async fn events_before_their_send_record_are_attributed_when_it_arrives() {
         (p.number("SELECT count() FROM deliveries FINAL WHERE provider_message_id = 'late-1' AND status = 'opened'").await == 1).then_some(())
     })
     .await;
-    assert_eq!(
-        p.number("SELECT count() FROM broadcast_stats WHERE broadcast_id = 'b-late'")
-            .await,
-        0
-    );
+    assert_eq!(p.number("SELECT count() FROM broadcast_stats WHERE broadcast_id = 'b-late'").await, 0);
 
     // then the send record
     let record = serde_json::json!([{
@@ -41,14 +36,7 @@ async fn events_before_their_send_record_are_attributed_when_it_arrives() {
         "cost": {"amount": "0.0001", "unit": "USD"}
     }]);
     let (status, text) = p
-        .post(
-            "/v1/sends/acme",
-            &[
-                ("x-api-key", "acme-api-key"),
-                ("content-type", "application/json"),
-            ],
-            serde_json::to_vec(&record).unwrap(),
-        )
+        .post("/v1/sends/acme", &[("x-api-key", "acme-api-key"), ("content-type", "application/json")], serde_json::to_vec(&record).unwrap())
         .await;
     assert_eq!(status, 200, "{text}");
 
@@ -59,14 +47,7 @@ async fn events_before_their_send_record_are_attributed_when_it_arrives() {
     .await;
     assert_eq!(stats["sequence_id"], "onboarding");
     assert_eq!(stats["template_key"], "t-late");
-    assert_eq!(
-        (
-            stats["deliveries"].as_u64(),
-            stats["delivered"].as_u64(),
-            stats["unique_opens"].as_u64()
-        ),
-        (Some(1), Some(1), Some(1))
-    );
+    assert_eq!((stats["deliveries"].as_u64(), stats["delivered"].as_u64(), stats["unique_opens"].as_u64()), (Some(1), Some(1), Some(1)));
     assert_eq!(stats["cost"], "0.0001");
     // the per-broadcast counters follow: the earlier delivered and opened moved from '' to b-late
     let counts = |b: &'static str| {
@@ -84,20 +65,9 @@ async fn events_before_their_send_record_are_attributed_when_it_arrives() {
         (c.len() == 3).then_some(c)
     })
     .await;
-    assert_eq!(
-        moved,
-        vec![
-            ("delivered".to_string(), 1),
-            ("opened".to_string(), 1),
-            ("queued".to_string(), 1)
-        ]
-    );
+    assert_eq!(moved, vec![("delivered".to_string(), 1), ("opened".to_string(), 1), ("queued".to_string(), 1)]);
     assert_eq!(counts("").await, vec![], "nothing left unattributed");
     assert_eq!(p.number("SELECT count() FROM events FINAL WHERE broadcast_id = 'b-late' AND sequence_id = 'onboarding'").await, 3, "the event rows follow");
     let d = &p.rows("SELECT status, message_class, broadcast_id FROM deliveries FINAL WHERE provider_message_id = 'late-1'").await[0];
-    assert_eq!(
-        (d["status"].as_str(), d["message_class"].as_str()),
-        (Some("opened"), Some("marketing")),
-        "the late queued record does not regress the status"
-    );
+    assert_eq!((d["status"].as_str(), d["message_class"].as_str()), (Some("opened"), Some("marketing")), "the late queued record does not regress the status");
 }

@@ -11,38 +11,14 @@ async fn migrate_twice_is_harmless() {
     let stack = Stack::from_env();
     let p = Pipeline::new(&stack, "migrate").await; // runs migrate once
     let tables = p.query("SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name FORMAT TabSeparated").await;
-    let versions = p
-        .query("SELECT version FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated")
-        .await;
-    let expected: Vec<String> = schemas::ddl::MIGRATIONS
-        .iter()
-        .map(|m| m.0.to_string())
-        .collect();
+    let versions = p.query("SELECT version FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated").await;
+    let expected: Vec<String> = schemas::ddl::MIGRATIONS.iter().map(|m| m.0.to_string()).collect();
     assert_eq!(versions.split_whitespace().collect::<Vec<_>>(), expected);
     p.migrate().await;
-    assert_eq!(
-        p.query("SELECT version FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated")
-            .await,
-        versions
-    );
-    assert_eq!(
-        p.number("SELECT count() FROM schema_migrations").await,
-        expected.len() as u64,
-        "no version recorded twice"
-    );
+    assert_eq!(p.query("SELECT version FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated").await, versions);
+    assert_eq!(p.number("SELECT count() FROM schema_migrations").await, expected.len() as u64, "no version recorded twice");
     assert_eq!(p.query("SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name FORMAT TabSeparated").await, tables);
-    for t in [
-        "events",
-        "deliveries",
-        "counters",
-        "suppressions",
-        "sender_health",
-        "engagement",
-        "broadcast_stats",
-        "aggregator_offsets",
-        "unique_recipients",
-        "unique_recipients_mv",
-    ] {
+    for t in ["events", "deliveries", "counters", "suppressions", "sender_health", "engagement", "broadcast_stats", "aggregator_offsets", "unique_recipients", "unique_recipients_mv"] {
         assert!(tables.lines().any(|l| l == t), "table {t}: {tables}");
     }
     let engine = p.query("SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'unique_recipients_mv' FORMAT TabSeparated").await;
@@ -51,9 +27,7 @@ async fn migrate_twice_is_harmless() {
 
 /// Unique recipients of `period` / `bucket` (YYYY-MM-DD) for opens, merged over every other key.
 async fn openers(p: &Pipeline, period: &str, bucket: &str, broadcast: Option<&str>) -> u64 {
-    let broadcast = broadcast
-        .map(|b| format!(" AND broadcast_id = '{b}'"))
-        .unwrap_or_default();
+    let broadcast = broadcast.map(|b| format!(" AND broadcast_id = '{b}'")).unwrap_or_default();
     p.number(&format!(
         "SELECT uniqExactMerge(recipients) FROM unique_recipients \
          WHERE period = '{period}' AND bucket_start = '{bucket}' AND event_type = 'opened' AND machine = ''{broadcast}"
@@ -66,21 +40,16 @@ async fn a_v1_database_upgrades_in_place_with_unique_recipients_backfilled() {
     let stack = Stack::from_env();
     let zone = "Asia/Kolkata"; // +05:30: 23:30 UTC is already tomorrow there
     let mut p = Pipeline::unmigrated(&stack, "upgrade").await;
-    p.aggregator_env
-        .push(("SENDTRACE_REPORTING_TIME_ZONE".into(), zone.into()));
+    p.aggregator_env.push(("SENDTRACE_REPORTING_TIME_ZONE".into(), zone.into()));
 
     // version 1, as the first release's `aggregator migrate` left it
-    stack
-        .query("default", &format!("CREATE DATABASE `{}`", p.database))
-        .await;
+    stack.query("default", &format!("CREATE DATABASE `{}`", p.database)).await;
     p.query(aggregator::migrate::SCHEMA_MIGRATIONS).await;
     let cfg = ClickHouseConfig::default();
     for stmt in schemas::ddl::statements(schemas::ddl::MIGRATIONS[0].2) {
-        p.query(&aggregator::migrate::render(&stmt, &cfg, "UTC"))
-            .await;
+        p.query(&aggregator::migrate::render(&stmt, &cfg, "UTC")).await;
     }
-    p.query("INSERT INTO schema_migrations VALUES (1, 'init', now64(3))")
-        .await;
+    p.query("INSERT INTO schema_migrations VALUES (1, 'init', now64(3))").await;
     // v1 event rows (no `machine` column yet): Ann twice, spelled two ways, once late in the UTC day;
     // Bob once from broadcast b1, and his event row twice (a replay that landed physically)
     let day = chrono::Utc::now().date_naive() - chrono::Duration::days(2);
@@ -92,173 +61,75 @@ async fn a_v1_database_upgrades_in_place_with_unique_recipients_backfilled() {
              VALUES ('{id}', 'acme', 'email', 'ses', 'dk-{id}', '{rcpt}', {broadcast}, 'opened', '{t}', {n})"
         )
     };
-    let rows = [
-        ("e1", "Ann@Example.com", None, "23:30"),
-        ("e2", "ann@example.com", None, "10:00"),
-        ("e3", "bob@example.com", Some("b1"), "10:00"),
-    ];
+    let rows = [("e1", "Ann@Example.com", None, "23:30"), ("e2", "ann@example.com", None, "10:00"), ("e3", "bob@example.com", Some("b1"), "10:00")];
     for (n, (id, rcpt, broadcast, t)) in rows.iter().chain(&rows[2..]).enumerate() {
-        p.query(&insert(
-            n,
-            id,
-            rcpt,
-            &broadcast.map(|b| format!("'{b}'")).unwrap_or("NULL".into()),
-            at(t),
-        ))
-        .await;
+        p.query(&insert(n, id, rcpt, &broadcast.map(|b| format!("'{b}'")).unwrap_or("NULL".into()), at(t))).await;
     }
 
     p.migrate().await;
-    let versions = p
-        .query("SELECT version FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated")
-        .await;
-    let expected: Vec<String> = schemas::ddl::MIGRATIONS
-        .iter()
-        .map(|m| m.0.to_string())
-        .collect();
-    assert_eq!(
-        versions.split_whitespace().collect::<Vec<_>>(),
-        expected,
-        "upgraded to the latest version"
-    );
-    assert_eq!(
-        p.number("SELECT count() FROM events WHERE machine = ''")
-            .await,
-        4,
-        "old rows kept, `machine` added"
-    );
+    let versions = p.query("SELECT version FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated").await;
+    let expected: Vec<String> = schemas::ddl::MIGRATIONS.iter().map(|m| m.0.to_string()).collect();
+    assert_eq!(versions.split_whitespace().collect::<Vec<_>>(), expected, "upgraded to the latest version");
+    assert_eq!(p.number("SELECT count() FROM events WHERE machine = ''").await, 4, "old rows kept, `machine` added");
 
     // backfilled: per UTC and Kolkata bucket, the brute-force sets of the rows above
     let periods = aggregator::buckets::Periods::new(zone).unwrap();
-    let mut truth: std::collections::BTreeMap<
-        (String, String),
-        std::collections::BTreeSet<String>,
-    > = Default::default();
+    let mut truth: std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>> = Default::default();
     for (_, rcpt, _, t) in rows {
-        let ms = chrono::NaiveDateTime::parse_from_str(&at(t), "%Y-%m-%d %H:%M:%S%.3f")
-            .unwrap()
-            .and_utc()
-            .timestamp_millis();
+        let ms = chrono::NaiveDateTime::parse_from_str(&at(t), "%Y-%m-%d %H:%M:%S%.3f").unwrap().and_utc().timestamp_millis();
         for (period, start) in periods.buckets(ms) {
-            truth
-                .entry((period.to_string(), start.to_string()))
-                .or_default()
-                .insert(rcpt.to_ascii_lowercase());
+            truth.entry((period.to_string(), start.to_string())).or_default().insert(rcpt.to_ascii_lowercase());
         }
     }
-    assert!(
-        truth.len() >= 7,
-        "UTC and Kolkata days differ for 23:30 UTC: {truth:?}"
-    );
+    assert!(truth.len() >= 7, "UTC and Kolkata days differ for 23:30 UTC: {truth:?}");
     let check = |label: &'static str| {
         let (p, truth) = (&p, &truth);
         async move {
             for ((period, bucket), set) in truth {
-                assert_eq!(
-                    openers(p, period, bucket, None).await,
-                    set.len() as u64,
-                    "{label}: {period} {bucket}"
-                );
+                assert_eq!(openers(p, period, bucket, None).await, set.len() as u64, "{label}: {period} {bucket}");
             }
         }
     };
     check("backfill").await;
-    assert_eq!(
-        openers(&p, "day", &day.to_string(), None).await,
-        2,
-        "Ann once in either spelling, Bob once"
-    );
-    assert_eq!(
-        openers(
-            &p,
-            &format!("day:{zone}"),
-            &(day + chrono::Duration::days(1)).to_string(),
-            None
-        )
-        .await,
-        1,
-        "Ann's 23:30 UTC open"
-    );
-    assert_eq!(
-        openers(&p, "day", &day.to_string(), Some("b1")).await,
-        1,
-        "per broadcast"
-    );
+    assert_eq!(openers(&p, "day", &day.to_string(), None).await, 2, "Ann once in either spelling, Bob once");
+    assert_eq!(openers(&p, &format!("day:{zone}"), &(day + chrono::Duration::days(1)).to_string(), None).await, 1, "Ann's 23:30 UTC open");
+    assert_eq!(openers(&p, "day", &day.to_string(), Some("b1")).await, 1, "per broadcast");
 
     // the backfill run again (an interrupted migration re-run) adds rows but changes no count
     let rows_before = p.number("SELECT count() FROM unique_recipients").await;
     for stmt in schemas::ddl::statements(schemas::ddl::MIGRATIONS[4].2) {
-        p.query(&aggregator::migrate::render(&stmt, &cfg, zone))
-            .await;
+        p.query(&aggregator::migrate::render(&stmt, &cfg, zone)).await;
     }
-    assert!(
-        p.number("SELECT count() FROM unique_recipients").await > rows_before,
-        "the backfill did run again"
-    );
+    assert!(p.number("SELECT count() FROM unique_recipients").await > rows_before, "the backfill did run again");
     check("backfill twice").await;
     p.migrate().await;
     check("migrate twice").await;
 
     // the view fills from new event rows
-    p.query(&insert(9, "e4", "carol@example.com", "NULL", at("12:00")))
-        .await;
-    assert_eq!(
-        openers(&p, "day", &day.to_string(), None).await,
-        3,
-        "Carol's open through the view"
-    );
-    p.query(&insert(10, "e5", "CAROL@example.com", "NULL", at("13:00")))
-        .await;
-    assert_eq!(
-        openers(&p, "day", &day.to_string(), None).await,
-        3,
-        "Carol again, in capitals"
-    );
-    assert_eq!(
-        openers(&p, &format!("day:{zone}"), &day.to_string(), None).await,
-        3
-    );
+    p.query(&insert(9, "e4", "carol@example.com", "NULL", at("12:00"))).await;
+    assert_eq!(openers(&p, "day", &day.to_string(), None).await, 3, "Carol's open through the view");
+    p.query(&insert(10, "e5", "CAROL@example.com", "NULL", at("13:00"))).await;
+    assert_eq!(openers(&p, "day", &day.to_string(), None).await, 3, "Carol again, in capitals");
+    assert_eq!(openers(&p, &format!("day:{zone}"), &day.to_string(), None).await, 3);
 
     // the view keeps its zone: migrate with another one says so (and changes nothing)
     let (ok, log) = p.try_migrate().await;
-    assert!(
-        ok && !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("another reporting zone"),
-        "same zone: no warning"
-    );
+    assert!(ok && !std::fs::read_to_string(&log).unwrap_or_default().contains("another reporting zone"), "same zone: no warning");
     p.aggregator_env = vec![("SENDTRACE_REPORTING_TIME_ZONE".into(), "UTC".into())];
     let (ok, log) = p.try_migrate().await;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        ok && text.contains("another reporting zone") && text.contains("Asia/Kolkata"),
-        "a warning in {log}: {text}"
-    );
+    assert!(ok && text.contains("another reporting zone") && text.contains("Asia/Kolkata"), "a warning in {log}: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_reporting_zone_is_refused_before_any_change() {
     let stack = Stack::from_env();
     let mut p = Pipeline::unmigrated(&stack, "badzone").await;
-    p.aggregator_env.push((
-        "SENDTRACE_REPORTING_TIME_ZONE".into(),
-        "Mars/Olympus".into(),
-    ));
+    p.aggregator_env.push(("SENDTRACE_REPORTING_TIME_ZONE".into(), "Mars/Olympus".into()));
     let (ok, log) = p.try_migrate().await;
     assert!(!ok, "migrate must fail");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        text.contains("reporting_time_zone `Mars/Olympus`"),
-        "a clear error in {log}: {text}"
-    );
-    let db = stack
-        .query(
-            "default",
-            &format!(
-                "SELECT count() FROM system.databases WHERE name = '{}' FORMAT TabSeparated",
-                p.database
-            ),
-        )
-        .await;
+    assert!(text.contains("reporting_time_zone `Mars/Olympus`"), "a clear error in {log}: {text}");
+    let db = stack.query("default", &format!("SELECT count() FROM system.databases WHERE name = '{}' FORMAT TabSeparated", p.database)).await;
     assert_eq!(db.trim(), "0", "nothing created");
 }

@@ -29,114 +29,46 @@ async fn a_short_open_loop_load_lands_exactly_with_its_freshness() {
     assert!(expected >= 900, "{expected} events planned");
     // the CPU budget's meter (pipeline-load prints it per event): each service's CPU time
     // during the run, read from /proc, grows with the work it did
-    let services: Vec<(String, u32)> = [
-        ("ingest", &p.ingest),
-        ("normalizer", &p.normalizer),
-        ("aggregator", &p.aggregator),
-    ]
-    .into_iter()
-    .map(|(n, s)| (n.to_string(), s.as_ref().expect("started").pid()))
-    .collect();
+    let services: Vec<(String, u32)> = [("ingest", &p.ingest), ("normalizer", &p.normalizer), ("aggregator", &p.aggregator)]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s.as_ref().expect("started").pid()))
+        .collect();
     let meter = CpuMeter::start(&services);
     let posted = load::post(&plan, reqs).await;
     assert_eq!(posted.refused, 0, "every request accepted in the end");
     assert_eq!(posted.accepted_events, expected);
-    let landed = load::wait_landed(
-        &stack.clickhouse_url,
-        &p.database,
-        "acme",
-        "t",
-        expected,
-        Duration::from_secs(120),
-    )
-    .await
-    .expect("ClickHouse");
-    assert_eq!(
-        landed.events as usize, expected,
-        "every accepted event landed"
-    );
+    let landed = load::wait_landed(&stack.clickhouse_url, &p.database, "acme", "t", expected, Duration::from_secs(120)).await.expect("ClickHouse");
+    assert_eq!(landed.events as usize, expected, "every accepted event landed");
     let (wall, spent) = meter.stop("load client");
     assert_eq!(spent.len(), 4, "{spent:?}");
     for s in &spent {
         let cpu = s.cpu.unwrap_or_else(|| panic!("{} not readable", s.name));
-        assert!(
-            cpu > Duration::ZERO && cpu <= wall * observe::cores() as u32,
-            "{} spent {cpu:?} in {wall:?}",
-            s.name
-        );
+        assert!(cpu > Duration::ZERO && cpu <= wall * observe::cores() as u32, "{} spent {cpu:?} in {wall:?}", s.name);
     }
     // rows can exceed events until a merge (an event re-attributed by a late send record is
     // written again, same id); the table's own view of them holds each once
     assert!(landed.rows as usize >= expected);
-    assert_eq!(
-        p.number("SELECT count() FROM events FINAL WHERE startsWith(provider_message_id, 'ld-t-')")
-            .await as usize,
-        expected,
-        "none twice"
-    );
-    assert!(
-        0.0 <= landed.p50_ms && landed.p50_ms <= landed.p99_ms && landed.p99_ms <= landed.max_ms,
-        "{landed:?}"
-    );
-    assert!(
-        landed.max_ms < 120_000.0 && landed.span_s > 0.0 && landed.rate() > 0.0,
-        "{landed:?}"
-    );
+    assert_eq!(p.number("SELECT count() FROM events FINAL WHERE startsWith(provider_message_id, 'ld-t-')").await as usize, expected, "none twice");
+    assert!(0.0 <= landed.p50_ms && landed.p50_ms <= landed.p99_ms && landed.p99_ms <= landed.max_ms, "{landed:?}");
+    assert!(landed.max_ms < 120_000.0 && landed.span_s > 0.0 && landed.rate() > 0.0, "{landed:?}");
 
     let rows = p.rows("SELECT provider, event_type, count() AS n FROM events FINAL WHERE startsWith(provider_message_id, 'ld-t-') GROUP BY provider, event_type").await;
     let found: BTreeMap<(String, String), usize> = rows
         .iter()
-        .map(|r| {
-            (
-                (
-                    r["provider"].as_str().unwrap_or_default().to_string(),
-                    r["event_type"].as_str().unwrap_or_default().to_string(),
-                ),
-                r["n"]
-                    .as_str()
-                    .and_then(|n| n.parse().ok())
-                    .or(r["n"].as_u64().map(|n| n as usize))
-                    .unwrap_or(0),
-            )
-        })
+        .map(|r| ((r["provider"].as_str().unwrap_or_default().to_string(), r["event_type"].as_str().unwrap_or_default().to_string()), r["n"].as_str().and_then(|n| n.parse().ok()).or(r["n"].as_u64().map(|n| n as usize)).unwrap_or(0)))
         .collect();
-    let truth: BTreeMap<(String, String), usize> = truth
-        .into_iter()
-        .map(|((p, t), n)| ((p.to_string(), t.to_string()), n))
-        .collect();
+    let truth: BTreeMap<(String, String), usize> = truth.into_iter().map(|((p, t), n)| ((p.to_string(), t.to_string()), n)).collect();
     assert_eq!(found, truth, "events by provider and type");
 
     // The stand-in alone (scripts/load.sh prints it beside each run): one aggregator unit's
     // ClickHouse calls replayed with this run's rows, timed, and its scratch tables dropped.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_clickhouse-alone"))
-        .args([
-            "--clickhouse-url",
-            &stack.clickhouse_url,
-            "--database",
-            &p.database,
-            "--unit-events",
-            "300",
-            "--repeat",
-            "1",
-        ])
+        .args(["--clickhouse-url", &stack.clickhouse_url, "--database", &p.database, "--unit-events", "300", "--repeat", "1"])
         .output()
         .expect("clickhouse-alone runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("one aggregator unit = 300 events")
-            && text.contains("events/s through units in series"),
-        "{text}"
-    );
-    let scratch = p
-        .number(&format!(
-            "SELECT count() FROM system.tables WHERE database = '{}' AND endsWith(name, '__alone')",
-            p.database
-        ))
-        .await;
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("one aggregator unit = 300 events") && text.contains("events/s through units in series"), "{text}");
+    let scratch = p.number(&format!("SELECT count() FROM system.tables WHERE database = '{}' AND endsWith(name, '__alone')", p.database)).await;
     assert_eq!(scratch, 0, "scratch tables dropped");
 }

@@ -27,59 +27,29 @@ async fn ses_events_reach_clickhouse_with_right_status_once_each() {
     let m2_open = ses::body("event_open.json", "m2", Some(&r[..1]));
     // M3: delivered, then a soft bounce: recorded, status stays `delivered`.
     let m3_delivery = ses::body("event_delivery.json", "m3", Some(&["s@example.com"]));
-    let m3_soft = ses::body(
-        "event_bounce_transient.json",
-        "m3",
-        Some(&["s@example.com"]),
-    );
+    let m3_soft = ses::body("event_bounce_transient.json", "m3", Some(&["s@example.com"]));
 
-    for body in [
-        &m1_open,
-        &m1_delivery,
-        &m1_send,
-        &m2_bounce,
-        &m2_open,
-        &m3_delivery,
-        &m3_soft,
-    ] {
+    for body in [&m1_open, &m1_delivery, &m1_send, &m2_bounce, &m2_open, &m3_delivery, &m3_soft] {
         let (status, text) = p.post_sns("acme", body).await;
         assert_eq!(status, 200, "{text}");
     }
     // SNS retries a notification: the same body again must not count twice.
     assert_eq!(p.post_sns("acme", &m1_delivery).await.0, 200);
     // A subscription confirmation is stored and reported, but is no delivery event.
-    assert_eq!(
-        p.post_sns(
-            "acme",
-            &e2e::samples::sign_sns(&e2e::fixture("ses", "subscription_confirmation.json"))
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(p.post_sns("acme", &e2e::samples::sign_sns(&e2e::fixture("ses", "subscription_confirmation.json"))).await.0, 200);
 
     let expected_events = 3 + 4 + 2;
-    wait_until(
-        "all events in ClickHouse",
-        Duration::from_secs(90),
-        || async {
-            let n = p.number("SELECT count() FROM events").await;
-            (n >= expected_events).then_some(())
-        },
-    )
+    wait_until("all events in ClickHouse", Duration::from_secs(90), || async {
+        let n = p.number("SELECT count() FROM events").await;
+        (n >= expected_events).then_some(())
+    })
     .await;
     // let the duplicate and the confirmation pass through too
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // every event row exactly once (no FINAL: physically one row per event)
-    assert_eq!(
-        p.number("SELECT count() FROM events").await,
-        expected_events
-    );
-    assert_eq!(
-        p.number("SELECT uniqExact(event_id) FROM events").await,
-        expected_events
-    );
+    assert_eq!(p.number("SELECT count() FROM events").await, expected_events);
+    assert_eq!(p.number("SELECT uniqExact(event_id) FROM events").await, expected_events);
 
     let status = |rows: &Vec<serde_json::Value>, msg: &str, rcpt: &str| -> String {
         rows.iter()
@@ -96,20 +66,11 @@ async fn ses_events_reach_clickhouse_with_right_status_once_each() {
         assert_eq!(status(&rows, "m2", rcpt), "bounced");
     }
     assert_eq!(status(&rows, "m3", "s@example.com"), "delivered");
-    let m3 = rows
-        .iter()
-        .find(|r| r["provider_message_id"] == "m3")
-        .unwrap();
+    let m3 = rows.iter().find(|r| r["provider_message_id"] == "m3").unwrap();
     assert_eq!(m3["soft_bounce_count"], 1);
-    let m2r1 = rows
-        .iter()
-        .find(|r| r["provider_message_id"] == "m2" && r["recipient"] == "r1@example.com")
-        .unwrap();
+    let m2r1 = rows.iter().find(|r| r["provider_message_id"] == "m2" && r["recipient"] == "r1@example.com").unwrap();
     assert_eq!(m2r1["open_count"], 1, "the late open is recorded");
-    assert_eq!(
-        m2r1["broadcast_id"], "spring-sale",
-        "SES tags carried into attribution"
-    );
+    assert_eq!(m2r1["broadcast_id"], "spring-sale", "SES tags carried into attribution");
 
     // daily counters equal a count over the event rows, per day and event type
     let from_events = p
@@ -122,11 +83,7 @@ async fn ses_events_reach_clickhouse_with_right_status_once_each() {
     assert!(!from_events.is_empty());
     // week and month buckets hold the same totals
     for period in ["week", "month"] {
-        let n = p
-            .number(&format!(
-                "SELECT sum(events) FROM counters WHERE period = '{period}'"
-            ))
-            .await;
+        let n = p.number(&format!("SELECT sum(events) FROM counters WHERE period = '{period}'")).await;
         assert_eq!(n, expected_events, "{period} total");
     }
 }

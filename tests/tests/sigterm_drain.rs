@@ -29,24 +29,14 @@ async fn post_until_accepted(url: String, body: Vec<u8>, give_up_at: Instant) ->
             .post(format!("{url}/webhooks/ses/acme"))
             .timeout(Duration::from_secs(10))
             .header("content-type", "text/plain; charset=UTF-8")
-            .header(
-                "x-amz-sns-message-type",
-                v["Type"].as_str().unwrap_or_default(),
-            )
-            .header(
-                "x-amz-sns-message-id",
-                v["MessageId"].as_str().unwrap_or_default(),
-            )
+            .header("x-amz-sns-message-type", v["Type"].as_str().unwrap_or_default())
+            .header("x-amz-sns-message-id", v["MessageId"].as_str().unwrap_or_default())
             .body(body.clone())
             .send()
             .await;
         match r {
             Ok(r) if r.status().is_success() => return (true, attempts),
-            Ok(r) => assert!(
-                r.status().is_server_error(),
-                "a valid notification is never refused with {}",
-                r.status()
-            ),
+            Ok(r) => assert!(r.status().is_server_error(), "a valid notification is never refused with {}", r.status()),
             Err(_) => {}
         }
         if Instant::now() > give_up_at {
@@ -63,15 +53,7 @@ async fn each_stage_drains_on_sigterm_under_traffic_nothing_lost_or_repeated() {
     p.start_all().await;
 
     let n = (RATE_PER_S * LOAD.as_secs()) as usize;
-    let bodies: Vec<Vec<u8>> = (0..n)
-        .map(|i| {
-            ses::body(
-                "event_delivery.json",
-                &format!("drain-{i}"),
-                Some(&[&format!("d{i}@drain.example")]),
-            )
-        })
-        .collect();
+    let bodies: Vec<Vec<u8>> = (0..n).map(|i| ses::body("event_delivery.json", &format!("drain-{i}"), Some(&[&format!("d{i}@drain.example")]))).collect();
     let t0 = Instant::now();
     let give_up_at = t0 + LOAD + Duration::from_secs(120);
     let load = {
@@ -81,11 +63,7 @@ async fn each_stage_drains_on_sigterm_under_traffic_nothing_lost_or_repeated() {
             let mut tasks = Vec::new();
             for b in bodies {
                 tick.tick().await;
-                tasks.push(tokio::spawn(post_until_accepted(
-                    url.clone(),
-                    b,
-                    give_up_at,
-                )));
+                tasks.push(tokio::spawn(post_until_accepted(url.clone(), b, give_up_at)));
             }
             let mut out = Vec::new();
             for t in tasks {
@@ -106,17 +84,9 @@ async fn each_stage_drains_on_sigterm_under_traffic_nothing_lost_or_repeated() {
             _ => p.aggregator.take(),
         };
         let (status, took) = svc.expect("running").terminate(TERM_EXIT_WITHIN);
-        let status = status.unwrap_or_else(|| {
-            panic!("{stage} did not exit within {TERM_EXIT_WITHIN:?} of SIGTERM")
-        });
-        assert!(
-            status.success(),
-            "{stage} exits 0 after SIGTERM, got {status}"
-        );
-        println!(
-            "sigterm_drain: {stage} SIGTERMed at t={:.1}s under load: exit 0 in {took:.1?}",
-            t0.elapsed().as_secs_f64()
-        );
+        let status = status.unwrap_or_else(|| panic!("{stage} did not exit within {TERM_EXIT_WITHIN:?} of SIGTERM"));
+        assert!(status.success(), "{stage} exits 0 after SIGTERM, got {status}");
+        println!("sigterm_drain: {stage} SIGTERMed at t={:.1}s under load: exit 0 in {took:.1?}", t0.elapsed().as_secs_f64());
         match stage {
             "ingest" => p.start_ingest().await,
             "normalizer" => p.start_normalizer().await,
@@ -130,21 +100,8 @@ async fn each_stage_drains_on_sigterm_under_traffic_nothing_lost_or_repeated() {
     println!("sigterm_drain: {n} notifications, all accepted, {retried} needed a retry");
 
     // ClickHouse: every event once, and no row written twice (no FINAL)
-    wait_until(
-        "every event in ClickHouse",
-        Duration::from_secs(180),
-        || async {
-            (p.number("SELECT uniqExact(event_id) FROM events").await >= n as u64).then_some(())
-        },
-    )
-    .await;
-    let stable = || async {
-        (
-            p.number("SELECT count() FROM events").await,
-            p.number("SELECT toUInt64(sum(events)) FROM counters WHERE period = 'day'")
-                .await,
-        )
-    };
+    wait_until("every event in ClickHouse", Duration::from_secs(180), || async { (p.number("SELECT uniqExact(event_id) FROM events").await >= n as u64).then_some(()) }).await;
+    let stable = || async { (p.number("SELECT count() FROM events").await, p.number("SELECT toUInt64(sum(events)) FROM counters WHERE period = 'day'").await) };
     let mut last = stable().await;
     loop {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -154,74 +111,33 @@ async fn each_stage_drains_on_sigterm_under_traffic_nothing_lost_or_repeated() {
         }
         last = now;
     }
-    assert_eq!(
-        p.number("SELECT uniqExact(event_id) FROM events").await,
-        n as u64,
-        "events"
-    );
-    assert_eq!(
-        p.number("SELECT count() FROM events").await,
-        n as u64,
-        "no event row written twice (no FINAL)"
-    );
-    assert_eq!(
-        p.number("SELECT toUInt64(sum(events)) FROM counters WHERE period = 'day'")
-            .await,
-        n as u64,
-        "day counters"
-    );
-    assert_eq!(
-        p.number("SELECT count() FROM deliveries FINAL WHERE status = 'delivered'")
-            .await,
-        n as u64,
-        "deliveries"
-    );
+    assert_eq!(p.number("SELECT uniqExact(event_id) FROM events").await, n as u64, "events");
+    assert_eq!(p.number("SELECT count() FROM events").await, n as u64, "no event row written twice (no FINAL)");
+    assert_eq!(p.number("SELECT toUInt64(sum(events)) FROM counters WHERE period = 'day'").await, n as u64, "day counters");
+    assert_eq!(p.number("SELECT count() FROM deliveries FINAL WHERE status = 'delivered'").await, n as u64, "deliveries");
 
     // topics: each accepted body once on the raw topic, each event once on the events topic
     let raw = read_all(&stack.brokers, &p.raw_topic, 4, Duration::from_secs(2));
     let mut by_body: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
     for (_, v) in &raw {
-        *by_body
-            .entry(schemas::avro::decode_raw(v).expect("raw envelope").body)
-            .or_default() += 1;
+        *by_body.entry(schemas::avro::decode_raw(v).expect("raw envelope").body).or_default() += 1;
     }
     let missing = bodies.iter().filter(|b| !by_body.contains_key(*b)).count();
     let repeated = by_body.values().filter(|c| **c > 1).count();
     println!("sigterm_drain: raw topic {} records for {n} accepted bodies ({missing} missing, {repeated} stored twice)", raw.len());
-    assert_eq!(
-        (missing, repeated, raw.len()),
-        (0, 0, n),
-        "raw topic: every accepted body exactly once"
-    );
+    assert_eq!((missing, repeated, raw.len()), (0, 0, n), "raw topic: every accepted body exactly once");
     let events = read_all(&stack.brokers, &p.events_topic, 4, Duration::from_secs(2));
     let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
     for (_, v) in &events {
-        *by_id
-            .entry(schemas::avro::decode_event(v).expect("event").event_id)
-            .or_default() += 1;
+        *by_id.entry(schemas::avro::decode_event(v).expect("event").event_id).or_default() += 1;
     }
     let repeated = by_id.values().filter(|c| **c > 1).count();
-    println!(
-        "sigterm_drain: events topic {} records, {} distinct ({repeated} produced twice)",
-        events.len(),
-        by_id.len()
-    );
-    assert_eq!(
-        (by_id.len(), repeated),
-        (n, 0),
-        "events topic: every event exactly once"
-    );
+    println!("sigterm_drain: events topic {} records, {} distinct ({repeated} produced twice)", events.len(), by_id.len());
+    assert_eq!((by_id.len(), repeated), (n, 0), "events topic: every event exactly once");
 
-    for svc in [p.ingest.take(), p.normalizer.take(), p.aggregator.take()]
-        .into_iter()
-        .flatten()
-    {
+    for svc in [p.ingest.take(), p.normalizer.take(), p.aggregator.take()].into_iter().flatten() {
         let mut svc = svc;
         let (status, _) = svc.terminate(TERM_EXIT_WITHIN);
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "{} exits 0 on SIGTERM when idle",
-            svc.name
-        );
+        assert!(status.is_some_and(|s| s.success()), "{} exits 0 on SIGTERM when idle", svc.name);
     }
 }

@@ -23,7 +23,7 @@ async fn new_delivery_keys_skip_granules_and_stored_ones_are_found_at_their_late
     let stack = Stack::from_env();
     let p = Pipeline::new(&stack, "state-reads").await; // migrated
     const STORED: u64 = 120_000; // 15 granules of 8,192 rows
-                                 // the stored deliveries, one part; columns not named take their defaults
+    // the stored deliveries, one part; columns not named take their defaults
     p.query(&format!(
         "INSERT INTO deliveries (tenant, delivery_key, status, version) \
          SELECT 'acme', lower(hex(SHA256(concat('state-reads-', toString(number))))), 'sent', 1 FROM numbers({STORED})"
@@ -34,107 +34,48 @@ async fn new_delivery_keys_skip_granules_and_stored_ones_are_found_at_their_late
              SELECT 'acme', lower(hex(SHA256(concat('state-reads-', toString(number * 1000))))), 'delivered', 2 FROM numbers(10)")
         .await;
     p.query("OPTIMIZE TABLE deliveries FINAL").await;
-    assert_eq!(
-        key(7),
-        p.query("SELECT lower(hex(SHA256('state-reads-7'))) FORMAT TabSeparated")
-            .await
-            .trim(),
-        "same keys in Rust and SQL"
-    );
+    assert_eq!(key(7), p.query("SELECT lower(hex(SHA256('state-reads-7'))) FORMAT TabSeparated").await.trim(), "same keys in Rust and SQL");
 
     // a batch's keys: 1,000 new ones and 50 stored ones (ten of them with a second version)
     let new: Vec<String> = (0..1000).map(|i| key(10_000_000 + i)).collect();
     let stored: Vec<u64> = (0..50).map(|i| i * 1000).chain([STORED - 1]).collect();
-    let mut keys: Vec<TenantKey> = new
-        .iter()
-        .map(|k| ("acme".to_string(), k.clone()))
-        .collect();
+    let mut keys: Vec<TenantKey> = new.iter().map(|k| ("acme".to_string(), k.clone())).collect();
     keys.extend(stored.iter().map(|i| ("acme".to_string(), key(*i))));
 
-    let client = clickhouse::Client::default()
-        .with_url(&stack.clickhouse_url)
-        .with_database(&p.database);
-    let rows = load_deliveries(&client, &keys)
-        .await
-        .expect("load_deliveries");
-    let mut found: Vec<(String, String, u64)> = rows
-        .iter()
-        .map(|r| (r.delivery_key.to_string(), r.status.to_string(), r.version))
-        .collect();
+    let client = clickhouse::Client::default().with_url(&stack.clickhouse_url).with_database(&p.database);
+    let rows = load_deliveries(&client, &keys).await.expect("load_deliveries");
+    let mut found: Vec<(String, String, u64)> = rows.iter().map(|r| (r.delivery_key.to_string(), r.status.to_string(), r.version)).collect();
     found.sort();
-    let mut expected: Vec<(String, String, u64)> = stored
-        .iter()
-        .map(|i| {
-            (
-                key(*i),
-                if i % 1000 == 0 && *i < 10_000 {
-                    "delivered"
-                } else {
-                    "sent"
-                }
-                .to_string(),
-                if i % 1000 == 0 && *i < 10_000 { 2 } else { 1 },
-            )
-        })
-        .collect();
+    let mut expected: Vec<(String, String, u64)> =
+        stored.iter().map(|i| (key(*i), if i % 1000 == 0 && *i < 10_000 { "delivered" } else { "sent" }.to_string(), if i % 1000 == 0 && *i < 10_000 { 2 } else { 1 })).collect();
     expected.sort();
-    assert_eq!(
-        found, expected,
-        "exactly the stored keys, each at its latest version"
-    );
+    assert_eq!(found, expected, "exactly the stored keys, each at its latest version");
 
     // what the engine reads for the new keys alone: the granules the skip index keeps
-    let list = new
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = new.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(",");
     let plan = p
         .query(&format!("EXPLAIN indexes = 1 SELECT * FROM deliveries FINAL WHERE tenant = 'acme' AND delivery_key IN ({list}) FORMAT TabSeparatedRaw"))
         .await;
-    assert!(
-        plan.contains("delivery_key_bf"),
-        "the skip index is used:\n{plan}"
-    );
+    assert!(plan.contains("delivery_key_bf"), "the skip index is used:\n{plan}");
     let granules: Vec<(u64, u64)> = plan
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Granules: "))
         .filter_map(|g| g.split_once('/'))
         .filter_map(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
         .collect();
-    let total = granules
-        .iter()
-        .map(|g| g.1)
-        .max()
-        .expect("granule counts in the plan");
+    let total = granules.iter().map(|g| g.1).max().expect("granule counts in the plan");
     let kept = granules.last().expect("granule counts").0;
-    assert!(
-        total >= 14,
-        "{total} granules: the table spans many granules\n{plan}"
-    );
+    assert!(total >= 14, "{total} granules: the table spans many granules\n{plan}");
     // 1,000 keys × 15 granules × 1/10,000 false positives: ~1.5 granules expected
-    assert!(
-        kept * 4 <= total,
-        "{kept} of {total} granules read for 1,000 new keys (≤ a quarter)\n{plan}"
-    );
-    let nothing = load_deliveries(&client, &keys[..1000])
-        .await
-        .expect("load_deliveries");
-    assert!(
-        nothing.is_empty(),
-        "no stored delivery for new keys: {}",
-        nothing.len()
-    );
+    assert!(kept * 4 <= total, "{kept} of {total} granules read for 1,000 new keys (≤ a quarter)\n{plan}");
+    let nothing = load_deliveries(&client, &keys[..1000]).await.expect("load_deliveries");
+    assert!(nothing.is_empty(), "no stored delivery for new keys: {}", nothing.len());
 }
 
 /// (kept, total) granules of the plan of `select` (`EXPLAIN indexes = 1`), after asserting that
 /// `index` took part.
 async fn granules(p: &Pipeline, select: &str, index: &str) -> (u64, u64) {
-    let plan = p
-        .query(&format!(
-            "EXPLAIN indexes = 1 {select} FORMAT TabSeparatedRaw"
-        ))
-        .await;
+    let plan = p.query(&format!("EXPLAIN indexes = 1 {select} FORMAT TabSeparatedRaw")).await;
     assert!(plan.contains(index), "{index} is used:\n{plan}");
     let counts: Vec<(u64, u64)> = plan
         .lines()
@@ -142,11 +83,7 @@ async fn granules(p: &Pipeline, select: &str, index: &str) -> (u64, u64) {
         .filter_map(|g| g.split_once('/'))
         .filter_map(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
         .collect();
-    let total = counts
-        .iter()
-        .map(|g| g.1)
-        .max()
-        .unwrap_or_else(|| panic!("granule counts in the plan:\n{plan}"));
+    let total = counts.iter().map(|g| g.1).max().unwrap_or_else(|| panic!("granule counts in the plan:\n{plan}"));
     (counts.last().expect("granule counts").0, total)
 }
 
@@ -180,14 +117,7 @@ fn values(rows: &[Gen1]) -> String {
         .map(|r| {
             format!(
                 "('{}','{}','{}','{}','{}','{}','{}',fromUnixTimestamp64Milli(toInt64({}), 'UTC'))",
-                r.tenant,
-                r.event_id,
-                r.delivery_key,
-                r.recipient,
-                r.channel,
-                r.event_type,
-                r.bounce_class,
-                r.occurred_ms
+                r.tenant, r.event_id, r.delivery_key, r.recipient, r.channel, r.event_type, r.bounce_class, r.occurred_ms
             )
         })
         .collect::<Vec<_>>()
@@ -206,9 +136,7 @@ async fn soft_bounce_history_reads_few_granules_and_equals_the_events_brute_forc
     let base = {
         use chrono::{Datelike, TimeZone};
         let m = chrono::Utc::now().date_naive().with_day(1).unwrap() - chrono::Months::new(2);
-        chrono::Utc
-            .from_utc_datetime(&m.and_hms_opt(0, 0, 0).unwrap())
-            .timestamp_millis()
+        chrono::Utc.from_utc_datetime(&m.and_hms_opt(0, 0, 0).unwrap()).timestamp_millis()
     };
     // 240,000 soft bounces of other addresses, one each, ahead of the generated ones in the
     // primary key ('bulk-…' < 'user…'): the tenant's history the old read looked through
@@ -225,16 +153,8 @@ async fn soft_bounce_history_reads_few_granules_and_equals_the_events_brute_forc
     let mut rows: Vec<Gen1> = (0..4000)
         .map(|i| {
             let a = g.next(40);
-            let recipient = if g.next(2) == 0 {
-                format!("User{a}@Example.com")
-            } else {
-                format!("user{a}@example.com")
-            };
-            let event_type = if g.next(10) < 6 {
-                "bounced"
-            } else {
-                "delivered"
-            };
+            let recipient = if g.next(2) == 0 { format!("User{a}@Example.com") } else { format!("user{a}@example.com") };
+            let event_type = if g.next(10) < 6 { "bounced" } else { "delivered" };
             let bounce_class = match (event_type, g.next(10)) {
                 ("bounced", 0..=6) => "soft",
                 ("bounced", _) => "hard",
@@ -253,69 +173,38 @@ async fn soft_bounce_history_reads_few_granules_and_equals_the_events_brute_forc
         })
         .collect();
     for chunk in rows.chunks(1000) {
-        p.query(&format!(
-            "INSERT INTO {EVENT_COLUMNS} VALUES {}",
-            values(chunk)
-        ))
-        .await;
+        p.query(&format!("INSERT INTO {EVENT_COLUMNS} VALUES {}", values(chunk))).await;
     }
     // 300 of them stored again in a later part (a replayed batch; same event, same key)
-    let again: Vec<Gen1> = (0..300)
-        .map(|_| rows[g.next(rows.len() as u64) as usize].clone())
-        .collect();
-    p.query(&format!(
-        "INSERT INTO {EVENT_COLUMNS} VALUES {}",
-        values(&again)
-    ))
-    .await;
+    let again: Vec<Gen1> = (0..300).map(|_| rows[g.next(rows.len() as u64) as usize].clone()).collect();
+    p.query(&format!("INSERT INTO {EVENT_COLUMNS} VALUES {}", values(&again))).await;
     rows.extend(again);
 
-    let client = clickhouse::Client::default()
-        .with_url(&stack.clickhouse_url)
-        .with_database(&p.database);
+    let client = clickhouse::Client::default().with_url(&stack.clickhouse_url).with_database(&p.database);
     let mut addresses: Vec<String> = (0..40).map(|a| format!("user{a}@example.com")).collect();
-    addresses.extend([
-        "bulk-5@x.test".to_string(),
-        format!("bulk-{}@x.test", BULK - 1),
-        "nobody@x.test".to_string(),
-    ]);
+    addresses.extend(["bulk-5@x.test".to_string(), format!("bulk-{}@x.test", BULK - 1), "nobody@x.test".to_string()]);
     addresses.sort();
     let span = (base + 10 * day, base + 30 * day);
     // the truth: distinct soft email bounces of acme per lower-case address, within the span
     let truth = |span: (i64, i64)| {
-        let mut t: std::collections::BTreeMap<String, std::collections::BTreeSet<(i64, String)>> =
-            Default::default();
+        let mut t: std::collections::BTreeMap<String, std::collections::BTreeSet<(i64, String)>> = Default::default();
         for r in &rows {
             let address = r.recipient.to_lowercase();
-            if r.tenant == "acme"
-                && r.channel == "email"
-                && r.event_type == "bounced"
-                && r.bounce_class == "soft"
-                && (span.0..=span.1).contains(&r.occurred_ms)
-                && addresses.contains(&address)
-            {
-                t.entry(address)
-                    .or_default()
-                    .insert((r.occurred_ms, r.event_id.clone()));
+            if r.tenant == "acme" && r.channel == "email" && r.event_type == "bounced" && r.bounce_class == "soft" && (span.0..=span.1).contains(&r.occurred_ms) && addresses.contains(&address) {
+                t.entry(address).or_default().insert((r.occurred_ms, r.event_id.clone()));
             }
         }
         for n in [5, BULK - 1] {
             let ms = base + n as i64;
             if (span.0..=span.1).contains(&ms) {
-                t.entry(format!("bulk-{n}@x.test"))
-                    .or_default()
-                    .insert((ms, format!("b{n}")));
+                t.entry(format!("bulk-{n}@x.test")).or_default().insert((ms, format!("b{n}")));
             }
         }
-        t.into_iter()
-            .map(|(a, s)| (a, s.into_iter().map(|(ms, _)| ms).collect::<Vec<_>>()))
-            .collect::<std::collections::BTreeMap<_, _>>()
+        t.into_iter().map(|(a, s)| (a, s.into_iter().map(|(ms, _)| ms).collect::<Vec<_>>())).collect::<std::collections::BTreeMap<_, _>>()
     };
     let (client, addresses) = (&client, &addresses);
     let read_in = |span: (i64, i64)| async move {
-        let got = soft_bounce_history(client, "acme", addresses, span)
-            .await
-            .expect("soft_bounce_history");
+        let got = soft_bounce_history(client, "acme", addresses, span).await.expect("soft_bounce_history");
         got.into_iter()
             .map(|(a, mut ts)| {
                 ts.sort();
@@ -324,36 +213,17 @@ async fn soft_bounce_history_reads_few_granules_and_equals_the_events_brute_forc
             .collect::<std::collections::BTreeMap<_, _>>()
     };
     let expected = truth(span);
-    assert!(
-        expected.len() >= 30 && expected.values().map(Vec::len).sum::<usize>() >= 300,
-        "the truth is not trivial: {expected:?}"
-    );
-    assert_eq!(
-        read_in(span).await,
-        expected,
-        "filled by the view as events are inserted"
-    );
+    assert!(expected.len() >= 30 && expected.values().map(Vec::len).sum::<usize>() >= 300, "the truth is not trivial: {expected:?}");
+    assert_eq!(read_in(span).await, expected, "filled by the view as events are inserted");
     // the span is inclusive at both ends
     let edge = expected.values().flatten().copied().min().unwrap();
-    let at_edge = soft_bounce_history(client, "acme", addresses, (edge, edge))
-        .await
-        .expect("read");
-    assert_eq!(
-        at_edge.values().flatten().filter(|t| **t == edge).count(),
-        expected.values().flatten().filter(|t| **t == edge).count()
-    );
+    let at_edge = soft_bounce_history(client, "acme", addresses, (edge, edge)).await.expect("read");
+    assert_eq!(at_edge.values().flatten().filter(|t| **t == edge).count(), expected.values().flatten().filter(|t| **t == edge).count());
     assert!(at_edge.values().flatten().all(|t| *t == edge));
     // the widest span (a saturated one) holds every stored soft bounce
     let everything = (i64::MIN, i64::MAX);
-    assert_eq!(
-        read_in(everything).await,
-        truth(everything),
-        "the widest span"
-    );
-    assert!(
-        truth(everything).values().map(Vec::len).sum::<usize>()
-            > expected.values().map(Vec::len).sum::<usize>()
-    );
+    assert_eq!(read_in(everything).await, truth(everything), "the widest span");
+    assert!(truth(everything).values().map(Vec::len).sum::<usize>() > expected.values().map(Vec::len).sum::<usize>());
 
     // the migration's backfill alone finds the same, and running it again changes nothing
     let backfill = schemas::ddl::MIGRATIONS
@@ -369,42 +239,20 @@ async fn soft_bounce_history_reads_few_granules_and_equals_the_events_brute_forc
     p.query(&backfill).await;
     assert_eq!(read_in(span).await, expected, "after the backfill");
     p.query(&backfill).await;
-    assert_eq!(
-        read_in(span).await,
-        expected,
-        "after the backfill ran twice"
-    );
+    assert_eq!(read_in(span).await, expected, "after the backfill ran twice");
 
     // what the engine reads: the granules of the 43 addresses, not the tenant's 30
     p.query("OPTIMIZE TABLE soft_bounces FINAL").await;
-    let list = addresses
-        .iter()
-        .map(|a| format!("'{a}'"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let (kept, total) = granules(
-        &p,
-        &format!("SELECT * FROM soft_bounces FINAL WHERE tenant = 'acme' AND address IN ({list})"),
-        "PrimaryKey",
-    )
-    .await;
-    assert!(
-        total >= 29,
-        "{total} granules: the table spans many granules"
-    );
+    let list = addresses.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(",");
+    let (kept, total) = granules(&p, &format!("SELECT * FROM soft_bounces FINAL WHERE tenant = 'acme' AND address IN ({list})"), "PrimaryKey").await;
+    assert!(total >= 29, "{total} granules: the table spans many granules");
     // bulk-5's, bulk-239999's, and the generated addresses' one or two in each of two partitions
-    assert!(
-        kept <= 6,
-        "{kept} of {total} granules read for 43 addresses"
-    );
+    assert!(kept <= 6, "{kept} of {total} granules read for 43 addresses");
     let (old_kept, old_total) =
         granules(&p, &format!("SELECT * FROM events FINAL WHERE tenant = 'acme' AND channel = 'email' AND event_type = 'bounced' AND bounce_class = 'soft' AND lower(recipient) IN ({list})"), "PrimaryKey").await;
     // the old read: `recipient_bf` at 1 % false positives per address and granule, then FINAL's
     // exact mode widening it
-    assert!(
-        old_kept * 2 >= old_total,
-        "the old read kept most of the tenant's events: {old_kept} of {old_total}"
-    );
+    assert!(old_kept * 2 >= old_total, "the old read kept most of the tenant's events: {old_kept} of {old_total}");
     println!("granules read for 43 addresses: {kept} of {total} in soft_bounces; {old_kept} of {old_total} in events");
 }
 
@@ -413,10 +261,7 @@ async fn stored_events_of_a_few_deliveries_skip_granules_and_are_found_exactly()
     let stack = Stack::from_env();
     let p = Pipeline::new(&stack, "state-reads-events").await; // migrated
     let day = 86_400_000i64;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     // 720,000 events of 240,000 deliveries (three each); event ids are hashes, as `schemas::ids`
     // makes them, so a delivery's events lie anywhere in the table's order (tenant, event_id)
     const STORED: u64 = 720_000; // 88 granules of 8,192 rows
@@ -428,8 +273,7 @@ async fn stored_events_of_a_few_deliveries_skip_granules_and_are_found_exactly()
             now - day
         )
     };
-    p.query(&insert(&format!("numbers({STORED})"), "delivered"))
-        .await;
+    p.query(&insert(&format!("numbers({STORED})"), "delivered")).await;
     // a second version of two events (a re-attributed copy: same event, same delivery), left in
     // a part of its own: FINAL must see it although exact mode is off (`load_events`)
     p.query(&insert("numbers(3000, 2)", "opened")).await;
@@ -437,89 +281,35 @@ async fn stored_events_of_a_few_deliveries_skip_granules_and_are_found_exactly()
         use sha2::{Digest, Sha256};
         hex::encode(Sha256::digest(format!("ev{n}")))
     };
-    assert_eq!(
-        event_id(7),
-        p.query("SELECT lower(hex(SHA256('ev7'))) FORMAT TabSeparated")
-            .await
-            .trim(),
-        "same ids in Rust and SQL"
-    );
+    assert_eq!(event_id(7), p.query("SELECT lower(hex(SHA256('ev7'))) FORMAT TabSeparated").await.trim(), "same ids in Rust and SQL");
 
     // a late send record's deliveries: 2 stored (one asked twice), 2 never stored
     let stored: Vec<u64> = vec![7, 1000];
-    let mut keys: Vec<TenantKey> = stored
-        .iter()
-        .map(|i| ("acme".to_string(), key(*i)))
-        .collect();
+    let mut keys: Vec<TenantKey> = stored.iter().map(|i| ("acme".to_string(), key(*i))).collect();
     keys.push(("acme".to_string(), key(7)));
     keys.extend((0..2).map(|i| ("acme".to_string(), key(10_000_000 + i))));
-    let got = load_events(&client_of(&stack, &p), &keys)
-        .await
-        .expect("load_events");
-    let mut found: Vec<(String, String, String)> = got
-        .values()
-        .flatten()
-        .map(|r| {
-            (
-                r.delivery_key.to_string(),
-                r.event_id.to_string(),
-                r.event_type.to_string(),
-            )
-        })
-        .collect();
+    let got = load_events(&client_of(&stack, &p), &keys).await.expect("load_events");
+    let mut found: Vec<(String, String, String)> =
+        got.values().flatten().map(|r| (r.delivery_key.to_string(), r.event_id.to_string(), r.event_type.to_string())).collect();
     found.sort();
     let mut expected: Vec<(String, String, String)> = stored
         .iter()
-        .flat_map(|d| {
-            (d * 3..d * 3 + 3).map(move |n| {
-                (
-                    key(*d),
-                    event_id(n),
-                    if n == 3000 || n == 3001 {
-                        "opened"
-                    } else {
-                        "delivered"
-                    }
-                    .to_string(),
-                )
-            })
-        })
+        .flat_map(|d| (d * 3..d * 3 + 3).map(move |n| (key(*d), event_id(n), if n == 3000 || n == 3001 { "opened" } else { "delivered" }.to_string())))
         .collect();
     expected.sort();
-    assert_eq!(
-        found, expected,
-        "each stored event of the deliveries once, at its latest version"
-    );
+    assert_eq!(found, expected, "each stored event of the deliveries once, at its latest version");
 
     // what the engine reads, as `load_events` asks (exact mode off)
-    let list = keys
-        .iter()
-        .map(|k| format!("'{}'", k.1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let select =
-        format!("SELECT * FROM events FINAL WHERE tenant = 'acme' AND delivery_key IN ({list})");
-    let (kept, total) = granules(
-        &p,
-        &format!("{select} SETTINGS use_skip_indexes_if_final_exact_mode = 0"),
-        "delivery_key_bf",
-    )
-    .await;
-    assert!(
-        total >= 80,
-        "{total} granules: the table spans many granules"
-    );
+    let list = keys.iter().map(|k| format!("'{}'", k.1)).collect::<Vec<_>>().join(",");
+    let select = format!("SELECT * FROM events FINAL WHERE tenant = 'acme' AND delivery_key IN ({list})");
+    let (kept, total) = granules(&p, &format!("{select} SETTINGS use_skip_indexes_if_final_exact_mode = 0"), "delivery_key_bf").await;
+    assert!(total >= 80, "{total} granules: the table spans many granules");
     // the 6 stored events' granules at most, + 4 keys × 88 granules × 1 % false positives
-    assert!(
-        kept * 4 <= total,
-        "{kept} of {total} granules read for 4 deliveries (≤ a quarter)"
-    );
+    assert!(kept * 4 <= total, "{kept} of {total} granules read for 4 deliveries (≤ a quarter)");
     let (exact, _) = granules(&p, &select, "PrimaryKeyExpand").await;
     println!("granules read for 4 deliveries of {total}: {kept}; in FINAL's exact mode: {exact}");
 }
 
 fn client_of(stack: &Stack, p: &Pipeline) -> clickhouse::Client {
-    clickhouse::Client::default()
-        .with_url(&stack.clickhouse_url)
-        .with_database(&p.database)
+    clickhouse::Client::default().with_url(&stack.clickhouse_url).with_database(&p.database)
 }

@@ -90,10 +90,7 @@ pub fn delivery_events(rng: &mut Rng, d: usize) -> Vec<Event> {
     let broadcast = format!("bc-2026-{:04}", d % 97);
     let mut out = Vec::with_capacity(path.len() + 1);
     let mut t = start;
-    for (i, ty) in std::iter::once(Queued)
-        .chain(path.iter().copied())
-        .enumerate()
-    {
+    for (i, ty) in std::iter::once(Queued).chain(path.iter().copied()).enumerate() {
         // SMS and WhatsApp have no opens/clicks: WhatsApp reads, SMS stops at delivered
         let ty = match (channel, ty) {
             (Channel::Whatsapp, Opened | Clicked) => Read,
@@ -101,29 +98,15 @@ pub fn delivery_events(rng: &mut Rng, d: usize) -> Vec<Event> {
             _ => ty,
         };
         let is_record = ty == Queued;
-        let bounce = (ty == Bounced).then_some(if i < 4 {
-            BounceClass::Soft
-        } else {
-            BounceClass::Hard
-        });
+        let bounce = (ty == Bounced).then_some(if i < 4 { BounceClass::Soft } else { BounceClass::Hard });
         let pe_id = format!("{msg}-{i}");
-        let name = if is_record {
-            "send_record".to_string()
-        } else {
-            ty.as_str().to_string()
-        };
+        let name = if is_record { "send_record".to_string() } else { ty.as_str().to_string() };
         let mut metadata = BTreeMap::new();
         if is_record {
             metadata.insert("campaign".to_string(), "spring-sale".to_string());
         }
         out.push(Event {
-            event_id: event_id(
-                tenant,
-                provider,
-                EventSource::ProviderEventId(&pe_id),
-                &name,
-                &rcpt,
-            ),
+            event_id: event_id(tenant, provider, EventSource::ProviderEventId(&pe_id), &name, &rcpt),
             tenant: tenant.into(),
             channel,
             provider: provider.into(),
@@ -137,21 +120,15 @@ pub fn delivery_events(rng: &mut Rng, d: usize) -> Vec<Event> {
             contact_id: is_record.then(|| format!("contact-{d}")),
             template_key: is_record.then(|| "welcome-v3".to_string()),
             message_class: is_record.then_some(MessageClass::Marketing),
-            labels: if is_record {
-                vec!["newsletter".into()]
-            } else {
-                vec![]
-            },
+            labels: if is_record { vec!["newsletter".into()] } else { vec![] },
             metadata,
             event_type: ty,
             bounce_class: bounce,
             occurred_at: t,
             received_at: t + 1_500,
             time_source: TimeSource::Provider,
-            click_url: (ty == Clicked)
-                .then(|| "https://example.com/spring?utm_source=newsletter".to_string()),
-            user_agent: matches!(ty, Opened | Clicked)
-                .then(|| "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)".to_string()),
+            click_url: (ty == Clicked).then(|| "https://example.com/spring?utm_source=newsletter".to_string()),
+            user_agent: matches!(ty, Opened | Clicked).then(|| "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)".to_string()),
             ip: matches!(ty, Opened | Clicked).then(|| "203.0.113.7".to_string()),
             error_code: (ty == Bounced).then(|| "5.1.1".to_string()),
             error_reason: (ty == Bounced).then(|| "smtp; 550 5.1.1 user unknown".to_string()),
@@ -159,11 +136,7 @@ pub fn delivery_events(rng: &mut Rng, d: usize) -> Vec<Event> {
             raw_topic: "sendtrace.raw.v1".into(),
             raw_partition: (d % 12) as i32,
             raw_offset: (d * 8 + i) as i64,
-            origin: if is_record {
-                schemas::Origin::SendRecord
-            } else {
-                schemas::Origin::Provider
-            },
+            origin: if is_record { schemas::Origin::SendRecord } else { schemas::Origin::Provider },
         });
         t += 1_000 + rng.below(3_600_000) as i64;
     }
@@ -174,16 +147,10 @@ pub fn delivery_events(rng: &mut Rng, d: usize) -> Vec<Event> {
 /// many others, as on the events topic), each with its offset.
 pub fn stream(seed: u64, deliveries: usize) -> Vec<(i64, Event)> {
     let mut rng = Rng::new(seed);
-    let mut events: Vec<Event> = (0..deliveries)
-        .flat_map(|d| delivery_events(&mut rng, d))
-        .collect();
+    let mut events: Vec<Event> = (0..deliveries).flat_map(|d| delivery_events(&mut rng, d)).collect();
     for i in (1..events.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         events.swap(i, j);
     }
-    events
-        .into_iter()
-        .enumerate()
-        .map(|(o, e)| (o as i64, e))
-        .collect()
+    events.into_iter().enumerate().map(|(o, e)| (o as i64, e)).collect()
 }

@@ -47,9 +47,7 @@ impl Ids {
         if n == 0 {
             return None;
         }
-        self.0
-            .get(P..P + n)
-            .and_then(|b| std::str::from_utf8(b).ok())
+        self.0.get(P..P + n).and_then(|b| std::str::from_utf8(b).ok())
     }
 
     /// Number of event hashes.
@@ -63,9 +61,7 @@ impl Ids {
 
     pub(crate) fn at(&self, i: usize) -> u64 {
         let o = self.start() + i * W;
-        self.0
-            .get(o..o + W)
-            .map_or(0, |b| b.iter().fold(0u64, |h, x| (h << 8) | *x as u64))
+        self.0.get(o..o + W).map_or(0, |b| b.iter().fold(0u64, |h, x| (h << 8) | *x as u64))
     }
 
     /// Where `h` is, or where it would go.
@@ -95,9 +91,7 @@ impl Ids {
     /// Adds `h` (48 bits); false if it was there.
     pub fn insert(&mut self, h: u64) -> bool {
         let h = h & MASK;
-        let Err(pos) = self.search(h) else {
-            return false;
-        };
+        let Err(pos) = self.search(h) else { return false };
         let at = self.start() + pos * W;
         let mut v = Vec::with_capacity(self.0.len().max(P) + W);
         if self.0.is_empty() {
@@ -126,11 +120,7 @@ impl Ids {
 
     /// The hashes in order, read in one pass (`at` finds the start again per hash).
     pub fn hashes(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
-        self.0
-            .get(self.start()..)
-            .unwrap_or_default()
-            .chunks_exact(W)
-            .map(|b| b.iter().fold(0u64, |h, x| (h << 8) | *x as u64))
+        self.0.get(self.start()..).unwrap_or_default().chunks_exact(W).map(|b| b.iter().fold(0u64, |h, x| (h << 8) | *x as u64))
     }
 
     /// From a stored row (hashes in any order; 64-bit hashes of older rows are cut to their top 48 bits).
@@ -142,9 +132,7 @@ impl Ids {
         }
         hashes.sort_unstable();
         hashes.dedup();
-        let contact = contact
-            .filter(|c| c.len() <= u16::MAX as usize)
-            .unwrap_or_default();
+        let contact = contact.filter(|c| c.len() <= u16::MAX as usize).unwrap_or_default();
         if contact.is_empty() && hashes.is_empty() {
             return Ids::default();
         }
@@ -167,11 +155,7 @@ mod tests {
         assert!(!s.insert(3));
         assert!(s.set_contact("contact-7"));
         assert_eq!(s.contact(), Some("contact-7"));
-        assert_eq!(
-            s.to_vec(),
-            vec![1, 3, 5, MASK],
-            "hashes kept when the contact changes"
-        );
+        assert_eq!(s.to_vec(), vec![1, 3, 5, MASK], "hashes kept when the contact changes");
         assert!(s.insert(2));
         assert_eq!(s.to_vec(), vec![1, 2, 3, 5, MASK]);
         assert_eq!(s.contact(), Some("contact-7"));
@@ -181,13 +165,7 @@ mod tests {
         assert!(c.set_contact("first"));
         assert!(c.insert(9));
         assert_eq!((c.to_vec(), c.contact()), (vec![9], Some("first")));
-        let id = schemas::ids::event_id(
-            "t",
-            "ses",
-            schemas::ids::EventSource::ProviderEventId("x"),
-            "Open",
-            "a@x.io",
-        );
+        let id = schemas::ids::event_id("t", "ses", schemas::ids::EventSource::ProviderEventId("x"), "Open", "a@x.io");
         let h = event_hash(&id);
         assert_eq!(h, u64::from_str_radix(&id[..12], 16).unwrap());
         // a row written with 64-bit hashes reloads to the same set

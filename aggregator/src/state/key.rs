@@ -86,9 +86,7 @@ impl Hasher for KeyHasher {
 
 /// FNV-1a of `bytes`, continuing from `h` (start from [`FNV_OFFSET`]).
 pub fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(h, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(h, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
 }
 
 /// FNV-1a's offset basis.
@@ -108,10 +106,7 @@ mod tests {
         // upper case, a sign or a wrong length is not ours: hashed, so no two strings share a key by parsing
         let upper = k.to_ascii_uppercase();
         assert_ne!(DeliveryKey::of(&upper), DeliveryKey::of(&k));
-        assert_ne!(
-            DeliveryKey::of(&format!("+{}", &k[1..])),
-            DeliveryKey::of(&format!("0{}", &k[1..]))
-        );
+        assert_ne!(DeliveryKey::of(&format!("+{}", &k[1..])), DeliveryKey::of(&format!("0{}", &k[1..])));
         assert_eq!(DeliveryKey::of("dk"), DeliveryKey::of("dk"));
     }
 

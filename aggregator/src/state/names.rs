@@ -25,12 +25,7 @@ impl Default for Names {
         ids.insert(empty.clone(), 0);
         let mut set_ids = FxHashMap::default();
         set_ids.insert(Box::<[u32]>::default(), 0);
-        Names {
-            ids,
-            names: vec![empty],
-            set_ids,
-            sets: vec![Box::default()],
-        }
+        Names { ids, names: vec![empty], set_ids, sets: vec![Box::default()] }
     }
 }
 
@@ -67,11 +62,7 @@ impl Names {
 
     /// The label set `set` with `labels` added (sorted by text, without repeats).
     pub fn add_labels<S: AsRef<str>>(&mut self, set: u32, labels: &[S]) -> u32 {
-        let mut ids: Vec<u32> = self
-            .sets
-            .get(set as usize)
-            .map(|s| s.to_vec())
-            .unwrap_or_default();
+        let mut ids: Vec<u32> = self.sets.get(set as usize).map(|s| s.to_vec()).unwrap_or_default();
         let before = ids.len();
         for l in labels {
             let id = self.id(l.as_ref());
@@ -95,19 +86,12 @@ impl Names {
 
     /// The labels of set `set`, sorted, shared with this table.
     pub fn labels(&self, set: u32) -> Vec<Text<'static>> {
-        self.sets
-            .get(set as usize)
-            .map(|s| s.iter().map(|id| self.text(*id)).collect())
-            .unwrap_or_default()
+        self.sets.get(set as usize).map(|s| s.iter().map(|id| self.text(*id)).collect()).unwrap_or_default()
     }
 
     /// The labels of set `set`, sorted (as `labels`, without building a vector).
     pub fn label_texts(&self, set: u32) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.sets
-            .get(set as usize)
-            .map_or(&[][..], |s| &s[..])
-            .iter()
-            .map(|id| self.get(*id))
+        self.sets.get(set as usize).map_or(&[][..], |s| &s[..]).iter().map(|id| self.get(*id))
     }
 
     /// Names and label sets held.

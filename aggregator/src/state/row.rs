@@ -29,13 +29,7 @@ impl<'a> DeliveryRow<Text<'a>> {
     /// The row of a delivery: identity from `identity` (any event of it: the delivery key is
     /// a hash of tenant, provider, message id and recipient, borrowed from it), the rest from
     /// the state (names shared with `names`).
-    pub fn from_state(
-        identity: &'a EventRef<'a>,
-        s: &DeliveryState,
-        names: &Names,
-        version: u64,
-        now_ms: i64,
-    ) -> Self {
+    pub fn from_state(identity: &'a EventRef<'a>, s: &DeliveryState, names: &Names, version: u64, now_ms: i64) -> Self {
         let status = s.status.unwrap_or(EventType::Unknown);
         DeliveryRow {
             tenant: Text::Borrowed(&identity.tenant),
@@ -89,14 +83,7 @@ impl<'a> DeliveryRow<Text<'a>> {
 /// Appends the `RowBinary` of `DeliveryRow::from_state(identity, s, names, version, now_ms)`
 /// without building the row (no label, hash or error vectors; BENCHMARKS.md §1b):
 /// `tests/batch_rows.rs` compares the bytes with the row's.
-pub fn write_delivery_row(
-    b: &mut Vec<u8>,
-    identity: &EventRef<'_>,
-    s: &DeliveryState,
-    names: &Names,
-    version: u64,
-    now_ms: i64,
-) {
+pub fn write_delivery_row(b: &mut Vec<u8>, identity: &EventRef<'_>, s: &DeliveryState, names: &Names, version: u64, now_ms: i64) {
     use crate::store::rowbinary::{leb128, put, put_opt_i64, put_opt_str, put_str};
     let status = s.status.unwrap_or(EventType::Unknown);
     let name = |id: u32| (id != 0).then(|| names.get(id));
@@ -137,15 +124,7 @@ pub fn write_delivery_row(
     ] {
         put_opt_i64(b, s.time(slot));
     }
-    for n in [
-        s.open_count,
-        s.click_count,
-        s.machine_open_count,
-        s.machine_click_count,
-        s.soft_bounce_count,
-        s.deferral_count,
-        s.event_count(),
-    ] {
+    for n in [s.open_count, s.click_count, s.machine_open_count, s.machine_click_count, s.soft_bounce_count, s.deferral_count, s.event_count()] {
         put(b, n.to_le_bytes());
     }
     put_opt_str(b, s.last_error().map(|(_, r)| r));
@@ -163,14 +142,13 @@ pub fn write_delivery_row(
 }
 
 impl DeliveryRow<Text<'_>> {
+
     /// Rebuilds the in-memory state from a stored row (identity is not held in memory;
     /// the events of the next batch carry it).
     pub fn into_state(self, names: &mut Names) -> DeliveryState {
         use crate::state::Attr;
         let prio = legacy_prio(&self);
-        let mut s = DeliveryState::new(
-            schemas::Channel::parse(&self.channel).unwrap_or(schemas::Channel::Email),
-        );
+        let mut s = DeliveryState::new(schemas::Channel::parse(&self.channel).unwrap_or(schemas::Channel::Email));
         let mut attr = |s: &mut DeliveryState, a: Attr, v: Option<&str>| -> u32 {
             match v.filter(|v| !v.is_empty()) {
                 Some(v) => {
@@ -203,11 +181,7 @@ impl DeliveryRow<Text<'_>> {
         s.machine_click_count = self.machine_click_count;
         s.soft_bounce_count = self.soft_bounce_count;
         s.deferral_count = self.deferral_count;
-        s.set_last_error(
-            self.last_error
-                .zip(self.last_error_at)
-                .map(|(r, t)| (t, r.to_string())),
-        );
+        s.set_last_error(self.last_error.zip(self.last_error_at).map(|(r, t)| (t, r.to_string())));
         if !self.cost_unit.is_empty() {
             s.cost_unit = names.id(&self.cost_unit);
             s.set_cost_amount(self.cost_amount);
@@ -217,20 +191,11 @@ impl DeliveryRow<Text<'_>> {
             (Slot::FirstQueued, self.first_queued_at),
             (Slot::FirstSent, self.first_sent_at),
             (Slot::FirstDelivered, self.first_delivered_at),
-            (
-                Slot::LastDelivered,
-                self.last_delivered_at.or(self.first_delivered_at),
-            ),
+            (Slot::LastDelivered, self.last_delivered_at.or(self.first_delivered_at)),
             (Slot::FirstOpened, self.first_opened_at),
-            (
-                Slot::LastOpened,
-                self.last_opened_at.or(self.first_opened_at),
-            ),
+            (Slot::LastOpened, self.last_opened_at.or(self.first_opened_at)),
             (Slot::FirstClicked, self.first_clicked_at),
-            (
-                Slot::LastClicked,
-                self.last_clicked_at.or(self.first_clicked_at),
-            ),
+            (Slot::LastClicked, self.last_clicked_at.or(self.first_clicked_at)),
             (Slot::FirstRead, self.first_read_at),
             (Slot::FirstBounced, self.first_bounced_at),
             (Slot::FirstComplained, self.first_complained_at),

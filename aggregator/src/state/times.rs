@@ -94,10 +94,7 @@ pub struct WideTimes {
 
 impl Default for WideTimes {
     fn default() -> Self {
-        WideTimes {
-            rare: [i64::MIN; SLOTS - COMPACT],
-            spilled: None,
-        }
+        WideTimes { rare: [i64::MIN; SLOTS - COMPACT], spilled: None }
     }
 }
 
@@ -112,10 +109,7 @@ impl WideTimes {
     fn set(&mut self, i: usize, t: i64) {
         let slot = match i.checked_sub(COMPACT) {
             Some(r) => self.rare.get_mut(r),
-            None => self
-                .spilled
-                .get_or_insert_with(|| Box::new([i64::MIN; COMPACT]))
-                .get_mut(i),
+            None => self.spilled.get_or_insert_with(|| Box::new([i64::MIN; COMPACT])).get_mut(i),
         };
         if let Some(slot) = slot {
             *slot = t;
@@ -133,10 +127,7 @@ pub struct Times {
 
 impl Default for Times {
     fn default() -> Self {
-        Times {
-            base_secs: NONE,
-            offsets: [NONE; COMPACT],
-        }
+        Times { base_secs: NONE, offsets: [NONE; COMPACT] }
     }
 }
 
@@ -158,14 +149,9 @@ impl Times {
         if let Some(off) = self.offsets.get_mut(i) {
             if self.base_secs == NONE {
                 // out of range (before 1970 or after 2106): stays NONE and every time spills
-                self.base_secs =
-                    u32::try_from(t.saturating_sub(MARGIN_MS).div_euclid(1000)).unwrap_or(NONE);
+                self.base_secs = u32::try_from(t.saturating_sub(MARGIN_MS).div_euclid(1000)).unwrap_or(NONE);
             }
-            let d = if self.base_secs == NONE {
-                -1
-            } else {
-                t.checked_sub(self.base_secs as i64 * 1000).unwrap_or(-1)
-            };
+            let d = if self.base_secs == NONE { -1 } else { t.checked_sub(self.base_secs as i64 * 1000).unwrap_or(-1) };
             if (0..SPILLED as i64).contains(&d) {
                 *off = d as u32;
                 return;
@@ -177,20 +163,14 @@ impl Times {
 
     /// Keeps the earlier of the stored time and `t`.
     pub fn lower(&mut self, rare: &mut Option<Box<Rare>>, slot: Slot, t: i64) {
-        if self
-            .get(rare.as_deref().map(|r| &r.times), slot)
-            .is_none_or(|c| t < c)
-        {
+        if self.get(rare.as_deref().map(|r| &r.times), slot).is_none_or(|c| t < c) {
             self.set(rare, slot, t);
         }
     }
 
     /// Keeps the later of the stored time and `t`.
     pub fn raise(&mut self, rare: &mut Option<Box<Rare>>, slot: Slot, t: i64) {
-        if self
-            .get(rare.as_deref().map(|r| &r.times), slot)
-            .is_none_or(|c| t > c)
-        {
+        if self.get(rare.as_deref().map(|r| &r.times), slot).is_none_or(|c| t > c) {
             self.set(rare, slot, t);
         }
     }
@@ -220,10 +200,7 @@ mod tests {
         assert_eq!(t.get(w, Slot::FirstComplained), None);
         // a later time that fits again replaces a spilled one
         t.raise(&mut rare, Slot::LastOpened, i64::MAX);
-        assert_eq!(
-            t.get(rare.as_deref().map(|r| &r.times), Slot::LastOpened),
-            Some(i64::MAX)
-        );
+        assert_eq!(t.get(rare.as_deref().map(|r| &r.times), Slot::LastOpened), Some(i64::MAX));
     }
 
     proptest::proptest! {

@@ -58,24 +58,15 @@ pub fn exception_code(text: &str) -> Option<u32> {
         return text.parse().ok();
     }
     let at = text.find("Code: ")? + "Code: ".len();
-    let digits: &str = text
-        .get(at..)?
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?;
+    let digits: &str = text.get(at..)?.split(|c: char| !c.is_ascii_digit()).next()?;
     digits.parse().ok()
 }
 
 /// Classifies a ClickHouse error text (see the module doc).
 pub fn classify_text(text: &str) -> Failure {
     match exception_code(text) {
-        Some(TOO_MANY_PARTS) if text.to_ascii_lowercase().contains(TOO_MANY_PARTITIONS_TEXT) => {
-            Failure::Permanent {
-                code: TOO_MANY_PARTS,
-            }
-        }
-        Some(code) if PERMANENT_CODES.iter().any(|(c, _)| *c == code) => {
-            Failure::Permanent { code }
-        }
+        Some(TOO_MANY_PARTS) if text.to_ascii_lowercase().contains(TOO_MANY_PARTITIONS_TEXT) => Failure::Permanent { code: TOO_MANY_PARTS },
+        Some(code) if PERMANENT_CODES.iter().any(|(c, _)| *c == code) => Failure::Permanent { code },
         _ => Failure::Transient,
     }
 }
@@ -96,10 +87,7 @@ pub fn code_name(code: u32) -> Option<&'static str> {
     if code == TOO_MANY_PARTS {
         return Some("TOO_MANY_PARTS");
     }
-    PERMANENT_CODES
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map(|(_, n)| *n)
+    PERMANENT_CODES.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
 }
 
 #[cfg(test)]
@@ -116,21 +104,12 @@ mod tests {
         // texts as ClickHouse (and the devstack endpoint) send them
         let too_large = "Code: 62. DB::Exception: Syntax error: failed at position 262127: 'x@example.com'. Max query size exceeded: 'x@example.com'. (SYNTAX_ERROR) (version 24.8.1.1)";
         assert_eq!(classify(&bad(too_large)), Failure::Permanent { code: 62 });
-        assert_eq!(
-            classify(&bad(
-                "Code: 53. DB::Exception: Type mismatch in IN or VALUES section. (TYPE_MISMATCH)"
-            )),
-            Failure::Permanent { code: 53 }
-        );
+        assert_eq!(classify(&bad("Code: 53. DB::Exception: Type mismatch in IN or VALUES section. (TYPE_MISMATCH)")), Failure::Permanent { code: 53 });
         assert_eq!(classify(&bad("Code: 321. DB::Exception: Value out of range. (VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE)")), Failure::Permanent { code: 321 });
         assert_eq!(classify(&bad("Code: 27. DB::Exception: Cannot parse input: expected ',' (CANNOT_PARSE_INPUT_ASSERTION_FAILED)")), Failure::Permanent { code: 27 });
         let partitions = "Code: 252. DB::Exception: Too many partitions for single INSERT block (more than 100). The limit is controlled by 'max_partitions_per_insert_block' setting. (TOO_MANY_PARTS)";
         assert_eq!(classify(&bad(partitions)), Failure::Permanent { code: 252 });
-        assert_eq!(
-            classify(&bad("62")),
-            Failure::Permanent { code: 62 },
-            "the header code of an empty body"
-        );
+        assert_eq!(classify(&bad("62")), Failure::Permanent { code: 62 }, "the header code of an empty body");
         // merges lagging, overload, deployment errors, no code at all: retried
         for transient in [
             "Code: 252. DB::Exception: Too many parts (300) in table 'sendtrace.events'. Merges are processing significantly slower than inserts. (TOO_MANY_PARTS)",
@@ -146,16 +125,8 @@ mod tests {
         ] {
             assert_eq!(classify(&bad(transient)), Failure::Transient, "{transient}");
         }
-        assert_eq!(
-            classify(&SinkError::ClickHouse(Error::TimedOut)),
-            Failure::Transient
-        );
-        assert_eq!(
-            classify(&SinkError::ClickHouse(Error::Network(
-                "connection refused".into()
-            ))),
-            Failure::Transient
-        );
+        assert_eq!(classify(&SinkError::ClickHouse(Error::TimedOut)), Failure::Transient);
+        assert_eq!(classify(&SinkError::ClickHouse(Error::Network("connection refused".into()))), Failure::Transient);
         assert_eq!(code_name(62), Some("SYNTAX_ERROR"));
         assert_eq!(code_name(252), Some("TOO_MANY_PARTS"));
     }
@@ -163,10 +134,7 @@ mod tests {
     #[test]
     fn exception_code_parses_what_clickhouse_sends() {
         assert_eq!(exception_code("Code: 62. DB::Exception: x"), Some(62));
-        assert_eq!(
-            exception_code("row data...Code: 241. DB::Exception: y"),
-            Some(241)
-        );
+        assert_eq!(exception_code("row data...Code: 241. DB::Exception: y"), Some(241));
         assert_eq!(exception_code(" 53 "), Some(53));
         assert_eq!(exception_code("Code: . DB"), None);
         assert_eq!(exception_code("Code: 99999999999999999999. DB"), None);

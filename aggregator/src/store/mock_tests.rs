@@ -14,12 +14,7 @@ fn client(mock: &Mock) -> Client {
 }
 
 fn identity(i: usize) -> schemas::Event {
-    schemas::testkit::event(
-        &format!("e{i}"),
-        &format!("dk-{i}"),
-        schemas::EventType::Delivered,
-        1_000,
-    )
+    schemas::testkit::event(&format!("e{i}"), &format!("dk-{i}"), schemas::EventType::Delivered, 1_000)
 }
 
 /// The row of delivery `i`, holding its own (as read back).
@@ -41,14 +36,8 @@ async fn a_batch_is_one_insert_with_every_row() {
     let owned: Vec<schemas::Event> = (0..250).map(identity).collect();
     let identities: Vec<schemas::EventRef<'_>> =
         owned.iter().map(schemas::Event::as_event_ref).collect();
-    let rows: Vec<DeliveryRow<Text<'_>>> = identities
-        .iter()
-        .enumerate()
-        .map(|(i, e)| delivery(i, e))
-        .collect();
-    insert_rows(&client(&mock), "deliveries", "batch-token-1", &rows)
-        .await
-        .unwrap();
+    let rows: Vec<DeliveryRow<Text<'_>>> = identities.iter().enumerate().map(|(i, e)| delivery(i, e)).collect();
+    insert_rows(&client(&mock), "deliveries", "batch-token-1", &rows).await.unwrap();
     let got: Vec<DeliveryRow> = recorded.collect().await;
     assert_eq!(got, rows);
 }
@@ -57,9 +46,7 @@ async fn a_batch_is_one_insert_with_every_row() {
 #[tokio::test]
 async fn no_rows_send_nothing() {
     let mock = Mock::new();
-    insert_rows::<CounterRow>(&client(&mock), "counters", "t", &[])
-        .await
-        .unwrap();
+    insert_rows::<CounterRow>(&client(&mock), "counters", "t", &[]).await.unwrap();
 }
 
 /// An HTTP failure is transient (retried with the same rows and token); a ClickHouse exception
@@ -69,19 +56,13 @@ async fn failures_classify_by_exception_code() {
     let mock = Mock::new();
     let rows = vec![owned_delivery(1)];
     mock.add(handlers::failure(http::StatusCode::SERVICE_UNAVAILABLE));
-    let err = insert_rows(&client(&mock), "deliveries", "t", &rows)
-        .await
-        .unwrap_err();
+    let err = insert_rows(&client(&mock), "deliveries", "t", &rows).await.unwrap_err();
     assert_eq!(classify(&err), Failure::Transient, "{err}");
     mock.add(handlers::exception(53)); // TYPE_MISMATCH
-    let err = insert_rows(&client(&mock), "deliveries", "t", &rows)
-        .await
-        .unwrap_err();
+    let err = insert_rows(&client(&mock), "deliveries", "t", &rows).await.unwrap_err();
     assert_eq!(classify(&err), Failure::Permanent { code: 53 }, "{err}");
     mock.add(handlers::exception(60)); // UNKNOWN_TABLE: the deployment's to fix, not the data's
-    let err = insert_rows(&client(&mock), "deliveries", "t", &rows)
-        .await
-        .unwrap_err();
+    let err = insert_rows(&client(&mock), "deliveries", "t", &rows).await.unwrap_err();
     assert_eq!(classify(&err), Failure::Transient, "{err}");
 }
 
@@ -90,9 +71,7 @@ async fn failures_classify_by_exception_code() {
 #[tokio::test]
 async fn loads_are_chunked_into_bounded_in_lists() {
     let mock = Mock::new();
-    let keys: Vec<(String, String)> = (0..MAX_IN_LIST_KEYS * 5 / 2)
-        .map(|i| ("acme".to_string(), format!("dk-{i:05}")))
-        .collect();
+    let keys: Vec<(String, String)> = (0..MAX_IN_LIST_KEYS * 5 / 2).map(|i| ("acme".to_string(), format!("dk-{i:05}"))).collect();
     for part in 0..3 {
         mock.add(handlers::provide(vec![owned_delivery(part)]));
     }

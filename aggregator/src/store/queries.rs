@@ -39,14 +39,10 @@ fn chunks<S: AsRef<str>>(keys: &[S]) -> Vec<&[S]> {
 
 /// Times a read: `sendtrace_aggregator_clickhouse_query_duration_seconds{query}` (with the
 /// inserts' histogram, where a batch's ClickHouse time goes).
-async fn timed<T>(
-    query: &'static str,
-    f: impl std::future::Future<Output = Result<T, SinkError>>,
-) -> Result<T, SinkError> {
+async fn timed<T>(query: &'static str, f: impl std::future::Future<Output = Result<T, SinkError>>) -> Result<T, SinkError> {
     let started = std::time::Instant::now();
     let out = f.await;
-    metrics::histogram!("sendtrace_aggregator_clickhouse_query_duration_seconds", "query" => query)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("sendtrace_aggregator_clickhouse_query_duration_seconds", "query" => query).record(started.elapsed().as_secs_f64());
     out
 }
 
@@ -70,29 +66,18 @@ fn by_tenant(keys: &[TenantKey]) -> std::collections::BTreeMap<&str, Vec<&str>> 
 }
 
 /// Reads the stored state of `keys` (FINAL: the latest version of each).
-pub async fn load_deliveries(
-    client: &Client,
-    keys: &[TenantKey],
-) -> Result<Vec<DeliveryRow>, SinkError> {
+pub async fn load_deliveries(client: &Client, keys: &[TenantKey]) -> Result<Vec<DeliveryRow>, SinkError> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
     timed("load_deliveries", load_deliveries_untimed(client, keys)).await
 }
 
-async fn load_deliveries_untimed(
-    client: &Client,
-    keys: &[TenantKey],
-) -> Result<Vec<DeliveryRow>, SinkError> {
+async fn load_deliveries_untimed(client: &Client, keys: &[TenantKey]) -> Result<Vec<DeliveryRow>, SinkError> {
     let mut out = Vec::new();
     for (tenant, keys) in by_tenant(keys) {
         for chunk in chunks(&keys) {
-            let q = client
-                .query(
-                    "SELECT ?fields FROM deliveries FINAL WHERE tenant = ? AND delivery_key IN ?",
-                )
-                .bind(tenant)
-                .bind(chunk);
+            let q = client.query("SELECT ?fields FROM deliveries FINAL WHERE tenant = ? AND delivery_key IN ?").bind(tenant).bind(chunk);
             out.extend(q.fetch_all::<DeliveryRow>().await?);
         }
     }
@@ -100,20 +85,14 @@ async fn load_deliveries_untimed(
 }
 
 /// The stored event rows of `keys` (FINAL: one per event id), by delivery key.
-pub async fn load_events(
-    client: &Client,
-    keys: &[TenantKey],
-) -> Result<std::collections::HashMap<String, Vec<EventRow>>, SinkError> {
+pub async fn load_events(client: &Client, keys: &[TenantKey]) -> Result<std::collections::HashMap<String, Vec<EventRow>>, SinkError> {
     if keys.is_empty() {
         return Ok(Default::default());
     }
     timed("load_events", load_events_untimed(client, keys)).await
 }
 
-async fn load_events_untimed(
-    client: &Client,
-    keys: &[TenantKey],
-) -> Result<std::collections::HashMap<String, Vec<EventRow>>, SinkError> {
+async fn load_events_untimed(client: &Client, keys: &[TenantKey]) -> Result<std::collections::HashMap<String, Vec<EventRow>>, SinkError> {
     let mut out: std::collections::HashMap<String, Vec<EventRow>> = Default::default();
     for (tenant, keys) in by_tenant(keys) {
         for chunk in chunks(&keys) {
@@ -137,11 +116,7 @@ async fn load_events_untimed(
 }
 
 /// The current (strongest) suppression entries of `addresses` of `tenant`.
-pub async fn load_suppressions(
-    client: &Client,
-    tenant: &str,
-    addresses: &[String],
-) -> Result<Vec<crate::suppression::SuppressionRow>, SinkError> {
+pub async fn load_suppressions(client: &Client, tenant: &str, addresses: &[String]) -> Result<Vec<crate::suppression::SuppressionRow>, SinkError> {
     let mut out = Vec::new();
     for chunk in chunks(addresses) {
         out.extend(
@@ -202,12 +177,7 @@ pub struct ManifestRow {
 
 /// A partition's manifests that matter for resuming (`offsets::cursor_of`): its last `done`
 /// range and the `pending` ranges that end after it.
-pub async fn load_manifests(
-    client: &Client,
-    group: &str,
-    topic: &str,
-    partition: i32,
-) -> Result<Vec<ManifestRow>, SinkError> {
+pub async fn load_manifests(client: &Client, group: &str, topic: &str, partition: i32) -> Result<Vec<ManifestRow>, SinkError> {
     let mut rows = client
         .query(
             "SELECT first_offset, last_offset, state FROM aggregator_offsets \
@@ -240,25 +210,11 @@ pub async fn load_manifests(
 /// (two writers that claimed at once with the same epoch: one of them wins, as both see).
 /// Timed as `newest_claim` (`sendtrace_aggregator_clickhouse_query_duration_seconds`): it runs
 /// once per batch, the fence's cost.
-pub async fn newest_claim(
-    client: &Client,
-    group: &str,
-    topic: &str,
-    partition: i32,
-) -> Result<Option<(u64, String)>, SinkError> {
-    timed(
-        "newest_claim",
-        newest_claim_untimed(client, group, topic, partition),
-    )
-    .await
+pub async fn newest_claim(client: &Client, group: &str, topic: &str, partition: i32) -> Result<Option<(u64, String)>, SinkError> {
+    timed("newest_claim", newest_claim_untimed(client, group, topic, partition)).await
 }
 
-async fn newest_claim_untimed(
-    client: &Client,
-    group: &str,
-    topic: &str,
-    partition: i32,
-) -> Result<Option<(u64, String)>, SinkError> {
+async fn newest_claim_untimed(client: &Client, group: &str, topic: &str, partition: i32) -> Result<Option<(u64, String)>, SinkError> {
     #[derive(Debug, Row, Deserialize)]
     struct Newest {
         epoch: u64,
@@ -279,9 +235,7 @@ async fn newest_claim_untimed(
 }
 
 /// The sender-health flags as last written (by any aggregator), by sender key.
-pub async fn load_health_flags(
-    client: &Client,
-) -> Result<std::collections::HashMap<String, bool>, SinkError> {
+pub async fn load_health_flags(client: &Client) -> Result<std::collections::HashMap<String, bool>, SinkError> {
     #[derive(Debug, Row, Deserialize)]
     struct FlagRow {
         tenant: String,
@@ -291,30 +245,13 @@ pub async fn load_health_flags(
         flagged: u8,
     }
     let rows = client.query("SELECT tenant, provider, sending_domain, sending_account, flagged FROM sender_health FINAL").fetch_all::<FlagRow>().await?;
-    Ok(rows
-        .into_iter()
-        .map(|f| {
-            (
-                format!(
-                    "{}/{}/{}/{}",
-                    f.tenant, f.provider, f.sending_domain, f.sending_account
-                ),
-                f.flagged == 1,
-            )
-        })
-        .collect())
+    Ok(rows.into_iter().map(|f| (format!("{}/{}/{}/{}", f.tenant, f.provider, f.sending_domain, f.sending_account), f.flagged == 1)).collect())
 }
 
 /// Exact sender counts over the last `window_hours` from the deduplicated event rows: what
 /// sender health is judged on.
-pub async fn sender_stats(
-    client: &Client,
-    window_hours: u32,
-) -> Result<Vec<SenderStats>, SinkError> {
-    Ok(client
-        .query(&sender_stats_sql(window_hours))
-        .fetch_all::<SenderStats>()
-        .await?)
+pub async fn sender_stats(client: &Client, window_hours: u32) -> Result<Vec<SenderStats>, SinkError> {
+    Ok(client.query(&sender_stats_sql(window_hours)).fetch_all::<SenderStats>().await?)
 }
 
 /// The statement of [`sender_stats`] (tests compare it with a brute-force count).
@@ -338,44 +275,19 @@ mod tests {
 
     #[test]
     fn in_lists_are_chunked_by_count_and_bytes() {
-        let keys: Vec<String> = (0..2500)
-            .map(|i| format!("{i:0>300}@example.com"))
-            .collect();
+        let keys: Vec<String> = (0..2500).map(|i| format!("{i:0>300}@example.com")).collect();
         let chunks = in_list_chunks(&keys, MAX_IN_LIST_KEYS, MAX_IN_LIST_BYTES);
-        assert_eq!(
-            chunks.iter().map(|c| c.len()).sum::<usize>(),
-            keys.len(),
-            "every key once"
-        );
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), keys.len(), "every key once");
         assert_eq!(chunks.concat(), keys, "in order");
         for c in &chunks {
             let worst: usize = c.iter().map(|k| 2 * k.len() + 3).sum();
-            assert!(
-                c.len() <= MAX_IN_LIST_KEYS && worst <= MAX_IN_LIST_BYTES,
-                "{} keys, {worst} bytes",
-                c.len()
-            );
+            assert!(c.len() <= MAX_IN_LIST_KEYS && worst <= MAX_IN_LIST_BYTES, "{} keys, {worst} bytes", c.len());
         }
         let short: Vec<String> = (0..2500).map(|i| i.to_string()).collect();
-        assert_eq!(
-            in_list_chunks(&short, 1000, MAX_IN_LIST_BYTES)
-                .iter()
-                .map(|c| c.len())
-                .collect::<Vec<_>>(),
-            vec![1000, 1000, 500]
-        );
+        assert_eq!(in_list_chunks(&short, 1000, MAX_IN_LIST_BYTES).iter().map(|c| c.len()).collect::<Vec<_>>(), vec![1000, 1000, 500]);
         // a key longer than the budget still goes, alone
         let long = vec!["a".to_string(), "b".repeat(100), "c".to_string()];
-        assert_eq!(
-            in_list_chunks(&long, 10, 50)
-                .iter()
-                .map(|c| c.len())
-                .collect::<Vec<_>>(),
-            vec![1, 1, 1]
-        );
-        assert!(
-            in_list_chunks::<String>(&[], 10, 50).is_empty(),
-            "no keys, no query"
-        );
+        assert_eq!(in_list_chunks(&long, 10, 50).iter().map(|c| c.len()).collect::<Vec<_>>(), vec![1, 1, 1]);
+        assert!(in_list_chunks::<String>(&[], 10, 50).is_empty(), "no keys, no query");
     }
 }

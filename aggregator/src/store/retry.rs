@@ -3,8 +3,8 @@
 //! Only transient failures are waited out (`failure::classify`); a permanent one is
 //! returned to the caller, which isolates the records that cause it (see `pipeline`).
 
-use super::failure::{classify, Failure};
 use super::write::SinkError;
+use super::failure::{classify, Failure};
 use runtime::backoff::Backoff;
 use runtime::shutdown::CancellationToken;
 use std::future::Future;
@@ -13,12 +13,7 @@ use tracing::{error, warn};
 
 /// Retries `op` with capped exponential backoff until it succeeds, fails permanently
 /// (→ `Some(Err)`), or shutdown (→ None).
-pub async fn retry_transient<T, F, Fut>(
-    what: &str,
-    max_backoff_ms: u64,
-    shutdown: &CancellationToken,
-    mut op: F,
-) -> Option<Result<T, SinkError>>
+pub async fn retry_transient<T, F, Fut>(what: &str, max_backoff_ms: u64, shutdown: &CancellationToken, mut op: F) -> Option<Result<T, SinkError>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SinkError>>,
@@ -51,12 +46,7 @@ where
 /// They are retried, loudly (`error` log, `sendtrace_aggregator_sink_permanent_errors_total`),
 /// because giving up half way would leave counters without their events. Also for reads
 /// whose failure no record causes (cursors, health).
-pub async fn retry<T, F, Fut>(
-    what: &str,
-    max_backoff_ms: u64,
-    shutdown: &CancellationToken,
-    mut op: F,
-) -> Option<T>
+pub async fn retry<T, F, Fut>(what: &str, max_backoff_ms: u64, shutdown: &CancellationToken, mut op: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SinkError>>,

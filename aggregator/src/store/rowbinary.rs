@@ -152,20 +152,10 @@ impl<'a, 'b> ser::Serializer for &'a mut RowBinary<'b> {
     fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Error> {
         Err(unsupported("an enum"))
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), Error> {
         value.serialize(self)
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), Error> {
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(self, _: &'static str, _: u32, _: &'static str, _: &T) -> Result<(), Error> {
         Err(unsupported("an enum"))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Self, Error> {
@@ -179,13 +169,7 @@ impl<'a, 'b> ser::Serializer for &'a mut RowBinary<'b> {
     fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Error> {
         Ok(self)
     }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, Error> {
+    fn serialize_tuple_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeTupleVariant, Error> {
         Err(unsupported("an enum"))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Error> {
@@ -194,13 +178,7 @@ impl<'a, 'b> ser::Serializer for &'a mut RowBinary<'b> {
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Error> {
         Ok(self)
     }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, Error> {
+    fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeStructVariant, Error> {
         Err(unsupported("an enum"))
     }
 }
@@ -241,11 +219,7 @@ impl<'a, 'b> ser::SerializeTupleStruct for &'a mut RowBinary<'b> {
 impl<'a, 'b> ser::SerializeStruct for &'a mut RowBinary<'b> {
     type Ok = ();
     type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        v: &T,
-    ) -> Result<(), Error> {
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> Result<(), Error> {
         v.serialize(&mut **self)
     }
     fn end(self) -> Result<(), Error> {
@@ -330,18 +304,7 @@ mod tests {
         put_opt_i64(&mut a, None);
         put(&mut a, 7i128.to_le_bytes());
         let mut b = Vec::new();
-        write(
-            &mut b,
-            &(
-                "é-1",
-                None::<&str>,
-                Some("x".repeat(200)),
-                Some(-5i64),
-                None::<i64>,
-                7i128,
-            ),
-        )
-        .unwrap();
+        write(&mut b, &("é-1", None::<&str>, Some("x".repeat(200)), Some(-5i64), None::<i64>, 7i128)).unwrap();
         assert_eq!(a, b);
         assert_eq!(&a[..5], &[4, 0xc3, 0xa9, b'-', b'1']);
     }

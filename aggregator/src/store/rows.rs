@@ -126,11 +126,7 @@ impl<'a> EventRow<Text<'a>> {
             template_key: ob(&e.template_key),
             message_class: Text::Borrowed(e.message_class.map(|m| m.as_str()).unwrap_or_default()),
             labels: e.labels.iter().map(b).collect(),
-            metadata: if e.metadata.is_empty() {
-                Text::Borrowed("{}")
-            } else {
-                Text::Owned(serde_json::to_string(&e.metadata).unwrap_or_else(|_| "{}".into()))
-            },
+            metadata: if e.metadata.is_empty() { Text::Borrowed("{}") } else { Text::Owned(serde_json::to_string(&e.metadata).unwrap_or_else(|_| "{}".into())) },
             event_type: Text::Borrowed(e.event_type.as_str()),
             bounce_class: Text::Borrowed(e.bounce_class.map(|b| b.as_str()).unwrap_or_default()),
             occurred_at: e.occurred_at,
@@ -158,14 +154,7 @@ impl<'a> EventRow<Text<'a>> {
 /// Appends the `RowBinary` of `EventRow::from_event(e, partition, offset)` with `machine` and
 /// the attribution (broadcast, sequence, template) set, without building the row: the bytes
 /// `rowbinary::write` gives for that row (`tests/batch_rows.rs` compares them).
-pub fn write_event_row(
-    b: &mut Vec<u8>,
-    e: &EventRef<'_>,
-    partition: i32,
-    offset: i64,
-    machine: &str,
-    [broadcast, sequence, template]: [Option<&str>; 3],
-) {
+pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset: i64, machine: &str, [broadcast, sequence, template]: [Option<&str>; 3]) {
     use super::rowbinary::{leb128, put, put_opt_str, put_str};
     put_str(b, &e.event_id);
     put_str(b, &e.tenant);
@@ -188,10 +177,7 @@ pub fn write_event_row(
     if e.metadata.is_empty() {
         put_str(b, "{}");
     } else {
-        put_str(
-            b,
-            &serde_json::to_string(&e.metadata).unwrap_or_else(|_| "{}".into()),
-        );
+        put_str(b, &serde_json::to_string(&e.metadata).unwrap_or_else(|_| "{}".into()));
     }
     put_str(b, e.event_type.as_str());
     put_str(b, e.bounce_class.map(|x| x.as_str()).unwrap_or_default());
@@ -203,18 +189,8 @@ pub fn write_event_row(
     put_opt_str(b, e.ip.as_deref());
     put_opt_str(b, e.error_code.as_deref());
     put_opt_str(b, e.error_reason.as_deref());
-    put(
-        b,
-        e.cost
-            .as_ref()
-            .map(|c| c.mantissa_at_scale())
-            .unwrap_or(0)
-            .to_le_bytes(),
-    );
-    put_str(
-        b,
-        e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default(),
-    );
+    put(b, e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0).to_le_bytes());
+    put_str(b, e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default());
     put_str(b, &e.raw_topic);
     put(b, e.raw_partition.to_le_bytes());
     put(b, e.raw_offset.to_le_bytes());

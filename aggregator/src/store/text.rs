@@ -155,11 +155,7 @@ mod tests {
     #[test]
     fn a_text_is_its_string() {
         let shared: Arc<str> = Arc::from("b-1");
-        let texts = [
-            Text::Borrowed("b-1"),
-            Text::Shared(shared),
-            Text::Owned("b-1".into()),
-        ];
+        let texts = [Text::Borrowed("b-1"), Text::Shared(shared), Text::Owned("b-1".into())];
         for t in &texts {
             assert_eq!(t, &texts[0]);
             assert_eq!(*t, "b-1");

@@ -28,12 +28,7 @@ impl SinkError {
 }
 
 /// Inserts `rows` into `table` as one INSERT with a dedup token. Nothing is sent for no rows.
-pub async fn insert_rows<T>(
-    client: &Client,
-    table: &str,
-    token: &str,
-    rows: &[T],
-) -> Result<(), SinkError>
+pub async fn insert_rows<T>(client: &Client, table: &str, token: &str, rows: &[T]) -> Result<(), SinkError>
 where
     T: Row + Serialize,
 {
@@ -51,13 +46,7 @@ where
 /// INSERT with a dedup token. Nothing is sent for no rows.
 /// Each INSERT is timed: `sendtrace_aggregator_clickhouse_insert_duration_seconds{table,outcome}`
 /// (`outcome`: `ok` or `error`; retries are counted by `store::retry`).
-pub async fn insert_buffer(
-    client: &Client,
-    table: &str,
-    columns: &[&str],
-    token: &str,
-    buf: &RowBuffer,
-) -> Result<(), SinkError> {
+pub async fn insert_buffer(client: &Client, table: &str, columns: &[&str], token: &str, buf: &RowBuffer) -> Result<(), SinkError> {
     if buf.is_empty() {
         return Ok(());
     }
@@ -85,16 +74,8 @@ fn statement(table: &str, columns: &[&str]) -> String {
     sql
 }
 
-async fn send(
-    client: &Client,
-    table: &str,
-    columns: &[&str],
-    token: &str,
-    bytes: &[u8],
-) -> Result<(), SinkError> {
-    let mut insert = client
-        .insert_formatted_with(statement(table, columns))
-        .with_option("insert_deduplication_token", token);
+async fn send(client: &Client, table: &str, columns: &[&str], token: &str, bytes: &[u8]) -> Result<(), SinkError> {
+    let mut insert = client.insert_formatted_with(statement(table, columns)).with_option("insert_deduplication_token", token);
     // (one copy per attempt: a retry sends the same bytes again)
     insert.send(bytes::Bytes::copy_from_slice(bytes)).await?;
     insert.end().await?;
@@ -107,9 +88,6 @@ mod tests {
 
     #[test]
     fn the_statement_names_every_column_in_order() {
-        assert_eq!(
-            statement("counters", &["tenant", "period"]),
-            "INSERT INTO counters(`tenant`,`period`) FORMAT RowBinary"
-        );
+        assert_eq!(statement("counters", &["tenant", "period"]), "INSERT INTO counters(`tenant`,`period`) FORMAT RowBinary");
     }
 }

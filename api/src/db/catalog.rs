@@ -49,14 +49,7 @@ pub struct FunnelRow {
 }
 
 /// One page of funnels, by id ascending, after `after` (exclusive); or one id when `only` is set.
-pub async fn funnels(
-    db: &Db,
-    tenant: &str,
-    dim: Dimension,
-    only: Option<&str>,
-    after: &str,
-    limit: u32,
-) -> Result<Vec<FunnelRow>, ApiError> {
+pub async fn funnels(db: &Db, tenant: &str, dim: Dimension, only: Option<&str>, after: &str, limit: u32) -> Result<Vec<FunnelRow>, ApiError> {
     let col = dim.column();
     let sql = format!(
         "SELECT assumeNotNull({col}) AS id, count() AS deliveries, \
@@ -72,16 +65,7 @@ pub async fn funnels(
          GROUP BY id ORDER BY id LIMIT ?"
     );
     let only = only.unwrap_or_default();
-    db.run(
-        db.query(&sql)
-            .bind(tenant)
-            .bind(only)
-            .bind(only)
-            .bind(after)
-            .bind(limit)
-            .fetch_all::<FunnelRow>(),
-    )
-    .await
+    db.run(db.query(&sql).bind(tenant).bind(only).bind(only).bind(after).bind(limit).fetch_all::<FunnelRow>()).await
 }
 
 #[derive(Debug, Clone, PartialEq, Row, Deserialize)]
@@ -92,18 +76,12 @@ pub struct CostRow {
 }
 
 /// Cost per currency of the given ids.
-pub async fn costs(
-    db: &Db,
-    tenant: &str,
-    dim: Dimension,
-    ids: &[String],
-) -> Result<Vec<CostRow>, ApiError> {
+pub async fn costs(db: &Db, tenant: &str, dim: Dimension, ids: &[String]) -> Result<Vec<CostRow>, ApiError> {
     let col = dim.column();
     let sql = format!(
         "SELECT assumeNotNull({col}) AS id, toString(cost_unit) AS cost_unit, toDecimal128(sum(cost_amount), 10) AS cost \
          FROM deliveries FINAL WHERE tenant = ? AND {col} IS NOT NULL AND has(CAST(? AS Array(String)), assumeNotNull({col})) AND cost_unit != '' \
          GROUP BY id, cost_unit ORDER BY id, cost_unit"
     );
-    db.run(db.query(&sql).bind(tenant).bind(ids).fetch_all::<CostRow>())
-        .await
+    db.run(db.query(&sql).bind(tenant).bind(ids).fetch_all::<CostRow>()).await
 }

@@ -26,11 +26,5 @@ pub async fn of(db: &Db, tenant: &str, address: &str) -> Result<EngagementRow, A
                toUnixTimestamp64Milli(max(last_reply_at)) AS last_reply_at, toUInt64(sum(human_opens)) AS human_opens, \
                toUInt64(sum(machine_opens)) AS machine_opens, toUInt64(sum(human_clicks)) AS human_clicks, toUInt64(sum(replies)) AS replies, \
                toUInt64(max(score)) AS score, count() AS rows FROM engagement WHERE tenant = ? AND lower(recipient) = lower(?)";
-    db.run(
-        db.lookup(sql)
-            .bind(tenant)
-            .bind(address)
-            .fetch_one::<EngagementRow>(),
-    )
-    .await
+    db.run(db.lookup(sql).bind(tenant).bind(address).fetch_one::<EngagementRow>()).await
 }

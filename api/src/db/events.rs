@@ -41,13 +41,7 @@ pub struct EventFilter {
     pub sequence: Option<String>,
 }
 
-pub async fn page(
-    db: &Db,
-    tenant: &str,
-    f: &EventFilter,
-    after: Option<(i64, String)>,
-    limit: u32,
-) -> Result<Vec<EventRow>, ApiError> {
+pub async fn page(db: &Db, tenant: &str, f: &EventFilter, after: Option<(i64, String)>, limit: u32) -> Result<Vec<EventRow>, ApiError> {
     let sql = "SELECT event_id, occurred_at, delivery_key, toString(channel) AS channel, toString(provider) AS provider, \
                toString(provider_event_name) AS provider_event_name, toString(event_type) AS event_type, \
                toString(bounce_class) AS bounce_class, toString(machine) AS machine, recipient, broadcast_id, sequence_id, \
@@ -62,19 +56,11 @@ pub async fn page(
         Some((t, k)) => (1u8, t, k),
         None => (0u8, 0, String::new()),
     };
-    let mut q = db
-        .lookup(sql)
-        .bind(tenant)
-        .bind(f.from.unwrap_or(0))
-        .bind(f.to.unwrap_or(i64::MAX));
+    let mut q = db.lookup(sql).bind(tenant).bind(f.from.unwrap_or(0)).bind(f.to.unwrap_or(i64::MAX));
     q = q.bind(&f.event_types).bind(&f.event_types);
     for v in [&f.recipient, &f.broadcast, &f.template, &f.sequence] {
         q = q.bind(or_empty(v)).bind(or_empty(v));
     }
-    q = q
-        .bind(has_cursor)
-        .bind(cursor_at)
-        .bind(cursor_id)
-        .bind(limit);
+    q = q.bind(has_cursor).bind(cursor_at).bind(cursor_id).bind(limit);
     db.run(q.fetch_all::<EventRow>()).await
 }

@@ -34,11 +34,7 @@ pub struct FailureGroup {
     pub events: u64,
 }
 
-pub async fn failure_groups(
-    db: &Db,
-    tenant: &str,
-    f: &FailureFilter,
-) -> Result<Vec<FailureGroup>, ApiError> {
+pub async fn failure_groups(db: &Db, tenant: &str, f: &FailureFilter) -> Result<Vec<FailureGroup>, ApiError> {
     // Texts are grouped by their letters only, so "550 5.1.1 <a@x>: user unknown" and the
     // same for <b@y> fall in one group; the domain is the part after the last `@`.
     let sql = "SELECT toString(provider) AS provider, toString(channel) AS channel, toString(event_type) AS event_type, \
@@ -54,8 +50,7 @@ pub async fn failure_groups(
     for v in [&f.channel, &f.provider, &f.broadcast, &f.template] {
         q = q.bind(or_empty(v)).bind(or_empty(v));
     }
-    db.run(q.bind(MAX_REASON_GROUPS + 1).fetch_all::<FailureGroup>())
-        .await
+    db.run(q.bind(MAX_REASON_GROUPS + 1).fetch_all::<FailureGroup>()).await
 }
 
 /// Latency quantiles of one bucket, provider and channel (milliseconds; empty when no pair).
@@ -83,13 +78,7 @@ pub struct LatencyFilter {
 
 /// Send (first sent, else queued) → first delivery, and first delivery → first human open, of
 /// the deliveries sent in `[from, to)`, per bucket of the send time in `tz`.
-pub async fn latency(
-    db: &Db,
-    tenant: &str,
-    f: &LatencyFilter,
-    tz: &str,
-    granularity: &str,
-) -> Result<Vec<LatencyRow>, ApiError> {
+pub async fn latency(db: &Db, tenant: &str, f: &LatencyFilter, tz: &str, granularity: &str) -> Result<Vec<LatencyRow>, ApiError> {
     // `granularity` and `tz` are checked by the caller (closed set / configured zones); the
     // bucket function is a fixed fragment, the zone a bound literal.
     let bucket = match granularity {

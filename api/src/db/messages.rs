@@ -62,13 +62,7 @@ pub struct MessageFilter {
 }
 
 /// One page, newest first, strictly after the cursor `(sort_at, delivery_key)` when given.
-pub async fn page(
-    db: &Db,
-    tenant: &str,
-    f: &MessageFilter,
-    after: Option<(i64, String)>,
-    limit: u32,
-) -> Result<Vec<MessageRow>, ApiError> {
+pub async fn page(db: &Db, tenant: &str, f: &MessageFilter, after: Option<(i64, String)>, limit: u32) -> Result<Vec<MessageRow>, ApiError> {
     let sql = format!(
         "SELECT sort_at, {MESSAGE_COLUMNS} FROM delivery_order FINAL \
          WHERE tenant = ? AND (? = '' OR broadcast_id = ?) AND (? = '' OR sequence_id = ?) AND (? = '' OR template_key = ?) \
@@ -82,27 +76,15 @@ pub async fn page(
         None => (0u8, 0, String::new()),
     };
     let mut q = db.query(&sql).bind(tenant);
-    for v in [
-        &f.broadcast,
-        &f.sequence,
-        &f.template,
-        &f.channel,
-        &f.provider,
-    ] {
+    for v in [&f.broadcast, &f.sequence, &f.template, &f.channel, &f.provider] {
         q = q.bind(or_empty(v)).bind(or_empty(v));
     }
     q = q.bind(&f.statuses).bind(&f.statuses);
     for v in [&f.recipient, &f.recipient_domain, &f.label] {
         q = q.bind(or_empty(v)).bind(or_empty(v));
     }
-    q = q
-        .bind(f.since.unwrap_or(0))
-        .bind(f.until.unwrap_or(i64::MAX));
-    q = q
-        .bind(has_cursor)
-        .bind(cursor_at)
-        .bind(cursor_key)
-        .bind(limit);
+    q = q.bind(f.since.unwrap_or(0)).bind(f.until.unwrap_or(i64::MAX));
+    q = q.bind(has_cursor).bind(cursor_at).bind(cursor_key).bind(limit);
     db.run(q.fetch_all::<MessageRow>()).await
 }
 
@@ -113,43 +95,20 @@ pub struct StatusCount {
 }
 
 /// Deliveries by status of one broadcast (the report's header).
-pub async fn status_counts(
-    db: &Db,
-    tenant: &str,
-    broadcast: &str,
-) -> Result<Vec<StatusCount>, ApiError> {
+pub async fn status_counts(db: &Db, tenant: &str, broadcast: &str) -> Result<Vec<StatusCount>, ApiError> {
     let sql = "SELECT toString(status) AS status, count() AS deliveries FROM deliveries FINAL \
                WHERE tenant = ? AND broadcast_id = ? GROUP BY status ORDER BY status";
-    db.run(
-        db.query(sql)
-            .bind(tenant)
-            .bind(broadcast)
-            .fetch_all::<StatusCount>(),
-    )
-    .await
+    db.run(db.query(sql).bind(tenant).bind(broadcast).fetch_all::<StatusCount>()).await
 }
 
 /// One delivery by key, or by provider message id and recipient.
-pub async fn one(
-    db: &Db,
-    tenant: &str,
-    key: &str,
-    provider_message_id: &str,
-    recipient: &str,
-) -> Result<Option<MessageRow>, ApiError> {
+pub async fn one(db: &Db, tenant: &str, key: &str, provider_message_id: &str, recipient: &str) -> Result<Option<MessageRow>, ApiError> {
     let sql = format!(
         "SELECT {SORT_AT} AS sort_at, {MESSAGE_COLUMNS} FROM deliveries FINAL WHERE tenant = ? \
          AND ((? != '' AND delivery_key = ?) OR (? = '' AND provider_message_id = ? AND recipient = lower(?))) \
          ORDER BY delivery_key LIMIT 1"
     );
-    let q = db
-        .query(&sql)
-        .bind(tenant)
-        .bind(key)
-        .bind(key)
-        .bind(key)
-        .bind(provider_message_id)
-        .bind(recipient);
+    let q = db.query(&sql).bind(tenant).bind(key).bind(key).bind(key).bind(provider_message_id).bind(recipient);
     db.run(q.fetch_optional::<MessageRow>()).await
 }
 
@@ -171,22 +130,10 @@ pub struct ChronologyRow {
 }
 
 /// Every event of a delivery, in time order (ties by id).
-pub async fn chronology(
-    db: &Db,
-    tenant: &str,
-    delivery_key: &str,
-    limit: u32,
-) -> Result<Vec<ChronologyRow>, ApiError> {
+pub async fn chronology(db: &Db, tenant: &str, delivery_key: &str, limit: u32) -> Result<Vec<ChronologyRow>, ApiError> {
     let sql = "SELECT event_id, occurred_at, received_at, toString(event_type) AS event_type, toString(bounce_class) AS bounce_class, \
                toString(provider) AS provider, toString(provider_event_name) AS provider_event_name, toString(machine) AS machine, \
                error_code, error_reason, click_url, cost_amount, toString(cost_unit) AS cost_unit \
                FROM events FINAL WHERE tenant = ? AND delivery_key = ? ORDER BY occurred_at, event_id LIMIT ?";
-    db.run(
-        db.lookup(sql)
-            .bind(tenant)
-            .bind(delivery_key)
-            .bind(limit)
-            .fetch_all::<ChronologyRow>(),
-    )
-    .await
+    db.run(db.lookup(sql).bind(tenant).bind(delivery_key).bind(limit).fetch_all::<ChronologyRow>()).await
 }

@@ -40,14 +40,8 @@ impl Db {
             .with_database(&cfg.database)
             .with_user(&cfg.user)
             .with_password(&cfg.password)
-            .with_option(
-                "max_execution_time",
-                cfg.max_execution_time_secs.to_string(),
-            );
-        Db {
-            client,
-            max_execution_time_secs: cfg.max_execution_time_secs,
-        }
+            .with_option("max_execution_time", cfg.max_execution_time_secs.to_string());
+        Db { client, max_execution_time_secs: cfg.max_execution_time_secs }
     }
 
     pub fn query(&self, sql: &str) -> clickhouse::query::Query {
@@ -61,17 +55,12 @@ impl Db {
     /// sharing their primary-key range (`use_skip_indexes_if_final_exact_mode = 0`; ~10x fewer
     /// rows read on the 10 M-event benchmark).
     pub fn lookup(&self, sql: &str) -> clickhouse::query::Query {
-        self.client
-            .query(sql)
-            .with_option("use_skip_indexes_if_final_exact_mode", "0")
+        self.client.query(sql).with_option("use_skip_indexes_if_final_exact_mode", "0")
     }
 
     /// Runs a query future: ClickHouse's own timeout (code 159) and a client-side deadline a
     /// little after it both answer 503 `query_timeout`; any other failure 503 `clickhouse_unavailable`.
-    pub async fn run<T>(
-        &self,
-        fut: impl Future<Output = clickhouse::error::Result<T>>,
-    ) -> Result<T, ApiError> {
+    pub async fn run<T>(&self, fut: impl Future<Output = clickhouse::error::Result<T>>) -> Result<T, ApiError> {
         let limit = Duration::from_secs(self.max_execution_time_secs as u64 + 2);
         match tokio::time::timeout(limit, fut).await {
             Err(_) => Err(ApiError::Timeout(self.max_execution_time_secs)),
@@ -83,18 +72,14 @@ impl Db {
 
     /// `/readyz`: ClickHouse answers a trivial query.
     pub async fn ping(&self) -> Result<(), ApiError> {
-        self.run(self.query("SELECT 1").fetch_one::<u8>())
-            .await
-            .map(|_| ())
+        self.run(self.query("SELECT 1").fetch_one::<u8>()).await.map(|_| ())
     }
 }
 
 fn is_timeout(e: &clickhouse::error::Error) -> bool {
     match e {
         clickhouse::error::Error::TimedOut => true,
-        clickhouse::error::Error::BadResponse(m) => {
-            m.contains("Code: 159") || m.contains("TIMEOUT_EXCEEDED")
-        }
+        clickhouse::error::Error::BadResponse(m) => m.contains("Code: 159") || m.contains("TIMEOUT_EXCEEDED"),
         _ => false,
     }
 }
@@ -115,13 +100,8 @@ mod tests {
     #[test]
     fn timeouts_are_recognised() {
         use clickhouse::error::Error;
-        assert!(super::is_timeout(&Error::BadResponse(
-            "Code: 159. DB::Exception: Timeout exceeded: elapsed 1.2 seconds (TIMEOUT_EXCEEDED)"
-                .into()
-        )));
+        assert!(super::is_timeout(&Error::BadResponse("Code: 159. DB::Exception: Timeout exceeded: elapsed 1.2 seconds (TIMEOUT_EXCEEDED)".into())));
         assert!(super::is_timeout(&Error::TimedOut));
-        assert!(!super::is_timeout(&Error::BadResponse(
-            "Code: 60. DB::Exception: Unknown table".into()
-        )));
+        assert!(!super::is_timeout(&Error::BadResponse("Code: 60. DB::Exception: Unknown table".into())));
     }
 }

@@ -17,8 +17,7 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
-    pub const NAMES: [&'static str; 5] =
-        ["channel", "provider", "broadcast", "template", "event_type"];
+    pub const NAMES: [&'static str; 5] = ["channel", "provider", "broadcast", "template", "event_type"];
 
     pub fn parse(s: &str) -> Option<GroupBy> {
         match s {
@@ -85,15 +84,7 @@ pub struct CounterRow {
 
 /// Sums per bucket × group × event type × bounce class × machine × currency, for buckets
 /// `from..=to` (`YYYY-MM-DD`) of `period`.
-pub async fn counters(
-    db: &Db,
-    tenant: &str,
-    period: &str,
-    from: &str,
-    to: &str,
-    f: &CounterFilter,
-    group: &[GroupBy],
-) -> Result<Vec<CounterRow>, ApiError> {
+pub async fn counters(db: &Db, tenant: &str, period: &str, from: &str, to: &str, f: &CounterFilter, group: &[GroupBy]) -> Result<Vec<CounterRow>, ApiError> {
     let attributed = f.needs_attribution() || group.iter().any(|g| g.needs_attribution());
     let g1 = group.first().map(|g| g.column()).unwrap_or("''");
     let g2 = group.get(1).map(|g| g.column()).unwrap_or("''");
@@ -114,19 +105,9 @@ pub async fn counters(
          GROUP BY bucket, g1, g2, event_type, bounce_class, machine, cost_unit HAVING events != 0 OR cost != 0"
     );
     let mut q = db.query(&sql).bind(tenant).bind(period).bind(from).bind(to);
-    q = q
-        .bind(&f.channels)
-        .bind(&f.channels)
-        .bind(&f.providers)
-        .bind(&f.providers);
+    q = q.bind(&f.channels).bind(&f.channels).bind(&f.providers).bind(&f.providers);
     if attributed {
-        q = q
-            .bind(&f.broadcasts)
-            .bind(&f.broadcasts)
-            .bind(&f.sequences)
-            .bind(&f.sequences)
-            .bind(&f.templates)
-            .bind(&f.templates);
+        q = q.bind(&f.broadcasts).bind(&f.broadcasts).bind(&f.sequences).bind(&f.sequences).bind(&f.templates).bind(&f.templates);
     }
     db.run(q.fetch_all::<CounterRow>()).await
 }
@@ -139,26 +120,12 @@ pub struct UniqueRow {
 }
 
 /// Unique recipients delivered to, opening (people) and clicking (people) over buckets `from..=to` of `period`.
-pub async fn unique_recipients(
-    db: &Db,
-    tenant: &str,
-    period: &str,
-    from: &str,
-    to: &str,
-) -> Result<Vec<UniqueRow>, ApiError> {
+pub async fn unique_recipients(db: &Db, tenant: &str, period: &str, from: &str, to: &str) -> Result<Vec<UniqueRow>, ApiError> {
     let sql = "SELECT multiIf(event_type = 'delivered', 'reached', event_type = 'clicked', 'clicked', 'opened') AS kind, \
                toUInt64(uniqExactMerge(recipients)) AS recipients FROM unique_recipients \
                WHERE tenant = ? AND period = ? AND bucket_start >= toDate(?) AND bucket_start <= toDate(?) \
                AND event_type IN ('delivered', 'opened', 'read', 'clicked') AND machine = '' GROUP BY kind";
-    db.run(
-        db.query(sql)
-            .bind(tenant)
-            .bind(period)
-            .bind(from)
-            .bind(to)
-            .fetch_all::<UniqueRow>(),
-    )
-    .await
+    db.run(db.query(sql).bind(tenant).bind(period).bind(from).bind(to).fetch_all::<UniqueRow>()).await
 }
 
 #[derive(Debug, Clone, PartialEq, Row, Deserialize)]
@@ -171,10 +138,7 @@ pub struct AsOfRow {
 pub async fn as_of(db: &Db, tenant: &str) -> Result<i64, ApiError> {
     // `event_times` (migration 0008) keeps the max per tenant as events are inserted
     let sql = "SELECT toInt64(ifNull(toUnixTimestamp64Milli(max(newest)), 0)) AS as_of FROM event_times WHERE tenant = ?";
-    Ok(db
-        .run(db.query(sql).bind(tenant).fetch_one::<AsOfRow>())
-        .await?
-        .as_of)
+    Ok(db.run(db.query(sql).bind(tenant).fetch_one::<AsOfRow>()).await?.as_of)
 }
 
 #[derive(Debug, Clone, PartialEq, Row, Deserialize)]
@@ -187,21 +151,9 @@ pub struct ProvisionalRow {
 /// How many deliveries first known in `[from_ms, to_ms)` still lack a final status, from the
 /// signed quarter-hour sums of `delivery_status_counts` (migration 8; the bounds are zone
 /// midnights, which fall on quarter hours).
-pub async fn provisional(
-    db: &Db,
-    tenant: &str,
-    from_ms: i64,
-    to_ms: i64,
-) -> Result<ProvisionalRow, ApiError> {
+pub async fn provisional(db: &Db, tenant: &str, from_ms: i64, to_ms: i64) -> Result<ProvisionalRow, ApiError> {
     let sql = "SELECT toUInt64(greatest(sumIf(n, status IN ('queued', 'sent', 'unknown')), 0)) AS pending, toUInt64(greatest(sum(n), 0)) AS deliveries \
                FROM (SELECT status, deliveries AS n FROM delivery_status_counts \
                      WHERE tenant = ? AND toUnixTimestamp64Milli(bucket) >= ? AND toUnixTimestamp64Milli(bucket) < ?)";
-    db.run(
-        db.query(sql)
-            .bind(tenant)
-            .bind(from_ms)
-            .bind(to_ms)
-            .fetch_one::<ProvisionalRow>(),
-    )
-    .await
+    db.run(db.query(sql).bind(tenant).bind(from_ms).bind(to_ms).fetch_one::<ProvisionalRow>()).await
 }

@@ -47,13 +47,7 @@ pub struct SuppressionFilter {
 }
 
 /// The effective entries, by address ascending, after `after` (exclusive).
-pub async fn page(
-    db: &Db,
-    tenant: &str,
-    f: &SuppressionFilter,
-    after: &str,
-    limit: u32,
-) -> Result<Vec<SuppressionRow>, ApiError> {
+pub async fn page(db: &Db, tenant: &str, f: &SuppressionFilter, after: &str, limit: u32) -> Result<Vec<SuppressionRow>, ApiError> {
     let sql = format!(
         "SELECT address, scope, reason, channel, source, event_id, occurred_at, who, note FROM ( \
            SELECT address, \
@@ -87,12 +81,7 @@ pub async fn page(
     let mut q = db.lookup(&sql);
     q = q.bind(tenant).bind(prefix).bind(exact).bind(exact);
     q = q.bind(tenant).bind(prefix).bind(exact).bind(exact);
-    q = q
-        .bind(tenant)
-        .bind(tenant)
-        .bind(prefix)
-        .bind(exact)
-        .bind(exact);
+    q = q.bind(tenant).bind(tenant).bind(prefix).bind(exact).bind(exact);
     q = q.bind(after);
     for v in [&f.scope, &f.reason] {
         q = q.bind(or_empty(v)).bind(or_empty(v));
@@ -117,11 +106,7 @@ pub struct ChangeRow {
 
 /// Appends changes; `token` makes a retried insert of the same changes a no-op.
 pub async fn record(db: &Db, rows: &[ChangeRow], token: &str) -> Result<(), ApiError> {
-    let client = db
-        .client
-        .clone()
-        .with_option("insert_deduplication_token", token)
-        .with_option("insert_deduplicate", "1");
+    let client = db.client.clone().with_option("insert_deduplication_token", token).with_option("insert_deduplicate", "1");
     db.run(async move {
         let mut insert = client.insert::<ChangeRow>("suppression_changes").await?;
         for r in rows {
@@ -142,22 +127,10 @@ pub struct ChangeHistoryRow {
     pub who: String,
 }
 
-pub async fn changes(
-    db: &Db,
-    tenant: &str,
-    address: &str,
-    limit: u32,
-) -> Result<Vec<ChangeHistoryRow>, ApiError> {
+pub async fn changes(db: &Db, tenant: &str, address: &str, limit: u32) -> Result<Vec<ChangeHistoryRow>, ApiError> {
     let sql = "SELECT toUnixTimestamp64Milli(at) AS at, toString(action) AS action, toString(scope) AS scope, note, who \
                FROM suppression_changes FINAL WHERE tenant = ? AND address = ? ORDER BY at DESC, change_id DESC LIMIT ?";
-    db.run(
-        db.query(sql)
-            .bind(tenant)
-            .bind(address)
-            .bind(limit)
-            .fetch_all::<ChangeHistoryRow>(),
-    )
-    .await
+    db.run(db.query(sql).bind(tenant).bind(address).bind(limit).fetch_all::<ChangeHistoryRow>()).await
 }
 
 /// A suppressing event of one address (history).
@@ -169,41 +142,19 @@ pub struct SuppressingEventRow {
     pub channel: String,
 }
 
-pub async fn suppressing_events(
-    db: &Db,
-    tenant: &str,
-    address: &str,
-    limit: u32,
-) -> Result<Vec<SuppressingEventRow>, ApiError> {
+pub async fn suppressing_events(db: &Db, tenant: &str, address: &str, limit: u32) -> Result<Vec<SuppressingEventRow>, ApiError> {
     let sql = format!(
         "SELECT toUnixTimestamp64Milli(occurred_at) AS occurred_at, event_id, toString(event_type) AS event_type, toString(channel) AS channel \
          FROM events FINAL WHERE tenant = ? AND lower(recipient) = ? AND {SUPPRESSING} ORDER BY occurred_at DESC, event_id DESC LIMIT ?"
     );
-    db.run(
-        db.lookup(&sql)
-            .bind(tenant)
-            .bind(address)
-            .bind(limit)
-            .fetch_all::<SuppressingEventRow>(),
-    )
-    .await
+    db.run(db.lookup(&sql).bind(tenant).bind(address).bind(limit).fetch_all::<SuppressingEventRow>()).await
 }
 
 /// The aggregator's own entry of one address (a soft-bounce entry has no single event).
-pub async fn entry(
-    db: &Db,
-    tenant: &str,
-    address: &str,
-) -> Result<Option<SuppressingEntryRow>, ApiError> {
+pub async fn entry(db: &Db, tenant: &str, address: &str) -> Result<Option<SuppressingEntryRow>, ApiError> {
     let sql = "SELECT toUnixTimestamp64Milli(occurred_at) AS occurred_at, event_id, toString(reason) AS reason, toString(scope) AS scope \
                FROM suppressions FINAL WHERE tenant = ? AND address = ? LIMIT 1";
-    db.run(
-        db.query(sql)
-            .bind(tenant)
-            .bind(address)
-            .fetch_optional::<SuppressingEntryRow>(),
-    )
-    .await
+    db.run(db.query(sql).bind(tenant).bind(address).fetch_optional::<SuppressingEntryRow>()).await
 }
 
 #[derive(Debug, Clone, PartialEq, Row, Deserialize)]

@@ -69,49 +69,25 @@ pub struct CatalogParams {
     page_token: Option<String>,
 }
 
-async fn catalog(
-    state: &AppState,
-    caller: &Caller,
-    dim: Dimension,
-    query: Option<&str>,
-) -> Result<CatalogPage, ApiError> {
+async fn catalog(state: &AppState, caller: &Caller, dim: Dimension, query: Option<&str>) -> Result<CatalogPage, ApiError> {
     caller.require(Scope::Stats)?;
     let mut p = Params::of::<CatalogParams>(query);
     let only = p.one("id");
     let size = p.page_size(state.config.default_page_size, state.config.max_page_size);
     // ids ascending: the token is the last id (no filters to bind besides `id`, which pins one row)
     let after = p
-        .parsed("page_token", |t| {
-            URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| "not a page token of this API".to_string())
-        })
+        .parsed("page_token", |t| URL_SAFE_NO_PAD.decode(t).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| "not a page token of this API".to_string()))
         .unwrap_or_default();
     p.finish()?;
-    let rows = q::funnels(
-        &state.db,
-        &caller.tenant,
-        dim,
-        only.as_deref(),
-        &after,
-        size,
-    )
-    .await?;
+    let rows = q::funnels(&state.db, &caller.tenant, dim, only.as_deref(), &after, size).await?;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut costs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     if !ids.is_empty() {
         for c in q::costs(&state.db, &caller.tenant, dim, &ids).await? {
-            costs
-                .entry(c.id)
-                .or_default()
-                .insert(c.cost_unit, money(c.cost));
+            costs.entry(c.id).or_default().insert(c.cost_unit, money(c.cost));
         }
     }
-    let next_page_token = (rows.len() == size as usize)
-        .then(|| rows.last().map(|r| URL_SAFE_NO_PAD.encode(r.id.as_bytes())))
-        .flatten();
+    let next_page_token = (rows.len() == size as usize).then(|| rows.last().map(|r| URL_SAFE_NO_PAD.encode(r.id.as_bytes()))).flatten();
     let items = rows
         .into_iter()
         .map(|r| CatalogEntry {
@@ -120,22 +96,10 @@ async fn catalog(
                 deliveries: r.deliveries,
                 sent: r.sent,
                 delivered: r.delivered,
-                opened: Engagement {
-                    unique: r.opened_human,
-                    total: r.opens_human,
-                },
-                opened_all: Engagement {
-                    unique: r.opened_all,
-                    total: r.opens_all,
-                },
-                clicked: Engagement {
-                    unique: r.clicked_human,
-                    total: r.clicks_human,
-                },
-                clicked_all: Engagement {
-                    unique: r.clicked_all,
-                    total: r.clicks_all,
-                },
+                opened: Engagement { unique: r.opened_human, total: r.opens_human },
+                opened_all: Engagement { unique: r.opened_all, total: r.opens_all },
+                clicked: Engagement { unique: r.clicked_human, total: r.clicks_human },
+                clicked_all: Engagement { unique: r.clicked_all, total: r.clicks_all },
                 hard_bounces: r.hard_bounces,
                 complaints: r.complaints,
                 unsubscribes: r.unsubscribes,
@@ -146,44 +110,23 @@ async fn catalog(
             id: r.id,
         })
         .collect();
-    Ok(CatalogPage {
-        items,
-        next_page_token,
-    })
+    Ok(CatalogPage { items, next_page_token })
 }
 
 #[utoipa::path(get, path = "/v1/broadcasts", tag = "funnels", params(CatalogParams, TenantParam),
     responses((status = 200, description = "Broadcasts with their funnels, by id", body = CatalogPage), ApiErrors))]
-pub async fn broadcasts(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<CatalogPage>, ApiError> {
-    Ok(Json(
-        catalog(&state, &caller, Dimension::Broadcast, query.as_deref()).await?,
-    ))
+pub async fn broadcasts(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<CatalogPage>, ApiError> {
+    Ok(Json(catalog(&state, &caller, Dimension::Broadcast, query.as_deref()).await?))
 }
 
 #[utoipa::path(get, path = "/v1/sequences", tag = "funnels", params(CatalogParams, TenantParam),
     responses((status = 200, description = "Sequences with their funnels, by id", body = CatalogPage), ApiErrors))]
-pub async fn sequences(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<CatalogPage>, ApiError> {
-    Ok(Json(
-        catalog(&state, &caller, Dimension::Sequence, query.as_deref()).await?,
-    ))
+pub async fn sequences(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<CatalogPage>, ApiError> {
+    Ok(Json(catalog(&state, &caller, Dimension::Sequence, query.as_deref()).await?))
 }
 
 #[utoipa::path(get, path = "/v1/templates", tag = "funnels", params(CatalogParams, TenantParam),
     responses((status = 200, description = "Templates with their funnels, by id", body = CatalogPage), ApiErrors))]
-pub async fn templates(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<CatalogPage>, ApiError> {
-    Ok(Json(
-        catalog(&state, &caller, Dimension::Template, query.as_deref()).await?,
-    ))
+pub async fn templates(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<CatalogPage>, ApiError> {
+    Ok(Json(catalog(&state, &caller, Dimension::Template, query.as_deref()).await?))
 }

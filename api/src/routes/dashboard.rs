@@ -29,11 +29,7 @@ struct Asset {
 
 macro_rules! asset {
     ($name:literal, $ct:expr) => {
-        Asset {
-            name: $name,
-            content_type: $ct,
-            body: include_bytes!(concat!("../../dashboard/", $name)),
-        }
+        Asset { name: $name, content_type: $ct, body: include_bytes!(concat!("../../dashboard/", $name)) }
     };
 }
 
@@ -60,23 +56,14 @@ const ASSETS: &[Asset] = &[
 const INDEX: &str = include_str!("../../dashboard/index.html");
 
 /// The page paths; each serves the shell.
-pub const PAGES: &[&str] = &[
-    "/",
-    "/messages",
-    "/funnels",
-    "/issues",
-    "/suppressions",
-    "/recipient",
-];
+pub const PAGES: &[&str] = &["/", "/messages", "/funnels", "/issues", "/suppressions", "/recipient"];
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
                    font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The dashboard's routes (merged into [`super::app`]; not part of the OpenAPI document).
 pub fn router() -> Router<AppState> {
-    let mut r = Router::new()
-        .route("/ui/config.json", get(config))
-        .route("/ui/{*file}", get(file));
+    let mut r = Router::new().route("/ui/config.json", get(config)).route("/ui/{*file}", get(file));
     for p in PAGES {
         r = r.route(p, get(index));
     }
@@ -85,23 +72,10 @@ pub fn router() -> Router<AppState> {
 
 fn with_headers(mut resp: Response, content_type: &str) -> Response {
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(content_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     // embedded files change only with the binary; revalidating is cheap and avoids stale pages
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
@@ -114,10 +88,7 @@ async fn index() -> Response {
 async fn file(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
         Some(a) => with_headers(a.body.into_response(), a.content_type),
-        None => with_headers(
-            (StatusCode::NOT_FOUND, "no such dashboard file").into_response(),
-            "text/plain; charset=utf-8",
-        ),
+        None => with_headers((StatusCode::NOT_FOUND, "no such dashboard file").into_response(), "text/plain; charset=utf-8"),
     }
 }
 
@@ -129,18 +100,8 @@ struct DashboardConfig {
 
 async fn config(State(state): State<AppState>) -> Response {
     let mut time_zones = vec!["UTC".to_string()];
-    time_zones.extend(
-        state
-            .config
-            .reporting_time_zones
-            .iter()
-            .filter(|z| *z != "UTC")
-            .cloned(),
-    );
-    with_headers(
-        Json(DashboardConfig { time_zones }).into_response(),
-        "application/json",
-    )
+    time_zones.extend(state.config.reporting_time_zones.iter().filter(|z| *z != "UTC").cloned());
+    with_headers(Json(DashboardConfig { time_zones }).into_response(), "application/json")
 }
 
 #[cfg(test)]
@@ -152,17 +113,11 @@ mod tests {
     use tower::ServiceExt;
 
     fn state() -> AppState {
-        AppState::new(crate::config::Config {
-            reporting_time_zones: vec!["Asia/Tokyo".into()],
-            ..Default::default()
-        })
+        AppState::new(crate::config::Config { reporting_time_zones: vec!["Asia/Tokyo".into()], ..Default::default() })
     }
 
     async fn get(uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-        let resp = super::super::app(state())
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let resp = super::super::app(state()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
         let (status, headers) = (resp.status(), resp.headers().clone());
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         (status, headers, String::from_utf8_lossy(&body).into_owned())
@@ -174,46 +129,28 @@ mod tests {
             let (status, h, body) = get(p).await;
             assert_eq!(status, StatusCode::OK, "{p}");
             assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
-            assert!(h[header::CONTENT_SECURITY_POLICY]
-                .to_str()
-                .unwrap()
-                .contains("script-src 'self'"));
+            assert!(h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
             assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-            assert!(
-                body.contains("<script type=\"module\" src=\"/ui/app.js\">"),
-                "{p}"
-            );
-            assert!(
-                !body.contains("<script>"),
-                "no inline script (the policy would block it)"
-            );
+            assert!(body.contains("<script type=\"module\" src=\"/ui/app.js\">"), "{p}");
+            assert!(!body.contains("<script>"), "no inline script (the policy would block it)");
         }
     }
 
     #[tokio::test]
     async fn files_config_and_unknown_paths() {
         let (status, h, body) = get("/ui/vendor/uPlot.iife.min.js").await;
-        assert_eq!(
-            (status, h[header::CONTENT_TYPE].to_str().unwrap()),
-            (StatusCode::OK, JS)
-        );
+        assert_eq!((status, h[header::CONTENT_TYPE].to_str().unwrap()), (StatusCode::OK, JS));
         assert!(body.starts_with("/*! https://github.com/leeoniya/uPlot"));
         let (status, h, body) = get("/ui/config.json").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(h[header::CONTENT_TYPE], "application/json");
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&body).unwrap()["time_zones"],
-            serde_json::json!(["UTC", "Asia/Tokyo"])
-        );
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["time_zones"], serde_json::json!(["UTC", "Asia/Tokyo"]));
         for missing in ["/ui/nope.js", "/ui/../Cargo.toml", "/ui/pages/../app.js"] {
             assert_eq!(get(missing).await.0, StatusCode::NOT_FOUND, "{missing}");
         }
         // the API's own 404 is untouched
         let (status, h, _) = get("/v1/nope").await;
-        assert_eq!(
-            (status, h[header::CONTENT_TYPE].to_str().unwrap()),
-            (StatusCode::NOT_FOUND, "application/problem+json")
-        );
+        assert_eq!((status, h[header::CONTENT_TYPE].to_str().unwrap()), (StatusCode::NOT_FOUND, "application/problem+json"));
     }
 
     /// Every `/ui/...` file the shell links and every module a script imports is embedded,
@@ -224,26 +161,12 @@ mod tests {
         for cap in INDEX.split("\"/ui/").skip(1) {
             wanted.push(cap.split('"').next().unwrap().to_string());
         }
-        for a in ASSETS
-            .iter()
-            .filter(|a| a.name.ends_with(".js") && !a.name.starts_with("vendor/"))
-        {
+        for a in ASSETS.iter().filter(|a| a.name.ends_with(".js") && !a.name.starts_with("vendor/")) {
             let text = std::str::from_utf8(a.body).unwrap();
-            let dir = a
-                .name
-                .rsplit_once('/')
-                .map(|(d, _)| format!("{d}/"))
-                .unwrap_or_default();
+            let dir = a.name.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
             for line in text.lines().filter(|l| l.starts_with("import ")) {
-                let spec = line
-                    .rsplit_once("from ")
-                    .map(|(_, s)| s)
-                    .unwrap_or(line)
-                    .trim_matches(|c| c == '\'' || c == '"' || c == ';' || c == ' ');
-                let spec = spec
-                    .strip_prefix("import ")
-                    .unwrap_or(spec)
-                    .trim_matches(|c| c == '\'' || c == '"');
+                let spec = line.rsplit_once("from ").map(|(_, s)| s).unwrap_or(line).trim_matches(|c| c == '\'' || c == '"' || c == ';' || c == ' ');
+                let spec = spec.strip_prefix("import ").unwrap_or(spec).trim_matches(|c| c == '\'' || c == '"');
                 let resolved = if let Some(rest) = spec.strip_prefix("../") {
                     rest.to_string()
                 } else if let Some(rest) = spec.strip_prefix("./") {
@@ -256,10 +179,7 @@ mod tests {
         }
         assert!(wanted.len() > 10, "found the imports: {wanted:?}");
         for w in &wanted {
-            assert!(
-                ASSETS.iter().any(|a| a.name == w),
-                "`{w}` is linked or imported but not in ASSETS"
-            );
+            assert!(ASSETS.iter().any(|a| a.name == w), "`{w}` is linked or imported but not in ASSETS");
         }
     }
 }

@@ -41,12 +41,7 @@ pub struct NoParams {}
     params(("address" = String, Path, description = "E-mail address, phone number or device token (case-insensitive)"), TenantParam),
     responses((status = 200, description = "The recipient's engagement", body = RecipientEngagement),
               (status = 404, description = "No events for this recipient", body = crate::error::Problem, content_type = "application/problem+json"), ApiErrors))]
-pub async fn recipient(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(address): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<RecipientEngagement>, ApiError> {
+pub async fn recipient(State(state): State<AppState>, caller: Caller, Path(address): Path<String>, RawQuery(query): RawQuery) -> Result<Json<RecipientEngagement>, ApiError> {
     caller.require(Scope::Messages)?;
     Params::of::<NoParams>(query.as_deref()).finish()?;
     let r = q::of(&state.db, &caller.tenant, &address).await?;

@@ -5,10 +5,10 @@ use super::{money, next_token, time, ApiErrors};
 use crate::auth::{Caller, Scope, TenantParam};
 use crate::db::events::{self as q, EventFilter};
 use crate::error::ApiError;
-use crate::export::{self, Columns, Format};
 use crate::page_token;
 use crate::params::{self, Params};
 use crate::AppState;
+use crate::export::{self, Columns, Format};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -41,24 +41,8 @@ pub struct FeedEvent {
 
 impl Columns for FeedEvent {
     const COLUMNS: &'static [&'static str] = &[
-        "event_id",
-        "occurred_at",
-        "message_id",
-        "channel",
-        "provider",
-        "provider_event_name",
-        "event_type",
-        "bounce_class",
-        "machine",
-        "recipient",
-        "broadcast",
-        "sequence",
-        "template",
-        "error_code",
-        "error_reason",
-        "click_url",
-        "cost",
-        "currency",
+        "event_id", "occurred_at", "message_id", "channel", "provider", "provider_event_name", "event_type", "bounce_class", "machine",
+        "recipient", "broadcast", "sequence", "template", "error_code", "error_reason", "click_url", "cost", "currency",
     ];
 }
 
@@ -141,12 +125,7 @@ const FEED_CONTENT: &str = "One page of events, newest first (JSON); with `Accep
     responses((status = 200, description = FEED_CONTENT, content(
         (EventPage = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 406, description = "No acceptable media type", body = crate::error::Problem, content_type = "application/problem+json"), ApiErrors))]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+pub async fn list(State(state): State<AppState>, caller: Caller, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     caller.require(Scope::Messages)?;
     let format = Format::negotiate(&headers)?;
     let p = Params::of::<EventParams>(query.as_deref());
@@ -158,13 +137,7 @@ pub async fn list(
     responses((status = 200, description = FEED_CONTENT, content(
         (EventPage = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 406, description = "No acceptable media type", body = crate::error::Problem, content_type = "application/problem+json"), ApiErrors))]
-pub async fn recipient(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(address): Path<String>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+pub async fn recipient(State(state): State<AppState>, caller: Caller, Path(address): Path<String>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     caller.require(Scope::Messages)?;
     let format = Format::negotiate(&headers)?;
     let mut p = Params::of::<RecipientEventParams>(query.as_deref());
@@ -174,22 +147,12 @@ pub async fn recipient(
     feed(state, caller.tenant, p, Some(address), format).await
 }
 
-async fn feed(
-    state: AppState,
-    tenant: String,
-    mut p: Params,
-    fixed_recipient: Option<String>,
-    format: Format,
-) -> Result<Response, ApiError> {
+async fn feed(state: AppState, tenant: String, mut p: Params, fixed_recipient: Option<String>, format: Format) -> Result<Response, ApiError> {
     let mut f = EventFilter {
         from: p.parsed("from", params::rfc3339),
         to: p.parsed("to", params::rfc3339),
         event_types: p.many_of("event_type", schemas::EventType::SYMBOLS),
-        recipient: if fixed_recipient.is_some() {
-            None
-        } else {
-            p.one("recipient")
-        },
+        recipient: if fixed_recipient.is_some() { None } else { p.one("recipient") },
         broadcast: p.one("broadcast"),
         template: p.one("template"),
         sequence: p.one("sequence"),
@@ -213,22 +176,10 @@ async fn feed(
             let (state, tenant, f) = (state.clone(), tenant.clone(), f.clone());
             async move { q::page(&state.db, &tenant, &f, Some(after), chunk).await }
         };
-        return Ok(export::stream(
-            format,
-            fp,
-            chunk,
-            first,
-            fetch,
-            |r: &q::EventRow| (r.occurred_at, r.event_id.clone()),
-            FeedEvent::from,
-        ));
+        return Ok(export::stream(format, fp, chunk, first, fetch, |r: &q::EventRow| (r.occurred_at, r.event_id.clone()), FeedEvent::from));
     }
     let rows = q::page(&state.db, &tenant, &f, after, size).await?;
     let next_page_token = next_token(&rows, size, &fp, |r| (r.occurred_at, r.event_id.clone()));
     let events = rows.into_iter().map(FeedEvent::from).collect();
-    Ok(Json(EventPage {
-        events,
-        next_page_token,
-    })
-    .into_response())
+    Ok(Json(EventPage { events, next_page_token }).into_response())
 }

@@ -11,20 +11,11 @@ use runtime::readiness::{spawn_probe, CLICKHOUSE};
 use runtime::shutdown::CancellationToken;
 
 /// Probes ClickHouse until `shutdown`, failing or clearing the `clickhouse` condition of `state.health`.
-pub fn spawn_clickhouse_probe(
-    state: &AppState,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn_clickhouse_probe(state: &AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     let db = state.db.clone();
-    spawn_probe(
-        state.health.readiness(),
-        CLICKHOUSE,
-        state.config.readiness,
-        shutdown,
-        move || {
-            let db = db.clone();
-            // The reason is public (the API's listener): the error's own text, never the client's cause.
-            async move { db.ping().await.map_err(|e| format!("{e} ({})", e.code())) }
-        },
-    )
+    spawn_probe(state.health.readiness(), CLICKHOUSE, state.config.readiness, shutdown, move || {
+        let db = db.clone();
+        // The reason is public (the API's listener): the error's own text, never the client's cause.
+        async move { db.ping().await.map_err(|e| format!("{e} ({})", e.code())) }
+    })
 }

@@ -100,9 +100,7 @@ struct Common {
 fn common(p: &mut Params, state: &AppState) -> Common {
     let tz = zone(p, state);
     let to = p.parsed("to", params::date).unwrap_or_else(|| today(&tz));
-    let from = p
-        .parsed("from", params::date)
-        .unwrap_or(to - chrono::Duration::days(29));
+    let from = p.parsed("from", params::date).unwrap_or(to - chrono::Duration::days(29));
     if from > to {
         p.fail("from", "after `to`");
     }
@@ -111,11 +109,7 @@ fn common(p: &mut Params, state: &AppState) -> Common {
         p.fail("from", format!("the range holds more than {max} days"));
     }
     Common {
-        channel: p.parsed("channel", |v| {
-            schemas::Channel::parse(v)
-                .map(|c| c.as_str().to_string())
-                .ok_or_else(|| format!("one of: {}", schemas::Channel::SYMBOLS.join(", ")))
-        }),
+        channel: p.parsed("channel", |v| schemas::Channel::parse(v).map(|c| c.as_str().to_string()).ok_or_else(|| format!("one of: {}", schemas::Channel::SYMBOLS.join(", ")))),
         provider: p.one("provider"),
         broadcast: p.one("broadcast"),
         template: p.one("template"),
@@ -127,11 +121,7 @@ fn common(p: &mut Params, state: &AppState) -> Common {
 
 #[utoipa::path(get, path = "/v1/stats/bounces", tag = "stats", params(BounceParams, TenantParam),
     responses((status = 200, description = "Bounce and failure reasons by class, provider and domain", body = BouncesResponse), ApiErrors))]
-pub async fn bounces(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<BouncesResponse>, ApiError> {
+pub async fn bounces(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<BouncesResponse>, ApiError> {
     caller.require(Scope::Stats)?;
     let mut p = Params::of::<BounceParams>(query.as_deref());
     let c = common(&mut p, &state);
@@ -154,22 +144,11 @@ pub async fn bounces(
     let mut domains: HashMap<(String, ReasonClass, String), (u64, String)> = HashMap::new();
     let mut total = 0;
     for g in &groups {
-        let class = classify(&Failure {
-            provider: &g.provider,
-            channel: &g.channel,
-            bounce_class: &g.bounce_class,
-            code: &g.code,
-            text: &g.text,
-        });
+        let class = classify(&Failure { provider: &g.provider, channel: &g.channel, bounce_class: &g.bounce_class, code: &g.code, text: &g.text });
         total += g.events;
         *classes.entry(class).or_default() += g.events;
-        for (map, key) in [
-            (&mut providers, g.provider.clone()),
-            (&mut domains, g.domain.clone()),
-        ] {
-            let e = map
-                .entry((key, class, g.code.clone()))
-                .or_insert_with(|| (0, g.text.clone()));
+        for (map, key) in [(&mut providers, g.provider.clone()), (&mut domains, g.domain.clone())] {
+            let e = map.entry((key, class, g.code.clone())).or_insert_with(|| (0, g.text.clone()));
             e.0 += g.events;
         }
     }
@@ -179,10 +158,7 @@ pub async fn bounces(
         v.truncate(TOP_REASONS);
         v
     };
-    let mut classes: Vec<ClassCount> = classes
-        .into_iter()
-        .map(|(class, count)| ClassCount { class, count })
-        .collect();
+    let mut classes: Vec<ClassCount> = classes.into_iter().map(|(class, count)| ClassCount { class, count }).collect();
     classes.sort_by(|a, b| b.count.cmp(&a.count).then(a.class.cmp(&b.class)));
     Ok(Json(BouncesResponse {
         from: c.from,
@@ -191,28 +167,8 @@ pub async fn bounces(
         as_of: (as_of > 0).then(|| time(as_of)),
         total,
         classes,
-        by_provider: top(providers)
-            .into_iter()
-            .map(
-                |((provider, class, code), (count, reason))| ProviderReason {
-                    provider,
-                    class,
-                    code,
-                    reason,
-                    count,
-                },
-            )
-            .collect(),
-        by_domain: top(domains)
-            .into_iter()
-            .map(|((domain, class, code), (count, reason))| DomainReason {
-                domain,
-                class,
-                code,
-                reason,
-                count,
-            })
-            .collect(),
+        by_provider: top(providers).into_iter().map(|((provider, class, code), (count, reason))| ProviderReason { provider, class, code, reason, count }).collect(),
+        by_domain: top(domains).into_iter().map(|((domain, class, code), (count, reason))| DomainReason { domain, class, code, reason, count }).collect(),
         truncated,
     }))
 }
@@ -229,12 +185,7 @@ pub struct Quantiles {
 impl Quantiles {
     fn of(count: u64, q: &[i64]) -> Quantiles {
         let at = |i: usize| if count > 0 { q.get(i).copied() } else { None };
-        Quantiles {
-            count,
-            p50_ms: at(0),
-            p90_ms: at(1),
-            p99_ms: at(2),
-        }
+        Quantiles { count, p50_ms: at(0), p90_ms: at(1), p99_ms: at(2) }
     }
 }
 
@@ -287,32 +238,17 @@ pub struct LatencyParams {
 
 #[utoipa::path(get, path = "/v1/stats/latency", tag = "stats", params(LatencyParams, TenantParam),
     responses((status = 200, description = "Latency quantiles per bucket, provider and channel", body = LatencyResponse), ApiErrors))]
-pub async fn latency(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<LatencyResponse>, ApiError> {
+pub async fn latency(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<LatencyResponse>, ApiError> {
     caller.require(Scope::Stats)?;
     let mut p = Params::of::<LatencyParams>(query.as_deref());
-    let granularity = p
-        .parsed("granularity", Granularity::parse)
-        .unwrap_or(Granularity::Day);
+    let granularity = p.parsed("granularity", Granularity::parse).unwrap_or(Granularity::Day);
     let c = common(&mut p, &state);
     // `common` bounds the range to `max_buckets` days, so any granularity holds at most that many buckets
     let max = state.config.max_buckets as usize;
-    let range = if c.from <= c.to {
-        granularity.range(c.from, c.to, max).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let range = if c.from <= c.to { granularity.range(c.from, c.to, max).unwrap_or_default() } else { Vec::new() };
     p.finish()?;
     let (Some(first), Some(last)) = (range.first(), range.last()) else {
-        return Ok(Json(LatencyResponse {
-            granularity,
-            tz: c.tz,
-            as_of: None,
-            series: Vec::new(),
-        }));
+        return Ok(Json(LatencyResponse { granularity, tz: c.tz, as_of: None, series: Vec::new() }));
     };
     let f = LatencyFilter {
         from: midnight(*first, &c.tz),
@@ -326,9 +262,7 @@ pub async fn latency(
     let as_of = as_of(&state.db, &caller.tenant).await?;
     let mut by: BTreeMap<(String, String), HashMap<NaiveDate, q::LatencyRow>> = BTreeMap::new();
     for r in rows {
-        by.entry((r.provider.clone(), r.channel.clone()))
-            .or_default()
-            .insert(buckets::from_days(r.bucket), r);
+        by.entry((r.provider.clone(), r.channel.clone())).or_default().insert(buckets::from_days(r.bucket), r);
     }
     let series = by
         .into_iter()
@@ -341,21 +275,12 @@ pub async fn latency(
                     let r = rows.get(b);
                     LatencyBucket {
                         bucket: *b,
-                        send_to_delivered: r
-                            .map(|r| Quantiles::of(r.delivered, &r.to_delivered))
-                            .unwrap_or(Quantiles::of(0, &[])),
-                        delivered_to_first_open: r
-                            .map(|r| Quantiles::of(r.opened, &r.to_open))
-                            .unwrap_or(Quantiles::of(0, &[])),
+                        send_to_delivered: r.map(|r| Quantiles::of(r.delivered, &r.to_delivered)).unwrap_or(Quantiles::of(0, &[])),
+                        delivered_to_first_open: r.map(|r| Quantiles::of(r.opened, &r.to_open)).unwrap_or(Quantiles::of(0, &[])),
                     }
                 })
                 .collect(),
         })
         .collect();
-    Ok(Json(LatencyResponse {
-        granularity,
-        tz: c.tz,
-        as_of: (as_of > 0).then(|| time(as_of)),
-        series,
-    }))
+    Ok(Json(LatencyResponse { granularity, tz: c.tz, as_of: (as_of > 0).then(|| time(as_of)), series }))
 }

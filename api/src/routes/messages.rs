@@ -12,10 +12,10 @@ use super::{money, next_token, time, ApiErrors};
 use crate::auth::{Caller, Scope, TenantParam};
 use crate::db::messages::{self as q, MessageFilter, MessageRow};
 use crate::error::ApiError;
-use crate::export::{self, Columns, Format};
 use crate::page_token;
 use crate::params::{self, Params};
 use crate::AppState;
+use crate::export::{self, Columns, Format};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -25,20 +25,7 @@ use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
 /// A delivery's status (README, status rule).
-pub const STATUSES: &[&str] = &[
-    "queued",
-    "sent",
-    "delivered",
-    "opened",
-    "read",
-    "clicked",
-    "replied",
-    "failed",
-    "bounced",
-    "unsubscribed",
-    "complained",
-    "unknown",
-];
+pub const STATUSES: &[&str] = &["queued", "sent", "delivered", "opened", "read", "clicked", "replied", "failed", "bounced", "unsubscribed", "complained", "unknown"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Message {
@@ -109,31 +96,9 @@ impl From<MessageRow> for Message {
 
 impl Columns for Message {
     const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "channel",
-        "provider",
-        "provider_message_id",
-        "recipient",
-        "broadcast",
-        "sequence",
-        "template",
-        "labels",
-        "status",
-        "status_at",
-        "bounce_class",
-        "first_seen_at",
-        "sent_at",
-        "delivered_at",
-        "first_opened_at",
-        "first_clicked_at",
-        "opens",
-        "clicks",
-        "machine_opens",
-        "machine_clicks",
-        "events",
-        "last_error",
-        "cost",
-        "currency",
+        "id", "channel", "provider", "provider_message_id", "recipient", "broadcast", "sequence", "template", "labels", "status", "status_at",
+        "bounce_class", "first_seen_at", "sent_at", "delivered_at", "first_opened_at", "first_clicked_at", "opens", "clicks", "machine_opens",
+        "machine_clicks", "events", "last_error", "cost", "currency",
     ];
 }
 
@@ -180,11 +145,7 @@ fn message_filter(p: &mut Params) -> MessageFilter {
         broadcast: p.one("broadcast"),
         sequence: p.one("sequence"),
         template: p.one("template"),
-        channel: p.parsed("channel", |v| {
-            schemas::Channel::parse(v)
-                .map(|c| c.as_str().to_string())
-                .ok_or_else(|| format!("one of: {}", schemas::Channel::SYMBOLS.join(", ")))
-        }),
+        channel: p.parsed("channel", |v| schemas::Channel::parse(v).map(|c| c.as_str().to_string()).ok_or_else(|| format!("one of: {}", schemas::Channel::SYMBOLS.join(", ")))),
         provider: p.one("provider"),
         statuses: p.many_of("status", STATUSES),
         recipient: p.one("recipient").map(|r| r.to_ascii_lowercase()),
@@ -201,12 +162,7 @@ fn message_filter(p: &mut Params) -> MessageFilter {
     f
 }
 
-async fn page(
-    state: &AppState,
-    tenant: &str,
-    mut p: Params,
-    fixed_broadcast: Option<&str>,
-) -> Result<MessagePage, ApiError> {
+async fn page(state: &AppState, tenant: &str, mut p: Params, fixed_broadcast: Option<&str>) -> Result<MessagePage, ApiError> {
     let mut f = message_filter(&mut p);
     if let Some(b) = fixed_broadcast {
         f.broadcast = Some(b.to_string());
@@ -217,10 +173,7 @@ async fn page(
     p.finish()?;
     let rows = q::page(&state.db, tenant, &f, after, size).await?;
     let next_page_token = next_token(&rows, size, &fp, |r| (r.sort_at, r.delivery_key.clone()));
-    Ok(MessagePage {
-        messages: rows.into_iter().map(Message::from).collect(),
-        next_page_token,
-    })
+    Ok(MessagePage { messages: rows.into_iter().map(Message::from).collect(), next_page_token })
 }
 
 #[utoipa::path(get, path = "/v1/messages", tag = "messages", params(MessageParams, TenantParam),
@@ -228,12 +181,7 @@ async fn page(
         `application/x-ndjson` every matching delivery, streamed, each row with its `resume_token`", content(
         (MessagePage = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 406, description = "No acceptable media type", body = crate::error::Problem, content_type = "application/problem+json"), ApiErrors))]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+pub async fn list(State(state): State<AppState>, caller: Caller, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     caller.require(Scope::Messages)?;
     let format = Format::negotiate(&headers)?;
     let mut p = Params::of::<MessageParams>(query.as_deref());
@@ -252,15 +200,7 @@ pub async fn list(
         let (state, tenant, f) = (state.clone(), tenant.clone(), f.clone());
         async move { q::page(&state.db, &tenant, &f, Some(after), chunk).await }
     };
-    Ok(export::stream(
-        format,
-        fp,
-        chunk,
-        first,
-        fetch,
-        |r: &MessageRow| (r.sort_at, r.delivery_key.clone()),
-        Message::from,
-    ))
+    Ok(export::stream(format, fp, chunk, first, fetch, |r: &MessageRow| (r.sort_at, r.delivery_key.clone()), Message::from))
 }
 
 /// Parameters of `/v1/broadcasts/{id}/report`: the list's, without `broadcast`.
@@ -295,22 +235,14 @@ pub struct BroadcastReport {
 #[utoipa::path(get, path = "/v1/broadcasts/{id}/report", tag = "messages",
     params(("id" = String, Path, description = "Broadcast id"), ReportParams, TenantParam),
     responses((status = 200, description = "Counts by status and the broadcast's deliveries", body = BroadcastReport), ApiErrors))]
-pub async fn broadcast_report(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<BroadcastReport>, ApiError> {
+pub async fn broadcast_report(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, RawQuery(query): RawQuery) -> Result<Json<BroadcastReport>, ApiError> {
     caller.require(Scope::Messages)?;
     let p = Params::of::<ReportParams>(query.as_deref());
     let page = page(&state, &caller.tenant, p, Some(&id)).await?;
     let counts = q::status_counts(&state.db, &caller.tenant, &id).await?;
     Ok(Json(BroadcastReport {
         broadcast: id,
-        counts_by_status: counts
-            .into_iter()
-            .map(|c| (c.status, c.deliveries))
-            .collect(),
+        counts_by_status: counts.into_iter().map(|c| (c.status, c.deliveries)).collect(),
         messages: page.messages,
         next_page_token: page.next_page_token,
     }))
@@ -359,37 +291,19 @@ const MAX_CHRONOLOGY: u32 = 10_000;
     params(("id" = String, Path, description = "Delivery key (or `-` with provider_message_id and recipient)"), DetailParams, TenantParam),
     responses((status = 200, description = "The delivery and its chronology", body = MessageDetail),
               (status = 404, description = "No such delivery for this tenant", body = crate::error::Problem, content_type = "application/problem+json"), ApiErrors))]
-pub async fn one(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<MessageDetail>, ApiError> {
+pub async fn one(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, RawQuery(query): RawQuery) -> Result<Json<MessageDetail>, ApiError> {
     caller.require(Scope::Messages)?;
     let mut p = Params::of::<DetailParams>(query.as_deref());
     let pmid = p.one("provider_message_id");
     let recipient = p.one("recipient");
     if pmid.is_some() != recipient.is_some() {
-        p.fail(
-            if pmid.is_some() {
-                "recipient"
-            } else {
-                "provider_message_id"
-            },
-            "provider_message_id and recipient go together",
-        );
+        p.fail(if pmid.is_some() { "recipient" } else { "provider_message_id" }, "provider_message_id and recipient go together");
     }
     p.finish()?;
     let key = if pmid.is_some() { "" } else { id.as_str() };
-    let row = q::one(
-        &state.db,
-        &caller.tenant,
-        key,
-        pmid.as_deref().unwrap_or_default(),
-        recipient.as_deref().unwrap_or_default(),
-    )
-    .await?
-    .ok_or_else(|| ApiError::NotFound("no such delivery".into()))?;
+    let row = q::one(&state.db, &caller.tenant, key, pmid.as_deref().unwrap_or_default(), recipient.as_deref().unwrap_or_default())
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such delivery".into()))?;
     let events = q::chronology(&state.db, &caller.tenant, &row.delivery_key, MAX_CHRONOLOGY)
         .await?
         .into_iter()
@@ -412,8 +326,5 @@ pub async fn one(
             }
         })
         .collect();
-    Ok(Json(MessageDetail {
-        message: row.into(),
-        events,
-    }))
+    Ok(Json(MessageDetail { message: row.into(), events }))
 }

@@ -55,10 +55,7 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
     }
 }
 
@@ -111,15 +108,12 @@ pub fn app(state: AppState) -> Router {
     let (v1, doc) = api_router().split_for_parts();
     let doc = Arc::new(doc);
     let telemetry = state.health.clone();
-    v1.route(
-        "/openapi.json",
-        get(move || async move { Json(doc.as_ref().clone()) }),
-    )
-    .merge(dashboard::router())
-    .route_layer(axum::middleware::from_fn(crate::metrics::track))
-    .fallback(not_found)
-    .with_state(state)
-    .merge(runtime::telemetry::router(telemetry))
+    v1.route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
+        .merge(dashboard::router())
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
+        .fallback(not_found)
+        .with_state(state)
+        .merge(runtime::telemetry::router(telemetry))
 }
 
 async fn not_found() -> Response {
@@ -133,18 +127,11 @@ pub fn time(ms: i64) -> String {
 
 /// A `Decimal(38, 10)` mantissa as a decimal string (`0.0075`).
 pub fn money(mantissa: i128) -> String {
-    rust_decimal::Decimal::try_from_i128_with_scale(mantissa, schemas::money::MONEY_SCALE)
-        .map(|d| d.normalize().to_string())
-        .unwrap_or_else(|_| "0".into())
+    rust_decimal::Decimal::try_from_i128_with_scale(mantissa, schemas::money::MONEY_SCALE).map(|d| d.normalize().to_string()).unwrap_or_else(|_| "0".into())
 }
 
 /// A page size, and the next token when the page came back full.
-pub fn next_token<T>(
-    rows: &[T],
-    page_size: u32,
-    fingerprint: &str,
-    cursor: impl Fn(&T) -> (i64, String),
-) -> Option<String> {
+pub fn next_token<T>(rows: &[T], page_size: u32, fingerprint: &str, cursor: impl Fn(&T) -> (i64, String)) -> Option<String> {
     if rows.len() < page_size as usize {
         return None;
     }

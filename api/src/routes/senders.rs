@@ -66,29 +66,13 @@ pub struct HealthParams {
 
 #[utoipa::path(get, path = "/v1/senders/health", tag = "senders", params(HealthParams, TenantParam),
     responses((status = 200, description = "Sender health flags", body = SenderHealthResponse), ApiErrors))]
-pub async fn health(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<SenderHealthResponse>, ApiError> {
+pub async fn health(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<SenderHealthResponse>, ApiError> {
     caller.require(Scope::Stats)?;
     let mut p = Params::of::<HealthParams>(query.as_deref());
-    let flagged = p
-        .parsed("flagged", |v| {
-            v.parse::<bool>().map_err(|_| "`true` or `false`".into())
-        })
-        .unwrap_or(false);
+    let flagged = p.parsed("flagged", |v| v.parse::<bool>().map_err(|_| "`true` or `false`".into())).unwrap_or(false);
     let size = p.page_size(state.config.default_page_size, state.config.max_page_size);
     p.finish()?;
-    let senders = q::current(&state.db, &caller.tenant, flagged)
-        .await?
-        .into_iter()
-        .map(SenderHealth::from)
-        .collect();
-    let history = q::history(&state.db, &caller.tenant, size)
-        .await?
-        .into_iter()
-        .map(SenderHealth::from)
-        .collect();
+    let senders = q::current(&state.db, &caller.tenant, flagged).await?.into_iter().map(SenderHealth::from).collect();
+    let history = q::history(&state.db, &caller.tenant, size).await?.into_iter().map(SenderHealth::from).collect();
     Ok(Json(SenderHealthResponse { senders, history }))
 }

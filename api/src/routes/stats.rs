@@ -25,11 +25,7 @@ pub struct Rate {
 
 impl Rate {
     fn of(numerator: i64, denominator: i64) -> Rate {
-        Rate {
-            numerator,
-            denominator,
-            value: (denominator > 0).then(|| numerator as f64 / denominator as f64),
-        }
+        Rate { numerator, denominator, value: (denominator > 0).then(|| numerator as f64 / denominator as f64) }
     }
 }
 
@@ -111,19 +107,12 @@ impl Sums {
 
     fn totals(&self) -> Totals {
         let full = |m: &BTreeMap<String, i64>| -> BTreeMap<String, i64> {
-            schemas::EventType::SYMBOLS
-                .iter()
-                .map(|t| (t.to_string(), m.get(*t).copied().unwrap_or(0)))
-                .collect()
+            schemas::EventType::SYMBOLS.iter().map(|t| (t.to_string(), m.get(*t).copied().unwrap_or(0))).collect()
         };
         let (all, human) = (full(&self.all), full(&self.human));
         let engagement = |m: &BTreeMap<String, i64>| {
             let opens = m["opened"] + m["read"];
-            EngagementRates {
-                open: Rate::of(opens, m["delivered"]),
-                click: Rate::of(m["clicked"], m["delivered"]),
-                click_to_open: Rate::of(m["clicked"], opens),
-            }
+            EngagementRates { open: Rate::of(opens, m["delivered"]), click: Rate::of(m["clicked"], m["delivered"]), click_to_open: Rate::of(m["clicked"], opens) }
         };
         let rates = Rates {
             delivery: Rate::of(all["delivered"], all["sent"]),
@@ -133,17 +122,7 @@ impl Sums {
             all: engagement(&all),
             human: engagement(&human),
         };
-        Totals {
-            cost: self
-                .cost
-                .iter()
-                .map(|(k, v)| (k.clone(), money(*v)))
-                .collect(),
-            counts: all,
-            human_counts: human,
-            hard_bounces: self.hard_bounces,
-            rates,
-        }
+        Totals { cost: self.cost.iter().map(|(k, v)| (k.clone(), money(*v))).collect(), counts: all, human_counts: human, hard_bounces: self.hard_bounces, rates }
     }
 }
 
@@ -223,13 +202,7 @@ pub(crate) fn zone(p: &mut Params, state: &AppState) -> String {
     if tz != "UTC" && !state.config.reporting_time_zones.contains(&tz) {
         let mut available = vec!["UTC".to_string()];
         available.extend(state.config.reporting_time_zones.iter().cloned());
-        p.fail(
-            "tz",
-            format!(
-                "unknown or unconfigured zone; available: {}",
-                available.join(", ")
-            ),
-        );
+        p.fail("tz", format!("unknown or unconfigured zone; available: {}", available.join(", ")));
         return "UTC".into();
     }
     tz
@@ -240,11 +213,7 @@ pub(crate) fn midnight(day: NaiveDate, tz: &str) -> i64 {
     use chrono::TimeZone;
     let naive = day.and_hms_opt(0, 0, 0).unwrap_or_default();
     match tz.parse::<chrono_tz::Tz>() {
-        Ok(z) => z
-            .from_local_datetime(&naive)
-            .earliest()
-            .map(|t| t.timestamp_millis())
-            .unwrap_or_else(|| naive.and_utc().timestamp_millis()),
+        Ok(z) => z.from_local_datetime(&naive).earliest().map(|t| t.timestamp_millis()).unwrap_or_else(|| naive.and_utc().timestamp_millis()),
         Err(_) => naive.and_utc().timestamp_millis(),
     }
 }
@@ -258,21 +227,13 @@ pub(crate) fn today(tz: &str) -> NaiveDate {
 
 #[utoipa::path(get, path = "/v1/stats", tag = "stats", params(StatsParams, TenantParam),
     responses((status = 200, description = "Series per bucket", body = StatsResponse), ApiErrors))]
-pub async fn series(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<StatsResponse>, ApiError> {
+pub async fn series(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<StatsResponse>, ApiError> {
     caller.require(Scope::Stats)?;
     let mut p = Params::of::<StatsParams>(query.as_deref());
-    let granularity = p
-        .parsed("granularity", Granularity::parse)
-        .unwrap_or(Granularity::Day);
+    let granularity = p.parsed("granularity", Granularity::parse).unwrap_or(Granularity::Day);
     let tz = zone(&mut p, &state);
     let to = p.parsed("to", params::date).unwrap_or_else(|| today(&tz));
-    let from = p
-        .parsed("from", params::date)
-        .unwrap_or(to - chrono::Duration::days(29));
+    let from = p.parsed("from", params::date).unwrap_or(to - chrono::Duration::days(29));
     let filter = CounterFilter {
         channels: p.many_of("channel", schemas::Channel::SYMBOLS),
         providers: p.many("provider"),
@@ -281,51 +242,22 @@ pub async fn series(
         templates: p.many("template"),
     };
     let group_names = p.many_of("group_by", &GroupBy::NAMES);
-    let group: Vec<GroupBy> = group_names
-        .iter()
-        .filter_map(|g| GroupBy::parse(g))
-        .collect();
+    let group: Vec<GroupBy> = group_names.iter().filter_map(|g| GroupBy::parse(g)).collect();
     if group.len() > 2 {
         p.fail("group_by", "at most two dimensions");
     }
-    let compare = p
-        .parsed("compare", |v| {
-            if v == "previous_period" {
-                Ok(true)
-            } else {
-                Err("only `previous_period`".into())
-            }
-        })
-        .unwrap_or(false);
+    let compare = p.parsed("compare", |v| if v == "previous_period" { Ok(true) } else { Err("only `previous_period`".into()) }).unwrap_or(false);
     if from > to {
         p.fail("from", "after `to`");
     }
     let max = state.config.max_buckets as usize;
     let buckets = granularity.range(from, to, max).unwrap_or_else(|| {
-        p.fail(
-            "from",
-            format!(
-                "the range holds more than {max} {} buckets",
-                granularity.as_str()
-            ),
-        );
+        p.fail("from", format!("the range holds more than {max} {} buckets", granularity.as_str()));
         Vec::new()
     });
     p.finish()?;
-    let range = Range {
-        tz,
-        granularity,
-        buckets,
-    };
-    let series = series_of(
-        &state,
-        &caller.tenant,
-        &range,
-        &range.buckets,
-        &filter,
-        &group,
-    )
-    .await?;
+    let range = Range { tz, granularity, buckets };
+    let series = series_of(&state, &caller.tenant, &range, &range.buckets, &filter, &group).await?;
     let previous = if compare {
         let prev = granularity.previous(&range.buckets);
         Some(series_of(&state, &caller.tenant, &range, &prev, &filter, &group).await?)
@@ -334,26 +266,15 @@ pub async fn series(
     };
     let as_of = q::as_of(&state.db, &caller.tenant).await?;
     let (start, end) = match (range.buckets.first(), range.buckets.last()) {
-        (Some(a), Some(b)) => (
-            midnight(*a, &range.tz),
-            midnight(granularity.next(*b), &range.tz),
-        ),
+        (Some(a), Some(b)) => (midnight(*a, &range.tz), midnight(granularity.next(*b), &range.tz)),
         _ => (0, 0),
     };
     let p = q::provisional(&state.db, &caller.tenant, start, end).await?;
     Ok(Json(StatsResponse {
         provisional: Rate::of(p.pending as i64, p.deliveries as i64),
         granularity,
-        from: range
-            .buckets
-            .first()
-            .map(|d| d.to_string())
-            .unwrap_or_default(),
-        to: range
-            .buckets
-            .last()
-            .map(|d| d.to_string())
-            .unwrap_or_default(),
+        from: range.buckets.first().map(|d| d.to_string()).unwrap_or_default(),
+        to: range.buckets.last().map(|d| d.to_string()).unwrap_or_default(),
         tz: range.tz,
         as_of: (as_of > 0).then(|| time(as_of)),
         series,
@@ -361,28 +282,12 @@ pub async fn series(
     }))
 }
 
-async fn series_of(
-    state: &AppState,
-    tenant: &str,
-    range: &Range,
-    buckets: &[NaiveDate],
-    f: &CounterFilter,
-    group: &[GroupBy],
-) -> Result<Vec<Series>, ApiError> {
+async fn series_of(state: &AppState, tenant: &str, range: &Range, buckets: &[NaiveDate], f: &CounterFilter, group: &[GroupBy]) -> Result<Vec<Series>, ApiError> {
     let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
         return Ok(Vec::new());
     };
     let period = range.granularity.period(&range.tz);
-    let rows = q::counters(
-        &state.db,
-        tenant,
-        &period,
-        &first.to_string(),
-        &last.to_string(),
-        f,
-        group,
-    )
-    .await?;
+    let rows = q::counters(&state.db, tenant, &period, &first.to_string(), &last.to_string(), f, group).await?;
     Ok(assemble(&rows, buckets, group))
 }
 
@@ -393,12 +298,7 @@ fn assemble(rows: &[CounterRow], buckets: &[NaiveDate], group: &[GroupBy]) -> Ve
         by_group.entry((String::new(), String::new())).or_default();
     }
     for r in rows {
-        by_group
-            .entry((r.g1.clone(), r.g2.clone()))
-            .or_default()
-            .entry(r.bucket.clone())
-            .or_default()
-            .add(r);
+        by_group.entry((r.g1.clone(), r.g2.clone())).or_default().entry(r.bucket.clone()).or_default().add(r);
     }
     by_group
         .into_iter()
@@ -410,22 +310,11 @@ fn assemble(rows: &[CounterRow], buckets: &[NaiveDate], group: &[GroupBy]) -> Ve
                     let start = d.to_string();
                     let s = sums.get(&start).cloned().unwrap_or_default();
                     total.merge(&s);
-                    Bucket {
-                        start,
-                        totals: s.totals(),
-                    }
+                    Bucket { start, totals: s.totals() }
                 })
                 .collect();
-            let group = group
-                .iter()
-                .zip([g1, g2])
-                .map(|(g, v)| (g.as_str().to_string(), v))
-                .collect();
-            Series {
-                group,
-                buckets,
-                total: total.totals(),
-            }
+            let group = group.iter().zip([g1, g2]).map(|(g, v)| (g.as_str().to_string(), v)).collect();
+            Series { group, buckets, total: total.totals() }
         })
         .collect()
 }
@@ -478,11 +367,7 @@ pub struct SummaryResponse {
 
 #[utoipa::path(get, path = "/v1/stats/summary", tag = "stats", params(SummaryParams, TenantParam),
     responses((status = 200, description = "Totals, rates, unique recipients and deltas", body = SummaryResponse), ApiErrors))]
-pub async fn summary(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<SummaryResponse>, ApiError> {
+pub async fn summary(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<SummaryResponse>, ApiError> {
     caller.require(Scope::Stats)?;
     let mut p = Params::of::<SummaryParams>(query.as_deref());
     let max = state.config.max_summary_days;
@@ -496,10 +381,7 @@ pub async fn summary(
     p.finish()?;
     let to = today(&tz);
     let from = to - chrono::Duration::days(days as i64 - 1);
-    let (prev_to, prev_from) = (
-        from - chrono::Duration::days(1),
-        from - chrono::Duration::days(days as i64),
-    );
+    let (prev_to, prev_from) = (from - chrono::Duration::days(1), from - chrono::Duration::days(days as i64));
     let period = Granularity::Day.period(&tz);
     let tenant = &caller.tenant;
     let db = &state.db;
@@ -509,67 +391,19 @@ pub async fn summary(
         s.totals()
     };
     let none = CounterFilter::default();
-    let totals = sum(q::counters(
-        db,
-        tenant,
-        &period,
-        &from.to_string(),
-        &to.to_string(),
-        &none,
-        &[],
-    )
-    .await?);
-    let previous = sum(q::counters(
-        db,
-        tenant,
-        &period,
-        &prev_from.to_string(),
-        &prev_to.to_string(),
-        &none,
-        &[],
-    )
-    .await?);
+    let totals = sum(q::counters(db, tenant, &period, &from.to_string(), &to.to_string(), &none, &[]).await?);
+    let previous = sum(q::counters(db, tenant, &period, &prev_from.to_string(), &prev_to.to_string(), &none, &[]).await?);
     let uniques = |rows: Vec<q::UniqueRow>| {
-        let get = |k: &str| {
-            rows.iter()
-                .find(|r| r.kind == k)
-                .map(|r| r.recipients)
-                .unwrap_or(0)
-        };
-        Uniques {
-            reached: get("reached"),
-            opened: get("opened"),
-            clicked: get("clicked"),
-        }
+        let get = |k: &str| rows.iter().find(|r| r.kind == k).map(|r| r.recipients).unwrap_or(0);
+        Uniques { reached: get("reached"), opened: get("opened"), clicked: get("clicked") }
     };
-    let unique_recipients = uniques(
-        q::unique_recipients(db, tenant, &period, &from.to_string(), &to.to_string()).await?,
-    );
-    let previous_unique_recipients = uniques(
-        q::unique_recipients(
-            db,
-            tenant,
-            &period,
-            &prev_from.to_string(),
-            &prev_to.to_string(),
-        )
-        .await?,
-    );
-    let deltas = totals
-        .counts
-        .iter()
-        .map(|(k, v)| (k.clone(), v - previous.counts.get(k).copied().unwrap_or(0)))
-        .collect();
+    let unique_recipients = uniques(q::unique_recipients(db, tenant, &period, &from.to_string(), &to.to_string()).await?);
+    let previous_unique_recipients = uniques(q::unique_recipients(db, tenant, &period, &prev_from.to_string(), &prev_to.to_string()).await?);
+    let deltas = totals.counts.iter().map(|(k, v)| (k.clone(), v - previous.counts.get(k).copied().unwrap_or(0))).collect();
     let sender_flags = crate::db::health::current(db, tenant, true)
         .await?
         .into_iter()
-        .map(|h| SenderFlag {
-            provider: h.provider,
-            sending_domain: h.sending_domain,
-            sending_account: h.sending_account,
-            reasons: h.reasons,
-            since: time(h.evaluated_at),
-        })
+        .map(|h| SenderFlag { provider: h.provider, sending_domain: h.sending_domain, sending_account: h.sending_account, reasons: h.reasons, since: time(h.evaluated_at) })
         .collect();
     let as_of = q::as_of(db, tenant).await?;
     Ok(Json(SummaryResponse {
@@ -591,30 +425,8 @@ pub async fn summary(
 mod tests {
     use super::*;
 
-    fn row(
-        bucket: &str,
-        g1: &str,
-        ty: &str,
-        bounce: &str,
-        machine: &str,
-        n: i64,
-        cost: i128,
-    ) -> CounterRow {
-        CounterRow {
-            bucket: bucket.into(),
-            g1: g1.into(),
-            g2: String::new(),
-            event_type: ty.into(),
-            bounce_class: bounce.into(),
-            machine: machine.into(),
-            cost_unit: if cost != 0 {
-                "USD".into()
-            } else {
-                String::new()
-            },
-            events: n,
-            cost,
-        }
+    fn row(bucket: &str, g1: &str, ty: &str, bounce: &str, machine: &str, n: i64, cost: i128) -> CounterRow {
+        CounterRow { bucket: bucket.into(), g1: g1.into(), g2: String::new(), event_type: ty.into(), bounce_class: bounce.into(), machine: machine.into(), cost_unit: if cost != 0 { "USD".into() } else { String::new() }, events: n, cost }
     }
 
     #[test]
@@ -636,44 +448,18 @@ mod tests {
         assert_eq!(email.group["channel"], "email");
         assert_eq!(email.buckets.len(), 3, "empty buckets present");
         assert_eq!(email.buckets[0].totals.counts["sent"], 0);
-        assert_eq!(
-            email.buckets[0].totals.counts.len(),
-            schemas::EventType::SYMBOLS.len()
-        );
+        assert_eq!(email.buckets[0].totals.counts.len(), schemas::EventType::SYMBOLS.len());
         let t = &email.buckets[1].totals;
-        assert_eq!(
-            (t.counts["opened"], t.human_counts["opened"], t.hard_bounces),
-            (6, 4, 1)
-        );
+        assert_eq!((t.counts["opened"], t.human_counts["opened"], t.hard_bounces), (6, 4, 1));
         assert_eq!(t.cost["USD"], "0.075");
-        assert_eq!(
-            t.rates.delivery,
-            Rate {
-                numerator: 8,
-                denominator: 10,
-                value: Some(0.8)
-            }
-        );
+        assert_eq!(t.rates.delivery, Rate { numerator: 8, denominator: 10, value: Some(0.8) });
         assert_eq!(t.rates.bounce.numerator, 1);
-        assert_eq!(
-            t.rates.human.open,
-            Rate {
-                numerator: 4,
-                denominator: 8,
-                value: Some(0.5)
-            }
-        );
+        assert_eq!(t.rates.human.open, Rate { numerator: 4, denominator: 8, value: Some(0.5) });
         assert_eq!(t.rates.all.open.numerator, 6);
-        assert_eq!(
-            email.buckets[0].totals.rates.delivery.value, None,
-            "0 of 0 is no rate"
-        );
+        assert_eq!(email.buckets[0].totals.rates.delivery.value, None, "0 of 0 is no rate");
         assert_eq!(email.total.counts["sent"], 10);
         assert_eq!(midnight(d("2026-01-02"), "UTC"), 1_767_312_000_000);
-        assert_eq!(
-            midnight(d("2026-01-02"), "Europe/Berlin"),
-            1_767_312_000_000 - 3_600_000
-        );
+        assert_eq!(midnight(d("2026-01-02"), "Europe/Berlin"), 1_767_312_000_000 - 3_600_000);
         // without group_by: one series even without rows
         let none = assemble(&[], &buckets, &[]);
         assert_eq!(none.len(), 1);

@@ -81,20 +81,12 @@ pub struct StreamParams {
 #[utoipa::path(get, path = "/v1/stream", tag = "events", params(StreamParams, TenantParam),
     responses((status = 200, description = "Server-sent events: `event: event` with a LiveEvent as data, `event: lagged` with `{\"missed\": n}`",
         content_type = "text/event-stream", body = LiveEvent), ApiErrors))]
-pub async fn live(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+pub async fn live(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     caller.require(Scope::Messages)?;
     let mut p = Params::of::<StreamParams>(query.as_deref());
     let broadcast = p.one("broadcast");
     let recipient = p.one("recipient").map(|r| r.to_ascii_lowercase());
-    let channel = p.parsed("channel", |v| {
-        schemas::Channel::parse(v)
-            .map(|c| c.as_str().to_string())
-            .ok_or_else(|| format!("one of: {}", schemas::Channel::SYMBOLS.join(", ")))
-    });
+    let channel = p.parsed("channel", |v| schemas::Channel::parse(v).map(|c| c.as_str().to_string()).ok_or_else(|| format!("one of: {}", schemas::Channel::SYMBOLS.join(", "))));
     let types = p.many_of("event_type", schemas::EventType::SYMBOLS);
     p.finish()?;
     let mut sub = state.live.subscribe().await?;
@@ -107,37 +99,19 @@ pub async fn live(
             match sub.events.recv().await {
                 Ok(e) => {
                     let keep = e.tenant == tenant
-                        && broadcast
-                            .as_ref()
-                            .is_none_or(|b| e.broadcast_id.as_ref() == Some(b))
-                        && recipient
-                            .as_ref()
-                            .is_none_or(|r| e.recipient.eq_ignore_ascii_case(r))
+                        && broadcast.as_ref().is_none_or(|b| e.broadcast_id.as_ref() == Some(b))
+                        && recipient.as_ref().is_none_or(|r| e.recipient.eq_ignore_ascii_case(r))
                         && channel.as_ref().is_none_or(|c| e.channel.as_str() == c)
                         && (types.is_empty() || types.iter().any(|t| t == e.event_type.as_str()));
                     if keep {
-                        let data =
-                            serde_json::to_string(&LiveEvent::from(e.as_ref())).unwrap_or_default();
-                        if !emit(
-                            Sse::default()
-                                .event("event")
-                                .id(e.event_id.clone())
-                                .data(data),
-                        )
-                        .await
-                        {
+                        let data = serde_json::to_string(&LiveEvent::from(e.as_ref())).unwrap_or_default();
+                        if !emit(Sse::default().event("event").id(e.event_id.clone()).data(data)).await {
                             return;
                         }
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
-                    if !emit(
-                        Sse::default()
-                            .event("lagged")
-                            .data(format!("{{\"missed\":{n}}}")),
-                    )
-                    .await
-                    {
+                    if !emit(Sse::default().event("lagged").data(format!("{{\"missed\":{n}}}"))).await {
                         return;
                     }
                 }
@@ -145,9 +119,7 @@ pub async fn live(
             }
         }
     });
-    Ok(axum::response::Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    Ok(axum::response::Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
 struct GaugeGuard;
@@ -160,24 +132,14 @@ impl Drop for GaugeGuard {
 /// A stream fed by a task through a small channel; the task ends when the client is gone.
 fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Result<Sse, Infallible>>
 where
-    F: FnOnce(
-        Box<
-            dyn Fn(Sse) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
-                + Send
-                + Sync,
-        >,
-    ) -> Fut,
+    F: FnOnce(Box<dyn Fn(Sse) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel::<Sse>(64);
     let emit = Box::new(move |e: Sse| {
         let tx = tx.clone();
-        Box::pin(async move { tx.send(e).await.is_ok() })
-            as std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+        Box::pin(async move { tx.send(e).await.is_ok() }) as std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
     });
     tokio::spawn(f(emit));
-    futures::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
 }

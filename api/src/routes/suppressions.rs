@@ -30,14 +30,7 @@ use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
 const SCOPES: &[&str] = &["all", "email", "email_marketing", "sms", "whatsapp", "push"];
-const REASONS: &[&str] = &[
-    "complaint",
-    "hard_bounce",
-    "push_token_invalid",
-    "unsubscribe",
-    "soft_bounces",
-    "manual",
-];
+const REASONS: &[&str] = &["complaint", "hard_bounce", "push_token_invalid", "unsubscribe", "soft_bounces", "manual"];
 /// Longest address, number or token (as the edge and the normalizer bound recipients).
 pub const MAX_ADDRESS_BYTES: usize = 320;
 /// Longest reason of a change.
@@ -106,22 +99,12 @@ pub struct SuppressionParams {
 }
 
 fn one_of(allowed: &'static [&'static str]) -> impl Fn(&str) -> Result<String, String> {
-    move |v| {
-        if allowed.contains(&v) {
-            Ok(v.to_string())
-        } else {
-            Err(format!("one of: {}", allowed.join(", ")))
-        }
-    }
+    move |v| if allowed.contains(&v) { Ok(v.to_string()) } else { Err(format!("one of: {}", allowed.join(", "))) }
 }
 
 #[utoipa::path(get, path = "/v1/suppressions", tag = "suppressions", params(SuppressionParams, TenantParam),
     responses((status = 200, description = "One page of suppressed addresses, by address", body = SuppressionPage), ApiErrors))]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<SuppressionPage>, ApiError> {
+pub async fn list(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<SuppressionPage>, ApiError> {
     caller.require(Scope::Messages)?;
     let mut p = Params::of::<SuppressionParams>(query.as_deref());
     let f = SuppressionFilter {
@@ -132,17 +115,11 @@ pub async fn list(
     };
     let size = p.page_size(state.config.default_page_size, state.config.max_page_size);
     let fp = page_token::fingerprint("suppressions", &f);
-    let after = p
-        .parsed("page_token", |t| page_token::decode(t, &fp))
-        .map(|(_, k)| k)
-        .unwrap_or_default();
+    let after = p.parsed("page_token", |t| page_token::decode(t, &fp)).map(|(_, k)| k).unwrap_or_default();
     p.finish()?;
     let rows = q::page(&state.db, &caller.tenant, &f, &after, size).await?;
     let next_page_token = super::next_token(&rows, size, &fp, |r| (0, r.address.clone()));
-    Ok(Json(SuppressionPage {
-        suppressions: rows.into_iter().map(Suppression::from).collect(),
-        next_page_token,
-    }))
+    Ok(Json(SuppressionPage { suppressions: rows.into_iter().map(Suppression::from).collect(), next_page_token }))
 }
 
 /// One step of an address's suppression history.
@@ -212,12 +189,7 @@ pub struct AddressParams {}
 #[utoipa::path(get, path = "/v1/suppressions/{address}", tag = "suppressions",
     params(("address" = String, Path, description = "Address, number or device token (case-insensitive)"), AddressParams, TenantParam),
     responses((status = 200, description = "Whether the address is suppressed, and its history", body = AddressSuppression), ApiErrors))]
-pub async fn one(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(address): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<AddressSuppression>, ApiError> {
+pub async fn one(State(state): State<AppState>, caller: Caller, Path(address): Path<String>, RawQuery(query): RawQuery) -> Result<Json<AddressSuppression>, ApiError> {
     caller.require(Scope::Messages)?;
     let mut p = Params::of::<AddressParams>(query.as_deref());
     let address = address_param(&mut p, &address);
@@ -225,69 +197,28 @@ pub async fn one(
     Ok(Json(address_state(&state, &caller.tenant, &address).await?))
 }
 
-async fn address_state(
-    state: &AppState,
-    tenant: &str,
-    address: &str,
-) -> Result<AddressSuppression, ApiError> {
+async fn address_state(state: &AppState, tenant: &str, address: &str) -> Result<AddressSuppression, ApiError> {
     let db = &state.db;
-    let f = SuppressionFilter {
-        address: Some(address.to_string()),
-        ..Default::default()
-    };
-    let current = q::page(db, tenant, &f, "", 1)
-        .await?
-        .into_iter()
-        .next()
-        .map(Suppression::from);
+    let f = SuppressionFilter { address: Some(address.to_string()), ..Default::default() };
+    let current = q::page(db, tenant, &f, "", 1).await?.into_iter().next().map(Suppression::from);
     let mut history: Vec<(i64, HistoryItem)> = Vec::new();
     for e in q::suppressing_events(db, tenant, address, MAX_HISTORY).await? {
         let (reason, scope) = event_reason(&e.event_type, &e.channel);
         history.push((
             e.occurred_at,
-            HistoryItem {
-                at: time(e.occurred_at),
-                action: "suppressed".into(),
-                source: "event".into(),
-                reason: Some(reason.into()),
-                scope,
-                event_id: Some(e.event_id),
-                who: None,
-                note: None,
-            },
+            HistoryItem { at: time(e.occurred_at), action: "suppressed".into(), source: "event".into(), reason: Some(reason.into()), scope, event_id: Some(e.event_id), who: None, note: None },
         ));
     }
     if let Some(entry) = q::entry(db, tenant, address).await? {
         if entry.reason == "soft_bounces" {
             history.push((
                 entry.occurred_at,
-                HistoryItem {
-                    at: time(entry.occurred_at),
-                    action: "suppressed".into(),
-                    source: "event".into(),
-                    reason: Some(entry.reason),
-                    scope: entry.scope,
-                    event_id: Some(entry.event_id),
-                    who: None,
-                    note: None,
-                },
+                HistoryItem { at: time(entry.occurred_at), action: "suppressed".into(), source: "event".into(), reason: Some(entry.reason), scope: entry.scope, event_id: Some(entry.event_id), who: None, note: None },
             ));
         }
     }
     for c in q::changes(db, tenant, address, MAX_HISTORY).await? {
-        history.push((
-            c.at,
-            HistoryItem {
-                at: time(c.at),
-                action: c.action,
-                source: "api".into(),
-                reason: None,
-                scope: c.scope,
-                event_id: None,
-                who: Some(c.who),
-                note: Some(c.note),
-            },
-        ));
+        history.push((c.at, HistoryItem { at: time(c.at), action: c.action, source: "api".into(), reason: None, scope: c.scope, event_id: None, who: Some(c.who), note: Some(c.note) }));
     }
     history.sort_by_key(|h| h.0);
     let skip = history.len().saturating_sub(MAX_HISTORY as usize);
@@ -329,14 +260,7 @@ pub struct Change {
 
 impl From<&ChangeRow> for Change {
     fn from(r: &ChangeRow) -> Change {
-        Change {
-            address: r.address.clone(),
-            action: r.action.clone(),
-            scope: r.scope.clone(),
-            note: r.note.clone(),
-            who: r.who.clone(),
-            at: time(r.at),
-        }
+        Change { address: r.address.clone(), action: r.action.clone(), scope: r.scope.clone(), note: r.note.clone(), who: r.who.clone(), at: time(r.at) }
     }
 }
 
@@ -362,22 +286,13 @@ fn check_reason(p: &mut Params, name: &str, reason: &str) {
 #[utoipa::path(post, path = "/v1/suppressions", tag = "suppressions", params(TenantParam), request_body = AddSuppressions,
     responses((status = 201, description = "The changes made (published on the suppression topic and kept in the history)", body = Changes),
         (status = 413, description = "Body over `max_body_bytes`", body = crate::error::Problem, content_type = "application/problem+json"), ApiErrors))]
-pub async fn add(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Changes>), ApiError> {
+pub async fn add(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery, body: Bytes) -> Result<(StatusCode, Json<Changes>), ApiError> {
     caller.require(Scope::SuppressionsWrite)?;
     let mut p = Params::of::<AddressParams>(query.as_deref());
     if body.len() > state.config.max_body_bytes {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "the body is over {} bytes",
-            state.config.max_body_bytes
-        )));
+        return Err(ApiError::PayloadTooLarge(format!("the body is over {} bytes", state.config.max_body_bytes)));
     }
-    let req: AddSuppressions = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::param("body", format!("not the documented JSON object: {e}")))?;
+    let req: AddSuppressions = serde_json::from_slice(&body).map_err(|e| ApiError::param("body", format!("not the documented JSON object: {e}")))?;
     let max = state.config.max_suppression_addresses;
     if req.addresses.is_empty() || req.addresses.len() > max {
         p.fail("addresses", format!("1 to {max} addresses"));
@@ -413,12 +328,7 @@ pub async fn add(
         })
         .collect();
     apply(&state, &rows).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Changes {
-            changes: rows.iter().map(Change::from).collect(),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(Changes { changes: rows.iter().map(Change::from).collect() })))
 }
 
 /// Parameters of `DELETE /v1/suppressions/{address}`.
@@ -434,27 +344,15 @@ pub struct RemoveParams {
     params(("address" = String, Path, description = "Address, number or device token (case-insensitive)"), RemoveParams, TenantParam),
     responses((status = 200, description = "The removal (published on the suppression topic and kept in the history)", body = OneChange),
         (status = 404, description = "The address is not suppressed", body = crate::error::Problem, content_type = "application/problem+json"), ApiErrors))]
-pub async fn remove(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(address): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<OneChange>, ApiError> {
+pub async fn remove(State(state): State<AppState>, caller: Caller, Path(address): Path<String>, RawQuery(query): RawQuery) -> Result<Json<OneChange>, ApiError> {
     caller.require(Scope::SuppressionsWrite)?;
     let mut p = Params::of::<RemoveParams>(query.as_deref());
     let address = address_param(&mut p, &address);
     let reason = p.one("reason").unwrap_or_default();
     check_reason(&mut p, "reason", &reason);
     p.finish()?;
-    let f = SuppressionFilter {
-        address: Some(address.clone()),
-        ..Default::default()
-    };
-    let Some(current) = q::page(&state.db, &caller.tenant, &f, "", 1)
-        .await?
-        .into_iter()
-        .next()
-    else {
+    let f = SuppressionFilter { address: Some(address.clone()), ..Default::default() };
+    let Some(current) = q::page(&state.db, &caller.tenant, &f, "", 1).await?.into_iter().next() else {
         return Err(ApiError::NotFound(format!("{address} is not suppressed")));
     };
     let now = chrono::Utc::now().timestamp_millis();
@@ -469,20 +367,12 @@ pub async fn remove(
         who: caller.key_name.clone(),
     };
     apply(&state, std::slice::from_ref(&row)).await?;
-    Ok(Json(OneChange {
-        change: Change::from(&row),
-    }))
+    Ok(Json(OneChange { change: Change::from(&row) }))
 }
 
 fn change_id(caller: &Caller, address: &str, action: &str, at: i64) -> String {
     let mut h = Sha256::new();
-    for part in [
-        caller.tenant.as_str(),
-        caller.key_name.as_str(),
-        address,
-        action,
-        &at.to_string(),
-    ] {
+    for part in [caller.tenant.as_str(), caller.key_name.as_str(), address, action, &at.to_string()] {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -505,19 +395,10 @@ async fn apply(state: &AppState, rows: &[ChangeRow]) -> Result<(), ApiError> {
         };
         let payload = serde_json::to_vec(&value).unwrap_or_default();
         let key = format!("{}/{}", r.tenant, r.address);
-        state
-            .producer
-            .send(&state.config.suppressions_topic, &key, &payload, timeout)
-            .await
-            .map_err(ApiError::PublishFailed)?;
-        metrics::counter!("sendtrace_api_suppression_changes_total", "action" => r.action.clone())
-            .increment(1);
+        state.producer.send(&state.config.suppressions_topic, &key, &payload, timeout).await.map_err(ApiError::PublishFailed)?;
+        metrics::counter!("sendtrace_api_suppression_changes_total", "action" => r.action.clone()).increment(1);
     }
-    let token = rows
-        .iter()
-        .map(|r| r.change_id.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
+    let token = rows.iter().map(|r| r.change_id.as_str()).collect::<Vec<_>>().join(",");
     let token = hex::encode(&Sha256::digest(token.as_bytes())[..16]);
     q::record(&state.db, rows, &token).await?;
     tracing::info!(message = "Suppression changes applied.", tenant = %rows.first().map(|r| r.tenant.as_str()).unwrap_or(""), changes = rows.len());

@@ -26,28 +26,16 @@ pub struct Incoming<'a> {
 fn lower_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     headers
         .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.as_str().to_ascii_lowercase(),
-                v.to_str().ok()?.to_string(),
-            ))
-        })
+        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
         .collect()
 }
 
 #[tracing::instrument(skip_all, fields(provider = %req.provider, tenant = %req.tenant))]
-pub async fn accept(
-    state: &AppState,
-    req: Incoming<'_>,
-) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
+pub async fn accept(state: &AppState, req: Incoming<'_>) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
     let provider = registry(req.provider);
     let result = match provider.routes().contains(&req.route) {
         true => verify_and_store(state, &req, provider).await,
-        false => Err(IngestError::WrongRoute(format!(
-            "{} has no route {}",
-            req.provider,
-            req.route.path(req.provider, "{tenant}")
-        ))),
+        false => Err(IngestError::WrongRoute(format!("{} has no route {}", req.provider, req.route.path(req.provider, "{tenant}")))),
     };
     let outcome = match &result {
         Ok(_) => "stored",
@@ -76,35 +64,14 @@ async fn verify_and_store(
     // fetches: only a request whose signing certificate is not cached yet goes to a blocking
     // thread, where it may fetch it (once per URL). Handing every request to the blocking pool
     // cost more than the check itself (BENCHMARKS.md §7).
-    let raw_req = RawRequest {
-        tenant: req.tenant,
-        route: &req.route,
-        url: &req.url,
-        headers: &all_headers,
-        body: &req.body,
-        now_ms,
-    };
+    let raw_req = RawRequest { tenant: req.tenant, route: &req.route, url: &req.url, headers: &all_headers, body: &req.body, now_ms };
     let verified = match provider.verify(&raw_req, creds, &state.verify.cached_only()) {
         Err(VerifyError::CertificateNotCached) => {
             metrics::counter!("sendtrace_ingest_certificate_fetch_handoffs_total").increment(1);
-            let (id, tenant, route, url, headers, body) = (
-                req.provider,
-                req.tenant.to_string(),
-                req.route.clone(),
-                req.url.clone(),
-                all_headers.clone(),
-                req.body.clone(),
-            );
+            let (id, tenant, route, url, headers, body) = (req.provider, req.tenant.to_string(), req.route.clone(), req.url.clone(), all_headers.clone(), req.body.clone());
             let (ctx, creds) = (state.verify.clone(), creds.clone());
             tokio::task::spawn_blocking(move || {
-                let raw_req = RawRequest {
-                    tenant: &tenant,
-                    route: &route,
-                    url: &url,
-                    headers: &headers,
-                    body: &body,
-                    now_ms,
-                };
+                let raw_req = RawRequest { tenant: &tenant, route: &route, url: &url, headers: &headers, body: &body, now_ms };
                 registry(id).verify(&raw_req, &creds, &ctx)
             })
             .await
@@ -139,34 +106,20 @@ async fn verify_and_store(
         headers: kept,
         body: req.body.to_vec(),
     };
-    let payload =
-        schemas::avro::encode_raw(&envelope).map_err(|e| IngestError::NotStored(e.to_string()))?;
+    let payload = schemas::avro::encode_raw(&envelope).map_err(|e| IngestError::NotStored(e.to_string()))?;
     let key = format!("{}/{}", req.tenant, verified.partition_key);
     // Checked here too (the producer checks again): a record the broker can never take is the
     // caller's to shrink (413), not a reason to answer 503 and be retried forever.
     let max = runtime::kafka::producer_max_message_bytes(&state.config.kafka);
     if !runtime::kafka::record_fits(key.len(), payload.len(), max) {
-        return Err(IngestError::TooLarge {
-            record_bytes: key.len() + payload.len(),
-            limit_bytes: max,
-        });
+        return Err(IngestError::TooLarge { record_bytes: key.len() + payload.len(), limit_bytes: max });
     }
     let timeout = Duration::from_millis(state.config.store_timeout_ms);
-    state
-        .sink
-        .store(key, payload, timeout)
-        .await
-        .map_err(|e| match e {
-            e if e.too_large => IngestError::TooLarge {
-                record_bytes: req.body.len(),
-                limit_bytes: max,
-            },
-            e if e.permanent => IngestError::RecordRefused(e.message),
-            e => IngestError::NotStored(e.message),
-        })?;
+    state.sink.store(key, payload, timeout).await.map_err(|e| match e {
+        e if e.too_large => IngestError::TooLarge { record_bytes: req.body.len(), limit_bytes: max },
+        e if e.permanent => IngestError::RecordRefused(e.message),
+        e => IngestError::NotStored(e.message),
+    })?;
     debug!(message = "Raw record stored.", %request_id, bytes = req.body.len());
-    Ok((
-        StatusCode::OK,
-        Json(serde_json::json!({ "stored": true, "request_id": request_id })),
-    ))
+    Ok((StatusCode::OK, Json(serde_json::json!({ "stored": true, "request_id": request_id }))))
 }

@@ -19,13 +19,7 @@ use tokio::sync::Semaphore;
 
 /// The body length the request declares in `Content-Length`, if any (and parseable).
 fn declared_length(req: &Request) -> Option<u64> {
-    req.headers()
-        .get(axum::http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    req.headers().get(axum::http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// 413 for a request declaring `len` > `max_body` bytes. The body is read and dropped chunk by
@@ -46,15 +40,10 @@ async fn refuse_oversize(req: Request, len: u64, max_body: usize, max_drain: usi
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
         "Request body too large",
-        format!(
-            "the request body ({len} bytes) exceeds the {max_body}-byte limit (max_body_bytes)"
-        ),
+        format!("the request body ({len} bytes) exceeds the {max_body}-byte limit (max_body_bytes)"),
     )
     .into_response();
-    resp.headers_mut().insert(
-        axum::http::header::CONNECTION,
-        axum::http::HeaderValue::from_static("close"),
-    );
+    resp.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
     resp
 }
 

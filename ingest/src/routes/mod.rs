@@ -35,16 +35,10 @@ pub fn app(state: AppState, health: Health) -> Router {
     let config = state.config.clone();
     let router = Router::new()
         .route("/webhooks/{provider}/{tenant}", post(webhooks::receive))
-        .route(
-            "/webhooks/{provider}/{tenant}/{variant}",
-            post(webhooks::receive_variant),
-        )
+        .route("/webhooks/{provider}/{tenant}/{variant}", post(webhooks::receive_variant))
         .route("/v1/sends/{tenant}", post(sender::sends))
         .route("/v1/events/{tenant}", post(sender::events))
-        .route(
-            "/v1/push-results/{tenant}/{provider}",
-            post(sender::push_results),
-        )
+        .route("/v1/push-results/{tenant}/{provider}", post(sender::push_results))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state)
         .route("/healthz", get(healthz).with_state(health))
@@ -61,6 +55,6 @@ async fn healthz(State(h): State<Health>) -> (StatusCode, &'static str) {
 }
 
 #[cfg(test)]
-mod proptests;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod proptests;

@@ -12,8 +12,7 @@ use schemas::{ProviderId, Route};
 type Reply = Result<(StatusCode, Json<serde_json::Value>), IngestError>;
 
 fn provider_named(name: &str) -> Result<ProviderId, IngestError> {
-    name.parse()
-        .map_err(|_| IngestError::UnknownProvider(name.to_string()))
+    name.parse().map_err(|_| IngestError::UnknownProvider(name.to_string()))
 }
 
 pub async fn receive(
@@ -24,18 +23,7 @@ pub async fn receive(
     body: bytes::Bytes,
 ) -> Reply {
     let provider = provider_named(&provider)?;
-    accept(
-        &state,
-        Incoming {
-            provider,
-            tenant: &tenant,
-            route: Route::Webhook,
-            url: url_of(&uri),
-            headers: &headers,
-            body,
-        },
-    )
-    .await
+    accept(&state, Incoming { provider, tenant: &tenant, route: Route::Webhook, url: url_of(&uri), headers: &headers, body }).await
 }
 
 /// The same with a variant suffix (e.g. SES `eventbridge`): a route of its own, if the
@@ -49,22 +37,9 @@ pub async fn receive_variant(
 ) -> Reply {
     let provider = provider_named(&provider)?;
     let route = Route::WebhookVariant(variant.into());
-    accept(
-        &state,
-        Incoming {
-            provider,
-            tenant: &tenant,
-            route,
-            url: url_of(&uri),
-            headers: &headers,
-            body,
-        },
-    )
-    .await
+    accept(&state, Incoming { provider, tenant: &tenant, route, url: url_of(&uri), headers: &headers, body }).await
 }
 
 pub(super) fn url_of(uri: &axum::http::Uri) -> String {
-    uri.path_and_query()
-        .map(|p| p.to_string())
-        .unwrap_or_default()
+    uri.path_and_query().map(|p| p.to_string()).unwrap_or_default()
 }

@@ -4,12 +4,10 @@
 use super::credentials::NormalizeOptions;
 use super::limits::Limits;
 use super::NormalizeError;
-use schemas::avro::RawEnvelopeRef;
 use schemas::event::Attribution;
 use schemas::ids::{self, BodyDigest, EventSource};
-use schemas::{
-    BounceClass, Channel, Event, EventType, MessageClass, Money, Origin, RawEnvelope, TimeSource,
-};
+use schemas::avro::RawEnvelopeRef;
+use schemas::{BounceClass, Channel, Event, EventType, MessageClass, Money, Origin, RawEnvelope, TimeSource};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -28,19 +26,8 @@ pub struct RawRecord<'a> {
 
 impl<'a> RawRecord<'a> {
     /// A record of an envelope read in place (the pipeline's path).
-    pub fn borrowed(
-        envelope: RawEnvelopeRef<'a>,
-        topic: &'a str,
-        partition: i32,
-        offset: i64,
-    ) -> Self {
-        RawRecord {
-            envelope,
-            topic,
-            partition,
-            offset,
-            body_digest: Default::default(),
-        }
+    pub fn borrowed(envelope: RawEnvelopeRef<'a>, topic: &'a str, partition: i32, offset: i64) -> Self {
+        RawRecord { envelope, topic, partition, offset, body_digest: Default::default() }
     }
 
     /// A record of an owned envelope (`normalizer check`, tests): the same view of it.
@@ -54,11 +41,7 @@ impl<'a> RawRecord<'a> {
             content_type: &envelope.content_type,
             received_at: envelope.received_at,
             // a `BTreeMap`: sorted by name, one entry per name, as `RawEnvelopeRef` holds them
-            headers: envelope
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
+            headers: envelope.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
             body: &envelope.body,
         };
         RawRecord::borrowed(view, topic, partition, offset)
@@ -66,8 +49,7 @@ impl<'a> RawRecord<'a> {
 
     /// SHA-256 of the body, for ids of items without a provider event id.
     pub fn body_digest(&self) -> &BodyDigest {
-        self.body_digest
-            .get_or_init(|| ids::body_digest(self.envelope.body))
+        self.body_digest.get_or_init(|| ids::body_digest(self.envelope.body))
     }
 }
 
@@ -103,12 +85,7 @@ pub struct EventDraft {
 }
 
 impl EventDraft {
-    pub fn new(
-        channel: Channel,
-        provider_message_id: impl Into<String>,
-        name: impl Into<String>,
-        event_type: EventType,
-    ) -> Self {
+    pub fn new(channel: Channel, provider_message_id: impl Into<String>, name: impl Into<String>, event_type: EventType) -> Self {
         EventDraft {
             channel,
             provider_message_id: provider_message_id.into(),
@@ -133,42 +110,14 @@ impl EventDraft {
     fn check(&self, limits: &Limits, received_at: i64) -> Result<(), NormalizeError> {
         limits.check_attribution(&self.attribution)?;
         for (what, value, limit) in [
-            (
-                "provider message id",
-                Some(self.provider_message_id.as_str()),
-                limits.max_id_bytes,
-            ),
-            (
-                "provider event id",
-                self.provider_event_id.as_deref(),
-                limits.max_id_bytes,
-            ),
-            (
-                "error code",
-                self.error_code.as_deref(),
-                limits.max_id_bytes,
-            ),
+            ("provider message id", Some(self.provider_message_id.as_str()), limits.max_id_bytes),
+            ("provider event id", self.provider_event_id.as_deref(), limits.max_id_bytes),
+            ("error code", self.error_code.as_deref(), limits.max_id_bytes),
             ("ip", self.ip.as_deref(), limits.max_id_bytes),
-            (
-                "provider event name",
-                Some(self.provider_event_name.as_str()),
-                limits.max_text_bytes,
-            ),
-            (
-                "click url",
-                self.click_url.as_deref(),
-                limits.max_text_bytes,
-            ),
-            (
-                "user agent",
-                self.user_agent.as_deref(),
-                limits.max_text_bytes,
-            ),
-            (
-                "error reason",
-                self.error_reason.as_deref(),
-                limits.max_text_bytes,
-            ),
+            ("provider event name", Some(self.provider_event_name.as_str()), limits.max_text_bytes),
+            ("click url", self.click_url.as_deref(), limits.max_text_bytes),
+            ("user agent", self.user_agent.as_deref(), limits.max_text_bytes),
+            ("error reason", self.error_reason.as_deref(), limits.max_text_bytes),
         ] {
             limits.check_len(what, value, limit)?;
         }
@@ -195,10 +144,7 @@ impl EventDraft {
             + opt(&a.contact_id)
             + opt(&a.template_key)
             + a.labels.iter().map(String::len).sum::<usize>()
-            + a.metadata
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
+            + a.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
     }
 
     /// One event for one recipient (unchecked: [`Normalized::push`] checks first).
@@ -213,24 +159,10 @@ impl EventDraft {
         let env = &raw.envelope;
         let source = match &self.id_source {
             IdSource::ProviderEventId(id) => EventSource::ProviderEventId(id),
-            IdSource::BodyItem(i) => EventSource::Body {
-                digest: raw.body_digest(),
-                item: *i,
-            },
+            IdSource::BodyItem(i) => EventSource::Body { digest: raw.body_digest(), item: *i },
         };
-        let event_id = ids::event_id(
-            env.tenant,
-            env.provider.as_str(),
-            source,
-            &self.provider_event_name,
-            recipient,
-        );
-        let delivery_key = ids::delivery_key(
-            env.tenant,
-            env.provider.as_str(),
-            &self.provider_message_id,
-            recipient,
-        );
+        let event_id = ids::event_id(env.tenant, env.provider.as_str(), source, &self.provider_event_name, recipient);
+        let delivery_key = ids::delivery_key(env.tenant, env.provider.as_str(), &self.provider_message_id, recipient);
         let (occurred_at, time_source) = match self.occurred_at {
             Some(t) => (t, TimeSource::Provider),
             None => (env.received_at, TimeSource::Received),
@@ -329,11 +261,7 @@ impl Normalized {
         recipients: impl IntoIterator<Item = &'r str>,
     ) {
         let limits = &opts.limits;
-        let recipients: Vec<&str> = recipients
-            .into_iter()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .collect();
+        let recipients: Vec<&str> = recipients.into_iter().map(str::trim).filter(|r| !r.is_empty()).collect();
         if let Err(error) = draft.check(limits, raw.envelope.received_at) {
             return self.reject(item, error);
         }
@@ -347,10 +275,7 @@ impl Normalized {
             return self.reject(item, error);
         }
         let per_event = draft.approx_bytes();
-        let bytes = recipients
-            .iter()
-            .map(|r| per_event + r.len())
-            .sum::<usize>();
+        let bytes = recipients.iter().map(|r| per_event + r.len()).sum::<usize>();
         if self.bytes.saturating_add(bytes) > limits.max_record_output_bytes {
             let error = NormalizeError::LimitExceeded(format!(
                 "output bytes of the record: {} > {} (item {item}: {} recipients × {per_event} bytes)",
@@ -361,9 +286,7 @@ impl Normalized {
             return self.reject(item, error);
         }
         self.bytes += bytes;
-        let last = recipients
-            .iter()
-            .rposition(|r| r.len() <= limits.max_recipient_bytes);
+        let last = recipients.iter().rposition(|r| r.len() <= limits.max_recipient_bytes);
         let mut draft = Some(draft);
         for (n, recipient) in recipients.into_iter().enumerate() {
             if recipient.len() > limits.max_recipient_bytes {
@@ -416,11 +339,7 @@ pub fn attribution_from_tags<'a>(
             a.message_class = first.as_deref().and_then(MessageClass::parse);
         } else {
             for v in values {
-                a.labels.push(if v.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{name}:{v}")
-                });
+                a.labels.push(if v.is_empty() { name.to_string() } else { format!("{name}:{v}") });
             }
         }
     }
@@ -440,9 +359,7 @@ pub fn metadata_from_headers<'a>(
     headers
         .into_iter()
         .filter_map(|(name, value)| {
-            let rest = name.get(prefix.len()..).filter(|_| {
-                name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-            })?;
+            let rest = name.get(prefix.len()..).filter(|_| name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()))?;
             Some((rest.to_ascii_lowercase(), value.to_string()))
         })
         .collect()
@@ -472,32 +389,15 @@ pub fn attribution_from_custom<'a>(
     fields: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>,
     opts: &NormalizeOptions,
 ) -> Attribution {
-    let vars: Vec<(&str, String)> = fields
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, scalar(v)?)))
-        .collect();
+    let vars: Vec<(&str, String)> = fields.into_iter().filter_map(|(k, v)| Some((k, scalar(v)?))).collect();
     attribution_from_scalars(vars.iter().map(|(k, v)| (*k, v.as_str())), opts)
 }
 
 /// [`attribution_from_custom`] of fields already read as text (`json::Scalar`), in order.
-pub fn attribution_from_scalars<'a>(
-    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
-    opts: &NormalizeOptions,
-) -> Attribution {
-    let names = [
-        &opts.broadcast_tag,
-        &opts.sequence_tag,
-        &opts.contact_tag,
-        &opts.template_tag,
-        &opts.message_class_tag,
-    ];
-    let (named, rest): (Vec<_>, Vec<_>) = fields
-        .into_iter()
-        .partition(|(k, _)| names.iter().any(|n| n.as_str() == *k));
+pub fn attribution_from_scalars<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>, opts: &NormalizeOptions) -> Attribution {
+    let names = [&opts.broadcast_tag, &opts.sequence_tag, &opts.contact_tag, &opts.template_tag, &opts.message_class_tag];
+    let (named, rest): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(k, _)| names.iter().any(|n| n.as_str() == *k));
     let mut a = attribution_from_tags(named.iter().map(|(k, v)| (*k, vec![*v])), opts);
-    a.metadata.extend(
-        rest.into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    a.metadata.extend(rest.into_iter().map(|(k, v)| (k.to_string(), v.to_string())));
     a
 }

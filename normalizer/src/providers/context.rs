@@ -36,12 +36,7 @@ impl VerifyContext {
     /// an SNS signature) and moves only those rare misses to a blocking thread, instead of
     /// handing every request to one (BENCHMARKS.md §7).
     pub fn cached_only(&self) -> VerifyContext {
-        VerifyContext {
-            limits: self.limits.clone(),
-            certificates: self.certificates.clone(),
-            replay: self.replay.clone(),
-            fetch: Fetch::Never,
-        }
+        VerifyContext { limits: self.limits.clone(), certificates: self.certificates.clone(), replay: self.replay.clone(), fetch: Fetch::Never }
     }
 
     /// Whether verifications through this context may fetch certificates.
@@ -53,10 +48,7 @@ impl VerifyContext {
     /// within its window. At most `limits.max_remembered_tokens` are kept (oldest forgotten first).
     pub fn first_use(&self, scope: &str, token: &str, expires_secs: i64, now_secs: i64) -> bool {
         let capacity = self.limits.max_remembered_tokens;
-        self.replay
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .first_use(scope, token, expires_secs, now_secs, capacity)
+        self.replay.lock().unwrap_or_else(PoisonError::into_inner).first_use(scope, token, expires_secs, now_secs, capacity)
     }
 }
 
@@ -64,9 +56,6 @@ impl Default for VerifyContext {
     /// Default limits, and a certificate source that fetches nothing: SNS signatures cannot be
     /// checked until a real source is given (requests that need one are answered 503).
     fn default() -> Self {
-        VerifyContext::new(
-            EdgeLimits::default(),
-            Arc::new(super::ses::signature::Unconfigured),
-        )
+        VerifyContext::new(EdgeLimits::default(), Arc::new(super::ses::signature::Unconfigured))
     }
 }

@@ -52,10 +52,7 @@ impl TenantCredentials {
 
     /// Settings that weaken verification, to log loudly at startup.
     pub fn warnings(&self) -> Vec<&'static str> {
-        self.providers()
-            .into_iter()
-            .flat_map(|(_, c)| c.warnings())
-            .collect()
+        self.providers().into_iter().flat_map(|(_, c)| c.warnings()).collect()
     }
 }
 

@@ -53,14 +53,8 @@ impl EdgeLimits {
             ("max_recipient_bytes", self.max_recipient_bytes),
             ("max_field_bytes", self.max_field_bytes),
             ("max_labels_per_item", self.max_labels_per_item),
-            (
-                "max_metadata_entries_per_item",
-                self.max_metadata_entries_per_item,
-            ),
-            (
-                "max_attribution_bytes_per_item",
-                self.max_attribution_bytes_per_item,
-            ),
+            ("max_metadata_entries_per_item", self.max_metadata_entries_per_item),
+            ("max_attribution_bytes_per_item", self.max_attribution_bytes_per_item),
             ("max_form_fields", self.max_form_fields),
             ("max_remembered_tokens", self.max_remembered_tokens),
         ];

@@ -68,9 +68,7 @@ impl VerifyError {
     /// 400 when it cannot be read at all.
     pub fn http_status(&self) -> u16 {
         match self {
-            VerifyError::MissingHeader(_)
-            | VerifyError::BadCredentials
-            | VerifyError::NotConfigured => 401,
+            VerifyError::MissingHeader(_) | VerifyError::BadCredentials | VerifyError::NotConfigured => 401,
             VerifyError::Malformed(_) => 400,
             VerifyError::CertificateUnavailable(_) | VerifyError::CertificateNotCached => 503,
             _ => 403,

@@ -344,26 +344,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
                 Ok(Scalar(Some(Cow::Owned(s))))
             }
             fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
-                Ok(Scalar(Some(Cow::Borrowed(if b {
-                    "true"
-                } else {
-                    "false"
-                }))))
+                Ok(Scalar(Some(Cow::Borrowed(if b { "true" } else { "false" }))))
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
-                Ok(Scalar(Some(Cow::Owned(
-                    serde_json::Number::from(n).to_string(),
-                ))))
+                Ok(Scalar(Some(Cow::Owned(serde_json::Number::from(n).to_string()))))
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
-                Ok(Scalar(Some(Cow::Owned(
-                    serde_json::Number::from(n).to_string(),
-                ))))
+                Ok(Scalar(Some(Cow::Owned(serde_json::Number::from(n).to_string()))))
             }
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
-                Ok(Scalar(
-                    serde_json::Number::from_f64(n).map(|n| Cow::Owned(n.to_string())),
-                ))
+                Ok(Scalar(serde_json::Number::from_f64(n).map(|n| Cow::Owned(n.to_string()))))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
                 Ok(Scalar(None))
@@ -507,10 +497,7 @@ impl<T> std::ops::Deref for Present<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Present<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        T::deserialize(d).map(|value| Present {
-            present: true,
-            value,
-        })
+        T::deserialize(d).map(|value| Present { present: true, value })
     }
 }
 
@@ -588,42 +575,19 @@ mod tests {
     #[test]
     fn other_types_read_as_absent_and_the_last_key_wins() {
         let p: Probe = serde_json::from_str(r#"{"s":1,"b":"no","l":{"a":[1]},"o":[{"x":"y"}],"list":3,"zz":{"deep":[1,2,{"a":null}]}}"#).unwrap();
-        assert_eq!(
-            (
-                p.s.get(),
-                p.b.0,
-                p.l.all.len(),
-                p.o.get().is_none(),
-                p.list.0.len()
-            ),
-            (None, None, 0, true, 0)
-        );
+        assert_eq!((p.s.get(), p.b.0, p.l.all.len(), p.o.get().is_none(), p.list.0.len()), (None, None, 0, true, 0));
         let p: Probe = serde_json::from_str(r#"{"s":"a","s":"b\n","b":true,"l":[1,"x","y"],"o":{"x":"z"},"list":[{"x":"1"},2,{"x":3},{"x":"4"}]}"#).unwrap();
         assert_eq!(p.s.get(), Some("b\n"));
         assert_eq!(p.b.0, Some(true));
-        assert_eq!(
-            (p.l.first, p.l.all),
-            (None, vec![Cow::Borrowed("x"), Cow::Borrowed("y")])
-        );
+        assert_eq!((p.l.first, p.l.all), (None, vec![Cow::Borrowed("x"), Cow::Borrowed("y")]));
         assert_eq!(p.o.get().and_then(|i| i.x.get()), Some("z"));
-        assert_eq!(
-            p.list.0.iter().map(|i| i.x.get()).collect::<Vec<_>>(),
-            [Some("1"), None, Some("4")]
-        );
+        assert_eq!(p.list.0.iter().map(|i| i.x.get()).collect::<Vec<_>>(), [Some("1"), None, Some("4")]);
     }
 
     #[test]
     fn malformed_json_is_an_error_like_a_value_parse() {
         // the last three in keys no mapping reads: skipped, but checked as a `Value` parse checks them
-        for bad in [
-            r#"{"s":"#,
-            r#"{"s":"\ud800"}"#,
-            r#"{"o":{"x":[}}"#,
-            "{} x",
-            r#"{"zz":"\ud800"}"#,
-            r#"{"zz":[1e400]}"#,
-            r#"{"o":{"zz":{"a":"\udc00x"}}}"#,
-        ] {
+        for bad in [r#"{"s":"#, r#"{"s":"\ud800"}"#, r#"{"o":{"x":[}}"#, "{} x", r#"{"zz":"\ud800"}"#, r#"{"zz":[1e400]}"#, r#"{"o":{"zz":{"a":"\udc00x"}}}"#] {
             let typed = serde_json::from_str::<Probe>(bad).map_err(|e| e.to_string());
             let value = serde_json::from_str::<serde_json::Value>(bad).map_err(|e| e.to_string());
             assert_eq!(typed.err(), value.err(), "{bad}");

@@ -103,10 +103,7 @@ fn specials16(chunk: &[u8]) -> Option<usize> {
     let mut hi = [0u8; 8];
     lo.copy_from_slice(&chunk[..8]);
     hi.copy_from_slice(&chunk[8..16]);
-    let (lo, hi) = (
-        specials(u64::from_le_bytes(lo)),
-        specials(u64::from_le_bytes(hi)),
-    );
+    let (lo, hi) = (specials(u64::from_le_bytes(lo)), specials(u64::from_le_bytes(hi)));
     if lo != 0 {
         Some((lo.trailing_zeros() / 8) as usize)
     } else if hi != 0 {
@@ -204,23 +201,14 @@ mod tests {
         let theirs: Result<String, _> = serde_json::from_slice(json);
         if let Some((value, end)) = &ours {
             assert_eq!(*end, json.len(), "end of {json:?}");
-            assert_eq!(
-                theirs.as_deref().ok(),
-                Some(value.as_ref()),
-                "value of {json:?}"
-            );
+            assert_eq!(theirs.as_deref().ok(), Some(value.as_ref()), "value of {json:?}");
         }
         ours.map(|(v, _)| v.into_owned())
     }
 
     /// Must be read (not left to serde_json) and be this.
     fn reads(json: &[u8], expected: &str) {
-        assert_eq!(
-            check(json).as_deref(),
-            Some(expected),
-            "{}",
-            String::from_utf8_lossy(json)
-        );
+        assert_eq!(check(json).as_deref(), Some(expected), "{}", String::from_utf8_lossy(json));
     }
 
     /// Must be left to serde_json.
@@ -231,25 +219,13 @@ mod tests {
     #[test]
     fn every_escape_as_serde_json() {
         reads(br#""""#, "");
-        reads(
-            br#""plain text, longer than eight bytes""#,
-            "plain text, longer than eight bytes",
-        );
+        reads(br#""plain text, longer than eight bytes""#, "plain text, longer than eight bytes");
         reads(br#""\"\\\/\b\f\n\r\t""#, "\"\\/\u{8}\u{c}\n\r\t");
-        reads(
-            br#""a\u0041\u00e9\u20AC\uFFFF\u0000z""#,
-            "aAé€\u{ffff}\u{0}z",
-        );
+        reads(br#""a\u0041\u00e9\u20AC\uFFFF\u0000z""#, "aAé€\u{ffff}\u{0}z");
         reads(br#""\ud83d\ude00 and \uD83D\uDE00""#, "😀 and 😀");
         reads(br#""\udbff\udfff""#, "\u{10ffff}");
-        reads(
-            "\"ünïcödé 😀 \\\"x\\\" ünïcödé\"".as_bytes(),
-            "ünïcödé 😀 \"x\" ünïcödé",
-        );
-        reads(
-            br#""{\"eventType\":\"Bounce\",\"mail\":{\"tags\":{\"a\":[\"b\"]}}}""#,
-            r#"{"eventType":"Bounce","mail":{"tags":{"a":["b"]}}}"#,
-        );
+        reads("\"ünïcödé 😀 \\\"x\\\" ünïcödé\"".as_bytes(), "ünïcödé 😀 \"x\" ünïcödé");
+        reads(br#""{\"eventType\":\"Bounce\",\"mail\":{\"tags\":{\"a\":[\"b\"]}}}""#, r#"{"eventType":"Bounce","mail":{"tags":{"a":["b"]}}}"#);
         reads("\"\u{7f}\u{80}\"".as_bytes(), "\u{7f}\u{80}");
     }
 
@@ -293,18 +269,13 @@ mod tests {
         for lead in ["", "\\n"] {
             for pos in 0..40 {
                 for special in ["\\\"", "\\u00e9", "\u{1}", "\"", "\\x"] {
-                    let body =
-                        format!("{lead}{}{special}{}", "a".repeat(pos), "b".repeat(40 - pos));
+                    let body = format!("{lead}{}{special}{}", "a".repeat(pos), "b".repeat(40 - pos));
                     let json = format!("\"{body}\"");
                     if special != "\"" {
                         check(json.as_bytes());
                     }
                     let ok = special.starts_with('\\') && special != "\\x";
-                    assert_eq!(
-                        read(json.as_bytes(), 0).is_some(),
-                        ok || special == "\"",
-                        "{json}"
-                    );
+                    assert_eq!(read(json.as_bytes(), 0).is_some(), ok || special == "\"", "{json}");
                 }
             }
         }

@@ -74,19 +74,11 @@ impl Limits {
             return Err(exceeded("label bytes", label_bytes, self.max_labels_bytes));
         }
         if a.metadata.len() > self.max_metadata {
-            return Err(exceeded(
-                "metadata entries",
-                a.metadata.len(),
-                self.max_metadata,
-            ));
+            return Err(exceeded("metadata entries", a.metadata.len(), self.max_metadata));
         }
         let meta_bytes: usize = a.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
         if meta_bytes > self.max_metadata_bytes {
-            return Err(exceeded(
-                "metadata bytes",
-                meta_bytes,
-                self.max_metadata_bytes,
-            ));
+            return Err(exceeded("metadata bytes", meta_bytes, self.max_metadata_bytes));
         }
         for (name, id) in [
             ("broadcast id", &a.broadcast_id),
@@ -100,12 +92,7 @@ impl Limits {
     }
 
     /// A string field against its bound.
-    pub fn check_len(
-        &self,
-        what: &str,
-        value: Option<&str>,
-        limit: usize,
-    ) -> Result<(), NormalizeError> {
+    pub fn check_len(&self, what: &str, value: Option<&str>, limit: usize) -> Result<(), NormalizeError> {
         match value {
             Some(v) if v.len() > limit => Err(exceeded(what, v.len(), limit)),
             _ => Ok(()),
@@ -114,8 +101,7 @@ impl Limits {
 
     /// An event time against the accepted range, given when the record was received.
     pub fn check_time(&self, occurred_at: i64, received_at: i64) -> Result<(), NormalizeError> {
-        let latest =
-            received_at.saturating_add(self.max_event_time_ahead_secs.saturating_mul(1000));
+        let latest = received_at.saturating_add(self.max_event_time_ahead_secs.saturating_mul(1000));
         if occurred_at < self.min_event_time_ms || occurred_at > latest {
             return Err(NormalizeError::InvalidField {
                 field: "time",
@@ -135,30 +121,13 @@ mod tests {
 
     #[test]
     fn each_bound_is_enforced_at_its_value() {
-        let l = Limits {
-            max_labels: 2,
-            max_labels_bytes: 6,
-            max_metadata: 1,
-            max_metadata_bytes: 4,
-            max_id_bytes: 3,
-            ..Limits::default()
-        };
-        let mut a = Attribution {
-            labels: vec!["a".into(), "b".into()],
-            ..Default::default()
-        };
+        let l = Limits { max_labels: 2, max_labels_bytes: 6, max_metadata: 1, max_metadata_bytes: 4, max_id_bytes: 3, ..Limits::default() };
+        let mut a = Attribution { labels: vec!["a".into(), "b".into()], ..Default::default() };
         assert!(l.check_attribution(&a).is_ok());
         a.labels.push("c".into());
-        assert_eq!(
-            l.check_attribution(&a).unwrap_err().code(),
-            "limit_exceeded"
-        );
+        assert_eq!(l.check_attribution(&a).unwrap_err().code(), "limit_exceeded");
         a.labels = vec!["abcd".into(), "efg".into()];
-        assert!(l
-            .check_attribution(&a)
-            .unwrap_err()
-            .to_string()
-            .contains("label bytes: 7 > 6"));
+        assert!(l.check_attribution(&a).unwrap_err().to_string().contains("label bytes: 7 > 6"));
         a.labels.clear();
         a.metadata.insert("ab".into(), "cd".into());
         assert!(l.check_attribution(&a).is_ok());
@@ -168,11 +137,7 @@ mod tests {
         assert!(l.check_attribution(&a).is_err());
         a.metadata.clear();
         a.broadcast_id = Some("abcd".into());
-        assert!(l
-            .check_attribution(&a)
-            .unwrap_err()
-            .to_string()
-            .contains("broadcast id: 4 > 3"));
+        assert!(l.check_attribution(&a).unwrap_err().to_string().contains("broadcast id: 4 > 3"));
     }
 
     #[test]

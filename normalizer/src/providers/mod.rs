@@ -6,8 +6,8 @@
 pub mod build;
 pub mod context;
 pub mod credentials;
-pub mod edge_limits;
 pub mod error;
+pub mod edge_limits;
 pub mod json;
 pub mod json_str;
 pub mod limits;
@@ -19,9 +19,9 @@ pub mod testkit;
 
 pub use build::{EventDraft, Normalized, RawRecord, Rejected};
 pub use context::VerifyContext;
+pub use limits::Limits;
 pub use credentials::{NormalizeOptions, ProviderCredentials};
 pub use error::{NormalizeError, VerifyError};
-pub use limits::Limits;
 
 use schemas::{ProviderId, Route};
 use std::collections::BTreeMap;
@@ -68,22 +68,13 @@ pub trait Provider: Send + Sync {
 
     /// Checks that the request really comes from the provider, for this tenant. `ctx` holds
     /// what verification keeps between requests (certificates, replay tokens, edge limits).
-    fn verify(
-        &self,
-        req: &RawRequest<'_>,
-        creds: &TenantCredentials,
-        ctx: &VerifyContext,
-    ) -> Result<Verified, VerifyError>;
+    fn verify(&self, req: &RawRequest<'_>, creds: &TenantCredentials, ctx: &VerifyContext) -> Result<Verified, VerifyError>;
 
     /// Maps one stored raw record to canonical events, one per recipient, through
     /// [`Normalized::push`] (which applies `opts.limits`). `Err` when the body as a whole
     /// cannot be read; items that cannot be read are [`Normalized::rejected`] and the others
     /// still flow. No events and no rejections means a control message with nothing to report.
-    fn normalize(
-        &self,
-        raw: &RawRecord<'_>,
-        opts: &NormalizeOptions,
-    ) -> Result<Normalized, NormalizeError>;
+    fn normalize(&self, raw: &RawRecord<'_>, opts: &NormalizeOptions) -> Result<Normalized, NormalizeError>;
 
     /// Demo credentials for `ctx.tenant` (deterministic, never production secrets), set into
     /// `creds`: what `samples` signs with.
@@ -150,16 +141,8 @@ pub fn describe() -> String {
     let mut out = String::new();
     for id in ProviderId::ALL {
         let p = registry(id);
-        let routes: Vec<String> = p
-            .routes()
-            .iter()
-            .map(|r| format!("POST {}", r.path(id, "{tenant}")))
-            .collect();
-        out.push_str(&format!(
-            "{id}\t{}\theaders kept: {}\tcredentials: [tenants.<tenant>.{id}]\n",
-            routes.join(", "),
-            p.kept_headers().join(" ")
-        ));
+        let routes: Vec<String> = p.routes().iter().map(|r| format!("POST {}", r.path(id, "{tenant}"))).collect();
+        out.push_str(&format!("{id}\t{}\theaders kept: {}\tcredentials: [tenants.<tenant>.{id}]\n", routes.join(", "), p.kept_headers().join(" ")));
     }
     out
 }

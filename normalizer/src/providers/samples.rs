@@ -24,10 +24,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(tenant: &str, public_base: &str) -> Self {
-        Context {
-            tenant: tenant.into(),
-            public_base: public_base.trim_end_matches('/').into(),
-        }
+        Context { tenant: tenant.into(), public_base: public_base.trim_end_matches('/').into() }
     }
 
     /// The tenant's demo API key.
@@ -50,10 +47,7 @@ pub struct Sample {
 
 /// Every provider's demo credentials for `ctx.tenant`, with the tenant's API key.
 pub fn demo_credentials(ctx: &Context) -> TenantCredentials {
-    let mut creds = TenantCredentials {
-        api_key: Some(ctx.api_key()),
-        ..Default::default()
-    };
+    let mut creds = TenantCredentials { api_key: Some(ctx.api_key()), ..Default::default() };
     for p in ProviderId::ALL {
         registry(p).demo_credentials(ctx, &mut creds);
     }
@@ -62,10 +56,7 @@ pub fn demo_credentials(ctx: &Context) -> TenantCredentials {
 
 /// Every sample of every provider, in registry order.
 pub fn all(ctx: &Context) -> Vec<Sample> {
-    ProviderId::ALL
-        .into_iter()
-        .flat_map(|p| registry(p).samples(ctx))
-        .collect()
+    ProviderId::ALL.into_iter().flat_map(|p| registry(p).samples(ctx)).collect()
 }
 
 /// A header pair.
@@ -75,21 +66,14 @@ pub fn header(k: &str, v: &str) -> (String, String) {
 
 /// The `fixtures/` folder of `provider`.
 pub fn fixtures_dir(provider: ProviderId) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("src/providers")
-        .join(provider.as_str())
-        .join("fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/providers").join(provider.as_str()).join("fixtures")
 }
 
 /// Fixture bodies of `provider` that have an expected-events file (valid samples), sorted.
 pub fn fixture_bodies(provider: ProviderId) -> Vec<(String, Vec<u8>)> {
     let dir = fixtures_dir(provider);
     let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .collect()
-        })
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
         .unwrap_or_default();
     names.sort();
     names
@@ -143,8 +127,7 @@ pub fn refresh_times(v: &mut Value) {
         match v {
             Value::String(s) => {
                 if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-                    let moved =
-                        t.with_timezone(&chrono::Utc) + chrono::Duration::milliseconds(shift_ms);
+                    let moved = t.with_timezone(&chrono::Utc) + chrono::Duration::milliseconds(shift_ms);
                     *s = moved.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
                 }
             }
@@ -152,18 +135,12 @@ pub fn refresh_times(v: &mut Value) {
                 if let Some(f) = n.as_f64() {
                     if f > 1e9 && f < 1e10 {
                         let moved = f + shift_ms as f64 / 1000.0;
-                        *v = if n.is_f64() {
-                            Value::from(moved)
-                        } else {
-                            Value::from(moved.round() as i64)
-                        };
+                        *v = if n.is_f64() { Value::from(moved) } else { Value::from(moved.round() as i64) };
                     }
                 }
             }
             Value::Array(a) => a.iter_mut().for_each(|x| apply(x, None, shift_ms)),
-            Value::Object(o) => o
-                .iter_mut()
-                .for_each(|(k, x)| apply(x, Some(k.as_str()), shift_ms)),
+            Value::Object(o) => o.iter_mut().for_each(|(k, x)| apply(x, Some(k.as_str()), shift_ms)),
             _ => {}
         }
     }
@@ -187,30 +164,17 @@ pub fn json_refreshed(body: &[u8]) -> Vec<u8> {
     }
 }
 
+
 /// Samples of a provider whose requests the tenant's API key authenticates: each fixture POSTed
 /// as JSON with the key, to the route `route_of(fixture name)`.
-pub fn api_key_samples(
-    ctx: &Context,
-    provider: ProviderId,
-    route_of: impl Fn(&str) -> schemas::Route,
-) -> Vec<Sample> {
+pub fn api_key_samples(ctx: &Context, provider: ProviderId, route_of: impl Fn(&str) -> schemas::Route) -> Vec<Sample> {
     fixture_bodies(provider)
         .into_iter()
         .map(|(name, body)| {
-            let headers = vec![
-                header("content-type", "application/json"),
-                header(super::signature::API_KEY_HEADER, &ctx.api_key()),
-            ];
+            let headers = vec![header("content-type", "application/json"), header(super::signature::API_KEY_HEADER, &ctx.api_key())];
             let route = route_of(&name);
             let path = route.path(provider, &ctx.tenant);
-            Sample {
-                provider,
-                fixture: name,
-                route,
-                path,
-                headers,
-                body: json_refreshed(&body),
-            }
+            Sample { provider, fixture: name, route, path, headers, body: json_refreshed(&body) }
         })
         .collect()
 }

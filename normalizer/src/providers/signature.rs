@@ -7,8 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 /// HMAC-SHA256 over the concatenation of `parts`.
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut mac =
-        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
         mac.update(p);
     }
@@ -17,8 +16,7 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 /// HMAC-SHA1 over the concatenation of `parts` (Twilio).
 pub fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut mac =
-        <Hmac<sha1::Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
         mac.update(p);
     }
@@ -35,11 +33,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Rejects a signed timestamp (seconds since the epoch) further than `tolerance_secs` from now.
 /// `abs_diff`, not a subtraction: a hostile timestamp (`i64::MIN`) cannot overflow.
-pub fn check_timestamp(
-    timestamp_secs: i64,
-    now_ms: i64,
-    tolerance_secs: i64,
-) -> Result<(), VerifyError> {
+pub fn check_timestamp(timestamp_secs: i64, now_ms: i64, tolerance_secs: i64) -> Result<(), VerifyError> {
     if now_ms.div_euclid(1000).abs_diff(timestamp_secs) > tolerance_secs.unsigned_abs() {
         Err(VerifyError::StaleTimestamp(tolerance_secs))
     } else {
@@ -54,9 +48,7 @@ pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
 /// so a missing header is reported alike whether or not the tenant exists or has a key.
 pub fn check_api_key(presented: Option<&str>, configured: Option<&str>) -> Result<(), VerifyError> {
     let presented = presented.ok_or(VerifyError::MissingHeader(API_KEY_HEADER))?;
-    let configured = configured
-        .filter(|k| !k.is_empty())
-        .ok_or(VerifyError::NotConfigured)?;
+    let configured = configured.filter(|k| !k.is_empty()).ok_or(VerifyError::NotConfigured)?;
     if constant_time_eq(presented.as_bytes(), configured.as_bytes()) {
         Ok(())
     } else {
@@ -78,22 +70,12 @@ pub struct ReplayGuard {
 
 impl ReplayGuard {
     pub fn new() -> Self {
-        ReplayGuard {
-            seen: HashMap::new(),
-            order: VecDeque::new(),
-        }
+        ReplayGuard { seen: HashMap::new(), order: VecDeque::new() }
     }
 
     /// Records `token` (of `scope`, e.g. the tenant) as used until `expires_secs`; false when it
     /// was already used and its window has not closed.
-    pub fn first_use(
-        &mut self,
-        scope: &str,
-        token: &str,
-        expires_secs: i64,
-        now_secs: i64,
-        capacity: usize,
-    ) -> bool {
+    pub fn first_use(&mut self, scope: &str, token: &str, expires_secs: i64, now_secs: i64, capacity: usize) -> bool {
         use sha2::Digest;
         while let Some(&(exp, hash)) = self.order.front() {
             if exp >= now_secs && self.order.len() < capacity {
@@ -104,12 +86,7 @@ impl ReplayGuard {
                 self.seen.remove(&hash);
             }
         }
-        let hash: [u8; 32] = sha2::Sha256::new()
-            .chain_update(scope)
-            .chain_update([0u8])
-            .chain_update(token)
-            .finalize()
-            .into();
+        let hash: [u8; 32] = sha2::Sha256::new().chain_update(scope).chain_update([0u8]).chain_update(token).finalize().into();
         if self.seen.get(&hash).is_some_and(|&exp| exp >= now_secs) {
             return false;
         }
@@ -136,16 +113,11 @@ impl Default for ReplayGuard {
 /// `Authorization: Basic base64(user:password)` against the configured pair, in constant time.
 pub fn check_basic_auth(header: &str, user: &str, password: &str) -> Result<(), VerifyError> {
     use base64::Engine;
-    let (scheme, encoded) = header
-        .trim()
-        .split_once(' ')
-        .ok_or(VerifyError::BadCredentials)?;
+    let (scheme, encoded) = header.trim().split_once(' ').ok_or(VerifyError::BadCredentials)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(VerifyError::BadCredentials);
     }
-    let presented = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| VerifyError::BadCredentials)?;
+    let presented = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| VerifyError::BadCredentials)?;
     let expected = format!("{user}:{password}");
     if constant_time_eq(&presented, expected.as_bytes()) {
         Ok(())
@@ -161,10 +133,7 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231_case_2() {
         let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(
-            hex::encode(mac),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
+        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 
     #[test]
@@ -178,10 +147,7 @@ mod tests {
     #[test]
     fn extreme_timestamps_do_not_overflow() {
         for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
-            assert_eq!(
-                check_timestamp(ts, 1_700_000_000_000, 300),
-                Err(VerifyError::StaleTimestamp(300))
-            );
+            assert_eq!(check_timestamp(ts, 1_700_000_000_000, 300), Err(VerifyError::StaleTimestamp(300)));
             let _ = check_timestamp(ts, i64::MIN, 300);
             let _ = check_timestamp(ts, i64::MAX, i64::MAX);
         }
@@ -192,26 +158,14 @@ mod tests {
     fn replay_guard_refuses_reuse_within_the_window_and_stays_bounded() {
         let mut g = ReplayGuard::new();
         assert!(g.first_use("acme", "t1", 1300, 1000, 10));
-        assert!(
-            !g.first_use("acme", "t1", 1300, 1100, 10),
-            "reused within its window"
-        );
-        assert!(
-            g.first_use("globex", "t1", 1300, 1100, 10),
-            "scopes are apart"
-        );
-        assert!(
-            g.first_use("acme", "t1", 1700, 1400, 10),
-            "after its window the token is forgotten"
-        );
+        assert!(!g.first_use("acme", "t1", 1300, 1100, 10), "reused within its window");
+        assert!(g.first_use("globex", "t1", 1300, 1100, 10), "scopes are apart");
+        assert!(g.first_use("acme", "t1", 1700, 1400, 10), "after its window the token is forgotten");
         for i in 0..100 {
             assert!(g.first_use("acme", &format!("x{i}"), 5000, 1500, 10));
             assert!(g.len() <= 10);
         }
-        assert!(
-            !g.first_use("acme", "x99", 5000, 1500, 10),
-            "the newest are kept"
-        );
+        assert!(!g.first_use("acme", "x99", 5000, 1500, 10), "the newest are kept");
     }
 
     #[test]
@@ -219,41 +173,18 @@ mod tests {
         // Found by fuzzing (fuzz/ target `provider`): `svix-timestamp: -9223372036854775808`
         // overflowed `now - timestamp` (a panic with overflow checks, a wrap without).
         for ts in [i64::MIN, i64::MIN + 1, i64::MAX] {
-            assert_eq!(
-                check_timestamp(ts, 1_893_456_000_000, 300),
-                Err(VerifyError::StaleTimestamp(300))
-            );
-            assert_eq!(
-                check_timestamp(ts, -1_893_456_000_000, 300),
-                Err(VerifyError::StaleTimestamp(300))
-            );
+            assert_eq!(check_timestamp(ts, 1_893_456_000_000, 300), Err(VerifyError::StaleTimestamp(300)));
+            assert_eq!(check_timestamp(ts, -1_893_456_000_000, 300), Err(VerifyError::StaleTimestamp(300)));
         }
     }
 
     #[test]
     fn api_keys() {
         assert!(check_api_key(Some("k"), Some("k")).is_ok());
-        assert_eq!(
-            check_api_key(Some("x"), Some("k")),
-            Err(VerifyError::BadCredentials)
-        );
-        assert_eq!(
-            check_api_key(None, Some("k")),
-            Err(VerifyError::MissingHeader(API_KEY_HEADER))
-        );
-        assert_eq!(
-            check_api_key(Some("k"), None),
-            Err(VerifyError::NotConfigured)
-        );
-        assert_eq!(
-            check_api_key(Some(""), Some("")),
-            Err(VerifyError::NotConfigured),
-            "an empty key never matches"
-        );
-        assert_eq!(
-            check_api_key(None, None),
-            Err(VerifyError::MissingHeader(API_KEY_HEADER)),
-            "header first"
-        );
+        assert_eq!(check_api_key(Some("x"), Some("k")), Err(VerifyError::BadCredentials));
+        assert_eq!(check_api_key(None, Some("k")), Err(VerifyError::MissingHeader(API_KEY_HEADER)));
+        assert_eq!(check_api_key(Some("k"), None), Err(VerifyError::NotConfigured));
+        assert_eq!(check_api_key(Some(""), Some("")), Err(VerifyError::NotConfigured), "an empty key never matches");
+        assert_eq!(check_api_key(None, None), Err(VerifyError::MissingHeader(API_KEY_HEADER)), "header first");
     }
 }

@@ -8,9 +8,7 @@ use std::path::Path;
 
 /// The old all-or-nothing view of a record, for tests of one-item bodies: the events, or
 /// the first item's error.
-pub fn all_events(
-    r: Result<super::Normalized, super::NormalizeError>,
-) -> Result<Vec<schemas::Event>, super::NormalizeError> {
+pub fn all_events(r: Result<super::Normalized, super::NormalizeError>) -> Result<Vec<schemas::Event>, super::NormalizeError> {
     let mut out = r?;
     match out.rejected.is_empty() {
         true => Ok(out.events),
@@ -41,11 +39,7 @@ pub fn envelope(provider: &str, body: Vec<u8>, headers: BTreeMap<String, String>
 pub fn fixture_envelope(provider: &str, name: &str, body: Vec<u8>) -> RawEnvelope {
     let mut env = envelope(provider, body, BTreeMap::new());
     let ctx = super::samples::Context::new("acme", "http://127.0.0.1");
-    if let Some(sample) = super::registry(env.provider)
-        .samples(&ctx)
-        .into_iter()
-        .find(|s| s.fixture == name)
-    {
+    if let Some(sample) = super::registry(env.provider).samples(&ctx).into_iter().find(|s| s.fixture == name) {
         env.url = sample.route.path(env.provider, "acme");
         env.route = sample.route;
     }
@@ -56,17 +50,11 @@ pub fn fixture_envelope(provider: &str, name: &str, body: Vec<u8>) -> RawEnvelop
 /// each expected field (only the fields the expectation names). Returns how many were checked.
 pub fn check_fixtures(provider: &str, dir: &Path) -> usize {
     let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("fixture dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("fixture dir").flatten().map(|e| e.path()).collect();
     entries.sort();
     for path in entries {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let Some(stem) = name.strip_suffix(".expected.jsonl") else {
-            continue;
-        };
+        let Some(stem) = name.strip_suffix(".expected.jsonl") else { continue };
         let body_path = ["json", "txt", "form"]
             .iter()
             .map(|ext| dir.join(format!("{stem}.{ext}")))
@@ -76,13 +64,8 @@ pub fn check_fixtures(provider: &str, dir: &Path) -> usize {
         let file = body_path.file_name().unwrap().to_string_lossy().to_string();
         let env = fixture_envelope(provider, &file, body);
         let raw = RawRecord::new(&env, "raw", 0, 7);
-        let out = crate::normalize::normalize(&raw, &NormalizeOptions::default())
-            .unwrap_or_else(|e| panic!("{stem}: {e}"));
-        assert!(
-            out.rejected.is_empty(),
-            "{stem}: rejected items {:?}",
-            out.rejected
-        );
+        let out = crate::normalize::normalize(&raw, &NormalizeOptions::default()).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        assert!(out.rejected.is_empty(), "{stem}: rejected items {:?}", out.rejected);
         let events = out.events;
         let expected: Vec<serde_json::Value> = std::fs::read_to_string(&path)
             .unwrap()
@@ -127,28 +110,18 @@ pub fn ctx() -> &'static super::VerifyContext {
     static CTX: std::sync::OnceLock<super::VerifyContext> = std::sync::OnceLock::new();
     CTX.get_or_init(|| {
         let cert = include_bytes!("ses/fixtures/test_signing_cert.pem").to_vec();
-        super::VerifyContext::new(
-            Default::default(),
-            std::sync::Arc::new(move |_url: &str| -> Result<Vec<u8>, String> { Ok(cert.clone()) }),
-        )
+        super::VerifyContext::new(Default::default(), std::sync::Arc::new(move |_url: &str| -> Result<Vec<u8>, String> { Ok(cert.clone()) }))
     })
 }
 
 /// The JSON fixtures (`*.json`) of a provider's fixtures folder, in name order.
 pub fn fixture_docs(dir: &Path) -> Vec<serde_json::Value> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
+    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
     names.sort();
     names
         .iter()
         .filter(|n| n.ends_with(".json"))
-        .map(|n| {
-            serde_json::from_slice(&std::fs::read(dir.join(n)).unwrap())
-                .unwrap_or_else(|e| panic!("{n}: {e}"))
-        })
+        .map(|n| serde_json::from_slice(&std::fs::read(dir.join(n)).unwrap()).unwrap_or_else(|e| panic!("{n}: {e}")))
         .collect()
 }
 
@@ -161,11 +134,7 @@ pub fn shown<T: std::fmt::Debug, E: std::fmt::Display>(r: Result<T, E>) -> Resul
 /// it replaced (`map_before.rs`, the oracle): on every odd variant (`odd_variants`) of every
 /// document, `new` and `old` answer the same (drafts or errors, partition key, as each provider
 /// puts them in `T`). Returns how many bodies were checked.
-pub fn differential<T: PartialEq + std::fmt::Debug>(
-    docs: &[serde_json::Value],
-    new: impl Fn(&[u8]) -> T,
-    old: impl Fn(&[u8]) -> T,
-) -> usize {
+pub fn differential<T: PartialEq + std::fmt::Debug>(docs: &[serde_json::Value], new: impl Fn(&[u8]) -> T, old: impl Fn(&[u8]) -> T) -> usize {
     let mut checked = 0;
     for doc in docs {
         for body in odd_variants(doc) {
@@ -197,10 +166,7 @@ pub fn json_paths(v: &serde_json::Value, at: &mut Vec<String>, out: &mut Vec<Vec
 }
 
 /// The value at `path` (from [`json_paths`]) in `v`.
-pub fn json_at_mut<'v>(
-    v: &'v mut serde_json::Value,
-    path: &[String],
-) -> Option<&'v mut serde_json::Value> {
+pub fn json_at_mut<'v>(v: &'v mut serde_json::Value, path: &[String]) -> Option<&'v mut serde_json::Value> {
     use serde_json::Value;
     path.iter().try_fold(v, |v, k| match v {
         Value::Object(o) => o.get_mut(k),
@@ -215,23 +181,9 @@ pub fn json_at_mut<'v>(
 /// repeated before and after with another value, and malformed texts.
 pub fn odd_variants(doc: &serde_json::Value) -> Vec<String> {
     use serde_json::{json, Value};
-    let odd = [
-        json!(null),
-        json!(7),
-        json!(-1.5),
-        json!(1e300),
-        json!(18446744073709551615u64),
-        json!(true),
-        json!(""),
-        json!("x@y.io"),
-        json!(" 1386636115 "),
-        json!("not a time"),
-        json!([]),
-        json!({}),
-        json!(["a@x.io", 3, null, "b@x.io"]),
-        json!([{"name": "n", "value": "v", "emailAddress": "z@x.io"}, 1, {"name": 2}]),
-        json!({"k": "v", "n": 1, "o": {}}),
-    ];
+    let odd = [json!(null), json!(7), json!(-1.5), json!(1e300), json!(18446744073709551615u64), json!(true), json!(""), json!("x@y.io"),
+        json!(" 1386636115 "), json!("not a time"), json!([]), json!({}), json!(["a@x.io", 3, null, "b@x.io"]),
+        json!([{"name": "n", "value": "v", "emailAddress": "z@x.io"}, 1, {"name": 2}]), json!({"k": "v", "n": 1, "o": {}})];
     let text = doc.to_string();
     let mut out = vec![text.clone()];
     let mut all = Vec::new();
@@ -249,11 +201,7 @@ pub fn odd_variants(doc: &serde_json::Value) -> Vec<String> {
     let slot = Value::from("__odd_variant_slot__");
     for path in std::iter::once(&Vec::new()).chain(&all) {
         let mut d = doc.clone();
-        let Some(Value::Object(o)) =
-            json_at_mut(&mut d, path).map(|v| std::mem::replace(v, slot.clone()))
-        else {
-            continue;
-        };
+        let Some(Value::Object(o)) = json_at_mut(&mut d, path).map(|v| std::mem::replace(v, slot.clone())) else { continue };
         let (object, with_slot) = (Value::Object(o.clone()).to_string(), d.to_string());
         for key in o.keys() {
             let key = Value::from(key.as_str()).to_string();
@@ -263,22 +211,8 @@ pub fn odd_variants(doc: &serde_json::Value) -> Vec<String> {
             out.push(with_slot.replacen(&slot.to_string(), &late, 1));
         }
     }
-    let half = (0..=text.len() / 2)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
-    for bad in [
-        &text[..half],
-        "[1,2]",
-        "3",
-        "\"s\"",
-        "null",
-        "{}",
-        "[]",
-        "[{}]",
-        "{\"a\":\"\\ud800\"}",
-        "[{\"email\":\"\\ud800\"}]",
-    ] {
+    let half = (0..=text.len() / 2).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    for bad in [&text[..half], "[1,2]", "3", "\"s\"", "null", "{}", "[]", "[{}]", "{\"a\":\"\\ud800\"}", "[{\"email\":\"\\ud800\"}]"] {
         out.push(bad.to_string());
     }
     out

@@ -117,30 +117,20 @@ impl<'a> Reader<'a> {
                 return Ok(zag(z));
             }
         }
-        Err(if self.rest.len() >= 10 {
-            ReadError::VarintOverflow
-        } else {
-            ReadError::Truncated
-        })
+        Err(if self.rest.len() >= 10 { ReadError::VarintOverflow } else { ReadError::Truncated })
     }
 
     #[inline]
     pub(super) fn int(&mut self) -> Result<i32, ReadError> {
         let n = self.long()?;
-        i32::try_from(n).map_err(|_| ReadError::OutOfRange {
-            what: "int",
-            value: n,
-        })
+        i32::try_from(n).map_err(|_| ReadError::OutOfRange { what: "int", value: n })
     }
 
     /// An index below `n`: a union branch or an enum symbol.
     #[inline]
     pub(super) fn index(&mut self, what: &'static str, n: usize) -> Result<usize, ReadError> {
         let i = self.long()?;
-        usize::try_from(i)
-            .ok()
-            .filter(|&i| i < n)
-            .ok_or(ReadError::OutOfRange { what, value: i })
+        usize::try_from(i).ok().filter(|&i| i < n).ok_or(ReadError::OutOfRange { what, value: i })
     }
 
     /// A length: refused when negative or above the bound before anything is allocated, and
@@ -148,10 +138,7 @@ impl<'a> Reader<'a> {
     #[inline]
     fn len(&mut self) -> Result<usize, ReadError> {
         let n = self.long()?;
-        let len = usize::try_from(n).map_err(|_| ReadError::OutOfRange {
-            what: "length",
-            value: n,
-        })?;
+        let len = usize::try_from(n).map_err(|_| ReadError::OutOfRange { what: "length", value: n })?;
         if len > MAX_DECODE_ALLOCATION_BYTES {
             return Err(ReadError::TooLarge(len as u64));
         }
@@ -208,19 +195,9 @@ impl<'a> Reader<'a> {
             }
             n => n,
         };
-        let count = usize::try_from(count).map_err(|_| ReadError::OutOfRange {
-            what: "count",
-            value: n,
-        })?;
-        let item = if map {
-            MAP_ENTRY_BYTES
-        } else {
-            ARRAY_ITEM_BYTES
-        };
-        let desired = so_far
-            .checked_add(count)
-            .and_then(|t| t.checked_mul(item))
-            .ok_or(ReadError::TooLarge(u64::MAX))?;
+        let count = usize::try_from(count).map_err(|_| ReadError::OutOfRange { what: "count", value: n })?;
+        let item = if map { MAP_ENTRY_BYTES } else { ARRAY_ITEM_BYTES };
+        let desired = so_far.checked_add(count).and_then(|t| t.checked_mul(item)).ok_or(ReadError::TooLarge(u64::MAX))?;
         if count > MAX_DECODE_ALLOCATION_BYTES || desired > MAX_DECODE_ALLOCATION_BYTES {
             return Err(ReadError::TooLarge(desired as u64));
         }
@@ -265,39 +242,16 @@ mod tests {
     #[test]
     #[allow(deprecated)] // `to_avro_datum`: the reference's simplest form
     fn varints_match_apache_avro() {
-        for n in [
-            0i64,
-            1,
-            -1,
-            63,
-            -64,
-            64,
-            -65,
-            8191,
-            1 << 40,
-            i64::MAX,
-            i64::MIN,
-            i32::MIN as i64,
-        ] {
+        for n in [0i64, 1, -1, 63, -64, 64, -65, 8191, 1 << 40, i64::MAX, i64::MIN, i32::MIN as i64] {
             let mut buf = Vec::new();
             put_long(&mut buf, n);
-            let apache = apache_avro::to_avro_datum(
-                &apache_avro::Schema::Long,
-                apache_avro::types::Value::Long(n),
-            )
-            .unwrap();
+            let apache = apache_avro::to_avro_datum(&apache_avro::Schema::Long, apache_avro::types::Value::Long(n)).unwrap();
             assert_eq!(buf, apache, "{n}");
             assert_eq!(Reader::new(&buf).long().unwrap(), n);
         }
         // ten bytes with the last continuing: overflow; nine: truncated
-        assert!(matches!(
-            Reader::new(&[0xFF; 11]).long(),
-            Err(ReadError::VarintOverflow)
-        ));
-        assert!(matches!(
-            Reader::new(&[0xFF; 9]).long(),
-            Err(ReadError::Truncated)
-        ));
+        assert!(matches!(Reader::new(&[0xFF; 11]).long(), Err(ReadError::VarintOverflow)));
+        assert!(matches!(Reader::new(&[0xFF; 9]).long(), Err(ReadError::Truncated)));
         assert!(matches!(Reader::new(&[]).long(), Err(ReadError::Truncated)));
     }
 
@@ -309,25 +263,16 @@ mod tests {
         assert!(CodecError::from(err).to_string().contains("allocate"));
         let mut buf = Vec::new();
         put_long(&mut buf, -1);
-        assert!(matches!(
-            Reader::new(&buf).bytes(),
-            Err(ReadError::OutOfRange { .. })
-        ));
+        assert!(matches!(Reader::new(&buf).bytes(), Err(ReadError::OutOfRange { .. })));
         let mut buf = Vec::new();
         put_long(&mut buf, 5);
         buf.extend_from_slice(b"abc");
-        assert!(matches!(
-            Reader::new(&buf).bytes(),
-            Err(ReadError::Truncated)
-        ));
+        assert!(matches!(Reader::new(&buf).bytes(), Err(ReadError::Truncated)));
         let mut buf = Vec::new();
         put_long(&mut buf, i64::MIN);
         assert!(Reader::new(&buf).block(0, false).is_err());
         let mut buf = Vec::new();
         put_long(&mut buf, 1 << 40);
-        assert!(matches!(
-            Reader::new(&buf).block(0, true),
-            Err(ReadError::TooLarge(_))
-        ));
+        assert!(matches!(Reader::new(&buf).block(0, true), Err(ReadError::TooLarge(_))));
     }
 }

@@ -4,9 +4,7 @@
 //! A change to `event.avsc` must change this file in step: the tests in `avro/proptests.rs`
 //! compare every byte with apache-avro's encoding of the same schema, so a drift fails there.
 
-use super::binary::{
-    bytes_hint, decimal, put_block, put_bytes, put_long, put_opt_str, put_str, ReadError, Reader,
-};
+use super::binary::{bytes_hint, decimal, put_block, put_bytes, put_long, put_opt_str, put_str, ReadError, Reader};
 use super::CodecError;
 use crate::event::{BounceClass, Channel, Event, EventType, MessageClass, Origin, TimeSource};
 use crate::money::Money;
@@ -15,28 +13,8 @@ use std::collections::BTreeMap;
 /// An upper bound of the datum's size, so the output is allocated once.
 pub(super) fn size_hint(e: &Event) -> usize {
     let opt = |s: &Option<String>| s.as_ref().map_or(1, |s| 1 + bytes_hint(s.len()));
-    let strings = [
-        &e.event_id,
-        &e.tenant,
-        &e.provider,
-        &e.provider_message_id,
-        &e.provider_event_name,
-        &e.delivery_key,
-        &e.recipient,
-        &e.raw_topic,
-    ];
-    let optionals = [
-        &e.provider_event_id,
-        &e.broadcast_id,
-        &e.sequence_id,
-        &e.contact_id,
-        &e.template_key,
-        &e.click_url,
-        &e.user_agent,
-        &e.ip,
-        &e.error_code,
-        &e.error_reason,
-    ];
+    let strings = [&e.event_id, &e.tenant, &e.provider, &e.provider_message_id, &e.provider_event_name, &e.delivery_key, &e.recipient, &e.raw_topic];
+    let optionals = [&e.provider_event_id, &e.broadcast_id, &e.sequence_id, &e.contact_id, &e.template_key, &e.click_url, &e.user_agent, &e.ip, &e.error_code, &e.error_reason];
     strings.iter().map(|s| bytes_hint(s.len())).sum::<usize>()
         + optionals.iter().map(|s| opt(s)).sum::<usize>()
         + e.labels.iter().map(|l| bytes_hint(l.len())).sum::<usize>()
@@ -159,18 +137,15 @@ pub(super) fn read<'a, S: From<&'a str> + AsRef<str> + Ord>(
     let raw_offset = r.long()?;
     // Stricter than the Value path in one case: apache-avro reads a union index that the
     // datum ends before or inside as null, so a record cut in `origin` was accepted.
-    let origin =
-        opt_enum(r, "Origin", Origin::VALUES)?.unwrap_or(match provider_event_name.as_ref() {
-            // Events written before `origin` existed: a send record named itself `send_record`.
-            "send_record" => Origin::SendRecord,
-            _ => Origin::Provider,
-        });
+    let origin = opt_enum(r, "Origin", Origin::VALUES)?.unwrap_or(match provider_event_name.as_ref() {
+        // Events written before `origin` existed: a send record named itself `send_record`.
+        "send_record" => Origin::SendRecord,
+        _ => Origin::Provider,
+    });
     let cost = match cost {
         None => None,
         Some((amount, unit)) => Some(
-            decimal(amount)?
-                .and_then(|m| Money::from_mantissa(m, unit))
-                .ok_or(CodecError::Field("cost"))?,
+            decimal(amount)?.and_then(|m| Money::from_mantissa(m, unit)).ok_or(CodecError::Field("cost"))?,
         ),
     };
     Ok(Event {
@@ -208,11 +183,7 @@ pub(super) fn read<'a, S: From<&'a str> + AsRef<str> + Ord>(
     })
 }
 
-fn opt_enum<T: Copy>(
-    r: &mut Reader<'_>,
-    what: &'static str,
-    values: &[T],
-) -> Result<Option<T>, ReadError> {
+fn opt_enum<T: Copy>(r: &mut Reader<'_>, what: &'static str, values: &[T]) -> Result<Option<T>, ReadError> {
     match r.index("union index", 2)? {
         0 => Ok(None),
         _ => Ok(Some(values[r.index(what, values.len())?])),

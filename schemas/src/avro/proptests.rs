@@ -14,11 +14,7 @@ use rust_decimal::Decimal;
 
 /// Empty, short ASCII, or any Unicode.
 fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just(String::new()),
-        "[a-zA-Z0-9_.@+-]{1,40}",
-        any::<String>()
-    ]
+    prop_oneof![Just(String::new()), "[a-zA-Z0-9_.@+-]{1,40}", any::<String>()]
 }
 
 fn opt_text() -> impl Strategy<Value = Option<String>> {
@@ -30,25 +26,10 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
 fn money() -> impl Strategy<Value = Option<Money>> {
     let amount = prop_oneof![
         (any::<i64>(), 0u32..=12).prop_map(|(m, s)| Decimal::new(m, s)),
-        (
-            any::<u32>(),
-            any::<u32>(),
-            any::<u32>(),
-            any::<bool>(),
-            0u32..=28
-        )
-            .prop_map(|(lo, mid, hi, neg, s)| Decimal::from_parts(lo, mid, hi, neg, s)),
-        select(vec![
-            Decimal::MAX,
-            Decimal::MIN,
-            Decimal::ZERO,
-            Decimal::new(1, 28),
-            Decimal::new(75, 4)
-        ]),
+        (any::<u32>(), any::<u32>(), any::<u32>(), any::<bool>(), 0u32..=28).prop_map(|(lo, mid, hi, neg, s)| Decimal::from_parts(lo, mid, hi, neg, s)),
+        select(vec![Decimal::MAX, Decimal::MIN, Decimal::ZERO, Decimal::new(1, 28), Decimal::new(75, 4)]),
     ];
-    option::of(
-        (amount, prop_oneof![Just("USD".to_string()), text()]).prop_map(|(a, u)| Money::new(a, u)),
-    )
+    option::of((amount, prop_oneof![Just("USD".to_string()), text()]).prop_map(|(a, u)| Money::new(a, u)))
 }
 
 prop_compose! {
@@ -129,28 +110,13 @@ fn same_event_decoding(bytes: &[u8]) -> Result<(), TestCaseError> {
         (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
         // the same leniency, then a bad cost: `invalid_field` there, `invalid_avro` here
         (Err(a), Err(b)) if a.code() != b.code() => {
-            prop_assert_eq!(
-                decode_event(&with_null_origin(bytes))
-                    .err()
-                    .map(|e| e.code()),
-                Some(b.code()),
-                "{} vs {}",
-                a,
-                b
-            )
+            prop_assert_eq!(decode_event(&with_null_origin(bytes)).err().map(|e| e.code()), Some(b.code()), "{} vs {}", a, b)
         }
         (Err(a), Err(b)) => prop_assert_eq!(a.code(), b.code(), "{} vs {}", a, b),
         (Err(a), Ok(b)) => {
-            prop_assert_eq!(
-                decode_event(&with_null_origin(bytes)).ok(),
-                Some(b),
-                "refused ({}) what the Value path reads",
-                a
-            );
+            prop_assert_eq!(decode_event(&with_null_origin(bytes)).ok(), Some(b), "refused ({}) what the Value path reads", a);
         }
-        (Ok(a), Err(b)) => {
-            prop_assert!(false, "read {:?}, which the Value path refuses ({})", a, b)
-        }
+        (Ok(a), Err(b)) => prop_assert!(false, "read {:?}, which the Value path refuses ({})", a, b),
     }
     Ok(())
 }
@@ -168,17 +134,11 @@ fn same_as_borrowed(bytes: &[u8]) -> Result<(), TestCaseError> {
 fn same_raw_decoding(bytes: &[u8]) -> Result<(), TestCaseError> {
     match (decode_raw(bytes), value_path::decode_raw(bytes)) {
         (Ok(a), Ok(b)) => {
-            prop_assert_eq!(
-                decode_raw_ref(bytes).map(|r| r.to_envelope()).ok(),
-                Some(a.clone())
-            );
+            prop_assert_eq!(decode_raw_ref(bytes).map(|r| r.to_envelope()).ok(), Some(a.clone()));
             prop_assert_eq!(a, b)
         }
         (Err(a), Err(b)) => {
-            prop_assert_eq!(
-                decode_raw_ref(bytes).err().map(|e| e.code()),
-                Some(a.code())
-            );
+            prop_assert_eq!(decode_raw_ref(bytes).err().map(|e| e.code()), Some(a.code()));
             prop_assert_eq!(a.code(), b.code(), "{} vs {}", a, b)
         }
         (a, b) => prop_assert!(false, "{:?} vs {:?}", a.map(|_| ()), b.map(|_| ())),
@@ -316,35 +276,17 @@ fn an_event_cut_in_origin_is_refused() {
     let before = bytes[..bytes.len() - 2].to_vec();
     let inside = [&before[..], &[0xFA]].concat();
     for cut in [&before, &inside] {
-        assert!(
-            value_path::decode_event(cut).is_ok(),
-            "the Value path's leniency"
-        );
+        assert!(value_path::decode_event(cut).is_ok(), "the Value path's leniency");
         assert_eq!(decode_event(cut).unwrap_err().code(), "invalid_avro");
-        assert_eq!(
-            decode_event(&with_null_origin(cut)).unwrap(),
-            value_path::decode_event(cut).unwrap()
-        );
+        assert_eq!(decode_event(&with_null_origin(cut)).unwrap(), value_path::decode_event(cut).unwrap());
     }
     // The same with a 26-byte decimal (fuzz seed `event-cut-in-origin-after-bad-cost`): the
     // Value path got to the cost, `invalid_field`; we stop at the cut, `invalid_avro`.
-    let datum = [
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x02, 0x02,
-        0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
-        0x00, 0x02, 0x34, 0x02, 0x3E, 0x41, 0x3E, 0x3E, 0x3E, 0x3E, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x03, 0x05,
-    ];
+    let datum = [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x02, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x02, 0x34, 0x02, 0x3E, 0x41, 0x3E, 0x3E, 0x3E, 0x3E, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x05];
     let bytes = [&MAGIC[..], &EVENT_CODEC.fingerprint, &datum].concat();
-    assert_eq!(
-        value_path::decode_event(&bytes).unwrap_err().code(),
-        "invalid_field"
-    );
+    assert_eq!(value_path::decode_event(&bytes).unwrap_err().code(), "invalid_field");
     assert_eq!(decode_event(&bytes).unwrap_err().code(), "invalid_avro");
-    assert_eq!(
-        decode_event(&with_null_origin(&bytes)).unwrap_err().code(),
-        "invalid_field"
-    );
+    assert_eq!(decode_event(&with_null_origin(&bytes)).unwrap_err().code(), "invalid_field");
 }
 
 /// Lengths and counts far beyond the record: refused before allocating (each datum is a
@@ -360,15 +302,7 @@ fn huge_claims_are_refused_with_the_value_paths_code() {
     let event_prefix = {
         // everything up to `labels`, all empty
         let e = crate::testkit::event("", "", EventType::Sent, 0);
-        let bytes = encode_event(&Event {
-            tenant: String::new(),
-            provider: String::new(),
-            provider_message_id: String::new(),
-            provider_event_name: String::new(),
-            recipient: String::new(),
-            ..e
-        })
-        .unwrap();
+        let bytes = encode_event(&Event { tenant: String::new(), provider: String::new(), provider_message_id: String::new(), provider_event_name: String::new(), recipient: String::new(), ..e }).unwrap();
         bytes[..10 + 14].to_vec() // 14 one-byte fields: empty strings, enum 0, nulls
     };
     let raw_prefix = {
@@ -385,24 +319,13 @@ fn huge_claims_are_refused_with_the_value_paths_code() {
         let headers = [raw_prefix.clone(), claim.clone()].concat();
         for bytes in [&string, &labels] {
             let err = decode_event(bytes).unwrap_err();
-            assert_eq!(
-                err.code(),
-                value_path::decode_event(bytes).unwrap_err().code(),
-                "{err}"
-            );
+            assert_eq!(err.code(), value_path::decode_event(bytes).unwrap_err().code(), "{err}");
         }
         let err = decode_raw(&headers).unwrap_err();
-        assert_eq!(
-            err.code(),
-            value_path::decode_raw(&headers).unwrap_err().code(),
-            "{err}"
-        );
+        assert_eq!(err.code(), value_path::decode_raw(&headers).unwrap_err().code(), "{err}");
     }
     let mut gib = MAGIC.to_vec();
     gib.extend_from_slice(&EVENT_CODEC.fingerprint);
     gib.extend_from_slice(&claims[0]);
-    assert!(decode_event(&gib)
-        .unwrap_err()
-        .to_string()
-        .contains("allocate"));
+    assert!(decode_event(&gib).unwrap_err().to_string().contains("allocate"));
 }

@@ -28,10 +28,7 @@ pub struct RawEnvelopeRef<'a> {
 impl<'a> RawEnvelopeRef<'a> {
     /// The header `name` (lower case, as stored).
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers
-            .binary_search_by(|(k, _)| (*k).cmp(name))
-            .ok()
-            .map(|i| self.headers[i].1)
+        self.headers.binary_search_by(|(k, _)| (*k).cmp(name)).ok().map(|i| self.headers[i].1)
     }
 
     pub fn to_envelope(&self) -> RawEnvelope {
@@ -44,11 +41,7 @@ impl<'a> RawEnvelopeRef<'a> {
             content_type: self.content_type.to_owned(),
             received_at: self.received_at,
             // sorted and unique: built in one pass
-            headers: self
-                .headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<BTreeMap<_, _>>(),
+            headers: self.headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
             body: self.body.to_vec(),
         }
     }
@@ -119,11 +112,8 @@ pub(super) fn read(datum: &[u8]) -> Result<RawEnvelopeRef<'_>, CodecError> {
         }
     }
     let body = r.bytes()?;
-    let provider: ProviderId = provider
-        .parse()
-        .map_err(|_| CodecError::UnknownProvider(provider.to_owned()))?;
-    let route =
-        Route::parse(route, url).ok_or_else(|| CodecError::UnknownRoute(route.to_owned()))?;
+    let provider: ProviderId = provider.parse().map_err(|_| CodecError::UnknownProvider(provider.to_owned()))?;
+    let route = Route::parse(route, url).ok_or_else(|| CodecError::UnknownRoute(route.to_owned()))?;
     // A stable sort keeps a repeated name's entries in wire order; keep the last of each.
     headers.sort_by(|a, b| a.0.cmp(b.0));
     let mut kept = 0;
@@ -136,15 +126,5 @@ pub(super) fn read(datum: &[u8]) -> Result<RawEnvelopeRef<'_>, CodecError> {
         }
     }
     headers.truncate(kept);
-    Ok(RawEnvelopeRef {
-        request_id,
-        tenant,
-        provider,
-        route,
-        url,
-        content_type,
-        received_at,
-        headers,
-        body,
-    })
+    Ok(RawEnvelopeRef { request_id, tenant, provider, route, url, content_type, received_at, headers, body })
 }

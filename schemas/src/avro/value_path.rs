@@ -29,20 +29,11 @@ fn opt_enum(v: Option<(u32, &str)>) -> Value {
 }
 
 fn str_map(m: &BTreeMap<String, String>) -> Value {
-    Value::Map(
-        m.iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-    )
+    Value::Map(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
 }
 
 pub(super) fn record(fields: Vec<(&str, Value)>) -> Value {
-    Value::Record(
-        fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
+    Value::Record(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// Big-endian two's complement, as Avro's `decimal` wants. Always 16 bytes: the
@@ -66,12 +57,7 @@ pub fn event_to_value(e: &Event) -> Value {
         Some(m) => Value::Union(
             1,
             Box::new(record(vec![
-                (
-                    "amount",
-                    Value::Decimal(apache_avro::Decimal::from(decimal_bytes(
-                        m.mantissa_at_scale(),
-                    ))),
-                ),
+                ("amount", Value::Decimal(apache_avro::Decimal::from(decimal_bytes(m.mantissa_at_scale())))),
                 ("unit", Value::String(m.unit.clone())),
             ])),
         ),
@@ -80,49 +66,25 @@ pub fn event_to_value(e: &Event) -> Value {
     record(vec![
         ("event_id", Value::String(e.event_id.clone())),
         ("tenant", Value::String(e.tenant.clone())),
-        (
-            "channel",
-            Value::Enum(e.channel.index(), e.channel.as_str().into()),
-        ),
+        ("channel", Value::Enum(e.channel.index(), e.channel.as_str().into())),
         ("provider", Value::String(e.provider.clone())),
-        (
-            "provider_message_id",
-            Value::String(e.provider_message_id.clone()),
-        ),
+        ("provider_message_id", Value::String(e.provider_message_id.clone())),
         ("provider_event_id", opt_str(&e.provider_event_id)),
-        (
-            "provider_event_name",
-            Value::String(e.provider_event_name.clone()),
-        ),
+        ("provider_event_name", Value::String(e.provider_event_name.clone())),
         ("delivery_key", Value::String(e.delivery_key.clone())),
         ("recipient", Value::String(e.recipient.clone())),
         ("broadcast_id", opt_str(&e.broadcast_id)),
         ("sequence_id", opt_str(&e.sequence_id)),
         ("contact_id", opt_str(&e.contact_id)),
         ("template_key", opt_str(&e.template_key)),
-        (
-            "message_class",
-            opt_enum(e.message_class.map(|c| (c.index(), c.as_str()))),
-        ),
-        (
-            "labels",
-            Value::Array(e.labels.iter().map(|l| Value::String(l.clone())).collect()),
-        ),
+        ("message_class", opt_enum(e.message_class.map(|c| (c.index(), c.as_str())))),
+        ("labels", Value::Array(e.labels.iter().map(|l| Value::String(l.clone())).collect())),
         ("metadata", str_map(&e.metadata)),
-        (
-            "event_type",
-            Value::Enum(e.event_type.index(), e.event_type.as_str().into()),
-        ),
-        (
-            "bounce_class",
-            opt_enum(e.bounce_class.map(|c| (c.index(), c.as_str()))),
-        ),
+        ("event_type", Value::Enum(e.event_type.index(), e.event_type.as_str().into())),
+        ("bounce_class", opt_enum(e.bounce_class.map(|c| (c.index(), c.as_str())))),
         ("occurred_at", Value::TimestampMillis(e.occurred_at)),
         ("received_at", Value::TimestampMillis(e.received_at)),
-        (
-            "time_source",
-            Value::Enum(e.time_source.index(), e.time_source.as_str().into()),
-        ),
+        ("time_source", Value::Enum(e.time_source.index(), e.time_source.as_str().into())),
         ("click_url", opt_str(&e.click_url)),
         ("user_agent", opt_str(&e.user_agent)),
         ("ip", opt_str(&e.ip)),
@@ -132,13 +94,7 @@ pub fn event_to_value(e: &Event) -> Value {
         ("raw_topic", Value::String(e.raw_topic.clone())),
         ("raw_partition", Value::Int(e.raw_partition)),
         ("raw_offset", Value::Long(e.raw_offset)),
-        (
-            "origin",
-            Value::Union(
-                1,
-                Box::new(Value::Enum(e.origin.index(), e.origin.as_str().into())),
-            ),
-        ),
+        ("origin", Value::Union(1, Box::new(Value::Enum(e.origin.index(), e.origin.as_str().into())))),
     ])
 }
 
@@ -156,9 +112,7 @@ fn unwrap_union(v: Value) -> Value {
 impl Fields {
     fn of(v: Value) -> Result<Fields, CodecError> {
         match v {
-            Value::Record(fs) => Ok(Fields(
-                fs.into_iter().map(|(k, v)| (k, unwrap_union(v))).collect(),
-            )),
+            Value::Record(fs) => Ok(Fields(fs.into_iter().map(|(k, v)| (k, unwrap_union(v))).collect())),
             _ => Err(CodecError::Field("<record>")),
         }
     }
@@ -231,11 +185,7 @@ impl Fields {
     }
 }
 
-fn parse_sym<T>(
-    s: Option<String>,
-    parse: fn(&str) -> Option<T>,
-    k: &'static str,
-) -> Result<Option<T>, CodecError> {
+fn parse_sym<T>(s: Option<String>, parse: fn(&str) -> Option<T>, k: &'static str) -> Result<Option<T>, CodecError> {
     match s {
         None => Ok(None),
         Some(s) => parse(&s).map(Some).ok_or(CodecError::Field(k)),
@@ -270,17 +220,14 @@ pub fn event_from_value(v: Value) -> Result<Event, CodecError> {
     };
     let provider_event_name = f.string("provider_event_name")?;
     // Events written before `origin` existed: a send record named itself `send_record`.
-    let origin = parse_sym(f.symbol("origin")?, Origin::parse, "origin")?.unwrap_or(
-        match provider_event_name.as_str() {
-            "send_record" => Origin::SendRecord,
-            _ => Origin::Provider,
-        },
-    );
+    let origin = parse_sym(f.symbol("origin")?, Origin::parse, "origin")?.unwrap_or(match provider_event_name.as_str() {
+        "send_record" => Origin::SendRecord,
+        _ => Origin::Provider,
+    });
     Ok(Event {
         event_id: f.string("event_id")?,
         tenant: f.string("tenant")?,
-        channel: parse_sym(f.symbol("channel")?, Channel::parse, "channel")?
-            .ok_or(CodecError::Field("channel"))?,
+        channel: parse_sym(f.symbol("channel")?, Channel::parse, "channel")?.ok_or(CodecError::Field("channel"))?,
         provider: f.string("provider")?,
         provider_message_id: f.string("provider_message_id")?,
         provider_event_id: f.opt_string("provider_event_id")?,
@@ -291,20 +238,11 @@ pub fn event_from_value(v: Value) -> Result<Event, CodecError> {
         sequence_id: f.opt_string("sequence_id")?,
         contact_id: f.opt_string("contact_id")?,
         template_key: f.opt_string("template_key")?,
-        message_class: parse_sym(
-            f.symbol("message_class")?,
-            MessageClass::parse,
-            "message_class",
-        )?,
+        message_class: parse_sym(f.symbol("message_class")?, MessageClass::parse, "message_class")?,
         labels,
         metadata: f.str_map("metadata")?,
-        event_type: parse_sym(f.symbol("event_type")?, EventType::parse, "event_type")?
-            .unwrap_or(EventType::Unknown),
-        bounce_class: parse_sym(
-            f.symbol("bounce_class")?,
-            BounceClass::parse,
-            "bounce_class",
-        )?,
+        event_type: parse_sym(f.symbol("event_type")?, EventType::parse, "event_type")?.unwrap_or(EventType::Unknown),
+        bounce_class: parse_sym(f.symbol("bounce_class")?, BounceClass::parse, "bounce_class")?,
         occurred_at: f.long("occurred_at")?,
         received_at: f.long("received_at")?,
         time_source: parse_sym(f.symbol("time_source")?, TimeSource::parse, "time_source")?
@@ -323,10 +261,7 @@ pub fn event_from_value(v: Value) -> Result<Event, CodecError> {
 }
 
 pub fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
-    if e.cost
-        .as_ref()
-        .is_some_and(|c| c.checked_mantissa_at_scale().is_none())
-    {
+    if e.cost.as_ref().is_some_and(|c| c.checked_mantissa_at_scale().is_none()) {
         return Err(CodecError::Field("cost"));
     }
     EVENT_CODEC.encode(event_to_value(e))
@@ -361,9 +296,7 @@ pub fn decode_raw(bytes: &[u8]) -> Result<RawEnvelope, CodecError> {
     Ok(RawEnvelope {
         request_id: f.string("request_id")?,
         tenant: f.string("tenant")?,
-        provider: provider
-            .parse()
-            .map_err(|_| CodecError::UnknownProvider(provider))?,
+        provider: provider.parse().map_err(|_| CodecError::UnknownProvider(provider))?,
         route: crate::raw::Route::parse(&route, &url).ok_or(CodecError::UnknownRoute(route))?,
         url,
         content_type: f.string("content_type")?,
@@ -389,13 +322,10 @@ pub(super) fn dead_letter_to_value(d: &DeadLetter) -> Value {
         ("provider", opt_str(&d.provider)),
         ("failed_at", Value::TimestampMillis(d.failed_at)),
         ("raw", Value::Bytes(d.raw.clone())),
-        (
-            "item",
-            match d.item {
-                Some(i) => Value::Union(1, Box::new(Value::Int(i))),
-                None => Value::Union(0, Box::new(Value::Null)),
-            },
-        ),
+        ("item", match d.item {
+            Some(i) => Value::Union(1, Box::new(Value::Int(i))),
+            None => Value::Union(0, Box::new(Value::Null)),
+        }),
         ("raw_size", Value::Long(d.raw_size)),
         ("raw_truncated", Value::Boolean(d.raw_truncated)),
         ("request_id", opt_str(&d.request_id)),
@@ -421,3 +351,4 @@ pub fn decode_dead_letter(bytes: &[u8]) -> Result<DeadLetter, CodecError> {
         request_id: f.opt_string("request_id")?,
     })
 }
+

@@ -57,11 +57,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-async fn timed(
-    client: &reqwest::Client,
-    req: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-    runs: usize,
-) -> anyhow::Result<(Duration, Duration, usize)> {
+async fn timed(client: &reqwest::Client, req: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder, runs: usize) -> anyhow::Result<(Duration, Duration, usize)> {
     let first = req(client).send().await?;
     let status = first.status();
     let bytes = first.bytes().await?.len();
@@ -92,13 +88,7 @@ async fn main() -> anyhow::Result<()> {
         let url = ch_url.clone();
         let db = args.database.clone();
         async move {
-            let r = http
-                .post(format!("{url}/"))
-                .query(&[("database", db.as_str())])
-                .body(sql.clone())
-                .send()
-                .await
-                .context("ClickHouse reachable")?;
+            let r = http.post(format!("{url}/")).query(&[("database", db.as_str())]).body(sql.clone()).send().await.context("ClickHouse reachable")?;
             let status = r.status();
             let text = r.text().await?;
             if !status.is_success() {
@@ -107,42 +97,21 @@ async fn main() -> anyhow::Result<()> {
             Ok::<String, anyhow::Error>(text)
         }
     };
-    let events: u64 = ch("SELECT count() FROM events".into())
-        .await?
-        .trim()
-        .parse()?;
-    let mut deliveries: u64 = ch("SELECT count() FROM deliveries".into())
-        .await?
-        .trim()
-        .parse()?;
+    let events: u64 = ch("SELECT count() FROM events".into()).await?.trim().parse()?;
+    let mut deliveries: u64 = ch("SELECT count() FROM deliveries".into()).await?.trim().parse()?;
     if deliveries == 0 {
         let t = Instant::now();
         ch(DELIVERIES_SQL.into()).await?;
-        deliveries = ch("SELECT count() FROM deliveries".into())
-            .await?
-            .trim()
-            .parse()?;
-        println!(
-            "deliveries built from events in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
+        deliveries = ch("SELECT count() FROM deliveries".into()).await?.trim().parse()?;
+        println!("deliveries built from events in {:.1} s", t.elapsed().as_secs_f64());
     }
-    println!(
-        "database {}: events {events}, deliveries {deliveries}",
-        args.database
-    );
+    println!("database {}: events {events}, deliveries {deliveries}", args.database);
 
     let mut cfg = api::config::Config::default();
     cfg.clickhouse.url = ch_url.clone();
     cfg.clickhouse.database = args.database.clone();
     let keys = cfg.tenants.entry(args.tenant.clone()).or_default();
-    keys.keys.insert(
-        "bench".into(),
-        api::config::KeyConfig {
-            key: "bench-key".into(),
-            scopes: vec!["stats".into(), "messages".into()],
-        },
-    );
+    keys.keys.insert("bench".into(), api::config::KeyConfig { key: "bench-key".into(), scopes: vec!["stats".into(), "messages".into()] });
     cfg.validate().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -157,39 +126,17 @@ async fn main() -> anyhow::Result<()> {
     let mut token = String::new();
     let mut seen = 0;
     while seen < args.depth {
-        let path = if token.is_empty() {
-            "/v1/messages?page_size=1000".to_string()
-        } else {
-            format!("/v1/messages?page_size=1000&page_token={token}")
-        };
-        let body: serde_json::Value = client
-            .get(format!("{base}{path}"))
-            .bearer_auth("bench-key")
-            .send()
-            .await?
-            .json()
-            .await?;
+        let path = if token.is_empty() { "/v1/messages?page_size=1000".to_string() } else { format!("/v1/messages?page_size=1000&page_token={token}") };
+        let body: serde_json::Value = client.get(format!("{base}{path}")).bearer_auth("bench-key").send().await?.json().await?;
         seen += body["messages"].as_array().map(Vec::len).unwrap_or(0);
         match body["next_page_token"].as_str() {
             Some(t) => token = t.to_string(),
             None => bail!("fewer than {} deliveries", args.depth),
         }
     }
-    let first: serde_json::Value = client
-        .get(format!("{base}/v1/messages?page_size=1"))
-        .bearer_auth("bench-key")
-        .send()
-        .await?
-        .json()
-        .await?;
-    let message_id = first["messages"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let recipient = first["messages"][0]["recipient"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let first: serde_json::Value = client.get(format!("{base}/v1/messages?page_size=1")).bearer_auth("bench-key").send().await?.json().await?;
+    let message_id = first["messages"][0]["id"].as_str().unwrap_or_default().to_string();
+    let recipient = first["messages"][0]["recipient"].as_str().unwrap_or_default().to_string();
     let today = chrono::Utc::now().date_naive();
     let from = today - chrono::Duration::days(29);
     let since = format!("{from}T00:00:00Z");
@@ -202,10 +149,7 @@ async fn main() -> anyhow::Result<()> {
     let (c50, c95, _) = timed(&client, ch_floor, args.runs).await?;
     println!("baselines: /healthz p50 {:.2} ms p95 {:.2} ms; ClickHouse SELECT 1 p50 {:.2} ms p95 {:.2} ms ({} runs each)", ms(h50), ms(h95), ms(c50), ms(c95), args.runs);
     println!();
-    println!(
-        "{:<58} {:>9} {:>9} {:>10} {:>10} {:>9}",
-        "endpoint (30 days)", "p50 ms", "p95 ms", "p95/SEL1", "p95-SEL1", "bytes"
-    );
+    println!("{:<58} {:>9} {:>9} {:>10} {:>10} {:>9}", "endpoint (30 days)", "p50 ms", "p95 ms", "p95/SEL1", "p95-SEL1", "bytes");
     let endpoints: Vec<(&str, String)> = vec![
         ("stats day", format!("/v1/stats?granularity=day&from={from}&to={today}")),
         ("stats day by channel + previous period", format!("/v1/stats?granularity=day&from={from}&to={today}&group_by=channel&compare=previous_period")),
@@ -229,19 +173,8 @@ async fn main() -> anyhow::Result<()> {
     for (name, path) in endpoints {
         match timed(&client, get(path.clone()), args.runs).await {
             Ok((p50, p95, bytes)) => {
-                println!(
-                    "{:<58} {:>9.1} {:>9.1} {:>9.2}x {:>10.1} {:>9}",
-                    name,
-                    ms(p50),
-                    ms(p95),
-                    ms(p95) / ms(c95),
-                    ms(p95) - ms(c95),
-                    bytes
-                );
-                if name.starts_with("stats")
-                    || name.starts_with("summary")
-                    || name.starts_with("messages")
-                {
+                println!("{:<58} {:>9.1} {:>9.1} {:>9.2}x {:>10.1} {:>9}", name, ms(p50), ms(p95), ms(p95) / ms(c95), ms(p95) - ms(c95), bytes);
+                if name.starts_with("stats") || name.starts_with("summary") || name.starts_with("messages") {
                     stats_worst = stats_worst.max(p95);
                 }
             }
@@ -249,9 +182,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!();
-    println!(
-        "slowest p95 of stats, summary and messages pages: {:.1} ms (goal 100 ms)",
-        ms(stats_worst)
-    );
+    println!("slowest p95 of stats, summary and messages pages: {:.1} ms (goal 100 ms)", ms(stats_worst));
     Ok(())
 }

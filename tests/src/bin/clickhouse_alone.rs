@@ -48,13 +48,7 @@ struct Cli {
 /// The tables a unit writes, in the aggregator's order (`pipeline.rs::write_rows`); the middle
 /// group goes out concurrently there, and here.
 const FIRST: &str = "events";
-const MIDDLE: [&str; 5] = [
-    "counters",
-    "attributed_counters",
-    "delivery_status_counts",
-    "delivery_order",
-    "suppressions",
-];
+const MIDDLE: [&str; 5] = ["counters", "attributed_counters", "delivery_status_counts", "delivery_order", "suppressions"];
 const LAST: &str = "deliveries";
 const MANIFEST: &str = "aggregator_offsets";
 
@@ -74,11 +68,7 @@ impl Share {
 }
 
 async fn text(client: &clickhouse::Client, sql: &str) -> anyhow::Result<String> {
-    let bytes = client
-        .query(sql)
-        .fetch_bytes("TabSeparated")?
-        .collect()
-        .await?;
+    let bytes = client.query(sql).fetch_bytes("TabSeparated")?.collect().await?;
     Ok(String::from_utf8_lossy(&bytes).trim().to_string())
 }
 
@@ -90,67 +80,35 @@ async fn share(client: &clickhouse::Client, table: &str, rows: usize) -> anyhow:
             .lines()
             .map(str::to_string)
             .collect();
-    let list = columns
-        .iter()
-        .map(|c| format!("`{c}`"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let bytes = client
-        .query(&format!("SELECT {list} FROM {table} LIMIT {rows}"))
-        .fetch_bytes("RowBinary")?
-        .collect()
-        .await?;
+    let list = columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(",");
+    let bytes = client.query(&format!("SELECT {list} FROM {table} LIMIT {rows}")).fetch_bytes("RowBinary")?.collect().await?;
     let scratch = format!("{table}__alone");
-    client
-        .query(&format!("CREATE TABLE IF NOT EXISTS {scratch} AS {table}"))
-        .execute()
-        .await?;
-    Ok(Share {
-        scratch,
-        columns,
-        rows: RowBuffer {
-            bytes: bytes.to_vec(),
-            rows,
-        },
-    })
+    client.query(&format!("CREATE TABLE IF NOT EXISTS {scratch} AS {table}")).execute().await?;
+    Ok(Share { scratch, columns, rows: RowBuffer { bytes: bytes.to_vec(), rows } })
 }
 
 /// Mean records per aggregator unit, from its Prometheus page.
 async fn unit_size(url: &str) -> Option<usize> {
     let page = reqwest::get(url).await.ok()?.text().await.ok()?;
     let value = |name: &str| observe::prometheus_sum(&page, name);
-    let (sum, count) = (
-        value("sendtrace_aggregator_batch_records_sum")?,
-        value("sendtrace_aggregator_batch_records_count")?,
-    );
+    let (sum, count) = (value("sendtrace_aggregator_batch_records_sum")?, value("sendtrace_aggregator_batch_records_count")?);
     (count > 0.0).then(|| (sum / count).round() as usize)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let client = clickhouse::Client::default()
-        .with_url(&cli.clickhouse_url)
-        .with_database(&cli.database);
+    let client = clickhouse::Client::default().with_url(&cli.clickhouse_url).with_database(&cli.database);
     let per_unit = match &cli.aggregator_metrics {
         Some(url) => unit_size(url).await.unwrap_or(cli.unit_events),
         None => cli.unit_events,
     };
     let count = |table: &'static str| {
         let client = client.clone();
-        async move {
-            anyhow::Ok(
-                text(&client, &format!("SELECT count() FROM {table}"))
-                    .await?
-                    .parse::<usize>()?,
-            )
-        }
+        async move { anyhow::Ok(text(&client, &format!("SELECT count() FROM {table}")).await?.parse::<usize>()?) }
     };
     let events_total = count(FIRST).await?;
-    anyhow::ensure!(
-        events_total > 0,
-        "no events in ClickHouse: run pipeline-load first"
-    );
+    anyhow::ensure!(events_total > 0, "no events in ClickHouse: run pipeline-load first");
     let units = (events_total as f64 / per_unit.max(1) as f64).max(1.0);
 
     // One unit's rows per table: the table's rows ÷ the units that wrote them.
@@ -166,36 +124,14 @@ async fn main() -> anyhow::Result<()> {
     // an approximation), which it holds.
     let deliveries = shares[LAST].rows.rows;
     let tenant = text(&client, "SELECT any(tenant) FROM events").await?;
-    let fresh: Vec<TenantKey> = (0..deliveries)
-        .map(|_| {
-            (
-                tenant.clone(),
-                format!("{:064x}", uuid::Uuid::new_v4().as_u128()),
-            )
-        })
+    let fresh: Vec<TenantKey> = (0..deliveries).map(|_| (tenant.clone(), format!("{:064x}", uuid::Uuid::new_v4().as_u128()))).collect();
+    let held: Vec<TenantKey> = text(&client, &format!("SELECT DISTINCT tenant, delivery_key FROM events LIMIT {}", deliveries / 2))
+        .await?
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(t, k)| (t.to_string(), k.to_string()))
         .collect();
-    let held: Vec<TenantKey> = text(
-        &client,
-        &format!(
-            "SELECT DISTINCT tenant, delivery_key FROM events LIMIT {}",
-            deliveries / 2
-        ),
-    )
-    .await?
-    .lines()
-    .filter_map(|l| l.split_once('\t'))
-    .map(|(t, k)| (t.to_string(), k.to_string()))
-    .collect();
-    let summary: Vec<String> = shares
-        .iter()
-        .map(|(t, s)| {
-            format!(
-                "{t} {} rows / {} KB",
-                s.rows.rows,
-                s.rows.bytes.len() / 1024
-            )
-        })
-        .collect();
+    let summary: Vec<String> = shares.iter().map(|(t, s)| format!("{t} {} rows / {} KB", s.rows.rows, s.rows.bytes.len() / 1024)).collect();
     println!(
         "clickhouse-alone: one aggregator unit = {per_unit} events ({:.0} units in the run): {}; reads of {} + {} keys",
         units,
@@ -208,10 +144,7 @@ async fn main() -> anyhow::Result<()> {
     let server_cpu = cli.server_pid.and_then(observe::cpu_time);
     for _ in 0..cli.repeat {
         for s in shares.values().chain([&manifest]) {
-            client
-                .query(&format!("TRUNCATE TABLE {}", s.scratch))
-                .execute()
-                .await?;
+            client.query(&format!("TRUNCATE TABLE {}", s.scratch)).execute().await?;
         }
         let started = Instant::now();
         manifest.insert(&client).await?;
@@ -236,14 +169,9 @@ async fn main() -> anyhow::Result<()> {
         manifest.insert(&client).await?;
         times.push((started.elapsed(), reads));
     }
-    let server_spent = cli
-        .server_pid
-        .and_then(|pid| observe::cpu_since(pid, server_cpu));
+    let server_spent = cli.server_pid.and_then(|pid| observe::cpu_since(pid, server_cpu));
     for s in shares.values().chain([&manifest]) {
-        client
-            .query(&format!("DROP TABLE IF EXISTS {}", s.scratch))
-            .execute()
-            .await?;
+        client.query(&format!("DROP TABLE IF EXISTS {}", s.scratch)).execute().await?;
     }
     times.sort();
     let (p50, reads) = times[times.len() / 2];

@@ -49,11 +49,7 @@ impl Ch {
         let resp = self
             .http
             .post(format!("{}/", self.url))
-            .query(&[
-                ("database", self.database.as_str()),
-                ("default_format", "TabSeparated"),
-                ("param_t", tenant),
-            ])
+            .query(&[("database", self.database.as_str()), ("default_format", "TabSeparated"), ("param_t", tenant)])
             .body(sql.to_string())
             .send()
             .await
@@ -68,18 +64,11 @@ impl Ch {
 
     async fn number(&self, sql: &str) -> anyhow::Result<u64> {
         let body = self.run(sql, "").await?;
-        body.trim()
-            .parse()
-            .with_context(|| format!("not a number: {body:?} from {sql}"))
+        body.trim().parse().with_context(|| format!("not a number: {body:?} from {sql}"))
     }
 
     /// One warm-up, then `runs` timed runs; returns the median and the answer.
-    async fn time(
-        &self,
-        sql: &str,
-        tenant: &str,
-        runs: usize,
-    ) -> anyhow::Result<(Duration, String)> {
+    async fn time(&self, sql: &str, tenant: &str, runs: usize) -> anyhow::Result<(Duration, String)> {
         let answer = self.run(sql, tenant).await?;
         let mut times = Vec::with_capacity(runs);
         for _ in 0..runs {
@@ -107,11 +96,7 @@ fn views() -> Vec<View> {
     let specs = [
         ("day", "toDate(occurred_at)", "today() - 29"),
         ("week", "toMonday(occurred_at)", "toMonday(today()) - 77"),
-        (
-            "month",
-            "toStartOfMonth(occurred_at)",
-            "addMonths(toStartOfMonth(today()), -2)",
-        ),
+        ("month", "toStartOfMonth(occurred_at)", "addMonths(toStartOfMonth(today()), -2)"),
     ];
     let mut views: Vec<View> = specs
         .iter()
@@ -208,20 +193,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let database = format!("bench_dashboard_{}", &id[..8]);
-    let ch = Ch {
-        http: reqwest::Client::new(),
-        url: args.clickhouse_url.trim_end_matches('/').to_string(),
-        database: database.clone(),
-    };
+    let ch = Ch { http: reqwest::Client::new(), url: args.clickhouse_url.trim_end_matches('/').to_string(), database: database.clone() };
 
-    let cfg = ClickHouseConfig {
-        url: ch.url.clone(),
-        database: database.clone(),
-        ..Default::default()
-    };
-    let applied = aggregator::migrate::migrate(&cfg, "UTC")
-        .await
-        .context("migrate")?;
+    let cfg = ClickHouseConfig { url: ch.url.clone(), database: database.clone(), ..Default::default() };
+    let applied = aggregator::migrate::migrate(&cfg, "UTC").await.context("migrate")?;
     println!("database {database}: migrations {applied:?} applied");
 
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -232,19 +207,12 @@ async fn main() -> anyhow::Result<()> {
         let count = chunk.min(args.events - start);
         ch.run(&generate_sql(start, count, now_ms), "").await?;
         start += count;
-        eprint!(
-            "\rgenerated {start} events ({:.0} s)",
-            t.elapsed().as_secs_f64()
-        );
+        eprint!("\rgenerated {start} events ({:.0} s)", t.elapsed().as_secs_f64());
     }
     eprintln!();
     let generated = t.elapsed();
     let t = Instant::now();
-    for (period, bucket) in [
-        ("day", "toDate(occurred_at)"),
-        ("week", "toMonday(occurred_at)"),
-        ("month", "toStartOfMonth(occurred_at)"),
-    ] {
+    for (period, bucket) in [("day", "toDate(occurred_at)"), ("week", "toMonday(occurred_at)"), ("month", "toStartOfMonth(occurred_at)")] {
         ch.run(&counters_sql(period, bucket), "").await?;
     }
     let counted = t.elapsed();
@@ -252,46 +220,23 @@ async fn main() -> anyhow::Result<()> {
     let events_rows = ch.number("SELECT count() FROM events").await?;
     let counter_rows = ch.number("SELECT count() FROM counters").await?;
     let unique_rows = ch.number("SELECT count() FROM unique_recipients").await?;
-    let tenant_events = ch
-        .number(&format!(
-            "SELECT count() FROM events WHERE tenant = '{}'",
-            args.tenant.replace('\'', "")
-        ))
-        .await?;
+    let tenant_events = ch.number(&format!("SELECT count() FROM events WHERE tenant = '{}'", args.tenant.replace('\'', ""))).await?;
     let parts = ch.run("SELECT table, count() FROM system.parts WHERE database = currentDatabase() AND active GROUP BY table ORDER BY table", "").await.unwrap_or_default();
     println!("rows: events {events_rows} (tenant {}: {tenant_events}), counters {counter_rows}, unique_recipients {unique_rows}", args.tenant);
-    println!(
-        "active parts: {}",
-        parts.trim().replace('\n', ", ").replace('\t', " ")
-    );
-    println!(
-        "setup: generate (unique_recipients view included) {:.1} s, build counters {:.1} s",
-        generated.as_secs_f64(),
-        counted.as_secs_f64()
-    );
+    println!("active parts: {}", parts.trim().replace('\n', ", ").replace('\t', " "));
+    println!("setup: generate (unique_recipients view included) {:.1} s, build counters {:.1} s", generated.as_secs_f64(), counted.as_secs_f64());
 
     let (floor, _) = ch.time("SELECT 1", "", args.runs).await?;
     println!("endpoint round trip (SELECT 1): median {:.1} ms", ms(floor));
     println!();
-    println!(
-        "{:<8} {:>6} {:>14} {:>14} {:>16} {:>16}",
-        "view", "rows", "counters ms", "events ms", "events/counters", "counters/SELECT1"
-    );
+    println!("{:<8} {:>6} {:>14} {:>14} {:>16} {:>16}", "view", "rows", "counters ms", "events ms", "events/counters", "counters/SELECT1");
     let mut mismatch = Vec::new();
     let mut worst = Duration::ZERO;
     for v in views() {
         let (c_ms, c_ans) = ch.time(&v.counters, &args.tenant, args.runs).await?;
         let (e_ms, e_ans) = ch.time(&v.events, &args.tenant, args.runs).await?;
         let rows = c_ans.lines().count();
-        println!(
-            "{:<8} {:>6} {:>14.1} {:>14.1} {:>15.1}x {:>15.2}x",
-            v.name,
-            rows,
-            ms(c_ms),
-            ms(e_ms),
-            ms(e_ms) / ms(c_ms),
-            ms(c_ms) / ms(floor)
-        );
+        println!("{:<8} {:>6} {:>14.1} {:>14.1} {:>15.1}x {:>15.2}x", v.name, rows, ms(c_ms), ms(e_ms), ms(e_ms) / ms(c_ms), ms(c_ms) / ms(floor));
         if c_ans != e_ans || rows == 0 {
             mismatch.push(v.name);
         }
@@ -305,8 +250,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     if !args.keep {
-        ch.run(&format!("DROP DATABASE IF EXISTS `{database}`"), "")
-            .await?;
+        ch.run(&format!("DROP DATABASE IF EXISTS `{database}`"), "").await?;
     }
     if !mismatch.is_empty() {
         bail!("counters and events disagree (or are empty) for: {mismatch:?}");

@@ -68,18 +68,8 @@ struct Figures {
 
 impl Figures {
     /// The figures of a phase from its tasks' (ok, errors, latencies in µs), timed from `started`.
-    async fn gather(
-        tasks: Vec<tokio::task::JoinHandle<(usize, usize, Vec<u64>)>>,
-        started: Instant,
-        cpu_started: Duration,
-    ) -> Figures {
-        let mut f = Figures {
-            requests: 0,
-            errors: 0,
-            elapsed: Duration::ZERO,
-            latencies_us: Vec::new(),
-            cpu: Duration::ZERO,
-        };
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<(usize, usize, Vec<u64>)>>, started: Instant, cpu_started: Duration) -> Figures {
+        let mut f = Figures { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), cpu: Duration::ZERO };
         for t in tasks {
             let (ok, errors, lat) = t.await.expect("a load task");
             f.requests += ok;
@@ -121,8 +111,7 @@ type Request = (Vec<(String, String)>, Vec<u8>);
 
 /// Signed SES notifications (distinct MessageIds), as SNS posts them.
 fn signed_bodies(n: usize) -> Vec<Request> {
-    let fixture =
-        include_bytes!("../../../normalizer/src/providers/ses/fixtures/event_delivery.json");
+    let fixture = include_bytes!("../../../normalizer/src/providers/ses/fixtures/event_delivery.json");
     let base: serde_json::Value = serde_json::from_slice(fixture).expect("fixture");
     (0..n)
         .map(|i| {
@@ -131,22 +120,10 @@ fn signed_bodies(n: usize) -> Vec<Request> {
             let body = ses::samples::sign_sns(&serde_json::to_vec(&v).unwrap());
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let headers = vec![
-                (
-                    "content-type".to_string(),
-                    "text/plain; charset=UTF-8".to_string(),
-                ),
-                (
-                    "x-amz-sns-message-type".to_string(),
-                    v["Type"].as_str().unwrap_or_default().to_string(),
-                ),
-                (
-                    "x-amz-sns-message-id".to_string(),
-                    v["MessageId"].as_str().unwrap_or_default().to_string(),
-                ),
-                (
-                    "x-amz-sns-topic-arn".to_string(),
-                    v["TopicArn"].as_str().unwrap_or_default().to_string(),
-                ),
+                ("content-type".to_string(), "text/plain; charset=UTF-8".to_string()),
+                ("x-amz-sns-message-type".to_string(), v["Type"].as_str().unwrap_or_default().to_string()),
+                ("x-amz-sns-message-id".to_string(), v["MessageId"].as_str().unwrap_or_default().to_string()),
+                ("x-amz-sns-topic-arn".to_string(), v["TopicArn"].as_str().unwrap_or_default().to_string()),
             ];
             (headers, body)
         })
@@ -155,17 +132,8 @@ fn signed_bodies(n: usize) -> Vec<Request> {
 
 /// Closed loop (`rate` None: as fast as `concurrency` allows) or open loop at `rate` req/s
 /// (latency from each request's scheduled time).
-async fn load(
-    url: &str,
-    bodies: Arc<Vec<Request>>,
-    concurrency: usize,
-    seconds: u64,
-    rate: Option<f64>,
-) -> Figures {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
+async fn load(url: &str, bodies: Arc<Vec<Request>>, concurrency: usize, seconds: u64, rate: Option<f64>) -> Figures {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
     let (started, cpu_started) = (Instant::now(), own_cpu_time());
     let end = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..concurrency)
@@ -175,10 +143,7 @@ async fn load(
                 let (mut ok, mut errors, mut lat) = (0usize, 0usize, Vec::new());
                 let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
                 let mut i = t;
-                let mut next = started
-                    + interval.map_or(Duration::ZERO, |iv| {
-                        iv.mul_f64(t as f64 / concurrency as f64)
-                    });
+                let mut next = started + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(t as f64 / concurrency as f64));
                 loop {
                     if let Some(iv) = interval {
                         tokio::time::sleep_until(next.into()).await;
@@ -210,13 +175,7 @@ async fn load(
 }
 
 /// The broker alone: ingest's producer settings, records of `size` bytes, `concurrency` in flight.
-async fn broker(
-    kafka: &runtime::kafka::KafkaConfig,
-    topic: &str,
-    size: usize,
-    concurrency: usize,
-    seconds: u64,
-) -> Figures {
+async fn broker(kafka: &runtime::kafka::KafkaConfig, topic: &str, size: usize, concurrency: usize, seconds: u64) -> Figures {
     let producer = kafka.producer().expect("producer");
     let payload = vec![b'x'; size];
     let (started, cpu_started) = (Instant::now(), own_cpu_time());
@@ -230,13 +189,7 @@ async fn broker(
                     let key = format!("bench/{i}");
                     i += concurrency;
                     let t0 = Instant::now();
-                    match producer
-                        .send(
-                            FutureRecord::to(&topic).key(&key).payload(&payload),
-                            Duration::from_secs(10),
-                        )
-                        .await
-                    {
+                    match producer.send(FutureRecord::to(&topic).key(&key).payload(&payload), Duration::from_secs(10)).await {
                         Ok(_) => {
                             ok += 1;
                             lat.push(t0.elapsed().as_micros() as u64);
@@ -251,10 +204,7 @@ async fn broker(
     Figures::gather(tasks, started, cpu_started).await
 }
 
-async fn serve(
-    router: axum::Router,
-    cfg: &ingest::config::Config,
-) -> (String, tokio_util::sync::CancellationToken) {
+async fn serve(router: axum::Router, cfg: &ingest::config::Config) -> (String, tokio_util::sync::CancellationToken) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
@@ -273,38 +223,18 @@ async fn main() -> anyhow::Result<()> {
     }
     cfg.raw_topic = cli.topic.clone();
     cfg.max_concurrent_requests = cfg.max_concurrent_requests.max(cli.concurrency * 2);
-    let ses = ses::Credentials {
-        topic_arn: vec![TOPIC_ARN.into()],
-        accept_any_topic: None,
-        verify_signature: Some(true),
-    };
-    cfg.tenants.insert(
-        "bench".into(),
-        TenantCredentials {
-            ses: Some(ses),
-            ..Default::default()
-        },
-    );
+    let ses = ses::Credentials { topic_arn: vec![TOPIC_ARN.into()], accept_any_topic: None, verify_signature: Some(true) };
+    cfg.tenants.insert("bench".into(), TenantCredentials { ses: Some(ses), ..Default::default() });
     cfg.validate().map_err(anyhow::Error::msg)?;
     cfg.kafka.ensure_topics(&[&cli.topic], &[]).await?;
 
     println!("preparing {} signed SES notifications …", cli.bodies);
     let bodies = Arc::new(signed_bodies(cli.bodies));
     let envelope_bytes = bodies[0].1.len() + 400;
-    println!(
-        "phase               throughput        latency (each phase {} s, {} in flight)",
-        cli.seconds, cli.concurrency
-    );
+    println!("phase               throughput        latency (each phase {} s, {} in flight)", cli.seconds, cli.concurrency);
 
     let broker_cpu = cli.broker_pid.and_then(cpu_time);
-    let broker_f = broker(
-        &cfg.kafka,
-        &cli.topic,
-        envelope_bytes,
-        cli.concurrency,
-        cli.seconds,
-    )
-    .await;
+    let broker_f = broker(&cfg.kafka, &cli.topic, envelope_bytes, cli.concurrency, cli.seconds).await;
     broker_f.print("broker (native, acks=all)");
     if let Some(spent) = cli.broker_pid.and_then(|pid| cpu_since(pid, broker_cpu)) {
         println!(
@@ -327,76 +257,34 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
 
-    let bare = axum::Router::new().route(
-        "/webhooks/ses/bench",
-        axum::routing::post(|_body: bytes::Bytes| async { "ok" }),
-    );
+    let bare = axum::Router::new().route("/webhooks/ses/bench", axum::routing::post(|_body: bytes::Bytes| async { "ok" }));
     let (bare_url, bare_stop) = serve(bare, &cfg).await;
-    let bare_f = load(
-        &format!("{bare_url}/webhooks/ses/bench"),
-        bodies.clone(),
-        cli.concurrency,
-        cli.seconds,
-        None,
-    )
-    .await;
+    let bare_f = load(&format!("{bare_url}/webhooks/ses/bench"), bodies.clone(), cli.concurrency, cli.seconds, None).await;
     bare_stop.cancel();
     bare_f.print("bare axum");
 
-    let cert =
-        include_bytes!("../../../normalizer/src/providers/ses/fixtures/test_signing_cert.pem")
-            .to_vec();
-    let verify = VerifyContext::new(
-        cfg.limits.clone(),
-        Arc::new(move |_url: &str| -> Result<Vec<u8>, String> { Ok(cert.clone()) }),
-    );
+    let cert = include_bytes!("../../../normalizer/src/providers/ses/fixtures/test_signing_cert.pem").to_vec();
+    let verify = VerifyContext::new(cfg.limits.clone(), Arc::new(move |_url: &str| -> Result<Vec<u8>, String> { Ok(cert.clone()) }));
     let health = runtime::telemetry::Health::default();
-    let sink = Arc::new(ingest::kafka::KafkaSink::new(
-        cfg.kafka.clone(),
-        cfg.raw_topic.clone(),
-        health.readiness(),
-    )?);
-    let state = ingest::routes::AppState {
-        config: Arc::new(cfg.clone()),
-        sink: Arc::new(sink.clone()),
-        verify: Arc::new(verify),
-    };
+    let sink = Arc::new(ingest::kafka::KafkaSink::new(cfg.kafka.clone(), cfg.raw_topic.clone(), health.readiness())?);
+    let state = ingest::routes::AppState { config: Arc::new(cfg.clone()), sink: Arc::new(sink.clone()), verify: Arc::new(verify) };
     health.set_ready(true);
     let (ingest_url, ingest_stop) = serve(ingest::routes::app(state, health), &cfg).await;
     let url = format!("{ingest_url}/webhooks/ses/bench");
     let ingest_f = load(&url, bodies.clone(), cli.concurrency, cli.seconds, None).await;
     ingest_f.print("ingest (SNS signed)");
     let half = (ingest_f.rate() / 2.0).max(1.0);
-    let half_f = load(
-        &url,
-        bodies.clone(),
-        cli.concurrency,
-        cli.seconds,
-        Some(half),
-    )
-    .await;
+    let half_f = load(&url, bodies.clone(), cli.concurrency, cli.seconds, Some(half)).await;
     half_f.print(&format!("ingest @ {half:.0}/s open"));
     ingest_stop.cancel();
 
     println!();
-    println!(
-        "ingest / broker = {:.3}   (goal >= 0.5; same in-flight count)",
-        ingest_f.rate() / broker_f.rate()
-    );
+    println!("ingest / broker = {:.3}   (goal >= 0.5; same in-flight count)", ingest_f.rate() / broker_f.rate());
     if let Some(max) = &broker_max {
-        println!(
-            "ingest / broker at its own ceiling = {:.3}",
-            ingest_f.rate() / max.rate()
-        );
+        println!("ingest / broker at its own ceiling = {:.3}", ingest_f.rate() / max.rate());
     }
     println!("ingest / bare   = {:.3}", ingest_f.rate() / bare_f.rate());
-    println!(
-        "p99 at half rate = {:.2} ms   (goal < 20 ms)",
-        half_f.pct(0.99)
-    );
-    anyhow::ensure!(
-        ingest_f.errors == 0 && half_f.errors == 0,
-        "ingest answered errors"
-    );
+    println!("p99 at half rate = {:.2} ms   (goal < 20 ms)", half_f.pct(0.99));
+    anyhow::ensure!(ingest_f.errors == 0 && half_f.errors == 0, "ingest answered errors");
     Ok(())
 }

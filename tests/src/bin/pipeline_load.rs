@@ -65,10 +65,7 @@ fn lag_of(page: &str, stage: &str) -> f64 {
 }
 
 /// Samples every watched stage's lag each second until `stop`; returns (stage, peak lag, mean lag).
-async fn watch(
-    watches: Vec<(String, String)>,
-    stop: tokio_util::sync::CancellationToken,
-) -> Vec<(String, f64, f64)> {
+async fn watch(watches: Vec<(String, String)>, stop: tokio_util::sync::CancellationToken) -> Vec<(String, f64, f64)> {
     let http = reqwest::Client::new();
     let mut peak = vec![(0.0f64, 0.0f64, 0usize); watches.len()];
     while !stop.is_cancelled() {
@@ -84,11 +81,7 @@ async fn watch(
         }
         tokio::select! { _ = stop.cancelled() => break, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
     }
-    watches
-        .into_iter()
-        .zip(peak)
-        .map(|((s, _), (p, sum, n))| (s, p, sum / n.max(1) as f64))
-        .collect()
+    watches.into_iter().zip(peak).map(|((s, _), (p, sum, n))| (s, p, sum / n.max(1) as f64)).collect()
 }
 
 /// Where the machine's CPU went during the run, per process and per landed event, and what that
@@ -112,23 +105,8 @@ fn print_budget(cli: &Cli, wall: Duration, spent: &[observe::CpuSpent], events: 
             Some(cpu) => {
                 let stand_in = cli.stand_ins.contains(&s.name);
                 // (librdkafka's threads' share: spinning while acknowledgements are awaited, §7)
-                let kafka = s
-                    .kafka_client
-                    .filter(|k| !k.is_zero())
-                    .map(|k| {
-                        format!(
-                            ", of which {:.0} in its Kafka client's threads",
-                            per_event(k)
-                        )
-                    })
-                    .unwrap_or_default();
-                println!(
-                    "    {:<12} {:>7.1} CPU-s {:>7.0} µs/event{}{kafka}",
-                    s.name,
-                    cpu.as_secs_f64(),
-                    per_event(cpu),
-                    if stand_in { " (stand-in)" } else { "" }
-                );
+                let kafka = s.kafka_client.filter(|k| !k.is_zero()).map(|k| format!(", of which {:.0} in its Kafka client's threads", per_event(k))).unwrap_or_default();
+                println!("    {:<12} {:>7.1} CPU-s {:>7.0} µs/event{}{kafka}", s.name, cpu.as_secs_f64(), per_event(cpu), if stand_in { " (stand-in)" } else { "" });
                 all += cpu;
                 if stand_in {
                     stand_ins += cpu;
@@ -169,10 +147,7 @@ async fn main() -> anyhow::Result<()> {
         sendgrid_batch: cli.sendgrid_batch,
         records_batch: cli.records_batch,
     };
-    eprintln!(
-        "pipeline-load: building the requests of run {run} ({} events/s for {} s)",
-        cli.rate, cli.seconds
-    );
+    eprintln!("pipeline-load: building the requests of run {run} ({} events/s for {} s)", cli.rate, cli.seconds);
     let (reqs, events) = load::requests(&plan);
     let mut per: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
     for r in &reqs {
@@ -180,50 +155,21 @@ async fn main() -> anyhow::Result<()> {
         e.0 += 1;
         e.1 += r.events;
     }
-    let mix: Vec<String> = per
-        .iter()
-        .map(|(p, (n, e))| format!("{p} {n} requests / {e} events"))
-        .collect();
-    eprintln!(
-        "pipeline-load: {} requests, {events} events ({}); posting",
-        reqs.len(),
-        mix.join(", ")
-    );
-    let watches: Vec<(String, String)> = cli
-        .watches
-        .iter()
-        .filter_map(|w| w.split_once('='))
-        .map(|(s, u)| (s.to_string(), u.to_string()))
-        .collect();
+    let mix: Vec<String> = per.iter().map(|(p, (n, e))| format!("{p} {n} requests / {e} events")).collect();
+    eprintln!("pipeline-load: {} requests, {events} events ({}); posting", reqs.len(), mix.join(", "));
+    let watches: Vec<(String, String)> = cli.watches.iter().filter_map(|w| w.split_once('=')).map(|(s, u)| (s.to_string(), u.to_string())).collect();
     let stop = tokio_util::sync::CancellationToken::new();
     let watcher = tokio::spawn(watch(watches, stop.clone()));
     let meter = CpuMeter::start(&cli.cpus);
     let posted = load::post(&plan, reqs).await;
-    eprintln!(
-        "pipeline-load: posted in {:.1} s; waiting for ClickHouse",
-        posted.elapsed.as_secs_f64()
-    );
+    eprintln!("pipeline-load: posted in {:.1} s; waiting for ClickHouse", posted.elapsed.as_secs_f64());
     let expected = posted.accepted_events;
-    let landed = load::wait_landed(
-        &cli.clickhouse_url,
-        &cli.database,
-        &cli.tenant,
-        &run,
-        expected,
-        Duration::from_secs(cli.drain_secs),
-    )
-    .await?;
+    let landed = load::wait_landed(&cli.clickhouse_url, &cli.database, &cli.tenant, &run, expected, Duration::from_secs(cli.drain_secs)).await?;
     let (wall, spent) = meter.stop("load client");
     stop.cancel();
     let lags = watcher.await?;
     let offered = events as f64 / posted.elapsed.as_secs_f64();
-    println!(
-        "pipeline-load run {run}: offered {:.0} events/s for {:.1} s ({} requests, {} events)",
-        offered,
-        posted.elapsed.as_secs_f64(),
-        posted.requests,
-        posted.events
-    );
+    println!("pipeline-load run {run}: offered {:.0} events/s for {:.1} s ({} requests, {} events)", offered, posted.elapsed.as_secs_f64(), posted.requests, posted.events);
     println!(
         "  ingest answers: {} 2xx first time, {} after retries, {} never; {} late (all {} slots busy); from scheduled time to 2xx p50 {:.1} ms p99 {:.1} ms",
         posted.accepted_first, posted.retried, posted.refused, posted.late, cli.max_in_flight, posted.pct(0.5), posted.pct(0.99)
@@ -232,31 +178,15 @@ async fn main() -> anyhow::Result<()> {
         "  ClickHouse: {} of the {} accepted events ({} rows), {:.0} events/s sustained (first received to last written {:.1} s)",
         landed.events, expected, landed.rows, landed.rate(), landed.span_s
     );
-    println!(
-        "  freshness (inserted_at - received_at): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        landed.p50_ms, landed.p99_ms, landed.max_ms
-    );
+    println!("  freshness (inserted_at - received_at): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", landed.p50_ms, landed.p99_ms, landed.max_ms);
     for (stage, peak, mean) in &lags {
         println!("  {stage} consumer lag during the run: peak {peak:.0} records, mean {mean:.0}");
     }
     print_budget(&cli, wall, &spent, landed.events);
-    anyhow::ensure!(
-        posted.refused == 0,
-        "{} requests never accepted",
-        posted.refused
-    );
-    anyhow::ensure!(
-        landed.events as usize == expected,
-        "{} accepted events missing after {} s",
-        expected as i64 - landed.events as i64,
-        cli.drain_secs
-    );
+    anyhow::ensure!(posted.refused == 0, "{} requests never accepted", posted.refused);
+    anyhow::ensure!(landed.events as usize == expected, "{} accepted events missing after {} s", expected as i64 - landed.events as i64, cli.drain_secs);
     if let Some(max) = cli.max_p99_ms {
-        anyhow::ensure!(
-            landed.p99_ms < max,
-            "p99 freshness {:.0} ms ≥ {max} ms",
-            landed.p99_ms
-        );
+        anyhow::ensure!(landed.p99_ms < max, "p99 freshness {:.0} ms ≥ {max} ms", landed.p99_ms);
     }
     Ok(())
 }

@@ -57,10 +57,7 @@ async fn main() -> anyhow::Result<()> {
             }
             anyhow::ensure!(failed == 0, "{failed} samples refused");
         }
-        Command::Stats {
-            clickhouse_url,
-            database,
-        } => {
+        Command::Stats { clickhouse_url, database } => {
             let client = reqwest::Client::new();
             let queries = [
                 ("Deliveries by channel, provider and latest status",
