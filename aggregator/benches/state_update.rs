@@ -42,8 +42,8 @@ use aggregator::batch;
 use aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS;
 use aggregator::state::{DeliveryState, Names, StateStore};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use std::collections::HashMap;
 use support::cpu_time::CpuTime;
+use std::collections::HashMap;
 
 const DELIVERIES: usize = 100_000;
 /// `Config::default().batch_max_events`.
@@ -61,10 +61,7 @@ fn state_update(c: &mut Criterion<CpuTime>) {
     // as the aggregator holds them: borrowing their text (from the records' bytes in the service)
     let events = batch::refs(&owned);
     let n = events.len();
-    println!(
-        "{n} events for {DELIVERIES} deliveries ({:.2} per delivery)",
-        n as f64 / DELIVERIES as f64
-    );
+    println!("{n} events for {DELIVERIES} deliveries ({:.2} per delivery)", n as f64 / DELIVERIES as f64);
 
     // Index of each event's delivery, and one fresh state per delivery (outside the timed loop).
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -79,28 +76,13 @@ fn state_update(c: &mut Criterion<CpuTime>) {
             })
         })
         .collect();
-    let fresh_states = || -> (Vec<DeliveryState>, Names) {
-        (
-            first
-                .iter()
-                .map(|&i| DeliveryState::new(events[i].1.channel))
-                .collect(),
-            Names::default(),
-        )
-    };
+    let fresh_states = || -> (Vec<DeliveryState>, Names) { (first.iter().map(|&i| DeliveryState::new(events[i].1.channel)).collect(), Names::default()) };
 
     // Sanity (untimed): every event applies once, a replay applies none.
     let (mut states, mut names) = fresh_states();
-    let applied = events
-        .iter()
-        .zip(&slot)
-        .filter(|((_, e), &s)| states[s].apply(&mut names, e, None))
-        .count();
+    let applied = events.iter().zip(&slot).filter(|((_, e), &s)| states[s].apply(&mut names, e, None)).count();
     assert_eq!(applied, n);
-    assert!(!events
-        .iter()
-        .zip(&slot)
-        .any(|((_, e), &s)| states[s].apply(&mut names, e, None)));
+    assert!(!events.iter().zip(&slot).any(|((_, e), &s)| states[s].apply(&mut names, e, None)));
     drop(states);
 
     let mut group = c.benchmark_group("state_update");
@@ -155,20 +137,8 @@ fn state_update(c: &mut Criterion<CpuTime>) {
             || StateStore::new(1_000_000),
             |store| {
                 for (seq, chunk) in events.chunks(BATCH).enumerate() {
-                    let rows = batch::apply(
-                        &store,
-                        0,
-                        chunk,
-                        &no_history,
-                        seq as u64 + 1,
-                        1_767_225_600_000,
-                        &batch_cfg,
-                    );
-                    black_box(
-                        rows.event_rows()
-                            + rows.counter_tables.counter_rows()
-                            + rows.delivery_table.rows,
-                    );
+                    let rows = batch::apply(&store, 0, chunk, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg);
+                    black_box(rows.event_rows() + rows.counter_tables.counter_rows() + rows.delivery_table.rows);
                 }
                 store
             },
@@ -176,25 +146,11 @@ fn state_update(c: &mut Criterion<CpuTime>) {
         )
     });
 
-    let encoded: Vec<(i64, Vec<u8>)> = owned
-        .iter()
-        .map(|(o, e)| {
-            (
-                *o,
-                schemas::avro::encode_event(e).expect("bench events encode"),
-            )
-        })
-        .collect();
+    let encoded: Vec<(i64, Vec<u8>)> = owned.iter().map(|(o, e)| (*o, schemas::avro::encode_event(e).expect("bench events encode"))).collect();
     let bytes: usize = encoded.iter().map(|(_, b)| b.len()).sum();
-    println!(
-        "{n} events encoded: {:.0} bytes each on average",
-        bytes as f64 / n as f64
-    );
+    println!("{n} events encoded: {:.0} bytes each on average", bytes as f64 / n as f64);
     // Sanity (untimed): the decoded events are the events.
-    assert!(encoded.iter().zip(&owned).all(|((_, b), (_, e))| {
-        schemas::avro::decode_event(b).ok().as_ref() == Some(e)
-            && schemas::avro::decode_event_ref(b).ok().as_ref() == Some(&e.as_event_ref())
-    }));
+    assert!(encoded.iter().zip(&owned).all(|((_, b), (_, e))| schemas::avro::decode_event(b).ok().as_ref() == Some(e) && schemas::avro::decode_event_ref(b).ok().as_ref() == Some(&e.as_event_ref())));
 
     group.bench_function("decode_event", |b| {
         b.iter(|| {
@@ -218,16 +174,7 @@ fn state_update(c: &mut Criterion<CpuTime>) {
             |(store, mut tables)| {
                 for (seq, chunk) in events.chunks(BATCH).enumerate() {
                     let spare = std::mem::take(&mut tables.spare);
-                    let rows = batch::apply_reusing(
-                        &store,
-                        0,
-                        chunk,
-                        &no_history,
-                        seq as u64 + 1,
-                        1_767_225_600_000,
-                        &batch_cfg,
-                        spare,
-                    );
+                    let rows = batch::apply_reusing(&store, 0, chunk, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg, spare);
                     rows.write_rowbinary(&mut tables).expect("rows serialize");
                     black_box(tables.events.bytes.len());
                     tables.spare = rows.into_delivery_buffer();
@@ -240,32 +187,13 @@ fn state_update(c: &mut Criterion<CpuTime>) {
 
     group.bench_function("batch_from_avro", |b| {
         b.iter_batched(
-            || {
-                (
-                    StateStore::new(1_000_000),
-                    batch::TableBuffers::default(),
-                    Vec::<(i64, schemas::EventRef<'_>)>::with_capacity(BATCH),
-                )
-            },
+            || (StateStore::new(1_000_000), batch::TableBuffers::default(), Vec::<(i64, schemas::EventRef<'_>)>::with_capacity(BATCH)),
             |(store, mut tables, mut decoded)| {
                 for (seq, chunk) in encoded.chunks(BATCH).enumerate() {
                     decoded.clear();
-                    decoded.extend(
-                        chunk.iter().filter_map(|(o, b)| {
-                            Some((*o, schemas::avro::decode_event_ref(b).ok()?))
-                        }),
-                    );
+                    decoded.extend(chunk.iter().filter_map(|(o, b)| Some((*o, schemas::avro::decode_event_ref(b).ok()?))));
                     let spare = std::mem::take(&mut tables.spare);
-                    let rows = batch::apply_reusing(
-                        &store,
-                        0,
-                        &decoded,
-                        &no_history,
-                        seq as u64 + 1,
-                        1_767_225_600_000,
-                        &batch_cfg,
-                        spare,
-                    );
+                    let rows = batch::apply_reusing(&store, 0, &decoded, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg, spare);
                     rows.write_rowbinary(&mut tables).expect("rows serialize");
                     black_box(tables.events.bytes.len());
                     tables.spare = rows.into_delivery_buffer();

@@ -66,21 +66,12 @@ fn rss() -> isize {
 }
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(200_000);
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let state_size = std::mem::size_of::<DeliveryState>();
     println!("deliveries: {n}");
-    println!(
-        "size_of::<DeliveryState>() = {state_size} bytes (boxed; of which compact times: {} bytes)",
-        std::mem::size_of::<Times>()
-    );
+    println!("size_of::<DeliveryState>() = {state_size} bytes (boxed; of which compact times: {} bytes)", std::mem::size_of::<Times>());
     println!("size_of::<(DeliveryKey, Box<DeliveryState>)>() = {} bytes (one DashMap slot, before load factor)", std::mem::size_of::<(DeliveryKey, Box<DeliveryState>)>());
-    println!(
-        "size_of::<Rare>() = {} bytes (allocated only for deliveries that need it)",
-        std::mem::size_of::<Rare>()
-    );
+    println!("size_of::<Rare>() = {} bytes (allocated only for deliveries that need it)", std::mem::size_of::<Rare>());
 
     // The store: events generated one delivery at a time and dropped, so only the store stays live.
     let store = StateStore::new(usize::MAX);
@@ -92,15 +83,7 @@ fn main() {
         let evs = support::delivery_events(&mut rng, d);
         let mut names = store.names();
         for e in &evs {
-            events_applied += store
-                .apply(
-                    &mut names,
-                    &e.as_event_ref(),
-                    0,
-                    1,
-                    DEFAULT_SCANNER_WINDOW_SECS,
-                )
-                .is_some() as usize;
+            events_applied += store.apply(&mut names, &e.as_event_ref(), 0, 1, DEFAULT_SCANNER_WINDOW_SECS).is_some() as usize;
         }
         drop(names);
         // Keys for the baseline, kept outside the measured window's growth below.
@@ -113,8 +96,7 @@ fn main() {
     assert_eq!(store.map.len(), n);
 
     // Where the bytes go (from the states themselves).
-    let (mut boxes, mut seen, mut contact, mut rare, mut with_rare) =
-        (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut boxes, mut seen, mut contact, mut rare, mut with_rare) = (0usize, 0usize, 0usize, 0usize, 0usize);
     for r in store.map.iter() {
         let s = r.value();
         boxes += state_size;
@@ -126,10 +108,7 @@ fn main() {
         }
     }
     let per = |b: usize| b as f64 / n as f64;
-    println!(
-        "map capacity: {} slots for {n} deliveries",
-        store.map.capacity()
-    );
+    println!("map capacity: {} slots for {n} deliveries", store.map.capacity());
     let names_len = store.names().len();
     let slots_and_names = store_live as usize - boxes - seen - contact - rare;
 
@@ -144,47 +123,18 @@ fn main() {
 
     let store_per = per(store_live as usize);
     let base_per = per(baseline_live as usize);
-    println!(
-        "events applied: {events_applied} ({:.2} per delivery)",
-        events_applied as f64 / n as f64
-    );
+    println!("events applied: {events_applied} ({:.2} per delivery)", events_applied as f64 / n as f64);
     println!();
-    println!(
-        "StateStore live heap:            {:>12} bytes = {:>7.1} bytes/delivery",
-        store_live, store_per
-    );
+    println!("StateStore live heap:            {:>12} bytes = {:>7.1} bytes/delivery", store_live, store_per);
     println!("  map slots (16-byte key + box pointer, incl. spare capacity) and {names_len} interned names: {:>7.1} bytes/delivery", per(slots_and_names));
-    println!(
-        "  state boxes (size_of::<DeliveryState>()):               {:>7.1} bytes/delivery",
-        per(boxes)
-    );
-    println!(
-        "  ids: seen event hashes (6 bytes each) + 2-byte prefix:  {:>7.1} bytes/delivery",
-        per(seen)
-    );
-    println!(
-        "  ids: contact id bytes (same allocation):                {:>7.1} bytes/delivery",
-        per(contact)
-    );
-    println!(
-        "  Rare parts ({:.1} % of deliveries):                      {:>7.1} bytes/delivery",
-        100.0 * with_rare as f64 / n as f64,
-        per(rare)
-    );
-    println!(
-        "  RSS growth while filling (cross-check, incl. malloc overhead): {:.1} bytes/delivery",
-        per(store_rss.max(0) as usize)
-    );
-    println!(
-        "Baseline HashMap<String, [u8; 0]> of the keys: {:>12} bytes = {:>7.1} bytes/delivery",
-        baseline_live, base_per
-    );
+    println!("  state boxes (size_of::<DeliveryState>()):               {:>7.1} bytes/delivery", per(boxes));
+    println!("  ids: seen event hashes (6 bytes each) + 2-byte prefix:  {:>7.1} bytes/delivery", per(seen));
+    println!("  ids: contact id bytes (same allocation):                {:>7.1} bytes/delivery", per(contact));
+    println!("  Rare parts ({:.1} % of deliveries):                      {:>7.1} bytes/delivery", 100.0 * with_rare as f64 / n as f64, per(rare));
+    println!("  RSS growth while filling (cross-check, incl. malloc overhead): {:.1} bytes/delivery", per(store_rss.max(0) as usize));
+    println!("Baseline HashMap<String, [u8; 0]> of the keys: {:>12} bytes = {:>7.1} bytes/delivery", baseline_live, base_per);
     println!();
     println!("ratio store / baseline: {:.2}x", store_per / base_per);
-    println!(
-        "target 256 bytes/delivery: {} ({:.2}x the target)",
-        if store_per <= 256.0 { "met" } else { "MISSED" },
-        store_per / 256.0
-    );
+    println!("target 256 bytes/delivery: {} ({:.2}x the target)", if store_per <= 256.0 { "met" } else { "MISSED" }, store_per / 256.0);
     std::hint::black_box(&baseline);
 }

@@ -22,10 +22,7 @@ use std::collections::HashMap;
 fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
     let owned = support::stream(7, deliveries);
     let events = batch::refs(&owned);
-    let cfg = BatchConfig {
-        periods: Periods::new(zone).unwrap(),
-        ..BatchConfig::default()
-    };
+    let cfg = BatchConfig { periods: Periods::new(zone).unwrap(), ..BatchConfig::default() };
     let store = StateStore::new(1_000_000);
     // what ClickHouse's `events FINAL` would hold: each event id's latest row, by delivery key
     let mut stored: HashMap<String, Vec<EventRow>> = HashMap::new();
@@ -43,15 +40,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
                 Some((k.clone(), rows.clone()))
             })
             .collect();
-        let rows = batch::apply(
-            &store,
-            3,
-            chunk,
-            &history,
-            seq as u64 + 1,
-            1_767_225_600_000 + seq as i64,
-            &cfg,
-        );
+        let rows = batch::apply(&store, 3, chunk, &history, seq as u64 + 1, 1_767_225_600_000 + seq as i64, &cfg);
         rows.write_rowbinary(&mut tables).unwrap();
         for (i, t) in tables.all().into_iter().enumerate() {
             match i {
@@ -65,16 +54,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
         // summing), so a change in how the sums are kept may reorder them; the buffers are
         // those rows' bytes in `rows`' order
         let one = |r: &dyn erased::Row| r.bytes();
-        for (table, rows) in [
-            (
-                &tables.counters,
-                rows.counters().iter().map(|r| one(r)).collect::<Vec<_>>(),
-            ),
-            (
-                &tables.attributed_counters,
-                rows.attributed_counters().iter().map(|r| one(r)).collect(),
-            ),
-        ] {
+        for (table, rows) in [(&tables.counters, rows.counters().iter().map(|r| one(r)).collect::<Vec<_>>()), (&tables.attributed_counters, rows.attributed_counters().iter().map(|r| one(r)).collect())] {
             assert_eq!(table.bytes, rows.concat(), "the buffer is its rows' bytes");
             let mut rows = rows;
             rows.sort();
@@ -82,21 +62,13 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
                 hash.update(r);
             }
         }
-        hash.update(format!(
-            "{} {} {}",
-            rows.duplicates,
-            rows.reattributed,
-            rows.soft_bounces.len()
-        ));
+        hash.update(format!("{} {} {}", rows.duplicates, rows.reattributed, rows.soft_bounces.len()));
         totals.0 += rows.event_rows();
         totals.1 += rows.reattributed;
         totals.2 += rows.delivery_table.rows;
         remember(&mut stored, &rows);
     }
-    assert!(
-        totals.1 > 0,
-        "the stream re-attributes some rows: {totals:?}"
-    );
+    assert!(totals.1 > 0, "the stream re-attributes some rows: {totals:?}");
     format!("{:x}", hash.finalize())
 }
 
@@ -127,18 +99,12 @@ fn remember(stored: &mut HashMap<String, Vec<EventRow>>, rows: &BatchRows) {
 
 #[test]
 fn rows_are_unchanged_utc() {
-    assert_eq!(
-        digest(3_000, 500, "UTC"),
-        "426e779973070c140487eec1f7e3606496afe58d08b7b2b1d9fc750d878d54c8"
-    );
+    assert_eq!(digest(3_000, 500, "UTC"), "426e779973070c140487eec1f7e3606496afe58d08b7b2b1d9fc750d878d54c8");
 }
 
 #[test]
 fn rows_are_unchanged_with_a_reporting_zone() {
-    assert_eq!(
-        digest(1_000, 300, "Europe/Berlin"),
-        "2c8538bc95d926a83c2887596961a6b80bbf0c4719009de867ffc959522d92ec"
-    );
+    assert_eq!(digest(1_000, 300, "Europe/Berlin"), "2c8538bc95d926a83c2887596961a6b80bbf0c4719009de867ffc959522d92ec");
 }
 
 /// `store::rowbinary` writes what the crate reads: each table's bytes, sent as they are
@@ -147,9 +113,9 @@ fn rows_are_unchanged_with_a_reporting_zone() {
 /// printed: a batch's rows borrow their text, read rows own it).
 #[tokio::test]
 async fn our_rowbinary_is_the_crates_encoding() {
+    use clickhouse::test::{handlers, Mock};
     use aggregator::store::{AttributedCounterRow, CounterRow, DeliveryRow, StatusCountRow};
     use aggregator::suppression::SuppressionRow;
-    use clickhouse::test::{handlers, Mock};
     use clickhouse::{Client, Compression, RowOwned, RowRead};
 
     async fn check<T, B>(mock: &Mock, table: &str, rows: &[B])
@@ -157,85 +123,47 @@ async fn our_rowbinary_is_the_crates_encoding() {
         T: RowOwned + RowRead + std::fmt::Debug,
         B: serde::Serialize + std::fmt::Debug,
     {
-        let client = Client::default()
-            .with_url(mock.url())
-            .with_compression(Compression::None);
+        let client = Client::default().with_url(mock.url()).with_compression(Compression::None);
         let recorded = mock.add(handlers::record::<T>());
         let mut bytes = Vec::new();
         for r in rows {
             aggregator::store::rowbinary::write(&mut bytes, r).unwrap();
         }
-        let mut insert =
-            client.insert_formatted_with(format!("INSERT INTO {table} FORMAT RowBinary"));
+        let mut insert = client.insert_formatted_with(format!("INSERT INTO {table} FORMAT RowBinary"));
         insert.send(bytes.into()).await.unwrap();
         insert.end().await.unwrap();
         let got: Vec<T> = recorded.collect().await;
-        assert!(
-            format!("{got:?}") == format!("{rows:?}"),
-            "{table}: read back differently"
-        );
+        assert!(format!("{got:?}") == format!("{rows:?}"), "{table}: read back differently");
     }
 
     let owned = support::stream(11, 400);
     let events = batch::refs(&owned);
     let store = StateStore::new(10_000);
-    let rows = batch::apply(
-        &store,
-        1,
-        &events,
-        &History::new(),
-        1,
-        1_767_225_600_000,
-        &BatchConfig::default(),
-    );
-    assert!(
-        !rows.applied.is_empty() && !rows.suppressions.is_empty() && !rows.status_counts.is_empty()
-    );
+    let rows = batch::apply(&store, 1, &events, &History::new(), 1, 1_767_225_600_000, &BatchConfig::default());
+    assert!(!rows.applied.is_empty() && !rows.suppressions.is_empty() && !rows.status_counts.is_empty());
     let mock = Mock::new();
     check::<EventRow, _>(&mock, "events", &rows.events()).await;
     check::<CounterRow, _>(&mock, "counters", &rows.counters()).await;
-    check::<AttributedCounterRow, _>(&mock, "attributed_counters", &rows.attributed_counters())
-        .await;
+    check::<AttributedCounterRow, _>(&mock, "attributed_counters", &rows.attributed_counters()).await;
     // and the rows written straight from the sums are those rows' bytes
     let mut tables = batch::TableBuffers::default();
     rows.write_rowbinary(&mut tables).unwrap();
     let mut serialized = Vec::new();
-    rows.counters()
-        .iter()
-        .try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r))
-        .unwrap();
+    rows.counters().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
     assert_eq!(tables.counters.bytes, serialized);
     serialized.clear();
-    rows.events()
-        .iter()
-        .try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r))
-        .unwrap();
-    assert_eq!(
-        tables.events.bytes, serialized,
-        "event rows written from the events = the rows' bytes"
-    );
+    rows.events().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
+    assert_eq!(tables.events.bytes, serialized, "event rows written from the events = the rows' bytes");
     assert_eq!(tables.events.rows, rows.event_rows());
     serialized.clear();
-    rows.deliveries(&store)
-        .iter()
-        .try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r))
-        .unwrap();
-    assert_eq!(
-        tables.deliveries.bytes, serialized,
-        "delivery rows written from the states = the rows' bytes"
-    );
+    rows.deliveries(&store).iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
+    assert_eq!(tables.deliveries.bytes, serialized, "delivery rows written from the states = the rows' bytes");
     assert_eq!(tables.deliveries.rows, rows.deliveries(&store).len());
     assert_eq!(tables.counters.rows, rows.counters().len());
     serialized.clear();
-    rows.attributed_counters()
-        .iter()
-        .try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r))
-        .unwrap();
+    rows.attributed_counters().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
     assert_eq!(tables.attributed_counters.bytes, serialized);
-    assert_eq!(
-        tables.attributed_counters.rows,
-        rows.attributed_counters().len()
-    );
+    assert_eq!(tables.attributed_counters.rows, rows.attributed_counters().len());
     check::<DeliveryRow, _>(&mock, "deliveries", &rows.deliveries(&store)).await;
     check::<StatusCountRow, _>(&mock, "delivery_status_counts", &rows.status_counts).await;
     check::<SuppressionRow, _>(&mock, "suppressions", &rows.suppressions).await;

@@ -17,18 +17,18 @@
 //! Layout: `key` (map key and hasher), `names` (interner), `times` (kept times), this file
 //! (the state, `apply`, the store).
 
-pub mod ids;
 pub mod key;
 pub mod names;
 pub mod row;
+pub mod ids;
 pub mod times;
 
 use crate::machine::{self, MachineReason};
 use crate::rules;
 use dashmap::DashMap;
-pub use ids::{event_hash, Ids};
 pub use key::{DeliveryKey, KeyHash};
 pub use names::Names;
+pub use ids::{event_hash, Ids};
 use schemas::{BounceClass, Channel, EventRef, EventType, MessageClass};
 use std::borrow::Cow;
 use std::sync::{Mutex, MutexGuard};
@@ -102,49 +102,16 @@ pub struct DeliveryState {
 
 impl PartialEq for DeliveryState {
     fn eq(&self, o: &Self) -> bool {
-        let times =
-            |s: &Self| -> Vec<Option<i64>> { Slot::ALL.iter().map(|t| s.time(*t)).collect() };
+        let times = |s: &Self| -> Vec<Option<i64>> { Slot::ALL.iter().map(|t| s.time(*t)).collect() };
         self.ids == o.ids
             && self.cost_amount() == o.cost_amount()
             && self.cost_unit == o.cost_unit
             && self.last_error() == o.last_error()
             && times(self) == times(o)
-            && (
-                self.broadcast_id,
-                self.sequence_id,
-                self.template_key,
-                self.labels,
-            ) == (o.broadcast_id, o.sequence_id, o.template_key, o.labels)
-            && (
-                self.open_count,
-                self.click_count,
-                self.machine_open_count,
-                self.machine_click_count,
-            ) == (
-                o.open_count,
-                o.click_count,
-                o.machine_open_count,
-                o.machine_click_count,
-            )
-            && (
-                self.soft_bounce_count,
-                self.deferral_count,
-                self.touched,
-                self.prio,
-                self.partition,
-            ) == (
-                o.soft_bounce_count,
-                o.deferral_count,
-                o.touched,
-                o.prio,
-                o.partition,
-            )
-            && (
-                self.channel,
-                self.status,
-                self.bounce_class,
-                self.message_class,
-            ) == (o.channel, o.status, o.bounce_class, o.message_class)
+            && (self.broadcast_id, self.sequence_id, self.template_key, self.labels) == (o.broadcast_id, o.sequence_id, o.template_key, o.labels)
+            && (self.open_count, self.click_count, self.machine_open_count, self.machine_click_count) == (o.open_count, o.click_count, o.machine_open_count, o.machine_click_count)
+            && (self.soft_bounce_count, self.deferral_count, self.touched, self.prio, self.partition) == (o.soft_bounce_count, o.deferral_count, o.touched, o.prio, o.partition)
+            && (self.channel, self.status, self.bounce_class, self.message_class) == (o.channel, o.status, o.bounce_class, o.message_class)
     }
 }
 
@@ -158,16 +125,12 @@ fn bounce_order(b: BounceClass) -> u8 {
 
 impl DeliveryState {
     pub fn new(channel: Channel) -> Self {
-        DeliveryState {
-            channel,
-            ..Default::default()
-        }
+        DeliveryState { channel, ..Default::default() }
     }
 
     /// The rank of the status (`rules::rank`; a `bounced` status is always a hard bounce).
     pub fn status_rank(&self) -> u8 {
-        self.status
-            .map_or(0, |s| rules::rank(s, Some(BounceClass::Hard)))
+        self.status.map_or(0, |s| rules::rank(s, Some(BounceClass::Hard)))
     }
 
     pub fn prio(&self, a: Attr) -> u8 {
@@ -198,9 +161,7 @@ impl DeliveryState {
     }
 
     fn offer_name(&mut self, names: &mut Names, a: Attr, prio: u8, value: Option<&str>) {
-        let Some(v) = value.filter(|v| !v.is_empty()) else {
-            return;
-        };
+        let Some(v) = value.filter(|v| !v.is_empty()) else { return };
         let held = match a {
             Attr::Broadcast => self.broadcast_id,
             Attr::Sequence => self.sequence_id,
@@ -241,18 +202,9 @@ impl DeliveryState {
         for implied in rules::implied_milestones(e.event_type) {
             self.mark(*implied, t);
         }
-        self.status = rules::next_status(
-            self.status,
-            self.status_rank(),
-            e.event_type,
-            e.bounce_class,
-        )
-        .0;
+        self.status = rules::next_status(self.status, self.status_rank(), e.event_type, e.bounce_class).0;
         if let Some(b) = e.bounce_class {
-            if self
-                .bounce_class
-                .is_none_or(|cur| bounce_order(b) > bounce_order(cur))
-            {
+            if self.bounce_class.is_none_or(|cur| bounce_order(b) > bounce_order(cur)) {
                 self.bounce_class = Some(b);
             }
         }
@@ -269,8 +221,7 @@ impl DeliveryState {
                 Some((ct, cr)) => (t, reason) > (ct, cr),
             };
             if newer {
-                self.rare.get_or_insert_with(Default::default).last_error =
-                    Some((t, reason.into()));
+                self.rare.get_or_insert_with(Default::default).last_error = Some((t, reason.into()));
             }
         }
         if let Some(c) = &e.cost {
@@ -285,18 +236,12 @@ impl DeliveryState {
                 if self.ids.set_contact(v) {
                     self.set_prio(Attr::Contact, prio);
                 } else {
-                    metrics::counter!("sendtrace_aggregator_contact_id_too_long_total")
-                        .increment(1);
+                    metrics::counter!("sendtrace_aggregator_contact_id_too_long_total").increment(1);
                 }
             }
         }
         if let Some(m) = e.message_class {
-            if self.better(
-                Attr::MessageClass,
-                prio,
-                m.as_str(),
-                self.message_class.map(|c| c.as_str()),
-            ) {
+            if self.better(Attr::MessageClass, prio, m.as_str(), self.message_class.map(|c| c.as_str())) {
                 self.message_class = Some(m);
                 self.set_prio(Attr::MessageClass, prio);
             }
@@ -331,10 +276,7 @@ impl DeliveryState {
 
     /// The cost mantissa at scale 10 (0 without a cost).
     pub fn cost_amount(&self) -> i128 {
-        self.rare
-            .as_ref()
-            .and_then(|r| r.cost_wide.as_deref().copied())
-            .unwrap_or(self.cost as i128)
+        self.rare.as_ref().and_then(|r| r.cost_wide.as_deref().copied()).unwrap_or(self.cost as i128)
     }
 
     pub fn set_cost_amount(&mut self, amount: i128) {
@@ -345,11 +287,7 @@ impl DeliveryState {
     }
 
     pub fn last_error(&self) -> Option<(i64, &str)> {
-        self.rare
-            .as_ref()?
-            .last_error
-            .as_ref()
-            .map(|(t, r)| (*t, &**r))
+        self.rare.as_ref()?.last_error.as_ref().map(|(t, r)| (*t, &**r))
     }
 
     pub fn set_last_error(&mut self, e: Option<(i64, String)>) {
@@ -403,60 +341,23 @@ pub struct Applied {
 
 impl StateStore {
     pub fn new(max_deliveries: usize) -> Self {
-        StateStore {
-            map: DashMap::with_hasher(KeyHash::default()),
-            names: Mutex::new(Names::default()),
-            max_deliveries,
-        }
+        StateStore { map: DashMap::with_hasher(KeyHash::default()), names: Mutex::new(Names::default()), max_deliveries }
     }
 
     /// The interned names; a batch holds the lock while it applies and builds rows.
     pub fn names(&self) -> MutexGuard<'_, Names> {
-        self.names
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The per-event state update: finds (or creates) the delivery, marks it used in batch
     /// `batch_seq`, classifies machine engagement, applies. `None` for an event already applied.
-    pub fn apply(
-        &self,
-        names: &mut Names,
-        e: &EventRef<'_>,
-        partition: i32,
-        batch_seq: u64,
-        scanner_window_secs: i64,
-    ) -> Option<Applied> {
-        self.apply_at(
-            DeliveryKey::of(&e.delivery_key),
-            names,
-            e,
-            partition,
-            batch_seq,
-            scanner_window_secs,
-        )
+    pub fn apply(&self, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
+        self.apply_at(DeliveryKey::of(&e.delivery_key), names, e, partition, batch_seq, scanner_window_secs)
     }
 
     /// As [`StateStore::apply`], for a caller that already has `key` (`DeliveryKey::of(&e.delivery_key)`).
-    pub fn apply_at(
-        &self,
-        key: DeliveryKey,
-        names: &mut Names,
-        e: &EventRef<'_>,
-        partition: i32,
-        batch_seq: u64,
-        scanner_window_secs: i64,
-    ) -> Option<Applied> {
-        self.apply_seen(
-            key,
-            names,
-            e,
-            partition,
-            batch_seq,
-            scanner_window_secs,
-            |_| (),
-        )
-        .0
+    pub fn apply_at(&self, key: DeliveryKey, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
+        self.apply_seen(key, names, e, partition, batch_seq, scanner_window_secs, |_| ()).0
     }
 
     /// As [`StateStore::apply_at`], and `before` first reads the delivery's state as it was
@@ -464,16 +365,7 @@ impl StateStore {
     /// attribution and status from before the batch; reading them through this one map entry
     /// instead of a lookup of its own saves a lock and a cache miss per event (BENCHMARKS.md §1b).
     #[allow(clippy::too_many_arguments)]
-    pub fn apply_seen<R>(
-        &self,
-        key: DeliveryKey,
-        names: &mut Names,
-        e: &EventRef<'_>,
-        partition: i32,
-        batch_seq: u64,
-        scanner_window_secs: i64,
-        before: impl FnOnce(Option<&DeliveryState>) -> R,
-    ) -> (Option<Applied>, R) {
+    pub fn apply_seen<R>(&self, key: DeliveryKey, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64, before: impl FnOnce(Option<&DeliveryState>) -> R) -> (Option<Applied>, R) {
         let (mut entry, seen) = match self.map.entry(key) {
             dashmap::Entry::Occupied(o) => {
                 let seen = before(Some(o.get()));
@@ -487,39 +379,22 @@ impl StateStore {
         entry.touched = batch_seq as u32;
         entry.partition = partition.clamp(0, u16::MAX as i32) as u16;
         let machine = machine::classify(e, entry.time(Slot::FirstDelivered), scanner_window_secs);
-        (
-            entry
-                .apply(names, e, machine)
-                .then_some(Applied { machine }),
-            seen,
-        )
+        (entry.apply(names, e, machine).then_some(Applied { machine }), seen)
     }
 
     /// Deliveries already holding events whose attribution an event of `events` differs from:
     /// a superset of those whose attribution the batch changes (their stored event rows are
     /// read before the batch, to move them), as (tenant, delivery key), repeats included.
-    pub fn attribution_candidates<'a>(
-        &self,
-        events: impl Iterator<Item = &'a EventRef<'a>>,
-    ) -> Vec<crate::store::TenantKey> {
+    pub fn attribution_candidates<'a>(&self, events: impl Iterator<Item = &'a EventRef<'a>>) -> Vec<crate::store::TenantKey> {
         let names = self.names();
         events
+            .filter(|e| e.broadcast_id.is_some() || e.sequence_id.is_some() || e.template_key.is_some())
             .filter(|e| {
-                e.broadcast_id.is_some() || e.sequence_id.is_some() || e.template_key.is_some()
-            })
-            .filter(|e| {
-                self.map
-                    .get(&DeliveryKey::of(&e.delivery_key))
-                    .is_some_and(|s| {
-                        let differs = |v: &Option<Cow<'_, str>>, id: u32| {
-                            v.as_deref()
-                                .is_some_and(|v| !v.is_empty() && v != names.get(id))
-                        };
-                        s.event_count() > 0
-                            && (differs(&e.broadcast_id, s.broadcast_id)
-                                || differs(&e.sequence_id, s.sequence_id)
-                                || differs(&e.template_key, s.template_key))
-                    })
+                self.map.get(&DeliveryKey::of(&e.delivery_key)).is_some_and(|s| {
+                    let differs = |v: &Option<Cow<'_, str>>, id: u32| v.as_deref().is_some_and(|v| !v.is_empty() && v != names.get(id));
+                    s.event_count() > 0
+                        && (differs(&e.broadcast_id, s.broadcast_id) || differs(&e.sequence_id, s.sequence_id) || differs(&e.template_key, s.template_key))
+                })
             })
             .map(|e| (e.tenant.to_string(), e.delivery_key.to_string()))
             .collect()
@@ -528,8 +403,7 @@ impl StateStore {
     /// Keeps only the deliveries of `partitions`; returns how many were dropped.
     pub fn retain_partitions(&self, partitions: &[i32]) -> usize {
         let before = self.map.len();
-        self.map
-            .retain(|_, s| partitions.contains(&(s.partition as i32)));
+        self.map.retain(|_, s| partitions.contains(&(s.partition as i32)));
         before - self.map.len()
     }
 
@@ -550,20 +424,11 @@ impl StateStore {
         }
         let current = current as u32;
         // age in batches (wrapping: `touched` keeps the low 32 bits)
-        let mut ages: Vec<u32> = self
-            .map
-            .iter()
-            .map(|e| current.wrapping_sub(e.touched))
-            .collect();
+        let mut ages: Vec<u32> = self.map.iter().map(|e| current.wrapping_sub(e.touched)).collect();
         let excess = len - self.max_deliveries * 9 / 10;
         ages.sort_unstable_by(|a, b| b.cmp(a));
-        let cutoff = ages
-            .get(excess.saturating_sub(1))
-            .copied()
-            .unwrap_or(u32::MAX)
-            .max(1);
-        self.map
-            .retain(|_, s| current.wrapping_sub(s.touched) < cutoff);
+        let cutoff = ages.get(excess.saturating_sub(1)).copied().unwrap_or(u32::MAX).max(1);
+        self.map.retain(|_, s| current.wrapping_sub(s.touched) < cutoff);
         len - self.map.len()
     }
 }
@@ -611,11 +476,7 @@ pub(crate) mod tests {
     #[test]
     fn read_implies_delivered() {
         let mut s = DeliveryState::new(Channel::Whatsapp);
-        s.apply(
-            &mut Names::default(),
-            &event("1", EventType::Read, None, 5),
-            None,
-        );
+        s.apply(&mut Names::default(), &event("1", EventType::Read, None, 5), None);
         assert_eq!(s.first(EventType::Delivered), Some(5));
         assert_eq!(s.status, Some(EventType::Read));
     }
@@ -625,8 +486,7 @@ pub(crate) mod tests {
         let mut tagged = event("1", EventType::Delivered, None, 5);
         tagged.broadcast_id = Some("from-tag".into());
         let mut record = event("2", EventType::Queued, None, 1);
-        record.provider_event_name = "send_record".into();
-        record.origin = schemas::Origin::SendRecord;
+        record.provider_event_name = "send_record".into(); record.origin = schemas::Origin::SendRecord;
         record.broadcast_id = Some("from-record".into());
         let n = &mut Names::default();
         for order in [[&tagged, &record], [&record, &tagged]] {
@@ -661,14 +521,7 @@ pub(crate) mod tests {
         for e in [&record, &tag_b, &tag_a] {
             whole.apply(n, e, None);
         }
-        assert_eq!(
-            (
-                n.get(whole.broadcast_id),
-                whole.prio(Attr::Broadcast),
-                whole.prio(Attr::Contact)
-            ),
-            ("b-1", 1, 2)
-        );
+        assert_eq!((n.get(whole.broadcast_id), whole.prio(Attr::Broadcast), whole.prio(Attr::Contact)), ("b-1", 1, 2));
 
         let mut before = DeliveryState::new(Channel::Email);
         before.apply(n, &record, None);
@@ -678,18 +531,10 @@ pub(crate) mod tests {
         let mut reloaded = row.clone().into_state(n);
         assert_eq!(reloaded.prio_bits(), before.prio_bits());
         reloaded.apply(n, &tag_a, None);
-        assert_eq!(
-            n.get(reloaded.broadcast_id),
-            n.get(whole.broadcast_id),
-            "same as without the reload"
-        );
+        assert_eq!(n.get(reloaded.broadcast_id), n.get(whole.broadcast_id), "same as without the reload");
 
         // A row written before the priorities were stored falls back to the old guess.
-        let legacy = DeliveryRow {
-            attribution_prio: 0,
-            ..row
-        }
-        .into_state(n);
+        let legacy = DeliveryRow { attribution_prio: 0, ..row }.into_state(n);
         assert_eq!(legacy.prio(Attr::Broadcast), 2);
     }
 
@@ -704,10 +549,7 @@ pub(crate) mod tests {
         }
         assert_eq!(store.evict(start + 19), 11);
         assert_eq!(store.map.len(), 9);
-        assert!(
-            (11..20).all(|i| store.map.contains_key(&DeliveryKey::from(i))),
-            "the 9 most recent stay"
-        );
+        assert!((11..20).all(|i| store.map.contains_key(&DeliveryKey::from(i))), "the 9 most recent stay");
     }
 
     #[test]
@@ -720,10 +562,7 @@ pub(crate) mod tests {
             store.apply(n, &e, p, 1, 10);
         }
         assert_eq!(store.retain_partitions(&[1, 3]), 2);
-        assert!(
-            store.map.contains_key(&DeliveryKey::of("d1"))
-                && store.map.contains_key(&DeliveryKey::of("d3"))
-        );
+        assert!(store.map.contains_key(&DeliveryKey::of("d1")) && store.map.contains_key(&DeliveryKey::of("d3")));
     }
 
     #[test]
@@ -732,26 +571,16 @@ pub(crate) mod tests {
         let mut s = DeliveryState::new(Channel::Sms);
         let mut b = event("1", EventType::Bounced, Some(BounceClass::Hard), 7);
         b.error_reason = Some("550 user unknown".into());
-        b.cost = Some(schemas::Money::new(
-            rust_decimal::Decimal::new(75, 4),
-            "USD",
-        ));
+        b.cost = Some(schemas::Money::new(rust_decimal::Decimal::new(75, 4), "USD"));
         s.apply(n, &b, None);
         let mut big = event("2", EventType::Sent, None, 3);
-        big.cost = Some(schemas::Money::new(
-            rust_decimal::Decimal::from(i64::MAX / 1000),
-            "USD",
-        ));
+        big.cost = Some(schemas::Money::new(rust_decimal::Decimal::from(i64::MAX / 1000), "USD"));
         s.apply(n, &big, None);
         let mut eur = event("3", EventType::Sent, None, 4);
         eur.cost = Some(schemas::Money::new(rust_decimal::Decimal::ONE, "EUR"));
         s.apply(n, &eur, None);
         assert_eq!(s.last_error(), Some((7, "550 user unknown")));
-        assert_eq!(
-            s.cost_amount(),
-            75_000_000 + (i64::MAX / 1000) as i128 * 10_000_000_000,
-            "beyond i64 at scale 10, exact"
-        );
+        assert_eq!(s.cost_amount(), 75_000_000 + (i64::MAX / 1000) as i128 * 10_000_000_000, "beyond i64 at scale 10, exact");
         assert_eq!(n.get(s.cost_unit), "USD");
         assert_eq!(s.first(EventType::Bounced), Some(7));
         assert_eq!(s.first(EventType::Sent), Some(3));
@@ -759,11 +588,7 @@ pub(crate) mod tests {
 
     fn arb_event() -> impl Strategy<Value = (EventType, Option<BounceClass>, i64)> {
         let ty = proptest::sample::select(EventType::VALUES.to_vec());
-        let bc = proptest::option::of(proptest::sample::select(vec![
-            BounceClass::Hard,
-            BounceClass::Soft,
-            BounceClass::Undetermined,
-        ]));
+        let bc = proptest::option::of(proptest::sample::select(vec![BounceClass::Hard, BounceClass::Soft, BounceClass::Undetermined]));
         // times over 200 days: some fall outside the compact offsets' range and spill
         (ty, bc, 0i64..200 * 86_400_000)
     }

@@ -46,16 +46,9 @@ pub const RAW_ENVELOPE_SCHEMA: &str = include_str!("../../avro/raw_envelope.avsc
 pub const DEAD_LETTER_SCHEMA: &str = include_str!("../../avro/dead_letter.avsc");
 
 /// Every event schema a producer may have written with, oldest first; the last is current.
-pub const EVENT_HISTORY: &[&str] = &[
-    include_str!("../../avro/history/event.v1.avsc"),
-    EVENT_SCHEMA,
-];
+pub const EVENT_HISTORY: &[&str] = &[include_str!("../../avro/history/event.v1.avsc"), EVENT_SCHEMA];
 pub const RAW_ENVELOPE_HISTORY: &[&str] = &[RAW_ENVELOPE_SCHEMA];
-pub const DEAD_LETTER_HISTORY: &[&str] = &[
-    include_str!("../../avro/history/dead_letter.v1.avsc"),
-    include_str!("../../avro/history/dead_letter.v2.avsc"),
-    DEAD_LETTER_SCHEMA,
-];
+pub const DEAD_LETTER_HISTORY: &[&str] = &[include_str!("../../avro/history/dead_letter.v1.avsc"), include_str!("../../avro/history/dead_letter.v2.avsc"), DEAD_LETTER_SCHEMA];
 
 const MAGIC: [u8; 2] = [0xC3, 0x01];
 
@@ -136,8 +129,7 @@ impl Codec {
 
     pub fn encode(&self, value: Value) -> Result<Vec<u8>, CodecError> {
         #[allow(deprecated)]
-        let datum = apache_avro::to_avro_datum(&self.current, value)
-            .map_err(|e| CodecError::Avro(e.to_string()))?;
+        let datum = apache_avro::to_avro_datum(&self.current, value).map_err(|e| CodecError::Avro(e.to_string()))?;
         let mut out = Vec::with_capacity(10 + datum.len());
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&self.fingerprint);
@@ -152,14 +144,10 @@ impl Codec {
         }
         let mut fp = [0u8; 8];
         fp.copy_from_slice(&bytes[2..10]);
-        let writer = self
-            .writers
-            .get(&fp)
-            .ok_or_else(|| CodecError::UnknownSchema(hex::encode(fp)))?;
+        let writer = self.writers.get(&fp).ok_or_else(|| CodecError::UnknownSchema(hex::encode(fp)))?;
         let mut body = &bytes[10..];
         #[allow(deprecated)] // the replacement's builder API is still settling; same behaviour
-        apache_avro::from_avro_datum(writer, &mut body, Some(&self.current))
-            .map_err(|e| CodecError::Avro(e.to_string()))
+        apache_avro::from_avro_datum(writer, &mut body, Some(&self.current)).map_err(|e| CodecError::Avro(e.to_string()))
     }
 }
 
@@ -190,10 +178,7 @@ pub fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
 /// [`encode_event`] appended to `out` (e.g. a buffer reused across events); on an error
 /// nothing is appended.
 pub fn encode_event_into(e: &Event, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    if e.cost
-        .as_ref()
-        .is_some_and(|c| c.checked_mantissa_at_scale().is_none())
-    {
+    if e.cost.as_ref().is_some_and(|c| c.checked_mantissa_at_scale().is_none()) {
         return Err(CodecError::Field("cost"));
     }
     out.extend_from_slice(&MAGIC);
@@ -270,16 +255,14 @@ pub fn decode_raw_ref(bytes: &[u8]) -> Result<RawEnvelopeRef<'_>, CodecError> {
 
 #[cfg(test)]
 mod tests {
-    use super::value_path::{
-        dead_letter_to_value, decimal_bytes, decimal_from_bytes, opt_str, record,
-    };
+    use super::value_path::{decimal_bytes, decimal_from_bytes, dead_letter_to_value, opt_str, record};
     use super::*;
     use crate::event::{BounceClass, Channel, EventType, MessageClass, Origin, TimeSource};
     use crate::money::Money;
     use crate::raw::DeadLetter;
+    use std::collections::BTreeMap;
     use apache_avro::schema_compatibility::SchemaCompatibility;
     use rust_decimal::Decimal;
-    use std::collections::BTreeMap;
     use std::str::FromStr;
 
     pub(crate) fn sample_event() -> Event {
@@ -336,28 +319,16 @@ mod tests {
             url: "/webhooks/ses/t/eventbridge".into(),
             content_type: "text/plain".into(),
             received_at: 5,
-            headers: [(
-                "x-amz-sns-message-type".to_string(),
-                "Notification".to_string(),
-            )]
-            .into(),
+            headers: [("x-amz-sns-message-type".to_string(), "Notification".to_string())].into(),
             body: vec![0, 159, 146, 150, 255],
         };
         assert_eq!(decode_raw(&encode_raw(&r).unwrap()).unwrap(), r);
         // A route that could not be read back is refused at encoding (found by fuzzing: `webhook/`).
         for bad in ["", "a/b"] {
-            let r = RawEnvelope {
-                route: crate::raw::Route::WebhookVariant(bad.to_string().into()),
-                ..r.clone()
-            };
+            let r = RawEnvelope { route: crate::raw::Route::WebhookVariant(bad.to_string().into()), ..r.clone() };
             assert_eq!(encode_raw(&r).unwrap_err().code(), "invalid_field");
         }
-        for route in [
-            crate::raw::Route::Webhook,
-            crate::raw::Route::Sends,
-            crate::raw::Route::Events,
-            crate::raw::Route::PushResults,
-        ] {
+        for route in [crate::raw::Route::Webhook, crate::raw::Route::Sends, crate::raw::Route::Events, crate::raw::Route::PushResults] {
             let r = RawEnvelope { route, ..r.clone() };
             assert_eq!(decode_raw(&encode_raw(&r).unwrap()).unwrap(), r);
         }
@@ -374,43 +345,15 @@ mod tests {
             ..Default::default()
         }
         .with_raw(&[1, 2, 3], 2);
-        assert_eq!(
-            (d.raw.as_slice(), d.raw_size, d.raw_truncated),
-            (&[1u8, 2][..], 3, true)
-        );
-        assert_eq!(
-            decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(),
-            d
-        );
-        let d = DeadLetter {
-            item: Some(7),
-            request_id: Some("2f1c9c1e-request".into()),
-            ..d
-        };
-        assert_eq!(
-            decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(),
-            d
-        );
+        assert_eq!((d.raw.as_slice(), d.raw_size, d.raw_truncated), (&[1u8, 2][..], 3, true));
+        assert_eq!(decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(), d);
+        let d = DeadLetter { item: Some(7), request_id: Some("2f1c9c1e-request".into()), ..d };
+        assert_eq!(decode_dead_letter(&encode_dead_letter(&d).unwrap()).unwrap(), d);
         // a dead letter written before `request_id` existed reads with none
         let v2 = Codec::new(&[DEAD_LETTER_HISTORY[1]]);
-        let Value::Record(fields) = dead_letter_to_value(&d) else {
-            unreachable!()
-        };
-        let old = v2
-            .encode(Value::Record(
-                fields
-                    .into_iter()
-                    .filter(|(k, _)| k != "request_id")
-                    .collect(),
-            ))
-            .unwrap();
-        assert_eq!(
-            decode_dead_letter(&old).unwrap(),
-            DeadLetter {
-                request_id: None,
-                ..d
-            }
-        );
+        let Value::Record(fields) = dead_letter_to_value(&d) else { unreachable!() };
+        let old = v2.encode(Value::Record(fields.into_iter().filter(|(k, _)| k != "request_id").collect())).unwrap();
+        assert_eq!(decode_dead_letter(&old).unwrap(), DeadLetter { request_id: None, ..d });
     }
 
     /// A dead letter written before `item`/`raw_size`/`raw_truncated` existed still reads.
@@ -432,10 +375,7 @@ mod tests {
             ]))
             .unwrap();
         let d = decode_dead_letter(&bytes).unwrap();
-        assert_eq!(
-            (d.item, d.raw_size, d.raw_truncated, d.raw),
-            (None, 0, false, vec![9])
-        );
+        assert_eq!((d.item, d.raw_size, d.raw_truncated, d.raw), (None, 0, false, vec![9]));
     }
 
     /// An event written before `origin` existed reads as a send record when it named itself
@@ -444,30 +384,16 @@ mod tests {
     fn event_v1_reads_its_origin_from_the_old_contract() {
         let v1 = Codec::new(&[EVENT_HISTORY[0]]);
         let encode_v1 = |e: &Event| {
-            let Value::Record(fields) = event_to_value(e) else {
-                unreachable!()
-            };
-            v1.encode(Value::Record(
-                fields.into_iter().filter(|(k, _)| k != "origin").collect(),
-            ))
-            .unwrap()
+            let Value::Record(fields) = event_to_value(e) else { unreachable!() };
+            v1.encode(Value::Record(fields.into_iter().filter(|(k, _)| k != "origin").collect())).unwrap()
         };
         let mut e = sample_event();
         e.origin = Origin::AppEvent;
-        assert_eq!(
-            decode_event(&encode_v1(&e)).unwrap().origin,
-            Origin::Provider
-        );
+        assert_eq!(decode_event(&encode_v1(&e)).unwrap().origin, Origin::Provider);
         e.provider_event_name = "send_record".into();
-        assert_eq!(
-            decode_event(&encode_v1(&e)).unwrap().origin,
-            Origin::SendRecord
-        );
+        assert_eq!(decode_event(&encode_v1(&e)).unwrap().origin, Origin::SendRecord);
         for origin in [Origin::Provider, Origin::SendRecord, Origin::AppEvent] {
-            let e = Event {
-                origin,
-                ..sample_event()
-            };
+            let e = Event { origin, ..sample_event() };
             assert_eq!(decode_event(&encode_event(&e).unwrap()).unwrap(), e);
         }
     }
@@ -477,10 +403,7 @@ mod tests {
         assert!(matches!(decode_event(b"{}"), Err(CodecError::BadMagic)));
         let mut bytes = encode_event(&sample_event()).unwrap();
         bytes[5] ^= 0xFF;
-        assert!(matches!(
-            decode_event(&bytes),
-            Err(CodecError::UnknownSchema(_))
-        ));
+        assert!(matches!(decode_event(&bytes), Err(CodecError::UnknownSchema(_))));
         let good = encode_event(&sample_event()).unwrap();
         assert!(decode_event(&good[..good.len() / 2]).is_err());
     }
@@ -489,15 +412,9 @@ mod tests {
     fn large_costs_round_trip_exactly_and_unrepresentable_ones_are_refused() {
         // Found by fuzzing (fuzz/ target `avro`): a cost of 25755351112402482227 came back ten times smaller.
         let mut e = sample_event();
-        e.cost = Some(Money::new(
-            Decimal::from_str("25755351112402482227").unwrap(),
-            "USD",
-        ));
+        e.cost = Some(Money::new(Decimal::from_str("25755351112402482227").unwrap(), "USD"));
         assert_eq!(decode_event(&encode_event(&e).unwrap()).unwrap(), e);
-        e.cost = Some(Money::new(
-            Decimal::from_str("10000000000000000000000000000").unwrap(),
-            "USD",
-        ));
+        e.cost = Some(Money::new(Decimal::from_str("10000000000000000000000000000").unwrap(), "USD"));
         assert_eq!(encode_event(&e).unwrap_err().code(), "invalid_field");
     }
 
@@ -526,30 +443,13 @@ mod tests {
         bytes.push(zigzag as u8);
         let err = decode_raw(&bytes).unwrap_err();
         assert_eq!(err.code(), "invalid_avro");
-        assert!(
-            err.to_string().contains("allocate"),
-            "refused before allocating: {err}"
-        );
-        assert_eq!(
-            apache_avro::util::max_allocation_bytes(0),
-            MAX_DECODE_ALLOCATION_BYTES
-        );
+        assert!(err.to_string().contains("allocate"), "refused before allocating: {err}");
+        assert_eq!(apache_avro::util::max_allocation_bytes(0), MAX_DECODE_ALLOCATION_BYTES);
     }
 
     #[test]
     fn decimal_bytes_round_trip() {
-        for m in [
-            0i128,
-            1,
-            -1,
-            127,
-            128,
-            -128,
-            -129,
-            75_000_000,
-            i64::MAX as i128 * 1000,
-            -(i64::MAX as i128) * 1000,
-        ] {
+        for m in [0i128, 1, -1, 127, 128, -128, -129, 75_000_000, i64::MAX as i128 * 1000, -(i64::MAX as i128) * 1000] {
             assert_eq!(decimal_from_bytes(&decimal_bytes(m)), Some(m), "{m}");
         }
     }
@@ -573,11 +473,7 @@ mod tests {
     /// fallback there first.
     #[test]
     fn the_raw_envelope_has_one_schema() {
-        assert_eq!(
-            RAW_ENVELOPE_HISTORY.len(),
-            1,
-            "give decode_raw_ref a fallback for older envelope schemas"
-        );
+        assert_eq!(RAW_ENVELOPE_HISTORY.len(), 1, "give decode_raw_ref a fallback for older envelope schemas");
     }
 
     /// Guards the Rust enums against drifting from the Avro enums.
@@ -587,17 +483,8 @@ mod tests {
         let fields = json["fields"].as_array().unwrap();
         let symbols = |field: &str| -> Vec<String> {
             let f = fields.iter().find(|f| f["name"] == field).unwrap();
-            let ty = if f["type"].is_array() {
-                f["type"][1].clone()
-            } else {
-                f["type"].clone()
-            };
-            ty["symbols"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_str().unwrap().to_string())
-                .collect()
+            let ty = if f["type"].is_array() { f["type"][1].clone() } else { f["type"].clone() };
+            ty["symbols"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
         };
         assert_eq!(symbols("event_type"), EventType::SYMBOLS);
         assert_eq!(symbols("channel"), Channel::SYMBOLS);
