@@ -22,10 +22,11 @@ pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
     }
 }
 
-/// Whether transparent huge pages may be used for this process (`THP_enabled` in
-/// `/proc/self/status`, Linux 5.0 and later); `None` where the kernel does not say.
-pub fn transparent_huge_pages_enabled() -> Option<bool> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Whether transparent huge pages may be used for `process` (`"self"` or a process id:
+/// `THP_enabled` in `/proc/<process>/status`, Linux 5.0 and later); `None` where the kernel
+/// does not say.
+pub fn transparent_huge_pages_enabled(process: &str) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("THP_enabled:"))?;
     Some(line.split_whitespace().nth(1)? != "0")
 }
@@ -38,11 +39,11 @@ mod tests {
     /// each test in its own process, so no other test is affected).
     #[test]
     fn disabling_turns_them_off_for_the_process() {
-        if transparent_huge_pages_enabled().is_none() {
+        if transparent_huge_pages_enabled("self").is_none() {
             eprintln!("kernel does not report THP_enabled; nothing to check");
             return;
         }
         disable_transparent_huge_pages().expect("prctl(PR_SET_THP_DISABLE)");
-        assert_eq!(transparent_huge_pages_enabled(), Some(false));
+        assert_eq!(transparent_huge_pages_enabled("self"), Some(false));
     }
 }

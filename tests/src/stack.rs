@@ -72,8 +72,8 @@ impl Stack {
 /// collide: nextest runs each test in its own process, and two of them could pick the same port
 /// before either child bound it (a CI run lost `hostile_edge`'s aggregator port so). So a pick is
 /// also reserved across processes: an exclusive lock on a file named after the port in
-/// `$TMPDIR/sendtrace-test-ports`, held until the process exits. The devstacks' own ports (28000–29999 for `scripts/load.sh`) are left
-/// out too.
+/// `$TMPDIR/sendtrace-test-ports`, held until the process exits. The devstacks' own ports
+/// (28000–29999 for `scripts/load.sh`) are left out too.
 pub fn free_port() -> u16 {
     const LOW: u32 = 15_000;
     let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")

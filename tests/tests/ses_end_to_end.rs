@@ -12,9 +12,8 @@ async fn ses_events_reach_clickhouse_with_right_status_once_each() {
     // The running aggregator has transparent huge pages off (its default; `aggregator::memory`),
     // where the kernel reports it (`THP_enabled`, Linux 5.0+).
     let pid = p.aggregator.as_ref().expect("aggregator started").pid();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
-        assert!(line.ends_with('0'), "aggregator: {line}");
+    if let Some(enabled) = aggregator::memory::transparent_huge_pages_enabled(&pid.to_string()) {
+        assert!(!enabled, "aggregator {pid}: THP_enabled is not 0");
     }
 
     // M1: arrives out of order (open, then delivery, then send): status must be `opened`.

@@ -190,23 +190,27 @@ pub fn encode_event_into(e: &Event, out: &mut Vec<u8>) -> Result<(), CodecError>
 /// Reads an event written with any known event schema: the current one directly, older ones
 /// through apache-avro's schema resolution ([`value_path::decode_event`]).
 pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
-    let (fp, datum) = split_header(bytes)?;
-    if fp == EVENT_CODEC.fingerprint {
-        event::read(datum)
-    } else {
-        value_path::decode_event(bytes)
-    }
+    decode_event_as(bytes, |e| e)
 }
 
 /// [`decode_event`] borrowing the text from `bytes` (the aggregator reads its batches so: no
 /// allocation per string). A record written with an older schema is read through apache-avro
 /// and owns its text; the same events, the same errors.
 pub fn decode_event_ref(bytes: &[u8]) -> Result<EventRef<'_>, CodecError> {
+    decode_event_as(bytes, |e| e.to_static_event_ref())
+}
+
+/// The one dispatch of both decoders: the current schema read directly into text `S`, an
+/// older one through apache-avro, then `older` turns its owned event into an `Event<S>`.
+fn decode_event_as<'a, S: From<&'a str> + AsRef<str> + Ord>(
+    bytes: &'a [u8],
+    older: impl FnOnce(Event) -> Event<S>,
+) -> Result<Event<S>, CodecError> {
     let (fp, datum) = split_header(bytes)?;
     if fp == EVENT_CODEC.fingerprint {
         event::read(datum)
     } else {
-        value_path::decode_event(bytes).map(|e| e.to_static_event_ref())
+        value_path::decode_event(bytes).map(older)
     }
 }
 
