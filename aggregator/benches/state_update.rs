@@ -204,6 +204,29 @@ fn state_update(c: &mut Criterion<CpuTime>) {
         )
     });
 
+    // A campaign as a live topic carries it (`support::campaign`): the same number of
+    // deliveries, all in flight at once, their events in the order received.
+    let live: Vec<(i64, Vec<u8>)> = support::campaign(42, DELIVERIES).iter().map(|(o, e)| (*o, schemas::avro::encode_event(e).expect("bench events encode"))).collect();
+    println!("campaign: {} events for {DELIVERIES} deliveries", live.len());
+    group.bench_function("batch_from_avro_campaign", |b| {
+        b.iter_batched(
+            || (StateStore::new(1_000_000), batch::TableBuffers::default(), Vec::<(i64, schemas::EventRef<'_>)>::with_capacity(BATCH)),
+            |(store, mut tables, mut decoded)| {
+                for (seq, chunk) in live.chunks(BATCH).enumerate() {
+                    decoded.clear();
+                    decoded.extend(chunk.iter().filter_map(|(o, b)| Some((*o, schemas::avro::decode_event_ref(b).ok()?))));
+                    let spare = std::mem::take(&mut tables.spare);
+                    let rows = batch::apply_reusing(&store, 0, &decoded, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg, spare);
+                    rows.write_rowbinary(&mut tables).expect("rows serialize");
+                    black_box(tables.events.bytes.len());
+                    tables.spare = rows.into_delivery_buffer();
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
     group.finish();
 }
 

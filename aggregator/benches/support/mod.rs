@@ -50,8 +50,15 @@ const EMAIL_PATHS: &[(u64, &[EventType])] = &[
     (1, &[Sent, Delivered, Opened, Unsubscribed]),
 ];
 
-/// The events of delivery number `d`, in the order they happened.
+/// The events of delivery number `d`, in the order they happened, sent at a random time in
+/// the 90 days after 2026-01-01.
 pub fn delivery_events(rng: &mut Rng, d: usize) -> Vec<Event> {
+    delivery_events_sent(rng, d, |rng| T0 + rng.below(90 * 86_400_000) as i64)
+}
+
+/// The events of delivery number `d`, in the order they happened, sent at `sent(rng)`; each
+/// later event 1 s to 1 h after the one before it.
+pub fn delivery_events_sent(rng: &mut Rng, d: usize, sent: impl FnOnce(&mut Rng) -> i64) -> Vec<Event> {
     let tenant = TENANTS[d % TENANTS.len()];
     let channel = match rng.below(20) {
         0..=15 => Channel::Email,
@@ -86,7 +93,7 @@ pub fn delivery_events(rng: &mut Rng, d: usize) -> Vec<Event> {
         }
         pick -= w;
     }
-    let start = T0 + rng.below(90 * 86_400_000) as i64;
+    let start = sent(rng);
     let broadcast = format!("bc-2026-{:04}", d % 97);
     let mut out = Vec::with_capacity(path.len() + 1);
     let mut t = start;
@@ -153,4 +160,28 @@ pub fn stream(seed: u64, deliveries: usize) -> Vec<(i64, Event)> {
         events.swap(i, j);
     }
     events.into_iter().enumerate().map(|(o, e)| (o as i64, e)).collect()
+}
+
+/// 2026-03-10T02:00:00Z: a campaign's first send.
+const CAMPAIGN_T0: i64 = 1_773_108_000_000;
+/// How far out of order a provider reports events (on top of their own order).
+const REORDER_MS: u64 = 300_000;
+
+/// A campaign as a live events topic carries it: `deliveries` deliveries sent within one hour,
+/// their events (~6.1 each) happening over the next hours, in the order they were received,
+/// each up to 5 minutes out of place. Unlike [`stream`] (the same deliveries' events shuffled
+/// over 90 days: a batch of it spans all 90), a batch spans minutes of one day, as live
+/// traffic's and a catch-up's batches do (a topic is read in the order it was written), while
+/// the deliveries a batch touches are still spread over all of them (all are in flight at
+/// once). Each with its offset.
+pub fn campaign(seed: u64, deliveries: usize) -> Vec<(i64, Event)> {
+    let mut rng = Rng::new(seed);
+    let mut events: Vec<(i64, Event)> = Vec::new();
+    for d in 0..deliveries {
+        for e in delivery_events_sent(&mut rng, d, |rng| CAMPAIGN_T0 + rng.below(3_600_000) as i64) {
+            events.push((e.received_at + rng.below(REORDER_MS) as i64, e));
+        }
+    }
+    events.sort_by_key(|(arrival, e)| (*arrival, e.received_at));
+    events.into_iter().enumerate().map(|(o, (_, e))| (o as i64, e)).collect()
 }
