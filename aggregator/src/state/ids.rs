@@ -26,6 +26,11 @@ pub fn event_hash(event_id: &str) -> u64 {
 }
 
 impl Ids {
+    /// The one allocation (for `StateStore::prefetch`).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     fn contact_len(&self) -> usize {
         match self.0.get(..P) {
             Some(&[a, b]) => u16::from_be_bytes([a, b]) as usize,

@@ -382,6 +382,33 @@ impl StateStore {
         (entry.apply(names, e, machine).then_some(Applied { machine }), seen)
     }
 
+    /// Starts loading the held states of `keys` into the cache: each state and its event ids.
+    /// Why: a batch's deliveries are spread over all the held ones, so each is a cache miss (the
+    /// map's slot, the state, its ids: three in a row), and with an event's work between them the
+    /// CPU waits for each in turn. Here the lookups do not depend on one another and do nothing
+    /// else, so their misses overlap; `batch::apply` calls it for the next few events before
+    /// applying them (BENCHMARKS.md §1b). Changes nothing; takes each shard's read lock once and
+    /// releases it. Returns how many of `keys` are held.
+    pub fn prefetch(&self, keys: &[DeliveryKey]) -> usize {
+        let shards: Vec<_> = self.map.shards().iter().map(|s| s.read()).collect();
+        let mut found: Vec<&DeliveryState> = Vec::with_capacity(keys.len());
+        for key in keys {
+            let hash = self.map.hash_usize(key);
+            let Some(shard) = shards.get(self.map.determine_shard(hash)) else { continue };
+            if let Some((_, state)) = shard.get(hash as u64, |(k, _)| k == key) {
+                let state: &DeliveryState = state.get();
+                crate::memory::prefetch((state as *const DeliveryState).cast(), std::mem::size_of::<DeliveryState>());
+                found.push(state);
+            }
+        }
+        // (the states' first lines are on their way by now; their ids are behind them)
+        for state in &found {
+            let ids = state.ids.as_bytes();
+            crate::memory::prefetch(ids.as_ptr(), ids.len());
+        }
+        found.len()
+    }
+
     /// Deliveries already holding events whose attribution an event of `events` differs from:
     /// a superset of those whose attribution the batch changes (their stored event rows are
     /// read before the batch, to move them), as (tenant, delivery key), repeats included.
@@ -550,6 +577,31 @@ pub(crate) mod tests {
         assert_eq!(store.evict(start + 19), 11);
         assert_eq!(store.map.len(), 9);
         assert!((11..20).all(|i| store.map.contains_key(&DeliveryKey::from(i))), "the 9 most recent stay");
+    }
+
+    /// Prefetching finds exactly the held keys, in every shard, changes no state and leaves no
+    /// lock held (the writes after it would wait forever).
+    #[test]
+    fn prefetch_finds_the_held_states_and_releases_the_shards() {
+        let store = StateStore::new(1000);
+        let n = &mut Names::default();
+        for i in 0..200 {
+            let mut e = event(&format!("{i}"), EventType::Sent, None, 1);
+            e.delivery_key = format!("d{i}").into();
+            store.apply(n, &e, 0, 1, 10);
+        }
+        let shards: std::collections::HashSet<usize> = (0..200).map(|i| store.map.determine_shard(store.map.hash_usize(&DeliveryKey::of(&format!("d{i}"))))).collect();
+        assert_eq!(shards.len(), store.map.shards().len(), "the held keys span every shard");
+        let keys: Vec<DeliveryKey> = (150..250).map(|i| DeliveryKey::of(&format!("d{i}"))).collect();
+        let before: Vec<Option<DeliveryState>> = keys.iter().map(|k| store.map.get(k).map(|s| (**s).clone())).collect();
+        assert_eq!(store.prefetch(&keys), 50);
+        assert_eq!(store.prefetch(&[]), 0);
+        let after: Vec<Option<DeliveryState>> = keys.iter().map(|k| store.map.get(k).map(|s| (**s).clone())).collect();
+        assert_eq!(before, after);
+        for k in &keys {
+            store.map.entry(*k).or_insert_with(|| Box::new(DeliveryState::new(Channel::Email)));
+        }
+        assert_eq!(store.map.len(), 250);
     }
 
     #[test]
