@@ -29,6 +29,10 @@
 //!   pipeline does, `batch::apply_reusing`; `store/rowbinary.rs`, the bytes the sink sends).
 //! * `batch_from_avro`: the whole: per batch, decode its 2000 events (`decode_event_ref`),
 //!   then the above. Its time ≈ `decode_event_ref` + `batch_rows_serialized`.
+//! * `batch_from_avro_campaign`: the same whole batch on a campaign as a live topic carries it
+//!   (`support::campaign`: as many deliveries, all in flight at once, their events in the order
+//!   received). The shuffled 90-day stream above is the worst case: each batch spans all 90
+//!   days; no topic is read that way.
 
 /// The service's allocator (`src/main.rs`), so the figures are the service's (and its memory
 /// settings, below).
