@@ -33,6 +33,8 @@
 //!   (`support::campaign`: as many deliveries, all in flight at once, their events in the order
 //!   received). The shuffled 90-day stream above is the worst case: each batch spans all 90
 //!   days; no topic is read that way.
+//! * `pipeline_batch_campaign`: the campaign's batches with the two reads of the state the
+//!   pipeline makes before each (`StateStore::missing`, `StateStore::attribution_candidates`).
 
 /// The service's allocator (`src/main.rs`), so the figures are the service's (and its memory
 /// settings, below).
@@ -219,6 +221,30 @@ fn state_update(c: &mut Criterion<CpuTime>) {
                 for (seq, chunk) in live.chunks(BATCH).enumerate() {
                     decoded.clear();
                     decoded.extend(chunk.iter().filter_map(|(o, b)| Some((*o, schemas::avro::decode_event_ref(b).ok()?))));
+                    let spare = std::mem::take(&mut tables.spare);
+                    let rows = batch::apply_reusing(&store, 0, &decoded, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg, spare);
+                    rows.write_rowbinary(&mut tables).expect("rows serialize");
+                    black_box(tables.events.bytes.len());
+                    tables.spare = rows.into_delivery_buffer();
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    // The same, with the two reads of the state the pipeline makes before each batch
+    // (`pipeline.rs`): which deliveries are not held (reloaded from ClickHouse first; here none
+    // is stored, so nothing is reloaded) and which may change attribution.
+    group.bench_function("pipeline_batch_campaign", |b| {
+        b.iter_batched(
+            || (StateStore::new(1_000_000), batch::TableBuffers::default(), Vec::<(i64, schemas::EventRef<'_>)>::with_capacity(BATCH)),
+            |(store, mut tables, mut decoded)| {
+                for (seq, chunk) in live.chunks(BATCH).enumerate() {
+                    decoded.clear();
+                    decoded.extend(chunk.iter().filter_map(|(o, b)| Some((*o, schemas::avro::decode_event_ref(b).ok()?))));
+                    black_box(store.missing(decoded.iter().map(|(_, e)| e)).len());
+                    black_box(store.attribution_candidates(decoded.iter().map(|(_, e)| e)).len());
                     let spare = std::mem::take(&mut tables.spare);
                     let rows = batch::apply_reusing(&store, 0, &decoded, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg, spare);
                     rows.write_rowbinary(&mut tables).expect("rows serialize");

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::offsets::{self, Cursor};
 use crate::rebalance::{HealthLeader, RebalanceFlag, Rebalanced};
 use crate::sender_health_monitor::monitor_health;
-use crate::store::{insert_buffer, load_deliveries, load_events, AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, SinkError, StatusCountRow, TenantKey};
+use crate::store::{insert_buffer, load_deliveries, load_events, AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, SinkError, StatusCountRow};
 use clickhouse::Row as _;
 use crate::store::failure;
 use crate::store::retry::{retry, retry_transient};
@@ -289,11 +289,7 @@ impl Aggregator {
         let max_backoff = self.cfg.max_retry_backoff_ms;
         // reload the deliveries this batch touches that are not in memory
         // (repeats included: the reads send each tenant's keys once)
-        let missing: Vec<TenantKey> = events
-            .iter()
-            .filter(|(_, e)| !self.store.map.contains_key(&DeliveryKey::of(&e.delivery_key)))
-            .map(|(_, e)| (e.tenant.to_string(), e.delivery_key.to_string()))
-            .collect();
+        let missing = self.store.missing(events.iter().map(|(_, e)| e));
         let client = self.client.clone();
         let rows = match retry_transient("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, &missing)).await? {
             Ok(rows) => rows,

@@ -409,6 +409,13 @@ impl StateStore {
         found.len()
     }
 
+    /// The deliveries of `events` not held, as (tenant, delivery key), repeats included: the
+    /// pipeline reloads them from ClickHouse before the batch (the reads send each tenant's keys
+    /// once).
+    pub fn missing<'a>(&self, events: impl Iterator<Item = &'a EventRef<'a>>) -> Vec<crate::store::TenantKey> {
+        events.filter(|e| !self.map.contains_key(&DeliveryKey::of(&e.delivery_key))).map(|e| (e.tenant.to_string(), e.delivery_key.to_string())).collect()
+    }
+
     /// Deliveries already holding events whose attribution an event of `events` differs from:
     /// a superset of those whose attribution the batch changes (their stored event rows are
     /// read before the batch, to move them), as (tenant, delivery key), repeats included.
