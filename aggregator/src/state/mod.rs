@@ -347,11 +347,8 @@ pub struct Applied {
 /// other way; no write to the map while it is held.
 pub struct ReadAll<'a> {
     map: &'a DashMap<DeliveryKey, Box<DeliveryState>, KeyHash>,
-    shards: Vec<dashmap::RwLockReadGuard<'a, Shard>>,
+    shards: Vec<dashmap::RwLockReadGuard<'a, hashbrown::raw::RawTable<(DeliveryKey, dashmap::SharedValue<Box<DeliveryState>>)>>>,
 }
-
-/// The table inside each of the map's shards.
-type Shard = hashbrown::raw::RawTable<(DeliveryKey, dashmap::SharedValue<Box<DeliveryState>>)>;
 
 impl ReadAll<'_> {
     pub fn get(&self, key: &DeliveryKey) -> Option<&DeliveryState> {
