@@ -339,25 +339,6 @@ pub struct Applied {
     pub machine: Option<MachineReason>,
 }
 
-/// The held states, read under every shard's read lock taken once (dashmap's `raw-api`)
-/// instead of a lock and an unlock per lookup (`StateStore::read_all`). The passes over a batch
-/// that use it look up each event's delivery and do little else, so with no atomic operation
-/// between the lookups their cache misses (the map's slot, the state) overlap instead of coming
-/// one at a time. Lock order: taken while holding `names` (as `batch::apply` does), never the
-/// other way; no write to the map while it is held.
-pub struct ReadAll<'a> {
-    map: &'a DashMap<DeliveryKey, Box<DeliveryState>, KeyHash>,
-    shards: Vec<dashmap::RwLockReadGuard<'a, hashbrown::raw::RawTable<(DeliveryKey, dashmap::SharedValue<Box<DeliveryState>>)>>>,
-}
-
-impl ReadAll<'_> {
-    pub fn get(&self, key: &DeliveryKey) -> Option<&DeliveryState> {
-        let hash = self.map.hash_usize(key);
-        let (_, state) = self.shards.get(self.map.determine_shard(hash))?.get(hash as u64, |(k, _)| k == key)?;
-        Some(state.get())
-    }
-}
-
 impl StateStore {
     pub fn new(max_deliveries: usize) -> Self {
         StateStore { map: DashMap::with_hasher(KeyHash::default()), names: Mutex::new(Names::default()), max_deliveries }
@@ -401,23 +382,24 @@ impl StateStore {
         (entry.apply(names, e, machine).then_some(Applied { machine }), seen)
     }
 
-    /// Every shard's read lock, for lookups without a lock each ([`ReadAll`]).
-    pub fn read_all(&self) -> ReadAll<'_> {
-        ReadAll { map: &self.map, shards: self.map.shards().iter().map(|s| s.read()).collect() }
-    }
-
     /// Starts loading the held states of `keys` into the cache: each state and its event ids.
     /// Why: a batch's deliveries are spread over all the held ones, so each is a cache miss (the
     /// map's slot, the state, its ids: three in a row), and with an event's work between them the
     /// CPU waits for each in turn. Here the lookups do not depend on one another and do nothing
     /// else, so their misses overlap; `batch::apply` calls it for the next few events before
-    /// applying them (BENCHMARKS.md §1b). Changes nothing. Returns how many of `keys` are held.
+    /// applying them (BENCHMARKS.md §1b). Changes nothing; takes each shard's read lock once and
+    /// releases it. Returns how many of `keys` are held.
     pub fn prefetch(&self, keys: &[DeliveryKey]) -> usize {
-        let all = self.read_all();
+        let shards: Vec<_> = self.map.shards().iter().map(|s| s.read()).collect();
         let mut found: Vec<&DeliveryState> = Vec::with_capacity(keys.len());
-        for state in keys.iter().filter_map(|k| all.get(k)) {
-            crate::memory::prefetch((state as *const DeliveryState).cast(), std::mem::size_of::<DeliveryState>());
-            found.push(state);
+        for key in keys {
+            let hash = self.map.hash_usize(key);
+            let Some(shard) = shards.get(self.map.determine_shard(hash)) else { continue };
+            if let Some((_, state)) = shard.get(hash as u64, |(k, _)| k == key) {
+                let state: &DeliveryState = state.get();
+                crate::memory::prefetch((state as *const DeliveryState).cast(), std::mem::size_of::<DeliveryState>());
+                found.push(state);
+            }
         }
         // (the states' first lines are on their way by now; their ids are behind them)
         for state in &found {
@@ -429,23 +411,20 @@ impl StateStore {
 
     /// The deliveries of `events` not held, as (tenant, delivery key), repeats included: the
     /// pipeline reloads them from ClickHouse before the batch (the reads send each tenant's keys
-    /// once). One pass under the shards' read locks ([`ReadAll`]).
+    /// once).
     pub fn missing<'a>(&self, events: impl Iterator<Item = &'a EventRef<'a>>) -> Vec<crate::store::TenantKey> {
-        let all = self.read_all();
-        events.filter(|e| all.get(&DeliveryKey::of(&e.delivery_key)).is_none()).map(|e| (e.tenant.to_string(), e.delivery_key.to_string())).collect()
+        events.filter(|e| !self.map.contains_key(&DeliveryKey::of(&e.delivery_key))).map(|e| (e.tenant.to_string(), e.delivery_key.to_string())).collect()
     }
 
     /// Deliveries already holding events whose attribution an event of `events` differs from:
     /// a superset of those whose attribution the batch changes (their stored event rows are
-    /// read before the batch, to move them), as (tenant, delivery key), repeats included. One
-    /// pass under the shards' read locks ([`ReadAll`]).
+    /// read before the batch, to move them), as (tenant, delivery key), repeats included.
     pub fn attribution_candidates<'a>(&self, events: impl Iterator<Item = &'a EventRef<'a>>) -> Vec<crate::store::TenantKey> {
         let names = self.names();
-        let all = self.read_all();
         events
             .filter(|e| e.broadcast_id.is_some() || e.sequence_id.is_some() || e.template_key.is_some())
             .filter(|e| {
-                all.get(&DeliveryKey::of(&e.delivery_key)).is_some_and(|s| {
+                self.map.get(&DeliveryKey::of(&e.delivery_key)).is_some_and(|s| {
                     let differs = |v: &Option<Cow<'_, str>>, id: u32| v.as_deref().is_some_and(|v| !v.is_empty() && v != names.get(id));
                     s.event_count() > 0
                         && (differs(&e.broadcast_id, s.broadcast_id) || differs(&e.sequence_id, s.sequence_id) || differs(&e.template_key, s.template_key))
@@ -630,28 +609,6 @@ pub(crate) mod tests {
             store.map.entry(*k).or_insert_with(|| Box::new(DeliveryState::new(Channel::Email)));
         }
         assert_eq!(store.map.len(), 250);
-    }
-
-    /// `missing` names exactly the deliveries not held, with their repeats, in the events' order.
-    #[test]
-    fn missing_names_the_deliveries_not_held() {
-        let store = StateStore::new(1000);
-        let n = &mut Names::default();
-        let events: Vec<EventRef<'static>> = [0, 1, 2, 3, 2, 5, 3]
-            .iter()
-            .map(|i| {
-                let mut e = event(&format!("{i}"), EventType::Sent, None, 1);
-                e.delivery_key = format!("d{i}").into();
-                e
-            })
-            .collect();
-        for e in &events[..2] {
-            store.apply(n, e, 0, 1, 10);
-        }
-        let missing = store.missing(events.iter());
-        let keys: Vec<&str> = missing.iter().map(|(_, k)| k.as_str()).collect();
-        assert_eq!(keys, ["d2", "d3", "d2", "d5", "d3"]);
-        assert!(missing.iter().all(|(t, _)| t == events[0].tenant.as_ref()));
     }
 
     #[test]
