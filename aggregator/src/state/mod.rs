@@ -611,6 +611,28 @@ pub(crate) mod tests {
         assert_eq!(store.map.len(), 250);
     }
 
+    /// `missing` names exactly the deliveries not held, with their repeats, in the events' order.
+    #[test]
+    fn missing_names_the_deliveries_not_held() {
+        let store = StateStore::new(1000);
+        let n = &mut Names::default();
+        let events: Vec<EventRef<'static>> = [0, 1, 2, 3, 2, 5, 3]
+            .iter()
+            .map(|i| {
+                let mut e = event(&format!("{i}"), EventType::Sent, None, 1);
+                e.delivery_key = format!("d{i}").into();
+                e
+            })
+            .collect();
+        for e in &events[..2] {
+            store.apply(n, e, 0, 1, 10);
+        }
+        let missing = store.missing(events.iter());
+        let keys: Vec<&str> = missing.iter().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(keys, ["d2", "d3", "d2", "d5", "d3"]);
+        assert!(missing.iter().all(|(t, _)| t == events[0].tenant.as_ref()));
+    }
+
     #[test]
     fn a_rebalance_keeps_the_partitions_assigned_again() {
         let store = StateStore::new(100);
