@@ -180,7 +180,7 @@ fn state_update(c: &mut Criterion<CpuTime>) {
             |(store, mut tables)| {
                 for (seq, chunk) in events.chunks(BATCH).enumerate() {
                     let spare = std::mem::take(&mut tables.spare);
-                    let rows = batch::apply_reusing(&store, 0, chunk, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg, spare);
+                    let mut rows = batch::apply_reusing(&store, 0, chunk, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg, spare);
                     rows.write_rowbinary(&mut tables).expect("rows serialize");
                     black_box(tables.events.bytes.len());
                     tables.spare = rows.into_delivery_buffer();
@@ -237,7 +237,7 @@ fn batches_from_avro<'a>(
             black_box(store.attribution_candidates(decoded.iter().map(|(_, e)| e)).len());
         }
         let spare = std::mem::take(&mut tables.spare);
-        let rows = batch::apply_reusing(store, 0, decoded, history, seq as u64 + 1, 1_767_225_600_000, cfg, spare);
+        let mut rows = batch::apply_reusing(store, 0, decoded, history, seq as u64 + 1, 1_767_225_600_000, cfg, spare);
         rows.write_rowbinary(tables).expect("rows serialize");
         black_box(tables.events.bytes.len());
         tables.spare = rows.into_delivery_buffer();

@@ -94,8 +94,13 @@ impl TableBuffers {
 }
 
 impl<'a> BatchRows<'a> {
-    /// Writes every table's rows into `out` (cleared first).
-    pub fn write_rowbinary(&self, out: &mut TableBuffers) -> Result<(), rowbinary::Error> {
+    /// Writes every table's rows into `out` (cleared first). The delivery rows, already
+    /// written as the batch ended (`delivery_table`), are not copied: their buffer and
+    /// `out.deliveries`' trade places (copying them was ~360 instructions per event, 3 % of a
+    /// batch; BENCHMARKS.md §1b), so `delivery_table.bytes` is `out`'s old buffer, cleared, after
+    /// the call (`into_delivery_buffer` hands it to the next batch), and a second call writes
+    /// the other tables and no delivery row.
+    pub fn write_rowbinary(&mut self, out: &mut TableBuffers) -> Result<(), rowbinary::Error> {
         out.clear();
         fn all<T: serde::Serialize>(buf: &mut RowBuffer, rows: &[T]) -> Result<(), rowbinary::Error> {
             rows.iter().try_for_each(|r| buf.push(r))
@@ -111,12 +116,13 @@ impl<'a> BatchRows<'a> {
         all(&mut out.status_counts, &self.status_counts)?;
         all(&mut out.order_tombstones, &self.order_tombstones)?;
         all(&mut out.suppressions, &self.suppressions)?;
-        out.deliveries.bytes.extend_from_slice(&self.delivery_table.bytes);
-        out.deliveries.rows += self.delivery_table.rows;
+        std::mem::swap(&mut out.deliveries.bytes, &mut self.delivery_table.bytes);
+        out.deliveries.rows = if out.deliveries.bytes.is_empty() { 0 } else { self.delivery_table.rows };
         Ok(())
     }
 
-    /// The buffer of `delivery_table`, for the next batch (`apply_reusing`).
+    /// The buffer of `delivery_table` (after `write_rowbinary`, the one it traded for), for the
+    /// next batch (`apply_reusing`).
     pub fn into_delivery_buffer(self) -> Vec<u8> {
         self.delivery_table.bytes
     }
@@ -215,7 +221,7 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, EventRef
 pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, EventRef<'a>)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig, mut buffer: Vec<u8>) -> BatchRows<'a> {
     buffer.clear();
     let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, delivery_table: RowBuffer { bytes: buffer, rows: 0 }, ..Default::default() };
-    let mut sums = Sums::default();
+    let mut sums = Sums::for_batch(events.len(), cfg.periods.0.len());
     // deliveries changed by this batch, in first-seen order
     let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
     let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());

@@ -148,6 +148,17 @@ impl<'p> BucketStarts<'p> {
 pub struct DimsText(u32);
 
 impl Sums {
+    /// Sums for a batch of `events` events counted in `periods` periods each: the attributed
+    /// sums' map sized for as many keys as the batch can make (each event a key per period),
+    /// so it is never grown and rehashed as it fills (a campaign's attributions make a key
+    /// nearly per event: grown from empty it was rehashed ~12 times a batch, 1 % of it;
+    /// BENCHMARKS.md §1b). The plain counters' keys are few (no attribution): grown as needed.
+    pub fn for_batch(events: usize, periods: usize) -> Self {
+        let mut sums = Sums::default();
+        sums.attributed.reserve(events.saturating_mul(periods));
+        sums
+    }
+
     /// One applied event into `counters`, with its bucket starts (`BucketStarts`); `names`
     /// holds `d`'s names. Returns where `d`'s text is, for `count_attributed_in`.
     pub fn count_in(&mut self, d: Dims, starts: &[u16], cost: i128, names: &Names) -> DimsText {

@@ -311,7 +311,7 @@ impl Aggregator {
         };
         self.batch_seq += 1;
         let spare = std::mem::take(&mut self.tables.spare);
-        let rows = batch::apply_reusing(&self.store, p, events, &history, self.batch_seq, now_ms(), &self.batch_cfg, spare);
+        let mut rows = batch::apply_reusing(&self.store, p, events, &history, self.batch_seq, now_ms(), &self.batch_cfg, spare);
         let mut tables = std::mem::take(&mut self.tables);
         let written = match rows.write_rowbinary(&mut tables) {
             Ok(()) => self.write_rows(p, (first, last), &rows, &tables, dead, shutdown).await,

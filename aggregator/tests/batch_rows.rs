@@ -40,7 +40,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
                 Some((k.clone(), rows.clone()))
             })
             .collect();
-        let rows = batch::apply(&store, 3, chunk, &history, seq as u64 + 1, 1_767_225_600_000 + seq as i64, &cfg);
+        let mut rows = batch::apply(&store, 3, chunk, &history, seq as u64 + 1, 1_767_225_600_000 + seq as i64, &cfg);
         rows.write_rowbinary(&mut tables).unwrap();
         for (i, t) in tables.all().into_iter().enumerate() {
             match i {
@@ -139,7 +139,7 @@ async fn our_rowbinary_is_the_crates_encoding() {
     let owned = support::stream(11, 400);
     let events = batch::refs(&owned);
     let store = StateStore::new(10_000);
-    let rows = batch::apply(&store, 1, &events, &History::new(), 1, 1_767_225_600_000, &BatchConfig::default());
+    let mut rows = batch::apply(&store, 1, &events, &History::new(), 1, 1_767_225_600_000, &BatchConfig::default());
     assert!(!rows.applied.is_empty() && !rows.suppressions.is_empty() && !rows.status_counts.is_empty());
     let mock = Mock::new();
     check::<EventRow, _>(&mock, "events", &rows.events()).await;
@@ -164,7 +164,14 @@ async fn our_rowbinary_is_the_crates_encoding() {
     rows.attributed_counters().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
     assert_eq!(tables.attributed_counters.bytes, serialized);
     assert_eq!(tables.attributed_counters.rows, rows.attributed_counters().len());
+    // The delivery rows moved into `tables` (their buffers traded): written again, the other
+    // tables are the same and the deliveries empty, never half of them.
+    let mut again = batch::TableBuffers::default();
+    rows.write_rowbinary(&mut again).unwrap();
+    assert_eq!((again.deliveries.rows, again.deliveries.bytes.len()), (0, 0));
+    assert!(tables.all().iter().zip(again.all()).take(6).all(|(a, b)| a.bytes == b.bytes && a.rows == b.rows));
     check::<DeliveryRow, _>(&mock, "deliveries", &rows.deliveries(&store)).await;
     check::<StatusCountRow, _>(&mock, "delivery_status_counts", &rows.status_counts).await;
     check::<SuppressionRow, _>(&mock, "suppressions", &rows.suppressions).await;
+    assert!(rows.into_delivery_buffer().is_empty(), "the buffer handed to the next batch is cleared");
 }
