@@ -18,6 +18,16 @@ pub struct Ids(Box<[u8]>);
 
 /// 48 bits of an event id (itself a SHA-256 prefix in hex).
 pub fn event_hash(event_id: &str) -> u64 {
+    // Ours: 16 lower-case hex digits first, read eight at a time (`from_str_radix` per digit
+    // was ~300 instructions per event, 3 % of a batch; BENCHMARKS.md §1b). The same value.
+    if let Some((a, b)) = event_id.as_bytes().get(..16).and_then(|d| Some((super::key::hex8(d.get(..8)?)?, super::key::hex8(d.get(8..)?)?))) {
+        return (u64::from(a) << 32 | u64::from(b)) >> 16;
+    }
+    event_hash_slow(event_id)
+}
+
+/// [`event_hash`] for any other id (upper case, shorter, not hex: a foreign producer's).
+fn event_hash_slow(event_id: &str) -> u64 {
     let h = u64::from_str_radix(event_id.get(..16).unwrap_or(event_id), 16).unwrap_or_else(|_| {
         // Not hex (foreign producer): FNV-1a of the bytes.
         super::key::fnv1a(super::key::FNV_OFFSET, event_id.as_bytes())
@@ -156,6 +166,15 @@ impl Ids {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Every id hashes as it did (`event_hash_slow`, `from_str_radix` then FNV-1a): the
+        /// hashes are stored with the deliveries, so a change would make replays look new.
+        #[test]
+        fn event_hashes_are_as_they_were(id in proptest::prop_oneof!["[0-9a-f]{16,70}", "[0-9a-fA-F+g]{0,20}", "[0-9a-f]{15}[^0-9a-f]{1,3}", proptest::prelude::any::<String>()]) {
+            proptest::prop_assert_eq!(event_hash(&id), event_hash_slow(&id));
+        }
+    }
 
     #[test]
     fn contact_and_sorted_48_bit_hashes_in_one_allocation() {

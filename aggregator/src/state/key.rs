@@ -30,35 +30,37 @@ impl DeliveryKey {
 }
 
 impl DeliveryKey {
-    /// 32 lower-case hex digits as two `u64`, in one pass (it was a check pass, then
-    /// `u128::from_str_radix`'s checked arithmetic per digit: 2 % of a batch; BENCHMARKS.md §1b).
+    /// 32 lower-case hex digits as two `u64`, eight digits at a time ([`hex8`]; it was a table
+    /// lookup per digit, and before that a check pass, then `u128::from_str_radix`'s checked
+    /// arithmetic per digit; BENCHMARKS.md §1b).
     fn parse_ours(key: &[u8]) -> Option<DeliveryKey> {
-        // (no branch per digit: a table gives each byte its value, or a flag bit if it is not one)
-        const NOT_A_DIGIT: u8 = 0x10;
-        const VALUE: [u8; 256] = {
-            let mut t = [NOT_A_DIGIT; 256];
-            let mut i = 0;
-            while i < 10 {
-                t[b'0' as usize + i] = i as u8;
-                i += 1;
-            }
-            let mut i = 0;
-            while i < 6 {
-                t[b'a' as usize + i] = 10 + i as u8;
-                i += 1;
-            }
-            t
-        };
-        fn half(digits: &[u8]) -> Option<u64> {
-            let (v, flags) = digits.iter().fold((0u64, 0u8), |(v, flags), b| {
-                let d = VALUE[*b as usize];
-                ((v << 4) | (d & 0xf) as u64, flags | d)
-            });
-            (flags & NOT_A_DIGIT == 0).then_some(v)
-        }
-        let (hi, lo) = (key.len() == 32).then(|| key.split_at(16))?;
-        Some(DeliveryKey([half(hi)?, half(lo)?]))
+        let key: &[u8; 32] = key.try_into().ok()?;
+        let (a, b, c, d) = (hex8(&key[0..8])?, hex8(&key[8..16])?, hex8(&key[16..24])?, hex8(&key[24..32])?);
+        Some(DeliveryKey([u64::from(a) << 32 | u64::from(b), u64::from(c) << 32 | u64::from(d)]))
     }
+}
+
+/// Eight lower-case hex digits (`0-9a-f`, the first the most significant) as their value;
+/// `None` when any byte is not one or there are not eight. In one 64-bit word, no branch
+/// per digit: each byte's value is taken as if it were a digit, the values written back as
+/// lower-case hex, and the result must be the bytes themselves (only a digit comes back as
+/// itself). Shared by the delivery keys and the event ids' hashes (`ids::event_hash`).
+#[inline]
+pub(crate) fn hex8(digits: &[u8]) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let w = u64::from_le_bytes(digits.try_into().ok()?);
+    // a digit's value: its low four bits, plus 9 for a letter (bit 6 set); kept to four bits
+    let n = ((w & (0x0F * ONES)) + ((w >> 6) & ONES) * 9) & (0x0F * ONES);
+    // written back: '0' + n, and 39 more for n above 9 (n + 6 carries into bit 4)
+    let letters = ((n + 6 * ONES) >> 4) & ONES;
+    if n + 0x30 * ONES + letters * 39 != w {
+        return None;
+    }
+    // pack: pairs of digits into bytes (first digit high), then the four bytes in order
+    let x = ((n & (0x0F * ONES)) << 4 | (n >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let x = (x | (x >> 8)) & 0x0000_FFFF_0000_FFFF;
+    let x = (x | (x >> 16)) as u32;
+    Some(x.swap_bytes())
 }
 
 impl From<u128> for DeliveryKey {
@@ -97,6 +99,7 @@ pub type KeyHash = BuildHasherDefault<KeyHasher>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn our_keys_are_their_bytes_and_foreign_keys_still_map() {
@@ -110,7 +113,26 @@ mod tests {
         assert_eq!(DeliveryKey::of("dk"), DeliveryKey::of("dk"));
     }
 
+    #[test]
+    fn eight_hex_digits() {
+        assert_eq!(hex8(b"0123abcd"), Some(0x0123_abcd));
+        assert_eq!(hex8(b"ffffffff"), Some(u32::MAX));
+        assert_eq!(hex8(b"00000000"), Some(0));
+        for bad in [&b"0123abcD"[..], b"0123abc", b"0123abcde", b"o0000000", b"0000000g", b"+0000000", b"0000000\xff", b"\x10000000", b"0000 000"] {
+            assert_eq!(hex8(bad), None, "{bad:?}");
+        }
+    }
+
     proptest::proptest! {
+        /// Eight bytes of any value read as `u32::from_str_radix` reads them when all are
+        /// lower-case hex digits, and not at all otherwise.
+        #[test]
+        fn hex8_is_check_then_from_str_radix(bytes in proptest::prop_oneof![proptest::collection::vec(proptest::prelude::any::<u8>(), 8), "[0-9a-f]{8}".prop_map(String::into_bytes), "[0-9a-fA-Fgo+ ]{8}".prop_map(String::into_bytes)]) {
+            let ours = bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            let want = ours.then(|| u32::from_str_radix(std::str::from_utf8(&bytes).unwrap(), 16).ok()).flatten();
+            proptest::prop_assert_eq!(hex8(&bytes), want);
+        }
+
         /// The one-pass parse takes exactly what the check and `u128::from_str_radix` took, to the same key.
         #[test]
         fn parse_is_check_then_from_str_radix(key in proptest::prop_oneof!["[0-9a-f]{32}", "[0-9a-f]{31}[0-9a-fA-F+g-]", "[0-9a-fA-F+g-]{30,33}"]) {
