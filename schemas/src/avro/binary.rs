@@ -105,7 +105,7 @@ impl<'a> Reader<'a> {
     /// One byte, or up to eight read as one word when eight are left (a millisecond time
     /// takes six: byte by byte it was ~100 instructions, three per event; BENCHMARKS.md §1b);
     /// else byte by byte ([`Reader::long_bytewise`], which the tests check it against).
-    #[inline]
+    #[inline(always)]
     pub(super) fn long(&mut self) -> Result<i64, ReadError> {
         if let Some(&b) = self.rest.first() {
             if b < 0x80 {
@@ -133,6 +133,7 @@ impl<'a> Reader<'a> {
     }
 
     /// [`Reader::long`], a byte at a time: varints of nine or ten bytes, and those near the end.
+    #[inline(never)]
     fn long_bytewise(&mut self) -> Result<i64, ReadError> {
         let mut z = 0u64;
         for (i, &b) in self.rest.iter().take(10).enumerate() {
@@ -152,7 +153,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An index below `n`: a union branch or an enum symbol.
-    #[inline]
+    #[inline(always)]
     pub(super) fn index(&mut self, what: &'static str, n: usize) -> Result<usize, ReadError> {
         let i = self.long()?;
         usize::try_from(i).ok().filter(|&i| i < n).ok_or(ReadError::OutOfRange { what, value: i })
@@ -160,7 +161,7 @@ impl<'a> Reader<'a> {
 
     /// A length: refused when negative or above the bound before anything is allocated, and
     /// when beyond the bytes left.
-    #[inline]
+    #[inline(always)]
     fn len(&mut self) -> Result<usize, ReadError> {
         let n = self.long()?;
         let len = usize::try_from(n).map_err(|_| ReadError::OutOfRange { what: "length", value: n })?;
@@ -173,7 +174,7 @@ impl<'a> Reader<'a> {
         Ok(len)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn bytes(&mut self) -> Result<&'a [u8], ReadError> {
         let len = self.len()?;
         let (b, rest) = self.rest.split_at(len);
@@ -185,7 +186,7 @@ impl<'a> Reader<'a> {
     /// URLs), and `is_ascii` checks a word at a time where `from_utf8`'s call and loop cost
     /// ~1,400 instructions per event, 8 % of the aggregator's whole batch (BENCHMARKS.md §1b).
     /// (Tried: OR-ing the bytes together without an early exit, vectorized; more instructions.)
-    #[inline]
+    #[inline(always)]
     pub(super) fn str(&mut self) -> Result<&'a str, ReadError> {
         let b = self.bytes()?;
         if b.is_ascii() {
@@ -198,7 +199,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A `["null", "string"]` union.
-    #[inline]
+    #[inline(always)]
     pub(super) fn opt_str(&mut self) -> Result<Option<&'a str>, ReadError> {
         match self.index("union index", 2)? {
             0 => Ok(None),

@@ -183,6 +183,7 @@ pub(super) fn read<'a, S: From<&'a str> + AsRef<str> + Ord>(
     })
 }
 
+#[inline(always)]
 fn opt_enum<T: Copy>(r: &mut Reader<'_>, what: &'static str, values: &[T]) -> Result<Option<T>, ReadError> {
     match r.index("union index", 2)? {
         0 => Ok(None),
