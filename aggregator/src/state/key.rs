@@ -123,6 +123,19 @@ mod tests {
         }
     }
 
+    /// Every byte value at every place among digits: read only when it is a lower-case digit.
+    #[test]
+    fn every_byte_at_every_place() {
+        for one in 0..=255u8 {
+            for i in 0..8 {
+                let mut b = *b"0123abcd";
+                b[i] = one;
+                let want = matches!(one, b'0'..=b'9' | b'a'..=b'f').then(|| u32::from_str_radix(std::str::from_utf8(&b).unwrap(), 16).unwrap());
+                assert_eq!(hex8(&b), want, "{one:#x} at {i}");
+            }
+        }
+    }
+
     proptest::proptest! {
         /// Eight bytes of any value read as `u32::from_str_radix` reads them when all are
         /// lower-case hex digits, and not at all otherwise.
