@@ -186,7 +186,12 @@ impl DeliveryState {
         e: &EventRef<'_>,
         machine: Option<MachineReason>,
     ) -> bool {
-        if !self.ids.insert(event_hash(&e.event_id)) {
+        self.apply_hashed(names, e, event_hash(&e.event_id), machine)
+    }
+
+    /// As [`DeliveryState::apply`], for a caller that already has `hash`, `event_hash(&e.event_id)`.
+    pub fn apply_hashed(&mut self, names: &mut Names, e: &EventRef<'_>, hash: u64, machine: Option<MachineReason>) -> bool {
+        if !self.ids.insert(hash) {
             return false;
         }
         if machine.is_some() {
@@ -357,15 +362,17 @@ impl StateStore {
 
     /// As [`StateStore::apply`], for a caller that already has `key` (`DeliveryKey::of(&e.delivery_key)`).
     pub fn apply_at(&self, key: DeliveryKey, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
-        self.apply_seen(key, names, e, partition, batch_seq, scanner_window_secs, |_| ()).0
+        self.apply_seen((key, event_hash(&e.event_id)), names, e, partition, batch_seq, scanner_window_secs, |_| ()).0
     }
 
     /// As [`StateStore::apply_at`], and `before` first reads the delivery's state as it was
     /// before this event (`None`: not held yet). Why: `batch::apply` needs a delivery's
     /// attribution and status from before the batch; reading them through this one map entry
     /// instead of a lookup of its own saves a lock and a cache miss per event (BENCHMARKS.md §1b).
+    /// The event's id comes hashed with the key (`event_hash(&e.event_id)`): `batch::apply`
+    /// reads both as it goes through the batch in order.
     #[allow(clippy::too_many_arguments)]
-    pub fn apply_seen<R>(&self, key: DeliveryKey, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64, before: impl FnOnce(Option<&DeliveryState>) -> R) -> (Option<Applied>, R) {
+    pub fn apply_seen<R>(&self, (key, hash): (DeliveryKey, u64), names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64, before: impl FnOnce(Option<&DeliveryState>) -> R) -> (Option<Applied>, R) {
         let (mut entry, seen) = match self.map.entry(key) {
             dashmap::Entry::Occupied(o) => {
                 let seen = before(Some(o.get()));
@@ -379,7 +386,7 @@ impl StateStore {
         entry.touched = batch_seq as u32;
         entry.partition = partition.clamp(0, u16::MAX as i32) as u16;
         let machine = machine::classify(e, entry.time(Slot::FirstDelivered), scanner_window_secs);
-        (entry.apply(names, e, machine).then_some(Applied { machine }), seen)
+        (entry.apply_hashed(names, e, hash, machine).then_some(Applied { machine }), seen)
     }
 
     /// Starts loading the held states of `keys` into the cache: each state and its event ids.
