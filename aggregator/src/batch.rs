@@ -20,7 +20,8 @@ use std::collections::{hash_map, HashMap};
 /// several times over (BENCHMARKS.md §1b).
 #[derive(Debug, Default)]
 pub struct BatchRows<'a> {
-    /// The events applied here, in the order their rows are written (then `moved`'s rows):
+    /// The events applied here, in the order their rows are written (then `moved`'s rows), the
+    /// order of the batch's events (they are applied in time order):
     /// kept as the events themselves and written straight into the `events` buffer
     /// (`write_rowbinary`); `events()` builds the rows for reading.
     pub applied: Vec<AppliedEvent<'a>>,
@@ -227,6 +228,8 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
     let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
     // the applied events' delivery (index into `touched`) and dimensions
     let mut applied: Vec<(usize, DimsText)> = Vec::with_capacity(events.len());
+    // and their places in `events`
+    let mut applied_at: Vec<usize> = Vec::with_capacity(events.len());
     // and their bucket starts, `periods` per event (`counters::BucketStarts`)
     let periods = cfg.periods.0.len();
     let mut starts: Vec<u16> = Vec::with_capacity(events.len() * periods);
@@ -250,7 +253,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
         keys.clear();
         keys.extend(window.iter().filter_map(|(_, i)| event_keys.get(*i)).map(|(k, _)| *k));
         let _held = store.prefetch(&keys);
-        for ((offset, e), &(key, hash)) in window.iter().filter_map(|(_, i)| Some((events.get(*i)?, event_keys.get(*i)?))) {
+        for (at, (offset, e), &(key, hash)) in window.iter().filter_map(|&(_, i)| Some((i, events.get(i)?, event_keys.get(i)?))) {
             // (the state before the batch, read through the entry the event is applied with)
             let first = !index.contains_key(&key);
             let (done, before) = store.apply_seen((key, hash), &mut names, e, partition, batch_seq, cfg.scanner_window_secs, |s| {
@@ -278,6 +281,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
             };
             let dims = Dims::of_event(e, done.machine, &mut names);
             rows.applied.push(AppliedEvent { event: e, offset: *offset, machine: done.machine, attribution: (0, 0, 0) });
+            applied_at.push(at);
             rows.suppressions.extend(suppression::immediate(e));
             if suppression::is_soft_email_bounce(e) {
                 rows.soft_bounces.push(e);
@@ -362,6 +366,15 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
         }
     }
     drop(batch_ids);
+    // The event rows in the events' order, as they came (applied in time order): writing them
+    // reads each event's strings, and in this order they lie one after another.
+    let mut in_order: Vec<Option<AppliedEvent<'a>>> = vec![None; events.len()];
+    for (a, at) in rows.applied.drain(..).zip(applied_at) {
+        if let Some(slot) = in_order.get_mut(at) {
+            *slot = Some(a);
+        }
+    }
+    rows.applied.extend(in_order.into_iter().flatten());
     rows.counter_tables = sums.into_table(&cfg.periods);
     rows.reattributed = moved.len();
     rows.moved = moved;
