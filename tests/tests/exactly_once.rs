@@ -287,13 +287,13 @@ async fn two_aggregators_and_their_rebalances_converge_to_the_truth() {
     let env = [("SENDTRACE_BATCH_MAX_EVENTS", "100"), ("SENDTRACE_BATCH_LINGER_MS", "50"), ("SENDTRACE_KAFKA__SESSION_TIMEOUT_MS", "8000")];
     let mut p = Pipeline::with_aggregator_env(&stack, "rebalance", env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).await;
     let s = stream(13, 1200);
-    // In thirds: one before A starts, one once B has its partitions, one after B left. Why: with the whole
+    // In thirds: one before A starts, one while B joins, the rest after B left. Why: with the whole
     // stream there from the start, A alone could read most of a partition before B joined, and
     // B the rest of it before it left; A then had nothing more of it to read, claimed it never
     // again, and B's claim stayed the newest (seen once the batch got faster, 2026-12-04).
     // Records after B left reach every partition, so A must take each of B's over.
     let n = s.events.len();
-    let thirds = [0, n / 3, 2 * n / 3, n];
+    let thirds = [0, n / 3, 2 * n / 3];
     s.produce(&stack.brokers, &p.events_topic, thirds[0]..thirds[1]).await;
 
     // A alone, then B joins (rebalance), then B leaves mid-stream (SIGTERM: it finishes its batch
@@ -306,15 +306,24 @@ async fn two_aggregators_and_their_rebalances_converge_to_the_truth() {
     p.start_aggregator().await;
     wait_until("A applies a batch alone", Duration::from_secs(60), || async { (applied(p.log_of("aggregator")) > 0).then_some(()) }).await;
     let mut b = p.spawn_second_aggregator("b").await;
-    let assigned = |log: std::path::PathBuf| std::fs::read_to_string(log).unwrap_or_default().contains("Partitions assigned.");
-    wait_until("B is assigned partitions", Duration::from_secs(60), || async { assigned(p.log_of("aggregator-b")).then_some(()) }).await;
-    s.produce(&stack.brokers, &p.events_topic, thirds[1]..thirds[2]).await;
-    wait_until("B applies two batches", Duration::from_secs(120), || async { (applied(p.log_of("aggregator-b")) >= 2).then_some(()) }).await;
+    // the middle third fed 100 events every half second (~12 s in all) until B has applied two
+    // batches: B has records of its own only once it has joined, and A reads all there are until then
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut next = thirds[1];
+    while applied(p.log_of("aggregator-b")) < 2 {
+        assert!(std::time::Instant::now() < deadline, "B applies two batches within 120 s ({next} of {n} events produced)");
+        let to = (next + 100).min(thirds[2]);
+        if next < to {
+            s.produce(&stack.brokers, &p.events_topic, next..to).await;
+            next = to;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let events = p.number("SELECT uniqExact(event_id) FROM events").await;
     assert!(events < s.distinct().len() as u64, "B leaves mid-stream ({events} events stored)");
     let (status, _) = b.terminate(Duration::from_secs(60));
     assert!(status.is_some_and(|s| s.success()), "B exits cleanly on SIGTERM: {status:?}");
-    s.produce(&stack.brokers, &p.events_topic, thirds[2]..thirds[3]).await;
+    s.produce(&stack.brokers, &p.events_topic, next..n).await;
     assert_tables_equal_truth(&p, &s, "UTC").await;
     let log = std::fs::read_to_string(p.log_of("aggregator")).unwrap_or_default();
     let assigned: Vec<&str> = log.lines().filter(|l| l.contains("Partitions assigned.")).collect();
