@@ -20,8 +20,8 @@ pub struct Ids(Box<[u8]>);
 pub fn event_hash(event_id: &str) -> u64 {
     // Ours: 16 lower-case hex digits first, read eight at a time (`from_str_radix` per digit
     // was ~300 instructions per event, 3 % of a batch; BENCHMARKS.md §1b). The same value.
-    if let Some((a, b)) = event_id.as_bytes().get(..16).and_then(|d| Some((super::key::hex8(d.get(..8)?)?, super::key::hex8(d.get(8..)?)?))) {
-        return (u64::from(a) << 32 | u64::from(b)) >> 16;
+    if let Some(h) = event_id.as_bytes().get(..16).and_then(super::key::hex16) {
+        return h >> 16;
     }
     event_hash_slow(event_id)
 }

@@ -30,23 +30,31 @@ impl DeliveryKey {
 }
 
 impl DeliveryKey {
-    /// 32 lower-case hex digits as two `u64`, eight digits at a time ([`hex8`]; it was a table
+    /// 32 lower-case hex digits as two `u64`, eight digits at a time ([`hex16`]; it was a table
     /// lookup per digit, and before that a check pass, then `u128::from_str_radix`'s checked
     /// arithmetic per digit; BENCHMARKS.md §1b).
     fn parse_ours(key: &[u8]) -> Option<DeliveryKey> {
-        let key: &[u8; 32] = key.try_into().ok()?;
-        let (a, b, c, d) = (hex8(&key[0..8])?, hex8(&key[8..16])?, hex8(&key[16..24])?, hex8(&key[24..32])?);
-        Some(DeliveryKey([u64::from(a) << 32 | u64::from(b), u64::from(c) << 32 | u64::from(d)]))
+        let (hi, lo) = (key.len() == 32).then(|| key.split_at(16))?;
+        Some(DeliveryKey([hex16(hi)?, hex16(lo)?]))
     }
+}
+
+/// Sixteen lower-case hex digits as their value ([`hex8`] twice); `None` when any byte is not
+/// one or there are not sixteen. Shared by the delivery keys and the event ids' hashes
+/// (`ids::event_hash`).
+#[inline]
+pub(crate) fn hex16(digits: &[u8]) -> Option<u64> {
+    let (hi, lo) = (digits.len() == 16).then(|| digits.split_at(8))?;
+    Some(u64::from(hex8(hi)?) << 32 | u64::from(hex8(lo)?))
 }
 
 /// Eight lower-case hex digits (`0-9a-f`, the first the most significant) as their value;
 /// `None` when any byte is not one or there are not eight. In one 64-bit word, no branch
 /// per digit: each byte's value is taken as if it were a digit, the values written back as
 /// lower-case hex, and the result must be the bytes themselves (only a digit comes back as
-/// itself). Shared by the delivery keys and the event ids' hashes (`ids::event_hash`).
+/// itself).
 #[inline]
-pub(crate) fn hex8(digits: &[u8]) -> Option<u32> {
+fn hex8(digits: &[u8]) -> Option<u32> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     let w = u64::from_le_bytes(digits.try_into().ok()?);
     // a digit's value: its low four bits, plus 9 for a letter (bit 6 set); kept to four bits
@@ -57,7 +65,7 @@ pub(crate) fn hex8(digits: &[u8]) -> Option<u32> {
         return None;
     }
     // pack: pairs of digits into bytes (first digit high), then the four bytes in order
-    let x = ((n & (0x0F * ONES)) << 4 | (n >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let x = (n << 4 | n >> 8) & 0x00FF_00FF_00FF_00FF;
     let x = (x | (x >> 8)) & 0x0000_FFFF_0000_FFFF;
     let x = (x | (x >> 16)) as u32;
     Some(x.swap_bytes())
