@@ -33,8 +33,8 @@
 //!   (`support::campaign`: as many deliveries, all in flight at once, their events in the order
 //!   received). The shuffled 90-day stream above is the worst case: each batch spans all 90
 //!   days; no topic is read that way.
-//! * `pipeline_batch_campaign`: the campaign's batches with the two reads of the state the
-//!   pipeline makes before each (`StateStore::missing`, `StateStore::attribution_candidates`).
+//! * `pipeline_batch_campaign`: the campaign's batches with the look at the state the
+//!   pipeline makes before each (`StateStore::look_up`).
 
 /// The service's allocator (`src/main.rs`), so the figures are the service's (and its memory
 /// settings, below).
@@ -180,7 +180,7 @@ fn state_update(c: &mut Criterion<CpuTime>) {
             |(store, mut tables)| {
                 for (seq, chunk) in events.chunks(BATCH).enumerate() {
                     let spare = std::mem::take(&mut tables.spare);
-                    let mut rows = batch::apply_reusing(&store, 0, chunk, &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg, spare);
+                    let mut rows = batch::apply_reusing(&store, 0, &batch::Keyed::new(chunk), &no_history, seq as u64 + 1, 1_767_225_600_000, &batch_cfg, spare);
                     rows.write_rowbinary(&mut tables).expect("rows serialize");
                     black_box(tables.events.bytes.len());
                     tables.spare = rows.into_delivery_buffer();
@@ -217,9 +217,9 @@ fn state_update(c: &mut Criterion<CpuTime>) {
 /// What `batch_from_avro`, `batch_from_avro_campaign` and `pipeline_batch_campaign` time: the
 /// stream in batches of `BATCH`, each decoded (`decode_event_ref`) into the reused `decoded`,
 /// applied and serialized (`batch::apply_reusing`, `write_rowbinary`), the delivery rows'
-/// buffer handed to the next batch, as `pipeline.rs` does. With `pipeline_reads`, first the two
-/// reads of the state the pipeline makes before each batch (`StateStore::missing`,
-/// `StateStore::attribution_candidates`).
+/// buffer handed to the next batch, as `pipeline.rs` does. With `pipeline_reads`, first the
+/// pipeline's look at the state before each batch (`StateStore::look_up`: which deliveries to
+/// reload, which to read earlier event rows of).
 fn batches_from_avro<'a>(
     store: &StateStore,
     tables: &mut batch::TableBuffers,
@@ -232,12 +232,12 @@ fn batches_from_avro<'a>(
     for (seq, chunk) in stream.chunks(BATCH).enumerate() {
         decoded.clear();
         decoded.extend(chunk.iter().filter_map(|(o, b)| Some((*o, schemas::avro::decode_event_ref(b).ok()?))));
+        let keyed = batch::Keyed::new(decoded);
         if pipeline_reads {
-            black_box(store.missing(decoded.iter().map(|(_, e)| e)).len());
-            black_box(store.attribution_candidates(decoded.iter().map(|(_, e)| e)).len());
+            black_box(store.look_up(keyed.places(None)));
         }
         let spare = std::mem::take(&mut tables.spare);
-        let mut rows = batch::apply_reusing(store, 0, decoded, history, seq as u64 + 1, 1_767_225_600_000, cfg, spare);
+        let mut rows = batch::apply_reusing(store, 0, &keyed, history, seq as u64 + 1, 1_767_225_600_000, cfg, spare);
         rows.write_rowbinary(tables).expect("rows serialize");
         black_box(tables.events.bytes.len());
         tables.spare = rows.into_delivery_buffer();

@@ -212,14 +212,44 @@ pub fn refs(events: &[(i64, schemas::Event)]) -> Vec<(i64, EventRef<'_>)> {
 /// Applies `events` (with their events-topic offsets) to the state and returns the rows.
 /// Deliveries missing from `store` must have been loaded (or be new) before the call.
 pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, EventRef<'a>)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig) -> BatchRows<'a> {
-    apply_reusing(store, partition, events, history, batch_seq, now_ms, cfg, Vec::new())
+    apply_reusing(store, partition, &Keyed::new(events), history, batch_seq, now_ms, cfg, Vec::new())
 }
 
-/// As [`apply`], writing the delivery rows into `buffer` (cleared first): an earlier
-/// batch's (`TableBuffers::spare`, `BatchRows::into_delivery_buffer`), so its pages are
-/// already mapped.
+/// A batch's events with each one's delivery key and its id's hash (`state::event_hash`),
+/// computed once, in the events' order: what `StateStore::look_up` and [`apply_reusing`] read.
+/// Why: the pipeline read each event's key three times, and in time order (`apply`) each read
+/// was a jump through the batch's bytes (BENCHMARKS.md §1b).
+#[derive(Debug)]
+pub struct Keyed<'a> {
+    events: &'a [(i64, EventRef<'a>)],
+    keys: Vec<(DeliveryKey, u64)>,
+}
+
+impl<'a> Keyed<'a> {
+    pub fn new(events: &'a [(i64, EventRef<'a>)]) -> Keyed<'a> {
+        let keys = events.iter().map(|(_, e)| (DeliveryKey::of(&e.delivery_key), crate::state::event_hash(&e.event_id))).collect();
+        Keyed { events, keys }
+    }
+
+    pub fn events(&self) -> &'a [(i64, EventRef<'a>)] {
+        self.events
+    }
+
+    /// The events at `places` (all of them for `None`) as `StateStore::look_up` takes them:
+    /// (place, event, delivery key).
+    pub fn places<'s>(&'s self, places: Option<&'s [usize]>) -> impl Iterator<Item = (usize, &'a EventRef<'a>, DeliveryKey)> + 's {
+        let all = places.is_none().then_some(0..self.events.len()).into_iter().flatten();
+        let some = places.unwrap_or_default().iter().copied();
+        all.chain(some).filter_map(|i| Some((i, &self.events.get(i)?.1, self.keys.get(i)?.0)))
+    }
+}
+
+/// As [`apply`], for `batch` with its keys (`Keyed`), writing the delivery rows into `buffer`
+/// (cleared first): an earlier batch's (`TableBuffers::spare`, `BatchRows::into_delivery_buffer`),
+/// so its pages are already mapped.
 #[allow(clippy::too_many_arguments)]
-pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, EventRef<'a>)], history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig, mut buffer: Vec<u8>) -> BatchRows<'a> {
+pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig, mut buffer: Vec<u8>) -> BatchRows<'a> {
+    let (events, event_keys) = (batch.events, &batch.keys);
     buffer.clear();
     let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, delivery_table: RowBuffer { bytes: buffer, rows: 0 }, ..Default::default() };
     let mut sums = Sums::for_batch(events.len(), cfg.periods.0.len());
@@ -242,10 +272,6 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, events: &'a [(i64, 
     // reading each event's time through a pointer per comparison)
     let mut order: Vec<(i64, usize)> = events.iter().enumerate().map(|(i, (_, e))| (e.occurred_at, i)).collect();
     order.sort_unstable();
-    // Each event's delivery key and its id's hash, read in the events' order (their bytes one
-    // after another, as decoded), not in time order: a jump through the batch's bytes per
-    // event, where the two were a cache miss each (BENCHMARKS.md §1b).
-    let event_keys: Vec<(DeliveryKey, u64)> = events.iter().map(|(_, e)| (DeliveryKey::of(&e.delivery_key), crate::state::event_hash(&e.event_id))).collect();
     // The next few events' states are loaded together before they are applied
     // (`StateStore::prefetch`).
     let mut keys: Vec<DeliveryKey> = Vec::with_capacity(PREFETCH);

@@ -287,9 +287,13 @@ impl Aggregator {
         shutdown: &CancellationToken,
     ) -> Option<Piece> {
         let max_backoff = self.cfg.max_retry_backoff_ms;
-        // reload the deliveries this batch touches that are not in memory
-        // (repeats included: the reads send each tenant's keys once)
-        let missing = self.store.missing(events.iter().map(|(_, e)| e));
+        // One look at each event's delivery: those not in memory are reloaded, and held ones
+        // whose attribution this batch may change (late send records) have their earlier event
+        // rows read to move them. (repeats included: the reads send each key once)
+        let batch = batch::Keyed::new(events);
+        let held = self.store.look_up(batch.places(None));
+        let tenant_key = |&i: &usize| events.get(i).map(|(_, e)| (e.tenant.to_string(), e.delivery_key.to_string()));
+        let missing: Vec<_> = held.missing.iter().filter_map(tenant_key).collect();
         let client = self.client.clone();
         let rows = match retry_transient("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, &missing)).await? {
             Ok(rows) => rows,
@@ -303,15 +307,16 @@ impl Aggregator {
                 self.store.map.insert(key, Box::new(row.into_state(&mut names)));
             }
         }
-        // earlier events of deliveries whose attribution this batch may change (late send records)
-        let movable = self.store.attribution_candidates(events.iter().map(|(_, e)| e));
+        // and of the reloaded ones, those whose attribution this batch may change
+        let reloaded = if missing.is_empty() { Default::default() } else { self.store.look_up(batch.places(Some(&held.missing))) };
+        let movable: Vec<_> = held.movable.iter().chain(&reloaded.movable).filter_map(tenant_key).collect();
         let history = match retry_transient("load_events", max_backoff, shutdown, || load_events(&client, &movable)).await? {
             Ok(h) => h,
             Err(e) => return Some(Piece::Refused(e)),
         };
         self.batch_seq += 1;
         let spare = std::mem::take(&mut self.tables.spare);
-        let mut rows = batch::apply_reusing(&self.store, p, events, &history, self.batch_seq, now_ms(), &self.batch_cfg, spare);
+        let mut rows = batch::apply_reusing(&self.store, p, &batch, &history, self.batch_seq, now_ms(), &self.batch_cfg, spare);
         let mut tables = std::mem::take(&mut self.tables);
         let written = match rows.write_rowbinary(&mut tables) {
             Ok(()) => self.write_rows(p, (first, last), &rows, &tables, dead, shutdown).await,

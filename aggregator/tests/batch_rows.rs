@@ -30,14 +30,15 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
     let mut tables = batch::TableBuffers::default();
     let mut totals = (0usize, 0usize, 0usize);
     for (seq, chunk) in events.chunks(batch).enumerate() {
-        let mut candidates = store.attribution_candidates(chunk.iter().map(|(_, e)| e));
-        candidates.sort();
-        candidates.dedup();
-        let history: History = candidates
+        let keyed = batch::Keyed::new(chunk);
+        let history: History = store
+            .look_up(keyed.places(None))
+            .movable
             .iter()
-            .filter_map(|(_, k)| {
-                let rows = stored.get(k)?;
-                Some((k.clone(), rows.clone()))
+            .filter_map(|&i| {
+                let k = chunk[i].1.delivery_key.to_string();
+                let rows = stored.get(&k)?;
+                Some((k, rows.clone()))
             })
             .collect();
         let mut rows = batch::apply(&store, 3, chunk, &history, seq as u64 + 1, 1_767_225_600_000 + seq as i64, &cfg);

@@ -416,29 +416,24 @@ impl StateStore {
         found.len()
     }
 
-    /// The deliveries of `events` not held, as (tenant, delivery key), repeats included: the
-    /// pipeline reloads them from ClickHouse before the batch (the reads send each tenant's keys
-    /// once).
-    pub fn missing<'a>(&self, events: impl Iterator<Item = &'a EventRef<'a>>) -> Vec<crate::store::TenantKey> {
-        events.filter(|e| !self.map.contains_key(&DeliveryKey::of(&e.delivery_key))).map(|e| (e.tenant.to_string(), e.delivery_key.to_string())).collect()
-    }
-
-    /// Deliveries already holding events whose attribution an event of `events` differs from:
-    /// a superset of those whose attribution the batch changes (their stored event rows are
-    /// read before the batch, to move them), as (tenant, delivery key), repeats included.
-    pub fn attribution_candidates<'a>(&self, events: impl Iterator<Item = &'a EventRef<'a>>) -> Vec<crate::store::TenantKey> {
+    /// What the pipeline reads from ClickHouse before a batch, from one look at each event's
+    /// delivery: `events` as (place in the batch, event, its delivery key). Why one look: the
+    /// two questions were two lookups per event, each a cache miss, 1/6 of a batch
+    /// (BENCHMARKS.md §1b). Takes the names' lock, then each shard's read lock once.
+    pub fn look_up<'a>(&self, events: impl Iterator<Item = (usize, &'a EventRef<'a>, DeliveryKey)>) -> Lookup {
         let names = self.names();
-        events
-            .filter(|e| e.broadcast_id.is_some() || e.sequence_id.is_some() || e.template_key.is_some())
-            .filter(|e| {
-                self.map.get(&DeliveryKey::of(&e.delivery_key)).is_some_and(|s| {
-                    let differs = |v: &Option<Cow<'_, str>>, id: u32| v.as_deref().is_some_and(|v| !v.is_empty() && v != names.get(id));
-                    s.event_count() > 0
-                        && (differs(&e.broadcast_id, s.broadcast_id) || differs(&e.sequence_id, s.sequence_id) || differs(&e.template_key, s.template_key))
-                })
-            })
-            .map(|e| (e.tenant.to_string(), e.delivery_key.to_string()))
-            .collect()
+        let shards: Vec<_> = self.map.shards().iter().map(|s| s.read()).collect();
+        let mut out = Lookup::default();
+        for (at, e, key) in events {
+            let hash = self.map.hash_usize(&key);
+            let held = shards.get(self.map.determine_shard(hash)).and_then(|shard| shard.get(hash as u64, |(k, _)| *k == key));
+            match held {
+                None => out.missing.push(at),
+                Some((_, state)) if may_move(e, state.get(), &names) => out.movable.push(at),
+                Some(_) => {}
+            }
+        }
+        out
     }
 
     /// Keeps only the deliveries of `partitions`; returns how many were dropped.
@@ -472,6 +467,24 @@ impl StateStore {
         self.map.retain(|_, s| current.wrapping_sub(s.touched) < cutoff);
         len - self.map.len()
     }
+}
+
+/// The events of a batch whose deliveries the pipeline reads from ClickHouse first, by their
+/// places in the batch, repeats included (the reads send each key once): `StateStore::look_up`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// Events whose delivery is not held: it is reloaded (or new).
+    pub missing: Vec<usize>,
+    /// Events of held deliveries whose attribution the batch may change: the delivery has
+    /// events and the event names a broadcast, sequence or template other than its own (a
+    /// superset of those the batch moves; their stored event rows are read to move them).
+    pub movable: Vec<usize>,
+}
+
+/// Whether `e` may change the attribution of `s`'s earlier events (`Lookup::movable`).
+fn may_move(e: &EventRef<'_>, s: &DeliveryState, names: &Names) -> bool {
+    let differs = |v: &Option<Cow<'_, str>>, id: u32| v.as_deref().is_some_and(|v| !v.is_empty() && v != names.get(id));
+    s.event_count() > 0 && (differs(&e.broadcast_id, s.broadcast_id) || differs(&e.sequence_id, s.sequence_id) || differs(&e.template_key, s.template_key))
 }
 
 #[cfg(test)]
@@ -618,26 +631,59 @@ pub(crate) mod tests {
         assert_eq!(store.map.len(), 250);
     }
 
-    /// `missing` names exactly the deliveries not held, with their repeats, in the events' order.
+    /// `look_up` names exactly the events whose delivery is not held, and, of the held ones,
+    /// exactly those naming a broadcast, sequence or template other than the delivery's own
+    /// while it has events, repeats included, in the events' order (the truth: the held
+    /// deliveries' attributions as applied, compared as strings).
     #[test]
-    fn missing_names_the_deliveries_not_held() {
+    fn look_up_names_the_missing_and_the_movable() {
         let store = StateStore::new(1000);
-        let n = &mut Names::default();
-        let events: Vec<EventRef<'static>> = [0, 1, 2, 3, 2, 5, 3]
-            .iter()
+        let attr = |e: &mut EventRef<'static>, i: usize| {
+            e.broadcast_id = (!i.is_multiple_of(3)).then(|| format!("b{}", i % 2).into());
+            e.sequence_id = (i % 4 == 1).then(|| format!("s{}", i % 5).into());
+            e.template_key = (i % 5 == 2).then(|| if i % 10 == 2 { "".into() } else { format!("t{}", i % 3).into() });
+        };
+        // held: d0..d5, each with one event of its own attribution (d5 has none: its state is
+        // held without events)
+        let mut own: std::collections::HashMap<String, [Option<String>; 3]> = Default::default();
+        let mut n = store.names();
+        for d in 0..5 {
+            let mut e = event(&format!("h{d}"), EventType::Sent, None, 1);
+            e.delivery_key = format!("d{d}").into();
+            attr(&mut e, d * 7);
+            store.apply(&mut n, &e, 0, 1, 10);
+            let s = store.map.get(&DeliveryKey::of(&format!("d{d}"))).unwrap();
+            own.insert(format!("d{d}"), [s.broadcast_id, s.sequence_id, s.template_key].map(|id| (id != 0).then(|| n.get(id).to_string())));
+        }
+        drop(n);
+        store.map.insert(DeliveryKey::of("d5"), Box::new(DeliveryState::new(Channel::Email)));
+        let events: Vec<EventRef<'static>> = (0..60)
             .map(|i| {
-                let mut e = event(&format!("{i}"), EventType::Sent, None, 1);
-                e.delivery_key = format!("d{i}").into();
+                let mut e = event(&format!("e{i}"), EventType::Delivered, None, 2);
+                e.delivery_key = format!("d{}", i % 8).into();
+                attr(&mut e, i);
                 e
             })
             .collect();
-        for e in &events[..2] {
-            store.apply(n, e, 0, 1, 10);
+        let got = store.look_up(events.iter().enumerate().map(|(i, e)| (i, e, DeliveryKey::of(&e.delivery_key))));
+        let mut want = Lookup::default();
+        for (i, e) in events.iter().enumerate() {
+            let key = e.delivery_key.to_string();
+            if key == "d5" {
+                continue; // held, without events: nothing to move
+            }
+            let Some(own) = own.get(&key) else {
+                want.missing.push(i);
+                continue;
+            };
+            let differs = |v: &Option<Cow<'_, str>>, own: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty() && Some(v) != own.as_deref());
+            if differs(&e.broadcast_id, &own[0]) || differs(&e.sequence_id, &own[1]) || differs(&e.template_key, &own[2]) {
+                want.movable.push(i);
+            }
         }
-        let missing = store.missing(events.iter());
-        let keys: Vec<&str> = missing.iter().map(|(_, k)| k.as_str()).collect();
-        assert_eq!(keys, ["d2", "d3", "d2", "d5", "d3"]);
-        assert!(missing.iter().all(|(t, _)| t == events[0].tenant.as_ref()));
+        assert_eq!(got, want);
+        assert_eq!(want.missing.len(), 14, "d6 and d7, with repeats");
+        assert!(!want.movable.is_empty() && want.movable.len() < 45, "some held events move, some do not: {}", want.movable.len());
     }
 
     #[test]
