@@ -8,7 +8,7 @@ use crate::store::rowbinary::{self, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, Text, STATUS_BUCKET_MS};
 use crate::state::{DeliveryKey, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
-use schemas::EventRef;
+use schemas::{EventRef, EventType};
 use std::collections::{hash_map, HashMap};
 
 /// What a batch writes. The three large tables are not row structs: event rows are the
@@ -196,7 +196,9 @@ struct Touched<'a> {
     version: u64,
     before: Attribution,
     /// Its (first known time, status) before this batch, if it existed.
-    status_before: Option<(i64, &'static str)>,
+    status_before: Option<(i64, EventType)>,
+    /// Its tenant's interned id (`Dims::tenant`).
+    tenant: u32,
 }
 
 /// The event rows (by delivery key) applied before this batch, for deliveries whose
@@ -290,6 +292,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
                 continue;
             };
             let version = (*offset).max(0) as u64;
+            let dims = Dims::of_event(e, done.machine, &mut names);
             let i = match index.entry(key) {
                 hash_map::Entry::Occupied(i) => {
                     let i = *i.get();
@@ -301,11 +304,10 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
                 hash_map::Entry::Vacant(v) => {
                     v.insert(touched.len());
                     let (before, status_before) = before.unwrap_or_default();
-                    touched.push(Touched { key, event: e, version, before, status_before });
+                    touched.push(Touched { key, event: e, version, before, status_before, tenant: dims.tenant() });
                     touched.len() - 1
                 }
             };
-            let dims = Dims::of_event(e, done.machine, &mut names);
             rows.applied.push(AppliedEvent { event: e, offset: *offset, machine: done.machine, attribution: (0, 0, 0) });
             applied_at.push(at);
             rows.suppressions.extend(suppression::immediate(e));
@@ -323,9 +325,11 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     // Attribution is final only now: event rows and per-broadcast counters take the delivery's.
     // Each changed delivery's state is read once, now: its attribution after the batch (for
     // the event rows and counters below), its status move and its `deliveries` row.
-    // (summed in a hash map, then the non-zero sums sorted: the rows' order is the key's, as
-    // a `BTreeMap` gave it, without a tree walk with string compares per change)
-    let mut moves: rustc_hash::FxHashMap<(&'a str, i64, &'static str), i64> = Default::default();
+    // (summed in a hash map keyed by integers, the tenant's interned id and the status, each
+    // sum with its tenant's text; then the non-zero sums sorted: the rows' order is the
+    // strings', as a `BTreeMap` gave it, without a tree walk with string compares per change;
+    // hashing and comparing the strings was 3 % of a batch, BENCHMARKS.md §1b)
+    let mut moves: rustc_hash::FxHashMap<(u32, i64, EventType), (&'a str, i64)> = Default::default();
     let mut tombstones = Vec::new();
     rows.now_ms = now_ms;
     rows.delivery_table.bytes.reserve(touched.len() * 384);
@@ -345,13 +349,14 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
         let now = seen_and_status(&s);
         if t.status_before != Some(now) {
             let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
+            let tenant = t.event.tenant.as_ref();
             if let Some((seen, status)) = t.status_before {
-                *moves.entry((t.event.tenant.as_ref(), bucket(seen), status)).or_default() -= 1;
+                moves.entry((t.tenant, bucket(seen), status)).or_insert((tenant, 0)).1 -= 1;
                 if seen != now.0 {
                     tombstones.push(OrderTombstone { tenant: Text::Borrowed(&t.event.tenant), sort_at: seen, delivery_key: Text::Borrowed(&t.event.delivery_key), version: t.version, is_deleted: 1 });
                 }
             }
-            *moves.entry((t.event.tenant.as_ref(), bucket(now.0), now.1)).or_default() += 1;
+            moves.entry((t.tenant, bucket(now.0), now.1)).or_insert((tenant, 0)).1 += 1;
         }
         crate::state::row::write_delivery_row(&mut rows.delivery_table.bytes, t.event, &s, &names, t.version, now_ms);
         rows.delivery_table.rows += 1;
@@ -412,16 +417,15 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     // key, the zero sums' too: extra strings do not change the others' order. Into one vector
     // sized once: grown by doubling, its fresh memory was 8 % of a batch's time in page faults
     // (mimalloc's transparent huge pages; BENCHMARKS.md §1b).
-    let tenants = ranks(moves.keys().map(|(t, _, _)| *t));
-    let statuses = ranks(moves.keys().map(|(_, _, s)| *s));
+    let tenants = ranks(moves.values().map(|(t, _)| *t));
+    let statuses = ranks(moves.keys().map(|(_, _, s)| s.as_str()));
     let at = |r: &rustc_hash::FxHashMap<&str, usize>, s: &str| r.get(s).copied().unwrap_or(usize::MAX);
     let mut sorted = Vec::with_capacity(moves.len());
-    sorted.extend(moves.into_iter().filter(|(_, n)| *n != 0).map(|m| ((at(&tenants, m.0 .0), m.0 .1, at(&statuses, m.0 .2)), m)));
+    sorted.extend(moves.into_iter().filter(|(_, (_, n))| *n != 0).map(|((_, bucket, status), (tenant, n))| ((at(&tenants, tenant), bucket, at(&statuses, status.as_str())), (tenant, bucket, status, n))));
     sorted.sort_unstable_by_key(|(k, _)| *k);
-    let moves = sorted.into_iter().map(|(_, m)| m);
-    rows.status_counts = moves
+    rows.status_counts = sorted
         .into_iter()
-        .map(|((tenant, bucket, status), deliveries)| StatusCountRow { tenant: Text::Borrowed(tenant), bucket, status: Text::Borrowed(status), deliveries })
+        .map(|(_, (tenant, bucket, status, deliveries))| StatusCountRow { tenant: Text::Borrowed(tenant), bucket, status: Text::Borrowed(status.as_str()), deliveries })
         .collect();
     rows
 }
@@ -440,12 +444,12 @@ fn ranks<'s>(items: impl Iterator<Item = &'s str>) -> rustc_hash::FxHashMap<&'s 
 /// A delivery's first known time, the earliest of its status, queued, sent, delivered, bounced
 /// and failed times (as `delivery_order_mv` computes it: its place in `delivery_order`)
 /// and its status (with the time's quarter hour, its key in `delivery_status_counts`).
-fn seen_and_status(s: &crate::state::DeliveryState) -> (i64, &'static str) {
+fn seen_and_status(s: &crate::state::DeliveryState) -> (i64, EventType) {
     use crate::state::times::Slot;
     let status = s.status.unwrap_or(schemas::EventType::Unknown);
     let status_at = s.first(status).unwrap_or_default();
     let first = [Slot::FirstQueued, Slot::FirstSent, Slot::FirstDelivered, Slot::FirstBounced, Slot::FirstFailed].into_iter().filter_map(|x| s.time(x)).fold(status_at, i64::min);
-    (first, s.status.map(|x| x.as_str()).unwrap_or("unknown"))
+    (first, status)
 }
 
 /// An event row's attribution columns are its delivery's.

@@ -28,6 +28,11 @@ pub struct Dims {
 }
 
 impl Dims {
+    /// The tenant's interned id.
+    pub fn tenant(&self) -> u32 {
+        self.tenant
+    }
+
     pub fn of_event(e: &EventRef<'_>, machine: Option<MachineReason>, names: &mut Names) -> Dims {
         Dims {
             tenant: names.id(&e.tenant),
