@@ -35,6 +35,9 @@
 //!   days; no topic is read that way.
 //! * `pipeline_batch_campaign`: the campaign's batches with the look at the state the
 //!   pipeline makes before each (`StateStore::look_up`).
+//! * `pipeline_unit_campaign_20k`: the same in units of the pipeline's whole batch
+//!   (`batch_max_events`, 20,000: one partition with a backlog). Larger than the cache, so
+//!   slower per event than 2,000 (BENCHMARKS.md §1b).
 
 /// The service's allocator (`src/main.rs`), so the figures are the service's (and its memory
 /// settings, below).
@@ -46,13 +49,16 @@ mod support;
 
 use aggregator::batch;
 use aggregator::machine::DEFAULT_SCANNER_WINDOW_SECS;
-use aggregator::state::{DeliveryState, Names, StateStore};
+use aggregator::state::{DeliveryState, Facts, Names, StateStore};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use support::cpu_time::CpuTime;
 use std::collections::HashMap;
 
 const DELIVERIES: usize = 100_000;
-/// `Config::default().batch_max_events`.
+/// A partition's share of a batch: the pipeline reads up to `Config::default().batch_max_events`
+/// (20,000) from all its partitions together and writes each one's share as one unit (with
+/// ten partitions, ~2,000 each). `pipeline_unit_campaign_20k` times the whole batch as one
+/// unit (one partition, a backlog).
 const BATCH: usize = 2000;
 
 fn state_update(c: &mut Criterion<CpuTime>) {
@@ -195,15 +201,21 @@ fn state_update(c: &mut Criterion<CpuTime>) {
     // deliveries, all in flight at once, their events in the order received.
     let live: Vec<(i64, Vec<u8>)> = support::campaign(42, DELIVERIES).iter().map(|(o, e)| (*o, schemas::avro::encode_event(e).expect("bench events encode"))).collect();
     println!("campaign: {} events for {DELIVERIES} deliveries", live.len());
-    // `pipeline_batch_campaign`: with the two reads of the state the pipeline makes before each
+    // `pipeline_batch_campaign`: with the look at the state the pipeline makes before each
     // batch (`pipeline.rs`): which deliveries are not held (reloaded from ClickHouse first; here
     // none is stored, so nothing is reloaded) and which may change attribution.
-    for (name, stream, pipeline_reads) in [("batch_from_avro", &encoded, false), ("batch_from_avro_campaign", &live, false), ("pipeline_batch_campaign", &live, true)] {
+    let whole = aggregator::config::Config::default().batch_max_events;
+    for (name, stream, pipeline_reads, size) in [
+        ("batch_from_avro", &encoded, false, BATCH),
+        ("batch_from_avro_campaign", &live, false, BATCH),
+        ("pipeline_batch_campaign", &live, true, BATCH),
+        ("pipeline_unit_campaign_20k", &live, true, whole),
+    ] {
         group.bench_function(name, |b| {
             b.iter_batched(
-                || (StateStore::new(1_000_000), batch::TableBuffers::default(), Vec::with_capacity(BATCH)),
-                |(store, mut tables, mut decoded)| {
-                    batches_from_avro(&store, &mut tables, &mut decoded, stream, &no_history, &batch_cfg, pipeline_reads);
+                || (StateStore::new(1_000_000), batch::TableBuffers::default(), Vec::with_capacity(size), Vec::with_capacity(size)),
+                |(store, mut tables, mut decoded, mut facts)| {
+                    batches_from_avro(&store, &mut tables, &mut decoded, &mut facts, stream, size, &no_history, &batch_cfg, pipeline_reads);
                     store
                 },
                 BatchSize::PerIteration,
@@ -214,25 +226,37 @@ fn state_update(c: &mut Criterion<CpuTime>) {
     group.finish();
 }
 
-/// What `batch_from_avro`, `batch_from_avro_campaign` and `pipeline_batch_campaign` time: the
-/// stream in batches of `BATCH`, each decoded (`decode_event_ref`) into the reused `decoded`,
+/// What `batch_from_avro`, `batch_from_avro_campaign`, `pipeline_batch_campaign` and
+/// `pipeline_unit_campaign_20k` time: the
+/// stream in batches of `size`, each decoded (`decode_event_ref`) into the reused `decoded`
+/// with each event's facts (`state::Facts`) taken as it is decoded (as `pipeline.rs`' `admit`),
 /// applied and serialized (`batch::apply_reusing`, `write_rowbinary`), the delivery rows'
 /// buffer handed to the next batch, as `pipeline.rs` does. With `pipeline_reads`, first the
 /// pipeline's look at the state before each batch (`StateStore::look_up`: which deliveries to
 /// reload, which to read earlier event rows of).
+#[allow(clippy::too_many_arguments)]
 fn batches_from_avro<'a>(
     store: &StateStore,
     tables: &mut batch::TableBuffers,
     decoded: &mut Vec<(i64, schemas::EventRef<'a>)>,
+    facts: &mut Vec<Facts>,
     stream: &'a [(i64, Vec<u8>)],
+    size: usize,
     history: &batch::History,
     cfg: &batch::BatchConfig,
     pipeline_reads: bool,
 ) {
-    for (seq, chunk) in stream.chunks(BATCH).enumerate() {
+    for (seq, chunk) in stream.chunks(size).enumerate() {
+        // decoded, and each event's facts taken as it is, as the pipeline's `admit` does
         decoded.clear();
-        decoded.extend(chunk.iter().filter_map(|(o, b)| Some((*o, schemas::avro::decode_event_ref(b).ok()?))));
-        let keyed = batch::Keyed::new(decoded);
+        facts.clear();
+        for (o, b) in chunk {
+            if let Ok(e) = schemas::avro::decode_event_ref(b) {
+                facts.push(Facts::of(&e));
+                decoded.push((*o, e));
+            }
+        }
+        let keyed = batch::Keyed::with_facts(decoded, facts).expect("one fact per event");
         if pipeline_reads {
             black_box(store.look_up(keyed.places(None)));
         }

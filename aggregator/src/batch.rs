@@ -6,9 +6,10 @@ use crate::counters::{Attribution, CounterTables, Dims, DimsText, Sums};
 use crate::machine::MachineReason;
 use crate::store::rowbinary::{self, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, StatusCountRow, Text, STATUS_BUCKET_MS};
-use crate::state::{DeliveryKey, KeyHash, StateStore};
+use crate::state::{DeliveryKey, Facts, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::{EventRef, EventType};
+use std::borrow::Cow;
 use std::collections::{hash_map, HashMap};
 
 /// What a batch writes. The three large tables are not row structs: event rows are the
@@ -217,20 +218,26 @@ pub fn apply<'a>(store: &StateStore, partition: i32, events: &'a [(i64, EventRef
     apply_reusing(store, partition, &Keyed::new(events), history, batch_seq, now_ms, cfg, Vec::new())
 }
 
-/// A batch's events with each one's delivery key and its id's hash (`state::event_hash`),
-/// computed once, in the events' order: what `StateStore::look_up` and [`apply_reusing`] read.
-/// Why: the pipeline read each event's key three times, and in time order (`apply`) each read
-/// was a jump through the batch's bytes (BENCHMARKS.md §1b).
+/// A batch's events with what applying each reads of it alone (`state::Facts`: its delivery
+/// key, its id's hash, its user agent's verdict), in the events' order: what
+/// `StateStore::look_up` and [`apply_reusing`] read. Best computed as the events are decoded
+/// (`with_facts`; the pipeline's `admit`), while each event's text is in cache. Why: the
+/// pipeline read each event's key three times, and in time order (`apply`) each read was a
+/// jump through the batch's bytes (BENCHMARKS.md §1b).
 #[derive(Debug)]
 pub struct Keyed<'a> {
     events: &'a [(i64, EventRef<'a>)],
-    keys: Vec<(DeliveryKey, u64)>,
+    facts: Cow<'a, [Facts]>,
 }
 
 impl<'a> Keyed<'a> {
     pub fn new(events: &'a [(i64, EventRef<'a>)]) -> Keyed<'a> {
-        let keys = events.iter().map(|(_, e)| (DeliveryKey::of(&e.delivery_key), crate::state::event_hash(&e.event_id))).collect();
-        Keyed { events, keys }
+        Keyed { events, facts: Cow::Owned(events.iter().map(|(_, e)| Facts::of(e)).collect()) }
+    }
+
+    /// `events` with their facts computed before, one each (`None` if the counts differ).
+    pub fn with_facts(events: &'a [(i64, EventRef<'a>)], facts: &'a [Facts]) -> Option<Keyed<'a>> {
+        (events.len() == facts.len()).then_some(Keyed { events, facts: Cow::Borrowed(facts) })
     }
 
     pub fn events(&self) -> &'a [(i64, EventRef<'a>)] {
@@ -242,7 +249,7 @@ impl<'a> Keyed<'a> {
     pub fn places<'s>(&'s self, places: Option<&'s [usize]>) -> impl Iterator<Item = (usize, &'a EventRef<'a>, DeliveryKey)> + 's {
         let all = places.is_none().then_some(0..self.events.len()).into_iter().flatten();
         let some = places.unwrap_or_default().iter().copied();
-        all.chain(some).filter_map(|i| Some((i, &self.events.get(i)?.1, self.keys.get(i)?.0)))
+        all.chain(some).filter_map(|i| Some((i, &self.events.get(i)?.1, self.facts.get(i)?.key)))
     }
 }
 
@@ -251,7 +258,7 @@ impl<'a> Keyed<'a> {
 /// so its pages are already mapped.
 #[allow(clippy::too_many_arguments)]
 pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, history: &History, batch_seq: u64, now_ms: i64, cfg: &BatchConfig, mut buffer: Vec<u8>) -> BatchRows<'a> {
-    let (events, event_keys) = (batch.events, &batch.keys);
+    let (events, facts) = (batch.events, &batch.facts);
     buffer.clear();
     let mut rows = BatchRows { applied: Vec::with_capacity(events.len()), partition, delivery_table: RowBuffer { bytes: buffer, rows: 0 }, ..Default::default() };
     let mut sums = Sums::for_batch(events.len(), cfg.periods.0.len());
@@ -279,12 +286,13 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     let mut keys: Vec<DeliveryKey> = Vec::with_capacity(PREFETCH);
     for window in order.chunks(PREFETCH) {
         keys.clear();
-        keys.extend(window.iter().filter_map(|(_, i)| event_keys.get(*i)).map(|(k, _)| *k));
+        keys.extend(window.iter().filter_map(|(_, i)| facts.get(*i)).map(|f| f.key));
         let _held = store.prefetch(&keys);
-        for (at, (offset, e), &(key, hash)) in window.iter().filter_map(|&(_, i)| Some((i, events.get(i)?, event_keys.get(i)?))) {
+        for (at, (offset, e), f) in window.iter().filter_map(|&(_, i)| Some((i, events.get(i)?, facts.get(i)?))) {
+            let key = f.key;
             // (the state before the batch, read through the entry the event is applied with)
             let first = !index.contains_key(&key);
-            let (done, before) = store.apply_seen((key, hash), &mut names, e, partition, batch_seq, cfg.scanner_window_secs, |s| {
+            let (done, before) = store.apply_seen(f, &mut names, e, partition, batch_seq, cfg.scanner_window_secs, |s| {
                 first.then(|| s.map_or(((0, 0, 0), None), |s| (s.attribution(), Some(seen_and_status(s)))))
             });
             let Some(done) = done else {

@@ -80,6 +80,13 @@ pub const DEFAULT_SCANNER_WINDOW_SECS: i64 = 10;
 
 /// Classifies an engagement event; `delivered_at` is the delivery's first delivery time if known.
 pub fn classify(e: &EventRef<'_>, delivered_at: Option<i64>, scanner_window_secs: i64) -> Option<MachineReason> {
+    classify_by(by_agent(e), e, delivered_at, scanner_window_secs)
+}
+
+/// The rules that read the event alone (a scanner's user agent, Apple's privacy proxy), for an
+/// engagement event: computed once per event as it is decoded (`state::Facts`), while its
+/// text is in cache (read later, in a large batch, it was a cache miss per event).
+pub fn by_agent(e: &EventRef<'_>) -> Option<MachineReason> {
     if !matches!(e.event_type, EventType::Opened | EventType::Read | EventType::Clicked) {
         return None;
     }
@@ -90,6 +97,14 @@ pub fn classify(e: &EventRef<'_>, delivered_at: Option<i64>, scanner_window_secs
     let from_apple = e.ip.as_deref().is_some_and(|ip| ip.starts_with("17."));
     if e.event_type == EventType::Opened && ua == "Mozilla/5.0" && (from_apple || e.ip.is_none()) {
         return Some(MachineReason::AppleMpp);
+    }
+    None
+}
+
+/// [`classify`] with the event's [`by_agent`] verdict already known: it, else the timing rule.
+pub fn classify_by(agent: Option<MachineReason>, e: &EventRef<'_>, delivered_at: Option<i64>, scanner_window_secs: i64) -> Option<MachineReason> {
+    if agent.is_some() || !matches!(e.event_type, EventType::Opened | EventType::Read | EventType::Clicked) {
+        return agent;
     }
     // checked: both times come from providers (a difference that overflows is not "soon")
     if let Some(dt) = delivered_at.and_then(|d| e.occurred_at.checked_sub(d)) {

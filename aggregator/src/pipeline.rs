@@ -22,7 +22,7 @@ use crate::store::{insert_buffer, load_deliveries, load_events, AttributedCounte
 use clickhouse::Row as _;
 use crate::store::failure;
 use crate::store::retry::{retry, retry_transient};
-use crate::state::{DeliveryKey, StateStore};
+use crate::state::{DeliveryKey, Facts, StateStore};
 use crate::suppression;
 use runtime::kafka::ReplaceableProducer;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -216,6 +216,7 @@ impl Aggregator {
     /// dead letters of the records refused (`admission`), in offset order.
     fn admit<'a>(&self, p: i32, unit: &'a [(i64, Option<Vec<u8>>)]) -> Admitted<'a> {
         let mut events = Vec::with_capacity(unit.len());
+        let mut facts = Vec::with_capacity(unit.len());
         let mut refused = Vec::new();
         let topic = self.cfg.events_topic.as_str();
         for (o, payload) in unit {
@@ -223,6 +224,8 @@ impl Aggregator {
             let reason = match schemas::avro::decode_event_ref(bytes) {
                 Ok(e) => match admission::admit(&e, &self.cfg.event_limits) {
                     Ok(()) => {
+                        // (what applying it reads of it alone, now, while its text is in cache)
+                        facts.push(Facts::of(&e));
                         events.push((*o, e));
                         continue;
                     }
@@ -238,7 +241,7 @@ impl Aggregator {
             let (tenant, provider) = (e.as_ref().map(|e| e.tenant.as_ref()), e.as_ref().map(|e| e.provider.as_ref()));
             refused.push((*o, dead_letter::record(&reason, (topic, p, *o), tenant, provider, bytes, self.cfg.dead_letter_max_raw_bytes, now_ms())));
         }
-        (events, refused)
+        (events, facts, refused)
     }
 
     /// Writes one unit (a batch, not empty) of one partition.
@@ -257,8 +260,8 @@ impl Aggregator {
     /// A piece whose claim check fails (`offsets::holds`) stops the unit: `Stop::Fenced`.
     async fn write_unit(&mut self, p: i32, unit: &[(i64, Option<Vec<u8>>)], shutdown: &CancellationToken) -> Result<(), Stop> {
         metrics::histogram!("sendtrace_aggregator_batch_records").record(unit.len() as f64);
-        let (events, refused) = self.admit(p, unit);
-        let mut w = UnitWriter { agg: self, p, unit, events: &events, refused: &refused, shutdown, fenced: false };
+        let (events, facts, refused) = self.admit(p, unit);
+        let mut w = UnitWriter { agg: self, p, unit, events: &events, facts: &facts, refused: &refused, shutdown, fenced: false };
         let Some(cuts) = isolate::write_bisecting(&mut w, unit.len()).await else {
             return Err(if w.fenced { Stop::Fenced } else { Stop::Shutdown });
         };
@@ -282,15 +285,15 @@ impl Aggregator {
         &mut self,
         p: i32,
         (first, last): (i64, i64),
-        events: &[(i64, EventRef<'_>)],
+        batch: &batch::Keyed<'_>,
         dead: &[&DeadLetter],
         shutdown: &CancellationToken,
     ) -> Option<Piece> {
+        let events = batch.events();
         let max_backoff = self.cfg.max_retry_backoff_ms;
         // One look at each event's delivery: those not in memory are reloaded, and held ones
         // whose attribution this batch may change (late send records) have their earlier event
         // rows read to move them. (repeats included: the reads send each key once)
-        let batch = batch::Keyed::new(events);
         let held = self.store.look_up(batch.places(None));
         let tenant_key = |&i: &usize| events.get(i).map(|(_, e)| (e.tenant.to_string(), e.delivery_key.to_string()));
         let missing: Vec<_> = held.missing.iter().filter_map(tenant_key).collect();
@@ -316,7 +319,7 @@ impl Aggregator {
         };
         self.batch_seq += 1;
         let spare = std::mem::take(&mut self.tables.spare);
-        let mut rows = batch::apply_reusing(&self.store, p, &batch, &history, self.batch_seq, now_ms(), &self.batch_cfg, spare);
+        let mut rows = batch::apply_reusing(&self.store, p, batch, &history, self.batch_seq, now_ms(), &self.batch_cfg, spare);
         let mut tables = std::mem::take(&mut self.tables);
         let written = match rows.write_rowbinary(&mut tables) {
             Ok(()) => self.write_rows(p, (first, last), &rows, &tables, dead, shutdown).await,
@@ -425,8 +428,9 @@ struct UnitWriter<'a> {
     agg: &'a mut Aggregator,
     p: i32,
     unit: &'a [(i64, Option<Vec<u8>>)],
-    /// The admitted events, in offset order.
+    /// The admitted events, in offset order, and their facts (`state::Facts`), one each.
     events: &'a [(i64, EventRef<'a>)],
+    facts: &'a [Facts],
     /// The refused records' dead letters, in offset order.
     refused: &'a [(i64, DeadLetter)],
     shutdown: &'a CancellationToken,
@@ -441,11 +445,22 @@ impl<'a> UnitWriter<'a> {
         Some((self.unit.get(piece.start)?.0, self.unit.get(piece.end.checked_sub(1)?)?.0))
     }
 
-    /// The admitted events of offsets `range`.
-    fn events_of(&self, (first, last): (i64, i64)) -> &'a [(i64, EventRef<'a>)] {
+    /// The places of the admitted events of offsets `range`.
+    fn places_of(&self, (first, last): (i64, i64)) -> std::ops::Range<usize> {
         let events: &'a [(i64, EventRef<'a>)] = self.events;
-        let (a, b) = (events.partition_point(|(o, _)| *o < first), events.partition_point(|(o, _)| *o <= last));
-        events.get(a..b).unwrap_or_default()
+        events.partition_point(|(o, _)| *o < first)..events.partition_point(|(o, _)| *o <= last)
+    }
+
+    /// The admitted events of offsets `range`.
+    fn events_of(&self, range: (i64, i64)) -> &'a [(i64, EventRef<'a>)] {
+        self.events.get(self.places_of(range)).unwrap_or_default()
+    }
+
+    /// The admitted events of offsets `range` with their facts.
+    fn keyed_of(&self, range: (i64, i64)) -> batch::Keyed<'a> {
+        let (events, facts) = (self.events_of(range), self.facts.get(self.places_of(range)).unwrap_or_default());
+        // (one fact per event, by `admit`; computed again only if that ever broke)
+        batch::Keyed::with_facts(events, facts).unwrap_or_else(|| batch::Keyed::new(events))
     }
 }
 
@@ -454,10 +469,11 @@ impl isolate::Pieces for UnitWriter<'_> {
 
     async fn write(&mut self, piece: std::ops::Range<usize>) -> Option<Result<(), SinkError>> {
         let range = self.range(&piece)?;
-        let events = self.events_of(range);
+        let batch = self.keyed_of(range);
+        let events = batch.events();
         let refused: &[(i64, DeadLetter)] = self.refused;
         let dead: Vec<&DeadLetter> = refused.iter().filter(|(o, _)| (range.0..=range.1).contains(o)).map(|(_, d)| d).collect();
-        match self.agg.write_piece(self.p, range, events, &dead, self.shutdown).await? {
+        match self.agg.write_piece(self.p, range, &batch, &dead, self.shutdown).await? {
             Piece::Written => Some(Ok(())),
             Piece::Refused(e) => {
                 self.agg.forget(events);
@@ -577,8 +593,9 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     Ok(())
 }
 
-/// A unit's admitted events and the dead letters of its refused records, each in offset order.
-type Admitted<'a> = (Vec<(i64, EventRef<'a>)>, Vec<(i64, DeadLetter)>);
+/// A unit's admitted events, their facts (`state::Facts`, one each) and the dead letters of its
+/// refused records, each in offset order.
+type Admitted<'a> = (Vec<(i64, EventRef<'a>)>, Vec<Facts>, Vec<(i64, DeadLetter)>);
 
 /// A name for this process in its partition claims, unique among concurrent aggregators: host,
 /// process id and a random part (two processes of one host, or a restarted one, never share it).

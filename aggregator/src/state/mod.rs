@@ -357,23 +357,18 @@ impl StateStore {
     /// The per-event state update: finds (or creates) the delivery, marks it used in batch
     /// `batch_seq`, classifies machine engagement, applies. `None` for an event already applied.
     pub fn apply(&self, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
-        self.apply_at(DeliveryKey::of(&e.delivery_key), names, e, partition, batch_seq, scanner_window_secs)
+        self.apply_seen(&Facts::of(e), names, e, partition, batch_seq, scanner_window_secs, |_| ()).0
     }
 
-    /// As [`StateStore::apply`], for a caller that already has `key` (`DeliveryKey::of(&e.delivery_key)`).
-    pub fn apply_at(&self, key: DeliveryKey, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
-        self.apply_seen((key, event_hash(&e.event_id)), names, e, partition, batch_seq, scanner_window_secs, |_| ()).0
-    }
-
-    /// As [`StateStore::apply_at`], and `before` first reads the delivery's state as it was
+    /// As [`StateStore::apply`], and `before` first reads the delivery's state as it was
     /// before this event (`None`: not held yet). Why: `batch::apply` needs a delivery's
     /// attribution and status from before the batch; reading them through this one map entry
     /// instead of a lookup of its own saves a lock and a cache miss per event (BENCHMARKS.md §1b).
-    /// The event's id comes hashed with the key (`event_hash(&e.event_id)`): `batch::apply`
+    /// What it reads of the event alone comes with it (`facts`, `Facts::of(e)`): `batch::apply`
     /// reads both as it goes through the batch in order.
     #[allow(clippy::too_many_arguments)]
-    pub fn apply_seen<R>(&self, (key, hash): (DeliveryKey, u64), names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64, before: impl FnOnce(Option<&DeliveryState>) -> R) -> (Option<Applied>, R) {
-        let (mut entry, seen) = match self.map.entry(key) {
+    pub fn apply_seen<R>(&self, facts: &Facts, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64, before: impl FnOnce(Option<&DeliveryState>) -> R) -> (Option<Applied>, R) {
+        let (mut entry, seen) = match self.map.entry(facts.key) {
             dashmap::Entry::Occupied(o) => {
                 let seen = before(Some(o.get()));
                 (o.into_ref(), seen)
@@ -385,8 +380,8 @@ impl StateStore {
         };
         entry.touched = batch_seq as u32;
         entry.partition = partition.clamp(0, u16::MAX as i32) as u16;
-        let machine = machine::classify(e, entry.time(Slot::FirstDelivered), scanner_window_secs);
-        (entry.apply_hashed(names, e, hash, machine).then_some(Applied { machine }), seen)
+        let machine = machine::classify_by(facts.agent, e, entry.time(Slot::FirstDelivered), scanner_window_secs);
+        (entry.apply_hashed(names, e, facts.hash, machine).then_some(Applied { machine }), seen)
     }
 
     /// Starts loading the held states of `keys` into the cache: each state and its event ids.
@@ -466,6 +461,23 @@ impl StateStore {
         let cutoff = ages.get(excess.saturating_sub(1)).copied().unwrap_or(u32::MAX).max(1);
         self.map.retain(|_, s| current.wrapping_sub(s.touched) < cutoff);
         len - self.map.len()
+    }
+}
+
+/// What applying an event reads of the event alone: its delivery key, its id's hash
+/// (`event_hash`) and its user agent's verdict (`machine::by_agent`). Computed once per event,
+/// best as it is decoded, while its text is in cache: in a large batch each was a cache miss
+/// per event when read as the event was applied (BENCHMARKS.md §1b).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub key: DeliveryKey,
+    pub hash: u64,
+    pub agent: Option<MachineReason>,
+}
+
+impl Facts {
+    pub fn of(e: &EventRef<'_>) -> Facts {
+        Facts { key: DeliveryKey::of(&e.delivery_key), hash: event_hash(&e.event_id), agent: machine::by_agent(e) }
     }
 }
 
