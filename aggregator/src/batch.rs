@@ -283,6 +283,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     let mut starts: Vec<u16> = Vec::with_capacity(events.len() * periods);
     let mut bucket_starts = crate::counters::BucketStarts::new(&cfg.periods);
     let mut names = store.names();
+    let mut held = store.lock();
     // In time order (stable): everything but machine classification is order-independent, and
     // this way an open that arrives just before its delivery event, in the same batch, is still
     // judged against that delivery (`machine::classify`'s `too_fast` rule).
@@ -296,7 +297,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     for window in order.chunks(PREFETCH) {
         keys.clear();
         keys.extend(window.iter().filter_map(|(_, i)| facts.get(*i)).map(|f| f.key));
-        let _held = store.prefetch(&keys);
+        let _found = held.prefetch(&keys);
         for (_, i) in window {
             if let Some((_, e)) = events.get(*i) {
                 crate::memory::prefetch(e.tenant.as_ptr(), TEXT_PREFETCH);
@@ -306,7 +307,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
             let key = f.key;
             // (the state before the batch, read through the entry the event is applied with)
             let first = !index.contains_key(&key);
-            let (done, before) = store.apply_seen(f, &mut names, e, partition, batch_seq, cfg.scanner_window_secs, |s| {
+            let (done, before) = held.apply_seen(f, &mut names, e, partition, batch_seq, cfg.scanner_window_secs, |s| {
                 first.then(|| s.map_or(((0, 0, 0), None), |s| (s.attribution(), Some(seen_and_status(s)))))
             });
             let Some(done) = done else {
@@ -361,17 +362,17 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
         if k % PREFETCH == 0 {
             keys.clear();
             keys.extend(touched.iter().skip(k).take(PREFETCH).map(|t| t.key));
-            let _held = store.prefetch(&keys);
+            let _found = held.prefetch(&keys);
             for t in touched.iter().skip(k).take(PREFETCH) {
                 crate::memory::prefetch(t.event.tenant.as_ptr(), TEXT_PREFETCH);
             }
         }
-        let Some(s) = store.map.get(&t.key) else {
+        let Some(s) = held.get(&t.key) else {
             after.push(t.before);
             continue;
         };
         after.push(s.attribution());
-        let now = seen_and_status(&s);
+        let now = seen_and_status(s);
         if t.status_before != Some(now) {
             let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
             let tenant = t.event.tenant.as_ref();
@@ -383,7 +384,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
             }
             moves.entry((t.tenant, bucket(now.0), now.1)).or_insert((tenant, 0)).1 += 1;
         }
-        crate::state::row::write_delivery_row(&mut rows.delivery_table.bytes, t.event, &s, &names, t.version, now_ms);
+        crate::state::row::write_delivery_row(&mut rows.delivery_table.bytes, t.event, s, &names, t.version, now_ms);
         rows.delivery_table.rows += 1;
         rows.changed.push((t.key, t.event, t.version));
     }

@@ -357,31 +357,7 @@ impl StateStore {
     /// The per-event state update: finds (or creates) the delivery, marks it used in batch
     /// `batch_seq`, classifies machine engagement, applies. `None` for an event already applied.
     pub fn apply(&self, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
-        self.apply_seen(&Facts::of(e), names, e, partition, batch_seq, scanner_window_secs, |_| ()).0
-    }
-
-    /// As [`StateStore::apply`], and `before` first reads the delivery's state as it was
-    /// before this event (`None`: not held yet). Why: `batch::apply` needs a delivery's
-    /// attribution and status from before the batch; reading them through this one map entry
-    /// instead of a lookup of its own saves a lock and a cache miss per event (BENCHMARKS.md §1b).
-    /// What it reads of the event alone comes with it (`facts`, `Facts::of(e)`): `batch::apply`
-    /// reads both as it goes through the batch in order.
-    #[allow(clippy::too_many_arguments)]
-    pub fn apply_seen<R>(&self, facts: &Facts, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64, before: impl FnOnce(Option<&DeliveryState>) -> R) -> (Option<Applied>, R) {
-        let (mut entry, seen) = match self.map.entry(facts.key) {
-            dashmap::Entry::Occupied(o) => {
-                let seen = before(Some(o.get()));
-                (o.into_ref(), seen)
-            }
-            dashmap::Entry::Vacant(v) => {
-                let seen = before(None);
-                (v.insert(Box::new(DeliveryState::new(e.channel))), seen)
-            }
-        };
-        entry.touched = batch_seq as u32;
-        entry.partition = partition.clamp(0, u16::MAX as i32) as u16;
-        let machine = machine::classify_by(facts.agent, e, entry.time(Slot::FirstDelivered), scanner_window_secs);
-        (entry.apply_hashed(names, e, facts.hash, machine).then_some(Applied { machine }), seen)
+        self.lock().apply_seen(&Facts::of(e), names, e, partition, batch_seq, scanner_window_secs, |_| ()).0
     }
 
     /// Starts loading the held states of `keys` into the cache: each state and its event ids.
@@ -393,22 +369,12 @@ impl StateStore {
     /// releases it. Returns how many of `keys` are held.
     pub fn prefetch(&self, keys: &[DeliveryKey]) -> usize {
         let shards: Vec<_> = self.map.shards().iter().map(|s| s.read()).collect();
-        let mut found: Vec<&DeliveryState> = Vec::with_capacity(keys.len());
-        for key in keys {
-            let hash = self.map.hash_usize(key);
-            let Some(shard) = shards.get(self.map.determine_shard(hash)) else { continue };
-            if let Some((_, state)) = shard.get(hash as u64, |(k, _)| k == key) {
-                let state: &DeliveryState = state.get();
-                crate::memory::prefetch((state as *const DeliveryState).cast(), std::mem::size_of::<DeliveryState>());
-                found.push(state);
-            }
-        }
-        // (the states' first lines are on their way by now; their ids are behind them)
-        for state in &found {
-            let ids = state.ids.as_bytes();
-            crate::memory::prefetch(ids.as_ptr(), ids.len());
-        }
-        found.len()
+        prefetch_in(&self.map, &shards, keys)
+    }
+
+    /// Every shard write-locked, for one batch (`Locked`). Take the names' lock first, if both.
+    pub fn lock(&self) -> Locked<'_> {
+        Locked { map: &self.map, shards: self.map.shards().iter().map(|s| s.write()).collect() }
     }
 
     /// What the pipeline reads from ClickHouse before a batch, from one look at each event's
@@ -462,6 +428,80 @@ impl StateStore {
         self.map.retain(|_, s| current.wrapping_sub(s.touched) < cutoff);
         len - self.map.len()
     }
+}
+
+/// A shard of the store's map, as `dashmap`'s raw API gives it.
+type Shard = hashbrown::raw::RawTable<(DeliveryKey, dashmap::SharedValue<Box<DeliveryState>>)>;
+
+/// The store with every shard write-locked, for one batch: each lock taken once a batch
+/// instead of twice per event (an atomic read-modify-write each, which waits for the CPU's
+/// pending stores: 3 % of a 20,000-event batch in `dashmap`'s lock; BENCHMARKS.md §1b).
+/// Nothing else reads the store while a batch is applied (the pipeline is one task).
+pub struct Locked<'s> {
+    map: &'s DashMap<DeliveryKey, Box<DeliveryState>, KeyHash>,
+    shards: Vec<dashmap::RwLockWriteGuard<'s, Shard>>,
+}
+
+impl Locked<'_> {
+    /// The held state of `key`.
+    pub fn get(&self, key: &DeliveryKey) -> Option<&DeliveryState> {
+        let hash = self.map.hash_usize(key);
+        let shard = self.shards.get(self.map.determine_shard(hash))?;
+        shard.get(hash as u64, |(k, _)| k == key).map(|(_, s)| &**s.get())
+    }
+
+    /// As `StateStore::prefetch`, under the locks held.
+    pub fn prefetch(&self, keys: &[DeliveryKey]) -> usize {
+        prefetch_in(self.map, &self.shards, keys)
+    }
+
+    /// The per-event state update (`StateStore::apply`), and `before` first reads the
+    /// delivery's state as it was before this event (`None`: not held yet). Why: `batch::apply`
+    /// needs a delivery's attribution and status from before the batch; reading them here
+    /// instead of in a lookup of its own saves a cache miss per event (BENCHMARKS.md §1b).
+    /// What it reads of the event alone comes with it (`facts`, `Facts::of(e)`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_seen<R>(&mut self, facts: &Facts, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64, before: impl FnOnce(Option<&DeliveryState>) -> R) -> (Option<Applied>, R) {
+        let key = facts.key;
+        let map = self.map;
+        let hash = map.hash_usize(&key);
+        let Some(shard) = self.shards.get_mut(map.determine_shard(hash)) else {
+            return (None, before(None)); // (a shard for every hash: `determine_shard`)
+        };
+        let held = shard.get(hash as u64, |(k, _)| *k == key).map(|(_, s)| &**s.get());
+        let seen = before(held);
+        if held.is_none() {
+            shard.insert(hash as u64, (key, dashmap::SharedValue::new(Box::new(DeliveryState::new(e.channel)))), |(k, _)| map.hash_usize(k) as u64);
+        }
+        let Some((_, state)) = shard.get_mut(hash as u64, |(k, _)| *k == key) else {
+            return (None, seen); // (inserted just above)
+        };
+        let state: &mut DeliveryState = state.get_mut();
+        state.touched = batch_seq as u32;
+        state.partition = partition.clamp(0, u16::MAX as i32) as u16;
+        let machine = machine::classify_by(facts.agent, e, state.time(Slot::FirstDelivered), scanner_window_secs);
+        (state.apply_hashed(names, e, facts.hash, machine).then_some(Applied { machine }), seen)
+    }
+}
+
+/// `StateStore::prefetch` in `shards`, locked by the caller.
+fn prefetch_in<G: std::ops::Deref<Target = Shard>>(map: &DashMap<DeliveryKey, Box<DeliveryState>, KeyHash>, shards: &[G], keys: &[DeliveryKey]) -> usize {
+    let mut found: Vec<&DeliveryState> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let hash = map.hash_usize(key);
+        let Some(shard) = shards.get(map.determine_shard(hash)) else { continue };
+        if let Some((_, state)) = shard.get(hash as u64, |(k, _)| k == key) {
+            let state: &DeliveryState = state.get();
+            crate::memory::prefetch((state as *const DeliveryState).cast(), std::mem::size_of::<DeliveryState>());
+            found.push(state);
+        }
+    }
+    // (the states' first lines are on their way by now; their ids are behind them)
+    for state in &found {
+        let ids = state.ids.as_bytes();
+        crate::memory::prefetch(ids.as_ptr(), ids.len());
+    }
+    found.len()
 }
 
 /// What applying an event reads of the event alone: its delivery key, its id's hash
