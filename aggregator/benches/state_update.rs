@@ -12,8 +12,8 @@
 //! * `state_store_apply`: `StateStore::apply`, what `batch::apply` does per event before
 //!   building rows: `DashMap` entry by delivery key (new state on first sight), `touched`,
 //!   `machine::classify`, `apply`.
-//! * `batch_apply_rows`: `batch::apply` on batches of `batch_max_events` (2000, the
-//!   default): state + event rows + counter rows + delivery rows + suppression rows,
+//! * `batch_apply_rows`: `batch::apply` on batches of `BATCH` (2000, a partition's share of the
+//!   pipeline's batch): state + event rows + counter rows + delivery rows + suppression rows,
 //!   rows dropped after.
 //!
 //! From Avro bytes (issue 14, goal 4: the whole batch ≥ 1 M events/s per core), the same
