@@ -258,7 +258,7 @@ fn batches_from_avro<'a>(
         }
         let keyed = batch::Keyed::with_facts(decoded, facts).expect("one fact per event");
         if pipeline_reads {
-            black_box(store.look_up(keyed.places(None)));
+            black_box(store.look_up(keyed.places()));
         }
         let spare = std::mem::take(&mut tables.spare);
         let mut rows = batch::apply_reusing(store, 0, &keyed, history, seq as u64 + 1, 1_767_225_600_000, cfg, spare);

@@ -253,12 +253,14 @@ impl<'a> Keyed<'a> {
         self.events
     }
 
-    /// The events at `places` (all of them for `None`) as `StateStore::look_up` takes them:
-    /// (place, event, delivery key).
-    pub fn places<'s>(&'s self, places: Option<&'s [usize]>) -> impl Iterator<Item = (usize, &'a EventRef<'a>, DeliveryKey)> + 's {
-        let all = places.is_none().then_some(0..self.events.len()).into_iter().flatten();
-        let some = places.unwrap_or_default().iter().copied();
-        all.chain(some).filter_map(|i| Some((i, &self.events.get(i)?.1, self.facts.get(i)?.key)))
+    /// Every event as `StateStore::look_up` takes them: (place, event, delivery key).
+    pub fn places(&self) -> impl Iterator<Item = (usize, &'a EventRef<'a>, DeliveryKey)> + '_ {
+        self.at(0..self.events.len())
+    }
+
+    /// The events at `places`, as [`Keyed::places`].
+    pub fn at<'s>(&'s self, places: impl IntoIterator<Item = usize> + 's) -> impl Iterator<Item = (usize, &'a EventRef<'a>, DeliveryKey)> + 's {
+        places.into_iter().filter_map(|i| Some((i, &self.events.get(i)?.1, self.facts.get(i)?.key)))
     }
 }
 
@@ -495,6 +497,22 @@ mod tests {
         let mut e = crate::state::tests::event(id, ty, None, t);
         e.delivery_key = dk.to_string().into();
         e
+    }
+
+    /// `Keyed` pairs each event with its own facts: computed (`new`) or handed in
+    /// (`with_facts`, refused when the counts differ), and `places`/`at` name them by place.
+    #[test]
+    fn keyed_events_carry_their_own_facts() {
+        let events: Vec<(i64, EventRef<'static>)> = (0..5).map(|i| (i, ev(&format!("{i}"), &format!("d{}", i % 3), EventType::Opened, i))).collect();
+        let facts: Vec<Facts> = events.iter().map(|(_, e)| Facts::of(e)).collect();
+        let keyed = Keyed::new(&events);
+        let want: Vec<(usize, DeliveryKey)> = events.iter().enumerate().map(|(i, (_, e))| (i, DeliveryKey::of(&e.delivery_key))).collect();
+        assert_eq!(keyed.places().map(|(i, e, k)| (i, e.event_id.clone(), k)).collect::<Vec<_>>(), events.iter().enumerate().map(|(i, (_, e))| (i, e.event_id.clone(), want[i].1)).collect::<Vec<_>>());
+        assert_eq!(keyed.at([4, 1, 9]).map(|(i, _, k)| (i, k)).collect::<Vec<_>>(), vec![want[4], want[1]], "a place past the end is none");
+        let given = Keyed::with_facts(&events, &facts).expect("one fact per event");
+        assert_eq!(given.places().map(|(i, _, k)| (i, k)).collect::<Vec<_>>(), want);
+        assert!(Keyed::with_facts(&events, &facts[..4]).is_none());
+        assert!(Keyed::with_facts(&events[..4], &facts).is_none());
     }
 
     #[test]

@@ -294,9 +294,9 @@ impl Aggregator {
         // One look at each event's delivery: those not in memory are reloaded, and held ones
         // whose attribution this batch may change (late send records) have their earlier event
         // rows read to move them. (repeats included: the reads send each key once)
-        let held = self.store.look_up(batch.places(None));
+        let looked = self.store.look_up(batch.places());
         let tenant_key = |&i: &usize| events.get(i).map(|(_, e)| (e.tenant.to_string(), e.delivery_key.to_string()));
-        let missing: Vec<_> = held.missing.iter().filter_map(tenant_key).collect();
+        let missing: Vec<_> = looked.missing.iter().filter_map(tenant_key).collect();
         let client = self.client.clone();
         let rows = match retry_transient("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, &missing)).await? {
             Ok(rows) => rows,
@@ -311,8 +311,8 @@ impl Aggregator {
             }
         }
         // and of the reloaded ones, those whose attribution this batch may change
-        let reloaded = if missing.is_empty() { Default::default() } else { self.store.look_up(batch.places(Some(&held.missing))) };
-        let movable: Vec<_> = held.movable.iter().chain(&reloaded.movable).filter_map(tenant_key).collect();
+        let reloaded = if missing.is_empty() { Default::default() } else { self.store.look_up(batch.at(looked.missing.iter().copied())) };
+        let movable: Vec<_> = looked.movable.iter().chain(&reloaded.movable).filter_map(tenant_key).collect();
         let history = match retry_transient("load_events", max_backoff, shutdown, || load_events(&client, &movable)).await? {
             Ok(h) => h,
             Err(e) => return Some(Piece::Refused(e)),

@@ -32,7 +32,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
     for (seq, chunk) in events.chunks(batch).enumerate() {
         let keyed = batch::Keyed::new(chunk);
         let history: History = store
-            .look_up(keyed.places(None))
+            .look_up(keyed.places())
             .movable
             .iter()
             .filter_map(|&i| {
