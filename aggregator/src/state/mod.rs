@@ -333,7 +333,7 @@ impl DeliveryState {
 
 /// All deliveries this process holds, bounded by `max_deliveries`, and the names they share.
 pub struct StateStore {
-    pub map: DashMap<DeliveryKey, Box<DeliveryState>, KeyHash>,
+    pub map: Map,
     names: Mutex<Names>,
     pub max_deliveries: usize,
 }
@@ -357,7 +357,11 @@ impl StateStore {
     /// The per-event state update: finds (or creates) the delivery, marks it used in batch
     /// `batch_seq`, classifies machine engagement, applies. `None` for an event already applied.
     pub fn apply(&self, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64) -> Option<Applied> {
-        self.lock().apply_seen(&Facts::of(e), names, e, partition, batch_seq, scanner_window_secs, |_| ()).0
+        // (the key's shard alone locked: one lock, as a `DashMap` entry takes)
+        let facts = Facts::of(e);
+        let (hash, at) = place(&self.map, &facts.key);
+        let shard = self.map.shards().get(at)?;
+        apply_in(&self.map, &mut shard.write(), hash, &facts, names, e, partition, batch_seq, scanner_window_secs, |_| ()).0
     }
 
     /// Starts loading the held states of `keys` into the cache: each state and its event ids.
@@ -386,11 +390,9 @@ impl StateStore {
         let shards: Vec<_> = self.map.shards().iter().map(|s| s.read()).collect();
         let mut out = Lookup::default();
         for (at, e, key) in events {
-            let hash = self.map.hash_usize(&key);
-            let held = shards.get(self.map.determine_shard(hash)).and_then(|shard| shard.get(hash as u64, |(k, _)| *k == key));
-            match held {
+            match find(&self.map, &shards, &key) {
                 None => out.missing.push(at),
-                Some((_, state)) if may_move(e, state.get(), &names) => out.movable.push(at),
+                Some(state) if may_move(e, state, &names) => out.movable.push(at),
                 Some(_) => {}
             }
         }
@@ -430,24 +432,35 @@ impl StateStore {
     }
 }
 
-/// A shard of the store's map, as `dashmap`'s raw API gives it.
+/// The store's map, and one of its shards as `dashmap`'s raw API gives it.
+type Map = DashMap<DeliveryKey, Box<DeliveryState>, KeyHash>;
 type Shard = hashbrown::raw::RawTable<(DeliveryKey, dashmap::SharedValue<Box<DeliveryState>>)>;
+
+/// `key`'s hash in `map` and its shard's index.
+fn place(map: &Map, key: &DeliveryKey) -> (u64, usize) {
+    let hash = map.hash_usize(key);
+    (hash as u64, map.determine_shard(hash))
+}
+
+/// The held state of `key` in `shards` (every shard of `map`, locked by the caller).
+fn find<'t, G: std::ops::Deref<Target = Shard>>(map: &Map, shards: &'t [G], key: &DeliveryKey) -> Option<&'t DeliveryState> {
+    let (hash, at) = place(map, key);
+    shards.get(at)?.get(hash, |(k, _)| k == key).map(|(_, s)| &**s.get())
+}
 
 /// The store with every shard write-locked, for one batch: each lock taken once a batch
 /// instead of twice per event (an atomic read-modify-write each, which waits for the CPU's
 /// pending stores: 3 % of a 20,000-event batch in `dashmap`'s lock; BENCHMARKS.md §1b).
 /// Nothing else reads the store while a batch is applied (the pipeline is one task).
 pub struct Locked<'s> {
-    map: &'s DashMap<DeliveryKey, Box<DeliveryState>, KeyHash>,
+    map: &'s Map,
     shards: Vec<dashmap::RwLockWriteGuard<'s, Shard>>,
 }
 
 impl Locked<'_> {
     /// The held state of `key`.
     pub fn get(&self, key: &DeliveryKey) -> Option<&DeliveryState> {
-        let hash = self.map.hash_usize(key);
-        let shard = self.shards.get(self.map.determine_shard(hash))?;
-        shard.get(hash as u64, |(k, _)| k == key).map(|(_, s)| &**s.get())
+        find(self.map, &self.shards, key)
     }
 
     /// As `StateStore::prefetch`, under the locks held.
@@ -462,39 +475,40 @@ impl Locked<'_> {
     /// What it reads of the event alone comes with it (`facts`, `Facts::of(e)`).
     #[allow(clippy::too_many_arguments)]
     pub fn apply_seen<R>(&mut self, facts: &Facts, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64, before: impl FnOnce(Option<&DeliveryState>) -> R) -> (Option<Applied>, R) {
-        let key = facts.key;
-        let map = self.map;
-        let hash = map.hash_usize(&key);
-        let Some(shard) = self.shards.get_mut(map.determine_shard(hash)) else {
+        let (hash, at) = place(self.map, &facts.key);
+        let Some(shard) = self.shards.get_mut(at) else {
             return (None, before(None)); // (a shard for every hash: `determine_shard`)
         };
-        let held = shard.get(hash as u64, |(k, _)| *k == key).map(|(_, s)| &**s.get());
-        let seen = before(held);
-        if held.is_none() {
-            shard.insert(hash as u64, (key, dashmap::SharedValue::new(Box::new(DeliveryState::new(e.channel)))), |(k, _)| map.hash_usize(k) as u64);
-        }
-        let Some((_, state)) = shard.get_mut(hash as u64, |(k, _)| *k == key) else {
-            return (None, seen); // (inserted just above)
-        };
-        let state: &mut DeliveryState = state.get_mut();
-        state.touched = batch_seq as u32;
-        state.partition = partition.clamp(0, u16::MAX as i32) as u16;
-        let machine = machine::classify_by(facts.agent, e, state.time(Slot::FirstDelivered), scanner_window_secs);
-        (state.apply_hashed(names, e, facts.hash, machine).then_some(Applied { machine }), seen)
+        apply_in(self.map, shard, hash, facts, names, e, partition, batch_seq, scanner_window_secs, before)
     }
 }
 
+/// `Locked::apply_seen` in `shard`, the key's (`hash`: its hash in `map`), write-locked by the
+/// caller.
+#[allow(clippy::too_many_arguments)]
+fn apply_in<R>(map: &Map, shard: &mut Shard, hash: u64, facts: &Facts, names: &mut Names, e: &EventRef<'_>, partition: i32, batch_seq: u64, scanner_window_secs: i64, before: impl FnOnce(Option<&DeliveryState>) -> R) -> (Option<Applied>, R) {
+    let key = facts.key;
+    let held = shard.get(hash, |(k, _)| *k == key).map(|(_, s)| &**s.get());
+    let seen = before(held);
+    if held.is_none() {
+        shard.insert(hash, (key, dashmap::SharedValue::new(Box::new(DeliveryState::new(e.channel)))), |(k, _)| place(map, k).0);
+    }
+    let Some((_, state)) = shard.get_mut(hash, |(k, _)| *k == key) else {
+        return (None, seen); // (inserted just above)
+    };
+    let state: &mut DeliveryState = state.get_mut();
+    state.touched = batch_seq as u32;
+    state.partition = partition.clamp(0, u16::MAX as i32) as u16;
+    let machine = machine::classify_by(facts.agent, e, state.time(Slot::FirstDelivered), scanner_window_secs);
+    (state.apply_hashed(names, e, facts.hash, machine).then_some(Applied { machine }), seen)
+}
+
 /// `StateStore::prefetch` in `shards`, locked by the caller.
-fn prefetch_in<G: std::ops::Deref<Target = Shard>>(map: &DashMap<DeliveryKey, Box<DeliveryState>, KeyHash>, shards: &[G], keys: &[DeliveryKey]) -> usize {
+fn prefetch_in<G: std::ops::Deref<Target = Shard>>(map: &Map, shards: &[G], keys: &[DeliveryKey]) -> usize {
     let mut found: Vec<&DeliveryState> = Vec::with_capacity(keys.len());
-    for key in keys {
-        let hash = map.hash_usize(key);
-        let Some(shard) = shards.get(map.determine_shard(hash)) else { continue };
-        if let Some((_, state)) = shard.get(hash as u64, |(k, _)| k == key) {
-            let state: &DeliveryState = state.get();
-            crate::memory::prefetch((state as *const DeliveryState).cast(), std::mem::size_of::<DeliveryState>());
-            found.push(state);
-        }
+    for state in keys.iter().filter_map(|key| find(map, shards, key)) {
+        crate::memory::prefetch((state as *const DeliveryState).cast(), std::mem::size_of::<DeliveryState>());
+        found.push(state);
     }
     // (the states' first lines are on their way by now; their ids are behind them)
     for state in &found {
