@@ -10,7 +10,7 @@ use crate::state::{DeliveryKey, Facts, KeyHash, StateStore};
 use crate::suppression::{self, SuppressionRow};
 use schemas::{EventRef, EventType};
 use std::borrow::Cow;
-use std::collections::{hash_map, HashMap};
+use std::collections::HashMap;
 
 /// What a batch writes. The three large tables are not row structs: event rows are the
 /// applied events themselves, counters the batch's sums, delivery rows already `RowBinary`
@@ -22,7 +22,7 @@ use std::collections::{hash_map, HashMap};
 #[derive(Debug, Default)]
 pub struct BatchRows<'a> {
     /// The events applied here, in the order their rows are written (then `moved`'s rows), the
-    /// order of the batch's events (they are applied in time order):
+    /// order of the batch's events (they are applied each delivery's together, in time order):
     /// kept as the events themselves and written straight into the `events` buffer
     /// (`write_rowbinary`); `events()` builds the rows for reading.
     pub applied: Vec<AppliedEvent<'a>>,
@@ -275,7 +275,8 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     let mut sums = Sums::for_batch(events.len(), cfg.periods.0.len());
     // deliveries changed by this batch, in first-seen order
     let mut touched: Vec<Touched<'a>> = Vec::with_capacity(events.len());
-    let mut index: HashMap<DeliveryKey, usize, KeyHash> = HashMap::with_capacity_and_hasher(events.len(), KeyHash::default());
+    // by the place of each delivery's first event (`Order::first`): its index in `touched`
+    let mut touched_at: Vec<u32> = vec![u32::MAX; events.len()];
     // the applied events' delivery (index into `touched`) and dimensions
     let mut applied: Vec<(usize, DimsText)> = Vec::with_capacity(events.len());
     // and their places in `events`
@@ -286,29 +287,24 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     let mut bucket_starts = crate::counters::BucketStarts::new(&cfg.periods);
     let mut names = store.names();
     let mut held = store.lock();
-    // In time order (stable): everything but machine classification is order-independent, and
-    // this way an open that arrives just before its delivery event, in the same batch, is still
-    // judged against that delivery (`machine::classify`'s `too_fast` rule).
-    // (sorted as (time, position) pairs: the same order, as the positions are distinct, without
-    // reading each event's time through a pointer per comparison)
-    let mut order: Vec<(i64, usize)> = events.iter().enumerate().map(|(i, (_, e))| (e.occurred_at, i)).collect();
-    order.sort_unstable();
+    let order = Order::of(events, facts);
     // The next few events' states are loaded together before they are applied
     // (`StateStore::prefetch`), and so is each one's text from its tenant on (`TEXT_PREFETCH`).
     let mut keys: Vec<DeliveryKey> = Vec::with_capacity(PREFETCH);
-    for window in order.chunks(PREFETCH) {
+    for window in order.places.chunks(PREFETCH) {
         keys.clear();
-        keys.extend(window.iter().filter_map(|(_, i)| facts.get(*i)).map(|f| f.key));
+        keys.extend(window.iter().filter_map(|i| facts.get(*i)).map(|f| f.key));
         let _found = held.prefetch(&keys);
-        for (_, i) in window {
+        for i in window {
             if let Some((_, e)) = events.get(*i) {
                 crate::memory::prefetch(e.tenant.as_ptr(), TEXT_PREFETCH);
             }
         }
-        for (at, (offset, e), f) in window.iter().filter_map(|&(_, i)| Some((i, events.get(i)?, facts.get(i)?))) {
+        for (at, (offset, e), f) in window.iter().filter_map(|&i| Some((i, events.get(i)?, facts.get(i)?))) {
             let key = f.key;
             // (the state before the batch, read through the entry the event is applied with)
-            let first = !index.contains_key(&key);
+            let slot = order.first.get(at).and_then(|g| touched_at.get_mut(*g as usize));
+            let first = slot.as_ref().is_none_or(|t| **t == u32::MAX);
             let (done, before) = held.apply_seen(f, &mut names, e, partition, batch_seq, cfg.scanner_window_secs, |s| {
                 first.then(|| s.map_or(((0, 0, 0), None), |s| (s.attribution(), Some(seen_and_status(s)))))
             });
@@ -318,16 +314,18 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
             };
             let version = (*offset).max(0) as u64;
             let dims = Dims::of_event(e, done.machine, &mut names);
-            let i = match index.entry(key) {
-                hash_map::Entry::Occupied(i) => {
-                    let i = *i.get();
+            let i = match order.first.get(at).and_then(|g| touched_at.get_mut(*g as usize)) {
+                Some(i) if *i != u32::MAX => {
+                    let i = *i as usize;
                     if let Some(t) = touched.get_mut(i) {
                         t.version = t.version.max(version);
                     }
                     i
                 }
-                hash_map::Entry::Vacant(v) => {
-                    v.insert(touched.len());
+                slot => {
+                    if let Some(slot) = slot {
+                        *slot = touched.len() as u32;
+                    }
                     let (before, status_before) = before.unwrap_or_default();
                     touched.push(Touched { key, event: e, version, before, status_before, tenant: dims.tenant() });
                     touched.len() - 1
@@ -425,7 +423,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
         }
     }
     drop(batch_ids);
-    // The event rows in the events' order, as they came (applied in time order): writing them
+    // The event rows in the events' order, as they came (applied by delivery): writing them
     // reads each event's strings, and in this order they lie one after another.
     let mut in_order: Vec<Option<AppliedEvent<'a>>> = vec![None; events.len()];
     for (a, at) in rows.applied.drain(..).zip(applied_at) {
@@ -456,6 +454,46 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
         .map(|(_, (tenant, bucket, status, deliveries))| StatusCountRow { tenant: Text::Borrowed(tenant), bucket, status: Text::Borrowed(status.as_str()), deliveries })
         .collect();
     rows
+}
+
+
+/// The places of `events` in the order a batch applies them: as they came, except that the
+/// events of one delivery are applied together, in time order (ties in their order), at the
+/// place of its first. Each delivery's state sees its events in time order, as machine
+/// classification needs (an open that arrives just before its delivery event, in the same
+/// batch, is judged against that delivery: `machine::classify`'s `too_fast` rule); nothing
+/// else depends on the order across deliveries. Why not the whole batch in time order, as
+/// before: events lie in the batch in the order they came, and in time order each one
+/// applied, and later its delivery's row, was a read somewhere else in the batch's ~15 MB
+/// (20,000 events): a cache miss each (BENCHMARKS.md §1b).
+struct Order {
+    /// The places in the order they are applied.
+    places: Vec<usize>,
+    /// By place: the place of the first event of its delivery (how `apply_reusing` finds the
+    /// delivery's entry in `touched` without a map of its own).
+    first: Vec<u32>,
+}
+
+impl Order {
+    fn of(events: &[(i64, EventRef<'_>)], facts: &[Facts]) -> Order {
+        let mut seen: HashMap<DeliveryKey, u32, KeyHash> = HashMap::with_capacity_and_hasher(facts.len(), KeyHash::default());
+        let mut first: Vec<u32> = Vec::with_capacity(facts.len());
+        // (delivery's first place, time, place): in the order they came but for later events
+        // of a delivery, so the sort below finds it nearly sorted
+        let mut order: Vec<(u32, i64, u32)> = Vec::with_capacity(facts.len());
+        let mut repeats = false;
+        for (at, ((_, e), f)) in events.iter().zip(facts).enumerate() {
+            let at = at as u32;
+            let group = *seen.entry(f.key).or_insert(at);
+            repeats |= group != at;
+            first.push(group);
+            order.push((group, e.occurred_at, at));
+        }
+        if repeats {
+            order.sort_unstable();
+        }
+        Order { places: order.into_iter().map(|(_, _, at)| at as usize).collect(), first }
+    }
 }
 
 /// Each distinct string's rank in their sorted order (a batch has a few tenants and statuses).
@@ -539,6 +577,29 @@ mod tests {
         let again = apply(&store, 0, &events, &History::new(), 2, 0, &BatchConfig::default());
         assert!(again.events().is_empty() && again.counters().is_empty() && again.deliveries(&store).is_empty());
         assert!(again.attributed_counters().is_empty());
+    }
+
+    #[test]
+    fn events_apply_as_they_came_each_delivery_at_its_first_in_time_order() {
+        // (delivery, time) by place
+        let batch = [("d1", 30), ("d2", 5), ("d1", 10), ("d3", 1), ("d1", 10), ("d2", 50)];
+        let events: Vec<(i64, EventRef<'static>)> = batch.iter().enumerate().map(|(i, (d, t))| (i as i64, ev(&i.to_string(), d, EventType::Delivered, *t))).collect();
+        let keyed = Keyed::new(&events);
+        let order = Order::of(&events, &keyed.facts);
+        // d1 where its first came (place 0), its three by time, ties as they came; then d2; d3
+        assert_eq!(order.places, vec![2, 4, 0, 1, 5, 3]);
+        assert_eq!(order.first, vec![0, 1, 0, 3, 0, 1]);
+        // every place once; each delivery's times ascending (a brute-force check)
+        let mut sorted = order.places.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..batch.len()).collect::<Vec<_>>());
+        for d in ["d1", "d2", "d3"] {
+            let times: Vec<i64> = order.places.iter().filter(|&&p| batch[p].0 == d).map(|&p| batch[p].1).collect();
+            assert!(times.is_sorted(), "{d}: {times:?}");
+        }
+        // one event per delivery: as they came
+        let single: Vec<(i64, EventRef<'static>)> = (0..4).map(|i| (i, ev(&i.to_string(), &format!("d{i}"), EventType::Sent, 100 - i))).collect();
+        assert_eq!(Order::of(&single, &Keyed::new(&single).facts).places, vec![0, 1, 2, 3]);
     }
 
     #[test]

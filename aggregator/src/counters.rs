@@ -109,11 +109,13 @@ pub fn bucket_starts(periods: &Periods, at: i64, out: &mut Vec<u16>) {
 /// Milliseconds in a UTC day.
 const DAY_MS: i64 = 86_400_000;
 
-/// [`bucket_starts`] for a batch's events in time order, each UTC period's start kept for
-/// the UTC day it was computed for: a batch sorted by time meets each day in one run, so
-/// chrono's calendar runs once per day and period, not per event (it was ~1,000
-/// instructions per event, 6 % of a batch; BENCHMARKS.md §1b). Zoned periods are computed
-/// per event, as before (a zone's day is not a UTC day).
+/// [`bucket_starts`] for a batch's events, each UTC period's start kept for the UTC day it
+/// was computed for, in one of `DAYS` slots by day: a batch meets few days, or (a stream
+/// spread over months) at most `DAYS` in a row without one evicting another, so chrono's
+/// calendar runs about once per day and period, not per event (it was ~1,000 instructions
+/// per event, 6 % of a batch; BENCHMARKS.md §1b). One slot, as before, served a batch applied
+/// in time order; applied as they came, a stream over 90 days changed day nearly every
+/// event. Zoned periods are computed per event, as before (a zone's day is not a UTC day).
 ///
 /// Exact: a UTC period's start depends on `at` only through its UTC date
 /// (`buckets::bucket_start`: `from_timestamp_millis(at)`'s `date_naive`, or the epoch out of
@@ -121,19 +123,26 @@ const DAY_MS: i64 = 86_400_000;
 #[derive(Debug)]
 pub struct BucketStarts<'p> {
     periods: &'p Periods,
-    /// Per period: (UTC day, its start), for UTC periods; `i64::MIN` before the first.
+    /// `DAYS` slots of one per period: (UTC day, its start), for UTC periods; `i64::MIN`
+    /// before the first.
     kept: Vec<(i64, u16)>,
 }
 
+/// Days `BucketStarts` keeps (a power of two: the slot is the day's low bits).
+const DAYS: usize = 128;
+
 impl<'p> BucketStarts<'p> {
     pub fn new(periods: &'p Periods) -> Self {
-        BucketStarts { periods, kept: vec![(i64::MIN, 0); periods.0.len()] }
+        BucketStarts { periods, kept: vec![(i64::MIN, 0); periods.0.len() * DAYS] }
     }
 
     /// As [`bucket_starts`].
     pub fn push(&mut self, at: i64, out: &mut Vec<u16>) {
         let day = at.div_euclid(DAY_MS);
-        for ((_, period, tz), kept) in self.periods.0.iter().zip(self.kept.iter_mut()) {
+        let n = self.periods.0.len();
+        let slot = (day as usize & (DAYS - 1)) * n;
+        let kept = self.kept.get_mut(slot..slot + n).unwrap_or_default();
+        for ((_, period, tz), kept) in self.periods.0.iter().zip(kept.iter_mut()) {
             out.push(match tz {
                 Some(tz) => clickhouse_date(crate::buckets::bucket_start_in(*period, at, *tz)),
                 None => {

@@ -11,8 +11,8 @@
 //!    no other signal; a bare `Mozilla/5.0` from 17.x is always MPP.
 //! 3. `too_fast`: an open or click within `scanner_window_secs` (default 10 s) of the
 //!    delivery, when the delivery time is already known: people do not read that fast,
-//!    scanners do. A batch applies its events in time order, so a delivery event in the same
-//!    batch counts even if it arrived after the open; an open applied in an earlier batch than
+//!    scanners do. A batch applies each delivery's events in time order, so a delivery event
+//!    in the same batch counts even if it arrived after the open; an open applied in an earlier batch than
 //!    its delivery stays human (classification is not revisited).
 
 use schemas::{EventRef, EventType};
