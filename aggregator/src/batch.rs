@@ -115,7 +115,17 @@ impl<'a> BatchRows<'a> {
         out.events.rows += self.applied.len();
         all(&mut out.events, &self.moved)?;
         self.counter_tables.write_rowbinary(&mut out.counters, &mut out.attributed_counters);
-        all(&mut out.status_counts, &self.status_counts)?;
+        // (by hand, as the serialized row: `tests/batch_rows.rs` compares them; through serde
+        // ~320 instructions per event on a stream spread over months, a row per move)
+        for r in &self.status_counts {
+            use crate::store::rowbinary::{put, put_str};
+            let b = &mut out.status_counts.bytes;
+            put_str(b, &r.tenant);
+            put(b, r.bucket.to_le_bytes());
+            put_str(b, &r.status);
+            put(b, r.deliveries.to_le_bytes());
+        }
+        out.status_counts.rows += self.status_counts.len();
         all(&mut out.order_tombstones, &self.order_tombstones)?;
         all(&mut out.suppressions, &self.suppressions)?;
         std::mem::swap(&mut out.deliveries.bytes, &mut self.delivery_table.bytes);
@@ -183,6 +193,11 @@ const PREFETCH: usize = 16;
 /// the misses overlap: the batch in 0.89x the time at 2,000 and 20,000 events (BENCHMARKS.md
 /// §1b). More (the whole `EventRef` too, or 320 bytes from the event id) was slower (1.01x).
 const TEXT_PREFETCH: usize = 192;
+
+/// At most this many keys of status moves are made room for before a batch (`apply_reusing`):
+/// room for one per changed delivery of a whole 20,000-event batch is ~640 KB, mostly unused on
+/// live traffic (whose moves share a few keys), and the pipeline's unit measured 1.01x with it.
+const MOVES_SIZED: usize = 4_096;
 
 /// Settings of the batch computation.
 #[derive(Debug, Clone)]
@@ -352,7 +367,13 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     // sum with its tenant's text; then the non-zero sums sorted: the rows' order is the
     // strings', as a `BTreeMap` gave it, without a tree walk with string compares per change;
     // hashing and comparing the strings was 3 % of a batch, BENCHMARKS.md §1b)
-    let mut moves: rustc_hash::FxHashMap<(u32, i64, EventType), (&'a str, i64)> = Default::default();
+    // (sized for one key per changed delivery, up to `MOVES_SIZED`: a batch spread over months
+    // makes nearly that many, and growing the map was ~180 instructions per event on such a
+    // stream)
+    let mut moves: rustc_hash::FxHashMap<(u32, i64, EventType), i64> = rustc_hash::FxHashMap::with_capacity_and_hasher(touched.len().min(MOVES_SIZED), Default::default());
+    // the moved tenants' text, by interned id (`Touched::tenant`)
+    let mut tenant_text: rustc_hash::FxHashMap<u32, &'a str> = Default::default();
+    let mut last_tenant = None;
     let mut tombstones = Vec::new();
     rows.now_ms = now_ms;
     rows.delivery_table.bytes.reserve(touched.len() * 384);
@@ -375,14 +396,17 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
         let now = seen_and_status(s);
         if t.status_before != Some(now) {
             let bucket = |t: i64| t - t.rem_euclid(STATUS_BUCKET_MS);
-            let tenant = t.event.tenant.as_ref();
+            if last_tenant != Some(t.tenant) {
+                tenant_text.entry(t.tenant).or_insert(t.event.tenant.as_ref());
+                last_tenant = Some(t.tenant);
+            }
             if let Some((seen, status)) = t.status_before {
-                moves.entry((t.tenant, bucket(seen), status)).or_insert((tenant, 0)).1 -= 1;
+                *moves.entry((t.tenant, bucket(seen), status)).or_insert(0) -= 1;
                 if seen != now.0 {
                     tombstones.push(OrderTombstone { tenant: Text::Borrowed(&t.event.tenant), sort_at: seen, delivery_key: Text::Borrowed(&t.event.delivery_key), version: t.version, is_deleted: 1 });
                 }
             }
-            moves.entry((t.tenant, bucket(now.0), now.1)).or_insert((tenant, 0)).1 += 1;
+            *moves.entry((t.tenant, bucket(now.0), now.1)).or_insert(0) += 1;
         }
         crate::state::row::write_delivery_row(&mut rows.delivery_table.bytes, t.event, s, &names, t.version, now_ms);
         rows.delivery_table.rows += 1;
@@ -436,24 +460,35 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     rows.reattributed = moved.len();
     rows.moved = moved;
     rows.order_tombstones = tombstones;
-    // Sorted by each string's rank among the batch's few distinct tenants and statuses: the
-    // order of the strings themselves (ranks follow it, and equal ranks are equal strings),
-    // with integer comparisons instead of two string compares each (the string sort was
-    // ~600 instructions per event, 3.7 % of a batch; BENCHMARKS.md §1b). Ranked over every
-    // key, the zero sums' too: extra strings do not change the others' order. Into one vector
-    // sized once: grown by doubling, its fresh memory was 8 % of a batch's time in page faults
-    // (mimalloc's transparent huge pages; BENCHMARKS.md §1b).
-    let tenants = ranks(moves.values().map(|(t, _)| *t));
-    let statuses = ranks(moves.keys().map(|(_, _, s)| s.as_str()));
-    let at = |r: &rustc_hash::FxHashMap<&str, usize>, s: &str| r.get(s).copied().unwrap_or(usize::MAX);
+    // Sorted by each string's rank among the batch's tenants and the statuses: the order of
+    // the strings themselves (ranks follow it, and equal ranks are equal strings), with
+    // integer comparisons instead of two string compares each (the string sort was ~600
+    // instructions per event, 3.7 % of a batch; BENCHMARKS.md §1b). The tenants ranked by
+    // their interned ids, the statuses once for all (`status_rank`): ranking the keys' strings
+    // hashed them twice per key, ~400 instructions per event on a stream spread over months.
+    // Into one vector sized once: grown by doubling, its fresh memory was 8 % of a batch's
+    // time in page faults (mimalloc's transparent huge pages; BENCHMARKS.md §1b).
+    let mut by_text: Vec<(&'a str, u32)> = tenant_text.iter().map(|(id, text)| (*text, *id)).collect();
+    by_text.sort_unstable();
+    let tenant_rank: rustc_hash::FxHashMap<u32, usize> = by_text.iter().enumerate().map(|(rank, (_, id))| (*id, rank)).collect();
     let mut sorted = Vec::with_capacity(moves.len());
-    sorted.extend(moves.into_iter().filter(|(_, (_, n))| *n != 0).map(|((_, bucket, status), (tenant, n))| ((at(&tenants, tenant), bucket, at(&statuses, status.as_str())), (tenant, bucket, status, n))));
+    sorted.extend(moves.into_iter().filter(|(_, n)| *n != 0).map(|((tenant, bucket, status), n)| ((tenant_rank.get(&tenant).copied().unwrap_or(usize::MAX), bucket, status_rank(status)), (tenant, bucket, status, n))));
     sorted.sort_unstable_by_key(|(k, _)| *k);
     rows.status_counts = sorted
         .into_iter()
-        .map(|(_, (tenant, bucket, status, deliveries))| StatusCountRow { tenant: Text::Borrowed(tenant), bucket, status: Text::Borrowed(status.as_str()), deliveries })
+        .map(|(_, (tenant, bucket, status, deliveries))| StatusCountRow { tenant: Text::Borrowed(tenant_text.get(&tenant).copied().unwrap_or_default()), bucket, status: Text::Borrowed(status.as_str()), deliveries })
         .collect();
     rows
+}
+
+/// `status`'s place among the statuses' names in their sorted order.
+fn status_rank(status: EventType) -> usize {
+    static RANKS: std::sync::LazyLock<Vec<usize>> = std::sync::LazyLock::new(|| {
+        let mut names: Vec<&str> = EventType::SYMBOLS.to_vec();
+        names.sort_unstable();
+        EventType::SYMBOLS.iter().map(|s| names.iter().position(|n| n == s).unwrap_or(usize::MAX)).collect()
+    });
+    RANKS.get(status.index() as usize).copied().unwrap_or(usize::MAX)
 }
 
 
@@ -518,17 +553,6 @@ impl Order {
         }
         Order { places, first }
     }
-}
-
-/// Each distinct string's rank in their sorted order (a batch has a few tenants and statuses).
-fn ranks<'s>(items: impl Iterator<Item = &'s str>) -> rustc_hash::FxHashMap<&'s str, usize> {
-    let mut rank: rustc_hash::FxHashMap<&'s str, usize> = items.map(|s| (s, 0)).collect();
-    let mut sorted: Vec<&'s str> = rank.keys().copied().collect();
-    sorted.sort_unstable();
-    for (i, s) in sorted.into_iter().enumerate() {
-        rank.insert(s, i);
-    }
-    rank
 }
 
 /// A delivery's first known time, the earliest of its status, queued, sent, delivered, bounced
