@@ -27,7 +27,7 @@
 //!   row serialized as the inserts send it (`BatchRows::write_rowbinary` into the table
 //!   buffers the pipeline reuses, and the delivery rows' buffer handed from batch to batch as the
 //!   pipeline does, `batch::apply_reusing`; `store/rowbinary.rs`, the bytes the sink sends).
-//! * `batch_from_avro`: the whole: per batch, decode its 2000 events (`decode_event_ref`),
+//! * `batch_from_avro`: the whole: per batch, decode its 2000 events (`decode_event_ref_onto`),
 //!   then the above. Its time ≈ `decode_event_ref` + `batch_rows_serialized`.
 //! * `batch_from_avro_campaign`: the same whole batch on a campaign as a live topic carries it
 //!   (`support::campaign`: as many deliveries, all in flight at once, their events in the order
@@ -228,7 +228,7 @@ fn state_update(c: &mut Criterion<CpuTime>) {
 
 /// What `batch_from_avro`, `batch_from_avro_campaign`, `pipeline_batch_campaign` and
 /// `pipeline_unit_campaign_20k` time: the
-/// stream in batches of `size`, each decoded (`decode_event_ref`) into the reused `decoded`
+/// stream in batches of `size`, each decoded (`decode_event_ref_onto`) onto the reused `decoded`
 /// with each event's facts (`state::Facts`) taken as it is decoded (as `pipeline.rs`' `admit`),
 /// applied and serialized (`batch::apply_reusing`, `write_rowbinary`), the delivery rows'
 /// buffer handed to the next batch, as `pipeline.rs` does. With `pipeline_reads`, first the
@@ -251,9 +251,10 @@ fn batches_from_avro<'a>(
         decoded.clear();
         facts.clear();
         for (o, b) in chunk {
-            if let Ok(e) = schemas::avro::decode_event_ref(b) {
-                facts.push(Facts::of(&e));
-                decoded.push((*o, e));
+            if schemas::avro::decode_event_ref_onto(b, *o, decoded).is_ok() {
+                if let Some((_, e)) = decoded.last() {
+                    facts.push(Facts::of(e));
+                }
             }
         }
         let keyed = batch::Keyed::with_facts(decoded, facts).expect("one fact per event");

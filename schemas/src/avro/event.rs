@@ -100,6 +100,15 @@ pub(super) fn put_map(buf: &mut Vec<u8>, m: &BTreeMap<String, String>) {
 pub(super) fn read<'a, S: From<&'a str> + AsRef<str> + Ord>(
     datum: &'a [u8],
 ) -> Result<Event<S>, CodecError> {
+    read_inline(datum)
+}
+
+/// [`read`], inlined where it is called (`decode_event_ref_onto`: the event built where it is
+/// pushed, not copied there).
+#[inline(always)]
+pub(super) fn read_inline<'a, S: From<&'a str> + AsRef<str> + Ord>(
+    datum: &'a [u8],
+) -> Result<Event<S>, CodecError> {
     let mut r = Reader::new(datum);
     let r = &mut r;
     let event_id = r.str()?.into();

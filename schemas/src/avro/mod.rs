@@ -200,6 +200,20 @@ pub fn decode_event_ref(bytes: &[u8]) -> Result<EventRef<'_>, CodecError> {
     decode_event_as(bytes, |e| e.to_static_event_ref())
 }
 
+/// [`decode_event_ref`] onto the end of `out`, as `(at, event)`: a decoded event is ~650 bytes,
+/// and returned, then moved into a pair, then pushed, it was copied three times (~260
+/// instructions per event, BENCHMARKS.md §1b); read here, where it is pushed, once. Nothing is
+/// pushed on an error.
+pub fn decode_event_ref_onto<'a>(bytes: &'a [u8], at: i64, out: &mut Vec<(i64, EventRef<'a>)>) -> Result<(), CodecError> {
+    let (fp, datum) = split_header(bytes)?;
+    if fp == EVENT_CODEC.fingerprint {
+        out.push((at, event::read_inline(datum)?));
+    } else {
+        out.push((at, value_path::decode_event(bytes)?.to_static_event_ref()));
+    }
+    Ok(())
+}
+
 /// The one dispatch of both decoders: the current schema read directly into text `S`, an
 /// older one through apache-avro, then `older` turns its owned event into an `Event<S>`.
 fn decode_event_as<'a, S: From<&'a str> + AsRef<str> + Ord>(

@@ -128,6 +128,18 @@ fn same_as_borrowed(bytes: &[u8]) -> Result<(), TestCaseError> {
         (Err(a), Err(b)) => prop_assert_eq!(a.code(), b.code()),
         (a, b) => prop_assert!(false, "{:?} vs {:?}", a.map(|_| ()), b.map(|_| ())),
     }
+    // and onto the end of a vector: the same event after what was there, or nothing and the
+    // same error
+    let first = crate::testkit::event("e-0", "d-0", EventType::Delivered, 1);
+    let mut onto = vec![(7, first.as_event_ref())];
+    match (decode_event_ref(bytes), decode_event_ref_onto(bytes, 42, &mut onto)) {
+        (Ok(a), Ok(())) => {
+            prop_assert_eq!(onto.len(), 2);
+            prop_assert_eq!(onto.last().map(|(at, e)| (*at, e.to_owned_event())), Some((42, a.to_owned_event())));
+        }
+        (Err(a), Err(b)) => prop_assert_eq!((a.code(), onto.len()), (b.code(), 1)),
+        (a, b) => prop_assert!(false, "{:?} vs {:?}", a.map(|_| ()), b),
+    }
     Ok(())
 }
 
