@@ -161,15 +161,23 @@ impl<'p> BucketStarts<'p> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DimsText(u32);
 
+/// Keys of the plain counters made room for before a batch, at most (`Sums::for_batch`): a
+/// batch spread over months makes a key per event and period nearly, and the map grown from
+/// empty was rehashed ~15 times a batch (~100 instructions per event; 0.98x with room made,
+/// campaign unchanged; BENCHMARKS.md §1b). Live traffic's keys are a few hundred.
+const COUNTERS_SIZED: usize = 2_048;
+
 impl Sums {
     /// Sums for a batch of `events` events counted in `periods` periods each: the attributed
     /// sums' map sized for as many keys as the batch can make (each event a key per period),
     /// so it is never grown and rehashed as it fills (a campaign's attributions make a key
     /// nearly per event: grown from empty it was rehashed ~12 times a batch, 1 % of it;
-    /// BENCHMARKS.md §1b). The plain counters' keys are few (no attribution): grown as needed.
+    /// BENCHMARKS.md §1b). The plain counters' keys are few on live traffic (no attribution):
+    /// room for up to `COUNTERS_SIZED`.
     pub fn for_batch(events: usize, periods: usize) -> Self {
         let mut sums = Sums::default();
         sums.attributed.reserve(events.saturating_mul(periods));
+        sums.counters.reserve(events.min(COUNTERS_SIZED));
         sums
     }
 
