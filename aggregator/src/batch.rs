@@ -491,7 +491,6 @@ fn status_rank(status: EventType) -> usize {
     RANKS.get(status.index() as usize).copied().unwrap_or(usize::MAX)
 }
 
-
 /// The places of `events` in the order a batch applies them: as they came, except that the
 /// events of one delivery are applied together, in time order (ties in their order), at the
 /// place of its first. Each delivery's state sees its events in time order, as machine
