@@ -222,24 +222,24 @@ impl Aggregator {
         for (o, payload) in unit {
             let bytes = payload.as_deref().unwrap_or_default();
             // (decoded onto the end of `events`: copied there once, not moved three times)
-            let reason = match schemas::avro::decode_event_ref_onto(bytes, *o, &mut events) {
-                Ok(()) => match events.last().map(|(_, e)| admission::admit(e, &self.cfg.event_limits)) {
-                    Some(Ok(())) => {
-                        // (what applying it reads of it alone, now, while its text is in cache)
-                        if let Some((_, e)) = events.last() {
+            let (reason, e) = match schemas::avro::decode_event_ref_onto(bytes, *o, &mut events) {
+                Ok(()) => {
+                    // (pushed just above: `last` is that event)
+                    let Some((_, e)) = events.last() else { continue };
+                    match admission::admit(e, &self.cfg.event_limits) {
+                        Ok(()) => {
+                            // (what applying it reads of it alone, now, while its text is in cache)
                             facts.push(Facts::of(e));
+                            continue;
                         }
-                        continue;
+                        Err(r) => (Reason { code: r.code, reason: r.reason }, events.pop().map(|(_, e)| e)),
                     }
-                    Some(Err(r)) => (Reason { code: r.code, reason: r.reason }, events.pop().map(|(_, e)| e)),
-                    None => continue, // (pushed just above)
-                },
+                }
                 Err(error) => {
                     metrics::counter!("sendtrace_aggregator_undecodable_total", "reason" => error.code()).increment(1);
                     (Reason { code: "undecodable", reason: format!("not a readable event record ({})", error.code()) }, None)
                 }
             };
-            let (reason, e) = reason;
             warn!(message = "Event refused; dead-lettered.", partition = p, offset = o, reason = reason.code);
             let (tenant, provider) = (e.as_ref().map(|e| e.tenant.as_ref()), e.as_ref().map(|e| e.provider.as_ref()));
             refused.push((*o, dead_letter::record(&reason, (topic, p, *o), tenant, provider, bytes, self.cfg.dead_letter_max_raw_bytes, now_ms())));

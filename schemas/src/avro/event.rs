@@ -97,16 +97,11 @@ pub(super) fn put_map(buf: &mut Vec<u8>, m: &BTreeMap<String, String>) {
 ///
 /// The text is `S`: `String` copies it, `Cow<str>` borrows it from `datum` (no allocation but
 /// for labels, metadata and a cost's unit).
-pub(super) fn read<'a, S: From<&'a str> + AsRef<str> + Ord>(
-    datum: &'a [u8],
-) -> Result<Event<S>, CodecError> {
-    read_inline(datum)
-}
-
-/// [`read`], inlined where it is called (`decode_event_ref_onto`: the event built where it is
-/// pushed, not copied there).
+///
+/// Inlined where it is called, so that the event is built where it is pushed, not copied
+/// there (`decode_event_ref_onto`).
 #[inline(always)]
-pub(super) fn read_inline<'a, S: From<&'a str> + AsRef<str> + Ord>(
+pub(super) fn read<'a, S: From<&'a str> + AsRef<str> + Ord>(
     datum: &'a [u8],
 ) -> Result<Event<S>, CodecError> {
     let mut r = Reader::new(datum);

@@ -205,17 +205,14 @@ pub fn decode_event_ref(bytes: &[u8]) -> Result<EventRef<'_>, CodecError> {
 /// instructions per event, BENCHMARKS.md §1b); read here, where it is pushed, once. Nothing is
 /// pushed on an error.
 pub fn decode_event_ref_onto<'a>(bytes: &'a [u8], at: i64, out: &mut Vec<(i64, EventRef<'a>)>) -> Result<(), CodecError> {
-    let (fp, datum) = split_header(bytes)?;
-    if fp == EVENT_CODEC.fingerprint {
-        out.push((at, event::read_inline(datum)?));
-    } else {
-        out.push((at, value_path::decode_event(bytes)?.to_static_event_ref()));
-    }
+    out.push((at, decode_event_as(bytes, |e| e.to_static_event_ref())?));
     Ok(())
 }
 
-/// The one dispatch of both decoders: the current schema read directly into text `S`, an
+/// The one dispatch of every decoder: the current schema read directly into text `S`, an
 /// older one through apache-avro, then `older` turns its owned event into an `Event<S>`.
+/// Inlined, so that [`decode_event_ref_onto`] builds the event where it is pushed.
+#[inline(always)]
 fn decode_event_as<'a, S: From<&'a str> + AsRef<str> + Ord>(
     bytes: &'a [u8],
     older: impl FnOnce(Event) -> Event<S>,
