@@ -5,7 +5,7 @@
 
 use crate::buckets::{clickhouse_date, Periods};
 use crate::machine::MachineReason;
-use crate::store::rowbinary::{put, put_str, RowBuffer};
+use crate::store::rowbinary::{put, put_bytes, put_str, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, EventRow, Text};
 use crate::state::Names;
 use rustc_hash::FxHashMap;
@@ -272,10 +272,10 @@ impl CounterTables {
         for (key, acc) in &self.sums.counters {
             let (dims, p, bucket_start) = key.parts();
             let k = text.dims.get(dims as usize).copied().unwrap_or_default();
-            b.extend_from_slice(text.get(k.tenant));
-            b.extend_from_slice(text.period(p));
+            put_bytes(b, text.get(k.tenant));
+            put_bytes(b, text.period(p));
             put(b, bucket_start.to_le_bytes());
-            b.extend_from_slice(text.get(k.counters));
+            put_bytes(b, text.get(k.counters));
             put(b, acc.events.to_le_bytes());
             put(b, acc.cost.to_le_bytes());
         }
@@ -289,11 +289,11 @@ impl CounterTables {
             let (dims, p, bucket_start) = key.parts();
             let k = text.dims.get(dims as usize).copied().unwrap_or_default();
             let a = text.attributions.get(*attribution as usize).copied().unwrap_or_default();
-            b.extend_from_slice(text.get(k.tenant));
-            b.extend_from_slice(text.period(p));
+            put_bytes(b, text.get(k.tenant));
+            put_bytes(b, text.period(p));
             put(b, bucket_start.to_le_bytes());
-            b.extend_from_slice(text.get(a));
-            b.extend_from_slice(text.get(k.attributed));
+            put_bytes(b, text.get(a));
+            put_bytes(b, text.get(k.attributed));
             put(b, acc.events.to_le_bytes());
             put(b, acc.cost.to_le_bytes());
             attributed.rows += 1;
