@@ -174,6 +174,36 @@ mod tests {
         fn event_hashes_are_as_they_were(id in proptest::prop_oneof!["[0-9a-f]{16,70}", "[0-9a-fA-F+g]{0,20}", "[0-9a-f]{15}[^0-9a-f]{1,3}", proptest::prelude::any::<String>()]) {
             proptest::prop_assert_eq!(event_hash(&id), event_hash_slow(&id));
         }
+
+        /// Inserts in any order, with repeats, a contact set before, between or never: the
+        /// set of 48-bit hashes, sorted, `insert` false for a repeat, the contact kept, and the
+        /// allocation exactly as long as what it holds.
+        #[test]
+        fn inserts_keep_a_sorted_set_in_an_exact_allocation(
+            hashes in proptest::collection::vec(proptest::prop_oneof![0u64..8, proptest::prelude::any::<u64>()], 0..40),
+            contact in proptest::option::of("[a-zé]{1,12}"),
+            contact_at in 0usize..41,
+        ) {
+            let mut ids = Ids::default();
+            let mut truth = std::collections::BTreeSet::new();
+            for (i, h) in hashes.iter().enumerate() {
+                if i == contact_at {
+                    if let Some(c) = &contact {
+                        ids.set_contact(c);
+                    }
+                }
+                proptest::prop_assert_eq!(ids.insert(*h), truth.insert(h & MASK));
+            }
+            if contact_at >= hashes.len() {
+                if let Some(c) = &contact {
+                    ids.set_contact(c);
+                }
+            }
+            proptest::prop_assert_eq!(ids.to_vec(), truth.iter().copied().collect::<Vec<_>>());
+            proptest::prop_assert_eq!(ids.contact(), contact.as_deref());
+            let held = if ids.as_bytes().is_empty() { 0 } else { P + contact.as_ref().map_or(0, |c| c.len()) + truth.len() * W };
+            proptest::prop_assert_eq!(ids.as_bytes().len(), held);
+        }
     }
 
     #[test]
