@@ -231,8 +231,8 @@ impl<'a, 'b> ser::SerializeStruct for &'a mut RowBinary<'b> {
 ///
 /// A row's text is mostly short (ids, names, enum words), and `extend_from_slice` of a length
 /// known only at run time is a call to `memcpy`: 26 M calls, 7 % of a shuffled batch's
-/// instructions (BENCHMARKS.md §1b). Up to 32 bytes are copied inline instead, after their
-/// one-byte length ([`copy_short`]); longer text goes the general way.
+/// instructions (BENCHMARKS.md §1b). Up to 64 bytes (an event id's) are copied inline instead,
+/// after their one-byte length ([`copy_short`]); longer text goes the general way.
 #[inline(always)]
 pub fn put_str(buf: &mut Vec<u8>, s: &str) {
     let (s, n) = (s.as_bytes(), s.len());
@@ -251,7 +251,7 @@ pub fn put_str(buf: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// `s` appended (bytes already encoded, such as a key's text columns): up to 32 bytes inline
+/// `s` appended (bytes already encoded, such as a key's text columns): up to 64 bytes inline
 /// ([`copy_short`]), longer ones by `extend_from_slice`.
 #[inline(always)]
 pub fn put_bytes(buf: &mut Vec<u8>, s: &[u8]) {
@@ -269,7 +269,7 @@ pub fn put_bytes(buf: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// The most [`copy_short`] copies.
-const SHORT: usize = 32;
+const SHORT: usize = 64;
 
 /// Copies `s` (at most [`SHORT`] bytes) to `dst` as two fixed-size pieces, inline: its head
 /// and its tail, which overlap when it is shorter than both.
@@ -283,7 +283,10 @@ unsafe fn copy_short(s: &[u8], dst: *mut u8) {
     let (src, n) = (s.as_ptr(), s.len());
     debug_assert!(n <= SHORT);
     unsafe {
-        if n >= 16 {
+        if n >= 32 {
+            dst.cast::<[u8; 32]>().write_unaligned(src.cast::<[u8; 32]>().read_unaligned());
+            dst.add(n - 32).cast::<[u8; 32]>().write_unaligned(src.add(n - 32).cast::<[u8; 32]>().read_unaligned());
+        } else if n >= 16 {
             dst.cast::<[u8; 16]>().write_unaligned(src.cast::<[u8; 16]>().read_unaligned());
             dst.add(n - 16).cast::<[u8; 16]>().write_unaligned(src.add(n - 16).cast::<[u8; 16]>().read_unaligned());
         } else if n >= 8 {
@@ -384,13 +387,13 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Text of every length around the inline copy's pieces (0 to 40 bytes, so each of
+        /// Text of every length around the inline copy's pieces (0 to 140 bytes, so each of
         /// `copy_short`'s cases and the long path), after whatever the buffer held, at any
         /// spare capacity: what `leb128` and `extend_from_slice` write.
         #[test]
         fn put_str_and_put_bytes_append_their_bytes(
             before in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
-            text in "[a-zé\\-]{0,40}",
+            text in "[a-zé\\-]{0,70}",
             spare in 0usize..40,
         ) {
             let mut want = before.clone();

@@ -186,7 +186,7 @@ impl<'a> Reader<'a> {
     /// URLs), and `is_ascii` checks a word at a time where `from_utf8`'s call and loop cost
     /// ~1,400 instructions per event, 8 % of the aggregator's whole batch (BENCHMARKS.md §1b).
     /// (Tried: OR-ing the bytes together without an early exit, vectorized; more instructions.)
-    /// Text of up to 32 bytes (most of an event's) is checked inline ([`short_ascii`]).
+    /// Text of up to 64 bytes (most of an event's) is checked inline ([`short_ascii`]).
     #[inline(always)]
     pub(super) fn str(&mut self) -> Result<&'a str, ReadError> {
         let b = self.bytes()?;
@@ -250,8 +250,8 @@ pub(super) fn decimal(b: &[u8]) -> Result<Option<i128>, ReadError> {
     Ok(<[u8; 16]>::try_from(b).ok().map(i128::from_be_bytes))
 }
 
-/// Whether `b` is ASCII, for `b` of up to 32 bytes (`None` for longer): every byte below 0x80,
-/// checked as two to four overlapping words, inline. `is_ascii` is a call and a loop:
+/// Whether `b` is ASCII, for `b` of up to 64 bytes, an event id's (`None` for longer): every
+/// byte below 0x80, checked as two to eight overlapping words, inline. `is_ascii` is a call and a loop:
 /// ~35 instructions for each of an event's ~9 strings (BENCHMARKS.md §1b).
 #[inline(always)]
 fn short_ascii(b: &[u8]) -> Option<bool> {
@@ -260,6 +260,7 @@ fn short_ascii(b: &[u8]) -> Option<bool> {
     let word = |at: usize| b.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_ne_bytes);
     let half = |at: usize| b.get(at..at + 4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_ne_bytes);
     Some(match n {
+        33..=64 => (word(0) | word(8) | word(16) | word(24) | word(n - 32) | word(n - 24) | word(n - 16) | word(n - 8)) & HIGH == 0,
         17..=32 => (word(0) | word(8) | word(n - 16) | word(n - 8)) & HIGH == 0,
         8..=16 => (word(0) | word(n - 8)) & HIGH == 0,
         4..=7 => (half(0) | half(n - 4)) & 0x8080_8080 == 0,
