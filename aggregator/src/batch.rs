@@ -364,9 +364,9 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     // Each changed delivery's state is read once, now: its attribution after the batch (for
     // the event rows and counters below), its status move and its `deliveries` row.
     // (summed in a hash map keyed by integers, the tenant's interned id and the status, each
-    // sum with its tenant's text; then the non-zero sums sorted: the rows' order is the
-    // strings', as a `BTreeMap` gave it, without a tree walk with string compares per change;
-    // hashing and comparing the strings was 3 % of a batch, BENCHMARKS.md §1b)
+    // sum with its tenant's text; then the non-zero sums written in the map's order: a
+    // `BTreeMap` by strings walked its tree with string compares per change; hashing and
+    // comparing the strings was 3 % of a batch, BENCHMARKS.md §1b)
     // (sized for one key per changed delivery, up to `MOVES_SIZED`: a batch spread over months
     // makes nearly that many, and growing the map was ~180 instructions per event on such a
     // stream)
@@ -467,35 +467,22 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     rows.reattributed = moved.len();
     rows.moved = moved;
     rows.order_tombstones = tombstones;
-    // Sorted by each string's rank among the batch's tenants and the statuses: the order of
-    // the strings themselves (ranks follow it, and equal ranks are equal strings), with
-    // integer comparisons instead of two string compares each (the string sort was ~600
-    // instructions per event, 3.7 % of a batch; BENCHMARKS.md §1b). The tenants ranked by
-    // their interned ids, the statuses once for all (`status_rank`): ranking the keys' strings
-    // hashed them twice per key, ~400 instructions per event on a stream spread over months.
-    // Into one vector sized once: grown by doubling, its fresh memory was 8 % of a batch's
-    // time in page faults (mimalloc's transparent huge pages; BENCHMARKS.md §1b).
-    let mut by_text: Vec<(&'a str, u32)> = tenant_text.iter().map(|(id, text)| (*text, *id)).collect();
-    by_text.sort_unstable();
-    let tenant_rank: rustc_hash::FxHashMap<u32, usize> = by_text.iter().enumerate().map(|(rank, (_, id))| (*id, rank)).collect();
-    let mut sorted = Vec::with_capacity(moves.len());
-    sorted.extend(moves.into_iter().filter(|(_, n)| *n != 0).map(|((tenant, bucket, status), n)| ((tenant_rank.get(&tenant).copied().unwrap_or(usize::MAX), bucket, status_rank(status)), (tenant, bucket, status, n))));
-    sorted.sort_unstable_by_key(|(k, _)| *k);
-    rows.status_counts = sorted
-        .into_iter()
-        .map(|(_, (tenant, bucket, status, deliveries))| StatusCountRow { tenant: Text::Borrowed(tenant_text.get(&tenant).copied().unwrap_or_default()), bucket, status: Text::Borrowed(status.as_str()), deliveries })
-        .collect();
+    // In the map's order, not sorted: the order of a batch's rows in one INSERT means nothing
+    // (the token deduplicates the batch; `delivery_status_counts` is summed by its key), and a
+    // replay sums the same moves into the same map, so it writes the same rows in the same
+    // order. Sorting them by their strings' order cost ~600 instructions per event, by ranks
+    // ~330 on a stream spread over months, where every move is its own quarter hour
+    // (BENCHMARKS.md §1b). Into one vector sized once: grown by doubling, its fresh memory was
+    // 8 % of a batch's time in page faults (mimalloc's transparent huge pages).
+    let mut status_counts = Vec::with_capacity(moves.len());
+    status_counts.extend(moves.into_iter().filter(|(_, n)| *n != 0).map(|((tenant, bucket, status), deliveries)| StatusCountRow {
+        tenant: Text::Borrowed(tenant_text.get(&tenant).copied().unwrap_or_default()),
+        bucket,
+        status: Text::Borrowed(status.as_str()),
+        deliveries,
+    }));
+    rows.status_counts = status_counts;
     rows
-}
-
-/// `status`'s place among the statuses' names in their sorted order.
-fn status_rank(status: EventType) -> usize {
-    static RANKS: std::sync::LazyLock<Vec<usize>> = std::sync::LazyLock::new(|| {
-        let mut names: Vec<&str> = EventType::SYMBOLS.to_vec();
-        names.sort_unstable();
-        EventType::SYMBOLS.iter().map(|s| names.iter().position(|n| n == s).unwrap_or(usize::MAX)).collect()
-    });
-    RANKS.get(status.index() as usize).copied().unwrap_or(usize::MAX)
 }
 
 /// The places of `events` in the order a batch applies them: as they came, except that the
