@@ -123,4 +123,26 @@ mod tests {
         assert_eq!(s3, s1, "the same set, whatever the order it was built in");
         assert_eq!(n.add_labels(s1, &["a"]), s1);
     }
+
+    proptest::proptest! {
+        /// Names looked up in any order: each id is the name's place in first-seen order, the
+        /// same every time, and its text is the name.
+        #[test]
+        fn ids_are_first_seen_places(lookups in proptest::collection::vec(proptest::sample::select(vec!["", "a", "b", "ab", "ba", "acme", "beta", "ses", "sms", "tenant-01", "tenant-09", "xxxxxxxx"]), 0..60)) {
+            let mut n = Names::default();
+            let mut truth: Vec<&str> = vec![""];
+            for s in lookups {
+                let want = match truth.iter().position(|t| *t == s) {
+                    Some(i) => i,
+                    None => {
+                        truth.push(s);
+                        truth.len() - 1
+                    }
+                };
+                let id = n.id(s);
+                proptest::prop_assert_eq!(id as usize, want);
+                proptest::prop_assert_eq!(n.get(id), s);
+            }
+        }
+    }
 }
