@@ -275,7 +275,8 @@ const SHORT: usize = 64;
 /// and its tail, which overlap when it is shorter than both.
 ///
 /// # Safety
-/// `s.len() <= SHORT`, and `dst` is valid for writing `s.len()` bytes. Every read is inside
+/// `s.len() <= SHORT`, `dst` is valid for writing `s.len()` bytes, and they do not overlap
+/// `s` (the callers write into a vector they borrow mutably, `s` apart). Every read is inside
 /// `s` (each piece starts at 0 or ends at its length, and is no longer than it); every write
 /// is inside `dst..dst + s.len()`.
 #[inline(always)]

@@ -251,14 +251,16 @@ pub(super) fn decimal(b: &[u8]) -> Result<Option<i128>, ReadError> {
 }
 
 /// Whether `b` is ASCII, for `b` of up to 64 bytes, an event id's (`None` for longer): every
-/// byte below 0x80, checked as two to eight overlapping words, inline. `is_ascii` is a call and a loop:
-/// ~35 instructions for each of an event's ~9 strings (BENCHMARKS.md §1b).
+/// byte below 0x80, checked as two to eight overlapping words, inline. `is_ascii` is a call
+/// and a loop: ~35 instructions for each of an event's ~9 strings (BENCHMARKS.md §1b).
+/// (A word outside `b`, which the lengths rule out, would read as all high bits: "not ASCII",
+/// so `from_utf8` checks it; never "ASCII" unchecked.)
 #[inline(always)]
 fn short_ascii(b: &[u8]) -> Option<bool> {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let n = b.len();
-    let word = |at: usize| b.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_ne_bytes);
-    let half = |at: usize| b.get(at..at + 4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_ne_bytes);
+    let word = |at: usize| b.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(u64::MAX, u64::from_ne_bytes);
+    let half = |at: usize| b.get(at..at + 4).and_then(|w| w.try_into().ok()).map_or(u32::MAX, u32::from_ne_bytes);
     Some(match n {
         33..=64 => (word(0) | word(8) | word(16) | word(24) | word(n - 32) | word(n - 24) | word(n - 16) | word(n - 8)) & HIGH == 0,
         17..=32 => (word(0) | word(8) | word(n - 16) | word(n - 8)) & HIGH == 0,
