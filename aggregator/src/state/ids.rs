@@ -35,6 +35,14 @@ fn event_hash_slow(event_id: &str) -> u64 {
     h >> 16
 }
 
+/// A stored hash: six bytes, big-endian.
+#[inline]
+fn read48(b: &[u8; W]) -> u64 {
+    let mut w = [0u8; 8];
+    w[8 - W..].copy_from_slice(b);
+    u64::from_be_bytes(w)
+}
+
 impl Ids {
     /// The one allocation (for `StateStore::prefetch`).
     pub fn as_bytes(&self) -> &[u8] {
@@ -82,25 +90,6 @@ impl Ids {
         self.len() == 0
     }
 
-    pub(crate) fn at(&self, i: usize) -> u64 {
-        let o = self.start() + i * W;
-        self.0.get(o..o + W).map_or(0, |b| b.iter().fold(0u64, |h, x| (h << 8) | *x as u64))
-    }
-
-    /// Where `h` is, or where it would go.
-    fn search(&self, h: u64) -> Result<usize, usize> {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match self.at(mid).cmp(&h) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(mid),
-            }
-        }
-        Err(lo)
-    }
-
     fn build(contact: &[u8], hashes: &[u64]) -> Box<[u8]> {
         let mut v = Vec::with_capacity(P + contact.len() + hashes.len() * W);
         v.extend_from_slice(&(contact.len() as u16).to_be_bytes());
@@ -111,19 +100,37 @@ impl Ids {
         v.into_boxed_slice()
     }
 
-    /// Adds `h` (48 bits); false if it was there.
+    /// Adds `h` (48 bits); false if it was there. One pass over the hashes (a delivery holds
+    /// a few; the copy below reads them all anyway), the new allocation filled by inline copies
+    /// (a binary search re-reading the prefix per probe and three `memcpy` calls were ~300
+    /// instructions per event; BENCHMARKS.md §1b).
     pub fn insert(&mut self, h: u64) -> bool {
+        use crate::store::rowbinary::extend_short;
         let h = h & MASK;
-        let Err(pos) = self.search(h) else { return false };
-        let at = self.start() + pos * W;
-        let mut v = Vec::with_capacity(self.0.len().max(P) + W);
-        if self.0.is_empty() {
+        let old = &self.0[..];
+        let start = self.start();
+        let (words, _) = old.get(start..).unwrap_or_default().as_chunks::<W>();
+        let mut pos = words.len();
+        for (i, w) in words.iter().enumerate() {
+            let x = read48(w);
+            if x >= h {
+                if x == h {
+                    return false;
+                }
+                pos = i;
+                break;
+            }
+        }
+        let at = start + pos * W;
+        let mut v = Vec::with_capacity(old.len().max(P) + W);
+        if old.is_empty() {
             v.extend_from_slice(&0u16.to_be_bytes());
         } else {
-            v.extend_from_slice(&self.0[..at]);
+            extend_short(&mut v, old.get(..at).unwrap_or_default());
         }
-        v.extend_from_slice(&h.to_be_bytes()[8 - W..]);
-        v.extend_from_slice(self.0.get(at..).unwrap_or_default());
+        let h = h.to_be_bytes();
+        extend_short(&mut v, h.get(8 - W..).unwrap_or_default());
+        extend_short(&mut v, old.get(at..).unwrap_or_default());
         self.0 = v.into_boxed_slice();
         true
     }
@@ -143,7 +150,7 @@ impl Ids {
 
     /// The hashes in order, read in one pass (`at` finds the start again per hash).
     pub fn hashes(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
-        self.0.get(self.start()..).unwrap_or_default().chunks_exact(W).map(|b| b.iter().fold(0u64, |h, x| (h << 8) | *x as u64))
+        self.0.get(self.start()..).unwrap_or_default().as_chunks::<W>().0.iter().map(read48)
     }
 
     /// From a stored row (hashes in any order; 64-bit hashes of older rows are cut to their top 48 bits).

@@ -268,6 +268,22 @@ pub fn put_bytes(buf: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// Appends `s`: inline ([`copy_short`], no `memcpy` call) when it is short and fits the spare
+/// capacity, else by `extend_from_slice`. For a vector sized exactly beforehand (`state::Ids`),
+/// where [`put_bytes`]' `reserve` would grow it.
+#[inline(always)]
+pub fn extend_short(buf: &mut Vec<u8>, s: &[u8]) {
+    let (at, n) = (buf.len(), s.len());
+    if n > SHORT || buf.capacity() - at < n {
+        return buf.extend_from_slice(s);
+    }
+    // SAFETY: `n <= SHORT` and the spare capacity holds `n` bytes, all `copy_short` writes.
+    unsafe {
+        copy_short(s, buf.as_mut_ptr().add(at));
+        buf.set_len(at + n);
+    }
+}
+
 /// The most [`copy_short`] copies.
 const SHORT: usize = 64;
 
@@ -390,7 +406,7 @@ mod tests {
     proptest::proptest! {
         /// Text of every length around the inline copy's pieces (0 to 140 bytes, so each of
         /// `copy_short`'s cases and the long path), after whatever the buffer held, at any
-        /// spare capacity: what `leb128` and `extend_from_slice` write.
+        /// spare capacity: what `leb128` and `extend_from_slice` write (`extend_short` too).
         #[test]
         fn put_str_and_put_bytes_append_their_bytes(
             before in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
@@ -405,7 +421,12 @@ mod tests {
             got.extend_from_slice(&before);
             put_str(&mut got, &text);
             put_bytes(&mut got, text.as_bytes());
-            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(&got, &want);
+            // `extend_short` into spare capacity that may or may not hold it
+            let mut got = Vec::with_capacity(before.len() + spare);
+            got.extend_from_slice(&before);
+            extend_short(&mut got, text.as_bytes());
+            proptest::prop_assert_eq!(&got[..], &[&before[..], text.as_bytes()].concat()[..]);
         }
     }
 }
