@@ -17,7 +17,10 @@ pub struct Money {
 
 impl Money {
     pub fn new(amount: Decimal, unit: impl Into<String>) -> Self {
-        Money { amount, unit: unit.into().to_ascii_uppercase() }
+        // upper-cased in place (`to_ascii_uppercase` was a second allocation per amount)
+        let mut unit = unit.into();
+        unit.make_ascii_uppercase();
+        Money { amount, unit }
     }
 
     /// The amount as an `i128` mantissa at [`MONEY_SCALE`] (rounded half-even if finer),
