@@ -108,9 +108,10 @@ impl<'a> BatchRows<'a> {
             rows.iter().try_for_each(|r| buf.push(r))
         }
         out.events.bytes.reserve(self.applied.len() * 512);
+        let name = |id: u32| (id != 0).then(|| self.counter_tables.name(id));
         for a in &self.applied {
-            let [b, s, t] = [a.attribution.0, a.attribution.1, a.attribution.2].map(|id| (id != 0).then(|| self.counter_tables.name(id)));
-            crate::store::write_event_row(&mut out.events.bytes, a.event, self.partition, a.offset, a.machine.map_or("", |m| m.as_str()), [b, s, t]);
+            let (b, s, t) = a.attribution;
+            crate::store::write_event_row(&mut out.events.bytes, a.event, self.partition, a.offset, a.machine.map_or("", |m| m.as_str()), [name(b), name(s), name(t)]);
         }
         out.events.rows += self.applied.len();
         all(&mut out.events, &self.moved)?;

@@ -154,6 +154,26 @@ impl<'a> EventRow<Text<'a>> {
 /// Appends the `RowBinary` of `EventRow::from_event(e, partition, offset)` with `machine` and
 /// the attribution (broadcast, sequence, template) set, without building the row: the bytes
 /// `rowbinary::write` gives for that row (`tests/batch_rows.rs` compares them).
+/// A `String` column holding `value` as JSON, serialized straight into `b` (no string of its
+/// own): after a one-byte length, moved along when the text turns out 128 bytes or longer.
+fn put_json<T: Serialize + ?Sized>(b: &mut Vec<u8>, value: &T) {
+    let at = b.len();
+    b.push(0);
+    if serde_json::to_writer(&mut *b, value).is_err() {
+        // (a map of strings always serializes; kept as the row's "no metadata" in any case)
+        b.truncate(at);
+        return super::rowbinary::put_str(b, "{}");
+    }
+    let n = b.len() - at - 1;
+    if n < 0x80 {
+        b[at] = n as u8;
+    } else {
+        let mut len = Vec::new();
+        super::rowbinary::leb128(&mut len, n as u64);
+        b.splice(at..at + 1, len);
+    }
+}
+
 pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset: i64, machine: &str, [broadcast, sequence, template]: [Option<&str>; 3]) {
     use super::rowbinary::{leb128, put, put_opt_str, put_str};
     put_str(b, &e.event_id);
@@ -177,7 +197,7 @@ pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset
     if e.metadata.is_empty() {
         put_str(b, "{}");
     } else {
-        put_str(b, &serde_json::to_string(&e.metadata).unwrap_or_else(|_| "{}".into()));
+        put_json(b, &e.metadata);
     }
     put_str(b, e.event_type.as_str());
     put_str(b, e.bounce_class.map(|x| x.as_str()).unwrap_or_default());
@@ -397,4 +417,25 @@ pub struct SenderStats {
     pub sent: u64,
     pub hard_bounces: u64,
     pub complaints: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Metadata of any size, around the one-byte length (127/128 bytes of JSON) and past
+        /// it, with characters JSON escapes: the bytes `put_str` writes for the JSON string.
+        #[test]
+        fn json_is_written_as_its_string(
+            before in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+            map in proptest::collection::btree_map("[a-z\\\\\"é\n]{0,12}", "[ -~é\u{1}]{0,60}", 0..6),
+        ) {
+            let mut want = before.clone();
+            super::super::rowbinary::put_str(&mut want, &serde_json::to_string(&map).unwrap());
+            let mut got = before;
+            put_json(&mut got, &map);
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
