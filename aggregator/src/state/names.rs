@@ -16,6 +16,37 @@ pub struct Names {
     names: Vec<Arc<str>>,
     set_ids: FxHashMap<Box<[u32]>, u32>,
     sets: Vec<Box<[u32]>>,
+    /// The ids of short names last looked up, by their bytes (`Short`).
+    short: Box<[Short; SHORT_SLOTS]>,
+}
+
+/// A name of at most 16 bytes held exactly in two words and its length, and its id: every
+/// event looks up its tenant and provider (a handful of short names) and the map's lookup,
+/// hashing the text and comparing it with `memcmp`, was ~105 instructions each
+/// (BENCHMARKS.md §1b). Direct-mapped; a slot another name takes is looked up again.
+#[derive(Debug, Clone, Copy)]
+struct Short {
+    head: u64,
+    tail: u64,
+    /// `u32::MAX`: empty.
+    len: u32,
+    id: u32,
+}
+
+const SHORT_SLOTS: usize = 64;
+
+/// `s` as two words that, with its length, are exactly its bytes: the first eight and the
+/// last eight (overlapping below 16 bytes), the first four and the last four below 8, the
+/// bytes themselves below 4. None above 16 bytes.
+#[inline(always)]
+fn short_words(s: &[u8]) -> Option<(u64, u64)> {
+    if let (Some(h), Some(t)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+        (s.len() <= 16).then(|| (u64::from_le_bytes(*h), u64::from_le_bytes(*t)))
+    } else if let (Some(h), Some(t)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+        Some((u64::from(u32::from_le_bytes(*h)), u64::from(u32::from_le_bytes(*t))))
+    } else {
+        Some((s.iter().fold(0, |w, b| w << 8 | u64::from(*b)), 0))
+    }
 }
 
 impl Default for Names {
@@ -25,13 +56,30 @@ impl Default for Names {
         ids.insert(empty.clone(), 0);
         let mut set_ids = FxHashMap::default();
         set_ids.insert(Box::<[u32]>::default(), 0);
-        Names { ids, names: vec![empty], set_ids, sets: vec![Box::default()] }
+        let short = Box::new([Short { head: 0, tail: 0, len: u32::MAX, id: 0 }; SHORT_SLOTS]);
+        Names { ids, names: vec![empty], set_ids, sets: vec![Box::default()], short }
     }
 }
 
 impl Names {
     /// The id of `s` (interned on first sight). The empty string is 0, "none".
+    #[inline]
     pub fn id(&mut self, s: &str) -> u32 {
+        let Some((head, tail)) = short_words(s.as_bytes()) else { return self.id_in_map(s) };
+        let len = s.len() as u32;
+        let at = ((head ^ tail.rotate_left(29) ^ u64::from(len)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % SHORT_SLOTS;
+        if let Some(slot) = self.short.get(at).filter(|c| c.head == head && c.tail == tail && c.len == len) {
+            return slot.id;
+        }
+        let id = self.id_in_map(s);
+        if let Some(slot) = self.short.get_mut(at) {
+            *slot = Short { head, tail, len, id };
+        }
+        id
+    }
+
+    /// [`Names::id`] from the map.
+    fn id_in_map(&mut self, s: &str) -> u32 {
         if let Some(id) = self.ids.get(s) {
             return *id;
         }
@@ -142,22 +190,26 @@ mod tests {
 
     proptest::proptest! {
         /// Names looked up in any order: each id is the name's place in first-seen order, the
-        /// same every time, and its text is the name.
+        /// same every time, and its text is the name (short names through their slots too).
         #[test]
-        fn ids_are_first_seen_places(lookups in proptest::collection::vec(proptest::sample::select(vec!["", "a", "b", "ab", "ba", "acme", "beta", "ses", "sms", "tenant-01", "tenant-09", "xxxxxxxx"]), 0..60)) {
+        fn ids_are_first_seen_places(lookups in proptest::collection::vec(proptest::prop_oneof![
+            proptest::strategy::Strategy::prop_map(proptest::sample::select(vec!["", "a", "b", "ab", "ba", "acme", "beta", "ses", "sms", "tenant-01", "tenant-09", "xxxxxxxx", "0123456789abcdef", "0123456789abcdefg", "\u{e9}t\u{e9}"]), str::to_string),
+            // many names, so that short ones share slots: every length to 20 bytes
+            "[ab]{0,20}",
+        ], 0..200)) {
             let mut n = Names::default();
-            let mut truth: Vec<&str> = vec![""];
+            let mut truth: Vec<String> = vec![String::new()];
             for s in lookups {
                 let want = match truth.iter().position(|t| *t == s) {
                     Some(i) => i,
                     None => {
-                        truth.push(s);
+                        truth.push(s.clone());
                         truth.len() - 1
                     }
                 };
-                let id = n.id(s);
+                let id = n.id(&s);
                 proptest::prop_assert_eq!(id as usize, want);
-                proptest::prop_assert_eq!(n.get(id), s);
+                proptest::prop_assert_eq!(n.get(id), s.as_str());
             }
         }
 
