@@ -6,6 +6,17 @@ use serde::{Deserialize, Serialize};
 /// Scale used on the wire (Avro `decimal(38, 10)`) and in ClickHouse (`Decimal(38, 10)`).
 pub const MONEY_SCALE: u32 = 10;
 
+/// 10^k for k up to [`MONEY_SCALE`].
+const POW10: [i128; MONEY_SCALE as usize + 1] = {
+    let mut p = [1i128; MONEY_SCALE as usize + 1];
+    let mut k = 1;
+    while k < p.len() {
+        p[k] = p[k - 1] * 10;
+        k += 1;
+    }
+    p
+};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money {
     /// Amount, e.g. `0.0075`. Providers that report a charge as a negative number
@@ -28,8 +39,11 @@ impl Money {
     pub fn checked_mantissa_at_scale(&self) -> Option<i128> {
         // Not `Decimal::rescale`: it cannot hold amounts ≥ 2^96 / 10^10 at scale 10 and then
         // silently keeps a smaller scale, so the mantissa would be read 10^k times too small.
-        let d = self.amount.round_dp(MONEY_SCALE);
-        let m = d.mantissa().checked_mul(10i128.checked_pow(MONEY_SCALE - d.scale())?)?;
+        // (rounded only when finer: every decoded amount is at scale 10 or coarser, and
+        // `round_dp` and `checked_pow` were ~100 instructions a call, three calls an event
+        // with a cost in the aggregator; BENCHMARKS.md §1b)
+        let d = if self.amount.scale() <= MONEY_SCALE { self.amount } else { self.amount.round_dp(MONEY_SCALE) };
+        let m = d.mantissa().checked_mul(*POW10.get((MONEY_SCALE - d.scale()) as usize)?)?;
         (m.unsigned_abs() < 10u128.pow(38)).then_some(m)
     }
 
@@ -59,9 +73,12 @@ impl Money {
             m /= 10;
             scale -= 1;
         }
-        Decimal::try_from_i128_with_scale(m, scale)
-            .ok()
-            .map(|d| Money::new(d.normalize(), unit))
+        // no trailing zeros are left above scale 0 (what `normalize` would strip, another
+        // division loop), and zero is at scale 0 as `normalize` leaves it
+        if m == 0 {
+            scale = 0;
+        }
+        Decimal::try_from_i128_with_scale(m, scale).ok().map(|d| Money::new(d, unit))
     }
 }
 
@@ -104,6 +121,34 @@ mod tests {
             assert_eq!(got.amount, want, "{m}");
             assert_eq!(got.amount.scale(), want.scale(), "{m}");
             assert_eq!(got.mantissa_at_scale(), m, "{m}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any mantissa, and any amount at any scale: what `normalize` and `round_dp` (the
+        /// former way, kept here as the truth) give, value and scale.
+        #[test]
+        fn conversions_equal_normalize_and_round_dp(m in proptest::prop_oneof![-1_000_000_000_000i128..1_000_000_000_000, proptest::strategy::Strategy::prop_map(proptest::prelude::any::<i64>(), i128::from), -(10i128.pow(28))..10i128.pow(28)], zeros in 0u32..12, scale in 0u32..=28) {
+            let m = m.checked_mul(10i128.pow(zeros)).unwrap_or(m);
+            // (trailing zeros stripped first, in 128 bits: a mantissa beyond 96 bits with zeros
+            // to spare is an amount `Decimal` holds)
+            let (mut stripped, mut at) = (m, MONEY_SCALE);
+            while at > 0 && stripped % 10 == 0 && stripped != 0 {
+                stripped /= 10;
+                at -= 1;
+            }
+            let want = Decimal::try_from_i128_with_scale(stripped, at).ok().map(|d| d.normalize());
+            let got = Money::from_mantissa(m, "USD").map(|x| x.amount);
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(got.map(|d| (d.scale(), d.is_sign_negative())), want.map(|d| (d.scale(), d.is_sign_negative())));
+            if let Ok(amount) = Decimal::try_from_i128_with_scale(m, scale) {
+                let old = (|| {
+                    let d = amount.round_dp(MONEY_SCALE);
+                    let m = d.mantissa().checked_mul(10i128.checked_pow(MONEY_SCALE - d.scale())?)?;
+                    (m.unsigned_abs() < 10u128.pow(38)).then_some(m)
+                })();
+                proptest::prop_assert_eq!(Money::new(amount, "USD").checked_mantissa_at_scale(), old);
+            }
         }
     }
 
