@@ -307,7 +307,12 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     // The next few events' states are loaded together before they are applied
     // (`StateStore::prefetch`), and so is each one's text from its tenant on (`TEXT_PREFETCH`).
     let mut keys: Vec<DeliveryKey> = Vec::with_capacity(PREFETCH);
-    for window in order.places.chunks(PREFETCH) {
+    let mut next_keys: Vec<DeliveryKey> = Vec::with_capacity(PREFETCH);
+    for (w, window) in order.places.chunks(PREFETCH).enumerate() {
+        // the next window's table slots, so that this window's lookups are all that wait
+        next_keys.clear();
+        next_keys.extend(order.places.iter().skip((w + 1) * PREFETCH).take(PREFETCH).filter_map(|i| facts.get(*i)).map(|f| f.key));
+        held.prefetch_slots(&next_keys);
         keys.clear();
         keys.extend(window.iter().filter_map(|i| facts.get(*i)).map(|f| f.key));
         let _found = held.prefetch(&keys);

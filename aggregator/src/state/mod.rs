@@ -468,6 +468,18 @@ impl Locked<'_> {
         prefetch_in(self.map, &self.shards, keys)
     }
 
+    /// Starts loading the table slots where `keys` are or would go (a hint: nothing is read),
+    /// so that finding them later (`prefetch`, `apply_seen`) does not wait on the table. By
+    /// hashbrown's layout (`RawTable::data_end`'s doc): the control bytes from `data_end` on,
+    /// bucket i just below it, the probe starting at the hash's low bits. Why: the finds in
+    /// `prefetch` waited on the table, a miss per event in a store larger than the cache
+    /// (7 % of a shuffled batch's time, 2 % of its instructions; BENCHMARKS.md §1b).
+    pub fn prefetch_slots(&self, keys: &[DeliveryKey]) {
+        for key in keys {
+            prefetch_slot(self.map, &self.shards, key);
+        }
+    }
+
     /// The per-event state update (`StateStore::apply`), and `before` first reads the
     /// delivery's state as it was before this event (`None`: not held yet). Why: `batch::apply`
     /// needs a delivery's attribution and status from before the batch; reading them here
@@ -501,6 +513,18 @@ fn apply_in<R>(map: &Map, shard: &mut Shard, hash: u64, facts: &Facts, names: &m
     state.partition = partition.clamp(0, u16::MAX as i32) as u16;
     let machine = machine::classify_by(facts.agent, e, state.time(Slot::FirstDelivered), scanner_window_secs);
     (state.apply_hashed(names, e, facts.hash, machine).then_some(Applied { machine }), seen)
+}
+
+/// `Locked::prefetch_slots` of one key in `shards` (every shard of `map`, locked by the caller).
+#[inline]
+fn prefetch_slot(map: &Map, shards: &[dashmap::RwLockWriteGuard<'_, Shard>], key: &DeliveryKey) {
+    let (hash, at) = place(map, key);
+    let Some(shard) = shards.get(at) else { return };
+    let pos = (hash as usize) & shard.buckets().wrapping_sub(1);
+    let end = shard.data_end().as_ptr();
+    // (wrapping: addresses only computed, never dereferenced)
+    crate::memory::prefetch(end.cast::<u8>().wrapping_add(pos), 1);
+    crate::memory::prefetch(end.wrapping_sub(pos + 1).cast::<u8>(), std::mem::size_of::<(DeliveryKey, dashmap::SharedValue<Box<DeliveryState>>)>());
 }
 
 /// `StateStore::prefetch` in `shards`, locked by the caller.
@@ -689,6 +713,13 @@ pub(crate) mod tests {
         let before: Vec<Option<DeliveryState>> = keys.iter().map(|k| store.map.get(k).map(|s| (**s).clone())).collect();
         assert_eq!(store.prefetch(&keys), 50);
         assert_eq!(store.prefetch(&[]), 0);
+        // the slots' hint, held keys and others, and on a store with nothing in it
+        {
+            let held = store.lock();
+            held.prefetch_slots(&keys);
+            assert_eq!(held.prefetch(&keys), 50);
+        }
+        StateStore::new(10).lock().prefetch_slots(&keys);
         let after: Vec<Option<DeliveryState>> = keys.iter().map(|k| store.map.get(k).map(|s| (**s).clone())).collect();
         assert_eq!(before, after);
         for k in &keys {
