@@ -151,9 +151,6 @@ impl<'a> EventRow<Text<'a>> {
     }
 }
 
-/// Appends the `RowBinary` of `EventRow::from_event(e, partition, offset)` with `machine` and
-/// the attribution (broadcast, sequence, template) set, without building the row: the bytes
-/// `rowbinary::write` gives for that row (`tests/batch_rows.rs` compares them).
 /// A `String` column holding `value` as JSON, serialized straight into `b` (no string of its
 /// own): after a one-byte length, moved along when the text turns out 128 bytes or longer.
 fn put_json<T: Serialize + ?Sized>(b: &mut Vec<u8>, value: &T) {
@@ -174,6 +171,9 @@ fn put_json<T: Serialize + ?Sized>(b: &mut Vec<u8>, value: &T) {
     }
 }
 
+/// Appends the `RowBinary` of `EventRow::from_event(e, partition, offset)` with `machine` and
+/// the attribution (broadcast, sequence, template) set, without building the row: the bytes
+/// `rowbinary::write` gives for that row (`tests/batch_rows.rs` compares them).
 pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset: i64, machine: &str, [broadcast, sequence, template]: [Option<&str>; 3]) {
     use super::rowbinary::{leb128, put, put_opt_str, put_str};
     put_str(b, &e.event_id);
