@@ -306,15 +306,20 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     let order = Order::of(events, facts);
     // The next few events' states are loaded together before they are applied
     // (`StateStore::prefetch`), and so is each one's text from its tenant on (`TEXT_PREFETCH`).
+    // The next window's table slots are loaded too (`Locked::prefetch_slots`), so that this
+    // window's lookups are all that wait; its keys, gathered then, are this window's next time.
+    let window_keys = |window: Option<&&[usize]>, keys: &mut Vec<DeliveryKey>| {
+        keys.clear();
+        keys.extend(window.into_iter().flat_map(|w| w.iter()).filter_map(|i| facts.get(*i)).map(|f| f.key));
+    };
     let mut keys: Vec<DeliveryKey> = Vec::with_capacity(PREFETCH);
     let mut next_keys: Vec<DeliveryKey> = Vec::with_capacity(PREFETCH);
-    for (w, window) in order.places.chunks(PREFETCH).enumerate() {
-        // the next window's table slots, so that this window's lookups are all that wait
-        next_keys.clear();
-        next_keys.extend(order.places.iter().skip((w + 1) * PREFETCH).take(PREFETCH).filter_map(|i| facts.get(*i)).map(|f| f.key));
+    let mut windows = order.places.chunks(PREFETCH).peekable();
+    window_keys(windows.peek(), &mut next_keys);
+    while let Some(window) = windows.next() {
+        std::mem::swap(&mut keys, &mut next_keys);
+        window_keys(windows.peek(), &mut next_keys);
         held.prefetch_slots(&next_keys);
-        keys.clear();
-        keys.extend(window.iter().filter_map(|i| facts.get(*i)).map(|f| f.key));
         let _found = held.prefetch(&keys);
         for i in window {
             if let Some((_, e)) = events.get(*i) {
