@@ -5,7 +5,10 @@
 //! `parse_str` pays a call to its escape scan, a `memcpy` into its scratch buffer and a call to
 //! `parse_escape` per escape, then a copy of the result into a `String`: that was ~45 % of
 //! `pipeline::handle` on SES through SNS (issue 14's profile, BENCHMARKS.md §9). Here one loop
-//! scans 16 bytes at a time and writes the unescaped string straight into its `String`.
+//! scans 16 bytes at a time and writes the unescaped string straight into its buffer, at an
+//! index kept in a register (a `Vec`'s length, written back by every `push`, was a store and a
+//! load per escape), and UTF-8 is checked only when a byte ≥ 0x80 was seen (the scan ORs the
+//! words it reads, so pure ASCII, nearly every string here, skips `from_utf8`).
 //!
 //! Exactness: [`read`] gives `None` for anything it does not accept exactly as serde_json
 //! would, and the caller then parses the whole body with serde_json (same value or same
@@ -32,6 +35,26 @@ fn specials(w: u64) -> u64 {
     quote | backslash | control
 }
 
+/// Bytes that end a plain run, one at a time (the tail shorter than a chunk).
+#[inline(always)]
+fn is_special(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
+}
+
+/// Text from bytes that are valid UTF-8 when `seen` (an OR of words covering every one of
+/// them, and maybe more) has no high bit; checked otherwise.
+#[inline(always)]
+fn text(bytes: &[u8], seen: u64) -> Option<&str> {
+    if seen & HIGHS == 0 {
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: every byte of `bytes` was ORed into `seen`, which has no high bit: all are
+        // ASCII, which is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
 /// Reads the JSON string whose opening quote is at `s[start]`: its value (borrowed from `s`
 /// when it has no escapes) and the index just past its closing quote, or `None` when
 /// serde_json might not read it the same way (see the module doc).
@@ -41,53 +64,72 @@ pub fn read(s: &[u8], start: usize) -> Option<(Cow<'_, str>, usize)> {
     }
     let from = start + 1;
     // A run without escapes, borrowed as it is.
-    let mut i = match plain_run(s, from) {
-        (end, b'"') => {
-            let text = std::str::from_utf8(&s[from..end]).ok()?;
-            return Some((Cow::Borrowed(text), end + 1));
-        }
-        (end, b'\\') => end,
+    let (mut i, stop, mut seen) = plain_run(s, from);
+    match stop {
+        b'"' => return Some((Cow::Borrowed(text(&s[from..i], seen)?), i + 1)),
+        b'\\' => {}
         _ => return None,
-    };
-    // Never grows: the unescaped string is no longer than the rest of `s`, and the chunk
-    // loop writes 16 bytes only where 16 bytes of `s` remain.
-    let mut out: Vec<u8> = Vec::with_capacity(s.len() - from);
-    out.extend_from_slice(&s[from..i]);
+    }
+    // The unescaped string is never longer than what it was read from: `o` (the bytes written)
+    // stays ≤ `i - from` (the bytes read), as every escape is at least as long as what it
+    // stands for, so 16 bytes written at `o` fit wherever 16 bytes of `s` remain at `i`.
+    let mut out = vec![0u8; s.len() - from];
+    let mut o = i - from;
+    out[..o].copy_from_slice(&s[from..i]);
+    // Escapes write only valid UTF-8 (`\uXXXX` through `char`), so `seen` covers the bytes
+    // copied from `s`.
     loop {
         // s[i] is a backslash; `\"` (the inner document's quotes, nearly every escape of an
-        // SNS `Message`) tested as two bytes, before the escape table's indirect jump
-        if s.get(i..i + 2) == Some(b"\\\"") {
-            out.push(b'"');
+        // SNS `Message`) tested first, before the escape table's indirect jump
+        if s.get(i + 1) == Some(&b'"') {
+            out[o] = b'"';
+            o += 1;
             i += 2;
         } else {
-            i = unescape(s, i + 1, &mut out)?;
+            (i, o) = unescape(s, i + 1, &mut out, o)?;
         }
-        // The plain run after it, 16 bytes at a time: written whole, then cut back to the
-        // first special byte (cheaper than a `memcpy` call for the ~10 bytes runs have here).
+        // The plain run after it, 16 bytes at a time: written whole, then the index cut back
+        // to the first special byte (cheaper than a `memcpy` call for the ~10 bytes runs have
+        // here).
         loop {
             let Some(chunk) = s.get(i..i + 16) else {
                 while let Some(&b) = s.get(i) {
-                    if b == b'"' || b == b'\\' || b < 0x20 {
+                    if is_special(b) {
                         break;
                     }
-                    out.push(b);
+                    out[o] = b;
+                    seen |= u64::from(b);
+                    o += 1;
                     i += 1;
                 }
                 break;
             };
-            out.extend_from_slice(chunk);
-            match specials16(chunk) {
-                None => i += 16,
+            out[o..o + 16].copy_from_slice(chunk);
+            let (k, words) = specials16(chunk);
+            seen |= words;
+            match k {
+                None => {
+                    i += 16;
+                    o += 16;
+                }
                 Some(k) => {
-                    out.truncate(out.len() - 16 + k);
                     i += k;
+                    o += k;
                     break;
                 }
             }
         }
         match s.get(i) {
             Some(b'"') => {
-                let text = String::from_utf8(out).ok()?;
+                out.truncate(o);
+                let text = if seen & HIGHS == 0 {
+                    debug_assert!(std::str::from_utf8(&out).is_ok());
+                    // SAFETY: every byte copied from `s` was ORed into `seen`, which has no
+                    // high bit, so those are ASCII; the rest are escapes' UTF-8 encodings.
+                    unsafe { String::from_utf8_unchecked(out) }
+                } else {
+                    String::from_utf8(out).ok()?
+                };
                 return Some((Cow::Owned(text), i + 1));
             }
             Some(b'\\') => {}
@@ -96,45 +138,53 @@ pub fn read(s: &[u8], start: usize) -> Option<(Cow<'_, str>, usize)> {
     }
 }
 
-/// The position of the first `"`, `\` or control byte of a 16-byte chunk, if any.
+/// The position of the first `"`, `\` or control byte of a 16-byte chunk, if any, and the OR
+/// of its two words (whose high bits say whether a byte ≥ 0x80 is in it).
 #[inline(always)]
-fn specials16(chunk: &[u8]) -> Option<usize> {
+fn specials16(chunk: &[u8]) -> (Option<usize>, u64) {
     let mut lo = [0u8; 8];
     let mut hi = [0u8; 8];
     lo.copy_from_slice(&chunk[..8]);
     hi.copy_from_slice(&chunk[8..16]);
-    let (lo, hi) = (specials(u64::from_le_bytes(lo)), specials(u64::from_le_bytes(hi)));
-    if lo != 0 {
-        Some((lo.trailing_zeros() / 8) as usize)
-    } else if hi != 0 {
-        Some(8 + (hi.trailing_zeros() / 8) as usize)
+    let (lo, hi) = (u64::from_le_bytes(lo), u64::from_le_bytes(hi));
+    let (slo, shi) = (specials(lo), specials(hi));
+    let k = if slo != 0 {
+        Some((slo.trailing_zeros() / 8) as usize)
+    } else if shi != 0 {
+        Some(8 + (shi.trailing_zeros() / 8) as usize)
     } else {
         None
-    }
+    };
+    (k, lo | hi)
 }
 
-/// From `i`, the index of the first `"`, `\` or control byte and that byte (0 at the end).
+/// From `i`, the index of the first `"`, `\` or control byte and that byte (0 at the end),
+/// and the OR of the words read on the way (every byte before that index in it).
 #[inline(always)]
-fn plain_run(s: &[u8], mut i: usize) -> (usize, u8) {
+fn plain_run(s: &[u8], mut i: usize) -> (usize, u8, u64) {
+    let mut seen = 0;
     while let Some(chunk) = s.get(i..i + 16) {
-        if let Some(k) = specials16(chunk) {
-            return (i + k, s[i + k]);
+        let (k, words) = specials16(chunk);
+        seen |= words;
+        if let Some(k) = k {
+            return (i + k, s[i + k], seen);
         }
         i += 16;
     }
     while let Some(&b) = s.get(i) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            return (i, b);
+        if is_special(b) {
+            return (i, b, seen);
         }
+        seen |= u64::from(b);
         i += 1;
     }
-    (i, 0)
+    (i, 0, seen)
 }
 
-/// Appends the escape whose letter is at `s[i]` (after its backslash) to `out`; the index
-/// after it.
+/// Writes the escape whose letter is at `s[i]` (after its backslash) to `out` at `o`; the
+/// indexes after it in `s` and in `out`.
 #[inline(always)]
-fn unescape(s: &[u8], i: usize, out: &mut Vec<u8>) -> Option<usize> {
+fn unescape(s: &[u8], i: usize, out: &mut [u8], o: usize) -> Option<(usize, usize)> {
     let byte = match *s.get(i)? {
         b'"' => b'"',
         b'\\' => b'\\',
@@ -144,15 +194,15 @@ fn unescape(s: &[u8], i: usize, out: &mut Vec<u8>) -> Option<usize> {
         b'n' => b'\n',
         b'r' => b'\r',
         b't' => b'\t',
-        b'u' => return unescape_unicode(s, i + 1, out),
+        b'u' => return unescape_unicode(s, i + 1, out, o),
         _ => return None,
     };
-    out.push(byte);
-    Some(i + 1)
+    out[o] = byte;
+    Some((i + 1, o + 1))
 }
 
 /// `\uXXXX` (its hex digits from `s[i]`), a surrogate only as a high + low pair.
-fn unescape_unicode(s: &[u8], i: usize, out: &mut Vec<u8>) -> Option<usize> {
+fn unescape_unicode(s: &[u8], i: usize, out: &mut [u8], o: usize) -> Option<(usize, usize)> {
     let first = hex4(s, i)?;
     let (c, next) = match first {
         0xD800..=0xDBFF => {
@@ -169,9 +219,9 @@ fn unescape_unicode(s: &[u8], i: usize, out: &mut Vec<u8>) -> Option<usize> {
         0xDC00..=0xDFFF => return None,
         _ => (char::from_u32(u32::from(first))?, i + 4),
     };
-    let mut buf = [0u8; 4];
-    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-    Some(next)
+    // At most 4 bytes for the 6 or 12 read.
+    let n = c.encode_utf8(&mut out[o..]).len();
+    Some((next, o + n))
 }
 
 /// Four hex digits from `s[i]`, either case, as serde_json reads them.
