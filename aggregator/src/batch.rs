@@ -359,7 +359,11 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
             };
             rows.applied.push(AppliedEvent { event: e, offset: *offset, machine: done.machine, attribution: (0, 0, 0) });
             applied_at.push(at);
-            rows.suppressions.extend(suppression::immediate(e));
+            // (a push only for `Some`: extending by the `Option` copied all 168 bytes of it with a
+            // `memcpy` call, `None` too: 6.7 % of a 20,000-event unit's time, BENCHMARKS.md §1b)
+            if let Some(row) = suppression::immediate(e) {
+                rows.suppressions.push(row);
+            }
             if suppression::is_soft_email_bounce(e) {
                 rows.soft_bounces.push(e);
             }
