@@ -19,6 +19,7 @@
 //! invalid UTF-8).
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -73,20 +74,23 @@ pub fn read(s: &[u8], start: usize) -> Option<(Cow<'_, str>, usize)> {
     // The unescaped string is never longer than what it was read from: `o` (the bytes written)
     // stays ≤ `i - from` (the bytes read), as every escape is at least as long as what it
     // stands for, so 16 bytes written at `o` fit wherever 16 bytes of `s` remain at `i`.
-    let mut out = vec![0u8; s.len() - from];
+    // Written into the spare capacity, not a zeroed buffer: zeroing the rest of the body for
+    // every escaped string would be quadratic in a hostile body of many of them.
+    let mut out: Vec<u8> = Vec::with_capacity(s.len() - from);
+    let buf = out.spare_capacity_mut();
     let mut o = i - from;
-    out[..o].copy_from_slice(&s[from..i]);
+    put(buf, 0, &s[from..i]);
     // Escapes write only valid UTF-8 (`\uXXXX` through `char`), so `seen` covers the bytes
     // copied from `s`.
     loop {
         // s[i] is a backslash; `\"` (the inner document's quotes, nearly every escape of an
         // SNS `Message`) tested first, before the escape table's indirect jump
         if s.get(i + 1) == Some(&b'"') {
-            out[o] = b'"';
+            put(buf, o, b"\"");
             o += 1;
             i += 2;
         } else {
-            (i, o) = unescape(s, i + 1, &mut out, o)?;
+            (i, o) = unescape(s, i + 1, buf, o)?;
         }
         // The plain run after it, 16 bytes at a time: written whole, then the index cut back
         // to the first special byte (cheaper than a `memcpy` call for the ~10 bytes runs have
@@ -97,14 +101,14 @@ pub fn read(s: &[u8], start: usize) -> Option<(Cow<'_, str>, usize)> {
                     if is_special(b) {
                         break;
                     }
-                    out[o] = b;
+                    put(buf, o, &[b]);
                     seen |= u64::from(b);
                     o += 1;
                     i += 1;
                 }
                 break;
             };
-            out[o..o + 16].copy_from_slice(chunk);
+            put(buf, o, chunk);
             let (k, words) = specials16(chunk);
             seen |= words;
             match k {
@@ -121,7 +125,9 @@ pub fn read(s: &[u8], start: usize) -> Option<(Cow<'_, str>, usize)> {
         }
         match s.get(i) {
             Some(b'"') => {
-                out.truncate(o);
+                // SAFETY: `put` wrote every byte below `o` (each write starts at the current
+                // `o`, which then moves by at most what was written), within the capacity.
+                unsafe { out.set_len(o) };
                 let text = if seen & HIGHS == 0 {
                     debug_assert!(std::str::from_utf8(&out).is_ok());
                     // SAFETY: every byte copied from `s` was ORed into `seen`, which has no
@@ -136,6 +142,12 @@ pub fn read(s: &[u8], start: usize) -> Option<(Cow<'_, str>, usize)> {
             _ => return None,
         }
     }
+}
+
+/// Writes `bytes` into `buf` at `at` (panics past its end: `read` never writes there).
+#[inline(always)]
+fn put(buf: &mut [MaybeUninit<u8>], at: usize, bytes: &[u8]) {
+    buf[at..at + bytes.len()].write_copy_of_slice(bytes);
 }
 
 /// The position of the first `"`, `\` or control byte of a 16-byte chunk, if any, and the OR
@@ -181,10 +193,10 @@ fn plain_run(s: &[u8], mut i: usize) -> (usize, u8, u64) {
     (i, 0, seen)
 }
 
-/// Writes the escape whose letter is at `s[i]` (after its backslash) to `out` at `o`; the
+/// Writes the escape whose letter is at `s[i]` (after its backslash) into `out` at `o`; the
 /// indexes after it in `s` and in `out`.
 #[inline(always)]
-fn unescape(s: &[u8], i: usize, out: &mut [u8], o: usize) -> Option<(usize, usize)> {
+fn unescape(s: &[u8], i: usize, out: &mut [MaybeUninit<u8>], o: usize) -> Option<(usize, usize)> {
     let byte = match *s.get(i)? {
         b'"' => b'"',
         b'\\' => b'\\',
@@ -197,12 +209,12 @@ fn unescape(s: &[u8], i: usize, out: &mut [u8], o: usize) -> Option<(usize, usiz
         b'u' => return unescape_unicode(s, i + 1, out, o),
         _ => return None,
     };
-    out[o] = byte;
+    put(out, o, &[byte]);
     Some((i + 1, o + 1))
 }
 
 /// `\uXXXX` (its hex digits from `s[i]`), a surrogate only as a high + low pair.
-fn unescape_unicode(s: &[u8], i: usize, out: &mut [u8], o: usize) -> Option<(usize, usize)> {
+fn unescape_unicode(s: &[u8], i: usize, out: &mut [MaybeUninit<u8>], o: usize) -> Option<(usize, usize)> {
     let first = hex4(s, i)?;
     let (c, next) = match first {
         0xD800..=0xDBFF => {
@@ -220,7 +232,9 @@ fn unescape_unicode(s: &[u8], i: usize, out: &mut [u8], o: usize) -> Option<(usi
         _ => (char::from_u32(u32::from(first))?, i + 4),
     };
     // At most 4 bytes for the 6 or 12 read.
-    let n = c.encode_utf8(&mut out[o..]).len();
+    let mut utf8 = [0u8; 4];
+    let n = c.encode_utf8(&mut utf8).len();
+    put(out, o, &utf8[..n]);
     Some((next, o + n))
 }
 
