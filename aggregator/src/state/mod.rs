@@ -400,8 +400,8 @@ impl StateStore {
         let mut ask = |window: &mut Vec<(usize, &EventRef<'_>, Option<&DeliveryState>)>| {
             for (_, _, state) in window.iter() {
                 if let Some(state) = state {
-                    let ids = state.ids.as_bytes();
-                    crate::memory::prefetch(ids.as_ptr(), 1);
+                    // (only its length prefix is read here)
+                    prefetch_ids(state, 1);
                 }
             }
             for &(at, e, state) in window.iter() {
@@ -416,7 +416,7 @@ impl StateStore {
         for (at, e, key) in events {
             let state = find(&self.map, &shards, &key);
             if let Some(state) = state {
-                crate::memory::prefetch((state as *const DeliveryState).cast(), std::mem::size_of::<DeliveryState>());
+                prefetch_state(state);
             }
             window.push((at, e, state));
             if window.len() == LOOK_AHEAD {
@@ -559,15 +559,27 @@ fn prefetch_slot(map: &Map, shards: &[dashmap::RwLockWriteGuard<'_, Shard>], key
 fn prefetch_in<G: std::ops::Deref<Target = Shard>>(map: &Map, shards: &[G], keys: &[DeliveryKey]) -> usize {
     let mut found: Vec<&DeliveryState> = Vec::with_capacity(keys.len());
     for state in keys.iter().filter_map(|key| find(map, shards, key)) {
-        crate::memory::prefetch((state as *const DeliveryState).cast(), std::mem::size_of::<DeliveryState>());
+        prefetch_state(state);
         found.push(state);
     }
     // (the states' first lines are on their way by now; their ids are behind them)
     for state in &found {
-        let ids = state.ids.as_bytes();
-        crate::memory::prefetch(ids.as_ptr(), ids.len());
+        prefetch_ids(state, usize::MAX);
     }
     found.len()
+}
+
+/// Starts loading `state` (a hint).
+#[inline(always)]
+fn prefetch_state(state: &DeliveryState) {
+    crate::memory::prefetch((state as *const DeliveryState).cast(), std::mem::size_of::<DeliveryState>());
+}
+
+/// Starts loading up to `len` bytes of `state`'s ids (a hint; reads the state's pointer to them).
+#[inline(always)]
+fn prefetch_ids(state: &DeliveryState, len: usize) {
+    let ids = state.ids.as_bytes();
+    crate::memory::prefetch(ids.as_ptr(), ids.len().min(len));
 }
 
 /// What applying an event reads of the event alone: its delivery key, its id's hash
