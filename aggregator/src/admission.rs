@@ -9,7 +9,6 @@
 
 use schemas::EventRef;
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 
 /// Earliest accepted `occurred_at` / `received_at`: 1970-01-01T00:00:00Z (UTC ms). Earlier
 /// times have no `Date` bucket (ClickHouse `Date` starts at the epoch).
@@ -79,7 +78,7 @@ pub fn admit(e: &EventRef<'_>, limits: &Limits) -> Result<(), Rejection> {
     if e.recipient.len() > limits.max_recipient_bytes {
         return Err(Rejection::new("recipient_too_long", format!("recipient is {} bytes, more than {}", e.recipient.len(), limits.max_recipient_bytes)));
     }
-    let opt = |v: &Option<Cow<'_, str>>| v.as_deref().map_or(0, str::len);
+    let opt = |v: &Option<&str>| v.map_or(0, str::len);
     let ids = [
         ("event_id", e.event_id.len()),
         ("tenant", e.tenant.len()),

@@ -418,7 +418,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
             if let Some((seen, status)) = t.status_before {
                 *moves.entry((t.tenant, bucket(seen), status)).or_insert(0) -= 1;
                 if seen != now.0 {
-                    tombstones.push(OrderTombstone { tenant: Text::Borrowed(&t.event.tenant), sort_at: seen, delivery_key: Text::Borrowed(&t.event.delivery_key), version: t.version, is_deleted: 1 });
+                    tombstones.push(OrderTombstone { tenant: Text::Borrowed(t.event.tenant), sort_at: seen, delivery_key: Text::Borrowed(t.event.delivery_key), version: t.version, is_deleted: 1 });
                 }
             }
             *moves.entry((t.tenant, bucket(now.0), now.1)).or_insert(0) += 1;
@@ -444,8 +444,8 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
         if t.before == *a {
             continue;
         }
-        for old in history.get(t.event.delivery_key.as_ref()).into_iter().flatten() {
-            let batch_ids = batch_ids.get_or_insert_with(|| rows.applied.iter().map(|r| r.event.event_id.as_ref()).collect());
+        for old in history.get(t.event.delivery_key).into_iter().flatten() {
+            let batch_ids = batch_ids.get_or_insert_with(|| rows.applied.iter().map(|r| r.event.event_id).collect());
             if batch_ids.contains(old.event_id.as_str()) {
                 continue; // (a replayed batch: already written once, counted here)
             }
@@ -589,7 +589,7 @@ mod tests {
     /// The state tests' event, for delivery `dk`.
     fn ev(id: &str, dk: &str, ty: EventType, t: i64) -> EventRef<'static> {
         let mut e = crate::state::tests::event(id, ty, None, t);
-        e.delivery_key = dk.to_string().into();
+        e.delivery_key = Box::leak(dk.to_string().into_boxed_str());
         e
     }
 
@@ -600,8 +600,8 @@ mod tests {
         let events: Vec<(i64, EventRef<'static>)> = (0..5).map(|i| (i, ev(&format!("{i}"), &format!("d{}", i % 3), EventType::Opened, i))).collect();
         let facts: Vec<Facts> = events.iter().map(|(_, e)| Facts::of(e)).collect();
         let keyed = Keyed::new(&events);
-        let want: Vec<(usize, DeliveryKey)> = events.iter().enumerate().map(|(i, (_, e))| (i, DeliveryKey::of(&e.delivery_key))).collect();
-        assert_eq!(keyed.places().map(|(i, e, k)| (i, e.event_id.clone(), k)).collect::<Vec<_>>(), events.iter().enumerate().map(|(i, (_, e))| (i, e.event_id.clone(), want[i].1)).collect::<Vec<_>>());
+        let want: Vec<(usize, DeliveryKey)> = events.iter().enumerate().map(|(i, (_, e))| (i, DeliveryKey::of(e.delivery_key))).collect();
+        assert_eq!(keyed.places().map(|(i, e, k)| (i, e.event_id, k)).collect::<Vec<_>>(), events.iter().enumerate().map(|(i, (_, e))| (i, e.event_id, want[i].1)).collect::<Vec<_>>());
         assert_eq!(keyed.at([4, 1, 9]).map(|(i, _, k)| (i, k)).collect::<Vec<_>>(), vec![want[4], want[1]], "a place past the end is none");
         let given = Keyed::with_facts(&events, &facts).expect("one fact per event");
         assert_eq!(given.places().map(|(i, _, k)| (i, k)).collect::<Vec<_>>(), want);
@@ -678,18 +678,18 @@ mod tests {
     #[test]
     fn an_open_before_its_delivery_in_one_batch_is_judged_against_it() {
         let store = StateStore::new(100);
-        let browser = Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15".to_string());
+        let browser = Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15");
         let mut open = ev("1", "d1", EventType::Opened, 100_000 + 3_000);
-        open.user_agent = browser.clone().map(Into::into);
+        open.user_agent = browser;
         let mut late_open = ev("3", "d1", EventType::Opened, 100_000 + 600_000);
-        late_open.user_agent = browser.map(Into::into);
+        late_open.user_agent = browser;
         // arrival order: the opens first, the delivery last
         let events = vec![(0, open), (1, late_open), (2, ev("2", "d1", EventType::Delivered, 100_000))];
         let rows = apply(&store, 0, &events, &History::new(), 1, 0, &BatchConfig::default());
         let event_rows = rows.events();
         let machine: Vec<(&str, &str)> = event_rows.iter().map(|r| (r.event_id.as_str(), r.machine.as_str())).collect();
-        assert!(machine.contains(&(events[0].1.event_id.as_ref(), "too_fast")), "3 s after delivery: {machine:?}");
-        assert!(machine.contains(&(events[1].1.event_id.as_ref(), "")), "10 minutes after: a person");
+        assert!(machine.contains(&(events[0].1.event_id, "too_fast")), "3 s after delivery: {machine:?}");
+        assert!(machine.contains(&(events[1].1.event_id, "")), "10 minutes after: a person");
         let d = &rows.deliveries(&store)[0];
         assert_eq!((d.open_count, d.machine_open_count, d.version), (1, 1, 2));
     }
@@ -716,7 +716,7 @@ mod tests {
             (0, ev("1", "d1", EventType::Delivered, day)),
             (1, ev("2", "d1", EventType::Opened, day + 5)),
             (2, ev("3", "d2", EventType::Delivered, day)),
-            (3, { let mut r = ev("4", "d2", EventType::Queued, day - 5); r.provider_event_name = "send_record".into(); r.origin = schemas::Origin::SendRecord; r.broadcast_id = Some("b-2".into()); r }),
+            (3, { let mut r = ev("4", "d2", EventType::Queued, day - 5); r.provider_event_name = "send_record"; r.origin = schemas::Origin::SendRecord; r.broadcast_id = Some("b-2"); r }),
         ];
         let r1 = apply(&store, 0, &b1, &History::new(), 1, 0, &cfg);
         assert_eq!(r1.reattributed, 0);
@@ -724,8 +724,8 @@ mod tests {
         assert_eq!(d2_rows, vec![Some("b-2".to_string()); 2], "same batch: the delivered row already carries the record's broadcast");
         // batch 2: d1's send record arrives; its earlier rows are the history the pipeline loads
         let mut record = ev("5", "d1", EventType::Queued, day - 10);
-        record.provider_event_name = "send_record".into(); record.origin = schemas::Origin::SendRecord;
-        record.broadcast_id = Some("b-1".into());
+        record.provider_event_name = "send_record"; record.origin = schemas::Origin::SendRecord;
+        record.broadcast_id = Some("b-1");
         let history: History = [("d1".to_string(), r1.events().iter().filter(|e| e.delivery_key == "d1").map(|e| e.clone().map_text(Text::into_static)).collect())].into();
         // with a redelivery of an earlier event in the same batch (a duplicate, not counted here)
         let b2 = vec![(4, record), (5, ev("1", "d1", EventType::Delivered, day))];

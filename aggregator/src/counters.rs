@@ -35,8 +35,8 @@ impl Dims {
 
     pub fn of_event(e: &EventRef<'_>, machine: Option<MachineReason>, names: &mut Names) -> Dims {
         Dims {
-            tenant: names.id(&e.tenant),
-            provider: names.id(&e.provider),
+            tenant: names.id(e.tenant),
+            provider: names.id(e.provider),
             cost_unit: e.cost.as_ref().map_or(0, |c| names.id(&c.unit)),
             channel: e.channel,
             event_type: e.event_type,

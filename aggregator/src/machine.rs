@@ -109,11 +109,11 @@ pub fn by_agent(e: &EventRef<'_>) -> Option<MachineReason> {
     if !matches!(e.event_type, EventType::Opened | EventType::Read | EventType::Clicked) {
         return None;
     }
-    let ua = e.user_agent.as_deref().unwrap_or("").trim();
+    let ua = e.user_agent.unwrap_or("").trim();
     if names_a_scanner(ua) {
         return Some(MachineReason::ScannerUa);
     }
-    let from_apple = e.ip.as_deref().is_some_and(|ip| ip.starts_with("17."));
+    let from_apple = e.ip.is_some_and(|ip| ip.starts_with("17."));
     if e.event_type == EventType::Opened && ua == "Mozilla/5.0" && (from_apple || e.ip.is_none()) {
         return Some(MachineReason::AppleMpp);
     }
@@ -140,8 +140,8 @@ mod tests {
 
     fn ev(ty: EventType, ua: Option<&str>, ip: Option<&str>, t: i64) -> EventRef<'static> {
         let mut e = crate::state::tests::event("1", ty, None, t);
-        e.user_agent = ua.map(|s| s.to_string().into());
-        e.ip = ip.map(|s| s.to_string().into());
+        e.user_agent = ua.map(|s| &*Box::leak(s.to_string().into_boxed_str()));
+        e.ip = ip.map(|s| &*Box::leak(s.to_string().into_boxed_str()));
         e
     }
 

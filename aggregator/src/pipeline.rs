@@ -32,6 +32,8 @@ use runtime::batch::{read_batch, Batch, BatchLimits};
 use runtime::clock::now_ms;
 use runtime::shutdown::CancellationToken;
 use runtime::telemetry::Health;
+use bumpalo::Bump;
+use schemas::avro::CodecError;
 use schemas::{DeadLetter, EventRef};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -214,7 +216,11 @@ impl Aggregator {
 
     /// Decodes and admits the records of a unit: the events to apply (in offset order) and the
     /// dead letters of the records refused (`admission`), in offset order.
-    fn admit<'a>(&self, p: i32, unit: &'a [(i64, Option<Vec<u8>>)]) -> Admitted<'a> {
+    ///
+    /// The events borrow their text from the records; a record written with an older event
+    /// schema (during a rolling upgrade) is rewritten in the current one into `upgraded`, which
+    /// the caller keeps as long as the events (empty, and no allocation, when there is none).
+    fn admit<'a>(&self, p: i32, unit: &'a [(i64, Option<Vec<u8>>)], upgraded: &'a Bump) -> Admitted<'a> {
         let mut events = Vec::with_capacity(unit.len());
         let mut facts = Vec::with_capacity(unit.len());
         let mut refused = Vec::new();
@@ -222,7 +228,12 @@ impl Aggregator {
         for (o, payload) in unit {
             let bytes = payload.as_deref().unwrap_or_default();
             // (decoded onto the end of `events`: copied there once, not moved three times)
-            let (reason, e) = match schemas::avro::decode_event_ref_onto(bytes, *o, &mut events) {
+            let decoded = match schemas::avro::decode_event_ref_onto(bytes, *o, &mut events) {
+                Err(CodecError::OlderSchema) => schemas::avro::upgrade_event(bytes)
+                    .and_then(|current| schemas::avro::decode_event_ref_onto(upgraded.alloc_slice_copy(&current), *o, &mut events)),
+                decoded => decoded,
+            };
+            let (reason, e) = match decoded {
                 Ok(()) => {
                     // (pushed just above: `last` is that event)
                     let Some((_, e)) = events.last() else { continue };
@@ -241,7 +252,7 @@ impl Aggregator {
                 }
             };
             warn!(message = "Event refused; dead-lettered.", partition = p, offset = o, reason = reason.code);
-            let (tenant, provider) = (e.as_ref().map(|e| e.tenant.as_ref()), e.as_ref().map(|e| e.provider.as_ref()));
+            let (tenant, provider) = (e.as_ref().map(|e| e.tenant), e.as_ref().map(|e| e.provider));
             refused.push((*o, dead_letter::record(&reason, (topic, p, *o), tenant, provider, bytes, self.cfg.dead_letter_max_raw_bytes, now_ms())));
         }
         (events, facts, refused)
@@ -263,7 +274,8 @@ impl Aggregator {
     /// A piece whose claim check fails (`offsets::holds`) stops the unit: `Stop::Fenced`.
     async fn write_unit(&mut self, p: i32, unit: &[(i64, Option<Vec<u8>>)], shutdown: &CancellationToken) -> Result<(), Stop> {
         metrics::histogram!("sendtrace_aggregator_batch_records").record(unit.len() as f64);
-        let (events, facts, refused) = self.admit(p, unit);
+        let upgraded = Bump::new();
+        let (events, facts, refused) = self.admit(p, unit, &upgraded);
         let mut w = UnitWriter { agg: self, p, unit, events: &events, facts: &facts, refused: &refused, shutdown, fenced: false };
         let Some(cuts) = isolate::write_bisecting(&mut w, unit.len()).await else {
             return Err(if w.fenced { Stop::Fenced } else { Stop::Shutdown });
@@ -278,7 +290,7 @@ impl Aggregator {
     /// changes never reached ClickHouse; the next batch reloads the stored state).
     fn forget(&self, events: &[(i64, EventRef<'_>)]) {
         for (_, e) in events {
-            self.store.map.remove(&DeliveryKey::of(&e.delivery_key));
+            self.store.map.remove(&DeliveryKey::of(e.delivery_key));
         }
     }
 
@@ -499,7 +511,7 @@ impl isolate::Pieces for UnitWriter<'_> {
         let reason = Reason { code: "clickhouse_refused", reason: format!("ClickHouse refused the event: code {code} ({})", failure::code_name(code).unwrap_or("?")) };
         let e = self.events_of((offset, offset)).first().map(|(_, e)| e);
         let cfg = &agg.cfg;
-        let d = dead_letter::record(&reason, (&cfg.events_topic, p, offset), e.map(|e| e.tenant.as_ref()), e.map(|e| e.provider.as_ref()), raw, cfg.dead_letter_max_raw_bytes, now_ms());
+        let d = dead_letter::record(&reason, (&cfg.events_topic, p, offset), e.map(|e| e.tenant), e.map(|e| e.provider), raw, cfg.dead_letter_max_raw_bytes, now_ms());
         // the refusal is this writer's to record only while the partition is its own
         if !agg.pending_and_held(p, (offset, offset), self.shutdown).await? {
             self.fenced = true;
@@ -630,5 +642,38 @@ mod tests {
         agg.offer(1, 0, None);
         assert_eq!(offsets(&agg), vec![3], "partitions apart");
         assert_ne!(agg.writer(), Aggregator::new(Config::default()).expect("second").writer(), "writer ids differ");
+    }
+
+    /// A record written with the first event schema (a normalizer not yet upgraded, in a
+    /// rolling upgrade) is applied as the event it holds, between current ones, in offset
+    /// order: its text borrowed from its rewrite in the current schema, kept with the unit.
+    /// Bytes of no known schema are dead-lettered.
+    #[test]
+    fn a_unit_admits_records_of_an_older_event_schema() {
+        let agg = Aggregator::new(Config::default()).expect("no broker needed to build");
+        let event = |i: i64| {
+            let mut e = schemas::testkit::event(&format!("{i:032x}"), &format!("{:064x}", i % 3), schemas::EventType::Delivered, 1_700_000_000_000 + i);
+            e.recipient = format!("r{i}@x.io");
+            e.labels = vec![format!("label-{i}")];
+            e
+        };
+        let want: Vec<schemas::Event> = (0..6).map(event).collect();
+        let unit: Vec<(i64, Option<Vec<u8>>)> = want
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let bytes = if i % 2 == 1 { schemas::avro::encode_event_v1(e) } else { schemas::avro::encode_event(e) };
+                (100 + i as i64, Some(bytes.expect("encodes")))
+            })
+            .chain([(106, Some(b"not avro".to_vec()))])
+            .collect();
+        assert!(matches!(schemas::avro::decode_event_ref(unit[1].1.as_deref().unwrap_or_default()), Err(CodecError::OlderSchema)), "the test's record 1 is of the older schema");
+        let upgraded = Bump::new();
+        let (events, facts, refused) = agg.admit(0, &unit, &upgraded);
+        let read: Vec<(i64, schemas::Event)> = events.iter().map(|(o, e)| (*o, e.to_owned_event())).collect();
+        assert_eq!(read, want.into_iter().enumerate().map(|(i, e)| (100 + i as i64, e)).collect::<Vec<_>>());
+        assert_eq!(facts.len(), 6);
+        assert_eq!(refused.iter().map(|(o, d)| (*o, d.reason_code.as_str())).collect::<Vec<_>>(), vec![(106, "undecodable")]);
+        assert!(upgraded.allocated_bytes() > 0, "the older records were rewritten into the unit's arena");
     }
 }

@@ -81,7 +81,7 @@ pub async fn apply(client: &clickhouse::Client, producer: &ReplaceableProducer, 
     let mb = cfg.max_retry_backoff_ms;
     let mut entries = rows.suppressions.clone();
     let window_ms = cfg.soft_bounce_window_days.saturating_mul(86_400_000);
-    for (tenant, addresses) in addresses_by_tenant(rows.soft_bounces.iter().map(|e| (e.tenant.as_ref(), e.recipient.to_ascii_lowercase()))) {
+    for (tenant, addresses) in addresses_by_tenant(rows.soft_bounces.iter().map(|e| (e.tenant, e.recipient.to_ascii_lowercase()))) {
         let candidates: Vec<&EventRef<'_>> = rows.soft_bounces.iter().filter(|e| e.tenant == tenant).copied().collect();
         let span = history_span(&candidates, window_ms);
         let history = retry("soft_bounce_history", mb, shutdown, || soft_bounce_history(client, tenant, &addresses, span)).await?;
@@ -297,7 +297,7 @@ mod soft_tests {
             let address = |a: i64| format!("a{a}@x.io");
             let owned: Vec<EventRef<'static>> = cands.iter().enumerate().map(|(i, (a, t))| {
                 let mut e = event(&i.to_string(), EventType::Bounced, Some(BounceClass::Soft), *t);
-                e.recipient = address(*a).to_ascii_uppercase().into();
+                e.recipient = schemas::testkit::leak(address(*a).to_ascii_uppercase());
                 e
             }).collect();
             let candidates: Vec<&EventRef<'_>> = owned.iter().collect();

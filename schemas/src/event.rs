@@ -2,7 +2,6 @@
 
 use crate::money::Money;
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -108,9 +107,8 @@ pub enum Origin {
 /// One canonical event. Field names are the Avro field names (`avro/event.avsc`).
 ///
 /// Its text is `S`: owned (`String`, the default: what the normalizer builds and encodes) or
-/// [`EventRef`]'s `Cow<str>`, borrowed from the record's bytes where it can be
-/// (`avro::decode_event_ref`: the aggregator reads a batch without a string allocation per
-/// field).
+/// [`EventRef`]'s `&str`, borrowed from the record's bytes (`avro::decode_event_ref`: the
+/// aggregator reads a batch without a string allocation per field).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(serialize = "S: Serialize", deserialize = "S: Deserialize<'de> + Ord"))]
 pub struct Event<S = String> {
@@ -152,9 +150,11 @@ pub struct Event<S = String> {
     pub origin: Origin,
 }
 
-/// An event whose text borrows from the bytes it was decoded from (owned only where a record
-/// written with an older schema had to be read through `apache-avro`).
-pub type EventRef<'a> = Event<Cow<'a, str>>;
+/// An event whose text borrows from the bytes it was decoded from: 416 bytes, where with
+/// `Cow<str>` text it was 560 (a pipeline unit holds up to 20,000 of them, BENCHMARKS.md §1b).
+/// A record written with an older schema is first rewritten in the current one
+/// ([`crate::avro::upgrade_event`]), so there is always something to borrow from.
+pub type EventRef<'a> = Event<&'a str>;
 
 /// Every field of an event, with its text mapped by `$f` (one list, so the conversions below
 /// cannot miss a field the struct gains).
@@ -201,19 +201,20 @@ macro_rules! map_text {
 impl Event {
     /// This event as an [`EventRef`] borrowing all its text.
     pub fn as_event_ref(&self) -> EventRef<'_> {
-        fn b(s: &str) -> Cow<'_, str> {
-            Cow::Borrowed(s)
+        fn b(s: &str) -> &str {
+            s
         }
         map_text!(self, b)
     }
 
-    /// This event as an [`EventRef`] owning a copy of its text (for the rare record read
-    /// through `apache-avro`).
-    pub fn to_static_event_ref(&self) -> EventRef<'static> {
-        fn o(s: &str) -> Cow<'static, str> {
-            Cow::Owned(s.to_owned())
+    /// This event as an [`EventRef`] whose text lives for the rest of the process (tests and
+    /// benchmarks build events so; leaked, never freed).
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn leak(&self) -> EventRef<'static> {
+        fn l(s: &str) -> &'static str {
+            Box::leak(s.to_owned().into_boxed_str())
         }
-        map_text!(self, o)
+        map_text!(self, l)
     }
 }
 

@@ -40,3 +40,9 @@ pub fn event(event_id: &str, delivery_key: &str, event_type: EventType, occurred
         origin: crate::Origin::Provider,
     }
 }
+
+/// `s` as text that lives for the rest of the process, for an [`crate::EventRef`] built in a
+/// test (leaked, never freed).
+pub fn leak(s: impl Into<String>) -> &'static str {
+    Box::leak(s.into().into_boxed_str())
+}

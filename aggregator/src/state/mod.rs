@@ -30,7 +30,6 @@ pub use key::{DeliveryKey, KeyHash};
 pub use names::Names;
 pub use ids::{event_hash, Ids};
 use schemas::{BounceClass, Channel, EventRef, EventType, MessageClass};
-use std::borrow::Cow;
 use std::sync::{Mutex, MutexGuard};
 pub use times::{Slot, Times, WideTimes};
 
@@ -186,7 +185,7 @@ impl DeliveryState {
         e: &EventRef<'_>,
         machine: Option<MachineReason>,
     ) -> bool {
-        self.apply_hashed(names, e, event_hash(&e.event_id), machine)
+        self.apply_hashed(names, e, event_hash(e.event_id), machine)
     }
 
     /// As [`DeliveryState::apply`], for a caller that already has `hash`, `event_hash(&e.event_id)`.
@@ -220,7 +219,7 @@ impl DeliveryState {
             (EventType::Deferred, _) => self.deferral_count += 1,
             _ => {}
         }
-        if let Some(reason) = e.error_reason.as_deref().or(e.error_code.as_deref()) {
+        if let Some(reason) = e.error_reason.or(e.error_code) {
             let newer = match self.last_error() {
                 None => true,
                 Some((ct, cr)) => (t, reason) > (ct, cr),
@@ -233,10 +232,10 @@ impl DeliveryState {
             self.add_cost(names, c.mantissa_at_scale(), &c.unit);
         }
         let prio = source_prio(e);
-        self.offer_name(names, Attr::Broadcast, prio, e.broadcast_id.as_deref());
-        self.offer_name(names, Attr::Sequence, prio, e.sequence_id.as_deref());
-        self.offer_name(names, Attr::Template, prio, e.template_key.as_deref());
-        if let Some(v) = e.contact_id.as_deref().filter(|v| !v.is_empty()) {
+        self.offer_name(names, Attr::Broadcast, prio, e.broadcast_id);
+        self.offer_name(names, Attr::Sequence, prio, e.sequence_id);
+        self.offer_name(names, Attr::Template, prio, e.template_key);
+        if let Some(v) = e.contact_id.filter(|v| !v.is_empty()) {
             if self.better(Attr::Contact, prio, v, self.ids.contact()) {
                 if self.ids.set_contact(v) {
                     self.set_prio(Attr::Contact, prio);
@@ -595,7 +594,7 @@ pub struct Facts {
 
 impl Facts {
     pub fn of(e: &EventRef<'_>) -> Facts {
-        Facts { key: DeliveryKey::of(&e.delivery_key), hash: event_hash(&e.event_id), agent: machine::by_agent(e) }
+        Facts { key: DeliveryKey::of(e.delivery_key), hash: event_hash(e.event_id), agent: machine::by_agent(e) }
     }
 }
 
@@ -613,7 +612,7 @@ pub struct Lookup {
 
 /// Whether `e` may change the attribution of `s`'s earlier events (`Lookup::movable`).
 fn may_move(e: &EventRef<'_>, s: &DeliveryState, names: &Names) -> bool {
-    let differs = |v: &Option<Cow<'_, str>>, id: u32| v.as_deref().is_some_and(|v| !v.is_empty() && v != names.get(id));
+    let differs = |v: &Option<&str>, id: u32| v.is_some_and(|v| !v.is_empty() && v != names.get(id));
     s.event_count() > 0 && (differs(&e.broadcast_id, s.broadcast_id) || differs(&e.sequence_id, s.sequence_id) || differs(&e.template_key, s.template_key))
 }
 
@@ -630,7 +629,7 @@ pub(crate) mod tests {
         t: i64,
     ) -> EventRef<'static> {
         let mut e =
-            schemas::testkit::event(&format!("{:0<32}", id), "dk", ty, t).to_static_event_ref();
+            schemas::testkit::event(&format!("{:0<32}", id), "dk", ty, t).leak();
         e.bounce_class = bounce;
         e
     }
@@ -668,10 +667,10 @@ pub(crate) mod tests {
     #[test]
     fn send_record_attribution_wins_over_provider_tags() {
         let mut tagged = event("1", EventType::Delivered, None, 5);
-        tagged.broadcast_id = Some("from-tag".into());
+        tagged.broadcast_id = Some("from-tag");
         let mut record = event("2", EventType::Queued, None, 1);
-        record.provider_event_name = "send_record".into(); record.origin = schemas::Origin::SendRecord;
-        record.broadcast_id = Some("from-record".into());
+        record.provider_event_name = "send_record"; record.origin = schemas::Origin::SendRecord;
+        record.broadcast_id = Some("from-record");
         let n = &mut Names::default();
         for order in [[&tagged, &record], [&record, &tagged]] {
             let mut s = DeliveryState::new(Channel::Email);
@@ -692,13 +691,13 @@ pub(crate) mod tests {
     fn reloaded_delivery_keeps_its_attribution_priorities() {
         use crate::store::rows::DeliveryRow;
         let mut record = event("1", EventType::Queued, None, 1);
-        record.provider_event_name = "send_record".into();
+        record.provider_event_name = "send_record";
         record.origin = schemas::Origin::SendRecord;
-        record.contact_id = Some("c-1".into());
+        record.contact_id = Some("c-1");
         let mut tag_b = event("2", EventType::Delivered, None, 5);
-        tag_b.broadcast_id = Some("b-2".into());
+        tag_b.broadcast_id = Some("b-2");
         let mut tag_a = event("3", EventType::Opened, None, 9);
-        tag_a.broadcast_id = Some("b-1".into());
+        tag_a.broadcast_id = Some("b-1");
 
         let n = &mut Names::default();
         let mut whole = DeliveryState::new(Channel::Email);
@@ -744,7 +743,7 @@ pub(crate) mod tests {
         let n = &mut Names::default();
         for i in 0..200 {
             let mut e = event(&format!("{i}"), EventType::Sent, None, 1);
-            e.delivery_key = format!("d{i}").into();
+            e.delivery_key = schemas::testkit::leak(format!("d{i}"));
             store.apply(n, &e, 0, 1, 10);
         }
         let shards: std::collections::HashSet<usize> = (0..200).map(|i| store.map.determine_shard(store.map.hash_usize(&DeliveryKey::of(&format!("d{i}"))))).collect();
@@ -776,9 +775,9 @@ pub(crate) mod tests {
     fn look_up_names_the_missing_and_the_movable() {
         let store = StateStore::new(1000);
         let attr = |e: &mut EventRef<'static>, i: usize| {
-            e.broadcast_id = (!i.is_multiple_of(3)).then(|| format!("b{}", i % 2).into());
-            e.sequence_id = (i % 4 == 1).then(|| format!("s{}", i % 5).into());
-            e.template_key = (i % 5 == 2).then(|| if i % 10 == 2 { "".into() } else { format!("t{}", i % 3).into() });
+            e.broadcast_id = (!i.is_multiple_of(3)).then(|| schemas::testkit::leak(format!("b{}", i % 2)));
+            e.sequence_id = (i % 4 == 1).then(|| schemas::testkit::leak(format!("s{}", i % 5)));
+            e.template_key = (i % 5 == 2).then(|| if i % 10 == 2 { "" } else { schemas::testkit::leak(format!("t{}", i % 3)) });
         };
         // held: d0..d5, each with one event of its own attribution (d5 has none: its state is
         // held without events)
@@ -786,7 +785,7 @@ pub(crate) mod tests {
         let mut n = store.names();
         for d in 0..5 {
             let mut e = event(&format!("h{d}"), EventType::Sent, None, 1);
-            e.delivery_key = format!("d{d}").into();
+            e.delivery_key = schemas::testkit::leak(format!("d{d}"));
             attr(&mut e, d * 7);
             store.apply(&mut n, &e, 0, 1, 10);
             let s = store.map.get(&DeliveryKey::of(&format!("d{d}"))).unwrap();
@@ -797,12 +796,12 @@ pub(crate) mod tests {
         let events: Vec<EventRef<'static>> = (0..60)
             .map(|i| {
                 let mut e = event(&format!("e{i}"), EventType::Delivered, None, 2);
-                e.delivery_key = format!("d{}", i % 8).into();
+                e.delivery_key = schemas::testkit::leak(format!("d{}", i % 8));
                 attr(&mut e, i);
                 e
             })
             .collect();
-        let got = store.look_up(events.iter().enumerate().map(|(i, e)| (i, e, DeliveryKey::of(&e.delivery_key))));
+        let got = store.look_up(events.iter().enumerate().map(|(i, e)| (i, e, DeliveryKey::of(e.delivery_key))));
         let mut want = Lookup::default();
         for (i, e) in events.iter().enumerate() {
             let key = e.delivery_key.to_string();
@@ -813,7 +812,7 @@ pub(crate) mod tests {
                 want.missing.push(i);
                 continue;
             };
-            let differs = |v: &Option<Cow<'_, str>>, own: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty() && Some(v) != own.as_deref());
+            let differs = |v: &Option<&str>, own: &Option<String>| v.is_some_and(|v| !v.is_empty() && Some(v) != own.as_deref());
             if differs(&e.broadcast_id, &own[0]) || differs(&e.sequence_id, &own[1]) || differs(&e.template_key, &own[2]) {
                 want.movable.push(i);
             }
@@ -829,7 +828,7 @@ pub(crate) mod tests {
         let n = &mut Names::default();
         for (i, p) in [0, 1, 2, 1].into_iter().enumerate() {
             let mut e = event(&format!("{i}"), EventType::Sent, None, 1);
-            e.delivery_key = format!("d{i}").into();
+            e.delivery_key = schemas::testkit::leak(format!("d{i}"));
             store.apply(n, &e, p, 1, 10);
         }
         assert_eq!(store.retain_partitions(&[1, 3]), 2);
@@ -841,7 +840,7 @@ pub(crate) mod tests {
         let n = &mut Names::default();
         let mut s = DeliveryState::new(Channel::Sms);
         let mut b = event("1", EventType::Bounced, Some(BounceClass::Hard), 7);
-        b.error_reason = Some("550 user unknown".into());
+        b.error_reason = Some("550 user unknown");
         b.cost = Some(schemas::Money::new(rust_decimal::Decimal::new(75, 4), "USD"));
         s.apply(n, &b, None);
         let mut big = event("2", EventType::Sent, None, 3);
@@ -870,13 +869,13 @@ pub(crate) mod tests {
         fn any_order_and_duplicates_give_the_same_state(evs in proptest::collection::vec(arb_event(), 1..12), seed in any::<u64>()) {
             let events: Vec<EventRef<'static>> = evs.iter().enumerate().map(|(i, (ty, bc, t))| {
                 let mut e = event(&format!("{i:x}"), *ty, if *ty == EventType::Bounced { *bc } else { None }, *t);
-                e.error_reason = Some(format!("r{}", t % 3).into());
+                e.error_reason = Some(schemas::testkit::leak(format!("r{}", t % 3)));
                 // attribution from tags and send records, disagreeing; labels; costs
-                if t % 2 == 0 { e.provider_event_name = "send_record".into(); e.origin = schemas::Origin::SendRecord; }
-                e.broadcast_id = Some(format!("b{}", t % 4).into());
-                e.contact_id = (t % 3 == 0).then(|| format!("c{}", t % 5).into());
+                if t % 2 == 0 { e.provider_event_name = "send_record"; e.origin = schemas::Origin::SendRecord; }
+                e.broadcast_id = Some(schemas::testkit::leak(format!("b{}", t % 4)));
+                e.contact_id = (t % 3 == 0).then(|| schemas::testkit::leak(format!("c{}", t % 5)));
                 e.message_class = Some(if t % 2 == 0 { MessageClass::Marketing } else { MessageClass::Transactional });
-                e.labels = vec![format!("l{}", t % 3).into()];
+                e.labels = vec![schemas::testkit::leak(format!("l{}", t % 3))];
                 e.cost = Some(schemas::Money::new(rust_decimal::Decimal::new(t % 1000, 4), "USD"));
                 e
             }).collect();

@@ -48,12 +48,12 @@ impl<'a> DeliveryRow<Text<'a>> {
     pub fn from_state(identity: &'a EventRef<'a>, s: &DeliveryState, names: &Names, version: u64, now_ms: i64) -> Self {
         let status = s.status.unwrap_or(EventType::Unknown);
         DeliveryRow {
-            tenant: Text::Borrowed(&identity.tenant),
-            delivery_key: Text::Borrowed(&identity.delivery_key),
+            tenant: Text::Borrowed(identity.tenant),
+            delivery_key: Text::Borrowed(identity.delivery_key),
             channel: Text::Borrowed(s.channel.as_str()),
-            provider: Text::Borrowed(&identity.provider),
-            provider_message_id: Text::Borrowed(&identity.provider_message_id),
-            recipient: lowercase(&identity.recipient),
+            provider: Text::Borrowed(identity.provider),
+            provider_message_id: Text::Borrowed(identity.provider_message_id),
+            recipient: lowercase(identity.recipient),
             broadcast_id: names.value(s.broadcast_id),
             sequence_id: names.value(s.sequence_id),
             contact_id: s.ids.contact().map(|c| Text::Owned(c.to_string())),
@@ -103,12 +103,12 @@ pub fn write_delivery_row(b: &mut Vec<u8>, identity: &EventRef<'_>, s: &Delivery
     use crate::store::rowbinary::{leb128, put, put_opt_i64, put_opt_str, put_str};
     let status = s.status.unwrap_or(EventType::Unknown);
     let name = |id: u32| (id != 0).then(|| names.get(id));
-    put_str(b, &identity.tenant);
-    put_str(b, &identity.delivery_key);
+    put_str(b, identity.tenant);
+    put_str(b, identity.delivery_key);
     put_str(b, s.channel.as_str());
-    put_str(b, &identity.provider);
-    put_str(b, &identity.provider_message_id);
-    put_str(b, &lowercase(&identity.recipient));
+    put_str(b, identity.provider);
+    put_str(b, identity.provider_message_id);
+    put_str(b, &lowercase(identity.recipient));
     put_opt_str(b, name(s.broadcast_id));
     put_opt_str(b, name(s.sequence_id));
     put_opt_str(b, s.ids.contact());

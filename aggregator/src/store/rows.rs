@@ -14,7 +14,6 @@ use super::text::Text;
 use clickhouse::Row;
 use schemas::EventRef;
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct EventRow<T = Text<'static>> {
@@ -108,8 +107,8 @@ impl<'a> EventRow<Text<'a>> {
     /// The row of `e`, borrowing its strings. Attribution, `machine` and `reattributed` are the
     /// batch's to set (`batch::apply`); the metadata map is the one column written as JSON.
     pub fn from_event(e: &'a EventRef<'a>, partition: i32, offset: i64) -> Self {
-        let b = |s: &'a Cow<'a, str>| Text::Borrowed(s.as_ref());
-        let ob = |s: &'a Option<Cow<'a, str>>| s.as_deref().map(Text::Borrowed);
+        let b = |s: &&'a str| Text::Borrowed(s);
+        let ob = |s: &Option<&'a str>| s.map(Text::Borrowed);
         EventRow {
             event_id: b(&e.event_id),
             tenant: b(&e.tenant),
@@ -176,18 +175,18 @@ fn put_json<T: Serialize + ?Sized>(b: &mut Vec<u8>, value: &T) {
 /// `rowbinary::write` gives for that row (`tests/batch_rows.rs` compares them).
 pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset: i64, machine: &str, [broadcast, sequence, template]: [Option<&str>; 3]) {
     use super::rowbinary::{leb128, put, put_opt_str, put_str};
-    put_str(b, &e.event_id);
-    put_str(b, &e.tenant);
+    put_str(b, e.event_id);
+    put_str(b, e.tenant);
     put_str(b, e.channel.as_str());
-    put_str(b, &e.provider);
-    put_str(b, &e.provider_message_id);
-    put_opt_str(b, e.provider_event_id.as_deref());
-    put_str(b, &e.provider_event_name);
-    put_str(b, &e.delivery_key);
-    put_str(b, &e.recipient);
+    put_str(b, e.provider);
+    put_str(b, e.provider_message_id);
+    put_opt_str(b, e.provider_event_id);
+    put_str(b, e.provider_event_name);
+    put_str(b, e.delivery_key);
+    put_str(b, e.recipient);
     put_opt_str(b, broadcast);
     put_opt_str(b, sequence);
-    put_opt_str(b, e.contact_id.as_deref());
+    put_opt_str(b, e.contact_id);
     put_opt_str(b, template);
     put_str(b, e.message_class.map(|m| m.as_str()).unwrap_or_default());
     leb128(b, e.labels.len() as u64);
@@ -204,14 +203,14 @@ pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset
     put(b, e.occurred_at.to_le_bytes());
     put(b, e.received_at.to_le_bytes());
     put_str(b, e.time_source.as_str());
-    put_opt_str(b, e.click_url.as_deref());
-    put_opt_str(b, e.user_agent.as_deref());
-    put_opt_str(b, e.ip.as_deref());
-    put_opt_str(b, e.error_code.as_deref());
-    put_opt_str(b, e.error_reason.as_deref());
+    put_opt_str(b, e.click_url);
+    put_opt_str(b, e.user_agent);
+    put_opt_str(b, e.ip);
+    put_opt_str(b, e.error_code);
+    put_opt_str(b, e.error_reason);
     put(b, e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0).to_le_bytes());
     put_str(b, e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default());
-    put_str(b, &e.raw_topic);
+    put_str(b, e.raw_topic);
     put(b, e.raw_partition.to_le_bytes());
     put(b, e.raw_offset.to_le_bytes());
     put(b, partition.to_le_bytes());

@@ -73,6 +73,10 @@ pub enum CodecError {
     UnknownProvider(String),
     #[error("unknown route `{0}`")]
     UnknownRoute(String),
+    /// A borrowing decoder was given a record of an older schema: rewrite it first
+    /// ([`upgrade_event`]).
+    #[error("written with an older schema: rewrite it in the current one first")]
+    OlderSchema,
 }
 
 impl CodecError {
@@ -84,6 +88,7 @@ impl CodecError {
             CodecError::Field(_) => "invalid_field",
             CodecError::UnknownProvider(_) => "unknown_provider",
             CodecError::UnknownRoute(_) => "unknown_route",
+            CodecError::OlderSchema => "older_schema",
         }
     }
 }
@@ -190,38 +195,65 @@ pub fn encode_event_into(e: &Event, out: &mut Vec<u8>) -> Result<(), CodecError>
 /// Reads an event written with any known event schema: the current one directly, older ones
 /// through apache-avro's schema resolution ([`value_path::decode_event`]).
 pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
-    decode_event_as(bytes, |e| e)
-}
-
-/// [`decode_event`] borrowing the text from `bytes` (the aggregator reads its batches so: no
-/// allocation per string). A record written with an older schema is read through apache-avro
-/// and owns its text; the same events, the same errors.
-pub fn decode_event_ref(bytes: &[u8]) -> Result<EventRef<'_>, CodecError> {
-    decode_event_as(bytes, |e| e.to_static_event_ref())
-}
-
-/// [`decode_event_ref`] onto the end of `out`, as `(at, event)`: a decoded event is ~650 bytes,
-/// and returned, then moved into a pair, then pushed, it was copied three times (~260
-/// instructions per event, BENCHMARKS.md §1b); read here, where it is pushed, once. Nothing is
-/// pushed on an error.
-pub fn decode_event_ref_onto<'a>(bytes: &'a [u8], at: i64, out: &mut Vec<(i64, EventRef<'a>)>) -> Result<(), CodecError> {
-    out.push((at, decode_event_as(bytes, |e| e.to_static_event_ref())?));
-    Ok(())
-}
-
-/// The one dispatch of every decoder: the current schema read directly into text `S`, an
-/// older one through apache-avro, then `older` turns its owned event into an `Event<S>`.
-/// Inlined, so that [`decode_event_ref_onto`] builds the event where it is pushed.
-#[inline(always)]
-fn decode_event_as<'a, S: From<&'a str> + AsRef<str> + Ord>(
-    bytes: &'a [u8],
-    older: impl FnOnce(Event) -> Event<S>,
-) -> Result<Event<S>, CodecError> {
     let (fp, datum) = split_header(bytes)?;
     if fp == EVENT_CODEC.fingerprint {
         event::read(datum)
     } else {
-        value_path::decode_event(bytes).map(older)
+        value_path::decode_event(bytes)
+    }
+}
+
+/// [`decode_event`] borrowing the text from `bytes` (the aggregator reads its batches so: no
+/// allocation per string). A record written with an older schema has no current-schema text to
+/// borrow: `Err(OlderSchema)`, and [`upgrade_event`] rewrites it in the current one (the same
+/// event; the aggregator keeps the rewritten bytes for its batch).
+pub fn decode_event_ref(bytes: &[u8]) -> Result<EventRef<'_>, CodecError> {
+    let (fp, datum) = split_header(bytes)?;
+    if fp == EVENT_CODEC.fingerprint {
+        event::read(datum)
+    } else {
+        Err(older_or_unknown(&fp))
+    }
+}
+
+/// [`decode_event_ref`] onto the end of `out`, as `(at, event)`: a decoded event is 416 bytes,
+/// and returned, then moved into a pair, then pushed, it was copied three times (~260
+/// instructions per event, BENCHMARKS.md §1b); read here, where it is pushed, once. Nothing is
+/// pushed on an error.
+pub fn decode_event_ref_onto<'a>(bytes: &'a [u8], at: i64, out: &mut Vec<(i64, EventRef<'a>)>) -> Result<(), CodecError> {
+    let (fp, datum) = split_header(bytes)?;
+    if fp == EVENT_CODEC.fingerprint {
+        out.push((at, event::read(datum)?));
+        Ok(())
+    } else {
+        Err(older_or_unknown(&fp))
+    }
+}
+
+/// A record of a known older event schema rewritten in the current one (through apache-avro's
+/// schema resolution, [`value_path::decode_event`]); a current one copied as it is.
+pub fn upgrade_event(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let (fp, _) = split_header(bytes)?;
+    if fp == EVENT_CODEC.fingerprint {
+        return Ok(bytes.to_vec());
+    }
+    encode_event(&value_path::decode_event(bytes)?)
+}
+
+/// `e` written with the first event schema (`event.v1.avsc`, before `origin`), as a producer
+/// of that time wrote it: for tests of the paths that read older records.
+#[cfg(any(test, feature = "testkit"))]
+pub fn encode_event_v1(e: &Event) -> Result<Vec<u8>, CodecError> {
+    let Value::Record(fields) = value_path::event_to_value(e) else { unreachable!("an event is a record") };
+    Codec::new(&[EVENT_HISTORY[0]]).encode(Value::Record(fields.into_iter().filter(|(k, _)| k != "origin").collect()))
+}
+
+/// The error for a record whose writer is not the current event schema.
+fn older_or_unknown(fp: &[u8; 8]) -> CodecError {
+    if EVENT_CODEC.writers.contains_key(fp) {
+        CodecError::OlderSchema
+    } else {
+        CodecError::UnknownSchema(hex::encode(fp))
     }
 }
 
