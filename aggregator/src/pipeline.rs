@@ -229,8 +229,12 @@ impl Aggregator {
             let bytes = payload.as_deref().unwrap_or_default();
             // (decoded onto the end of `events`: copied there once, not moved three times)
             let decoded = match schemas::avro::decode_event_ref_onto(bytes, *o, &mut events) {
-                Err(CodecError::OlderSchema) => schemas::avro::upgrade_event(bytes)
-                    .and_then(|current| schemas::avro::decode_event_ref_onto(upgraded.alloc_slice_copy(&current), *o, &mut events)),
+                Err(CodecError::OlderSchema) => {
+                    // (how many are still coming tells when a rolling upgrade has finished)
+                    metrics::counter!("sendtrace_aggregator_older_schema_records_total").increment(1);
+                    schemas::avro::upgrade_event(bytes)
+                        .and_then(|current| schemas::avro::decode_event_ref_onto(upgraded.alloc_slice_copy(&current), *o, &mut events))
+                }
                 decoded => decoded,
             };
             let (reason, e) = match decoded {

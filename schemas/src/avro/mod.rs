@@ -429,11 +429,7 @@ mod tests {
     /// `send_record` (the old contract), else as the provider's; current events round-trip.
     #[test]
     fn event_v1_reads_its_origin_from_the_old_contract() {
-        let v1 = Codec::new(&[EVENT_HISTORY[0]]);
-        let encode_v1 = |e: &Event| {
-            let Value::Record(fields) = event_to_value(e) else { unreachable!() };
-            v1.encode(Value::Record(fields.into_iter().filter(|(k, _)| k != "origin").collect())).unwrap()
-        };
+        let encode_v1 = |e: &Event| encode_event_v1(e).unwrap();
         let mut e = sample_event();
         e.origin = Origin::AppEvent;
         assert_eq!(decode_event(&encode_v1(&e)).unwrap().origin, Origin::Provider);

@@ -235,9 +235,7 @@ proptest! {
         if e.cost.as_ref().is_some_and(|c| c.checked_mantissa_at_scale().is_none()) {
             return Ok(()); // never written: refused by every encoder
         }
-        let v1 = Codec::new(&[EVENT_HISTORY[0]]);
-        let Value::Record(fields) = event_to_value(&e) else { unreachable!() };
-        let bytes = v1.encode(Value::Record(fields.into_iter().filter(|(k, _)| k != "origin").collect()))?;
+        let bytes = encode_event_v1(&e)?;
         let read = decode_event(&bytes)?;
         prop_assert_eq!(read.origin, if e.provider_event_name == "send_record" { Origin::SendRecord } else { Origin::Provider });
         prop_assert_eq!(decode_event_ref(&bytes).err().map(|e| e.code()), Some("older_schema"));
