@@ -589,7 +589,7 @@ mod tests {
     /// The state tests' event, for delivery `dk`.
     fn ev(id: &str, dk: &str, ty: EventType, t: i64) -> EventRef<'static> {
         let mut e = crate::state::tests::event(id, ty, None, t);
-        e.delivery_key = Box::leak(dk.to_string().into_boxed_str());
+        e.delivery_key = schemas::testkit::leak(dk);
         e
     }
 

@@ -140,8 +140,8 @@ mod tests {
 
     fn ev(ty: EventType, ua: Option<&str>, ip: Option<&str>, t: i64) -> EventRef<'static> {
         let mut e = crate::state::tests::event("1", ty, None, t);
-        e.user_agent = ua.map(|s| &*Box::leak(s.to_string().into_boxed_str()));
-        e.ip = ip.map(|s| &*Box::leak(s.to_string().into_boxed_str()));
+        e.user_agent = ua.map(schemas::testkit::leak);
+        e.ip = ip.map(schemas::testkit::leak);
         e
     }
 

@@ -212,7 +212,7 @@ impl Event {
     #[cfg(any(test, feature = "testkit"))]
     pub fn leak(&self) -> EventRef<'static> {
         fn l(s: &str) -> &'static str {
-            Box::leak(s.to_owned().into_boxed_str())
+            crate::testkit::leak(s)
         }
         map_text!(self, l)
     }

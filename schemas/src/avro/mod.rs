@@ -208,12 +208,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
 /// borrow: `Err(OlderSchema)`, and [`upgrade_event`] rewrites it in the current one (the same
 /// event; the aggregator keeps the rewritten bytes for its batch).
 pub fn decode_event_ref(bytes: &[u8]) -> Result<EventRef<'_>, CodecError> {
-    let (fp, datum) = split_header(bytes)?;
-    if fp == EVENT_CODEC.fingerprint {
-        event::read(datum)
-    } else {
-        Err(older_or_unknown(&fp))
-    }
+    event::read(current_event_datum(bytes)?)
 }
 
 /// [`decode_event_ref`] onto the end of `out`, as `(at, event)`: a decoded event is 416 bytes,
@@ -221,23 +216,29 @@ pub fn decode_event_ref(bytes: &[u8]) -> Result<EventRef<'_>, CodecError> {
 /// instructions per event, BENCHMARKS.md §1b); read here, where it is pushed, once. Nothing is
 /// pushed on an error.
 pub fn decode_event_ref_onto<'a>(bytes: &'a [u8], at: i64, out: &mut Vec<(i64, EventRef<'a>)>) -> Result<(), CodecError> {
-    let (fp, datum) = split_header(bytes)?;
-    if fp == EVENT_CODEC.fingerprint {
-        out.push((at, event::read(datum)?));
-        Ok(())
-    } else {
-        Err(older_or_unknown(&fp))
-    }
+    let datum = current_event_datum(bytes)?;
+    out.push((at, event::read(datum)?));
+    Ok(())
 }
 
-/// A record of a known older event schema rewritten in the current one (through apache-avro's
-/// schema resolution, [`value_path::decode_event`]); a current one copied as it is.
+/// A record of any known event schema rewritten in the current one (an older one through
+/// apache-avro's schema resolution, [`decode_event`]).
 pub fn upgrade_event(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
-    let (fp, _) = split_header(bytes)?;
+    encode_event(&decode_event(bytes)?)
+}
+
+/// The datum of a record written with the current event schema; for one of an older schema
+/// `OlderSchema`, of no known schema `UnknownSchema`.
+#[inline(always)]
+fn current_event_datum(bytes: &[u8]) -> Result<&[u8], CodecError> {
+    let (fp, datum) = split_header(bytes)?;
     if fp == EVENT_CODEC.fingerprint {
-        return Ok(bytes.to_vec());
+        Ok(datum)
+    } else if EVENT_CODEC.writers.contains_key(&fp) {
+        Err(CodecError::OlderSchema)
+    } else {
+        Err(CodecError::UnknownSchema(hex::encode(fp)))
     }
-    encode_event(&value_path::decode_event(bytes)?)
 }
 
 /// `e` written with the first event schema (`event.v1.avsc`, before `origin`), as a producer
@@ -246,15 +247,6 @@ pub fn upgrade_event(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
 pub fn encode_event_v1(e: &Event) -> Result<Vec<u8>, CodecError> {
     let Value::Record(fields) = value_path::event_to_value(e) else { unreachable!("an event is a record") };
     Codec::new(&[EVENT_HISTORY[0]]).encode(Value::Record(fields.into_iter().filter(|(k, _)| k != "origin").collect()))
-}
-
-/// The error for a record whose writer is not the current event schema.
-fn older_or_unknown(fp: &[u8; 8]) -> CodecError {
-    if EVENT_CODEC.writers.contains_key(fp) {
-        CodecError::OlderSchema
-    } else {
-        CodecError::UnknownSchema(hex::encode(fp))
-    }
 }
 
 /// The envelope as one single-object encoded record.
