@@ -274,3 +274,97 @@ async fn api_numbers_equal_the_truth_and_tenants_are_apart() {
         assert_eq!(&statuses[k], st, "status of {k}");
     }
 }
+
+/// One version of an event row as the test writes it.
+#[derive(Clone)]
+struct Version {
+    id: String,
+    at: i64,
+    event_type: &'static str,
+    broadcast: Option<&'static str>,
+}
+
+/// The feed and the bounce reasons read `events` without `FINAL` where that is exact and with
+/// it where not (`api::db::events`, `Db::events_final`): event rows written as several versions
+/// that ClickHouse has not merged (merges stopped), some re-attributed to another broadcast,
+/// some copied again, some sharing a millisecond, and every answer compared with the latest
+/// version of each event (the last one written, what `FINAL` keeps).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_feed_and_bounce_reasons_show_each_events_latest_version() {
+    let stack = Stack::from_env();
+    let p = Pipeline::new(&stack, "api-feed").await;
+    p.query("SYSTEM STOP MERGES events").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let types = ["delivered", "opened", "bounced", "clicked"];
+    // 150 events over the last hour, pairs in one millisecond; four inserts:
+    // 1. every event, events k % 3 == 0 attributed to b-a;
+    // 2. events k % 6 == 0 re-attributed to b-b (the latest for them);
+    // 3. events k % 5 == 0 copied as they were first written (a replay: the latest for them);
+    // 4. events k % 7 == 0 copied again as they stand after 1–3 (the same answer).
+    let first: Vec<Version> = (0..150)
+        .map(|k| Version { id: format!("ev-{k:03}"), at: now - 3_600_000 + (k / 2) * 40_000, event_type: types[k as usize % 4], broadcast: (k % 3 == 0).then_some("b-a") })
+        .collect();
+    let moved: Vec<Version> = first.iter().enumerate().filter(|(k, _)| k % 6 == 0).map(|(_, v)| Version { broadcast: Some("b-b"), ..v.clone() }).collect();
+    let replayed: Vec<Version> = first.iter().enumerate().filter(|(k, _)| k % 5 == 0).map(|(_, v)| v.clone()).collect();
+    let mut latest: BTreeMap<String, Version> = BTreeMap::new();
+    for v in first.iter().chain(&moved).chain(&replayed) {
+        latest.insert(v.id.clone(), v.clone());
+    }
+    let again: Vec<Version> = (0..150).filter(|k| k % 7 == 0).map(|k| latest[&format!("ev-{k:03}")].clone()).collect();
+    for batch in [&first, &moved, &replayed, &again] {
+        let values: Vec<String> = batch
+            .iter()
+            .map(|v| {
+                let b = v.broadcast.map(|b| format!("'{b}'")).unwrap_or("NULL".into());
+                format!(
+                    "('{}', 'acme', 'email', 'ses', 'dk-{}', 'User@Example.com', '{}', '{}', fromUnixTimestamp64Milli(toInt64({}), 'UTC'), {b}, 'x', 'mailbox unavailable')",
+                    v.id,
+                    v.id,
+                    v.event_type,
+                    if v.event_type == "bounced" { "hard" } else { "" },
+                    v.at
+                )
+            })
+            .collect();
+        p.query(&format!(
+            "INSERT INTO events (event_id, tenant, channel, provider, delivery_key, recipient, event_type, bounce_class, occurred_at, broadcast_id, error_code, error_reason) VALUES {}",
+            values.join(", ")
+        ))
+        .await;
+    }
+    assert!(p.number("SELECT count() FROM events").await > 150 + 25, "versions stay unmerged");
+    let (url, _api) = p.start_api(KEYS).await;
+    let api = Api { url, client: reqwest::Client::new() };
+
+    // newest first, ties by id descending, each event once with its latest attribution
+    let truth = |keep: &dyn Fn(&Version) -> bool| -> Vec<(String, Option<String>)> {
+        let mut v: Vec<&Version> = latest.values().filter(|v| keep(v)).collect();
+        v.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+        v.into_iter().map(|v| (v.id.clone(), v.broadcast.map(String::from))).collect()
+    };
+    let feed = async |query: &str, size: u32| -> Vec<(String, Option<String>)> {
+        let path = format!("/v1/events?page_size={size}{query}");
+        api.all_pages("acme-key", &path, "events", async |_| {})
+            .await
+            .iter()
+            .map(|e| (e["event_id"].as_str().unwrap().to_string(), e["broadcast"].as_str().map(String::from)))
+            .collect()
+    };
+    assert_eq!(feed("", 7).await, truth(&|_| true), "every event once, its latest version");
+    assert_eq!(feed("", 1000).await, truth(&|_| true), "in one page");
+    for b in ["b-a", "b-b"] {
+        // (b-a: 25 of its 50 first-written events have moved to b-b, and 10 of those back)
+        assert_eq!(feed(&format!("&broadcast={b}"), 5).await, truth(&|v| v.broadcast == Some(b)), "broadcast {b}");
+    }
+    assert_eq!(feed("&event_type=bounced&broadcast=b-a", 3).await, truth(&|v| v.broadcast == Some("b-a") && v.event_type == "bounced"), "type and broadcast");
+
+    // bounce reasons count each bounced event once, by its latest attribution
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = (today - chrono::Duration::days(1), today);
+    for (q, keep) in [("", None), ("&broadcast=b-a", Some("b-a")), ("&broadcast=b-b", Some("b-b"))] {
+        let body = api.ok("acme-key", &format!("/v1/stats/bounces?from={from}&to={to}{q}")).await;
+        let want = latest.values().filter(|v| v.event_type == "bounced" && keep.is_none_or(|b| v.broadcast == Some(b))).count() as i64;
+        assert!(want >= 2, "bounces to count ({q}): {want}");
+        assert_eq!(n(&body["total"]), want, "bounce reasons{q}: {body}");
+    }
+}

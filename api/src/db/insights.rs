@@ -1,4 +1,4 @@
-//! Bounce reasons (`events FINAL`, bounced and failed events) and delivery latency
+//! Bounce reasons (`events FINAL`, bounced and failed events, filtered before `FINAL`: `Db::events_final`) and delivery latency
 //! (`deliveries FINAL`) for `/v1/stats/bounces` and `/v1/stats/latency`.
 
 use super::{or_empty, Db};
@@ -40,13 +40,14 @@ pub async fn failure_groups(db: &Db, tenant: &str, f: &FailureFilter) -> Result<
     let sql = "SELECT toString(provider) AS provider, toString(channel) AS channel, toString(event_type) AS event_type, \
                toString(bounce_class) AS bounce_class, ifNull(error_code, '') AS code, any(substring(ifNull(error_reason, ''), 1, 300)) AS text, \
                if(position(recipient, '@') > 0, lower(substringIndex(recipient, '@', -1)), '') AS domain, count() AS events \
-               FROM events FINAL WHERE tenant = ? AND event_type IN ('bounced', 'failed') \
+               FROM events FINAL PREWHERE tenant = ? AND event_type IN ('bounced', 'failed') \
                AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) < ? \
-               AND (? = '' OR channel = ?) AND (? = '' OR provider = ?) AND (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?) \
+               AND (? = '' OR channel = ?) AND (? = '' OR provider = ?) \
+               WHERE (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?) \
                GROUP BY provider, channel, event_type, bounce_class, code, \
                  substring(replaceRegexpAll(lower(replaceRegexpAll(ifNull(error_reason, ''), '<[^>]*>|\\\\S+@\\\\S+', '')), '[^a-z]+', ' '), 1, 120), domain \
                ORDER BY events DESC, provider, code, domain LIMIT ?";
-    let mut q = db.query(sql).bind(tenant).bind(f.from).bind(f.to);
+    let mut q = db.events_final(sql).bind(tenant).bind(f.from).bind(f.to);
     for v in [&f.channel, &f.provider, &f.broadcast, &f.template] {
         q = q.bind(or_empty(v)).bind(or_empty(v));
     }
