@@ -80,26 +80,32 @@ pub async fn page(db: &Db, tenant: &str, f: &EventFilter, after: Option<(i64, St
         let rows = candidates(db, tenant, f, cursor.as_ref(), want).await?;
         let full = rows.len() as u32 == want;
         let Some(last) = rows.last().map(|r| (r.occurred_at, r.event_id.clone())) else { break };
-        // the candidates as events: the versions of one are neighbours (same time and id)
-        let mut events: Vec<Vec<EventRow>> = Vec::new();
-        for r in rows {
+        // the candidates as events, (first row, versions): the versions of one are neighbours
+        let mut events: Vec<(usize, usize)> = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
             match events.last_mut() {
-                Some(g) if g[0].event_id == r.event_id && g[0].occurred_at == r.occurred_at => g.push(r),
-                _ => events.push(vec![r]),
+                Some((first, n)) if rows[*first].event_id == r.event_id && rows[*first].occurred_at == r.occurred_at => *n += 1,
+                _ => events.push((i, 1)),
             }
         }
-        let n = events.len();
-        let settled = |k: usize, g: &Vec<EventRow>| !attribution && g.len() == 1 && !(full && k + 1 == n);
-        let unsettled: Vec<&str> = events.iter().enumerate().filter(|(k, g)| !settled(*k, g)).map(|(_, g)| g[0].event_id.as_str()).collect();
-        let mut latest: HashMap<String, EventRow> =
-            if unsettled.is_empty() { HashMap::new() } else { latest(db, tenant, f, &unsettled, &events).await?.into_iter().map(|r| (r.event_id.clone(), r)).collect() };
-        for (k, mut g) in events.into_iter().enumerate() {
+        let count = events.len();
+        let settled = |k: usize, versions: usize| !attribution && versions == 1 && !(full && k + 1 == count);
+        let unsettled: Vec<&EventRow> = events.iter().enumerate().filter(|(k, e)| !settled(*k, e.1)).map(|(_, e)| &rows[e.0]).collect();
+        let mut latest: HashMap<String, EventRow> = match unsettled.is_empty() {
+            true => HashMap::new(),
+            false => latest(db, tenant, f, &unsettled).await?.into_iter().map(|r| (r.event_id.clone(), r)).collect(),
+        };
+        let mut rows = rows.into_iter();
+        for (k, (_, versions)) in events.into_iter().enumerate() {
+            let mut group = rows.by_ref().take(versions);
+            let first = group.next().expect("an event has a row");
+            group.for_each(drop);
             if (out.len() as u32) == limit {
                 break;
             }
-            if settled(k, &g) {
-                out.push(g.pop().expect("a group has a row"));
-            } else if let Some(r) = latest.remove(&g[0].event_id) {
+            if settled(k, versions) {
+                out.push(first);
+            } else if let Some(r) = latest.remove(&first.event_id) {
                 out.push(r);
             } // else: its latest version no longer matches the filter
         }
@@ -135,11 +141,12 @@ async fn candidates(db: &Db, tenant: &str, f: &EventFilter, cursor: Option<&(i64
     db.run(q.fetch_all::<EventRow>()).await
 }
 
-/// Step 2: the latest version of each of `ids` (all among `events`) whose attribution matches `f`.
-async fn latest(db: &Db, tenant: &str, f: &EventFilter, ids: &[&str], events: &[Vec<EventRow>]) -> Result<Vec<EventRow>, ApiError> {
+/// Step 2: the latest version of each of `events` whose attribution matches `f`.
+async fn latest(db: &Db, tenant: &str, f: &EventFilter, events: &[&EventRow]) -> Result<Vec<EventRow>, ApiError> {
     // PREWHERE on the primary key and the time before FINAL (every version of an event has
     // both): only the partitions and parts that can hold them are read
-    let times = events.iter().map(|g| g[0].occurred_at);
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let times = events.iter().map(|e| e.occurred_at);
     let (oldest, newest) = (times.clone().min().unwrap_or(0), times.max().unwrap_or(0));
     let sql = format!(
         "SELECT {COLUMNS} FROM events FINAL \
