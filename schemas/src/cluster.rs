@@ -136,6 +136,13 @@ pub const SHARDING: &[TablePlacement] = &[
               share its delivery key, so they meet on one shard and collapse under FINAL.",
     },
     TablePlacement {
+        table: "failures",
+        placement: Placement::Sharded("cityHash64(delivery_key)"),
+        why: "filled by `failures_mv` on each shard from its `events_local` rows, so, as `soft_bounces`, it must equal \
+              `events`' key for the migration's backfill to land where the view writes; versions of one event share its \
+              delivery key and collapse under FINAL on that shard.",
+    },
+    TablePlacement {
         table: "suppressions",
         placement: Placement::Sharded("cityHash64(tenant, address)"),
         why: "ORDER BY (tenant, address): an address's entries meet on one shard (ReplacingMergeTree(version), read FINAL).",
@@ -706,7 +713,7 @@ mod tests {
     #[test]
     fn merging_tables_shard_by_their_key() {
         // the columns of each sharding key are ORDER BY columns of the table, except `events`,
-        // whose delivery key every version of a row shares, and `soft_bounces`, filled from
+        // whose delivery key every version of a row shares, and `soft_bounces` and `failures`, filled from
         // `events`' rows on their shard by the same key (see SHARDING)
         for (_, _, sql) in MIGRATIONS {
             for stmt in split(sql).iter().filter(|s| s.starts_with("CREATE TABLE")) {
@@ -716,12 +723,13 @@ mod tests {
                 let order = stmt.split("ORDER BY").nth(1).unwrap().lines().next().unwrap();
                 let cols = key.trim_start_matches("cityHash64(").trim_end_matches(')');
                 for col in cols.split(',').map(str::trim) {
-                    assert!(order.contains(col) || name == "events" || name == "soft_bounces", "{name}: {col} not in ORDER BY {order}");
+                    assert!(order.contains(col) || ["events", "soft_bounces", "failures"].contains(&name.as_str()), "{name}: {col} not in ORDER BY {order}");
                 }
             }
         }
         assert_eq!(placement("delivery_order"), placement("deliveries"), "the view's rows and the tombstones meet");
         assert_eq!(placement("events"), placement("deliveries"), "a delivery's rows on one shard");
         assert_eq!(placement("soft_bounces"), placement("events"), "the view's rows and the backfill meet");
+        assert_eq!(placement("failures"), placement("events"), "the view's rows and the backfill meet");
     }
 }

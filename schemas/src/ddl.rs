@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (12, "deliveries_key_filter", include_str!("../clickhouse/0012_deliveries_key_filter.sql")),
     (13, "history_reads", include_str!("../clickhouse/0013_history_reads.sql")),
     (14, "partition_claims", include_str!("../clickhouse/0014_partition_claims.sql")),
+    (15, "failures", include_str!("../clickhouse/0015_failures.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

@@ -285,7 +285,8 @@ struct Version {
 }
 
 /// The feed and the bounce reasons read `events` without `FINAL` where that is exact and with
-/// it where not (`api::db::events`, `Db::events_final`): event rows written as several versions
+/// it where not (`api::db::events`, `Db::events_final`), bounce reasons `failures` when no
+/// attribution filter is given (migration 15): event rows written as several versions
 /// that ClickHouse has not merged (merges stopped), some re-attributed to another broadcast,
 /// some copied again, some sharing a millisecond, and every answer compared with the latest
 /// version of each event (the last one written, what `FINAL` keeps).
@@ -294,6 +295,7 @@ async fn the_feed_and_bounce_reasons_show_each_events_latest_version() {
     let stack = Stack::from_env();
     let p = Pipeline::new(&stack, "api-feed").await;
     p.query("SYSTEM STOP MERGES events").await;
+    p.query("SYSTEM STOP MERGES failures").await;
     let now = chrono::Utc::now().timestamp_millis();
     let types = ["delivered", "opened", "bounced", "clicked"];
     // 150 events over the last hour, pairs in one millisecond; four inserts:

@@ -1,4 +1,4 @@
-//! Bounce reasons (`events FINAL`, bounced and failed events, filtered before `FINAL`: `Db::events_final`) and delivery latency
+//! Bounce reasons (`failures FINAL`, or `events FINAL` under an attribution filter, filtered before `FINAL`: `Db::events_final`) and delivery latency
 //! (`deliveries FINAL`) for `/v1/stats/bounces` and `/v1/stats/latency`.
 
 use super::{or_empty, Db};
@@ -35,21 +35,35 @@ pub struct FailureGroup {
 }
 
 pub async fn failure_groups(db: &Db, tenant: &str, f: &FailureFilter) -> Result<Vec<FailureGroup>, ApiError> {
+    // Without an attribution filter, `failures` (migration 15: these events only, ordered by
+    // time, columns every version shares); with one, `events`, whose latest version decides.
+    let (source, attribution) = match (&f.broadcast, &f.template) {
+        (None, None) => ("failures FINAL PREWHERE tenant = ?", ""),
+        _ => (
+            "events FINAL PREWHERE tenant = ? AND event_type IN ('bounced', 'failed')",
+            "WHERE (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?)",
+        ),
+    };
     // Texts are grouped by their letters only, so "550 5.1.1 <a@x>: user unknown" and the
     // same for <b@y> fall in one group; the domain is the part after the last `@`.
-    let sql = "SELECT toString(provider) AS provider, toString(channel) AS channel, toString(event_type) AS event_type, \
-               toString(bounce_class) AS bounce_class, ifNull(error_code, '') AS code, any(substring(ifNull(error_reason, ''), 1, 300)) AS text, \
-               if(position(recipient, '@') > 0, lower(substringIndex(recipient, '@', -1)), '') AS domain, count() AS events \
-               FROM events FINAL PREWHERE tenant = ? AND event_type IN ('bounced', 'failed') \
-               AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) < ? \
-               AND (? = '' OR channel = ?) AND (? = '' OR provider = ?) \
-               WHERE (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?) \
-               GROUP BY provider, channel, event_type, bounce_class, code, \
-                 substring(replaceRegexpAll(lower(replaceRegexpAll(ifNull(error_reason, ''), '<[^>]*>|\\\\S+@\\\\S+', '')), '[^a-z]+', ' '), 1, 120), domain \
-               ORDER BY events DESC, provider, code, domain LIMIT ?";
-    let mut q = db.events_final(sql).bind(tenant).bind(f.from).bind(f.to);
-    for v in [&f.channel, &f.provider, &f.broadcast, &f.template] {
+    let sql = format!(
+        "SELECT toString(provider) AS provider, toString(channel) AS channel, toString(event_type) AS event_type, \
+         toString(bounce_class) AS bounce_class, ifNull(error_code, '') AS code, any(substring(ifNull(error_reason, ''), 1, 300)) AS text, \
+         if(position(recipient, '@') > 0, lower(substringIndex(recipient, '@', -1)), '') AS domain, count() AS events \
+         FROM {source} AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) < ? \
+         AND (? = '' OR channel = ?) AND (? = '' OR provider = ?) {attribution} \
+         GROUP BY provider, channel, event_type, bounce_class, code, \
+           substring(replaceRegexpAll(lower(replaceRegexpAll(ifNull(error_reason, ''), '<[^>]*>|\\\\S+@\\\\S+', '')), '[^a-z]+', ' '), 1, 120), domain \
+         ORDER BY events DESC, provider, code, domain LIMIT ?"
+    );
+    let mut q = db.events_final(&sql).bind(tenant).bind(f.from).bind(f.to);
+    for v in [&f.channel, &f.provider] {
         q = q.bind(or_empty(v)).bind(or_empty(v));
+    }
+    if !attribution.is_empty() {
+        for v in [&f.broadcast, &f.template] {
+            q = q.bind(or_empty(v)).bind(or_empty(v));
+        }
     }
     db.run(q.bind(MAX_REASON_GROUPS + 1).fetch_all::<FailureGroup>()).await
 }

@@ -66,7 +66,8 @@ impl Db {
     /// every version of an event lies in its time's month partition (`PARTITION BY
     /// toYYYYMM(occurred_at)`), so partitions outside the range are skipped and each is merged
     /// alone. Attribution conditions go in `WHERE`, after `FINAL`. On the 10 M-event benchmark a
-    /// month of bounce reasons went from 0.95 s to ~0.16 s (BENCHMARKS.md §5).
+    /// month of bounce reasons went from 0.95 s to ~0.16 s (BENCHMARKS.md §5). Also for
+    /// `failures` (migration 15), whose versions of a row are alike in every column.
     pub fn events_final(&self, sql: &str) -> clickhouse::query::Query {
         self.client
             .query(sql)
