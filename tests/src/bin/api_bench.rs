@@ -137,6 +137,9 @@ async fn main() -> anyhow::Result<()> {
     let first: serde_json::Value = client.get(format!("{base}/v1/messages?page_size=1")).bearer_auth("bench-key").send().await?.json().await?;
     let message_id = first["messages"][0]["id"].as_str().unwrap_or_default().to_string();
     let recipient = first["messages"][0]["recipient"].as_str().unwrap_or_default().to_string();
+    // the first broadcast of the funnels list (~1 % of the tenant's events in the generated data)
+    let broadcasts: serde_json::Value = client.get(format!("{base}/v1/broadcasts?page_size=1")).bearer_auth("bench-key").send().await?.json().await?;
+    let Some(broadcast) = broadcasts["items"][0]["id"].as_str().map(String::from) else { bail!("no broadcast listed: {broadcasts}") };
     let today = chrono::Utc::now().date_naive();
     let from = today - chrono::Duration::days(29);
     let since = format!("{from}T00:00:00Z");
@@ -161,10 +164,12 @@ async fn main() -> anyhow::Result<()> {
         ("messages, status=bounced", "/v1/messages?status=bounced".into()),
         ("message + chronology", format!("/v1/messages/{message_id}")),
         ("events, last 30 days (50)", format!("/v1/events?from={since}")),
+        ("events of one broadcast (50)", format!("/v1/events?from={since}&broadcast={broadcast}")),
         ("recipient's events", format!("/v1/recipients/{recipient}/events")),
         ("recipient engagement", format!("/v1/recipients/{recipient}/engagement")),
         ("broadcasts with funnels", "/v1/broadcasts".into()),
         ("bounce reasons", format!("/v1/stats/bounces?from={from}&to={today}")),
+        ("bounce reasons of one broadcast", format!("/v1/stats/bounces?from={from}&to={today}&broadcast={broadcast}")),
         ("latency by day", format!("/v1/stats/latency?from={from}&to={today}")),
         ("suppressions", "/v1/suppressions".into()),
         ("sender health", "/v1/senders/health".into()),
