@@ -10,12 +10,14 @@
 //! * `telemetry`: tracing setup, the Prometheus recorder, `/metrics`, `/healthz` and `/readyz`.
 //! * `consumer_lag`: consumer lag per partition on a timer, which is also the consumer's broker probe.
 //! * `config`: loading a service config from file → `SENDTRACE_*` environment.
+//! * `in_list`: `IN ?` lists of keys chunked to statements ClickHouse accepts.
 
 pub mod backoff;
 pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod consumer_lag;
+pub mod in_list;
 pub mod kafka;
 pub mod readiness;
 pub mod shutdown;

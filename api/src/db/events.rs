@@ -22,6 +22,7 @@
 use super::{or_empty, Db};
 use crate::error::ApiError;
 use clickhouse::Row;
+use runtime::in_list::{in_list_chunks, MAX_IN_LIST_BYTES, MAX_IN_LIST_KEYS};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -141,21 +142,26 @@ async fn candidates(db: &Db, tenant: &str, f: &EventFilter, cursor: Option<&(i64
     db.run(q.fetch_all::<EventRow>()).await
 }
 
-/// Step 2: the latest version of each of `events` whose attribution matches `f`.
+/// Step 2: the latest version of each of `events` whose attribution matches `f`. The ids go
+/// in `IN` lists of bounded size (`runtime::in_list`), one query each.
 async fn latest(db: &Db, tenant: &str, f: &EventFilter, events: &[&EventRow]) -> Result<Vec<EventRow>, ApiError> {
     // PREWHERE on the primary key and the time before FINAL (every version of an event has
     // both): only the partitions and parts that can hold them are read
-    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-    let times = events.iter().map(|e| e.occurred_at);
-    let (oldest, newest) = (times.clone().min().unwrap_or(0), times.max().unwrap_or(0));
     let sql = format!(
         "SELECT {COLUMNS} FROM events FINAL \
          PREWHERE tenant = ? AND event_id IN ? AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) <= ? \
          WHERE (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?) AND (? = '' OR sequence_id = ?)"
     );
-    let mut q = db.events_final(&sql).bind(tenant).bind(ids).bind(oldest).bind(newest);
-    for v in [&f.broadcast, &f.template, &f.sequence] {
-        q = q.bind(or_empty(v)).bind(or_empty(v));
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let mut out = Vec::with_capacity(ids.len());
+    let mut times = events.iter().map(|e| e.occurred_at);
+    for chunk in in_list_chunks(&ids, MAX_IN_LIST_KEYS, MAX_IN_LIST_BYTES) {
+        let (oldest, newest) = times.by_ref().take(chunk.len()).fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+        let mut q = db.events_final(&sql).bind(tenant).bind(chunk).bind(oldest).bind(newest);
+        for v in [&f.broadcast, &f.template, &f.sequence] {
+            q = q.bind(or_empty(v)).bind(or_empty(v));
+        }
+        out.extend(db.run(q.fetch_all::<EventRow>()).await?);
     }
-    db.run(q.fetch_all::<EventRow>()).await
+    Ok(out)
 }
