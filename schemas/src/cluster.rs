@@ -124,6 +124,17 @@ pub const SHARDING: &[TablePlacement] = &[
               unions the sets of every shard; the key only places the migration's backfill.",
     },
     TablePlacement {
+        table: "recipient_days",
+        placement: Placement::Sharded("cityHash64(tenant)"),
+        why: "filled by `recipient_days_mv` on each shard from its `events_local` rows, read with uniqExact(), which \
+              unions every shard's rows, as `unique_recipients`; the key only places the migration's backfill.",
+    },
+    TablePlacement {
+        table: "backfills",
+        placement: Placement::Sharded("cityHash64(name)"),
+        why: "one row per backfilled table (`recipient_days`), read through the Distributed table.",
+    },
+    TablePlacement {
         table: "event_times",
         placement: Placement::Sharded("cityHash64(tenant)"),
         why: "filled by `event_times_mv` per shard, read with max() over shards; the key only places the backfill.",

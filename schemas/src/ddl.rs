@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (13, "history_reads", include_str!("../clickhouse/0013_history_reads.sql")),
     (14, "partition_claims", include_str!("../clickhouse/0014_partition_claims.sql")),
     (15, "failures", include_str!("../clickhouse/0015_failures.sql")),
+    (16, "recipient_days", include_str!("../clickhouse/0016_recipient_days.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.
@@ -68,5 +69,27 @@ mod tests {
         assert_eq!(select(&v5[1]), select(&v5[2]));
         assert!(select(&v5[1]).contains("uniqExactState(lower(recipient))"));
         assert!(v5[1].contains("{reporting_time_zone}"), "the zone is substituted at migration");
+    }
+
+    #[test]
+    fn recipient_days_view_and_backfill_agree_and_record_their_reach() {
+        let (version, _, sql) = MIGRATIONS[15];
+        assert_eq!(version, 16);
+        let v16 = statements(sql);
+        assert_eq!(v16.len(), 5);
+        assert!(v16[0].starts_with("CREATE TABLE IF NOT EXISTS recipient_days"));
+        assert!(!v16[0].contains("TTL"), "the rows outlive the event rows, as unique_recipients' sets");
+        assert!(v16[1].starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS recipient_days_mv TO recipient_days AS"));
+        assert!(v16[2].starts_with("INSERT INTO recipient_days"));
+        let select = |s: &str| s[s.find("\nSELECT").expect("a SELECT")..].to_string();
+        assert_eq!(select(&v16[1]), select(&v16[2]), "the backfill computes what the view computes");
+        // the same people and days as the sets the summary read before
+        let v5 = statements(MIGRATIONS[4].2);
+        assert!(select(&v16[1]).contains("sipHash128(lower(recipient))") && select(&v5[1]).contains("uniqExactState(lower(recipient))"));
+        for day in ["('day', toDate(occurred_at, 'UTC'))", "('day:{reporting_time_zone}', toDate(occurred_at, '{reporting_time_zone}'))"] {
+            assert!(v16[1].contains(day) && v5[1].contains(day), "{day}");
+        }
+        assert!(v16[3].starts_with("CREATE TABLE IF NOT EXISTS backfills"));
+        assert!(v16[4].starts_with("INSERT INTO backfills") && v16[4].contains("{events_ttl_days}"), "the reach of the backfill is recorded last");
     }
 }

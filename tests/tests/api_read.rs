@@ -196,6 +196,33 @@ async fn assert_chronology(api: &Api, key: &str, s: &Stream) {
     }
 }
 
+/// The summary's unique people delivered to, opening and clicking (people only), over `days`
+/// days up to today (UTC) and the `days` before, against the sets of the generated truth.
+async fn assert_summary_uniques(api: &Api, key: &str, s: &Stream, days: i64) {
+    let today = chrono::Utc::now().date_naive();
+    let (from, prev_from) = (today - chrono::Duration::days(days - 1), today - chrono::Duration::days(2 * days - 1));
+    let mut want: BTreeMap<(bool, &str), BTreeSet<String>> = BTreeMap::new();
+    for ((period, bucket, _, _, ty, machine, _), people) in s.expected_unique_recipients("UTC") {
+        let day: chrono::NaiveDate = bucket.parse().unwrap();
+        let kind = match ty.as_str() {
+            "delivered" => "reached",
+            "opened" | "read" => "opened",
+            "clicked" => "clicked",
+            _ => continue,
+        };
+        if period != "day" || !machine.is_empty() || day < prev_from || day > today {
+            continue;
+        }
+        want.entry((day >= from, kind)).or_default().extend(people);
+    }
+    let body = api.ok(key, &format!("/v1/stats/summary?days={days}")).await;
+    for (current, field) in [(true, "unique_recipients"), (false, "previous_unique_recipients")] {
+        let got: Vec<u64> = ["reached", "opened", "clicked"].iter().map(|k| n(&body[field][k]) as u64).collect();
+        let exp: Vec<u64> = ["reached", "opened", "clicked"].iter().map(|k| want.get(&(current, *k)).map_or(0, |p| p.len() as u64)).collect();
+        assert_eq!(got, exp, "{key}: {field} (reached, opened, clicked) over {days} days");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn api_numbers_equal_the_truth_and_tenants_are_apart() {
     let stack = Stack::from_env();
@@ -232,11 +259,32 @@ async fn api_numbers_equal_the_truth_and_tenants_are_apart() {
         let human = opens.iter().filter(|e| !machine[&e.event_id]).count() as i64;
         let body = api.ok(key, &format!("/v1/recipients/{addr}/engagement")).await;
         assert_eq!((n(&body["human_opens"]), n(&body["machine_opens"])), (human, opens.len() as i64 - human), "{key}: engagement of {addr}");
-        // the summary's unique recipients reached (people delivered to in the last 7 days)
+        // the summary's unique people, this period and the one before (the stream spans 5 days)
+        for days in [2, 3, 7] {
+            assert_summary_uniques(&api, key, s, days).await;
+        }
         let body = api.ok(key, "/v1/stats/summary?days=7").await;
         let reached: BTreeSet<String> = s.distinct().values().filter(|e| e.event_type == EventType::Delivered).map(|e| e.recipient.to_ascii_lowercase()).collect();
         assert_eq!(n(&body["unique_recipients"]["reached"]) as usize, reached.len(), "{key}: unique recipients reached");
         assert_eq!(n(&body["totals"]["counts"]["delivered"]) as usize, s.distinct().values().filter(|e| e.event_type == EventType::Delivered).count());
+    }
+
+    // a database migrated while it held events older than their TTL: `recipient_days` lacks the
+    // days before `backfills`' `complete_from` (here: every day before today, its rows deleted),
+    // and a range reaching them is read from `unique_recipients`, to the same numbers; by a new
+    // API process (one reads the record once)
+    let complete_from = "SELECT toString(complete_from) FROM backfills WHERE name = 'recipient_days' ORDER BY recorded_at DESC LIMIT 1 FORMAT TabSeparated";
+    assert_eq!(p.query(complete_from).await.trim(), "1970-01-01", "a database without rows at migration misses none");
+    p.query("INSERT INTO backfills SELECT 'recipient_days', toDate(now('UTC')), now64(3, 'UTC') + INTERVAL 1 SECOND").await;
+    assert_eq!(p.query(complete_from).await.trim(), chrono::Utc::now().date_naive().to_string());
+    p.query("DELETE FROM recipient_days WHERE bucket_start < toDate(now('UTC'))").await;
+    assert_eq!(p.number("SELECT count() FROM recipient_days WHERE bucket_start < toDate(now('UTC'))").await, 0);
+    let (url, _older) = p.start_api(KEYS).await;
+    let older = Api { url, client: reqwest::Client::new() };
+    for (key, s) in [("acme-key", &acme), ("beta-key", &beta)] {
+        for days in [2, 3, 7] {
+            assert_summary_uniques(&older, key, s, days).await;
+        }
     }
 
     // a tenant's key never sees the other tenant's rows

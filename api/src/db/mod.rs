@@ -23,6 +23,7 @@ pub mod suppressions;
 use crate::config::ClickHouseConfig;
 use crate::error::ApiError;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The ClickHouse client and the per-query time limit.
@@ -30,6 +31,8 @@ use std::time::Duration;
 pub struct Db {
     pub client: clickhouse::Client,
     max_execution_time_secs: u32,
+    /// `backfills`' `complete_from` of `recipient_days` (migration 16), once read.
+    recipient_days_from: Arc<tokio::sync::OnceCell<chrono::NaiveDate>>,
 }
 
 impl Db {
@@ -41,7 +44,23 @@ impl Db {
             .with_user(&cfg.user)
             .with_password(&cfg.password)
             .with_option("max_execution_time", cfg.max_execution_time_secs.to_string());
-        Db { client, max_execution_time_secs: cfg.max_execution_time_secs }
+        Db { client, max_execution_time_secs: cfg.max_execution_time_secs, recipient_days_from: Default::default() }
+    }
+
+    /// The first UTC day `recipient_days` holds whole (migration 16's `backfills` row), read once:
+    /// the row never changes once written. `None` while it cannot be read (an older schema, the
+    /// table not there yet, ClickHouse down): the caller reads the slower table, which is exact.
+    pub async fn recipient_days_from(&self) -> Option<chrono::NaiveDate> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct From {
+            complete_from: String,
+        }
+        let read = || async {
+            let sql = "SELECT toString(complete_from) AS complete_from FROM backfills WHERE name = 'recipient_days' ORDER BY recorded_at DESC LIMIT 1";
+            let row = self.run(self.query(sql).fetch_optional::<From>()).await.ok().flatten().ok_or(())?;
+            row.complete_from.parse::<chrono::NaiveDate>().map_err(|_| ())
+        };
+        self.recipient_days_from.get_or_try_init(read).await.ok().copied()
     }
 
     pub fn query(&self, sql: &str) -> clickhouse::query::Query {
