@@ -158,7 +158,8 @@ fn broadcasts(s: &Stream) -> BTreeMap<String, String> {
 async fn assert_funnels(api: &Api, key: &str, s: &Stream) {
     let status = s.expected_status();
     let by_delivery = broadcasts(s);
-    let mut want: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
+    let recipient: BTreeMap<&str, String> = s.events.iter().map(|e| (e.delivery_key.as_str(), e.recipient.to_ascii_lowercase())).collect();
+    let mut want: BTreeMap<String, (u64, u64, u64, u64, BTreeSet<String>)> = BTreeMap::new();
     for (k, b) in &by_delivery {
         let w = want.entry(b.clone()).or_default();
         w.0 += 1;
@@ -168,16 +169,21 @@ async fn assert_funnels(api: &Api, key: &str, s: &Stream) {
             "unsubscribed" => w.3 += 1,
             _ => {}
         }
+        w.4.insert(recipient[k.as_str()].clone());
     }
+    let want: BTreeMap<String, (u64, u64, u64, u64, u64)> = want.into_iter().map(|(b, w)| (b, (w.0, w.1, w.2, w.3, w.4.len() as u64))).collect();
+    // people addressed twice in one broadcast, spelled two ways: one unique recipient (delivery rows hold the address lower-cased)
+    assert!(want.values().map(|w| w.0 - w.4).sum::<u64>() > 0, "{key}: the stream has a person twice in a broadcast");
     let items = api.all_pages(key, "/v1/broadcasts?page_size=2", "items", async |_| {}).await;
-    let got: BTreeMap<String, (u64, u64, u64, u64)> = items
+    let got: BTreeMap<String, (u64, u64, u64, u64, u64)> = items
         .iter()
         .map(|i| {
             let f = &i["funnel"];
-            (i["id"].as_str().unwrap().to_string(), (n(&f["deliveries"]) as u64, n(&f["hard_bounces"]) as u64, n(&f["complaints"]) as u64, n(&f["unsubscribes"]) as u64))
+            let counts = (n(&f["deliveries"]) as u64, n(&f["hard_bounces"]) as u64, n(&f["complaints"]) as u64, n(&f["unsubscribes"]) as u64, n(&f["unique_recipients"]) as u64);
+            (i["id"].as_str().unwrap().to_string(), counts)
         })
         .collect();
-    assert_eq!(got, want, "{key}: funnels (deliveries, hard bounces, complaints, unsubscribes) per broadcast");
+    assert_eq!(got, want, "{key}: funnels (deliveries, hard bounces, complaints, unsubscribes, unique recipients) per broadcast");
 }
 
 async fn assert_chronology(api: &Api, key: &str, s: &Stream) {

@@ -38,6 +38,7 @@ pub struct Funnel {
     pub complaints: u64,
     pub unsubscribes: u64,
     pub failed: u64,
+    /// Distinct recipients (ASCII lower-cased, as every unique count: `A@x.io` and `a@x.io` are one).
     pub unique_recipients: u64,
     /// Per currency, decimal strings.
     pub cost: BTreeMap<String, String>,
