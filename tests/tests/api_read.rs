@@ -227,6 +227,23 @@ async fn assert_summary_uniques(api: &Api, key: &str, s: &Stream, days: i64) {
         let exp: Vec<u64> = ["reached", "opened", "clicked"].iter().map(|k| want.get(&(current, *k)).map_or(0, |p| p.len() as u64)).collect();
         assert_eq!(got, exp, "{key}: {field} (reached, opened, clicked) over {days} days");
     }
+    // the events per type of both periods (one read of the counters, split by day) and their deltas
+    let mut counts: BTreeMap<(bool, String), i64> = BTreeMap::new();
+    for (day, ty, _, events) in s.expected_day_counts(chrono_tz::UTC) {
+        let day: chrono::NaiveDate = day.parse().unwrap();
+        if day >= prev_from && day <= today {
+            *counts.entry((day >= from, ty)).or_default() += events as i64;
+        }
+    }
+    for (current, field) in [(true, "totals"), (false, "previous")] {
+        let got: BTreeMap<String, i64> = body[field]["counts"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), n(v))).filter(|(_, v)| *v != 0).collect();
+        let exp: BTreeMap<String, i64> = counts.iter().filter(|((c, _), _)| *c == current).map(|((_, t), v)| (t.clone(), *v)).collect();
+        assert_eq!(got, exp, "{key}: {field} per event type over {days} days");
+    }
+    for (ty, delta) in body["deltas"].as_object().unwrap() {
+        let of = |c: bool| counts.get(&(c, ty.clone())).copied().unwrap_or(0);
+        assert_eq!(n(delta), of(true) - of(false), "{key}: delta of {ty} over {days} days");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
