@@ -37,6 +37,13 @@ cargo test -q -p aggregator -p normalizer -p sendtrace-schemas --features normal
 scripts/bench-normalizer.sh --quick
 # the aggregator's state reads against stored history (BENCHMARKS.md §10), two small sizes
 SIZES="20000 60000" scripts/bench-state-reads.sh
+# the dashboard and read-API benches (BENCHMARKS.md §3-§5) on 200,000 events: the aggregate
+# tables still give the events' answers (dashboard-bench exits non-zero otherwise) and every
+# endpoint api-bench times answers 2xx
+bench_out=$("$BIN_DIR/dashboard-bench" --clickhouse-url "$CH_URL" --events 200000 --runs 1 --keep)
+echo "$bench_out"
+bench_db=$(grep -m1 -o 'bench_dashboard_[0-9a-f]*' <<<"$bench_out")
+"$BIN_DIR/api-bench" --clickhouse-url "$CH_URL" --database "$bench_db" --runs 2 --depth 500
 # the whole pipeline under load (scripts/load.sh, release builds) is covered in small by
 # tests/tests/pipeline_load.rs above
 
