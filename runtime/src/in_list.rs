@@ -9,6 +9,12 @@ pub const MAX_IN_LIST_KEYS: usize = 1000;
 /// at most this size. Keys themselves are bounded before they enter a batch (`admission`).
 pub const MAX_IN_LIST_BYTES: usize = 64 * 1024;
 
+/// `keys` in consecutive chunks within [`MAX_IN_LIST_KEYS`] and [`MAX_IN_LIST_BYTES`]: one
+/// `IN ?` list each.
+pub fn in_lists<S: AsRef<str>>(keys: &[S]) -> Vec<&[S]> {
+    in_list_chunks(keys, MAX_IN_LIST_KEYS, MAX_IN_LIST_BYTES)
+}
+
 /// `keys` in consecutive chunks of at most `max_keys` keys and `max_bytes` bytes (worst-case
 /// escaped; a single longer key forms a chunk of its own).
 pub fn in_list_chunks<S: AsRef<str>>(keys: &[S], max_keys: usize, max_bytes: usize) -> Vec<&[S]> {
@@ -35,7 +41,7 @@ mod tests {
     #[test]
     fn in_lists_are_chunked_by_count_and_bytes() {
         let keys: Vec<String> = (0..2500).map(|i| format!("{i:0>300}@example.com")).collect();
-        let chunks = in_list_chunks(&keys, MAX_IN_LIST_KEYS, MAX_IN_LIST_BYTES);
+        let chunks = in_lists(&keys);
         assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), keys.len(), "every key once");
         assert_eq!(chunks.concat(), keys, "in order");
         for c in &chunks {

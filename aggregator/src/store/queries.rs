@@ -6,11 +6,8 @@ use super::write::SinkError;
 use clickhouse::{Client, Row};
 use serde::Deserialize;
 
-pub use runtime::in_list::{in_list_chunks, MAX_IN_LIST_BYTES, MAX_IN_LIST_KEYS};
-
-fn chunks<S: AsRef<str>>(keys: &[S]) -> Vec<&[S]> {
-    in_list_chunks(keys, MAX_IN_LIST_KEYS, MAX_IN_LIST_BYTES)
-}
+use runtime::in_list::in_lists;
+pub use runtime::in_list::{MAX_IN_LIST_BYTES, MAX_IN_LIST_KEYS};
 
 /// Times a read: `sendtrace_aggregator_clickhouse_query_duration_seconds{query}` (with the
 /// inserts' histogram, where a batch's ClickHouse time goes).
@@ -51,7 +48,7 @@ pub async fn load_deliveries(client: &Client, keys: &[TenantKey]) -> Result<Vec<
 async fn load_deliveries_untimed(client: &Client, keys: &[TenantKey]) -> Result<Vec<DeliveryRow>, SinkError> {
     let mut out = Vec::new();
     for (tenant, keys) in by_tenant(keys) {
-        for chunk in chunks(&keys) {
+        for chunk in in_lists(&keys) {
             let q = client.query("SELECT ?fields FROM deliveries FINAL WHERE tenant = ? AND delivery_key IN ?").bind(tenant).bind(chunk);
             out.extend(q.fetch_all::<DeliveryRow>().await?);
         }
@@ -70,7 +67,7 @@ pub async fn load_events(client: &Client, keys: &[TenantKey]) -> Result<std::col
 async fn load_events_untimed(client: &Client, keys: &[TenantKey]) -> Result<std::collections::HashMap<String, Vec<EventRow>>, SinkError> {
     let mut out: std::collections::HashMap<String, Vec<EventRow>> = Default::default();
     for (tenant, keys) in by_tenant(keys) {
-        for chunk in chunks(&keys) {
+        for chunk in in_lists(&keys) {
             // `delivery_key_bf` (migration 8) keeps the granules holding one of the keys. FINAL's
             // exact mode would then add every granule whose primary-key range meets a kept one
             // (in case an older version matched and a newer did not): 55 granules of 89 instead
@@ -93,7 +90,7 @@ async fn load_events_untimed(client: &Client, keys: &[TenantKey]) -> Result<std:
 /// The current (strongest) suppression entries of `addresses` of `tenant`.
 pub async fn load_suppressions(client: &Client, tenant: &str, addresses: &[String]) -> Result<Vec<crate::suppression::SuppressionRow>, SinkError> {
     let mut out = Vec::new();
-    for chunk in chunks(addresses) {
+    for chunk in in_lists(addresses) {
         out.extend(
             client
                 .query("SELECT ?fields FROM suppressions FINAL WHERE tenant = ? AND address IN ?")
@@ -124,7 +121,7 @@ pub async fn soft_bounce_history(
     (from_ms, to_ms): (i64, i64),
 ) -> Result<std::collections::HashMap<String, Vec<i64>>, SinkError> {
     let mut out = std::collections::HashMap::new();
-    for chunk in chunks(addresses) {
+    for chunk in in_lists(addresses) {
         let rows = client
             .query(
                 "SELECT address, groupArray(toUnixTimestamp64Milli(occurred_at)) AS times \

@@ -22,7 +22,7 @@
 use super::{or_empty, Db};
 use crate::error::ApiError;
 use clickhouse::Row;
-use runtime::in_list::{in_list_chunks, MAX_IN_LIST_BYTES, MAX_IN_LIST_KEYS};
+use runtime::in_list::in_lists;
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -155,7 +155,7 @@ async fn latest(db: &Db, tenant: &str, f: &EventFilter, events: &[&EventRow]) ->
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let mut out = Vec::with_capacity(ids.len());
     let mut times = events.iter().map(|e| e.occurred_at);
-    for chunk in in_list_chunks(&ids, MAX_IN_LIST_KEYS, MAX_IN_LIST_BYTES) {
+    for chunk in in_lists(&ids) {
         let (oldest, newest) = times.by_ref().take(chunk.len()).fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
         let mut q = db.events_final(&sql).bind(tenant).bind(chunk).bind(oldest).bind(newest);
         for v in [&f.broadcast, &f.template, &f.sequence] {
