@@ -156,10 +156,13 @@ fn broadcasts(s: &Stream) -> BTreeMap<String, String> {
 }
 
 async fn assert_funnels(api: &Api, key: &str, s: &Stream) {
+    type Funnel = (u64, u64, u64, u64, u64, BTreeMap<String, String>);
+    // (deliveries, hard bounces, complaints, unsubscribes, recipients, cost per currency)
+    type Truth = (u64, u64, u64, u64, BTreeSet<String>, BTreeMap<String, rust_decimal::Decimal>);
     let status = s.expected_status();
     let by_delivery = broadcasts(s);
     let recipient: BTreeMap<&str, String> = s.events.iter().map(|e| (e.delivery_key.as_str(), e.recipient.to_ascii_lowercase())).collect();
-    let mut want: BTreeMap<String, (u64, u64, u64, u64, BTreeSet<String>)> = BTreeMap::new();
+    let mut want: BTreeMap<String, Truth> = BTreeMap::new();
     for (k, b) in &by_delivery {
         let w = want.entry(b.clone()).or_default();
         w.0 += 1;
@@ -171,19 +174,30 @@ async fn assert_funnels(api: &Api, key: &str, s: &Stream) {
         }
         w.4.insert(recipient[k.as_str()].clone());
     }
-    let want: BTreeMap<String, (u64, u64, u64, u64, u64)> = want.into_iter().map(|(b, w)| (b, (w.0, w.1, w.2, w.3, w.4.len() as u64))).collect();
+    // cost per currency: each distinct event's, summed into its delivery's broadcast
+    for e in s.distinct().values() {
+        if let (Some(c), Some(b)) = (&e.cost, by_delivery.get(&e.delivery_key)) {
+            *want.get_mut(b).expect("a broadcast of the truth").5.entry(c.unit.clone()).or_default() += c.amount;
+        }
+    }
+    let want: BTreeMap<String, Funnel> = want
+        .into_iter()
+        .map(|(b, w)| (b, (w.0, w.1, w.2, w.3, w.4.len() as u64, w.5.into_iter().map(|(u, a)| (u, a.normalize().to_string())).collect())))
+        .collect();
     // people addressed twice in one broadcast, spelled two ways: one unique recipient (delivery rows hold the address lower-cased)
     assert!(want.values().map(|w| w.0 - w.4).sum::<u64>() > 0, "{key}: the stream has a person twice in a broadcast");
+    assert!(want.values().filter(|w| !w.5.is_empty()).count() > 1, "{key}: broadcasts with a cost");
     let items = api.all_pages(key, "/v1/broadcasts?page_size=2", "items", async |_| {}).await;
-    let got: BTreeMap<String, (u64, u64, u64, u64, u64)> = items
+    let got: BTreeMap<String, Funnel> = items
         .iter()
         .map(|i| {
             let f = &i["funnel"];
-            let counts = (n(&f["deliveries"]) as u64, n(&f["hard_bounces"]) as u64, n(&f["complaints"]) as u64, n(&f["unsubscribes"]) as u64, n(&f["unique_recipients"]) as u64);
+            let cost = f["cost"].as_object().expect("cost per currency").iter().map(|(u, a)| (u.clone(), a.as_str().expect("an amount").to_string())).collect();
+            let counts = (n(&f["deliveries"]) as u64, n(&f["hard_bounces"]) as u64, n(&f["complaints"]) as u64, n(&f["unsubscribes"]) as u64, n(&f["unique_recipients"]) as u64, cost);
             (i["id"].as_str().unwrap().to_string(), counts)
         })
         .collect();
-    assert_eq!(got, want, "{key}: funnels (deliveries, hard bounces, complaints, unsubscribes, unique recipients) per broadcast");
+    assert_eq!(got, want, "{key}: funnels (deliveries, hard bounces, complaints, unsubscribes, unique recipients, cost per currency) per broadcast");
 }
 
 async fn assert_chronology(api: &Api, key: &str, s: &Stream) {

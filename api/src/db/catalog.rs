@@ -1,5 +1,7 @@
 //! Funnels per broadcast, sequence or template, from the latest delivery rows
 //! (`deliveries FINAL`): attribution from late send records applies, as in `broadcast_stats`.
+//! One read: a page's counts, unique recipients and cost per currency come from the same scan
+//! (the costs were a second `FINAL` over the tenant's deliveries; BENCHMARKS.md §5).
 
 use super::Db;
 use crate::error::ApiError;
@@ -46,6 +48,16 @@ pub struct FunnelRow {
     pub failed: u64,
     pub unique_recipients: u64,
     pub last_activity_at: i64,
+    /// Cost per currency: the currencies (ascending) and, beside each, the sum of the
+    /// deliveries' costs in it (`Decimal128(10)`'s integer); deliveries without a cost left out.
+    pub costs: (Vec<String>, Vec<i128>),
+}
+
+impl FunnelRow {
+    /// `costs` as (currency, amount) pairs.
+    pub fn costs(&self) -> impl Iterator<Item = (&str, i128)> {
+        self.costs.0.iter().map(String::as_str).zip(self.costs.1.iter().copied())
+    }
 }
 
 /// One page of funnels, by id ascending, after `after` (exclusive); or one id when `only` is set.
@@ -60,28 +72,11 @@ pub async fn funnels(db: &Db, tenant: &str, dim: Dimension, only: Option<&str>, 
          toUInt64(sum(click_count)) AS clicks_human, toUInt64(sum(click_count + machine_click_count)) AS clicks_all, \
          countIf(status = 'bounced') AS hard_bounces, countIf(status = 'complained') AS complaints, \
          countIf(status = 'unsubscribed') AS unsubscribes, countIf(status = 'failed') AS failed, \
-         toUInt64(uniqExact(recipient)) AS unique_recipients, toUnixTimestamp64Milli(max(status_at)) AS last_activity_at \
+         toUInt64(uniqExact(recipient)) AS unique_recipients, toUnixTimestamp64Milli(max(status_at)) AS last_activity_at, \
+         sumMapIf([toString(cost_unit)], [toDecimal128(cost_amount, 10)], cost_unit != '') AS costs \
          FROM deliveries FINAL WHERE tenant = ? AND {col} IS NOT NULL AND (? = '' OR {col} = ?) AND assumeNotNull({col}) > ? \
          GROUP BY id ORDER BY id LIMIT ?"
     );
     let only = only.unwrap_or_default();
     db.run(db.query(&sql).bind(tenant).bind(only).bind(only).bind(after).bind(limit).fetch_all::<FunnelRow>()).await
-}
-
-#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
-pub struct CostRow {
-    pub id: String,
-    pub cost_unit: String,
-    pub cost: i128,
-}
-
-/// Cost per currency of the given ids.
-pub async fn costs(db: &Db, tenant: &str, dim: Dimension, ids: &[String]) -> Result<Vec<CostRow>, ApiError> {
-    let col = dim.column();
-    let sql = format!(
-        "SELECT assumeNotNull({col}) AS id, toString(cost_unit) AS cost_unit, toDecimal128(sum(cost_amount), 10) AS cost \
-         FROM deliveries FINAL WHERE tenant = ? AND {col} IS NOT NULL AND has(CAST(? AS Array(String)), assumeNotNull({col})) AND cost_unit != '' \
-         GROUP BY id, cost_unit ORDER BY id, cost_unit"
-    );
-    db.run(db.query(&sql).bind(tenant).bind(ids).fetch_all::<CostRow>()).await
 }

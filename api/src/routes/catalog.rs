@@ -81,13 +81,6 @@ async fn catalog(state: &AppState, caller: &Caller, dim: Dimension, query: Optio
         .unwrap_or_default();
     p.finish()?;
     let rows = q::funnels(&state.db, &caller.tenant, dim, only.as_deref(), &after, size).await?;
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let mut costs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    if !ids.is_empty() {
-        for c in q::costs(&state.db, &caller.tenant, dim, &ids).await? {
-            costs.entry(c.id).or_default().insert(c.cost_unit, money(c.cost));
-        }
-    }
     let next_page_token = (rows.len() == size as usize).then(|| rows.last().map(|r| URL_SAFE_NO_PAD.encode(r.id.as_bytes()))).flatten();
     let items = rows
         .into_iter()
@@ -106,7 +99,7 @@ async fn catalog(state: &AppState, caller: &Caller, dim: Dimension, query: Optio
                 unsubscribes: r.unsubscribes,
                 failed: r.failed,
                 unique_recipients: r.unique_recipients,
-                cost: costs.remove(&r.id).unwrap_or_default(),
+                cost: r.costs().map(|(unit, amount)| (unit.to_string(), money(amount))).collect(),
             },
             id: r.id,
         })
