@@ -48,19 +48,17 @@ pub struct FunnelRow {
     pub failed: u64,
     pub unique_recipients: u64,
     pub last_activity_at: i64,
-    /// The currencies of the deliveries' costs, ascending (deliveries without a cost left out).
-    pub cost_units: Vec<String>,
-    /// Cost per currency: currencies and, beside each, the sum of the deliveries' costs in it
-    /// (`Decimal128(10)`'s integer). `sumMap` leaves out a currency whose sum is zero, so a
-    /// currency of `cost_units` missing here costs 0.
-    pub costs: (Vec<String>, Vec<i128>),
+    /// Cost per currency: the currencies (ascending) and, beside each, the sum of the
+    /// deliveries' costs in it (`Decimal128(10)`'s integer) and how many deliveries it sums
+    /// (deliveries without a cost left out). `sumMap` drops a key only when all its sums are
+    /// zero; the count never is, so a currency whose costs sum to 0 stays, at 0.
+    pub costs: (Vec<String>, Vec<i128>, Vec<u64>),
 }
 
 impl FunnelRow {
-    /// The cost in each currency of `cost_units`, as (currency, amount).
+    /// `costs` as (currency, amount) pairs.
     pub fn costs(&self) -> impl Iterator<Item = (&str, i128)> {
-        let (units, sums) = &self.costs;
-        self.cost_units.iter().map(move |u| (u.as_str(), units.iter().position(|x| x == u).and_then(|i| sums.get(i).copied()).unwrap_or(0)))
+        self.costs.0.iter().map(String::as_str).zip(self.costs.1.iter().copied())
     }
 }
 
@@ -77,8 +75,7 @@ pub async fn funnels(db: &Db, tenant: &str, dim: Dimension, only: Option<&str>, 
          countIf(status = 'bounced') AS hard_bounces, countIf(status = 'complained') AS complaints, \
          countIf(status = 'unsubscribed') AS unsubscribes, countIf(status = 'failed') AS failed, \
          toUInt64(uniqExact(recipient)) AS unique_recipients, toUnixTimestamp64Milli(max(status_at)) AS last_activity_at, \
-         arraySort(groupUniqArrayIf(toString(cost_unit), cost_unit != '')) AS cost_units, \
-         sumMapIf([toString(cost_unit)], [toDecimal128(cost_amount, 10)], cost_unit != '') AS costs \
+         sumMapIf([toString(cost_unit)], [toDecimal128(cost_amount, 10)], [toUInt64(1)], cost_unit != '') AS costs \
          FROM deliveries FINAL WHERE tenant = ? AND {col} IS NOT NULL AND (? = '' OR {col} = ?) AND assumeNotNull({col}) > ? \
          GROUP BY id ORDER BY id LIMIT ?"
     );
