@@ -42,6 +42,9 @@ pub struct BatchRows<'a> {
     pub now_ms: i64,
     /// Deliveries by first-known quarter hour and status: -1 for a changed delivery's old pair, +1 for its new one.
     pub status_counts: Vec<StatusCountRow<Text<'a>>>,
+    /// Funnels per broadcast, sequence and template: -1 for a changed delivery's old facts, +1
+    /// for its new ones (`funnels`), and recipients moved between ids (`funnel_recipients`).
+    pub funnels: crate::funnels::FunnelRows<'a>,
     /// `delivery_order` entries to remove: deliveries whose first known time changed.
     pub order_tombstones: Vec<OrderTombstone<Text<'a>>>,
     /// Suppressions caused by single events (complaints, hard bounces, unsubscribes).
@@ -76,6 +79,9 @@ pub struct TableBuffers {
     pub order_tombstones: RowBuffer,
     pub suppressions: RowBuffer,
     pub deliveries: RowBuffer,
+    /// `funnels` and `funnel_recipients` (not in `all()`, whose tables `tests/batch_rows.rs` pins).
+    pub funnels: RowBuffer,
+    pub funnel_recipients: RowBuffer,
     /// Not a table: the buffer the next batch writes its delivery rows into as it ends
     /// (`apply_reusing`), handed back by `BatchRows::into_delivery_buffer`. Why: a fresh
     /// ~750 KB buffer per batch came as fresh zeroed pages, 4 % of a batch (BENCHMARKS.md §1b).
@@ -89,7 +95,17 @@ impl TableBuffers {
     }
 
     pub fn clear(&mut self) {
-        for b in [&mut self.events, &mut self.counters, &mut self.attributed_counters, &mut self.status_counts, &mut self.order_tombstones, &mut self.suppressions, &mut self.deliveries] {
+        for b in [
+            &mut self.events,
+            &mut self.counters,
+            &mut self.attributed_counters,
+            &mut self.status_counts,
+            &mut self.order_tombstones,
+            &mut self.suppressions,
+            &mut self.deliveries,
+            &mut self.funnels,
+            &mut self.funnel_recipients,
+        ] {
             b.clear();
         }
     }
@@ -127,6 +143,7 @@ impl<'a> BatchRows<'a> {
             put(b, r.deliveries.to_le_bytes());
         }
         out.status_counts.rows += self.status_counts.len();
+        self.funnels.write_rowbinary(&mut out.funnels, &mut out.funnel_recipients);
         all(&mut out.order_tombstones, &self.order_tombstones)?;
         all(&mut out.suppressions, &self.suppressions)?;
         std::mem::swap(&mut out.deliveries.bytes, &mut self.delivery_table.bytes);
@@ -225,6 +242,8 @@ struct Touched<'a> {
     status_before: Option<(i64, EventType)>,
     /// Its tenant's interned id (`Dims::tenant`).
     tenant: u32,
+    /// Its funnel facts before this batch: an index into the batch's, `u32::MAX` if it is new.
+    funnel_before: u32,
 }
 
 /// The event rows (by delivery key) applied before this batch, for deliveries whose
@@ -304,6 +323,9 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     let mut names = store.names();
     let mut held = store.lock();
     let order = Order::of(events, facts);
+    // what each changed delivery counted for in its funnels before the batch (read at its first
+    // event, while its state is in cache; `Touched::funnel_before` indexes it)
+    let mut funnel_befores: Vec<crate::funnels::Facts> = Vec::new();
     // The next few events' states are loaded together before they are applied
     // (`StateStore::prefetch`), and so is each one's text from its tenant on (`TEXT_PREFETCH`).
     // The next window's table slots are loaded too (`Locked::prefetch_slots`), so that this
@@ -332,7 +354,7 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
             let slot = order.first.get(at).and_then(|g| touched_at.get_mut(*g as usize));
             let first = slot.as_ref().is_none_or(|t| **t == u32::MAX);
             let (done, before) = held.apply_seen(f, &mut names, e, partition, batch_seq, cfg.scanner_window_secs, |s| {
-                first.then(|| s.map_or(((0, 0, 0), None), |s| (s.attribution(), Some(seen_and_status(s)))))
+                first.then(|| s.map_or(((0, 0, 0), None, None), |s| (s.attribution(), Some(seen_and_status(s)), Some(crate::funnels::Facts::of(s)))))
             });
             let Some(done) = done else {
                 rows.duplicates += 1;
@@ -352,8 +374,12 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
                     if let Some(slot) = slot {
                         *slot = touched.len() as u32;
                     }
-                    let (before, status_before) = before.unwrap_or_default();
-                    touched.push(Touched { key, event: e, version, before, status_before, tenant: dims.tenant() });
+                    let (before, status_before, funnel_before) = before.unwrap_or_default();
+                    let funnel_before = funnel_before.map_or(u32::MAX, |f| {
+                        funnel_befores.push(f);
+                        funnel_befores.len() as u32 - 1
+                    });
+                    touched.push(Touched { key, event: e, version, before, status_before, tenant: dims.tenant(), funnel_before });
                     touched.len() - 1
                 }
             };
@@ -394,6 +420,8 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     rows.delivery_table.bytes.reserve(touched.len() * 384);
     rows.changed.reserve(touched.len());
     let mut after: Vec<Attribution> = Vec::with_capacity(touched.len());
+    // (and what each counts for in its funnels now, summed in a pass of its own below)
+    let mut funnel_afters: Vec<Option<crate::funnels::Facts>> = Vec::with_capacity(touched.len());
     for (k, t) in touched.iter().enumerate() {
         if k % PREFETCH == 0 {
             keys.clear();
@@ -405,8 +433,10 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
         }
         let Some(s) = held.get(&t.key) else {
             after.push(t.before);
+            funnel_afters.push(None);
             continue;
         };
+        funnel_afters.push(Some(crate::funnels::Facts::of(s)));
         after.push(s.attribution());
         let now = seen_and_status(s);
         if t.status_before != Some(now) {
@@ -479,6 +509,19 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
         }
     }
     rows.counter_tables = sums.into_table(&cfg.periods);
+    // The funnels, in a pass of their own over the facts read above: a changed delivery's old
+    // facts taken back, its new ones added (both here, so a delivery whose state is not found
+    // above moves nothing). What they cost a batch, and what was tried: BENCHMARKS.md §5.
+    let mut funnels = crate::funnels::FunnelTables::default();
+    for (t, now) in touched.iter().zip(&funnel_afters) {
+        let Some(now) = now else { continue };
+        if let Some(f) = funnel_befores.get(t.funnel_before as usize) {
+            funnels.take_back(t.tenant, f);
+        }
+        let was = t.status_before.is_some().then_some(t.before);
+        funnels.add(t.tenant, was, now, || crate::state::row::lowercase(t.event.recipient));
+    }
+    rows.funnels = funnels.finish(&names);
     rows.reattributed = moved.len();
     rows.moved = moved;
     rows.order_tombstones = tombstones;

@@ -25,6 +25,7 @@ pub mod buckets;
 pub mod config;
 pub mod counters;
 pub mod dead_letter;
+pub mod funnels;
 pub mod isolate;
 pub mod machine;
 pub mod memory;

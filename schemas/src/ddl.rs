@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (14, "partition_claims", include_str!("../clickhouse/0014_partition_claims.sql")),
     (15, "failures", include_str!("../clickhouse/0015_failures.sql")),
     (16, "recipient_days", include_str!("../clickhouse/0016_recipient_days.sql")),
+    (17, "funnels", include_str!("../clickhouse/0017_funnels.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

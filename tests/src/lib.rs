@@ -6,6 +6,7 @@
 
 pub mod analysts;
 pub mod broker;
+pub mod funnels;
 pub mod generate;
 pub mod kafka;
 pub mod load;

@@ -20,6 +20,7 @@ use std::time::Duration;
 /// Every query with a check below; each must be in the guide and vice versa.
 const CHECKED: &[&str] = &[
     "funnel_by_broadcast",
+    "funnel_by_broadcast_all_time",
     "bounce_reasons_by_provider_domain",
     "cost_per_delivered_sms_by_country",
     "unique_human_openers_7d",
@@ -236,6 +237,23 @@ fn queued(d: &Dl) -> i64 {
     d.first_queued.expect("every generated delivery has a send record")
 }
 
+/// A delivery's stages as the funnel queries count them: (delivery, sent, delivered, human
+/// open, human click, hard bounce, complaint, unsubscribe, failure).
+fn funnel_stages(d: &Dl) -> [bool; 9] {
+    let st = d.status.as_str();
+    [
+        true,
+        d.sent || d.delivered_at.is_some(),
+        d.delivered_at.is_some(),
+        d.opens > 0,
+        d.clicks > 0,
+        st == "bounced",
+        st == "complained",
+        st == "unsubscribed",
+        st == "failed",
+    ]
+}
+
 async fn check(ctx: &Ctx<'_>, q: &Query) {
     let sql = q.sql.as_str();
     match q.name.as_str() {
@@ -243,19 +261,7 @@ async fn check(ctx: &Ctx<'_>, q: &Query) {
             let mut want: BTreeMap<String, [i64; 9]> = BTreeMap::new();
             for d in ctx.deliveries().values().filter(|d| ctx.in_time(queued(d))) {
                 let w = want.entry(d.broadcast.clone()).or_default();
-                let st = d.status.as_str();
-                let facts = [
-                    true,
-                    d.sent || d.delivered_at.is_some(),
-                    d.delivered_at.is_some(),
-                    d.opens > 0,
-                    d.clicks > 0,
-                    st == "bounced",
-                    st == "complained",
-                    st == "unsubscribed",
-                    st == "failed",
-                ];
-                for (i, f) in facts.into_iter().enumerate() {
+                for (i, f) in funnel_stages(d).into_iter().enumerate() {
                     w[i] += i64::from(f);
                 }
             }
@@ -263,6 +269,22 @@ async fn check(ctx: &Ctx<'_>, q: &Query) {
             let got: BTreeMap<String, [i64; 9]> = ctx.run(sql, &[]).await.iter().map(|r| (text(&r["broadcast"]), cols.map(|c| int(&r[c])))).collect();
             assert_eq!(got, want, "funnel by broadcast ({cols:?})");
             assert!(!ctx.full || (want.len() >= 3 && want.values().all(|w| w[5] + w[6] + w[8] > 0)), "the stream has bounces, complaints and failures in every broadcast");
+        }
+        "funnel_by_broadcast_all_time" => {
+            // every attributed delivery, whatever its time; and its distinct people (lower case)
+            let mut want: BTreeMap<String, ([i64; 9], BTreeSet<String>)> = BTreeMap::new();
+            for d in ctx.deliveries().values().filter(|d| !d.broadcast.is_empty()) {
+                let w = want.entry(d.broadcast.clone()).or_default();
+                for (i, f) in funnel_stages(d).into_iter().enumerate() {
+                    w.0[i] += i64::from(f);
+                }
+                w.1.insert(d.recipient.to_ascii_lowercase());
+            }
+            let want: BTreeMap<String, ([i64; 9], i64)> = want.into_iter().map(|(b, (n, people))| (b, (n, people.len() as i64))).collect();
+            let cols = ["deliveries", "sent", "delivered", "human_openers", "human_clickers", "hard_bounced", "complained", "unsubscribed", "failed"];
+            let got: BTreeMap<String, ([i64; 9], i64)> = ctx.run(sql, &[]).await.iter().map(|r| (text(&r["broadcast"]), (cols.map(|c| int(&r[c])), int(&r["people"])))).collect();
+            assert_eq!(got, want, "funnel by broadcast, all time ({cols:?}, people)");
+            assert!(want.len() >= 3 && want.values().any(|(n, people)| n[0] > *people), "broadcasts, one with a person twice");
         }
         "bounce_reasons_by_provider_domain" => {
             type Key = (String, String, String, String);

@@ -173,6 +173,8 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
     )
     .await;
     assert_eq!(sums, rows, "delivery_status_counts per quarter hour = deliveries FINAL");
+    // the funnels' signed sums and recipients, the same way
+    e2e::funnels::assert_funnels_equal_deliveries(p).await;
     // the listing copy holds every delivery once, at its current first known time and status
     let listing = |sql: &'static str| async move { p.rows(sql).await.into_iter().map(|r| (text(&r["k"]), number(&r["t"]), text(&r["s"]))).collect::<Vec<_>>() };
     let ordered = listing("SELECT delivery_key AS k, toUInt64(sort_at) AS t, status AS s FROM delivery_order FINAL ORDER BY k").await;

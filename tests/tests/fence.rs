@@ -27,7 +27,10 @@ const T0: i64 = 1_793_577_600_000;
 /// a minute apart, so that deliveries span the batches of both writers.
 fn event(i: i64) -> schemas::Event {
     let ty = [EventType::Queued, EventType::Delivered, EventType::Opened][(i / DELIVERIES) as usize];
-    schemas::testkit::event(&format!("fence-{i}"), &format!("fence-delivery-{}", i % DELIVERIES), ty, T0 + i * 60_000)
+    let mut e = schemas::testkit::event(&format!("fence-{i}"), &format!("fence-delivery-{}", i % DELIVERIES), ty, T0 + i * 60_000);
+    // (a broadcast per delivery, for the funnels)
+    e.broadcast_id = Some(format!("fence-b{}", i % DELIVERIES % 3));
+    e
 }
 
 /// A JSON row's unsigned number (ClickHouse may quote 64-bit integers).
@@ -101,4 +104,5 @@ async fn a_zombie_writer_is_fenced_and_counters_stay_exact() {
     // (a negative sum would not read as a u64: the test fails on it too)
     let status_sums = counts(&p, "SELECT status AS k, toInt64(sum(deliveries)) AS n FROM delivery_status_counts GROUP BY k HAVING n != 0").await;
     assert_eq!(status_sums, statuses, "status counts move each delivery once");
+    e2e::funnels::assert_funnels_equal_deliveries(&p).await;
 }

@@ -144,3 +144,77 @@ async fn an_unknown_reporting_zone_is_refused_before_any_change() {
     let db = stack.query("default", &format!("SELECT count() FROM system.databases WHERE name = '{}' FORMAT TabSeparated", p.database)).await;
     assert_eq!(db.trim(), "0", "nothing created");
 }
+
+/// Migration 17 on a database that already holds deliveries (several versions of each): its
+/// tables are filled from `deliveries FINAL`, the newest version of each delivery counted once,
+/// as the brute force over the rows inserted here says.
+#[tokio::test(flavor = "multi_thread")]
+async fn funnels_are_backfilled_from_the_stored_deliveries() {
+    let stack = Stack::from_env();
+    let p = Pipeline::new(&stack, "funnels-backfill").await;
+    // as before migration 17
+    p.query("DROP TABLE funnels").await;
+    p.query("DROP TABLE funnel_recipients").await;
+    p.query("ALTER TABLE schema_migrations DELETE WHERE version = 17 SETTINGS mutations_sync = 1").await;
+    // 60 deliveries, each written twice: version 1 queued under broadcast b{i % 4} without a
+    // cost, version 2 (the newest) with its final status, a cost for some, and for every fifth
+    // another broadcast (a late send record); two deliveries per person, spelled alike
+    let statuses = ["delivered", "opened", "bounced", "complained", "unsubscribed", "failed"];
+    let mut values = Vec::new();
+    // broadcast -> (deliveries, hard bounces, people)
+    let mut truth: std::collections::BTreeMap<String, (u64, u64, std::collections::BTreeSet<String>)> = Default::default();
+    for i in 0..60u32 {
+        let recipient = format!("p{}@x.io", i / 2);
+        let first = format!("b{}", i % 4);
+        let last = if i % 5 == 0 { format!("b{}", (i + 1) % 4) } else { first.clone() };
+        let status = statuses[i as usize % statuses.len()];
+        let (cost, unit) = if i % 3 == 0 { ("0.0075", "USD") } else { ("0", "") };
+        values.push(format!("('acme', 'dk{i}', 'email', 'ses', 'm{i}', '{recipient}', '{first}', 'queued', '2026-11-01 10:00:00', 0, 0, 0, 0, '', NULL, 1)"));
+        values.push(format!(
+            "('acme', 'dk{i}', 'email', 'ses', 'm{i}', '{recipient}', '{last}', '{status}', '2026-11-01 10:{:02}:00', {}, {}, 1, {cost}, '{unit}', toDateTime64('2026-11-01 10:01:00', 3, 'UTC'), 2)",
+            i % 60,
+            u32::from(status == "opened"),
+            i % 2,
+        ));
+        let t = truth.entry(last).or_default();
+        t.0 += 1;
+        t.1 += u64::from(status == "bounced");
+        t.2.insert(recipient);
+    }
+    // (each version its own insert: one block's duplicates would be merged as it is written)
+    for version in ["1)", "2)"] {
+        p.query(&format!(
+            "INSERT INTO deliveries (tenant, delivery_key, channel, provider, provider_message_id, recipient, broadcast_id, status, status_at, \
+             open_count, machine_open_count, event_count, cost_amount, cost_unit, first_delivered_at, version) VALUES {}",
+            values.iter().filter(|v| v.ends_with(version)).cloned().collect::<Vec<_>>().join(", ")
+        ))
+        .await;
+    }
+    assert_eq!(p.number("SELECT count() FROM deliveries").await, 120, "two versions of each delivery");
+
+    p.migrate().await;
+    let versions = p.query("SELECT version FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated").await;
+    assert!(versions.lines().any(|v| v == "17"), "migration 17 applied again: {versions}");
+    e2e::funnels::assert_funnels_equal_deliveries(&p).await;
+    let got: std::collections::BTreeMap<String, (u64, u64, u64)> = p
+        .rows(
+            "SELECT f.id AS id, toUInt64(f.n) AS n, toUInt64(f.b) AS b, toUInt64(r.people) AS people \
+             FROM (SELECT id, sum(deliveries) AS n, sum(hard_bounces) AS b FROM funnels WHERE dimension = 'broadcast' GROUP BY id HAVING n != 0) AS f \
+             JOIN (SELECT id, countIf(n > 0) AS people FROM (SELECT id, recipient, sum(deliveries) AS n FROM funnel_recipients \
+               WHERE dimension = 'broadcast' GROUP BY id, recipient) GROUP BY id) AS r ON r.id = f.id",
+        )
+        .await
+        .iter()
+        .map(|r| {
+            let n = |c: &str| r[c].as_u64().or_else(|| r[c].as_str()?.parse().ok()).expect("a number");
+            (r["id"].as_str().expect("id").to_string(), (n("n"), n("b"), n("people")))
+        })
+        .collect();
+    let want: std::collections::BTreeMap<String, (u64, u64, u64)> = truth.into_iter().map(|(b, (n, hb, people))| (b, (n, hb, people.len() as u64))).collect();
+    assert_eq!(got, want, "per broadcast (deliveries, hard bounces, people): the newest versions only");
+    // a second run adds nothing
+    p.query("ALTER TABLE schema_migrations DELETE WHERE version = 17 SETTINGS mutations_sync = 1").await;
+    p.migrate().await;
+    e2e::funnels::assert_funnels_equal_deliveries(&p).await;
+}
+

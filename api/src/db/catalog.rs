@@ -1,7 +1,8 @@
-//! Funnels per broadcast, sequence or template, from the latest delivery rows
-//! (`deliveries FINAL`): attribution from late send records applies, as in `broadcast_stats`.
-//! One read: a page's counts, unique recipients and cost per currency come from the same scan
-//! (the costs were a second `FINAL` over the tenant's deliveries; BENCHMARKS.md §5).
+//! Funnels per broadcast, sequence or template, from the signed sums the aggregator keeps of the
+//! latest delivery rows (`funnels`, `funnel_recipients`, migration 17): attribution from late
+//! send records applies, as in `broadcast_stats`, and the sums equal the same counts over
+//! `deliveries FINAL` (which this read scanned, every delivery of the tenant, until
+//! migration 17; BENCHMARKS.md §5).
 
 use super::Db;
 use crate::error::ApiError;
@@ -17,12 +18,12 @@ pub enum Dimension {
 }
 
 impl Dimension {
-    /// The column (a fixed identifier).
-    fn column(self) -> &'static str {
+    /// Its value in the `dimension` column of `funnels` and `funnel_recipients`.
+    fn name(self) -> &'static str {
         match self {
-            Dimension::Broadcast => "broadcast_id",
-            Dimension::Sequence => "sequence_id",
-            Dimension::Template => "template_key",
+            Dimension::Broadcast => "broadcast",
+            Dimension::Sequence => "sequence",
+            Dimension::Template => "template",
         }
     }
 }
@@ -51,8 +52,9 @@ pub struct FunnelRow {
     /// Cost per currency: the currencies (ascending) and, beside each, the sum of the
     /// deliveries' costs in it (`Decimal128(10)`'s integer) and how many deliveries it sums
     /// (deliveries without a cost left out). `sumMap` drops a key only when all its sums are
-    /// zero; the count never is, so a currency whose costs sum to 0 stays, at 0.
-    pub costs: (Vec<String>, Vec<i128>, Vec<u64>),
+    /// zero; the count of a currency that has deliveries never is, so one whose costs sum to 0
+    /// stays, at 0.
+    pub costs: (Vec<String>, Vec<i128>, Vec<i64>),
 }
 
 impl FunnelRow {
@@ -63,22 +65,45 @@ impl FunnelRow {
 }
 
 /// One page of funnels, by id ascending, after `after` (exclusive); or one id when `only` is set.
+/// From the signed sums of `funnels` and `funnel_recipients` (migration 17): a few rows per id,
+/// not the tenant's every delivery. An id is listed while it has a delivery (`deliveries > 0`);
+/// a recipient is the id's while its sum is above 0.
 pub async fn funnels(db: &Db, tenant: &str, dim: Dimension, only: Option<&str>, after: &str, limit: u32) -> Result<Vec<FunnelRow>, ApiError> {
-    let col = dim.column();
-    let sql = format!(
-        "SELECT assumeNotNull({col}) AS id, count() AS deliveries, \
-         countIf(first_sent_at IS NOT NULL OR first_delivered_at IS NOT NULL) AS sent, countIf(first_delivered_at IS NOT NULL) AS delivered, \
-         countIf(open_count > 0) AS opened_human, countIf(open_count + machine_open_count > 0) AS opened_all, \
-         toUInt64(sum(open_count)) AS opens_human, toUInt64(sum(open_count + machine_open_count)) AS opens_all, \
-         countIf(click_count > 0) AS clicked_human, countIf(click_count + machine_click_count > 0) AS clicked_all, \
-         toUInt64(sum(click_count)) AS clicks_human, toUInt64(sum(click_count + machine_click_count)) AS clicks_all, \
-         countIf(status = 'bounced') AS hard_bounces, countIf(status = 'complained') AS complaints, \
-         countIf(status = 'unsubscribed') AS unsubscribes, countIf(status = 'failed') AS failed, \
-         toUInt64(uniqExact(recipient)) AS unique_recipients, toUnixTimestamp64Milli(max(status_at)) AS last_activity_at, \
-         sumMapIf([toString(cost_unit)], [toDecimal128(cost_amount, 10)], [toUInt64(1)], cost_unit != '') AS costs \
-         FROM deliveries FINAL WHERE tenant = ? AND {col} IS NOT NULL AND (? = '' OR {col} = ?) AND assumeNotNull({col}) > ? \
-         GROUP BY id ORDER BY id LIMIT ?"
-    );
+    let dim = dim.name();
+    // The page's ids first (`f`, a few rows per id); the recipients counted for those ids only.
+    let sql = "WITH f AS ( \
+           SELECT id, sum(deliveries) AS deliveries, sum(sent) AS sent, sum(delivered) AS delivered, sum(opened_human) AS opened_human, sum(opened_all) AS opened_all, \
+             sum(opens_human) AS opens_human, sum(opens_all) AS opens_all, sum(clicked_human) AS clicked_human, sum(clicked_all) AS clicked_all, \
+             sum(clicks_human) AS clicks_human, sum(clicks_all) AS clicks_all, sum(hard_bounces) AS hard_bounces, sum(complaints) AS complaints, \
+             sum(unsubscribes) AS unsubscribes, sum(failed) AS failed, max(last_status_at) AS last_status_at, \
+             sumMapIf([toString(cost_unit)], [toDecimal128(cost_amount, 10)], [funnels.deliveries], cost_unit != '') AS costs \
+           FROM funnels WHERE tenant = ? AND dimension = ? AND (? = '' OR id = ?) AND id > ? \
+           GROUP BY id HAVING deliveries > 0 ORDER BY id LIMIT ? \
+         ) \
+         SELECT f.id AS id, toUInt64(f.deliveries) AS deliveries, toUInt64(f.sent) AS sent, toUInt64(f.delivered) AS delivered, \
+         toUInt64(f.opened_human) AS opened_human, toUInt64(f.opened_all) AS opened_all, toUInt64(f.opens_human) AS opens_human, toUInt64(f.opens_all) AS opens_all, \
+         toUInt64(f.clicked_human) AS clicked_human, toUInt64(f.clicked_all) AS clicked_all, toUInt64(f.clicks_human) AS clicks_human, toUInt64(f.clicks_all) AS clicks_all, \
+         toUInt64(f.hard_bounces) AS hard_bounces, toUInt64(f.complaints) AS complaints, toUInt64(f.unsubscribes) AS unsubscribes, toUInt64(f.failed) AS failed, \
+         toUInt64(r.n) AS unique_recipients, toUnixTimestamp64Milli(f.last_status_at) AS last_activity_at, f.costs AS costs \
+         FROM f LEFT JOIN ( \
+           SELECT id, countIf(n > 0) AS n FROM ( \
+             SELECT id, recipient, sum(deliveries) AS n FROM funnel_recipients \
+             WHERE tenant = ? AND dimension = ? AND id IN (SELECT id FROM f) GROUP BY id, recipient \
+           ) GROUP BY id \
+         ) AS r ON r.id = f.id \
+         ORDER BY id";
     let only = only.unwrap_or_default();
-    db.run(db.query(&sql).bind(tenant).bind(only).bind(only).bind(after).bind(limit).fetch_all::<FunnelRow>()).await
+    db.run(
+        db.query(sql)
+            .bind(tenant)
+            .bind(dim)
+            .bind(only)
+            .bind(only)
+            .bind(after)
+            .bind(limit)
+            .bind(tenant)
+            .bind(dim)
+            .fetch_all::<FunnelRow>(),
+    )
+    .await
 }

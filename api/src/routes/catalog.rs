@@ -1,6 +1,7 @@
 //! `GET /v1/broadcasts`, `/v1/sequences`, `/v1/templates`: each with its funnel
 //! (sent → delivered → opened → clicked, unique and total, people only and all; bounces,
-//! complaints, unsubscribes, cost), from the latest delivery rows.
+//! complaints, unsubscribes, cost), from the signed sums of the latest delivery rows
+//! (`funnels`, `funnel_recipients`; `db::catalog`).
 
 use super::{money, time, ApiErrors};
 use crate::auth::{Caller, Scope, TenantParam};
@@ -47,6 +48,8 @@ pub struct Funnel {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CatalogEntry {
     pub id: String,
+    /// The latest status time any of its deliveries reached while in it (a delivery's status
+    /// time is when it entered its status).
     pub last_activity_at: String,
     pub funnel: Funnel,
 }

@@ -105,6 +105,16 @@ async fn main() -> anyhow::Result<()> {
         deliveries = ch("SELECT count() FROM deliveries".into()).await?.trim().parse()?;
         println!("deliveries built from events in {:.1} s", t.elapsed().as_secs_f64());
     }
+    // the funnels' signed sums, as migration 17 fills them from the deliveries (the database was
+    // migrated before it had any)
+    if ch("SELECT count() FROM funnels".into()).await?.trim() == "0" {
+        let t = Instant::now();
+        let (_, _, sql) = schemas::ddl::MIGRATIONS.iter().find(|m| m.1 == "funnels").context("migration 17")?;
+        for stmt in schemas::ddl::statements(sql).into_iter().filter(|s| s.starts_with("INSERT INTO")) {
+            ch(stmt).await?;
+        }
+        println!("funnels filled from the deliveries in {:.1} s", t.elapsed().as_secs_f64());
+    }
     println!("database {}: events {events}, deliveries {deliveries}", args.database);
 
     let mut cfg = api::config::Config::default();

@@ -48,7 +48,7 @@ struct Cli {
 /// The tables a unit writes, in the aggregator's order (`pipeline.rs::write_rows`); the middle
 /// group goes out concurrently there, and here.
 const FIRST: &str = "events";
-const MIDDLE: [&str; 5] = ["counters", "attributed_counters", "delivery_status_counts", "delivery_order", "suppressions"];
+const MIDDLE: [&str; 7] = ["counters", "attributed_counters", "delivery_status_counts", "delivery_order", "suppressions", "funnels", "funnel_recipients"];
 const LAST: &str = "deliveries";
 const MANIFEST: &str = "aggregator_offsets";
 
@@ -153,18 +153,18 @@ async fn main() -> anyhow::Result<()> {
         load_events(&client, &held).await?;
         let reads = reads.elapsed();
         shares[FIRST].insert(&client).await?;
-        let (a, b, c, d, e) = tokio::join!(
+        let (a, b, c, d, e, f, g) = tokio::join!(
             shares[MIDDLE[0]].insert(&client),
             shares[MIDDLE[1]].insert(&client),
             shares[MIDDLE[2]].insert(&client),
             shares[MIDDLE[3]].insert(&client),
             shares[MIDDLE[4]].insert(&client),
+            shares[MIDDLE[5]].insert(&client),
+            shares[MIDDLE[6]].insert(&client),
         );
-        a?;
-        b?;
-        c?;
-        d?;
-        e?;
+        for r in [a, b, c, d, e, f, g] {
+            r?;
+        }
         shares[LAST].insert(&client).await?;
         manifest.insert(&client).await?;
         times.push((started.elapsed(), reads));

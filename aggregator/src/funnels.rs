@@ -1,0 +1,303 @@
+//! Funnels per broadcast, sequence and template as signed sums (`funnels`, `funnel_recipients`,
+//! migration 17): when a batch changes a delivery, what it counted for (its attribution, cost
+//! unit, status, counts) is taken back (-1) and what it counts for now is added (+1), as
+//! `delivery_status_counts` does for statuses. So `sum()` over a funnel's rows always equals the
+//! same count over `deliveries FINAL`, and the API's funnels read a few rows per id instead of
+//! every delivery of the tenant (BENCHMARKS.md §5). Exact under replays and crashes as the
+//! status counts are: a replayed batch recomputes the same moves from the state reloaded as the
+//! `deliveries` insert left it, and writes them under the same token (`pipeline::write_rows`).
+
+use crate::state::{DeliveryState, Names, Slot};
+use crate::store::rowbinary::{put, put_str, RowBuffer};
+use crate::store::Text;
+use rustc_hash::FxHashMap;
+use schemas::EventType;
+
+/// The columns of `funnels`, in the order [`FunnelTables::write_rowbinary`] writes them.
+pub const FUNNEL_COLUMNS: &[&str] = &[
+    "tenant",
+    "dimension",
+    "id",
+    "cost_unit",
+    "deliveries",
+    "sent",
+    "delivered",
+    "opened_human",
+    "opened_all",
+    "opens_human",
+    "opens_all",
+    "clicked_human",
+    "clicked_all",
+    "clicks_human",
+    "clicks_all",
+    "hard_bounces",
+    "complaints",
+    "unsubscribes",
+    "failed",
+    "cost_amount",
+    "last_status_at",
+    "changes",
+];
+
+/// The columns of `funnel_recipients`.
+pub const RECIPIENT_COLUMNS: &[&str] = &["tenant", "dimension", "id", "recipient", "deliveries"];
+
+/// What a funnel is grouped by: the `dimension` column (`Enum8`, these values).
+pub const DIMENSIONS: [(i8, &str); 3] = [(1, "broadcast"), (2, "sequence"), (3, "template")];
+
+/// The counts in a funnel's row, in `FUNNEL_COLUMNS`' order from `deliveries` to `failed`.
+const COUNTS: usize = 15;
+
+/// What a delivery counts for in its funnels, read from its state as a batch first changes the
+/// delivery and again as the batch ends: the first taken back (-1), the second added (+1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Facts {
+    /// Interned broadcast, sequence, template (0 = none).
+    pub attribution: [u32; 3],
+    pub cost_unit: u32,
+    /// The cost mantissa at scale 10 (0 without a unit), as two words (an `i128` would align
+    /// the struct, and so its size, to 16 bytes).
+    cost: [u64; 2],
+    /// The status's first time (the row's `status_at`).
+    pub status_at: i64,
+    /// Human opens, all opens, human clicks, all clicks.
+    engagement: [u32; 4],
+    /// Sent or delivered, delivered, and the status (`EventType` as a byte).
+    sent: bool,
+    delivered: bool,
+    status: u8,
+}
+
+impl Facts {
+    #[inline]
+    pub fn of(s: &DeliveryState) -> Facts {
+        let status = s.status.unwrap_or(EventType::Unknown);
+        let (opens, clicks) = (s.open_count, s.click_count);
+        let delivered = s.time(Slot::FirstDelivered).is_some();
+        let cost = if s.cost_unit == 0 { 0 } else { s.cost_amount() };
+        Facts {
+            attribution: [s.broadcast_id, s.sequence_id, s.template_key],
+            cost_unit: s.cost_unit,
+            cost: [cost as u64, (cost >> 64) as u64],
+            status_at: s.first(status).unwrap_or_default(),
+            engagement: [opens, opens.saturating_add(s.machine_open_count), clicks, clicks.saturating_add(s.machine_click_count)],
+            sent: delivered || s.time(Slot::FirstSent).is_some(),
+            delivered,
+            status: status as u8,
+        }
+    }
+
+    fn cost(&self) -> i128 {
+        (i128::from(self.cost[1] as i64) << 64) | i128::from(self.cost[0])
+    }
+
+    /// The row's counts (`COUNTS`).
+    fn counts(&self) -> [i64; COUNTS] {
+        let b = |x: bool| x as i64;
+        let [o, oa, c, ca] = self.engagement.map(i64::from);
+        let is = |t: EventType| b(self.status == t as u8);
+        [
+            1,
+            b(self.sent),
+            b(self.delivered),
+            b(o > 0),
+            b(oa > 0),
+            o,
+            oa,
+            b(c > 0),
+            b(ca > 0),
+            c,
+            ca,
+            is(EventType::Bounced),
+            is(EventType::Complained),
+            is(EventType::Unsubscribed),
+            is(EventType::Failed),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_are_one_line_and_keep_a_wide_cost() {
+        assert_eq!(std::mem::size_of::<Facts>(), 64);
+        for c in [0i128, 1, -1, i64::MAX as i128 + 1, -(i64::MAX as i128) - 7, i128::MAX, i128::MIN] {
+            let f = Facts { cost: [c as u64, (c >> 64) as u64], ..Facts::default() };
+            assert_eq!(f.cost(), c);
+        }
+    }
+}
+
+/// One funnel row's sums.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub counts: [i64; COUNTS],
+    pub cost: i128,
+    /// The latest `status_at` added (+1) here: a funnel's last activity.
+    pub last_status_at: i64,
+    /// How many changes were summed here (never 0, so a merge never drops the row and its
+    /// `last_status_at`, as SummingMergeTree drops a row whose sums are all 0).
+    pub changes: u64,
+}
+
+impl Sums {
+    fn add(&mut self, o: &Sums) {
+        for (a, b) in self.counts.iter_mut().zip(o.counts) {
+            *a += b;
+        }
+        self.cost += o.cost;
+        self.last_status_at = self.last_status_at.max(o.last_status_at);
+        self.changes += o.changes;
+    }
+}
+
+/// A batch's funnel rows: sums by (tenant, attribution, cost unit), all interned (one entry
+/// per change, however many of the three ids the delivery has; spread into a row per id as the
+/// batch ends), and the recipients moved in or out of an id (new deliveries, changed
+/// attribution).
+/// A batch's sums' key: tenant, (broadcast, sequence, template), currency, all interned.
+type Key = (u32, [u32; 3], u32);
+
+#[derive(Debug)]
+pub struct FunnelTables<'a> {
+    /// Each key's index in `sums` (a map of small entries; the sums in the map itself were
+    /// measured no slower, BENCHMARKS.md §5).
+    index: FxHashMap<Key, u32>,
+    sums: Vec<(Key, Sums)>,
+    /// The last key summed and its index: a delivery's take-back and its add share it, and so
+    /// do the deliveries of one campaign.
+    last: Option<(Key, u32)>,
+    recipients: Vec<(u32, i8, u32, Text<'a>, i64)>,
+}
+
+/// Keys made room for up front (a batch's distinct attributions and currencies; more grow).
+const KEYS_SIZED: usize = 256;
+
+impl Default for FunnelTables<'_> {
+    fn default() -> Self {
+        FunnelTables {
+            index: FxHashMap::with_capacity_and_hasher(KEYS_SIZED, Default::default()),
+            sums: Vec::with_capacity(KEYS_SIZED),
+            last: None,
+            recipients: Vec::new(),
+        }
+    }
+}
+
+/// [`FunnelTables`] with their names' text, as `write_rowbinary` writes them.
+#[derive(Debug, Default)]
+pub struct FunnelRows<'a> {
+    /// (tenant, dimension, id, cost unit, sums), in the map's order: the order of a batch's
+    /// rows in one INSERT means nothing (its token deduplicates the batch; the table sums by key).
+    pub sums: Vec<(Text<'static>, i8, Text<'static>, Text<'static>, Sums)>,
+    /// (tenant, dimension, id, recipient, -1 or +1).
+    pub recipients: Vec<(Text<'static>, i8, Text<'static>, Text<'a>, i64)>,
+}
+
+impl<'a> FunnelTables<'a> {
+    /// Takes back what a delivery of tenant `tenant` (interned) counted for before the batch
+    /// changed it (`f`, read from its state then).
+    #[inline]
+    pub fn take_back(&mut self, tenant: u32, f: &Facts) {
+        self.sum(tenant, f, -1);
+    }
+
+    /// Adds what a delivery counts for after the batch (`f`), and moves `recipient` (lower case)
+    /// when its attribution changed: `was` is its attribution before the batch, `None` for a
+    /// delivery new to it.
+    #[inline]
+    pub fn add(&mut self, tenant: u32, was: Option<(u32, u32, u32)>, f: &Facts, recipient: impl FnOnce() -> Text<'a>) {
+        self.sum(tenant, f, 1);
+        let was = was.map_or([0; 3], |(b, s, t)| [b, s, t]);
+        if was != f.attribution {
+            let r = recipient();
+            for (k, (dim, _)) in DIMENSIONS.iter().enumerate() {
+                let (old, new) = (was[k], f.attribution[k]);
+                if old != new {
+                    if old != 0 {
+                        self.recipients.push((tenant, *dim, old, r.clone(), -1));
+                    }
+                    if new != 0 {
+                        self.recipients.push((tenant, *dim, new, r.clone(), 1));
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn sum(&mut self, tenant: u32, f: &Facts, sign: i64) {
+        if f.attribution == [0; 3] {
+            return;
+        }
+        let key = (tenant, f.attribution, f.cost_unit);
+        let at = match self.last {
+            Some((k, at)) if k == key => at,
+            _ => {
+                let next = self.sums.len() as u32;
+                let at = *self.index.entry(key).or_insert(next);
+                if at == next {
+                    self.sums.push((key, Sums::default()));
+                }
+                self.last = Some((key, at));
+                at
+            }
+        };
+        let Some((_, e)) = self.sums.get_mut(at as usize) else { return };
+        for (sum, n) in e.counts.iter_mut().zip(f.counts()) {
+            *sum += sign * n;
+        }
+        e.cost += i128::from(sign) * f.cost();
+        if sign > 0 {
+            e.last_status_at = e.last_status_at.max(f.status_at);
+        }
+        e.changes += 1;
+    }
+
+    /// The rows, a row per (tenant, dimension, id, cost unit), their names' text from `names`.
+    pub fn finish(self, names: &Names) -> FunnelRows<'a> {
+        let mut by_id: FxHashMap<(u32, i8, u32, u32), Sums> = FxHashMap::default();
+        for ((tenant, ids, unit), s) in &self.sums {
+            for ((dim, _), id) in DIMENSIONS.iter().zip(ids) {
+                if *id != 0 {
+                    by_id.entry((*tenant, *dim, *id, *unit)).or_default().add(s);
+                }
+            }
+        }
+        FunnelRows {
+            sums: by_id.into_iter().map(|((t, d, id, u), s)| (names.text(t), d, names.text(id), names.text(u), s)).collect(),
+            recipients: self.recipients.into_iter().map(|(t, d, id, r, n)| (names.text(t), d, names.text(id), r, n)).collect(),
+        }
+    }
+}
+
+impl FunnelRows<'_> {
+    /// Writes the sums into `funnels` and the recipient moves into `recipients`.
+    pub fn write_rowbinary(&self, funnels: &mut RowBuffer, recipients: &mut RowBuffer) {
+        let b = &mut funnels.bytes;
+        for (tenant, dim, id, unit, s) in &self.sums {
+            put_str(b, tenant);
+            put(b, dim.to_le_bytes());
+            put_str(b, id);
+            put_str(b, unit);
+            for n in s.counts {
+                put(b, n.to_le_bytes());
+            }
+            put(b, s.cost.to_le_bytes());
+            put(b, s.last_status_at.to_le_bytes());
+            put(b, s.changes.to_le_bytes());
+        }
+        funnels.rows += self.sums.len();
+        let b = &mut recipients.bytes;
+        for (tenant, dim, id, r, n) in &self.recipients {
+            put_str(b, tenant);
+            put(b, dim.to_le_bytes());
+            put_str(b, id);
+            put_str(b, r);
+            put(b, n.to_le_bytes());
+        }
+        recipients.rows += self.recipients.len();
+    }
+}

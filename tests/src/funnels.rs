@@ -1,0 +1,78 @@
+//! The signed funnel tables (`funnels`, `funnel_recipients`, migration 17) against the same
+//! counts over `deliveries FINAL`, which they must always equal (`aggregator/src/funnels.rs`).
+
+use crate::Pipeline;
+use std::collections::BTreeMap;
+
+/// Every funnel's sums per cost unit, the recipients of each id with their deliveries, and the
+/// last activity, from the signed tables and from `deliveries FINAL`: equal (the last activity
+/// is the latest status time a delivery reached while in the id, so never before the current
+/// rows' latest, never after the latest event or delivery row).
+pub async fn assert_funnels_equal_deliveries(p: &Pipeline) {
+    let rows = |sql: String| async move {
+        p.rows(&sql)
+            .await
+            .into_iter()
+            .map(|r| {
+                let s = |c: &str| match &r[c] {
+                    serde_json::Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                ((s("d"), s("id"), s("u")), s("v"))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    const COUNTS: &str = "deliveries, sent, delivered, opened_human, opened_all, opens_human, opens_all, clicked_human, clicked_all, clicks_human, clicks_all, \
+                          hard_bounces, complaints, unsubscribes, failed";
+    let summed = rows(format!(
+        "SELECT toString(dimension) AS d, id, toString(cost_unit) AS u, \
+         arrayStringConcat(arrayMap(x -> toString(x), [{}]), ' ') || ' ' || toString(sum(cost_amount)) AS v \
+         FROM funnels GROUP BY d, id, u HAVING {} OR sum(cost_amount) != 0",
+        COUNTS.split(", ").map(|c| format!("sum({c})")).collect::<Vec<_>>().join(", "),
+        COUNTS.split(", ").map(|c| format!("sum({c}) != 0")).collect::<Vec<_>>().join(" OR ")
+    ))
+    .await;
+    let counted = rows(
+        "SELECT toString(dm.1) AS d, assumeNotNull(dm.2) AS id, toString(cost_unit) AS u, \
+         arrayStringConcat(arrayMap(x -> toString(x), [toInt64(count()), countIf(first_sent_at IS NOT NULL OR first_delivered_at IS NOT NULL), \
+           countIf(first_delivered_at IS NOT NULL), countIf(open_count > 0), countIf(open_count + machine_open_count > 0), sum(open_count), \
+           sum(open_count + machine_open_count), countIf(click_count > 0), countIf(click_count + machine_click_count > 0), sum(click_count), \
+           sum(click_count + machine_click_count), countIf(status = 'bounced'), countIf(status = 'complained'), countIf(status = 'unsubscribed'), \
+           countIf(status = 'failed')]), ' ') || ' ' || toString(sumIf(cost_amount, cost_unit != '')) AS v \
+         FROM deliveries FINAL \
+         ARRAY JOIN arrayFilter(x -> x.2 IS NOT NULL, [('broadcast', broadcast_id), ('sequence', sequence_id), ('template', template_key)]) AS dm \
+         GROUP BY d, id, u"
+            .to_string(),
+    )
+    .await;
+    assert!(!counted.is_empty(), "the stream has attributed deliveries");
+    assert_eq!(summed, counted, "funnels ((dimension, id, cost unit) -> {COUNTS}, cost) = the same over deliveries FINAL");
+
+    let recipients = rows(
+        "SELECT toString(dimension) AS d, id, recipient AS u, toString(sum(deliveries)) AS v FROM funnel_recipients GROUP BY d, id, u HAVING sum(deliveries) != 0"
+            .to_string(),
+    )
+    .await;
+    let from_rows = rows(
+        "SELECT toString(dm.1) AS d, assumeNotNull(dm.2) AS id, recipient AS u, toString(count()) AS v FROM deliveries FINAL \
+         ARRAY JOIN arrayFilter(x -> x.2 IS NOT NULL, [('broadcast', broadcast_id), ('sequence', sequence_id), ('template', template_key)]) AS dm \
+         GROUP BY d, id, u"
+            .to_string(),
+    )
+    .await;
+    assert_eq!(recipients, from_rows, "funnel_recipients ((dimension, id, recipient) -> deliveries) = the same over deliveries FINAL");
+
+    let last = rows(
+        "SELECT toString(f.d) AS d, f.id AS id, '' AS u, \
+         if(f.t >= r.t AND f.t <= greatest((SELECT max(occurred_at) FROM events), (SELECT max(status_at) FROM deliveries)), 'ok', 'wrong') || ' ' || toString(f.t) || ' ' || toString(r.t) AS v \
+         FROM (SELECT dimension AS d, id, max(last_status_at) AS t FROM funnels GROUP BY d, id HAVING sum(deliveries) != 0) AS f \
+         JOIN (SELECT CAST(dm.1, 'Enum8(\\'broadcast\\' = 1, \\'sequence\\' = 2, \\'template\\' = 3)') AS d, assumeNotNull(dm.2) AS id, max(status_at) AS t FROM deliveries FINAL \
+           ARRAY JOIN arrayFilter(x -> x.2 IS NOT NULL, [('broadcast', broadcast_id), ('sequence', sequence_id), ('template', template_key)]) AS dm GROUP BY d, id) AS r \
+         ON f.d = r.d AND f.id = r.id"
+            .to_string(),
+    )
+    .await;
+    assert_eq!(last.len(), counted.keys().map(|(d, id, _)| (d, id)).collect::<std::collections::BTreeSet<_>>().len(), "a last activity per funnel");
+    let wrong: Vec<_> = last.iter().filter(|(_, v)| !v.starts_with("ok ")).take(5).collect();
+    assert!(wrong.is_empty(), "last activity not before the rows' latest status time, not after the latest event: {wrong:?}");
+}
