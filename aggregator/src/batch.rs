@@ -510,16 +510,13 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     }
     rows.counter_tables = sums.into_table(&cfg.periods);
     // The funnels, in a pass of their own over the facts read above: a changed delivery's old
-    // facts taken back, its new ones added (both here, so a delivery whose state is not found
-    // above moves nothing). What they cost a batch, and what was tried: BENCHMARKS.md §5.
+    // facts taken back, its new ones added, unless equal (both here, so a delivery whose state
+    // is not found above moves nothing). What they cost a batch, and what was tried:
+    // BENCHMARKS.md §5.
     let mut funnels = crate::funnels::FunnelTables::default();
     for (t, now) in touched.iter().zip(&funnel_afters) {
         let Some(now) = now else { continue };
-        if let Some(f) = funnel_befores.get(t.funnel_before as usize) {
-            funnels.take_back(t.tenant, f);
-        }
-        let was = t.status_before.is_some().then_some(t.before);
-        funnels.add(t.tenant, was, now, || crate::state::row::lowercase(t.event.recipient));
+        funnels.change(t.tenant, funnel_befores.get(t.funnel_before as usize), now, || crate::state::row::lowercase(t.event.recipient));
     }
     rows.funnels = funnels.finish(&names);
     rows.reattributed = moved.len();

@@ -153,37 +153,16 @@ impl Sums {
     }
 }
 
-/// A batch's funnel rows: sums by (tenant, attribution, cost unit), all interned (one entry
-/// per change, however many of the three ids the delivery has; spread into a row per id as the
-/// batch ends), and the recipients moved in or out of an id (new deliveries, changed
-/// attribution).
 /// A batch's sums' key: tenant, (broadcast, sequence, template), currency, all interned.
 type Key = (u32, [u32; 3], u32);
 
-#[derive(Debug)]
+/// A batch's funnel rows: sums by `Key` (one entry per change, however many of the three ids
+/// the delivery has; spread into a row per id as the batch ends), and the recipients moved in
+/// or out of an id (new deliveries, changed attribution).
+#[derive(Debug, Default)]
 pub struct FunnelTables<'a> {
-    /// Each key's index in `sums` (a map of small entries; the sums in the map itself were
-    /// measured no slower, BENCHMARKS.md §5).
-    index: FxHashMap<Key, u32>,
-    sums: Vec<(Key, Sums)>,
-    /// The last key summed and its index: a delivery's take-back and its add share it, and so
-    /// do the deliveries of one campaign.
-    last: Option<(Key, u32)>,
+    sums: FxHashMap<Key, Sums>,
     recipients: Vec<(u32, i8, u32, Text<'a>, i64)>,
-}
-
-/// Keys made room for up front (a batch's distinct attributions and currencies; more grow).
-const KEYS_SIZED: usize = 256;
-
-impl Default for FunnelTables<'_> {
-    fn default() -> Self {
-        FunnelTables {
-            index: FxHashMap::with_capacity_and_hasher(KEYS_SIZED, Default::default()),
-            sums: Vec::with_capacity(KEYS_SIZED),
-            last: None,
-            recipients: Vec::new(),
-        }
-    }
 }
 
 /// [`FunnelTables`] with their names' text, as `write_rowbinary` writes them.
@@ -197,24 +176,24 @@ pub struct FunnelRows<'a> {
 }
 
 impl<'a> FunnelTables<'a> {
-    /// Takes back what a delivery of tenant `tenant` (interned) counted for before the batch
-    /// changed it (`f`, read from its state then).
+    /// A delivery of tenant `tenant` (interned) changed by the batch: what it counted for
+    /// before (`before`, read from its state as the batch first changed it; `None` when new) is
+    /// taken back and what it counts for now added, unless they are the same; its recipient
+    /// (lower case) moves between ids when its attribution changed.
     #[inline]
-    pub fn take_back(&mut self, tenant: u32, f: &Facts) {
-        self.sum(tenant, f, -1);
-    }
-
-    /// Adds what a delivery counts for after the batch (`f`), and moves `recipient` (lower case)
-    /// when its attribution changed: `was` is its attribution before the batch, `None` for a
-    /// delivery new to it.
-    #[inline]
-    pub fn add(&mut self, tenant: u32, was: Option<(u32, u32, u32)>, f: &Facts, recipient: impl FnOnce() -> Text<'a>) {
-        self.sum(tenant, f, 1);
-        let was = was.map_or([0; 3], |(b, s, t)| [b, s, t]);
-        if was != f.attribution {
+    pub fn change(&mut self, tenant: u32, before: Option<&Facts>, now: &Facts, recipient: impl FnOnce() -> Text<'a>) {
+        if before == Some(now) {
+            return;
+        }
+        if let Some(b) = before {
+            self.sum(tenant, b, -1);
+        }
+        self.sum(tenant, now, 1);
+        let was = before.map_or([0; 3], |b| b.attribution);
+        if was != now.attribution {
             let r = recipient();
             for (k, (dim, _)) in DIMENSIONS.iter().enumerate() {
-                let (old, new) = (was[k], f.attribution[k]);
+                let (old, new) = (was[k], now.attribution[k]);
                 if old != new {
                     if old != 0 {
                         self.recipients.push((tenant, *dim, old, r.clone(), -1));
@@ -232,20 +211,7 @@ impl<'a> FunnelTables<'a> {
         if f.attribution == [0; 3] {
             return;
         }
-        let key = (tenant, f.attribution, f.cost_unit);
-        let at = match self.last {
-            Some((k, at)) if k == key => at,
-            _ => {
-                let next = self.sums.len() as u32;
-                let at = *self.index.entry(key).or_insert(next);
-                if at == next {
-                    self.sums.push((key, Sums::default()));
-                }
-                self.last = Some((key, at));
-                at
-            }
-        };
-        let Some((_, e)) = self.sums.get_mut(at as usize) else { return };
+        let e = self.sums.entry((tenant, f.attribution, f.cost_unit)).or_default();
         for (sum, n) in e.counts.iter_mut().zip(f.counts()) {
             *sum += sign * n;
         }
