@@ -102,6 +102,19 @@ pub const SHARDING: &[TablePlacement] = &[
               moves, so the tombstone at the old place and the row at the new one stay together.",
     },
     TablePlacement {
+        table: "delivery_latency",
+        placement: Placement::Sharded("cityHash64(delivery_key)"),
+        why: "as `delivery_order`, whose key it shares: `delivery_latency_mv` writes each shard's rows locally from its \
+              `deliveries_local` rows, and `delivery_latency_tombstones_mv` copies the tombstones landing in that shard's \
+              `delivery_order_local`, so a delivery's row and its tombstones meet on one shard for FINAL.",
+    },
+    TablePlacement {
+        table: "delivery_send_lag",
+        placement: Placement::Sharded("cityHash64(tenant)"),
+        why: "filled by `delivery_send_lag_mv` per shard, read with max() over shards (a bound over every shard's \
+              deliveries); the key only places the backfill.",
+    },
+    TablePlacement {
         table: "counters",
         placement: Placement::Sharded("cityHash64(tenant)"),
         why: "SummingMergeTree read with sum(): right on any shard split; by tenant so a dashboard query reads one shard and \

@@ -7,6 +7,7 @@
 pub mod analysts;
 pub mod broker;
 pub mod funnels;
+pub mod latency;
 pub mod generate;
 pub mod kafka;
 pub mod load;

@@ -26,6 +26,7 @@ const CHECKED: &[&str] = &[
     "unique_human_openers_7d",
     "unique_human_openers_by_day",
     "time_to_first_open",
+    "delivery_latency_by_day",
     "sender_health_over_time",
     "sender_flags",
     "daily_delivery_rate_by_provider",
@@ -148,7 +149,10 @@ impl Ctx<'_> {
             let min = |slot: &mut Option<i64>, t: i64| *slot = Some(slot.map_or(t, |s| s.min(t)));
             match e.event_type {
                 EventType::Queued => min(&mut d.first_queued, e.occurred_at),
-                EventType::Sent => d.sent = true,
+                EventType::Sent => {
+                    d.sent = true;
+                    min(&mut d.first_sent, e.occurred_at);
+                }
                 EventType::Delivered => min(&mut d.delivered_at, e.occurred_at),
                 EventType::Opened | EventType::Read => {
                     min(&mut d.delivered_at, e.occurred_at);
@@ -177,6 +181,7 @@ struct Dl {
     status: String,
     first_queued: Option<i64>,
     sent: bool,
+    first_sent: Option<i64>,
     delivered_at: Option<i64>,
     first_open: Option<i64>,
     opens: u64,
@@ -378,6 +383,28 @@ async fn check(ctx: &Ctx<'_>, q: &Query) {
                 ctx.run(sql, &[]).await.iter().map(|r| (text(&r["channel"]), ["opened", "p50_secs", "p90_secs", "max_secs"].map(|c| int(&r[c])))).collect();
             assert_eq!(got, want, "time to first open (count, p50, p90, max)");
             assert!(!ctx.full || want.values().any(|w| w[1] != w[3]), "the times differ");
+        }
+        "delivery_latency_by_day" => {
+            // send (first sent, else queued) in the window -> first delivery, per UTC send day
+            // and channel; a delivery first known before the window (queued) and sent in it counts
+            let mut want: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+            for d in ctx.deliveries().values() {
+                let Some(sent) = d.first_sent.or(d.first_queued).filter(|t| ctx.in_time(*t)) else { continue };
+                if let Some(dl) = d.delivered_at.filter(|dl| *dl >= sent) {
+                    want.entry((utc_day(sent), d.channel.clone())).or_default().push(dl - sent);
+                }
+            }
+            let want: BTreeMap<(String, String), [i64; 3]> = want
+                .into_iter()
+                .map(|(k, mut v)| {
+                    v.sort();
+                    (k, [v.len() as i64, quantile_exact(&v, 0.5), quantile_exact(&v, 0.9)])
+                })
+                .collect();
+            let got: BTreeMap<(String, String), [i64; 3]> =
+                ctx.run(sql, &[]).await.iter().map(|r| ((text(&r["day"]), text(&r["channel"])), ["delivered", "p50_ms", "p90_ms"].map(|c| int(&r[c])))).collect();
+            assert_eq!(got, want, "delivery latency by day (count, p50, p90)");
+            assert!(!ctx.full || want.len() >= 3, "several days and channels");
         }
         "sender_health_over_time" => {
             type Key = (String, String, String, String);

@@ -185,6 +185,16 @@ async fn the_cluster_tables_have_the_single_node_columns_and_the_views_fill_loca
         .query(&sharded, "INSERT INTO deliveries_local (tenant, delivery_key, status, status_at, version) VALUES ('acme', 'dk1', 'delivered', '2026-11-30 10:00:00', 1)")
         .await;
     assert_eq!(n("SELECT count() FROM delivery_order_local FINAL WHERE delivery_key = 'dk1' AND status = 'delivered'").await, "1");
+    assert_eq!(n("SELECT count() FROM delivery_latency_local FINAL WHERE delivery_key = 'dk1'").await, "1");
+    // a tombstone landing in the shard's `delivery_order_local` reaches its `delivery_latency_local`
+    stack
+        .query(
+            &sharded,
+            "INSERT INTO delivery_order_local (tenant, sort_at, delivery_key, version, is_deleted) \
+             SELECT tenant, sort_at, delivery_key, 2, 1 FROM delivery_order_local WHERE delivery_key = 'dk1'",
+        )
+        .await;
+    assert_eq!(n("SELECT count() FROM delivery_latency_local FINAL WHERE delivery_key = 'dk1'").await, "0");
 
     for db in [single, sharded] {
         stack.query("default", &format!("DROP DATABASE `{db}`")).await;

@@ -186,6 +186,8 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
     .await;
     assert_eq!(ordered.len(), want.len(), "delivery_order: one entry per delivery");
     assert_eq!(ordered, current, "delivery_order FINAL = deliveries FINAL");
+    // and the latency copy the same (the view's rows and the tombstones of moved deliveries)
+    assert_eq!(e2e::latency::assert_latency_equals_deliveries(p).await, want.len(), "delivery_latency: every delivery");
 
     let counters = day_counters(p, "day").await;
     assert_eq!(counters, s.expected_day_counts(chrono_tz::UTC), "day counters");

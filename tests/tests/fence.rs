@@ -105,4 +105,5 @@ async fn a_zombie_writer_is_fenced_and_counters_stay_exact() {
     let status_sums = counts(&p, "SELECT status AS k, toInt64(sum(deliveries)) AS n FROM delivery_status_counts GROUP BY k HAVING n != 0").await;
     assert_eq!(status_sums, statuses, "status counts move each delivery once");
     e2e::funnels::assert_funnels_equal_deliveries(&p).await;
+    e2e::latency::assert_latency_equals_deliveries(&p).await;
 }

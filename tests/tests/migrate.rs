@@ -218,3 +218,72 @@ async fn funnels_are_backfilled_from_the_stored_deliveries() {
     e2e::funnels::assert_funnels_equal_deliveries(&p).await;
 }
 
+/// Migration 18 on a database that already holds deliveries (two versions of each, the newest
+/// first known earlier: a queued time learned late): `delivery_latency` is filled from
+/// `deliveries FINAL`, each delivery once at its current first known time, and
+/// `delivery_send_lag` bounds every send; the views keep both right for what comes after (a
+/// delivery moved by a newer version, with the aggregator's tombstone at its old place); a
+/// second run changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn delivery_latency_is_backfilled_and_kept_by_its_views() {
+    let stack = Stack::from_env();
+    let p = Pipeline::new(&stack, "latency-backfill").await;
+    // as before migration 18
+    for view in ["delivery_latency_mv", "delivery_latency_tombstones_mv", "delivery_send_lag_mv"] {
+        p.query(&format!("DROP VIEW {view}")).await;
+    }
+    for table in ["delivery_latency", "delivery_send_lag"] {
+        p.query(&format!("DROP TABLE {table}")).await;
+    }
+    p.query("ALTER TABLE schema_migrations DELETE WHERE version = 18 SETTINGS mutations_sync = 1").await;
+    // 40 deliveries: version 1 sent at 10:{i}, delivered 3 s later; version 2 also opened, and
+    // for every fourth a queued time (i + 1) days before the send: first known then
+    let insert = |rows: Vec<String>| {
+        let p = &p;
+        async move {
+            p.query(&format!(
+                "INSERT INTO deliveries (tenant, delivery_key, channel, provider, recipient, status, status_at, first_queued_at, first_sent_at, \
+                 first_delivered_at, first_opened_at, version) VALUES {}",
+                rows.join(", ")
+            ))
+            .await
+        }
+    };
+    let sent = |i: u32| format!("toDateTime64('2026-11-20 10:{:02}:00', 3, 'UTC')", i % 60);
+    let mut lag = 0i64;
+    let (mut v1, mut v2) = (Vec::new(), Vec::new());
+    for i in 0..40u32 {
+        let s = sent(i);
+        v1.push(format!("('acme', 'dk{i}', 'email', 'ses', 'p{i}@x.io', 'delivered', {s} + INTERVAL 3 SECOND, NULL, {s}, {s} + INTERVAL 3 SECOND, NULL, 1)"));
+        let queued = if i % 4 == 0 {
+            lag = lag.max(i64::from(i + 1) * 86_400_000);
+            format!("{s} - INTERVAL {} DAY", i + 1)
+        } else {
+            "NULL".into()
+        };
+        v2.push(format!("('acme', 'dk{i}', 'email', 'ses', 'p{i}@x.io', 'opened', {s} + INTERVAL 60 SECOND, {queued}, {s}, {s} + INTERVAL 3 SECOND, {s} + INTERVAL 60 SECOND, 2)"));
+    }
+    // (each version its own insert: one block's duplicates would be merged as it is written)
+    insert(v1).await;
+    insert(v2).await;
+
+    p.migrate().await;
+    let versions = p.query("SELECT version FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated").await;
+    assert!(versions.lines().any(|v| v == "18"), "migration 18 applied again: {versions}");
+    assert_eq!(e2e::latency::assert_latency_equals_deliveries(&p).await, 40);
+    assert_eq!(p.number("SELECT max(lag) FROM delivery_send_lag WHERE tenant = 'acme'").await, lag as u64, "the longest send lag: 37 days");
+    assert_eq!(p.number("SELECT countIf(to_delivered = 3000 AND to_open = 57000) FROM delivery_latency FINAL").await, 40, "both latencies of each");
+
+    // later versions through the views: dk1 learns a queued time two days before its send, so
+    // the aggregator tombstones its old place in `delivery_order`
+    let s = sent(1);
+    insert(vec![format!("('acme', 'dk1', 'email', 'ses', 'p1@x.io', 'opened', {s} + INTERVAL 60 SECOND, {s} - INTERVAL 2 DAY, {s}, {s} + INTERVAL 3 SECOND, {s} + INTERVAL 60 SECOND, 3)")]).await;
+    p.query(&format!("INSERT INTO delivery_order (tenant, sort_at, delivery_key, version, is_deleted) VALUES ('acme', toUnixTimestamp64Milli({s}), 'dk1', 3, 1)"))
+        .await;
+    assert_eq!(e2e::latency::assert_latency_equals_deliveries(&p).await, 40, "moved by a view's row and the tombstone's copy");
+
+    // a second run changes nothing
+    p.query("ALTER TABLE schema_migrations DELETE WHERE version = 18 SETTINGS mutations_sync = 1").await;
+    p.migrate().await;
+    assert_eq!(e2e::latency::assert_latency_equals_deliveries(&p).await, 40);
+}

@@ -1,5 +1,5 @@
 //! Bounce reasons (`failures FINAL`, or `events FINAL` under an attribution filter, filtered before `FINAL`: `Db::events_final`) and delivery latency
-//! (`deliveries FINAL`) for `/v1/stats/bounces` and `/v1/stats/latency`.
+//! (`delivery_latency FINAL`, a range of it) for `/v1/stats/bounces` and `/v1/stats/latency`.
 
 use super::{or_empty, Db};
 use crate::error::ApiError;
@@ -93,6 +93,13 @@ pub struct LatencyFilter {
 
 /// Send (first sent, else queued) → first delivery, and first delivery → first human open, of
 /// the deliveries sent in `[from, to)`, per bucket of the send time in `tz`.
+///
+/// From `delivery_latency` (migration 18: the deliveries' send time and both latencies, in
+/// first-known-time order, read `FINAL`): a delivery is first known at or before its send, and
+/// at most the tenant's `delivery_send_lag` before it, so the sends of `[from, to)` lie in the
+/// first known times `[from - lag, to)`, a run of the table's order, not the whole tenant.
+/// Only the key's columns (tenant, first known time) are filtered before `FINAL`; the rest,
+/// which a newer version may change, after it, as ClickHouse does by default.
 pub async fn latency(db: &Db, tenant: &str, f: &LatencyFilter, tz: &str, granularity: &str) -> Result<Vec<LatencyRow>, ApiError> {
     // `granularity` and `tz` are checked by the caller (closed set / configured zones); the
     // bucket function is a fixed fragment, the zone a bound literal.
@@ -105,15 +112,14 @@ pub async fn latency(db: &Db, tenant: &str, f: &LatencyFilter, tz: &str, granula
         "SELECT toUInt16({bucket}) AS bucket, toString(provider) AS provider, toString(channel) AS channel, \
          countIf(d >= 0) AS delivered, if(delivered > 0, quantilesExactIf(0.5, 0.9, 0.99)(d, d >= 0), []) AS to_delivered, \
          countIf(o >= 0) AS opened, if(opened > 0, quantilesExactIf(0.5, 0.9, 0.99)(o, o >= 0), []) AS to_open \
-         FROM (SELECT provider, channel, assumeNotNull(coalesce(first_sent_at, first_queued_at)) AS sent, \
-               ifNull(toUnixTimestamp64Milli(first_delivered_at) - toUnixTimestamp64Milli(sent), toInt64(-1)) AS d, \
-               ifNull(toUnixTimestamp64Milli(first_opened_at) - toUnixTimestamp64Milli(first_delivered_at), toInt64(-1)) AS o \
-               FROM deliveries FINAL WHERE tenant = ? AND (first_sent_at IS NOT NULL OR first_queued_at IS NOT NULL) \
-               AND toUnixTimestamp64Milli(sent) >= ? AND toUnixTimestamp64Milli(sent) < ? \
+         FROM (SELECT provider, channel, fromUnixTimestamp64Milli(assumeNotNull(sent_at), 'UTC') AS sent, to_delivered AS d, to_open AS o \
+               FROM delivery_latency FINAL \
+               WHERE tenant = ? AND sort_at >= ? - (SELECT max(lag) FROM delivery_send_lag WHERE tenant = ?) AND sort_at < ? \
+               AND sent_at >= ? AND sent_at < ? \
                AND (? = '' OR channel = ?) AND (? = '' OR provider = ?) AND (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?)) \
          GROUP BY bucket, provider, channel ORDER BY bucket, provider, channel"
     );
-    let mut q = db.query(&sql).bind(tz).bind(tenant).bind(f.from).bind(f.to);
+    let mut q = db.query(&sql).bind(tz).bind(tenant).bind(f.from).bind(tenant).bind(f.to).bind(f.from).bind(f.to);
     for v in [&f.channel, &f.provider, &f.broadcast, &f.template] {
         q = q.bind(or_empty(v)).bind(or_empty(v));
     }
