@@ -468,3 +468,51 @@ async fn the_feed_and_bounce_reasons_show_each_events_latest_version() {
         assert_eq!(n(&body["total"]), want, "bounce reasons{q}: {body}");
     }
 }
+
+/// A funnel's unique recipients when deliveries left it: `funnel_recipients` rows as the
+/// aggregator writes them, a batch per insert (+1 as a delivery enters an id, -1 as it leaves
+/// for another), not merged yet: a recipient whose rows sum to 0 is not the id's, one whose
+/// rows sum above 0 is, once (`api/src/db/catalog.rs`: such an id is recounted exactly); and
+/// the same once merged, when no -1 row is left and the distinct recipients are counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn funnel_recipients_who_left_are_not_counted() {
+    let stack = Stack::from_env();
+    let p = Pipeline::new(&stack, "api-funnel-exits").await;
+    p.query("SYSTEM STOP MERGES funnel_recipients").await;
+    let funnel = |id: &str, deliveries: i64| format!("('acme', 'broadcast', '{id}', '', {deliveries}, now64(3), 1)");
+    p.query(&format!(
+        "INSERT INTO funnels (tenant, dimension, id, cost_unit, deliveries, last_status_at, changes) VALUES {}, {}",
+        funnel("b-plain", 3),
+        funnel("b-moved", 2)
+    ))
+    .await;
+    let batches: [&[(&str, &str, i64)]; 4] = [
+        // b-plain: r1, and r2 twice (two deliveries to one person); b-moved: r1, r3, r4
+        &[("b-plain", "r1", 1), ("b-plain", "r2", 1), ("b-moved", "r1", 1), ("b-moved", "r3", 1), ("b-moved", "r4", 1)],
+        &[("b-plain", "r2", 1), ("b-moved", "r4", 1)],
+        // both of r4's deliveries leave b-moved (late send records name another broadcast);
+        // r3's leaves and a second one of r3's enters
+        &[("b-moved", "r4", -1), ("b-moved", "r3", -1)],
+        &[("b-moved", "r4", -1), ("b-moved", "r3", 1)],
+    ];
+    for rows in batches {
+        let values: Vec<String> = rows.iter().map(|(id, r, n)| format!("('acme', 'broadcast', '{id}', '{r}@x.io', {n})")).collect();
+        p.query(&format!("INSERT INTO funnel_recipients (tenant, dimension, id, recipient, deliveries) VALUES {}", values.join(", "))).await;
+    }
+    assert!(p.number("SELECT count() FROM funnel_recipients WHERE deliveries < 0").await >= 3, "the -1 rows stand apart");
+    let (url, _api) = p.start_api(KEYS).await;
+    let api = Api { url, client: reqwest::Client::new() };
+    let people = |api: &Api| {
+        let api = Api { url: api.url.clone(), client: api.client.clone() };
+        async move {
+            let items = api.all_pages("acme-key", "/v1/broadcasts", "items", async |_| {}).await;
+            items.iter().map(|i| (i["id"].as_str().unwrap().to_string(), n(&i["funnel"]["unique_recipients"]))).collect::<BTreeMap<_, _>>()
+        }
+    };
+    let want = BTreeMap::from([("b-moved".to_string(), 2), ("b-plain".to_string(), 2)]);
+    assert_eq!(people(&api).await, want, "unmerged: r4 left b-moved, r3 is in it once, r2 is one person");
+    p.query("SYSTEM START MERGES funnel_recipients").await;
+    p.query("OPTIMIZE TABLE funnel_recipients FINAL").await;
+    assert_eq!(p.number("SELECT count() FROM funnel_recipients WHERE deliveries < 0").await, 0, "merged: r4's rows summed to 0 and dropped");
+    assert_eq!(people(&api).await, want, "merged");
+}
