@@ -43,7 +43,8 @@ pub struct BatchRows<'a> {
     /// Deliveries by first-known quarter hour and status: -1 for a changed delivery's old pair, +1 for its new one.
     pub status_counts: Vec<StatusCountRow<Text<'a>>>,
     /// Funnels per broadcast, sequence and template: -1 for a changed delivery's old facts, +1
-    /// for its new ones (`funnels`), and recipients moved between ids (`funnel_recipients`).
+    /// for its new ones (`funnels`, and by status `funnel_statuses`), and recipients moved
+    /// between ids (`funnel_recipients`).
     pub funnels: crate::funnels::FunnelRows<'a>,
     /// `delivery_order` entries to remove: deliveries whose first known time changed.
     pub order_tombstones: Vec<OrderTombstone<Text<'a>>>,
@@ -79,9 +80,11 @@ pub struct TableBuffers {
     pub order_tombstones: RowBuffer,
     pub suppressions: RowBuffer,
     pub deliveries: RowBuffer,
-    /// `funnels` and `funnel_recipients` (not in `all()`, whose tables `tests/batch_rows.rs` pins).
+    /// `funnels`, `funnel_recipients` and `funnel_statuses` (not in `all()`, whose tables
+    /// `tests/batch_rows.rs` pins).
     pub funnels: RowBuffer,
     pub funnel_recipients: RowBuffer,
+    pub funnel_statuses: RowBuffer,
     /// Not a table: the buffer the next batch writes its delivery rows into as it ends
     /// (`apply_reusing`), handed back by `BatchRows::into_delivery_buffer`. Why: a fresh
     /// ~750 KB buffer per batch came as fresh zeroed pages, 4 % of a batch (BENCHMARKS.md §1b).
@@ -105,6 +108,7 @@ impl TableBuffers {
             &mut self.deliveries,
             &mut self.funnels,
             &mut self.funnel_recipients,
+            &mut self.funnel_statuses,
         ] {
             b.clear();
         }
@@ -143,7 +147,7 @@ impl<'a> BatchRows<'a> {
             put(b, r.deliveries.to_le_bytes());
         }
         out.status_counts.rows += self.status_counts.len();
-        self.funnels.write_rowbinary(&mut out.funnels, &mut out.funnel_recipients);
+        self.funnels.write_rowbinary(&mut out.funnels, &mut out.funnel_recipients, &mut out.funnel_statuses);
         all(&mut out.order_tombstones, &self.order_tombstones)?;
         all(&mut out.suppressions, &self.suppressions)?;
         std::mem::swap(&mut out.deliveries.bytes, &mut self.delivery_table.bytes);

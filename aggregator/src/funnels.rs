@@ -42,6 +42,17 @@ pub const FUNNEL_COLUMNS: &[&str] = &[
 /// The columns of `funnel_recipients`.
 pub const RECIPIENT_COLUMNS: &[&str] = &["tenant", "dimension", "id", "recipient", "deliveries"];
 
+/// The columns of `funnel_statuses` (migration 19).
+pub const STATUS_COLUMNS: &[&str] = &["tenant", "dimension", "id", "status", "deliveries"];
+
+/// How many statuses a delivery can have: `EventType`'s variants, counted by discriminant.
+pub const STATUSES: usize = EventType::VALUES.len();
+
+/// The status of discriminant `i` (`EventType as u8`).
+fn status_name(i: usize) -> &'static str {
+    EventType::VALUES.iter().find(|v| **v as usize == i).map_or("unknown", |v| v.as_str())
+}
+
 /// What a funnel is grouped by: the `dimension` column (`Enum8`, these values).
 pub const DIMENSIONS: [(i8, &str); 3] = [(1, "broadcast"), (2, "sequence"), (3, "template")];
 
@@ -140,11 +151,17 @@ pub struct Sums {
     /// How many changes were summed here (never 0, so a merge never drops the row and its
     /// `last_status_at`, as SummingMergeTree drops a row whose sums are all 0).
     pub changes: u64,
+    /// Deliveries by status (`EventType as u8`): `funnel_statuses`, the broadcast report's
+    /// counts by status.
+    pub statuses: [i64; STATUSES],
 }
 
 impl Sums {
     fn add(&mut self, o: &Sums) {
         for (a, b) in self.counts.iter_mut().zip(o.counts) {
+            *a += b;
+        }
+        for (a, b) in self.statuses.iter_mut().zip(o.statuses) {
             *a += b;
         }
         self.cost += o.cost;
@@ -173,6 +190,8 @@ pub struct FunnelRows<'a> {
     pub sums: Vec<(Text<'static>, i8, Text<'static>, Text<'static>, Sums)>,
     /// (tenant, dimension, id, recipient, -1 or +1).
     pub recipients: Vec<(Text<'static>, i8, Text<'static>, Text<'a>, i64)>,
+    /// (tenant, dimension, id, status, deliveries moved in or out): the sums' non-zero statuses.
+    pub statuses: Vec<(Text<'static>, i8, Text<'static>, &'static str, i64)>,
 }
 
 impl<'a> FunnelTables<'a> {
@@ -219,6 +238,9 @@ impl<'a> FunnelTables<'a> {
         if sign > 0 {
             e.last_status_at = e.last_status_at.max(f.status_at);
         }
+        if let Some(n) = e.statuses.get_mut(usize::from(f.status)) {
+            *n += sign;
+        }
         e.changes += 1;
     }
 
@@ -232,16 +254,24 @@ impl<'a> FunnelTables<'a> {
                 }
             }
         }
+        let mut statuses = Vec::new();
+        for ((t, d, id, _), s) in &by_id {
+            for (k, n) in s.statuses.iter().enumerate().filter(|(_, n)| **n != 0) {
+                statuses.push((names.text(*t), *d, names.text(*id), status_name(k), *n));
+            }
+        }
         FunnelRows {
             sums: by_id.into_iter().map(|((t, d, id, u), s)| (names.text(t), d, names.text(id), names.text(u), s)).collect(),
             recipients: self.recipients.into_iter().map(|(t, d, id, r, n)| (names.text(t), d, names.text(id), r, n)).collect(),
+            statuses,
         }
     }
 }
 
 impl FunnelRows<'_> {
-    /// Writes the sums into `funnels` and the recipient moves into `recipients`.
-    pub fn write_rowbinary(&self, funnels: &mut RowBuffer, recipients: &mut RowBuffer) {
+    /// Writes the sums into `funnels`, the recipient moves into `recipients` and the status
+    /// moves into `statuses`.
+    pub fn write_rowbinary(&self, funnels: &mut RowBuffer, recipients: &mut RowBuffer, statuses: &mut RowBuffer) {
         let b = &mut funnels.bytes;
         for (tenant, dim, id, unit, s) in &self.sums {
             put_str(b, tenant);
@@ -265,5 +295,14 @@ impl FunnelRows<'_> {
             put(b, n.to_le_bytes());
         }
         recipients.rows += self.recipients.len();
+        let b = &mut statuses.bytes;
+        for (tenant, dim, id, status, n) in &self.statuses {
+            put_str(b, tenant);
+            put(b, dim.to_le_bytes());
+            put_str(b, id);
+            put_str(b, status);
+            put(b, n.to_le_bytes());
+        }
+        statuses.rows += self.statuses.len();
     }
 }

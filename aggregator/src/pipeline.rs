@@ -387,10 +387,10 @@ impl Aggregator {
         // (same token) again. Suppressions before `deliveries` too: once a delivery's row holds
         // an event, a replay skips that event as applied, so a suppression it caused would never
         // be written.
-        // Funnels and their recipients, as the status counts: a replay recomputes the same moves.
+        // Funnels, their recipients and statuses, as the status counts: a replay recomputes the same moves.
         let (tsc, tdo, ts) = (tok("delivery_status_counts"), tok("delivery_order"), tok("suppressions"));
-        let (tf, tfr) = (tok("funnels"), tok("funnel_recipients"));
-        let (counters, attributed, status_counts, tombstones, suppressions, funnels, funnel_recipients) = tokio::join!(
+        let (tf, tfr, tfs) = (tok("funnels"), tok("funnel_recipients"), tok("funnel_statuses"));
+        let (counters, attributed, status_counts, tombstones, suppressions, funnels, funnel_recipients, funnel_statuses) = tokio::join!(
             retry("insert_counters", mb, shutdown, || insert_buffer(c, "counters", <CounterRow>::COLUMN_NAMES, &tc, &tables.counters)),
             retry("insert_attributed_counters", mb, shutdown, || insert_buffer(c, "attributed_counters", <AttributedCounterRow>::COLUMN_NAMES, &ta, &tables.attributed_counters)),
             retry("insert_delivery_status_counts", mb, shutdown, || insert_buffer(c, "delivery_status_counts", <StatusCountRow>::COLUMN_NAMES, &tsc, &tables.status_counts)),
@@ -398,6 +398,7 @@ impl Aggregator {
             suppression::apply(c, &self.producer, &self.cfg, rows, &ts, shutdown),
             retry("insert_funnels", mb, shutdown, || insert_buffer(c, "funnels", crate::funnels::FUNNEL_COLUMNS, &tf, &tables.funnels)),
             retry("insert_funnel_recipients", mb, shutdown, || insert_buffer(c, "funnel_recipients", crate::funnels::RECIPIENT_COLUMNS, &tfr, &tables.funnel_recipients)),
+            retry("insert_funnel_statuses", mb, shutdown, || insert_buffer(c, "funnel_statuses", crate::funnels::STATUS_COLUMNS, &tfs, &tables.funnel_statuses)),
         );
         counters?;
         attributed?;
@@ -405,6 +406,7 @@ impl Aggregator {
         tombstones?;
         funnels?;
         funnel_recipients?;
+        funnel_statuses?;
         debug!(message = "Suppressions of batch.", partition = p, count = suppressions?);
         retry("insert_deliveries", mb, shutdown, || insert_buffer(c, "deliveries", <DeliveryRow>::COLUMN_NAMES, &td, &tables.deliveries)).await?;
         self.publish_dead_letters(dead, shutdown).await?;

@@ -1,4 +1,4 @@
-//! The funnels' signed rows (`funnels`, `funnel_recipients`), summed over every batch of a
+//! The funnels' signed rows (`funnels`, `funnel_recipients`, `funnel_statuses`), summed over every batch of a
 //! stream, equal the same counts over the deliveries' latest rows (what `deliveries FINAL`
 //! holds), computed by brute force from those rows as the API's former read did: for streams
 //! where attribution moves (a provider's tag, then a send record naming another broadcast;
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 /// (tenant, dimension, id, cost unit) -> (15 counts, cost mantissa).
 type Funnels = BTreeMap<(String, i8, String, String), ([i64; 15], i128)>;
-/// (tenant, dimension, id, recipient) -> deliveries.
+/// (tenant, dimension, id, recipient) -> deliveries; also (tenant, dimension, id, status) -> deliveries.
 type Recipients = BTreeMap<(String, i8, String, String), i64>;
 /// (tenant, dimension, id) -> (the last activity summed, the latest rows' latest status time).
 type Lasts = BTreeMap<(String, i8, String), (i64, i64)>;
@@ -69,11 +69,11 @@ fn events(spec: &[(u8, u8, u16, u8, bool, u8, u8)]) -> Vec<(i64, Event)> {
 
 /// The stream applied in batches of `size` (a batch replayed after each `replay`-th), the
 /// funnel rows summed; and the funnels computed from each delivery's latest row.
-fn run(stream: &[(i64, Event)], size: usize, replay: usize) -> (Funnels, Recipients, Funnels, Recipients, Lasts) {
+fn run(stream: &[(i64, Event)], size: usize, replay: usize) -> (Funnels, Recipients, Funnels, Recipients, Lasts, [Recipients; 2]) {
     let store = StateStore::new(1_000_000);
     let cfg = BatchConfig::default();
     let events = batch::refs(stream);
-    let (mut funnels, mut recipients): (Funnels, Recipients) = Default::default();
+    let (mut funnels, mut recipients, mut statuses): (Funnels, Recipients, Recipients) = Default::default();
     let mut latest: BTreeMap<String, aggregator::store::DeliveryRow> = BTreeMap::new();
     let mut last_seen: BTreeMap<(String, i8, String), i64> = BTreeMap::new();
     let mut seq = 0;
@@ -82,7 +82,7 @@ fn run(stream: &[(i64, Event)], size: usize, replay: usize) -> (Funnels, Recipie
             seq += 1;
             let rows = batch::apply(&store, 0, chunk, &History::new(), seq, 0, &cfg);
             for (t, d, id, u, s) in &rows.funnels.sums {
-                let Sums { counts, cost, last_status_at, changes } = *s;
+                let Sums { counts, cost, last_status_at, changes, .. } = *s;
                 assert!(changes > 0, "a row counts its changes");
                 let f = funnels.entry((t.to_string(), *d, id.to_string(), u.to_string())).or_default();
                 for (a, b) in f.0.iter_mut().zip(counts) {
@@ -95,6 +95,9 @@ fn run(stream: &[(i64, Event)], size: usize, replay: usize) -> (Funnels, Recipie
             for (t, d, id, r, n) in &rows.funnels.recipients {
                 *recipients.entry((t.to_string(), *d, id.to_string(), r.to_string())).or_default() += n;
             }
+            for (t, d, id, st, n) in &rows.funnels.statuses {
+                *statuses.entry((t.to_string(), *d, id.to_string(), st.to_string())).or_default() += n;
+            }
             for row in rows.deliveries(&store) {
                 latest.insert(row.delivery_key.to_string(), row.map_text(|t| t.into_static()));
             }
@@ -102,9 +105,11 @@ fn run(stream: &[(i64, Event)], size: usize, replay: usize) -> (Funnels, Recipie
     }
     funnels.retain(|_, (c, cost)| c.iter().any(|n| *n != 0) || *cost != 0);
     recipients.retain(|_, n| *n != 0);
+    statuses.retain(|_, n| *n != 0);
     // brute force from the latest rows, as `SELECT … FROM deliveries FINAL` counts them
     let (mut want, mut want_recipients): (Funnels, Recipients) = Default::default();
     let mut last_want: BTreeMap<(String, i8, String), i64> = BTreeMap::new();
+    let mut want_statuses: Recipients = BTreeMap::new();
     for r in latest.values() {
         let ids = [&r.broadcast_id, &r.sequence_id, &r.template_key];
         for (dim, id) in (1i8..).zip(ids) {
@@ -137,18 +142,20 @@ fn run(stream: &[(i64, Event)], size: usize, replay: usize) -> (Funnels, Recipie
                 f.1 += r.cost_amount;
             }
             *want_recipients.entry((r.tenant.to_string(), dim, id.to_string(), r.recipient.to_string())).or_default() += 1;
+            *want_statuses.entry((r.tenant.to_string(), dim, id.to_string(), r.status.to_string())).or_default() += 1;
             let l = last_want.entry((r.tenant.to_string(), dim, id.to_string())).or_default();
             *l = (*l).max(r.status_at);
         }
     }
     let last = last_want.iter().map(|(k, w)| (k.clone(), (last_seen.get(k).copied().unwrap_or(i64::MIN), *w))).collect();
-    (funnels, recipients, want, want_recipients, last)
+    (funnels, recipients, want, want_recipients, last, [statuses, want_statuses])
 }
 
 fn check(stream: &[(i64, Event)], size: usize, replay: usize) {
-    let (got, got_r, want, want_r, last) = run(stream, size, replay);
+    let (got, got_r, want, want_r, last, [got_s, want_s]) = run(stream, size, replay);
     assert_eq!(got, want, "funnel sums, batches of {size}");
     assert_eq!(got_r, want_r, "funnel recipients, batches of {size}");
+    assert_eq!(got_s, want_s, "funnel statuses, batches of {size}");
     for (k, (seen, now)) in last {
         assert!(seen >= now, "{k:?}: the last activity {seen} is not before the latest row's status time {now}");
     }

@@ -141,6 +141,11 @@ pub const SHARDING: &[TablePlacement] = &[
         why: "signed per (id, recipient), read with sum() per recipient: a recipient's -1 and +1 rows must meet, so by tenant.",
     },
     TablePlacement {
+        table: "funnel_statuses",
+        placement: Placement::Sharded("cityHash64(tenant)"),
+        why: "as `funnels` (signed sums read with sum(); a move's -1 and +1 meet on the tenant's shard).",
+    },
+    TablePlacement {
         table: "unique_recipients",
         placement: Placement::Sharded("cityHash64(tenant)"),
         why: "filled by `unique_recipients_mv` on each shard from its `events_local` rows, read with uniqExactMerge(), which \

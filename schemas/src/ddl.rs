@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (16, "recipient_days", include_str!("../clickhouse/0016_recipient_days.sql")),
     (17, "funnels", include_str!("../clickhouse/0017_funnels.sql")),
     (18, "delivery_latency", include_str!("../clickhouse/0018_delivery_latency.sql")),
+    (19, "funnel_statuses", include_str!("../clickhouse/0019_funnel_statuses.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

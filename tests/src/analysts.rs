@@ -322,7 +322,7 @@ pub fn reading_rule_broken(sql: &str) -> Option<String> {
         let next = words.get(i + 2).copied().unwrap_or_default();
         match table {
             "events" | "deliveries" | "delivery_order" | "delivery_latency" | "suppressions" | "suppression_changes" | "sender_health" if !next.eq_ignore_ascii_case("FINAL") => return Some(format!("`{table}` without FINAL")),
-            "counters" | "attributed_counters" | "delivery_status_counts" | "funnels" | "funnel_recipients" if !sql.contains("sum(") && !sql.contains("sumIf(") => return Some(format!("`{table}` without sum()")),
+            "counters" | "attributed_counters" | "delivery_status_counts" | "funnels" | "funnel_recipients" | "funnel_statuses" if !sql.contains("sum(") && !sql.contains("sumIf(") => return Some(format!("`{table}` without sum()")),
             "event_times" if !sql.contains("max(") => return Some("`event_times` without max()".into()),
             "delivery_send_lag" if !sql.contains("max(") => return Some("`delivery_send_lag` without max()".into()),
             "unique_recipients" if !sql.contains("uniqExactMerge(") => return Some("`unique_recipients` without uniqExactMerge()".into()),

@@ -1,5 +1,6 @@
-//! The signed funnel tables (`funnels`, `funnel_recipients`, migration 17) against the same
-//! counts over `deliveries FINAL`, which they must always equal (`aggregator/src/funnels.rs`).
+//! The signed funnel tables (`funnels`, `funnel_recipients`, migration 17; `funnel_statuses`,
+//! migration 19) against the same counts over `deliveries FINAL`, which they must always equal
+//! (`aggregator/src/funnels.rs`).
 
 use crate::Pipeline;
 use std::collections::BTreeMap;
@@ -61,6 +62,21 @@ pub async fn assert_funnels_equal_deliveries(p: &Pipeline) {
     )
     .await;
     assert_eq!(recipients, from_rows, "funnel_recipients ((dimension, id, recipient) -> deliveries) = the same over deliveries FINAL");
+
+    let statuses = rows(
+        "SELECT toString(dimension) AS d, id, toString(status) AS u, toString(sum(funnel_statuses.deliveries)) AS v FROM funnel_statuses \
+         GROUP BY d, id, u HAVING sum(funnel_statuses.deliveries) != 0"
+            .to_string(),
+    )
+    .await;
+    let by_status = rows(
+        "SELECT toString(dm.1) AS d, assumeNotNull(dm.2) AS id, toString(status) AS u, toString(count()) AS v FROM deliveries FINAL \
+         ARRAY JOIN arrayFilter(x -> x.2 IS NOT NULL, [('broadcast', broadcast_id), ('sequence', sequence_id), ('template', template_key)]) AS dm \
+         GROUP BY d, id, u"
+            .to_string(),
+    )
+    .await;
+    assert_eq!(statuses, by_status, "funnel_statuses ((dimension, id, status) -> deliveries) = the same over deliveries FINAL");
 
     let last = rows(
         "SELECT toString(f.d) AS d, f.id AS id, '' AS u, \

@@ -201,6 +201,17 @@ async fn assert_funnels(api: &Api, key: &str, s: &Stream) {
         })
         .collect();
     assert_eq!(got, want, "{key}: funnels (deliveries, hard bounces, complaints, unsubscribes, unique recipients, cost per currency) per broadcast");
+    // each broadcast's report: its deliveries by latest status
+    let mut by_status: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
+    for (k, b) in &by_delivery {
+        *by_status.entry(b.as_str()).or_default().entry(status[k].clone()).or_default() += 1;
+    }
+    assert!(by_status.values().all(|s| s.len() > 2), "{key}: several statuses in each broadcast");
+    for (b, want) in by_status {
+        let report = api.ok(key, &format!("/v1/broadcasts/{b}/report")).await;
+        let got: BTreeMap<String, i64> = report["counts_by_status"].as_object().expect("counts").iter().map(|(s, v)| (s.clone(), n(v))).collect();
+        assert_eq!(got, want, "{key}: {b}'s deliveries by status");
+    }
 }
 
 async fn assert_chronology(api: &Api, key: &str, s: &Stream) {

@@ -152,10 +152,11 @@ async fn an_unknown_reporting_zone_is_refused_before_any_change() {
 async fn funnels_are_backfilled_from_the_stored_deliveries() {
     let stack = Stack::from_env();
     let p = Pipeline::new(&stack, "funnels-backfill").await;
-    // as before migration 17
+    // as before migration 17 (and 19, funnel_statuses)
     p.query("DROP TABLE funnels").await;
     p.query("DROP TABLE funnel_recipients").await;
-    p.query("ALTER TABLE schema_migrations DELETE WHERE version = 17 SETTINGS mutations_sync = 1").await;
+    p.query("DROP TABLE funnel_statuses").await;
+    p.query("ALTER TABLE schema_migrations DELETE WHERE version IN (17, 19) SETTINGS mutations_sync = 1").await;
     // 60 deliveries, each written twice: version 1 queued under broadcast b{i % 4} without a
     // cost, version 2 (the newest) with its final status, a cost for some, and for every fifth
     // another broadcast (a late send record); two deliveries per person, spelled alike
@@ -194,8 +195,16 @@ async fn funnels_are_backfilled_from_the_stored_deliveries() {
 
     p.migrate().await;
     let versions = p.query("SELECT version FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated").await;
-    assert!(versions.lines().any(|v| v == "17"), "migration 17 applied again: {versions}");
+    assert!(versions.lines().any(|v| v == "17") && versions.lines().any(|v| v == "19"), "migrations 17 and 19 applied again: {versions}");
     e2e::funnels::assert_funnels_equal_deliveries(&p).await;
+    // the newest status of each delivery, once: b0 holds dk0, 4, 8, …, 56 (every fifth moved on)
+    let by_status = p.query("SELECT status, sum(funnel_statuses.deliveries) AS n FROM funnel_statuses WHERE id = 'b0' GROUP BY status HAVING n != 0 ORDER BY status FORMAT TabSeparated").await;
+    let mut want: std::collections::BTreeMap<&str, u32> = Default::default();
+    for i in (0..60u32).filter(|i| (if i % 5 == 0 { (i + 1) % 4 } else { i % 4 }) == 0) {
+        *want.entry(statuses[i as usize % statuses.len()]).or_default() += 1;
+    }
+    let want: String = want.iter().map(|(s, n)| format!("{s}\t{n}\n")).collect();
+    assert_eq!(by_status, want, "b0's deliveries by their newest status");
     let got: std::collections::BTreeMap<String, (u64, u64, u64)> = p
         .rows(
             "SELECT f.id AS id, toUInt64(f.n) AS n, toUInt64(f.b) AS b, toUInt64(r.people) AS people \
@@ -213,7 +222,7 @@ async fn funnels_are_backfilled_from_the_stored_deliveries() {
     let want: std::collections::BTreeMap<String, (u64, u64, u64)> = truth.into_iter().map(|(b, (n, hb, people))| (b, (n, hb, people.len() as u64))).collect();
     assert_eq!(got, want, "per broadcast (deliveries, hard bounces, people): the newest versions only");
     // a second run adds nothing
-    p.query("ALTER TABLE schema_migrations DELETE WHERE version = 17 SETTINGS mutations_sync = 1").await;
+    p.query("ALTER TABLE schema_migrations DELETE WHERE version IN (17, 19) SETTINGS mutations_sync = 1").await;
     p.migrate().await;
     e2e::funnels::assert_funnels_equal_deliveries(&p).await;
 }

@@ -105,15 +105,17 @@ async fn main() -> anyhow::Result<()> {
         deliveries = ch("SELECT count() FROM deliveries".into()).await?.trim().parse()?;
         println!("deliveries built from events in {:.1} s", t.elapsed().as_secs_f64());
     }
-    // the funnels' signed sums, as migration 17 fills them from the deliveries (the database was
-    // migrated before it had any)
-    if ch("SELECT count() FROM funnels".into()).await?.trim() == "0" {
-        let t = Instant::now();
-        let (_, _, sql) = schemas::ddl::MIGRATIONS.iter().find(|m| m.1 == "funnels").context("migration 17")?;
-        for stmt in schemas::ddl::statements(sql).into_iter().filter(|s| s.starts_with("INSERT INTO")) {
-            ch(stmt).await?;
+    // the funnels' signed sums, as migrations 17 and 19 fill them from the deliveries (the
+    // database was migrated before it had any)
+    for (table, migration) in [("funnels", "funnels"), ("funnel_statuses", "funnel_statuses")] {
+        if ch(format!("SELECT count() FROM {table}")).await?.trim() == "0" {
+            let t = Instant::now();
+            let (_, _, sql) = schemas::ddl::MIGRATIONS.iter().find(|m| m.1 == migration).context("the funnels' migration")?;
+            for stmt in schemas::ddl::statements(sql).into_iter().filter(|s| s.starts_with("INSERT INTO")) {
+                ch(stmt).await?;
+            }
+            println!("{table} filled from the deliveries in {:.1} s", t.elapsed().as_secs_f64());
         }
-        println!("funnels filled from the deliveries in {:.1} s", t.elapsed().as_secs_f64());
     }
     println!("database {}: events {events}, deliveries {deliveries}", args.database);
 
@@ -178,6 +180,7 @@ async fn main() -> anyhow::Result<()> {
         ("recipient's events", format!("/v1/recipients/{recipient}/events")),
         ("recipient engagement", format!("/v1/recipients/{recipient}/engagement")),
         ("broadcasts with funnels", "/v1/broadcasts".into()),
+        ("a broadcast's report (counts by status, first page)", format!("/v1/broadcasts/{broadcast}/report")),
         ("bounce reasons", format!("/v1/stats/bounces?from={from}&to={today}")),
         ("bounce reasons of one broadcast", format!("/v1/stats/bounces?from={from}&to={today}&broadcast={broadcast}")),
         ("latency by day", format!("/v1/stats/latency?from={from}&to={today}")),

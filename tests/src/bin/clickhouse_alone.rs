@@ -48,7 +48,7 @@ struct Cli {
 /// The tables a unit writes, in the aggregator's order (`pipeline.rs::write_rows`); the middle
 /// group goes out concurrently there, and here.
 const FIRST: &str = "events";
-const MIDDLE: [&str; 7] = ["counters", "attributed_counters", "delivery_status_counts", "delivery_order", "suppressions", "funnels", "funnel_recipients"];
+const MIDDLE: [&str; 8] = ["counters", "attributed_counters", "delivery_status_counts", "delivery_order", "suppressions", "funnels", "funnel_recipients", "funnel_statuses"];
 const LAST: &str = "deliveries";
 const MANIFEST: &str = "aggregator_offsets";
 
@@ -153,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
         load_events(&client, &held).await?;
         let reads = reads.elapsed();
         shares[FIRST].insert(&client).await?;
-        let (a, b, c, d, e, f, g) = tokio::join!(
+        let (a, b, c, d, e, f, g, h) = tokio::join!(
             shares[MIDDLE[0]].insert(&client),
             shares[MIDDLE[1]].insert(&client),
             shares[MIDDLE[2]].insert(&client),
@@ -161,8 +161,9 @@ async fn main() -> anyhow::Result<()> {
             shares[MIDDLE[4]].insert(&client),
             shares[MIDDLE[5]].insert(&client),
             shares[MIDDLE[6]].insert(&client),
+            shares[MIDDLE[7]].insert(&client),
         );
-        for r in [a, b, c, d, e, f, g] {
+        for r in [a, b, c, d, e, f, g, h] {
             r?;
         }
         shares[LAST].insert(&client).await?;
