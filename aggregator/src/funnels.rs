@@ -1,5 +1,5 @@
 //! Funnels per broadcast, sequence and template as signed sums (`funnels`, `funnel_recipients`,
-//! migration 17): when a batch changes a delivery, what it counted for (its attribution, cost
+//! migration 17; deliveries by status, `funnel_statuses`, migration 19): when a batch changes a delivery, what it counted for (its attribution, cost
 //! unit, status, counts) is taken back (-1) and what it counts for now is added (+1), as
 //! `delivery_status_counts` does for statuses. So `sum()` over a funnel's rows always equals the
 //! same count over `deliveries FINAL`, and the API's funnels read a few rows per id instead of
