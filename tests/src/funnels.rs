@@ -10,15 +10,14 @@ use std::collections::BTreeMap;
 /// is the latest status time a delivery reached while in the id, so never before the current
 /// rows' latest, never after the latest event or delivery row).
 pub async fn assert_funnels_equal_deliveries(p: &Pipeline) {
+    // a delivery row once per id it has (`dm`: (dimension, id))
+    const BY_ID: &str = "ARRAY JOIN arrayFilter(x -> x.2 IS NOT NULL, [('broadcast', broadcast_id), ('sequence', sequence_id), ('template', template_key)]) AS dm";
     let rows = |sql: String| async move {
         p.rows(&sql)
             .await
             .into_iter()
             .map(|r| {
-                let s = |c: &str| match &r[c] {
-                    serde_json::Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                };
+                let s = |c: &str| Pipeline::cell(&r, c);
                 ((s("d"), s("id"), s("u")), s("v"))
             })
             .collect::<BTreeMap<_, _>>()
@@ -33,60 +32,41 @@ pub async fn assert_funnels_equal_deliveries(p: &Pipeline) {
         COUNTS.split(", ").map(|c| format!("sum({c}) != 0")).collect::<Vec<_>>().join(" OR ")
     ))
     .await;
-    let counted = rows(
+    let counted = rows(format!(
         "SELECT toString(dm.1) AS d, assumeNotNull(dm.2) AS id, toString(cost_unit) AS u, \
          arrayStringConcat(arrayMap(x -> toString(x), [toInt64(count()), countIf(first_sent_at IS NOT NULL OR first_delivered_at IS NOT NULL), \
            countIf(first_delivered_at IS NOT NULL), countIf(open_count > 0), countIf(open_count + machine_open_count > 0), sum(open_count), \
            sum(open_count + machine_open_count), countIf(click_count > 0), countIf(click_count + machine_click_count > 0), sum(click_count), \
            sum(click_count + machine_click_count), countIf(status = 'bounced'), countIf(status = 'complained'), countIf(status = 'unsubscribed'), \
            countIf(status = 'failed')]), ' ') || ' ' || toString(sumIf(cost_amount, cost_unit != '')) AS v \
-         FROM deliveries FINAL \
-         ARRAY JOIN arrayFilter(x -> x.2 IS NOT NULL, [('broadcast', broadcast_id), ('sequence', sequence_id), ('template', template_key)]) AS dm \
-         GROUP BY d, id, u"
-            .to_string(),
-    )
+         FROM deliveries FINAL {BY_ID} GROUP BY d, id, u"
+    ))
     .await;
     assert!(!counted.is_empty(), "the stream has attributed deliveries");
     assert_eq!(summed, counted, "funnels ((dimension, id, cost unit) -> {COUNTS}, cost) = the same over deliveries FINAL");
 
-    let recipients = rows(
-        "SELECT toString(dimension) AS d, id, recipient AS u, toString(sum(deliveries)) AS v FROM funnel_recipients GROUP BY d, id, u HAVING sum(deliveries) != 0"
-            .to_string(),
-    )
-    .await;
-    let from_rows = rows(
-        "SELECT toString(dm.1) AS d, assumeNotNull(dm.2) AS id, recipient AS u, toString(count()) AS v FROM deliveries FINAL \
-         ARRAY JOIN arrayFilter(x -> x.2 IS NOT NULL, [('broadcast', broadcast_id), ('sequence', sequence_id), ('template', template_key)]) AS dm \
-         GROUP BY d, id, u"
-            .to_string(),
-    )
-    .await;
-    assert_eq!(recipients, from_rows, "funnel_recipients ((dimension, id, recipient) -> deliveries) = the same over deliveries FINAL");
+    // the deliveries of each id by one of their columns: the signed table's sums, and counted
+    for (table, column) in [("funnel_recipients", "recipient"), ("funnel_statuses", "status")] {
+        let signed = rows(format!(
+            "SELECT toString(dimension) AS d, id, toString({column}) AS u, toString(sum({table}.deliveries)) AS v FROM {table} \
+             GROUP BY d, id, u HAVING sum({table}.deliveries) != 0"
+        ))
+        .await;
+        let from_rows = rows(format!(
+            "SELECT toString(dm.1) AS d, assumeNotNull(dm.2) AS id, toString({column}) AS u, toString(count()) AS v FROM deliveries FINAL {BY_ID} GROUP BY d, id, u"
+        ))
+        .await;
+        assert_eq!(signed, from_rows, "{table} ((dimension, id, {column}) -> deliveries) = the same over deliveries FINAL");
+    }
 
-    let statuses = rows(
-        "SELECT toString(dimension) AS d, id, toString(status) AS u, toString(sum(funnel_statuses.deliveries)) AS v FROM funnel_statuses \
-         GROUP BY d, id, u HAVING sum(funnel_statuses.deliveries) != 0"
-            .to_string(),
-    )
-    .await;
-    let by_status = rows(
-        "SELECT toString(dm.1) AS d, assumeNotNull(dm.2) AS id, toString(status) AS u, toString(count()) AS v FROM deliveries FINAL \
-         ARRAY JOIN arrayFilter(x -> x.2 IS NOT NULL, [('broadcast', broadcast_id), ('sequence', sequence_id), ('template', template_key)]) AS dm \
-         GROUP BY d, id, u"
-            .to_string(),
-    )
-    .await;
-    assert_eq!(statuses, by_status, "funnel_statuses ((dimension, id, status) -> deliveries) = the same over deliveries FINAL");
-
-    let last = rows(
+    let last = rows(format!(
         "SELECT toString(f.d) AS d, f.id AS id, '' AS u, \
          if(f.t >= r.t AND f.t <= greatest((SELECT max(occurred_at) FROM events), (SELECT max(status_at) FROM deliveries)), 'ok', 'wrong') || ' ' || toString(f.t) || ' ' || toString(r.t) AS v \
          FROM (SELECT dimension AS d, id, max(last_status_at) AS t FROM funnels GROUP BY d, id HAVING sum(deliveries) != 0) AS f \
          JOIN (SELECT CAST(dm.1, 'Enum8(\\'broadcast\\' = 1, \\'sequence\\' = 2, \\'template\\' = 3)') AS d, assumeNotNull(dm.2) AS id, max(status_at) AS t FROM deliveries FINAL \
-           ARRAY JOIN arrayFilter(x -> x.2 IS NOT NULL, [('broadcast', broadcast_id), ('sequence', sequence_id), ('template', template_key)]) AS dm GROUP BY d, id) AS r \
+           {BY_ID} GROUP BY d, id) AS r \
          ON f.d = r.d AND f.id = r.id"
-            .to_string(),
-    )
+    ))
     .await;
     assert_eq!(last.len(), counted.keys().map(|(d, id, _)| (d, id)).collect::<std::collections::BTreeSet<_>>().len(), "a last activity per funnel");
     let wrong: Vec<_> = last.iter().filter(|(_, v)| !v.starts_with("ok ")).take(5).collect();

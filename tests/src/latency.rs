@@ -12,13 +12,7 @@ pub async fn assert_latency_equals_deliveries(p: &Pipeline) -> usize {
         p.rows(sql)
             .await
             .into_iter()
-            .map(|r| {
-                let s = |c: &str| match &r[c] {
-                    serde_json::Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                };
-                [s("k"), s("t"), s("a"), s("c"), s("sent"), s("d"), s("o")]
-            })
+            .map(|r| ["k", "t", "a", "c", "sent", "d", "o"].map(|c| Pipeline::cell(&r, c)))
             .collect::<Vec<_>>()
     };
     let copied = listing(

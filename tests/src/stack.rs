@@ -460,6 +460,14 @@ impl Pipeline {
         self.stack.rows(&self.database, sql).await
     }
 
+    /// A cell of a `rows` row as text: a string as it is, anything else as JSON.
+    pub fn cell(row: &serde_json::Value, column: &str) -> String {
+        match &row[column] {
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        }
+    }
+
     /// A single number from a query such as `SELECT count() FROM events FINAL`.
     pub async fn number(&self, sql: &str) -> u64 {
         let body = self.stack.query(&self.database, &format!("{sql} FORMAT TabSeparated")).await;
