@@ -1,25 +1,26 @@
 //! The activity feed: canonical events, newest first. An event's time and id never change, so
 //! the keyset `(occurred_at, event_id)` is stable while new events arrive.
 //!
-//! `events` is ordered by `(tenant, event_id)`, so `FINAL` over a tenant's month merges all of it
-//! before the newest 50 can be picked (0.8 s on the 10 M-event benchmark, BENCHMARKS.md §5).
-//! The feed reads without `FINAL` instead, and asks `FINAL` only where it can change the answer:
-//! 1. **candidates**: the newest row versions matching the filter, a top-N over the sort key
-//!    (ClickHouse reads the other columns of the top N rows only).
-//! 2. **the latest version**, `FINAL` over the primary key of the events that need it.
+//! `events` is ordered by `(tenant, event_id)`, so neither `FINAL` over a tenant's month (0.8 s
+//! on the 10 M-event benchmark) nor a top-N over it without `FINAL` (106-161 ms: the sort
+//! columns of the whole range are read) is quick. A page is read in two steps instead:
+//! 1. **keys**: `(occurred_at, event_id)` of the newest row versions matching the filter. They
+//!    come from the projection `events_by_time` (migration 20: those columns, the type and the
+//!    attribution, ordered by time), read in order from the newest end: a few granules. (With a
+//!    recipient filter ClickHouse reads the table itself, found by its `recipient_bf` index.)
+//! 2. **rows**: every version of those events, by primary key, without `FINAL`.
 //!
 //! Exact: the versions of one event row (a replayed copy not yet merged, a re-attributed copy)
 //! differ only in attribution (`broadcast_id`, `sequence_id`, `contact_id`, `template_key`,
-//! `message_class`) and `reattributed`; time, id, type and recipient are the same. So without
-//! an attribution filter every version of a candidate matches too and lies next to it in the
-//! sort order: an event seen once *is* its latest version; one seen more than once, or last in
-//! a full candidate list (its other versions may lie past the limit), is read again with
-//! `FINAL`. With an attribution filter, an older version may match while the latest does not:
-//! every candidate is read again, with the filter applied after `FINAL`. A candidate dropped
-//! that way takes a place, so the steps repeat after the last candidate until the page is full
-//! or no candidate is left, asking for twice as many each time.
+//! `message_class`) and `reattributed`; time, id, type and recipient are the same. So the keys
+//! of every version of an event are equal and lie next to each other, and where the versions
+//! read in step 2 are alike in every column shown, any of them is the latest. Where they differ
+//! (a re-attributed event not yet merged), `FINAL` over those ids decides. The attribution
+//! filter is applied to the latest version: an event whose older version matched while the
+//! latest does not is dropped. A dropped event takes a place, so the steps repeat after the
+//! last key until the page is full or no key is left, asking for twice as many each time.
 
-use super::{or_empty, Db};
+use super::Db;
 use crate::error::ApiError;
 use clickhouse::Row;
 use runtime::in_list::in_lists;
@@ -73,45 +74,26 @@ const COLUMNS: &str = "event_id, occurred_at, delivery_key, toString(channel) AS
 
 /// The page after `after` (exclusive): at most `limit` events, newest first.
 pub async fn page(db: &Db, tenant: &str, f: &EventFilter, after: Option<(i64, String)>, limit: u32) -> Result<Vec<EventRow>, ApiError> {
-    let attribution = [&f.broadcast, &f.template, &f.sequence].iter().any(|v| v.is_some());
     let mut out: Vec<EventRow> = Vec::with_capacity(limit.min(1024) as usize);
     let mut cursor = after;
     let mut want = limit.saturating_add(SLACK).min(MAX_CANDIDATES);
     while (out.len() as u32) < limit {
-        let rows = candidates(db, tenant, f, cursor.as_ref(), want).await?;
-        let full = rows.len() as u32 == want;
-        let Some(last) = rows.last().map(|r| (r.occurred_at, r.event_id.clone())) else { break };
-        // the candidates as events, (first row, versions): the versions of one are neighbours
-        let mut events: Vec<(usize, usize)> = Vec::new();
-        for (i, r) in rows.iter().enumerate() {
-            match events.last_mut() {
-                Some((first, n)) if rows[*first].event_id == r.event_id && rows[*first].occurred_at == r.occurred_at => *n += 1,
-                _ => events.push((i, 1)),
-            }
-        }
-        let count = events.len();
-        let settled = |k: usize, versions: usize| !attribution && versions == 1 && !(full && k + 1 == count);
-        let unsettled: Vec<&EventRow> = events.iter().enumerate().filter(|(k, e)| !settled(*k, e.1)).map(|(_, e)| &rows[e.0]).collect();
-        let mut latest: HashMap<String, EventRow> = match unsettled.is_empty() {
-            true => HashMap::new(),
-            false => latest(db, tenant, f, &unsettled).await?.into_iter().map(|r| (r.event_id.clone(), r)).collect(),
+        let round = match f.recipient.as_deref() {
+            Some(r) => recipient_round(db, tenant, r, f, cursor.as_ref(), want).await?,
+            None => keyed_round(db, tenant, f, cursor.as_ref(), want).await?,
         };
-        let mut rows = rows.into_iter();
-        for (k, (_, versions)) in events.into_iter().enumerate() {
-            let mut group = rows.by_ref().take(versions);
-            let first = group.next().expect("an event has a row");
-            group.for_each(drop);
+        let Some(Round { events, mut rows, last, full }) = round else { break };
+        for k in &events {
             if (out.len() as u32) == limit {
                 break;
             }
-            if settled(k, versions) {
-                out.push(first);
-            } else if let Some(r) = latest.remove(&first.event_id) {
-                out.push(r);
-            } // else: its latest version no longer matches the filter
+            match rows.remove(&k.event_id) {
+                Some(r) if f.attribution_matches(&r) => out.push(r),
+                _ => {} // its latest version no longer matches the filter
+            }
         }
         if !full {
-            break; // no candidate left after these
+            break; // nothing left after these
         }
         cursor = Some(last);
         want = want.saturating_mul(2).min(MAX_CANDIDATES);
@@ -119,47 +101,191 @@ pub async fn page(db: &Db, tenant: &str, f: &EventFilter, after: Option<(i64, St
     Ok(out)
 }
 
-/// Step 1: the newest row versions matching `f`, after `cursor` (without `FINAL`).
-async fn candidates(db: &Db, tenant: &str, f: &EventFilter, cursor: Option<&(i64, String)>, want: u32) -> Result<Vec<EventRow>, ApiError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM events WHERE tenant = ? \
-         AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) < ? \
-         AND (empty(?) OR has(CAST(? AS Array(String)), event_type)) AND (? = '' OR lower(recipient) = lower(?)) \
-         AND (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?) AND (? = '' OR sequence_id = ?) \
-         AND (? = 0 OR (toUnixTimestamp64Milli(occurred_at), event_id) < (?, ?)) \
-         ORDER BY occurred_at DESC, event_id DESC LIMIT ?"
-    );
-    let (has_cursor, cursor_at, cursor_id) = match cursor {
-        Some((t, k)) => (1u8, *t, k.as_str()),
-        None => (0u8, 0, ""),
-    };
-    let mut q = db.query(&sql).bind(tenant).bind(f.from.unwrap_or(0)).bind(f.to.unwrap_or(i64::MAX));
-    q = q.bind(&f.event_types).bind(&f.event_types);
-    for v in [&f.recipient, &f.broadcast, &f.template, &f.sequence] {
-        q = q.bind(or_empty(v)).bind(or_empty(v));
+impl EventFilter {
+    /// Whether `r`'s attribution is the one asked for (the SQL's `broadcast_id = ?` and the
+    /// others: equal strings, NULL matching nothing).
+    fn attribution_matches(&self, r: &EventRow) -> bool {
+        [(&self.broadcast, &r.broadcast_id), (&self.template, &r.template_key), (&self.sequence, &r.sequence_id)]
+            .into_iter()
+            .all(|(want, have)| want.as_ref().is_none_or(|w| have.as_ref() == Some(w)))
     }
-    q = q.bind(has_cursor).bind(cursor_at).bind(cursor_id).bind(want);
-    db.run(q.fetch_all::<EventRow>()).await
+
+    /// The optional filters and their conditions (the attribution ones if `attribution`).
+    fn conditions(&self, attribution: bool) -> Vec<(&Option<String>, &'static str)> {
+        let mut c = vec![(&self.recipient, " AND lower(recipient) = lower(?)")];
+        if attribution {
+            c.extend([(&self.broadcast, " AND broadcast_id = ?"), (&self.template, " AND template_key = ?"), (&self.sequence, " AND sequence_id = ?")]);
+        }
+        c
+    }
 }
 
-/// Step 2: the latest version of each of `events` whose attribution matches `f`. The ids go
-/// in `IN` lists of bounded size (`runtime::in_list`), one query each.
-async fn latest(db: &Db, tenant: &str, f: &EventFilter, events: &[&EventRow]) -> Result<Vec<EventRow>, ApiError> {
-    // PREWHERE on the primary key and the time before FINAL (every version of an event has
-    // both): only the partitions and parts that can hold them are read
+/// A row version's place in the feed.
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+struct Key {
+    occurred_at: i64,
+    event_id: String,
+}
+
+/// One round of a page: its events in the feed's order, the latest version of each (by id; an
+/// event missing there has none matching), the last key read and whether more may follow it.
+struct Round {
+    events: Vec<Key>,
+    rows: HashMap<String, EventRow>,
+    last: (i64, String),
+    full: bool,
+}
+
+/// A round without a recipient filter: the keys from `events_by_time`, then the rows by id.
+async fn keyed_round(db: &Db, tenant: &str, f: &EventFilter, cursor: Option<&(i64, String)>, want: u32) -> Result<Option<Round>, ApiError> {
+    let sql = candidates_sql("occurred_at, event_id", f, true, cursor.is_some());
+    let mut keys = db.run(candidates(db, &sql, tenant, f, true, cursor, want).fetch_all::<Key>()).await?;
+    let full = keys.len() as u32 == want;
+    let Some(last) = keys.last().map(|k| (k.occurred_at, k.event_id.clone())) else { return Ok(None) };
+    keys.dedup(); // the versions of one event are neighbours
+    let rows = latest(db, tenant, &keys).await?;
+    Ok(Some(Round { events: keys, rows, last, full }))
+}
+
+/// ClickHouse's plan of a round's key read (`EXPLAIN`, one line per row): what reads it, the
+/// projection `events_by_time` or the table. For the tests: the feed never calls it.
+pub async fn key_plan(db: &Db, tenant: &str, f: &EventFilter, cursor: Option<&(i64, String)>) -> Result<String, ApiError> {
+    let sql = format!("EXPLAIN indexes = 1 {}", candidates_sql("occurred_at, event_id", f, true, cursor.is_some()));
+    let lines = db.run(candidates(db, &sql, tenant, f, true, cursor, 1).fetch_all::<String>()).await?;
+    Ok(lines.join("\n"))
+}
+
+/// A round of one recipient's events: few rows, in the granules its bloom filter selects, so
+/// they are read whole in one step, every version (the attribution filter is left to the
+/// caller). An event is settled when its versions are alike, unless it is the last of a full
+/// read (more of its versions may lie past the limit); the others are read again with `FINAL`.
+async fn recipient_round(db: &Db, tenant: &str, recipient: &str, f: &EventFilter, cursor: Option<&(i64, String)>, want: u32) -> Result<Option<Round>, ApiError> {
+    let sql = candidates_sql(COLUMNS, f, false, cursor.is_some());
+    let versions = db.run(candidates(db, &sql, tenant, f, false, cursor, want).fetch_all::<EventRow>()).await?;
+    let full = versions.len() as u32 == want;
+    let Some(last) = versions.last().map(|r| (r.occurred_at, r.event_id.clone())) else { return Ok(None) };
+    let (mut events, mut alike, mut rows) = (Vec::<Key>::new(), Vec::<bool>::new(), HashMap::new());
+    for r in versions {
+        if events.last().is_some_and(|k| k.occurred_at == r.occurred_at && k.event_id == r.event_id) {
+            if rows.get(&r.event_id) != Some(&r) {
+                if let Some(a) = alike.last_mut() {
+                    *a = false;
+                }
+            }
+        } else {
+            events.push(Key { occurred_at: r.occurred_at, event_id: r.event_id.clone() });
+            alike.push(true);
+            rows.insert(r.event_id.clone(), r);
+        }
+    }
+    if let (true, Some(a)) = (full, alike.last_mut()) {
+        *a = false;
+    }
+    let unsettled: Vec<Key> = events.iter().zip(&alike).filter(|(_, a)| !**a).map(|(k, _)| k.clone()).collect();
+    if !unsettled.is_empty() {
+        for k in &unsettled {
+            rows.remove(&k.event_id);
+        }
+        rows.extend(by_id(db, tenant, Some(recipient), &unsettled, true).await?.into_iter().map(|r| (r.event_id.clone(), r)));
+    }
+    Ok(Some(Round { events, rows, last, full }))
+}
+
+/// The newest row versions matching `f` after `cursor`, newest first: `select` of them. The
+/// SQL holds a condition only for a filter that is set (fixed fragments, values bound), so a
+/// read of the keys names only columns `events_by_time` holds and ClickHouse answers from it.
+/// Without `attribution`, the attribution filter is left out (every version is read).
+fn candidates_sql(select: &str, f: &EventFilter, attribution: bool, cursor: bool) -> String {
+    let mut sql = format!(
+        "SELECT {select} FROM events WHERE tenant = ? \
+         AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) < ?"
+    );
+    if !f.event_types.is_empty() {
+        sql.push_str(" AND has(?, event_type)");
+    }
+    for (v, c) in f.conditions(attribution) {
+        if v.is_some() {
+            sql.push_str(c);
+        }
+    }
+    if cursor {
+        // the first bounds the range of the key read; the second is the keyset's own condition
+        sql.push_str(" AND toUnixTimestamp64Milli(occurred_at) <= ? AND (toUnixTimestamp64Milli(occurred_at), event_id) < (?, ?)");
+    }
+    sql.push_str(" ORDER BY occurred_at DESC, event_id DESC LIMIT ?");
+    sql
+}
+
+/// `sql` of [`candidates_sql`] with its values bound, in the same order.
+fn candidates(db: &Db, sql: &str, tenant: &str, f: &EventFilter, attribution: bool, cursor: Option<&(i64, String)>, want: u32) -> clickhouse::query::Query {
+    let mut q = db.query(sql).bind(tenant).bind(f.from.unwrap_or(0)).bind(f.to.unwrap_or(i64::MAX));
+    if !f.event_types.is_empty() {
+        q = q.bind(&f.event_types);
+    }
+    for (v, _) in f.conditions(attribution) {
+        if let Some(v) = v {
+            q = q.bind(v);
+        }
+    }
+    if let Some((at, id)) = cursor {
+        q = q.bind(*at).bind(*at).bind(id.as_str());
+    }
+    q.bind(want)
+}
+
+/// The latest version of each of `events` (keys, no two alike), by event id. Every version is
+/// read without `FINAL`, by primary key, in `IN` lists of bounded size (`runtime::in_list`);
+/// the events whose versions differ are read again with `FINAL`.
+async fn latest(db: &Db, tenant: &str, events: &[Key]) -> Result<HashMap<String, EventRow>, ApiError> {
+    let versions = by_id(db, tenant, None, events, false).await?;
+    let mut out: HashMap<String, EventRow> = HashMap::with_capacity(events.len());
+    let mut differing: Vec<Key> = Vec::new();
+    for r in versions {
+        match out.get(&r.event_id) {
+            None => {
+                out.insert(r.event_id.clone(), r);
+            }
+            Some(seen) if *seen == r => {}
+            Some(_) => differing.push(Key { occurred_at: r.occurred_at, event_id: r.event_id }),
+        }
+    }
+    if !differing.is_empty() {
+        differing.sort_unstable_by(|a, b| (b.occurred_at, &b.event_id).cmp(&(a.occurred_at, &a.event_id)));
+        differing.dedup();
+        for k in &differing {
+            out.remove(&k.event_id);
+        }
+        out.extend(by_id(db, tenant, None, &differing, true).await?.into_iter().map(|r| (r.event_id.clone(), r)));
+    }
+    Ok(out)
+}
+
+/// The rows of `events` (newest first): every version, or (`last`) the latest under `FINAL`.
+/// A `recipient` (every version of an event has the same) narrows the read to the granules
+/// its bloom filter selects.
+async fn by_id(db: &Db, tenant: &str, recipient: Option<&str>, events: &[Key], last: bool) -> Result<Vec<EventRow>, ApiError> {
+    // PREWHERE on what every version of an event shares (primary key, time, recipient): only
+    // the partitions, parts and granules that can hold them are read, under FINAL before it merges
     let sql = format!(
-        "SELECT {COLUMNS} FROM events FINAL \
-         PREWHERE tenant = ? AND event_id IN ? AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) <= ? \
-         WHERE (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?) AND (? = '' OR sequence_id = ?)"
+        "SELECT {COLUMNS} FROM events {} \
+         PREWHERE tenant = ? AND event_id IN ? AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) <= ?{}",
+        if last { "FINAL" } else { "" },
+        if recipient.is_some() { " AND lower(recipient) = lower(?)" } else { "" }
     );
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let mut out = Vec::with_capacity(ids.len());
     let mut times = events.iter().map(|e| e.occurred_at);
     for chunk in in_lists(&ids) {
         let (oldest, newest) = times.by_ref().take(chunk.len()).fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
-        let mut q = db.events_final(&sql).bind(tenant).bind(chunk).bind(oldest).bind(newest);
-        for v in [&f.broadcast, &f.template, &f.sequence] {
-            q = q.bind(or_empty(v)).bind(or_empty(v));
+        // (under FINAL, a recipient's granules already hold every version: `Db::lookup`)
+        let q = match (last, recipient.is_some()) {
+            (true, true) => db.events_final(&sql).with_option("use_skip_indexes_if_final_exact_mode", "0"),
+            (true, false) => db.events_final(&sql),
+            (false, _) => db.query(&sql),
+        };
+        let mut q = q.bind(tenant).bind(chunk).bind(oldest).bind(newest);
+        if let Some(r) = recipient {
+            q = q.bind(r);
         }
         out.extend(db.run(q.fetch_all::<EventRow>()).await?);
     }
