@@ -182,6 +182,13 @@ pub const SHARDING: &[TablePlacement] = &[
               delivery key and collapse under FINAL on that shard.",
     },
     TablePlacement {
+        table: "attributed_failures",
+        placement: Placement::Sharded("cityHash64(delivery_key)"),
+        why: "as `failures`: filled by `attributed_failures_mv` on each shard from its `events_local` rows, so it must \
+              equal `events`' key for the migration's backfill to land where the view writes; versions of one event share \
+              its delivery key and collapse under FINAL on that shard.",
+    },
+    TablePlacement {
         table: "suppressions",
         placement: Placement::Sharded("cityHash64(tenant, address)"),
         why: "ORDER BY (tenant, address): an address's entries meet on one shard (ReplacingMergeTree(version), read FINAL).",
@@ -752,7 +759,7 @@ mod tests {
     #[test]
     fn merging_tables_shard_by_their_key() {
         // the columns of each sharding key are ORDER BY columns of the table, except `events`,
-        // whose delivery key every version of a row shares, and `soft_bounces` and `failures`, filled from
+        // whose delivery key every version of a row shares, and `soft_bounces` and the failures, filled from
         // `events`' rows on their shard by the same key (see SHARDING)
         for (_, _, sql) in MIGRATIONS {
             for stmt in split(sql).iter().filter(|s| s.starts_with("CREATE TABLE")) {
@@ -762,7 +769,7 @@ mod tests {
                 let order = stmt.split("ORDER BY").nth(1).unwrap().lines().next().unwrap();
                 let cols = key.trim_start_matches("cityHash64(").trim_end_matches(')');
                 for col in cols.split(',').map(str::trim) {
-                    assert!(order.contains(col) || ["events", "soft_bounces", "failures"].contains(&name.as_str()), "{name}: {col} not in ORDER BY {order}");
+                    assert!(order.contains(col) || ["events", "soft_bounces", "failures", "attributed_failures"].contains(&name.as_str()), "{name}: {col} not in ORDER BY {order}");
                 }
             }
         }
@@ -770,5 +777,6 @@ mod tests {
         assert_eq!(placement("events"), placement("deliveries"), "a delivery's rows on one shard");
         assert_eq!(placement("soft_bounces"), placement("events"), "the view's rows and the backfill meet");
         assert_eq!(placement("failures"), placement("events"), "the view's rows and the backfill meet");
+        assert_eq!(placement("attributed_failures"), placement("events"), "the view's rows and the backfill meet");
     }
 }

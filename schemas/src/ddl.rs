@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (18, "delivery_latency", include_str!("../clickhouse/0018_delivery_latency.sql")),
     (19, "funnel_statuses", include_str!("../clickhouse/0019_funnel_statuses.sql")),
     (20, "events_by_time", include_str!("../clickhouse/0020_events_by_time.sql")),
+    (21, "attributed_failures", include_str!("../clickhouse/0021_attributed_failures.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

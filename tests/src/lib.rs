@@ -6,6 +6,7 @@
 
 pub mod analysts;
 pub mod broker;
+pub mod failures;
 pub mod funnels;
 pub mod latency;
 pub mod generate;

@@ -390,10 +390,10 @@ struct Version {
     broadcast: Option<&'static str>,
 }
 
-/// The feed and the bounce reasons read `events` without `FINAL` where that is exact and with
-/// it where not (`api::db::events`: keys from the projection `events_by_time`, then the rows
-/// by id; `Db::events_final`), bounce reasons `failures` when no
-/// attribution filter is given (migration 15): event rows written as several versions
+/// The feed reads `events` without `FINAL` where that is exact and with it where not
+/// (`api::db::events`: keys from the projection `events_by_time`, then the rows by id), the
+/// bounce reasons `attributed_failures` (migration 21: `FINAL` by version, the view's version
+/// being the event row's write time): event rows written as several versions
 /// that ClickHouse has not merged (merges stopped), some re-attributed to another broadcast,
 /// some copied again, some sharing a millisecond, and every answer compared with the latest
 /// version of each event (the last one written, what `FINAL` keeps).
@@ -403,6 +403,7 @@ async fn the_feed_and_bounce_reasons_show_each_events_latest_version() {
     let p = Pipeline::new(&stack, "api-feed").await;
     p.query("SYSTEM STOP MERGES events").await;
     p.query("SYSTEM STOP MERGES failures").await;
+    p.query("SYSTEM STOP MERGES attributed_failures").await;
     let now = chrono::Utc::now().timestamp_millis();
     let types = ["delivered", "opened", "bounced", "clicked"];
     // 4,000 events over the last hour, pairs in one millisecond; four inserts:

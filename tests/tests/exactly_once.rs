@@ -208,6 +208,11 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
         "SELECT toString(toDate(occurred_at)) AS d, ifNull(broadcast_id, '') AS b, event_type AS t, count() AS n FROM events FINAL GROUP BY d, b, t",
     );
     assert_eq!(from_rows.await, want, "event rows' attribution");
+    // and the failures copy the API's bounce reasons read: each bounced or failed event once, at
+    // its latest attribution (the same rows as `events FINAL`, late send records' moves included)
+    let failing = s.distinct().values().filter(|e| matches!(e.event_type, schemas::EventType::Bounced | schemas::EventType::Failed)).count();
+    assert!(failing > 0, "the stream has failures");
+    assert_eq!(e2e::failures::assert_failures_equal_events(p).await, failing, "attributed_failures: every bounced or failed event");
     for period in ["week", "month"] {
         assert_eq!(p.number(&format!("SELECT sum(events) FROM attributed_counters WHERE period = '{period}'")).await, distinct, "{period} attributed total");
     }

@@ -296,3 +296,42 @@ async fn delivery_latency_is_backfilled_and_kept_by_its_views() {
     p.migrate().await;
     assert_eq!(e2e::latency::assert_latency_equals_deliveries(&p).await, 40);
 }
+
+/// `attributed_failures` (migration 21) copies `events FINAL`'s bounced and failed rows at
+/// version 0, and a row its view writes (version: the event row's write time) outranks a
+/// backfill row that lands after it, as a backfill reading an older snapshot would.
+#[tokio::test(flavor = "multi_thread")]
+async fn attributed_failures_are_backfilled_and_a_later_event_row_outranks_the_backfill() {
+    let stack = Stack::from_env();
+    let p = Pipeline::new(&stack, "failures-backfill").await;
+    // as before migration 21
+    p.query("DROP VIEW attributed_failures_mv").await;
+    p.query("DROP TABLE attributed_failures").await;
+    p.query("ALTER TABLE schema_migrations DELETE WHERE version = 21 SETTINGS mutations_sync = 1").await;
+    // e1 bounced, written twice (moved from b-a to b-b), e2 failed without attribution, e3 opened
+    let insert = |n: u32, id: &str, event_type: &str, broadcast: &str| {
+        format!(
+            "INSERT INTO events (event_id, tenant, channel, provider, delivery_key, recipient, broadcast_id, event_type, occurred_at, error_reason, raw_offset) \
+             VALUES ('{id}', 'acme', 'email', 'ses', 'dk-{id}', '{id}@example.com', {broadcast}, '{event_type}', '2026-11-20 10:00:00.000', 'mailbox unknown', {n})"
+        )
+    };
+    for (n, (id, event_type, broadcast)) in [("e1", "bounced", "'b-a'"), ("e1", "bounced", "'b-b'"), ("e2", "failed", "NULL"), ("e3", "opened", "'b-a'")].into_iter().enumerate() {
+        p.query(&insert(n as u32, id, event_type, broadcast)).await;
+    }
+    p.migrate().await;
+    let versions = p.query("SELECT version FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated").await;
+    assert!(versions.lines().any(|v| v == "21"), "migration 21 applied again: {versions}");
+    assert_eq!(e2e::failures::assert_failures_equal_events(&p).await, 2, "e1 at b-b and e2");
+    assert_eq!(p.number("SELECT count() FROM attributed_failures WHERE version = 0").await, 2, "the backfill's rows, from FINAL, at version 0");
+
+    // e1 moved on to b-c through the view, then a backfill's copy of it at b-b landing later
+    p.query(&insert(4, "e1", "bounced", "'b-c'")).await;
+    assert!(p.number("SELECT max(version) FROM attributed_failures WHERE event_id = 'e1'").await > 0, "the view's row carries its write time");
+    p.query(
+        "INSERT INTO attributed_failures (tenant, occurred_at, event_id, delivery_key, channel, provider, event_type, bounce_class, recipient, error_reason, broadcast_id, version) \
+         VALUES ('acme', '2026-11-20 10:00:00.000', 'e1', 'dk-e1', 'email', 'ses', 'bounced', '', 'e1@example.com', 'mailbox unknown', 'b-b', 0)",
+    )
+    .await;
+    assert_eq!(e2e::failures::assert_failures_equal_events(&p).await, 2, "e1 at b-c, the latest");
+    assert_eq!(p.number("SELECT count() FROM attributed_failures FINAL WHERE broadcast_id = 'b-c'").await, 1);
+}

@@ -1,4 +1,4 @@
-//! Bounce reasons (`failures FINAL`, or `events FINAL` under an attribution filter, filtered before `FINAL`: `Db::events_final`) and delivery latency
+//! Bounce reasons (`attributed_failures FINAL`, filtered before `FINAL` where every version agrees: `Db::events_final`) and delivery latency
 //! (`delivery_latency FINAL`, a range of it) for `/v1/stats/bounces` and `/v1/stats/latency`.
 
 use super::{or_empty, Db};
@@ -35,35 +35,23 @@ pub struct FailureGroup {
 }
 
 pub async fn failure_groups(db: &Db, tenant: &str, f: &FailureFilter) -> Result<Vec<FailureGroup>, ApiError> {
-    // Without an attribution filter, `failures` (migration 15: these events only, ordered by
-    // time, columns every version shares); with one, `events`, whose latest version decides.
-    let (source, attribution) = match (&f.broadcast, &f.template) {
-        (None, None) => ("failures FINAL PREWHERE tenant = ?", ""),
-        _ => (
-            "events FINAL PREWHERE tenant = ? AND event_type IN ('bounced', 'failed')",
-            "WHERE (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?)",
-        ),
-    };
+    // `attributed_failures` (migration 21): these events only, ordered by time, each event's
+    // latest version kept by version under FINAL, attribution included. The conditions on what
+    // every version shares go before FINAL (PREWHERE), the attribution's after it (WHERE).
     // Texts are grouped by their letters only, so "550 5.1.1 <a@x>: user unknown" and the
     // same for <b@y> fall in one group; the domain is the part after the last `@`.
-    let sql = format!(
-        "SELECT toString(provider) AS provider, toString(channel) AS channel, toString(event_type) AS event_type, \
+    let sql = "SELECT toString(provider) AS provider, toString(channel) AS channel, toString(event_type) AS event_type, \
          toString(bounce_class) AS bounce_class, ifNull(error_code, '') AS code, any(substring(ifNull(error_reason, ''), 1, 300)) AS text, \
          if(position(recipient, '@') > 0, lower(substringIndex(recipient, '@', -1)), '') AS domain, count() AS events \
-         FROM {source} AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) < ? \
-         AND (? = '' OR channel = ?) AND (? = '' OR provider = ?) {attribution} \
+         FROM attributed_failures FINAL PREWHERE tenant = ? AND toUnixTimestamp64Milli(occurred_at) >= ? AND toUnixTimestamp64Milli(occurred_at) < ? \
+         AND (? = '' OR channel = ?) AND (? = '' OR provider = ?) \
+         WHERE (? = '' OR broadcast_id = ?) AND (? = '' OR template_key = ?) \
          GROUP BY provider, channel, event_type, bounce_class, code, \
            substring(replaceRegexpAll(lower(replaceRegexpAll(ifNull(error_reason, ''), '<[^>]*>|\\\\S+@\\\\S+', '')), '[^a-z]+', ' '), 1, 120), domain \
-         ORDER BY events DESC, provider, code, domain LIMIT ?"
-    );
-    let mut q = db.events_final(&sql).bind(tenant).bind(f.from).bind(f.to);
-    for v in [&f.channel, &f.provider] {
+         ORDER BY events DESC, provider, code, domain LIMIT ?";
+    let mut q = db.events_final(sql).bind(tenant).bind(f.from).bind(f.to);
+    for v in [&f.channel, &f.provider, &f.broadcast, &f.template] {
         q = q.bind(or_empty(v)).bind(or_empty(v));
-    }
-    if !attribution.is_empty() {
-        for v in [&f.broadcast, &f.template] {
-            q = q.bind(or_empty(v)).bind(or_empty(v));
-        }
     }
     db.run(q.bind(MAX_REASON_GROUPS + 1).fetch_all::<FailureGroup>()).await
 }

@@ -86,7 +86,8 @@ impl Db {
     /// toYYYYMM(occurred_at)`), so partitions outside the range are skipped and each is merged
     /// alone. Attribution conditions go in `WHERE`, after `FINAL`. On the 10 M-event benchmark a
     /// month of bounce reasons went from 0.95 s to ~0.16 s (BENCHMARKS.md §5). Also for
-    /// `failures` (migration 15), whose versions of a row are alike in every column.
+    /// `attributed_failures` (migration 21), whose versions of a row differ only in attribution
+    /// and `version`.
     pub fn events_final(&self, sql: &str) -> clickhouse::query::Query {
         self.client
             .query(sql)
