@@ -6,9 +6,11 @@
 //! columns of the whole range are read) is quick. A page is read in two steps instead:
 //! 1. **keys**: `(occurred_at, event_id)` of the newest row versions matching the filter. They
 //!    come from the projection `events_by_time` (migration 20: those columns, the type and the
-//!    attribution, ordered by time), read in order from the newest end: a few granules. (With a
-//!    recipient filter ClickHouse reads the table itself, found by its `recipient_bf` index.)
+//!    attribution, ordered by time), read in order from the newest end: a few granules.
 //! 2. **rows**: every version of those events, by primary key, without `FINAL`.
+//!
+//! A recipient's events (`recipient` is not in the projection) are few and lie in the granules
+//! the table's `recipient_bf` index selects: they are read whole in one step, every version.
 //!
 //! Exact: the versions of one event row (a replayed copy not yet merged, a re-attributed copy)
 //! differ only in attribution (`broadcast_id`, `sequence_id`, `contact_id`, `template_key`,
