@@ -537,6 +537,27 @@ async fn the_feeds_keys_come_from_the_time_ordered_projection() {
     assert_eq!(ids(&body), want(&mut (0..EVENTS).filter(|k| k % 50 == 7 && k % 4 == 2).take(20)), "one broadcast's bounces");
     let body = api.ok("acme-key", "/v1/events?page_size=20&recipient=U7@example.com").await;
     assert_eq!(ids(&body), want(&mut (0..EVENTS).filter(|k| k % 1000 == 7).take(20)), "one recipient's");
+
+    // an operator's lightweight DELETE of a person's events (migration 20 lets it drop the
+    // projection of the parts it changes, which merges build again): the feed and a count the
+    // projection answered before both lose the deleted events. (The count: the last 2 hours,
+    // events 0..=900, one granule of the projection against the table's whole part.)
+    let types = format!("SELECT event_type AS k, count() AS n FROM events WHERE tenant = 'acme' AND toUnixTimestamp64Milli(occurred_at) >= {} GROUP BY k", now - 7_204_000);
+    let plan = p.query(&format!("EXPLAIN {types}")).await;
+    assert!(plan.contains("ReadFromMergeTree (events_by_time)"), "answered from the projection: {plan}");
+    p.query("DELETE FROM events WHERE tenant = 'acme' AND recipient = 'u3@example.com'").await;
+    let first = api.ok("acme-key", "/v1/events?page_size=50").await;
+    assert_eq!(ids(&first), want(&mut (0..).filter(|k| k % 1000 != 3).take(50)), "the newest 50 but the erased one");
+    let counted = |sql: String| {
+        let p = &p;
+        async move { p.rows(&sql).await.iter().map(|r| (Pipeline::cell(r, "k"), Pipeline::cell(r, "n"))).collect::<BTreeMap<_, _>>() }
+    };
+    let mut truth: BTreeMap<String, String> = BTreeMap::new();
+    for (t, name) in ["delivered", "opened", "bounced", "clicked"].iter().enumerate() {
+        truth.insert(name.to_string(), (0..=900u64).filter(|k| k % 4 == t as u64 && k % 1000 != 3).count().to_string());
+    }
+    assert_eq!(counted(types.clone()).await, truth, "counts by type after the DELETE");
+    assert_eq!(counted(format!("{types} SETTINGS optimize_use_projections = 0")).await, truth, "the table's own");
 }
 
 /// A funnel's unique recipients when deliveries left it: `funnel_recipients` rows as the
