@@ -262,7 +262,7 @@ async fn latest(db: &Db, tenant: &str, events: &[Key]) -> Result<HashMap<String,
     Ok(out)
 }
 
-/// The rows of the events `events` keys: every version, or (`last`) the latest under `FINAL`.
+/// The rows of the events keyed in `events`: every version, or (`last`) the latest under `FINAL`.
 /// A `recipient` (every version of an event has the same) narrows the read to the granules
 /// its bloom filter selects.
 async fn by_id(db: &Db, tenant: &str, recipient: Option<&str>, events: &[Key], last: bool) -> Result<Vec<EventRow>, ApiError> {
