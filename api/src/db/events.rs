@@ -122,6 +122,9 @@ impl EventFilter {
     }
 }
 
+/// The columns of a [`Key`], all in `events_by_time`.
+const KEY_COLUMNS: &str = "occurred_at, event_id";
+
 /// A row version's place in the feed.
 #[derive(Debug, Clone, PartialEq, Row, Deserialize)]
 struct Key {
@@ -140,19 +143,19 @@ struct Round {
 
 /// A round without a recipient filter: the keys from `events_by_time`, then the rows by id.
 async fn keyed_round(db: &Db, tenant: &str, f: &EventFilter, cursor: Option<&(i64, String)>, want: u32) -> Result<Option<Round>, ApiError> {
-    let sql = candidates_sql("occurred_at, event_id", f, true, cursor.is_some());
+    let sql = candidates_sql(KEY_COLUMNS, f, true, cursor.is_some());
     let mut keys = db.run(candidates(db, &sql, tenant, f, true, cursor, want).fetch_all::<Key>()).await?;
     let full = keys.len() as u32 == want;
     let Some(last) = keys.last().map(|k| (k.occurred_at, k.event_id.clone())) else { return Ok(None) };
     keys.dedup(); // the versions of one event are neighbours
-    let rows = latest(db, tenant, &keys).await?;
+    let rows = settle(db, tenant, None, by_id(db, tenant, None, &keys, false).await?, Vec::new()).await?;
     Ok(Some(Round { events: keys, rows, last, full }))
 }
 
 /// ClickHouse's plan of a round's key read (`EXPLAIN`, one line per row): what reads it, the
 /// projection `events_by_time` or the table. For the tests: the feed never calls it.
 pub async fn key_plan(db: &Db, tenant: &str, f: &EventFilter, cursor: Option<&(i64, String)>) -> Result<String, ApiError> {
-    let sql = format!("EXPLAIN indexes = 1 {}", candidates_sql("occurred_at, event_id", f, true, cursor.is_some()));
+    let sql = format!("EXPLAIN indexes = 1 {}", candidates_sql(KEY_COLUMNS, f, true, cursor.is_some()));
     let lines = db.run(candidates(db, &sql, tenant, f, true, cursor, 1).fetch_all::<String>()).await?;
     Ok(lines.join("\n"))
 }
@@ -166,30 +169,10 @@ async fn recipient_round(db: &Db, tenant: &str, recipient: &str, f: &EventFilter
     let versions = db.run(candidates(db, &sql, tenant, f, false, cursor, want).fetch_all::<EventRow>()).await?;
     let full = versions.len() as u32 == want;
     let Some(last) = versions.last().map(|r| (r.occurred_at, r.event_id.clone())) else { return Ok(None) };
-    let (mut events, mut alike, mut rows) = (Vec::<Key>::new(), Vec::<bool>::new(), HashMap::new());
-    for r in versions {
-        if events.last().is_some_and(|k| k.occurred_at == r.occurred_at && k.event_id == r.event_id) {
-            if rows.get(&r.event_id) != Some(&r) {
-                if let Some(a) = alike.last_mut() {
-                    *a = false;
-                }
-            }
-        } else {
-            events.push(Key { occurred_at: r.occurred_at, event_id: r.event_id.clone() });
-            alike.push(true);
-            rows.insert(r.event_id.clone(), r);
-        }
-    }
-    if let (true, Some(a)) = (full, alike.last_mut()) {
-        *a = false;
-    }
-    let unsettled: Vec<Key> = events.iter().zip(&alike).filter(|(_, a)| !**a).map(|(k, _)| k.clone()).collect();
-    if !unsettled.is_empty() {
-        for k in &unsettled {
-            rows.remove(&k.event_id);
-        }
-        rows.extend(by_id(db, tenant, Some(recipient), &unsettled, true).await?.into_iter().map(|r| (r.event_id.clone(), r)));
-    }
+    let mut events: Vec<Key> = versions.iter().map(|r| Key { occurred_at: r.occurred_at, event_id: r.event_id.clone() }).collect();
+    events.dedup(); // the versions of one event are neighbours
+    let unsure = if full { events.last().cloned().into_iter().collect() } else { Vec::new() };
+    let rows = settle(db, tenant, Some(recipient), versions, unsure).await?;
     Ok(Some(Round { events, rows, last, full }))
 }
 
@@ -235,29 +218,28 @@ fn candidates(db: &Db, sql: &str, tenant: &str, f: &EventFilter, attribution: bo
     q.bind(want)
 }
 
-/// The latest version of each of `events` (keys, no two alike), by event id. Every version is
-/// read without `FINAL`, by primary key, in `IN` lists of bounded size (`runtime::in_list`);
-/// the events whose versions differ are read again with `FINAL`.
-async fn latest(db: &Db, tenant: &str, events: &[Key]) -> Result<HashMap<String, EventRow>, ApiError> {
-    let versions = by_id(db, tenant, None, events, false).await?;
-    let mut out: HashMap<String, EventRow> = HashMap::with_capacity(events.len());
-    let mut differing: Vec<Key> = Vec::new();
+/// The latest version of each event in `versions` (every version of each read), by event id:
+/// where an event's versions are alike in every column shown, any of them is the latest; those
+/// whose versions differ, and the `unsure` ones, are read again with `FINAL` (a `recipient`
+/// narrowing that read, as in [`by_id`]).
+async fn settle(db: &Db, tenant: &str, recipient: Option<&str>, versions: Vec<EventRow>, mut unsure: Vec<Key>) -> Result<HashMap<String, EventRow>, ApiError> {
+    let mut out: HashMap<String, EventRow> = HashMap::with_capacity(versions.len());
     for r in versions {
         match out.get(&r.event_id) {
             None => {
                 out.insert(r.event_id.clone(), r);
             }
             Some(seen) if *seen == r => {}
-            Some(_) => differing.push(Key { occurred_at: r.occurred_at, event_id: r.event_id }),
+            Some(_) => unsure.push(Key { occurred_at: r.occurred_at, event_id: r.event_id }),
         }
     }
-    if !differing.is_empty() {
-        differing.sort_unstable_by(|a, b| (b.occurred_at, &b.event_id).cmp(&(a.occurred_at, &a.event_id)));
-        differing.dedup();
-        for k in &differing {
+    if !unsure.is_empty() {
+        unsure.sort_unstable_by(|a, b| (b.occurred_at, &b.event_id).cmp(&(a.occurred_at, &a.event_id)));
+        unsure.dedup();
+        for k in &unsure {
             out.remove(&k.event_id);
         }
-        out.extend(by_id(db, tenant, None, &differing, true).await?.into_iter().map(|r| (r.event_id.clone(), r)));
+        out.extend(by_id(db, tenant, recipient, &unsure, true).await?.into_iter().map(|r| (r.event_id.clone(), r)));
     }
     Ok(out)
 }
