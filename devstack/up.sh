@@ -31,10 +31,10 @@ for svc in "ingest:$INGEST_PORT" "ingest:$INGEST_ADMIN_PORT" "normalizer:$NORMAL
 done
 # the demo tenant's secrets: generated so that `sample-traffic post` signs with the same ones
 "$BIN_DIR/sample-traffic" --tenant demo --ingest-url "http://127.0.0.1:$INGEST_PORT" config >"$DEVSTACK_DIR/ingest.toml"
-# ingest's producer lingers 50 ms here: tansu acknowledges in 40-100 ms, so with the default 2 ms
-# librdkafka's broker thread spins while all 5 idempotent in-flight slots are taken (two thirds
-# of ingest's CPU under load; BENCHMARKS.md §7 and §10). Apache Kafka answers in milliseconds
-# and keeps the default.
+# ingest's producer lingers 50 ms here: tansu acknowledges in 40-100 ms and spends its CPU per
+# produce request, so fewer, larger requests pay (one pair of runs at 5 k events/s: the whole
+# stack 428 µs of CPU per event with 5 ms, 377 with 50; BENCHMARKS.md §7 and §10). Apache Kafka
+# answers in milliseconds and keeps the default (2 ms).
 start ingest env "$KAFKA_ENV" "SENDTRACE_KAFKA__LINGER_MS=${SENDTRACE_KAFKA__LINGER_MS:-50}" SENDTRACE_LISTEN_ADDR="127.0.0.1:$INGEST_PORT" SENDTRACE_ADMIN_ADDR="127.0.0.1:$INGEST_ADMIN_PORT" \
   "$BIN_DIR/ingest" --config "$DEVSTACK_DIR/ingest.toml"
 start normalizer env "$KAFKA_ENV" SENDTRACE_ADMIN_ADDR="127.0.0.1:$NORMALIZER_ADMIN_PORT" \

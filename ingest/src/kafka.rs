@@ -1,5 +1,5 @@
 //! The raw-record sink: one Kafka message per accepted request, acknowledged by
-//! all in-sync replicas (acks=all, idempotent producer) before the request is answered.
+//! all in-sync replicas (acks=all) before the request is answered.
 
 use runtime::kafka::{KafkaConfig, ReplaceableProducer, SendError};
 use runtime::readiness::{Readiness, ReadinessConfig};
@@ -22,11 +22,28 @@ pub struct KafkaSink {
     producer: Arc<ReplaceableProducer>,
 }
 
+/// The edge's producer settings: `config` with `idempotence` unset taken as **not idempotent**.
+///
+/// Requests arrive one by one, each waiting for its own acknowledgement, so records keep coming
+/// while a partition's batch is in flight. An idempotent librdkafka producer then keeps one
+/// request in flight per partition and busy-polls until the broker acknowledges it (see
+/// [`KafkaConfig::idempotence`]): under an open-loop load on the local stack that was 32–54 µs
+/// of CPU per request in librdkafka's threads, a third of ingest's CPU; without idempotence
+/// 2 µs (BENCHMARKS.md §10, "the edge's producer without idempotence"). What idempotence would
+/// add here is already given: a record stored twice by a retried produce request is the same
+/// request a provider retries after a timeout, and every id below is derived from its content
+/// (RELIABILITY.md, "Deterministic ids"); the raw records' order carries no meaning (providers
+/// do not order their webhooks, and the state is order-independent).
+pub fn producer_settings(mut config: KafkaConfig) -> KafkaConfig {
+    config.idempotence.get_or_insert(false);
+    config
+}
+
 impl KafkaSink {
     /// Every produce is timed (`sendtrace_ingest_produce_duration_seconds`) and reported to
     /// `readiness` (`kafka_producer`).
     pub fn new(config: KafkaConfig, topic: String, readiness: Readiness) -> rdkafka::error::KafkaResult<Self> {
-        Ok(KafkaSink { topic, producer: Arc::new(ReplaceableProducer::new(config)?.observed("ingest", readiness)) })
+        Ok(KafkaSink { topic, producer: Arc::new(ReplaceableProducer::new(producer_settings(config))?.observed("ingest", readiness)) })
     }
 
     /// Probes the broker every `cfg.probe_interval_ms` (`kafka_producer`): ingest is not ready

@@ -5,7 +5,7 @@
 //! # Layout
 //! * `certificates`: where SNS signing certificates come from.
 //! * `config`: the service configuration (listen and admin addresses, limits, topics, tenants' secrets).
-//! * `kafka`: the raw-record sink (an idempotent producer, replaced if it turns fatal).
+//! * `kafka`: the raw-record sink (acks=all, not idempotent: `kafka::producer_settings`; replaced if it turns fatal).
 //! * `http_metrics`: requests by route, provider and status, and their latency.
 //! * `error`: why a request is refused, as a bounded code and the reply the caller sees.
 //! * `problem`: error replies as RFC 9457 problem details.

@@ -27,10 +27,20 @@ pub struct KafkaConfig {
     /// Replication factor for topics this service creates.
     pub replication: i32,
     /// How long a producer waits to fill a batch (`linger.ms`). Every stage waits for each
-    /// acknowledgement, so this is a latency floor; it is also how often librdkafka's broker
-    /// thread wakes to serve its queue while records wait for an in-flight slot, which at 2 ms
-    /// was most of ingest's CPU under load (BENCHMARKS.md §7).
+    /// acknowledgement, so this is a latency floor; a longer one means fewer, larger produce
+    /// requests, which a broker slow to acknowledge each one needs (the devstack's tansu:
+    /// `devstack/up.sh`; BENCHMARKS.md §7 and §10).
     pub linger_ms: u32,
+    /// Whether producers are idempotent (`enable.idempotence`). Unset: the service's own
+    /// default, [`KafkaConfig::IDEMPOTENT_BY_DEFAULT`] except ingest's edge producer (not
+    /// idempotent; `ingest::kafka`). An idempotent librdkafka producer (2.12) keeps one produce
+    /// request in flight per partition (it counts a partition's in-flight *messages* against
+    /// the limit of 5 *requests*, librdkafka PR #4989) and, while the next batch waits for that
+    /// acknowledgement, its broker thread polls with a zero timeout: a busy loop as long as the
+    /// broker takes to acknowledge. Either way `acks=all`: a delivery report means the write is
+    /// durable. Not idempotent, a retried request can store a record twice or out of order,
+    /// `max.in.flight.requests.per.connection` is 5.
+    pub idempotence: Option<bool>,
     /// Extra librdkafka properties (e.g. `security.protocol`).
     pub extra: BTreeMap<String, String>,
 }
@@ -44,6 +54,7 @@ impl Default for KafkaConfig {
             partitions: 4,
             replication: 1,
             linger_ms: 2,
+            idempotence: None,
             extra: BTreeMap::new(),
         }
     }
@@ -59,15 +70,24 @@ impl KafkaConfig {
         c
     }
 
-    /// An idempotent producer with acks=all: a delivery report means the write is durable.
+    /// Producers are idempotent unless configured otherwise (`idempotence`).
+    pub const IDEMPOTENT_BY_DEFAULT: bool = true;
+
+    /// A producer with acks=all (idempotent unless `idempotence` says otherwise): a delivery
+    /// report means the write is durable.
     pub fn producer(&self) -> rdkafka::error::KafkaResult<FutureProducer> {
         self.producer_config().create()
     }
 
     fn producer_config(&self) -> ClientConfig {
         let mut c = self.base();
-        c.set("enable.idempotence", "true")
-            .set("acks", "all")
+        let idempotent = self.idempotence.unwrap_or(Self::IDEMPOTENT_BY_DEFAULT);
+        c.set("enable.idempotence", idempotent.to_string());
+        if !idempotent {
+            // librdkafka's default without idempotence is 1,000,000
+            c.set("max.in.flight.requests.per.connection", "5");
+        }
+        c.set("acks", "all")
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
             .set("linger.ms", self.linger_ms.to_string())
             .set("compression.type", "none");
@@ -405,6 +425,23 @@ pub fn producer_max_message_bytes(config: &KafkaConfig) -> usize {
 mod tests {
     use super::*;
     use rdkafka::error::KafkaError;
+
+    /// Idempotent unless configured otherwise; without idempotence at most 5 requests in flight
+    /// per connection (librdkafka's default there is 1,000,000), and acks=all either way.
+    #[test]
+    fn producers_are_idempotent_unless_configured_otherwise() {
+        let get = |c: &KafkaConfig, k: &str| c.producer_config().get(k).map(str::to_string);
+        let mut c = KafkaConfig::default();
+        assert_eq!(get(&c, "enable.idempotence").as_deref(), Some("true"));
+        assert_eq!(get(&c, "max.in.flight.requests.per.connection"), None);
+        c.idempotence = Some(false);
+        assert_eq!(get(&c, "enable.idempotence").as_deref(), Some("false"));
+        assert_eq!(get(&c, "max.in.flight.requests.per.connection").as_deref(), Some("5"));
+        for c in [KafkaConfig::default(), c] {
+            assert_eq!(get(&c, "acks").as_deref(), Some("all"));
+            drop(c.producer().expect("librdkafka accepts the settings"));
+        }
+    }
 
     #[test]
     fn record_errors_are_permanent_broker_errors_are_not() {

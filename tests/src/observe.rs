@@ -27,8 +27,9 @@ pub fn own_cpu_time() -> Duration {
 
 /// CPU time so far of the threads of `pid` that librdkafka runs (named `rdk:…`: its main,
 /// broker and queue threads), or `None` when `/proc/<pid>/task` is not readable. Under load
-/// these spin while an idempotent producer's in-flight slots wait for the broker's
-/// acknowledgements (BENCHMARKS.md §7), so they are shown apart from the service's own work.
+/// an idempotent producer's broker thread spins while a partition's next batch waits for the
+/// acknowledgement of the one in flight (`runtime::kafka::KafkaConfig::idempotence`;
+/// BENCHMARKS.md §7 and §10), so they are shown apart from the service's own work.
 /// (A thread that exits between two readings takes its time with it; librdkafka's live as long
 /// as their client.)
 pub fn kafka_client_cpu_time(pid: u32) -> Option<Duration> {

@@ -1,8 +1,9 @@
 //! `ingest-bench`: the edge's throughput and latency, against its own limits, in one run
 //! (issue 14, goal 2). On a running broker it measures, one after the other on this machine:
 //!
-//! 1. **broker**: a native rdkafka producer with ingest's producer settings (idempotent,
-//!    acks=all) storing raw envelopes of the same size, `--concurrency` in flight;
+//! 1. **broker**: a native rdkafka producer with ingest's producer settings (acks=all, not
+//!    idempotent unless `--idempotence true`) storing raw envelopes of the same size,
+//!    `--concurrency` in flight;
 //! 2. **bare**: a bare axum server answering 200 to the same POSTs (the HTTP stack's ceiling);
 //! 3. **ingest**: the real ingest app (routes, limits, SNS signature checked against the
 //!    committed test certificate given through its `VerifyContext`, raw envelope, Kafka with
@@ -46,6 +47,9 @@ struct Cli {
     /// The producers' `linger.ms` (ingest's and the broker-alone phase's); default: ingest's.
     #[arg(long)]
     linger_ms: Option<u32>,
+    /// The producers' `enable.idempotence` (ingest's and the broker-alone phase's); default: ingest's (false).
+    #[arg(long)]
+    idempotence: Option<bool>,
     /// Run only this phase (`broker`: the broker's own produce rate, as `scripts/load.sh` uses).
     #[arg(long, value_parser = ["broker"])]
     only: Option<String>,
@@ -221,6 +225,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(linger) = cli.linger_ms {
         cfg.kafka.linger_ms = linger;
     }
+    cfg.kafka.idempotence = cli.idempotence;
+    cfg.kafka = ingest::kafka::producer_settings(cfg.kafka);
     cfg.raw_topic = cli.topic.clone();
     cfg.max_concurrent_requests = cfg.max_concurrent_requests.max(cli.concurrency * 2);
     let ses = ses::Credentials { topic_arn: vec![TOPIC_ARN.into()], accept_any_topic: None, verify_signature: Some(true) };
@@ -231,7 +237,14 @@ async fn main() -> anyhow::Result<()> {
     println!("preparing {} signed SES notifications …", cli.bodies);
     let bodies = Arc::new(signed_bodies(cli.bodies));
     let envelope_bytes = bodies[0].1.len() + 400;
-    println!("phase               throughput        latency (each phase {} s, {} in flight)", cli.seconds, cli.concurrency);
+    let idempotent = cfg.kafka.idempotence.unwrap_or(runtime::kafka::KafkaConfig::IDEMPOTENT_BY_DEFAULT);
+    println!(
+        "phase               throughput        latency (each phase {} s, {} in flight; producers: linger.ms {}, {}idempotent)",
+        cli.seconds,
+        cli.concurrency,
+        cfg.kafka.linger_ms,
+        if idempotent { "" } else { "not " }
+    );
 
     let broker_cpu = cli.broker_pid.and_then(cpu_time);
     let broker_f = broker(&cfg.kafka, &cli.topic, envelope_bytes, cli.concurrency, cli.seconds).await;
