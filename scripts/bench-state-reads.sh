@@ -27,7 +27,7 @@ s.query("CREATE TABLE dbf (tenant String, delivery_key String, version UInt64, p
         "ENGINE = ReplacingMergeTree(version) ORDER BY (tenant, delivery_key)")
 s.query("CREATE TABLE e (tenant String, event_id String, delivery_key String, recipient String, kind String, "
         "occurred_at DateTime64(3, 'UTC'), payload String, "
-        "INDEX delivery_key_bf delivery_key TYPE bloom_filter(0.01) GRANULARITY 1, "
+        "INDEX delivery_key_bf delivery_key TYPE bloom_filter(0.001) GRANULARITY 1, "
         "INDEX recipient_bf lower(recipient) TYPE bloom_filter(0.01) GRANULARITY 1) "
         "ENGINE = ReplacingMergeTree ORDER BY (tenant, event_id)")
 s.query("CREATE TABLE sb (tenant String, address String, event_id String, occurred_at DateTime64(3, 'UTC'), delivery_key String) "

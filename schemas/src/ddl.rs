@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (19, "funnel_statuses", include_str!("../clickhouse/0019_funnel_statuses.sql")),
     (20, "events_by_time", include_str!("../clickhouse/0020_events_by_time.sql")),
     (21, "attributed_failures", include_str!("../clickhouse/0021_attributed_failures.sql")),
+    (22, "events_delivery_key_filter", include_str!("../clickhouse/0022_events_delivery_key_filter.sql")),
 ];
 
 /// The statements of a migration: separated by a line holding only `;`.

@@ -68,11 +68,12 @@ async fn load_events_untimed(client: &Client, keys: &[TenantKey]) -> Result<std:
     let mut out: std::collections::HashMap<String, Vec<EventRow>> = Default::default();
     for (tenant, keys) in by_tenant(keys) {
         for chunk in in_lists(&keys) {
-            // `delivery_key_bf` (migration 8) keeps the granules holding one of the keys. FINAL's
-            // exact mode would then add every granule whose primary-key range meets a kept one
-            // (in case an older version matched and a newer did not): 55 granules of 89 instead
-            // of 10 for 4 keys (tests/tests/state_reads.rs). Every version of an event has its
-            // delivery's key, so the kept granules hold every version of every event asked for.
+            // `delivery_key_bf` (migration 8; 0.1 % false positives since migration 22) keeps the
+            // granules holding one of the keys. FINAL's exact mode would then add every granule
+            // whose primary-key range meets a kept one (in case an older version matched and a
+            // newer did not): 55 granules of 89 instead of 10 for 4 keys at 1 %
+            // (tests/tests/state_reads.rs). Every version of an event has its delivery's key, so
+            // the kept granules hold every version of every event asked for.
             // (A recent setting: docker-compose pins ClickHouse 26.9, which has it; an old server may not.)
             let q = client
                 .query("SELECT ?fields FROM events FINAL WHERE tenant = ? AND delivery_key IN ?")
