@@ -73,6 +73,11 @@ impl KafkaConfig {
     /// Producers are idempotent unless configured otherwise (`idempotence`).
     pub const IDEMPOTENT_BY_DEFAULT: bool = true;
 
+    /// Whether producers made with these settings are idempotent.
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotence.unwrap_or(Self::IDEMPOTENT_BY_DEFAULT)
+    }
+
     /// A producer with acks=all (idempotent unless `idempotence` says otherwise): a delivery
     /// report means the write is durable.
     pub fn producer(&self) -> rdkafka::error::KafkaResult<FutureProducer> {
@@ -81,7 +86,7 @@ impl KafkaConfig {
 
     fn producer_config(&self) -> ClientConfig {
         let mut c = self.base();
-        let idempotent = self.idempotence.unwrap_or(Self::IDEMPOTENT_BY_DEFAULT);
+        let idempotent = self.is_idempotent();
         c.set("enable.idempotence", idempotent.to_string());
         if !idempotent {
             // librdkafka's default without idempotence is 1,000,000

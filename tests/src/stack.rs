@@ -330,6 +330,13 @@ impl Pipeline {
         assert!(ok, "migrate failed; see {log}");
     }
 
+    /// Forgets that `versions` were applied, so the next [`Pipeline::migrate`] runs them again
+    /// (a migration's backfill on a database as it stood before it, or a second run).
+    pub async fn forget_migrations(&self, versions: &[u32]) {
+        let list = versions.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        self.query(&format!("ALTER TABLE schema_migrations DELETE WHERE version IN ({list}) SETTINGS mutations_sync = 1")).await;
+    }
+
     /// Runs `aggregator migrate`; returns whether it succeeded and its log file.
     pub async fn try_migrate(&self) -> (bool, String) {
         let env = self.aggregator_process_env();

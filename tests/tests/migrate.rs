@@ -156,7 +156,7 @@ async fn funnels_are_backfilled_from_the_stored_deliveries() {
     p.query("DROP TABLE funnels").await;
     p.query("DROP TABLE funnel_recipients").await;
     p.query("DROP TABLE funnel_statuses").await;
-    p.query("ALTER TABLE schema_migrations DELETE WHERE version IN (17, 19) SETTINGS mutations_sync = 1").await;
+    p.forget_migrations(&[17, 19]).await;
     // 60 deliveries, each written twice: version 1 queued under broadcast b{i % 4} without a
     // cost, version 2 (the newest) with its final status, a cost for some, and for every fifth
     // another broadcast (a late send record); two deliveries per person, spelled alike
@@ -222,7 +222,7 @@ async fn funnels_are_backfilled_from_the_stored_deliveries() {
     let want: std::collections::BTreeMap<String, (u64, u64, u64)> = truth.into_iter().map(|(b, (n, hb, people))| (b, (n, hb, people.len() as u64))).collect();
     assert_eq!(got, want, "per broadcast (deliveries, hard bounces, people): the newest versions only");
     // a second run adds nothing
-    p.query("ALTER TABLE schema_migrations DELETE WHERE version IN (17, 19) SETTINGS mutations_sync = 1").await;
+    p.forget_migrations(&[17, 19]).await;
     p.migrate().await;
     e2e::funnels::assert_funnels_equal_deliveries(&p).await;
 }
@@ -244,7 +244,7 @@ async fn delivery_latency_is_backfilled_and_kept_by_its_views() {
     for table in ["delivery_latency", "delivery_send_lag"] {
         p.query(&format!("DROP TABLE {table}")).await;
     }
-    p.query("ALTER TABLE schema_migrations DELETE WHERE version = 18 SETTINGS mutations_sync = 1").await;
+    p.forget_migrations(&[18]).await;
     // 40 deliveries: version 1 sent at 10:{i}, delivered 3 s later; version 2 also opened, and
     // for every fourth a queued time (i + 1) days before the send: first known then
     let insert = |rows: Vec<String>| {
@@ -292,7 +292,7 @@ async fn delivery_latency_is_backfilled_and_kept_by_its_views() {
     assert_eq!(e2e::latency::assert_latency_equals_deliveries(&p).await, 40, "moved by a view's row and the tombstone's copy");
 
     // a second run changes nothing
-    p.query("ALTER TABLE schema_migrations DELETE WHERE version = 18 SETTINGS mutations_sync = 1").await;
+    p.forget_migrations(&[18]).await;
     p.migrate().await;
     assert_eq!(e2e::latency::assert_latency_equals_deliveries(&p).await, 40);
 }
@@ -307,7 +307,7 @@ async fn attributed_failures_are_backfilled_and_a_later_event_row_outranks_the_b
     // as before migration 21
     p.query("DROP VIEW attributed_failures_mv").await;
     p.query("DROP TABLE attributed_failures").await;
-    p.query("ALTER TABLE schema_migrations DELETE WHERE version = 21 SETTINGS mutations_sync = 1").await;
+    p.forget_migrations(&[21]).await;
     // e1 bounced, written twice (moved from b-a to b-b), e2 failed without attribution, e3 opened
     let insert = |n: u32, id: &str, event_type: &str, broadcast: &str| {
         format!(

@@ -151,12 +151,13 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         manifest.insert(&client).await?;
         let reads = Instant::now();
-        let before = cli.server_pid.and_then(observe::cpu_time);
+        let cpu = || cli.server_pid.and_then(observe::cpu_time).unwrap_or_default();
+        let before = cpu();
         load_deliveries(&client, &fresh).await?;
-        let after_deliveries = cli.server_pid.and_then(observe::cpu_time);
-        deliveries_cpu += cli.server_pid.and_then(|pid| observe::cpu_since(pid, before)).unwrap_or_default();
+        let after_deliveries = cpu();
         load_events(&client, &held).await?;
-        events_cpu += cli.server_pid.and_then(|pid| observe::cpu_since(pid, after_deliveries)).unwrap_or_default();
+        deliveries_cpu += after_deliveries.saturating_sub(before);
+        events_cpu += cpu().saturating_sub(after_deliveries);
         let reads = reads.elapsed();
         shares[FIRST].insert(&client).await?;
         let (a, b, c, d, e, f, g, h) = tokio::join!(

@@ -237,13 +237,12 @@ async fn main() -> anyhow::Result<()> {
     println!("preparing {} signed SES notifications …", cli.bodies);
     let bodies = Arc::new(signed_bodies(cli.bodies));
     let envelope_bytes = bodies[0].1.len() + 400;
-    let idempotent = cfg.kafka.idempotence.unwrap_or(runtime::kafka::KafkaConfig::IDEMPOTENT_BY_DEFAULT);
     println!(
         "phase               throughput        latency (each phase {} s, {} in flight; producers: linger.ms {}, {}idempotent)",
         cli.seconds,
         cli.concurrency,
         cfg.kafka.linger_ms,
-        if idempotent { "" } else { "not " }
+        if cfg.kafka.is_idempotent() { "" } else { "not " }
     );
 
     let broker_cpu = cli.broker_pid.and_then(cpu_time);
