@@ -176,19 +176,19 @@ impl<'a> BatchRows<'a> {
     /// The event rows (built for reading; the sink writes them from the events), in the order
     /// `write_rowbinary` writes them.
     pub fn events(&self) -> Vec<EventRow<Text<'a>>> {
+        self.event_rows_of(|_| true).collect()
+    }
+
+    /// The event rows of the deliveries `keep` names (by delivery key), as `events`.
+    pub fn event_rows_of<'s>(&'s self, keep: impl Fn(&str) -> bool + Copy + 's) -> impl Iterator<Item = EventRow<Text<'a>>> + 's {
         let text = |id: u32| (id != 0).then(|| Text::Owned(self.counter_tables.name(id).to_string()));
-        let mut rows: Vec<EventRow<Text<'a>>> = self
-            .applied
-            .iter()
-            .map(|a| {
-                let mut row = EventRow::from_event(a.event, self.partition, a.offset);
-                row.machine = Text::Borrowed(a.machine.map(|m| m.as_str()).unwrap_or_default());
-                (row.broadcast_id, row.sequence_id, row.template_key) = (text(a.attribution.0), text(a.attribution.1), text(a.attribution.2));
-                row
-            })
-            .collect();
-        rows.extend(self.moved.iter().cloned());
-        rows
+        let applied = self.applied.iter().filter(move |a| keep(a.event.delivery_key)).map(move |a| {
+            let mut row = EventRow::from_event(a.event, self.partition, a.offset);
+            row.machine = Text::Borrowed(a.machine.map(|m| m.as_str()).unwrap_or_default());
+            (row.broadcast_id, row.sequence_id, row.template_key) = (text(a.attribution.0), text(a.attribution.1), text(a.attribution.2));
+            row
+        });
+        applied.chain(self.moved.iter().filter(move |r| keep(r.delivery_key.as_str())).cloned())
     }
 
     /// The `counters` rows (built for reading; the sink writes them from the sums).

@@ -109,6 +109,9 @@ pub struct Config {
     pub batch_linger_ms: u64,
     /// Deliveries kept in memory; colder ones are evicted and reloaded from ClickHouse.
     pub max_deliveries_in_memory: usize,
+    /// Bytes of event rows kept in memory for the deliveries this aggregator created (`recent`):
+    /// a late send record moves them without reading `events` back. 0: read every time.
+    pub max_history_bytes_in_memory: usize,
     /// Longest pause between ClickHouse retries.
     pub max_retry_backoff_ms: u64,
     /// IANA time zone for a second set of day/week/month counters (`day:<zone>` ..); `UTC` for none.
@@ -151,6 +154,7 @@ impl Default for Config {
             batch_max_events: 20_000,
             batch_linger_ms: 200,
             max_deliveries_in_memory: 1_000_000,
+            max_history_bytes_in_memory: 64 << 20,
             max_retry_backoff_ms: 5000,
             reporting_time_zone: "UTC".into(),
             scanner_window_secs: crate::machine::DEFAULT_SCANNER_WINDOW_SECS,

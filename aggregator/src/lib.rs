@@ -15,7 +15,8 @@
 //! * `store`: everything said to ClickHouse: `rows` (one struct per table), `write` (inserts with
 //!   dedup tokens), `queries` (reads), `failure` (which errors are permanent), `retry` (waiting out ClickHouse).
 //! * `state/row.rs`: a delivery's state ↔ its `deliveries` row.
-//! * `pipeline`: the Kafka consumer loop; `rebalance`: what it keeps across rebalances.
+//! * `pipeline`: the Kafka consumer loop; `rebalance`: what it keeps across rebalances; `recent`: the
+//!   event rows of the deliveries it created, for late send records.
 //! * `migrate`: versioned, idempotent DDL.
 //! * `memory`: the process's memory settings (transparent huge pages off).
 
@@ -32,6 +33,7 @@ pub mod memory;
 pub mod migrate;
 pub mod offsets;
 pub mod pipeline;
+pub mod recent;
 pub mod rebalance;
 pub mod rules;
 pub mod sender_health;

@@ -17,6 +17,7 @@ use crate::dead_letter::{self, Reason};
 use crate::config::Config;
 use crate::offsets::{self, Cursor};
 use crate::rebalance::{HealthLeader, RebalanceFlag, Rebalanced};
+use crate::recent::RecentHistory;
 use crate::sender_health_monitor::monitor_health;
 use crate::store::{insert_buffer, load_deliveries, load_events, AttributedCounterRow, CounterRow, DeliveryRow, EventRow, OrderTombstone, SinkError, StatusCountRow};
 use clickhouse::Row as _;
@@ -84,6 +85,8 @@ pub struct Aggregator {
     client: clickhouse::Client,
     producer: ReplaceableProducer,
     store: StateStore,
+    /// The event rows of the deliveries this aggregator created since its claims (`recent`).
+    recent: RecentHistory,
     partitions: HashMap<i32, Partition>,
     batch_seq: u64,
     /// Each table's `RowBinary`, reused batch after batch (BENCHMARKS.md §1b).
@@ -99,7 +102,8 @@ impl Aggregator {
         let producer = ReplaceableProducer::new(cfg.kafka.clone())?;
         let periods = crate::buckets::Periods::new(&cfg.reporting_time_zone).map_err(anyhow::Error::msg)?;
         let batch_cfg = batch::BatchConfig { periods, scanner_window_secs: cfg.scanner_window_secs };
-        Ok(Aggregator { cfg, batch_cfg, client, producer, store, partitions: HashMap::new(), batch_seq: 0, tables: Default::default(), writer: writer_id() })
+        let recent = RecentHistory::new(cfg.max_history_bytes_in_memory);
+        Ok(Aggregator { cfg, batch_cfg, client, producer, store, recent, partitions: HashMap::new(), batch_seq: 0, tables: Default::default(), writer: writer_id() })
     }
 
     /// This aggregator's name in its partition claims.
@@ -125,8 +129,10 @@ impl Aggregator {
         self.partitions.clear();
         if r.lost {
             self.store.map.clear();
+            self.recent.clear();
         } else if let Some(assigned) = r.assigned {
             let dropped = self.store.retain_partitions(&assigned);
+            self.recent.retain_partitions(&assigned);
             info!(message = "Partitions assigned.", partitions = ?assigned, deliveries_dropped = dropped, deliveries_kept = self.store.map.len());
         }
     }
@@ -140,6 +146,7 @@ impl Aggregator {
                 let from = part.buffer.first().map_or(-1, |(o, _)| *o);
                 (part.claim, part.cursor) = (None, None);
                 let forgotten = self.store.forget_partition(p);
+                self.recent.forget_partition(p);
                 metrics::counter!("sendtrace_aggregator_fenced_total").increment(1);
                 warn!(message = "Another aggregator claimed the partition; its batch was not written.", partition = p, from, deliveries_forgotten = forgotten);
                 Drained::Fenced { from }
@@ -160,6 +167,7 @@ impl Aggregator {
                 let (client, writer) = (self.client.clone(), self.writer.clone());
                 let claim = retry("claim", max_backoff, shutdown, || offsets::claim(&client, &group, &topic, p, &writer, now_ms())).await.ok_or(Stop::Shutdown)?;
                 let forgotten = self.store.forget_partition(p);
+                self.recent.forget_partition(p);
                 info!(message = "Partition claimed.", partition = p, epoch = claim.epoch, deliveries_forgotten = forgotten);
                 let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
                 (part.claim, part.cursor) = (Some(claim), None);
@@ -192,7 +200,9 @@ impl Aggregator {
                 continue;
             };
             let unit: Vec<(i64, Option<Vec<u8>>)> = part.buffer.drain(..take).collect();
-            match self.write_unit(p, &unit, shutdown).await {
+            // (a redone range may have written event rows of deliveries it finds new: `recent`)
+            let redo = cursor.pending.is_some();
+            match self.write_unit(p, &unit, redo, shutdown).await {
                 Ok(()) => {}
                 Err(stop) => {
                     // the unit was not (entirely) written: back into the buffer, in front
@@ -276,11 +286,12 @@ impl Aggregator {
     ///    (`isolate`: why bisection, and why restarts stay exact).
     ///
     /// A piece whose claim check fails (`offsets::holds`) stops the unit: `Stop::Fenced`.
-    async fn write_unit(&mut self, p: i32, unit: &[(i64, Option<Vec<u8>>)], shutdown: &CancellationToken) -> Result<(), Stop> {
+    /// `redo`: the unit is a pending range written again (its new deliveries are not `recent`'s).
+    async fn write_unit(&mut self, p: i32, unit: &[(i64, Option<Vec<u8>>)], redo: bool, shutdown: &CancellationToken) -> Result<(), Stop> {
         metrics::histogram!("sendtrace_aggregator_batch_records").record(unit.len() as f64);
         let upgraded = Bump::new();
         let (events, facts, refused) = self.admit(p, unit, &upgraded);
-        let mut w = UnitWriter { agg: self, p, unit, events: &events, facts: &facts, refused: &refused, shutdown, fenced: false };
+        let mut w = UnitWriter { agg: self, p, unit, events: &events, facts: &facts, refused: &refused, redo, shutdown, fenced: false };
         let Some(cuts) = isolate::write_bisecting(&mut w, unit.len()).await else {
             return Err(if w.fenced { Stop::Fenced } else { Stop::Shutdown });
         };
@@ -299,13 +310,14 @@ impl Aggregator {
     }
 
     /// Writes one piece: the events of offsets `range` and the dead letters of its refused
-    /// records. `None`: shutdown.
+    /// records. `None`: shutdown. `redo`: as `write_unit`.
     async fn write_piece(
         &mut self,
         p: i32,
         (first, last): (i64, i64),
         batch: &batch::Keyed<'_>,
         dead: &[&DeadLetter],
+        redo: bool,
         shutdown: &CancellationToken,
     ) -> Option<Piece> {
         let events = batch.events();
@@ -322,6 +334,12 @@ impl Aggregator {
             Err(e) => return Some(Piece::Refused(e)),
         };
         metrics::counter!("sendtrace_aggregator_state_reloads_total").increment(rows.len() as u64);
+        // the deliveries this piece creates: neither held nor stored (`recent`)
+        let mut new: std::collections::HashSet<DeliveryKey> = Default::default();
+        if !redo && self.recent.enabled() {
+            let stored: std::collections::HashSet<&str> = rows.iter().map(|r| r.delivery_key.as_str()).collect();
+            new.extend(batch.at(looked.missing.iter().copied()).filter(|(_, e, _)| !stored.contains(e.delivery_key)).map(|(_, _, k)| k));
+        }
         {
             let mut names = self.store.names();
             for row in rows {
@@ -332,8 +350,14 @@ impl Aggregator {
         // and of the reloaded ones, those whose attribution this batch may change
         let reloaded = if missing.is_empty() { Default::default() } else { self.store.look_up(batch.at(looked.missing.iter().copied())) };
         let movable: Vec<_> = looked.movable.iter().chain(&reloaded.movable).filter_map(tenant_key).collect();
-        let history = match retry_transient("load_events", max_backoff, shutdown, || load_events(&client, &movable)).await? {
-            Ok(h) => h,
+        let asked = movable.len();
+        let (mut history, movable) = self.recent.split(p, movable);
+        if asked > 0 {
+            metrics::counter!("sendtrace_aggregator_history_reads_total", "from" => "memory").increment((asked - movable.len()) as u64);
+            metrics::counter!("sendtrace_aggregator_history_reads_total", "from" => "clickhouse").increment(movable.len() as u64);
+        }
+        match retry_transient("load_events", max_backoff, shutdown, || load_events(&client, &movable)).await? {
+            Ok(h) => history.extend(h),
             Err(e) => return Some(Piece::Refused(e)),
         };
         self.batch_seq += 1;
@@ -353,6 +377,8 @@ impl Aggregator {
         metrics::counter!("sendtrace_aggregator_events_total").increment(rows.event_rows() as u64);
         metrics::counter!("sendtrace_aggregator_duplicates_total").increment(rows.duplicates as u64);
         metrics::counter!("sendtrace_aggregator_reattributed_events_total").increment(rows.reattributed as u64);
+        self.recent.record(p, &rows, &new);
+        metrics::gauge!("sendtrace_aggregator_recent_history_bytes").set(self.recent.bytes() as f64);
         let evicted = self.store.evict(self.batch_seq);
         if evicted > 0 {
             metrics::counter!("sendtrace_aggregator_evictions_total").increment(evicted as u64);
@@ -460,6 +486,8 @@ struct UnitWriter<'a> {
     facts: &'a [Facts],
     /// The refused records' dead letters, in offset order.
     refused: &'a [(i64, DeadLetter)],
+    /// A pending range written again (`Aggregator::write_unit`).
+    redo: bool,
     shutdown: &'a CancellationToken,
     /// Set when a piece found the partition claimed by another writer (then `write` and
     /// `refuse` answer `None`, and the unit stops).
@@ -500,7 +528,7 @@ impl isolate::Pieces for UnitWriter<'_> {
         let events = batch.events();
         let refused: &[(i64, DeadLetter)] = self.refused;
         let dead: Vec<&DeadLetter> = refused.iter().filter(|(o, _)| (range.0..=range.1).contains(o)).map(|(_, d)| d).collect();
-        match self.agg.write_piece(self.p, range, &batch, &dead, self.shutdown).await? {
+        match self.agg.write_piece(self.p, range, &batch, &dead, self.redo, self.shutdown).await? {
             Piece::Written => Some(Ok(())),
             Piece::Refused(e) => {
                 self.agg.forget(events);

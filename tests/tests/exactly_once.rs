@@ -225,6 +225,11 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
     assert_unique_recipients_equal_truth(p, s, zone).await;
 }
 
+/// The value of metric `name` (with its labels, as `/metrics` prints them), 0 when absent.
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics.lines().find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' ')).and_then(|l| l.split_whitespace().last()?.parse().ok()).unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkilled_aggregator_converges_to_the_truth() {
     let stack = Stack::from_env();
@@ -249,6 +254,11 @@ async fn sigkilled_aggregator_converges_to_the_truth() {
     // the reporting time zone's days hold the same events, split at New York midnight
     let local = day_counters(&p, &format!("day:{zone}")).await;
     assert_eq!(local, s.expected_day_counts(chrono_tz::America::New_York), "local day counters");
+    // the last run moved rows of late send records from memory (`aggregator::recent`; its
+    // deliveries were created since its claims), and everything above came out exact
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", p.admin_ports().1)).await.unwrap().text().await.unwrap();
+    let memory = metric(&metrics, "sendtrace_aggregator_history_reads_total{from=\"memory\"}");
+    assert!(memory > 0.0, "histories from memory {memory}:\n{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -261,6 +271,9 @@ async fn aggregator_waits_out_a_clickhouse_outage_without_loss() {
     p.aggregator_env.push(("SENDTRACE_MAX_RETRY_BACKOFF_MS".into(), "1000".into()));
     // a small state bound: cold deliveries are evicted and reloaded from ClickHouse on demand
     p.aggregator_env.push(("SENDTRACE_MAX_DELIVERIES_IN_MEMORY".into(), "100".into()));
+    // and a small bound on the rows kept for late send records (`aggregator::recent`): the
+    // oldest deliveries' rows are dropped, and read back from ClickHouse when their record comes
+    p.aggregator_env.push(("SENDTRACE_MAX_HISTORY_BYTES_IN_MEMORY".into(), "400000".into()));
     let s = stream(11, 800);
     let half = s.events.len() / 2;
     s.produce(&stack.brokers, &p.events_topic, 0..half).await;
@@ -279,12 +292,11 @@ async fn aggregator_waits_out_a_clickhouse_outage_without_loss() {
 
     assert_tables_equal_truth(&p, &s, "UTC").await;
     let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", p.admin_ports().1)).await.unwrap().text().await.unwrap();
-    let reloads: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("sendtrace_aggregator_state_reloads_total"))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .unwrap_or(0.0);
+    let reloads = metric(&metrics, "sendtrace_aggregator_state_reloads_total");
     assert!(reloads > 0.0, "evicted deliveries were reloaded from ClickHouse:\n{metrics}");
+    // late send records moved rows, some of them dropped from memory for the bound and read back
+    let (read, dropped) = (metric(&metrics, "sendtrace_aggregator_history_reads_total{from=\"clickhouse\"}"), metric(&metrics, "sendtrace_aggregator_recent_history_dropped_total"));
+    assert!(read > 0.0 && dropped > 0.0, "histories read from ClickHouse {read}, dropped from memory {dropped}:\n{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

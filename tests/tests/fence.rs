@@ -49,10 +49,8 @@ fn offer(agg: &mut Aggregator, records: &[Vec<u8>], offsets: std::ops::Range<i64
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_zombie_writer_is_fenced_and_counters_stay_exact() {
-    let stack = Stack::from_env();
-    let p = Pipeline::new(&stack, "fence").await; // migrated
+/// Two aggregators of `p`'s group (driven by hand: no consumer runs).
+fn two_aggregators(stack: &Stack, p: &Pipeline) -> (Aggregator, Aggregator) {
     let mut cfg = Config::default();
     cfg.kafka.brokers = stack.brokers.clone();
     cfg.clickhouse = ClickHouseConfig { url: stack.clickhouse_url.clone(), database: p.database.clone(), ..Default::default() };
@@ -60,9 +58,16 @@ async fn a_zombie_writer_is_fenced_and_counters_stay_exact() {
     cfg.events_topic = p.events_topic.clone();
     cfg.dead_letter_topic = p.dead_letter_topic.clone();
     cfg.suppressions_topic = p.suppressions_topic.clone();
+    (Aggregator::new(cfg.clone()).expect("A"), Aggregator::new(cfg).expect("B"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zombie_writer_is_fenced_and_counters_stay_exact() {
+    let stack = Stack::from_env();
+    let p = Pipeline::new(&stack, "fence").await; // migrated
     let records: Vec<Vec<u8>> = (0..RECORDS).map(|i| schemas::avro::encode_event(&event(i)).expect("encodes")).collect();
     let shutdown = CancellationToken::new();
-    let (mut a, mut b) = (Aggregator::new(cfg.clone()).expect("A"), Aggregator::new(cfg).expect("B"));
+    let (mut a, mut b) = two_aggregators(&stack, &p);
     assert_ne!(a.writer(), b.writer(), "each aggregator claims under its own name");
 
     offer(&mut a, &records, 0..100);
@@ -106,4 +111,41 @@ async fn a_zombie_writer_is_fenced_and_counters_stay_exact() {
     assert_eq!(status_sums, statuses, "status counts move each delivery once");
     e2e::funnels::assert_funnels_equal_deliveries(&p).await;
     e2e::latency::assert_latency_equals_deliveries(&p).await;
+}
+
+/// The rows an aggregator keeps for late send records (`aggregator::recent`) are forgotten when
+/// another writer takes the partition: A creates ten deliveries (their delivered events, no
+/// broadcast), B takes the partition over and writes their opened events, then A, fenced, claims
+/// it back and applies their send records. Every earlier row must move to the send record's
+/// broadcast, B's opened ones too, which A's memory of its own rows does not have.
+#[tokio::test(flavor = "multi_thread")]
+async fn late_send_records_after_a_takeover_move_the_other_writers_rows_too() {
+    let stack = Stack::from_env();
+    let p = Pipeline::new(&stack, "fence-late").await; // migrated
+    let event = |i: i64| {
+        let ty = [EventType::Delivered, EventType::Opened, EventType::Queued][(i / 10) as usize];
+        let mut e = schemas::testkit::event(&format!("late-{i}"), &format!("late-delivery-{}", i % 10), ty, T0 + i * 60_000);
+        if ty == EventType::Queued {
+            (e.provider_event_name, e.origin, e.broadcast_id) = ("send_record".into(), schemas::Origin::SendRecord, Some("b-late".into()));
+        }
+        e
+    };
+    let records: Vec<Vec<u8>> = (0..30).map(|i| schemas::avro::encode_event(&event(i)).expect("encodes")).collect();
+    let shutdown = CancellationToken::new();
+    let (mut a, mut b) = two_aggregators(&stack, &p);
+    offer(&mut a, &records, 0..10);
+    assert_eq!(a.drain_partition(0, &shutdown).await, Drained::Applied(9), "A creates the deliveries");
+    offer(&mut b, &records, 0..20);
+    assert_eq!(b.drain_partition(0, &shutdown).await, Drained::Applied(19), "B takes over and writes their opens");
+    offer(&mut a, &records, 10..30);
+    assert_eq!(a.drain_partition(0, &shutdown).await, Drained::Fenced { from: 10 });
+    assert_eq!(a.drain_partition(0, &shutdown).await, Drained::Applied(29), "A claims back, applies the send records");
+
+    let moved = counts(&p, "SELECT event_type AS k, toUInt64(sum(events)) AS n FROM attributed_counters WHERE period = 'day' AND broadcast_id = 'b-late' GROUP BY k").await;
+    let want = BTreeMap::from([("delivered".to_string(), 10), ("opened".to_string(), 10), ("queued".to_string(), 10)]);
+    assert_eq!(moved, want, "every event counted under the send record's broadcast, B's opens too");
+    let left = counts(&p, "SELECT event_type AS k, toUInt64(sum(events)) AS n FROM attributed_counters WHERE period = 'day' AND broadcast_id = '' GROUP BY k HAVING sum(events) != 0").await;
+    assert!(left.is_empty(), "nothing left unattributed: {left:?}");
+    let rows = counts(&p, "SELECT ifNull(broadcast_id, '') AS k, toUInt64(count()) AS n FROM events FINAL GROUP BY k").await;
+    assert_eq!(rows, BTreeMap::from([("b-late".to_string(), 30)]), "every event row at the new attribution");
 }

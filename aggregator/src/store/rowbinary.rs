@@ -358,6 +358,58 @@ pub fn put<const N: usize>(buf: &mut Vec<u8>, le_bytes: [u8; N]) {
     buf.extend_from_slice(&le_bytes);
 }
 
+/// Reads back what the `put_*` functions and [`write`] wrote, value by value (for rows kept as
+/// their bytes: `recent`). `None` at the end of the bytes or on text that is not UTF-8.
+pub struct Reader<'b>(pub &'b [u8]);
+
+impl<'b> Reader<'b> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'b [u8]> {
+        let (head, rest) = (self.0.len() >= n).then(|| self.0.split_at(n))?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    /// An unsigned LEB128 length.
+    pub fn leb128(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.take(1)?.first()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    pub fn str(&mut self) -> Option<&'b str> {
+        let n = usize::try_from(self.leb128()?).ok()?;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+
+    /// A `Nullable(String)`: `Some(None)` for null.
+    pub fn opt_str(&mut self) -> Option<Option<&'b str>> {
+        match *self.take(1)?.first()? {
+            0 => self.str().map(Some),
+            _ => Some(None),
+        }
+    }
+
+    /// A fixed-size value's little-endian bytes.
+    pub fn le<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    /// An array's length, if no more than the bytes left could hold (one byte per element at least).
+    pub fn array_len(&mut self) -> Option<usize> {
+        usize::try_from(self.leb128()?).ok().filter(|n| *n <= self.0.len())
+    }
+}
+
 /// One table's rows as they are sent: `RowBinary` bytes and how many rows they hold. Reused
 /// across batches (`clear` keeps the capacity), so a batch writes into pages already mapped.
 #[derive(Debug, Default, Clone)]

@@ -220,6 +220,57 @@ pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset
     put_str(b, e.origin.as_str());
 }
 
+impl EventRow {
+    /// The next row of `r`, as `write_event_row` or `rowbinary::write` wrote it (`recent` keeps
+    /// rows as these bytes, a third of the row structs' memory); `None` past the end.
+    pub fn read_rowbinary(r: &mut super::rowbinary::Reader<'_>) -> Option<EventRow> {
+        let s = |r: &mut super::rowbinary::Reader<'_>| r.str().map(|s| Text::Owned(s.to_string()));
+        let o = |r: &mut super::rowbinary::Reader<'_>| r.opt_str().map(|o| o.map(|s| Text::Owned(s.to_string())));
+        // (a struct expression's fields are evaluated in the order written: the columns' order)
+        Some(EventRow {
+            event_id: s(r)?,
+            tenant: s(r)?,
+            channel: s(r)?,
+            provider: s(r)?,
+            provider_message_id: s(r)?,
+            provider_event_id: o(r)?,
+            provider_event_name: s(r)?,
+            delivery_key: s(r)?,
+            recipient: s(r)?,
+            broadcast_id: o(r)?,
+            sequence_id: o(r)?,
+            contact_id: o(r)?,
+            template_key: o(r)?,
+            message_class: s(r)?,
+            labels: {
+                let n = r.array_len()?;
+                (0..n).map(|_| s(r)).collect::<Option<Vec<_>>>()?
+            },
+            metadata: s(r)?,
+            event_type: s(r)?,
+            bounce_class: s(r)?,
+            occurred_at: i64::from_le_bytes(r.le()?),
+            received_at: i64::from_le_bytes(r.le()?),
+            time_source: s(r)?,
+            click_url: o(r)?,
+            user_agent: o(r)?,
+            ip: o(r)?,
+            error_code: o(r)?,
+            error_reason: o(r)?,
+            cost_amount: i128::from_le_bytes(r.le()?),
+            cost_unit: s(r)?,
+            raw_topic: s(r)?,
+            raw_partition: i32::from_le_bytes(r.le()?),
+            raw_offset: i64::from_le_bytes(r.le()?),
+            events_partition: i32::from_le_bytes(r.le()?),
+            events_offset: i64::from_le_bytes(r.le()?),
+            machine: s(r)?,
+            reattributed: u8::from_le_bytes(r.le()?),
+            origin: s(r)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct DeliveryRow<T = Text<'static>> {
     pub tenant: T,

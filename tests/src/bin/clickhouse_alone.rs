@@ -6,8 +6,9 @@
 //! own rows, through the aggregator's own store functions (`load_deliveries`, `load_events`,
 //! `insert_buffer`: the same statements, compression and dedup tokens) but without the rest of
 //! the aggregator: the `pending` manifest, the two state reads (`deliveries
-//! FINAL` for a unit's distinct deliveries, new keys, and `events FINAL` for half as many held ones,
-//! 1,000 keys per `IN` list as the aggregator sends them), the `events` insert, the five middle inserts together, the `deliveries` insert and the
+//! FINAL` for a unit's distinct deliveries, new keys, and `events FINAL` for as many held ones as
+//! the aggregator read per unit, `sendtrace_aggregator_history_reads_total{from="clickhouse"}`;
+//! half the unit's deliveries without its metrics page; 1,000 keys per `IN` list as the aggregator sends them), the `events` insert, the five middle inserts together, the `deliveries` insert and the
 //! `done` manifest, in the aggregator's order. Rows are the run's own (`SELECT … FORMAT RowBinary`),
 //! as many per table as one unit wrote on average (the columns the aggregator writes: those
 //! without a default), inserted as `RowBinary` into scratch copies of the tables (`<table>__alone`, emptied first). A unit's size comes from the aggregator's
@@ -87,22 +88,25 @@ async fn share(client: &clickhouse::Client, table: &str, rows: usize) -> anyhow:
     Ok(Share { scratch, columns, rows: RowBuffer { bytes: bytes.to_vec(), rows } })
 }
 
-/// Mean records per aggregator unit, from its Prometheus page.
-async fn unit_size(url: &str) -> Option<usize> {
+/// Mean records per aggregator unit, and mean deliveries whose earlier event rows it read from
+/// ClickHouse per unit (those `aggregator::recent` did not hold), from its Prometheus page.
+async fn unit_shape(url: &str) -> Option<(usize, usize)> {
     let page = reqwest::get(url).await.ok()?.text().await.ok()?;
     let value = |name: &str| observe::prometheus_sum(&page, name);
     let (sum, count) = (value("sendtrace_aggregator_batch_records_sum")?, value("sendtrace_aggregator_batch_records_count")?);
-    (count > 0.0).then(|| (sum / count).round() as usize)
+    let read = value("sendtrace_aggregator_history_reads_total{from=\"clickhouse\"}").unwrap_or(0.0);
+    (count > 0.0).then(|| ((sum / count).round() as usize, (read / count).round() as usize))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let client = clickhouse::Client::default().with_url(&cli.clickhouse_url).with_database(&cli.database);
-    let per_unit = match &cli.aggregator_metrics {
-        Some(url) => unit_size(url).await.unwrap_or(cli.unit_events),
-        None => cli.unit_events,
+    let shape = match &cli.aggregator_metrics {
+        Some(url) => unit_shape(url).await,
+        None => None,
     };
+    let per_unit = shape.map_or(cli.unit_events, |s| s.0);
     let count = |table: &'static str| {
         let client = client.clone();
         async move { anyhow::Ok(text(&client, &format!("SELECT count() FROM {table}")).await?.parse::<usize>()?) }
@@ -120,12 +124,14 @@ async fn main() -> anyhow::Result<()> {
     let manifest = share(&client, MANIFEST, 1).await?;
     // The reads as the load makes them: every delivery is new, so `deliveries` is asked for a
     // unit's distinct deliveries (its `deliveries` rows), keys it does not hold yet (fresh ones
-    // here); `events` for the deliveries a late send record may re-attribute (half of them here,
-    // an approximation), which it holds.
+    // here); `events` for the deliveries a late send record may re-attribute whose rows the
+    // aggregator did not hold (as many as it read per unit; without its metrics page, half the
+    // unit's deliveries, as before it held any).
     let deliveries = shares[LAST].rows.rows;
+    let history_keys = shape.map_or(deliveries / 2, |s| s.1);
     let tenant = text(&client, "SELECT any(tenant) FROM events").await?;
     let fresh: Vec<TenantKey> = (0..deliveries).map(|_| (tenant.clone(), format!("{:064x}", uuid::Uuid::new_v4().as_u128()))).collect();
-    let held: Vec<TenantKey> = text(&client, &format!("SELECT DISTINCT tenant, delivery_key FROM events LIMIT {}", deliveries / 2))
+    let held: Vec<TenantKey> = text(&client, &format!("SELECT DISTINCT tenant, delivery_key FROM events LIMIT {history_keys}"))
         .await?
         .lines()
         .filter_map(|l| l.split_once('\t'))
