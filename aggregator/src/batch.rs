@@ -128,10 +128,8 @@ impl<'a> BatchRows<'a> {
             rows.iter().try_for_each(|r| buf.push(r))
         }
         out.events.bytes.reserve(self.applied.len() * 512);
-        let name = |id: u32| (id != 0).then(|| self.counter_tables.name(id));
         for a in &self.applied {
-            let (b, s, t) = a.attribution;
-            crate::store::write_event_row(&mut out.events.bytes, a.event, self.partition, a.offset, a.machine.map_or("", |m| m.as_str()), [name(b), name(s), name(t)]);
+            self.write_applied_row(a, &mut out.events.bytes);
         }
         out.events.rows += self.applied.len();
         all(&mut out.events, &self.moved)?;
@@ -176,19 +174,26 @@ impl<'a> BatchRows<'a> {
     /// The event rows (built for reading; the sink writes them from the events), in the order
     /// `write_rowbinary` writes them.
     pub fn events(&self) -> Vec<EventRow<Text<'a>>> {
-        self.event_rows_of(|_| true).collect()
+        let text = |id: u32| (id != 0).then(|| Text::Owned(self.counter_tables.name(id).to_string()));
+        let mut rows: Vec<EventRow<Text<'a>>> = self
+            .applied
+            .iter()
+            .map(|a| {
+                let mut row = EventRow::from_event(a.event, self.partition, a.offset);
+                row.machine = Text::Borrowed(a.machine.map(|m| m.as_str()).unwrap_or_default());
+                (row.broadcast_id, row.sequence_id, row.template_key) = (text(a.attribution.0), text(a.attribution.1), text(a.attribution.2));
+                row
+            })
+            .collect();
+        rows.extend(self.moved.iter().cloned());
+        rows
     }
 
-    /// The event rows of the deliveries `keep` names (by delivery key), as `events`.
-    pub fn event_rows_of<'s>(&'s self, keep: impl Fn(&str) -> bool + Copy + 's) -> impl Iterator<Item = EventRow<Text<'a>>> + 's {
-        let text = |id: u32| (id != 0).then(|| Text::Owned(self.counter_tables.name(id).to_string()));
-        let applied = self.applied.iter().filter(move |a| keep(a.event.delivery_key)).map(move |a| {
-            let mut row = EventRow::from_event(a.event, self.partition, a.offset);
-            row.machine = Text::Borrowed(a.machine.map(|m| m.as_str()).unwrap_or_default());
-            (row.broadcast_id, row.sequence_id, row.template_key) = (text(a.attribution.0), text(a.attribution.1), text(a.attribution.2));
-            row
-        });
-        applied.chain(self.moved.iter().filter(move |r| keep(r.delivery_key.as_str())).cloned())
+    /// Appends applied event `a`'s row to `out`, as the `events` insert sends it.
+    pub fn write_applied_row(&self, a: &AppliedEvent<'_>, out: &mut Vec<u8>) {
+        let name = |id: u32| (id != 0).then(|| self.counter_tables.name(id));
+        let (b, s, t) = a.attribution;
+        crate::store::write_event_row(out, a.event, self.partition, a.offset, a.machine.map_or("", |m| m.as_str()), [name(b), name(s), name(t)]);
     }
 
     /// The `counters` rows (built for reading; the sink writes them from the sums).

@@ -136,19 +136,23 @@ impl RecentHistory {
                 self.bytes += ENTRY_OVERHEAD;
             }
         }
-        let kept = |k: &str| held.contains_key(&DeliveryKey::of(k));
-        let rows: Vec<_> = rows.event_rows_of(kept).collect();
-        for row in rows {
-            let Some(entry) = held.get_mut(&DeliveryKey::of(row.delivery_key.as_str())) else { continue };
+        // as the `events` insert sent them: the applied events' rows, then the moved ones
+        for a in &rows.applied {
+            let Some(entry) = held.get_mut(&DeliveryKey::of(a.event.delivery_key)) else { continue };
             let capacity = entry.bytes.capacity();
-            if rowbinary::write(&mut entry.bytes, &row).is_err() {
+            rows.write_applied_row(a, &mut entry.bytes);
+            self.bytes = self.bytes + entry.bytes.capacity() - capacity;
+        }
+        for row in &rows.moved {
+            let key = DeliveryKey::of(row.delivery_key.as_str());
+            let Some(entry) = held.get_mut(&key) else { continue };
+            let capacity = entry.bytes.capacity();
+            if rowbinary::write(&mut entry.bytes, row).is_err() {
                 // (not a type RowBinary is written for here: a bug; forget the delivery, whose
                 // history ClickHouse then answers)
                 tracing::error!(message = "An event row could not be kept; its delivery's rows are read from ClickHouse.", delivery_key = %row.delivery_key.as_str());
-                if let Some(e) = held.remove(&DeliveryKey::of(row.delivery_key.as_str())) {
-                    self.bytes -= capacity + ENTRY_OVERHEAD;
-                    drop(e);
-                }
+                held.remove(&key);
+                self.bytes -= capacity + ENTRY_OVERHEAD;
                 continue;
             }
             self.bytes = self.bytes + entry.bytes.capacity() - capacity;

@@ -382,6 +382,24 @@ class ServerTest(unittest.TestCase):
         self.q("USE system")
         self.assertEqual(self.q("SELECT currentDatabase()"), b"default\n")
 
+    def test_settings_follow_each_request(self):
+        # the session keeps what the last request set; each request must still see only its own
+        get = "SELECT getSetting('max_threads'), getSetting('max_block_size')"
+        default = self.q(get)
+        self.assertEqual(self.q(get, max_threads="3", max_block_size="1000"), b"3\t1000\n")
+        self.assertEqual(self.q(get, max_threads="3"), b"3\t" + default.split(b"\t")[1])
+        self.assertEqual(self.q(get, max_threads="4"), b"4\t" + default.split(b"\t")[1])
+        self.assertEqual(self.q(get), default)
+        # a setting that does not exist is refused, and spoils nothing after it
+        status, _, _ = self.request("POST", "/", body=b"SELECT 1", params={"max_threads": "2", "no_such_setting_x": "1"})
+        self.assertNotEqual(status, 200)
+        self.assertEqual(self.q(get), default)
+        # a client's own USE, in any case, does not stick either
+        self.q("use system")
+        self.assertEqual(self.q("SELECT currentDatabase()"), b"default\n")
+        self.assertEqual(self.q("SELECT currentDatabase()", database="system"), b"system\n")
+        self.assertEqual(self.q("SELECT currentDatabase()"), b"default\n")
+
     def test_param_substitution(self):
         body = self.q("SELECT {s:String} AS s, {n:UInt32} + 1 AS n, {a:Array(String)} AS a FORMAT JSONEachRow",
                       param_s="it's \\ \"quoted\"", param_n="41", param_a="['x','y']")
