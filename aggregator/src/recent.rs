@@ -20,7 +20,10 @@
 //! claim forgets the partition's entries (another writer may have written since), and an
 //! entry dropped for the memory bound is never made again, so that delivery is read from
 //! ClickHouse from then on. Deliveries evicted from the state keep their entry: it stays
-//! exact while the claim holds.
+//! exact while the claim holds. One difference: a row whose `occurred_at` is already past the
+//! events TTL may be gone from ClickHouse (TTL applies at merges) while it is still held here;
+//! its move then keeps `attributed_counters`, which have no TTL, with the delivery's
+//! attribution, where a read would have left it under the old one.
 
 use crate::batch::{BatchRows, History};
 use crate::state::DeliveryKey;
