@@ -137,6 +137,14 @@ impl Aggregator {
         }
     }
 
+    /// Drops what this aggregator holds of partition `p`'s deliveries, their states and their
+    /// rows kept for late send records (`recent`): another writer may have changed them (a
+    /// claim, or a fence). Returns how many states.
+    fn forget_partition(&mut self, p: i32) -> usize {
+        self.recent.forget_partition(p);
+        self.store.forget_partition(p)
+    }
+
     /// Processes everything buffered for `p` that can be processed.
     pub async fn drain_partition(&mut self, p: i32, shutdown: &CancellationToken) -> Drained {
         match self.drain(p, shutdown).await {
@@ -145,8 +153,7 @@ impl Aggregator {
                 let part = self.partitions.entry(p).or_default();
                 let from = part.buffer.first().map_or(-1, |(o, _)| *o);
                 (part.claim, part.cursor) = (None, None);
-                let forgotten = self.store.forget_partition(p);
-                self.recent.forget_partition(p);
+                let forgotten = self.forget_partition(p);
                 metrics::counter!("sendtrace_aggregator_fenced_total").increment(1);
                 warn!(message = "Another aggregator claimed the partition; its batch was not written.", partition = p, from, deliveries_forgotten = forgotten);
                 Drained::Fenced { from }
@@ -166,8 +173,7 @@ impl Aggregator {
             if part.claim.is_none() {
                 let (client, writer) = (self.client.clone(), self.writer.clone());
                 let claim = retry("claim", max_backoff, shutdown, || offsets::claim(&client, &group, &topic, p, &writer, now_ms())).await.ok_or(Stop::Shutdown)?;
-                let forgotten = self.store.forget_partition(p);
-                self.recent.forget_partition(p);
+                let forgotten = self.forget_partition(p);
                 info!(message = "Partition claimed.", partition = p, epoch = claim.epoch, deliveries_forgotten = forgotten);
                 let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
                 (part.claim, part.cursor) = (Some(claim), None);
@@ -349,7 +355,10 @@ impl Aggregator {
         }
         // and of the reloaded ones, those whose attribution this batch may change
         let reloaded = if missing.is_empty() { Default::default() } else { self.store.look_up(batch.at(looked.missing.iter().copied())) };
-        let movable: Vec<_> = looked.movable.iter().chain(&reloaded.movable).filter_map(tenant_key).collect();
+        let mut movable: Vec<_> = looked.movable.iter().chain(&reloaded.movable).filter_map(tenant_key).collect();
+        // (each delivery once: its held rows read back once, and counted once below)
+        movable.sort_unstable();
+        movable.dedup();
         let asked = movable.len();
         let (mut history, movable) = self.recent.split(p, movable);
         if asked > 0 {
