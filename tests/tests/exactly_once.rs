@@ -227,7 +227,7 @@ async fn assert_tables_equal_truth(p: &Pipeline, s: &Stream, zone: &str) {
 
 /// The value of metric `name` (with its labels, as `/metrics` prints them), 0 when absent.
 fn metric(metrics: &str, name: &str) -> f64 {
-    metrics.lines().find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' ')).and_then(|l| l.split_whitespace().last()?.parse().ok()).unwrap_or(0.0)
+    e2e::observe::prometheus_sum(metrics, name).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
