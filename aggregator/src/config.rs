@@ -107,10 +107,12 @@ pub struct Config {
     pub batch_max_events: usize,
     /// How long to wait to fill a batch.
     pub batch_linger_ms: u64,
-    /// Deliveries kept in memory; colder ones are evicted and reloaded from ClickHouse.
+    /// Deliveries kept in memory (split evenly over the partitions held); colder ones are
+    /// evicted and reloaded from ClickHouse.
     pub max_deliveries_in_memory: usize,
     /// Bytes of event rows kept in memory for the deliveries this aggregator created (`recent`):
-    /// a late send record moves them without reading `events` back. 0: read every time.
+    /// a late send record moves them without reading `events` back (split evenly over the
+    /// partitions held). 0: read every time.
     pub max_history_bytes_in_memory: usize,
     /// Longest pause between ClickHouse retries.
     pub max_retry_backoff_ms: u64,

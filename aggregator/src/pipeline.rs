@@ -1,6 +1,8 @@
 //! The consumer loop: events topic → ClickHouse, exactly once in effect.
 //!
-//! Per partition, buffered events form batches. Each batch is written as:
+//! Per partition, buffered events form batches; each partition this process holds has an
+//! [`Aggregator`] of its own, and the partitions of a batch are drained concurrently
+//! ([`Partitions`]). Each batch is written as:
 //! `pending` manifest → events → counters → attributed counters → delivery status counts → delivery order tombstones → suppressions (table, then the
 //! compacted topic) → deliveries (and, by a view, delivery order) → dead letters → `done` manifest,
 //! every insert with a token derived from the batch's offset range; then the
@@ -37,6 +39,7 @@ use bumpalo::Bump;
 use schemas::avro::CodecError;
 use schemas::{DeadLetter, EventRef};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
@@ -83,7 +86,7 @@ pub struct Aggregator {
     cfg: Config,
     batch_cfg: batch::BatchConfig,
     client: clickhouse::Client,
-    producer: ReplaceableProducer,
+    producer: Arc<ReplaceableProducer>,
     store: StateStore,
     /// The event rows of the deliveries this aggregator created since its claims (`recent`).
     recent: RecentHistory,
@@ -95,15 +98,54 @@ pub struct Aggregator {
     writer: String,
 }
 
-impl Aggregator {
-    pub fn new(cfg: Config) -> anyhow::Result<Self> {
-        let client = cfg.clickhouse.client();
-        let store = StateStore::new(cfg.max_deliveries_in_memory);
-        let producer = ReplaceableProducer::new(cfg.kafka.clone())?;
+/// What the aggregators of one process share (`Partitions`): the ClickHouse client, the
+/// producer, the batch settings and the writer name of its claims.
+#[derive(Clone)]
+pub struct Shared {
+    client: clickhouse::Client,
+    producer: Arc<ReplaceableProducer>,
+    batch_cfg: batch::BatchConfig,
+    writer: String,
+}
+
+impl Shared {
+    pub fn new(cfg: &Config) -> anyhow::Result<Self> {
         let periods = crate::buckets::Periods::new(&cfg.reporting_time_zone).map_err(anyhow::Error::msg)?;
-        let batch_cfg = batch::BatchConfig { periods, scanner_window_secs: cfg.scanner_window_secs };
-        let recent = RecentHistory::new(cfg.max_history_bytes_in_memory);
-        Ok(Aggregator { cfg, batch_cfg, client, producer, store, recent, partitions: HashMap::new(), batch_seq: 0, tables: Default::default(), writer: writer_id() })
+        Ok(Shared {
+            client: cfg.clickhouse.client(),
+            producer: Arc::new(ReplaceableProducer::new(cfg.kafka.clone())?),
+            batch_cfg: batch::BatchConfig { periods, scanner_window_secs: cfg.scanner_window_secs },
+            writer: writer_id(),
+        })
+    }
+}
+
+impl Aggregator {
+    /// An aggregator with its own client, producer and writer name, and the configured memory
+    /// bounds (one process holding every partition through it; tests).
+    pub fn new(cfg: Config) -> anyhow::Result<Self> {
+        let shared = Shared::new(&cfg)?;
+        let bounds = (cfg.max_deliveries_in_memory, cfg.max_history_bytes_in_memory);
+        Ok(Aggregator::with_shared(cfg, shared, bounds))
+    }
+
+    /// An aggregator on `shared` parts, keeping at most `max_deliveries` states and
+    /// `max_history_bytes` of rows for late send records (`recent`).
+    pub fn with_shared(cfg: Config, shared: Shared, (max_deliveries, max_history_bytes): (usize, usize)) -> Self {
+        let Shared { client, producer, batch_cfg, writer } = shared;
+        let (store, recent) = (StateStore::new(max_deliveries), RecentHistory::new(max_history_bytes));
+        Aggregator { cfg, batch_cfg, client, producer, store, recent, partitions: HashMap::new(), batch_seq: 0, tables: Default::default(), writer }
+    }
+
+    /// Sets the memory bounds (`with_shared`); what is held beyond them goes at the next batch.
+    fn set_bounds(&mut self, (max_deliveries, max_history_bytes): (usize, usize)) {
+        self.store.max_deliveries = max_deliveries;
+        self.recent.set_max_bytes(max_history_bytes);
+    }
+
+    /// Whether records are buffered for some partition.
+    fn has_buffered(&self) -> bool {
+        self.partitions.values().any(|p| !p.buffer.is_empty())
     }
 
     /// This aggregator's name in its partition claims.
@@ -120,21 +162,6 @@ impl Aggregator {
             buffer.truncate(buffer.partition_point(|(o, _)| *o < offset));
         }
         buffer.push((offset, payload));
-    }
-
-    /// After a rebalance: buffers, claims and cursors are dropped (each partition is claimed
-    /// again when next drained, which also forgets its deliveries: `offsets::claim`); deliveries
-    /// of partitions that are not ours any more are dropped now (see `RebalanceFlag`).
-    fn rebalanced(&mut self, r: Rebalanced) {
-        self.partitions.clear();
-        if r.lost {
-            self.store.map.clear();
-            self.recent.clear();
-        } else if let Some(assigned) = r.assigned {
-            let dropped = self.store.retain_partitions(&assigned);
-            self.recent.retain_partitions(&assigned);
-            info!(message = "Partitions assigned.", partitions = ?assigned, deliveries_dropped = dropped, deliveries_kept = self.store.map.len());
-        }
     }
 
     /// Drops what this aggregator holds of partition `p`'s deliveries, their states and their
@@ -387,13 +414,10 @@ impl Aggregator {
         metrics::counter!("sendtrace_aggregator_duplicates_total").increment(rows.duplicates as u64);
         metrics::counter!("sendtrace_aggregator_reattributed_events_total").increment(rows.reattributed as u64);
         self.recent.record(p, &rows, &new);
-        metrics::gauge!("sendtrace_aggregator_recent_history_bytes").set(self.recent.bytes() as f64);
         let evicted = self.store.evict(self.batch_seq);
         if evicted > 0 {
             metrics::counter!("sendtrace_aggregator_evictions_total").increment(evicted as u64);
         }
-        metrics::gauge!("sendtrace_aggregator_deliveries_in_memory").set(self.store.map.len() as f64);
-        metrics::gauge!("sendtrace_aggregator_interned_names").set(self.store.names().len() as f64);
         self.tables.spare = rows.into_delivery_buffer();
         Some(Piece::Written)
     }
@@ -482,6 +506,95 @@ impl Aggregator {
             metrics::counter!("sendtrace_aggregator_dead_letters_total", "reason" => d.reason_code.clone()).increment(1);
         }
         Some(())
+    }
+}
+
+/// The partitions this process holds, each with an [`Aggregator`] of its own, drained
+/// concurrently.
+///
+/// Why: a batch holds records of several partitions, and drained one after another every
+/// event waited for the units of the partitions ahead of its own, each a few ClickHouse round
+/// trips in series (the state read, `events`, the middle inserts, `deliveries`, the manifests),
+/// so freshness grew with the partitions one process holds (BENCHMARKS.md §10, "one
+/// aggregator's partitions wait for each other"). A delivery lives in one partition, so its
+/// state, its rows kept for late send records and the batch buffers are its partition's
+/// aggregator's alone, and the units of different partitions share nothing in memory: their
+/// round trips overlap, as those of two processes holding them would (the same fence, claims
+/// and tokens per partition). The ClickHouse client, the producer and the writer name are
+/// shared; the memory bounds (`max_deliveries_in_memory`, `max_history_bytes_in_memory`) are
+/// split evenly over the partitions of the latest assignment.
+pub struct Partitions {
+    cfg: Config,
+    shared: Shared,
+    held: BTreeMap<i32, Aggregator>,
+    /// Partitions in the latest assignment (1 before any): the bounds' divisor.
+    assigned: usize,
+}
+
+impl Partitions {
+    pub fn new(cfg: Config) -> anyhow::Result<Self> {
+        Ok(Partitions { shared: Shared::new(&cfg)?, cfg, held: BTreeMap::new(), assigned: 1 })
+    }
+
+    /// This process's name in its partition claims.
+    pub fn writer(&self) -> &str {
+        &self.shared.writer
+    }
+
+    /// Each partition's share of the memory bounds.
+    fn bounds(&self) -> (usize, usize) {
+        let n = self.assigned.max(1);
+        (self.cfg.max_deliveries_in_memory.div_ceil(n), self.cfg.max_history_bytes_in_memory / n)
+    }
+
+    /// Buffers record `offset` of partition `p` (`Aggregator::offer`).
+    pub fn offer(&mut self, p: i32, offset: i64, payload: Option<Vec<u8>>) {
+        let bounds = self.bounds();
+        let (cfg, shared) = (&self.cfg, &self.shared);
+        self.held.entry(p).or_insert_with(|| Aggregator::with_shared(cfg.clone(), shared.clone(), bounds)).offer(p, offset, payload);
+    }
+
+    /// After a rebalance: every buffer, claim and cursor is dropped (each partition is claimed
+    /// again when next drained, which also forgets its deliveries: `offsets::claim`); the
+    /// aggregators of partitions not assigned any more go, all of them if the assignment was
+    /// lost (see `RebalanceFlag`).
+    fn rebalanced(&mut self, r: Rebalanced) {
+        if r.lost {
+            self.held.clear();
+            return;
+        }
+        for agg in self.held.values_mut() {
+            agg.partitions.clear();
+        }
+        if let Some(assigned) = r.assigned {
+            let before = self.held.len();
+            self.held.retain(|p, _| assigned.contains(p));
+            self.assigned = assigned.len().max(1);
+            let bounds = self.bounds();
+            self.held.values_mut().for_each(|agg| agg.set_bounds(bounds));
+            info!(message = "Partitions assigned.", partitions = ?assigned, partitions_dropped = before - self.held.len(), deliveries_kept = self.deliveries());
+        }
+    }
+
+    fn deliveries(&self) -> usize {
+        self.held.values().map(|a| a.store.map.len()).sum()
+    }
+
+    /// Drains every partition with buffered records, concurrently: what each came to.
+    pub async fn drain(&mut self, shutdown: &CancellationToken) -> Vec<(i32, Drained)> {
+        let drains = self.held.iter_mut().filter(|(_, agg)| agg.has_buffered()).map(|(&p, agg)| async move { (p, agg.drain_partition(p, shutdown).await) });
+        let out = futures::future::join_all(drains).await;
+        metrics::gauge!("sendtrace_aggregator_deliveries_in_memory").set(self.deliveries() as f64);
+        metrics::gauge!("sendtrace_aggregator_recent_history_bytes").set(self.held.values().map(|a| a.recent.bytes()).sum::<usize>() as f64);
+        metrics::gauge!("sendtrace_aggregator_interned_names").set(self.held.values().map(|a| a.store.names().len()).sum::<usize>() as f64);
+        out
+    }
+
+    /// After `Drained::Fenced` and a seek back: `p`'s buffer goes (its records come again).
+    fn drop_buffer(&mut self, p: i32) {
+        if let Some(agg) = self.held.get_mut(&p) {
+            agg.partitions.remove(&p);
+        }
     }
 }
 
@@ -602,32 +715,32 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     // Records only: the aggregator's batches are bounded by count (`batch_max_events`).
     let limits = BatchLimits { max_records: cfg.batch_max_events, max_bytes: usize::MAX, linger: Duration::from_millis(cfg.batch_linger_ms) };
     let topic = cfg.events_topic.clone();
-    let mut agg = Aggregator::new(cfg)?;
+    let mut held = Partitions::new(cfg)?;
     // exported from the start (0), so that its alert has a series to watch
     metrics::counter!("sendtrace_aggregator_fenced_total").increment(0);
     health.set_ready(true);
-    info!(message = "Aggregator running.", topic = %topic, writer = %agg.writer());
+    info!(message = "Aggregator running.", topic = %topic, writer = %held.writer());
     'outer: loop {
         let read = read_batch(|| consumer.recv(), limits, &shutdown, |m, first| {
             if first {
                 // A rebalance since the last batch is applied before any record of this one.
                 let r = flag.take();
                 if r.revoked || r.lost || r.assigned.is_some() {
-                    agg.rebalanced(r);
+                    held.rebalanced(r);
                 }
             }
-            agg.offer(m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec));
+            held.offer(m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec));
         })
         .await;
         if read == Batch::Shutdown {
             break;
         }
-        let parts: BTreeMap<i32, ()> = agg.partitions.iter().filter(|(_, p)| !p.buffer.is_empty()).map(|(k, _)| (*k, ())).collect();
-        for p in parts.keys() {
-            match agg.drain_partition(*p, &shutdown).await {
-                Drained::Shutdown => break 'outer,
+        let mut stop = false;
+        for (p, drained) in held.drain(&shutdown).await {
+            match drained {
+                Drained::Shutdown => stop = true,
                 Drained::Applied(last) => {
-                    if let Err(e) = consumer.store_offset(&topic, *p, last) {
+                    if let Err(e) = consumer.store_offset(&topic, p, last) {
                         warn!(message = "Storing offset failed (partition revoked?).", error = %e, partition = p);
                     }
                 }
@@ -636,14 +749,15 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
                     // Read the partition again from `from`, so that its records come back (and the
                     // partition is claimed again) even if nothing new arrives: a zombie's next poll
                     // brings its revocation instead. If the seek fails, the buffer is kept.
-                    match consumer.seek(&topic, *p, rdkafka::Offset::Offset(from), Duration::from_secs(5)) {
-                        Ok(()) => {
-                            agg.partitions.remove(p);
-                        }
+                    match consumer.seek(&topic, p, rdkafka::Offset::Offset(from), Duration::from_secs(5)) {
+                        Ok(()) => held.drop_buffer(p),
                         Err(e) => warn!(message = "Seeking a fenced partition failed; its buffer is kept.", error = %e, partition = p),
                     }
                 }
             }
+        }
+        if stop {
+            break 'outer;
         }
     }
     health.set_ready(false);
@@ -691,6 +805,30 @@ mod tests {
         agg.offer(1, 0, None);
         assert_eq!(offsets(&agg), vec![3], "partitions apart");
         assert_ne!(agg.writer(), Aggregator::new(Config::default()).expect("second").writer(), "writer ids differ");
+    }
+
+    /// Each partition held gets an aggregator of its own on the shared parts; a rebalance keeps
+    /// the assigned ones (their buffers dropped: the records come again) with the memory
+    /// bounds split over the assignment, and a lost assignment drops all.
+    #[test]
+    fn partitions_each_have_an_aggregator_and_share_the_bounds() {
+        let cfg = Config { max_deliveries_in_memory: 1_000, max_history_bytes_in_memory: 4_000, ..Config::default() };
+        let mut held = Partitions::new(cfg).expect("no broker needed to build");
+        for p in 0..4 {
+            held.offer(p, 10, None);
+            held.offer(p, 11, None);
+        }
+        assert_eq!(held.held.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert!(held.held.iter().all(|(p, a)| a.partitions.keys().eq([p]) && a.has_buffered() && a.writer() == held.writer()), "one partition each, one writer name");
+        assert_eq!(held.held[&0].store.max_deliveries, 1_000, "before any assignment: one share");
+        held.rebalanced(Rebalanced { revoked: true, assigned: Some(vec![1, 3]), lost: false });
+        assert_eq!(held.held.keys().copied().collect::<Vec<_>>(), vec![1, 3], "the revoked ones go");
+        assert!(held.held.values().all(|a| !a.has_buffered()), "buffers dropped: the records are fetched again");
+        assert!(held.held.values().all(|a| a.store.max_deliveries == 500 && a.recent.max_bytes() == 2_000), "bounds split over two");
+        held.offer(5, 1, None);
+        assert_eq!(held.held[&5].store.max_deliveries, 500, "a partition offered later gets the same share");
+        held.rebalanced(Rebalanced { revoked: true, assigned: None, lost: true });
+        assert!(held.held.is_empty(), "a lost assignment drops everything");
     }
 
     /// A record written with the first event schema (a normalizer not yet upgraded, in a

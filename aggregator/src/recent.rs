@@ -77,6 +77,22 @@ impl RecentHistory {
         RecentHistory { max_bytes, ..Default::default() }
     }
 
+    /// A new bound: the oldest entries above it go now; at 0, every entry (nothing more is
+    /// recorded at 0, so none may stay to be answered from).
+    pub fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+        if max_bytes == 0 {
+            self.clear();
+        } else {
+            self.bound();
+        }
+    }
+
+    /// The bound, in bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// Whether it holds anything at all (a bound above 0).
     pub fn enabled(&self) -> bool {
         self.max_bytes > 0

@@ -271,6 +271,9 @@ async fn aggregator_waits_out_a_clickhouse_outage_without_loss() {
     p.aggregator_env.push(("SENDTRACE_MAX_RETRY_BACKOFF_MS".into(), "1000".into()));
     // a small state bound: cold deliveries are evicted and reloaded from ClickHouse on demand
     p.aggregator_env.push(("SENDTRACE_MAX_DELIVERIES_IN_MEMORY".into(), "100".into()));
+    // (split over the 4 partitions, 25 each; batches small enough that each partition's
+    // aggregator sees several, so that its cold deliveries age out and come back)
+    p.aggregator_env.push(("SENDTRACE_BATCH_MAX_EVENTS".into(), "300".into()));
     // and a small bound on the rows kept for late send records (`aggregator::recent`): the
     // oldest deliveries' rows are dropped, and read back from ClickHouse when their record comes
     p.aggregator_env.push(("SENDTRACE_MAX_HISTORY_BYTES_IN_MEMORY".into(), "400000".into()));
