@@ -280,10 +280,16 @@ pub struct Landed {
     pub events: u64,
     /// Rows (a replayed event can be a second row until a merge).
     pub rows: u64,
-    /// `inserted_at - received_at` quantiles, ms.
+    /// Each event's freshness, its first row's `inserted_at` - its first `received_at`
+    /// (when it became visible), quantiles, ms.
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Events with a later row (a re-attribution rewrote it, or a replay): how many, and the
+    /// latest such row's `inserted_at` - its event's `received_at`, ms. Not freshness: the
+    /// event was visible since its first row.
+    pub rewritten: u64,
+    pub rewritten_max_ms: f64,
     /// From the first event received to the last row written, s.
     pub span_s: f64,
 }
@@ -300,18 +306,32 @@ impl Landed {
 
 /// Reads what ClickHouse holds of run `run` of `tenant`.
 pub async fn landed(http: &reqwest::Client, clickhouse_url: &str, database: &str, tenant: &str, run: &str) -> anyhow::Result<Landed> {
+    // per event: its first row (when it became visible) and its last (a re-attribution or a
+    // replay writes the row again later, with the event's `received_at`: counted apart)
     let sql = format!(
-        "SELECT uniqExact(event_id) AS n, count() AS rows, \
-           quantilesExact(0.5, 0.99, 1)(dateDiff('millisecond', received_at, inserted_at)) AS q, \
-           dateDiff('millisecond', min(received_at), max(inserted_at)) / 1000 AS span \
-         FROM events WHERE {} FORMAT JSONEachRow",
+        "SELECT count() AS n, sum(c) AS rows, quantilesExact(0.5, 0.99, 1)(first) AS q, \
+           countIf(c > 1) AS rewritten, maxIf(last, c > 1) AS rewritten_max, \
+           dateDiff('millisecond', min(r), max(i)) / 1000 AS span \
+         FROM (SELECT event_id, count() AS c, min(received_at) AS r, max(inserted_at) AS i, \
+                 dateDiff('millisecond', min(received_at), min(inserted_at)) AS first, \
+                 dateDiff('millisecond', min(received_at), max(inserted_at)) AS last \
+               FROM events WHERE {} GROUP BY event_id) FORMAT JSONEachRow",
         of_run(tenant, run)
     );
     let v: serde_json::Value = serde_json::from_str(&query(http, clickhouse_url, database, sql).await?)?;
     let num = |v: &serde_json::Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0.0);
     let q = v["q"].as_array().cloned().unwrap_or_default();
     let qi = |i: usize| q.get(i).map(num).unwrap_or(0.0);
-    Ok(Landed { events: num(&v["n"]) as u64, rows: num(&v["rows"]) as u64, p50_ms: qi(0), p99_ms: qi(1), max_ms: qi(2), span_s: num(&v["span"]) })
+    Ok(Landed {
+        events: num(&v["n"]) as u64,
+        rows: num(&v["rows"]) as u64,
+        p50_ms: qi(0),
+        p99_ms: qi(1),
+        max_ms: qi(2),
+        rewritten: num(&v["rewritten"]) as u64,
+        rewritten_max_ms: num(&v["rewritten_max"]),
+        span_s: num(&v["span"]),
+    })
 }
 
 /// The rows of run `run` of `tenant` in `events`.
