@@ -41,7 +41,8 @@ start normalizer env "$KAFKA_ENV" SENDTRACE_ADMIN_ADDR="127.0.0.1:$NORMALIZER_AD
   "$BIN_DIR/normalizer" --config "$ROOT/devstack/config/normalizer.toml" run
 start aggregator env "$KAFKA_ENV" "$CH_ENV" SENDTRACE_ADMIN_ADDR="127.0.0.1:$AGGREGATOR_ADMIN_PORT" \
   "$BIN_DIR/aggregator" --config "$ROOT/devstack/config/aggregator.toml" run
-start api env "$CH_ENV" SENDTRACE_LISTEN_ADDR="127.0.0.1:$API_PORT" \
+# (the API publishes suppression changes and tails the events topic: its broker is the stack's)
+start api env "$KAFKA_ENV" "$CH_ENV" SENDTRACE_LISTEN_ADDR="127.0.0.1:$API_PORT" \
   "$BIN_DIR/api" --config "$ROOT/devstack/config/api.toml"
 wait_for "ingest on :$INGEST_PORT" 60 curl -sf "http://127.0.0.1:$INGEST_PORT/healthz"
 wait_for "normalizer on :$NORMALIZER_ADMIN_PORT" 60 curl -sf "http://127.0.0.1:$NORMALIZER_ADMIN_PORT/healthz"
