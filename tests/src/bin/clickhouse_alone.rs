@@ -15,7 +15,8 @@
 //! `sendtrace_aggregator_batch_records` histogram (`--aggregator-metrics`) or `--unit-events`.
 //!
 //! Prints the unit's time (p50 and the slowest of `--repeat`), its parts, and the ceiling it sets:
-//! events per unit ÷ time per unit, for units in series (one aggregator's partitions are).
+//! events per unit ÷ time per unit, for units in series (one partition's are; an aggregator
+//! drains its partitions concurrently, which a one-query-at-a-time endpoint serves in turn).
 //!
 //!   clickhouse-alone --clickhouse-url http://127.0.0.1:8123 --aggregator-metrics http://127.0.0.1:9102/metrics
 
@@ -191,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
     let (p50, reads) = times[times.len() / 2];
     let slowest = times.last().map(|t| t.0).unwrap_or_default();
     println!(
-        "clickhouse-alone: a unit's ClickHouse calls take p50 {:.0} ms (reads {:.0} ms), slowest {:.0} ms of {}: at most {:.0} events/s through units in series",
+        "clickhouse-alone: a unit's ClickHouse calls take p50 {:.0} ms (reads {:.0} ms), slowest {:.0} ms of {}: at most {:.0} events/s through one partition's units in series",
         p50.as_secs_f64() * 1e3,
         reads.as_secs_f64() * 1e3,
         slowest.as_secs_f64() * 1e3,
