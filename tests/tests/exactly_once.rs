@@ -1,8 +1,10 @@
 //! Exactly once in effect, on the real stack: a generated stream with duplicates,
 //! out-of-order events and late send records, consumed by an aggregator that is
 //! (1) SIGKILLed at random points and restarted, (2) cut off from ClickHouse
-//! for a while, or (3) sharing the partitions with a second aggregator that is then
-//! SIGKILLed (rebalances: each keeps the state of partitions it is assigned again). Afterwards every table must equal the brute-force truth computed
+//! for a while, (3) sharing the partitions with a second aggregator that is then
+//! SIGKILLed (rebalances: each keeps the state of partitions it is assigned again), or (4)
+//! writing its partitions concurrently behind 150 ms round trips (which the test sees).
+//! Afterwards every table must equal the brute-force truth computed
 //! from the stream: nothing lost, nothing counted twice. That includes the exact
 //! unique-recipient sets (`unique_recipients`, filled by a materialized view on `events`).
 
@@ -364,4 +366,78 @@ async fn two_aggregators_and_their_rebalances_converge_to_the_truth() {
     let newest: BTreeMap<u64, String> = claims.iter().map(|c| (number(&c["partition"]), text(&c["writer"]))).collect();
     assert_eq!(newest.len(), 4, "every partition was claimed: {claims:?}");
     assert!(newest.values().all(|w| *w != b_writer), "no partition's newest claim is B's, gone: {claims:?}");
+}
+
+/// One `events` insert as the recording proxy saw it: the partition in its dedup token, when
+/// the request came in and when its answer went back.
+#[derive(Debug, Clone, Copy)]
+struct Insert {
+    partition: i32,
+    start: std::time::Instant,
+    end: std::time::Instant,
+}
+
+/// An HTTP proxy in front of ClickHouse that holds every request `delay` (a round trip's
+/// latency, as a cluster's quorum inserts add) and records the `events` inserts.
+async fn recording_proxy(target: String, delay: Duration) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Insert>>>) {
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::response::Response;
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<Insert>>>;
+    let seen: Seen = Default::default();
+    let http = reqwest::Client::new();
+    async fn forward(State((target, delay, http, seen)): State<(String, Duration, reqwest::Client, Seen)>, req: Request) -> Response {
+        let start = std::time::Instant::now();
+        let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+        let query: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query().unwrap_or_default()).unwrap_or_default();
+        // the aggregator's token: group:topic:partition:first-last:table (`offsets::token`)
+        let partition = query
+            .iter()
+            .find(|(k, _)| k == "insert_deduplication_token")
+            .and_then(|(_, t)| t.strip_suffix(":events").and_then(|t| t.split(':').nth(2)).and_then(|p| p.parse::<i32>().ok()));
+        let (method, headers) = (req.method().clone(), req.headers().clone());
+        let body = axum::body::to_bytes(req.into_body(), usize::MAX).await.unwrap_or_default();
+        tokio::time::sleep(delay).await;
+        let mut out = http.request(method, format!("{target}{path}")).body(body);
+        for (k, v) in headers.iter().filter(|(k, _)| *k != "host" && *k != "content-length") {
+            out = out.header(k, v);
+        }
+        let Ok(resp) = out.send().await else { return Response::builder().status(502).body(Body::empty()).unwrap() };
+        let mut answer = Response::builder().status(resp.status());
+        for (k, v) in resp.headers().iter().filter(|(k, _)| *k != "transfer-encoding" && *k != "content-length" && *k != "connection") {
+            answer = answer.header(k, v);
+        }
+        let bytes = resp.bytes().await.unwrap_or_default();
+        if let Some(partition) = partition {
+            seen.lock().unwrap().push(Insert { partition, start, end: std::time::Instant::now() });
+        }
+        answer.body(Body::from(bytes)).unwrap()
+    }
+    let app = axum::Router::new().fallback(forward).with_state((target, delay, http, seen.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// An aggregator holding several partitions writes them concurrently (`pipeline::Partitions`):
+/// with every ClickHouse round trip 150 ms long, the `events` inserts of two partitions are in
+/// flight at the same time (drained one after another, they never are), and every table still
+/// equals the truth.
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_are_written_concurrently_and_stay_exact() {
+    let stack = Stack::from_env();
+    let mut p = Pipeline::new(&stack, "concur").await;
+    let (url, seen) = recording_proxy(stack.clickhouse_url.clone(), Duration::from_millis(150)).await;
+    p.aggregator_env.push(("SENDTRACE_CLICKHOUSE__URL".into(), url));
+    let s = stream(13, 300);
+    // all on the topic first: the aggregator's first batch holds every partition
+    s.produce(&stack.brokers, &p.events_topic, 0..s.events.len()).await;
+    p.start_aggregator().await;
+    assert_tables_equal_truth(&p, &s, "UTC").await;
+    let inserts = seen.lock().unwrap().clone();
+    let partitions: BTreeSet<i32> = inserts.iter().map(|i| i.partition).collect();
+    assert!(partitions.len() >= 2, "events inserts of several partitions: {inserts:?}");
+    let overlapping = inserts.iter().enumerate().any(|(n, a)| inserts[n + 1..].iter().any(|b| a.partition != b.partition && a.start < b.end && b.start < a.end));
+    assert!(overlapping, "two partitions' events inserts in flight at once: {inserts:?}");
 }
