@@ -70,7 +70,7 @@ async fn a_short_open_loop_load_lands_exactly_with_its_freshness() {
         .expect("clickhouse-alone runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("one aggregator unit = 300 events") && text.contains("events/s through units in series"), "{text}");
+    assert!(text.contains("one aggregator unit = 300 events") && text.contains("events/s through one partition's units in series"), "{text}");
     let scratch = p.number(&format!("SELECT count() FROM system.tables WHERE database = '{}' AND endsWith(name, '__alone')", p.database)).await;
     assert_eq!(scratch, 0, "scratch tables dropped");
 }
