@@ -203,14 +203,6 @@ impl RecentHistory {
         m.len()
     }
 
-    /// Forgets every partition's entries but `keep`'s.
-    pub fn retain_partitions(&mut self, keep: &[i32]) {
-        let gone: Vec<i32> = self.partitions.keys().filter(|p| !keep.contains(p)).copied().collect();
-        for p in gone {
-            self.forget_partition(p);
-        }
-    }
-
     pub fn clear(&mut self) {
         self.partitions.clear();
         self.order.clear();

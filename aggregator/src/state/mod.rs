@@ -426,13 +426,6 @@ impl StateStore {
         out
     }
 
-    /// Keeps only the deliveries of `partitions`; returns how many were dropped.
-    pub fn retain_partitions(&self, partitions: &[i32]) -> usize {
-        let before = self.map.len();
-        self.map.retain(|_, s| partitions.contains(&(s.partition as i32)));
-        before - self.map.len()
-    }
-
     /// Drops the deliveries of `partition` (another writer may have changed them: `offsets::claim`);
     /// returns how many.
     pub fn forget_partition(&self, partition: i32) -> usize {
@@ -820,19 +813,6 @@ pub(crate) mod tests {
         assert_eq!(got, want);
         assert_eq!(want.missing.len(), 14, "d6 and d7, with repeats");
         assert!(!want.movable.is_empty() && want.movable.len() < 45, "some held events move, some do not: {}", want.movable.len());
-    }
-
-    #[test]
-    fn a_rebalance_keeps_the_partitions_assigned_again() {
-        let store = StateStore::new(100);
-        let n = &mut Names::default();
-        for (i, p) in [0, 1, 2, 1].into_iter().enumerate() {
-            let mut e = event(&format!("{i}"), EventType::Sent, None, 1);
-            e.delivery_key = schemas::testkit::leak(format!("d{i}"));
-            store.apply(n, &e, p, 1, 10);
-        }
-        assert_eq!(store.retain_partitions(&[1, 3]), 2);
-        assert!(store.map.contains_key(&DeliveryKey::of("d1")) && store.map.contains_key(&DeliveryKey::of("d3")));
     }
 
     #[test]
