@@ -7,6 +7,7 @@
 #   scripts/load.sh            # 5 k events/s for 20 s (freshness), then 10 k events/s for 20 s
 #   scripts/load.sh --quick    # seconds: a small run, as CI does (keeps the command working)
 #   RATES="2000 5000 10000" SECONDS_PER_RUN=30 scripts/load.sh   (LOAD_NO_BUILD=1: use the binaries as built)
+#   LOAD_MAX_IN_FLIGHT=2048 scripts/load.sh   (the load client's open requests at most; default 512)
 # The first run builds the services in release mode (~10 min on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ clickhouse_time() {
 status=0
 for rate in $RATES; do
   log "pipeline-load: $rate events/s for $SECS s"
-  "$BIN_DIR/pipeline-load" --ingest-url "http://127.0.0.1:$INGEST_PORT" --clickhouse-url "$CH_URL" --rate "$rate" --seconds "$SECS" \
+  "$BIN_DIR/pipeline-load" --ingest-url "http://127.0.0.1:$INGEST_PORT" --clickhouse-url "$CH_URL" --rate "$rate" --seconds "$SECS" ${LOAD_MAX_IN_FLIGHT:+--max-in-flight "$LOAD_MAX_IN_FLIGHT"} \
     --watch "normalizer=http://127.0.0.1:$NORMALIZER_ADMIN_PORT/metrics" --watch "aggregator=http://127.0.0.1:$AGGREGATOR_ADMIN_PORT/metrics" \
     $(for p in ingest tansu normalizer aggregator clickhouse; do echo --cpu "$p=$(pid_of $p)"; done) || status=$?
   # where the aggregator's time went: its ClickHouse inserts per table and reads per query

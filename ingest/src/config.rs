@@ -33,14 +33,29 @@ pub struct Config {
     /// 413 instead of a connection reset. Larger declared bodies get the 413 at once and the
     /// connection is closed. Reading stays inside `request_timeout_ms` and the concurrency limit.
     pub max_drain_bytes: usize,
-    /// Longest wait for Kafka's acknowledgement before answering 503.
+    /// Longest wait for room in the broker client's queue and then Kafka's acknowledgement
+    /// before answering 503 `not_stored`.
     pub store_timeout_ms: u64,
     /// Longest time a client may take to send a request's headers; the connection is closed after.
     pub header_read_timeout_ms: u64,
     /// Longest time for a whole request (reading the body, verifying, storing); 408 after.
     pub request_timeout_ms: u64,
-    /// Requests handled at once; more are answered 503 with `Retry-After` at once.
+    /// Requests being received, verified and handed to the broker client at once (each may
+    /// hold a body of up to `max_body_bytes`); more are answered 503 `overloaded` with
+    /// `Retry-After` at once. A request whose record is queued leaves this limit for
+    /// `max_awaiting_broker` while it waits for the acknowledgement.
     pub max_concurrent_requests: usize,
+    /// Requests whose record is in the broker client's queue, waiting for the broker's
+    /// acknowledgement; a request that would go beyond it is answered 503 `overloaded` before its
+    /// record is queued. Such a request holds no body: the record's bytes are in the client's
+    /// queue, bounded by `queue_max_kbytes`. Counting them apart lets the edge take
+    /// `max_concurrent_requests` / (handling time) requests a second whatever the broker's
+    /// acknowledgement time (BENCHMARKS.md §10, "the edge's limit on requests waiting for the broker").
+    pub max_awaiting_broker: usize,
+    /// Bytes of records the broker client may hold, queued or in flight (librdkafka's
+    /// `queue.buffering.max.kbytes`, in KiB). When full, a request waits for room (holding its
+    /// place in `max_concurrent_requests`) up to `store_timeout_ms`, then is answered 503.
+    pub queue_max_kbytes: usize,
     /// Open client connections at most; further connections wait in the listen backlog.
     pub max_connections: usize,
     /// Bounds on what one request may carry (items, form fields, attribution sizes).
@@ -66,6 +81,8 @@ impl Default for Config {
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_concurrent_requests: 256,
+            max_awaiting_broker: 4096,
+            queue_max_kbytes: 128 * 1024,
             max_connections: 4096,
             limits: EdgeLimits::default(),
             tenants: BTreeMap::new(),
@@ -88,12 +105,20 @@ impl Config {
                 self.max_body_bytes, self.envelope_reserve_bytes
             ));
         }
+        if self.kafka.extra.contains_key("queue.buffering.max.kbytes") {
+            return Err("set the producer's queue bound with queue_max_kbytes, not kafka.extra.\"queue.buffering.max.kbytes\"".into());
+        }
+        if (self.queue_max_kbytes as u64).saturating_mul(1024) < max as u64 {
+            return Err(format!("queue_max_kbytes ({}) must hold one record of the producer's message.max.bytes ({max})", self.queue_max_kbytes));
+        }
         for (name, v) in [
             ("max_body_bytes", self.max_body_bytes as u64),
             ("store_timeout_ms", self.store_timeout_ms),
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("request_timeout_ms", self.request_timeout_ms),
             ("max_concurrent_requests", self.max_concurrent_requests as u64),
+            ("max_awaiting_broker", self.max_awaiting_broker as u64),
+            ("queue_max_kbytes", self.queue_max_kbytes as u64),
             ("max_connections", self.max_connections as u64),
         ] {
             if v == 0 {
@@ -131,6 +156,19 @@ mod tests {
         assert!(c.validate().unwrap_err().contains("message.max.bytes"));
         c.kafka.extra.insert("message.max.bytes".into(), (10 * 1024 * 1024).to_string());
         c.validate().unwrap();
+    }
+
+    /// The producer's queue must hold the largest record, and is set in one place only.
+    #[test]
+    fn queue_bound_must_hold_a_record_and_is_set_once() {
+        let mut c = Config { queue_max_kbytes: 900, ..Config::default() };
+        assert!(c.validate().unwrap_err().contains("queue_max_kbytes (900) must hold one record"));
+        c.queue_max_kbytes = 1024;
+        c.validate().unwrap();
+        c.kafka.extra.insert("queue.buffering.max.kbytes".into(), "2048".into());
+        assert!(c.validate().unwrap_err().contains("with queue_max_kbytes"));
+        let zero = Config { max_awaiting_broker: 0, ..Config::default() };
+        assert!(zero.validate().unwrap_err().contains("max_awaiting_broker"));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum IngestError {
     /// The broker refused the record for good (not its size): retrying cannot help.
     #[error("record refused by the broker: {0}")]
     RecordRefused(String),
+    /// Too many requests wait for the broker already (the limit named): the caller retries.
+    #[error("overloaded: {} is full", .0.name())]
+    Overloaded(crate::routes::limits::Limit),
     /// Not stored for now (broker unreachable, timeout): the caller retries.
     #[error("not stored: {0}")]
     NotStored(String),
@@ -40,6 +43,7 @@ impl IngestError {
             IngestError::TooLarge { .. } => "body_too_large",
             IngestError::RecordRefused(_) => "record_refused",
             IngestError::NotStored(_) => "not_stored",
+            IngestError::Overloaded(_) => "overloaded",
         }
     }
 
@@ -84,6 +88,7 @@ impl IngestError {
                 "Request cannot be stored",
                 "the broker refuses this request as a record; retrying it will not help",
             ),
+            IngestError::Overloaded(limit) => limit.problem(),
             IngestError::NotStored(_) => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_stored",

@@ -1,7 +1,7 @@
 //! The raw-record sink: one Kafka message per accepted request, acknowledged by
 //! all in-sync replicas (acks=all) before the request is answered.
 
-use runtime::kafka::{KafkaConfig, ReplaceableProducer, SendError};
+use runtime::kafka::{Acknowledgement, KafkaConfig, ReplaceableProducer, SendError};
 use runtime::readiness::{Readiness, ReadinessConfig};
 use runtime::shutdown::CancellationToken;
 use std::sync::Arc;
@@ -11,9 +11,11 @@ pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 
 /// Where accepted requests go. A trait so routes can be tested without a broker.
 pub trait RawSink: Send + Sync + 'static {
-    /// Resolves once the record is durably stored, or fails within `timeout`; a failure that is
-    /// [`SendError::permanent`] means the record can never be stored.
-    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), SendError>>;
+    /// Hands the record to the broker client (waiting for room in its queue), then resolves to
+    /// the wait for its acknowledgement, which resolves once the record is durably stored. Both
+    /// together end within `timeout`; a failure that is [`SendError::permanent`] means the
+    /// record can never be stored. The record's bytes are not held during the second wait.
+    fn enqueue(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<Acknowledgement, SendError>>;
 }
 
 /// The Kafka sink.
@@ -34,16 +36,22 @@ pub struct KafkaSink {
 /// request a provider retries after a timeout, and every id below is derived from its content
 /// (RELIABILITY.md, "Deterministic ids"); the raw records' order carries no meaning (providers
 /// do not order their webhooks, and the state is order-independent).
-pub fn producer_settings(mut config: KafkaConfig) -> KafkaConfig {
+///
+/// `queue_max_kbytes` bounds the bytes the client holds, queued or awaiting acknowledgement
+/// (`queue.buffering.max.kbytes`; librdkafka's default is 1 GiB): the memory of the requests
+/// that wait for the broker (`Config::max_awaiting_broker`).
+pub fn producer_settings(mut config: KafkaConfig, queue_max_kbytes: usize) -> KafkaConfig {
     config.idempotence.get_or_insert(false);
+    config.extra.insert("queue.buffering.max.kbytes".into(), queue_max_kbytes.to_string());
     config
 }
 
 impl KafkaSink {
     /// Every produce is timed (`sendtrace_ingest_produce_duration_seconds`) and reported to
     /// `readiness` (`kafka_producer`).
-    pub fn new(config: KafkaConfig, topic: String, readiness: Readiness) -> rdkafka::error::KafkaResult<Self> {
-        Ok(KafkaSink { topic, producer: Arc::new(ReplaceableProducer::new(producer_settings(config))?.observed("ingest", readiness)) })
+    pub fn new(config: KafkaConfig, queue_max_kbytes: usize, topic: String, readiness: Readiness) -> rdkafka::error::KafkaResult<Self> {
+        let producer = ReplaceableProducer::new(producer_settings(config, queue_max_kbytes))?.observed("ingest", readiness);
+        Ok(KafkaSink { topic, producer: Arc::new(producer) })
     }
 
     /// Probes the broker every `cfg.probe_interval_ms` (`kafka_producer`): ingest is not ready
@@ -59,8 +67,8 @@ impl KafkaSink {
 }
 
 impl RawSink for Arc<KafkaSink> {
-    fn store(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<(), SendError>> {
+    fn enqueue(&self, key: String, payload: Vec<u8>, timeout: Duration) -> BoxFuture<Result<Acknowledgement, SendError>> {
         let this = self.clone();
-        Box::pin(async move { this.producer.send_checked(&this.topic, &key, &payload, timeout).await })
+        Box::pin(async move { this.producer.enqueue(&this.topic, &key, &payload, timeout).await })
     }
 }

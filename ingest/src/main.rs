@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         cfg.kafka.ensure_topics(&[&cfg.raw_topic], &[]).await.context("creating the raw topic")?;
     }
     let health = runtime::telemetry::Health::default();
-    let sink = Arc::new(KafkaSink::new(cfg.kafka.clone(), cfg.raw_topic.clone(), health.readiness())?);
+    let sink = Arc::new(KafkaSink::new(cfg.kafka.clone(), cfg.queue_max_kbytes, cfg.raw_topic.clone(), health.readiness())?);
     let probe = sink.spawn_probe(cfg.readiness, shutdown.clone());
     let admin = runtime::telemetry::start_admin(&cfg.admin_addr, health.clone(), shutdown.clone()).await?;
     let state = AppState { config: Arc::new(cfg.clone()), sink: Arc::new(sink.clone()), verify };

@@ -170,6 +170,13 @@ pub struct ReplaceableProducer {
     observer: Option<ProduceObserver>,
 }
 
+/// How long [`ReplaceableProducer::enqueue`] waits before trying a full producer queue again.
+const QUEUE_FULL_RETRY: Duration = Duration::from_millis(10);
+
+/// A queued record's wait for the broker's acknowledgement ([`ReplaceableProducer::enqueue`]):
+/// owns nothing of the record.
+pub type Acknowledgement = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SendError>> + Send>>;
+
 /// How often the watchdog of a [`ReplaceableProducer`] checks whether its producer lost every broker.
 const BROKER_WATCH_INTERVAL: Duration = Duration::from_millis(50);
 /// A producer younger than this is not replaced for a lost broker: one created during an outage
@@ -307,12 +314,52 @@ impl ReplaceableProducer {
     /// ([`SendError::permanent`]: retrying it would wedge the caller) from a transient failure.
     pub async fn send_checked(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), SendError> {
         let started = std::time::Instant::now();
-        let result = self.send_unobserved(topic, key, payload, timeout).await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let result = match self.enqueue_unobserved(topic, key, payload, deadline, timeout).await {
+            Ok((used, delivery)) => self.acknowledgement(used, delivery, deadline, timeout).await,
+            Err(e) => Err(e),
+        };
         self.observe(topic, started, &result);
         result
     }
 
-    async fn send_unobserved(&self, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<(), SendError> {
+    /// The two halves of [`ReplaceableProducer::send_checked`], apart: hands the record to the
+    /// producer (its payload is copied into the producer's queue; this waits for room there, at
+    /// most `timeout`), then returns the wait for the broker's acknowledgement, which ends
+    /// `timeout` after this call at the latest. So a caller can let go of the record's bytes,
+    /// and of what it holds only while handling it, before the acknowledgement comes (ingest:
+    /// `max_concurrent_requests` against `max_awaiting_broker`). Observed as `send_checked` is.
+    pub async fn enqueue(self: &std::sync::Arc<Self>, topic: &str, key: &str, payload: &[u8], timeout: Duration) -> Result<Acknowledgement, SendError> {
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        match self.enqueue_unobserved(topic, key, payload, deadline, timeout).await {
+            Ok((used, delivery)) => {
+                let (this, topic) = (self.clone(), topic.to_string());
+                Ok(Box::pin(async move {
+                    let result = this.acknowledgement(used, delivery, deadline, timeout).await;
+                    this.observe(&topic, started, &result);
+                    result
+                }))
+            }
+            Err(e) => {
+                self.observe(topic, started, &Err(e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Queues the record on the current producer, retrying while its queue is full until
+    /// `deadline`. Returns the producer used (kept alive until its acknowledgement) and the
+    /// acknowledgement's future.
+    async fn enqueue_unobserved(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<(std::sync::Arc<Watched>, rdkafka::producer::DeliveryFuture), SendError> {
+        use rdkafka::error::KafkaError;
         use rdkafka::producer::FutureRecord;
         // A record over the producer's limit is refused here, permanently, before it is queued.
         let max = producer_max_message_bytes(&self.config);
@@ -324,15 +371,51 @@ impl ReplaceableProducer {
             });
         }
         let producer = self.get();
-        let record = FutureRecord::to(topic).key(key).payload(payload);
-        let error = match tokio::time::timeout(timeout, producer.producer.send(record, timeout)).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err((e, _))) => SendError { permanent: is_permanent(&e), too_large: is_too_large(&e), message: e.to_string() },
+        loop {
+            match producer.producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+                Ok(delivery) => return Ok((producer, delivery)),
+                // room frees as the broker acknowledges; the queue's bound is the memory bound
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(QUEUE_FULL_RETRY.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // a full queue is load, not a broken producer: keep it
+                    return Err(SendError {
+                        message: format!("no room in the producer's queue within {} ms", timeout.as_millis()),
+                        permanent: false,
+                        too_large: false,
+                    });
+                }
+                Err((e, _)) => {
+                    let error = SendError { permanent: is_permanent(&e), too_large: is_too_large(&e), message: e.to_string() };
+                    // The record's own fault (permanent) says nothing about the producer: keep it.
+                    if !error.permanent {
+                        self.replace(&producer, &error.message);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Waits for a queued record's acknowledgement until `deadline`; a transient failure
+    /// replaces the producer that queued it (if it is still the current one).
+    async fn acknowledgement(
+        &self,
+        used: std::sync::Arc<Watched>,
+        delivery: rdkafka::producer::DeliveryFuture,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        let error = match tokio::time::timeout_at(deadline, delivery).await {
+            Ok(Ok(Ok(_))) => return Ok(()),
+            Ok(Ok(Err((e, _)))) => SendError { permanent: is_permanent(&e), too_large: is_too_large(&e), message: e.to_string() },
+            Ok(Err(_canceled)) => SendError { permanent: false, too_large: false, message: "the producer was dropped before the acknowledgement".into() },
             Err(_) => SendError { permanent: false, too_large: false, message: format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()) },
         };
         // The record's own fault (permanent) says nothing about the producer: keep it.
         if !error.permanent {
-            self.replace(&producer, &error.message);
+            self.replace(&used, &error.message);
         }
         Err(error)
     }

@@ -9,6 +9,10 @@
 //! The figures (requests per second, answers by reason, latencies, memory) are printed.
 //! `SENDTRACE_OVERLOAD_SECS` sets the duration (default 20 s; the figure in the README was
 //! taken with 60).
+//!
+//! And with a broker slow to acknowledge (a producer lingering 300 ms): requests that only wait
+//! for the acknowledgement do not hold `max_concurrent_requests`, so many more than that many
+//! are stored at once, every one on the raw topic.
 
 use e2e::stack::free_port;
 use e2e::{ses, Pipeline, Stack};
@@ -18,6 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const MAX_CONCURRENT: usize = 16;
+/// Requests waiting for the broker at most (`max_awaiting_broker`): with no broker, those whose
+/// record is queued wait until `store_timeout_ms`; beyond them, `overloaded` at once.
+const MAX_AWAITING: usize = 16;
 const STORE_TIMEOUT_MS: u64 = 2000;
 const CLIENTS: usize = 160;
 /// A client's pause between two requests: bounds the offered rate (CLIENTS / pause ≈ 3 200/s)
@@ -40,7 +47,9 @@ async fn ingest_refuses_with_retry_after_and_memory_stays_bounded_under_overload
     let mut p = Pipeline::new(&stack, "overload").await;
     // limits first (top-level keys before the tenant tables), and no topic creation: no broker
     let cfg = std::fs::read_to_string(&p.ingest_config).unwrap();
-    let limits = format!("max_concurrent_requests = {MAX_CONCURRENT}\nstore_timeout_ms = {STORE_TIMEOUT_MS}\ncreate_topics = false\n");
+    let limits = format!(
+        "max_concurrent_requests = {MAX_CONCURRENT}\nmax_awaiting_broker = {MAX_AWAITING}\nstore_timeout_ms = {STORE_TIMEOUT_MS}\ncreate_topics = false\n"
+    );
     std::fs::write(&p.ingest_config, format!("{limits}{cfg}")).unwrap();
     // a broker address nothing listens on: every produce waits, then fails
     p.start_ingest_with(&format!("127.0.0.1:{}", free_port())).await;
@@ -121,7 +130,7 @@ async fn ingest_refuses_with_retry_after_and_memory_stays_bounded_under_overload
     let t = std::mem::take(&mut *tally.lock().unwrap());
     let total: u64 = t.by_reason.values().sum();
     println!(
-        "overload for {elapsed:.0?}: {total} requests ({:.0}/s) from {CLIENTS} clients against max_concurrent_requests {MAX_CONCURRENT}, \
+        "overload for {elapsed:.0?}: {total} requests ({:.0}/s) from {CLIENTS} clients against max_concurrent_requests {MAX_CONCURRENT} and max_awaiting_broker {MAX_AWAITING}, \
          answers {:?}, longest answer {:?} (store_timeout_ms {STORE_TIMEOUT_MS}), RSS idle {} MiB, peak {} MiB",
         total as f64 / elapsed.as_secs_f64(),
         t.by_reason,
@@ -136,4 +145,70 @@ async fn ingest_refuses_with_retry_after_and_memory_stays_bounded_under_overload
     assert!(peak_kib < idle_kib + MAX_GROWTH_MIB * 1024, "RSS grew from {} to {} KiB", idle_kib, peak_kib);
     let health = reqwest::get(format!("{}/healthz", p.ingest_url)).await.unwrap().status();
     assert_eq!(health, 200, "ingest alive after the overload");
+}
+
+/// Requests posted at once, against a handling limit of `SLOW_MAX_CONCURRENT`.
+const SLOW_REQUESTS: usize = 48;
+const SLOW_MAX_CONCURRENT: usize = 4;
+/// The producer's linger: every acknowledgement comes at least this late.
+const SLOW_LINGER_MS: u64 = 300;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_waiting_for_a_slow_broker_do_not_hold_the_handling_limit() {
+    let stack = Stack::from_env();
+    let mut p = Pipeline::new(&stack, "slowacks").await;
+    let cfg = std::fs::read_to_string(&p.ingest_config).unwrap();
+    std::fs::write(&p.ingest_config, format!("max_concurrent_requests = {SLOW_MAX_CONCURRENT}\nmax_awaiting_broker = {SLOW_REQUESTS}\n{cfg}")).unwrap();
+    p.service_env.push(("SENDTRACE_KAFKA__LINGER_MS".into(), SLOW_LINGER_MS.to_string()));
+    p.start_ingest().await;
+    let url = format!("{}/webhooks/ses/acme", p.ingest_url);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(SLOW_REQUESTS).build().unwrap();
+    let started = Instant::now();
+    let posts: Vec<_> = (0..SLOW_REQUESTS)
+        .map(|i| {
+            let body = ses::body("event_delivery.json", &format!("slowacks-{i}"), None);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let id = v["MessageId"].as_str().unwrap().to_string();
+            let req = client
+                .post(&url)
+                .header("content-type", "text/plain; charset=UTF-8")
+                .header("x-amz-sns-message-type", "Notification")
+                .header("x-amz-sns-message-id", id)
+                .body(body);
+            tokio::spawn(async move {
+                let r = req.send().await.expect("an answer");
+                let status = r.status().as_u16();
+                (status, r.text().await.unwrap_or_default())
+            })
+        })
+        .collect();
+    let mut answers = BTreeMap::<u16, u64>::new();
+    let mut refused = Vec::new();
+    for t in posts {
+        let (status, body) = t.await.unwrap();
+        *answers.entry(status).or_default() += 1;
+        if status != 200 {
+            refused.push(body);
+        }
+    }
+    let took = started.elapsed();
+    println!("{SLOW_REQUESTS} requests at once, max_concurrent_requests {SLOW_MAX_CONCURRENT}, linger.ms {SLOW_LINGER_MS}: answers {answers:?} in {took:?}");
+    assert!(refused.is_empty(), "every request stored, none refused for the handling limit: {answers:?}, e.g. {:?}", refused.first());
+    // the acknowledgements were slow (each request waited the linger at least) ...
+    assert!(took >= Duration::from_millis(SLOW_LINGER_MS), "answered in {took:?}");
+    // ... and every request is on the raw topic, once
+    let records = e2e::kafka::read_all(&stack.brokers, &p.raw_topic, 4, Duration::from_secs(2));
+    let mut ids: Vec<String> = records
+        .iter()
+        .map(|(_, v)| {
+            let raw = schemas::avro::decode_raw(v).expect("a raw envelope");
+            let sns: serde_json::Value = serde_json::from_slice(&raw.body).expect("the SNS body, unchanged");
+            let ses: serde_json::Value = serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
+            ses["mail"]["messageId"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    let mut want: Vec<String> = (0..SLOW_REQUESTS).map(|i| format!("slowacks-{i}")).collect();
+    want.sort();
+    assert_eq!(ids, want, "one raw record per accepted request");
 }

@@ -1,6 +1,7 @@
 //! The flow every route shares: find the tenant, let the provider verify the
 //! request, wrap it unchanged in a raw envelope, store it, answer.
 
+use super::limits::{Admission, Limit};
 use super::AppState;
 use crate::error::IngestError;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,6 +22,8 @@ pub struct Incoming<'a> {
     pub url: String,
     pub headers: &'a HeaderMap,
     pub body: bytes::Bytes,
+    /// Its places in the edge's limits (`limits::apply` sets it; absent, no limit applies).
+    pub admission: Option<Admission>,
 }
 
 fn lower_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
@@ -32,16 +35,17 @@ fn lower_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 
 #[tracing::instrument(skip_all, fields(provider = %req.provider, tenant = %req.tenant))]
 pub async fn accept(state: &AppState, req: Incoming<'_>) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
-    let provider = registry(req.provider);
+    let id = req.provider;
+    let provider = registry(id);
     let result = match provider.routes().contains(&req.route) {
-        true => verify_and_store(state, &req, provider).await,
-        false => Err(IngestError::WrongRoute(format!("{} has no route {}", req.provider, req.route.path(req.provider, "{tenant}")))),
+        true => verify_and_store(state, req, provider).await,
+        false => Err(IngestError::WrongRoute(format!("{} has no route {}", id, req.route.path(id, "{tenant}")))),
     };
     let outcome = match &result {
         Ok(_) => "stored",
         Err(e) => e.code(),
     };
-    metrics::counter!("sendtrace_ingest_requests_total", "provider" => req.provider.as_str(), "outcome" => outcome).increment(1);
+    metrics::counter!("sendtrace_ingest_requests_total", "provider" => id.as_str(), "outcome" => outcome).increment(1);
     if let Err(e) = &result {
         warn!(message = "Request refused.", reason = e.code(), status = e.status().as_u16(), error = %e);
     }
@@ -50,7 +54,7 @@ pub async fn accept(state: &AppState, req: Incoming<'_>) -> Result<(StatusCode, 
 
 async fn verify_and_store(
     state: &AppState,
-    req: &Incoming<'_>,
+    req: Incoming<'_>,
     provider: &dyn normalizer::providers::Provider,
 ) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
     // An unknown tenant goes through the same checks with no credentials, so its reply is the
@@ -107,6 +111,7 @@ async fn verify_and_store(
         body: req.body.to_vec(),
     };
     let payload = schemas::avro::encode_raw(&envelope).map_err(|e| IngestError::NotStored(e.to_string()))?;
+    drop(envelope);
     let key = format!("{}/{}", req.tenant, verified.partition_key);
     // Checked here too (the producer checks again): a record the broker can never take is the
     // caller's to shrink (413), not a reason to answer 503 and be retried forever.
@@ -115,11 +120,25 @@ async fn verify_and_store(
         return Err(IngestError::TooLarge { record_bytes: key.len() + payload.len(), limit_bytes: max });
     }
     let timeout = Duration::from_millis(state.config.store_timeout_ms);
-    state.sink.store(key, payload, timeout).await.map_err(|e| match e {
-        e if e.too_large => IngestError::TooLarge { record_bytes: req.body.len(), limit_bytes: max },
+    let body_bytes = req.body.len();
+    let not_stored = |e: runtime::kafka::SendError| match e {
+        e if e.too_large => IngestError::TooLarge { record_bytes: body_bytes, limit_bytes: max },
         e if e.permanent => IngestError::RecordRefused(e.message),
         e => IngestError::NotStored(e.message),
-    })?;
-    debug!(message = "Raw record stored.", %request_id, bytes = req.body.len());
+    };
+    // A place among the requests waiting for the broker, before the record is queued; once it
+    // is, the request's place among those being handled is given back, and so is its body.
+    let waiting = match &req.admission {
+        Some(a) => Some(a.reserve_broker_wait().ok_or(IngestError::Overloaded(Limit::MaxAwaitingBroker))?),
+        None => None,
+    };
+    let acknowledged = state.sink.enqueue(key, payload, timeout).await.map_err(not_stored)?;
+    if let Some(a) = &req.admission {
+        a.handled();
+    }
+    drop(req);
+    acknowledged.await.map_err(not_stored)?;
+    drop(waiting);
+    debug!(message = "Raw record stored.", %request_id, bytes = body_bytes);
     Ok((StatusCode::OK, Json(serde_json::json!({ "stored": true, "request_id": request_id }))))
 }

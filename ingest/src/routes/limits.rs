@@ -1,5 +1,6 @@
 //! Limits every request passes through before its route: a concurrency limit (503 with
-//! `Retry-After` beyond `max_concurrent_requests`), a request timeout (408 after
+//! `Retry-After` beyond `max_concurrent_requests`; a request whose record is queued moves to
+//! `max_awaiting_broker` through its [`Admission`]), a request timeout (408 after
 //! `request_timeout_ms`, body reading included), and problem+json for error replies made
 //! outside the handlers (unknown path, wrong method, body over `max_body_bytes`). A body declared
 //! over `max_body_bytes` is refused before any handler runs; up to `max_drain_bytes` of it is
@@ -15,7 +16,58 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A request's places in the edge's two limits, in its extensions (set by [`apply`]): it holds
+/// a place in `max_concurrent_requests` while it is received, verified and handed to the broker
+/// client; then, waiting for the broker's acknowledgement, one in `max_awaiting_broker` instead.
+/// So requests that only wait for the broker do not keep others from being handled: the edge's
+/// rate is not `max_concurrent_requests` / (the broker's acknowledgement time).
+#[derive(Clone)]
+pub struct Admission {
+    handling: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>,
+    awaiting: Arc<Semaphore>,
+}
+
+impl Admission {
+    /// A place among the requests waiting for the broker, taken before the record is queued
+    /// (once queued it cannot be taken back); `None` when `max_awaiting_broker` are waiting.
+    pub fn reserve_broker_wait(&self) -> Option<OwnedSemaphorePermit> {
+        self.awaiting.clone().try_acquire_owned().ok()
+    }
+
+    /// Gives back the request's place in `max_concurrent_requests` (its record is queued).
+    pub fn handled(&self) {
+        self.handling.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+/// The two limits a request can find full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    MaxConcurrentRequests,
+    MaxAwaitingBroker,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::MaxConcurrentRequests => "max_concurrent_requests",
+            Limit::MaxAwaitingBroker => "max_awaiting_broker",
+        }
+    }
+
+    /// 503 `overloaded` with `Retry-After`, naming the limit (counted in
+    /// `sendtrace_ingest_overloaded_total{limit}`).
+    pub fn problem(self) -> Problem {
+        metrics::counter!("sendtrace_ingest_overloaded_total", "limit" => self.name()).increment(1);
+        let detail = match self {
+            Limit::MaxConcurrentRequests => "too many requests in progress (max_concurrent_requests); retry shortly",
+            Limit::MaxAwaitingBroker => "too many requests waiting for the broker's acknowledgement (max_awaiting_broker); retry shortly",
+        };
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Too many requests in progress", detail).retry_after(OVERLOAD_RETRY_AFTER_SECS)
+    }
+}
 
 /// The body length the request declares in `Content-Length`, if any (and parseable).
 fn declared_length(req: &Request) -> Option<u64> {
@@ -53,6 +105,7 @@ pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 1;
 /// `router` behind the limits, outermost first: concurrency limit, timeout, problem+json.
 pub fn apply(router: Router, config: &Config) -> Router {
     let permits = Arc::new(Semaphore::new(config.max_concurrent_requests));
+    let awaiting = Arc::new(Semaphore::new(config.max_awaiting_broker));
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let max_body = config.max_body_bytes;
     let max_drain = config.max_drain_bytes;
@@ -90,22 +143,20 @@ pub fn apply(router: Router, config: &Config) -> Router {
                 .into_response(),
             }
         }))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            let permits = permits.clone();
+        .layer(middleware::from_fn(move |mut req: Request, next: Next| {
+            let (permits, awaiting) = (permits.clone(), awaiting.clone());
             async move {
                 // Refuse at once rather than queue: a queue would only hold more sockets open.
-                let Ok(_permit) = permits.try_acquire_owned() else {
-                    metrics::counter!("sendtrace_ingest_overloaded_total").increment(1);
-                    return Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "overloaded",
-                        "Too many requests in progress",
-                        "too many requests in progress (max_concurrent_requests); retry shortly",
-                    )
-                    .retry_after(OVERLOAD_RETRY_AFTER_SECS)
-                    .into_response();
+                let Ok(permit) = permits.try_acquire_owned() else {
+                    return Limit::MaxConcurrentRequests.problem().into_response();
                 };
-                next.run(req).await
+                // held here too, so the place is kept until the answer unless the handler
+                // gives it back (`Admission::handled`)
+                let admission = Admission { handling: Arc::new(std::sync::Mutex::new(Some(permit))), awaiting };
+                req.extensions_mut().insert(admission.clone());
+                let resp = next.run(req).await;
+                drop(admission);
+                resp
             }
         }))
 }

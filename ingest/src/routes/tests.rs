@@ -22,34 +22,40 @@ pub(super) enum Mode {
     TooLarge,
     /// The broker refuses the record as invalid (not retriable).
     Invalid,
-    /// Never answers.
+    /// Never takes the record (the producer's queue stays full).
     Hang,
+    /// Takes the record; its acknowledgement never comes.
+    HangAck,
 }
 
 #[derive(Default)]
 pub(super) struct RecordingSink {
     pub stored: Mutex<Vec<(String, Vec<u8>)>>,
     pub mode: Mode,
-    /// Calls of `store`, answered or not.
+    /// Calls of `enqueue`, answered or not.
     pub calls: std::sync::atomic::AtomicUsize,
 }
 
 impl RawSink for Arc<RecordingSink> {
-    fn store(&self, key: String, payload: Vec<u8>, _timeout: Duration) -> BoxFuture<Result<(), SendError>> {
+    fn enqueue(&self, key: String, payload: Vec<u8>, _timeout: Duration) -> BoxFuture<Result<runtime::kafka::Acknowledgement, SendError>> {
         let this = self.clone();
         this.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {
-            let fail = |permanent, too_large| Err(SendError { permanent, too_large, message: "broker 10.0.0.7:9092: internal detail".into() });
-            match this.mode {
+            let fail = |permanent, too_large| SendError { permanent, too_large, message: "broker 10.0.0.7:9092: internal detail".into() };
+            let ack: runtime::kafka::Acknowledgement = match this.mode {
                 Mode::Store => {
                     this.stored.lock().unwrap().push((key, payload));
-                    Ok(())
+                    Box::pin(async { Ok(()) })
                 }
-                Mode::Unreachable => fail(false, false),
-                Mode::TooLarge => fail(true, true),
-                Mode::Invalid => fail(true, false),
+                // a broker that fails is seen in the acknowledgement; a record it can never
+                // take, either way (the producer checks its size before queueing)
+                Mode::Unreachable => Box::pin(async move { Err(fail(false, false)) }),
+                Mode::TooLarge => return Err(fail(true, true)),
+                Mode::Invalid => Box::pin(async move { Err(fail(true, false)) }),
                 Mode::Hang => std::future::pending().await,
-            }
+                Mode::HangAck => Box::pin(std::future::pending()),
+            };
+            Ok(ack)
         })
     }
 }
@@ -300,6 +306,40 @@ async fn concurrency_limit_answers_503_with_retry_after() {
     assert_eq!(problem(resp).await["error"], "overloaded");
     assert_eq!(sink.calls.load(std::sync::atomic::Ordering::SeqCst), 1, "refused before verification and storing");
     first.abort();
+}
+
+/// A request waiting for the broker's acknowledgement gives its place in
+/// `max_concurrent_requests` back once its record is queued, and holds one in
+/// `max_awaiting_broker` instead; beyond that one, 503 naming it, before the record is queued.
+#[tokio::test]
+async fn requests_waiting_for_the_broker_leave_the_handling_limit_for_their_own() {
+    let mut config = acme_config();
+    config.max_concurrent_requests = 1;
+    config.max_awaiting_broker = 3;
+    let (app, sink) = setup_with(config, Mode::HangAck);
+    let body = serde_json::to_vec(&[send_record("a@example.com")]).unwrap();
+    let calls = || sink.calls.load(std::sync::atomic::Ordering::SeqCst);
+    let mut waiting = Vec::new();
+    for n in 1..=3 {
+        waiting.push(tokio::spawn(app.clone().oneshot(sends_request("acme", Some(API_KEY), body.clone()))));
+        // each queues its record although the one before still waits for its acknowledgement
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while calls() < n {
+            assert!(std::time::Instant::now() < deadline, "request {n} never reached the sink: the handling limit was still held");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let resp = app.clone().oneshot(sends_request("acme", Some(API_KEY), body.clone())).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
+    let p = problem(resp).await;
+    assert_eq!(p["error"], "overloaded");
+    assert!(p["detail"].as_str().unwrap().contains("max_awaiting_broker"), "{p}");
+    assert_eq!(calls(), 3, "refused before its record was queued");
+    assert!(waiting.iter().all(|t| !t.is_finished()), "the three still wait for their acknowledgements");
+    for t in waiting {
+        t.abort();
+    }
 }
 
 /// A request not handled within `request_timeout_ms` (a sink that never answers) is 408.

@@ -226,7 +226,8 @@ async fn main() -> anyhow::Result<()> {
         cfg.kafka.linger_ms = linger;
     }
     cfg.kafka.idempotence = cli.idempotence;
-    cfg.kafka = ingest::kafka::producer_settings(cfg.kafka);
+    // the producer ingest makes (`KafkaSink::new` applies the same), for the native baseline
+    let native = ingest::kafka::producer_settings(cfg.kafka.clone(), cfg.queue_max_kbytes);
     cfg.raw_topic = cli.topic.clone();
     cfg.max_concurrent_requests = cfg.max_concurrent_requests.max(cli.concurrency * 2);
     let ses = ses::Credentials { topic_arn: vec![TOPIC_ARN.into()], accept_any_topic: None, verify_signature: Some(true) };
@@ -241,12 +242,12 @@ async fn main() -> anyhow::Result<()> {
         "phase               throughput        latency (each phase {} s, {} in flight; producers: linger.ms {}, {}idempotent)",
         cli.seconds,
         cli.concurrency,
-        cfg.kafka.linger_ms,
-        if cfg.kafka.is_idempotent() { "" } else { "not " }
+        native.linger_ms,
+        if native.is_idempotent() { "" } else { "not " }
     );
 
     let broker_cpu = cli.broker_pid.and_then(cpu_time);
-    let broker_f = broker(&cfg.kafka, &cli.topic, envelope_bytes, cli.concurrency, cli.seconds).await;
+    let broker_f = broker(&native, &cli.topic, envelope_bytes, cli.concurrency, cli.seconds).await;
     broker_f.print("broker (native, acks=all)");
     if let Some(spent) = cli.broker_pid.and_then(|pid| cpu_since(pid, broker_cpu)) {
         println!(
@@ -262,7 +263,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let broker_max = match cli.broker_concurrency.filter(|c| *c != cli.concurrency) {
         Some(c) => {
-            let f = broker(&cfg.kafka, &cli.topic, envelope_bytes, c, cli.seconds).await;
+            let f = broker(&native, &cli.topic, envelope_bytes, c, cli.seconds).await;
             f.print(&format!("broker, {c} in flight"));
             Some(f)
         }
@@ -278,7 +279,7 @@ async fn main() -> anyhow::Result<()> {
     let cert = include_bytes!("../../../normalizer/src/providers/ses/fixtures/test_signing_cert.pem").to_vec();
     let verify = VerifyContext::new(cfg.limits.clone(), Arc::new(move |_url: &str| -> Result<Vec<u8>, String> { Ok(cert.clone()) }));
     let health = runtime::telemetry::Health::default();
-    let sink = Arc::new(ingest::kafka::KafkaSink::new(cfg.kafka.clone(), cfg.raw_topic.clone(), health.readiness())?);
+    let sink = Arc::new(ingest::kafka::KafkaSink::new(cfg.kafka.clone(), cfg.queue_max_kbytes, cfg.raw_topic.clone(), health.readiness())?);
     let state = ingest::routes::AppState { config: Arc::new(cfg.clone()), sink: Arc::new(sink.clone()), verify: Arc::new(verify) };
     health.set_ready(true);
     let (ingest_url, ingest_stop) = serve(ingest::routes::app(state, health), &cfg).await;
