@@ -116,7 +116,32 @@ fn with_kind(n: Notification<'_>) -> Result<(MessageKind, Notification<'_>), Nor
 }
 
 /// Parses an SNS body.
+///
+/// Read as [`parse_notification`] reads it (the fast scan for a body as SNS writes it, else
+/// serde_json, with the same errors), then owned: serde_json's unescaping of `Message` was
+/// most of the edge's SNS parse (BENCHMARKS.md §10, "the SES edge reads one id").
 pub fn parse(body: &[u8]) -> Result<Envelope, NormalizeError> {
+    let (kind, n) = parse_notification(body)?;
+    let owned = |t: Option<crate::providers::json::Text<'_>>| t.map(|t| t.0.into_owned());
+    Ok(Envelope {
+        kind_name: n.kind_name.0.into_owned(),
+        kind,
+        message_id: n.message_id.0.into_owned(),
+        topic_arn: n.topic_arn.0.into_owned(),
+        subject: owned(n.subject),
+        message: n.message.0.into_owned(),
+        timestamp: n.timestamp.0.into_owned(),
+        token: owned(n.token),
+        subscribe_url: owned(n.subscribe_url),
+        signature_version: owned(n.signature_version),
+        signature: owned(n.signature),
+        signing_cert_url: owned(n.signing_cert_url),
+    })
+}
+
+/// [`parse`] by serde_json alone, into the owned [`Envelope`] (its oracle in tests).
+#[cfg(test)]
+pub(crate) fn parse_with_serde(body: &[u8]) -> Result<Envelope, NormalizeError> {
     let mut env: Envelope = serde_json::from_slice(body).map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;
     env.kind = kind_of(&env.kind_name).ok_or_else(|| NormalizeError::Unsupported(env.kind_name.clone()))?;
     Ok(env)
