@@ -182,6 +182,19 @@ async fn requests_waiting_for_a_slow_broker_do_not_hold_the_handling_limit() {
             })
         })
         .collect();
+    // while they wait: ingest's gauge of the requests waiting for the broker passes the handling limit
+    let metrics = format!("http://127.0.0.1:{}/metrics", p.ingest_admin_port());
+    let gauge = |text: &str, limit: &str| -> f64 {
+        let name = format!("sendtrace_ingest_requests_in_progress{{limit=\"{limit}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(name.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(-1.0)
+    };
+    let mut most_waiting = 0f64;
+    while !posts.iter().all(|t| t.is_finished()) {
+        if let Ok(r) = reqwest::get(&metrics).await {
+            most_waiting = most_waiting.max(gauge(&r.text().await.unwrap_or_default(), "max_awaiting_broker"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut answers = BTreeMap::<u16, u64>::new();
     let mut refused = Vec::new();
     for t in posts {
@@ -192,10 +205,16 @@ async fn requests_waiting_for_a_slow_broker_do_not_hold_the_handling_limit() {
         }
     }
     let took = started.elapsed();
-    println!("{SLOW_REQUESTS} requests at once, max_concurrent_requests {SLOW_MAX_CONCURRENT}, linger.ms {SLOW_LINGER_MS}: answers {answers:?} in {took:?}");
+    println!(
+        "{SLOW_REQUESTS} requests at once, max_concurrent_requests {SLOW_MAX_CONCURRENT}, linger.ms {SLOW_LINGER_MS}: answers {answers:?} in {took:?}, \
+         at most {most_waiting} seen waiting for the broker at once"
+    );
     assert!(refused.is_empty(), "every request stored, none refused for the handling limit: {answers:?}, e.g. {:?}", refused.first());
     // the acknowledgements were slow (each request waited the linger at least) ...
     assert!(took >= Duration::from_millis(SLOW_LINGER_MS), "answered in {took:?}");
+    assert!(most_waiting > SLOW_MAX_CONCURRENT as f64, "at most {most_waiting} requests seen waiting for the broker at once");
+    let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+    assert_eq!((gauge(&text, "max_concurrent_requests"), gauge(&text, "max_awaiting_broker")), (0.0, 0.0), "every place given back");
     // ... and every request is on the raw topic, once
     let records = e2e::kafka::read_all(&stack.brokers, &p.raw_topic, 4, Duration::from_secs(2));
     let mut ids: Vec<String> = records

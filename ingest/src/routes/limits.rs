@@ -18,6 +18,44 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// One of the edge's limits: its places, and the gauge
+/// `sendtrace_ingest_requests_in_progress{limit}` of those taken.
+pub struct Places {
+    semaphore: Arc<Semaphore>,
+    limit: Limit,
+}
+
+impl Places {
+    pub fn new(limit: Limit, places: usize) -> Arc<Places> {
+        metrics::gauge!(IN_PROGRESS, "limit" => limit.name()).set(0.0);
+        Arc::new(Places { semaphore: Arc::new(Semaphore::new(places)), limit })
+    }
+
+    /// A place, if one is free (refuse at once rather than queue: a queue would only hold more
+    /// sockets open).
+    pub fn try_take(self: &Arc<Self>) -> Option<Place> {
+        let permit = self.semaphore.clone().try_acquire_owned().ok()?;
+        metrics::gauge!(IN_PROGRESS, "limit" => self.limit.name()).increment(1.0);
+        Some(Place { permit: Some(permit), places: self.clone() })
+    }
+}
+
+/// Requests holding a place in each limit now (`limit`: `max_concurrent_requests`, `max_awaiting_broker`).
+pub const IN_PROGRESS: &str = "sendtrace_ingest_requests_in_progress";
+
+/// A place taken in one of the limits, given back when dropped.
+pub struct Place {
+    permit: Option<OwnedSemaphorePermit>,
+    places: Arc<Places>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        metrics::gauge!(IN_PROGRESS, "limit" => self.places.limit.name()).decrement(1.0);
+    }
+}
+
 /// A request's places in the edge's two limits, in its extensions (set by [`apply`]): it holds
 /// a place in `max_concurrent_requests` while it is received, verified and handed to the broker
 /// client; then, waiting for the broker's acknowledgement, one in `max_awaiting_broker` instead.
@@ -25,15 +63,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// rate is not `max_concurrent_requests` / (the broker's acknowledgement time).
 #[derive(Clone)]
 pub struct Admission {
-    handling: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>,
-    awaiting: Arc<Semaphore>,
+    handling: Arc<std::sync::Mutex<Option<Place>>>,
+    awaiting: Arc<Places>,
 }
 
 impl Admission {
     /// A place among the requests waiting for the broker, taken before the record is queued
     /// (once queued it cannot be taken back); `None` when `max_awaiting_broker` are waiting.
-    pub fn reserve_broker_wait(&self) -> Option<OwnedSemaphorePermit> {
-        self.awaiting.clone().try_acquire_owned().ok()
+    pub fn reserve_broker_wait(&self) -> Option<Place> {
+        self.awaiting.try_take()
     }
 
     /// Gives back the request's place in `max_concurrent_requests` (its record is queued).
@@ -104,8 +142,8 @@ pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 1;
 
 /// `router` behind the limits, outermost first: concurrency limit, timeout, problem+json.
 pub fn apply(router: Router, config: &Config) -> Router {
-    let permits = Arc::new(Semaphore::new(config.max_concurrent_requests));
-    let awaiting = Arc::new(Semaphore::new(config.max_awaiting_broker));
+    let handling = Places::new(Limit::MaxConcurrentRequests, config.max_concurrent_requests);
+    let awaiting = Places::new(Limit::MaxAwaitingBroker, config.max_awaiting_broker);
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let max_body = config.max_body_bytes;
     let max_drain = config.max_drain_bytes;
@@ -144,15 +182,14 @@ pub fn apply(router: Router, config: &Config) -> Router {
             }
         }))
         .layer(middleware::from_fn(move |mut req: Request, next: Next| {
-            let (permits, awaiting) = (permits.clone(), awaiting.clone());
+            let (handling, awaiting) = (handling.clone(), awaiting.clone());
             async move {
-                // Refuse at once rather than queue: a queue would only hold more sockets open.
-                let Ok(permit) = permits.try_acquire_owned() else {
+                let Some(place) = handling.try_take() else {
                     return Limit::MaxConcurrentRequests.problem().into_response();
                 };
                 // held here too, so the place is kept until the answer unless the handler
                 // gives it back (`Admission::handled`)
-                let admission = Admission { handling: Arc::new(std::sync::Mutex::new(Some(permit))), awaiting };
+                let admission = Admission { handling: Arc::new(std::sync::Mutex::new(Some(place))), awaiting };
                 req.extensions_mut().insert(admission.clone());
                 let resp = next.run(req).await;
                 drop(admission);
