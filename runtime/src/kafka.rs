@@ -553,6 +553,29 @@ mod tests {
         assert!(!record_fits(1, 10_000 - RECORD_OVERHEAD_BYTES, 10_000));
     }
 
+    /// The producer's queue bound is a limit of its own: with room for one record (and no
+    /// broker to drain it), a second record waits for room until its timeout, then fails
+    /// transiently, "no room" in its message, and the producer is kept (a full queue is load,
+    /// not a broken producer). The first record stays queued: its acknowledgement is pending.
+    #[tokio::test]
+    async fn a_full_queue_makes_enqueue_wait_then_fail_and_keeps_the_producer() {
+        // a "broker" that takes connections and never answers: no record leaves the queue, and
+        // the watchdog (all brokers down) has nothing to see
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut config = KafkaConfig { brokers: silent.local_addr().unwrap().to_string(), message_timeout_ms: 60_000, ..Default::default() };
+        config.extra.insert("queue.buffering.max.messages".into(), "1".into());
+        let producer = std::sync::Arc::new(ReplaceableProducer::new(config).unwrap());
+        let used = producer.get();
+        let first = producer.enqueue("t", "k", b"one", Duration::from_secs(30)).await.expect("room for one");
+        let started = std::time::Instant::now();
+        let e = producer.enqueue("t", "k", b"two", Duration::from_millis(300)).await.err().expect("no room for a second");
+        assert!(!e.permanent && e.message.contains("no room in the producer's queue within 300 ms"), "{e:?}");
+        assert!(started.elapsed() >= Duration::from_millis(300), "waited for room until the timeout: {:?}", started.elapsed());
+        assert!(std::sync::Arc::ptr_eq(&used, &producer.get()), "the producer was replaced for a full queue");
+        let pending = tokio::time::timeout(Duration::from_millis(100), first).await;
+        assert!(pending.is_err(), "the first record's acknowledgement cannot have come: {pending:?}");
+    }
+
     /// With no broker: a send fails transiently, which fails `kafka_producer` and lands in the
     /// latency histogram; the probe fails too (metadata unavailable).
     #[tokio::test]
