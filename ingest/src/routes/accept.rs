@@ -129,7 +129,7 @@ async fn verify_and_store(
     // A place among the requests waiting for the broker, before the record is queued; once it
     // is, the request's place among those being handled is given back, and so is its body.
     let waiting = match &req.admission {
-        Some(a) => Some(a.reserve_broker_wait().ok_or(IngestError::Overloaded(Limit::MaxAwaitingBroker))?),
+        Some(a) => Some(a.reserve_broker_wait().ok_or_else(|| IngestError::Overloaded(Limit::MaxAwaitingBroker.count_refusal()))?),
         None => None,
     };
     let acknowledged = state.sink.enqueue(key, payload, timeout).await.map_err(not_stored)?;

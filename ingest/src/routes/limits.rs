@@ -95,10 +95,17 @@ impl Limit {
         }
     }
 
-    /// 503 `overloaded` with `Retry-After`, naming the limit (counted in
-    /// `sendtrace_ingest_overloaded_total{limit}`).
-    pub fn problem(self) -> Problem {
+    /// Counts a request refused because this limit is full
+    /// (`sendtrace_ingest_overloaded_total{limit}`), once where the refusal is made: the reply
+    /// ([`Limit::problem`]) may be built more than once (an error's status for the log, then
+    /// the response).
+    pub fn count_refusal(self) -> Self {
         metrics::counter!("sendtrace_ingest_overloaded_total", "limit" => self.name()).increment(1);
+        self
+    }
+
+    /// 503 `overloaded` with `Retry-After`, naming the limit.
+    pub fn problem(self) -> Problem {
         let detail = match self {
             Limit::MaxConcurrentRequests => "too many requests in progress (max_concurrent_requests); retry shortly",
             Limit::MaxAwaitingBroker => "too many requests waiting for the broker's acknowledgement (max_awaiting_broker); retry shortly",
@@ -185,7 +192,7 @@ pub fn apply(router: Router, config: &Config) -> Router {
             let (handling, awaiting) = (handling.clone(), awaiting.clone());
             async move {
                 let Some(place) = handling.try_take() else {
-                    return Limit::MaxConcurrentRequests.problem().into_response();
+                    return Limit::MaxConcurrentRequests.count_refusal().problem().into_response();
                 };
                 // held here too, so the place is kept until the answer unless the handler
                 // gives it back (`Admission::handled`)

@@ -313,6 +313,10 @@ async fn concurrency_limit_answers_503_with_retry_after() {
 /// `max_awaiting_broker` instead; beyond that one, 503 naming it, before the record is queued.
 #[tokio::test]
 async fn requests_waiting_for_the_broker_leave_the_handling_limit_for_their_own() {
+    let metrics = runtime::telemetry::metrics_handle();
+    // a subscriber that takes warnings, as the service's does: the refusal's log line reads its
+    // status (so the reply is built for it too)
+    let _logs = tracing::subscriber::set_default(tracing_subscriber::fmt().with_writer(std::io::sink).finish());
     let mut config = acme_config();
     config.max_concurrent_requests = 1;
     config.max_awaiting_broker = 3;
@@ -336,6 +340,9 @@ async fn requests_waiting_for_the_broker_leave_the_handling_limit_for_their_own(
     assert_eq!(p["error"], "overloaded");
     assert!(p["detail"].as_str().unwrap().contains("max_awaiting_broker"), "{p}");
     assert_eq!(calls(), 3, "refused before its record was queued");
+    // counted once (the reply is built twice: for the log's status, then the response)
+    let text = metrics.render();
+    assert!(text.contains("sendtrace_ingest_overloaded_total{limit=\"max_awaiting_broker\"} 1\n"), "{text}");
     assert!(waiting.iter().all(|t| !t.is_finished()), "the three still wait for their acknowledgements");
     for t in waiting {
         t.abort();
