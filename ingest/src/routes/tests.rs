@@ -36,6 +36,18 @@ pub(super) struct RecordingSink {
     pub calls: std::sync::atomic::AtomicUsize,
 }
 
+impl RecordingSink {
+    /// Waits (at most 10 s) until `enqueue` has been called `n` times; `why` names what a
+    /// request that never comes means.
+    pub(super) async fn wait_for_calls(&self, n: usize, why: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.calls.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(std::time::Instant::now() < deadline, "call {n} never came: {why}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
 impl RawSink for Arc<RecordingSink> {
     fn enqueue(&self, key: String, payload: Vec<u8>, _timeout: Duration) -> BoxFuture<Result<runtime::kafka::Acknowledgement, SendError>> {
         let this = self.clone();
@@ -295,11 +307,7 @@ async fn concurrency_limit_answers_503_with_retry_after() {
     let body = serde_json::to_vec(&[send_record("a@example.com")]).unwrap();
     let first = tokio::spawn(app.clone().oneshot(sends_request("acme", Some(API_KEY), body.clone())));
     // Wait until the first request holds the only permit (it hangs in the sink).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while sink.calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        assert!(std::time::Instant::now() < deadline, "first request never reached the sink");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    sink.wait_for_calls(1, "the first request never reached the sink").await;
     let resp = app.clone().oneshot(sends_request("acme", Some(API_KEY), body.clone())).await.unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
@@ -327,11 +335,7 @@ async fn requests_waiting_for_the_broker_leave_the_handling_limit_for_their_own(
     for n in 1..=3 {
         waiting.push(tokio::spawn(app.clone().oneshot(sends_request("acme", Some(API_KEY), body.clone()))));
         // each queues its record although the one before still waits for its acknowledgement
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while calls() < n {
-            assert!(std::time::Instant::now() < deadline, "request {n} never reached the sink: the handling limit was still held");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        sink.wait_for_calls(n, "the request never reached the sink: the handling limit was still held").await;
     }
     let resp = app.clone().oneshot(sends_request("acme", Some(API_KEY), body.clone())).await.unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
