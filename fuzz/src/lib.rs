@@ -62,10 +62,10 @@ pub fn full_credentials(verify_signature: bool) -> TenantCredentials {
     TenantCredentials {
         ses: Some(ses::Credentials { topic_arn: vec![SES_TOPIC.into()], accept_any_topic: None, verify_signature: Some(verify_signature) }),
         api_key: Some(API_KEY.into()),
-        sendgrid: Some(sendgrid::Credentials {
-            // A valid P-256 public key (base64 DER), the one normalizer's SendGrid tests use.
-            public_key: "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into(),
-        }),
+        // A valid P-256 public key (base64 DER), the one normalizer's SendGrid tests use.
+        sendgrid: Some(sendgrid::Credentials::new(
+            "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==",
+        )),
         mailgun: Some(mailgun::Credentials { signing_key: MAILGUN_KEY.into() }),
         resend: Some(resend::Credentials { secret: RESEND_SECRET.into() }),
         postmark: Some(postmark::Credentials { user: POSTMARK_USER.into(), password: POSTMARK_PASSWORD.into() }),

@@ -10,7 +10,7 @@
 //! issue 14: the `Value` trees were most of the other providers' cost).
 
 use crate::providers::build::{attribution_from_scalars, IdSource};
-use crate::providers::json::{Array, Key, Obj, OneOrMany, Scalar, Scalars, Skip, Str};
+use crate::providers::json::{lenient_struct, Array, Key, Obj, OneOrMany, Scalar, Scalars, Skip, Str};
 use crate::providers::{EventDraft, NormalizeError, NormalizeOptions};
 use schemas::event::Attribution;
 use schemas::{BounceClass, Channel, EventType};
@@ -104,9 +104,20 @@ fn parse(body: &[u8]) -> Result<Option<Vec<Obj<SgEvent<'_>>>>, serde_json::Error
     serde_json::from_slice::<Array<Obj<SgEvent<'_>>>>(body).map(|a| a.0)
 }
 
+lenient_struct! {
+    /// What the edge reads of an event: its message ids, the partition key (every other field
+    /// skipped, not built: the whole batch read as `SgEvent`s was ~50 µs of a 50-event POST's
+    /// check; BENCHMARKS.md §7, `webhook_verify`).
+    struct IdProbe<'a> {
+        sg_message_id: Str<'a> = "sg_message_id",
+        smtp_id: Str<'a> = "smtp-id",
+    }
+}
+
 /// The stripped `sg_message_id` of the first event, if the body is an event array.
 pub fn first_message_id(body: &[u8]) -> Option<String> {
-    parse(body).ok()??.iter().filter_map(Obj::get).find_map(message_id)
+    let items = serde_json::from_slice::<Array<Obj<IdProbe<'_>>>>(body).ok()?.0?;
+    items.iter().filter_map(Obj::get).find_map(|e| message_id_from(&e.sg_message_id, &e.smtp_id))
 }
 
 /// One event of a batch: its draft and recipient, or why it cannot be read.
@@ -191,9 +202,14 @@ fn bounce_class(e: &SgEvent<'_>) -> BounceClass {
 /// `sg_message_id` up to its first `.` (the rest names the filter that handled it).
 /// Asynchronous bounces may lack it; `smtp-id` starts with the same id.
 fn message_id(e: &SgEvent<'_>) -> Option<String> {
+    message_id_from(&e.sg_message_id, &e.smtp_id)
+}
+
+/// `sg_message_id` up to its first `.`, else the local part of `smtp-id`.
+fn message_id_from(sg_message_id: &Str<'_>, smtp_id: &Str<'_>) -> Option<String> {
     let prefix = |s: &str, stops: &[char]| s.split(stops).next().map(str::trim).filter(|p| !p.is_empty()).map(str::to_string);
-    e.sg_message_id.get().and_then(|id| prefix(id, &['.'])).or_else(|| {
-        e.smtp_id.get().and_then(|id| prefix(id.trim().trim_start_matches('<'), &['.', '@', '>']))
+    sg_message_id.get().and_then(|id| prefix(id, &['.'])).or_else(|| {
+        smtp_id.get().and_then(|id| prefix(id.trim().trim_start_matches('<'), &['.', '@', '>']))
     })
 }
 

@@ -19,18 +19,39 @@ use sha2::{Digest, Sha256};
 pub struct Sendgrid;
 
 /// `[tenants.<tenant>.sendgrid]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     /// The Event Webhook verification key as the console shows it (base64 DER), or PEM
     /// (ECDSA P-256 public key).
     pub public_key: String,
+    /// `public_key` read once, at the first request (every request used to parse it).
+    #[serde(skip)]
+    point: std::sync::OnceLock<Option<verify::Point>>,
+}
+
+impl Credentials {
+    pub fn new(public_key: impl Into<String>) -> Credentials {
+        Credentials { public_key: public_key.into(), point: Default::default() }
+    }
+
+    /// The key as `verify` checks with it; `None` when it is not a P-256 public key.
+    fn point(&self) -> Option<&verify::Point> {
+        self.point.get_or_init(|| verify::point(&self.public_key)).as_ref()
+    }
+}
+
+/// Equal when configured alike (whether the key was read yet does not matter).
+impl PartialEq for Credentials {
+    fn eq(&self, other: &Credentials) -> bool {
+        self.public_key == other.public_key
+    }
 }
 
 impl ProviderCredentials for Credentials {
     fn validate(&self) -> Result<(), String> {
         not_blank("public_key", &self.public_key)?;
-        verify::public_key(&self.public_key).map(|_| ()).ok_or_else(|| "`public_key` is not an ECDSA P-256 public key (base64 DER or PEM)".to_string())
+        verify::point(&self.public_key).map(|_| ()).ok_or_else(|| "`public_key` is not an ECDSA P-256 public key (base64 DER or PEM)".to_string())
     }
 }
 
@@ -67,7 +88,7 @@ impl Provider for Sendgrid {
 
     #[cfg(any(test, feature = "samples"))]
     fn demo_credentials(&self, ctx: &super::samples::Context, creds: &mut TenantCredentials) {
-        creds.sendgrid = Some(Credentials { public_key: samples::demo_public_key(ctx) });
+        creds.sendgrid = Some(Credentials::new(samples::demo_public_key(ctx)));
     }
 
     #[cfg(any(test, feature = "samples"))]

@@ -133,7 +133,7 @@ fn console_key(key: &SigningKey) -> String {
 }
 
 fn creds_for(key: &SigningKey) -> TenantCredentials {
-    TenantCredentials { sendgrid: Some(super::Credentials { public_key: console_key(key) }), ..Default::default() }
+    TenantCredentials { sendgrid: Some(super::Credentials::new(console_key(key))), ..Default::default() }
 }
 
 fn signed_headers(key: &SigningKey, timestamp: &str, body: &[u8]) -> BTreeMap<String, String> {
@@ -162,7 +162,7 @@ fn a_signed_request_is_accepted_and_keyed_by_message() {
 
     // PEM keys are accepted too.
     let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
-    let creds = TenantCredentials { sendgrid: Some(super::Credentials { public_key: pem }), ..Default::default() };
+    let creds = TenantCredentials { sendgrid: Some(super::Credentials::new(pem)), ..Default::default() };
     assert!(Sendgrid.verify(&request(&headers, &body), &creds, crate::providers::testkit::ctx()).is_ok());
 }
 
@@ -175,7 +175,7 @@ fn sendgrid_sdk_test_vector_verifies() {
         (verify::HEADER_TIMESTAMP.to_string(), "1588788367".to_string()),
     ]);
     let creds = TenantCredentials {
-        sendgrid: Some(super::Credentials { public_key: "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into() }),
+        sendgrid: Some(super::Credentials::new("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==")),
         ..Default::default()
     };
     let req = RawRequest { tenant: "acme", route: crate::providers::testkit::route_of("/"), url: "/", headers: &headers, body, now_ms: 1_588_788_367_000 };
@@ -241,6 +241,86 @@ fn stale_and_future_timestamps_are_refused() {
     assert!(Sendgrid.verify(&request(&headers, &body), &creds_for(&key), crate::providers::testkit::ctx()).is_ok());
 }
 
+/// The previous check (the `p256` crate's verification), the oracle of `verify::verifies`.
+fn p256_verifies(key: &p256::ecdsa::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier;
+    let Ok(signature) = Signature::from_der(signature).or_else(|_| Signature::from_slice(signature)) else { return false };
+    key.verify(message, &signature).is_ok()
+}
+
+#[test]
+fn ring_accepts_and_refuses_what_the_p256_crate_does() {
+    // Keys, messages and signatures in every form the check reads (DER, raw r ‖ s, the other
+    // s of the pair, which ECDSA accepts too), and each tampered with: `ring`'s answer is the
+    // `p256` crate's every time (the crate that checked before, BENCHMARKS.md §7).
+    let mut checked = 0;
+    for seed in 1..=24u8 {
+        let key = signing_key(seed);
+        let point = verify::point(&console_key(&key)).expect("a console key reads");
+        let public = key.verifying_key();
+        for len in [0usize, 1, 63, 64, 1000] {
+            let message: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed).wrapping_add(len as u8)).collect();
+            let sig: Signature = key.sign(&message);
+            let other_s = Signature::from_scalars(sig.r(), -*sig.s()).unwrap();
+            for sig in [sig, other_s] {
+                let der = sig.to_der().as_bytes().to_vec();
+                let raw = sig.to_bytes().to_vec();
+                let mut forms = vec![der.clone(), raw.clone()];
+                for bytes in [&der, &raw] {
+                    for at in [0, bytes.len() / 2, bytes.len() - 1] {
+                        let mut t = bytes.clone();
+                        t[at] ^= 0x01;
+                        forms.push(t);
+                    }
+                    forms.push(bytes[..bytes.len() - 1].to_vec());
+                }
+                let mut other_message = message.clone();
+                other_message.push(b'x');
+                for form in &forms {
+                    for m in [&message, &other_message] {
+                        assert_eq!(verify::verifies(&point, m, form), p256_verifies(public, m, form), "seed {seed}, {len}-byte message, signature {form:02x?}");
+                        checked += 1;
+                    }
+                }
+                assert!(verify::verifies(&point, &message, &der) && verify::verifies(&point, &message, &raw), "seed {seed}: a good signature refused");
+            }
+        }
+    }
+    assert!(checked > 2000, "{checked}");
+}
+
+#[test]
+fn a_compressed_key_is_read_into_the_point_ring_takes() {
+    let key = signing_key(9);
+    let der = key.verifying_key().to_public_key_der().unwrap();
+    let uncompressed = der.as_bytes();
+    assert_eq!((uncompressed.len(), uncompressed[26]), (91, 0x04), "SubjectPublicKeyInfo of an uncompressed point");
+    // the same key info with the 33-byte compressed point (ASN.1 lengths adjusted)
+    let compressed_point = key.verifying_key().to_encoded_point(true);
+    let mut compressed = vec![0x30, 0x39];
+    compressed.extend_from_slice(&uncompressed[2..23]);
+    compressed.extend_from_slice(&[0x03, 0x22, 0x00]);
+    compressed.extend_from_slice(compressed_point.as_bytes());
+    let from_compressed = verify::point(&STANDARD.encode(&compressed)).expect("a compressed key reads");
+    assert_eq!(from_compressed, verify::point(&console_key(&key)).unwrap());
+    let body = fixture("delivered.json");
+    let headers = signed_headers(&key, &NOW_SECS.to_string(), &body);
+    let creds = TenantCredentials { sendgrid: Some(super::Credentials::new(STANDARD.encode(&compressed))), ..Default::default() };
+    assert!(Sendgrid.verify(&request(&headers, &body), &creds, crate::providers::testkit::ctx()).is_ok());
+}
+
+#[test]
+fn credentials_compare_by_their_configured_key() {
+    let (a, b) = (super::Credentials::new(console_key(&signing_key(3))), super::Credentials::new(console_key(&signing_key(3))));
+    let body = fixture("delivered.json");
+    let headers = signed_headers(&signing_key(3), &NOW_SECS.to_string(), &body);
+    let creds = TenantCredentials { sendgrid: Some(a.clone()), ..Default::default() };
+    assert!(Sendgrid.verify(&request(&headers, &body), &creds, crate::providers::testkit::ctx()).is_ok());
+    // one has read its key (the copy in `creds`), the other not: still equal
+    assert_eq!(creds.sendgrid.as_ref().unwrap(), &b);
+    assert_ne!(a, super::Credentials::new(console_key(&signing_key(4))));
+}
+
 #[test]
 fn bad_configuration_and_unreadable_headers_are_refused() {
     let key = signing_key(7);
@@ -248,7 +328,7 @@ fn bad_configuration_and_unreadable_headers_are_refused() {
     let headers = signed_headers(&key, &NOW_SECS.to_string(), &body);
     let req = request(&headers, &body);
     assert_refused(Sendgrid.verify(&req, &TenantCredentials::default(), crate::providers::testkit::ctx()), VerifyError::NotConfigured, 401);
-    let bad = TenantCredentials { sendgrid: Some(super::Credentials { public_key: "not a key".into() }), ..Default::default() };
+    let bad = TenantCredentials { sendgrid: Some(super::Credentials::new("not a key")), ..Default::default() };
     assert_refused(Sendgrid.verify(&req, &bad, crate::providers::testkit::ctx()), VerifyError::NotConfigured, 401);
 
     let mut garbled = headers.clone();
