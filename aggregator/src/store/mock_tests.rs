@@ -78,3 +78,17 @@ async fn loads_are_chunked_into_bounded_in_lists() {
     let got = load_deliveries(&client(&mock), &keys).await.unwrap();
     assert_eq!(got, (0..3).map(owned_delivery).collect::<Vec<_>>());
 }
+
+/// The bytes an `IN` list is counted at are the bytes the crate writes for it: a bound list of
+/// keys with every escaped character (and none) is the statement without them plus their
+/// counted bytes, less the last key's comma.
+#[test]
+fn an_in_lists_counted_bytes_are_what_the_crate_writes() {
+    use runtime::in_list::statement_bytes;
+    let sql = |keys: &[String]| Client::default().query("SELECT 1 WHERE k IN ?").bind(keys).sql_display().to_string();
+    let keys: Vec<String> = ["plain", r"back\slash", "it's", "tick`", "tab\there", "new\nline", "cr\rline", "ünïcødé", "\"quoted\"", r"\'`", ""].iter().map(|s| s.to_string()).collect();
+    for n in 1..=keys.len() {
+        let counted: usize = keys[..n].iter().map(|k| statement_bytes(k)).sum();
+        assert_eq!(sql(&keys[..n]).len(), sql(&[]).len() + counted - 1, "{:?}", &keys[..n]);
+    }
+}
