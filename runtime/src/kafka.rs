@@ -199,18 +199,59 @@ impl rdkafka::ClientContext for BrokerWatch {
     }
 }
 
-/// One producer with what its watch saw.
+/// A record's delivery report: `Ok` once the broker acknowledged it.
+type Delivery = Result<(), rdkafka::error::KafkaError>;
+
+/// Delivery reports go to the channel each record was queued with (what rdkafka's
+/// `FutureProducer` does, without its polling thread: see [`POLL_WINDOW`]).
+impl rdkafka::producer::ProducerContext for BrokerWatch {
+    type DeliveryOpaque = Box<tokio::sync::oneshot::Sender<Delivery>>;
+
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, report: Self::DeliveryOpaque) {
+        // the caller may have stopped waiting (its timeout): nothing to tell then
+        let _ = report.send(result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone()));
+    }
+}
+
+/// How long one call of the producer's polling thread waits for delivery reports (each is
+/// handled as it comes). rdkafka's `FutureProducer` polls in 100 ms calls, and its poll loop
+/// converts the time left to whole milliseconds, rounding down: the last millisecond of every
+/// call is a busy loop (`rd_kafka_queue_poll` with a zero timeout), 10 ms of CPU per second per
+/// producer even when idle (`an_idle_producer_does_not_spin`; BENCHMARKS.md §10). In calls of
+/// this length it is at most 0.02 %; a dropped producer's thread ends within one call.
+const POLL_WINDOW: Duration = Duration::from_secs(5);
+
+/// One producer with what its watch saw, and its polling thread (stopped when dropped).
 struct Watched {
-    producer: FutureProducer<BrokerWatch>,
+    producer: std::sync::Arc<rdkafka::producer::BaseProducer<BrokerWatch>>,
     watch: BrokerWatch,
     created: std::time::Instant,
+    stop_polling: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Watched {
     fn new(config: &KafkaConfig) -> rdkafka::error::KafkaResult<Watched> {
         let watch = BrokerWatch::default();
-        let producer = config.producer_config().create_with_context(watch.clone())?;
-        Ok(Watched { producer, watch, created: std::time::Instant::now() })
+        let producer: std::sync::Arc<rdkafka::producer::BaseProducer<BrokerWatch>> = std::sync::Arc::new(config.producer_config().create_with_context(watch.clone())?);
+        let stop_polling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (polled, stop) = (producer.clone(), stop_polling.clone());
+        // The thread holds the producer until it stops: a producer is destroyed (its remaining
+        // records purged and reported) on this thread, not on a caller's.
+        std::thread::Builder::new()
+            .name("kafka-prod-poll".into())
+            .spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    polled.poll(POLL_WINDOW);
+                }
+            })
+            .map_err(|e| rdkafka::error::KafkaError::ClientCreation(format!("the producer's polling thread: {e}")))?;
+        Ok(Watched { producer, watch, created: std::time::Instant::now(), stop_polling })
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.stop_polling.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -358,9 +399,9 @@ impl ReplaceableProducer {
         payload: &[u8],
         deadline: tokio::time::Instant,
         timeout: Duration,
-    ) -> Result<(std::sync::Arc<Watched>, rdkafka::producer::DeliveryFuture), SendError> {
+    ) -> Result<(std::sync::Arc<Watched>, tokio::sync::oneshot::Receiver<Delivery>), SendError> {
         use rdkafka::error::KafkaError;
-        use rdkafka::producer::FutureRecord;
+        use rdkafka::producer::BaseRecord;
         // A record over the producer's limit is refused here, permanently, before it is queued.
         let max = producer_max_message_bytes(&self.config);
         if !record_fits(key.len(), payload.len(), max) {
@@ -372,8 +413,9 @@ impl ReplaceableProducer {
         }
         let producer = self.get();
         loop {
-            match producer.producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
-                Ok(delivery) => return Ok((producer, delivery)),
+            let (report, delivery) = tokio::sync::oneshot::channel();
+            match producer.producer.send(BaseRecord::with_opaque_to(topic, Box::new(report)).key(key).payload(payload)) {
+                Ok(()) => return Ok((producer, delivery)),
                 // room frees as the broker acknowledges; the queue's bound is the memory bound
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(QUEUE_FULL_RETRY.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
@@ -403,13 +445,13 @@ impl ReplaceableProducer {
     async fn acknowledgement(
         &self,
         used: std::sync::Arc<Watched>,
-        delivery: rdkafka::producer::DeliveryFuture,
+        delivery: tokio::sync::oneshot::Receiver<Delivery>,
         deadline: tokio::time::Instant,
         timeout: Duration,
     ) -> Result<(), SendError> {
         let error = match tokio::time::timeout_at(deadline, delivery).await {
-            Ok(Ok(Ok(_))) => return Ok(()),
-            Ok(Ok(Err((e, _)))) => SendError { permanent: is_permanent(&e), too_large: is_too_large(&e), message: e.to_string() },
+            Ok(Ok(Ok(()))) => return Ok(()),
+            Ok(Ok(Err(e))) => SendError { permanent: is_permanent(&e), too_large: is_too_large(&e), message: e.to_string() },
             Ok(Err(_canceled)) => SendError { permanent: false, too_large: false, message: "the producer was dropped before the acknowledgement".into() },
             Err(_) => SendError { permanent: false, too_large: false, message: format!("no acknowledgement from Kafka within {} ms", timeout.as_millis()) },
         };
@@ -529,6 +571,44 @@ mod tests {
             assert_eq!(get(&c, "acks").as_deref(), Some("all"));
             drop(c.producer().expect("librdkafka accepts the settings"));
         }
+    }
+
+    /// CPU time (ns, from `schedstat`) of this process's threads named `name`.
+    fn threads_cpu_ns(name: &str) -> u64 {
+        let mut total = 0;
+        for task in std::fs::read_dir("/proc/self/task").expect("Linux /proc").flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+                total += stat.split(' ').next().and_then(|ns| ns.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+        total
+    }
+
+    /// The producer's polling thread waits for delivery reports without spinning: idle for 3 s
+    /// it spends well under a millisecond a second. (rdkafka's `FutureProducer`, polling in
+    /// 100 ms calls that end in a busy millisecond, spends ~10 ms a second: printed for
+    /// comparison; BENCHMARKS.md §10.)
+    #[test]
+    fn an_idle_producer_does_not_spin() {
+        // a broker that takes connections and never answers: the producer stays the same one
+        // (no broker is down for the watchdog to replace it), with nothing to report
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = KafkaConfig { brokers: silent.local_addr().unwrap().to_string(), ..KafkaConfig::default() };
+        let ours = ReplaceableProducer::new(config.clone()).expect("a producer");
+        let theirs = config.producer().expect("rdkafka's FutureProducer");
+        let used = ours.get();
+        std::thread::sleep(Duration::from_millis(300));
+        let (ours_before, theirs_before) = (threads_cpu_ns("kafka-prod-poll"), threads_cpu_ns("producer pollin"));
+        std::thread::sleep(Duration::from_secs(3));
+        let ours_ms = threads_cpu_ns("kafka-prod-poll").saturating_sub(ours_before) as f64 / 1e6;
+        let theirs_ms = threads_cpu_ns("producer pollin").saturating_sub(theirs_before) as f64 / 1e6;
+        println!("idle for 3 s, the polling thread's CPU: ours {ours_ms:.2} ms, rdkafka's FutureProducer {theirs_ms:.2} ms");
+        assert!(std::sync::Arc::ptr_eq(&used, &ours.get()), "the producer was replaced: not one thread measured");
+        assert!(ours_before > 0, "the polling thread is found by its name");
+        assert!(ours_ms < 3.0, "the producer's polling thread spent {ours_ms:.2} ms of CPU in 3 idle seconds");
+        drop((used, ours, theirs));
     }
 
     #[test]
