@@ -111,12 +111,15 @@ async fn healthz(State(h): State<Health>) -> (StatusCode, &'static str) {
 /// Binds `addr`, then serves `/metrics`, `/healthz` and `/readyz` there until `shutdown` on a
 /// task of its own. The bind is awaited here, so a service whose admin port is taken stops at
 /// start with the reason, instead of running on with no health endpoint that an orchestrator
-/// (or a test harness) could ever see answer.
+/// (or a test harness) could ever see answer. The metrics recorder is installed before this
+/// returns (the routes are built here, not on the task), so metrics a service registers after
+/// it, e.g. a handle kept for the hot path, are the ones `/metrics` shows.
 pub async fn start_admin(addr: &str, health: Health, shutdown: CancellationToken) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the admin endpoint {addr}"))?;
     tracing::info!(message = "Admin endpoint listening.", %addr);
+    let routes = router(health);
     Ok(tokio::spawn(async move {
-        axum::serve(listener, router(health)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+        axum::serve(listener, routes).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
         Ok(())
     }))
 }

@@ -22,20 +22,23 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// `sendtrace_ingest_requests_in_progress{limit}` of those taken.
 pub struct Places {
     semaphore: Arc<Semaphore>,
-    limit: Limit,
+    /// The gauge's handle, registered once here rather than looked up by name and label at
+    /// every request (the service installs its recorder first: `runtime::telemetry::start_admin`).
+    in_progress: metrics::Gauge,
 }
 
 impl Places {
     pub fn new(limit: Limit, places: usize) -> Arc<Places> {
-        metrics::gauge!(IN_PROGRESS, "limit" => limit.name()).set(0.0);
-        Arc::new(Places { semaphore: Arc::new(Semaphore::new(places)), limit })
+        let in_progress = metrics::gauge!(IN_PROGRESS, "limit" => limit.name());
+        in_progress.set(0.0);
+        Arc::new(Places { semaphore: Arc::new(Semaphore::new(places)), in_progress })
     }
 
     /// A place, if one is free (refuse at once rather than queue: a queue would only hold more
     /// sockets open).
     pub fn try_take(self: &Arc<Self>) -> Option<Place> {
         let permit = self.semaphore.clone().try_acquire_owned().ok()?;
-        metrics::gauge!(IN_PROGRESS, "limit" => self.limit.name()).increment(1.0);
+        self.in_progress.increment(1.0);
         Some(Place { permit: Some(permit), places: self.clone() })
     }
 }
@@ -52,7 +55,7 @@ pub struct Place {
 impl Drop for Place {
     fn drop(&mut self) {
         drop(self.permit.take());
-        metrics::gauge!(IN_PROGRESS, "limit" => self.places.limit.name()).decrement(1.0);
+        self.places.in_progress.decrement(1.0);
     }
 }
 
