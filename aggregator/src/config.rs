@@ -114,6 +114,10 @@ pub struct Config {
     /// a late send record moves them without reading `events` back (split evenly over the
     /// partitions held). 0: read every time.
     pub max_history_bytes_in_memory: usize,
+    /// Fingerprints of stored deliveries kept to skip the state read of new ones
+    /// (`stored_keys`; 9–18 bytes each, split evenly over the partitions held). A partition with
+    /// more stored deliveries than its share reads every delivery not in memory. 0: no filter.
+    pub max_stored_keys_in_memory: usize,
     /// Longest pause between ClickHouse retries.
     pub max_retry_backoff_ms: u64,
     /// IANA time zone for a second set of day/week/month counters (`day:<zone>` ..); `UTC` for none.
@@ -157,6 +161,7 @@ impl Default for Config {
             batch_linger_ms: 200,
             max_deliveries_in_memory: 1_000_000,
             max_history_bytes_in_memory: 64 << 20,
+            max_stored_keys_in_memory: 10_000_000,
             max_retry_backoff_ms: 5000,
             reporting_time_zone: "UTC".into(),
             scanner_window_secs: crate::machine::DEFAULT_SCANNER_WINDOW_SECS,

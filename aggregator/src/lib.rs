@@ -40,4 +40,5 @@ pub mod sender_health;
 pub mod sender_health_monitor;
 pub mod state;
 pub mod store;
+pub mod stored_keys;
 pub mod suppression;

@@ -26,6 +26,7 @@ use clickhouse::Row as _;
 use crate::store::failure;
 use crate::store::retry::{retry, retry_transient};
 use crate::state::{DeliveryKey, Facts, StateStore};
+use crate::stored_keys::{Lookup, StoredKeys};
 use crate::suppression;
 use runtime::kafka::ReplaceableProducer;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -80,6 +81,28 @@ struct Partition {
     claim: Option<offsets::Claim>,
     cursor: Option<Cursor>,
     buffer: Vec<(i64, Option<Vec<u8>>)>,
+    /// The fingerprints of the partition's stored deliveries (`stored_keys`), loaded after the
+    /// claim.
+    stored: Filter,
+}
+
+/// A partition's [`StoredKeys`] filter.
+#[derive(Debug, Default)]
+enum Filter {
+    /// Not loaded since the claim (or the partition count is not known).
+    #[default]
+    Unloaded,
+    /// Off until the partition is claimed again: every delivery not in memory is read.
+    Off,
+    On(StoredKeys),
+}
+
+/// Each partition's share of the memory bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub deliveries: usize,
+    pub history_bytes: usize,
+    pub stored_keys: usize,
 }
 
 pub struct Aggregator {
@@ -91,6 +114,11 @@ pub struct Aggregator {
     /// The event rows of the deliveries this aggregator created since its claims (`recent`).
     recent: RecentHistory,
     partitions: HashMap<i32, Partition>,
+    /// The events topic's partition count, if known (`Partitions::set_partition_count`):
+    /// without it no [`StoredKeys`] filter is loaded.
+    partition_count: Option<i32>,
+    /// The most stored-delivery fingerprints a partition's filter may hold.
+    max_stored_keys: usize,
     batch_seq: u64,
     /// Each table's `RowBinary`, reused batch after batch (BENCHMARKS.md §1b).
     tables: batch::TableBuffers,
@@ -125,22 +153,39 @@ impl Aggregator {
     /// bounds (one process holding every partition through it; tests).
     pub fn new(cfg: Config) -> anyhow::Result<Self> {
         let shared = Shared::new(&cfg)?;
-        let bounds = (cfg.max_deliveries_in_memory, cfg.max_history_bytes_in_memory);
+        let bounds = Bounds { deliveries: cfg.max_deliveries_in_memory, history_bytes: cfg.max_history_bytes_in_memory, stored_keys: cfg.max_stored_keys_in_memory };
         Ok(Aggregator::with_shared(cfg, shared, bounds))
     }
 
     /// An aggregator on `shared` parts, keeping at most `max_deliveries` states and
     /// `max_history_bytes` of rows for late send records (`recent`).
-    pub fn with_shared(cfg: Config, shared: Shared, (max_deliveries, max_history_bytes): (usize, usize)) -> Self {
+    pub fn with_shared(cfg: Config, shared: Shared, bounds: Bounds) -> Self {
         let Shared { client, producer, batch_cfg, writer } = shared;
-        let (store, recent) = (StateStore::new(max_deliveries), RecentHistory::new(max_history_bytes));
-        Aggregator { cfg, batch_cfg, client, producer, store, recent, partitions: HashMap::new(), batch_seq: 0, tables: Default::default(), writer }
+        let (store, recent) = (StateStore::new(bounds.deliveries), RecentHistory::new(bounds.history_bytes));
+        let (partitions, partition_count, max_stored_keys) = (HashMap::new(), None, bounds.stored_keys);
+        Aggregator { cfg, batch_cfg, client, producer, store, recent, partitions, partition_count, max_stored_keys, batch_seq: 0, tables: Default::default(), writer }
     }
 
-    /// Sets the memory bounds (`with_shared`); what is held beyond them goes at the next batch.
-    fn set_bounds(&mut self, (max_deliveries, max_history_bytes): (usize, usize)) {
-        self.store.max_deliveries = max_deliveries;
-        self.recent.set_max_bytes(max_history_bytes);
+    /// Sets the memory bounds (`with_shared`); what is held beyond them goes at the next batch
+    /// (a stored-keys filter over its new bound, when next used).
+    fn set_bounds(&mut self, bounds: Bounds) {
+        self.store.max_deliveries = bounds.deliveries;
+        self.recent.set_max_bytes(bounds.history_bytes);
+        self.max_stored_keys = bounds.stored_keys;
+    }
+
+    /// The events topic's partition count (`None`: unknown): the filters of another count are
+    /// dropped (each is loaded again after the next claim).
+    pub fn set_partition_count(&mut self, n: Option<i32>) {
+        if self.partition_count != n {
+            self.partition_count = n;
+            self.partitions.values_mut().for_each(|part| part.stored = Filter::Unloaded);
+        }
+    }
+
+    /// Fingerprints held by this aggregator's stored-keys filters.
+    fn stored_keys(&self) -> usize {
+        self.partitions.values().map(|part| if let Filter::On(f) = &part.stored { f.len() } else { 0 }).sum()
     }
 
     /// Whether records are buffered for some partition.
@@ -179,7 +224,7 @@ impl Aggregator {
             Err(Stop::Fenced) => {
                 let part = self.partitions.entry(p).or_default();
                 let from = part.buffer.first().map_or(-1, |(o, _)| *o);
-                (part.claim, part.cursor) = (None, None);
+                (part.claim, part.cursor, part.stored) = (None, None, Filter::Unloaded);
                 let forgotten = self.forget_partition(p);
                 metrics::counter!("sendtrace_aggregator_fenced_total").increment(1);
                 warn!(message = "Another aggregator claimed the partition; its batch was not written.", partition = p, from, deliveries_forgotten = forgotten);
@@ -188,6 +233,32 @@ impl Aggregator {
             Ok(None) => Drained::Idle,
             Ok(Some(last)) => Drained::Applied(last),
         }
+    }
+
+    /// Loads partition `p`'s stored-keys filter (of `n` partitions); `None`: shutdown. A
+    /// partition with more stored deliveries than the bound, or a load ClickHouse refuses,
+    /// goes without (`Filter::Off`) until claimed again.
+    async fn load_filter(&self, p: i32, n: i32, shutdown: &CancellationToken) -> Option<Filter> {
+        let (client, max) = (self.client.clone(), self.max_stored_keys);
+        let started = std::time::Instant::now();
+        let loaded = retry_transient("load_stored_keys", self.cfg.max_retry_backoff_ms, shutdown, || StoredKeys::load(&client, p, n, max)).await?;
+        metrics::histogram!("sendtrace_aggregator_clickhouse_query_duration_seconds", "query" => "load_stored_keys").record(started.elapsed().as_secs_f64());
+        Some(match loaded {
+            Ok(Some(f)) => {
+                info!(message = "Stored deliveries' fingerprints loaded.", partition = p, partitions = n, deliveries = f.len(), ms = started.elapsed().as_millis() as u64);
+                Filter::On(f)
+            }
+            Ok(None) => {
+                metrics::counter!("sendtrace_aggregator_stored_keys_off_total", "reason" => "over_bound").increment(1);
+                warn!(message = "More deliveries stored for the partition than max_stored_keys_in_memory allows it; every delivery not in memory is read.", partition = p, max);
+                Filter::Off
+            }
+            Err(e) => {
+                metrics::counter!("sendtrace_aggregator_stored_keys_off_total", "reason" => "load_refused").increment(1);
+                warn!(message = "Loading the stored deliveries' fingerprints failed; every delivery not in memory is read.", partition = p, error = %e);
+                Filter::Off
+            }
+        })
     }
 
     /// [`Aggregator::drain_partition`] in `?` form: the last offset applied, if any.
@@ -203,7 +274,7 @@ impl Aggregator {
                 let forgotten = self.forget_partition(p);
                 info!(message = "Partition claimed.", partition = p, epoch = claim.epoch, deliveries_forgotten = forgotten);
                 let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
-                (part.claim, part.cursor) = (Some(claim), None);
+                (part.claim, part.cursor, part.stored) = (Some(claim), None, Filter::Unloaded);
             }
             let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
             if part.cursor.is_none() {
@@ -212,6 +283,14 @@ impl Aggregator {
                 info!(message = "Partition cursor loaded.", partition = p, done_upto = c.done_upto, pending = ?c.pending);
                 part.cursor = Some(c);
             }
+            if matches!(part.stored, Filter::Unloaded) {
+                if let Some(n) = self.partition_count.filter(|_| self.max_stored_keys > 0) {
+                    let filter = self.load_filter(p, n, shutdown).await.ok_or(Stop::Shutdown)?;
+                    let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
+                    part.stored = filter;
+                }
+            }
+            let Some(part) = self.partitions.get_mut(&p) else { return Ok(applied) };
             let cursor = part.cursor.unwrap_or_default();
             part.buffer.retain(|(o, _)| *o > cursor.done_upto);
             if part.buffer.is_empty() {
@@ -342,6 +421,44 @@ impl Aggregator {
         }
     }
 
+    /// Of the deliveries of `events` at `places` (not in memory), those whose state has to be
+    /// read: all of them without a stored-keys filter; with one, those whose fingerprint it
+    /// holds, and every one of them is added to it first (from this piece on it may be stored).
+    /// A key of another partition turns the filter off (`stored_keys`).
+    fn states_to_read(&mut self, p: i32, places: &[usize], events: &[(i64, EventRef<'_>)]) -> Vec<(String, String)> {
+        let keys = || places.iter().filter_map(|&i| events.get(i)).map(|(_, e)| (e.tenant, e.delivery_key));
+        let all = || keys().map(|(t, k)| (t.to_string(), k.to_string())).collect();
+        let Some(part) = self.partitions.get_mut(&p) else { return all() };
+        let Filter::On(filter) = &mut part.stored else { return all() };
+        let (mut read, mut new) = (Vec::new(), Vec::new());
+        for (t, k) in keys() {
+            match filter.lookup(t, k) {
+                Lookup::Read => read.push((t.to_string(), k.to_string())),
+                Lookup::New => new.push((t, k)),
+                Lookup::Foreign => {
+                    let partitions = filter.partitions();
+                    part.stored = Filter::Off;
+                    metrics::counter!("sendtrace_aggregator_stored_keys_off_total", "reason" => "foreign_key").increment(1);
+                    warn!(message = "A delivery's events are on another partition than the default partitioner puts its key in; every delivery not in memory is read until the partition is claimed again.", partition = p, partitions, delivery_key = k);
+                    return all();
+                }
+            }
+        }
+        for (t, k) in keys() {
+            if !filter.insert(t, k) {
+                part.stored = Filter::Off;
+                metrics::counter!("sendtrace_aggregator_stored_keys_off_total", "reason" => "over_bound").increment(1);
+                warn!(message = "More deliveries stored for the partition than max_stored_keys_in_memory allows it; every delivery not in memory is read.", partition = p, max = self.max_stored_keys);
+                break;
+            }
+        }
+        // (each delivery once: a piece may hold several of its events)
+        new.sort_unstable();
+        new.dedup();
+        metrics::counter!("sendtrace_aggregator_state_reads_skipped_total").increment(new.len() as u64);
+        read
+    }
+
     /// Writes one piece: the events of offsets `range` and the dead letters of its refused
     /// records. `None`: shutdown. `redo`: as `write_unit`.
     async fn write_piece(
@@ -360,7 +477,7 @@ impl Aggregator {
         // rows read to move them. (repeats included: the reads send each key once)
         let looked = self.store.look_up(batch.places());
         let tenant_key = |&i: &usize| events.get(i).map(|(_, e)| (e.tenant.to_string(), e.delivery_key.to_string()));
-        let missing: Vec<_> = looked.missing.iter().filter_map(tenant_key).collect();
+        let missing = self.states_to_read(p, &looked.missing, events);
         let client = self.client.clone();
         let rows = match retry_transient("load_deliveries", max_backoff, shutdown, || load_deliveries(&client, &missing)).await? {
             Ok(rows) => rows,
@@ -529,11 +646,13 @@ pub struct Partitions {
     held: BTreeMap<i32, Aggregator>,
     /// Partitions in the latest assignment (1 before any): the bounds' divisor.
     assigned: usize,
+    /// The events topic's partition count (`set_partition_count`).
+    partition_count: Option<i32>,
 }
 
 impl Partitions {
     pub fn new(cfg: Config) -> anyhow::Result<Self> {
-        Ok(Partitions { shared: Shared::new(&cfg)?, cfg, held: BTreeMap::new(), assigned: 1 })
+        Ok(Partitions { shared: Shared::new(&cfg)?, cfg, held: BTreeMap::new(), assigned: 1, partition_count: None })
     }
 
     /// This process's name in its partition claims.
@@ -542,16 +661,30 @@ impl Partitions {
     }
 
     /// Each partition's share of the memory bounds.
-    fn bounds(&self) -> (usize, usize) {
+    fn bounds(&self) -> Bounds {
         let n = self.assigned.max(1);
-        (self.cfg.max_deliveries_in_memory.div_ceil(n), self.cfg.max_history_bytes_in_memory / n)
+        let c = &self.cfg;
+        Bounds { deliveries: c.max_deliveries_in_memory.div_ceil(n), history_bytes: c.max_history_bytes_in_memory / n, stored_keys: c.max_stored_keys_in_memory / n }
+    }
+
+    /// The events topic's partition count as the broker gave it after an assignment (`None`:
+    /// not known; then no stored-keys filter is loaded).
+    pub fn set_partition_count(&mut self, n: Option<i32>) {
+        self.partition_count = n;
+        self.held.values_mut().for_each(|agg| agg.set_partition_count(n));
     }
 
     /// Buffers record `offset` of partition `p` (`Aggregator::offer`).
     pub fn offer(&mut self, p: i32, offset: i64, payload: Option<Vec<u8>>) {
         let bounds = self.bounds();
         let (cfg, shared) = (&self.cfg, &self.shared);
-        self.held.entry(p).or_insert_with(|| Aggregator::with_shared(cfg.clone(), shared.clone(), bounds)).offer(p, offset, payload);
+        let n = self.partition_count;
+        let agg = self.held.entry(p).or_insert_with(|| {
+            let mut agg = Aggregator::with_shared(cfg.clone(), shared.clone(), bounds);
+            agg.set_partition_count(n);
+            agg
+        });
+        agg.offer(p, offset, payload);
     }
 
     /// After a rebalance: every buffer, claim and cursor is dropped (each partition is claimed
@@ -586,6 +719,7 @@ impl Partitions {
         let out = futures::future::join_all(drains).await;
         metrics::gauge!("sendtrace_aggregator_deliveries_in_memory").set(self.deliveries() as f64);
         metrics::gauge!("sendtrace_aggregator_recent_history_bytes").set(self.held.values().map(|a| a.recent.bytes()).sum::<usize>() as f64);
+        metrics::gauge!("sendtrace_aggregator_stored_keys").set(self.held.values().map(Aggregator::stored_keys).sum::<usize>() as f64);
         metrics::gauge!("sendtrace_aggregator_interned_names").set(self.held.values().map(|a| a.store.names().len()).sum::<usize>() as f64);
         out
     }
@@ -721,10 +855,12 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     health.set_ready(true);
     info!(message = "Aggregator running.", topic = %topic, writer = %held.writer());
     'outer: loop {
+        let mut assigned = false;
         let read = read_batch(|| consumer.recv(), limits, &shutdown, |m, first| {
             if first {
                 // A rebalance since the last batch is applied before any record of this one.
                 let r = flag.take();
+                assigned |= r.assigned.is_some();
                 if r.revoked || r.lost || r.assigned.is_some() {
                     held.rebalanced(r);
                 }
@@ -734,6 +870,10 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
         .await;
         if read == Batch::Shutdown {
             break;
+        }
+        if assigned {
+            // before any partition of the assignment is claimed (and its filter loaded)
+            held.set_partition_count(partition_count(&consumer, &topic).await);
         }
         let mut stop = false;
         for (p, drained) in held.drain(&shutdown).await {
@@ -769,6 +909,30 @@ pub async fn run(cfg: Config, health: Health, shutdown: CancellationToken) -> an
     let _ = monitor.await;
     info!(message = "Aggregator stopped.");
     Ok(())
+}
+
+/// The partition count of `topic` as the broker gives it now (`None` if it does not answer in
+/// 5 s: the partitions go without stored-keys filters until the next assignment).
+async fn partition_count<C: rdkafka::consumer::ConsumerContext + 'static>(consumer: &std::sync::Arc<rdkafka::consumer::StreamConsumer<C>>, topic: &str) -> Option<i32> {
+    let (consumer, topic) = (consumer.clone(), topic.to_string());
+    let n = tokio::task::spawn_blocking(move || {
+        let m = consumer.fetch_metadata(Some(&topic), Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        let t = m.topics().iter().find(|t| t.name() == topic).ok_or("the topic is not in the metadata")?;
+        match t.error() {
+            None if !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
+            _ => Err(format!("no partitions ({:?})", t.error())),
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    match n {
+        Ok(n) => Some(n),
+        Err(e) => {
+            warn!(message = "The events topic's partition count is not known; its partitions are read without stored-keys filters.", error = %e);
+            None
+        }
+    }
 }
 
 /// A unit's admitted events, their facts (`state::Facts`, one each) and the dead letters of its
@@ -829,6 +993,31 @@ mod tests {
         assert_eq!(held.held[&5].store.max_deliveries, 500, "a partition offered later gets the same share");
         held.rebalanced(Rebalanced { revoked: true, assigned: None, lost: true });
         assert!(held.held.is_empty(), "a lost assignment drops everything");
+    }
+
+    /// The stored-keys filter of a partition: new deliveries are not read (and may be stored
+    /// from then on, so read the next time they are not in memory), held fingerprints are, and a
+    /// delivery of another partition by the partitioner turns the filter off: everything read.
+    #[test]
+    fn only_deliveries_the_filter_may_hold_are_read() {
+        let mut agg = Aggregator::new(Config::default()).expect("no broker needed to build");
+        let keys: Vec<String> = (0..64).map(|i| format!("{i:032x}")).collect();
+        let p = crate::stored_keys::partition_of(&keys[0], 4);
+        let (mine, foreign): (Vec<&String>, Vec<&String>) = keys.iter().partition(|k| crate::stored_keys::partition_of(k, 4) == p);
+        let mut filter = StoredKeys::empty(p, 4, 100);
+        filter.insert("acme", mine[0]);
+        agg.partitions.entry(p).or_default().stored = Filter::On(filter);
+        let events: Vec<schemas::Event> = mine.iter().take(3).map(|k| schemas::testkit::event(&format!("e-{k}"), k, schemas::EventType::Delivered, 1_700_000_000_000)).collect();
+        let refs: Vec<(i64, EventRef<'_>)> = events.iter().enumerate().map(|(i, e)| (i as i64, e.as_event_ref())).collect();
+        let read = agg.states_to_read(p, &[0, 1, 2, 1], &refs);
+        assert_eq!(read, vec![("acme".to_string(), mine[0].clone())], "only the held one");
+        let read = agg.states_to_read(p, &[1, 2], &refs);
+        assert_eq!(read.len(), 2, "the new ones of the first piece may be stored now: {read:?}");
+        let other = schemas::testkit::event("e-f", foreign[0], schemas::EventType::Delivered, 1_700_000_000_000);
+        let refs: Vec<(i64, EventRef<'_>)> = vec![(0, events[2].as_event_ref()), (1, other.as_event_ref())];
+        assert_eq!(agg.states_to_read(p, &[0, 1], &refs).len(), 2, "a foreign key: everything read");
+        assert!(matches!(agg.partitions[&p].stored, Filter::Off), "and the filter is off");
+        assert_eq!(agg.states_to_read(9, &[0], &refs).len(), 1, "a partition without a filter reads");
     }
 
     /// A record written with the first event schema (a normalizer not yet upgraded, in a

@@ -263,6 +263,46 @@ async fn sigkilled_aggregator_converges_to_the_truth() {
     assert!(memory > 0.0, "histories from memory {memory}:\n{metrics}");
 }
 
+/// The stored-keys filter (`aggregator::stored_keys`): an aggregator started after a first one
+/// stored the deliveries of the stream's first half reads back exactly the stored deliveries the
+/// second half touches, and no other: the second half's new deliveries skip the read. Counted
+/// against the brute force over the two halves (the states read, the reads skipped, the
+/// fingerprints held), and every table equals the truth of the whole stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_aggregator_reads_only_the_stored_deliveries() {
+    let stack = Stack::from_env();
+    let mut p = Pipeline::new(&stack, "stored-keys").await;
+    let s = stream(17, 600);
+    let half = s.events.len() / 2;
+    let keys = |events: &[schemas::Event]| events.iter().map(|e| (e.tenant.clone(), e.delivery_key.clone())).collect::<BTreeSet<_>>();
+    let (stored, touched) = (keys(&s.events[..half]), keys(&s.events[half..]));
+    s.produce(&stack.brokers, &p.events_topic, 0..half).await;
+    p.start_aggregator().await;
+    // the first half applied: its events and its deliveries' states stored (a unit's last insert)
+    let first = Stream { events: s.events[..half].to_vec() };
+    let (events, deliveries) = (first.distinct().len() as u64, stored.len() as u64);
+    wait_until("the first half applied", Duration::from_secs(240), || async {
+        (p.number("SELECT count() FROM events FINAL").await >= events && p.number("SELECT count() FROM deliveries FINAL").await >= deliveries).then_some(())
+    })
+    .await;
+    // SIGTERM: the unit in progress, if any, ends before the exit
+    if let Some(a) = p.aggregator.as_mut() {
+        a.stop();
+    }
+    s.produce(&stack.brokers, &p.events_topic, half..s.events.len()).await;
+    p.start_aggregator().await;
+    assert_tables_equal_truth(&p, &s, "UTC").await;
+
+    let read_back = touched.intersection(&stored).count() as f64;
+    let new = touched.difference(&stored).count() as f64;
+    assert!(read_back > 0.0 && new > 0.0, "the second half has stored ({read_back}) and new ({new}) deliveries");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", p.admin_ports().1)).await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&metrics, "sendtrace_aggregator_state_reloads_total"), read_back, "states read: the stored deliveries touched\n{metrics}");
+    assert_eq!(metric(&metrics, "sendtrace_aggregator_state_reads_skipped_total"), new, "reads skipped: the new deliveries\n{metrics}");
+    assert_eq!(metric(&metrics, "sendtrace_aggregator_stored_keys"), stored.union(&touched).count() as f64, "fingerprints held: every delivery\n{metrics}");
+    assert_eq!(metric(&metrics, "sendtrace_aggregator_stored_keys_off_total"), 0.0, "no partition without its filter\n{metrics}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn aggregator_waits_out_a_clickhouse_outage_without_loss() {
     let stack = Stack::from_env();

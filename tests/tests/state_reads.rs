@@ -315,3 +315,95 @@ async fn stored_events_of_a_few_deliveries_skip_granules_and_are_found_exactly()
 fn client_of(stack: &Stack, p: &Pipeline) -> clickhouse::Client {
     clickhouse::Client::default().with_url(&stack.clickhouse_url).with_database(&p.database)
 }
+
+/// The stored-keys filter (`aggregator::stored_keys`) loads, for each partition, exactly the
+/// fingerprints the aggregator computes for the stored deliveries the partitioner puts there:
+/// the engine's `CRC32(delivery_key) % n` and `sipHash64(concat(tenant, '/', delivery_key))`
+/// agree with `partition_of` and `fingerprint` on every stored delivery (several tenants,
+/// upper- and lower-case keys, several versions of some); and a partition with more stored
+/// deliveries than the bound gets no filter.
+#[tokio::test(flavor = "multi_thread")]
+async fn stored_keys_of_each_partition_are_what_the_aggregator_computes() {
+    use aggregator::stored_keys::{fingerprint, partition_of, StoredKeys};
+    use std::collections::BTreeSet;
+    let stack = Stack::from_env();
+    let p = Pipeline::new(&stack, "stored-keys").await; // migrated
+    const N: u64 = 20_000;
+    // tenant t{i % 3}; keys lower-case hex SHA-256, every fifth upper-case; every seventh a second version
+    let tenant = |i: u64| format!("t{}", i % 3);
+    let key_of = |i: u64| if i.is_multiple_of(5) { key(i).to_uppercase() } else { key(i) };
+    p.query(&format!(
+        "INSERT INTO deliveries (tenant, delivery_key, status, version) \
+         SELECT concat('t', toString(number % 3)), if(number % 5 = 0, upper(hex(SHA256(concat('state-reads-', toString(number))))), lower(hex(SHA256(concat('state-reads-', toString(number)))))), 'sent', 1 FROM numbers({N})"
+    ))
+    .await;
+    p.query(&format!(
+        "INSERT INTO deliveries (tenant, delivery_key, status, version) \
+         SELECT concat('t', toString(number % 3)), if(number % 5 = 0, upper(hex(SHA256(concat('state-reads-', toString(number))))), lower(hex(SHA256(concat('state-reads-', toString(number)))))), 'delivered', 2 FROM numbers({N}) WHERE number % 7 = 0"
+    ))
+    .await;
+    let client = client_of(&stack, &p);
+    for partitions in [1, 4, 7] {
+        let mut all = BTreeSet::new();
+        for partition in 0..partitions {
+            let f = StoredKeys::load(&client, partition, partitions, N as usize).await.expect("load").expect("within the bound");
+            let want: BTreeSet<u64> = (0..N).filter(|i| partition_of(&key_of(*i), partitions) == partition).map(|i| fingerprint(&tenant(i), &key_of(i))).collect();
+            assert_eq!(f.len(), want.len(), "partition {partition} of {partitions}");
+            for i in 0..N {
+                let k = key_of(i);
+                let mine = partition_of(&k, partitions) == partition;
+                let verdict = f.lookup(&tenant(i), &k);
+                assert_eq!(verdict == aggregator::stored_keys::Lookup::Read, mine, "delivery {i}, partition {partition} of {partitions}: {verdict:?}");
+            }
+            all.extend(want);
+        }
+        assert_eq!(all.len() as u64, N, "every stored delivery in one partition's filter ({partitions} partitions)");
+    }
+    // a bound below what a partition holds: no filter
+    assert!(StoredKeys::load(&client, 0, 1, N as usize - 1).await.expect("load").is_none(), "over the bound");
+    // a key never stored: new for the filter of its partition
+    let f = StoredKeys::load(&client, partition_of("never-stored", 4), 4, N as usize).await.expect("load").expect("within");
+    assert_eq!(f.lookup("t0", "never-stored"), aggregator::stored_keys::Lookup::New);
+}
+
+/// The filter's premise: the services' producer (`runtime::kafka::ReplaceableProducer`, as the
+/// normalizer writes the events topic, keyed by delivery key) puts a record keyed `k` in
+/// partition `partition_of(k, n)` of the real broker's topic (librdkafka's default
+/// partitioner), for a partition count that is not a power of two.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_producer_puts_a_key_where_partition_of_says() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use std::time::{Duration, Instant};
+    let stack = Stack::from_env();
+    let topic = format!("partitioner-{}", uuid::Uuid::new_v4());
+    const PARTITIONS: i32 = 7;
+    stack.create_topics(&[&topic], PARTITIONS).await;
+    let producer = runtime::kafka::ReplaceableProducer::new(runtime::kafka::KafkaConfig { brokers: stack.brokers.clone(), ..Default::default() }).expect("producer");
+    let keys: Vec<String> = (0..140u64).map(|i| if i.is_multiple_of(2) { key(i) } else { key(i).to_uppercase() }).collect();
+    for k in &keys {
+        producer.send_checked(&topic, k, b"x", Duration::from_secs(30)).await.expect("stored");
+    }
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &stack.brokers)
+        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(&topic, p, rdkafka::Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < keys.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            seen.insert(String::from_utf8(m.key().unwrap_or_default().to_vec()).expect("utf-8 key"), m.partition());
+        }
+    }
+    assert_eq!(seen.len(), keys.len(), "every record read back");
+    let wrong: Vec<_> = seen.iter().filter(|(k, p)| aggregator::stored_keys::partition_of(k, PARTITIONS) != **p).collect();
+    assert!(wrong.is_empty(), "records not where partition_of says: {wrong:?}");
+    assert!(seen.values().collect::<std::collections::BTreeSet<_>>().len() as i32 == PARTITIONS, "the keys spread over every partition");
+}

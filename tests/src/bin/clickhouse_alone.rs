@@ -91,12 +91,13 @@ async fn share(client: &clickhouse::Client, table: &str, rows: usize) -> anyhow:
 
 /// Mean records per aggregator unit, and mean deliveries whose earlier event rows it read from
 /// ClickHouse per unit (those `aggregator::recent` did not hold), from its Prometheus page.
-async fn unit_shape(url: &str) -> Option<(usize, usize)> {
+async fn unit_shape(url: &str) -> Option<(usize, usize, usize)> {
     let page = reqwest::get(url).await.ok()?.text().await.ok()?;
     let value = |name: &str| observe::prometheus_sum(&page, name);
     let (sum, count) = (value("sendtrace_aggregator_batch_records_sum")?, value("sendtrace_aggregator_batch_records_count")?);
     let read = value("sendtrace_aggregator_history_reads_total{from=\"clickhouse\"}").unwrap_or(0.0);
-    (count > 0.0).then(|| ((sum / count).round() as usize, (read / count).round() as usize))
+    let skipped = value("sendtrace_aggregator_state_reads_skipped_total").unwrap_or(0.0);
+    (count > 0.0).then(|| ((sum / count).round() as usize, (read / count).round() as usize, (skipped / count).round() as usize))
 }
 
 #[tokio::main]
@@ -127,8 +128,9 @@ async fn main() -> anyhow::Result<()> {
     // unit's distinct deliveries (its `deliveries` rows), keys it does not hold yet (fresh ones
     // here); `events` for the deliveries a late send record may re-attribute whose rows the
     // aggregator did not hold (as many as it read per unit; without its metrics page, half the
-    // unit's deliveries, as before it held any).
-    let deliveries = shares[LAST].rows.rows;
+    // unit's deliveries, as before it held any). New deliveries its stored-keys filter answered
+    // (`sendtrace_aggregator_state_reads_skipped_total`, per unit) are not asked.
+    let deliveries = shares[LAST].rows.rows.saturating_sub(shape.map_or(0, |s| s.2));
     let history_keys = shape.map_or(deliveries / 2, |s| s.1);
     let tenant = text(&client, "SELECT any(tenant) FROM events").await?;
     let fresh: Vec<TenantKey> = (0..deliveries).map(|_| (tenant.clone(), format!("{:064x}", uuid::Uuid::new_v4().as_u128()))).collect();
