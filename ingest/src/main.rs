@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cfg.listen_addr).await.with_context(|| format!("binding {}", cfg.listen_addr))?;
     tracing::info!(message = "ingest listening.", addr = %cfg.listen_addr, admin_addr = %cfg.admin_addr, tenants = cfg.tenants.len());
     health.set_ready(true);
-    let app = app(state, health.clone()).layer(axum::middleware::from_fn(ingest::http_metrics::track));
+    let app = app(state, health.clone()).layer(axum::middleware::from_fn_with_state(ingest::http_metrics::HttpMetrics::new(), ingest::http_metrics::track));
     ingest::server::serve(listener, app, &cfg, shutdown.clone()).await;
     health.set_ready(false);
     sink.flush(Duration::from_secs(10));

@@ -262,6 +262,24 @@ struct ProduceObserver {
     readiness: Readiness,
     /// When the last transient failure happened (ms since the epoch, 0: never).
     last_failure_ms: std::sync::atomic::AtomicI64,
+    /// The histogram's handle per (topic, outcome), registered when first used rather than
+    /// looked up by name and labels at every produce (a produce a request at the edge).
+    durations: std::sync::RwLock<Vec<(String, &'static str, metrics::Histogram)>>,
+}
+
+impl ProduceObserver {
+    fn duration(&self, topic: &str, outcome: &'static str) -> metrics::Histogram {
+        let find = |v: &[(String, &'static str, metrics::Histogram)]| v.iter().find(|(t, o, _)| t == topic && *o == outcome).map(|(_, _, h)| h.clone());
+        if let Some(h) = find(&self.durations.read().unwrap_or_else(|p| p.into_inner())) {
+            return h;
+        }
+        let mut v = self.durations.write().unwrap_or_else(|p| p.into_inner());
+        find(&v).unwrap_or_else(|| {
+            let h = metrics::histogram!(self.duration_metric.clone(), "topic" => topic.to_string(), "outcome" => outcome);
+            v.push((topic.to_string(), outcome, h.clone()));
+            h
+        })
+    }
 }
 
 impl ReplaceableProducer {
@@ -281,6 +299,7 @@ impl ReplaceableProducer {
             duration_metric: format!("sendtrace_{stage}_produce_duration_seconds"),
             readiness,
             last_failure_ms: std::sync::atomic::AtomicI64::new(0),
+            durations: Default::default(),
         });
         self
     }
@@ -325,7 +344,7 @@ impl ReplaceableProducer {
             Err(e) if e.permanent => "permanent",
             Err(_) => "transient",
         };
-        metrics::histogram!(o.duration_metric.clone(), "topic" => topic.to_string(), "outcome" => outcome).record(started.elapsed().as_secs_f64());
+        o.duration(topic, outcome).record(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => o.readiness.clear(KAFKA_PRODUCER),
             // The record's own fault says nothing about the broker.

@@ -33,9 +33,30 @@ fn lower_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[tracing::instrument(skip_all, fields(provider = %req.provider, tenant = %req.tenant))]
+/// `sendtrace_ingest_requests_total{provider,outcome}`: each series' handle registered once,
+/// when first counted (see `http_metrics::HttpMetrics`).
+fn count_outcome(provider: &'static str, outcome: &'static str) {
+    /// (provider, outcome, its counter)
+    type Outcome = (&'static str, &'static str, metrics::Counter);
+    static HANDLES: std::sync::LazyLock<std::sync::RwLock<Vec<Outcome>>> = std::sync::LazyLock::new(Default::default);
+    let find = |v: &[Outcome]| v.iter().find(|(p, o, _)| *p == provider && *o == outcome).map(|(_, _, c)| c.clone());
+    // (the read guard is dropped before the write lock is taken)
+    let held = find(&HANDLES.read().unwrap_or_else(|p| p.into_inner()));
+    let counter = held.unwrap_or_else(|| {
+        let mut v = HANDLES.write().unwrap_or_else(|p| p.into_inner());
+        find(&v).unwrap_or_else(|| {
+            let c = metrics::counter!("sendtrace_ingest_requests_total", "provider" => provider, "outcome" => outcome);
+            v.push((provider, outcome, c.clone()));
+            c
+        })
+    });
+    counter.increment(1);
+}
+
+/// Verifies and stores one request. Its log lines name the provider and the tenant (fields of
+/// their own, not a span's: a span a request was ~2 % of ingest's CPU under load, BENCHMARKS.md §7).
 pub async fn accept(state: &AppState, req: Incoming<'_>) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
-    let id = req.provider;
+    let (id, tenant) = (req.provider, req.tenant);
     let provider = registry(id);
     let result = match provider.routes().contains(&req.route) {
         true => verify_and_store(state, req, provider).await,
@@ -45,9 +66,9 @@ pub async fn accept(state: &AppState, req: Incoming<'_>) -> Result<(StatusCode, 
         Ok(_) => "stored",
         Err(e) => e.code(),
     };
-    metrics::counter!("sendtrace_ingest_requests_total", "provider" => id.as_str(), "outcome" => outcome).increment(1);
+    count_outcome(id.as_str(), outcome);
     if let Err(e) = &result {
-        warn!(message = "Request refused.", reason = e.code(), status = e.status().as_u16(), error = %e);
+        warn!(message = "Request refused.", provider = id.as_str(), tenant, reason = e.code(), status = e.status().as_u16(), error = %e);
     }
     result
 }
@@ -57,6 +78,7 @@ async fn verify_and_store(
     req: Incoming<'_>,
     provider: &dyn normalizer::providers::Provider,
 ) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
+    let (id, tenant) = (req.provider, req.tenant);
     // An unknown tenant goes through the same checks with no credentials, so its reply is the
     // one a known tenant gets for wrong credentials (no tenant enumeration).
     let known = state.config.tenants.get(req.tenant);
@@ -90,8 +112,8 @@ async fn verify_and_store(
     };
     if let Some(note) = &verified.control {
         // The note may carry a SubscribeURL (a token that confirms the subscription): debug only.
-        info!(message = "Control message received; recorded, no delivery events.");
-        debug!(message = "Control message.", note = %note);
+        info!(message = "Control message received; recorded, no delivery events.", provider = req.provider.as_str(), tenant = req.tenant);
+        debug!(message = "Control message.", provider = req.provider.as_str(), tenant = req.tenant, note = %note);
         metrics::counter!("sendtrace_ingest_control_messages_total", "provider" => req.provider.as_str()).increment(1);
     }
     let kept: BTreeMap<String, String> = all_headers
@@ -139,6 +161,6 @@ async fn verify_and_store(
     drop(req);
     acknowledged.await.map_err(not_stored)?;
     drop(waiting);
-    debug!(message = "Raw record stored.", %request_id, bytes = body_bytes);
+    debug!(message = "Raw record stored.", provider = id.as_str(), tenant, %request_id, bytes = body_bytes);
     Ok((StatusCode::OK, Json(serde_json::json!({ "stored": true, "request_id": request_id }))))
 }
