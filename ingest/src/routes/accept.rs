@@ -54,7 +54,8 @@ fn count_outcome(provider: &'static str, outcome: &'static str) {
 }
 
 /// Verifies and stores one request. Its log lines name the provider and the tenant (fields of
-/// their own, not a span's: a span a request was ~2 % of ingest's CPU under load, BENCHMARKS.md §7).
+/// their own, not a span's: a span a request, created, formatted and entered at every poll,
+/// was 2–4 % of ingest's CPU under load, BENCHMARKS.md §7).
 pub async fn accept(state: &AppState, req: Incoming<'_>) -> Result<(StatusCode, Json<serde_json::Value>), IngestError> {
     let (id, tenant) = (req.provider, req.tenant);
     let provider = registry(id);
