@@ -9,9 +9,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Histogram};
+use runtime::telemetry::Handles;
 use schemas::ProviderId;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub const REQUESTS: &str = "sendtrace_ingest_http_requests_total";
@@ -26,21 +26,18 @@ fn provider_label(template: &str, path: &str) -> &'static str {
     }
 }
 
-/// The series' handles, each registered once, when first used: a handle looked up by name and
-/// labels at every request (a key built, its labels cloned and hashed, the registry searched)
-/// was part of the 3.7 % of ingest's CPU its six such lookups a request took under load
-/// (BENCHMARKS.md §7). Bounded as
-/// the labels are: route templates × known providers × status codes. (Built after the service
-/// installs its recorder: `runtime::telemetry::start_admin`.)
+/// The series' handles, each registered once, when first used (`runtime::telemetry::Handles`;
+/// built after the service installs its recorder). Bounded as the labels are: route templates ×
+/// known providers × status codes.
 #[derive(Default)]
 pub struct HttpMetrics {
-    routes: RwLock<HashMap<Box<str>, Arc<RouteMetrics>>>,
+    routes: Handles<Box<str>, Arc<RouteMetrics>>,
 }
 
 struct RouteMetrics {
     duration: Histogram,
-    /// (provider label, status) → its counter; a few per route, searched in order.
-    requests: RwLock<Vec<(&'static str, u16, Counter)>>,
+    /// By (provider label, status).
+    requests: Handles<(&'static str, u16), Counter>,
 }
 
 impl HttpMetrics {
@@ -49,28 +46,15 @@ impl HttpMetrics {
     }
 
     fn route(&self, route: &str) -> Arc<RouteMetrics> {
-        if let Some(r) = self.routes.read().unwrap_or_else(|p| p.into_inner()).get(route) {
-            return r.clone();
-        }
-        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
-        let duration = || metrics::histogram!(DURATION, "route" => route.to_string());
-        routes.entry(route.into()).or_insert_with(|| Arc::new(RouteMetrics { duration: duration(), requests: RwLock::default() })).clone()
+        let register = || (route.into(), Arc::new(RouteMetrics { duration: metrics::histogram!(DURATION, "route" => route.to_string()), requests: Handles::new() }));
+        self.routes.get(|r| &**r == route, register)
     }
 }
 
 impl RouteMetrics {
     fn requests(&self, route: &str, provider: &'static str, status: u16) -> Counter {
-        let find = |v: &[(&'static str, u16, Counter)]| v.iter().find(|(p, s, _)| *p == provider && *s == status).map(|(_, _, c)| c.clone());
-        if let Some(c) = find(&self.requests.read().unwrap_or_else(|p| p.into_inner())) {
-            return c;
-        }
-        let mut v = self.requests.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = find(&v) {
-            return c;
-        }
-        let c = metrics::counter!(REQUESTS, "route" => route.to_string(), "provider" => provider, "status" => status.to_string());
-        v.push((provider, status, c.clone()));
-        c
+        let register = || ((provider, status), metrics::counter!(REQUESTS, "route" => route.to_string(), "provider" => provider, "status" => status.to_string()));
+        self.requests.get(|k| *k == (provider, status), register)
     }
 }
 

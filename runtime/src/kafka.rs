@@ -264,21 +264,15 @@ struct ProduceObserver {
     last_failure_ms: std::sync::atomic::AtomicI64,
     /// The histogram's handle per (topic, outcome), registered when first used rather than
     /// looked up by name and labels at every produce (a produce a request at the edge).
-    durations: std::sync::RwLock<Vec<(String, &'static str, metrics::Histogram)>>,
+    durations: crate::telemetry::Handles<(String, &'static str), metrics::Histogram>,
 }
 
 impl ProduceObserver {
     fn duration(&self, topic: &str, outcome: &'static str) -> metrics::Histogram {
-        let find = |v: &[(String, &'static str, metrics::Histogram)]| v.iter().find(|(t, o, _)| t == topic && *o == outcome).map(|(_, _, h)| h.clone());
-        if let Some(h) = find(&self.durations.read().unwrap_or_else(|p| p.into_inner())) {
-            return h;
-        }
-        let mut v = self.durations.write().unwrap_or_else(|p| p.into_inner());
-        find(&v).unwrap_or_else(|| {
-            let h = metrics::histogram!(self.duration_metric.clone(), "topic" => topic.to_string(), "outcome" => outcome);
-            v.push((topic.to_string(), outcome, h.clone()));
-            h
-        })
+        self.durations.get(
+            |(t, o)| t == topic && *o == outcome,
+            || ((topic.to_string(), outcome), metrics::histogram!(self.duration_metric.clone(), "topic" => topic.to_string(), "outcome" => outcome)),
+        )
     }
 }
 

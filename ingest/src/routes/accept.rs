@@ -34,23 +34,11 @@ fn lower_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 }
 
 /// `sendtrace_ingest_requests_total{provider,outcome}`: each series' handle registered once,
-/// when first counted (see `http_metrics::HttpMetrics`).
+/// when first counted (`runtime::telemetry::Handles`).
 fn count_outcome(provider: &'static str, outcome: &'static str) {
-    /// (provider, outcome, its counter)
-    type Outcome = (&'static str, &'static str, metrics::Counter);
-    static HANDLES: std::sync::LazyLock<std::sync::RwLock<Vec<Outcome>>> = std::sync::LazyLock::new(Default::default);
-    let find = |v: &[Outcome]| v.iter().find(|(p, o, _)| *p == provider && *o == outcome).map(|(_, _, c)| c.clone());
-    // (the read guard is dropped before the write lock is taken)
-    let held = find(&HANDLES.read().unwrap_or_else(|p| p.into_inner()));
-    let counter = held.unwrap_or_else(|| {
-        let mut v = HANDLES.write().unwrap_or_else(|p| p.into_inner());
-        find(&v).unwrap_or_else(|| {
-            let c = metrics::counter!("sendtrace_ingest_requests_total", "provider" => provider, "outcome" => outcome);
-            v.push((provider, outcome, c.clone()));
-            c
-        })
-    });
-    counter.increment(1);
+    static HANDLES: runtime::telemetry::Handles<(&str, &str), metrics::Counter> = runtime::telemetry::Handles::new();
+    let register = || ((provider, outcome), metrics::counter!("sendtrace_ingest_requests_total", "provider" => provider, "outcome" => outcome));
+    HANDLES.get(|k| *k == (provider, outcome), register).increment(1);
 }
 
 /// Verifies and stores one request. Its log lines name the provider and the tenant (fields of
