@@ -85,6 +85,10 @@ pub struct TableBuffers {
     pub funnels: RowBuffer,
     pub funnel_recipients: RowBuffer,
     pub funnel_statuses: RowBuffer,
+    /// Where each row in `events` ends (the applied events' rows, then the moved ones, as
+    /// `BatchRows::write_rowbinary` writes them): `recent::RecentHistory::record` copies the
+    /// rows it keeps from here instead of encoding them a second time.
+    pub event_ends: Vec<usize>,
     /// Not a table: the buffer the next batch writes its delivery rows into as it ends
     /// (`apply_reusing`), handed back by `BatchRows::into_delivery_buffer`. Why: a fresh
     /// ~750 KB buffer per batch came as fresh zeroed pages, 4 % of a batch (BENCHMARKS.md §1b).
@@ -112,6 +116,7 @@ impl TableBuffers {
         ] {
             b.clear();
         }
+        self.event_ends.clear();
     }
 }
 
@@ -128,11 +133,16 @@ impl<'a> BatchRows<'a> {
             rows.iter().try_for_each(|r| buf.push(r))
         }
         out.events.bytes.reserve(self.applied.len() * 512);
+        out.event_ends.reserve(self.applied.len() + self.moved.len());
         for a in &self.applied {
             self.write_applied_row(a, &mut out.events.bytes);
+            out.event_ends.push(out.events.bytes.len());
         }
         out.events.rows += self.applied.len();
-        all(&mut out.events, &self.moved)?;
+        for row in &self.moved {
+            out.events.push(row)?;
+            out.event_ends.push(out.events.bytes.len());
+        }
         self.counter_tables.write_rowbinary(&mut out.counters, &mut out.attributed_counters);
         // (by hand, as the serialized row: `tests/batch_rows.rs` compares them; through serde
         // ~320 instructions per event on a stream spread over months, a row per move)

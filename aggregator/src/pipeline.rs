@@ -530,7 +530,7 @@ impl Aggregator {
         metrics::counter!("sendtrace_aggregator_events_total").increment(rows.event_rows() as u64);
         metrics::counter!("sendtrace_aggregator_duplicates_total").increment(rows.duplicates as u64);
         metrics::counter!("sendtrace_aggregator_reattributed_events_total").increment(rows.reattributed as u64);
-        self.recent.record(p, &rows, &new);
+        self.recent.record(p, &rows, &self.tables, &new);
         let evicted = self.store.evict(self.batch_seq);
         if evicted > 0 {
             metrics::counter!("sendtrace_aggregator_evictions_total").increment(evicted as u64);

@@ -25,9 +25,9 @@
 //! its move then keeps `attributed_counters`, which have no TTL, with the delivery's
 //! attribution, where a read would have left it under the old one.
 
-use crate::batch::{BatchRows, History};
-use crate::state::DeliveryKey;
-use crate::store::rowbinary::{self, Reader};
+use crate::batch::{BatchRows, History, TableBuffers};
+use crate::state::{DeliveryKey, KeyHash};
+use crate::store::rowbinary::Reader;
 use crate::store::{EventRow, TenantKey};
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -62,7 +62,8 @@ const ENTRY_OVERHEAD: usize = 2 * std::mem::size_of::<(DeliveryKey, Entry)>() + 
 #[derive(Debug, Default)]
 pub struct RecentHistory {
     /// By partition, then delivery.
-    partitions: HashMap<i32, HashMap<DeliveryKey, Entry>>,
+    // (by `KeyHash`: a key is already a hash, as in the state map)
+    partitions: HashMap<i32, HashMap<DeliveryKey, Entry, KeyHash>>,
     /// Entries in the order they were made (the oldest goes first above the bound). A key
     /// forgotten otherwise stays here until its turn, and is skipped then.
     order: VecDeque<(i32, DeliveryKey)>,
@@ -141,10 +142,18 @@ impl RecentHistory {
         (history, read)
     }
 
-    /// After a batch of `partition` is written: its event rows (applied and moved) of the
-    /// deliveries held and of `new` (those the batch found new; module docs), recorded.
-    pub fn record(&mut self, partition: i32, rows: &BatchRows<'_>, new: &HashSet<DeliveryKey>) {
+    /// After a batch of `partition` is written as `tables` (`BatchRows::write_rowbinary` of
+    /// `rows`): its event rows (applied and moved) of the deliveries held and of `new` (those
+    /// the batch found new; module docs), recorded: the bytes the `events` insert sent, copied.
+    pub fn record(&mut self, partition: i32, rows: &BatchRows<'_>, tables: &TableBuffers, new: &HashSet<DeliveryKey>) {
         if self.max_bytes == 0 {
+            return;
+        }
+        if tables.event_ends.len() != rows.applied.len() + rows.moved.len() {
+            // (not the tables of these rows: a bug; this partition's deliveries are read from
+            // ClickHouse from now on, which is exact)
+            tracing::error!(message = "A batch's event rows were not written as recorded; the partition's held history is forgotten.", partition, rows = rows.applied.len() + rows.moved.len(), written = tables.event_ends.len());
+            self.forget_partition(partition);
             return;
         }
         let held = self.partitions.entry(partition).or_default();
@@ -156,24 +165,14 @@ impl RecentHistory {
             }
         }
         // as the `events` insert sent them: the applied events' rows, then the moved ones
-        for a in &rows.applied {
-            let Some(entry) = held.get_mut(&DeliveryKey::of(a.event.delivery_key)) else { continue };
+        let keys = rows.applied.iter().map(|a| a.event.delivery_key).chain(rows.moved.iter().map(|r| r.delivery_key.as_str()));
+        let mut start = 0;
+        for (key, &end) in keys.zip(&tables.event_ends) {
+            let row = tables.events.bytes.get(start..end).unwrap_or_default();
+            start = end;
+            let Some(entry) = held.get_mut(&DeliveryKey::of(key)) else { continue };
             let capacity = entry.bytes.capacity();
-            rows.write_applied_row(a, &mut entry.bytes);
-            self.bytes = self.bytes + entry.bytes.capacity() - capacity;
-        }
-        for row in &rows.moved {
-            let key = DeliveryKey::of(row.delivery_key.as_str());
-            let Some(entry) = held.get_mut(&key) else { continue };
-            let capacity = entry.bytes.capacity();
-            if rowbinary::write(&mut entry.bytes, row).is_err() {
-                // (not a type RowBinary is written for here: a bug; forget the delivery, whose
-                // history ClickHouse then answers)
-                tracing::error!(message = "An event row could not be kept; its delivery's rows are read from ClickHouse.", delivery_key = %row.delivery_key.as_str());
-                held.remove(&key);
-                self.bytes -= capacity + ENTRY_OVERHEAD;
-                continue;
-            }
+            entry.bytes.extend_from_slice(row);
             self.bytes = self.bytes + entry.bytes.capacity() - capacity;
         }
         self.bound();
@@ -224,6 +223,13 @@ mod tests {
         e
     }
 
+    /// `rows` as the `events` insert sends them (what `record` copies from).
+    fn written(rows: &mut BatchRows<'_>) -> TableBuffers {
+        let mut tables = TableBuffers::default();
+        rows.write_rowbinary(&mut tables).expect("rows serialize");
+        tables
+    }
+
     fn keys(names: &[&str]) -> HashSet<DeliveryKey> {
         names.iter().map(|k| DeliveryKey::of(k)).collect()
     }
@@ -241,8 +247,9 @@ mod tests {
         let (store, cfg) = (StateStore::new(1000), BatchConfig::default());
         let mut recent = RecentHistory::new(1 << 20);
         let b1 = vec![(1, ev("1", "d1", EventType::Delivered, 10, None)), (2, ev("2", "d1", EventType::Opened, 20, None)), (3, ev("3", "d2", EventType::Delivered, 10, None))];
-        let r1 = apply(&store, 0, &b1, &History::default(), 1, 0, &cfg);
-        recent.record(0, &r1, &keys(&["d1"]));
+        let mut r1 = apply(&store, 0, &b1, &History::default(), 1, 0, &cfg);
+        let t1 = written(&mut r1);
+        recent.record(0, &r1, &t1, &keys(&["d1"]));
         assert!(recent.holds(0, "d1") && !recent.holds(0, "d2"), "only the new deliveries named");
         let (history, read) = recent.split(0, vec![("acme".to_string(), "d1".to_string()), ("acme".to_string(), "d2".to_string())]);
         assert_eq!(read.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["d2"]);
@@ -252,9 +259,10 @@ mod tests {
 
         // the send record arrives: both rows move, and the entry holds their new versions
         let b2 = vec![(4, ev("4", "d1", EventType::Queued, 5, Some("b-1")))];
-        let r2 = apply(&store, 0, &b2, &history, 2, 0, &cfg);
+        let mut r2 = apply(&store, 0, &b2, &history, 2, 0, &cfg);
         assert_eq!(r2.reattributed, 2);
-        recent.record(0, &r2, &keys(&[]));
+        let t2 = written(&mut r2);
+        recent.record(0, &r2, &t2, &keys(&[]));
         let (history, _) = recent.split(0, vec![("acme".to_string(), "d1".to_string())]);
         let got = ids(&history["d1"]);
         assert_eq!(got.len(), 3, "three events, one row each: {got:?}");
@@ -267,15 +275,16 @@ mod tests {
         let (store, cfg) = (StateStore::new(1000), BatchConfig::default());
         // ten batches, one new delivery each, alike but for their ids
         let batches: Vec<Vec<_>> = (0..10).map(|i| vec![(i, ev(&format!("{i}"), &format!("d{i}"), EventType::Delivered, 10, None))]).collect();
-        let rows: Vec<_> = batches.iter().zip(1..).map(|(b, seq)| apply(&store, 3, b, &History::default(), seq, 0, &cfg)).collect();
+        let mut rows: Vec<_> = batches.iter().zip(1..).map(|(b, seq)| apply(&store, 3, b, &History::default(), seq, 0, &cfg)).collect();
+        let tables: Vec<TableBuffers> = rows.iter_mut().map(|r| written(r)).collect();
         let one = {
             let mut r = RecentHistory::new(usize::MAX);
-            r.record(3, &rows[0], &keys(&["d0"]));
+            r.record(3, &rows[0], &tables[0], &keys(&["d0"]));
             r.bytes()
         };
         let mut recent = RecentHistory::new(one * 4 + one / 2);
-        for (i, r) in rows.iter().enumerate() {
-            recent.record(3, r, &keys(&[format!("d{i}").as_str()]));
+        for (i, (r, t)) in rows.iter().zip(&tables).enumerate() {
+            recent.record(3, r, t, &keys(&[format!("d{i}").as_str()]));
         }
         assert!(recent.bytes() <= one * 4 + one / 2);
         assert_eq!(recent.len(), 4);
@@ -284,7 +293,24 @@ mod tests {
         assert_eq!(recent.forget_partition(3), 4);
         assert_eq!((recent.len(), recent.bytes()), (0, 0));
         let mut off = RecentHistory::new(0);
-        off.record(3, &rows[0], &keys(&["d0"]));
+        off.record(3, &rows[0], &tables[0], &keys(&["d0"]));
         assert!(off.is_empty(), "a bound of 0 holds nothing");
+    }
+
+    /// Tables that are not the rows' (a bug) are not copied from: the partition's entries are
+    /// forgotten, so its deliveries are read from ClickHouse, which is exact.
+    #[test]
+    fn tables_of_other_rows_forget_the_partition() {
+        let (store, cfg) = (StateStore::new(1000), BatchConfig::default());
+        let mut recent = RecentHistory::new(1 << 20);
+        let b1 = vec![(1, ev("1", "d1", EventType::Delivered, 10, None)), (2, ev("2", "d1", EventType::Opened, 20, None))];
+        let mut r1 = apply(&store, 0, &b1, &History::default(), 1, 0, &cfg);
+        let t1 = written(&mut r1);
+        recent.record(0, &r1, &t1, &keys(&["d1"]));
+        assert!(recent.holds(0, "d1"));
+        let b2 = vec![(3, ev("3", "d1", EventType::Clicked, 30, None))];
+        let r2 = apply(&store, 0, &b2, &History::default(), 2, 0, &cfg);
+        recent.record(0, &r2, &t1, &keys(&[]));
+        assert!(!recent.holds(0, "d1") && recent.is_empty(), "forgotten, not filled with another batch's rows");
     }
 }

@@ -61,7 +61,7 @@ fn the_history_held_equals_the_stored_rows_batch_after_batch() {
                 None => rows.push(row),
             }
         }
-        recent.record(3, &rows, &new);
+        recent.record(3, &rows, &tables, &new);
     }
     assert!(compared > 1000 && moved > 100, "the stream re-attributes rows: {compared} compared, {moved} moved");
     assert_eq!(recent.len(), stored.len(), "every delivery held");
