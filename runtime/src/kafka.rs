@@ -41,6 +41,15 @@ pub struct KafkaConfig {
     /// durable. Not idempotent, a retried request can store a record twice or out of order,
     /// `max.in.flight.requests.per.connection` is 5.
     pub idempotence: Option<bool>,
+    /// The longest a consumer's fetch waits at the broker for data (`fetch.wait.max.ms`;
+    /// librdkafka's default, 500). Apache Kafka answers a fetch as soon as it has data for it,
+    /// so there this bounds only an idle consumer's poll. The devstack's tansu 0.6 sleeps after
+    /// every fetch, data or not: half of this when it is 500 ms or more, the rest of it
+    /// otherwise (`tansu-storage` 0.6.0, `service/fetch.rs`), so on the local stack every
+    /// consumer hop takes ≥ 250 ms. 100 there took ~0.4 s off p50 freshness under load, but the
+    /// SIGTERM drain test then found events produced twice after a rebalance tansu started, so
+    /// the devstack keeps the default (BENCHMARKS.md §10, "tansu's fetch wait").
+    pub fetch_wait_max_ms: u32,
     /// Extra librdkafka properties (e.g. `security.protocol`).
     pub extra: BTreeMap<String, String>,
 }
@@ -55,6 +64,7 @@ impl Default for KafkaConfig {
             replication: 1,
             linger_ms: 2,
             idempotence: None,
+            fetch_wait_max_ms: 500,
             extra: BTreeMap::new(),
         }
     }
@@ -124,6 +134,7 @@ impl KafkaConfig {
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", (self.session_timeout_ms / 3).max(100).to_string())
             .set("partition.assignment.strategy", "range")
+            .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             // bound what librdkafka prefetches while we wait on a slow sink
             .set("queued.max.messages.kbytes", "16384");
         c
@@ -584,6 +595,18 @@ mod tests {
             assert_eq!(get(&c, "acks").as_deref(), Some("all"));
             drop(c.producer().expect("librdkafka accepts the settings"));
         }
+    }
+
+    /// Consumers wait at most `fetch_wait_max_ms` per fetch (librdkafka's 500 unless set), and
+    /// producers are not given the consumer property.
+    #[tokio::test]
+    async fn consumers_wait_per_fetch_as_configured() {
+        let mut c = KafkaConfig::default();
+        assert_eq!(c.consumer_settings("g").get("fetch.wait.max.ms"), Some("500"));
+        c.fetch_wait_max_ms = 100;
+        assert_eq!(c.consumer_settings("g").get("fetch.wait.max.ms"), Some("100"));
+        assert_eq!(c.producer_config().get("fetch.wait.max.ms"), None);
+        drop(c.consumer("g").expect("librdkafka accepts the settings"));
     }
 
     /// CPU time (ns, from `schedstat`) of this process's threads named `name`.

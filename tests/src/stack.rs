@@ -117,7 +117,8 @@ pub struct Service {
 impl Service {
     pub fn spawn(stack: &Stack, name: &str, bin: &str, args: &[&str], env: &[(String, String)]) -> Service {
         std::fs::create_dir_all(&stack.log_dir).ok();
-        let log = std::fs::File::create(stack.log_dir.join(format!("{name}.log"))).expect("log file");
+        // (appended: a service restarted by a test keeps its predecessor's lines above its own)
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(stack.log_dir.join(format!("{name}.log"))).expect("log file");
         let mut cmd = Command::new(stack.bin_dir.join(bin));
         cmd.args(args).stdout(Stdio::null()).stderr(log);
         for (k, _) in std::env::vars() {
