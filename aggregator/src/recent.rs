@@ -150,8 +150,8 @@ impl RecentHistory {
             return;
         }
         if tables.event_ends.len() != rows.applied.len() + rows.moved.len() {
-            // (not the tables of these rows: a bug; this partition's deliveries are read from
-            // ClickHouse from now on, which is exact)
+            // (not as many rows written as these rows: not their tables, a bug; this
+            // partition's deliveries are read from ClickHouse from now on, which is exact)
             tracing::error!(message = "A batch's event rows were not written as recorded; the partition's held history is forgotten.", partition, rows = rows.applied.len() + rows.moved.len(), written = tables.event_ends.len());
             self.forget_partition(partition);
             return;
@@ -297,8 +297,9 @@ mod tests {
         assert!(off.is_empty(), "a bound of 0 holds nothing");
     }
 
-    /// Tables that are not the rows' (a bug) are not copied from: the partition's entries are
-    /// forgotten, so its deliveries are read from ClickHouse, which is exact.
+    /// Tables with another count of event rows than the batch's (not its tables: a bug) are not
+    /// copied from: the partition's entries are forgotten, so its deliveries are read from
+    /// ClickHouse, which is exact.
     #[test]
     fn tables_of_other_rows_forget_the_partition() {
         let (store, cfg) = (StateStore::new(1000), BatchConfig::default());
