@@ -44,8 +44,8 @@ pub struct KafkaConfig {
     /// The longest a consumer's fetch waits at the broker for data (`fetch.wait.max.ms`;
     /// librdkafka's default, 500). Apache Kafka answers a fetch as soon as it has data for it,
     /// so there this bounds only an idle consumer's poll. The devstack's tansu 0.6 sleeps after
-    /// every fetch, data or not: half of this when it is 500 ms or more, the rest of it
-    /// otherwise (`tansu-storage` 0.6.0, `service/fetch.rs`), so on the local stack every
+    /// every fetch, data or not: half of the wait left when that is 250 ms or more, all of
+    /// it otherwise (`tansu-storage` 0.6.0, `service/fetch.rs`), so on the local stack every
     /// consumer hop takes ≥ 250 ms. 100 there took ~0.4 s off p50 freshness under load, but the
     /// SIGTERM drain test then found events produced twice after a rebalance tansu started, so
     /// the devstack keeps the default (BENCHMARKS.md §10, "tansu's fetch wait").
