@@ -46,9 +46,8 @@ pub struct KafkaConfig {
     /// so there this bounds only an idle consumer's poll. The devstack's tansu 0.6 sleeps after
     /// every fetch, data or not: half of the wait left when that is 250 ms or more, all of
     /// it otherwise (`tansu-storage` 0.6.0, `service/fetch.rs`), so on the local stack every
-    /// consumer hop takes ≥ 250 ms. 100 there took ~0.4 s off p50 freshness under load, but the
-    /// SIGTERM drain test then found events produced twice after a rebalance tansu started, so
-    /// the devstack keeps the default (BENCHMARKS.md §10, "tansu's fetch wait").
+    /// consumer hop took ≥ 250 ms; `devstack/config` and the tests set 100 (BENCHMARKS.md §10,
+    /// "tansu's fetch wait").
     pub fetch_wait_max_ms: u32,
     /// Extra librdkafka properties (e.g. `security.protocol`).
     pub extra: BTreeMap<String, String>,
@@ -597,8 +596,9 @@ mod tests {
         }
     }
 
-    /// Consumers wait at most `fetch_wait_max_ms` per fetch (librdkafka's 500 unless set), and
-    /// producers are not given the consumer property.
+    /// Consumers wait at most `fetch_wait_max_ms` per fetch (librdkafka's 500 unless set; the
+    /// devstack and the tests set 100 for tansu), and producers are not given the consumer
+    /// property.
     #[tokio::test]
     async fn consumers_wait_per_fetch_as_configured() {
         let mut c = KafkaConfig::default();

@@ -269,12 +269,14 @@ impl Pipeline {
             ("SENDTRACE_KAFKA__BROKERS".into(), brokers.into()),
             ("SENDTRACE_KAFKA__SESSION_TIMEOUT_MS".into(), "3000".into()),
             ("SENDTRACE_KAFKA__PARTITIONS".into(), "4".into()),
+            // (as the devstack: tansu sleeps after every fetch, 250 ms at librdkafka's default
+            // wait; `runtime::kafka::KafkaConfig::fetch_wait_max_ms`)
+            ("SENDTRACE_KAFKA__FETCH_WAIT_MAX_MS".into(), "100".into()),
             ("SENDTRACE_RAW_TOPIC".into(), self.raw_topic.clone()),
             ("SENDTRACE_EVENTS_TOPIC".into(), self.events_topic.clone()),
             ("SENDTRACE_DEAD_LETTER_TOPIC".into(), self.dead_letter_topic.clone()),
             ("SENDTRACE_CLICKHOUSE__URL".into(), self.stack.clickhouse_url.clone()),
             ("SENDTRACE_CLICKHOUSE__DATABASE".into(), self.database.clone()),
-            ("SENDTRACE_GROUP_ID".into(), format!("g-{}", self.name)),
             ("SENDTRACE_SUPPRESSIONS_TOPIC".into(), self.suppressions_topic.clone()),
         ]
     }
@@ -289,10 +291,16 @@ impl Pipeline {
                 _ => {
                     k.starts_with("SENDTRACE_KAFKA")
                         || k.starts_with("SENDTRACE_CLICKHOUSE")
-                        || ["SENDTRACE_EVENTS_TOPIC", "SENDTRACE_GROUP_ID", "SENDTRACE_SUPPRESSIONS_TOPIC", "SENDTRACE_DEAD_LETTER_TOPIC"].contains(&k.as_str())
+                        || ["SENDTRACE_EVENTS_TOPIC", "SENDTRACE_SUPPRESSIONS_TOPIC", "SENDTRACE_DEAD_LETTER_TOPIC"].contains(&k.as_str())
                 }
             })
             .collect();
+        // One consumer group per service, as deployed (`sendtrace-normalizer`,
+        // `sendtrace-aggregator`): in one group, each service's restart rebalanced the other's
+        // partitions mid-batch.
+        if service != "ingest" {
+            env.push(("SENDTRACE_GROUP_ID".into(), format!("g-{}-{service}", self.name)));
+        }
         match service {
             "ingest" => {
                 env.push(("SENDTRACE_LISTEN_ADDR".into(), format!("127.0.0.1:{}", self.ports.0)));
