@@ -212,10 +212,16 @@ impl<'a> FunnelTables<'a> {
         if before == Some(now) {
             return;
         }
-        if let Some(b) = before {
-            self.sum(tenant, b, -1);
+        match before {
+            // (one lookup for both when the key is the same, as for most changes: two were
+            // ~200 instructions each; BENCHMARKS.md §1b, "the funnels' sums")
+            Some(b) if (b.attribution, b.cost_unit) == (now.attribution, now.cost_unit) => self.sum_moved(tenant, b, now),
+            Some(b) => {
+                self.sum(tenant, b, -1);
+                self.sum(tenant, now, 1);
+            }
+            None => self.sum(tenant, now, 1),
         }
-        self.sum(tenant, now, 1);
         let was = before.map_or([0; 3], |b| b.attribution);
         if was != now.attribution {
             let r = recipient();
@@ -252,11 +258,32 @@ impl<'a> FunnelTables<'a> {
         e.changes += 1;
     }
 
+    /// `sum(before, -1)` then `sum(now, 1)` for facts of the same key, in one lookup.
+    #[inline]
+    fn sum_moved(&mut self, tenant: u32, before: &Facts, now: &Facts) {
+        if now.attribution == [0; 3] {
+            return;
+        }
+        let e = self.sums.entry((tenant, now.attribution, now.cost_unit)).or_default();
+        for ((sum, n), b) in e.counts.iter_mut().zip(now.counts()).zip(before.counts()) {
+            *sum += n - b;
+        }
+        e.cost += now.cost() - before.cost();
+        e.last_status_at = e.last_status_at.max(now.status_at);
+        if let Some(n) = e.statuses.get_mut(usize::from(before.status)) {
+            *n -= 1;
+        }
+        if let Some(n) = e.statuses.get_mut(usize::from(now.status)) {
+            *n += 1;
+        }
+        e.changes += 2;
+    }
+
     /// The rows, a row per (tenant, dimension, id, cost unit), their names' text from `names`.
     /// (The statuses summed per id here too: written per key, before summing by id, they were
     /// more rows and ~150 more instructions per event; BENCHMARKS.md §5.)
     pub fn finish(self, names: &Names) -> FunnelRows<'a> {
-        let mut by_id: FxHashMap<(u32, i8, u32, u32), Sums> = FxHashMap::default();
+        let mut by_id: FxHashMap<(u32, i8, u32, u32), Sums> = FxHashMap::with_capacity_and_hasher(self.sums.len() * DIMENSIONS.len(), Default::default());
         for ((tenant, ids, unit), s) in &self.sums {
             for ((dim, _), id) in DIMENSIONS.iter().zip(ids) {
                 if *id != 0 {
@@ -264,7 +291,7 @@ impl<'a> FunnelTables<'a> {
                 }
             }
         }
-        let mut statuses = Vec::new();
+        let mut statuses = Vec::with_capacity(by_id.values().map(|s| s.statuses.iter().filter(|n| **n != 0).count()).sum());
         for ((t, d, id, _), s) in &by_id {
             for (k, n) in s.statuses.iter().enumerate().filter(|(_, n)| **n != 0) {
                 statuses.push((names.text(*t), *d, names.text(*id), status_name(k), *n));
