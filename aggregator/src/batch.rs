@@ -344,8 +344,8 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     let order = Order::of(events, facts);
     // what each changed delivery counted for in its funnels before the batch (read at its first
     // event, while its state is in cache; `Touched::funnel_before` indexes it)
-    // (sized for every event a new delivery: grown by doubling from empty, it and the vectors
-    // below were ~20 copies a batch, BENCHMARKS.md §1b, "the funnels' sums")
+    // (sized for every event a new delivery: grown by doubling from empty, it was ~10 copies a
+    // batch; BENCHMARKS.md §1b, "the funnels' sums")
     let mut funnel_befores: Vec<crate::funnels::Facts> = Vec::with_capacity(events.len());
     // The next few events' states are loaded together before they are applied
     // (`StateStore::prefetch`), and so is each one's text from its tenant on (`TEXT_PREFETCH`).

@@ -165,6 +165,22 @@ pub struct Sums {
 }
 
 impl Sums {
+    /// A delivery's facts taken back (`sign` -1) or added (+1): one change.
+    #[inline]
+    fn add_facts(&mut self, f: &Facts, sign: i64) {
+        for (sum, n) in self.counts.iter_mut().zip(f.counts()) {
+            *sum += sign * n;
+        }
+        self.cost += i128::from(sign) * f.cost();
+        if sign > 0 {
+            self.last_status_at = self.last_status_at.max(f.status_at);
+        }
+        if let Some(n) = self.statuses.get_mut(usize::from(f.status)) {
+            *n += sign;
+        }
+        self.changes += 1;
+    }
+
     fn add(&mut self, o: &Sums) {
         for (a, b) in self.counts.iter_mut().zip(o.counts) {
             *a += b;
@@ -244,18 +260,7 @@ impl<'a> FunnelTables<'a> {
         if f.attribution == [0; 3] {
             return;
         }
-        let e = self.sums.entry((tenant, f.attribution, f.cost_unit)).or_default();
-        for (sum, n) in e.counts.iter_mut().zip(f.counts()) {
-            *sum += sign * n;
-        }
-        e.cost += i128::from(sign) * f.cost();
-        if sign > 0 {
-            e.last_status_at = e.last_status_at.max(f.status_at);
-        }
-        if let Some(n) = e.statuses.get_mut(usize::from(f.status)) {
-            *n += sign;
-        }
-        e.changes += 1;
+        self.sums.entry((tenant, f.attribution, f.cost_unit)).or_default().add_facts(f, sign);
     }
 
     /// `sum(before, -1)` then `sum(now, 1)` for facts of the same key, in one lookup.
@@ -265,18 +270,8 @@ impl<'a> FunnelTables<'a> {
             return;
         }
         let e = self.sums.entry((tenant, now.attribution, now.cost_unit)).or_default();
-        for ((sum, n), b) in e.counts.iter_mut().zip(now.counts()).zip(before.counts()) {
-            *sum += n - b;
-        }
-        e.cost += now.cost() - before.cost();
-        e.last_status_at = e.last_status_at.max(now.status_at);
-        if let Some(n) = e.statuses.get_mut(usize::from(before.status)) {
-            *n -= 1;
-        }
-        if let Some(n) = e.statuses.get_mut(usize::from(now.status)) {
-            *n += 1;
-        }
-        e.changes += 2;
+        e.add_facts(before, -1);
+        e.add_facts(now, 1);
     }
 
     /// The rows, a row per (tenant, dimension, id, cost unit), their names' text from `names`.
