@@ -5,7 +5,7 @@
 
 use crate::buckets::{clickhouse_date, Periods};
 use crate::machine::MachineReason;
-use crate::store::rowbinary::{put, put_bytes, put_str, RowBuffer};
+use crate::store::rowbinary::{put_str, Cursor, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, EventRow, Text};
 use crate::state::Names;
 use rustc_hash::FxHashMap;
@@ -267,21 +267,23 @@ impl CounterTables {
     /// per row, each with its own name lookup, were a tenth of the batch (BENCHMARKS.md §1b).
     pub fn write_rowbinary(&self, counters: &mut RowBuffer, attributed: &mut RowBuffer) {
         let text = &self.text;
-        let b = &mut counters.bytes;
-        b.reserve(self.sums.counters.len() * 96);
+        counters.bytes.reserve(self.sums.counters.len() * 96);
+        let mut b = Cursor::new(&mut counters.bytes);
         for (key, acc) in &self.sums.counters {
             let (dims, p, bucket_start) = key.parts();
             let k = text.dims.get(dims as usize).copied().unwrap_or_default();
-            put_bytes(b, text.get(k.tenant));
-            put_bytes(b, text.period(p));
-            put(b, bucket_start.to_le_bytes());
-            put_bytes(b, text.get(k.counters));
-            put(b, acc.events.to_le_bytes());
-            put(b, acc.cost.to_le_bytes());
+            b.bytes(text.get(k.tenant));
+            b.bytes(text.period(p));
+            b.put(bucket_start.to_le_bytes());
+            b.bytes(text.get(k.counters));
+            b.put(acc.events.to_le_bytes());
+            b.put(acc.cost.to_le_bytes());
         }
+        drop(b);
         counters.rows += self.sums.counters.len();
-        let b = &mut attributed.bytes;
-        b.reserve(self.sums.attributed.len() * 112);
+        attributed.bytes.reserve(self.sums.attributed.len() * 112);
+        let mut b = Cursor::new(&mut attributed.bytes);
+        let mut rows = 0;
         for ((key, attribution), acc) in &self.sums.attributed {
             if acc.events == 0 && acc.cost == 0 {
                 continue;
@@ -289,15 +291,17 @@ impl CounterTables {
             let (dims, p, bucket_start) = key.parts();
             let k = text.dims.get(dims as usize).copied().unwrap_or_default();
             let a = text.attributions.get(*attribution as usize).copied().unwrap_or_default();
-            put_bytes(b, text.get(k.tenant));
-            put_bytes(b, text.period(p));
-            put(b, bucket_start.to_le_bytes());
-            put_bytes(b, text.get(a));
-            put_bytes(b, text.get(k.attributed));
-            put(b, acc.events.to_le_bytes());
-            put(b, acc.cost.to_le_bytes());
-            attributed.rows += 1;
+            b.bytes(text.get(k.tenant));
+            b.bytes(text.period(p));
+            b.put(bucket_start.to_le_bytes());
+            b.bytes(text.get(a));
+            b.bytes(text.get(k.attributed));
+            b.put(acc.events.to_le_bytes());
+            b.put(acc.cost.to_le_bytes());
+            rows += 1;
         }
+        drop(b);
+        attributed.rows += rows;
     }
 
     /// The rows, in `write_rowbinary`'s order.

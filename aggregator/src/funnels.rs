@@ -8,7 +8,7 @@
 //! `deliveries` insert left it, and writes them under the same token (`pipeline::write_rows`).
 
 use crate::state::{DeliveryState, Names, Slot};
-use crate::store::rowbinary::{put, put_str, RowBuffer};
+use crate::store::rowbinary::{Cursor, RowBuffer};
 use crate::store::Text;
 use rustc_hash::FxHashMap;
 use schemas::EventType;
@@ -304,19 +304,20 @@ impl FunnelRows<'_> {
     /// Writes the sums into `funnels`, the recipient moves into `recipients` and the status
     /// moves into `statuses`.
     pub fn write_rowbinary(&self, funnels: &mut RowBuffer, recipients: &mut RowBuffer, statuses: &mut RowBuffer) {
-        let b = &mut funnels.bytes;
+        let mut b = Cursor::new(&mut funnels.bytes);
         for (tenant, dim, id, unit, s) in &self.sums {
-            put_str(b, tenant);
-            put(b, dim.to_le_bytes());
-            put_str(b, id);
-            put_str(b, unit);
+            b.str(tenant);
+            b.put(dim.to_le_bytes());
+            b.str(id);
+            b.str(unit);
             for n in s.counts {
-                put(b, n.to_le_bytes());
+                b.put(n.to_le_bytes());
             }
-            put(b, s.cost.to_le_bytes());
-            put(b, s.last_status_at.to_le_bytes());
-            put(b, s.changes.to_le_bytes());
+            b.put(s.cost.to_le_bytes());
+            b.put(s.last_status_at.to_le_bytes());
+            b.put(s.changes.to_le_bytes());
         }
+        drop(b);
         funnels.rows += self.sums.len();
         write_moves(recipients, &self.recipients);
         write_moves(statuses, &self.statuses);
@@ -326,13 +327,14 @@ impl FunnelRows<'_> {
 /// Rows of (tenant, dimension, id, a text key, signed count): `funnel_recipients`' and
 /// `funnel_statuses`' columns.
 fn write_moves<K: AsRef<str>>(out: &mut RowBuffer, rows: &[(Text<'static>, i8, Text<'static>, K, i64)]) {
-    let b = &mut out.bytes;
+    let mut b = Cursor::new(&mut out.bytes);
     for (tenant, dim, id, key, n) in rows {
-        put_str(b, tenant);
-        put(b, dim.to_le_bytes());
-        put_str(b, id);
-        put_str(b, key.as_ref());
-        put(b, n.to_le_bytes());
+        b.str(tenant);
+        b.put(dim.to_le_bytes());
+        b.str(id);
+        b.str(key.as_ref());
+        b.put(n.to_le_bytes());
     }
+    drop(b);
     out.rows += rows.len();
 }

@@ -68,10 +68,11 @@ impl Money {
                 scale -= 1;
             }
             m = i128::from(small);
-        }
-        while scale > 0 && m % 10 == 0 && m != 0 {
-            m /= 10;
-            scale -= 1;
+        } else {
+            while scale > 0 && m % 10 == 0 && m != 0 {
+                m /= 10;
+                scale -= 1;
+            }
         }
         // no trailing zeros are left above scale 0 (what `normalize` would strip, another
         // division loop), and zero is at scale 0 as `normalize` leaves it

@@ -100,28 +100,28 @@ impl<'a> DeliveryRow<Text<'a>> {
 /// without building the row (no label, hash or error vectors; BENCHMARKS.md §1b):
 /// `tests/batch_rows.rs` compares the bytes with the row's.
 pub fn write_delivery_row(b: &mut Vec<u8>, identity: &EventRef<'_>, s: &DeliveryState, names: &Names, version: u64, now_ms: i64) {
-    use crate::store::rowbinary::{leb128, put, put_opt_i64, put_opt_str, put_str};
+    let mut b = crate::store::rowbinary::Cursor::new(b);
     let status = s.status.unwrap_or(EventType::Unknown);
     let name = |id: u32| (id != 0).then(|| names.get(id));
-    put_str(b, identity.tenant);
-    put_str(b, identity.delivery_key);
-    put_str(b, s.channel.as_str());
-    put_str(b, identity.provider);
-    put_str(b, identity.provider_message_id);
-    put_str(b, &lowercase(identity.recipient));
-    put_opt_str(b, name(s.broadcast_id));
-    put_opt_str(b, name(s.sequence_id));
-    put_opt_str(b, s.ids.contact());
-    put_opt_str(b, name(s.template_key));
-    put_str(b, s.message_class.map(|m| m.as_str()).unwrap_or_default());
+    b.str(identity.tenant);
+    b.str(identity.delivery_key);
+    b.str(s.channel.as_str());
+    b.str(identity.provider);
+    b.str(identity.provider_message_id);
+    b.str(&lowercase(identity.recipient));
+    b.opt_str(name(s.broadcast_id));
+    b.opt_str(name(s.sequence_id));
+    b.opt_str(s.ids.contact());
+    b.opt_str(name(s.template_key));
+    b.str(s.message_class.map(|m| m.as_str()).unwrap_or_default());
     let labels = names.label_texts(s.labels);
-    leb128(b, labels.len() as u64);
+    b.leb128(labels.len() as u64);
     for l in labels {
-        put_str(b, l);
+        b.str(l);
     }
-    put_str(b, s.status.map(|x| x.as_str()).unwrap_or("unknown"));
-    put(b, s.first(status).unwrap_or_default().to_le_bytes());
-    put_str(b, s.bounce_class.map(|x| x.as_str()).unwrap_or_default());
+    b.str(s.status.map(|x| x.as_str()).unwrap_or("unknown"));
+    b.put(s.first(status).unwrap_or_default().to_le_bytes());
+    b.str(s.bounce_class.map(|x| x.as_str()).unwrap_or_default());
     for slot in [
         Slot::FirstQueued,
         Slot::FirstSent,
@@ -138,23 +138,23 @@ pub fn write_delivery_row(b: &mut Vec<u8>, identity: &EventRef<'_>, s: &Delivery
         Slot::FirstRead,
         Slot::FirstReplied,
     ] {
-        put_opt_i64(b, s.time(slot));
+        b.opt_i64(s.time(slot));
     }
     for n in [s.open_count, s.click_count, s.machine_open_count, s.machine_click_count, s.soft_bounce_count, s.deferral_count, s.event_count()] {
-        put(b, n.to_le_bytes());
+        b.put(n.to_le_bytes());
     }
-    put_opt_str(b, s.last_error().map(|(_, r)| r));
-    put_opt_i64(b, s.last_error().map(|(t, _)| t));
-    put(b, s.cost_amount().to_le_bytes());
-    put_str(b, names.get(s.cost_unit));
+    b.opt_str(s.last_error().map(|(_, r)| r));
+    b.opt_i64(s.last_error().map(|(t, _)| t));
+    b.put(s.cost_amount().to_le_bytes());
+    b.str(names.get(s.cost_unit));
     let hashes = s.ids.hashes();
-    leb128(b, hashes.len() as u64);
+    b.leb128(hashes.len() as u64);
     for h in hashes {
-        put(b, h.to_le_bytes());
+        b.put(h.to_le_bytes());
     }
-    put(b, s.prio_bits().to_le_bytes());
-    put(b, version.to_le_bytes());
-    put(b, now_ms.to_le_bytes());
+    b.put(s.prio_bits().to_le_bytes());
+    b.put(version.to_le_bytes());
+    b.put(now_ms.to_le_bytes());
 }
 
 impl DeliveryRow<Text<'_>> {

@@ -227,50 +227,219 @@ impl<'a, 'b> ser::SerializeStruct for &'a mut RowBinary<'b> {
     }
 }
 
-/// A `String` column: its length (LEB128), then its bytes.
+/// A row's columns appended to a vector through a cursor that keeps the vector's pointer,
+/// length and capacity in locals (registers): each column is a capacity check against them, its
+/// stores and a bump, and the length is stored back once, when the cursor is dropped.
 ///
-/// A row's text is mostly short (ids, names, enum words), and `extend_from_slice` of a length
-/// known only at run time is a call to `memcpy`: 26 M calls, 7 % of a shuffled batch's
-/// instructions (BENCHMARKS.md §1b). Up to 64 bytes (an event id's) are copied inline instead,
-/// after their one-byte length ([`copy_short`]); longer text goes the general way.
-#[inline(always)]
-pub fn put_str(buf: &mut Vec<u8>, s: &str) {
-    let (s, n) = (s.as_bytes(), s.len());
-    if n > SHORT {
-        return put_long_str(buf, s);
+/// Through `&mut Vec<u8>` each column loaded the capacity and length from memory and stored the
+/// length back (`reserve`, then `set_len`): ~8 instructions more per column, ~120 columns per
+/// event across its event row, its delivery's row and its counters (BENCHMARKS.md §1b).
+///
+/// Writers of many columns take one ([`Cursor::new`]); the `put_*` functions are one column's
+/// cursor, for the rest.
+pub struct Cursor<'b> {
+    buf: &'b mut Vec<u8>,
+    ptr: *mut u8,
+    len: usize,
+    cap: usize,
+}
+
+impl<'b> Cursor<'b> {
+    #[inline(always)]
+    pub fn new(buf: &'b mut Vec<u8>) -> Self {
+        let (ptr, len, cap) = (buf.as_mut_ptr(), buf.len(), buf.capacity());
+        Cursor { buf, ptr, len, cap }
     }
-    buf.reserve(1 + SHORT);
-    let at = buf.len();
-    // SAFETY: `reserve` made room for the length byte (one LEB128 byte, as `n < 128`) and
-    // `n <= SHORT` bytes after it, which `copy_short` writes: all of `at..at + 1 + n`.
-    unsafe {
-        let dst = buf.as_mut_ptr().add(at);
-        *dst = n as u8;
-        copy_short(s, dst.add(1));
-        buf.set_len(at + 1 + n);
+
+    /// Room for `n` more bytes: `ptr..ptr + cap` is the vector's allocation, `..len` written.
+    #[inline(always)]
+    fn room(&mut self, n: usize) {
+        if self.cap - self.len < n {
+            (self.ptr, self.cap) = grow(self.buf, self.len, n);
+            debug_assert!(self.cap - self.len >= n);
+        }
+    }
+
+    /// Any fixed-width column (an integer's little-endian bytes).
+    #[inline(always)]
+    pub fn put<const N: usize>(&mut self, le_bytes: [u8; N]) {
+        self.room(N);
+        // SAFETY: `room` left `N` bytes of the allocation after `len`.
+        unsafe { self.ptr.add(self.len).cast::<[u8; N]>().write_unaligned(le_bytes) };
+        self.len += N;
+    }
+
+    #[inline(always)]
+    pub fn byte(&mut self, b: u8) {
+        self.put([b]);
+    }
+
+    /// An unsigned LEB128 length (of a string or an array).
+    #[inline(always)]
+    pub fn leb128(&mut self, v: u64) {
+        if v < 0x80 {
+            return self.byte(v as u8);
+        }
+        let (b, n) = leb128_bytes(v);
+        self.append(&[b.get(..n).unwrap_or_default()]);
+    }
+
+    /// `parts` appended by `memcpy` (the long and rare cases), out of line ([`append`]).
+    #[inline(always)]
+    fn append(&mut self, parts: &[&[u8]]) {
+        (self.ptr, self.len, self.cap) = append(self.buf, self.len, parts);
+    }
+
+    /// A `String` column: its length (LEB128), then its bytes.
+    ///
+    /// A row's text is mostly short (ids, names, enum words), and `extend_from_slice` of a
+    /// length known only at run time is a call to `memcpy`: 26 M calls, 7 % of a shuffled
+    /// batch's instructions (BENCHMARKS.md §1b). Up to 64 bytes (an event id's) are copied
+    /// inline instead, after their one-byte length ([`copy_short`]); longer text goes the
+    /// general way.
+    #[inline(always)]
+    pub fn str(&mut self, s: &str) {
+        let (s, n) = (s.as_bytes(), s.len());
+        if n > SHORT {
+            return self.long_str(s);
+        }
+        self.room(1 + SHORT);
+        // SAFETY: `room` left `1 + SHORT` bytes after `len`: the length byte (one LEB128 byte,
+        // as `n < 128`) and the `n <= SHORT` bytes `copy_short` writes after it.
+        unsafe {
+            let dst = self.ptr.add(self.len);
+            *dst = n as u8;
+            copy_short(s, dst.add(1));
+        }
+        self.len += 1 + n;
+    }
+
+    /// [`Cursor::str`] of text longer than [`SHORT`] bytes.
+    #[inline(always)]
+    fn long_str(&mut self, s: &[u8]) {
+        let (b, n) = leb128_bytes(s.len() as u64);
+        self.append(&[b.get(..n).unwrap_or_default(), s]);
+    }
+
+    /// `s` appended as it is (bytes already encoded, such as a key's text columns): up to 64
+    /// bytes inline ([`copy_short`]), longer ones by `memcpy`.
+    #[inline(always)]
+    pub fn bytes(&mut self, s: &[u8]) {
+        let n = s.len();
+        if n > SHORT {
+            return self.slice(s);
+        }
+        self.room(SHORT);
+        // SAFETY: `room` left `SHORT >= n` bytes after `len`, all `copy_short` writes.
+        unsafe { copy_short(s, self.ptr.add(self.len)) };
+        self.len += n;
+    }
+
+    #[inline(always)]
+    fn slice(&mut self, s: &[u8]) {
+        self.append(&[s]);
+    }
+
+    /// A `Nullable(String)` column.
+    #[inline(always)]
+    pub fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.byte(0);
+                self.str(s);
+            }
+            None => self.byte(1),
+        }
+    }
+
+    /// A `Nullable` integer column (`Nullable(Int64)`, `Nullable(DateTime64)`): the null byte and
+    /// the value in one store of nine bytes.
+    #[inline(always)]
+    pub fn opt_i64(&mut self, v: Option<i64>) {
+        match v {
+            Some(v) => {
+                let mut b = [0u8; 9];
+                b[1..].copy_from_slice(&v.to_le_bytes());
+                self.put(b);
+            }
+            None => self.byte(1),
+        }
+    }
+
+    /// The vector itself, with what the cursor wrote (for a writer of its own, such as JSON);
+    /// the cursor goes on after what `f` appends.
+    #[inline]
+    pub fn with_vec(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        // SAFETY: `..len` is written (see `room`).
+        unsafe { self.buf.set_len(self.len) };
+        f(self.buf);
+        (self.ptr, self.len, self.cap) = (self.buf.as_mut_ptr(), self.buf.len(), self.buf.capacity());
     }
 }
 
-/// `s` appended (bytes already encoded, such as a key's text columns): up to 64 bytes inline
-/// ([`copy_short`]), longer ones by `extend_from_slice`.
+impl Drop for Cursor<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: `len <= cap` and `..len` is written: every write was inside the room it made.
+        unsafe { self.buf.set_len(self.len) };
+    }
+}
+
+/// `parts` appended after the first `len` bytes (written): the allocation's pointer, the new
+/// length and the capacity. Out of line, and of the vector alone, so that the cursor's fields
+/// stay locals.
+#[inline(never)]
+fn append(buf: &mut Vec<u8>, len: usize, parts: &[&[u8]]) -> (*mut u8, usize, usize) {
+    // SAFETY: the cursor wrote `..len` (inside the capacity, see `Cursor::room`).
+    unsafe { buf.set_len(len) };
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+    (buf.as_mut_ptr(), buf.len(), buf.capacity())
+}
+
+/// `v`'s unsigned LEB128 bytes and how many there are (at most ten).
+#[inline]
+fn leb128_bytes(mut v: u64) -> ([u8; 10], usize) {
+    let (mut b, mut n) = ([0u8; 10], 0);
+    for slot in b.iter_mut() {
+        n += 1;
+        if v < 0x80 {
+            *slot = v as u8;
+            break;
+        }
+        *slot = (v & 0x7f) as u8 | 0x80;
+        v >>= 7;
+    }
+    (b, n)
+}
+
+/// Room for `n` more bytes after the first `len` (written): the allocation's new pointer and
+/// capacity. Out of line, and of the vector alone, so that the cursor's fields stay locals.
+#[cold]
+#[inline(never)]
+fn grow(buf: &mut Vec<u8>, len: usize, n: usize) -> (*mut u8, usize) {
+    // SAFETY: the cursor wrote `..len` (inside the capacity, see `Cursor::room`).
+    unsafe { buf.set_len(len) };
+    buf.reserve(n);
+    (buf.as_mut_ptr(), buf.capacity())
+}
+
+/// A `String` column ([`Cursor::str`]).
+#[inline(always)]
+pub fn put_str(buf: &mut Vec<u8>, s: &str) {
+    Cursor::new(buf).str(s);
+}
+
+/// `s` appended ([`Cursor::bytes`]).
 #[inline(always)]
 pub fn put_bytes(buf: &mut Vec<u8>, s: &[u8]) {
-    let n = s.len();
-    if n > SHORT {
-        return buf.extend_from_slice(s);
-    }
-    buf.reserve(SHORT);
-    let at = buf.len();
-    // SAFETY: `reserve` made room for `n <= SHORT` bytes, which `copy_short` writes.
-    unsafe {
-        copy_short(s, buf.as_mut_ptr().add(at));
-        buf.set_len(at + n);
-    }
+    Cursor::new(buf).bytes(s);
 }
 
 /// Appends `s`: inline ([`copy_short`], no `memcpy` call) when it is short and fits the spare
 /// capacity, else by `extend_from_slice`. For a vector sized exactly beforehand (`state::Ids`),
-/// where [`put_bytes`]' `reserve` would grow it.
+/// where [`put_bytes`]' room for 64 bytes would grow it.
 #[inline(always)]
 pub fn extend_short(buf: &mut Vec<u8>, s: &[u8]) {
     let (at, n) = (buf.len(), s.len());
@@ -321,35 +490,16 @@ unsafe fn copy_short(s: &[u8], dst: *mut u8) {
     }
 }
 
-/// [`put_str`] of text longer than [`SHORT`] bytes.
-#[inline(never)]
-fn put_long_str(buf: &mut Vec<u8>, s: &[u8]) {
-    leb128(buf, s.len() as u64);
-    buf.extend_from_slice(s);
-}
-
 /// A `Nullable(String)` column.
 #[inline]
 pub fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => {
-            buf.push(0);
-            put_str(buf, s);
-        }
-        None => buf.push(1),
-    }
+    Cursor::new(buf).opt_str(s);
 }
 
 /// A `Nullable` integer column (`Nullable(Int64)`, `Nullable(DateTime64)`).
 #[inline]
 pub fn put_opt_i64(buf: &mut Vec<u8>, v: Option<i64>) {
-    match v {
-        Some(v) => {
-            buf.push(0);
-            buf.extend_from_slice(&v.to_le_bytes());
-        }
-        None => buf.push(1),
-    }
+    Cursor::new(buf).opt_i64(v);
 }
 
 /// Any fixed-width integer column, little-endian.
@@ -453,6 +603,69 @@ mod tests {
         write(&mut b, &("é-1", None::<&str>, Some("x".repeat(200)), Some(-5i64), None::<i64>, 7i128)).unwrap();
         assert_eq!(a, b);
         assert_eq!(&a[..5], &[4, 0xc3, 0xa9, b'-', b'1']);
+    }
+
+    /// One column of a row, for the cursor's test.
+    #[derive(Debug, Clone)]
+    enum Column {
+        Str(String),
+        OptStr(Option<String>),
+        OptI64(Option<i64>),
+        U32(u32),
+        Len(u64),
+        /// appended through `with_vec`, as a writer of its own would (the event row's JSON)
+        Raw(Vec<u8>),
+    }
+
+    fn column() -> impl proptest::strategy::Strategy<Value = Column> {
+        use proptest::prelude::*;
+        prop_oneof![
+            "[a-zé\\-]{0,150}".prop_map(Column::Str),
+            proptest::option::of("[a-z]{0,80}").prop_map(Column::OptStr),
+            any::<Option<i64>>().prop_map(Column::OptI64),
+            any::<u32>().prop_map(Column::U32),
+            prop_oneof![0u64..300, any::<u64>()].prop_map(Column::Len),
+            proptest::collection::vec(any::<u8>(), 0..100).prop_map(Column::Raw),
+        ]
+    }
+
+    proptest::proptest! {
+        /// A cursor's columns, one after another from any spare capacity (none, or some: its
+        /// growth in the middle of a row), are the bytes serde's serializer writes (and
+        /// `leb128` and `extend_from_slice` for lengths and raw bytes).
+        #[test]
+        fn a_cursor_writes_what_serde_writes(
+            before in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+            columns in proptest::collection::vec(column(), 0..40),
+            spare in 0usize..200,
+        ) {
+            let mut want = before.clone();
+            for c in &columns {
+                match c {
+                    Column::Str(s) => write(&mut want, s.as_str()).unwrap(),
+                    Column::OptStr(s) => write(&mut want, &s.as_deref()).unwrap(),
+                    Column::OptI64(v) => write(&mut want, v).unwrap(),
+                    Column::U32(v) => write(&mut want, v).unwrap(),
+                    Column::Len(v) => leb128(&mut want, *v),
+                    Column::Raw(b) => want.extend_from_slice(b),
+                }
+            }
+            let mut got = Vec::with_capacity(before.len() + spare);
+            got.extend_from_slice(&before);
+            let mut cursor = Cursor::new(&mut got);
+            for c in &columns {
+                match c {
+                    Column::Str(s) => cursor.str(s),
+                    Column::OptStr(s) => cursor.opt_str(s.as_deref()),
+                    Column::OptI64(v) => cursor.opt_i64(*v),
+                    Column::U32(v) => cursor.put(v.to_le_bytes()),
+                    Column::Len(v) => cursor.leb128(*v),
+                    Column::Raw(b) => cursor.with_vec(|v| v.extend_from_slice(b)),
+                }
+            }
+            drop(cursor);
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     proptest::proptest! {

@@ -174,50 +174,50 @@ fn put_json<T: Serialize + ?Sized>(b: &mut Vec<u8>, value: &T) {
 /// the attribution (broadcast, sequence, template) set, without building the row: the bytes
 /// `rowbinary::write` gives for that row (`tests/batch_rows.rs` compares them).
 pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset: i64, machine: &str, [broadcast, sequence, template]: [Option<&str>; 3]) {
-    use super::rowbinary::{leb128, put, put_opt_str, put_str};
-    put_str(b, e.event_id);
-    put_str(b, e.tenant);
-    put_str(b, e.channel.as_str());
-    put_str(b, e.provider);
-    put_str(b, e.provider_message_id);
-    put_opt_str(b, e.provider_event_id);
-    put_str(b, e.provider_event_name);
-    put_str(b, e.delivery_key);
-    put_str(b, e.recipient);
-    put_opt_str(b, broadcast);
-    put_opt_str(b, sequence);
-    put_opt_str(b, e.contact_id);
-    put_opt_str(b, template);
-    put_str(b, e.message_class.map(|m| m.as_str()).unwrap_or_default());
-    leb128(b, e.labels.len() as u64);
+    let mut b = super::rowbinary::Cursor::new(b);
+    b.str(e.event_id);
+    b.str(e.tenant);
+    b.str(e.channel.as_str());
+    b.str(e.provider);
+    b.str(e.provider_message_id);
+    b.opt_str(e.provider_event_id);
+    b.str(e.provider_event_name);
+    b.str(e.delivery_key);
+    b.str(e.recipient);
+    b.opt_str(broadcast);
+    b.opt_str(sequence);
+    b.opt_str(e.contact_id);
+    b.opt_str(template);
+    b.str(e.message_class.map(|m| m.as_str()).unwrap_or_default());
+    b.leb128(e.labels.len() as u64);
     for l in &e.labels {
-        put_str(b, l);
+        b.str(l);
     }
     if e.metadata.is_empty() {
-        put_str(b, "{}");
+        b.str("{}");
     } else {
-        put_json(b, &e.metadata);
+        b.with_vec(|v| put_json(v, &e.metadata));
     }
-    put_str(b, e.event_type.as_str());
-    put_str(b, e.bounce_class.map(|x| x.as_str()).unwrap_or_default());
-    put(b, e.occurred_at.to_le_bytes());
-    put(b, e.received_at.to_le_bytes());
-    put_str(b, e.time_source.as_str());
-    put_opt_str(b, e.click_url);
-    put_opt_str(b, e.user_agent);
-    put_opt_str(b, e.ip);
-    put_opt_str(b, e.error_code);
-    put_opt_str(b, e.error_reason);
-    put(b, e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0).to_le_bytes());
-    put_str(b, e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default());
-    put_str(b, e.raw_topic);
-    put(b, e.raw_partition.to_le_bytes());
-    put(b, e.raw_offset.to_le_bytes());
-    put(b, partition.to_le_bytes());
-    put(b, offset.to_le_bytes());
-    put_str(b, machine);
-    b.push(0); // reattributed
-    put_str(b, e.origin.as_str());
+    b.str(e.event_type.as_str());
+    b.str(e.bounce_class.map(|x| x.as_str()).unwrap_or_default());
+    b.put(e.occurred_at.to_le_bytes());
+    b.put(e.received_at.to_le_bytes());
+    b.str(e.time_source.as_str());
+    b.opt_str(e.click_url);
+    b.opt_str(e.user_agent);
+    b.opt_str(e.ip);
+    b.opt_str(e.error_code);
+    b.opt_str(e.error_reason);
+    b.put(e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0).to_le_bytes());
+    b.str(e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default());
+    b.str(e.raw_topic);
+    b.put(e.raw_partition.to_le_bytes());
+    b.put(e.raw_offset.to_le_bytes());
+    b.put(partition.to_le_bytes());
+    b.put(offset.to_le_bytes());
+    b.str(machine);
+    b.byte(0); // reattributed
+    b.str(e.origin.as_str());
 }
 
 impl EventRow {
