@@ -10,7 +10,9 @@
 //! * `ddl`: the ClickHouse migrations (from `clickhouse/*.sql`).
 //! * `cluster`: the same migrations for a ClickHouse cluster (`ON CLUSTER`, `Replicated*`, `Distributed`).
 //! * `provider`: [`ProviderId`], the one place provider names are parsed.
+//! * `ascii`: word-at-a-time ASCII checks of short text (the decoder's, the aggregator's rows').
 
+pub mod ascii;
 pub mod avro;
 pub mod cluster;
 pub mod ddl;

@@ -71,9 +71,9 @@ impl Ids {
             return None;
         }
         let b = self.0.get(P..P + n)?;
-        // ASCII checked first, as `schemas::avro::binary::Reader::str` does: `from_utf8`'s call
-        // was ~140 instructions per delivery row written (BENCHMARKS.md §1b).
-        if b.is_ascii() {
+        // ASCII checked first, inline, as `schemas::avro::binary::Reader::str` does: `from_utf8`'s
+        // call was ~140 instructions per delivery row written, `is_ascii`'s ~35 (BENCHMARKS.md §1b).
+        if schemas::ascii::is_ascii(b) {
             // SAFETY: every byte is below 0x80, and ASCII bytes alone are valid UTF-8 (each a
             // one-byte code point), all `from_utf8_unchecked` requires.
             return Some(unsafe { std::str::from_utf8_unchecked(b) });

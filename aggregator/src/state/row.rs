@@ -16,29 +16,15 @@ fn legacy_prio(row: &DeliveryRow<Text<'_>>) -> u8 {
     }
 }
 
-/// `s` in ASCII lower case, borrowed when it already is (as recipients usually are).
+/// `s` in ASCII lower case, borrowed when it already is (as recipients usually are; checked
+/// a word at a time, `schemas::ascii::has_uppercase`: a byte at a time it was ~12 % of writing
+/// a delivery row, then ~94 instructions a row with its tail byte by byte; BENCHMARKS.md §1b).
 pub fn lowercase(s: &str) -> Text<'_> {
-    if has_ascii_uppercase(s.as_bytes()) {
+    if schemas::ascii::has_uppercase(s.as_bytes()) {
         Text::Owned(s.to_ascii_lowercase())
     } else {
         Text::Borrowed(s)
     }
-}
-
-/// Whether any byte is `A`–`Z`: eight bytes at a time (a byte at a time it was ~12 % of
-/// writing a delivery row; BENCHMARKS.md §1b), the last few one by one.
-fn has_ascii_uppercase(b: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let words = b.chunks_exact(8);
-    let tail = words.remainder();
-    let upper = words.fold(0u64, |found, w| {
-        let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
-        // each byte's low seven bits: adding cannot carry into the next byte
-        let low = w & (0x7F * ONES);
-        // high bit set where the byte is at least `A` (0x41) and not above `Z` (0x5A), and ASCII
-        found | ((low + 0x3F * ONES) & !(low + 0x25 * ONES) & !w & (0x80 * ONES))
-    });
-    upper != 0 || tail.iter().any(|b| b.is_ascii_uppercase())
 }
 
 impl<'a> DeliveryRow<Text<'a>> {
@@ -228,34 +214,6 @@ impl DeliveryRow<Text<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    proptest::proptest! {
-        /// Eight at a time finds exactly what a byte at a time finds, in any bytes: bytes with no
-        /// upper-case letter, and one byte of any value put anywhere (a letter next to the range
-        /// or inside it, in a word or in the tail).
-        #[test]
-        fn uppercase_found_as_byte_by_byte(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), at in proptest::prelude::any::<proptest::sample::Index>(), one in proptest::prelude::any::<u8>()) {
-            let mut b: Vec<u8> = b.iter().map(|x| x.to_ascii_lowercase()).collect();
-            proptest::prop_assert!(!has_ascii_uppercase(&b));
-            if !b.is_empty() {
-                let i = at.index(b.len());
-                b[i] = one;
-            }
-            proptest::prop_assert_eq!(has_ascii_uppercase(&b), b.iter().any(|x| x.is_ascii_uppercase()));
-        }
-    }
-
-    /// Every byte value at every place of a word and of the tail, among lower-case bytes.
-    #[test]
-    fn every_byte_at_every_place() {
-        for one in 0..=255u8 {
-            for i in 0..13 {
-                let mut b = *b"abcdefgh0123@";
-                b[i] = one;
-                assert_eq!(has_ascii_uppercase(&b), one.is_ascii_uppercase(), "{one:#x} at {i}");
-            }
-        }
-    }
 
     #[test]
     fn lowercase_borrows_what_already_is() {

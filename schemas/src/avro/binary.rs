@@ -93,18 +93,25 @@ const MAP_ENTRY_BYTES: usize = std::mem::size_of::<(String, apache_avro::types::
 /// Reads a datum from a byte slice, borrowing strings and bytes from it.
 pub(super) struct Reader<'a> {
     rest: &'a [u8],
+    /// The datum's last eight bytes as a little-endian word (`None` for a datum shorter than
+    /// eight): a varint among the last few bytes is read from it ([`Reader::long`]).
+    last: Option<u64>,
 }
 
 impl<'a> Reader<'a> {
     pub(super) fn new(datum: &'a [u8]) -> Self {
-        Reader { rest: datum }
+        Reader { rest: datum, last: datum.last_chunk::<8>().map(|w| u64::from_le_bytes(*w)) }
     }
 
     /// A zig-zag varint: at most 10 bytes, bits beyond 64 dropped (as apache-avro).
     ///
-    /// One byte, or up to eight read as one word when eight are left (a millisecond time
-    /// takes six: byte by byte it was ~100 instructions, three per event; BENCHMARKS.md §1b);
-    /// else byte by byte ([`Reader::long_bytewise`], which the tests check it against).
+    /// One byte, or up to eight read as one word (a millisecond time takes six: byte by byte
+    /// it was ~100 instructions, three per event; BENCHMARKS.md §1b): the next eight bytes, or
+    /// with fewer left, the datum's last eight shifted so that those left come first and each
+    /// place after the end reads 0x80, a byte that continues (so a varint the end cuts is not
+    /// taken for a whole one; an event's `raw_offset` is there, and read byte by byte it was
+    /// ~75 instructions per event). Else byte by byte ([`Reader::long_bytewise`], which the
+    /// tests check it against).
     #[inline(always)]
     pub(super) fn long(&mut self) -> Result<i64, ReadError> {
         if let Some(&b) = self.rest.first() {
@@ -113,8 +120,12 @@ impl<'a> Reader<'a> {
                 return Ok(zag(u64::from(b)));
             }
         }
-        if let Some(word) = self.rest.first_chunk::<8>() {
-            let w = u64::from_le_bytes(*word);
+        let w = match (self.rest.first_chunk::<8>(), self.rest.len(), self.last) {
+            (Some(word), _, _) => Some(u64::from_le_bytes(*word)),
+            (None, left @ 1..=7, Some(last)) => Some((last >> (8 * (8 - left))) | (0x8080_8080_8080_8080 << (8 * left))),
+            _ => None,
+        };
+        if let Some(w) = w {
             // the high bit of each byte that ends the varint; the lowest is its last byte
             let ends = !w & 0x8080_8080_8080_8080;
             if ends != 0 {
@@ -212,11 +223,11 @@ impl<'a> Reader<'a> {
     /// URLs), and `is_ascii` checks a word at a time where `from_utf8`'s call and loop cost
     /// ~1,400 instructions per event, 8 % of the aggregator's whole batch (BENCHMARKS.md §1b).
     /// (Tried: OR-ing the bytes together without an early exit, vectorized; more instructions.)
-    /// Text of up to 64 bytes (most of an event's) is checked inline ([`short_ascii`]).
+    /// Text of up to 64 bytes (most of an event's) is checked inline ([`crate::ascii::is_ascii`]).
     #[inline(always)]
     pub(super) fn str(&mut self) -> Result<&'a str, ReadError> {
         let b = self.bytes()?;
-        if short_ascii(b).unwrap_or_else(|| b.is_ascii()) {
+        if crate::ascii::is_ascii(b) {
             // SAFETY: every byte is below 0x80, and a byte sequence of ASCII bytes alone is
             // valid UTF-8 (each is a one-byte code point), which is all `from_utf8_unchecked`
             // requires.
@@ -289,27 +300,6 @@ pub(super) fn decimal(b: &[u8]) -> Result<Option<i128>, ReadError> {
     Ok(<[u8; 16]>::try_from(b).ok().map(i128::from_be_bytes))
 }
 
-/// Whether `b` is ASCII, for `b` of up to 64 bytes, an event id's (`None` for longer): every
-/// byte below 0x80, checked as two to eight overlapping words, inline. `is_ascii` is a call
-/// and a loop: ~35 instructions for each of an event's ~9 strings (BENCHMARKS.md §1b).
-/// (A word outside `b`, which the lengths rule out, would read as all high bits: "not ASCII",
-/// so `from_utf8` checks it; never "ASCII" unchecked.)
-#[inline(always)]
-fn short_ascii(b: &[u8]) -> Option<bool> {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let n = b.len();
-    let word = |at: usize| b.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(u64::MAX, u64::from_ne_bytes);
-    let half = |at: usize| b.get(at..at + 4).and_then(|w| w.try_into().ok()).map_or(u32::MAX, u32::from_ne_bytes);
-    Some(match n {
-        33..=64 => (word(0) | word(8) | word(16) | word(24) | word(n - 32) | word(n - 24) | word(n - 16) | word(n - 8)) & HIGH == 0,
-        17..=32 => (word(0) | word(8) | word(n - 16) | word(n - 8)) & HIGH == 0,
-        8..=16 => (word(0) | word(n - 8)) & HIGH == 0,
-        4..=7 => (half(0) | half(n - 4)) & 0x8080_8080 == 0,
-        0..=3 => b.iter().all(|&c| c < 0x80),
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,12 +318,16 @@ mod tests {
 
     proptest::proptest! {
         /// A varint reads the same as a word and byte by byte: the value or the error, and
-        /// the bytes left; any bytes (continuations anywhere, non-canonical, cut, too long).
+        /// the bytes left; any bytes (continuations anywhere, non-canonical, cut, too long),
+        /// after `skip` bytes of the datum were read (so with fewer than eight left, the word
+        /// comes from the datum's last eight).
         #[test]
-        fn varints_read_as_a_word_as_byte_by_byte(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..14), high in proptest::prelude::any::<u16>()) {
+        fn varints_read_as_a_word_as_byte_by_byte(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20), high in proptest::prelude::any::<u32>(), skip in 0usize..20) {
             // bytes with their high bit set by `high`'s bits, so varints of every length occur
-            let bytes: Vec<u8> = bytes.iter().enumerate().map(|(i, b)| if high >> (i % 16) & 1 == 1 { b | 0x80 } else { b & 0x7F }).collect();
+            let bytes: Vec<u8> = bytes.iter().enumerate().map(|(i, b)| if high >> (i % 32) & 1 == 1 { b | 0x80 } else { b & 0x7F }).collect();
             let (mut word, mut bytewise) = (Reader::new(&bytes), Reader::new(&bytes));
+            let skip = skip.min(bytes.len());
+            (word.rest, bytewise.rest) = (&bytes[skip..], &bytes[skip..]);
             let (a, b) = (word.long(), bytewise.long_bytewise());
             proptest::prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
             proptest::prop_assert_eq!(word.rest.len(), bytewise.rest.len());
