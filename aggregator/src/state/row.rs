@@ -86,12 +86,13 @@ impl<'a> DeliveryRow<Text<'a>> {
 /// without building the row (no label, hash or error vectors; BENCHMARKS.md §1b):
 /// `tests/batch_rows.rs` compares the bytes with the row's.
 pub fn write_delivery_row(b: &mut Vec<u8>, identity: &EventRef<'_>, s: &DeliveryState, names: &Names, version: u64, now_ms: i64) {
+    use crate::store::words;
     let mut b = crate::store::rowbinary::Cursor::new(b);
     let status = s.status.unwrap_or(EventType::Unknown);
     let name = |id: u32| (id != 0).then(|| names.get(id));
     b.str(identity.tenant);
     b.str(identity.delivery_key);
-    b.str(s.channel.as_str());
+    b.word(words::CHANNEL.get(s.channel as usize));
     b.str(identity.provider);
     b.str(identity.provider_message_id);
     b.str(&lowercase(identity.recipient));
@@ -99,15 +100,15 @@ pub fn write_delivery_row(b: &mut Vec<u8>, identity: &EventRef<'_>, s: &Delivery
     b.opt_str(name(s.sequence_id));
     b.opt_str(s.ids.contact());
     b.opt_str(name(s.template_key));
-    b.str(s.message_class.map(|m| m.as_str()).unwrap_or_default());
+    b.word(words::MESSAGE_CLASS.get(words::opt(s.message_class.map(|m| m as usize))));
     let labels = names.label_texts(s.labels);
     b.leb128(labels.len() as u64);
     for l in labels {
         b.str(l);
     }
-    b.str(s.status.map(|x| x.as_str()).unwrap_or("unknown"));
+    b.word(words::EVENT_TYPE.get(status as usize));
     b.put(s.first(status).unwrap_or_default().to_le_bytes());
-    b.str(s.bounce_class.map(|x| x.as_str()).unwrap_or_default());
+    b.word(words::BOUNCE_CLASS.get(words::opt(s.bounce_class.map(|x| x as usize))));
     for slot in [
         Slot::FirstQueued,
         Slot::FirstSent,

@@ -300,18 +300,34 @@ impl<'b> Cursor<'b> {
     #[inline(always)]
     pub fn str(&mut self, s: &str) {
         let (s, n) = (s.as_bytes(), s.len());
-        if n > SHORT {
-            return self.long_str(s);
-        }
+        // (below 16 bytes first, the most of a row's text: one test before its copy's, where
+        // testing for the long text first made it two)
         self.room(1 + SHORT);
         // SAFETY: `room` left `1 + SHORT` bytes after `len`: the length byte (one LEB128 byte,
-        // as `n < 128`) and the `n <= SHORT` bytes `copy_short` writes after it.
+        // as `n < 128`) and the `n <= SHORT` bytes copied after it, each copy's lengths tested.
         unsafe {
             let dst = self.ptr.add(self.len);
-            *dst = n as u8;
-            copy_short(s, dst.add(1));
+            if n < 16 {
+                *dst = n as u8;
+                copy_below_16(s, dst.add(1));
+            } else if n <= SHORT {
+                *dst = n as u8;
+                copy_16_to_64(s, dst.add(1));
+            } else {
+                return self.long_str(s);
+            }
         }
         self.len += 1 + n;
+    }
+
+    /// A `String` column of one of a few fixed words ([`Words`]): one 16-byte copy.
+    #[inline(always)]
+    pub fn word(&mut self, w: &[u8; 16]) {
+        self.room(16);
+        // SAFETY: `room` left 16 bytes after `len`; the word's length byte and text are
+        // `1 + w[0]` of them (`Words::of` keeps `w[0]` below 16), the rest is spare capacity.
+        unsafe { self.ptr.add(self.len).cast::<[u8; 16]>().write_unaligned(*w) };
+        self.len += 1 + usize::from(w[0]);
     }
 
     /// [`Cursor::str`] of text longer than [`SHORT`] bytes.
@@ -382,6 +398,43 @@ impl Drop for Cursor<'_> {
     fn drop(&mut self) {
         // SAFETY: `len <= cap` and `..len` is written: every write was inside the room it made.
         unsafe { self.buf.set_len(self.len) };
+    }
+}
+
+/// A `String` column whose value is one of a few fixed words (an enum's names, and `""` for
+/// none), each encoded once: its length byte, its text, zeros to 16 bytes. Written, a word is
+/// one 16-byte copy ([`Cursor::word`]): through [`Cursor::str`] it was the enum's jump to its
+/// text, then the tests of the text's length for its copy, ~11 such columns per event
+/// (BENCHMARKS.md §1b).
+pub struct Words<const N: usize>([[u8; 16]; N]);
+
+impl<const N: usize> Words<N> {
+    /// `words` in order, after `""` when `empty_first` (for a column of an optional enum).
+    /// Each word below 16 bytes and one entry per word, or the `static` does not compile.
+    pub const fn of(empty_first: bool, words: &[&str]) -> Self {
+        let skip = empty_first as usize;
+        assert!(words.len() + skip == N, "one entry per word");
+        let mut t = [[0u8; 16]; N];
+        let mut i = 0;
+        while i < words.len() {
+            let w = words[i].as_bytes();
+            assert!(w.len() < 16, "a word below 16 bytes");
+            t[i + skip][0] = w.len() as u8;
+            let mut j = 0;
+            while j < w.len() {
+                t[i + skip][j + 1] = w[j];
+                j += 1;
+            }
+            i += 1;
+        }
+        Words(t)
+    }
+
+    /// The `i`th entry (an enum's discriminant, after one for `""` when the table has it);
+    /// the first for an index past the end, which the callers' enums do not reach.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> &[u8; 16] {
+        self.0.get(i).unwrap_or(&self.0[0])
     }
 }
 
@@ -466,16 +519,48 @@ const SHORT: usize = 64;
 /// is inside `dst..dst + s.len()`.
 #[inline(always)]
 unsafe fn copy_short(s: &[u8], dst: *mut u8) {
+    debug_assert!(s.len() <= SHORT);
+    // SAFETY: as this function's (each takes its part of the lengths).
+    unsafe {
+        if s.len() >= 16 {
+            copy_16_to_64(s, dst);
+        } else {
+            copy_below_16(s, dst);
+        }
+    }
+}
+
+/// [`copy_short`] of 16 to 64 bytes. (Tested before the shorter lengths in a chain from the
+/// longest, text of 8 to 15 bytes took three tests, of 4 to 7 four; a row's text is mostly
+/// short: BENCHMARKS.md §1b.)
+///
+/// # Safety
+/// As [`copy_short`]'s, and `s.len() >= 16`.
+#[inline(always)]
+unsafe fn copy_16_to_64(s: &[u8], dst: *mut u8) {
     let (src, n) = (s.as_ptr(), s.len());
-    debug_assert!(n <= SHORT);
+    debug_assert!((16..=SHORT).contains(&n));
     unsafe {
         if n >= 32 {
             dst.cast::<[u8; 32]>().write_unaligned(src.cast::<[u8; 32]>().read_unaligned());
             dst.add(n - 32).cast::<[u8; 32]>().write_unaligned(src.add(n - 32).cast::<[u8; 32]>().read_unaligned());
-        } else if n >= 16 {
+        } else {
             dst.cast::<[u8; 16]>().write_unaligned(src.cast::<[u8; 16]>().read_unaligned());
             dst.add(n - 16).cast::<[u8; 16]>().write_unaligned(src.add(n - 16).cast::<[u8; 16]>().read_unaligned());
-        } else if n >= 8 {
+        }
+    }
+}
+
+/// [`copy_short`] of fewer than 16 bytes.
+///
+/// # Safety
+/// As [`copy_short`]'s, and `s.len() < 16`.
+#[inline(always)]
+unsafe fn copy_below_16(s: &[u8], dst: *mut u8) {
+    let (src, n) = (s.as_ptr(), s.len());
+    debug_assert!(n < 16);
+    unsafe {
+        if n >= 8 {
             dst.cast::<u64>().write_unaligned(src.cast::<u64>().read_unaligned());
             dst.add(n - 8).cast::<u64>().write_unaligned(src.add(n - 8).cast::<u64>().read_unaligned());
         } else if n >= 4 {

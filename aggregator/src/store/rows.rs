@@ -170,6 +170,27 @@ fn put_json<T: Serialize + ?Sized>(b: &mut Vec<u8>, value: &T) {
     }
 }
 
+/// The enum columns' words, encoded once (`rowbinary::Words`), by discriminant; a table for
+/// an optional enum starts with `""`. The discriminants are the symbols' places
+/// (`tests::the_words_are_the_enums_names`).
+pub mod words {
+    use crate::store::rowbinary::Words;
+    use schemas::{BounceClass, Channel, EventType, MessageClass, Origin, TimeSource};
+
+    pub static CHANNEL: Words<{ Channel::SYMBOLS.len() }> = Words::of(false, Channel::SYMBOLS);
+    pub static EVENT_TYPE: Words<{ EventType::SYMBOLS.len() }> = Words::of(false, EventType::SYMBOLS);
+    pub static TIME_SOURCE: Words<{ TimeSource::SYMBOLS.len() }> = Words::of(false, TimeSource::SYMBOLS);
+    pub static ORIGIN: Words<{ Origin::SYMBOLS.len() }> = Words::of(false, Origin::SYMBOLS);
+    pub static BOUNCE_CLASS: Words<{ BounceClass::SYMBOLS.len() + 1 }> = Words::of(true, BounceClass::SYMBOLS);
+    pub static MESSAGE_CLASS: Words<{ MessageClass::SYMBOLS.len() + 1 }> = Words::of(true, MessageClass::SYMBOLS);
+
+    /// An optional enum's entry: `""` for none, else after it.
+    #[inline(always)]
+    pub fn opt(i: Option<usize>) -> usize {
+        i.map_or(0, |i| i + 1)
+    }
+}
+
 /// Appends the `RowBinary` of `EventRow::from_event(e, partition, offset)` with `machine` and
 /// the attribution (broadcast, sequence, template) set, without building the row: the bytes
 /// `rowbinary::write` gives for that row (`tests/batch_rows.rs` compares them).
@@ -177,7 +198,7 @@ pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset
     let mut b = super::rowbinary::Cursor::new(b);
     b.str(e.event_id);
     b.str(e.tenant);
-    b.str(e.channel.as_str());
+    b.word(words::CHANNEL.get(e.channel as usize));
     b.str(e.provider);
     b.str(e.provider_message_id);
     b.opt_str(e.provider_event_id);
@@ -188,7 +209,7 @@ pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset
     b.opt_str(sequence);
     b.opt_str(e.contact_id);
     b.opt_str(template);
-    b.str(e.message_class.map(|m| m.as_str()).unwrap_or_default());
+    b.word(words::MESSAGE_CLASS.get(words::opt(e.message_class.map(|m| m as usize))));
     b.leb128(e.labels.len() as u64);
     for l in &e.labels {
         b.str(l);
@@ -198,11 +219,11 @@ pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset
     } else {
         b.with_vec(|v| put_json(v, &e.metadata));
     }
-    b.str(e.event_type.as_str());
-    b.str(e.bounce_class.map(|x| x.as_str()).unwrap_or_default());
+    b.word(words::EVENT_TYPE.get(e.event_type as usize));
+    b.word(words::BOUNCE_CLASS.get(words::opt(e.bounce_class.map(|x| x as usize))));
     b.put(e.occurred_at.to_le_bytes());
     b.put(e.received_at.to_le_bytes());
-    b.str(e.time_source.as_str());
+    b.word(words::TIME_SOURCE.get(e.time_source as usize));
     b.opt_str(e.click_url);
     b.opt_str(e.user_agent);
     b.opt_str(e.ip);
@@ -217,7 +238,7 @@ pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset
     b.put(offset.to_le_bytes());
     b.str(machine);
     b.byte(0); // reattributed
-    b.str(e.origin.as_str());
+    b.word(words::ORIGIN.get(e.origin as usize));
 }
 
 impl EventRow {
@@ -471,6 +492,39 @@ pub struct SenderStats {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::rowbinary::{put_str, Words};
+
+    /// Each table's entry for each value is `put_str` of its name, at the value's discriminant
+    /// (after `""` for an optional enum's): the words written are the names.
+    #[test]
+    fn the_words_are_the_enums_names() {
+        fn check<const N: usize, T: Copy>(table: &Words<N>, values: &[T], index: impl Fn(Option<T>) -> usize, name: impl Fn(T) -> &'static str, optional: bool) {
+            let entry = |i: usize| {
+                let w = table.get(i);
+                w[..1 + usize::from(w[0])].to_vec()
+            };
+            let encoded = |s: &str| {
+                let mut b = Vec::new();
+                put_str(&mut b, s);
+                b
+            };
+            assert_eq!(N, values.len() + usize::from(optional));
+            for v in values {
+                assert_eq!(entry(index(Some(*v))), encoded(name(*v)));
+            }
+            if optional {
+                assert_eq!(entry(index(None)), encoded(""));
+            }
+        }
+        use schemas::{BounceClass, Channel, EventType, MessageClass, Origin, TimeSource};
+        check(&words::CHANNEL, Channel::VALUES, |v| v.map_or(99, |v| v as usize), Channel::as_str, false);
+        check(&words::EVENT_TYPE, EventType::VALUES, |v| v.map_or(99, |v| v as usize), EventType::as_str, false);
+        check(&words::TIME_SOURCE, TimeSource::VALUES, |v| v.map_or(99, |v| v as usize), TimeSource::as_str, false);
+        check(&words::ORIGIN, Origin::VALUES, |v| v.map_or(99, |v| v as usize), Origin::as_str, false);
+        check(&words::BOUNCE_CLASS, BounceClass::VALUES, |v| words::opt(v.map(|v| v as usize)), BounceClass::as_str, true);
+        check(&words::MESSAGE_CLASS, MessageClass::VALUES, |v| words::opt(v.map(|v| v as usize)), MessageClass::as_str, true);
+    }
+
     use super::*;
 
     proptest::proptest! {
