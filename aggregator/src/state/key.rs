@@ -39,11 +39,49 @@ impl DeliveryKey {
     }
 }
 
-/// Sixteen lower-case hex digits as their value ([`hex8`] twice); `None` when any byte is not
-/// one or there are not sixteen. Shared by the delivery keys and the event ids' hashes
-/// (`ids::event_hash`).
+/// Sixteen lower-case hex digits as their value; `None` when any byte is not one or there are
+/// not sixteen. Shared by the delivery keys and the event ids' hashes (`ids::event_hash`):
+/// three per event. In one SSE2 register on x86-64 ([`hex16_sse2`]; in two words, [`hex8`]
+/// twice, ~37 instructions each, it was ~150 instructions an event; BENCHMARKS.md §1b),
+/// in words elsewhere ([`hex16_words`], which the tests also check it against).
 #[inline]
 pub(crate) fn hex16(digits: &[u8]) -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    return hex16_sse2(digits);
+    #[cfg(not(target_arch = "x86_64"))]
+    return hex16_words(digits);
+}
+
+/// [`hex16`] in one 16-byte register (SSE2, in every x86-64 CPU): each byte's value as a
+/// digit and as a letter, which of them it is (an unsigned compare each), one mask for all
+/// sixteen; then pairs of values into bytes, the first digit high, and the bytes in order.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn hex16_sse2(digits: &[u8]) -> Option<u64> {
+    use std::arch::x86_64::*;
+    let d: &[u8; 16] = digits.try_into().ok()?;
+    // SAFETY: SSE2, which these intrinsics need, is part of the x86-64 baseline every build of
+    // this crate targets; the one load reads the sixteen bytes of `d` (unaligned load), and
+    // nothing else touches memory.
+    let (ok, x) = unsafe {
+        let c = _mm_loadu_si128(d.as_ptr().cast());
+        let num = _mm_sub_epi8(c, _mm_set1_epi8(b'0' as i8));
+        let alpha = _mm_sub_epi8(c, _mm_set1_epi8(b'a' as i8));
+        // `0-9`: `c - '0'` at most 9 unsigned; `a-f`: `c - 'a'` at most 5 (a byte is one at most)
+        let is_num = _mm_cmpeq_epi8(_mm_min_epu8(num, _mm_set1_epi8(9)), num);
+        let is_alpha = _mm_cmpeq_epi8(_mm_min_epu8(alpha, _mm_set1_epi8(5)), alpha);
+        let ok = _mm_movemask_epi8(_mm_or_si128(is_num, is_alpha)) == 0xFFFF;
+        let v = _mm_or_si128(_mm_and_si128(is_num, num), _mm_andnot_si128(is_num, _mm_add_epi8(alpha, _mm_set1_epi8(10))));
+        // each 16-bit lane holds two digits' values (the first in its low byte): first << 4 | second
+        let pairs = _mm_and_si128(_mm_or_si128(_mm_slli_epi16::<4>(v), _mm_srli_epi16::<8>(v)), _mm_set1_epi16(0xFF));
+        (ok, _mm_cvtsi128_si64(_mm_packus_epi16(pairs, pairs)) as u64)
+    };
+    ok.then(|| x.swap_bytes())
+}
+
+/// [`hex16`] as two words of eight digits ([`hex8`] twice).
+#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+fn hex16_words(digits: &[u8]) -> Option<u64> {
     let (hi, lo) = (digits.len() == 16).then(|| digits.split_at(8))?;
     Some(u64::from(hex8(hi)?) << 32 | u64::from(hex8(lo)?))
 }
@@ -54,6 +92,7 @@ pub(crate) fn hex16(digits: &[u8]) -> Option<u64> {
 /// lower-case hex, and the result must be the bytes themselves (only a digit comes back as
 /// itself).
 #[inline]
+#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
 fn hex8(digits: &[u8]) -> Option<u32> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     let w = u64::from_le_bytes(digits.try_into().ok()?);
@@ -144,7 +183,37 @@ mod tests {
         }
     }
 
+    /// Sixteen digits, every byte value at every place: read only when it is a lower-case
+    /// digit, as `u64::from_str_radix` reads it, by [`hex16`] and [`hex16_words`] alike; any
+    /// other length is not read.
+    #[test]
+    fn sixteen_digits_every_byte_at_every_place() {
+        for one in 0..=255u8 {
+            for i in 0..16 {
+                let mut b = *b"0123456789abcdef";
+                b[i] = one;
+                let want = matches!(one, b'0'..=b'9' | b'a'..=b'f').then(|| u64::from_str_radix(std::str::from_utf8(&b).unwrap(), 16).unwrap());
+                assert_eq!(hex16(&b), want, "{one:#x} at {i}");
+                assert_eq!(hex16_words(&b), want, "{one:#x} at {i}");
+            }
+        }
+        assert_eq!(hex16(b"ffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(hex16(b"0000000000000000"), Some(0));
+        for n in [0, 8, 15, 17, 32] {
+            assert_eq!(hex16(&vec![b'a'; n]), None, "{n} digits");
+        }
+    }
+
     proptest::proptest! {
+        /// Sixteen bytes of any value (and of digits, and of near misses) read as
+        /// `u64::from_str_radix` reads them when all are lower-case hex digits, else not at all.
+        #[test]
+        fn hex16_is_check_then_from_str_radix(bytes in proptest::prop_oneof![proptest::collection::vec(proptest::prelude::any::<u8>(), 16), "[0-9a-f]{16}".prop_map(String::into_bytes), "[0-9a-fA-Fgo+/:`@ ]{16}".prop_map(String::into_bytes)]) {
+            let ours = bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            let want = ours.then(|| u64::from_str_radix(std::str::from_utf8(&bytes).unwrap(), 16).ok()).flatten();
+            proptest::prop_assert_eq!(hex16(&bytes), want);
+        }
+
         /// Eight bytes of any value read as `u32::from_str_radix` reads them when all are
         /// lower-case hex digits, and not at all otherwise.
         #[test]
