@@ -41,18 +41,11 @@ pub fn write<T: Serialize + ?Sized>(buf: &mut Vec<u8>, row: &T) -> Result<(), Er
 
 pub struct RowBinary<'b>(pub &'b mut Vec<u8>);
 
-/// An unsigned LEB128 length (of a string or an array).
+/// An unsigned LEB128 length (of a string or an array): [`leb128_bytes`], the one encoder.
 #[inline]
-pub fn leb128(buf: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            buf.push(byte);
-            return;
-        }
-        buf.push(byte | 0x80);
-    }
+pub fn leb128(buf: &mut Vec<u8>, v: u64) {
+    let (b, n) = leb128_bytes(v);
+    buf.extend_from_slice(b.get(..n).unwrap_or_default());
 }
 
 fn unsupported(what: &str) -> Error {
@@ -235,8 +228,8 @@ impl<'a, 'b> ser::SerializeStruct for &'a mut RowBinary<'b> {
 /// length back (`reserve`, then `set_len`): ~8 instructions more per column, ~120 columns per
 /// event across its event row, its delivery's row and its counters (BENCHMARKS.md §1b).
 ///
-/// Writers of many columns take one ([`Cursor::new`]); the `put_*` functions are one column's
-/// cursor, for the rest.
+/// Writers of many columns take one ([`Cursor::new`]); [`put_str`] is one column's cursor, for
+/// the rest.
 pub struct Cursor<'b> {
     buf: &'b mut Vec<u8>,
     ptr: *mut u8,
@@ -484,15 +477,9 @@ pub fn put_str(buf: &mut Vec<u8>, s: &str) {
     Cursor::new(buf).str(s);
 }
 
-/// `s` appended ([`Cursor::bytes`]).
-#[inline(always)]
-pub fn put_bytes(buf: &mut Vec<u8>, s: &[u8]) {
-    Cursor::new(buf).bytes(s);
-}
-
 /// Appends `s`: inline ([`copy_short`], no `memcpy` call) when it is short and fits the spare
 /// capacity, else by `extend_from_slice`. For a vector sized exactly beforehand (`state::Ids`),
-/// where [`put_bytes`]' room for 64 bytes would grow it.
+/// where [`Cursor::bytes`]' room for 64 bytes would grow it.
 #[inline(always)]
 pub fn extend_short(buf: &mut Vec<u8>, s: &[u8]) {
     let (at, n) = (buf.len(), s.len());
@@ -573,18 +560,6 @@ unsafe fn copy_below_16(s: &[u8], dst: *mut u8) {
             *dst.add(n - 1) = *src.add(n - 1);
         }
     }
-}
-
-/// A `Nullable(String)` column.
-#[inline]
-pub fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
-    Cursor::new(buf).opt_str(s);
-}
-
-/// A `Nullable` integer column (`Nullable(Int64)`, `Nullable(DateTime64)`).
-#[inline]
-pub fn put_opt_i64(buf: &mut Vec<u8>, v: Option<i64>) {
-    Cursor::new(buf).opt_i64(v);
 }
 
 /// Any fixed-width integer column, little-endian.
@@ -675,14 +650,28 @@ impl RowBuffer {
 mod tests {
     use super::*;
 
+    /// An unsigned LEB128 value, a byte at a time: the tests' reference for [`leb128_bytes`].
+    fn leb128_byte_by_byte(buf: &mut Vec<u8>, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                return buf.push(byte);
+            }
+            buf.push(byte | 0x80);
+        }
+    }
+
     #[test]
     fn the_put_functions_write_what_serde_writes() {
         let mut a = Vec::new();
         put_str(&mut a, "é-1");
-        put_opt_str(&mut a, None);
-        put_opt_str(&mut a, Some(&"x".repeat(200)));
-        put_opt_i64(&mut a, Some(-5));
-        put_opt_i64(&mut a, None);
+        let mut c = Cursor::new(&mut a);
+        c.opt_str(None);
+        c.opt_str(Some(&"x".repeat(200)));
+        c.opt_i64(Some(-5));
+        c.opt_i64(None);
+        drop(c);
         put(&mut a, 7i128.to_le_bytes());
         let mut b = Vec::new();
         write(&mut b, &("é-1", None::<&str>, Some("x".repeat(200)), Some(-5i64), None::<i64>, 7i128)).unwrap();
@@ -716,8 +705,8 @@ mod tests {
 
     proptest::proptest! {
         /// A cursor's columns, one after another from any spare capacity (none, or some: its
-        /// growth in the middle of a row), are the bytes serde's serializer writes (and
-        /// `leb128` and `extend_from_slice` for lengths and raw bytes).
+        /// growth in the middle of a row), are the bytes serde's serializer writes (and a byte
+        /// at a time for lengths, `extend_from_slice` for raw bytes).
         #[test]
         fn a_cursor_writes_what_serde_writes(
             before in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
@@ -731,7 +720,7 @@ mod tests {
                     Column::OptStr(s) => write(&mut want, &s.as_deref()).unwrap(),
                     Column::OptI64(v) => write(&mut want, v).unwrap(),
                     Column::U32(v) => write(&mut want, v).unwrap(),
-                    Column::Len(v) => leb128(&mut want, *v),
+                    Column::Len(v) => leb128_byte_by_byte(&mut want, *v),
                     Column::Raw(b) => want.extend_from_slice(b),
                 }
             }
@@ -756,7 +745,8 @@ mod tests {
     proptest::proptest! {
         /// Text of every length around the inline copy's pieces (0 to 140 bytes, so each of
         /// `copy_short`'s cases and the long path), after whatever the buffer held, at any
-        /// spare capacity: what `leb128` and `extend_from_slice` write (`extend_short` too).
+        /// spare capacity: what a length a byte at a time and `extend_from_slice` write
+        /// (`extend_short` too).
         #[test]
         fn put_str_and_put_bytes_append_their_bytes(
             before in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
@@ -764,13 +754,13 @@ mod tests {
             spare in 0usize..40,
         ) {
             let mut want = before.clone();
-            leb128(&mut want, text.len() as u64);
+            leb128_byte_by_byte(&mut want, text.len() as u64);
             want.extend_from_slice(text.as_bytes());
             want.extend_from_slice(text.as_bytes());
             let mut got = Vec::with_capacity(before.len() + spare);
             got.extend_from_slice(&before);
             put_str(&mut got, &text);
-            put_bytes(&mut got, text.as_bytes());
+            Cursor::new(&mut got).bytes(text.as_bytes());
             proptest::prop_assert_eq!(&got, &want);
             // `extend_short` into spare capacity that may or may not hold it
             let mut got = Vec::with_capacity(before.len() + spare);
