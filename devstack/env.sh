@@ -21,7 +21,13 @@ CH_URL="http://127.0.0.1:$CLICKHOUSE_PORT"
 KAFKA_ENV="SENDTRACE_KAFKA__BROKERS=$KAFKA_BROKERS"
 CH_ENV="SENDTRACE_CLICKHOUSE__URL=$CH_URL"
 
-log() { printf '[devstack] %s\n' "$*" >&2; }
+# Each line says how long the outermost script has run (a newcomer's first run is ~20 minutes;
+# CI's log shows where its time goes).
+export DEVSTACK_T0="${DEVSTACK_T0:-$(date +%s)}"
+log() {
+  local t=$(($(date +%s) - DEVSTACK_T0))
+  printf '[devstack %2dm%02ds] %s\n' $((t / 60)) $((t % 60)) "$*" >&2
+}
 
 # wait_for <what> <seconds> <command...>: retries the command until it succeeds.
 wait_for() {

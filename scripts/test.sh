@@ -31,15 +31,19 @@ fi
 log "Benchmarks, once each in test mode"
 cargo test -q -p aggregator -p normalizer -p sendtrace-schemas --features normalizer/samples --benches
 # the edge against the broker alone and a bare HTTP server (BENCHMARKS.md §7), one second a phase
+log "ingest-bench (quick)"
 "$BIN_DIR/ingest-bench" --brokers "$KAFKA_BROKERS" --seconds 1 --concurrency 8 --bodies 16
 # the normalizer core against ClickHouse's SQL (BENCHMARKS.md): the SQL still maps as the
 # normalizer does (same event ids), on a small file
+log "bench-normalizer (quick)"
 scripts/bench-normalizer.sh --quick
 # the aggregator's state reads against stored history (BENCHMARKS.md §10), two small sizes
+log "bench-state-reads (quick)"
 SIZES="20000 60000" scripts/bench-state-reads.sh
 # the dashboard and read-API benches (BENCHMARKS.md §3-§5) on 200,000 events: the aggregate
 # tables still give the events' answers (dashboard-bench exits non-zero otherwise) and every
 # endpoint api-bench times answers 2xx
+log "dashboard-bench and api-bench on 200,000 events"
 bench_out=$("$BIN_DIR/dashboard-bench" --clickhouse-url "$CH_URL" --events 200000 --runs 1 --keep)
 echo "$bench_out"
 bench_db=$(grep -m1 -o 'bench_dashboard_[0-9a-f]*' <<<"$bench_out")
@@ -57,3 +61,4 @@ if [ "$fuzz_rc" = 2 ]; then
 elif [ "$fuzz_rc" != 0 ]; then
   exit "$fuzz_rc"
 fi
+log "all tests passed"

@@ -5,7 +5,7 @@
 
 use crate::buckets::{clickhouse_date, Periods};
 use crate::machine::MachineReason;
-use crate::store::rowbinary::{put_str, Cursor, RowBuffer};
+use crate::store::rowbinary::{put_str, Cursor, Room, RowBuffer};
 use crate::store::{AttributedCounterRow, CounterRow, EventRow, Text};
 use crate::state::Names;
 use rustc_hash::FxHashMap;
@@ -272,12 +272,14 @@ impl CounterTables {
         for (key, acc) in &self.sums.counters {
             let (dims, p, bucket_start) = key.parts();
             let k = text.dims.get(dims as usize).copied().unwrap_or_default();
-            b.bytes(text.get(k.tenant));
-            b.bytes(text.period(p));
-            b.put(bucket_start.to_le_bytes());
-            b.bytes(text.get(k.counters));
-            b.put(acc.events.to_le_bytes());
-            b.put(acc.cost.to_le_bytes());
+            let (start, events, cost) = (bucket_start.to_le_bytes(), acc.events.to_le_bytes(), acc.cost.to_le_bytes());
+            let mut r = b.room_for(3 * Room::BYTES + start.len() + events.len() + cost.len());
+            r.bytes(text.get(k.tenant));
+            r.bytes(text.period(p));
+            r.put(start);
+            r.bytes(text.get(k.counters));
+            r.put(events);
+            r.put(cost);
         }
         drop(b);
         counters.rows += self.sums.counters.len();
@@ -291,13 +293,15 @@ impl CounterTables {
             let (dims, p, bucket_start) = key.parts();
             let k = text.dims.get(dims as usize).copied().unwrap_or_default();
             let a = text.attributions.get(*attribution as usize).copied().unwrap_or_default();
-            b.bytes(text.get(k.tenant));
-            b.bytes(text.period(p));
-            b.put(bucket_start.to_le_bytes());
-            b.bytes(text.get(a));
-            b.bytes(text.get(k.attributed));
-            b.put(acc.events.to_le_bytes());
-            b.put(acc.cost.to_le_bytes());
+            let (start, events, cost) = (bucket_start.to_le_bytes(), acc.events.to_le_bytes(), acc.cost.to_le_bytes());
+            let mut r = b.room_for(4 * Room::BYTES + start.len() + events.len() + cost.len());
+            r.bytes(text.get(k.tenant));
+            r.bytes(text.period(p));
+            r.put(start);
+            r.bytes(text.get(a));
+            r.bytes(text.get(k.attributed));
+            r.put(events);
+            r.put(cost);
             rows += 1;
         }
         drop(b);

@@ -8,7 +8,7 @@
 //! `deliveries` insert left it, and writes them under the same token (`pipeline::write_rows`).
 
 use crate::state::{DeliveryState, Names, Slot};
-use crate::store::rowbinary::{Cursor, RowBuffer};
+use crate::store::rowbinary::{Cursor, Room, RowBuffer};
 use crate::store::Text;
 use rustc_hash::FxHashMap;
 use schemas::EventType;
@@ -306,16 +306,18 @@ impl FunnelRows<'_> {
     pub fn write_rowbinary(&self, funnels: &mut RowBuffer, recipients: &mut RowBuffer, statuses: &mut RowBuffer) {
         let mut b = Cursor::new(&mut funnels.bytes);
         for (tenant, dim, id, unit, s) in &self.sums {
-            b.str(tenant);
-            b.put(dim.to_le_bytes());
-            b.str(id);
-            b.str(unit);
+            let (dim, cost, at, changes) = (dim.to_le_bytes(), s.cost.to_le_bytes(), s.last_status_at.to_le_bytes(), s.changes.to_le_bytes());
+            let mut r = b.room_for(3 * Room::STR + dim.len() + size_of_val(&s.counts) + cost.len() + at.len() + changes.len());
+            r.str(tenant);
+            r.put(dim);
+            r.str(id);
+            r.str(unit);
             for n in s.counts {
-                b.put(n.to_le_bytes());
+                r.put(n.to_le_bytes());
             }
-            b.put(s.cost.to_le_bytes());
-            b.put(s.last_status_at.to_le_bytes());
-            b.put(s.changes.to_le_bytes());
+            r.put(cost);
+            r.put(at);
+            r.put(changes);
         }
         drop(b);
         funnels.rows += self.sums.len();
@@ -329,11 +331,13 @@ impl FunnelRows<'_> {
 fn write_moves<K: AsRef<str>>(out: &mut RowBuffer, rows: &[(Text<'static>, i8, Text<'static>, K, i64)]) {
     let mut b = Cursor::new(&mut out.bytes);
     for (tenant, dim, id, key, n) in rows {
-        b.str(tenant);
-        b.put(dim.to_le_bytes());
-        b.str(id);
-        b.str(key.as_ref());
-        b.put(n.to_le_bytes());
+        let (dim, n) = (dim.to_le_bytes(), n.to_le_bytes());
+        let mut r = b.room_for(3 * Room::STR + dim.len() + n.len());
+        r.str(tenant);
+        r.put(dim);
+        r.str(id);
+        r.str(key.as_ref());
+        r.put(n);
     }
     drop(b);
     out.rows += rows.len();

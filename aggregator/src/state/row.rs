@@ -86,30 +86,31 @@ impl<'a> DeliveryRow<Text<'a>> {
 /// without building the row (no label, hash or error vectors; BENCHMARKS.md §1b):
 /// `tests/batch_rows.rs` compares the bytes with the row's.
 pub fn write_delivery_row(b: &mut Vec<u8>, identity: &EventRef<'_>, s: &DeliveryState, names: &Names, version: u64, now_ms: i64) {
+    use crate::store::rowbinary::Room;
     use crate::store::words;
     let mut b = crate::store::rowbinary::Cursor::new(b);
     let status = s.status.unwrap_or(EventType::Unknown);
     let name = |id: u32| (id != 0).then(|| names.get(id));
-    b.str(identity.tenant);
-    b.str(identity.delivery_key);
-    b.word(words::CHANNEL.get(s.channel as usize));
-    b.str(identity.provider);
-    b.str(identity.provider_message_id);
-    b.str(&lowercase(identity.recipient));
-    b.opt_str(name(s.broadcast_id));
-    b.opt_str(name(s.sequence_id));
-    b.opt_str(s.ids.contact());
-    b.opt_str(name(s.template_key));
-    b.word(words::MESSAGE_CLASS.get(words::opt(s.message_class.map(|m| m as usize))));
+    // (in three rooms, each one test of the capacity: the labels and the ids' hashes between
+    // them are as many as the delivery has)
+    let mut r = b.room_for(5 * Room::STR + 2 * Room::WORD + 4 * Room::OPT_STR + Room::LEB128);
+    r.str(identity.tenant);
+    r.str(identity.delivery_key);
+    r.word(words::CHANNEL.get(s.channel as usize));
+    r.str(identity.provider);
+    r.str(identity.provider_message_id);
+    r.str(&lowercase(identity.recipient));
+    r.opt_str(name(s.broadcast_id));
+    r.opt_str(name(s.sequence_id));
+    r.opt_str(s.ids.contact());
+    r.opt_str(name(s.template_key));
+    r.word(words::MESSAGE_CLASS.get(words::opt(s.message_class.map(|m| m as usize))));
     let labels = names.label_texts(s.labels);
-    b.leb128(labels.len() as u64);
+    r.leb128(labels.len() as u64);
     for l in labels {
         b.str(l);
     }
-    b.word(words::EVENT_TYPE.get(status as usize));
-    b.put(s.first(status).unwrap_or_default().to_le_bytes());
-    b.word(words::BOUNCE_CLASS.get(words::opt(s.bounce_class.map(|x| x as usize))));
-    for slot in [
+    const SLOTS: [Slot; 14] = [
         Slot::FirstQueued,
         Slot::FirstSent,
         Slot::FirstDelivered,
@@ -124,24 +125,31 @@ pub fn write_delivery_row(b: &mut Vec<u8>, identity: &EventRef<'_>, s: &Delivery
         Slot::FirstUnsubscribed,
         Slot::FirstRead,
         Slot::FirstReplied,
-    ] {
-        b.opt_i64(s.time(slot));
+    ];
+    let counts = [s.open_count, s.click_count, s.machine_open_count, s.machine_click_count, s.soft_bounce_count, s.deferral_count, s.event_count()];
+    let mut r = b.room_for(2 * Room::WORD + 8 + SLOTS.len() * Room::OPT_I64 + 4 * counts.len() + Room::OPT_STR + Room::OPT_I64 + 16 + Room::STR + Room::LEB128);
+    r.word(words::EVENT_TYPE.get(status as usize));
+    r.put(s.first(status).unwrap_or_default().to_le_bytes());
+    r.word(words::BOUNCE_CLASS.get(words::opt(s.bounce_class.map(|x| x as usize))));
+    for slot in SLOTS {
+        r.opt_i64(s.time(slot));
     }
-    for n in [s.open_count, s.click_count, s.machine_open_count, s.machine_click_count, s.soft_bounce_count, s.deferral_count, s.event_count()] {
-        b.put(n.to_le_bytes());
+    for n in counts {
+        r.put(n.to_le_bytes());
     }
-    b.opt_str(s.last_error().map(|(_, r)| r));
-    b.opt_i64(s.last_error().map(|(t, _)| t));
-    b.put(s.cost_amount().to_le_bytes());
-    b.str(names.get(s.cost_unit));
+    r.opt_str(s.last_error().map(|(_, r)| r));
+    r.opt_i64(s.last_error().map(|(t, _)| t));
+    r.put(s.cost_amount().to_le_bytes());
+    r.str(names.get(s.cost_unit));
     let hashes = s.ids.hashes();
-    b.leb128(hashes.len() as u64);
+    r.leb128(hashes.len() as u64);
+    let mut r = b.room_for(8 * hashes.len() + 2 + 8 + 8);
     for h in hashes {
-        b.put(h.to_le_bytes());
+        r.put(h.to_le_bytes());
     }
-    b.put(s.prio_bits().to_le_bytes());
-    b.put(version.to_le_bytes());
-    b.put(now_ms.to_le_bytes());
+    r.put(s.prio_bits().to_le_bytes());
+    r.put(version.to_le_bytes());
+    r.put(now_ms.to_le_bytes());
 }
 
 impl DeliveryRow<Text<'_>> {

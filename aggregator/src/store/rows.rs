@@ -195,22 +195,26 @@ pub mod words {
 /// the attribution (broadcast, sequence, template) set, without building the row: the bytes
 /// `rowbinary::write` gives for that row (`tests/batch_rows.rs` compares them).
 pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset: i64, machine: &str, [broadcast, sequence, template]: [Option<&str>; 3]) {
+    use super::rowbinary::Room;
     let mut b = super::rowbinary::Cursor::new(b);
-    b.str(e.event_id);
-    b.str(e.tenant);
-    b.word(words::CHANNEL.get(e.channel as usize));
-    b.str(e.provider);
-    b.str(e.provider_message_id);
-    b.opt_str(e.provider_event_id);
-    b.str(e.provider_event_name);
-    b.str(e.delivery_key);
-    b.str(e.recipient);
-    b.opt_str(broadcast);
-    b.opt_str(sequence);
-    b.opt_str(e.contact_id);
-    b.opt_str(template);
-    b.word(words::MESSAGE_CLASS.get(words::opt(e.message_class.map(|m| m as usize))));
-    b.leb128(e.labels.len() as u64);
+    // (in two rooms, each one test of the capacity: the labels and metadata between them are as
+    // many as the event has)
+    let mut r = b.room_for(7 * Room::STR + 2 * Room::WORD + 5 * Room::OPT_STR + Room::LEB128);
+    r.str(e.event_id);
+    r.str(e.tenant);
+    r.word(words::CHANNEL.get(e.channel as usize));
+    r.str(e.provider);
+    r.str(e.provider_message_id);
+    r.opt_str(e.provider_event_id);
+    r.str(e.provider_event_name);
+    r.str(e.delivery_key);
+    r.str(e.recipient);
+    r.opt_str(broadcast);
+    r.opt_str(sequence);
+    r.opt_str(e.contact_id);
+    r.opt_str(template);
+    r.word(words::MESSAGE_CLASS.get(words::opt(e.message_class.map(|m| m as usize))));
+    r.leb128(e.labels.len() as u64);
     for l in &e.labels {
         b.str(l);
     }
@@ -219,26 +223,27 @@ pub fn write_event_row(b: &mut Vec<u8>, e: &EventRef<'_>, partition: i32, offset
     } else {
         b.with_vec(|v| put_json(v, &e.metadata));
     }
-    b.word(words::EVENT_TYPE.get(e.event_type as usize));
-    b.word(words::BOUNCE_CLASS.get(words::opt(e.bounce_class.map(|x| x as usize))));
-    b.put(e.occurred_at.to_le_bytes());
-    b.put(e.received_at.to_le_bytes());
-    b.word(words::TIME_SOURCE.get(e.time_source as usize));
-    b.opt_str(e.click_url);
-    b.opt_str(e.user_agent);
-    b.opt_str(e.ip);
-    b.opt_str(e.error_code);
-    b.opt_str(e.error_reason);
-    b.put(e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0).to_le_bytes());
-    b.str(e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default());
-    b.str(e.raw_topic);
-    b.put(e.raw_partition.to_le_bytes());
-    b.put(e.raw_offset.to_le_bytes());
-    b.put(partition.to_le_bytes());
-    b.put(offset.to_le_bytes());
-    b.str(machine);
-    b.byte(0); // reattributed
-    b.word(words::ORIGIN.get(e.origin as usize));
+    let mut r = b.room_for(4 * Room::WORD + 5 * Room::OPT_STR + 3 * Room::STR + 8 + 8 + 16 + 4 + 8 + 4 + 8 + 1);
+    r.word(words::EVENT_TYPE.get(e.event_type as usize));
+    r.word(words::BOUNCE_CLASS.get(words::opt(e.bounce_class.map(|x| x as usize))));
+    r.put(e.occurred_at.to_le_bytes());
+    r.put(e.received_at.to_le_bytes());
+    r.word(words::TIME_SOURCE.get(e.time_source as usize));
+    r.opt_str(e.click_url);
+    r.opt_str(e.user_agent);
+    r.opt_str(e.ip);
+    r.opt_str(e.error_code);
+    r.opt_str(e.error_reason);
+    r.put(e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0).to_le_bytes());
+    r.str(e.cost.as_ref().map(|c| c.unit.as_str()).unwrap_or_default());
+    r.str(e.raw_topic);
+    r.put(e.raw_partition.to_le_bytes());
+    r.put(e.raw_offset.to_le_bytes());
+    r.put(partition.to_le_bytes());
+    r.put(offset.to_le_bytes());
+    r.str(machine);
+    r.byte(0); // reattributed
+    r.word(words::ORIGIN.get(e.origin as usize));
 }
 
 impl EventRow {
