@@ -54,7 +54,11 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use support::cpu_time::CpuTime;
 use std::collections::HashMap;
 
-const DELIVERIES: usize = 100_000;
+/// The deliveries of the stream and the campaign: 100,000, or `BENCH_DELIVERIES` (to see how
+/// the time per event grows with the states and text a batch reaches into: BENCHMARKS.md §1b).
+fn deliveries() -> usize {
+    std::env::var("BENCH_DELIVERIES").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(100_000)
+}
 /// A partition's share of a batch: the pipeline reads up to `Config::default().batch_max_events`
 /// (20,000) from all its partitions together and writes each one's share as one unit (with
 /// ten partitions, ~2,000 each). `pipeline_unit_campaign_20k` times the whole batch as one
@@ -69,11 +73,12 @@ fn state_update(c: &mut Criterion<CpuTime>) {
             println!("transparent huge pages stay as the kernel sets them: {e}");
         }
     }
-    let owned = support::stream(42, DELIVERIES);
+    let deliveries = deliveries();
+    let owned = support::stream(42, deliveries);
     // as the aggregator holds them: borrowing their text (from the records' bytes in the service)
     let events = batch::refs(&owned);
     let n = events.len();
-    println!("{n} events for {DELIVERIES} deliveries ({:.2} per delivery)", n as f64 / DELIVERIES as f64);
+    println!("{n} events for {deliveries} deliveries ({:.2} per delivery)", n as f64 / deliveries as f64);
 
     // Index of each event's delivery, and one fresh state per delivery (outside the timed loop).
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -199,8 +204,8 @@ fn state_update(c: &mut Criterion<CpuTime>) {
 
     // A campaign as a live topic carries it (`support::campaign`): the same number of
     // deliveries, all in flight at once, their events in the order received.
-    let live: Vec<(i64, Vec<u8>)> = support::campaign(42, DELIVERIES).iter().map(|(o, e)| (*o, schemas::avro::encode_event(e).expect("bench events encode"))).collect();
-    println!("campaign: {} events for {DELIVERIES} deliveries", live.len());
+    let live: Vec<(i64, Vec<u8>)> = support::campaign(42, deliveries).iter().map(|(o, e)| (*o, schemas::avro::encode_event(e).expect("bench events encode"))).collect();
+    println!("campaign: {} events for {deliveries} deliveries", live.len());
     // `pipeline_batch_campaign`: with the look at the state the pipeline makes before each
     // batch (`pipeline.rs`): which deliveries are not held (reloaded from ClickHouse first; here
     // none is stored, so nothing is reloaded) and which may change attribution.
