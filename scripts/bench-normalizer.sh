@@ -33,8 +33,21 @@ if ! "$VENV/bin/python" -c "import chdb" 2>/dev/null; then
   exit 1
 fi
 
+# The bench binary: in quick mode the test profile's (`cargo test` runs a criterion bench once
+# each, untimed), the one scripts/test.sh's bench step built just before (the same packages
+# and features: another selection unifies other features and rebuilds), which spares a release
+# build of the normalizer and its dependencies, ~5 minutes of CI on two cores; timed runs use
+# the bench profile.
+bench() {
+  if [ "$quick" = 1 ]; then
+    cargo test -q -p aggregator -p normalizer -p sendtrace-schemas --features normalizer/samples --bench normalize
+  else
+    cargo bench -q -p normalizer --features samples --bench normalize -- "$@"
+  fi
+}
+
 log "writing the mix's SES-through-SNS bodies ($ch_records records in the mix)"
-SENDTRACE_BENCH_RECORDS="$ch_records" SENDTRACE_BENCH_DUMP="$out" cargo bench -q -p normalizer --features samples --bench normalize >/dev/null
+SENDTRACE_BENCH_RECORDS="$ch_records" SENDTRACE_BENCH_DUMP="$out" bench >/dev/null
 
 cat > "$out/clickhouse.py" <<'PY'
 import sys, time
@@ -137,11 +150,11 @@ ch_rate=$(ch_rate)
 log "criterion: pipeline::handle and its baselines on the same mix ($criterion_records records)"
 export SENDTRACE_BENCH_RECORDS="$criterion_records"
 if [ "$quick" = 1 ]; then
-  cargo bench -q -p normalizer --features samples --bench normalize -- --test
+  bench
   log "quick mode: criterion ran in test mode (no timings); ClickHouse: $ch_rate docs/s"
   exit 0
 fi
-cargo bench -q -p normalizer --features samples --bench normalize -- --warm-up-time 1 --measurement-time 5 2>&1 | tee "$out/criterion.txt"
+bench --warm-up-time 1 --measurement-time 5 2>&1 | tee "$out/criterion.txt"
 clickhouse
 ch_rate=$(ch_rate)
 
