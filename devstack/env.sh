@@ -21,6 +21,11 @@ CH_URL="http://127.0.0.1:$CLICKHOUSE_PORT"
 KAFKA_ENV="SENDTRACE_KAFKA__BROKERS=$KAFKA_BROKERS"
 CH_ENV="SENDTRACE_CLICKHOUSE__URL=$CH_URL"
 
+# The packages and features of the benches' test-mode build (scripts/test.sh), which
+# scripts/bench-normalizer.sh --quick runs again: one selection, as another unifies other
+# features and rebuilds.
+BENCH_SELECTION=(-p aggregator -p normalizer -p sendtrace-schemas --features normalizer/samples)
+
 # Each line says how long the outermost script has run (a newcomer's first run is ~20 minutes;
 # CI's log shows where its time goes).
 export DEVSTACK_T0="${DEVSTACK_T0:-$(date +%s)}"

@@ -34,13 +34,12 @@ if ! "$VENV/bin/python" -c "import chdb" 2>/dev/null; then
 fi
 
 # The bench binary: in quick mode the test profile's (`cargo test` runs a criterion bench once
-# each, untimed), the one scripts/test.sh's bench step built just before (the same packages
-# and features: another selection unifies other features and rebuilds), which spares a release
-# build of the normalizer and its dependencies, ~5 minutes of CI on two cores; timed runs use
-# the bench profile.
+# each, untimed), the one scripts/test.sh's bench step built just before (`BENCH_SELECTION`,
+# devstack/env.sh), which spares a release build of the normalizer and its dependencies, ~5
+# minutes of CI on two cores; timed runs use the bench profile.
 bench() {
   if [ "$quick" = 1 ]; then
-    cargo test -q -p aggregator -p normalizer -p sendtrace-schemas --features normalizer/samples --bench normalize
+    cargo test -q "${BENCH_SELECTION[@]}" --bench normalize
   else
     cargo bench -q -p normalizer --features samples --bench normalize -- "$@"
   fi

@@ -29,9 +29,7 @@ fi
 # Every criterion benchmark once, in test mode (seconds): they keep compiling and working.
 # The measuring runs are `cargo bench` (BENCHMARKS.md).
 log "Benchmarks, once each in test mode"
-# (scripts/bench-normalizer.sh --quick below runs this build's normalizer bench: keep the two
-# package selections the same)
-cargo test -q -p aggregator -p normalizer -p sendtrace-schemas --features normalizer/samples --benches
+cargo test -q "${BENCH_SELECTION[@]}" --benches
 # the edge against the broker alone and a bare HTTP server (BENCHMARKS.md §7), one second a phase
 log "ingest-bench (quick)"
 "$BIN_DIR/ingest-bench" --brokers "$KAFKA_BROKERS" --seconds 1 --concurrency 8 --bodies 16

@@ -384,14 +384,17 @@ impl Room<'_, '_> {
         let _ = n;
     }
 
-    /// `N` bytes stored at the cursor's end.
+    /// `N` bytes stored at the cursor's end, of which the first `n` (at most `N`) are the
+    /// column's: the cursor goes on after them.
     ///
     /// # Safety
     /// `N` bytes or more counted (`spend`) and not yet written since the room was made.
     #[inline(always)]
-    unsafe fn store<const N: usize>(&mut self, v: [u8; N]) {
+    unsafe fn store<const N: usize>(&mut self, v: [u8; N], n: usize) {
+        debug_assert!(n <= N);
         // SAFETY: the room (made for `max` >= what is counted) holds `N` more bytes.
         unsafe { self.c.ptr.add(self.c.len).cast::<[u8; N]>().write_unaligned(v) };
+        self.c.len += n;
     }
 
     /// Any fixed-width column (an integer's little-endian bytes).
@@ -399,8 +402,7 @@ impl Room<'_, '_> {
     pub fn put<const N: usize>(&mut self, le_bytes: [u8; N]) {
         self.spend(N);
         // SAFETY: `N` counted.
-        unsafe { self.store(le_bytes) };
-        self.c.len += N;
+        unsafe { self.store(le_bytes, N) };
     }
 
     #[inline(always)]
@@ -415,13 +417,11 @@ impl Room<'_, '_> {
         self.spend(Self::LEB128);
         if v < 0x80 {
             // SAFETY: ten bytes counted.
-            unsafe { self.store([v as u8]) };
-            self.c.len += 1;
+            unsafe { self.store([v as u8], 1) };
         } else {
             let (b, n) = leb128_bytes(v);
             // SAFETY: ten bytes counted.
-            unsafe { self.store(b) };
-            self.c.len += n;
+            unsafe { self.store(b, n) };
         }
     }
 
@@ -469,8 +469,7 @@ impl Room<'_, '_> {
         self.spend(Self::WORD);
         // SAFETY: 16 bytes counted; the word's length byte and text are `1 + w[0]` of them
         // (`Words::of` keeps `w[0]` below 16), the rest is spare capacity.
-        unsafe { self.store(*w) };
-        self.c.len += 1 + usize::from(w[0]);
+        unsafe { self.store(*w, 1 + usize::from(w[0])) };
     }
 
     /// `s` appended as it is (bytes already encoded, such as a key's text columns): up to 64
@@ -495,15 +494,13 @@ impl Room<'_, '_> {
         match s {
             Some(s) => {
                 // SAFETY: one byte counted.
-                unsafe { self.store([0]) };
-                self.c.len += 1;
+                unsafe { self.store([0], 1) };
                 self.str(s);
             }
             None => {
                 self.spend(Self::STR);
                 // SAFETY: one byte counted.
-                unsafe { self.store([1]) };
-                self.c.len += 1;
+                unsafe { self.store([1], 1) };
             }
         }
     }
@@ -518,13 +515,11 @@ impl Room<'_, '_> {
                 let mut b = [0u8; 9];
                 b[1..].copy_from_slice(&v.to_le_bytes());
                 // SAFETY: nine bytes counted.
-                unsafe { self.store(b) };
-                self.c.len += 9;
+                unsafe { self.store(b, 9) };
             }
             None => {
                 // SAFETY: nine bytes counted.
-                unsafe { self.store([1]) };
-                self.c.len += 1;
+                unsafe { self.store([1], 1) };
             }
         }
     }
