@@ -8,7 +8,8 @@
 #   scripts/load.sh --quick    # seconds: a small run, as CI does (keeps the command working)
 #   RATES="2000 5000 10000" SECONDS_PER_RUN=30 scripts/load.sh   (LOAD_NO_BUILD=1: use the binaries as built)
 #   LOAD_MAX_IN_FLIGHT=2048 scripts/load.sh   (the load client's open requests at most; default 512)
-# The first run builds the services in release mode (~10 min on 2 cores).
+# The first run builds the services in release mode (~10–25 min on 2 cores: release builds are
+# whole-program optimised, fat LTO; after a change ~4–8 min; BENCHMARKS.md §1b).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=0; [ "${1:-}" = "--quick" ] && QUICK=1
@@ -20,7 +21,7 @@ source devstack/env.sh
 if [ $QUICK = 1 ]; then RATES="${RATES:-300}"; SECS="${SECONDS_PER_RUN:-3}"; else RATES="${RATES:-5000 10000}"; SECS="${SECONDS_PER_RUN:-20}"; fi
 
 if [ "${LOAD_NO_BUILD:-0}" != 1 ]; then
-  log "building (profile $CARGO_PROFILE; the first time takes ~10 min)"
+  log "building (profile $CARGO_PROFILE; release is fat LTO: the first time takes 10-25 min, after a change 4-8)"
   cargo build --profile "$CARGO_PROFILE" --quiet -p ingest -p normalizer -p aggregator -p api -p sendtrace-e2e --bins
 fi
 export DEVSTACK_NO_BUILD=1

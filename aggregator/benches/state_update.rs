@@ -239,7 +239,11 @@ fn state_update(c: &mut Criterion<CpuTime>) {
 /// buffer handed to the next batch, as `pipeline.rs` does. With `pipeline_reads`, first the
 /// pipeline's look at the state before each batch (`StateStore::look_up`: which deliveries to
 /// reload, which to read earlier event rows of).
+///
+/// Never inlined, so that callgrind's `--toggle-collect='state_update::batches_from_avro*'`
+/// finds it in any build (a fat-LTO build inlined it into criterion's routine).
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 fn batches_from_avro<'a>(
     store: &StateStore,
     tables: &mut batch::TableBuffers,

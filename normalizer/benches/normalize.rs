@@ -166,6 +166,9 @@ fn records() -> usize {
     std::env::var("SENDTRACE_BENCH_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000)
 }
 
+/// Never inlined, so that callgrind's `--toggle-collect='normalize::handle_all*'` finds it in
+/// any build (a fat-LTO build may inline it into criterion's routine).
+#[inline(never)]
 fn handle_all(records: &[MixRecord], opts: &NormalizeOptions) -> usize {
     // once, as the service does (`pipeline::run`): `Config::default()` per record was ~2 % of it
     let bounds = OutputBounds::default();

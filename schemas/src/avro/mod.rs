@@ -214,10 +214,20 @@ pub fn decode_event_ref(bytes: &[u8]) -> Result<EventRef<'_>, CodecError> {
 /// [`decode_event_ref`] onto the end of `out`, as `(at, event)`: a decoded event is 416 bytes,
 /// and returned, then moved into a pair, then pushed, it was copied three times (~260
 /// instructions per event, BENCHMARKS.md §1b); read here, where it is pushed, once. Nothing is
-/// pushed on an error.
+/// pushed on an error. Read into the slot past the end, room for it made first: pushed, the
+/// event was built on the stack and copied in (a `memcpy` of 416 bytes, ~76 instructions per
+/// event; BENCHMARKS.md §1b, 2026-12-06, night).
 pub fn decode_event_ref_onto<'a>(bytes: &'a [u8], at: i64, out: &mut Vec<(i64, EventRef<'a>)>) -> Result<(), CodecError> {
     let datum = current_event_datum(bytes)?;
-    out.push((at, event::read(datum)?));
+    out.reserve(1);
+    let len = out.len();
+    let Some(slot) = out.spare_capacity_mut().first_mut() else {
+        unreachable!("room for one was reserved");
+    };
+    let e = event::read(datum)?;
+    slot.write((at, e));
+    // SAFETY: the element at `len` was just written (`slot`), within the capacity reserved.
+    unsafe { out.set_len(len + 1) };
     Ok(())
 }
 
