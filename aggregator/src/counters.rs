@@ -45,6 +45,23 @@ impl Dims {
         }
     }
 
+    /// Every field in one integer, distinct for distinct `Dims`: the three name ids, then a byte
+    /// each for the channel, the event type, the bounce class and the machine reason (0 for
+    /// none, else its discriminant + 1). Why: the derived `Hash` fed the hasher field by field,
+    /// an enum's discriminant as a word each, and the derived `Eq` compared them one by one, in
+    /// the lookup every counted event makes (`KeyText::dims`, ~170 instructions per event).
+    #[inline]
+    pub fn packed(&self) -> u128 {
+        let opt = |x: Option<u8>| x.map_or(0, |x| u128::from(x) + 1);
+        u128::from(self.tenant)
+            | u128::from(self.provider) << 32
+            | u128::from(self.cost_unit) << 64
+            | u128::from(self.channel as u8) << 96
+            | u128::from(self.event_type as u8) << 104
+            | opt(self.bounce.map(|b| b as u8)) << 112
+            | opt(self.machine.map(|m| m as u8)) << 120
+    }
+
     /// From a stored event row; `None` if a column holds a value this version does not know.
     pub fn of_row(r: &EventRow, names: &mut Names) -> Option<Dims> {
         Some(Dims {
@@ -379,7 +396,8 @@ struct KeyText {
     attributions: Vec<(u32, u32)>,
     /// The attributions themselves, by the same index.
     attribution_of: Vec<Attribution>,
-    dims_index: FxHashMap<Dims, u32>,
+    /// By [`Dims::packed`].
+    dims_index: FxHashMap<u128, u32>,
     attribution_index: FxHashMap<Attribution, u32>,
 }
 
@@ -419,7 +437,8 @@ impl KeyText {
 
     /// The index of `d`'s text (encoded on first sight; the names it uses kept in `used`).
     fn dims(&mut self, d: Dims, names: &Names, used: &mut FxHashMap<u32, Arc<str>>) -> u32 {
-        if let Some(i) = self.dims_index.get(&d) {
+        let packed = d.packed();
+        if let Some(i) = self.dims_index.get(&packed) {
             return *i;
         }
         let name = |id: u32| names.get(id);
@@ -443,7 +462,7 @@ impl KeyText {
         let i = self.dims.len() as u32;
         self.dims.push(k);
         self.dims_of.push(d);
-        self.dims_index.insert(d, i);
+        self.dims_index.insert(packed, i);
         i
     }
 
@@ -497,5 +516,40 @@ mod tests {
                 proptest::prop_assert_eq!(a, b, "at {}", at);
             }
         }
+
+        /// Two `Dims` pack to the same integer exactly when they are equal (the counters' text
+        /// index is keyed by it: two keys summed as one would mix their counts).
+        #[test]
+        fn dims_pack_to_equal_integers_only_when_equal(a in dims(), b in dims(), mask in 0u8..128) {
+            // `c`: each field from `a` or `b` by a bit of `mask` (so `c` differs from `a` in any
+            // one field, or several, or none)
+            let pick = |bit: u8| mask & (1 << bit) != 0;
+            let c = Dims {
+                tenant: if pick(0) { b.tenant } else { a.tenant },
+                provider: if pick(1) { b.provider } else { a.provider },
+                cost_unit: if pick(2) { b.cost_unit } else { a.cost_unit },
+                channel: if pick(3) { b.channel } else { a.channel },
+                event_type: if pick(4) { b.event_type } else { a.event_type },
+                bounce: if pick(5) { b.bounce } else { a.bounce },
+                machine: if pick(6) { b.machine } else { a.machine },
+            };
+            proptest::prop_assert_eq!(a == c, a.packed() == c.packed(), "{:?} {:?}", a, c);
+        }
+    }
+
+    fn dims() -> impl proptest::strategy::Strategy<Value = Dims> {
+        use proptest::prelude::*;
+        // small ids as well as any, so that equal ones come up
+        let id = || prop_oneof![0u32..3, any::<u32>()];
+        let of = |n: usize| 0..n;
+        (id(), id(), id(), of(Channel::VALUES.len()), of(EventType::VALUES.len()), proptest::option::of(of(BounceClass::VALUES.len())), proptest::option::of(0usize..3)).prop_map(|(tenant, provider, cost_unit, c, t, b, m)| Dims {
+            tenant,
+            provider,
+            cost_unit,
+            channel: Channel::VALUES[c],
+            event_type: EventType::VALUES[t],
+            bounce: b.map(|b| BounceClass::VALUES[b]),
+            machine: m.map(|m| [MachineReason::ScannerUa, MachineReason::AppleMpp, MachineReason::TooFast][m]),
+        })
     }
 }
