@@ -542,14 +542,14 @@ mod tests {
         // small ids as well as any, so that equal ones come up
         let id = || prop_oneof![0u32..3, any::<u32>()];
         let of = |n: usize| 0..n;
-        (id(), id(), id(), of(Channel::VALUES.len()), of(EventType::VALUES.len()), proptest::option::of(of(BounceClass::VALUES.len())), proptest::option::of(0usize..3)).prop_map(|(tenant, provider, cost_unit, c, t, b, m)| Dims {
+        (id(), id(), id(), of(Channel::VALUES.len()), of(EventType::VALUES.len()), proptest::option::of(of(BounceClass::VALUES.len())), proptest::option::of(of(MachineReason::ALL.len()))).prop_map(|(tenant, provider, cost_unit, c, t, b, m)| Dims {
             tenant,
             provider,
             cost_unit,
             channel: Channel::VALUES[c],
             event_type: EventType::VALUES[t],
             bounce: b.map(|b| BounceClass::VALUES[b]),
-            machine: m.map(|m| [MachineReason::ScannerUa, MachineReason::AppleMpp, MachineReason::TooFast][m]),
+            machine: m.map(|m| MachineReason::ALL[m]),
         })
     }
 }

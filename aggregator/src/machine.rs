@@ -25,6 +25,9 @@ pub enum MachineReason {
 }
 
 impl MachineReason {
+    /// Every reason.
+    pub const ALL: [MachineReason; 3] = [MachineReason::ScannerUa, MachineReason::AppleMpp, MachineReason::TooFast];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MachineReason::ScannerUa => "scanner_ua",
@@ -33,7 +36,7 @@ impl MachineReason {
         }
     }
     pub fn parse(s: &str) -> Option<MachineReason> {
-        [MachineReason::ScannerUa, MachineReason::AppleMpp, MachineReason::TooFast].into_iter().find(|m| m.as_str() == s)
+        MachineReason::ALL.into_iter().find(|m| m.as_str() == s)
     }
 }
 
