@@ -45,7 +45,7 @@ pub struct BatchRows<'a> {
     /// Funnels per broadcast, sequence and template: -1 for a changed delivery's old facts, +1
     /// for its new ones (`funnels`, and by status `funnel_statuses`), and recipients moved
     /// between ids (`funnel_recipients`).
-    pub funnels: crate::funnels::FunnelRows<'a>,
+    pub funnels: crate::funnels::FunnelRows,
     /// `delivery_order` entries to remove: deliveries whose first known time changed.
     pub order_tombstones: Vec<OrderTombstone<Text<'a>>>,
     /// Suppressions caused by single events (complaints, hard bounces, unsubscribes).
@@ -126,7 +126,8 @@ impl<'a> BatchRows<'a> {
     /// `out.deliveries`' trade places (copying them was ~360 instructions per event, 3 % of a
     /// batch; BENCHMARKS.md §1b), so `delivery_table.bytes` is `out`'s old buffer, cleared, after
     /// the call (`into_delivery_buffer` hands it to the next batch), and a second call writes
-    /// the other tables and no delivery row.
+    /// the other tables and no delivery row. The funnels' rows, written as they were summed,
+    /// move the same way (`FunnelRows::move_into`).
     pub fn write_rowbinary(&mut self, out: &mut TableBuffers) -> Result<(), rowbinary::Error> {
         out.clear();
         fn all<T: serde::Serialize>(buf: &mut RowBuffer, rows: &[T]) -> Result<(), rowbinary::Error> {
@@ -155,7 +156,7 @@ impl<'a> BatchRows<'a> {
             put(b, r.deliveries.to_le_bytes());
         }
         out.status_counts.rows += self.status_counts.len();
-        self.funnels.write_rowbinary(&mut out.funnels, &mut out.funnel_recipients, &mut out.funnel_statuses);
+        self.funnels.move_into(&mut out.funnels, &mut out.funnel_recipients, &mut out.funnel_statuses);
         all(&mut out.order_tombstones, &self.order_tombstones)?;
         all(&mut out.suppressions, &self.suppressions)?;
         std::mem::swap(&mut out.deliveries.bytes, &mut self.delivery_table.bytes);

@@ -8,7 +8,7 @@
 //! `deliveries` insert left it, and writes them under the same token (`pipeline::write_rows`).
 
 use crate::state::{DeliveryState, Names, Slot};
-use crate::store::rowbinary::{Cursor, Room, RowBuffer};
+use crate::store::rowbinary::{Cursor, Reader, Room, RowBuffer};
 use crate::store::Text;
 use rustc_hash::FxHashMap;
 use schemas::EventType;
@@ -206,16 +206,20 @@ pub struct FunnelTables<'a> {
     recipients: Vec<(u32, i8, u32, Text<'a>, i64)>,
 }
 
-/// [`FunnelTables`] with their names' text, as `write_rowbinary` writes them.
+/// [`FunnelTables`]' rows as the inserts send them (`RowBinary`), written by `finish` while the
+/// names are at hand: `funnels` (tenant, dimension, id, cost unit, sums; in the map's order: the
+/// order of a batch's rows in one INSERT means nothing, its token deduplicates the batch and the
+/// table sums by key), `funnel_recipients` (tenant, dimension, id, recipient, -1 or +1) and
+/// `funnel_statuses` (tenant, dimension, id, status, deliveries moved in or out: the sums'
+/// non-zero statuses). Why: rows of `Text` took a shared name per column (an atomic count up,
+/// and down as the rows were dropped), then were written as these bytes anyway
+/// (BENCHMARKS.md §1b, "the funnels' rows written as they are summed"). `sums`, `recipients`
+/// and `statuses` read them back.
 #[derive(Debug, Default)]
-pub struct FunnelRows<'a> {
-    /// (tenant, dimension, id, cost unit, sums), in the map's order: the order of a batch's
-    /// rows in one INSERT means nothing (its token deduplicates the batch; the table sums by key).
-    pub sums: Vec<(Text<'static>, i8, Text<'static>, Text<'static>, Sums)>,
-    /// (tenant, dimension, id, recipient, -1 or +1).
-    pub recipients: Vec<(Text<'static>, i8, Text<'static>, Text<'a>, i64)>,
-    /// (tenant, dimension, id, status, deliveries moved in or out): the sums' non-zero statuses.
-    pub statuses: Vec<(Text<'static>, i8, Text<'static>, &'static str, i64)>,
+pub struct FunnelRows {
+    funnels: RowBuffer,
+    recipients: RowBuffer,
+    statuses: RowBuffer,
 }
 
 impl<'a> FunnelTables<'a> {
@@ -277,7 +281,7 @@ impl<'a> FunnelTables<'a> {
     /// The rows, a row per (tenant, dimension, id, cost unit), their names' text from `names`.
     /// (The statuses summed per id here too: written per key, before summing by id, they were
     /// more rows and ~150 more instructions per event; BENCHMARKS.md §5.)
-    pub fn finish(self, names: &Names) -> FunnelRows<'a> {
+    pub fn finish(self, names: &Names) -> FunnelRows {
         let mut by_id: FxHashMap<(u32, i8, u32, u32), Sums> = FxHashMap::with_capacity_and_hasher(self.sums.len() * DIMENSIONS.len(), Default::default());
         for ((tenant, ids, unit), s) in &self.sums {
             for ((dim, _), id) in DIMENSIONS.iter().zip(ids) {
@@ -286,32 +290,17 @@ impl<'a> FunnelTables<'a> {
                 }
             }
         }
-        let mut statuses = Vec::with_capacity(by_id.values().map(|s| s.statuses.iter().filter(|n| **n != 0).count()).sum());
-        for ((t, d, id, _), s) in &by_id {
-            for (k, n) in s.statuses.iter().enumerate().filter(|(_, n)| **n != 0) {
-                statuses.push((names.text(*t), *d, names.text(*id), status_name(k), *n));
-            }
-        }
-        FunnelRows {
-            sums: by_id.into_iter().map(|((t, d, id, u), s)| (names.text(t), d, names.text(id), names.text(u), s)).collect(),
-            recipients: self.recipients.into_iter().map(|(t, d, id, r, n)| (names.text(t), d, names.text(id), r, n)).collect(),
-            statuses,
-        }
-    }
-}
-
-impl FunnelRows<'_> {
-    /// Writes the sums into `funnels`, the recipient moves into `recipients` and the status
-    /// moves into `statuses`.
-    pub fn write_rowbinary(&self, funnels: &mut RowBuffer, recipients: &mut RowBuffer, statuses: &mut RowBuffer) {
-        let mut b = Cursor::new(&mut funnels.bytes);
-        for (tenant, dim, id, unit, s) in &self.sums {
+        let mut rows = FunnelRows::default();
+        let b = &mut rows.funnels.bytes;
+        b.reserve(by_id.len() * SUMS_ROOM);
+        let mut b = Cursor::new(b);
+        for ((t, dim, id, unit), s) in &by_id {
             let (dim, cost, at, changes) = (dim.to_le_bytes(), s.cost.to_le_bytes(), s.last_status_at.to_le_bytes(), s.changes.to_le_bytes());
-            let mut r = b.room_for(3 * Room::STR + dim.len() + size_of_val(&s.counts) + cost.len() + at.len() + changes.len());
-            r.str(tenant);
+            let mut r = b.room_for(SUMS_ROOM);
+            r.str(names.get(*t));
             r.put(dim);
-            r.str(id);
-            r.str(unit);
+            r.str(names.get(*id));
+            r.str(names.get(*unit));
             for n in s.counts {
                 r.put(n.to_le_bytes());
             }
@@ -320,25 +309,104 @@ impl FunnelRows<'_> {
             r.put(changes);
         }
         drop(b);
-        funnels.rows += self.sums.len();
-        write_moves(recipients, &self.recipients);
-        write_moves(statuses, &self.statuses);
+        rows.funnels.rows = by_id.len();
+        let moved: usize = by_id.values().map(|s| s.statuses.iter().filter(|n| **n != 0).count()).sum();
+        // (room for rows of ~64 bytes made once: grown from empty, each doubling copied them)
+        rows.statuses.bytes.reserve(moved * 64 + MOVE_ROOM);
+        let mut b = Cursor::new(&mut rows.statuses.bytes);
+        for ((t, d, id, _), s) in &by_id {
+            for (k, n) in s.statuses.iter().enumerate().filter(|(_, n)| **n != 0) {
+                write_move(&mut b, names.get(*t), *d, names.get(*id), status_name(k), *n);
+            }
+        }
+        drop(b);
+        rows.statuses.rows = moved;
+        rows.recipients.bytes.reserve(self.recipients.len() * 64 + MOVE_ROOM);
+        let mut b = Cursor::new(&mut rows.recipients.bytes);
+        for (t, d, id, r, n) in &self.recipients {
+            write_move(&mut b, names.get(*t), *d, names.get(*id), r, *n);
+        }
+        drop(b);
+        rows.recipients.rows = self.recipients.len();
+        rows
     }
 }
 
-/// Rows of (tenant, dimension, id, a text key, signed count): `funnel_recipients`' and
+/// A `funnels` row's most bytes: three strings, the dimension, the counts, the cost, the last
+/// status time and the changes.
+const SUMS_ROOM: usize = 3 * Room::STR + 1 + 8 * COUNTS + 16 + 8 + 8;
+
+/// A `funnel_recipients` or `funnel_statuses` row's most bytes (`write_move`).
+const MOVE_ROOM: usize = 3 * Room::STR + 1 + 8;
+
+/// A row of (tenant, dimension, id, a text key, signed count): `funnel_recipients`' and
 /// `funnel_statuses`' columns.
-fn write_moves<K: AsRef<str>>(out: &mut RowBuffer, rows: &[(Text<'static>, i8, Text<'static>, K, i64)]) {
-    let mut b = Cursor::new(&mut out.bytes);
-    for (tenant, dim, id, key, n) in rows {
-        let (dim, n) = (dim.to_le_bytes(), n.to_le_bytes());
-        let mut r = b.room_for(3 * Room::STR + dim.len() + n.len());
-        r.str(tenant);
-        r.put(dim);
-        r.str(id);
-        r.str(key.as_ref());
-        r.put(n);
+#[inline]
+fn write_move(b: &mut Cursor<'_>, tenant: &str, dim: i8, id: &str, key: &str, n: i64) {
+    let mut r = b.room_for(MOVE_ROOM);
+    r.str(tenant);
+    r.put(dim.to_le_bytes());
+    r.str(id);
+    r.str(key);
+    r.put(n.to_le_bytes());
+}
+
+impl FunnelRows {
+    /// Moves the rows into `funnels`, `recipients` and `statuses`: an empty one (as
+    /// `BatchRows::write_rowbinary` clears them) trades buffers with this one, no copy (a copy
+    /// was ~90 bytes per event); one with rows gets these appended. Leaves these empty.
+    pub fn move_into(&mut self, funnels: &mut RowBuffer, recipients: &mut RowBuffer, statuses: &mut RowBuffer) {
+        for (from, to) in [(&mut self.funnels, funnels), (&mut self.recipients, recipients), (&mut self.statuses, statuses)] {
+            if to.bytes.is_empty() {
+                std::mem::swap(&mut from.bytes, &mut to.bytes);
+                to.rows = from.rows;
+            } else {
+                to.bytes.extend_from_slice(&from.bytes);
+                to.rows += from.rows;
+            }
+            from.clear();
+        }
     }
-    drop(b);
-    out.rows += rows.len();
+
+    /// The `funnels` rows, read back: (tenant, dimension, id, cost unit, sums; `Sums::statuses`
+    /// are in `statuses`).
+    pub fn sums(&self) -> Vec<(String, i8, String, String, Sums)> {
+        let mut r = Reader(&self.funnels.bytes);
+        let mut rows = Vec::new();
+        while !r.is_empty() {
+            let mut read = || -> Option<(String, i8, String, String, Sums)> {
+                let (t, dim, id, unit) = (r.str()?.to_string(), i8::from_le_bytes(r.le()?), r.str()?.to_string(), r.str()?.to_string());
+                let mut s = Sums::default();
+                for n in &mut s.counts {
+                    *n = i64::from_le_bytes(r.le()?);
+                }
+                s.cost = i128::from_le_bytes(r.le()?);
+                s.last_status_at = i64::from_le_bytes(r.le()?);
+                s.changes = u64::from_le_bytes(r.le()?);
+                Some((t, dim, id, unit, s))
+            };
+            rows.push(read().expect("a funnels row as finish wrote it"));
+        }
+        rows
+    }
+
+    /// The `funnel_recipients` rows, read back: (tenant, dimension, id, recipient, -1 or +1).
+    pub fn recipients(&self) -> Vec<(String, i8, String, String, i64)> {
+        read_moves(&self.recipients)
+    }
+
+    /// The `funnel_statuses` rows, read back: (tenant, dimension, id, status, deliveries).
+    pub fn statuses(&self) -> Vec<(String, i8, String, String, i64)> {
+        read_moves(&self.statuses)
+    }
+}
+
+fn read_moves(b: &RowBuffer) -> Vec<(String, i8, String, String, i64)> {
+    let mut r = Reader(&b.bytes);
+    let mut rows = Vec::new();
+    while !r.is_empty() {
+        let mut read = || Some((r.str()?.to_string(), i8::from_le_bytes(r.le()?), r.str()?.to_string(), r.str()?.to_string(), i64::from_le_bytes(r.le()?)));
+        rows.push(read().expect("a row as write_move wrote it"));
+    }
+    rows
 }

@@ -18,8 +18,11 @@ use aggregator::store::{EventRow, Text};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-/// The digest of every batch's rows (and counts) for `deliveries` deliveries in batches of `batch`.
-fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
+/// The digest of every batch's rows (and counts) for `deliveries` deliveries in batches of
+/// `batch`; and of the funnel tables' (`funnels`, `funnel_recipients`, `funnel_statuses`), as
+/// written, in the order written (pinned since `09ed165`, the code before their rows were
+/// written as they are summed: the same digests there).
+fn digest(deliveries: usize, batch: usize, zone: &str) -> (String, String) {
     let owned = support::stream(7, deliveries);
     let events = batch::refs(&owned);
     let cfg = BatchConfig { periods: Periods::new(zone).unwrap(), ..BatchConfig::default() };
@@ -27,6 +30,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
     // what ClickHouse's `events FINAL` would hold: each event id's latest row, by delivery key
     let mut stored: HashMap<String, Vec<EventRow>> = HashMap::new();
     let mut hash = Sha256::new();
+    let mut funnels = Sha256::new();
     let mut tables = batch::TableBuffers::default();
     let mut totals = (0usize, 0usize, 0usize);
     for (seq, chunk) in events.chunks(batch).enumerate() {
@@ -45,6 +49,10 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
         rows.write_rowbinary(&mut tables).unwrap();
         for t in tables.all() {
             hash.update(t.rows.to_le_bytes());
+        }
+        for t in [&tables.funnels, &tables.funnel_recipients, &tables.funnel_statuses] {
+            funnels.update(t.rows.to_le_bytes());
+            funnels.update(&t.bytes);
         }
         // every table as its rows' bytes, sorted: the order of a batch's rows in one INSERT
         // means nothing (its deduplication token is the batch's; each table's rows are sorted
@@ -79,7 +87,7 @@ fn digest(deliveries: usize, batch: usize, zone: &str) -> String {
         remember(&mut stored, &rows);
     }
     assert!(totals.1 > 0, "the stream re-attributes some rows: {totals:?}");
-    format!("{:x}", hash.finalize())
+    (format!("{:x}", hash.finalize()), format!("{:x}", funnels.finalize()))
 }
 
 mod erased {
@@ -109,12 +117,12 @@ fn remember(stored: &mut HashMap<String, Vec<EventRow>>, rows: &BatchRows) {
 
 #[test]
 fn rows_are_unchanged_utc() {
-    assert_eq!(digest(3_000, 500, "UTC"), "3668117c5c988d2a80ac488ee8a677a40078fcc11164f734771ce3f3af05379b");
+    assert_eq!(digest(3_000, 500, "UTC"), ("3668117c5c988d2a80ac488ee8a677a40078fcc11164f734771ce3f3af05379b".into(), "1e233fc1f5f00688ff6c2439d573bb1983a0a8aaf4cfdbd8226784d0bf7dcf16".into()));
 }
 
 #[test]
 fn rows_are_unchanged_with_a_reporting_zone() {
-    assert_eq!(digest(1_000, 300, "Europe/Berlin"), "d256ae9d6a7865f91904f1be525ee54921036dec974c7060bc97de2d6b208e09");
+    assert_eq!(digest(1_000, 300, "Europe/Berlin"), ("d256ae9d6a7865f91904f1be525ee54921036dec974c7060bc97de2d6b208e09".into(), "a32b53170e20c47caa7b23311c9ff2ffefd8fae57ef00e5776571180742bb2b7".into()));
 }
 
 /// `store::rowbinary` writes what the crate reads: each table's bytes, sent as they are
@@ -156,8 +164,11 @@ async fn our_rowbinary_is_the_crates_encoding() {
     check::<CounterRow, _>(&mock, "counters", &rows.counters()).await;
     check::<AttributedCounterRow, _>(&mock, "attributed_counters", &rows.attributed_counters()).await;
     // and the rows written straight from the sums are those rows' bytes
+    let funnel_rows = [rows.funnels.sums().len(), rows.funnels.recipients().len(), rows.funnels.statuses().len()];
+    assert!(funnel_rows.iter().all(|n| *n > 0), "the batch has funnel rows of each kind: {funnel_rows:?}");
     let mut tables = batch::TableBuffers::default();
     rows.write_rowbinary(&mut tables).unwrap();
+    assert_eq!([tables.funnels.rows, tables.funnel_recipients.rows, tables.funnel_statuses.rows], funnel_rows);
     let mut serialized = Vec::new();
     rows.counters().iter().try_for_each(|r| aggregator::store::rowbinary::write(&mut serialized, r)).unwrap();
     assert_eq!(tables.counters.bytes, serialized);
@@ -179,6 +190,9 @@ async fn our_rowbinary_is_the_crates_encoding() {
     let mut again = batch::TableBuffers::default();
     rows.write_rowbinary(&mut again).unwrap();
     assert_eq!((again.deliveries.rows, again.deliveries.bytes.len()), (0, 0));
+    for b in [&again.funnels, &again.funnel_recipients, &again.funnel_statuses] {
+        assert_eq!((b.rows, b.bytes.len()), (0, 0), "the funnels' rows moved too");
+    }
     assert!(tables.all().iter().zip(again.all()).take(6).all(|(a, b)| a.bytes == b.bytes && a.rows == b.rows));
     check::<DeliveryRow, _>(&mock, "deliveries", &rows.deliveries(&store)).await;
     check::<StatusCountRow, _>(&mock, "delivery_status_counts", &rows.status_counts).await;

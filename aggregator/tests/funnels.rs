@@ -81,7 +81,7 @@ fn run(stream: &[(i64, Event)], size: usize, replay: usize) -> (Funnels, Recipie
         for _ in 0..if replay > 0 && k % replay == 0 { 2 } else { 1 } {
             seq += 1;
             let rows = batch::apply(&store, 0, chunk, &History::new(), seq, 0, &cfg);
-            for (t, d, id, u, s) in &rows.funnels.sums {
+            for (t, d, id, u, s) in &rows.funnels.sums() {
                 let Sums { counts, cost, last_status_at, changes, .. } = *s;
                 assert!(changes > 0, "a row counts its changes");
                 let f = funnels.entry((t.to_string(), *d, id.to_string(), u.to_string())).or_default();
@@ -92,10 +92,10 @@ fn run(stream: &[(i64, Event)], size: usize, replay: usize) -> (Funnels, Recipie
                 let l = last_seen.entry((t.to_string(), *d, id.to_string())).or_default();
                 *l = (*l).max(last_status_at);
             }
-            for (t, d, id, r, n) in &rows.funnels.recipients {
+            for (t, d, id, r, n) in &rows.funnels.recipients() {
                 *recipients.entry((t.to_string(), *d, id.to_string(), r.to_string())).or_default() += n;
             }
-            for (t, d, id, st, n) in &rows.funnels.statuses {
+            for (t, d, id, st, n) in &rows.funnels.statuses() {
                 *statuses.entry((t.to_string(), *d, id.to_string(), st.to_string())).or_default() += n;
             }
             for row in rows.deliveries(&store) {
