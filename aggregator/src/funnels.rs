@@ -165,8 +165,10 @@ pub struct Sums {
 }
 
 impl Sums {
-    /// A delivery's facts taken back (`sign` -1) or added (+1): one change.
-    #[inline]
+    /// A delivery's facts taken back (`sign` -1) or added (+1): one change. Inlined where it
+    /// is called, each call with its constant sign: the counts added or subtracted, no
+    /// multiplication and no test of the sign (a call was ~140 instructions; BENCHMARKS.md §1b).
+    #[inline(always)]
     fn add_facts(&mut self, f: &Facts, sign: i64) {
         for (sum, n) in self.counts.iter_mut().zip(f.counts()) {
             *sum += sign * n;

@@ -71,14 +71,12 @@ impl Ids {
             return None;
         }
         let b = self.0.get(P..P + n)?;
-        // ASCII checked first, inline, as `schemas::avro::binary::Reader::str` does: `from_utf8`'s
-        // call was ~140 instructions per delivery row written, `is_ascii`'s ~35 (BENCHMARKS.md §1b).
-        if schemas::ascii::is_ascii(b) {
-            // SAFETY: every byte is below 0x80, and ASCII bytes alone are valid UTF-8 (each a
-            // one-byte code point), all `from_utf8_unchecked` requires.
-            return Some(unsafe { std::str::from_utf8_unchecked(b) });
-        }
-        std::str::from_utf8(b).ok()
+        // Not checked again: `from_utf8`'s call was ~140 instructions per delivery row written,
+        // an inline ASCII check ~35 (BENCHMARKS.md §1b).
+        // SAFETY: these bytes are a `&str`'s, whole: the contact is written only by `build` and
+        // `set_contact`, each from a `&str` (its length in the prefix, its bytes after it), and
+        // `insert` copies the prefix and the contact unchanged; nothing else writes `self.0`.
+        Some(unsafe { std::str::from_utf8_unchecked(b) })
     }
 
     /// Number of event hashes.
@@ -90,10 +88,10 @@ impl Ids {
         self.len() == 0
     }
 
-    fn build(contact: &[u8], hashes: &[u64]) -> Box<[u8]> {
+    fn build(contact: &str, hashes: &[u64]) -> Box<[u8]> {
         let mut v = Vec::with_capacity(P + contact.len() + hashes.len() * W);
         v.extend_from_slice(&(contact.len() as u16).to_be_bytes());
-        v.extend_from_slice(contact);
+        v.extend_from_slice(contact.as_bytes());
         for h in hashes {
             v.extend_from_slice(&h.to_be_bytes()[8 - W..]);
         }
@@ -173,7 +171,7 @@ impl Ids {
         if contact.is_empty() && hashes.is_empty() {
             return Ids::default();
         }
-        Ids(Self::build(contact.as_bytes(), &hashes))
+        Ids(Self::build(contact, &hashes))
     }
 }
 
