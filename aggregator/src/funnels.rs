@@ -373,23 +373,17 @@ impl FunnelRows {
     /// The `funnels` rows, read back: (tenant, dimension, id, cost unit, sums; `Sums::statuses`
     /// are in `statuses`).
     pub fn sums(&self) -> Vec<(String, i8, String, String, Sums)> {
-        let mut r = Reader(&self.funnels.bytes);
-        let mut rows = Vec::new();
-        while !r.is_empty() {
-            let mut read = || -> Option<(String, i8, String, String, Sums)> {
-                let (t, dim, id, unit) = (r.str()?.to_string(), i8::from_le_bytes(r.le()?), r.str()?.to_string(), r.str()?.to_string());
-                let mut s = Sums::default();
-                for n in &mut s.counts {
-                    *n = i64::from_le_bytes(r.le()?);
-                }
-                s.cost = i128::from_le_bytes(r.le()?);
-                s.last_status_at = i64::from_le_bytes(r.le()?);
-                s.changes = u64::from_le_bytes(r.le()?);
-                Some((t, dim, id, unit, s))
-            };
-            rows.push(read().expect("a funnels row as finish wrote it"));
-        }
-        rows
+        read_rows(&self.funnels, "funnels", |r| {
+            let (t, dim, id, unit) = (r.str()?.to_string(), i8::from_le_bytes(r.le()?), r.str()?.to_string(), r.str()?.to_string());
+            let mut s = Sums::default();
+            for n in &mut s.counts {
+                *n = i64::from_le_bytes(r.le()?);
+            }
+            s.cost = i128::from_le_bytes(r.le()?);
+            s.last_status_at = i64::from_le_bytes(r.le()?);
+            s.changes = u64::from_le_bytes(r.le()?);
+            Some((t, dim, id, unit, s))
+        })
     }
 
     /// The `funnel_recipients` rows, read back: (tenant, dimension, id, recipient, -1 or +1).
@@ -403,12 +397,17 @@ impl FunnelRows {
     }
 }
 
+/// Rows of `write_move`'s columns, read back.
 fn read_moves(b: &RowBuffer) -> Vec<(String, i8, String, String, i64)> {
+    read_rows(b, "moves", |r| Some((r.str()?.to_string(), i8::from_le_bytes(r.le()?), r.str()?.to_string(), r.str()?.to_string(), i64::from_le_bytes(r.le()?))))
+}
+
+/// Every row of `b`, each read by `read` (the rows `finish` wrote: one it cannot read is a bug).
+fn read_rows<T>(b: &RowBuffer, table: &str, mut read: impl FnMut(&mut Reader<'_>) -> Option<T>) -> Vec<T> {
     let mut r = Reader(&b.bytes);
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(b.rows);
     while !r.is_empty() {
-        let mut read = || Some((r.str()?.to_string(), i8::from_le_bytes(r.le()?), r.str()?.to_string(), r.str()?.to_string(), i64::from_le_bytes(r.le()?)));
-        rows.push(read().expect("a row as write_move wrote it"));
+        rows.push(read(&mut r).unwrap_or_else(|| panic!("a {table} row as `finish` wrote it")));
     }
     rows
 }
