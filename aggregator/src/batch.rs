@@ -336,9 +336,9 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
     let mut applied: Vec<(usize, DimsText)> = Vec::with_capacity(events.len());
     // and their places in `events`
     let mut applied_at: Vec<usize> = Vec::with_capacity(events.len());
-    // and their bucket starts, `periods` per event (`counters::BucketStarts`)
+    // an event's bucket starts, one per period (`counters::BucketStarts`)
     let periods = cfg.periods.0.len();
-    let mut starts: Vec<u16> = Vec::with_capacity(events.len() * periods);
+    let mut starts: Vec<u16> = Vec::with_capacity(periods);
     let mut bucket_starts = crate::counters::BucketStarts::new(&cfg.periods);
     let mut names = store.names();
     let mut held = store.lock();
@@ -416,9 +416,9 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
                 rows.soft_bounces.push(e);
             }
             let cost = e.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
-            let at = starts.len();
-            bucket_starts.push(e.occurred_at, &mut starts);
-            let text = sums.count_in(dims, starts.get(at..).unwrap_or_default(), cost, &names);
+            starts.clear();
+            let day = bucket_starts.push(e.occurred_at, &mut starts);
+            let text = sums.count_in(dims, &starts, day, cost, &names);
             applied.push((i, text));
         }
     }
@@ -479,11 +479,11 @@ pub fn apply_reusing<'a>(store: &StateStore, partition: i32, batch: &Keyed<'a>, 
         rows.delivery_table.rows += 1;
         rows.changed.push((t.key, t.event, t.version));
     }
-    for (k, (row, (i, text))) in rows.applied.iter_mut().zip(&applied).enumerate() {
+    for (row, (i, text)) in rows.applied.iter_mut().zip(&applied) {
         let a = after.get(*i).copied().unwrap_or_default();
         row.attribution = a;
         let cost = row.event.cost.as_ref().map(|c| c.mantissa_at_scale()).unwrap_or(0);
-        sums.count_attributed_in(*text, starts.get(k * periods..(k + 1) * periods).unwrap_or_default(), a, cost, &names);
+        sums.count_attributed_in(*text, a, cost, &names);
     }
     // Events applied before this batch move from the old attribution to the new one (a send
     // record that arrived after its delivery's provider events): -1 there, +1 here, and the
