@@ -540,6 +540,8 @@ impl Sums {
             let span = self.text.span(|b| put_str(b, name));
             self.text.periods.push(span);
         }
+        // (`SHORT` bytes after the last text: each is copied as that many, `Room::bytes_of`)
+        self.text.bytes.extend_from_slice(&[0; crate::store::rowbinary::SHORT]);
         let text = std::mem::take(&mut self.text);
         let used = std::mem::take(&mut self.used);
         let periods = periods.0.iter().map(|(name, _, _)| name.as_str().into()).collect();
@@ -651,6 +653,12 @@ impl CounterTables {
     }
 }
 
+/// A span of `KeyText::bytes` as `Room::bytes_of` takes it.
+#[inline(always)]
+fn span((start, end): (u32, u32)) -> (usize, usize) {
+    (start as usize, end as usize)
+}
+
 /// `counters` rows written as `RowBinary` (`CounterTables::write_rowbinary`).
 struct CounterRows<'b, 't> {
     b: Cursor<'b>,
@@ -665,10 +673,10 @@ impl Sink<Acc<u64>> for CounterRows<'_, '_> {
         let k = text.dims.get(dims as usize).copied().unwrap_or_default();
         let (start, events, cost) = (bucket_start.to_le_bytes(), acc.events.to_le_bytes(), acc.cost.to_le_bytes());
         let mut r = self.b.room_for(3 * Room::BYTES + start.len() + events.len() + cost.len());
-        r.bytes(text.get(k.tenant));
-        r.bytes(text.period(p));
+        r.bytes_of(&text.bytes, span(k.tenant));
+        r.bytes_of(&text.bytes, span(text.period_span(p)));
         r.put(start);
-        r.bytes(text.get(k.counters));
+        r.bytes_of(&text.bytes, span(k.counters));
         r.put(events);
         r.put(cost);
         self.rows += 1;
@@ -694,11 +702,11 @@ impl Sink<Acc<i64>> for AttributedRows<'_, '_> {
         let a = text.attributions.get(attribution as usize).copied().unwrap_or_default();
         let (start, events, cost) = (bucket_start.to_le_bytes(), acc.events.to_le_bytes(), acc.cost.to_le_bytes());
         let mut r = self.b.room_for(4 * Room::BYTES + start.len() + events.len() + cost.len());
-        r.bytes(text.get(k.tenant));
-        r.bytes(text.period(p));
+        r.bytes_of(&text.bytes, span(k.tenant));
+        r.bytes_of(&text.bytes, span(text.period_span(p)));
         r.put(start);
-        r.bytes(text.get(a));
-        r.bytes(text.get(k.attributed));
+        r.bytes_of(&text.bytes, span(a));
+        r.bytes_of(&text.bytes, span(k.attributed));
         r.put(events);
         r.put(cost);
         self.rows += 1;
@@ -737,13 +745,9 @@ struct DimsSpans {
 }
 
 impl KeyText {
-    fn get(&self, (start, end): (u32, u32)) -> &[u8] {
-        self.bytes.get(start as usize..end as usize).unwrap_or_default()
-    }
-
-    /// Period `p`'s name.
-    fn period(&self, p: u8) -> &[u8] {
-        self.periods.get(p as usize).map_or(&[][..], |k| self.get(*k))
+    /// Where period `p`'s name is.
+    fn period_span(&self, p: u8) -> (u32, u32) {
+        self.periods.get(p as usize).copied().unwrap_or_default()
     }
 
     fn span(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> (u32, u32) {

@@ -487,6 +487,24 @@ impl Room<'_, '_> {
         self.c.len += n;
     }
 
+    /// Text already encoded, `whole[start..end]`: copied as the [`SHORT`] bytes from `start`
+    /// when `whole` has that many from there and the text is no longer (one copy of a fixed
+    /// width, no test of its length: text kept with `SHORT` bytes after its last, as
+    /// `counters::KeyText` is; a counter row's four texts were ~4.3 M mispredicted length tests
+    /// a campaign, BENCHMARKS.md §1b), else as [`Room::bytes`].
+    #[inline(always)]
+    pub fn bytes_of(&mut self, whole: &[u8], (start, end): (usize, usize)) {
+        let n = end.wrapping_sub(start);
+        match whole.get(start..).and_then(|w| w.first_chunk::<SHORT>()) {
+            Some(w) if n <= SHORT => {
+                self.spend(Self::BYTES);
+                // SAFETY: `SHORT` bytes counted; the column's are its first `n`.
+                unsafe { self.store(*w, n) };
+            }
+            _ => self.bytes(whole.get(start..end).unwrap_or_default()),
+        }
+    }
+
     /// A `Nullable(String)` column.
     #[inline(always)]
     pub fn opt_str(&mut self, s: Option<&str>) {
@@ -625,7 +643,7 @@ pub fn extend_short(buf: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// The most [`copy_short`] copies.
-const SHORT: usize = 64;
+pub const SHORT: usize = 64;
 
 /// Copies `s` (at most [`SHORT`] bytes) to `dst` as two fixed-size pieces, inline: its head
 /// and its tail, which overlap when it is shorter than both.
@@ -820,6 +838,9 @@ mod tests {
         Len(u64),
         /// bytes already encoded (`bytes`), short or long
         Bytes(Vec<u8>),
+        /// bytes already encoded, a span of a buffer (`bytes_of`): short or long, with the
+        /// buffer's `SHORT` bytes after it or not
+        BytesOf(Vec<u8>, usize, usize),
         /// an enum's word (`word`), from the tests' table
         Word(usize),
         /// appended through `with_vec`, as a writer of its own would (the event row's JSON)
@@ -835,6 +856,10 @@ mod tests {
             any::<u32>().prop_map(Column::U32),
             prop_oneof![0u64..300, any::<u64>()].prop_map(Column::Len),
             proptest::collection::vec(any::<u8>(), 0..100).prop_map(Column::Bytes),
+            (proptest::collection::vec(any::<u8>(), 0..160), any::<usize>(), any::<usize>()).prop_map(|(whole, a, b)| {
+                let (a, b) = (a % (whole.len() + 1), b % (whole.len() + 1));
+                Column::BytesOf(whole, a.min(b), a.max(b))
+            }),
             (0..WORDS.0.len()).prop_map(Column::Word),
             proptest::collection::vec(any::<u8>(), 0..100).prop_map(Column::Raw),
         ]
@@ -850,7 +875,7 @@ mod tests {
             Column::OptI64(_) => Room::OPT_I64,
             Column::U32(_) => 4,
             Column::Len(_) => Room::LEB128,
-            Column::Bytes(_) => Room::BYTES,
+            Column::Bytes(_) | Column::BytesOf(..) => Room::BYTES,
             Column::Word(_) => Room::WORD,
             Column::Raw(_) => return None,
         })
@@ -875,6 +900,7 @@ mod tests {
                     Column::U32(v) => write(&mut want, v).unwrap(),
                     Column::Len(v) => leb128_byte_by_byte(&mut want, *v),
                     Column::Bytes(b) | Column::Raw(b) => want.extend_from_slice(b),
+                    Column::BytesOf(w, a, b) => want.extend_from_slice(&w[*a..*b]),
                     Column::Word(i) => write(&mut want, ["", "a", "fifteen-letters", "mid"][*i]).unwrap(),
                 }
             }
@@ -889,6 +915,7 @@ mod tests {
                     Column::U32(v) => cursor.put(v.to_le_bytes()),
                     Column::Len(v) => cursor.leb128(*v),
                     Column::Bytes(b) => cursor.bytes(b),
+                    Column::BytesOf(w, a, b) => cursor.bytes(&w[*a..*b]),
                     Column::Word(i) => cursor.word(WORDS.get(*i)),
                     Column::Raw(b) => cursor.with_vec(|v| v.extend_from_slice(b)),
                 }
@@ -914,6 +941,7 @@ mod tests {
                         Column::U32(v) => room.put(v.to_le_bytes()),
                         Column::Len(v) => room.leb128(*v),
                         Column::Bytes(b) => room.bytes(b),
+                        Column::BytesOf(w, a, b) => room.bytes_of(w, (*a, *b)),
                         Column::Word(i) => room.word(WORDS.get(*i)),
                         Column::Raw(_) => unreachable!("split off"),
                     }
