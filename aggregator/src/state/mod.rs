@@ -304,6 +304,11 @@ impl DeliveryState {
         self.times.get(self.rare.as_deref().map(|r| &r.times), slot)
     }
 
+    /// Every slot's time, by slot index (`Slot::ALL`): `time` of each, in one pass.
+    pub fn all_times(&self) -> [Option<i64>; times::SLOTS] {
+        self.times.all(self.rare.as_deref().map(|r| &r.times))
+    }
+
     pub fn set_time(&mut self, slot: Slot, t: Option<i64>) {
         if let Some(t) = t {
             self.times.set(&mut self.rare, slot, t);

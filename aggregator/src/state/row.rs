@@ -131,8 +131,9 @@ pub fn write_delivery_row(b: &mut Vec<u8>, identity: &EventRef<'_>, s: &Delivery
     r.word(words::EVENT_TYPE.get(status as usize));
     r.put(s.first(status).unwrap_or_default().to_le_bytes());
     r.word(words::BOUNCE_CLASS.get(words::opt(s.bounce_class.map(|x| x as usize))));
+    let times = s.all_times();
     for slot in SLOTS {
-        r.opt_i64(s.time(slot));
+        r.opt_i64(times.get(slot as usize).copied().flatten());
     }
     for n in counts {
         r.put(n.to_le_bytes());

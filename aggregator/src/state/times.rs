@@ -143,6 +143,30 @@ impl Times {
         }
     }
 
+    /// Every slot's time, by slot index ([`Slot::ALL`]'s order): [`Self::get`] of each, read
+    /// in one pass (a delivery row reads all fourteen; one at a time each was an index check and
+    /// a four-way match, ~140 instructions a row; BENCHMARKS.md §1b). Without a wide part, the
+    /// rare slots are none and a compact one is its offset or none.
+    #[inline]
+    pub fn all(&self, wide: Option<&WideTimes>) -> [Option<i64>; SLOTS] {
+        let mut out = [None; SLOTS];
+        match wide {
+            None => {
+                let base = self.base_secs as i64 * 1000;
+                for (o, off) in out.iter_mut().zip(self.offsets) {
+                    // (`SPILLED` without a wide part reads as none, as `get` reads it)
+                    *o = (off < SPILLED).then_some(base + off as i64);
+                }
+            }
+            Some(_) => {
+                for (o, slot) in out.iter_mut().zip(Slot::ALL) {
+                    *o = self.get(wide, slot);
+                }
+            }
+        }
+        out
+    }
+
     /// Sets `slot` to `t`, in the rare part when it is a rare slot or does not fit.
     pub fn set(&mut self, rare: &mut Option<Box<Rare>>, slot: Slot, t: i64) {
         let i = slot as usize;
@@ -220,6 +244,13 @@ mod tests {
             }
             for (i, w) in want.iter().enumerate() {
                 proptest::prop_assert_eq!(t.get(rare.as_deref().map(|r| &r.times), Slot::ALL[i]), *w);
+            }
+            // and all at once, as a delivery row reads them; with the wide part, and (compact
+            // slots alone) without one
+            proptest::prop_assert_eq!(t.all(rare.as_deref().map(|r| &r.times)), want);
+            let compact = |w: &[Option<i64>; SLOTS]| -> Vec<Option<i64>> { w.iter().take(COMPACT).copied().collect() };
+            if rare.is_none() {
+                proptest::prop_assert_eq!(compact(&t.all(None)), compact(&want));
             }
         }
     }
