@@ -254,16 +254,11 @@ trait AddSums {
     fn add(&mut self, b: &Self);
 }
 
-impl AddSums for Acc<u64> {
+impl<N: Copy + std::ops::AddAssign> AddSums for Acc<N> {
+    #[inline(always)]
     fn add(&mut self, b: &Self) {
         self.events += b.events;
-        self.cost = self.cost.saturating_add(b.cost);
-    }
-}
-
-impl AddSums for Acc<i64> {
-    fn add(&mut self, b: &Self) {
-        self.events += b.events;
+        // (saturating: `admission` bounds each cost, and stored rows came through it)
         self.cost = self.cost.saturating_add(b.cost);
     }
 }
@@ -438,23 +433,28 @@ impl Sums {
     }
 
     /// One applied event into `counters`, with its bucket starts (`BucketStarts`, one per
-    /// period, and the UTC day that alone makes them, if one does); `names` holds `d`'s names. Returns where `d`'s text is and the starts' tuple,
-    /// for `count_attributed_in`.
+    /// period, and the UTC day that alone makes them, if one does); `names` holds `d`'s names.
+    /// Returns where `d`'s text is and the starts' tuple, for `count_attributed_in`.
     pub fn count_in(&mut self, d: Dims, starts: &[u16], day: Option<i64>, cost: i128, names: &Names) -> DimsText {
         let dims = self.text.dims(d, names, &mut self.used);
         let leaf = Leaf::new(dims, self.tuples.id_of_day(day, starts));
         if !self.spread && self.tuples.len() > LEAF_TUPLES {
             self.spread_out();
         }
+        self.add_counter(leaf, Acc { events: 1, cost });
+        DimsText(leaf)
+    }
+
+    /// `acc` into `counters` at `leaf` (by leaf, or by period when spread).
+    #[inline(always)]
+    fn add_counter(&mut self, leaf: Leaf, acc: Acc<u64>) {
         if self.spread {
-            for (p, start) in starts.iter().enumerate() {
-                self.counters_by_period.entry(Key::new(dims, p, *start)).or_default().add(&Acc { events: 1, cost });
+            for (p, start) in self.tuples.starts(leaf.tuple()).iter().enumerate() {
+                self.counters_by_period.entry(Key::new(leaf.dims(), p, *start)).or_default().add(&acc);
             }
         } else {
-            // (saturating: `admission` bounds each cost, and stored rows came through it)
-            self.counters.entry(leaf).or_default().add(&Acc { events: 1, cost });
+            self.counters.entry(leaf).or_default().add(&acc);
         }
-        DimsText(leaf)
     }
 
     /// From leaves to keys by period, once the batch's events have fallen in more than
@@ -466,15 +466,11 @@ impl Sums {
         let periods = self.tuples.periods;
         self.counters_by_period.reserve(self.events.min(COUNTERS_SIZED));
         self.attributed_by_period.reserve(self.events.saturating_mul(periods));
-        for (leaf, acc) in self.counters.drain() {
-            for p in 0..periods {
-                self.counters_by_period.entry(Key::new(leaf.dims(), p, self.tuples.start(leaf.tuple(), p))).or_default().add(&acc);
-            }
+        for (leaf, acc) in std::mem::take(&mut self.counters) {
+            self.add_counter(leaf, acc);
         }
-        for ((leaf, a), acc) in self.attributed.drain() {
-            for p in 0..periods {
-                self.attributed_by_period.entry((Key::new(leaf.dims(), p, self.tuples.start(leaf.tuple(), p)), a)).or_default().add(&acc);
-            }
+        for ((leaf, a), acc) in std::mem::take(&mut self.attributed) {
+            self.add_attributed(leaf, a, acc);
         }
     }
 
