@@ -27,7 +27,13 @@ pub struct Money {
 }
 
 impl Money {
+    /// `amount` rounded half-even to [`MONEY_SCALE`] places when it is finer (as the wire's
+    /// `decimal(38, 10)` and ClickHouse's `Decimal(38, 10)` keep it, so that an event is the
+    /// same after its Avro round trip), `unit` upper-cased.
     pub fn new(amount: Decimal, unit: impl Into<String>) -> Self {
+        // Found by fuzzing (fuzz/ target `provider`): a Twilio `Price` of 28 significant digits
+        // (-0.0079088888888888888888888889) was kept whole in the event and rounded on the wire.
+        let amount = if amount.scale() > MONEY_SCALE { amount.round_dp(MONEY_SCALE) } else { amount };
         // upper-cased in place (`to_ascii_uppercase` was a second allocation per amount)
         let mut unit = unit.into();
         unit.make_ascii_uppercase();
@@ -102,6 +108,17 @@ mod tests {
         assert_eq!(m.mantissa_at_scale(), 75_000_000);
         let back = Money::from_mantissa(m.mantissa_at_scale(), "USD").unwrap();
         assert_eq!(back, m);
+    }
+
+    /// An amount finer than the wire's scale is the wire's from the start: the same after its
+    /// mantissa's round trip (fuzz/ target `provider`, a Twilio price of 28 digits).
+    #[test]
+    fn finer_amounts_are_rounded_to_the_wire_scale() {
+        for (s, want) in [("0.0079088888888888888888888889", "0.0079088889"), ("0.00000000005", "0"), ("0.00000000015", "0.0000000002"), ("1.00000000004999", "1")] {
+            let m = Money::new(Decimal::from_str(s).unwrap(), "USD");
+            assert_eq!(m.amount, Decimal::from_str(want).unwrap(), "{s}");
+            assert_eq!(Money::from_mantissa(m.mantissa_at_scale(), "USD").unwrap(), m, "{s}");
+        }
     }
 
     #[test]
