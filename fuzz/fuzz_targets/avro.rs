@@ -14,9 +14,9 @@
 #![no_main]
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use rust_decimal::Decimal;
 use schemas::avro::{decode_dead_letter, decode_event, decode_event_ref, decode_event_ref_onto, decode_raw, decode_raw_ref, encode_dead_letter, encode_event, encode_raw, upgrade_event, value_path};
-use schemas::{BounceClass, Channel, DeadLetter, Event, EventType, MessageClass, Money, ProviderId, RawEnvelope, Route, TimeSource};
+use schemas::{DeadLetter, ProviderId, RawEnvelope, Route};
+use sendtrace_fuzz::values::event;
 use std::sync::LazyLock;
 
 fn raw_envelope(u: &mut Unstructured) -> arbitrary::Result<RawEnvelope> {
@@ -55,61 +55,6 @@ fn dead_letter(u: &mut Unstructured) -> arbitrary::Result<DeadLetter> {
         raw_size: u.arbitrary()?,
         raw_truncated: u.arbitrary()?,
         request_id: u.arbitrary()?,
-    })
-}
-
-fn pick<T: Copy>(u: &mut Unstructured, values: &[T]) -> arbitrary::Result<T> {
-    Ok(*u.choose(values)?)
-}
-
-fn opt_pick<T: Copy>(u: &mut Unstructured, values: &[T]) -> arbitrary::Result<Option<T>> {
-    Ok(if bool::arbitrary(u)? { Some(pick(u, values)?) } else { None })
-}
-
-fn money(u: &mut Unstructured) -> arbitrary::Result<Option<Money>> {
-    if !bool::arbitrary(u)? {
-        return Ok(None);
-    }
-    let mantissa: i128 = u.arbitrary()?;
-    let scale = u.int_in_range(0..=28)?;
-    // Decimal holds 96-bit mantissas; anything wider is not a Money value at all.
-    let Ok(amount) = Decimal::try_from_i128_with_scale(mantissa >> 32, scale) else { return Ok(None) };
-    Ok(Some(Money::new(amount, u.arbitrary::<String>()?)))
-}
-
-fn event(u: &mut Unstructured) -> arbitrary::Result<Event> {
-    Ok(Event {
-        event_id: u.arbitrary()?,
-        tenant: u.arbitrary()?,
-        channel: pick(u, Channel::VALUES)?,
-        provider: u.arbitrary()?,
-        provider_message_id: u.arbitrary()?,
-        provider_event_id: u.arbitrary()?,
-        provider_event_name: u.arbitrary()?,
-        delivery_key: u.arbitrary()?,
-        recipient: u.arbitrary()?,
-        broadcast_id: u.arbitrary()?,
-        sequence_id: u.arbitrary()?,
-        contact_id: u.arbitrary()?,
-        template_key: u.arbitrary()?,
-        message_class: opt_pick(u, MessageClass::VALUES)?,
-        labels: u.arbitrary()?,
-        metadata: u.arbitrary()?,
-        event_type: pick(u, EventType::VALUES)?,
-        bounce_class: opt_pick(u, BounceClass::VALUES)?,
-        occurred_at: u.arbitrary()?,
-        received_at: u.arbitrary()?,
-        time_source: pick(u, TimeSource::VALUES)?,
-        click_url: u.arbitrary()?,
-        user_agent: u.arbitrary()?,
-        ip: u.arbitrary()?,
-        error_code: u.arbitrary()?,
-        error_reason: u.arbitrary()?,
-        cost: money(u)?,
-        raw_topic: u.arbitrary()?,
-        raw_partition: u.arbitrary()?,
-        raw_offset: u.arbitrary()?,
-        origin: *u.choose(&[schemas::Origin::Provider, schemas::Origin::SendRecord, schemas::Origin::AppEvent])?,
     })
 }
 
