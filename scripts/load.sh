@@ -7,7 +7,7 @@
 #   scripts/load.sh            # 5 k events/s for 20 s (freshness), then 10 k events/s for 20 s
 #   scripts/load.sh --quick    # seconds: a small run, as CI does (keeps the command working)
 #   RATES="2000 5000 10000" SECONDS_PER_RUN=30 scripts/load.sh   (LOAD_NO_BUILD=1: use the binaries as built)
-#   LOAD_MAX_IN_FLIGHT=2048 scripts/load.sh   (the load client's open requests at most; default 512)
+#   LOAD_MAX_IN_FLIGHT=4096 scripts/load.sh   (the load client's open requests at most; default 2048)
 # The first run builds the services in release mode (~10–25 min on 2 cores: release builds are
 # whole-program optimised, fat LTO; after a change ~4–8 min; BENCHMARKS.md §1b).
 set -euo pipefail
