@@ -1,9 +1,10 @@
 //! The aggregator's whole batch on arbitrary canonical events: each encoded and read as the
 //! pipeline reads a record (`decode_event_ref_onto`, then `admission::admit`), cut into
-//! batches of arbitrary sizes over one state store, with the pipeline's history of earlier
-//! event rows (so late send records move rows), then `batch::apply_reusing` and
-//! `write_rowbinary`: the hand-written writers of every table, which write into room counted
-//! beforehand without a bounds check per column (`store::rowbinary::Room`).
+//! batches of arbitrary sizes over one state store, with the history of earlier event rows
+//! the pipeline holds (`recent::RecentHistory`, so late send records move rows without a
+//! read), then `batch::apply_reusing` and `write_rowbinary`: the hand-written writers of
+//! every table, which write into room counted beforehand without a bounds check per column
+//! (`store::rowbinary::Room`).
 //!
 //! The events share a few tenants, delivery keys, event ids and a few weeks of time, so
 //! deliveries move through their states, duplicates meet, and periods and zones cross.
@@ -12,18 +13,22 @@
 //! * each table's bytes are its rows' `RowBinary` as serde writes it (the rows built apart
 //!   for reading: `events()`, `counters()`, `attributed_counters()`, `deliveries()`, …), and
 //!   its row count is theirs; the funnel tables read back whole;
+//! * the history `RecentHistory` gives a batch for each delivery it may re-attribute is what
+//!   `events FINAL` would hold for it: every event row written so far (read back from the
+//!   batches' bytes), the last of each event id;
 //! * the same batch applied again is all duplicates: no event, counter or delivery row.
 #![no_main]
 use aggregator::admission::{self, Limits};
-use aggregator::batch::{self, BatchConfig, BatchRows, History};
+use aggregator::batch::{self, BatchConfig};
 use aggregator::buckets::Periods;
-use aggregator::state::{Facts, StateStore};
-use aggregator::store::rowbinary::{self, RowBuffer};
-use aggregator::store::{EventRow, Text};
+use aggregator::recent::RecentHistory;
+use aggregator::state::{DeliveryKey, Facts, StateStore};
+use aggregator::store::rowbinary::{self, Reader, RowBuffer};
+use aggregator::store::{EventRow, TenantKey};
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use sendtrace_fuzz::values::event;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 const ZONES: [&str; 4] = ["UTC", "Europe/Berlin", "Asia/Kolkata", "America/St_Johns"];
 const DAY_MS: i64 = 86_400_000;
@@ -74,14 +79,23 @@ fn same<T: serde::Serialize>(table: &str, buf: &RowBuffer, rows: &[T]) {
     assert_eq!(buf.rows, rows.len(), "{table}: row count");
 }
 
-fn remember(stored: &mut HashMap<String, Vec<EventRow>>, rows: &BatchRows) {
-    for r in &rows.events() {
-        let list = stored.entry(r.delivery_key.to_string()).or_default();
-        match list.iter_mut().find(|s| s.event_id == r.event_id) {
-            Some(slot) => *slot = r.clone().map_text(Text::into_static),
-            None => list.push(r.clone().map_text(Text::into_static)),
+/// What `events FINAL` would hold after `bytes` (an `events` insert) is written over `stored`:
+/// each event id's last row, by delivery key.
+fn remember(stored: &mut HashMap<String, Vec<EventRow>>, bytes: &[u8]) {
+    let mut r = Reader(bytes);
+    while !r.is_empty() {
+        let row = EventRow::read_rowbinary(&mut r).expect("an event row reads back");
+        let rows = stored.entry(row.delivery_key.to_string()).or_default();
+        match rows.iter_mut().find(|o| o.event_id.as_str() == row.event_id.as_str()) {
+            Some(old) => *old = row,
+            None => rows.push(row),
         }
     }
+}
+
+fn sorted(mut rows: Vec<EventRow>) -> Vec<EventRow> {
+    rows.sort_by(|a, b| a.event_id.as_str().cmp(b.event_id.as_str()));
+    rows
 }
 
 fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
@@ -91,6 +105,7 @@ fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
         events(u)?.iter().enumerate().filter_map(|(o, e)| Some((o as i64, schemas::avro::encode_event(e).ok()?))).collect();
     let store = StateStore::new(1_000);
     let mut stored: HashMap<String, Vec<EventRow>> = HashMap::new();
+    let mut recent = RecentHistory::new(usize::MAX);
     let mut tables = batch::TableBuffers::default();
     let mut rest = &records[..];
     let mut seq = 0u64;
@@ -109,8 +124,17 @@ fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
             }
         }
         let keyed = batch::Keyed::with_facts(&decoded, &facts).expect("one fact per event");
-        let movable = store.look_up(keyed.places()).movable;
-        let history: History = movable.iter().filter_map(|&i| Some((decoded[i].1.delivery_key.to_string(), stored.get(decoded[i].1.delivery_key)?.clone()))).collect();
+        // as the pipeline: the deliveries new to it (nothing is evicted here, so those not in
+        // the state), and the history of those the batch may re-attribute, held in memory
+        let looked = store.look_up(keyed.places());
+        let new: HashSet<DeliveryKey> = keyed.at(looked.missing.iter().copied()).map(|(_, _, k)| k).collect();
+        let movable: Vec<TenantKey> = looked.movable.iter().map(|&i| (decoded[i].1.tenant.to_string(), decoded[i].1.delivery_key.to_string())).collect();
+        let (history, read) = recent.split(0, movable.clone());
+        assert!(read.is_empty(), "every delivery was created here, yet {} are to be read", read.len());
+        for (_, key) in &movable {
+            let want = sorted(stored.get(key).cloned().unwrap_or_default());
+            assert!(sorted(history.get(key).cloned().unwrap_or_default()) == want, "the history held for {key:?} is not the rows written");
+        }
         let now_ms = decoded.iter().map(|(_, e)| e.received_at).max().unwrap_or(0);
         let spare = std::mem::take(&mut tables.spare);
         let mut rows = batch::apply_reusing(&store, 0, &keyed, &history, seq, now_ms, &cfg, spare);
@@ -124,14 +148,16 @@ fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
         same("suppressions", &tables.suppressions, &rows.suppressions);
         same("deliveries", &tables.deliveries, &rows.deliveries(&store));
         assert_eq!([tables.funnels.rows, tables.funnel_recipients.rows, tables.funnel_statuses.rows], funnel_rows, "funnel rows");
-        remember(&mut stored, &rows);
-        tables.spare = rows.into_delivery_buffer();
+        remember(&mut stored, &tables.events.bytes);
+        recent.record(0, &rows, &tables, &new);
 
         // replayed, the same batch is all duplicates
         let again = batch::apply(&store, 0, &decoded, &history, seq + 1, now_ms, &cfg);
         assert!(again.events().is_empty(), "a replayed batch wrote event rows");
         assert!(again.counters().is_empty() && again.attributed_counters().is_empty(), "a replayed batch counted");
         assert!(again.deliveries(&store).is_empty(), "a replayed batch changed deliveries");
+        drop(again);
+        tables.spare = rows.into_delivery_buffer();
     }
     Ok(())
 }
