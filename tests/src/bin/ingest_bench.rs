@@ -136,6 +136,37 @@ fn signed_bodies(n: usize) -> Vec<Request> {
         .collect()
 }
 
+/// When each request of one of `concurrency` load tasks is due: back to back (closed loop,
+/// `rate` None), or every `concurrency / rate` seconds from a start staggered by task (open
+/// loop at `rate` in all, whatever the answers).
+struct Pace {
+    interval: Option<Duration>,
+    next: Instant,
+    end: Instant,
+}
+
+impl Pace {
+    fn new(started: Instant, end: Instant, rate: Option<f64>, concurrency: usize, task: usize) -> Pace {
+        let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+        let next = started + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(task as f64 / concurrency as f64));
+        Pace { interval, next, end }
+    }
+
+    /// Waits for the next request's turn; its scheduled time (latency counts from it), or
+    /// `None` once the phase has ended.
+    async fn next(&mut self) -> Option<Instant> {
+        let due = match self.interval {
+            Some(iv) => {
+                tokio::time::sleep_until(self.next.into()).await;
+                self.next += iv;
+                self.next - iv
+            }
+            None => Instant::now(),
+        };
+        (due < self.end).then_some(due)
+    }
+}
+
 /// Closed loop (`rate` None: as fast as `concurrency` allows) or open loop at `rate` req/s
 /// (latency from each request's scheduled time).
 async fn load(url: &str, bodies: Arc<Vec<Request>>, concurrency: usize, seconds: u64, rate: Option<f64>) -> Figures {
@@ -147,18 +178,9 @@ async fn load(url: &str, bodies: Arc<Vec<Request>>, concurrency: usize, seconds:
             let (client, bodies, url) = (client.clone(), bodies.clone(), url.to_string());
             tokio::spawn(async move {
                 let (mut ok, mut errors, mut lat) = (0usize, 0usize, Vec::new());
-                let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+                let mut pace = Pace::new(started, end, rate, concurrency, t);
                 let mut i = t;
-                let mut next = started + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(t as f64 / concurrency as f64));
-                loop {
-                    if let Some(iv) = interval {
-                        tokio::time::sleep_until(next.into()).await;
-                        next += iv;
-                    }
-                    let scheduled = interval.map_or_else(Instant::now, |iv| next - iv);
-                    if scheduled >= end {
-                        break;
-                    }
+                while let Some(scheduled) = pace.next().await {
                     let (headers, body) = &bodies[i % bodies.len()];
                     i += concurrency;
                     let mut req = client.post(&url).body(body.clone());
@@ -192,17 +214,8 @@ async fn broker(kafka: &runtime::kafka::KafkaConfig, topic: &str, size: usize, c
             let (producer, payload, topic) = (producer.clone(), payload.clone(), topic.to_string());
             tokio::spawn(async move {
                 let (mut ok, mut errors, mut lat, mut i) = (0usize, 0usize, Vec::new(), t);
-                let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
-                let mut next = started + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(t as f64 / concurrency as f64));
-                loop {
-                    if let Some(iv) = interval {
-                        tokio::time::sleep_until(next.into()).await;
-                        next += iv;
-                    }
-                    let scheduled = interval.map_or_else(Instant::now, |iv| next - iv);
-                    if scheduled >= end {
-                        break;
-                    }
+                let mut pace = Pace::new(started, end, rate, concurrency, t);
+                while let Some(scheduled) = pace.next().await {
                     let key = format!("bench/{i}");
                     i += concurrency;
                     match producer.send(FutureRecord::to(&topic).key(&key).payload(&payload), Duration::from_secs(10)).await {
