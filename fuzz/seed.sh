@@ -57,7 +57,8 @@ done
 # fixture (the built pipeline target dumps them; skipped until it is built), plus the
 # bare schema headers.
 mkdir -p corpus/avro
-pipeline=$(ls target/*/release/pipeline 2>/dev/null | head -1 || true)
+# (where `scripts/fuzz.sh` builds them: CARGO_TARGET_DIR, the tools' cache; else fuzz/target)
+pipeline=$(ls "${CARGO_TARGET_DIR:-target}"/*/release/pipeline 2>/dev/null | head -1 || true)
 if [ -n "$pipeline" ]; then
   FUZZ_DUMP_AVRO=corpus/avro "$pipeline" -runs=0 corpus/pipeline >/dev/null 2>&1
 else

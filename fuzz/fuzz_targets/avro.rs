@@ -12,7 +12,7 @@
 //! the Value path reads), and
 //! the same bytes when encoding (maps of at most one entry: apache-avro's map order is random).
 #![no_main]
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use schemas::avro::{decode_dead_letter, decode_event, decode_event_ref, decode_event_ref_onto, decode_raw, decode_raw_ref, encode_dead_letter, encode_event, encode_raw, upgrade_event, value_path};
 use schemas::{DeadLetter, ProviderId, RawEnvelope, Route};
