@@ -16,7 +16,12 @@
 //! * the history `RecentHistory` gives a batch for each delivery it may re-attribute is what
 //!   `events FINAL` would hold for it: every event row written so far (read back from the
 //!   batches' bytes), the last of each event id;
-//! * the same batch applied again is all duplicates: no event, counter or delivery row.
+//! * the same batch applied again is all duplicates: no event, counter or delivery row;
+//! * a twin that restarts before every batch (an empty state store and no held history, so
+//!   each delivery's state comes back from its last `deliveries` row and each history from
+//!   the `events` rows written, as `pipeline::write_piece` reads them from ClickHouse after a
+//!   crash, an eviction or a claim) writes the same rows of every table (compared sorted:
+//!   the order of a batch's rows in one insert means nothing).
 #![no_main]
 use aggregator::admission::{self, Limits};
 use aggregator::batch::{self, BatchConfig};
@@ -24,7 +29,7 @@ use aggregator::buckets::Periods;
 use aggregator::recent::RecentHistory;
 use aggregator::state::{DeliveryKey, Facts, StateStore};
 use aggregator::store::rowbinary::{self, Reader, RowBuffer};
-use aggregator::store::{EventRow, TenantKey};
+use aggregator::store::{DeliveryRow, EventRow, TenantKey, Text};
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use sendtrace_fuzz::values::event;
@@ -57,6 +62,9 @@ fn events(u: &mut Unstructured) -> arbitrary::Result<Vec<schemas::Event>> {
         if e.delivery_key.is_empty() || u.ratio(7, 8)? {
             e.delivery_key = u.choose(&keys)?.clone();
         }
+        // a delivery key belongs to one tenant (the normalizer's keys hash the tenant in;
+        // the state is keyed by the delivery key alone, its stored row by both)
+        e.delivery_key = format!("{}:{}/{}", e.tenant.len(), e.tenant, e.delivery_key);
         if u.ratio(1, 4)? {
             e.event_id = u.choose(&ids)?.clone();
         } else if e.event_id.is_empty() {
@@ -93,9 +101,68 @@ fn remember(stored: &mut HashMap<String, Vec<EventRow>>, bytes: &[u8]) {
     }
 }
 
+/// Each row's `RowBinary`, sorted.
+fn row_set<T: serde::Serialize>(rows: &[T]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|r| {
+            let mut b = Vec::new();
+            rowbinary::write(&mut b, r).expect("a row serializes");
+            b
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// Every table's rows of one batch, each table's sorted.
+fn tables_of(rows: &batch::BatchRows, store: &StateStore) -> Vec<Vec<Vec<u8>>> {
+    let mut funnels = [rows.funnels.sums().iter().map(|r| format!("{r:?}").into_bytes()).collect::<Vec<_>>(), rows.funnels.recipients().iter().map(|r| format!("{r:?}").into_bytes()).collect(), rows.funnels.statuses().iter().map(|r| format!("{r:?}").into_bytes()).collect()];
+    funnels.iter_mut().for_each(|f| f.sort_unstable());
+    let [f1, f2, f3] = funnels;
+    vec![
+        row_set(&rows.events()),
+        row_set(&rows.counters()),
+        row_set(&rows.attributed_counters()),
+        row_set(&rows.status_counts),
+        row_set(&rows.order_tombstones),
+        row_set(&rows.suppressions),
+        row_set(&rows.deliveries(store)),
+        f1,
+        f2,
+        f3,
+    ]
+}
+
+const TABLES: [&str; 10] = ["events", "counters", "attributed_counters", "delivery_status_counts", "delivery_order", "suppressions", "deliveries", "funnels", "funnel_recipients", "funnel_statuses"];
+
 fn sorted(mut rows: Vec<EventRow>) -> Vec<EventRow> {
     rows.sort_by(|a, b| a.event_id.as_str().cmp(b.event_id.as_str()));
     rows
+}
+
+/// The rows of `keyed` applied by an aggregator that has just started: its state read back
+/// from the last delivery rows written (`delivered`), the history of the deliveries it may
+/// re-attribute from the event rows written (`stored`), as `pipeline::write_piece` does.
+fn restarted(keyed: &batch::Keyed, decoded: &[(i64, schemas::EventRef)], delivered: &HashMap<TenantKey, DeliveryRow>, stored: &HashMap<String, Vec<EventRow>>, seq: u64, now_ms: i64, cfg: &BatchConfig) -> Vec<Vec<Vec<u8>>> {
+    let store = StateStore::new(1_000);
+    let looked = store.look_up(keyed.places());
+    {
+        let mut names = store.names();
+        for &i in &looked.missing {
+            let e = &decoded[i].1;
+            if let Some(row) = delivered.get(&(e.tenant.to_string(), e.delivery_key.to_string())) {
+                store.map.insert(DeliveryKey::of(e.delivery_key), Box::new(row.clone().into_state(&mut names)));
+            }
+        }
+    }
+    let reloaded = store.look_up(keyed.at(looked.missing.iter().copied()));
+    let mut movable: Vec<&str> = looked.movable.iter().chain(&reloaded.movable).map(|&i| decoded[i].1.delivery_key).collect();
+    movable.sort_unstable();
+    movable.dedup();
+    let history: batch::History = movable.iter().filter_map(|k| Some((k.to_string(), stored.get(*k)?.clone()))).collect();
+    let rows = batch::apply(&store, 0, decoded, &history, seq, now_ms, cfg);
+    tables_of(&rows, &store)
 }
 
 fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
@@ -106,6 +173,8 @@ fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
     let store = StateStore::new(1_000);
     let mut stored: HashMap<String, Vec<EventRow>> = HashMap::new();
     let mut recent = RecentHistory::new(usize::MAX);
+    // what `deliveries FINAL` would hold: each delivery's last row
+    let mut delivered: HashMap<TenantKey, DeliveryRow> = HashMap::new();
     let mut tables = batch::TableBuffers::default();
     let mut rest = &records[..];
     let mut seq = 0u64;
@@ -136,8 +205,17 @@ fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
             assert!(sorted(history.get(key).cloned().unwrap_or_default()) == want, "the history held for {key:?} is not the rows written");
         }
         let now_ms = decoded.iter().map(|(_, e)| e.received_at).max().unwrap_or(0);
+        let twin = restarted(&keyed, &decoded, &delivered, &stored, seq, now_ms, &cfg);
         let spare = std::mem::take(&mut tables.spare);
         let mut rows = batch::apply_reusing(&store, 0, &keyed, &history, seq, now_ms, &cfg, spare);
+        let mine = tables_of(&rows, &store);
+        for ((name, a), b) in TABLES.iter().zip(&mine).zip(&twin) {
+            assert!(a == b, "{name}: a restarted aggregator writes other rows ({} against {})", b.len(), a.len());
+        }
+        for d in rows.deliveries(&store) {
+            let d = d.map_text(Text::into_static);
+            delivered.insert((d.tenant.to_string(), d.delivery_key.to_string()), d);
+        }
         let funnel_rows = [rows.funnels.sums().len(), rows.funnels.recipients().len(), rows.funnels.statuses().len()];
         rows.write_rowbinary(&mut tables).expect("rows serialize");
         same("events", &tables.events, &rows.events());
