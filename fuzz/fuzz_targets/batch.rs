@@ -13,15 +13,20 @@
 //! * each table's bytes are its rows' `RowBinary` as serde writes it (the rows built apart
 //!   for reading: `events()`, `counters()`, `attributed_counters()`, `deliveries()`, …), and
 //!   its row count is theirs; the funnel tables read back whole;
-//! * the history `RecentHistory` gives a batch for each delivery it may re-attribute is what
-//!   `events FINAL` would hold for it: every event row written so far (read back from the
-//!   batches' bytes), the last of each event id;
+//! * the history a batch gets for each delivery it may re-attribute (held by `RecentHistory`,
+//!   or read) is what `events FINAL` would hold for it: every event row written so far (read
+//!   back from the batches' bytes), the last of each event id;
 //! * the same batch applied again is all duplicates: no event, counter or delivery row;
 //! * a twin that restarts before every batch (an empty state store and no held history, so
 //!   each delivery's state comes back from its last `deliveries` row and each history from
 //!   the `events` rows written, as `pipeline::write_piece` reads them from ClickHouse after a
 //!   crash, an eviction or a claim) writes the same rows of every table (compared sorted:
 //!   the order of a batch's rows in one insert means nothing).
+//!
+//! The aggregator under test has arbitrary bounds: a state of 1 to 1,000 deliveries (evicted
+//! after each batch, read back from their rows when next seen) and a held history of 0 to
+//! unbounded bytes (entries dropped are read from the event rows), as the pipeline under
+//! memory pressure.
 #![no_main]
 use aggregator::admission::{self, Limits};
 use aggregator::batch::{self, BatchConfig};
@@ -170,9 +175,12 @@ fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
     let limits = Limits::default();
     let records: Vec<(i64, Vec<u8>)> =
         events(u)?.iter().enumerate().filter_map(|(o, e)| Some((o as i64, schemas::avro::encode_event(e).ok()?))).collect();
-    let store = StateStore::new(1_000);
+    // the aggregator's bounds: its state may evict deliveries after each batch (read back from
+    // their rows when next seen), its held history may drop entries (those then read from the
+    // event rows), as under memory pressure
+    let store = StateStore::new(*u.choose(&[1_000, 1, 2, 4])?);
+    let mut recent = RecentHistory::new(*u.choose(&[usize::MAX, 0, 1_000, 4_000])?);
     let mut stored: HashMap<String, Vec<EventRow>> = HashMap::new();
-    let mut recent = RecentHistory::new(usize::MAX);
     // what `deliveries FINAL` would hold: each delivery's last row
     let mut delivered: HashMap<TenantKey, DeliveryRow> = HashMap::new();
     let mut tables = batch::TableBuffers::default();
@@ -193,13 +201,26 @@ fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
             }
         }
         let keyed = batch::Keyed::with_facts(&decoded, &facts).expect("one fact per event");
-        // as the pipeline: the deliveries new to it (nothing is evicted here, so those not in
-        // the state), and the history of those the batch may re-attribute, held in memory
+        // as the pipeline (`write_piece`): the deliveries not in memory read back from their
+        // rows, those with none are new; the history of those the batch may re-attribute from
+        // memory, or read from the event rows
         let looked = store.look_up(keyed.places());
-        let new: HashSet<DeliveryKey> = keyed.at(looked.missing.iter().copied()).map(|(_, _, k)| k).collect();
-        let movable: Vec<TenantKey> = looked.movable.iter().map(|&i| (decoded[i].1.tenant.to_string(), decoded[i].1.delivery_key.to_string())).collect();
-        let (history, read) = recent.split(0, movable.clone());
-        assert!(read.is_empty(), "every delivery was created here, yet {} are to be read", read.len());
+        let mut new: HashSet<DeliveryKey> = HashSet::new();
+        {
+            let mut names = store.names();
+            for (_, e, key) in keyed.at(looked.missing.iter().copied()) {
+                match delivered.get(&(e.tenant.to_string(), e.delivery_key.to_string())) {
+                    Some(row) => drop(store.map.insert(key, Box::new(row.clone().into_state(&mut names)))),
+                    None => drop(new.insert(key)),
+                }
+            }
+        }
+        let reloaded = store.look_up(keyed.at(looked.missing.iter().copied()));
+        let mut movable: Vec<TenantKey> = looked.movable.iter().chain(&reloaded.movable).map(|&i| (decoded[i].1.tenant.to_string(), decoded[i].1.delivery_key.to_string())).collect();
+        movable.sort_unstable();
+        movable.dedup();
+        let (mut history, read) = recent.split(0, movable.clone());
+        history.extend(read.iter().filter_map(|(_, k)| Some((k.clone(), stored.get(k)?.clone()))));
         for (_, key) in &movable {
             let want = sorted(stored.get(key).cloned().unwrap_or_default());
             assert!(sorted(history.get(key).cloned().unwrap_or_default()) == want, "the history held for {key:?} is not the rows written");
@@ -236,6 +257,7 @@ fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
         assert!(again.deliveries(&store).is_empty(), "a replayed batch changed deliveries");
         drop(again);
         tables.spare = rows.into_delivery_buffer();
+        store.evict(seq + 1);
     }
     Ok(())
 }
