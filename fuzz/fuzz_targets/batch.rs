@@ -122,9 +122,12 @@ fn row_set<T: serde::Serialize>(rows: &[T]) -> Vec<Vec<u8>> {
 
 /// Every table's rows of one batch, each table's sorted.
 fn tables_of(rows: &batch::BatchRows, store: &StateStore) -> Vec<Vec<Vec<u8>>> {
-    let mut funnels = [rows.funnels.sums().iter().map(|r| format!("{r:?}").into_bytes()).collect::<Vec<_>>(), rows.funnels.recipients().iter().map(|r| format!("{r:?}").into_bytes()).collect(), rows.funnels.statuses().iter().map(|r| format!("{r:?}").into_bytes()).collect()];
-    funnels.iter_mut().for_each(|f| f.sort_unstable());
-    let [f1, f2, f3] = funnels;
+    // (the funnel tables' rows are read back from their bytes as tuples: compared as printed)
+    fn printed<T: std::fmt::Debug>(rows: Vec<T>) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = rows.iter().map(|r| format!("{r:?}").into_bytes()).collect();
+        out.sort_unstable();
+        out
+    }
     vec![
         row_set(&rows.events()),
         row_set(&rows.counters()),
@@ -133,9 +136,9 @@ fn tables_of(rows: &batch::BatchRows, store: &StateStore) -> Vec<Vec<Vec<u8>>> {
         row_set(&rows.order_tombstones),
         row_set(&rows.suppressions),
         row_set(&rows.deliveries(store)),
-        f1,
-        f2,
-        f3,
+        printed(rows.funnels.sums()),
+        printed(rows.funnels.recipients()),
+        printed(rows.funnels.statuses()),
     ]
 }
 
@@ -146,27 +149,44 @@ fn sorted(mut rows: Vec<EventRow>) -> Vec<EventRow> {
     rows
 }
 
-/// The rows of `keyed` applied by an aggregator that has just started: its state read back
-/// from the last delivery rows written (`delivered`), the history of the deliveries it may
-/// re-attribute from the event rows written (`stored`), as `pipeline::write_piece` does.
-fn restarted(keyed: &batch::Keyed, decoded: &[(i64, schemas::EventRef)], delivered: &HashMap<TenantKey, DeliveryRow>, stored: &HashMap<String, Vec<EventRow>>, seq: u64, now_ms: i64, cfg: &BatchConfig) -> Vec<Vec<Vec<u8>>> {
-    let store = StateStore::new(1_000);
+/// What `pipeline::write_piece` does before it applies a batch: the deliveries not in
+/// `store` read back from their last rows (`delivered`; those with none are new), and the
+/// history of those the batch may re-attribute, from `recent` or else read from the event
+/// rows written (`stored`). Returns that history, those deliveries and the new ones.
+fn read_back(
+    store: &StateStore,
+    recent: &RecentHistory,
+    keyed: &batch::Keyed,
+    delivered: &HashMap<TenantKey, DeliveryRow>,
+    stored: &HashMap<String, Vec<EventRow>>,
+) -> (batch::History, Vec<TenantKey>, HashSet<DeliveryKey>) {
     let looked = store.look_up(keyed.places());
+    let mut new = HashSet::new();
     {
         let mut names = store.names();
-        for &i in &looked.missing {
-            let e = &decoded[i].1;
-            if let Some(row) = delivered.get(&(e.tenant.to_string(), e.delivery_key.to_string())) {
-                store.map.insert(DeliveryKey::of(e.delivery_key), Box::new(row.clone().into_state(&mut names)));
+        for (_, e, key) in keyed.at(looked.missing.iter().copied()) {
+            match delivered.get(&(e.tenant.to_string(), e.delivery_key.to_string())) {
+                Some(row) => drop(store.map.insert(key, Box::new(row.clone().into_state(&mut names)))),
+                None => drop(new.insert(key)),
             }
         }
     }
     let reloaded = store.look_up(keyed.at(looked.missing.iter().copied()));
-    let mut movable: Vec<&str> = looked.movable.iter().chain(&reloaded.movable).map(|&i| decoded[i].1.delivery_key).collect();
+    let events = keyed.events();
+    let mut movable: Vec<TenantKey> = looked.movable.iter().chain(&reloaded.movable).map(|&i| (events[i].1.tenant.to_string(), events[i].1.delivery_key.to_string())).collect();
     movable.sort_unstable();
     movable.dedup();
-    let history: batch::History = movable.iter().filter_map(|k| Some((k.to_string(), stored.get(*k)?.clone()))).collect();
-    let rows = batch::apply(&store, 0, decoded, &history, seq, now_ms, cfg);
+    let (mut history, read) = recent.split(0, movable.clone());
+    history.extend(read.iter().filter_map(|(_, k)| Some((k.clone(), stored.get(k)?.clone()))));
+    (history, movable, new)
+}
+
+/// The rows of `keyed` applied by an aggregator that has just started: an empty state and no
+/// held history, so every state and history is read back (`read_back`).
+fn restarted(keyed: &batch::Keyed, delivered: &HashMap<TenantKey, DeliveryRow>, stored: &HashMap<String, Vec<EventRow>>, seq: u64, now_ms: i64, cfg: &BatchConfig) -> Vec<Vec<Vec<u8>>> {
+    let store = StateStore::new(1_000);
+    let (history, _, _) = read_back(&store, &RecentHistory::new(0), keyed, delivered, stored);
+    let rows = batch::apply(&store, 0, keyed.events(), &history, seq, now_ms, cfg);
     tables_of(&rows, &store)
 }
 
@@ -201,32 +221,13 @@ fn run(u: &mut Unstructured) -> arbitrary::Result<()> {
             }
         }
         let keyed = batch::Keyed::with_facts(&decoded, &facts).expect("one fact per event");
-        // as the pipeline (`write_piece`): the deliveries not in memory read back from their
-        // rows, those with none are new; the history of those the batch may re-attribute from
-        // memory, or read from the event rows
-        let looked = store.look_up(keyed.places());
-        let mut new: HashSet<DeliveryKey> = HashSet::new();
-        {
-            let mut names = store.names();
-            for (_, e, key) in keyed.at(looked.missing.iter().copied()) {
-                match delivered.get(&(e.tenant.to_string(), e.delivery_key.to_string())) {
-                    Some(row) => drop(store.map.insert(key, Box::new(row.clone().into_state(&mut names)))),
-                    None => drop(new.insert(key)),
-                }
-            }
-        }
-        let reloaded = store.look_up(keyed.at(looked.missing.iter().copied()));
-        let mut movable: Vec<TenantKey> = looked.movable.iter().chain(&reloaded.movable).map(|&i| (decoded[i].1.tenant.to_string(), decoded[i].1.delivery_key.to_string())).collect();
-        movable.sort_unstable();
-        movable.dedup();
-        let (mut history, read) = recent.split(0, movable.clone());
-        history.extend(read.iter().filter_map(|(_, k)| Some((k.clone(), stored.get(k)?.clone()))));
+        let (history, movable, new) = read_back(&store, &recent, &keyed, &delivered, &stored);
         for (_, key) in &movable {
             let want = sorted(stored.get(key).cloned().unwrap_or_default());
             assert!(sorted(history.get(key).cloned().unwrap_or_default()) == want, "the history held for {key:?} is not the rows written");
         }
         let now_ms = decoded.iter().map(|(_, e)| e.received_at).max().unwrap_or(0);
-        let twin = restarted(&keyed, &decoded, &delivered, &stored, seq, now_ms, &cfg);
+        let twin = restarted(&keyed, &delivered, &stored, seq, now_ms, &cfg);
         let spare = std::mem::take(&mut tables.spare);
         let mut rows = batch::apply_reusing(&store, 0, &keyed, &history, seq, now_ms, &cfg, spare);
         let mine = tables_of(&rows, &store);
